@@ -1,0 +1,1 @@
+"""The ``latentseg`` command line (Typer), installed as ``latentseg.cli``."""

@@ -1,0 +1,64 @@
+"""The Typer application. Commands live in ``cli/commands_*.py``, each with ``register(app)``.
+
+Nothing heavy is imported here: PyMC, scikit-learn and pandas are imported inside the commands,
+so ``latentseg --help`` and ``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated
+
+import typer
+
+from latentseg._version import __version__
+from latentseg.cli._common import state
+
+app = typer.Typer(
+    name="latentseg",
+    help="Segment customers by unmet needs: survey -> opportunity scores -> segments -> segment map.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+
+#: Command modules, in the order their commands appear in --help.
+COMMAND_MODULES = (
+    "latentseg.cli.commands_survey",
+    "latentseg.cli.commands_fit",
+    "latentseg.cli.commands_select",
+    "latentseg.cli.commands_decide",
+    "latentseg.cli.commands_run",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"latentseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results; no progress.")] = False,
+) -> None:
+    """latentseg: need-based customer segments with honest uncertainty."""
+    state.quiet = quiet
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:  # a command module not written yet
+        if _exc.name != _name:
+            raise
+        continue
+    _mod.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,60 @@
+"""latentseg: segment customers by unmet needs.
+
+The public surface is small; everything is imported lazily so ``import latentseg`` is quick::
+
+    import latentseg as ls
+    survey = ls.read_survey("examples/project_survey.csv")
+    clean, report = ls.clean(survey)
+    scores = ls.opportunity_scores(clean)
+    result = ls.fit(scores, "gmm", k=4, random_seed=1)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from latentseg._version import __version__
+from latentseg.errors import LatentsegError, LatentsegWarning
+from latentseg.result import SegmentationResult
+from latentseg.survey import Scale, Survey
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "read_survey": "latentseg.io",
+    "clean": "latentseg.cleaning",
+    "CleaningReport": "latentseg.cleaning",
+    "opportunity_scores": "latentseg.scoring",
+    "opportunity_landscape": "latentseg.scoring",
+    "simulate_survey": "latentseg.simulate",
+    "fit": "latentseg.models",
+    "predict_proba": "latentseg.models",
+    "select": "latentseg.select",
+    "compare": "latentseg.compare",
+    "profile": "latentseg.profile",
+    "segment_map": "latentseg.segment_map",
+    "size_segments": "latentseg.sizing",
+    "save_model": "latentseg.artifacts",
+    "load_model": "latentseg.artifacts",
+    "write_report": "latentseg.report",
+}
+
+__all__ = [
+    "__version__",
+    "LatentsegError",
+    "LatentsegWarning",
+    "SegmentationResult",
+    "Scale",
+    "Survey",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'latentseg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

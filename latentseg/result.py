@@ -1,0 +1,381 @@
+"""The one result type every model family returns: :class:`SegmentationResult`.
+
+Segments are numbered 1..k. :meth:`SegmentationResult.canonical` puts them in the canonical order
+(largest share first); every engine returns its result already in canonical order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SegmentationResult", "JSON_SCHEMA_VERSION"]
+
+#: Version of the machine-readable JSON contract (``to_dict``); bump on any breaking change.
+JSON_SCHEMA_VERSION = 1
+
+
+def _clean_json(value: Any) -> Any:
+    """Make numpy scalars / arrays and NaN JSON-safe (NaN and inf become ``None``)."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean_json(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return None if not math.isfinite(v) else v
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationResult:
+    """A fitted segmentation, the same for every model family.
+
+    Attributes
+    ----------
+    model : str
+        One of ``"kmeans"``, ``"gmm"``, ``"lca"``, ``"bayes-gmm"``, ``"bayes-lca"``.
+    k : int
+        Number of segments.
+    respondent_ids : pandas.Index, length n
+        Respondent ids, in the order of the rows of ``memberships``.
+    feature_names : tuple of str, length d
+        The columns the model was fitted on (outcomes, factors or indicators).
+    memberships : ndarray, shape (n, k)
+        Membership probabilities (posterior mean for Bayesian fits; 0/1 for k-means). Rows sum to 1.
+    centers : ndarray, shape (k, d)
+        Segment centers in the units of the fitted data (opportunity-score units for a survey;
+        for latent class models the expected indicator level or category code).
+    shares : ndarray, shape (k,)
+        Segment shares (fractions in [0, 1], summing to 1).
+    share_lower, share_upper : ndarray, shape (k,)
+        Bounds of the share interval.
+    interval_method : str
+        What the interval is, e.g. ``"95% credible (equal-tailed)"``, ``"95% bootstrap"``,
+        ``"95% Wilson"``.
+    criteria : mapping
+        Fit criteria: ``loglik, n_params, bic, aic, icl, sabic, caic, entropy, relative_entropy``
+        for likelihood models; ``waic, waic_se, loo, loo_se`` for Bayesian ones;
+        ``inertia, silhouette`` for k-means. Missing ones are absent (never made up).
+    diagnostics : mapping
+        ``converged`` (bool), ``warnings`` (list of str) and engine-specific entries: ``n_iter``,
+        ``n_starts``, ``n_best`` (starts reaching the best log-likelihood), ``rhat_max``,
+        ``ess_bulk_min``, ``divergences``, ``approximate`` ...
+    provenance : mapping
+        ``version``, ``random_seed``, ``data_hash``, ``created`` and the model ``config``.
+    settings : mapping
+        Model options as given (``covariance``, ``n_init`` ...).
+    params : mapping of str to ndarray
+        Per-segment parameters; axis 0 of every array is the segment axis (length k). Enough,
+        with ``shared_params``, to score new respondents (see :func:`latentseg.models.predict_proba`).
+    shared_params : mapping of str to ndarray
+        Parameters not indexed by segment (a tied covariance, ordinal cut points, ...).
+    center_intervals : ndarray, shape (k, d, 2), optional
+        Interval on each center (Bayesian fits, bootstrap).
+    membership_intervals : ndarray, shape (n, k, 2), optional
+        Interval on each membership probability (Bayesian fits).
+    labels : tuple of str, optional
+        Segment names, length k (set by profiling / config).
+    posterior : xarray.DataTree, optional
+        The relabelled posterior (Bayesian fits), with dims ``chain, draw, segment`` and
+        ``outcome`` / ``indicator`` / ``respondent`` where they apply.
+    extras : mapping
+        Engine-specific tables (e.g. item-response probabilities, loadings map) kept as
+        DataFrames / arrays; saved with the model.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> z = np.array([[0.9, 0.1], [0.2, 0.8], [1.0, 0.0]])
+    >>> r = SegmentationResult.from_memberships("gmm", z, centers=np.array([[1.0], [2.0]]),
+    ...                                         feature_names=("x",))
+    >>> r.assignment.tolist()
+    [1, 2, 1]
+    >>> r.relabel([2, 1]).assignment.tolist()
+    [2, 1, 2]
+    """
+
+    model: str
+    k: int
+    respondent_ids: pd.Index
+    feature_names: tuple[str, ...]
+    memberships: np.ndarray
+    centers: np.ndarray
+    shares: np.ndarray
+    share_lower: np.ndarray
+    share_upper: np.ndarray
+    interval_method: str
+    criteria: Mapping[str, float] = field(default_factory=dict)
+    diagnostics: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, np.ndarray] = field(default_factory=dict)
+    shared_params: Mapping[str, np.ndarray] = field(default_factory=dict)
+    center_intervals: np.ndarray | None = None
+    membership_intervals: np.ndarray | None = None
+    labels: tuple[str, ...] | None = None
+    posterior: Any = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+    def __post_init__(self) -> None:
+        z = np.asarray(self.memberships, dtype=float)
+        if z.ndim != 2 or z.shape[1] != self.k:
+            raise ValueError(f"memberships must have shape (n, {self.k}); got {z.shape}.")
+        if len(self.respondent_ids) != z.shape[0]:
+            raise ValueError("respondent_ids and memberships disagree on n.")
+        if np.asarray(self.centers).shape[0] != self.k:
+            raise ValueError("centers must have k rows.")
+        for name, arr in self.params.items():
+            if np.asarray(arr).shape[:1] != (self.k,):
+                raise ValueError(f"params[{name!r}] must have the segment axis (length k) first.")
+
+    @classmethod
+    def from_memberships(
+        cls,
+        model: str,
+        memberships: np.ndarray,
+        *,
+        centers: np.ndarray,
+        feature_names: Sequence[str],
+        respondent_ids: Sequence[Any] | pd.Index | None = None,
+        shares: np.ndarray | None = None,
+        share_interval: tuple[np.ndarray, np.ndarray] | None = None,
+        interval_method: str | None = None,
+        **kwargs: Any,
+    ) -> SegmentationResult:
+        """Build a result from memberships, filling shares (mean membership) and a Wilson
+        interval (on the expected counts) where not given, and return it in canonical order.
+
+        Parameters
+        ----------
+        model : str
+        memberships : ndarray, shape (n, k)
+        centers : ndarray, shape (k, d)
+        feature_names : sequence of str, length d
+        respondent_ids : sequence, length n, optional
+            Defaults to ``1..n``.
+        shares : ndarray, shape (k,), optional
+            Defaults to the column means of ``memberships``.
+        share_interval : (lower, upper), optional
+            Defaults to a 95% Wilson interval.
+        interval_method : str, optional
+        **kwargs
+            Any other field of :class:`SegmentationResult`.
+        """
+        from latentseg._stats import wilson_interval
+
+        z = np.asarray(memberships, dtype=float)
+        n, k = z.shape
+        ids = pd.Index(respondent_ids if respondent_ids is not None else np.arange(1, n + 1))
+        sh = np.asarray(shares, dtype=float) if shares is not None else z.mean(axis=0)
+        if share_interval is None:
+            lo, hi = wilson_interval(sh * n, n)
+            method = interval_method or "95% Wilson"
+        else:
+            lo, hi = (np.asarray(a, dtype=float) for a in share_interval)
+            method = interval_method or "95% interval"
+        res = cls(
+            model=model,
+            k=k,
+            respondent_ids=ids,
+            feature_names=tuple(str(f) for f in feature_names),
+            memberships=z,
+            centers=np.asarray(centers, dtype=float),
+            shares=sh,
+            share_lower=lo,
+            share_upper=hi,
+            interval_method=method,
+            **kwargs,
+        )
+        return res.canonical()
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def n(self) -> int:
+        """Number of respondents."""
+        return int(self.memberships.shape[0])
+
+    @property
+    def assignment(self) -> np.ndarray:
+        """Modal segment of each respondent, shape (n,), values 1..k."""
+        return np.argmax(self.memberships, axis=1) + 1
+
+    @property
+    def converged(self) -> bool:
+        """Whether the engine's diagnostics call the fit converged."""
+        return bool(self.diagnostics.get("converged", True))
+
+    @property
+    def segment_labels(self) -> tuple[str, ...]:
+        """Segment names, or ``"Segment 1".."Segment k"`` when none were given."""
+        return self.labels or tuple(f"Segment {j + 1}" for j in range(self.k))
+
+    # ------------------------------------------------------------------ relabelling
+    def relabel(self, permutation: Sequence[int]) -> SegmentationResult:
+        """Reorder segments: new segment ``j`` (1-based) is old segment ``permutation[j-1]``.
+
+        Parameters
+        ----------
+        permutation : sequence of int, length k
+            A permutation of ``1..k`` (1-based, as segments are numbered).
+
+        Returns
+        -------
+        SegmentationResult
+            A new result; every per-segment array (memberships, centers, shares, intervals,
+            params, labels, the posterior's ``segment`` dim) is permuted consistently.
+        """
+        perm = np.asarray(permutation, dtype=int) - 1
+        if sorted(perm.tolist()) != list(range(self.k)):
+            raise ValueError(f"permutation must be a permutation of 1..{self.k}; got {list(permutation)}.")
+
+        def take(a: np.ndarray | None, axis: int = 0) -> np.ndarray | None:
+            return None if a is None else np.take(np.asarray(a), perm, axis=axis)
+
+        posterior = self.posterior
+        if posterior is not None:
+            posterior = _permute_posterior(posterior, perm)
+        extras = {
+            key: (val.relabel(perm) if hasattr(val, "relabel") else val) for key, val in self.extras.items()
+        }
+        return dataclasses.replace(
+            self,
+            memberships=take(self.memberships, 1),
+            centers=take(self.centers),
+            shares=take(self.shares),
+            share_lower=take(self.share_lower),
+            share_upper=take(self.share_upper),
+            params={k: take(v) for k, v in self.params.items()},
+            center_intervals=take(self.center_intervals),
+            membership_intervals=take(self.membership_intervals, 1),
+            labels=None if self.labels is None else tuple(self.labels[i] for i in perm),
+            posterior=posterior,
+            extras=extras,
+        )
+
+    def canonical(self) -> SegmentationResult:
+        """The same result with segments ordered largest share first (ties: by first center)."""
+        order = np.lexsort((np.asarray(self.centers)[:, 0] if self.centers.size else np.zeros(self.k), -self.shares))
+        if np.array_equal(order, np.arange(self.k)):
+            return self
+        return self.relabel(order + 1)
+
+    def with_labels(self, labels: Sequence[str]) -> SegmentationResult:
+        """Return a copy with segment names set (length k)."""
+        if len(labels) != self.k:
+            raise ValueError(f"need {self.k} labels; got {len(labels)}.")
+        return dataclasses.replace(self, labels=tuple(str(x) for x in labels))
+
+    # ------------------------------------------------------------------ export
+    def to_frame(self) -> pd.DataFrame:
+        """Respondent-level table: ``segment`` (modal, 1..k) and ``p_1..p_k``.
+
+        Returns
+        -------
+        DataFrame, shape (n, k + 1), indexed by respondent id.
+        """
+        df = pd.DataFrame(
+            self.memberships, index=self.respondent_ids, columns=[f"p_{j + 1}" for j in range(self.k)]
+        )
+        df.insert(0, "segment", self.assignment)
+        df.index.name = "respondent_id"
+        return df
+
+    def segments_frame(self) -> pd.DataFrame:
+        """Segment-level table: label, share, interval, expected count, and the centers.
+
+        Returns
+        -------
+        DataFrame, shape (k, 6 + d), indexed by segment id 1..k.
+        """
+        df = pd.DataFrame(
+            {
+                "label": list(self.segment_labels),
+                "share": self.shares,
+                "share_lower": self.share_lower,
+                "share_upper": self.share_upper,
+                "interval": self.interval_method,
+                "expected_n": self.memberships.sum(axis=0),
+            },
+            index=pd.RangeIndex(1, self.k + 1, name="segment"),
+        )
+        centers = pd.DataFrame(self.centers, index=df.index, columns=list(self.feature_names))
+        return pd.concat([df, centers], axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable JSON contract (see shared/DESIGN.md), JSON-safe.
+
+        Returns
+        -------
+        dict
+            ``model, k, n, loglik, n_params, bic, aic, converged, segments, criteria,
+            diagnostics`` (+ ``waic``, ``loo``, ``rhat_max``, ``divergences`` for Bayesian fits),
+            ``schema_version``.
+        """
+        c = dict(self.criteria)
+        d = dict(self.diagnostics)
+        out: dict[str, Any] = {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "model": self.model,
+            "k": self.k,
+            "n": self.n,
+            "loglik": c.get("loglik"),
+            "n_params": c.get("n_params"),
+            "bic": c.get("bic"),
+            "aic": c.get("aic"),
+            "converged": self.converged,
+            "segments": [
+                {
+                    "id": j + 1,
+                    "label": self.segment_labels[j],
+                    "share": self.shares[j],
+                    "share_lower": self.share_lower[j],
+                    "share_upper": self.share_upper[j],
+                    "interval": self.interval_method,
+                    "center": dict(zip(self.feature_names, self.centers[j])),
+                }
+                for j in range(self.k)
+            ],
+            "criteria": c,
+            "diagnostics": d,
+        }
+        if self.model.startswith("bayes"):
+            for key in ("waic", "waic_se", "loo", "loo_se"):
+                out[key] = c.get(key)
+            for key in ("rhat_max", "divergences"):
+                out[key] = d.get(key)
+        out["settings"] = dict(self.settings)
+        out["provenance"] = dict(self.provenance)
+        return _clean_json(out)
+
+    def to_json(self, **kwargs: Any) -> str:
+        """``json.dumps(self.to_dict())``."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def _permute_posterior(tree: Any, perm: np.ndarray) -> Any:
+    """Permute the ``segment`` dimension of every dataset in a DataTree / Dataset."""
+
+    def fix(ds: Any) -> Any:
+        if "segment" not in ds.dims:
+            return ds
+        out = ds.isel(segment=perm)
+        return out.assign_coords(segment=np.arange(1, len(perm) + 1))
+
+    if hasattr(tree, "map_over_datasets"):
+        return tree.map_over_datasets(fix)
+    return fix(tree)

@@ -1,0 +1,55 @@
+"""SegmentationResult: canonical order, relabel, JSON contract, criteria."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from latentseg.models._criteria import information_criteria
+from latentseg.result import SegmentationResult
+
+
+def _result() -> SegmentationResult:
+    z = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.0, 0.2, 0.8], [0.1, 0.85, 0.05], [0.0, 0.1, 0.9], [0.0, 0.0, 1.0]])
+    centers = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    return SegmentationResult.from_memberships(
+        "gmm", z, centers=centers, feature_names=("a", "b"), respondent_ids=list("uvwxyz"),
+        params={"means": centers}, criteria=information_criteria(-10.0, 5, 6, z),
+    )
+
+
+def test_canonical_order_is_largest_first_and_consistent():
+    r = _result()
+    assert np.all(np.diff(r.shares) <= 0)
+    # old segment 3 (largest: 0.8+0.9+1.0) is now segment 1, with its center and params
+    assert r.centers[0, 0] == 3.0 and r.params["means"][0, 0] == 3.0
+    assert r.assignment.tolist() == [3, 2, 1, 2, 1, 1]
+    np.testing.assert_allclose(r.memberships.sum(axis=1), 1.0)
+
+
+def test_relabel_round_trip_and_validation():
+    r = _result()
+    r2 = r.relabel([3, 1, 2])
+    assert r2.centers[0, 0] == r.centers[2, 0]
+    back = r2.relabel([2, 3, 1])
+    np.testing.assert_array_equal(back.memberships, r.memberships)
+    with pytest.raises(ValueError, match="permutation of 1..3"):
+        r.relabel([1, 1, 2])
+
+
+def test_to_dict_contract_is_json_and_has_keys():
+    d = json.loads(_result().to_json())
+    for key in ("model", "k", "n", "loglik", "n_params", "bic", "aic", "converged", "segments", "criteria", "diagnostics"):
+        assert key in d
+    seg = d["segments"][0]
+    assert seg["id"] == 1 and seg["share_lower"] <= seg["share"] <= seg["share_upper"]
+    assert seg["interval"] == "95% Wilson"
+
+
+def test_criteria_match_published_faithful_values():
+    # Mplus / scikit-learn, faithful VVV k=2 (shared/reference/README.md)
+    c = information_criteria(-1130.264, 11, 272)
+    assert c["bic"] == pytest.approx(2322.192, abs=0.01)
+    assert c["aic"] == pytest.approx(2282.528, abs=0.01)
