@@ -25,6 +25,7 @@ app = typer.Typer(
 #: Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
     "latentseg.cli.commands_survey",
+    "latentseg.cli.commands_simulate",
     "latentseg.cli.commands_fit",
     "latentseg.cli.commands_select",
     "latentseg.cli.commands_decide",

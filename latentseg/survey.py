@@ -133,6 +133,27 @@ class Survey:
         """Outcome id -> statement."""
         return {str(k): str(v) for k, v in self.outcomes["statement"].items()}
 
+    def to_frame(self, imp_prefix: str = "imp_", sat_prefix: str = "sat_") -> pd.DataFrame:
+        """The survey as one wide table, as a reader expects it: ``respondent_id``, then
+        ``imp_<outcome>`` and ``sat_<outcome>`` for every outcome, the profile columns, and
+        ``duration`` / ``weight`` where present.
+
+        Returns
+        -------
+        DataFrame, shape (n, 1 + 2m + p [+ 1] [+ 1])
+        """
+        parts = [
+            pd.Series(self.respondent_ids, index=self.respondent_ids, name="respondent_id"),
+            self.importance.add_prefix(imp_prefix),
+            self.satisfaction.add_prefix(sat_prefix),
+            self.profile,
+        ]
+        if self.duration is not None:
+            parts.append(self.duration.rename("duration"))
+        if self.weight is not None:
+            parts.append(self.weight.rename("weight"))
+        return pd.concat(parts, axis=1).reset_index(drop=True)
+
     def subset(self, ids: Sequence[Any] | pd.Index | np.ndarray) -> Survey:
         """A new survey with only the given respondents (in the given order)."""
         ids = pd.Index(ids)
