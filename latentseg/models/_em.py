@@ -1,0 +1,415 @@
+"""Helpers shared by the EM engines (Gaussian mixtures, latent class) and k-means.
+
+Nothing here knows about a particular model. The pieces:
+
+- :func:`numeric_matrix` turns a DataFrame / ndarray into a float matrix with feature names and
+  respondent ids, and rejects what no engine can use (text columns, infinities, constant columns);
+- :func:`check_k` validates the number of segments against the data;
+- :func:`normalize_log` is the log-sum-exp step of every E-step: log joint densities in,
+  responsibilities and per-respondent log-likelihoods out, with one ``exp`` per cell;
+- :func:`start_generators` spawns one independent generator per start from the one seed;
+- :func:`random_partition` and :func:`kmeanspp_partition` are the two kinds of starts;
+- :func:`replication_report` is the Mplus-style summary of which starts reached the best
+  log-likelihood;
+- :func:`provenance` stamps a result with version, seed, data hash and config.
+
+A latent class engine can reuse :func:`normalize_log`, :func:`start_generators`,
+:func:`random_partition`, :func:`replication_report`, :func:`check_k` and :func:`provenance`
+unchanged: they work on any ``(n, k)`` array of log joint densities.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg._stats import data_hash
+from latentseg._version import __version__
+from latentseg.errors import ConfigError, format_rows
+
+__all__ = [
+    "numeric_matrix",
+    "check_k",
+    "normalize_log",
+    "start_generators",
+    "random_partition",
+    "kmeanspp_partition",
+    "replication_report",
+    "provenance",
+    "REPLICATION_TOL",
+]
+
+#: Two starts "reach the same maximum" when their log-likelihoods differ by at most this much
+#: (the tolerance Mplus uses in its replication report).
+REPLICATION_TOL = 0.01
+
+
+# ---------------------------------------------------------------------------------------- data
+def numeric_matrix(
+    data: Any,
+    *,
+    allow_missing: bool,
+    model: str,
+    check_constant: bool = True,
+) -> tuple[np.ndarray, tuple[str, ...], pd.Index]:
+    """Validate a numeric table and return it as a float matrix.
+
+    Parameters
+    ----------
+    data : DataFrame or array-like, shape (n, d)
+        A DataFrame gives feature names (its columns) and respondent ids (its index); an array
+        gives ``x1..xd`` and ``1..n``. A 1-d array is one feature.
+    allow_missing : bool
+        Whether NaN (missing) values are allowed. When not, the error names the rows and tells
+        the user to impute or to use the Gaussian mixture, which handles missing values.
+    model : str
+        The model name, used in messages.
+    check_constant : bool, default True
+        Reject columns with zero variance (over their observed values).
+
+    Returns
+    -------
+    X : ndarray, shape (n, d), float64
+        A new array (the caller's data is never modified).
+    feature_names : tuple of str, length d
+    respondent_ids : pandas.Index, length n
+
+    Raises
+    ------
+    ConfigError
+        Non-numeric columns, infinite values, missing values where not allowed, a column with
+        no observed value or zero variance, an empty table, a respondent with nothing observed.
+
+    Examples
+    --------
+    >>> X, names, ids = numeric_matrix(pd.DataFrame({"a": [1, 2], "b": [3.0, 5.0]}),
+    ...                                allow_missing=False, model="kmeans")
+    >>> X.shape, names, list(ids)
+    ((2, 2), ('a', 'b'), [0, 1])
+    """
+    if isinstance(data, pd.Series):
+        data = data.to_frame()
+    if isinstance(data, pd.DataFrame):
+        bad = [str(c) for c in data.columns if not _is_numeric_dtype(data[c])]
+        if bad:
+            raise ConfigError(
+                f"The {model} model needs numeric columns; column(s) {format_rows(bad)} are not numeric "
+                "(pick numeric columns, or fit a latent class model to categorical data)."
+            )
+        names = tuple(str(c) for c in data.columns)
+        ids = pd.Index(data.index)
+        X = data.to_numpy(dtype=float, na_value=np.nan, copy=True)
+    else:
+        try:
+            X = np.array(data, dtype=float, copy=True)
+        except (TypeError, ValueError):
+            raise ConfigError(f"The {model} model needs a numeric matrix; got values that are not numbers.") from None
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise ConfigError(f"The {model} model needs a 2-d table (respondents x features); got {X.ndim} dimensions.")
+        names = tuple(f"x{j + 1}" for j in range(X.shape[1]))
+        ids = pd.RangeIndex(1, X.shape[0] + 1)
+    n, d = X.shape
+    if n == 0 or d == 0:
+        raise ConfigError(f"The {model} model needs at least one respondent and one column; got shape {X.shape}.")
+    if np.isinf(X).any():
+        rows = np.flatnonzero(np.isinf(X).any(axis=1))
+        raise ConfigError(f"Infinite values at rows {format_rows(ids[rows])}; the {model} model needs finite numbers.")
+    missing = np.isnan(X)
+    if missing.any():
+        rows = np.flatnonzero(missing.any(axis=1))
+        if not allow_missing:
+            cols = [names[j] for j in np.flatnonzero(missing.any(axis=0))]
+            raise ConfigError(
+                f"The {model} model cannot use missing values: {len(rows)} row(s) {format_rows(ids[rows])} have "
+                f"missing values in column(s) {format_rows(cols)}; impute them, drop those rows, or use the "
+                "Gaussian mixture (model 'gmm'), which uses each respondent's observed values."
+            )
+        empty = np.flatnonzero(missing.all(axis=1))
+        if empty.size:
+            raise ConfigError(
+                f"{empty.size} row(s) {format_rows(ids[empty])} have no observed value; drop them before fitting."
+            )
+        nocol = [names[j] for j in np.flatnonzero(missing.all(axis=0))]
+        if nocol:
+            raise ConfigError(f"Column(s) {format_rows(nocol)} have no observed value; drop them before fitting.")
+    if check_constant and n > 1:
+        with np.errstate(invalid="ignore"):
+            spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
+        const = [names[j] for j in np.flatnonzero(spread == 0)]
+        if const:
+            raise ConfigError(
+                f"Column(s) {format_rows(const)} have zero variance (every respondent has the same value); "
+                "drop them: they cannot separate segments."
+            )
+    return X, names, ids
+
+
+def _is_numeric_dtype(col: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(col.dtype)) and not pd.api.types.is_bool_dtype(col.dtype)
+
+
+def check_k(k: Any, X: np.ndarray, model: str) -> int:
+    """Validate the number of segments: an integer from 1 to the number of distinct respondents.
+
+    Parameters
+    ----------
+    k : int
+    X : ndarray, shape (n, d)
+        The data (NaN allowed; rows are compared as they are).
+    model : str
+        Used in messages.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+
+    Examples
+    --------
+    >>> check_k(2, np.array([[0.0], [1.0], [1.0]]), "gmm")
+    2
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ConfigError(f"The number of segments k must be an integer >= 1; got {k!r}.")
+    k = int(k)
+    if k < 1:
+        raise ConfigError(f"The number of segments k must be an integer >= 1; got {k}.")
+    if k > X.shape[0]:
+        raise ConfigError(f"k = {k} segments but only {X.shape[0]} respondents; choose k <= {X.shape[0]}.")
+    if k > 1:
+        # np.unique treats NaN == NaN row-wise through the view trick below only on exact bytes
+        rows = np.ascontiguousarray(np.where(np.isnan(X), np.inf, X))
+        distinct = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()).size
+        if k > distinct:
+            raise ConfigError(
+                f"k = {k} segments but only {distinct} distinct respondents (rows with different values); "
+                f"choose k <= {distinct}."
+            )
+    return k
+
+
+# ---------------------------------------------------------------------------------------- E-step
+def normalize_log(log_joint: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise log joint densities into responsibilities (the log-sum-exp step).
+
+    Parameters
+    ----------
+    log_joint : ndarray, shape (..., k)
+        ``log w_k + log p(x_i | segment k)``. Rows that are all ``-inf`` are not allowed.
+    out : ndarray, shape (..., k), optional
+        Where to write the responsibilities (may be ``log_joint`` itself, to save memory).
+
+    Returns
+    -------
+    resp : ndarray, shape (..., k)
+        Posterior membership probabilities; each row sums to 1.
+    loglik : ndarray, shape (...)
+        ``log sum_k exp(log_joint)``, the per-respondent log-likelihood.
+
+    Examples
+    --------
+    >>> r, ll = normalize_log(np.log(np.array([[0.2, 0.6]])))
+    >>> r.round(2).tolist(), round(float(ll[0]), 4)
+    ([[0.25, 0.75]], -0.2231)
+    """
+    m = log_joint.max(axis=-1, keepdims=True)
+    resp = np.subtract(log_joint, m, out=out)
+    np.exp(resp, out=resp)
+    s = resp.sum(axis=-1, keepdims=True)
+    resp /= s
+    ll = np.log(s[..., 0])
+    ll += m[..., 0]
+    return resp, ll
+
+
+# ---------------------------------------------------------------------------------------- starts
+def start_generators(random_seed: int | None | np.random.Generator, n_starts: int) -> list[np.random.Generator]:
+    """One independent generator per start, spawned from the one seed.
+
+    Parameters
+    ----------
+    random_seed : int, None or Generator
+        Converted once with :func:`numpy.random.default_rng`.
+    n_starts : int
+
+    Returns
+    -------
+    list of Generator, length n_starts
+
+    Examples
+    --------
+    >>> a = [g.random() for g in start_generators(3, 2)]
+    >>> a == [g.random() for g in start_generators(3, 2)]
+    True
+    """
+    rng = random_seed if isinstance(random_seed, np.random.Generator) else np.random.default_rng(random_seed)
+    return list(rng.spawn(n_starts))
+
+
+def random_partition(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A random hard partition of ``n`` respondents into ``k`` non-empty segments, as one-hot rows.
+
+    Parameters
+    ----------
+    n, k : int
+        ``n >= k``.
+    rng : Generator
+
+    Returns
+    -------
+    ndarray, shape (n, k), float
+        One-hot responsibilities.
+
+    Examples
+    --------
+    >>> z = random_partition(5, 2, np.random.default_rng(0))
+    >>> z.shape, z.sum(axis=1).tolist(), bool((z.sum(axis=0) > 0).all())
+    ((5, 2), [1.0, 1.0, 1.0, 1.0, 1.0], True)
+    """
+    labels = rng.integers(k, size=n)
+    # guarantee every segment one member (rare fix-up for small n)
+    labels[rng.choice(n, size=k, replace=False)] = np.arange(k)
+    z = np.zeros((n, k))
+    z[np.arange(n), labels] = 1.0
+    return z
+
+
+def kmeanspp_partition(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Hard partition by the nearest of ``k`` centers chosen by k-means++ seeding.
+
+    The seeding is Arthur & Vassilvitskii's (2007) D^2 sampling: the first center is a random
+    respondent, each next one is drawn with probability proportional to the squared distance to
+    the nearest center chosen so far. Missing values (NaN) are ignored in distances (distances are
+    averaged over the dimensions both rows observe).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+    k : int
+    rng : Generator
+
+    Returns
+    -------
+    ndarray, shape (n, k), float
+        One-hot responsibilities (every segment holds at least its own center).
+
+    Examples
+    --------
+    >>> X = np.r_[np.zeros((5, 1)), np.full((5, 1), 9.0)]
+    >>> z = kmeanspp_partition(X, 2, np.random.default_rng(1))
+    >>> sorted(z.sum(axis=0).tolist())
+    [5.0, 5.0]
+    """
+    n = X.shape[0]
+    obs = ~np.isnan(X)
+    Xz = np.where(obs, X, 0.0)
+    has_missing = not obs.all()
+    centers = np.empty(k, dtype=np.intp)
+    centers[0] = rng.integers(n)
+    d2 = _sq_dist_to(Xz, obs, centers[0], has_missing)
+    closest = d2
+    for j in range(1, k):
+        total = closest.sum()
+        if total <= 0 or not np.isfinite(total):
+            rest = np.setdiff1d(np.arange(n), centers[:j])
+            centers[j] = rng.choice(rest)
+        else:
+            centers[j] = rng.choice(n, p=closest / total)
+        closest = np.minimum(closest, _sq_dist_to(Xz, obs, centers[j], has_missing))
+    dist = np.stack([_sq_dist_to(Xz, obs, c, has_missing) for c in centers], axis=1)
+    labels = dist.argmin(axis=1)
+    labels[centers] = np.arange(k)
+    z = np.zeros((n, k))
+    z[np.arange(n), labels] = 1.0
+    return z
+
+
+def _sq_dist_to(Xz: np.ndarray, obs: np.ndarray, i: int, has_missing: bool) -> np.ndarray:
+    diff = Xz - Xz[i]
+    if not has_missing:
+        return np.einsum("ij,ij->i", diff, diff)
+    both = obs & obs[i]
+    diff *= both
+    cnt = both.sum(axis=1)
+    d = Xz.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.einsum("ij,ij->i", diff, diff) * d / cnt
+    return np.where(cnt > 0, out, np.nanmean(out) if np.isfinite(out).any() else 1.0)
+
+
+# ---------------------------------------------------------------------------------------- report
+def replication_report(
+    logliks: Sequence[float], usable: Sequence[bool] | None = None, tol: float = REPLICATION_TOL
+) -> dict[str, Any]:
+    """The Mplus-style replication report over starts.
+
+    Parameters
+    ----------
+    logliks : sequence of float, length S
+        Final log-likelihood of every start.
+    usable : sequence of bool, length S, optional
+        Starts eligible as the solution (e.g. not degenerate). Defaults to all.
+    tol : float, default 0.01
+        Starts within ``tol`` of the best usable log-likelihood count as replicating it.
+
+    Returns
+    -------
+    dict
+        ``best`` (index of the best usable start, or of the best start when none is usable),
+        ``n_starts``, ``n_best`` (usable starts within ``tol`` of the best), ``share_best``,
+        ``best_loglik``, ``start_logliks`` (every start's final log-likelihood, in start order).
+
+    Examples
+    --------
+    >>> r = replication_report([-10.0, -10.004, -12.0])
+    >>> r["best"], r["n_best"], r["n_starts"]
+    (0, 2, 3)
+    """
+    ll = np.asarray(logliks, dtype=float)
+    ok = np.ones(ll.size, dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
+    ok = ok & np.isfinite(ll)
+    pool = ok if ok.any() else np.isfinite(ll)
+    if not pool.any():
+        best = 0
+        n_best = 0
+        best_ll = float("nan")
+    else:
+        masked = np.where(pool, ll, -np.inf)
+        best = int(np.argmax(masked))
+        best_ll = float(ll[best])
+        n_best = int((pool & (ll >= best_ll - tol)).sum())
+    return {
+        "best": best,
+        "n_starts": int(ll.size),
+        "n_best": n_best,
+        "share_best": n_best / ll.size if ll.size else float("nan"),
+        "best_loglik": best_ll,
+        "start_logliks": [float(v) for v in ll],
+    }
+
+
+def provenance(random_seed: int | None, *arrays: Any, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance of a fit: library version, seed, data hash, creation time and config.
+
+    Examples
+    --------
+    >>> p = provenance(1, np.zeros(3), config={"k": 2})
+    >>> sorted(p)
+    ['config', 'created', 'data_hash', 'random_seed', 'version']
+    """
+    return {
+        "version": __version__,
+        "random_seed": None if random_seed is None else int(random_seed),
+        "data_hash": data_hash(*arrays),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": dict(config or {}),
+    }

@@ -1,0 +1,825 @@
+"""Gaussian mixtures (latent profile models) by EM, with mclust-style covariance structures.
+
+Our own vectorised numpy EM (not scikit-learn's). Structures, named as in mclust
+(volume / shape / orientation, ``E`` equal across segments, ``V`` varying, ``I`` identity):
+
+========  ===================================  =================================
+name      covariance of segment k              free covariance parameters
+========  ===================================  =================================
+``EII``   ``s2 I`` (spherical, equal)           1
+``VII``   ``s2_k I`` (spherical, varying)       k
+``EEI``   ``diag(v)`` (diagonal, equal)         d
+``VVI``   ``diag(v_k)`` (diagonal, varying)     k d
+``EEE``   ``S`` (full, equal / "tied")          d (d + 1) / 2
+``VVV``   ``S_k`` (full, varying)               k d (d + 1) / 2
+========  ===================================  =================================
+
+plus ``k d`` means and ``k - 1`` mixing weights. For one variable, ``E`` (equal variance) and
+``V`` (unequal variances) are accepted, and scikit-learn's names map as ``spherical -> VII``,
+``diag -> VVI``, ``tied -> EEE``, ``full -> VVV``.
+
+Missing values are handled exactly: a respondent's likelihood is the Gaussian density of the
+coordinates it observed (the marginal of the segment's Gaussian). For the diagonal and spherical
+structures the M-step given the responsibilities is then available in closed form (weighted means
+and variances over the observed cells). For the full structures (EEE, VVV) EM also treats the
+unobserved coordinates as missing data (conditional means and covariances given the observed
+ones, computed once per missingness pattern), which maximises the same observed-data likelihood.
+
+Every start runs to convergence; the replication report (how many starts reached the best
+log-likelihood, as Mplus reports) and each start's final log-likelihood go into the diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError, ConvergenceWarning, FitError
+from latentseg.models._criteria import information_criteria
+from latentseg.models._em import (
+    check_k,
+    kmeanspp_partition,
+    normalize_log,
+    numeric_matrix,
+    provenance,
+    random_partition,
+    replication_report,
+    start_generators,
+)
+from latentseg.result import SegmentationResult
+
+__all__ = ["fit_gmm", "predict_proba", "log_likelihood", "n_free_params", "STRUCTURES", "resolve_covariance"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+#: structure -> (family, varies by segment, spherical)
+STRUCTURES: dict[str, tuple[str, bool, bool]] = {
+    "EII": ("diag", False, True),
+    "VII": ("diag", True, True),
+    "EEI": ("diag", False, False),
+    "VVI": ("diag", True, False),
+    "EEE": ("full", False, False),
+    "VVV": ("full", True, False),
+}
+_ALIASES = {"spherical": "VII", "diag": "VVI", "diagonal": "VVI", "tied": "EEE", "full": "VVV"}
+_INITS = ("kmeans++", "random", "both")
+
+#: a variance below this fraction of its column's variance (above ``reg_covar``) has collapsed
+COLLAPSE_FRACTION = 1e-6
+#: a segment holding less than this share of respondents is reported as near-empty
+SMALL_SHARE = 0.01
+
+
+def resolve_covariance(covariance: str, d: int) -> str:
+    """The mclust name of a covariance structure given as mclust, univariate or scikit-learn name.
+
+    Parameters
+    ----------
+    covariance : str
+        ``EII, VII, EEI, VVI, EEE, VVV``; ``E`` / ``V`` (one variable only); or
+        ``spherical, diag, tied, full``.
+    d : int
+        Number of variables.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> resolve_covariance("diag", 3), resolve_covariance("V", 1), resolve_covariance("E", 1)
+    ('VVI', 'VVI', 'EEI')
+    """
+    name = str(covariance).strip()
+    if name.upper() in ("E", "V"):
+        if d != 1:
+            raise ConfigError(
+                f"Covariance {name!r} is for one variable; with {d} variables use one of "
+                "EII, VII, EEI, VVI, EEE, VVV."
+            )
+        return "EEI" if name.upper() == "E" else "VVI"
+    if name.lower() in _ALIASES:
+        return _ALIASES[name.lower()]
+    if name.upper() in STRUCTURES:
+        return name.upper()
+    raise ConfigError(
+        f"Unknown covariance structure {covariance!r}; choose one of EII, VII, EEI, VVI, EEE, VVV "
+        "(or spherical, diag, tied, full; E or V for one variable)."
+    )
+
+
+def n_free_params(structure: str, k: int, d: int) -> int:
+    """Number of free parameters of a Gaussian mixture (means + weights + covariance).
+
+    Parameters
+    ----------
+    structure : str
+        An mclust name (see :func:`resolve_covariance`).
+    k, d : int
+        Segments and variables.
+
+    Returns
+    -------
+    int
+        ``k d + (k - 1) + c`` with ``c`` = 1 (EII), k (VII), d (EEI), k d (VVI), d(d+1)/2 (EEE),
+        k d(d+1)/2 (VVV).
+
+    Examples
+    --------
+    >>> n_free_params("VVV", 2, 2), n_free_params("EEI", 3, 4), n_free_params("V", 3, 1)
+    (11, 18, 8)
+    """
+    s = resolve_covariance(structure, d)
+    cov = {
+        "EII": 1,
+        "VII": k,
+        "EEI": d,
+        "VVI": k * d,
+        "EEE": d * (d + 1) // 2,
+        "VVV": k * d * (d + 1) // 2,
+    }[s]
+    return k * d + (k - 1) + cov
+
+
+# ============================================================================ start bookkeeping
+@dataclass
+class _Start:
+    """Outcome of one EM start (parameters on the centred data)."""
+
+    init: str
+    loglik: float
+    n_iter: int
+    converged: bool
+    weights: np.ndarray  # (k,)
+    means: np.ndarray  # (k, d)
+    cov: np.ndarray  # diag: (k, d) variances; full: (k, d, d)
+    degenerate: list[str]
+
+
+# ============================================================================ diagonal family
+def _design(Xc: np.ndarray, obs: np.ndarray | None) -> np.ndarray:
+    """Row features whose inner products with coefficient rows give log densities and M-step sums.
+
+    Without missing values: ``[x^2, x, 1]``; with: ``[x^2, x, m, 1]`` (x zeroed where missing, m
+    the observed indicator). Shape (n, 2d + 1) or (n, 3d + 1).
+    """
+    n, d = Xc.shape
+    if obs is None:
+        F = np.empty((n, 2 * d + 1))
+        np.multiply(Xc, Xc, out=F[:, :d])
+        F[:, d : 2 * d] = Xc
+        F[:, 2 * d] = 1.0
+    else:
+        Xz = np.where(obs, Xc, 0.0)
+        F = np.empty((n, 3 * d + 1))
+        np.multiply(Xz, Xz, out=F[:, :d])
+        F[:, d : 2 * d] = Xz
+        F[:, 2 * d : 3 * d] = obs
+        F[:, 3 * d] = 1.0
+    return F
+
+
+def _diag_coefficients(means: np.ndarray, var: np.ndarray, logw: np.ndarray, missing: bool) -> np.ndarray:
+    """Coefficient rows for :func:`_design`: ``F @ W.T`` gives log w_k + log N(x_obs | mu_k, var_k).
+
+    means, var: (..., k, d); logw: (..., k). Returns (..., k, p).
+    """
+    inv = 1.0 / var
+    c = -0.5 * (_LOG_2PI + np.log(var) + means * means * inv)  # per-cell constant (..., k, d)
+    parts = [-0.5 * inv, means * inv]
+    if missing:
+        parts.append(c)
+        parts.append(logw[..., None])
+    else:
+        parts.append((c.sum(axis=-1) + logw)[..., None])
+    return np.concatenate(parts, axis=-1)
+
+
+def _diag_mstep(
+    T: np.ndarray, d: int, n: int, structure: str, reg_covar: float, missing: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed-form M-step from the sums ``T = R.T @ F`` (shape (S, k, p)).
+
+    Returns weights (S, k), means (S, k, d), variances (S, k, d).
+    """
+    eps = 10 * np.finfo(float).eps
+    S2 = T[..., :d]
+    S1 = T[..., d : 2 * d]
+    Nk = T[..., -1] + eps  # (S, k)
+    S0 = (T[..., 2 * d : 3 * d] if missing else np.broadcast_to(Nk[..., None], S1.shape)) + eps
+    means = S1 / S0
+    dev = np.maximum(S2 - S1 * means, 0.0)  # sum r m (x - mu)^2
+    _, vary, spherical = STRUCTURES[structure]
+    if vary and not spherical:  # VVI
+        var = dev / S0
+    elif vary:  # VII
+        var = np.broadcast_to((dev.sum(-1) / S0.sum(-1))[..., None], dev.shape)
+    elif not spherical:  # EEI
+        var = np.broadcast_to((dev.sum(-2) / S0.sum(-2))[..., None, :], dev.shape)
+    else:  # EII
+        var = np.broadcast_to((dev.sum((-1, -2)) / S0.sum((-1, -2)))[..., None, None], dev.shape)
+    var = var + reg_covar
+    weights = Nk / n
+    return weights, means, var
+
+
+def _diag_batch_em(
+    F: np.ndarray,
+    d: int,
+    structure: str,
+    init_resp: Sequence[np.ndarray],
+    *,
+    max_iter: int,
+    tol: float,
+    reg_covar: float,
+    missing: bool,
+    chunk_cells: int = 4_000_000,
+) -> list[tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray]]:
+    """Run EM for every start at once (the starts are stacked along the segment axis).
+
+    One pass over the data per iteration computes, for all active starts, the log-likelihood at
+    the current parameters and the sums the M-step needs. A start stops when its log-likelihood
+    changes by at most ``tol * (1 + |loglik|)``; its parameters are then the ones the reported
+    log-likelihood was computed at.
+
+    Returns one tuple per start: (loglik, n_iter, converged, weights, means, variances).
+    """
+    n = F.shape[0]
+    S = len(init_resp)
+    k = init_resp[0].shape[1]
+    T0 = np.stack([R.T @ F for R in init_resp])  # (S, k, p)
+    w, mu, var = _diag_mstep(T0, d, n, structure, reg_covar, missing)
+    w, mu, var = w.copy(), mu.copy(), np.ascontiguousarray(var)
+    prev = np.full(S, -np.inf)
+    out_ll = np.full(S, np.nan)
+    n_iter = np.zeros(S, dtype=int)
+    conv = np.zeros(S, dtype=bool)
+    active = np.arange(S)
+    for it in range(1, max_iter + 1):
+        A = active.size
+        with np.errstate(divide="ignore"):
+            logw = np.log(w[active])
+        W = _diag_coefficients(mu[active], var[active], logw, missing).reshape(A * k, -1)
+        Wt = np.ascontiguousarray(W.T)
+        ll = np.zeros(A)
+        T = np.zeros((A * k, F.shape[1]))
+        step = max(1, chunk_cells // (A * k))
+        for lo in range(0, n, step):
+            Fc = F[lo : lo + step]
+            L = Fc @ Wt
+            R, llc = normalize_log(L.reshape(-1, A, k), out=L.reshape(-1, A, k))
+            ll += llc.sum(axis=0)
+            T += R.reshape(-1, A * k).T @ Fc
+        n_iter[active] = it
+        delta = ll - prev[active]
+        done = np.abs(delta) <= tol * (1.0 + np.abs(ll))
+        if it == max_iter:
+            out_ll[active] = ll
+            conv[active] = done
+            break
+        out_ll[active[done]] = ll[done]
+        conv[active[done]] = True
+        prev[active] = ll
+        keep = ~done
+        if not keep.any():
+            break
+        new_w, new_mu, new_var = _diag_mstep(T.reshape(A, k, -1)[keep], d, n, structure, reg_covar, missing)
+        act = active[keep]
+        w[act], mu[act], var[act] = new_w, new_mu, new_var
+        active = act
+    return [(float(out_ll[s]), int(n_iter[s]), bool(conv[s]), w[s].copy(), mu[s].copy(), var[s].copy()) for s in range(S)]
+
+
+def _diag_log_joint(X: np.ndarray, weights: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """log w_k + log N(x_obs | mu_k, diag var_k) for every row, shape (n, k). NaN = missing."""
+    obs = ~np.isnan(X)
+    missing = not obs.all()
+    F = _design(X, obs if missing else None)
+    with np.errstate(divide="ignore"):
+        logw = np.log(weights)
+    W = _diag_coefficients(means, var, logw, missing)
+    return F @ W.T
+
+
+# ============================================================================ full family
+class _Patterns:
+    """Respondents grouped by which coordinates they observed."""
+
+    def __init__(self, obs: np.ndarray) -> None:
+        n, d = obs.shape
+        if obs.all():
+            self.groups = [(np.arange(n), np.arange(d), np.arange(0))]
+        else:
+            keys, inverse = np.unique(obs, axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[order], np.arange(keys.shape[0] + 1))
+            self.groups = [
+                (order[bounds[g] : bounds[g + 1]], np.flatnonzero(keys[g]), np.flatnonzero(~keys[g]))
+                for g in range(keys.shape[0])
+            ]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+
+def _chol_logpdf(Xo: np.ndarray, mu_o: np.ndarray, cov_oo: np.ndarray) -> np.ndarray:
+    from scipy.linalg import cholesky, solve_triangular
+
+    chol = cholesky(cov_oo, lower=True, check_finite=False)
+    sol = solve_triangular(chol, (Xo - mu_o).T, lower=True, check_finite=False)
+    logdet = 2.0 * np.log(np.diag(chol)).sum()
+    return -0.5 * (Xo.shape[1] * _LOG_2PI + logdet + np.einsum("ij,ij->j", sol, sol))
+
+
+def _full_log_joint(
+    X: np.ndarray, patterns: _Patterns, weights: np.ndarray, means: np.ndarray, covs: np.ndarray
+) -> np.ndarray:
+    """log w_k + log N(x_obs | mu_k[obs], S_k[obs, obs]), shape (n, k)."""
+    n = X.shape[0]
+    k = weights.shape[0]
+    L = np.empty((n, k))
+    with np.errstate(divide="ignore"):
+        logw = np.log(weights)
+    for rows, o, _ in patterns.groups:
+        Xo = X[np.ix_(rows, o)]
+        for j in range(k):
+            L[rows, j] = _chol_logpdf(Xo, means[j, o], covs[j][np.ix_(o, o)]) + logw[j]
+    return L
+
+
+def _full_mstep(
+    X: np.ndarray,
+    patterns: _Patterns,
+    R: np.ndarray,
+    means: np.ndarray,
+    covs: np.ndarray,
+    tied: bool,
+    reg_covar: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EM M-step for full covariances; unobserved coordinates enter through their conditional
+    mean and covariance given the observed ones (old parameters)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    n, d = X.shape
+    k = R.shape[1]
+    eps = 10 * np.finfo(float).eps
+    Nk = R.sum(axis=0) + eps
+    Sx = np.zeros((k, d))
+    Sxx = np.zeros((k, d, d))
+    for rows, o, m in patterns.groups:
+        Rg = R[rows]
+        if m.size == 0:
+            Xg = X[rows]
+            Sx += Rg.T @ Xg
+            for j in range(k):
+                Sxx[j] += (Xg * Rg[:, j : j + 1]).T @ Xg
+            continue
+        Xo = X[np.ix_(rows, o)]
+        for j in range(k):
+            if o.size:
+                cf = cho_factor(covs[j][np.ix_(o, o)], lower=True, check_finite=False)
+                B = cho_solve(cf, covs[j][np.ix_(o, m)], check_finite=False)  # (|o|, |m|)
+                xm = means[j, m] + (Xo - means[j, o]) @ B
+                C = covs[j][np.ix_(m, m)] - covs[j][np.ix_(m, o)] @ B
+            else:
+                xm = np.broadcast_to(means[j, m], (rows.size, m.size))
+                C = covs[j][np.ix_(m, m)]
+            xhat = np.empty((rows.size, d))
+            xhat[:, o] = Xo
+            xhat[:, m] = xm
+            r = Rg[:, j]
+            Sx[j] += r @ xhat
+            Sxx[j] += (xhat * r[:, None]).T @ xhat
+            Sxx[j][np.ix_(m, m)] += r.sum() * C
+    new_means = Sx / Nk[:, None]
+    scatter = Sxx - Nk[:, None, None] * np.einsum("ki,kj->kij", new_means, new_means)
+    eye = np.eye(d) * reg_covar
+    if tied:
+        shared = scatter.sum(axis=0) / n
+        shared = 0.5 * (shared + shared.T) + eye
+        new_covs = np.broadcast_to(shared, (k, d, d)).copy()
+    else:
+        new_covs = scatter / Nk[:, None, None]
+        new_covs = 0.5 * (new_covs + new_covs.transpose(0, 2, 1)) + eye
+    return Nk / n, new_means, new_covs
+
+
+def _full_em(
+    X: np.ndarray,
+    patterns: _Patterns,
+    structure: str,
+    R0: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    reg_covar: float,
+) -> tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray]:
+    """EM for one start of a full-covariance structure (EEE / VVV)."""
+    n, d = X.shape
+    k = R0.shape[1]
+    tied = not STRUCTURES[structure][1]
+    # initial parameters from the partition (complete-case means for unobserved cells)
+    Xf = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+    w, mu, cov = _full_mstep(Xf, _Patterns(np.ones_like(X, dtype=bool)), R0, None, None, tied, reg_covar)  # type: ignore[arg-type]
+    prev = -np.inf
+    ll = -np.inf
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        try:
+            L = _full_log_joint(X, patterns, w, mu, cov)
+        except np.linalg.LinAlgError:
+            return (float("nan"), it, False, w, mu, cov)
+        R, llr = normalize_log(L, out=L)
+        ll = float(llr.sum())
+        if abs(ll - prev) <= tol * (1.0 + abs(ll)):
+            converged = True
+            break
+        if it == max_iter:
+            break
+        prev = ll
+        try:
+            w, mu, cov = _full_mstep(X, patterns, R, mu, cov, tied, reg_covar)
+        except np.linalg.LinAlgError:
+            return (float("nan"), it, False, w, mu, cov)
+    return (ll, it, converged, w, mu, cov)
+
+
+# ============================================================================ degeneracy
+def _degeneracy(
+    start_cov: np.ndarray, weights: np.ndarray, family: str, col_var: np.ndarray, reg_covar: float, n: int
+) -> list[str]:
+    """Reasons a solution is degenerate: a collapsed variance or an empty segment (0-based)."""
+    reasons = []
+    for j in range(weights.size):
+        if weights[j] * n < 1.0:
+            reasons.append(f"empty:{j}")
+            continue
+        if family == "diag":
+            excess = start_cov[j] - reg_covar
+            if (excess <= COLLAPSE_FRACTION * col_var).any():
+                reasons.append(f"collapse:{j}")
+        else:
+            eig = np.linalg.eigvalsh(start_cov[j])
+            if eig.min() - reg_covar <= COLLAPSE_FRACTION * col_var.min():
+                reasons.append(f"collapse:{j}")
+    return reasons
+
+
+# ============================================================================ public API
+def fit_gmm(
+    data: Any,
+    k: int,
+    *,
+    covariance: str = "VVI",
+    n_init: int = 10,
+    init: str = "both",
+    max_iter: int = 500,
+    tol: float = 1e-6,
+    reg_covar: float = 1e-6,
+    random_seed: int | None = None,
+) -> SegmentationResult:
+    """Fit a Gaussian mixture with ``k`` segments by EM from several starts.
+
+    Parameters
+    ----------
+    data : DataFrame or ndarray, shape (n, d)
+        Numeric; NaN marks a missing value (each respondent's likelihood uses the values it has).
+        A DataFrame's columns name the features and its index the respondents.
+    k : int
+        Number of segments (1 to the number of distinct respondents).
+    covariance : str, default "VVI"
+        mclust structure: ``EII, VII, EEI, VVI, EEE, VVV``; ``E`` / ``V`` for one variable;
+        scikit-learn's ``spherical, diag, tied, full`` are accepted.
+    n_init : int, default 10
+        Number of starts; each runs to convergence.
+    init : {"both", "kmeans++", "random"}, default "both"
+        Starting partitions: nearest k-means++ seed, a uniformly random partition, or alternating
+        (even starts k-means++, odd starts random).
+    max_iter : int, default 500
+        EM iterations per start.
+    tol : float, default 1e-6
+        A start has converged when its log-likelihood changes by at most
+        ``tol * (1 + |log-likelihood|)`` in one iteration.
+    reg_covar : float, default 1e-6
+        Added to every variance (diagonal of every covariance) in each M-step, in data units.
+    random_seed : int, optional
+        The one seed; same seed, same result bit for bit.
+
+    Returns
+    -------
+    SegmentationResult
+        ``model="gmm"``; ``params``: ``weights (k,)``, ``means (k, d)`` and ``variances (k, d)``
+        (VII, VVI) or ``covariances (k, d, d)`` (VVV); ``shared_params``: ``variances (d,)``
+        (EII, EEI) or ``covariance (d, d)`` (EEE). ``criteria`` from
+        :func:`latentseg.models._criteria.information_criteria`; ``diagnostics`` with
+        ``converged, warnings, n_iter, n_starts, n_best, share_best, start_logliks,
+        start_converged, start_degenerate``.
+
+    Raises
+    ------
+    ConfigError
+        Bad settings or data (see :func:`latentseg.models._em.numeric_matrix`).
+    FitError
+        No start produced a finite log-likelihood.
+
+    Warns
+    -----
+    ConvergenceWarning
+        The chosen solution did not converge, is degenerate (a collapsed variance, an empty
+        segment) or has a near-empty segment; the same text is in ``diagnostics["warnings"]``.
+
+    Notes
+    -----
+    BIC = -2 log L + p ln n (lower is better; mclust prints the negative).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(6, 1, (40, 2))]
+    >>> r = fit_gmm(X, 2, covariance="VVI", random_seed=1)
+    >>> r.shares.round(2).tolist(), r.criteria["n_params"]
+    ([0.6, 0.4], 9)
+    """
+    X, names, ids = numeric_matrix(data, allow_missing=True, model="gmm")
+    n, d = X.shape
+    k = check_k(k, X, "gmm")
+    structure = resolve_covariance(covariance, d)
+    n_init = _check_int(n_init, "n_init", 1)
+    max_iter = _check_int(max_iter, "max_iter", 1)
+    if init not in _INITS:
+        raise ConfigError(f"init must be one of {', '.join(_INITS)}; got {init!r}.")
+    for name, val in (("tol", tol), ("reg_covar", reg_covar)):
+        if not (isinstance(val, (int, float)) and math.isfinite(val) and val >= 0):
+            raise ConfigError(f"{name} must be a number >= 0; got {val!r}.")
+    family = STRUCTURES[structure][0]
+
+    obs = ~np.isnan(X)
+    has_missing = not obs.all()
+    center = np.nanmean(X, axis=0)
+    Xc = X - center  # translation leaves the likelihood unchanged and keeps the sums well scaled
+    col_var = np.nanvar(X, axis=0)
+
+    # ---- starts
+    gens = start_generators(random_seed, n_init)
+    kinds = [_start_kind(init, s) for s in range(n_init)]
+    resp0 = []
+    for g, kind in zip(gens, kinds):
+        if k == 1:
+            resp0.append(np.ones((n, 1)))
+        elif kind == "kmeans++":
+            resp0.append(kmeanspp_partition(Xc, k, g))
+        else:
+            resp0.append(random_partition(n, k, g))
+
+    # ---- EM
+    starts: list[_Start] = []
+    if family == "diag":
+        F = _design(Xc, obs if has_missing else None)
+        runs = _diag_batch_em(
+            F, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
+        )
+        del F
+    else:
+        patterns = _Patterns(obs)
+        Xz = np.where(obs, Xc, np.nan)
+        runs = [
+            _full_em(Xz, patterns, structure, R0, max_iter=max_iter, tol=tol, reg_covar=reg_covar) for R0 in resp0
+        ]
+    for kind, (ll, it, conv, w, mu, cov) in zip(kinds, runs):
+        deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
+        starts.append(_Start(kind, ll, it, conv, w, mu, cov, deg))
+    del resp0
+
+    usable = [not s.degenerate and np.isfinite(s.loglik) for s in starts]
+    rep = replication_report([s.loglik for s in starts], usable)
+    best = starts[rep["best"]]
+    if not np.isfinite(best.loglik):
+        raise FitError(
+            f"No start of the {structure} Gaussian mixture with k = {k} gave a finite log-likelihood; "
+            "try a constrained covariance (EEI), a smaller k, or a larger reg_covar."
+        )
+
+    # ---- final parameters in data units, memberships, criteria
+    means = best.means + center
+    weights = best.weights
+    if family == "diag":
+        variances = best.cov
+        L = _diag_log_joint(X, weights, means, variances)
+    else:
+        covs = best.cov
+        L = _full_log_joint(X, _Patterns(obs), weights, means, covs)
+    z, llr = normalize_log(L, out=L)
+    loglik = float(llr.sum())
+    p = n_free_params(structure, k, d)
+    criteria = information_criteria(loglik, p, n, z)
+
+    params: dict[str, np.ndarray] = {"weights": weights.copy(), "means": means}
+    shared: dict[str, np.ndarray] = {}
+    vary = STRUCTURES[structure][1]
+    if family == "diag":
+        if vary:
+            params["variances"] = variances.copy()
+        else:
+            shared["variances"] = variances[0].copy()
+    elif vary:
+        params["covariances"] = covs.copy()
+    else:
+        shared["covariance"] = covs[0].copy()
+
+    # ---- warnings with advice (indices are canonical after ordering by share)
+    order = np.lexsort((means[:, 0], -z.mean(axis=0)))
+    canon = {int(j): pos + 1 for pos, j in enumerate(order)}
+    messages, converged = _advice(best, starts, rep, z, canon, structure, k, n, max_iter)
+    if messages:
+        for msg in messages:
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+
+    settings = {
+        "covariance": structure,
+        "covariance_requested": str(covariance),
+        "n_init": n_init,
+        "init": init,
+        "max_iter": max_iter,
+        "tol": float(tol),
+        "reg_covar": float(reg_covar),
+    }
+    diagnostics = {
+        "converged": converged,
+        "warnings": messages,
+        "n_iter": best.n_iter,
+        "n_starts": rep["n_starts"],
+        "n_best": rep["n_best"],
+        "share_best": rep["share_best"],
+        "best_loglik": loglik,
+        "start_logliks": rep["start_logliks"],
+        "start_init": [s.init for s in starts],
+        "start_converged": [s.converged for s in starts],
+        "start_n_iter": [s.n_iter for s in starts],
+        "start_degenerate": [bool(s.degenerate) for s in starts],
+        "n_missing": int((~obs).sum()),
+    }
+    return SegmentationResult.from_memberships(
+        "gmm",
+        z,
+        centers=means,
+        feature_names=names,
+        respondent_ids=ids,
+        criteria=criteria,
+        diagnostics=diagnostics,
+        provenance=provenance(random_seed, X, config={"model": "gmm", "k": k, **settings}),
+        settings=settings,
+        params=params,
+        shared_params=shared,
+    )
+
+
+def _start_kind(init: str, s: int) -> str:
+    if init == "both":
+        return "kmeans++" if s % 2 == 0 else "random"
+    return init
+
+
+def _check_int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}.")
+    return int(value)
+
+
+def _advice(
+    best: _Start,
+    starts: list[_Start],
+    rep: Mapping[str, Any],
+    z: np.ndarray,
+    canon: Mapping[int, int],
+    structure: str,
+    k: int,
+    n: int,
+    max_iter: int,
+) -> tuple[list[str], bool]:
+    """Warnings (with what to try) about the chosen solution, and whether it counts as converged."""
+    msgs: list[str] = []
+    converged = best.converged
+    simpler = "EEI" if structure != "EEI" else "EII"
+    for reason in best.degenerate:
+        kind, _, j = reason.partition(":")
+        seg = canon.get(int(j), int(j) + 1) if j else 0
+        if kind == "empty":
+            msgs.append(
+                f"Segment {seg} is empty (holds less than one respondent): the solution is degenerate; "
+                f"try a smaller k (k = {k} is too many for these data)."
+            )
+        elif kind == "collapse":
+            msgs.append(
+                f"A variance of segment {seg} collapsed to the floor (reg_covar): the likelihood is "
+                f"unbounded there and the solution is degenerate; try a smaller k or a constrained "
+                f"covariance ({simpler})."
+            )
+    if best.degenerate:
+        converged = False
+        msgs.append(f"Every one of the {len(starts)} starts ended in a degenerate solution.")
+    shares = z.mean(axis=0)
+    for j in np.argsort(shares):
+        if shares[j] < SMALL_SHARE and not any(r.endswith(f":{j}") for r in best.degenerate):
+            msgs.append(
+                f"Segment {canon[int(j)]} holds {100 * shares[j]:.1f}% of respondents: try a smaller k "
+                f"or a constrained covariance ({simpler})."
+            )
+    if not best.converged:
+        msgs.append(
+            f"The best start did not converge in {max_iter} iterations (log-likelihood still changing); "
+            "raise max_iter or loosen tol, or try a constrained covariance."
+        )
+    n_deg = sum(bool(s.degenerate) for s in starts)
+    if 0 < n_deg < len(starts) and not best.degenerate:
+        # informational only: degenerate starts were set aside, the chosen one is fine
+        pass
+    return msgs, converged
+
+
+# ============================================================================ scoring new data
+def _params_of(result: SegmentationResult) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    structure = str(result.settings.get("covariance", "VVI"))
+    family = STRUCTURES[structure][0]
+    w = np.asarray(result.params["weights"], dtype=float)
+    mu = np.asarray(result.params["means"], dtype=float)
+    k, d = mu.shape
+    if family == "diag":
+        v = result.params.get("variances")
+        cov = np.asarray(v if v is not None else np.broadcast_to(result.shared_params["variances"], (k, d)), float)
+    else:
+        c = result.params.get("covariances")
+        cov = np.asarray(c if c is not None else np.broadcast_to(result.shared_params["covariance"], (k, d, d)), float)
+    return family, w, mu, cov
+
+
+def _new_data(result: SegmentationResult, data: Any) -> np.ndarray:
+    names = list(result.feature_names)
+    if isinstance(data, pd.DataFrame):
+        missing = [c for c in names if c not in data.columns]
+        if missing:
+            from latentseg.errors import format_rows
+
+            raise ConfigError(f"New data lack the column(s) {format_rows(missing)} the model was fitted on.")
+        data = data[names]
+    X, _, _ = numeric_matrix(data, allow_missing=True, model=result.model, check_constant=False)
+    if X.shape[1] != len(names):
+        raise ConfigError(f"New data have {X.shape[1]} columns; the model was fitted on {len(names)}.")
+    return X
+
+
+def log_likelihood(result: SegmentationResult, data: Any) -> np.ndarray:
+    """Per-respondent log-likelihood of (new) data under a fitted Gaussian mixture, shape (n,).
+
+    Examples
+    --------
+    >>> X = np.r_[np.zeros((5, 1)), np.ones((5, 1))] + np.linspace(0, 0.1, 10)[:, None]
+    >>> r = fit_gmm(X, 2, random_seed=0)
+    >>> bool(np.isclose(log_likelihood(r, X).sum(), r.criteria["loglik"]))
+    True
+    """
+    X = _new_data(result, data)
+    return _normalized(result, X)[1]
+
+
+def _normalized(result: SegmentationResult, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    family, w, mu, cov = _params_of(result)
+    if family == "diag":
+        L = _diag_log_joint(X, w, mu, cov)
+    else:
+        L = _full_log_joint(X, _Patterns(~np.isnan(X)), w, mu, cov)
+    return normalize_log(L, out=L)
+
+
+def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
+    """Membership probabilities of (new) respondents under a fitted Gaussian mixture.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        From :func:`fit_gmm`.
+    data : DataFrame or ndarray, shape (n, d)
+        A DataFrame is matched to the fitted columns by name; NaN values are left out of each
+        respondent's likelihood, as in fitting.
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+        Rows sum to 1; columns in the result's segment order.
+
+    Examples
+    --------
+    >>> X = np.r_[np.zeros((5, 1)), np.ones((5, 1))] + np.linspace(0, 0.1, 10)[:, None]
+    >>> r = fit_gmm(X, 2, random_seed=0)
+    >>> np.allclose(predict_proba(r, X), r.memberships)
+    True
+    """
+    X = _new_data(result, data)
+    return _normalized(result, X)[0]
