@@ -1,0 +1,891 @@
+"""Choosing k: a sweep over model families and a range of k into one criteria table, and a
+recommendation whose rule is written out in plain words.
+
+:func:`select` fits every requested family at every k, collects one tidy row per fit
+(log-likelihood, free parameters, BIC, AIC, ICL, SABIC, CAIC, relative entropy, WAIC and LOO
+with standard errors, silhouette, inertia, smallest share, subsample stability, converged) and
+recommends a k per family and overall:
+
+- ``gmm``, ``lca``: the k with the lowest BIC among admissible fits.
+- ``kmeans``: the elbow of the inertia curve (the point farthest below the chord joining the
+  curve's ends, Satopää et al. 2011), among admissible fits; k-means fits also need a mean
+  silhouette of at least ``silhouette_min``. The curve is extended by one k on each side of the
+  range (k-means only, cheap) so that the elbow can fall on either end of the range.
+- ``bayes-gmm``, ``bayes-lca``: LOO with parsimony: the smallest admissible k whose ``elpd_loo``
+  is within ``loo_se_rule`` standard errors of the best one (LOO barely penalises superfluous,
+  nearly empty segments, so the best elpd alone over-segments).
+
+A fit is *admissible* when it succeeded, converged, its smallest segment holds at least
+``min_share`` of respondents, and (where stability was measured) its mean subsample adjusted Rand
+index reaches ``stability_min``. Every exclusion is named in the explanation, for example
+``"k=5 rejected: smallest segment 4.8% < 10%"``.
+
+The overall recommendation is the k recommended by the most families; a tie goes to the smaller
+k (parsimony: the playbook asks for the fewest segments that are distinct and actionable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError, FitError, LatentsegError
+
+__all__ = [
+    "select",
+    "Selection",
+    "CRITERIA_COLUMNS",
+    "FAMILY_RULES",
+    "elbow_index",
+    "loo_parsimony",
+    "CHECKPOINT_VERSION",
+]
+
+#: Columns of the criteria table, in order, after ``model`` and ``k``.
+CRITERIA_COLUMNS: tuple[str, ...] = (
+    "loglik",
+    "n_params",
+    "bic",
+    "aic",
+    "icl",
+    "sabic",
+    "caic",
+    "relative_entropy",
+    "waic",
+    "waic_se",
+    "loo",
+    "loo_se",
+    "silhouette",
+    "inertia",
+    "smallest_share",
+    "stability_mean",
+    "stability_min",
+    "converged",
+)
+
+#: The criterion each family's recommendation uses.
+FAMILY_RULES: dict[str, str] = {
+    "kmeans": "elbow",
+    "gmm": "bic",
+    "lca": "bic",
+    "bayes-gmm": "loo",
+    "bayes-lca": "loo",
+}
+
+#: Families fitted on categorical indicators (the others take the numeric matrix).
+CATEGORICAL_MODELS = frozenset({"lca", "bayes-lca"})
+#: Families whose subsample stability is not measured by default (each refit is an MCMC run).
+_NO_STABILITY = frozenset({"bayes-gmm", "bayes-lca"})
+_FAMILY_CODE = {"kmeans": 1, "gmm": 2, "lca": 3, "bayes-gmm": 4, "bayes-lca": 5}
+
+#: Bump when the checkpoint layout changes; older checkpoints are then refitted, not misread.
+CHECKPOINT_VERSION = 1
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+# ---------------------------------------------------------------------------------- rules
+def elbow_index(x: Sequence[float], y: Sequence[float]) -> int | None:
+    """Index of the elbow of a decreasing curve: the point farthest below the chord.
+
+    Both axes are scaled to [0, 1] first (the "kneedle" construction of Satopää et al. 2011), so
+    the answer does not depend on the units of ``y``.
+
+    Parameters
+    ----------
+    x : sequence of float, length m
+        Increasing (the k values).
+    y : sequence of float, length m
+        The curve (inertia), expected to decrease.
+
+    Returns
+    -------
+    int or None
+        Index into ``x`` of the elbow; ``None`` with fewer than three finite points or when no
+        point lies below the chord (a straight or concave curve has no elbow).
+
+    Examples
+    --------
+    >>> elbow_index([1, 2, 3, 4, 5, 6], [100, 60, 20, 17, 15, 13])
+    2
+    """
+    xs = np.asarray(x, dtype=float)
+    ys = np.asarray(y, dtype=float)
+    ok = np.isfinite(ys)
+    if ok.sum() < 3:
+        return None
+    idx = np.flatnonzero(ok)
+    xs, ys = xs[ok], ys[ok]
+    xn = (xs - xs[0]) / (xs[-1] - xs[0])
+    span = ys.max() - ys.min()
+    if span <= 0:
+        return None
+    yn = (ys - ys.min()) / span
+    chord = yn[0] + (yn[-1] - yn[0]) * xn
+    gap = chord - yn
+    best = int(np.argmax(gap))
+    if gap[best] <= 1e-12:
+        return None
+    return int(idx[best])
+
+
+def loo_parsimony(
+    ks: Sequence[int], elpd: Sequence[float], se: Sequence[float], se_rule: float = 2.0
+) -> tuple[int | None, int | None]:
+    """The smallest k whose elpd is within ``se_rule`` standard errors of the best.
+
+    Parameters
+    ----------
+    ks : sequence of int, length m
+    elpd : sequence of float, length m
+        Expected log predictive density (``elpd_loo``, higher is better).
+    se : sequence of float, length m
+        Its standard error. The rule uses the best fit's SE (the SE of the difference needs the
+        pointwise values of both fits; the best fit's SE is the common, slightly conservative
+        stand-in).
+    se_rule : float, default 2.0
+
+    Returns
+    -------
+    (chosen k, best k)
+        ``(None, None)`` when no finite elpd is given.
+
+    Examples
+    --------
+    >>> loo_parsimony([3, 4, 5, 6], [-900.0, -850.0, -849.0, -848.5], [20.0, 20.0, 20.0, 20.0])
+    (4, 6)
+    """
+    ks_a = np.asarray(ks, dtype=int)
+    e = np.asarray(elpd, dtype=float)
+    s = np.asarray(se, dtype=float)
+    ok = np.isfinite(e)
+    if not ok.any():
+        return None, None
+    ks_a, e, s = ks_a[ok], e[ok], s[ok]
+    b = int(np.argmax(e))
+    tol = se_rule * (s[b] if np.isfinite(s[b]) else 0.0)
+    within = ks_a[e >= e[b] - tol]
+    return int(within.min()), int(ks_a[b])
+
+
+# ---------------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class FitRecord:
+    """One fit of the sweep: its table row, its result (if kept) and its JSON contract."""
+
+    model: str
+    k: int
+    row: Mapping[str, Any]
+    result: Any = None
+    result_dict: Mapping[str, Any] | None = None
+    error: str | None = None
+    from_checkpoint: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """The outcome of a k sweep.
+
+    Attributes
+    ----------
+    table : DataFrame, one row per model and k
+        ``model, k, status`` then :data:`CRITERIA_COLUMNS`, then ``admissible`` (bool),
+        ``excluded`` (why a fit is not admissible; empty when it is), ``seconds``, ``error``.
+    records : tuple of FitRecord
+        The fits, in table order (``record.result`` is the SegmentationResult, or ``None`` for a
+        failed fit or one loaded from a checkpoint without a saved model).
+    recommended_k : int or None
+        The overall recommendation; ``None`` when no family has an admissible fit.
+    rule : str
+        The rule and how it applied, in plain words.
+    per_family : dict
+        For each family: ``recommended_k``, ``criterion``, ``rule`` (its sentence), ``excluded``
+        (list of ``{"k", "reason"}``), ``best_k`` (the criterion's raw optimum, before
+        parsimony and admissibility).
+    settings : dict
+        The sweep's settings (models, ks, thresholds, seed, data hash).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentseg.select import select
+    >>> X = np.r_[np.zeros((30, 2)), np.full((30, 2), 6.0)] + np.random.default_rng(0).normal(size=(60, 2))
+    >>> sel = select(X, models=("kmeans",), k=range(2, 5), random_seed=1, stability_subsamples=0)
+    >>> sel.recommended_k
+    2
+    """
+
+    table: pd.DataFrame
+    records: tuple[FitRecord, ...]
+    recommended_k: int | None
+    rule: str
+    per_family: dict[str, dict[str, Any]]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def result(self, model: str, k: int) -> Any:
+        """The fitted SegmentationResult for one model and k (``None`` if failed or not kept)."""
+        for rec in self.records:
+            if rec.model == model and rec.k == k:
+                return rec.result
+        raise KeyError(f"no fit for model {model!r} with k={k} in this selection")
+
+    @property
+    def results(self) -> dict[tuple[str, int], Any]:
+        """``{(model, k): SegmentationResult}`` for every fit whose result is kept."""
+        return {(r.model, r.k): r.result for r in self.records if r.result is not None}
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        """Fits that failed: ``[{"model", "k", "error"}]``."""
+        return [{"model": r.model, "k": r.k, "error": r.error} for r in self.records if r.error]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract: ``{"fits", "recommended_k", "rule", "per_family", "table", ...}``.
+
+        ``fits`` holds one :meth:`SegmentationResult.to_dict` per successful model and k (read
+        back from the checkpoint for resumed fits); failed fits are listed under ``failed``.
+        """
+        from latentseg.result import _clean_json
+
+        fits = [dict(r.result_dict) for r in self.records if r.result_dict is not None]
+        table = self.table.astype(object).where(self.table.notna(), None)
+        return _clean_json(
+            {
+                "fits": fits,
+                "recommended_k": self.recommended_k,
+                "rule": self.rule,
+                "per_family": self.per_family,
+                "table": table.to_dict(orient="records"),
+                "failed": self.failures,
+                "settings": self.settings,
+            }
+        )
+
+    def to_json(self, **kwargs: Any) -> str:
+        """``json.dumps(self.to_dict())``."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+# ---------------------------------------------------------------------------------- sweep
+def select(
+    data: Any,
+    *,
+    models: Sequence[str] = ("kmeans", "gmm", "lca", "bayes-gmm"),
+    k: Iterable[int] = range(3, 8),
+    random_seed: int | None = None,
+    min_share: float = 0.10,
+    silhouette_min: float = 0.25,
+    stability_subsamples: int = 5,
+    stability_min: float = 0.6,
+    loo_se_rule: float = 2.0,
+    fit_options: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: ProgressCallback | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    categorical_data: Any = None,
+) -> Selection:
+    """Fit every family at every k and recommend a k, with the rule written out.
+
+    Parameters
+    ----------
+    data : DataFrame or ndarray, shape (n, d)
+        Numeric matrix (opportunity scores, factor scores) for ``kmeans``, ``gmm``, ``bayes-gmm``.
+    models : sequence of str
+        Any of ``kmeans, gmm, lca, bayes-gmm, bayes-lca``.
+    k : iterable of int
+        The k values to try (default 3..7).
+    random_seed : int, optional
+        The one seed. Each fit gets its own child seed derived from (seed, family, k), so a fit's
+        result does not depend on which other families or ks are in the sweep.
+    min_share : float, default 0.10
+        Smallest acceptable segment share; fits below it are excluded (and named).
+    silhouette_min : float, default 0.25
+        Smallest acceptable mean silhouette for k-means fits.
+    stability_subsamples : int, default 5
+        Subsamples for the stability check (:func:`latentseg.stability.stability`); 0 skips it.
+        Not run for Bayesian families (each refit would be an MCMC run).
+    stability_min : float, default 0.6
+        Smallest acceptable mean subsample adjusted Rand index.
+    loo_se_rule : float, default 2.0
+        LOO parsimony: the smallest k within this many standard errors of the best elpd.
+    fit_options : mapping of model name to mapping, optional
+        Extra options per family, e.g. ``{"gmm": {"covariance": "VVI"}, "bayes-gmm": {"draws": 300}}``.
+    progress : callable(done, total, description), optional
+        Called after each fit.
+    checkpoint_dir : path, optional
+        Each finished fit is written there at once, atomically: ``<model>-k<k>.json`` (its table row
+        and JSON contract) and ``<model>-k<k>.nc`` (the full result, through
+        :func:`latentseg.artifacts.save_result`). A later call with the same data and settings
+        loads those fits instead of refitting, so an interrupted sweep resumes.
+    categorical_data : DataFrame, shape (n, j), optional
+        Indicators for ``lca`` / ``bayes-lca``. Default: the three opportunity levels of ``data``
+        (:func:`latentseg.models.lca.opportunity_levels`; below 10, 10-15, 15 and above), which
+        assumes ``data`` holds opportunity scores.
+
+    Returns
+    -------
+    Selection
+
+    Raises
+    ------
+    ConfigError
+        An unknown model, an empty or invalid k range, thresholds out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.r_[np.zeros((40, 2)), np.full((40, 2), 6.0)] + np.random.default_rng(1).normal(size=(80, 2))
+    >>> sel = select(X, models=("kmeans", "gmm"), k=[1, 2, 3, 4], random_seed=3, stability_subsamples=0)
+    >>> sel.recommended_k, sel.per_family["gmm"]["recommended_k"]
+    (2, 2)
+    """
+    models = _check_models(models)
+    ks = _check_ks(k)
+    _check_fraction("min_share", min_share)
+    if not -1.0 <= float(silhouette_min) <= 1.0:
+        raise ConfigError(f"silhouette_min must be in [-1, 1]; got {silhouette_min}.")
+    if int(stability_subsamples) < 0:
+        raise ConfigError(f"stability_subsamples must be 0 or more; got {stability_subsamples}.")
+    if float(loo_se_rule) < 0:
+        raise ConfigError(f"loo_se_rule must be 0 or more; got {loo_se_rule}.")
+    fit_options = {m: dict(o) for m, o in (fit_options or {}).items()}
+    unknown = set(fit_options) - set(FAMILY_RULES)
+    if unknown:
+        raise ConfigError(
+            f"fit_options has unknown model(s) {sorted(unknown)}; keys must be model names such as 'gmm'."
+        )
+
+    from latentseg._stats import data_hash
+
+    numeric = data
+    categorical = None
+    if any(m in CATEGORICAL_MODELS for m in models):
+        categorical = categorical_data if categorical_data is not None else _opportunity_levels(data)
+    hash_parts = [] if not any(m not in CATEGORICAL_MODELS for m in models) else [numeric]
+    if categorical is not None:
+        hash_parts.append(_codes(categorical))
+    dhash = data_hash(*hash_parts)
+
+    seed_seq = np.random.SeedSequence(random_seed)
+    settings: dict[str, Any] = {
+        "models": list(models),
+        "k": ks,
+        "random_seed": random_seed,
+        "seed_entropy": str(seed_seq.entropy),
+        "min_share": float(min_share),
+        "silhouette_min": float(silhouette_min),
+        "stability_subsamples": int(stability_subsamples),
+        "stability_min": float(stability_min),
+        "loo_se_rule": float(loo_se_rule),
+        "fit_options": fit_options,
+        "data_hash": dhash,
+    }
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+
+    plan = [(m, kk) for m in models for kk in ks]
+    total = len(plan)
+    records: list[FitRecord] = []
+    for i, (model, kk) in enumerate(plan):
+        fam_data = categorical if model in CATEGORICAL_MODELS else numeric
+        seed = _child_seed(seed_seq, model, kk)
+        opts = fit_options.get(model, {})
+        n_sub = 0 if model in _NO_STABILITY else int(stability_subsamples)
+        key = _checkpoint_key(model, kk, dhash, random_seed, opts, n_sub)
+        rec = _load_checkpoint(ckpt, model, kk, key) if ckpt is not None else None
+        if rec is None:
+            rec = _fit_one(fam_data, model, kk, seed, opts, n_sub)
+            if ckpt is not None:
+                _save_checkpoint(ckpt, rec, key)
+        records.append(rec)
+        if progress is not None:
+            status = "loaded" if rec.from_checkpoint else ("failed" if rec.error else "done")
+            progress(i + 1, total, f"{model} k={kk} ({status})")
+
+    # k-means: inertia one step beyond each end of the range, so the elbow can land on an end.
+    aux_inertia: dict[int, float] = {}
+    if "kmeans" in models:
+        aux_inertia = _kmeans_aux_inertia(numeric, ks, seed_seq, fit_options.get("kmeans", {}))
+
+    table = _build_table(records)
+    table, per_family = _recommend(
+        table,
+        models,
+        min_share=float(min_share),
+        silhouette_min=float(silhouette_min),
+        stability_min=float(stability_min),
+        loo_se_rule=float(loo_se_rule),
+        aux_inertia=aux_inertia,
+    )
+    overall, rule = _overall(per_family, min_share=float(min_share))
+    return Selection(
+        table=table,
+        records=tuple(records),
+        recommended_k=overall,
+        rule=rule,
+        per_family=per_family,
+        settings=settings,
+    )
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _check_models(models: Sequence[str] | str) -> list[str]:
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    out: list[str] = []
+    for m in models:
+        if m not in FAMILY_RULES:
+            raise ConfigError(f"Unknown model {m!r} in models; choose from {', '.join(FAMILY_RULES)}.")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise ConfigError("models is empty; give at least one of " + ", ".join(FAMILY_RULES) + ".")
+    return out
+
+
+def _check_ks(k: Iterable[int] | int) -> list[int]:
+    if isinstance(k, (int, np.integer)):
+        k = [int(k)]
+    try:
+        ks = sorted({int(v) for v in k})
+    except (TypeError, ValueError):
+        raise ConfigError(f"k must be whole numbers such as 3..7; got {k!r}.") from None
+    if not ks:
+        raise ConfigError("The k range is empty; give at least one k, e.g. 3..7.")
+    if ks[0] < 1:
+        raise ConfigError(f"Every k must be at least 1; got {ks[0]}.")
+    return ks
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= float(value) < 1.0:
+        raise ConfigError(f"{name} must be a fraction in [0, 1); got {value}.")
+
+
+def _child_seed(seed_seq: np.random.SeedSequence, model: str, k: int) -> int:
+    """A fit's own seed from (sweep seed, family, k): independent of the rest of the sweep."""
+    child = np.random.SeedSequence(seed_seq.entropy, spawn_key=(_FAMILY_CODE[model], int(k)))
+    return int(child.generate_state(1)[0])
+
+
+def _opportunity_levels(data: Any) -> Any:
+    try:
+        from latentseg.models.lca import opportunity_levels
+    except ImportError as exc:  # engine not installed / not written
+        raise ConfigError(
+            "Latent class models need categorical indicators; pass categorical_data= "
+            f"(the default, opportunity levels, is unavailable: {exc})."
+        ) from None
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(np.asarray(data, dtype=float))
+    return opportunity_levels(frame)
+
+
+def _codes(frame: Any) -> np.ndarray:
+    """Categorical table as float codes (for hashing only)."""
+    df = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(np.asarray(frame))
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s):
+            cols.append(s.to_numpy(dtype=float, na_value=np.nan))
+        else:
+            codes = pd.Categorical(s.astype("str").where(s.notna(), None)).codes.astype(float)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+    return np.column_stack(cols) if cols else np.zeros((len(df), 0))
+
+
+def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int) -> FitRecord:
+    """Fit one model and k; a FitError (or any engine failure) becomes a failed record."""
+    from latentseg.models import fit
+
+    t0 = time.perf_counter()
+    try:
+        result = fit(data, model, k, random_seed=seed, **opts)
+    except LatentsegError as exc:
+        return _failed(model, k, str(exc), time.perf_counter() - t0)
+    except (ValueError, RuntimeError, np.linalg.LinAlgError, FloatingPointError) as exc:
+        # an engine bug or numerical breakdown must not end a sweep; keep the reason
+        msg = f"{type(exc).__name__}: {exc}"
+        return _failed(model, k, msg, time.perf_counter() - t0, detail=traceback.format_exc(limit=3))
+    row = _row_from_result(result)
+    if n_sub > 0:
+        row.update(_stability(data, model, k, seed, opts, n_sub))
+    row["seconds"] = time.perf_counter() - t0
+    return FitRecord(model=model, k=k, row=row, result=result, result_dict=result.to_dict())
+
+
+def _failed(model: str, k: int, message: str, seconds: float, detail: str | None = None) -> FitRecord:
+    row: dict[str, Any] = {"model": model, "k": k, "status": "failed", "seconds": seconds, "error": message}
+    if detail:
+        row["error_detail"] = detail
+    return FitRecord(model=model, k=k, row=row, error=message)
+
+
+def _row_from_result(result: Any) -> dict[str, Any]:
+    c = dict(result.criteria)
+    row: dict[str, Any] = {"model": result.model, "k": int(result.k), "status": "ok"}
+    for col in CRITERIA_COLUMNS:
+        if col in c:
+            row[col] = _num(c[col])
+    row["smallest_share"] = float(np.min(result.shares)) if result.k else float("nan")
+    row["converged"] = bool(result.converged)
+    d = dict(result.diagnostics)
+    if d.get("rhat_max") is not None:
+        row["rhat_max"] = _num(d["rhat_max"])
+    return row
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _stability(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int) -> dict[str, Any]:
+    try:
+        from latentseg.stability import stability
+    except ImportError:
+        return {}
+    try:
+        st = stability(data, model, k, subsamples=n_sub, random_seed=seed, **opts)
+    except (LatentsegError, ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+        return {"stability_error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "stability_mean": _num(_first_attr(st, ("mean", "ari_mean", "mean_ari"))),
+        "stability_min": _num(_first_attr(st, ("min", "ari_min", "min_ari"))),
+    }
+
+
+def _first_attr(obj: Any, names: Sequence[str]) -> Any:
+    for n in names:
+        if isinstance(obj, Mapping) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return float("nan")
+
+
+def _kmeans_aux_inertia(data: Any, ks: list[int], seed_seq: np.random.SeedSequence, opts: Mapping[str, Any]) -> dict[int, float]:
+    """Inertia at ``min(ks) - 1`` and ``max(ks) + 1`` (k = 1 needs no fit: total sum of squares)."""
+    out: dict[int, float] = {}
+    X = np.asarray(data.to_numpy(dtype=float) if hasattr(data, "to_numpy") else data, dtype=float)
+    n = X.shape[0]
+    for kk in (ks[0] - 1, ks[-1] + 1):
+        if kk < 1 or kk >= n:
+            continue
+        if kk == 1:
+            Xc = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+            out[kk] = float(((Xc - Xc.mean(axis=0)) ** 2).sum())
+            continue
+        rec = _fit_one(data, "kmeans", kk, _child_seed(seed_seq, "kmeans", kk), opts, 0)
+        if rec.error is None and "inertia" in rec.row:
+            out[kk] = float(rec.row["inertia"])
+    return out
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def _checkpoint_key(model: str, k: int, dhash: str, seed: int | None, opts: Mapping[str, Any], n_sub: int) -> dict[str, Any]:
+    return {
+        "version": CHECKPOINT_VERSION,
+        "model": model,
+        "k": int(k),
+        "data_hash": dhash,
+        # with no seed, any earlier fit of the same data and settings is as good as a new one
+        "random_seed": seed,
+        "fit_options": json.loads(json.dumps(dict(opts), default=str)),
+        "stability_subsamples": int(n_sub),
+    }
+
+
+def _ckpt_path(ckpt: Path, model: str, k: int) -> Path:
+    return ckpt / f"{model}-k{k}.json"
+
+
+def _artifacts() -> tuple[Any, Any] | None:
+    """``(save_result, load_result)`` from :mod:`latentseg.artifacts`, when it provides them."""
+    try:
+        from latentseg import artifacts
+    except ImportError:
+        return None
+    save = getattr(artifacts, "save_result", None)
+    load = getattr(artifacts, "load_result", None)
+    return (save, load) if callable(save) and callable(load) else None
+
+
+def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any]) -> None:
+    from latentseg.result import _clean_json
+
+    model_file = None
+    art = _artifacts()
+    if art is not None and rec.result is not None:
+        model_file = ckpt / f"{rec.model}-k{rec.k}.nc"
+        try:
+            art[0](rec.result, model_file)
+        except (LatentsegError, OSError, ValueError, TypeError):
+            model_file = None  # the JSON below is enough for the table; the full result is a bonus
+    payload = {
+        "key": dict(key),
+        "row": {k: v for k, v in rec.row.items() if k != "error_detail"},
+        "result": rec.result_dict,
+        "error": rec.error,
+        "result_file": model_file.name if model_file is not None else None,
+    }
+    path = _ckpt_path(ckpt, rec.model, rec.k)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_clean_json(payload)), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written checkpoint
+
+
+def _load_checkpoint(ckpt: Path, model: str, k: int, key: Mapping[str, Any]) -> FitRecord | None:
+    path = _ckpt_path(ckpt, model, k)
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    stored = dict(payload.get("key", {}))
+    want = dict(key)
+    if want["random_seed"] is None:
+        stored.pop("random_seed", None)
+        want.pop("random_seed", None)
+    if stored != json.loads(json.dumps(want)):
+        return None  # other data or settings: refit (and overwrite)
+    row = {k: (float("nan") if v is None else v) for k, v in payload.get("row", {}).items()}
+    if row.get("error") != row.get("error"):  # NaN placeholder
+        row.pop("error", None)
+    result = None
+    art = _artifacts()
+    if art is not None and payload.get("result_file"):
+        try:
+            result = art[1](ckpt / payload["result_file"])
+        except (LatentsegError, OSError, ValueError, KeyError):
+            result = None
+    return FitRecord(
+        model=model,
+        k=int(k),
+        row=row,
+        result=result,
+        result_dict=payload.get("result"),
+        error=payload.get("error"),
+        from_checkpoint=True,
+    )
+
+
+# ---------------------------------------------------------------------------------- recommendation
+def _build_table(records: Sequence[FitRecord]) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        row = {"model": rec.model, "k": rec.k, "status": "ok" if rec.error is None else "failed"}
+        for col in CRITERIA_COLUMNS:
+            row[col] = rec.row.get(col, np.nan)
+        if rec.error is not None:
+            row["converged"] = False
+        for extra in ("rhat_max", "seconds"):
+            row[extra] = rec.row.get(extra, np.nan)
+        row["error"] = rec.error if rec.error is not None else ""
+        rows.append(row)
+    cols = ["model", "k", "status", *CRITERIA_COLUMNS, "rhat_max", "seconds", "error"]
+    table = pd.DataFrame(rows, columns=cols)
+    for col in cols:
+        if col in ("model", "status", "error"):
+            continue
+        if col == "converged":
+            table[col] = table[col].astype(bool)
+        elif col in ("k",):
+            table[col] = table[col].astype(int)
+        else:
+            table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
+    return table
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pct_threshold(x: float) -> str:
+    return f"{100 * x:g}%"
+
+
+def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: float, stability_min: float) -> str:
+    """Why a fit is not admissible ('' when it is)."""
+    k = int(row["k"])
+    if row["status"] != "ok":
+        return f"k={k} failed: {row['error']}"
+    if not bool(row["converged"]):
+        rh = row.get("rhat_max")
+        extra = f" (R-hat {rh:.2f})" if rh is not None and np.isfinite(rh) else ""
+        return f"k={k} excluded: not converged{extra}"
+    share = row["smallest_share"]
+    if np.isfinite(share) and share < min_share:
+        return f"k={k} rejected: smallest segment {_pct(share)} < {_pct_threshold(min_share)}"
+    if row["model"] == "kmeans":
+        sil = row["silhouette"]
+        if np.isfinite(sil) and sil < silhouette_min:
+            return f"k={k} rejected: silhouette {sil:.2f} < {silhouette_min:g}"
+    stab = row["stability_mean"]
+    if np.isfinite(stab) and stab < stability_min:
+        return f"k={k} rejected: unstable across subsamples (mean ARI {stab:.2f} < {stability_min:g})"
+    return ""
+
+
+def _loo_elpd(table: pd.DataFrame) -> pd.Series:
+    """``elpd_loo`` (higher is better) from the ``loo`` column.
+
+    The Bayesian engine reports ``loo`` as ArviZ's ``elpd_loo`` (the log scale, higher is
+    better). A deviance-scale value (``-2 elpd``) would be positive for any realistic data,
+    so positive values are converted back; this guards the rule against either convention.
+    """
+    loo = table["loo"].astype(float)
+    return loo.where(~(loo > 0), -loo / 2)
+
+
+def _loo_se_elpd(table: pd.DataFrame) -> pd.Series:
+    loo = table["loo"].astype(float)
+    se = table["loo_se"].astype(float)
+    return se.where(~(loo > 0), se / 2)
+
+
+def _recommend(
+    table: pd.DataFrame,
+    models: Sequence[str],
+    *,
+    min_share: float,
+    silhouette_min: float,
+    stability_min: float,
+    loo_se_rule: float,
+    aux_inertia: Mapping[int, float],
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    excluded = [
+        _exclusion(row, min_share=min_share, silhouette_min=silhouette_min, stability_min=stability_min)
+        for row in table.to_dict(orient="records")
+    ]
+    table = table.assign(admissible=[e == "" for e in excluded], excluded=excluded)
+    # keep the documented column order: criteria, then admissible / excluded, then bookkeeping
+    front = ["model", "k", "status", *CRITERIA_COLUMNS, "admissible", "excluded"]
+    table = table[front + [c for c in table.columns if c not in front]]
+
+    per_family: dict[str, dict[str, Any]] = {}
+    for model in models:
+        sub = table[table["model"] == model].sort_values("k")
+        criterion = FAMILY_RULES[model]
+        excl = [{"k": int(r.k), "reason": r.excluded} for r in sub.itertuples() if r.excluded]
+        ok = sub[sub["admissible"]]
+        if criterion == "bic":
+            chosen, best, sentence = _rule_min(sub, ok, "bic", "BIC")
+        elif criterion == "elbow":
+            chosen, best, sentence = _rule_elbow(sub, ok, aux_inertia)
+        else:
+            chosen, best, sentence = _rule_loo(sub, ok, loo_se_rule)
+        if excl:
+            sentence += " " + "; ".join(e["reason"] for e in excl) + "."
+        per_family[model] = {
+            "recommended_k": chosen,
+            "best_k": best,
+            "criterion": criterion,
+            "rule": sentence,
+            "excluded": excl,
+        }
+    return table, per_family
+
+
+def _rule_min(sub: pd.DataFrame, ok: pd.DataFrame, col: str, label: str) -> tuple[int | None, int | None, str]:
+    fam = sub["model"].iloc[0] if len(sub) else "?"
+    valid = sub[np.isfinite(sub[col])]
+    best = int(valid.loc[valid[col].idxmin(), "k"]) if len(valid) else None
+    okv = ok[np.isfinite(ok[col])]
+    if okv.empty:
+        return None, best, f"{fam}: no admissible fit, so no recommendation."
+    row = okv.loc[okv[col].idxmin()]
+    k = int(row["k"])
+    s = f"{fam}: {label} is lowest at k={k} ({row[col]:.1f}) among admissible fits"
+    if best is not None and best != k:
+        s += f" (k={best} has the lowest {label} overall but is not admissible)"
+    return k, best, s + "."
+
+
+def _rule_elbow(sub: pd.DataFrame, ok: pd.DataFrame, aux: Mapping[int, float]) -> tuple[int | None, int | None, str]:
+    curve = {int(r.k): float(r.inertia) for r in sub.itertuples() if np.isfinite(r.inertia)}
+    ext = {**{int(kk): float(v) for kk, v in aux.items()}, **curve}
+    ks = sorted(ext)
+    idx = elbow_index(ks, [ext[kk] for kk in ks])
+    elbow = ks[idx] if idx is not None else None
+    if elbow is not None and elbow not in curve:
+        elbow = None  # the elbow fell on an auxiliary point outside the range
+    admissible = set(int(v) for v in ok["k"])
+    if elbow is not None and elbow in admissible:
+        sil = float(sub.loc[sub["k"] == elbow, "silhouette"].iloc[0])
+        sil_txt = f", silhouette {sil:.2f}" if np.isfinite(sil) else ""
+        return elbow, elbow, f"kmeans: the inertia curve bends (elbow) at k={elbow}{sil_txt}."
+    okv = ok[np.isfinite(ok["silhouette"])]
+    if okv.empty:
+        why = "no admissible fit" if not admissible else "no silhouette for admissible fits"
+        where = f"the elbow is at k={elbow} but it is not admissible; " if elbow is not None else ""
+        return None, elbow, f"kmeans: {where}{why}, so no recommendation."
+    row = okv.loc[okv["silhouette"].idxmax()]
+    k = int(row["k"])
+    if elbow is None:
+        lead = "the inertia curve has no clear elbow in the range"
+    else:
+        lead = f"the inertia elbow is at k={elbow} but that fit is not admissible"
+    return k, elbow, f"kmeans: {lead}; the admissible fit with the highest silhouette is k={k} ({row['silhouette']:.2f})."
+
+
+def _rule_loo(sub: pd.DataFrame, ok: pd.DataFrame, se_rule: float) -> tuple[int | None, int | None, str]:
+    fam = sub["model"].iloc[0] if len(sub) else "?"
+    elpd_all = _loo_elpd(sub)
+    best_all = int(sub.loc[elpd_all.idxmax(), "k"]) if elpd_all.notna().any() else None
+    if ok.empty or not _loo_elpd(ok).notna().any():
+        return None, best_all, f"{fam}: no admissible fit with LOO, so no recommendation."
+    chosen, best = loo_parsimony(ok["k"].tolist(), _loo_elpd(ok).tolist(), _loo_se_elpd(ok).tolist(), se_rule)
+    e_best = float(_loo_elpd(ok[ok["k"] == best]).iloc[0])
+    se_best = float(_loo_se_elpd(ok[ok["k"] == best]).iloc[0])
+    s = f"{fam}: LOO (elpd) is best at k={best} ({e_best:.1f}, SE {se_best:.1f}) among admissible fits"
+    if chosen != best:
+        s += f"; k={chosen} is the smallest k within {se_rule:g} SE of it, so the simpler model is kept"
+    else:
+        s += f"; no smaller k is within {se_rule:g} SE of it"
+    return chosen, best_all, s + "."
+
+
+def _overall(per_family: Mapping[str, Mapping[str, Any]], *, min_share: float) -> tuple[int | None, str]:
+    recs = {m: v["recommended_k"] for m, v in per_family.items() if v["recommended_k"] is not None}
+    family_lines = " ".join(v["rule"] for v in per_family.values())
+    if not recs:
+        return None, (
+            "No k can be recommended: no family has an admissible fit (each must have converged and "
+            f"have a smallest segment of at least {_pct_threshold(min_share)}). " + family_lines
+        )
+    votes = Counter(recs.values())
+    top = max(votes.values())
+    tied = sorted(k for k, v in votes.items() if v == top)
+    k = tied[0]
+    agree = [m for m, v in recs.items() if v == k]
+    others = [f"{m} says {v}" for m, v in recs.items() if v != k]
+    if len(recs) == 1:
+        head = f"Recommended k = {k} ({agree[0]}, the only family with a recommendation)."
+    elif not others:
+        head = f"Recommended k = {k}: every family agrees ({', '.join(agree)})."
+    else:
+        head = f"Recommended k = {k}: {len(agree)} of {len(recs)} families agree ({', '.join(agree)}); {', '.join(others)}."
+        if len(tied) > 1:
+            head += f" Tie between k = {', '.join(map(str, tied))}: the smaller k is kept (parsimony)."
+    basis = (
+        " Rule: each family recommends the k its criterion prefers among admissible fits "
+        "(converged, smallest segment at least " + _pct_threshold(min_share) + ", stable across "
+        "subsamples, k-means silhouette above threshold); the overall k is the one most families "
+        "recommend, ties going to the smaller k."
+    )
+    return k, head + basis + " " + family_lines

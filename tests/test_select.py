@@ -1,0 +1,292 @@
+"""select(): the criteria table, the per-family rules, the plain-words explanation, failures,
+checkpoints / resume, and (slow) recovery of the true k on simulated data with the real engines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import latentseg.models as models_mod
+from latentseg.errors import ConfigError, FitError
+from latentseg.models._criteria import information_criteria
+from latentseg.result import SegmentationResult
+from latentseg.select import CRITERIA_COLUMNS, elbow_index, loo_parsimony, select
+
+N = 250
+X = np.random.default_rng(5).normal(size=(N, 3))
+
+
+def _memberships(shares: list[float]) -> np.ndarray:
+    """Hard memberships whose column means are (close to) the given shares."""
+    counts = np.round(np.asarray(shares) * N).astype(int)
+    counts[0] += N - counts.sum()
+    return np.eye(len(shares))[np.repeat(np.arange(len(shares)), counts)]
+
+
+def _shares(k: int, smallest: float | None = None) -> list[float]:
+    if smallest is None:
+        return [1.0 / k] * k
+    rest = (1.0 - smallest) / (k - 1)
+    return [rest] * (k - 1) + [smallest]
+
+
+class FakeEngine:
+    """A scripted engine: (model, k) -> criteria, smallest share, converged, or an error.
+
+    Counts its calls so the checkpoint tests can prove a fit was loaded, not refitted."""
+
+    def __init__(self, script: dict[tuple[str, int], dict[str, Any]]):
+        self.script = script
+        self.calls: list[tuple[str, int, int | None]] = []
+
+    def __call__(self, data: Any, model: str, k: int, *, random_seed: int | None = None, **opts: Any):
+        self.calls.append((model, k, random_seed))
+        spec = self.script.get((model, k), {})
+        if "error" in spec:
+            raise FitError(spec["error"])
+        z = _memberships(_shares(k, spec.get("smallest")))
+        if model == "kmeans":
+            crit = {"inertia": spec.get("inertia", 1000.0 / k), "silhouette": spec.get("silhouette", 0.4)}
+        elif model.startswith("bayes"):
+            crit = {"loo": spec["loo"], "loo_se": spec.get("loo_se", 10.0), "waic": spec["loo"], "waic_se": 10.0}
+        else:
+            crit = information_criteria(spec.get("loglik", -1000.0), 5 * k, N, z)
+            if "bic" in spec:
+                crit["bic"] = spec["bic"]
+        diag = {"converged": spec.get("converged", True)}
+        if "rhat" in spec:
+            diag["rhat_max"] = spec["rhat"]
+        return SegmentationResult.from_memberships(
+            model, z, centers=np.zeros((k, 3)), feature_names=("a", "b", "c"), criteria=crit, diagnostics=diag
+        )
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch):
+    def install(script: dict[tuple[str, int], dict[str, Any]]) -> FakeEngine:
+        eng = FakeEngine(script)
+        monkeypatch.setattr(models_mod, "fit", eng)
+        return eng
+
+    return install
+
+
+def _bic_script(model: str, bics: dict[int, float], **extra: dict[int, dict[str, Any]]) -> dict:
+    return {(model, k): {"bic": b, **extra.get(str(k), {})} for k, b in bics.items()}
+
+
+# ------------------------------------------------------------------------------- pure rules
+def test_elbow_index_finds_the_bend_and_refuses_straight_lines():
+    assert elbow_index([2, 3, 4, 5, 6, 7, 8], [900, 500, 120, 110, 100, 92, 85]) == 2
+    assert elbow_index([1, 2, 3, 4], [4.0, 3.0, 2.0, 1.0]) is None  # no point below the chord
+    assert elbow_index([1, 2], [5.0, 1.0]) is None
+
+
+def test_loo_parsimony_keeps_the_smallest_k_within_the_rule():
+    ks = [3, 4, 5, 6]
+    elpd = [-900.0, -850.0, -849.0, -848.5]
+    assert loo_parsimony(ks, elpd, [20.0] * 4, 2.0) == (4, 6)
+    # with se_rule 0 the best one is kept
+    assert loo_parsimony(ks, elpd, [20.0] * 4, 0.0) == (6, 6)
+    # 3 is within 2 SE when the SE is large
+    assert loo_parsimony(ks, elpd, [30.0] * 4, 2.0) == (3, 6)
+
+
+# ------------------------------------------------------------------------------- the table
+def test_table_has_one_row_per_model_and_k_with_every_criterion(fake):
+    fake(
+        {
+            **_bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0}),
+            **{("kmeans", k): {"inertia": v} for k, v in {3: 500.0, 4: 150.0, 5: 140.0}.items()},
+        }
+    )
+    sel = select(X, models=("kmeans", "gmm"), k=range(3, 6), random_seed=1, stability_subsamples=0)
+    t = sel.table
+    assert list(t[["model", "k"]].itertuples(index=False, name=None)) == [
+        ("kmeans", 3), ("kmeans", 4), ("kmeans", 5), ("gmm", 3), ("gmm", 4), ("gmm", 5)
+    ]
+    for col in CRITERIA_COLUMNS:
+        assert col in t.columns
+    assert t.loc[t.model == "gmm", "bic"].tolist() == [900.0, 800.0, 850.0]
+    assert np.isnan(t.loc[t.model == "kmeans", "bic"]).all()  # never made up
+    np.testing.assert_allclose(t.loc[t.model == "gmm", "smallest_share"], [1 / 3, 0.25, 0.2], atol=0.01)
+    d = json.loads(sel.to_json())
+    assert {"fits", "recommended_k", "rule", "per_family", "table"} <= set(d)
+    assert len(d["fits"]) == 6 and d["fits"][0]["model"] == "kmeans"
+    assert d["recommended_k"] == 4
+
+
+def test_bic_minimum_and_min_share_rule_named_in_the_explanation(fake):
+    script = _bic_script("gmm", {3: 900.0, 4: 820.0, 5: 780.0, 6: 830.0})
+    script[("gmm", 5)]["smallest"] = 0.048
+    fake(script)
+    sel = select(X, models=("gmm",), k=range(3, 7), random_seed=1, stability_subsamples=0)
+    assert sel.per_family["gmm"]["best_k"] == 5
+    assert sel.recommended_k == 4  # 5 has the lowest BIC but a 4.8% segment
+    assert "k=5 rejected: smallest segment 4.8% < 10%" in sel.rule
+    assert "BIC is lowest at k=4" in sel.rule
+    row = sel.table.set_index(["model", "k"]).loc[("gmm", 5)]
+    assert not row["admissible"] and "4.8%" in row["excluded"]
+    # a lower threshold lets it through
+    sel2 = select(X, models=("gmm",), k=range(3, 7), random_seed=1, stability_subsamples=0, min_share=0.04)
+    assert sel2.recommended_k == 5
+
+
+def test_failed_fit_is_recorded_not_raised(fake):
+    script = _bic_script("lca", {3: 900.0, 4: 820.0, 5: 850.0})
+    script[("lca", 4)] = {"error": "Every start collapsed a segment"}
+    fake(script)
+    cat = pd.DataFrame({"q1": list("abcde") * (N // 5)})
+    sel = select(X, models=("lca",), k=[3, 4, 5], random_seed=1, stability_subsamples=0, categorical_data=cat)
+    row = sel.table.set_index("k").loc[4]
+    assert row["status"] == "failed" and "collapsed" in row["error"] and not row["converged"]
+    assert sel.recommended_k == 5
+    assert "k=4 failed: Every start collapsed a segment" in sel.rule
+    d = sel.to_dict()
+    assert d["failed"] == [{"model": "lca", "k": 4, "error": "Every start collapsed a segment"}]
+    assert [f["k"] for f in d["fits"]] == [3, 5]
+    assert sel.result("lca", 4) is None and sel.result("lca", 3).k == 3
+
+
+def test_non_converged_fits_are_excluded_and_named(fake):
+    fake(
+        {
+            ("bayes-gmm", 3): {"loo": -900.0},
+            ("bayes-gmm", 4): {"loo": -850.0},
+            ("bayes-gmm", 5): {"loo": -800.0, "converged": False, "rhat": 1.83},
+        }
+    )
+    sel = select(X, models=("bayes-gmm",), k=[3, 4, 5], random_seed=1)
+    assert sel.recommended_k == 4
+    assert "k=5 excluded: not converged (R-hat 1.83)" in sel.rule
+    assert sel.table.set_index("k").loc[5, "rhat_max"] == pytest.approx(1.83)
+
+
+def test_loo_parsimony_rule_is_written_out(fake):
+    fake({("bayes-gmm", k): {"loo": v, "loo_se": 15.0} for k, v in {3: -950.0, 4: -850.0, 5: -845.0, 6: -840.0}.items()})
+    sel = select(X, models=("bayes-gmm",), k=[3, 4, 5, 6], random_seed=1)
+    fam = sel.per_family["bayes-gmm"]
+    assert (fam["recommended_k"], fam["best_k"]) == (4, 6)
+    assert "k=4 is the smallest k within 2 SE of it" in fam["rule"]
+    sel0 = select(X, models=("bayes-gmm",), k=[3, 4, 5, 6], random_seed=1, loo_se_rule=0.0)
+    assert sel0.recommended_k == 6
+
+
+def test_kmeans_elbow_and_silhouette_threshold(fake):
+    inertia = {2: 2000.0, 3: 900.0, 4: 300.0, 5: 280.0, 6: 265.0, 7: 255.0, 8: 248.0}
+    script = {("kmeans", k): {"inertia": v, "silhouette": 0.45} for k, v in inertia.items()}
+    eng = fake(script)
+    sel = select(X, models=("kmeans",), k=range(3, 8), random_seed=1, stability_subsamples=0)
+    assert sel.recommended_k == 4
+    assert "elbow) at k=4" in sel.rule
+    # k = 2 and k = 8 were fitted only to extend the curve; they are not rows of the table
+    assert {c[1] for c in eng.calls} == set(range(2, 9))
+    assert sorted(sel.table["k"]) == [3, 4, 5, 6, 7]
+    # the elbow's silhouette below the threshold: excluded and named, the best admissible silhouette wins
+    script[("kmeans", 4)]["silhouette"] = 0.18
+    script[("kmeans", 5)]["silhouette"] = 0.31
+    fake(script)
+    sel = select(X, models=("kmeans",), k=range(3, 8), random_seed=1, stability_subsamples=0)
+    assert "k=4 rejected: silhouette 0.18 < 0.25" in sel.rule
+    assert sel.recommended_k in (3, 5, 6, 7) and "highest silhouette" in sel.rule
+
+
+def test_overall_vote_and_tie_goes_to_the_smaller_k(fake):
+    script = {
+        **_bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0}),
+        **_bic_script("lca", {3: 700.0, 4: 750.0, 5: 760.0}),
+        **{("bayes-gmm", k): {"loo": v} for k, v in {3: -950.0, 4: -850.0, 5: -849.0}.items()},
+    }
+    fake(script)
+    cat = pd.DataFrame({"q1": ["x", "y"] * (N // 2)})
+    sel = select(X, models=("gmm", "lca", "bayes-gmm"), k=[3, 4, 5], random_seed=2,
+                 stability_subsamples=0, categorical_data=cat)
+    assert sel.recommended_k == 4
+    assert sel.rule.startswith("Recommended k = 4: 2 of 3 families agree (gmm, bayes-gmm); lca says 3.")
+    fake({**_bic_script("gmm", {3: 900.0, 4: 800.0}), **_bic_script("lca", {3: 700.0, 4: 750.0})})
+    sel = select(X, models=("gmm", "lca"), k=[3, 4], random_seed=2, stability_subsamples=0, categorical_data=cat)
+    assert sel.recommended_k == 3 and "the smaller k is kept" in sel.rule
+
+
+def test_no_admissible_fit_gives_no_recommendation_and_says_why(fake):
+    fake({("gmm", k): {"smallest": 0.02} for k in (3, 4)})
+    sel = select(X, models=("gmm",), k=[3, 4], random_seed=1, stability_subsamples=0)
+    assert sel.recommended_k is None
+    assert sel.rule.startswith("No k can be recommended")
+    assert "k=3 rejected: smallest segment 2.0% < 10%" in sel.rule
+
+
+def test_seeds_are_per_fit_and_reproducible(fake):
+    eng = fake({})
+    select(X, models=("gmm",), k=[3, 4], random_seed=7, stability_subsamples=0)
+    first = list(eng.calls)
+    eng.calls.clear()
+    select(X, models=("kmeans", "gmm"), k=[4, 3], random_seed=7, stability_subsamples=0)
+    gmm_seeds = [c for c in eng.calls if c[0] == "gmm"]
+    assert gmm_seeds == first  # a fit's seed does not depend on what else is in the sweep
+    assert first[0][2] != first[1][2]
+
+
+def test_progress_callback_sees_every_fit(fake):
+    fake({})
+    seen: list[tuple[int, int, str]] = []
+    select(X, models=("gmm",), k=[3, 4, 5], random_seed=1, stability_subsamples=0,
+           progress=lambda d, t, s: seen.append((d, t, s)))
+    assert [(d, t) for d, t, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert seen[-1][2] == "gmm k=5 (done)"
+
+
+def test_checkpoints_resume_without_refitting(fake, tmp_path):
+    script = _bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0})
+    script[("gmm", 5)] = {"error": "singular covariance"}
+    eng = fake(script)
+    first = select(X, models=("gmm",), k=[3, 4, 5], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["gmm-k3.json", "gmm-k4.json", "gmm-k5.json"]
+    assert len(eng.calls) == 3
+
+    def boom(*a: Any, **kw: Any):
+        raise AssertionError("refitted a checkpointed fit")
+
+    eng.__class__ = type("Boom", (FakeEngine,), {"__call__": boom})
+    resumed = select(X, models=("gmm",), k=[3, 4, 5], random_seed=3, stability_subsamples=0,
+                     progress=lambda d, t, s: None, checkpoint_dir=tmp_path)
+    cols = ["model", "k", "status", "bic", "smallest_share", "admissible", "excluded"]
+    pd.testing.assert_frame_equal(first.table[cols], resumed.table[cols])
+    assert resumed.recommended_k == first.recommended_k == 4
+    assert resumed.to_dict()["fits"] == first.to_dict()["fits"]
+
+
+def test_checkpoints_from_other_data_or_seed_are_refitted(fake, tmp_path):
+    eng = fake(_bic_script("gmm", {3: 900.0, 4: 800.0}))
+    select(X, models=("gmm",), k=[3, 4], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path)
+    select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path)
+    select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path)
+    assert len(eng.calls) == 6
+    # a half-written (damaged) checkpoint is refitted, not trusted
+    (tmp_path / "gmm-k3.json").write_text("{not json")
+    select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path)
+    assert len(eng.calls) == 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"models": ("gmm", "hmm")}, "Unknown model 'hmm' in models; choose from kmeans, gmm"),
+        ({"models": ()}, "models is empty"),
+        ({"k": []}, "The k range is empty"),
+        ({"k": [0, 1]}, "Every k must be at least 1; got 0"),
+        ({"k": ["a"]}, "k must be whole numbers"),
+        ({"min_share": 1.5}, r"min_share must be a fraction in \[0, 1\); got 1.5"),
+        ({"silhouette_min": 2}, r"silhouette_min must be in \[-1, 1\]"),
+        ({"stability_subsamples": -1}, "stability_subsamples must be 0 or more"),
+        ({"loo_se_rule": -1}, "loo_se_rule must be 0 or more"),
+        ({"fit_options": {"gmn": {}}}, r"fit_options has unknown model\(s\) \['gmn'\]"),
+    ],
+)
+def test_bad_settings_raise_one_clear_message(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        select(X, **{"models": ("gmm",), **kwargs})
