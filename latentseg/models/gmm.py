@@ -329,13 +329,13 @@ class _Patterns:
         return len(self.groups)
 
 
-def _chol_logpdf(Xo: np.ndarray, mu_o: np.ndarray, cov_oo: np.ndarray) -> np.ndarray:
-    from scipy.linalg import cholesky, solve_triangular
-
-    chol = cholesky(cov_oo, lower=True, check_finite=False)
-    sol = solve_triangular(chol, (Xo - mu_o).T, lower=True, check_finite=False)
-    logdet = 2.0 * np.log(np.diag(chol)).sum()
-    return -0.5 * (Xo.shape[1] * _LOG_2PI + logdet + np.einsum("ij,ij->j", sol, sol))
+def _inv_chol(covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse lower Cholesky factors and log determinants of a stack of covariances (k, d, d)."""
+    chol = np.linalg.cholesky(covs)
+    eye = np.broadcast_to(np.eye(covs.shape[-1]), covs.shape)
+    inv = np.linalg.solve(chol, eye)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    return inv, logdet
 
 
 def _full_log_joint(
@@ -348,9 +348,12 @@ def _full_log_joint(
     with np.errstate(divide="ignore"):
         logw = np.log(weights)
     for rows, o, _ in patterns.groups:
-        Xo = X[np.ix_(rows, o)]
+        Xo = X[np.ix_(rows, o)] if o.size < X.shape[1] else (X if rows.size == n else X[rows])
+        inv, logdet = _inv_chol(covs[:, o][:, :, o])
+        const = logw - 0.5 * (o.size * _LOG_2PI + logdet)
         for j in range(k):
-            L[rows, j] = _chol_logpdf(Xo, means[j, o], covs[j][np.ix_(o, o)]) + logw[j]
+            sol = (Xo - means[j, o]) @ inv[j].T
+            L[rows, j] = const[j] - 0.5 * np.einsum("ij,ij->i", sol, sol)
     return L
 
 
@@ -365,8 +368,6 @@ def _full_mstep(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """EM M-step for full covariances; unobserved coordinates enter through their conditional
     mean and covariance given the observed ones (old parameters)."""
-    from scipy.linalg import cho_factor, cho_solve
-
     n, d = X.shape
     k = R.shape[1]
     eps = 10 * np.finfo(float).eps
@@ -374,9 +375,9 @@ def _full_mstep(
     Sx = np.zeros((k, d))
     Sxx = np.zeros((k, d, d))
     for rows, o, m in patterns.groups:
-        Rg = R[rows]
+        Rg = R if rows.size == n else R[rows]
         if m.size == 0:
-            Xg = X[rows]
+            Xg = X if rows.size == n else X[rows]
             Sx += Rg.T @ Xg
             for j in range(k):
                 Sxx[j] += (Xg * Rg[:, j : j + 1]).T @ Xg
@@ -384,8 +385,7 @@ def _full_mstep(
         Xo = X[np.ix_(rows, o)]
         for j in range(k):
             if o.size:
-                cf = cho_factor(covs[j][np.ix_(o, o)], lower=True, check_finite=False)
-                B = cho_solve(cf, covs[j][np.ix_(o, m)], check_finite=False)  # (|o|, |m|)
+                B = np.linalg.solve(covs[j][np.ix_(o, o)], covs[j][np.ix_(o, m)])  # (|o|, |m|)
                 xm = means[j, m] + (Xo - means[j, o]) @ B
                 C = covs[j][np.ix_(m, m)] - covs[j][np.ix_(m, o)] @ B
             else:

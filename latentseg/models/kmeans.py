@@ -1,0 +1,224 @@
+"""k-means baseline (scikit-learn's :class:`~sklearn.cluster.KMeans`) as a :class:`SegmentationResult`.
+
+Memberships are 0/1 (each respondent belongs to the nearest center). Criteria: ``inertia``
+(within-segment sum of squares), ``silhouette`` (mean silhouette width; NaN for k = 1) and
+``smallest_share``. Share intervals are 95% Wilson intervals by default; with ``bootstrap=B``
+they are percentile intervals from B refits on resamples, each resample's segments matched to
+the full-sample solution by the Hungarian algorithm on the centers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError
+from latentseg.models._em import check_k, numeric_matrix, provenance, start_generators
+from latentseg.result import SegmentationResult
+
+__all__ = ["fit_kmeans", "predict_proba"]
+
+
+def _kmeans(X: np.ndarray, k: int, n_init: int, rng: np.random.Generator, init: Any = "k-means++") -> Any:
+    from sklearn.cluster import KMeans
+
+    seed = int(rng.integers(2**31 - 1))
+    return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X)
+
+
+def fit_kmeans(
+    data: Any,
+    k: int,
+    *,
+    n_init: int = 10,
+    random_seed: int | None = None,
+    bootstrap: int = 0,
+    standardize: bool = False,
+) -> SegmentationResult:
+    """k-means with ``k`` segments, the best of ``n_init`` starts (by inertia).
+
+    Parameters
+    ----------
+    data : DataFrame or ndarray, shape (n, d)
+        Numeric, no missing values (impute them, or use the Gaussian mixture, which handles them).
+    k : int
+        Number of segments (1 to the number of distinct respondents).
+    n_init : int, default 10
+        k-means++ starts (scikit-learn's ``n_init``).
+    random_seed : int, optional
+        The one seed; same seed, same result.
+    bootstrap : int, default 0
+        ``B > 0``: share (and center) intervals from ``B`` refits on resamples of the respondents
+        (``"95% bootstrap"``, percentile intervals; each refit starts from the full-sample centers
+        and its segments are matched to them by the Hungarian algorithm); ``0``: 95% Wilson
+        intervals on the shares.
+    standardize : bool, default False
+        Cluster on z-scores (each column centred and divided by its standard deviation). Centers
+        are reported in the original units either way.
+
+    Returns
+    -------
+    SegmentationResult
+        ``model="kmeans"``; ``params["centers"] (k, d)`` in the units clustered on (z-scores when
+        standardized; ``shared_params`` then holds ``scale_mean`` and ``scale_sd``); criteria
+        ``inertia, silhouette, smallest_share``; with a bootstrap, ``center_intervals (k, d, 2)``.
+
+    Raises
+    ------
+    ConfigError
+        Missing values, non-numeric columns, a bad ``k``, ``n_init`` or ``bootstrap``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (30, 2)), rng.normal(8, 1, (20, 2))]
+    >>> r = fit_kmeans(X, 2, random_seed=1)
+    >>> r.shares.tolist(), r.interval_method
+    ([0.6, 0.4], '95% Wilson')
+    """
+    from sklearn.metrics import silhouette_score
+
+    X, names, ids = numeric_matrix(data, allow_missing=False, model="kmeans")
+    n, d = X.shape
+    k = check_k(k, X, "kmeans")
+    for name, val, low in (("n_init", n_init, 1), ("bootstrap", bootstrap, 0)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+            raise ConfigError(f"{name} must be an integer >= {low}; got {val!r}.")
+    n_init, bootstrap = int(n_init), int(bootstrap)
+
+    shared: dict[str, np.ndarray] = {}
+    Z = X
+    if standardize:
+        mean, sd = X.mean(axis=0), X.std(axis=0)
+        Z = (X - mean) / sd
+        shared = {"scale_mean": mean, "scale_sd": sd}
+
+    rng_fit, rng_boot = start_generators(random_seed, 2)
+    km = _kmeans(Z, k, n_init, rng_fit)
+    labels = km.labels_
+    fit_centers = km.cluster_centers_
+    counts = np.bincount(labels, minlength=k)
+    centers = np.vstack([X[labels == j].mean(axis=0) for j in range(k)])  # original units
+    z = np.zeros((n, k))
+    z[np.arange(n), labels] = 1.0
+    silhouette = float(silhouette_score(Z, labels)) if 1 < k < n and len(set(labels)) > 1 else float("nan")
+    criteria = {
+        "inertia": float(km.inertia_),
+        "silhouette": silhouette,
+        "smallest_share": float(counts.min() / n),
+    }
+
+    kwargs: dict[str, Any] = {}
+    diagnostics: dict[str, Any] = {"converged": True, "warnings": [], "n_iter": int(km.n_iter_), "n_starts": n_init}
+    if bootstrap:
+        lo, hi, c_int, n_failed = _bootstrap(Z, X, k, fit_centers, n_init, bootstrap, rng_boot)
+        kwargs = {
+            "share_interval": (lo, hi),
+            "interval_method": "95% bootstrap",
+            "center_intervals": c_int,
+        }
+        diagnostics["bootstrap"] = bootstrap
+        diagnostics["bootstrap_failed"] = n_failed
+
+    settings = {"n_init": n_init, "bootstrap": bootstrap, "standardize": bool(standardize)}
+    return SegmentationResult.from_memberships(
+        "kmeans",
+        z,
+        centers=centers,
+        feature_names=names,
+        respondent_ids=ids,
+        criteria=criteria,
+        diagnostics=diagnostics,
+        provenance=provenance(random_seed, X, config={"model": "kmeans", "k": k, **settings}),
+        settings=settings,
+        params={"centers": fit_centers.copy()},
+        shared_params=shared,
+        **kwargs,
+    )
+
+
+def _bootstrap(
+    Z: np.ndarray,
+    X: np.ndarray,
+    k: int,
+    ref_centers: np.ndarray,
+    n_init: int,
+    B: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Percentile intervals for shares and centers from B refits on resamples.
+
+    Each refit starts from the full-sample centers (one start: the resample's variability, not
+    the search for a better optimum, is what the interval measures, and it is n_init times
+    faster), and its centers are matched to the full-sample centers (in the clustering units) by
+    the Hungarian algorithm on squared Euclidean distance, which guards against a segment
+    taking another's place during the refit.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n, d = X.shape
+    shares = np.full((B, k), np.nan)
+    centers = np.full((B, k, d), np.nan)
+    failed = 0
+    for b, g in enumerate(rng.spawn(B)):
+        idx = g.integers(n, size=n)
+        Zb = Z[idx]
+        if np.unique(Zb, axis=0).shape[0] < k:
+            failed += 1
+            continue
+        km = _kmeans(Zb, k, 1, g, init=ref_centers)
+        cost = ((ref_centers[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+        ref_j, boot_j = linear_sum_assignment(cost)
+        counts = np.bincount(km.labels_, minlength=k)
+        Xb = X[idx]
+        for r, c in zip(ref_j, boot_j):
+            shares[b, r] = counts[c] / n
+            members = km.labels_ == c
+            if members.any():
+                centers[b, r] = Xb[members].mean(axis=0)
+    lo, hi = np.nanpercentile(shares, [2.5, 97.5], axis=0)
+    c_lo, c_hi = np.nanpercentile(centers, [2.5, 97.5], axis=0)
+    return lo, hi, np.stack([c_lo, c_hi], axis=-1), failed
+
+
+def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
+    """One-hot memberships of (new) respondents: 1 for the nearest center.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        From :func:`fit_kmeans`.
+    data : DataFrame or ndarray, shape (n, d)
+        A DataFrame is matched to the fitted columns by name. No missing values.
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+
+    Examples
+    --------
+    >>> X = np.array([[0.0], [0.2], [5.0], [5.3]])
+    >>> r = fit_kmeans(X, 2, random_seed=0)
+    >>> predict_proba(r, np.array([[4.9], [0.1]])).tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    names = list(result.feature_names)
+    if isinstance(data, pd.DataFrame):
+        absent = [c for c in names if c not in data.columns]
+        if absent:
+            from latentseg.errors import format_rows
+
+            raise ConfigError(f"New data lack the column(s) {format_rows(absent)} the model was fitted on.")
+        data = data[names]
+    X, _, _ = numeric_matrix(data, allow_missing=False, model="kmeans", check_constant=False)
+    if X.shape[1] != len(names):
+        raise ConfigError(f"New data have {X.shape[1]} columns; the model was fitted on {len(names)}.")
+    if "scale_mean" in result.shared_params:
+        X = (X - result.shared_params["scale_mean"]) / result.shared_params["scale_sd"]
+    C = np.asarray(result.params["centers"], dtype=float)
+    dist = (X * X).sum(axis=1)[:, None] - 2 * X @ C.T + (C * C).sum(axis=1)[None, :]
+    out = np.zeros((X.shape[0], C.shape[0]))
+    out[np.arange(X.shape[0]), dist.argmin(axis=1)] = 1.0
+    return out
