@@ -15,7 +15,9 @@ sorted largest first before anything is drawn).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -23,11 +25,17 @@ import pandas as pd
 
 from latentseg._stats import as_rng
 from latentseg.errors import ConfigError
+from latentseg.survey import Scale, Survey
 
 __all__ = [
+    "DEFAULT_JOB",
+    "BAD_RULES",
+    "SimulationTruth",
+    "cramers_v_from_strength",
     "default_shares",
-    "simulate_gaussian_mixture",
     "simulate_categorical",
+    "simulate_gaussian_mixture",
+    "simulate_survey",
 ]
 
 Covariance = Literal["spherical", "diagonal", "full", "unequal"]
@@ -463,3 +471,666 @@ def simulate_categorical(
         mask = rng_missing.random((n, n_items)) < missing_rate
         data = data.mask(pd.DataFrame(mask, columns=data.columns))
     return data, segment, probs
+
+
+# --------------------------------------------------------------------------------------------
+# outcome surveys
+# --------------------------------------------------------------------------------------------
+
+#: The job of the bundled example survey (and the default of :func:`simulate_survey`).
+DEFAULT_JOB = "manage cross-functional projects to deliver on time and on budget"
+
+#: Names of the three planted kinds of bad respondent, as keys of :attr:`SimulationTruth.bad`.
+BAD_RULES = ("straightliner", "speeder", "too_many_missing")
+
+# Outcome statements for DEFAULT_JOB: job step -> statements (Ulwick's "direction + metric +
+# object of control" form). Used when the requested layout fits (<= 6 steps of <= 6 outcomes).
+_PROJECT_JOB_MAP: dict[str, tuple[str, ...]] = {
+    "Define the scope": (
+        "Minimize the time it takes to agree the project's objectives with stakeholders",
+        "Minimize the likelihood that a requirement is missed during scoping",
+        "Minimize the time it takes to estimate the effort each deliverable needs",
+        "Minimize the likelihood of scope creep after kick-off",
+        "Minimize the likelihood that nobody owns a deliverable",
+        "Minimize the time it takes to get the budget approved",
+    ),
+    "Plan the work": (
+        "Minimize the time it takes to build a realistic project schedule",
+        "Minimize the likelihood of overlooking a dependency between teams",
+        "Minimize the time it takes to assign work to the right people",
+        "Minimize the likelihood of over-allocating a team member",
+        "Minimize the likelihood that the cost forecast is wrong",
+        "Minimize the time it takes to set milestones everyone agrees on",
+    ),
+    "Coordinate the teams": (
+        "Minimize the time it takes to share updates across teams",
+        "Minimize the likelihood that a team works from outdated information",
+        "Minimize the time it takes to hand off work between teams",
+        "Minimize the number of status meetings needed to stay aligned",
+        "Minimize the likelihood that a decision does not reach everyone it affects",
+        "Minimize the time it takes to find the latest version of a project document",
+    ),
+    "Track progress": (
+        "Minimize the time it takes to see whether the project is on schedule",
+        "Minimize the time it takes to see actual spend against the budget",
+        "Minimize the likelihood that a slipping task goes unnoticed",
+        "Minimize the time it takes to prepare a status report for leadership",
+        "Minimize the likelihood that the projected completion date is wrong",
+        "Minimize the effort it takes to collect progress from team members",
+    ),
+    "Manage risks and changes": (
+        "Minimize the likelihood that a risk is identified too late to act on",
+        "Minimize the time it takes to assess the impact of a change request",
+        "Minimize the time it takes to re-plan after a delay",
+        "Minimize the likelihood that a blocked task stays blocked",
+        "Minimize the time it takes to escalate an issue to the right decision-maker",
+        "Minimize the likelihood that a budget overrun goes unnoticed",
+    ),
+    "Close and learn": (
+        "Minimize the time it takes to confirm every deliverable has been accepted",
+        "Minimize the time it takes to capture lessons learned",
+        "Minimize the likelihood of repeating a mistake on the next project",
+        "Minimize the time it takes to release people to other work",
+        "Minimize the effort it takes to reuse plans from past projects",
+        "Minimize the time it takes to report final cost and schedule performance",
+    ),
+}
+
+_GENERIC_TEMPLATES = (
+    "Minimize the time it takes to {obj}",
+    "Minimize the likelihood of errors when you {obj}",
+    "Minimize the effort it takes to {obj}",
+    "Minimize the likelihood of having to redo work to {obj}",
+)
+
+# Profile columns: name -> (levels, association with the segment as a multiple of
+# demographic_strength). region is unrelated to the segment by construction.
+_PROFILE_COLUMNS: dict[str, tuple[tuple[str, ...], float]] = {
+    "role": (("Project manager", "Engineering lead", "Product manager", "Operations lead", "Executive"), 1.0),
+    "company_size": (("1-49", "50-199", "200-999", "1000+"), 0.5),
+    "industry": (
+        ("Software", "Professional services", "Manufacturing", "Healthcare", "Financial services", "Education"),
+        0.25,
+    ),
+    "current_tool": (("Spreadsheets", "Jira", "Asana", "Microsoft Project", "Monday.com", "Other"), 0.5),
+    "region": (("North America", "Europe", "Asia-Pacific", "Latin America"), 0.0),
+}
+
+# latent rating model on the 0-10 scale (see simulate_survey)
+_ITEM_SD = 1.3  # within-respondent noise per rating
+_RESPONDENT_SD = 0.75  # per-respondent, per-block scale-use offset
+_LATENT_SD = math.sqrt(_ITEM_SD**2 + _RESPONDENT_SD**2)
+_IMP_SHIFT = 2.5  # importance raised on a segment's underserved outcomes (times separation)
+_SAT_SHIFT = 3.0  # satisfaction lowered on them (times separation)
+_PLAN_PRICE_BASE = 25.0  # median plan price (per seat and month) when strength = 0
+_UNRATED_MAX_FRACTION = 0.2  # the playbook's cleaning threshold (more than 20% unrated)
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationTruth:
+    """What :func:`simulate_survey` planted.
+
+    Attributes
+    ----------
+    segment : Series of int, length n
+        True segment ``1..k`` of **every** respondent, indexed by respondent id, bad respondents
+        included (they were drawn from a segment too; see ``bad``). The ratings of straight-liners and
+        speeders carry no segment signal; those of respondents with too many unrated outcomes do.
+    shares : Series of float, length k
+        The segment shares the respondents were allocated by (index 1..k, largest first). The good
+        respondents' realised shares equal these within ``1 / n_good``.
+    underserved : mapping of int to tuple of str
+        Segment -> the outcome ids on which it is underserved.
+    bad : mapping of str to tuple of str
+        Planted bad respondents per cleaning rule (keys :data:`BAD_RULES`: ``"straightliner"``,
+        ``"speeder"``, ``"too_many_missing"``); the three sets are disjoint.
+    centers : DataFrame, shape (k, m)
+        True mean respondent-level opportunity score (0-20 scale: importance + max(importance -
+        satisfaction, 0), both rescaled to 0-10) per segment and outcome, computed exactly from the
+        generating model (discretisation and clipping included, before planting bad respondents,
+        missing ratings or the tie-breaking of accidental straight lines).
+    importance_mean, satisfaction_mean : DataFrame, shape (k, m)
+        The latent means on the 0-10 scale the ratings were drawn around.
+    cramers_v : mapping of str to float
+        Population Cramér's V between each categorical profile column and the segment
+        (see :func:`cramers_v_from_strength`); 0 for ``region``.
+    typical : mapping of str to Series
+        For each categorical profile column, the typical level of each segment.
+    plan_price_mean : Series, length k
+        Mean plan price per segment.
+    random_seed : int or None
+    """
+
+    segment: pd.Series
+    shares: pd.Series
+    underserved: Mapping[int, tuple[str, ...]]
+    bad: Mapping[str, tuple[str, ...]]
+    centers: pd.DataFrame
+    importance_mean: pd.DataFrame
+    satisfaction_mean: pd.DataFrame
+    cramers_v: Mapping[str, float] = field(default_factory=dict)
+    typical: Mapping[str, pd.Series] = field(default_factory=dict)
+    plan_price_mean: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    random_seed: int | None = None
+
+    @property
+    def k(self) -> int:
+        """Number of segments."""
+        return len(self.shares)
+
+    @property
+    def bad_ids(self) -> pd.Index:
+        """Ids of every planted bad respondent, in respondent order."""
+        bad = {i for ids in self.bad.values() for i in ids}
+        return self.segment.index[self.segment.index.isin(list(bad))]
+
+    @property
+    def good_ids(self) -> pd.Index:
+        """Ids of the respondents that no cleaning rule should remove, in respondent order."""
+        return self.segment.index[~self.segment.index.isin(list(self.bad_ids))]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per respondent: ``respondent_id``, ``segment`` and ``bad`` (the planted rule,
+        empty for good respondents).
+
+        Returns
+        -------
+        DataFrame, shape (n, 3)
+        """
+        rule = pd.Series("", index=self.segment.index, dtype="str")
+        for name, ids in self.bad.items():
+            rule.loc[list(ids)] = name
+        return pd.DataFrame(
+            {"respondent_id": self.segment.index.to_numpy(), "segment": self.segment.to_numpy(), "bad": rule.to_numpy()}
+        )
+
+
+def cramers_v_from_strength(
+    strength: float,
+    shares: Sequence[float] | np.ndarray,
+    n_levels: int,
+    typical: Sequence[int] | np.ndarray | None = None,
+) -> float:
+    """Population Cramér's V between the segment and a profile column generated with ``strength``.
+
+    The generating rule: a respondent of segment ``g`` takes its segment's typical level with
+    probability ``strength``, and otherwise a level drawn uniformly from all ``L`` levels (the typical
+    one included), so ``P(level = l | g) = strength [l = t_g] + (1 - strength) / L``. With as many
+    levels as segments, distinct typical levels and equal shares, ``V = strength`` exactly; otherwise
+    V follows from the joint distribution: ``V = sqrt(phi^2 / (min(k, L) - 1))``,
+    ``phi^2 = sum_gl (p_gl - p_g p_l)^2 / (p_g p_l)``.
+
+    Parameters
+    ----------
+    strength : float
+        In [0, 1].
+    shares : sequence of float, shape (k,)
+        Segment shares.
+    n_levels : int
+        Number of levels L of the profile column.
+    typical : sequence of int, shape (k,), optional
+        Typical level (0-based) of each segment; default ``g mod L``.
+
+    Returns
+    -------
+    float
+        Cramér's V in [0, 1] (0 when ``k`` or ``L`` is 1).
+
+    Examples
+    --------
+    >>> round(cramers_v_from_strength(0.6, [0.25] * 4, 4), 6)
+    0.6
+    >>> round(cramers_v_from_strength(0.6, [0.34, 0.28, 0.22, 0.16], 5), 3)
+    0.617
+    """
+    p_g = np.asarray(shares, dtype=float)
+    p_g = p_g / p_g.sum()
+    k, L = len(p_g), int(n_levels)
+    if min(k, L) < 2:
+        return 0.0
+    t = np.arange(k) % L if typical is None else np.asarray(typical, dtype=int)
+    cond = np.full((k, L), (1.0 - strength) / L)
+    cond[np.arange(k), t] += strength
+    joint = p_g[:, None] * cond
+    p_l = joint.sum(axis=0)
+    expected = p_g[:, None] * p_l[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi2 = float(np.nansum(np.where(expected > 0, (joint - expected) ** 2 / expected, 0.0)))
+    return float(np.sqrt(phi2 / (min(k, L) - 1)))
+
+
+def _parse_scale(value: object, name: str) -> tuple[int, int]:
+    func = "simulate_survey"
+    try:
+        if isinstance(value, Scale):
+            lo, hi = value.low, value.high
+        elif isinstance(value, str):
+            sc = Scale.parse(value)
+            lo, hi = sc.low, sc.high
+        else:
+            lo, hi = value  # type: ignore[misc]
+        lo_f, hi_f = float(lo), float(hi)
+        ok = lo_f.is_integer() and hi_f.is_integer() and hi_f - lo_f >= 1
+    except (TypeError, ValueError, ConfigError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"The {name!r} parameter of {func} must be an integer Likert scale (low, high) with high > low, "
+            f"e.g. (1, 5) or '1-10'. Got {value!r} instead."
+        )
+    return int(lo_f), int(hi_f)
+
+
+def _outcome_table(m: int, n_steps: int, job: str) -> pd.DataFrame:
+    """Outcome ids o01.., statements and job steps; outcomes split over steps as evenly as possible."""
+    sizes = [m // n_steps + (1 if s < m % n_steps else 0) for s in range(n_steps)]
+    width = max(2, len(str(m)))
+    ids = [f"o{i + 1:0{width}d}" for i in range(m)]
+    bank = list(_PROJECT_JOB_MAP.items())
+    use_bank = job == DEFAULT_JOB and n_steps <= len(bank) and max(sizes) <= min(len(v) for _, v in bank)
+    statements: list[str] = []
+    steps: list[str] = []
+    for s, size in enumerate(sizes):
+        if use_bank:
+            step_name, step_statements = bank[s]
+            statements.extend(step_statements[:size])
+        else:
+            step_name = f"Step {s + 1}"
+            for j in range(size):
+                obj = f"complete task {j + 1} of step {s + 1} when you {job}"
+                statements.append(_GENERIC_TEMPLATES[j % len(_GENERIC_TEMPLATES)].format(obj=obj))
+        steps.extend([step_name] * size)
+    return pd.DataFrame(
+        {"statement": pd.array(statements, dtype="str"), "job_step": pd.array(steps, dtype="str")},
+        index=pd.Index(ids, name="outcome", dtype="str"),
+    )
+
+
+def _default_underserved(outcomes: pd.DataFrame, k: int, rng: np.random.Generator) -> dict[int, tuple[str, ...]]:
+    """Segment g is underserved on (up to 4 outcomes of) job step g, plus one outcome of another
+    segment's step.
+
+    With more segments than job steps, the outcomes are cut into k contiguous blocks instead.
+    """
+    ids = list(outcomes.index)
+    step_names = list(dict.fromkeys(outcomes["job_step"]))
+    out: dict[int, tuple[str, ...]] = {}
+    if k <= len(step_names):
+        for g in range(k):
+            own = [o for o, st in zip(ids, outcomes["job_step"], strict=True) if st == step_names[g]][:4]
+            # the extra outcome comes from another segment's step, so the steps no segment owns
+            # stay free for the overserved / universally underserved outcomes
+            pool = [st for st in step_names[:k] if st != step_names[g]] or [st for st in step_names if st != step_names[g]]
+            others = [o for o in ids if o not in own and outcomes.loc[o, "job_step"] in pool]
+            extra = [others[int(rng.integers(len(others)))]] if others else []
+            out[g + 1] = tuple(sorted(own + extra, key=ids.index))
+    else:
+        blocks = np.array_split(np.arange(len(ids)), k)
+        for g, block in enumerate(blocks):
+            out[g + 1] = tuple(ids[i] for i in block)
+    return out
+
+
+def _check_underserved(
+    underserved: Mapping[int, Sequence[str]], k: int, outcome_ids: list[str]
+) -> dict[int, tuple[str, ...]]:
+    func = "simulate_survey"
+    bad_keys = [g for g in underserved if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or not 1 <= g <= k]
+    if bad_keys:
+        raise ConfigError(
+            f"The 'underserved' parameter of {func} must map segments 1..{k} to outcome ids. "
+            f"Got segment keys {bad_keys!r}."
+        )
+    known = set(outcome_ids)
+    unknown = [o for ids in underserved.values() for o in ids if o not in known]
+    if unknown:
+        from latentseg.errors import format_rows
+
+        raise ConfigError(
+            f"The 'underserved' parameter of {func} names unknown outcome ids {format_rows(unknown)}; "
+            f"expected ids among {outcome_ids[0]}..{outcome_ids[-1]}."
+        )
+    return {g: tuple(o for o in outcome_ids if o in set(underserved.get(g, ()))) for g in range(1, k + 1)}
+
+
+def _rating_probs(mu10: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """P(rating = v), v = lo..hi, for latent 0-10 means ``mu10`` (any shape) -> shape + (levels,)."""
+    from scipy.stats import norm
+
+    span = hi - lo
+    m = lo + span * mu10 / 10.0
+    s = span * _LATENT_SD / 10.0
+    edges = np.arange(lo, hi) + 0.5  # boundaries between neighbouring levels
+    cdf = norm.cdf((edges - m[..., None]) / s)
+    lower = np.concatenate([np.zeros(m.shape + (1,)), cdf], axis=-1)
+    upper = np.concatenate([cdf, np.ones(m.shape + (1,))], axis=-1)
+    return upper - lower
+
+
+def _exact_centers(imp_mu: np.ndarray, sat_mu: np.ndarray, imp: tuple[int, int], sat: tuple[int, int]) -> np.ndarray:
+    """E[importance + max(importance - satisfaction, 0)] (0-10 rescaled) per segment and outcome.
+
+    Importance and satisfaction of one outcome are independent given the segment (their
+    respondent offsets are drawn independently per block), so the expectation is a double sum over
+    the two rating distributions.
+    """
+    p_i = _rating_probs(imp_mu, *imp)  # (k, m, Li)
+    p_s = _rating_probs(sat_mu, *sat)  # (k, m, Ls)
+    v_i = 10.0 * np.arange(imp[1] - imp[0] + 1) / (imp[1] - imp[0])
+    v_s = 10.0 * np.arange(sat[1] - sat[0] + 1) / (sat[1] - sat[0])
+    opp = v_i[:, None] + np.maximum(v_i[:, None] - v_s[None, :], 0.0)  # (Li, Ls)
+    return np.einsum("kmi,kms,is->km", p_i, p_s, opp)
+
+
+def _to_likert(latent10: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.clip(np.rint(lo + (hi - lo) * latent10 / 10.0), lo, hi)
+
+
+def _break_straight_lines(block: np.ndarray, rows: np.ndarray, lo: int, hi: int, rng: np.random.Generator) -> None:
+    """In place: for the given rows whose rated values are all identical, move one rated value by 1."""
+    sub = block[rows]
+    with np.errstate(invalid="ignore"):
+        rated_n = (~np.isnan(sub)).sum(axis=1)
+        flat = np.nanmin(np.where(rated_n[:, None] > 0, sub, 0.0), axis=1) == np.nanmax(
+            np.where(rated_n[:, None] > 0, sub, 0.0), axis=1
+        )
+    for r in rows[flat & (rated_n >= 2)]:
+        vals = block[r]
+        rated = np.flatnonzero(~np.isnan(vals))
+        if len(rated) >= 2 and np.all(vals[rated] == vals[rated[0]]):
+            j = rated[int(rng.integers(len(rated)))]
+            vals[j] = vals[j] + 1 if vals[j] < hi else vals[j] - 1
+
+
+def simulate_survey(
+    n: int = 400,
+    n_outcomes: int = 24,
+    n_segments: int = 4,
+    *,
+    shares: Sequence[float] | np.ndarray | None = None,
+    job_steps: int = 6,
+    imp_scale: tuple[int, int] | str | Scale = (1, 5),
+    sat_scale: tuple[int, int] | str | Scale = (1, 10),
+    underserved: Mapping[int, Sequence[str]] | None = None,
+    separation: float = 1.0,
+    demographic_strength: float = 0.6,
+    straightliners: int = 0,
+    speeders: int = 0,
+    too_many_missing: int = 0,
+    missing_rate: float = 0.0,
+    job: str = DEFAULT_JOB,
+    random_seed: int | None = None,
+) -> tuple[Survey, SimulationTruth]:
+    """An outcome survey with known segments, demographics and planted bad respondents.
+
+    **Outcomes.** ``n_outcomes`` outcomes ``o01..`` split as evenly as possible over ``job_steps``
+    job steps. For the default job (and at most 6 steps of at most 6 outcomes) the statements and
+    step names come from a job map for "manage cross-functional projects"; otherwise they are
+    built from templates ("Minimize the time it takes to ...").
+
+    **Ratings.** Each rating is a latent value on a 0-10 scale, mapped linearly onto the Likert
+    scale, rounded and clipped: ``rating = clip(round(low + (high - low) * y / 10), low, high)``, with
+    ``y = mean[segment, outcome] + respondent offset + noise``; the respondent offset (scale use,
+    SD 0.75, one per respondent and block) and the noise (SD 1.3, one per rating) are normal, so the
+    within-segment latent SD is 1.5. Outcome baselines: importance uniform on [4, 6.5] and
+    satisfaction on [5, 7.5]; the last job step not claimed by any segment is *overserved* for
+    everyone (importance [3, 4.5], satisfaction [7, 8.5]) and one unclaimed outcome of another
+    step is *underserved for everyone* (importance 7.5, satisfaction 3.5), so the landscape has
+    all classes. On a segment's underserved outcomes its importance mean is raised by
+    ``2.5 * separation`` and its satisfaction mean lowered by ``3.0 * separation`` (``separation =
+    0``: no segment structure). By default segment ``g`` is underserved on up to four outcomes of job
+    step ``g`` plus one outcome of another segment's step.
+
+    **Profile.** ``role`` (5 levels), ``company_size`` (4), ``industry`` (6), ``current_tool`` (6)
+    and ``region`` (4): a respondent takes its segment's typical level with probability ``strength``
+    and otherwise a uniformly drawn level, where ``strength`` is ``demographic_strength`` times 1
+    (role), 0.5 (company_size, current_tool), 0.25 (industry) and 0 (region: unrelated). The
+    resulting population Cramér's V is in ``truth.cramers_v`` (:func:`cramers_v_from_strength`).
+    ``plan_price`` (per seat and month) is log-normal with CV about 0.3 around a segment mean
+    ``25 * exp(demographic_strength * d_g)``, ``d_g`` evenly spaced on [-0.6, 0.6] in random order.
+    ``duration`` (seconds) is log-normal around ``60 + 20 m`` with SD 0.3 on the log scale, clipped
+    to [0.6, 2.5] times that.
+
+    **Bad respondents** (disjoint, at random positions; all other respondents pass every rule):
+
+    * straight-liners: one value for every importance rating and one for every satisfaction rating;
+    * speeders: duration 0.08-0.18 times the typical duration (under a third of the median whenever
+      fewer than half the respondents are speeders), uniformly random ratings;
+    * too many missing: drawn from their segment, then both ratings blanked on 30-60% of outcomes
+      (always more than 20%).
+
+    ``missing_rate`` blanks ratings of good respondents at random (both ratings of an outcome, or
+    one of them), never more than 20% of a respondent's outcomes; a good respondent whose ratings in a
+    block happen to be all equal gets one of them moved by 1, so no good respondent is a
+    straight-liner.
+
+    Parameters
+    ----------
+    n : int, default 400
+        Number of respondents, bad ones included.
+    n_outcomes : int, default 24
+        Number of outcomes m (>= 2).
+    n_segments : int, default 4
+        Number of segments k.
+    shares : sequence of float, optional
+        Segment shares (sorted largest first); default :func:`default_shares`
+        (0.34 / 0.28 / 0.22 / 0.16 for k = 4).
+    job_steps : int, default 6
+        Number of job steps (1..m).
+    imp_scale, sat_scale : (int, int) or str or Scale, default (1, 5) and (1, 10)
+        Integer Likert scales.
+    underserved : mapping of int to sequence of str, optional
+        Segment (1..k) -> outcome ids it is underserved on; segments left out are underserved on
+        nothing.
+    separation : float, default 1.0
+        Multiplies the underserved shifts (>= 0).
+    demographic_strength : float, default 0.6
+        How strongly the profile is tied to the segment, in [0, 1].
+    straightliners, speeders, too_many_missing : int, default 0
+        Planted bad respondents of each kind (together fewer than half of ``n``).
+    missing_rate : float, default 0.0
+        Probability that a good respondent leaves an outcome unrated, in [0, 1).
+    job : str
+        The job the outcomes belong to.
+    random_seed : int or None
+        Same seed, same survey (bit for bit).
+
+    Returns
+    -------
+    survey : Survey
+        Ratings as float (integers, NaN where unrated), respondent ids ``R0001..``, outcomes with
+        statement and job step, the declared scales, profile and duration; ``source`` is
+        ``"<simulated>"``.
+    truth : SimulationTruth
+
+    Raises
+    ------
+    ConfigError
+        For an out-of-range parameter.
+
+    Examples
+    --------
+    >>> survey, truth = simulate_survey(200, n_outcomes=12, n_segments=3, speeders=4, random_seed=1)
+    >>> survey.importance.shape, str(survey.imp_scale), str(survey.sat_scale)
+    ((200, 12), '1-5', '1-10')
+    >>> len(truth.bad["speeder"]), truth.centers.shape
+    (4, (3, 12))
+    """
+    func = "simulate_survey"
+    n = _check_int(n, "n", func, 1)
+    m = _check_int(n_outcomes, "n_outcomes", func, 2)
+    k = _check_int(n_segments, "n_segments", func, 1)
+    n_steps = _check_int(job_steps, "job_steps", func, 1)
+    if n_steps > m:
+        raise ConfigError(f"The 'job_steps' parameter of {func} must be at most n_outcomes={m}. Got {n_steps} instead.")
+    imp = _parse_scale(imp_scale, "imp_scale")
+    sat = _parse_scale(sat_scale, "sat_scale")
+    separation = _check_float(separation, "separation", func, 0.0, np.inf)
+    strength = _check_float(demographic_strength, "demographic_strength", func, 0.0, 1.0)
+    missing_rate = _check_float(missing_rate, "missing_rate", func, 0.0, 1.0, high_open=True)
+    n_bad = {
+        "straightliner": _check_int(straightliners, "straightliners", func, 0),
+        "speeder": _check_int(speeders, "speeders", func, 0),
+        "too_many_missing": _check_int(too_many_missing, "too_many_missing", func, 0),
+    }
+    if 2 * sum(n_bad.values()) >= n:
+        raise ConfigError(
+            f"The planted bad respondents of {func} (straightliners + speeders + too_many_missing = "
+            f"{sum(n_bad.values())}) must be fewer than half of n={n}."
+        )
+    max_unrated_good = math.floor(_UNRATED_MAX_FRACTION * m)
+    if n_bad["too_many_missing"] and m - (max_unrated_good + 1) < 2:
+        raise ConfigError(
+            f"The 'too_many_missing' parameter of {func} needs n_outcomes >= 3 (more than 20% unrated and "
+            f"at least two rated outcomes). Got n_outcomes={m}."
+        )
+    share_arr = _resolve_shares(shares, k, func)
+    n_good = n - sum(n_bad.values())
+    if n_good < 1:  # pragma: no cover - excluded by the half-of-n rule
+        raise ConfigError(f"{func} needs at least one good respondent.")
+
+    rng = as_rng(random_seed)
+    (rng_out, rng_alloc, rng_lat, rng_bad, rng_miss, rng_prof, rng_dur, rng_fix) = rng.spawn(8)
+
+    # ---- outcomes, segment profiles (latent means) -------------------------------------------
+    outcomes = _outcome_table(m, n_steps, job)
+    ids_o = list(outcomes.index)
+    claimed = (
+        _default_underserved(outcomes, k, rng_out)
+        if underserved is None
+        else _check_underserved(underserved, k, ids_o)
+    )
+    imp_base = rng_out.uniform(4.0, 6.5, size=m)
+    sat_base = rng_out.uniform(5.0, 7.5, size=m)
+    used = {o for v in claimed.values() for o in v}
+    step_of = outcomes["job_step"].to_numpy()
+    steps = list(dict.fromkeys(step_of))
+    free_steps = [st for st in steps if not any(o in used for o in outcomes.index[step_of == st])]
+    if free_steps:
+        over = np.flatnonzero(step_of == free_steps[-1])
+        imp_base[over] = rng_out.uniform(3.0, 4.5, size=len(over))
+        sat_base[over] = rng_out.uniform(7.0, 8.5, size=len(over))
+    candidates = [
+        i for i, o in enumerate(ids_o) if o not in used and (not free_steps or step_of[i] != free_steps[-1])
+    ]
+    if candidates:
+        i = candidates[int(rng_out.integers(len(candidates)))]
+        imp_base[i], sat_base[i] = 7.5, 3.5
+    imp_mu = np.tile(imp_base, (k, 1))
+    sat_mu = np.tile(sat_base, (k, 1))
+    col = {o: i for i, o in enumerate(ids_o)}
+    for g, outs in claimed.items():
+        for o in outs:
+            imp_mu[g - 1, col[o]] += _IMP_SHIFT * separation
+            sat_mu[g - 1, col[o]] -= _SAT_SHIFT * separation
+
+    # ---- respondents: segments and who is bad ------------------------------------------------
+    seg_good = _allocate(n_good, share_arr, rng_alloc, exact=True)
+    bad_total = n - n_good
+    seg_bad = _allocate(bad_total, share_arr, rng_alloc, exact=True) if bad_total else np.zeros(0, dtype=int)
+    kind = np.concatenate(
+        [np.zeros(n_good, dtype=int)] + [np.full(c, r + 1, dtype=int) for r, c in enumerate(n_bad.values())]
+    )
+    seg = np.concatenate([seg_good, seg_bad])
+    order = rng_alloc.permutation(n)
+    seg, kind = seg[order], kind[order]
+    width = max(4, len(str(n)))
+    rid = pd.Index([f"R{i + 1:0{width}d}" for i in range(n)], name="respondent_id", dtype="str")
+
+    # ---- ratings ---------------------------------------------------------------------------
+    def block(mu: np.ndarray, scale: tuple[int, int]) -> np.ndarray:
+        offset = rng_lat.normal(0.0, _RESPONDENT_SD, size=(n, 1))
+        noise = rng_lat.normal(0.0, _ITEM_SD, size=(n, m))
+        return _to_likert(mu[seg - 1] + offset + noise, *scale)
+
+    imp_r = block(imp_mu, imp)
+    sat_r = block(sat_mu, sat)
+
+    sl = np.flatnonzero(kind == 1)
+    imp_r[sl] = rng_bad.integers(imp[0], imp[1] + 1, size=(len(sl), 1))
+    sat_r[sl] = rng_bad.integers(sat[0], sat[1] + 1, size=(len(sl), 1))
+    sp = np.flatnonzero(kind == 2)
+    imp_r[sp] = rng_bad.integers(imp[0], imp[1] + 1, size=(len(sp), m))
+    sat_r[sp] = rng_bad.integers(sat[0], sat[1] + 1, size=(len(sp), m))
+    tm = np.flatnonzero(kind == 3)
+    for r in tm:
+        lo_c = max_unrated_good + 1
+        hi_c = max(lo_c, min(m - 2, math.ceil(0.6 * m)))
+        lo_c = max(lo_c, min(hi_c, math.ceil(0.3 * m)))
+        blank = rng_bad.choice(m, size=int(rng_bad.integers(lo_c, hi_c + 1)), replace=False)
+        imp_r[r, blank] = np.nan
+        sat_r[r, blank] = np.nan
+
+    good = np.flatnonzero(kind == 0)
+    if missing_rate > 0 and max_unrated_good > 0:
+        unrated = rng_miss.random((len(good), m)) < missing_rate
+        # keep at most max_unrated_good per respondent: a random subset of the drawn ones
+        key = np.where(unrated, rng_miss.random((len(good), m)), np.inf)
+        rank = np.argsort(np.argsort(key, axis=1, kind="stable"), axis=1, kind="stable")
+        unrated &= rank < max_unrated_good
+        which = rng_miss.random((len(good), m))  # < .5 both, < .75 importance only, else satisfaction only
+        imp_blank = np.zeros((n, m), dtype=bool)
+        sat_blank = np.zeros((n, m), dtype=bool)
+        imp_blank[good] = unrated & (which < 0.75)
+        sat_blank[good] = unrated & ((which < 0.5) | (which >= 0.75))
+        imp_r[imp_blank] = np.nan
+        sat_r[sat_blank] = np.nan
+    # nobody but the planted straight-liners may look like one
+    not_sl = np.flatnonzero(kind != 1)
+    _break_straight_lines(imp_r, not_sl, *imp, rng_fix)
+    _break_straight_lines(sat_r, not_sl, *sat, rng_fix)
+
+    # ---- profile and duration ----------------------------------------------------------------
+    profile: dict[str, object] = {}
+    cramers: dict[str, float] = {}
+    typical_levels: dict[str, pd.Series] = {}
+    seg_index = pd.Index(range(1, k + 1), name="segment")
+    for name, (levels, mult) in _PROFILE_COLUMNS.items():
+        L = len(levels)
+        s_col = strength * mult
+        perm = rng_prof.permutation(L)
+        typ = perm[np.arange(k) % L]
+        take_typical = rng_prof.random(n) < s_col
+        level = np.where(take_typical, typ[seg - 1], rng_prof.integers(0, L, size=n))
+        profile[name] = pd.array(np.asarray(levels, dtype=object)[level], dtype="str")
+        cramers[name] = cramers_v_from_strength(s_col, share_arr, L, typ) if mult else 0.0
+        typical_levels[name] = pd.Series([levels[t] for t in typ], index=seg_index, name=name, dtype="str")
+    d = np.linspace(-0.6, 0.6, k) if k > 1 else np.zeros(1)
+    price_mean = _PLAN_PRICE_BASE * np.exp(strength * rng_prof.permutation(d))
+    sigma = 0.3
+    price = price_mean[seg - 1] * np.exp(rng_prof.normal(-sigma**2 / 2, sigma, size=n))
+    profile["plan_price"] = np.round(price, 0)
+    profile_df = pd.DataFrame(profile, index=rid)
+
+    typical_dur = 60.0 + 20.0 * m
+    dur = typical_dur * np.clip(np.exp(rng_dur.normal(0.0, 0.3, size=n)), 0.6, 2.5)
+    dur[sp] = typical_dur * rng_dur.uniform(0.08, 0.18, size=len(sp))
+    duration = pd.Series(np.round(dur), index=rid, name="duration")
+
+    # ---- assemble ----------------------------------------------------------------------------
+    cols = pd.Index(ids_o, name="outcome", dtype="str")
+    survey = Survey(
+        importance=pd.DataFrame(imp_r, index=rid, columns=cols),
+        satisfaction=pd.DataFrame(sat_r, index=rid, columns=cols),
+        outcomes=outcomes,
+        imp_scale=Scale(float(imp[0]), float(imp[1])),
+        sat_scale=Scale(float(sat[0]), float(sat[1])),
+        profile=profile_df,
+        duration=duration,
+        source="<simulated>",
+        notes=(f"simulated: n={n}, m={m}, k={k}, separation={separation}, random_seed={random_seed}",),
+    )
+    truth = SimulationTruth(
+        segment=pd.Series(seg, index=rid, name="segment"),
+        shares=pd.Series(share_arr, index=seg_index, name="share"),
+        underserved=claimed,
+        bad={rule: tuple(rid[kind == r + 1]) for r, rule in enumerate(BAD_RULES)},
+        centers=pd.DataFrame(_exact_centers(imp_mu, sat_mu, imp, sat), index=seg_index, columns=cols),
+        importance_mean=pd.DataFrame(imp_mu, index=seg_index, columns=cols),
+        satisfaction_mean=pd.DataFrame(sat_mu, index=seg_index, columns=cols),
+        cramers_v=cramers,
+        typical=typical_levels,
+        plan_price_mean=pd.Series(price_mean, index=seg_index, name="plan_price_mean"),
+        random_seed=random_seed,
+    )
+    return survey, truth

@@ -219,3 +219,260 @@ def test_categorical_separation_zero_means_identical_classes() -> None:
 def test_categorical_bad_parameters(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         simulate_categorical(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# surveys
+# --------------------------------------------------------------------------------------------
+
+from latentseg.simulate import (  # noqa: E402
+    BAD_RULES,
+    DEFAULT_JOB,
+    cramers_v_from_strength,
+    simulate_survey,
+)
+from latentseg.survey import Scale, Survey  # noqa: E402
+
+
+def _opportunity(survey: Survey) -> pd.DataFrame:
+    """Respondent-level opportunity, written out independently of latentseg.scoring."""
+    imp = survey.importance_0_10()
+    sat = survey.satisfaction_0_10()
+    return imp + (imp - sat).clip(lower=0)
+
+
+def _playbook_rules(survey: Survey) -> dict[str, set[str]]:
+    """The playbook's three cleaning rules, written out independently of latentseg.cleaning."""
+    def flat(block: pd.DataFrame) -> pd.Series:
+        return (block.nunique(axis=1) == 1) & (block.notna().sum(axis=1) >= 2)
+
+    straight = flat(survey.importance) | flat(survey.satisfaction)
+    speed = survey.duration < survey.duration.median() / 3
+    unrated = (survey.importance.isna() | survey.satisfaction.isna()).mean(axis=1) > 0.2
+    return {
+        "straightliner": set(survey.respondent_ids[straight.to_numpy()]),
+        "speeder": set(survey.respondent_ids[speed.to_numpy()]),
+        "too_many_missing": set(survey.respondent_ids[unrated.to_numpy()]),
+    }
+
+
+def _cramers_v(a: pd.Series, b: pd.Series) -> float:
+    table = pd.crosstab(a, b).to_numpy(dtype=float)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    chi2 = ((table - expected) ** 2 / expected).sum()
+    return float(np.sqrt(chi2 / table.sum() / (min(table.shape) - 1)))
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[Survey, object]:
+    return simulate_survey(
+        400, straightliners=6, speeders=5, too_many_missing=7, missing_rate=0.1, random_seed=2024
+    )
+
+
+def test_survey_structure(planted: tuple) -> None:
+    survey, truth = planted
+    assert isinstance(survey, Survey)
+    assert survey.n_respondents == 400 and survey.n_outcomes == 24
+    assert survey.respondent_ids[:3].tolist() == ["R0001", "R0002", "R0003"]
+    assert survey.respondent_ids.is_unique
+    assert survey.outcome_ids == [f"o{i:02d}" for i in range(1, 25)]
+    assert list(survey.satisfaction.columns) == survey.outcome_ids
+    assert (survey.satisfaction.index == survey.respondent_ids).all()
+    assert list(survey.outcomes.columns) == ["statement", "job_step"]
+    assert survey.outcomes["job_step"].value_counts().tolist() == [4] * 6
+    assert survey.outcomes["statement"].str.startswith("Minimize").all()
+    assert survey.outcomes["statement"].is_unique
+    assert survey.imp_scale == Scale(1, 5) and survey.sat_scale == Scale(1, 10)
+    imp, sat = survey.importance.to_numpy(), survey.satisfaction.to_numpy()
+    for block, (lo, hi) in ((imp, (1, 5)), (sat, (1, 10))):
+        vals = block[~np.isnan(block)]
+        assert vals.min() == lo and vals.max() == hi and np.all(vals == np.round(vals))
+    assert list(survey.profile.columns) == ["role", "company_size", "industry", "current_tool", "region", "plan_price"]
+    assert (survey.profile.index == survey.respondent_ids).all()
+    assert survey.profile["plan_price"].gt(0).all()
+    assert survey.duration is not None and survey.duration.gt(0).all()
+    assert survey.source == "<simulated>"
+    # the truth lines up with the survey
+    assert (truth.segment.index == survey.respondent_ids).all()
+    assert truth.centers.shape == (4, 24) and list(truth.centers.columns) == survey.outcome_ids
+    assert truth.shares.round(2).tolist() == [0.34, 0.28, 0.22, 0.16]
+    assert set(truth.bad) == set(BAD_RULES)
+    assert [len(truth.bad[r]) for r in BAD_RULES] == [6, 5, 7]
+    assert len(truth.good_ids) == 400 - 18
+    frame = truth.to_frame()
+    assert list(frame.columns) == ["respondent_id", "segment", "bad"]
+    assert (frame["bad"] != "").sum() == 18
+
+
+def test_survey_wide_frame_round_trip_layout(planted: tuple) -> None:
+    survey, _ = planted
+    frame = survey.to_frame()
+    assert frame.shape == (400, 1 + 48 + 6 + 1)
+    assert frame.columns[:3].tolist() == ["respondent_id", "imp_o01", "imp_o02"]
+    assert "sat_o24" in frame.columns and "duration" in frame.columns
+
+
+def test_survey_same_seed_same_survey_bit_for_bit() -> None:
+    kw = dict(n=150, n_outcomes=10, n_segments=3, straightliners=2, speeders=2, too_many_missing=2, missing_rate=0.1)
+    (a, ta), (b, tb) = simulate_survey(**kw, random_seed=5), simulate_survey(**kw, random_seed=5)
+    pd.testing.assert_frame_equal(a.to_frame(), b.to_frame(), check_exact=True)
+    pd.testing.assert_frame_equal(a.outcomes, b.outcomes, check_exact=True)
+    pd.testing.assert_series_equal(ta.segment, tb.segment, check_exact=True)
+    pd.testing.assert_frame_equal(ta.centers, tb.centers, check_exact=True)
+    assert ta.bad == tb.bad and ta.underserved == tb.underserved
+    c, _ = simulate_survey(**kw, random_seed=6)
+    assert not a.to_frame().equals(c.to_frame())
+    d, td = simulate_survey(**kw, random_seed=None)
+    assert d.n_respondents == 150 and td.random_seed is None
+
+
+def test_survey_plants_exactly_the_bad_respondents(planted: tuple) -> None:
+    survey, truth = planted
+    flagged = _playbook_rules(survey)
+    for rule in BAD_RULES:
+        assert flagged[rule] == set(truth.bad[rule]), rule
+    # random missing ratings happened, but only below the threshold for good respondents
+    unrated = (survey.importance.isna() | survey.satisfaction.isna()).sum(axis=1)
+    assert unrated.loc[truth.good_ids].max() == 4  # floor(0.2 * 24)
+    assert unrated.loc[truth.good_ids].gt(0).mean() > 0.5
+    bad_missing = unrated.loc[list(truth.bad["too_many_missing"])]
+    assert bad_missing.min() >= 8 and bad_missing.max() <= 15
+
+
+@pytest.mark.parametrize("m", [3, 5, 7])
+def test_survey_bad_respondents_exact_with_few_outcomes(m: int) -> None:
+    survey, truth = simulate_survey(
+        300, n_outcomes=m, n_segments=2, job_steps=1, straightliners=4, speeders=4, too_many_missing=4,
+        missing_rate=0.3, imp_scale=(1, 3), sat_scale=(1, 3), random_seed=m,
+    )
+    flagged = _playbook_rules(survey)
+    for rule in BAD_RULES:
+        assert flagged[rule] == set(truth.bad[rule]), rule
+
+
+def test_survey_good_respondents_keep_exact_shares(planted: tuple) -> None:
+    _, truth = planted
+    good = truth.segment.loc[truth.good_ids]
+    realised = good.value_counts(normalize=True).sort_index().to_numpy()
+    assert np.all(np.abs(realised - truth.shares.to_numpy()) < 1 / len(good))
+
+
+def test_survey_centers_are_the_exact_expected_opportunity() -> None:
+    survey, truth = simulate_survey(12000, n_outcomes=8, n_segments=2, job_steps=4, random_seed=3)
+    opp = _opportunity(survey)
+    empirical = opp.groupby(truth.segment).mean()
+    # standard error of a mean of ~5000 scores with SD <= 5 is <= 0.07
+    np.testing.assert_allclose(empirical.to_numpy(), truth.centers.to_numpy(), atol=0.25)
+    # the centers put each segment's underserved outcomes far above the other segment's
+    for g, outs in truth.underserved.items():
+        other = 3 - g
+        own = [o for o in outs if o not in truth.underserved[other]]
+        assert own and (truth.centers.loc[g, own] - truth.centers.loc[other, own]).min() > 4
+
+
+def test_survey_landscape_has_underserved_and_overserved_outcomes() -> None:
+    survey, truth = simulate_survey(600, random_seed=11)
+    imp, sat = survey.importance_0_10().mean(), survey.satisfaction_0_10().mean()
+    assert (sat > imp).sum() >= 3  # an overserved job step
+    everyone = (truth.importance_mean.min() >= 7.5) & (truth.satisfaction_mean.max() <= 3.5)
+    assert everyone.sum() == 1  # one outcome underserved for all segments
+
+
+def test_survey_kmeans_recovers_segments_at_default_separation(planted: tuple) -> None:
+    from sklearn.cluster import KMeans
+
+    for seed in (1, 2, 3):
+        survey, truth = simulate_survey(400, random_seed=seed)
+        opp = _opportunity(survey)
+        labels = KMeans(4, n_init=10, random_state=0).fit_predict(opp.to_numpy())
+        assert adjusted_rand_score(truth.segment.to_numpy(), labels) >= 0.9
+
+
+def test_survey_kmeans_on_opportunity_scores_of_good_respondents(planted: tuple) -> None:
+    scoring = pytest.importorskip("latentseg.scoring")
+    from sklearn.cluster import KMeans
+
+    survey, truth = simulate_survey(400, straightliners=5, speeders=5, too_many_missing=5, random_seed=7)
+    good = survey.subset(truth.good_ids)
+    scores = scoring.opportunity_scores(good)
+    scores = getattr(scores, "scores", scores)  # a DataFrame, or an object holding one
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(scores).astype(float), _opportunity(good), check_names=False, check_column_type=False
+    )
+    labels = KMeans(4, n_init=10, random_state=0).fit_predict(np.asarray(scores, dtype=float))
+    assert adjusted_rand_score(truth.segment.loc[truth.good_ids].to_numpy(), labels) >= 0.9
+
+
+def test_survey_zero_separation_has_no_segment_structure() -> None:
+    _, truth = simulate_survey(100, separation=0.0, random_seed=1)
+    assert np.ptp(truth.centers.to_numpy(), axis=0).max() == 0.0
+
+
+def test_survey_demographics_follow_the_chosen_strength() -> None:
+    survey, truth = simulate_survey(20000, n_outcomes=6, job_steps=3, demographic_strength=0.8, random_seed=4)
+    seg = truth.segment
+    for column in ("role", "company_size", "industry", "current_tool"):
+        v = _cramers_v(seg, survey.profile[column])
+        assert v == pytest.approx(truth.cramers_v[column], abs=0.03), column
+        # each segment's most common level is its typical one (when the association is not tiny)
+        if truth.cramers_v[column] > 0.3:
+            modal = survey.profile[column].groupby(seg).agg(lambda s: s.value_counts().index[0])
+            assert modal.tolist() == truth.typical[column].tolist()
+    assert truth.cramers_v["region"] == 0.0 and _cramers_v(seg, survey.profile["region"]) < 0.03
+    price = survey.profile["plan_price"].groupby(seg).mean()
+    np.testing.assert_allclose(price.to_numpy(), truth.plan_price_mean.to_numpy(), rtol=0.03)
+    assert truth.plan_price_mean.max() / truth.plan_price_mean.min() > 2
+
+
+def test_cramers_v_from_strength() -> None:
+    for s in (0.0, 0.3, 0.6, 1.0):
+        assert cramers_v_from_strength(s, [0.25] * 4, 4) == pytest.approx(s)
+    assert cramers_v_from_strength(0.5, [1.0], 4) == 0.0
+    assert 0 < cramers_v_from_strength(0.5, [0.34, 0.28, 0.22, 0.16], 6) < 1
+
+
+def test_survey_custom_underserved_and_scales() -> None:
+    survey, truth = simulate_survey(
+        300, n_outcomes=9, n_segments=2, job_steps=3, underserved={1: ["o02", "o01"], 2: ["o09"]},
+        imp_scale="1-7", sat_scale=Scale(0, 10), random_seed=1,
+    )
+    assert truth.underserved == {1: ("o01", "o02"), 2: ("o09",)}
+    assert str(survey.imp_scale) == "1-7" and str(survey.sat_scale) == "0-10"
+    assert truth.centers.loc[1, "o01"] > truth.centers.loc[2, "o01"] + 4
+    assert truth.centers.loc[2, "o09"] > truth.centers.loc[1, "o09"] + 4
+
+
+def test_survey_generic_statements_for_other_jobs() -> None:
+    survey, _ = simulate_survey(120, n_outcomes=40, n_segments=3, job_steps=8, job="plan a family trip", random_seed=1)
+    assert survey.outcome_ids[0] == "o01" and survey.outcome_ids[-1] == "o40"
+    assert survey.outcomes["job_step"].nunique() == 8
+    assert survey.outcomes["statement"].str.contains("plan a family trip").all()
+    survey, _ = simulate_survey(120, n_outcomes=150, n_segments=2, random_seed=1)
+    assert survey.outcome_ids[0] == "o001"
+
+
+def test_survey_default_job_uses_the_project_job_map() -> None:
+    survey, _ = simulate_survey(50, random_seed=1)
+    assert DEFAULT_JOB.startswith("manage cross-functional projects")
+    assert survey.outcomes["job_step"].iloc[0] == "Define the scope"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_outcomes": 1}, r"'n_outcomes' parameter of simulate_survey must be an int in the range \[2, inf\)"),
+        ({"n_outcomes": 4, "job_steps": 5}, r"'job_steps' parameter of simulate_survey must be at most n_outcomes=4\. Got 5"),
+        ({"imp_scale": (1, 4.5)}, r"'imp_scale' parameter .* integer Likert scale .* Got \(1, 4\.5\) instead"),
+        ({"sat_scale": "ten"}, r"'sat_scale' parameter .* Got 'ten' instead"),
+        ({"demographic_strength": 1.5}, r"'demographic_strength' parameter .* \[0\.0, 1\.0\]\. Got 1\.5"),
+        ({"n": 10, "speeders": 5}, r"bad respondents of simulate_survey .* = 5\) must be fewer than half of n=10"),
+        ({"n_segments": 2, "underserved": {3: ["o01"]}}, r"'underserved' parameter .* segments 1\.\.2 .* Got segment keys \[3\]"),
+        ({"underserved": {1: ["o99", "x"]}}, r"names unknown outcome ids \[o99, x\]; expected ids among o01\.\.o24"),
+        ({"n_outcomes": 2, "job_steps": 1, "too_many_missing": 1}, r"'too_many_missing' parameter .* needs n_outcomes >= 3"),
+        ({"shares": [0.5, 0.5]}, r"'shares' parameter of simulate_survey must be 4 positive numbers"),
+    ],
+)
+def test_survey_bad_parameters(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        simulate_survey(**kwargs)
