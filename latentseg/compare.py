@@ -222,7 +222,7 @@ def compare(a: Any, b: Any, *, level: float = 0.95, names: tuple[str, str] | Non
     np.add.at(ct, (la, lb), 1)
     order = match_segments(ct)
     n_matched = min(a.k, b.k)
-    mapping = {int(order[i]) + 1: i + 1 for i in range(n_matched)}
+    mapping = dict(sorted((int(order[i]) + 1, i + 1) for i in range(n_matched)))
     crosstab = pd.DataFrame(
         ct[:, order],
         index=pd.Index(np.arange(1, a.k + 1), name=na),
