@@ -476,3 +476,73 @@ def test_survey_default_job_uses_the_project_job_map() -> None:
 def test_survey_bad_parameters(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         simulate_survey(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# latentseg simulate
+# --------------------------------------------------------------------------------------------
+
+
+def _cli():
+    from typer.testing import CliRunner
+
+    from latentseg.cli.app import app
+
+    return CliRunner(), app
+
+
+def test_cli_simulate_writes_survey_and_truth(tmp_path) -> None:
+    runner, app = _cli()
+    out, truth_path = tmp_path / "s.csv", tmp_path / "sub" / "truth.csv"
+    args = ["simulate", "-o", str(out), "--n", "120", "--outcomes", "10", "--segments", "3", "--seed", "3",
+            "--truth", str(truth_path), "--imp-scale", "1-7", "--sat-scale", "0-10", "--speeders", "2"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "Simulated 120 respondents x 10 outcomes, 3 segments" in res.output
+    frame = pd.read_csv(out)
+    survey, truth = simulate_survey(
+        120, n_outcomes=10, n_segments=3, imp_scale=(1, 7), sat_scale=(0, 10), speeders=2, random_seed=3
+    )
+    expected = survey.to_frame()
+    assert list(frame.columns) == list(expected.columns)
+    np.testing.assert_array_equal(frame.filter(like="imp_").to_numpy(), expected.filter(like="imp_").to_numpy())
+    assert frame["imp_o01"].dtype.kind == "i"  # whole numbers written without '.0'
+    written_truth = pd.read_csv(truth_path, keep_default_na=False)
+    assert written_truth["segment"].tolist() == truth.segment.tolist()
+    assert (written_truth["bad"] == "speeder").sum() == 2
+    # same seed, same file
+    again = tmp_path / "again.csv"
+    assert runner.invoke(app, args[:2] + [str(again)] + args[3:]).exit_code == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_cli_simulate_parquet_and_drawn_seed(tmp_path) -> None:
+    runner, app = _cli()
+    out = tmp_path / "s.parquet"
+    res = runner.invoke(app, ["simulate", "-o", str(out), "--n", "60", "--outcomes", "4", "--job-steps", "2"])
+    assert res.exit_code == 0, res.output
+    seed = int(res.output.split("seed ")[1].split()[0])
+    frame = pd.read_parquet(out)
+    assert frame.shape == (60, 1 + 8 + 6 + 1)
+    expected = simulate_survey(60, n_outcomes=4, job_steps=2, random_seed=seed)[0].to_frame()
+    np.testing.assert_array_equal(frame.filter(like="sat_").to_numpy(dtype=float), expected.filter(like="sat_").to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "s.txt"], "The --output file 's.txt' must end in .csv or .parquet; got '.txt'."),
+        (["-o", "s.csv", "--truth", "t"], "The --truth file 't' must end in .csv or .parquet; got 'no suffix'."),
+        (["-o", "s.csv", "--imp-scale", "5"], "--imp-scale must be an integer rating scale such as '1-5' or '1-10'; got '5'."),
+        (["-o", "s.csv", "--sat-scale", "1-4.5"], "--sat-scale must be an integer rating scale"),
+        (["-o", "s.csv", "--n", "10", "--speeders", "5"], "must be fewer than half of n=10"),
+    ],
+)
+def test_cli_simulate_bad_input_exits_1_with_one_message(tmp_path, monkeypatch, args: list, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner, app = _cli()
+    res = runner.invoke(app, ["simulate", *args])
+    assert res.exit_code == 1
+    assert message in " ".join(res.output.split())
+    assert "Traceback" not in res.output
+    assert not list(tmp_path.iterdir())
