@@ -635,12 +635,11 @@ def fit_gmm(
         shared["covariance"] = covs[0].copy()
 
     # ---- warnings with advice (indices are canonical after ordering by share)
-    order = np.lexsort((means[:, 0], -z.mean(axis=0)))
+    order = np.lexsort((means[:, 0], -weights))
     canon = {int(j): pos + 1 for pos, j in enumerate(order)}
     messages, converged = _advice(best, starts, rep, z, canon, structure, k, n, max_iter)
     if messages:
-        for msg in messages:
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        warnings.warn(" ".join(messages), ConvergenceWarning, stacklevel=2)
 
     settings = {
         "covariance": structure,
@@ -672,6 +671,7 @@ def fit_gmm(
         centers=means,
         feature_names=names,
         respondent_ids=ids,
+        shares=weights,
         criteria=criteria,
         diagnostics=diagnostics,
         provenance=provenance(random_seed, X, config={"model": "gmm", "k": k, **settings}),
@@ -725,7 +725,7 @@ def _advice(
     if best.degenerate:
         converged = False
         msgs.append(f"Every one of the {len(starts)} starts ended in a degenerate solution.")
-    shares = z.mean(axis=0)
+    shares = best.weights
     for j in np.argsort(shares):
         if shares[j] < SMALL_SHARE and not any(r.endswith(f":{j}") for r in best.degenerate):
             msgs.append(
