@@ -30,6 +30,7 @@ import json
 import os
 import time
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg.errors import ConfigError, FitError, LatentsegError
+from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
 
 __all__ = [
     "select",
@@ -214,6 +215,8 @@ class Selection:
         parsimony and admissibility).
     settings : dict
         The sweep's settings (models, ks, thresholds, seed, data hash).
+    notes : tuple of str
+        What the sweep did to the data that the reader should know (e.g. imputation for k-means).
 
     Examples
     --------
@@ -231,6 +234,7 @@ class Selection:
     rule: str
     per_family: dict[str, dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def result(self, model: str, k: int) -> Any:
         """The fitted SegmentationResult for one model and k (``None`` if failed or not kept)."""
@@ -268,6 +272,7 @@ class Selection:
                 "table": table.to_dict(orient="records"),
                 "failed": self.failures,
                 "settings": self.settings,
+                "notes": list(self.notes),
             }
         )
 
@@ -367,6 +372,15 @@ def select(
     from latentseg._stats import data_hash
 
     numeric = data
+    notes: list[str] = []
+    kmeans_data = numeric
+    if "kmeans" in models:
+        kmeans_data, n_imputed = _mean_imputed(numeric)
+        if n_imputed:
+            notes.append(
+                f"k-means cannot use missing values: {n_imputed} missing value(s) were replaced by their "
+                "column mean for the k-means fits only (the mixtures use each respondent's observed values)."
+            )
     categorical = None
     if any(m in CATEGORICAL_MODELS for m in models):
         categorical = categorical_data if categorical_data is not None else _opportunity_levels(data)
@@ -397,7 +411,7 @@ def select(
     total = len(plan)
     records: list[FitRecord] = []
     for i, (model, kk) in enumerate(plan):
-        fam_data = categorical if model in CATEGORICAL_MODELS else numeric
+        fam_data = categorical if model in CATEGORICAL_MODELS else (kmeans_data if model == "kmeans" else numeric)
         seed = _child_seed(seed_seq, model, kk)
         opts = fit_options.get(model, {})
         n_sub = 0 if model in _NO_STABILITY else int(stability_subsamples)
@@ -415,7 +429,7 @@ def select(
     # k-means: inertia one step beyond each end of the range, so the elbow can land on an end.
     aux_inertia: dict[int, float] = {}
     if "kmeans" in models:
-        aux_inertia = _kmeans_aux_inertia(numeric, ks, seed_seq, fit_options.get("kmeans", {}))
+        aux_inertia = _kmeans_aux_inertia(kmeans_data, ks, seed_seq, fit_options.get("kmeans", {}))
 
     table = _build_table(records)
     table, per_family = _recommend(
@@ -428,6 +442,8 @@ def select(
         aux_inertia=aux_inertia,
     )
     overall, rule = _overall(per_family, min_share=float(min_share))
+    if notes:
+        rule += " Note: " + " ".join(notes)
     return Selection(
         table=table,
         records=tuple(records),
@@ -435,6 +451,7 @@ def select(
         rule=rule,
         per_family=per_family,
         settings=settings,
+        notes=tuple(notes),
     )
 
 
@@ -478,6 +495,21 @@ def _child_seed(seed_seq: np.random.SeedSequence, model: str, k: int) -> int:
     return int(child.generate_state(1)[0])
 
 
+def _mean_imputed(data: Any) -> tuple[Any, int]:
+    """The data with missing values replaced by column means (for k-means), and how many."""
+    if isinstance(data, pd.DataFrame):
+        num = data.select_dtypes("number")
+        n_missing = int(num.isna().to_numpy().sum())
+        if not n_missing:
+            return data, 0
+        return data.assign(**{c: num[c].fillna(num[c].mean()) for c in num.columns}), n_missing
+    arr = np.asarray(data, dtype=float)
+    miss = np.isnan(arr)
+    if not miss.any():
+        return data, 0
+    return np.where(miss, np.nanmean(arr, axis=0), arr), int(miss.sum())
+
+
 def _opportunity_levels(data: Any) -> Any:
     try:
         from latentseg.models.lca import opportunity_levels
@@ -511,14 +543,24 @@ def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], 
 
     t0 = time.perf_counter()
     try:
-        result = fit(data, model, k, random_seed=seed, **opts)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fit(data, model, k, random_seed=seed, **opts)
     except LatentsegError as exc:
         return _failed(model, k, str(exc), time.perf_counter() - t0)
     except (ValueError, RuntimeError, np.linalg.LinAlgError, FloatingPointError) as exc:
         # an engine bug or numerical breakdown must not end a sweep; keep the reason
         msg = f"{type(exc).__name__}: {exc}"
         return _failed(model, k, msg, time.perf_counter() - t0, detail=traceback.format_exc(limit=3))
+    messages = []
+    for w in caught:
+        if issubclass(w.category, LatentsegWarning):
+            messages.append(str(w.message))  # kept in the table, not printed once per fit
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     row = _row_from_result(result)
+    if messages:
+        row["warnings"] = "; ".join(dict.fromkeys(messages))
     if n_sub > 0:
         row.update(_stability(data, model, k, seed, opts, n_sub))
     row["seconds"] = time.perf_counter() - t0
@@ -559,7 +601,9 @@ def _stability(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any]
     except ImportError:
         return {}
     try:
-        st = stability(data, model, k, subsamples=n_sub, random_seed=seed, **opts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LatentsegWarning)  # the refits' warnings are not news
+            st = stability(data, model, k, subsamples=n_sub, random_seed=seed, **opts)
     except (LatentsegError, ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
         return {"stability_error": f"{type(exc).__name__}: {exc}"}
     return {
@@ -696,11 +740,13 @@ def _build_table(records: Sequence[FitRecord]) -> pd.DataFrame:
         for extra in ("rhat_max", "seconds"):
             row[extra] = rec.row.get(extra, np.nan)
         row["error"] = rec.error if rec.error is not None else ""
+        w = rec.row.get("warnings")
+        row["warnings"] = w if isinstance(w, str) else ""
         rows.append(row)
-    cols = ["model", "k", "status", *CRITERIA_COLUMNS, "rhat_max", "seconds", "error"]
+    cols = ["model", "k", "status", *CRITERIA_COLUMNS, "rhat_max", "seconds", "error", "warnings"]
     table = pd.DataFrame(rows, columns=cols)
     for col in cols:
-        if col in ("model", "status", "error"):
+        if col in ("model", "status", "error", "warnings"):
             continue
         if col == "converged":
             table[col] = table[col].astype(bool)
@@ -734,7 +780,7 @@ def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: floa
     if row["model"] == "kmeans":
         sil = row["silhouette"]
         if np.isfinite(sil) and sil < silhouette_min:
-            return f"k={k} rejected: silhouette {sil:.2f} < {silhouette_min:g}"
+            return f"k={k} rejected: silhouette {sil:.3f} < {silhouette_min:g}"
     stab = row["stability_mean"]
     if np.isfinite(stab) and stab < stability_min:
         return f"k={k} rejected: unstable across subsamples (mean ARI {stab:.2f} < {stability_min:g})"

@@ -191,7 +191,7 @@ def test_kmeans_elbow_and_silhouette_threshold(fake):
     script[("kmeans", 5)]["silhouette"] = 0.31
     fake(script)
     sel = select(X, models=("kmeans",), k=range(3, 8), random_seed=1, stability_subsamples=0)
-    assert "k=4 rejected: silhouette 0.18 < 0.25" in sel.rule
+    assert "k=4 rejected: silhouette 0.180 < 0.25" in sel.rule
     assert sel.recommended_k in (3, 5, 6, 7) and "highest silhouette" in sel.rule
 
 
@@ -290,3 +290,53 @@ def test_checkpoints_from_other_data_or_seed_are_refitted(fake, tmp_path):
 def test_bad_settings_raise_one_clear_message(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         select(X, **{"models": ("gmm",), **kwargs})
+
+
+# ------------------------------------------------------------------------------- real engines
+@pytest.fixture(scope="module")
+def four_segments():
+    from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+
+    X, truth = simulate_gaussian_mixture(300, k=4, d=5, separation=5.0, random_seed=21)
+    cat, _, _ = simulate_categorical(300, k=4, n_items=10, n_categories=4, separation=0.7, random_seed=22)
+    return X, truth, cat
+
+
+@pytest.mark.xdist_group("select_real")
+def test_bic_recommends_the_true_four_segments(four_segments):
+    X, truth, cat = four_segments
+    sel = select(X, models=("kmeans", "gmm", "lca"), k=range(2, 7), random_seed=1,
+                 stability_subsamples=0, categorical_data=cat)
+    assert sel.per_family["gmm"]["recommended_k"] == 4
+    assert sel.per_family["gmm"]["best_k"] == 4  # the BIC minimum itself, before any rule
+    assert sel.per_family["lca"]["recommended_k"] == 4
+    assert sel.recommended_k == 4
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth, sel.result("gmm", 4).assignment) > 0.95
+    assert (sel.table["status"] == "ok").all()
+
+
+@pytest.mark.xdist_group("select_real")
+def test_a_five_percent_segment_is_named_by_the_minimum_size_rule():
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    X, _ = simulate_gaussian_mixture(400, k=4, d=5, separation=5.0, shares=[0.4, 0.33, 0.22, 0.05], random_seed=23)
+    sel = select(X, models=("gmm",), k=range(2, 6), random_seed=1, stability_subsamples=0)
+    assert sel.per_family["gmm"]["best_k"] == 4  # BIC finds the small segment ...
+    assert sel.recommended_k == 3  # ... and the rule refuses it, saying why
+    import re
+
+    assert re.search(r"k=4 rejected: smallest segment [45]\.\d% < 10%", sel.rule)
+    assert "k=4 has the lowest BIC overall but is not admissible" in sel.rule
+
+
+@pytest.mark.xdist_group("select_real")
+def test_missing_values_are_imputed_for_kmeans_only_and_said(four_segments):
+    X, _, _ = four_segments
+    Xm = X.copy()
+    Xm.iloc[[3, 50, 77], 1] = np.nan
+    sel = select(Xm, models=("kmeans", "gmm"), k=[3, 4, 5], random_seed=1, stability_subsamples=0)
+    assert (sel.table["status"] == "ok").all()
+    assert "3 missing value(s) were replaced by their column mean for the k-means fits only" in sel.rule
+    assert sel.per_family["gmm"]["recommended_k"] == 4
