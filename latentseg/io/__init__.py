@@ -1,0 +1,10 @@
+"""Reading surveys: files and in-memory tables into a validated :class:`~latentseg.survey.Survey`.
+
+>>> from latentseg.io import read_survey, survey_from_frame
+"""
+
+from __future__ import annotations
+
+from latentseg.io.readers import read_survey, read_table, survey_from_frame
+
+__all__ = ["read_survey", "survey_from_frame", "read_table"]

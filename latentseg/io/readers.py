@@ -1,0 +1,811 @@
+"""Reading a survey file (CSV, Qualtrics CSV, Parquet, Excel, SPSS) into a validated :class:`Survey`.
+
+The file is read once. CSV files go through pyarrow's multi-threaded parser after a look at
+their first megabyte: encoding (UTF-8, with or without BOM; UTF-16 with BOM; otherwise
+Windows-1252), delimiter (``,`` ``;`` tab ``|``), duplicate column names (refused before any
+parser renames them to ``x.1``) and the Qualtrics layout (three header rows: names, question text,
+``{"ImportId": ...}``; the question text becomes the outcome statement). The rating matrices are
+then checked with vectorised numpy (see :mod:`latentseg.io.validate`).
+
+The format is chosen by extension, and by content where that disagrees (an Excel workbook
+named ``.csv`` is read as Excel).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from latentseg.config import merge_config
+from latentseg.errors import ConfigError, LatentsegWarning, SurveyError
+from latentseg.io.columns import find_rating_columns
+from latentseg.io.validate import (
+    RowNamer,
+    apply_missing_codes,
+    check_ids,
+    check_rated,
+    check_scale,
+    check_unique_names,
+    infer_scale,
+    numeric_block,
+    numeric_column,
+)
+from latentseg.survey import Scale, Survey
+
+__all__ = ["read_survey", "survey_from_frame", "read_table", "RawTable"]
+
+#: Normalised names (lower case, letters and digits only) detected as the id column, in order.
+ID_NAMES = (
+    "respondentid", "responseid", "respid", "participantid", "caseid", "recordid", "id", "uuid",
+    "respondent", "userid",
+)
+#: Normalised names detected as the completion-time column.
+DURATION_NAMES = (
+    "duration", "durationinseconds", "durations", "durationsec", "durationsecs", "durationseconds",
+    "timetaken", "completiontime", "loi", "responsetime", "durationmin", "durationminutes",
+)
+#: Normalised names detected as the survey-weight column.
+WEIGHT_NAMES = ("weight", "weights", "wt", "wgt", "surveyweight", "sampleweight")
+
+#: Qualtrics metadata columns left out of the profile of a Qualtrics export.
+QUALTRICS_METADATA = frozenset({
+    "StartDate", "EndDate", "Status", "IPAddress", "Progress", "Finished", "RecordedDate",
+    "RecipientLastName", "RecipientFirstName", "RecipientEmail", "ExternalReference",
+    "ExternalDataReference", "LocationLatitude", "LocationLongitude", "DistributionChannel",
+    "UserLanguage", "Q_RecaptchaScore", "Q_RelevantIDDuplicate", "Q_RelevantIDDuplicateScore",
+    "Q_RelevantIDFraudScore", "Q_RelevantIDLastStartDate", "Q_TotalDuration", "Q_BallotBoxStuffing",
+})
+
+_SNIFF_BYTES = 1 << 20
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+@dataclass
+class RawTable:
+    """A table as read from a file, before validation.
+
+    Attributes
+    ----------
+    frame : DataFrame
+    source : str
+        The file, for messages.
+    first_row : int or None
+        Spreadsheet row number of the first data row (CSV / Excel: 2, a Qualtrics export: 4);
+        None where rows have no such number.
+    statements : dict
+        Column -> question text (Qualtrics) or variable label (SPSS).
+    value_labels : dict
+        Column -> {code: label} (SPSS).
+    notes : list of str
+        What the reader inferred (encoding, delimiter, layout).
+    not_profile : tuple of str
+        Columns never used as profile (Qualtrics metadata).
+    index_rows : bool
+        Name rows by the frame's index labels in messages (in-memory tables).
+    """
+
+    frame: pd.DataFrame
+    source: str
+    first_row: int | None = None
+    statements: dict[str, str] = field(default_factory=dict)
+    value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    not_profile: tuple[str, ...] = ()
+    index_rows: bool = False
+
+
+# ----------------------------------------------------------------------------- file formats
+def _read_bytes(path: Path, source: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SurveyError(f"{source}: no such file; expected a survey file (CSV, Parquet, Excel .xlsx or SPSS .sav).") from None
+    except IsADirectoryError:
+        raise SurveyError(f"{source}: is a folder; expected a survey file.") from None
+    except PermissionError:
+        raise SurveyError(f"{source}: cannot be read (permission denied).") from None
+    except OSError as exc:
+        raise SurveyError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def _kind(path: Path, head: bytes) -> str:
+    suffix = path.suffix.lower()
+    if head.startswith(b"PK\x03\x04"):
+        return "excel"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith((b"$FL2", b"$FL3")):
+        return "spss"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "xls"
+    if suffix in (".parquet", ".pq", ".xlsx", ".xlsm", ".sav", ".zsav", ".xls"):
+        # a file whose content does not match its extension: say so rather than misparse it
+        return "mismatch"
+    return "text"
+
+
+def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFrame:
+    """Read any table latentseg reads (CSV with sniffed delimiter and encoding, Qualtrics CSV,
+    Parquet, Excel, SPSS) into a DataFrame, without survey validation.
+
+    Parameters
+    ----------
+    path : str or Path
+    sheet : str or int, optional
+        Excel sheet (name or 0-based position); default the first.
+
+    Returns
+    -------
+    DataFrame
+        As read (for a Qualtrics export: the data rows only).
+
+    Raises
+    ------
+    SurveyError
+        Missing, unreadable, empty, header-only or ragged file, or duplicate column names.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("a;b\\n1;2\\n")
+    >>> read_table(p).columns.tolist()
+    ['a', 'b']
+    """
+    return _read_raw(Path(path), sheet=sheet).frame
+
+
+def _read_raw(path: Path, *, sheet: str | int | None = None) -> RawTable:
+    source = str(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm") or path.suffix.lower() in (".sav", ".zsav", ".parquet", ".pq"):
+        if not path.exists():
+            _read_bytes(path, source)  # raises the missing-file message
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        data = None
+    else:
+        data = _read_bytes(path, source)
+        head = data[:8]
+    if not head:
+        raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
+    kind = _kind(path, head)
+    if kind == "excel":
+        return _read_excel(path, source, sheet)
+    if kind == "parquet":
+        return _read_parquet(path, source)
+    if kind == "spss":
+        return _read_spss(path, source)
+    if kind == "xls":
+        raise SurveyError(f"{source}: old Excel .xls workbooks are not read; expected .xlsx (save the file as .xlsx or CSV).")
+    if kind == "mismatch":
+        raise SurveyError(
+            f"{source}: the content is not a {path.suffix.lower()} file; expected a file matching its extension."
+        )
+    if data is None:
+        data = _read_bytes(path, source)
+    return _read_csv(data, source)
+
+
+def _missing_extra(source: str, what: str, module: str, extra: str) -> SurveyError:
+    return SurveyError(f'{source}: reading {what} files needs {module}, which is not installed: pip install "latentseg[{extra}]".')
+
+
+def _read_excel(path: Path, source: str, sheet: str | int | None) -> RawTable:
+    try:
+        import openpyxl
+    except ImportError:
+        raise _missing_extra(source, "Excel", "openpyxl", "excel") from None
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for damaged files
+        raise SurveyError(f"{source}: cannot be read as an Excel workbook ({exc}).") from None
+    try:
+        names = wb.sheetnames
+        if sheet is None:
+            sheet_name = names[0]
+        elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
+            idx = int(sheet)
+            if not 0 <= idx < len(names):
+                raise SurveyError(f"{source}: has no sheet number {idx}; expected 0-{len(names) - 1} (sheets: {', '.join(names)}).")
+            sheet_name = names[idx]
+        elif sheet in names:
+            sheet_name = sheet
+        else:
+            raise SurveyError(f"{source}: has no sheet {sheet!r}; expected one of {', '.join(repr(n) for n in names)}.")
+        ws = wb[sheet_name]
+        header = next(ws.iter_rows(min_row=1, max_row=1, values_only=True), None)
+    finally:
+        wb.close()
+    if header is None or all(h is None for h in header):
+        raise SurveyError(f"{source}: sheet {sheet_name!r} is empty; expected a header row and one row per respondent.")
+    raw_names = ["" if h is None else str(h) for h in header]
+    check_unique_names(raw_names, source)
+    df = pd.read_excel(path, sheet_name=sheet_name, engine="openpyxl")
+    df = _fix_blank_names(df, raw_names, source)
+    notes = [f"read sheet {sheet_name!r} of an Excel workbook"]
+    return RawTable(df, source, first_row=2, notes=notes)
+
+
+def _read_parquet(path: Path, source: str) -> RawTable:
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for damaged files
+        raise SurveyError(f"{source}: cannot be read as Parquet ({exc}).") from None
+    check_unique_names([str(c) for c in df.columns], source)
+    return RawTable(df, source)
+
+
+def _read_spss(path: Path, source: str) -> RawTable:
+    try:
+        import pyreadstat
+    except ImportError:
+        raise _missing_extra(source, "SPSS", "pyreadstat", "spss") from None
+    try:
+        df, meta = pyreadstat.read_sav(str(path))
+    except Exception as exc:  # pyreadstat.ReadstatError and friends
+        raise SurveyError(f"{source}: cannot be read as an SPSS .sav file ({exc}).") from None
+    labels = {str(k): {kk: str(vv) for kk, vv in v.items()} for k, v in (meta.variable_value_labels or {}).items()}
+    statements = {str(k): str(v) for k, v in (meta.column_names_to_labels or {}).items() if v}
+    notes = ["read an SPSS .sav file (numeric codes kept; value labels in Survey.value_labels)"] if labels else []
+    return RawTable(df, source, statements=statements, value_labels=labels, notes=notes)
+
+
+def _fix_blank_names(df: pd.DataFrame, raw_names: Sequence[str], source: str) -> pd.DataFrame:
+    """Drop empty columns with a blank header; name the others ``unnamed_<k>``."""
+    blanks = [i for i, n in enumerate(raw_names) if str(n).strip() == ""]
+    if not blanks or len(raw_names) != df.shape[1]:
+        return df
+    keep, names = [], []
+    for i, c in enumerate(df.columns):
+        if i in blanks:
+            if df.iloc[:, i].isna().all():
+                continue
+            names.append(f"unnamed_{i + 1}")
+        else:
+            names.append(str(raw_names[i]))
+        keep.append(i)
+    out = df.iloc[:, keep]
+    return out.set_axis(names, axis=1)
+
+
+def _decode(data: bytes, source: str) -> tuple[bytes, list[str]]:
+    """Return UTF-8 bytes without BOM, and notes on what was converted."""
+    notes: list[str] = []
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except OSError as exc:
+            raise SurveyError(f"{source}: cannot be decompressed ({exc}).") from None
+        notes.append("decompressed gzip")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise SurveyError(f"{source}: starts with a UTF-16 mark but is not UTF-16 text.") from None
+        notes.append("read as UTF-16")
+    if not data or data.isspace():
+        raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise SurveyError(
+            f"{source}: does not look like a text (CSV) file; expected CSV, Parquet, Excel .xlsx or SPSS .sav."
+        )
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                text, enc = data.decode("cp1252"), "Windows-1252"
+            except UnicodeDecodeError:
+                text, enc = data.decode("latin-1"), "Latin-1"
+            data = text.encode("utf-8")
+            notes.append(f"read as {enc} (the file is not valid UTF-8)")
+    return data, notes
+
+
+def _records(sample: str, delimiter: str, truncated: bool, limit: int = 40) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+    out: list[list[str]] = []
+    try:
+        for rec in reader:
+            out.append(rec)
+            if len(out) > limit:
+                break
+    except csv.Error:
+        pass
+    if truncated and len(out) <= limit and out:
+        out.pop()  # possibly cut in the middle
+    return [r for r in out if r]
+
+
+def _sniff(sample: str, truncated: bool) -> tuple[str, list[list[str]]]:
+    best: tuple[tuple[bool, int], str, list[list[str]]] | None = None
+    for d in _DELIMITERS:
+        recs = _records(sample, d, truncated)
+        if not recs or len(recs[0]) < 2:
+            continue
+        width = len(recs[0])
+        consistent = all(len(r) == width for r in recs[1:])
+        score = (consistent, width)
+        if best is None or score > best[0]:
+            best = (score, d, recs)
+    if best is None:
+        return ",", _records(sample, ",", truncated)
+    return best[1], best[2]
+
+
+def _is_qualtrics(recs: list[list[str]]) -> bool:
+    if len(recs) < 3 or not recs[2]:
+        return False
+    hits = sum(1 for cell in recs[2] if cell.lstrip().startswith('{"ImportId"'))
+    return hits >= max(1, len(recs[2]) // 2)
+
+
+def _read_csv(data: bytes, source: str) -> RawTable:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    data, notes = _decode(data, source)
+    truncated = len(data) > _SNIFF_BYTES
+    sample = data[:_SNIFF_BYTES].decode("utf-8", errors="ignore")
+    delimiter, recs = _sniff(sample, truncated)
+    if delimiter != ",":
+        notes.append(f"delimiter {delimiter!r}")
+    if not recs:
+        raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
+    header = recs[0]
+    check_unique_names(header, source)
+    qualtrics = _is_qualtrics(recs)
+    statements: dict[str, str] = {}
+    skip = 0
+    if qualtrics:
+        statements = {name: text.strip() for name, text in zip(header, recs[1], strict=False) if text.strip()}
+        skip = 2
+        notes.append("Qualtrics export: question text used as outcome statements")
+
+    quoted = b'"' in data
+    read_opts = pcsv.ReadOptions(use_threads=True, skip_rows_after_names=skip)
+    parse_opts = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=quoted)
+    convert_opts = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True)
+    try:
+        table = pcsv.read_csv(pa.py_buffer(data), read_opts, parse_opts, convert_opts)
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if "columns, got" in msg:
+            _raise_ragged(data, source, read_opts, parse_opts, convert_opts, len(header))
+        raise SurveyError(f"{source}: cannot be parsed as CSV ({msg}).") from None
+    if table.num_rows == 0:
+        raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
+    df = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    df = _fix_blank_names(df, header, source)
+    not_profile = tuple(c for c in df.columns if c in QUALTRICS_METADATA) if qualtrics else ()
+    return RawTable(df, source, first_row=2 + skip, statements=statements, notes=notes, not_profile=not_profile)
+
+
+def _raise_ragged(data: bytes, source: str, read_opts: Any, parse_opts: Any, convert_opts: Any, width: int) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    bad: list[tuple[int | None, int]] = []
+
+    def handler(row: Any) -> str:
+        bad.append((row.number, row.actual_columns))
+        return "skip"
+
+    serial_read = pcsv.ReadOptions(use_threads=False, skip_rows_after_names=read_opts.skip_rows_after_names)
+    serial_parse = pcsv.ParseOptions(
+        delimiter=parse_opts.delimiter, newlines_in_values=parse_opts.newlines_in_values, invalid_row_handler=handler
+    )
+    try:
+        pcsv.read_csv(pa.py_buffer(data), serial_read, serial_parse, convert_opts)
+    except pa.ArrowInvalid:
+        pass
+    if not bad:
+        raise SurveyError(f"{source}: has rows with a different number of fields than the header ({width}).")
+    first_line, first_count = bad[0]
+    lines = [b[0] for b in bad if b[0] is not None]
+    raise SurveyError(
+        f"{source}: ragged rows: row {first_line} has {first_count} fields where the header has {width} "
+        f"({len(bad)} such rows, at rows {lines[:5]}{' ...' if len(lines) > 5 else ''}); expected {width} fields "
+        "in every row (check for unquoted delimiters or line breaks inside a field)."
+    )
+
+
+# ----------------------------------------------------------------------------- survey building
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _pick(explicit: str | None, names: Sequence[str], candidates: Sequence[str], what: str, flag: str, source: str) -> str | None:
+    if explicit:
+        if explicit not in names:
+            shown = ", ".join(f"'{c}'" for c in names[:8]) + (" ..." if len(names) > 8 else "")
+            raise SurveyError(
+                f"{source}: the {what} column '{explicit}' ({flag}) is not in the file; expected one of its columns: {shown}."
+            )
+        return explicit
+    normalised = {}
+    for c in names:
+        normalised.setdefault(_norm(c), c)
+    for cand in candidates:
+        if cand in normalised:
+            return normalised[cand]
+    return None
+
+
+def _as_scale(value: str | Scale | tuple[float, float] | None, what: str) -> Scale | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, Scale):
+        return value
+    if isinstance(value, tuple):
+        try:
+            return Scale(float(value[0]), float(value[1]))
+        except (ValueError, TypeError, IndexError):
+            raise ConfigError(f"The {what} scale must look like '1-5' or (1, 5); got {value!r}.") from None
+    try:
+        return Scale.parse(str(value))
+    except ValueError:
+        raise ConfigError(f"The {what} scale must look like '1-5' or '0-10' with low < high; got {value!r}.") from None
+
+
+def _statement(imp_text: str | None, sat_text: str | None) -> str | None:
+    """The outcome statement shared by an importance and a satisfaction question text:
+    Qualtrics writes ``"<question> - <statement>"``; take the longest common trailing part."""
+    if not imp_text:
+        return None
+    a = [p.strip() for p in imp_text.split(" - ")]
+    if sat_text:
+        b = [p.strip() for p in sat_text.split(" - ")]
+        common: list[str] = []
+        while a and b and a[-1] == b[-1] and len(common) < min(len(a), len(b)):
+            common.insert(0, a[-1])
+            a, b = a[:-1], b[:-1]
+        if common and a:  # something differed before the shared part
+            return " - ".join(common)
+        a = [p.strip() for p in imp_text.split(" - ")]
+    return a[-1] if len(a) > 1 else imp_text.strip()
+
+
+def _read_outcomes_file(path: str | Path, outcomes: Sequence[str], source: str) -> tuple[dict[str, dict[str, str]], list[str]]:
+    p = Path(path)
+    try:
+        table = _read_raw(p).frame
+    except SurveyError as exc:
+        raise SurveyError(f"Outcomes file {exc}") from None
+    cols = {_norm(str(c)): str(c) for c in table.columns}
+    id_col = next((cols[c] for c in ("outcome", "outcomeid", "id", "outcomes") if c in cols), None)
+    st_col = next((cols[c] for c in ("statement", "outcomestatement", "text", "description", "label") if c in cols), None)
+    js_col = next((cols[c] for c in ("jobstep", "step", "jobstage") if c in cols), None)
+    if id_col is None or (st_col is None and js_col is None):
+        raise SurveyError(
+            f"{p}: outcomes file needs an 'outcome' column and a 'statement' and/or 'job_step' column; "
+            f"found {', '.join(repr(str(c)) for c in table.columns)}."
+        )
+    known = {o: o for o in outcomes}
+    folded = {o.casefold(): o for o in outcomes}
+    info: dict[str, dict[str, str]] = {}
+    unknown = []
+    for _, row in table.iterrows():  # a few dozen rows
+        key = str(row[id_col]).strip()
+        target = known.get(key) or folded.get(key.casefold())
+        if target is None:
+            unknown.append(key)
+            continue
+        entry = {}
+        if st_col is not None and pd.notna(row[st_col]) and str(row[st_col]).strip():
+            entry["statement"] = str(row[st_col]).strip()
+        if js_col is not None and pd.notna(row[js_col]) and str(row[js_col]).strip():
+            entry["job_step"] = str(row[js_col]).strip()
+        info[target] = entry
+    notes = []
+    if not info:
+        raise SurveyError(
+            f"{p}: none of its {len(table)} outcomes ({', '.join(repr(u) for u in unknown[:3])} ...) is an outcome of "
+            f"{source} ({', '.join(repr(o) for o in outcomes[:3])} ...); expected the same outcome ids."
+        )
+    if unknown:
+        notes.append(f"outcomes file {p.name}: {len(unknown)} outcomes not in the survey were ignored ({', '.join(unknown[:5])})")
+    missing = [o for o in outcomes if o not in info]
+    if missing:
+        notes.append(f"outcomes file {p.name}: no statement for {len(missing)} outcomes ({', '.join(missing[:5])}); their ids stand in")
+    return info, notes
+
+
+@dataclass
+class _Options:
+    id_column: str | None
+    duration_column: str | None
+    weight_column: str | None
+    imp_pattern: str | None
+    sat_pattern: str | None
+    imp_scale: Scale | None
+    sat_scale: Scale | None
+    missing_codes: tuple[float, ...]
+    outcomes_file: str | None
+    profile_columns: tuple[str, ...]
+    columns: dict[str, dict[str, str]]
+    outcomes: dict[str, dict[str, str]]
+
+
+def _options(
+    config: Mapping[str, Any] | None,
+    *,
+    imp_scale: Any,
+    sat_scale: Any,
+    missing_codes: Sequence[float],
+    outcomes_file: str | Path | None,
+    id_column: str | None,
+    duration_column: str | None,
+    weight_column: str | None,
+) -> _Options:
+    s = merge_config(config, source="config")["survey"]
+    codes = tuple(float(c) for c in missing_codes) if len(missing_codes) else tuple(s["missing_codes"])
+    return _Options(
+        id_column=id_column or s["id_column"] or None,
+        duration_column=duration_column or s["duration_column"] or None,
+        weight_column=weight_column or s["weight_column"] or None,
+        imp_pattern=s["imp_pattern"] or None,
+        sat_pattern=s["sat_pattern"] or None,
+        imp_scale=_as_scale(imp_scale if imp_scale is not None else s["imp_scale"], "importance"),
+        sat_scale=_as_scale(sat_scale if sat_scale is not None else s["sat_scale"], "satisfaction"),
+        missing_codes=codes,
+        outcomes_file=str(outcomes_file) if outcomes_file else (s["outcomes_file"] or None),
+        profile_columns=tuple(s["profile_columns"]),
+        columns=dict(s["columns"]),
+        outcomes=dict(s["outcomes"]),
+    )
+
+
+def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
+    df, source = raw.frame, raw.source
+    notes = list(raw.notes)
+    names = [str(c) for c in df.columns]
+    if any(not isinstance(c, str) for c in df.columns):
+        df = df.set_axis(names, axis=1)
+    n = len(df)
+    if n == 0:
+        raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
+    check_unique_names(names, source)
+
+    id_col = _pick(opts.id_column, names, ID_NAMES, "id", "id_column", source)
+    dur_col = _pick(opts.duration_column, names, DURATION_NAMES, "duration", "duration_column", source)
+    wt_col = _pick(opts.weight_column, names, WEIGHT_NAMES, "weight", "weight_column", source)
+    special = [c for c in (id_col, dur_col, wt_col) if c]
+    rc = find_rating_columns(
+        names, imp_pattern=opts.imp_pattern, sat_pattern=opts.sat_pattern, mapping=opts.columns or None,
+        exclude=special, source=source,
+    )
+    notes.append(rc.how)
+
+    file_rows = RowNamer.for_file(n, raw.first_row, df.index if raw.index_rows else None)
+    if id_col is not None:
+        ids = check_ids(df[id_col], id_col, source, file_rows)
+        rows = RowNamer(ids, "respondents")
+    elif df.index.name and _norm(str(df.index.name)) in ID_NAMES:
+        ids = check_ids(df.index.to_series(), f"index {df.index.name}", source, file_rows)
+        rows = RowNamer(ids, "respondents")
+        notes.append(f"respondent ids taken from the index '{df.index.name}'")
+    else:
+        ids = pd.RangeIndex(1, n + 1, name="respondent_id")
+        rows = file_rows
+        notes.append("no respondent id column (respondent_id, id, ResponseId ...) found; respondents numbered 1..n in file order")
+
+    imp = numeric_block(df, rc.importance, "importance", source, rows, raw.value_labels)
+    sat = numeric_block(df, rc.satisfaction, "satisfaction", source, rows, raw.value_labels)
+    if opts.missing_codes:
+        k = apply_missing_codes(imp, opts.missing_codes) + apply_missing_codes(sat, opts.missing_codes)
+        codes = ", ".join(str(int(c)) if float(c).is_integer() else str(c) for c in opts.missing_codes)
+        notes.append(f"missing-value codes {codes}: {k} ratings set to missing")
+    check_rated(imp, sat, rc.outcomes, rc.importance, rc.satisfaction, source)
+
+    scales = []
+    for block, arr, cols, declared, name, flag in (
+        ("importance", imp, rc.importance, opts.imp_scale, "importance", "--imp-scale"),
+        ("satisfaction", sat, rc.satisfaction, opts.sat_scale, "satisfaction", "--sat-scale"),
+    ):
+        if declared is not None:
+            check_scale(arr, declared, cols, name, source, rows, raw.value_labels)
+            scales.append(declared)
+        else:
+            scale, message = infer_scale(arr, cols, name, source, rows, flag)
+            warnings.warn(f"{source}: {message}", LatentsegWarning, stacklevel=stacklevel + 1)
+            notes.append(message)
+            scales.append(scale)
+
+    duration = weight = None
+    if dur_col is not None:
+        duration = numeric_column(df[dur_col], dur_col, "duration", source, rows).set_axis(ids).rename("duration")
+    if wt_col is not None:
+        weight = numeric_column(df[wt_col], wt_col, "weight", source, rows).set_axis(ids).rename("weight")
+
+    taken = set(special) | rc.columns
+    if opts.profile_columns:
+        missing = [c for c in opts.profile_columns if c not in names]
+        if missing:
+            raise SurveyError(f"{source}: profile column '{missing[0]}' (profile_columns) is not in the file; expected one of its columns.")
+        clash = [c for c in opts.profile_columns if c in taken]
+        if clash:
+            raise SurveyError(f"{source}: profile column '{clash[0]}' (profile_columns) is a rating, id, duration or weight column; expected a profile column.")
+        profile_cols = list(opts.profile_columns)
+    else:
+        profile_cols = [c for c in names if c not in taken and c not in raw.not_profile]
+        if raw.not_profile:
+            notes.append(f"Qualtrics metadata columns left out of the profile: {', '.join(raw.not_profile)}")
+    profile = df[profile_cols].set_axis(ids, axis=0)
+
+    outcomes = _outcomes_frame(rc, raw, opts, source, notes)
+    index = pd.Index(rc.outcomes, name="outcome")
+    return Survey(
+        importance=pd.DataFrame(imp, index=ids, columns=index, copy=False),
+        satisfaction=pd.DataFrame(sat, index=ids, columns=index.copy(), copy=False),
+        outcomes=outcomes,
+        imp_scale=scales[0],
+        sat_scale=scales[1],
+        profile=profile,
+        duration=duration,
+        weight=weight,
+        source=source,
+        notes=tuple(notes),
+        value_labels=dict(raw.value_labels),
+    )
+
+
+def _outcomes_frame(rc: Any, raw: RawTable, opts: _Options, source: str, notes: list[str]) -> pd.DataFrame:
+    statements = {o: o for o in rc.outcomes}
+    steps = {o: "" for o in rc.outcomes}
+    if raw.statements:
+        for o, ic, sc in zip(rc.outcomes, rc.importance, rc.satisfaction, strict=True):
+            text = _statement(raw.statements.get(ic), raw.statements.get(sc))
+            if text:
+                statements[o] = text
+    if opts.outcomes_file:
+        info, more = _read_outcomes_file(opts.outcomes_file, rc.outcomes, source)
+        notes.extend(more)
+        for o, entry in info.items():
+            statements[o] = entry.get("statement", statements[o])
+            steps[o] = entry.get("job_step", steps[o])
+    if opts.outcomes:
+        folded = {o.casefold(): o for o in rc.outcomes}
+        unknown = [k for k in opts.outcomes if k not in statements and k.casefold() not in folded]
+        if unknown:
+            notes.append(f"[survey.outcomes] names outcomes not in the survey, ignored: {', '.join(unknown[:5])}")
+        for key, entry in opts.outcomes.items():
+            o = key if key in statements else folded.get(key.casefold())
+            if o is None:
+                continue
+            statements[o] = entry.get("statement", statements[o])
+            steps[o] = entry.get("job_step", steps[o])
+    return pd.DataFrame(
+        {"statement": [statements[o] for o in rc.outcomes], "job_step": [steps[o] for o in rc.outcomes]},
+        index=pd.Index(rc.outcomes, name="outcome"),
+    )
+
+
+def read_survey(
+    path: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    imp_scale: str | Scale | None = None,
+    sat_scale: str | Scale | None = None,
+    missing_codes: Sequence[float] = (),
+    outcomes_file: str | Path | None = None,
+    id_column: str | None = None,
+    duration_column: str | None = None,
+    weight_column: str | None = None,
+    sheet: str | int | None = None,
+) -> Survey:
+    """Read and validate an outcome survey.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV (any common delimiter and encoding; Qualtrics exports detected), Parquet,
+        Excel ``.xlsx`` (needs ``latentseg[excel]``) or SPSS ``.sav`` (needs ``latentseg[spss]``).
+    config : mapping, optional
+        A configuration as :func:`latentseg.config.load_config` returns (or any part of one);
+        its ``[survey]`` section supplies defaults for every option below.
+    imp_scale, sat_scale : str or Scale, optional
+        Declared scales (``"1-5"``); inferred from the data, with a :class:`LatentsegWarning`,
+        when neither given nor configured.
+    missing_codes : sequence of float
+        Rating values that mean "no answer" (e.g. ``(99, -9)``); they become NaN.
+    outcomes_file : str or Path, optional
+        Outcome statements: a table with ``outcome``, ``statement`` and ``job_step`` columns.
+    id_column, duration_column, weight_column : str, optional
+        Column names; detected by name when not given (``respondent_id`` / ``id`` /
+        ``ResponseId`` ...; ``duration`` / ``Duration (in seconds)`` ...; ``weight``).
+    sheet : str or int, optional
+        Excel sheet; default the first.
+
+    Returns
+    -------
+    Survey
+        Ratings as float matrices (n, m) on their own scales, NaN where unrated; every other
+        column in ``profile``; what was inferred in ``notes``.
+
+    Raises
+    ------
+    SurveyError
+        The file cannot be read or fails validation (the message names the file, the column,
+        up to five rows and what was expected).
+    ConfigError
+        A malformed scale or configuration.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.csv"
+    >>> _ = p.write_text("id,imp_a,sat_a,imp_b,sat_b\\nr1,5,2,3,3\\nr2,4,4,1,5\\n")
+    >>> s = read_survey(p, imp_scale="1-5", sat_scale="1-5")
+    >>> s.outcome_ids, s.importance.loc["r1"].tolist()
+    (['a', 'b'], [5.0, 3.0])
+    """
+    opts = _options(
+        config, imp_scale=imp_scale, sat_scale=sat_scale, missing_codes=missing_codes, outcomes_file=outcomes_file,
+        id_column=id_column, duration_column=duration_column, weight_column=weight_column,
+    )
+    raw = _read_raw(Path(path), sheet=sheet)
+    return _build(raw, opts, stacklevel=2)
+
+
+def survey_from_frame(
+    df: pd.DataFrame,
+    *,
+    source: str = "<frame>",
+    config: Mapping[str, Any] | None = None,
+    imp_scale: str | Scale | None = None,
+    sat_scale: str | Scale | None = None,
+    missing_codes: Sequence[float] = (),
+    outcomes_file: str | Path | None = None,
+    id_column: str | None = None,
+    duration_column: str | None = None,
+    weight_column: str | None = None,
+) -> Survey:
+    """Validate an in-memory table as an outcome survey (the same rules as :func:`read_survey`).
+
+    ``df`` is never modified. Rows are named in messages by respondent id, else by index label.
+
+    Parameters
+    ----------
+    df : DataFrame, shape (n, columns)
+        One row per respondent; ``imp_<o>`` / ``sat_<o>`` columns (or another convention).
+    source : str
+        What to call the table in messages and ``Survey.source``.
+    config, imp_scale, sat_scale, missing_codes, outcomes_file, id_column, duration_column, weight_column
+        As for :func:`read_survey`.
+
+    Returns
+    -------
+    Survey
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"imp_a": [5, 4], "sat_a": [2, 4], "imp_b": [3, 1], "sat_b": [3, 5]})
+    >>> s = survey_from_frame(df, imp_scale="1-5", sat_scale="1-5")
+    >>> s.respondent_ids.tolist(), str(s.sat_scale)
+    ([1, 2], '1-5')
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise SurveyError(f"{source}: expected a pandas DataFrame; got {type(df).__name__}.")
+    opts = _options(
+        config, imp_scale=imp_scale, sat_scale=sat_scale, missing_codes=missing_codes, outcomes_file=outcomes_file,
+        id_column=id_column, duration_column=duration_column, weight_column=weight_column,
+    )
+    names = [str(c) for c in df.columns]
+    check_unique_names(names, source)
+    raw = RawTable(df, source, index_rows=True)
+    return _build(raw, opts, stacklevel=2)
+

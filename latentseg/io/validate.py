@@ -1,0 +1,395 @@
+"""Checks that turn a table into trustworthy rating matrices, with messages that name what is wrong.
+
+Every failure is one :class:`~latentseg.errors.SurveyError` sentence naming the file, the column,
+up to five rows and what was expected. Rows are named by respondent id where the survey has an id
+column, else by row number: the spreadsheet row for CSV and Excel files (the header is row 1;
+a Qualtrics export's three header rows are rows 1-3), the 1-based position for Parquet and SPSS
+files, the index label for in-memory DataFrames.
+
+All checks are vectorised over the (n, m) rating block; nothing loops over respondents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import SurveyError, format_rows
+from latentseg.survey import Scale
+
+__all__ = [
+    "RowNamer",
+    "COMMON_SCALES",
+    "check_unique_names",
+    "check_ids",
+    "numeric_block",
+    "numeric_column",
+    "apply_missing_codes",
+    "check_rated",
+    "check_scale",
+    "infer_scale",
+    "looks_like_code",
+]
+
+#: Scales :func:`infer_scale` chooses from (the narrowest one that holds every rating).
+COMMON_SCALES: tuple[tuple[int, int], ...] = (
+    (1, 3), (1, 4), (1, 5), (0, 5), (1, 6), (1, 7), (0, 7), (1, 9), (0, 10), (1, 10), (0, 100), (1, 100),
+)
+
+
+class RowNamer:
+    """Names rows in messages: respondent ids where known, else row numbers.
+
+    Parameters
+    ----------
+    labels : sequence, length n
+        What to call each row (respondent ids, file row numbers or index labels).
+    word : str
+        ``"respondents"`` or ``"rows"``.
+    """
+
+    def __init__(self, labels: Sequence[Any] | pd.Index | np.ndarray, word: str = "rows") -> None:
+        self.labels = labels
+        self.word = word
+
+    @classmethod
+    def for_file(cls, n: int, first_row: int | None, index: pd.Index | None = None) -> RowNamer:
+        """Row numbers starting at ``first_row`` (file rows), or ``index`` labels when None."""
+        if first_row is not None:
+            return cls(np.arange(first_row, first_row + n), "rows")
+        return cls(index if index is not None else np.arange(1, n + 1), "rows")
+
+    def __call__(self, positions: np.ndarray | Sequence[int]) -> str:
+        pos = np.asarray(positions, dtype=np.intp)
+        shown = [self.labels[int(p)] for p in pos[:5]]
+        shown = [x.item() if isinstance(x, np.generic) else x for x in shown]
+        return f"{self.word} {format_rows(shown + [None] * (len(pos) - len(shown)))}"
+
+
+def check_unique_names(names: Sequence[str], source: str) -> None:
+    """Refuse duplicate column names (checked on the raw header, before pandas renames them).
+
+    Examples
+    --------
+    >>> check_unique_names(["id", "imp_a", "imp_a"], "s.csv")
+    Traceback (most recent call last):
+    ...
+    latentseg.errors.SurveyError: s.csv: column name 'imp_a' appears 2 times (columns 2 and 3); expected unique column names.
+    """
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(names, start=1):
+        if str(name).strip() == "":
+            continue
+        seen.setdefault(str(name), []).append(i)
+    dups = {k: v for k, v in seen.items() if len(v) > 1}
+    if dups:
+        name, where = next(iter(dups.items()))
+        cols = ", ".join(str(i) for i in where[:-1]) + f" and {where[-1]}"
+        more = f" ({len(dups) - 1} more duplicated: " + ", ".join(f"'{k}'" for k in list(dups)[1:6]) + ")" if len(dups) > 1 else ""
+        raise SurveyError(
+            f"{source}: column name '{name}' appears {len(where)} times (columns {cols}){more}; "
+            "expected unique column names."
+        )
+
+
+def check_ids(values: pd.Series, column: str, source: str, rows: RowNamer) -> pd.Index:
+    """Respondent ids: none blank, none repeated.
+
+    Returns
+    -------
+    pandas.Index, length n, named ``respondent_id``
+    """
+    blank = values.isna().to_numpy()
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        blank = blank | values.astype(str).str.strip().eq("").to_numpy()
+    if blank.any():
+        pos = np.flatnonzero(blank)
+        raise SurveyError(
+            f"{source}: column '{column}' has {len(pos)} blank respondent ids at {rows(pos)}; "
+            "expected an id for every respondent."
+        )
+    ids = pd.Index(values.to_numpy(), name="respondent_id")
+    if not ids.is_unique:
+        dup = ids.duplicated(keep=False)
+        pos = np.flatnonzero(dup)
+        repeated = pd.unique(ids[dup])
+        raise SurveyError(
+            f"{source}: column '{column}' repeats {len(repeated)} respondent ids "
+            f"{format_rows([_py(v) for v in repeated])} at {rows(pos)}; expected each id once."
+        )
+    return ids
+
+
+def _py(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _coerce_text_numbers(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Parse text that holds numbers (``" 5"``, ``"3,5"``); return the numbers and a mask of
+    cells that are neither numbers nor blank."""
+    text = s.astype("str").str.strip()
+    text = text.where(s.notna(), "")
+    num = pd.to_numeric(text, errors="coerce")
+    blank = text.eq("").to_numpy()
+    bad = num.isna().to_numpy() & ~blank
+    if bad.any():  # decimal commas (semicolon-delimited European files)
+        alt = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+        if not (alt.isna().to_numpy() & ~blank).any():
+            return alt.astype(float), np.zeros(len(s), dtype=bool)
+    return num.astype(float), bad
+
+
+def _is_numeric(dtype: Any) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def numeric_block(
+    df: pd.DataFrame,
+    columns: Sequence[str],
+    block: str,
+    source: str,
+    rows: RowNamer,
+    value_labels: Mapping[str, Mapping[Any, str]] | None = None,
+) -> np.ndarray:
+    """The rating columns as one float matrix (NaN where unrated), refusing text.
+
+    Returns
+    -------
+    ndarray, shape (n, len(columns)), float64 (a new array; it may be Fortran-ordered)
+    """
+    cols = list(columns)
+    dtypes = df.dtypes
+    if all(_is_numeric(dtypes.iloc[df.columns.get_loc(c)]) for c in cols):
+        return df[cols].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    out = np.empty((len(df), len(cols)), dtype=np.float64)
+    for j, c in enumerate(cols):
+        s = df[c]
+        if _is_numeric(s.dtype):
+            out[:, j] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            continue
+        num, bad = _coerce_text_numbers(s)
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            examples = list(dict.fromkeys(str(v) for v in s.iloc[pos[:50]]))[:3]
+            ex = ", ".join(repr(e) for e in examples)
+            hint = ""
+            if any(any(ch.isalpha() for ch in e) for e in examples):
+                hint = (
+                    " They look like text labels: recode them to numbers (e.g. 1 = lowest to 5 = highest), "
+                    "export numeric values (Qualtrics: 'Export values' instead of choice text), or read the "
+                    "SPSS .sav file, whose numeric codes and value labels latentseg keeps."
+                )
+            raise SurveyError(
+                f"{source}: column '{c}' ({block}) has {len(pos)} non-numeric values (e.g. {ex}) at "
+                f"{rows(pos)}; expected numeric ratings or blanks.{hint}"
+            )
+        out[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def numeric_column(s: pd.Series, column: str, what: str, source: str, rows: RowNamer) -> pd.Series:
+    """A duration or weight column: numbers, none negative.
+
+    Returns
+    -------
+    Series of float64 (NaN where blank), same index as ``s``.
+    """
+    if _is_numeric(s.dtype):
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        num, bad = _coerce_text_numbers(s)
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            ex = ", ".join(repr(str(v)) for v in s.iloc[pos[:3]])
+            raise SurveyError(
+                f"{source}: column '{column}' ({what}) has {len(pos)} non-numeric values (e.g. {ex}) at "
+                f"{rows(pos)}; expected numbers."
+            )
+        values = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    neg = values < 0
+    if neg.any():
+        pos = np.flatnonzero(neg)
+        raise SurveyError(
+            f"{source}: column '{column}' ({what}) has {len(pos)} negative values at {rows(pos)}; "
+            "expected numbers >= 0."
+        )
+    return pd.Series(values, index=s.index, name=column)
+
+
+def apply_missing_codes(block: np.ndarray, codes: Sequence[float]) -> int:
+    """Set every cell equal to one of ``codes`` to NaN, in place; return how many were set.
+
+    Examples
+    --------
+    >>> a = np.array([[1.0, 99.0], [-9.0, 3.0]])
+    >>> apply_missing_codes(a, [99, -9]), a.tolist()
+    (2, [[1.0, nan], [nan, 3.0]])
+    """
+    if not len(codes):
+        return 0
+    hit = np.isin(block, np.asarray(codes, dtype=np.float64))
+    count = int(np.count_nonzero(hit))
+    if count:
+        block[hit] = np.nan
+    return count
+
+
+def check_rated(
+    imp: np.ndarray, sat: np.ndarray, outcomes: Sequence[str], imp_cols: Sequence[str], sat_cols: Sequence[str],
+    source: str,
+) -> None:
+    """Refuse an outcome whose importance or satisfaction column holds no rating at all."""
+    for block, arr, cols in (("importance", imp, imp_cols), ("satisfaction", sat, sat_cols)):
+        empty = np.flatnonzero(np.isnan(arr).all(axis=0))
+        if len(empty):
+            j = int(empty[0])
+            more = (
+                f" ({len(empty) - 1} more empty columns: " + ", ".join(f"'{cols[i]}'" for i in empty[1:6]) + ")"
+                if len(empty) > 1 else ""
+            )
+            raise SurveyError(
+                f"{source}: outcome '{outcomes[j]}' has no {block} ratings at all (column '{cols[j]}' is empty "
+                f"or holds only missing-value codes){more}; expected at least one rating per outcome, or drop "
+                "the outcome."
+            )
+
+
+def looks_like_code(value: float) -> bool:
+    """Whether a rating looks like a missing-value code (99, 98, 999, -9, -1, 88 ...).
+
+    Examples
+    --------
+    >>> [looks_like_code(v) for v in (99, -9, 7, 100, 88)]
+    [True, True, False, False, True]
+    """
+    if value < 0:
+        return True
+    if value < 77 or not float(value).is_integer():
+        return False
+    digits = str(int(value))
+    return len(set(digits)) == 1 or (digits[:-1] == "9" * (len(digits) - 1) and digits[-1] in "78")
+
+
+def _code_hint(values: np.ndarray, flag: str, labels: Mapping[Any, str] | None) -> str:
+    codes = [v for v in values if looks_like_code(float(v))]
+    if not codes:
+        return ""
+    shown = ", ".join(_fmt(v) for v in codes[:4])
+    label = ""
+    if labels:
+        for v in codes:
+            for key in (v, int(v) if float(v).is_integer() else v, str(_fmt(v))):
+                if key in labels:
+                    label = f" (its SPSS value label is {labels[key]!r})"
+                    break
+            if label:
+                break
+    return (
+        f" Values like {shown} are often missing-value codes{label}; if so, declare them with "
+        f"{flag} {','.join(_fmt(v) for v in codes[:4])} (or missing_codes in [survey] of latentseg.toml)."
+    )
+
+
+def _fmt(v: float) -> str:
+    v = float(v)
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+def check_scale(
+    block: np.ndarray,
+    scale: Scale,
+    columns: Sequence[str],
+    name: str,
+    source: str,
+    rows: RowNamer,
+    value_labels: Mapping[str, Mapping[Any, str]] | None = None,
+) -> None:
+    """Refuse ratings outside a declared scale, with a hint about missing-value codes."""
+    lo, hi = float(np.nanmin(block)), float(np.nanmax(block))
+    if lo >= scale.low and hi <= scale.high:
+        return
+    with np.errstate(invalid="ignore"):
+        bad = (block < scale.low) | (block > scale.high)
+    per_col = bad.any(axis=0)
+    j = int(np.flatnonzero(per_col)[0])
+    pos = np.flatnonzero(bad[:, j])
+    values = np.unique(block[bad])
+    col = columns[j]
+    shown = ", ".join(_fmt(v) for v in values[:5]) + (" ..." if len(values) > 5 else "")
+    n_cols = int(per_col.sum())
+    more = f" ({n_cols - 1} more columns have values outside it)" if n_cols > 1 else ""
+    flag = "--missing-codes"
+    hint = _code_hint(values, flag, (value_labels or {}).get(col))
+    raise SurveyError(
+        f"{source}: column '{col}' has {len(pos)} values outside the declared {name} scale {scale} "
+        f"(found {shown}) at {rows(pos)}{more}; expected ratings from {_fmt(scale.low)} to {_fmt(scale.high)}.{hint}"
+    )
+
+
+def infer_scale(
+    block: np.ndarray,
+    columns: Sequence[str],
+    name: str,
+    source: str,
+    rows: RowNamer,
+    option: str,
+) -> tuple[Scale, str]:
+    """Infer a block's scale: the narrowest of :data:`COMMON_SCALES` holding every rating.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n, m)
+    columns : sequence of str, length m
+    name : str
+        ``"importance"`` or ``"satisfaction"`` (for messages).
+    option : str
+        The CLI option that declares it (``"--imp-scale"``), for messages.
+
+    Returns
+    -------
+    scale : Scale
+        With ``inferred=True``.
+    message : str
+        What was inferred, for the warning and the survey's notes.
+
+    Raises
+    ------
+    SurveyError
+        Ratings that fit no common scale, or a small scale plus values that look like
+        missing-value codes (e.g. 1-5 and 99).
+    """
+    lo, hi = float(np.nanmin(block)), float(np.nanmax(block))
+    fits = [s for s in COMMON_SCALES if s[0] <= lo and hi <= s[1]]
+    if not fits or fits[0][1] - fits[0][0] > 10:
+        values = np.unique(block[~np.isnan(block)])
+        codes = np.array([v for v in values if looks_like_code(float(v))])
+        rest = values[~np.isin(values, codes)] if len(codes) else values
+        if len(codes) and len(rest) and rest.min() >= 0 and rest.max() <= 10:
+            with np.errstate(invalid="ignore"):
+                bad = np.isin(block, codes)
+            per_col = bad.any(axis=0)
+            j = int(np.flatnonzero(per_col)[0])
+            pos = np.flatnonzero(bad[:, j])
+            raise SurveyError(
+                f"{source}: column '{columns[j]}' has {len(pos)} {name} values "
+                f"{', '.join(_fmt(v) for v in codes[:4])} at {rows(pos)}, far outside the other ratings "
+                f"({_fmt(rest.min())}-{_fmt(rest.max())}); expected ratings on one scale. They look like "
+                f"missing-value codes: declare them with --missing-codes {','.join(_fmt(v) for v in codes[:4])} "
+                f"(or missing_codes in [survey]), or declare the scale with {option}."
+            )
+        if not fits:
+            raise SurveyError(
+                f"{source}: cannot infer the {name} scale: ratings range from {_fmt(lo)} to {_fmt(hi)}, which fits "
+                f"no common scale (1-5, 1-7, 0-10, 1-10, 0-100 ...); expected ratings on one scale: declare it "
+                f"with {option} LOW-HIGH (or {name[:3]}_scale in [survey])."
+            )
+    low, high = fits[0]
+    scale = Scale(float(low), float(high), inferred=True)
+    message = (
+        f"{name.capitalize()} scale not declared: inferred {scale} from the ratings "
+        f"(observed {_fmt(lo)}-{_fmt(hi)}); declare it with {option} or {name[:3]}_scale in [survey] if that is wrong."
+    )
+    return scale, message
