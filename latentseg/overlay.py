@@ -1,0 +1,597 @@
+"""Demographic and behavioural overlays: segment × profile variable, tests, fingerprints.
+
+The segments are defined by unmet needs; the overlay asks which observable traits (role, company
+size, current solution, self-classification answers ...) go with them, so a team can find the
+segments in the wild. Membership uncertainty is respected: by default each respondent counts in
+every segment in proportion to their membership probability.
+
+Weighting (``weighting=``)
+    ``"proportional"`` (default): segment × category counts are ``sum_i p_ik [y_i = c]``.
+    Association is attenuated toward zero when segments overlap, and the asymptotic chi-squared
+    p-value is conservative (fractional counts vary less than whole ones).
+    ``"bch"``: the memberships times ``D^{-1}``, ``D`` the proportional classification error
+    matrix (Bolck, Croon & Hagenaars 2004; Vermunt 2010); estimates the table of the true
+    segments, so Cramér's V is not attenuated. Cells that come out negative (sampling noise in a
+    nearly empty cell) are set to 0.
+    ``"modal"``: hard assignment to the most likely segment.
+
+Tests and thresholds
+    Categorical columns: Pearson's chi-squared on the weighted table and Cramér's V
+    ``= sqrt(chi2 / (N (min(rows, cols) - 1)))``. The p-value is asymptotic chi-squared unless an
+    expected count is below 5 or the weighting is BCH (negative weights: no chi-squared reference);
+    then it is a Monte-Carlo permutation p-value: the column's values are shuffled across
+    respondents ``n_mc`` times (which keeps both margins), the statistic recomputed with the same
+    weights, and ``p = (1 + #{shuffled >= observed}) / (1 + n_mc)``.
+    Numeric columns: per-segment weighted means with 95% intervals (linearisation standard errors)
+    and a Kruskal-Wallis test on the modal assignment (a rank test needs hard groups), with effect
+    size ``eta2_H = (H - k + 1) / (n - k)``.
+    Strength: ``"strong"`` when V >= :data:`STRONG_V` (0.3) and p < :data:`STRONG_P` (0.01)
+    (numeric: eta2_H >= :data:`STRONG_ETA2` = 0.09, the square of 0.3); ``"weak"`` when
+    V >= :data:`WEAK_V` (0.1) and p < :data:`WEAK_P` (0.05) (numeric: eta2_H >= 0.01);
+    otherwise ``"none"``.
+    Fingerprints: among strong and weak columns, the categories whose share in the segment is at
+    least :data:`FINGERPRINT_INDEX` (1.2) times the overall share (and at least 10% of the segment),
+    and the numeric columns whose segment interval excludes the overall mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from latentseg._stats import as_rng
+from latentseg.distal import align_to_result, segment_weights, weighted_means
+from latentseg.errors import ConfigError
+
+__all__ = [
+    "STRONG_V",
+    "STRONG_P",
+    "WEAK_V",
+    "WEAK_P",
+    "STRONG_ETA2",
+    "WEAK_ETA2",
+    "FINGERPRINT_INDEX",
+    "FINGERPRINT_MIN_SHARE",
+    "ColumnOverlay",
+    "Overlays",
+    "overlay",
+    "cramers_v",
+    "cramers_v_from_joint",
+]
+
+#: Cramér's V at or above which a significant association is "strong".
+STRONG_V = 0.3
+#: p-value below which a column can be "strong".
+STRONG_P = 0.01
+#: Cramér's V at or above which a significant association is "weak" (below: "none").
+WEAK_V = 0.1
+#: p-value below which a column can be "weak".
+WEAK_P = 0.05
+#: Kruskal-Wallis eta2_H for "strong" numeric columns (0.3 squared).
+STRONG_ETA2 = 0.09
+#: Kruskal-Wallis eta2_H for "weak" numeric columns (0.1 squared).
+WEAK_ETA2 = 0.01
+#: Over-representation index (segment share / overall share) for a fingerprint category.
+FINGERPRINT_INDEX = 1.2
+#: Minimum share of the segment a fingerprint category must hold.
+FINGERPRINT_MIN_SHARE = 0.10
+#: Numeric columns with at most this many distinct values are treated as categorical.
+MAX_NUMERIC_LEVELS_AS_CATEGORY = 5
+
+_WEIGHTINGS = ("proportional", "modal", "bch")
+_Z95 = float(stats.norm.ppf(0.975))
+
+
+# ---------------------------------------------------------------------------------------- effect sizes
+def cramers_v(table: np.ndarray) -> float:
+    """Cramér's V of a (weighted) contingency table.
+
+    Parameters
+    ----------
+    table : ndarray, shape (r, c)
+        Counts (may be fractional); all-zero rows and columns are ignored.
+
+    Returns
+    -------
+    float
+        ``sqrt(chi2 / (N (min(r, c) - 1)))``, 0 for a table with one row or column.
+
+    Examples
+    --------
+    >>> cramers_v(np.array([[10, 0], [0, 10]]))
+    1.0
+    """
+    chi2, _, _ = _chi2(np.asarray(table, dtype=float))
+    t = _trim(np.asarray(table, dtype=float))
+    m = min(t.shape) - 1
+    return 0.0 if m <= 0 else float(np.sqrt(chi2 / (t.sum() * m)))
+
+
+def cramers_v_from_joint(joint: np.ndarray) -> float:
+    """Population Cramér's V implied by a joint probability table (e.g. a simulator's truth).
+
+    ``V^2 = phi^2 / (min(r, c) - 1)`` with ``phi^2 = sum (p_ij - p_i p_j)^2 / (p_i p_j)``.
+
+    Parameters
+    ----------
+    joint : ndarray, shape (r, c)
+        Joint probabilities (or any non-negative table; it is normalised).
+
+    Examples
+    --------
+    >>> round(cramers_v_from_joint(np.array([[0.25, 0.25], [0.25, 0.25]])), 6)
+    0.0
+    """
+    p = _trim(np.asarray(joint, dtype=float))
+    p = p / p.sum()
+    e = np.outer(p.sum(axis=1), p.sum(axis=0))
+    phi2 = float(((p - e) ** 2 / e).sum())
+    m = min(p.shape) - 1
+    return 0.0 if m <= 0 else float(np.sqrt(phi2 / m))
+
+
+def _trim(t: np.ndarray) -> np.ndarray:
+    return t[t.sum(axis=1) > 0][:, t.sum(axis=0) > 0]
+
+
+def _chi2(t: np.ndarray) -> tuple[float, int, float]:
+    """Pearson statistic, degrees of freedom and smallest expected count of a table."""
+    t = _trim(t)
+    if t.size == 0 or min(t.shape) < 2:
+        return 0.0, 0, float("inf")
+    e = np.outer(t.sum(axis=1), t.sum(axis=0)) / t.sum()
+    return float(((t - e) ** 2 / e).sum()), (t.shape[0] - 1) * (t.shape[1] - 1), float(e.min())
+
+
+def _stat_batch(tables: np.ndarray) -> np.ndarray:
+    """Pearson statistic of each table in a batch, shape (B, r, c) -> (B,); zero margins ignored."""
+    tot = tables.sum(axis=(1, 2))
+    e = tables.sum(axis=2)[:, :, None] * tables.sum(axis=1)[:, None, :] / tot[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(e > 0, (tables - e) ** 2 / e, 0.0)
+    return terms.sum(axis=(1, 2))
+
+
+# ---------------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class ColumnOverlay:
+    """The overlay of one profile column.
+
+    Attributes
+    ----------
+    column : str
+    kind : {"categorical", "numeric"}
+    table : DataFrame
+        Categorical: weighted counts, segments (1..k) × categories. Numeric: per segment
+        ``mean, lower, upper, size`` (95% interval) and an ``overall`` row.
+    row_pct, col_pct : DataFrame or None
+        Categorical only: percentages within each segment (rows sum to 100) and within each
+        category (columns sum to 100); ``row_pct`` has an ``overall`` row.
+    test : str
+        ``"chi-squared"`` or ``"Kruskal-Wallis (modal assignment)"``.
+    statistic, df, p_value : float
+    p_method : str
+        How the p-value was obtained (asymptotic, or the Monte-Carlo permutation and its size).
+    effect : float
+        Cramér's V (categorical) or eta2_H (numeric).
+    strength : {"strong", "weak", "none"}
+    min_expected : float
+        Smallest expected count (categorical; NaN for numeric).
+    n_missing : int
+        Respondents without a value (left out of this column).
+    """
+
+    column: str
+    kind: str
+    table: pd.DataFrame
+    row_pct: pd.DataFrame | None
+    col_pct: pd.DataFrame | None
+    test: str
+    statistic: float
+    df: int
+    p_value: float
+    p_method: str
+    effect: float
+    strength: str
+    min_expected: float = float("nan")
+    n_missing: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "column": self.column,
+            "kind": self.kind,
+            "test": self.test,
+            "statistic": self.statistic,
+            "df": self.df,
+            "p_value": self.p_value,
+            "p_method": self.p_method,
+            "effect": self.effect,
+            "effect_name": "cramers_v" if self.kind == "categorical" else "eta2_H",
+            "strength": self.strength,
+            "n_missing": self.n_missing,
+            "table": {str(i): {str(c): v for c, v in row.items()} for i, row in self.table.iterrows()},
+        }
+        if self.row_pct is not None:
+            out["row_pct"] = {str(i): {str(c): v for c, v in row.items()} for i, row in self.row_pct.iterrows()}
+        return out
+
+
+@dataclass(frozen=True)
+class Overlays:
+    """Every overlay of a segmentation against profile columns.
+
+    Attributes
+    ----------
+    weighting : str
+    columns : dict of str to ColumnOverlay
+    fingerprints : dict of int to list of dict
+        Per segment (1..k), the over-represented categories / shifted numeric columns among the
+        strong and weak columns, most distinctive first. Each entry: ``column, value, strength``,
+        and for categories ``segment_pct, overall_pct, index`` or for numbers ``segment_mean,
+        overall_mean, direction``; plus ``text``, a readable phrase.
+    thresholds : str
+        The strength and fingerprint rules, written out.
+    """
+
+    weighting: str
+    columns: dict[str, ColumnOverlay]
+    fingerprints: dict[int, list[dict[str, Any]]]
+    thresholds: str
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per column: ``kind, test, statistic, df, p_value, p_method, effect, strength``."""
+        rows = [
+            {
+                "column": c.column,
+                "kind": c.kind,
+                "test": c.test,
+                "statistic": c.statistic,
+                "df": c.df,
+                "p_value": c.p_value,
+                "p_method": c.p_method,
+                "effect": c.effect,
+                "strength": c.strength,
+            }
+            for c in self.columns.values()
+        ]
+        return pd.DataFrame(rows).set_index("column") if rows else pd.DataFrame()
+
+    def fingerprint_text(self, segment: int) -> str:
+        """A one-line fingerprint of a segment ("demographically diffuse" when it has none)."""
+        items = self.fingerprints.get(int(segment), [])
+        if not items:
+            return "demographically diffuse (no over-represented trait among the overlay columns)"
+        return "; ".join(item["text"] for item in items)
+
+    def __getitem__(self, column: str) -> ColumnOverlay:
+        return self.columns[column]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary of everything."""
+        from latentseg.result import _clean_json
+
+        return _clean_json(
+            {
+                "weighting": self.weighting,
+                "thresholds": self.thresholds,
+                "columns": {name: c.to_dict() for name, c in self.columns.items()},
+                "fingerprints": {str(k): v for k, v in self.fingerprints.items()},
+            }
+        )
+
+
+THRESHOLDS_TEXT = (
+    f"strong: Cramér's V >= {STRONG_V} and p < {STRONG_P} (numeric: Kruskal-Wallis eta2_H >= "
+    f"{STRONG_ETA2} and p < {STRONG_P}); weak: V >= {WEAK_V} and p < {WEAK_P} (numeric: eta2_H >= "
+    f"{WEAK_ETA2} and p < {WEAK_P}); otherwise none. Fingerprint: a category's share in the segment "
+    f">= {FINGERPRINT_INDEX} x its overall share and >= {FINGERPRINT_MIN_SHARE:.0%} of the segment, "
+    "or a numeric mean whose 95% interval excludes the overall mean, among strong and weak columns."
+)
+
+
+def _strength(effect: float, p: float, strong_e: float, weak_e: float) -> str:
+    if not np.isfinite(p):
+        return "none"
+    if effect >= strong_e and p < STRONG_P:
+        return "strong"
+    if effect >= weak_e and p < WEAK_P:
+        return "weak"
+    return "none"
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return False
+    return s.dropna().nunique() > MAX_NUMERIC_LEVELS_AS_CATEGORY
+
+
+def _category_labels(s: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes 0..C-1 for observed values (sorted by their text, numbers numerically)."""
+    values = s.dropna()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        uniq = sorted(values.unique().tolist())
+        labels = [_fmt_num(v) for v in uniq]
+        lookup = {v: i for i, v in enumerate(uniq)}
+        codes = values.map(lookup).to_numpy(dtype=int)
+    else:
+        text = values.map(str)
+        labels = sorted(text.unique().tolist())
+        lookup = {v: i for i, v in enumerate(labels)}
+        codes = text.map(lookup).to_numpy(dtype=int)
+    return codes, labels
+
+
+def _fmt_num(v: Any) -> str:
+    f = float(v)
+    return str(int(f)) if f.is_integer() else f"{f:g}"
+
+
+def _clip_table(t: np.ndarray, weighting: str) -> np.ndarray:
+    return np.clip(t, 0.0, None) if weighting == "bch" else t
+
+
+def _permutation_p(
+    codes: np.ndarray, w: np.ndarray, n_cat: int, observed: float, n_mc: int, weighting: str, rng: np.random.Generator
+) -> float:
+    n, k = w.shape
+    exceed = 0
+    batch = max(1, min(n_mc, 2_000_000 // max(n, 1)))
+    done = 0
+    while done < n_mc:
+        b = min(batch, n_mc - done)
+        perms = np.argsort(rng.random((b, n)), axis=1)
+        flat = (np.arange(b)[:, None] * n_cat + codes[perms]).ravel()
+        tables = np.empty((b, k, n_cat))
+        for j in range(k):
+            tables[:, j, :] = np.bincount(flat, weights=np.tile(w[:, j], b), minlength=b * n_cat).reshape(b, n_cat)
+        tables = _clip_table(tables, weighting)
+        exceed += int((_stat_batch(tables) >= observed - 1e-9 * max(abs(observed), 1.0)).sum())
+        done += b
+    return (1 + exceed) / (1 + n_mc)
+
+
+def _categorical(
+    col: str, s: pd.Series, w: np.ndarray, weighting: str, n_mc: int, rng: np.random.Generator
+) -> ColumnOverlay:
+    ok = s.notna().to_numpy()
+    codes, labels = _category_labels(s)
+    wk = w[ok]
+    n_cat = len(labels)
+    k = w.shape[1]
+    onehot = np.zeros((codes.shape[0], n_cat))
+    onehot[np.arange(codes.shape[0]), codes] = 1.0
+    t = _clip_table(wk.T @ onehot, weighting)
+    seg_index = pd.RangeIndex(1, k + 1, name="segment")
+    table = pd.DataFrame(t, index=seg_index, columns=pd.Index(labels, name=col))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        row = t / t.sum(axis=1, keepdims=True) * 100
+        colp = t / t.sum(axis=0, keepdims=True) * 100
+    overall = t.sum(axis=0) / t.sum() * 100
+    row_pct = pd.DataFrame(np.vstack([row, overall]), index=[*range(1, k + 1), "overall"], columns=labels)
+    col_pct = pd.DataFrame(colp, index=seg_index, columns=labels)
+    chi2, df, min_e = _chi2(t)
+    v = cramers_v(t)
+    if df == 0:
+        p, how = float("nan"), "not tested (one category or one segment)"
+    elif min_e < 5 or weighting == "bch":
+        why = "an expected count below 5" if min_e < 5 else "BCH weights"
+        p = _permutation_p(codes, wk, n_cat, chi2, n_mc, weighting, rng)
+        how = (
+            f"Monte-Carlo permutation ({why}): the column shuffled across respondents {n_mc} times "
+            f"with both margins kept; p = (1 + #shuffled >= observed) / (1 + {n_mc})"
+        )
+    else:
+        p, how = float(stats.chi2.sf(chi2, df)), f"asymptotic chi-squared, {df} df"
+    return ColumnOverlay(
+        column=col,
+        kind="categorical",
+        table=table,
+        row_pct=row_pct,
+        col_pct=col_pct,
+        test="chi-squared",
+        statistic=chi2,
+        df=df,
+        p_value=p,
+        p_method=how,
+        effect=v,
+        strength=_strength(v, p, STRONG_V, WEAK_V),
+        min_expected=min_e,
+        n_missing=int((~ok).sum()),
+    )
+
+
+def _numeric(col: str, s: pd.Series, w: np.ndarray, assignment: np.ndarray) -> ColumnOverlay:
+    ok = s.notna().to_numpy()
+    y = s.to_numpy(dtype=float, na_value=np.nan)
+    means, cov, size = weighted_means(y, w)
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    m = means[:, 0]
+    k = w.shape[1]
+    overall_mean = float(np.nanmean(y))
+    overall_se = float(np.nanstd(y, ddof=1) / np.sqrt(ok.sum()))
+    table = pd.DataFrame(
+        {
+            "mean": np.r_[m, overall_mean],
+            "lower": np.r_[m - _Z95 * se, overall_mean - _Z95 * overall_se],
+            "upper": np.r_[m + _Z95 * se, overall_mean + _Z95 * overall_se],
+            "size": np.r_[size, ok.sum()],
+        },
+        index=[*range(1, k + 1), "overall"],
+    )
+    groups = [y[ok & (assignment == j)] for j in range(1, k + 1)]
+    groups = [g for g in groups if g.size]
+    n_ok = int(ok.sum())
+    if len(groups) < 2 or np.ptp(y[ok]) == 0:
+        h, p, eta2, df = float("nan"), float("nan"), 0.0, 0
+    else:
+        h, p = (float(x) for x in stats.kruskal(*groups))
+        df = len(groups) - 1
+        eta2 = max(0.0, (h - len(groups) + 1) / (n_ok - len(groups))) if n_ok > len(groups) else 0.0
+    return ColumnOverlay(
+        column=col,
+        kind="numeric",
+        table=table,
+        row_pct=None,
+        col_pct=None,
+        test="Kruskal-Wallis (modal assignment)",
+        statistic=h,
+        df=df,
+        p_value=p,
+        p_method=f"asymptotic chi-squared, {df} df",
+        effect=float(eta2),
+        strength=_strength(eta2, p, STRONG_ETA2, WEAK_ETA2),
+        n_missing=int((~ok).sum()),
+    )
+
+
+def _fingerprints(cols: dict[str, ColumnOverlay], k: int) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {j: [] for j in range(1, k + 1)}
+    rank = {"strong": 0, "weak": 1}
+    for c in cols.values():
+        if c.strength not in rank:
+            continue
+        if c.kind == "categorical":
+            assert c.row_pct is not None
+            overall = c.row_pct.loc["overall"]
+            for j in range(1, k + 1):
+                seg = c.row_pct.loc[j]
+                for cat in c.row_pct.columns:
+                    sp, op = float(seg[cat]), float(overall[cat])
+                    if op <= 0 or not np.isfinite(sp):
+                        continue
+                    index = sp / op
+                    if index >= FINGERPRINT_INDEX and sp >= FINGERPRINT_MIN_SHARE * 100:
+                        out[j].append(
+                            {
+                                "column": c.column,
+                                "value": str(cat),
+                                "strength": c.strength,
+                                "segment_pct": sp,
+                                "overall_pct": op,
+                                "index": index * 100,
+                                "text": f"{c.column} = {cat} ({sp:.0f}% vs {op:.0f}% overall; {c.strength})",
+                                "_key": (rank[c.strength], -index),
+                            }
+                        )
+        else:
+            overall_mean = float(c.table.loc["overall", "mean"])
+            for j in range(1, k + 1):
+                lo, hi, mean = (float(c.table.loc[j, x]) for x in ("lower", "upper", "mean"))
+                if not (lo > overall_mean or hi < overall_mean):
+                    continue
+                direction = "higher" if lo > overall_mean else "lower"
+                ratio = abs(mean - overall_mean) / (abs(overall_mean) + 1e-12)
+                out[j].append(
+                    {
+                        "column": c.column,
+                        "value": direction,
+                        "strength": c.strength,
+                        "segment_mean": mean,
+                        "overall_mean": overall_mean,
+                        "direction": direction,
+                        "text": f"{c.column} {direction} (mean {mean:.3g} vs {overall_mean:.3g} overall; {c.strength})",
+                        "_key": (rank[c.strength], -ratio),
+                    }
+                )
+    for j in out:
+        out[j].sort(key=lambda d: d["_key"])
+        for d in out[j]:
+            del d["_key"]
+    return out
+
+
+def overlay(
+    result: Any,
+    profile_df: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    weighting: str = "proportional",
+    n_mc: int = 2000,
+    random_seed: int | None = None,
+    kinds: Mapping[str, str] | None = None,
+) -> Overlays:
+    """Cross-tabulate segments against profile columns, test association, flag fingerprints.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    profile_df : DataFrame
+        Demographic / firmographic / behavioural columns, indexed by respondent id (for a survey,
+        ``survey.profile``); may hold more respondents than the result.
+    columns : sequence of str, optional
+        Columns to overlay (default: all).
+    weighting : {"proportional", "bch", "modal"}, default "proportional"
+        How respondents count toward segments (see the module docstring).
+    n_mc : int, default 2000
+        Shuffles for the Monte-Carlo permutation p-value.
+    random_seed : int, optional
+        Seed for the permutations (one child generator per column); same seed, same p-values.
+    kinds : mapping of str to {"categorical", "numeric"}, optional
+        Force a column's kind. By default text, boolean and numeric columns with at most 5
+        distinct values are categorical; other numeric columns are numeric.
+
+    Returns
+    -------
+    Overlays
+
+    Raises
+    ------
+    ConfigError
+        Unknown weighting, column or kind; ``n_mc`` < 1.
+    SurveyError
+        When ``profile_df`` lacks some of the result's respondents.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from latentseg.result import SegmentationResult
+    >>> z = np.repeat(np.eye(2), 30, axis=0)
+    >>> r = SegmentationResult.from_memberships("gmm", z, centers=np.eye(2), feature_names=("a", "b"))
+    >>> prof = pd.DataFrame({"role": ["ops"] * 30 + ["finance"] * 30}, index=r.respondent_ids)
+    >>> ov = overlay(r, prof, random_seed=1)
+    >>> ov["role"].strength, round(ov["role"].effect, 2)
+    ('strong', 1.0)
+    """
+    if weighting not in _WEIGHTINGS:
+        raise ConfigError(f"weighting must be one of {', '.join(_WEIGHTINGS)}; got {weighting!r}.")
+    if int(n_mc) < 1:
+        raise ConfigError(f"n_mc must be a positive number of shuffles; got {n_mc}.")
+    cols = [str(c) for c in (profile_df.columns if columns is None else columns)]
+    unknown = [c for c in cols if c not in profile_df.columns]
+    if unknown:
+        raise ConfigError(
+            f"Overlay columns {unknown} are not in the profile table; it has "
+            f"{[str(c) for c in profile_df.columns][:20]}."
+        )
+    kinds = dict(kinds or {})
+    bad = {c: v for c, v in kinds.items() if v not in ("categorical", "numeric")}
+    if bad:
+        raise ConfigError(f"kinds must be 'categorical' or 'numeric'; got {bad}.")
+    frame = align_to_result(result, profile_df[cols], what="profile table")
+    w = segment_weights(result, "bch-proportional" if weighting == "bch" else weighting)
+    assignment = result.assignment
+    rngs = as_rng(random_seed).spawn(len(cols)) if cols else []
+    out: dict[str, ColumnOverlay] = {}
+    for col, rng in zip(cols, rngs):
+        s = frame[col]
+        kind = kinds.get(col) or ("numeric" if _is_numeric(s) else "categorical")
+        if kind == "numeric" and not pd.api.types.is_numeric_dtype(s):
+            raise ConfigError(f"Column {col!r} is not numeric; it cannot be overlaid as numeric.")
+        if s.notna().sum() == 0:
+            raise ConfigError(f"Overlay column {col!r} has no values for the model's respondents.")
+        if kind == "numeric":
+            out[col] = _numeric(col, s, w, assignment)
+        else:
+            out[col] = _categorical(col, s, w, weighting, int(n_mc), rng)
+    return Overlays(
+        weighting=weighting,
+        columns=out,
+        fingerprints=_fingerprints(out, result.k),
+        thresholds=THRESHOLDS_TEXT,
+    )
