@@ -24,9 +24,10 @@ truth.csv
     methodologists checking a segmentation against the truth; latentseg itself never reads it.
 qualtrics_export.csv
     A smaller survey (60 respondents, 8 outcomes, 3 segments) as Qualtrics exports it with
-    "Export values": UTF-8 with a byte-order mark, CRLF line ends, three header rows (column names;
-    question text, "How important is it to you to ...? - Importance"; ``{"ImportId":"QID1_1"}``),
-    Qualtrics' metadata columns, one speeder and a few unanswered ratings.
+    "Export values": UTF-8 with a byte-order mark, CRLF line ends, three header rows (column names
+    ``imp_1..imp_8`` / ``sat_1..sat_8``; question text of the two matrix questions, "<question> -
+    <outcome statement>"; ``{"ImportId":"QID1_1"}``), Qualtrics' metadata columns, one speeder and
+    a few unanswered ratings.
 """
 
 from __future__ import annotations
@@ -120,10 +121,6 @@ def _response_id(rng: np.random.Generator) -> str:
     return "R_" + "".join(rng.choice(alphabet, size=15))
 
 
-def _lower_first(statement: str) -> str:
-    return statement[:1].lower() + statement[1:]
-
-
 def qualtrics_file(out: Path) -> None:
     """qualtrics_export.csv: three header rows, metadata columns, numeric values."""
     survey, _ = simulate_survey(
@@ -168,14 +165,14 @@ def qualtrics_file(out: Path) -> None:
     for j, o in enumerate(survey.outcome_ids, start=1):
         add(
             f"imp_{j}",
-            f"How important is it to you to {_lower_first(statements[o])}? - Importance",
+            f"When you manage a cross-functional project, how important is it to you to... - {statements[o]}",
             {"ImportId": f"QID1_{j}"},
             survey.importance[o].astype("Int64").reset_index(drop=True),
         )
     for j, o in enumerate(survey.outcome_ids, start=1):
         add(
             f"sat_{j}",
-            f"How satisfied are you with how well you can {_lower_first(statements[o])} today? - Satisfaction",
+            f"How satisfied are you with how well you can do the following today? - {statements[o]}",
             {"ImportId": f"QID2_{j}"},
             survey.satisfaction[o].astype("Int64").reset_index(drop=True),
         )

@@ -389,19 +389,39 @@ def test_survey_kmeans_recovers_segments_at_default_separation(planted: tuple) -
         assert adjusted_rand_score(truth.segment.to_numpy(), labels) >= 0.9
 
 
-def test_survey_kmeans_on_opportunity_scores_of_good_respondents(planted: tuple) -> None:
-    scoring = pytest.importorskip("latentseg.scoring")
+@pytest.mark.parametrize("seed", [7, 8])
+def test_survey_kmeans_on_opportunity_scores_of_good_respondents(seed: int) -> None:
     from sklearn.cluster import KMeans
 
-    survey, truth = simulate_survey(400, straightliners=5, speeders=5, too_many_missing=5, random_seed=7)
+    from latentseg.scoring import opportunity_scores
+
+    survey, truth = simulate_survey(400, straightliners=5, speeders=5, too_many_missing=5, random_seed=seed)
     good = survey.subset(truth.good_ids)
-    scores = scoring.opportunity_scores(good)
-    scores = getattr(scores, "scores", scores)  # a DataFrame, or an object holding one
-    pd.testing.assert_frame_equal(
-        pd.DataFrame(scores).astype(float), _opportunity(good), check_names=False, check_column_type=False
-    )
-    labels = KMeans(4, n_init=10, random_state=0).fit_predict(np.asarray(scores, dtype=float))
+    scores = opportunity_scores(good)
+    pd.testing.assert_frame_equal(scores, _opportunity(good), check_names=False)
+    labels = KMeans(4, n_init=10, random_state=0).fit_predict(scores.to_numpy())
     assert adjusted_rand_score(truth.segment.loc[truth.good_ids].to_numpy(), labels) >= 0.9
+
+
+# latentseg.cleaning's rule names for the simulator's planted kinds
+_CLEANING_RULE = {"straightliner": "straightliner", "speeder": "speeder", "too_many_missing": "unrated"}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clean_excludes_exactly_the_planted_bad_respondents(seed: int) -> None:
+    from latentseg.cleaning import clean
+
+    survey, truth = simulate_survey(
+        300, n_outcomes=20, n_segments=3, straightliners=7, speeders=6, too_many_missing=5, missing_rate=0.12,
+        random_seed=seed,
+    )
+    kept, report = clean(survey)
+    excluded = report.excluded.set_index("respondent_id")
+    for rule in BAD_RULES:
+        caught = set(excluded.index[excluded[_CLEANING_RULE[rule]].to_numpy(dtype=bool)])
+        assert caught == set(truth.bad[rule]), rule
+    assert set(excluded.index) == set(truth.bad_ids)
+    assert kept.respondent_ids.tolist() == truth.good_ids.tolist()
 
 
 def test_survey_zero_separation_has_no_segment_structure() -> None:
