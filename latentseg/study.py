@@ -1,0 +1,634 @@
+"""The methodologist's simulation study: when do k-means and latent class / Gaussian mixture
+models disagree, and which one recovers the truth?
+
+A study is a grid of *cells* (every combination of sample size ``n``, true number of segments
+``k``, separation, share imbalance, covariance shape and pure-noise dimensions), each replicated
+``replications`` times. For every replication a data set with known segments is simulated
+(:func:`latentseg.simulate.simulate_gaussian_mixture`, segment sizes drawn multinomially so that
+share intervals are honestly tested) and every method chooses k from ``k_candidates``:
+
+``kmeans-silhouette``
+    k-means; the k with the highest mean silhouette.
+``kmeans-elbow``
+    k-means; the elbow of the inertia curve (:func:`latentseg.select.elbow_index`, the curve
+    extended by one k on each side so the elbow may fall on an end of the range).
+``gmm-bic``
+    Gaussian mixture by EM (``gmm_covariance``, default VVI); the lowest BIC.
+``lca-bic``
+    Latent class model by EM on **discretised** data: each column is cut into ``lca_levels``
+    (default 3) equal-frequency levels (its empirical terciles), the usual way continuous
+    ratings are turned into latent class indicators. Information is lost in the cut, which is
+    part of what the study measures. The lowest BIC.
+``bayes-loo``
+    Bayesian Gaussian mixture (PyMC); LOO with the parsimony rule (the smallest k within
+    ``loo_se_rule`` standard errors of the best elpd). Expensive: keep ``draws`` small, or leave
+    the method out of ``methods``.
+
+The study uses :func:`latentseg.select.select` with ``min_share`` from the config (default 0: the
+study judges the criteria themselves, not the playbook's size rule), no silhouette threshold and
+no stability check.
+
+Metrics, per cell, replication and method (``replications.csv``), then averaged per cell and
+method (``summary.csv``):
+
+- ``k_chosen`` and ``correct_k`` (k chosen equals the truth);
+- ``ari_true_k``: adjusted Rand index between the truth and the method's fit at the true k;
+  ``ari_chosen``: the same at the chosen k;
+- ``ari_vs_kmeans``: ARI between this method's and k-means's fits at the true k (how much the two
+  disagree on the same data);
+- shares at the true k, after matching fitted segments to true ones (Hungarian algorithm on the
+  crosstab): ``share_bias`` = estimated minus true share of the *smallest* true segment (the one
+  that gets absorbed), ``share_rmse`` over all segments, and ``coverage`` = fraction of segments
+  whose true (population) share lies inside the method's 95% share interval (Wilson for k-means,
+  the engine's interval otherwise).
+
+Every finished replication is written at once to ``<out>/cells/<cell_id>-r<rep>.json``; a rerun
+with the same config skips those, so an interrupted study resumes. Cell ids hash the cell and the
+study-wide settings, so a changed config never reuses stale results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+import tomllib
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
+
+__all__ = [
+    "METHODS",
+    "StudyConfig",
+    "StudyResult",
+    "load_study_config",
+    "study_config_from_dict",
+    "run_study",
+    "summarize",
+    "headline_tables",
+    "imbalanced_shares",
+]
+
+#: study method -> (model family, how it picks k)
+METHODS: dict[str, tuple[str, str]] = {
+    "kmeans-silhouette": ("kmeans", "silhouette"),
+    "kmeans-elbow": ("kmeans", "elbow"),
+    "gmm-bic": ("gmm", "bic"),
+    "lca-bic": ("lca", "bic"),
+    "bayes-loo": ("bayes-gmm", "loo"),
+}
+
+GRID_FACTORS = ("n", "k", "separation", "imbalance", "covariance", "noise_dims")
+_COVARIANCES = ("spherical", "diagonal", "full", "unequal")
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study configuration (see the module notes and ``examples/study.toml``).
+
+    Attributes
+    ----------
+    grid : dict of str to list
+        ``n``, ``k``, ``separation``, ``imbalance`` (largest / smallest true share; 1 = equal),
+        ``covariance`` (``spherical``, ``diagonal``, ``full``, ``unequal``), ``noise_dims``.
+    replications : int
+    methods : tuple of str
+    seed : int
+    k_candidates : tuple of int
+        The ks every method chooses from; must include every true k of the grid.
+    d : int
+        Informative dimensions.
+    min_share : float
+    lca_levels : int
+    gmm_covariance : str
+    loo_se_rule : float
+    bayes : dict
+        Options for the Bayesian fits (``draws``, ``tune``, ``chains`` ...).
+    """
+
+    grid: dict[str, list[Any]]
+    replications: int = 2
+    methods: tuple[str, ...] = ("kmeans-silhouette", "kmeans-elbow", "gmm-bic", "lca-bic")
+    seed: int = 20261122
+    k_candidates: tuple[int, ...] = (2, 3, 4, 5, 6)
+    d: int = 6
+    min_share: float = 0.0
+    lca_levels: int = 3
+    gmm_covariance: str = "VVI"
+    loo_se_rule: float = 2.0
+    bayes: dict[str, Any] = field(default_factory=lambda: {"draws": 200, "tune": 200, "chains": 2})
+
+    def cells(self) -> list[dict[str, Any]]:
+        """Every combination of the grid, in a fixed order."""
+        keys = list(GRID_FACTORS)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+
+    def settings_key(self) -> dict[str, Any]:
+        """The study-wide settings that a cell's results depend on (hashed into cell ids)."""
+        d = asdict(self)
+        d.pop("grid")
+        d.pop("replications")
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def study_config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> StudyConfig:
+    """Validate a study configuration given as a dict (the ``[study]`` table of the TOML file).
+
+    Parameters
+    ----------
+    raw : mapping
+        Keys ``seed, replications, methods, k_candidates, d, min_share, lca_levels,
+        gmm_covariance, loo_se_rule``, a ``grid`` table and an optional ``bayes`` table.
+    source : str
+        Named in error messages.
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys or methods, empty or out-of-range grid values, a true k outside
+        ``k_candidates``.
+
+    Examples
+    --------
+    >>> cfg = study_config_from_dict({"grid": {"n": [100], "k": [2], "separation": [3.0]}})
+    >>> len(cfg.cells()), cfg.grid["covariance"]
+    (1, ['diagonal'])
+    """
+    known = {f for f in StudyConfig.__dataclass_fields__}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in [study]; known: {sorted(known)}.")
+    if "grid" not in raw or not isinstance(raw["grid"], Mapping):
+        raise ConfigError(f"{source}: [study.grid] is missing; it needs at least n, k and separation lists.")
+    g = dict(raw["grid"])
+    bad = sorted(set(g) - set(GRID_FACTORS))
+    if bad:
+        raise ConfigError(f"{source}: unknown grid factor(s) {bad}; known: {list(GRID_FACTORS)}.")
+    defaults = {"imbalance": [1.0], "covariance": ["diagonal"], "noise_dims": [0]}
+    grid: dict[str, list[Any]] = {}
+    for key in GRID_FACTORS:
+        if key not in g and key not in defaults:
+            raise ConfigError(f"{source}: grid.{key} is missing; give a list such as {key} = [...].")
+        vals = _as_list(g.get(key, defaults.get(key)))
+        if not vals:
+            raise ConfigError(f"{source}: grid.{key} is empty; give at least one value.")
+        grid[key] = vals
+
+    def check(key: str, ok: Callable[[Any], bool], want: str) -> None:
+        wrong = [v for v in grid[key] if not ok(v)]
+        if wrong:
+            raise ConfigError(f"{source}: grid.{key} must hold {want}; got {wrong}.")
+
+    def is_int(v: Any, low: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    def is_num(v: Any, low: float) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= low
+
+    check("n", lambda v: is_int(v, 20), "integers >= 20")
+    check("k", lambda v: is_int(v, 1), "integers >= 1")
+    check("separation", lambda v: is_num(v, 0.0), "numbers >= 0")
+    check("imbalance", lambda v: is_num(v, 1.0), "numbers >= 1 (largest / smallest share)")
+    check("covariance", lambda v: v in _COVARIANCES, f"names from {list(_COVARIANCES)}")
+    check("noise_dims", lambda v: is_int(v, 0), "integers >= 0")
+
+    cfg_kwargs: dict[str, Any] = {"grid": grid}
+    if "methods" in raw:
+        methods = tuple(_as_list(raw["methods"]))
+        wrong = [m for m in methods if m not in METHODS]
+        if wrong or not methods:
+            raise ConfigError(f"{source}: unknown method(s) {wrong or '[]'}; choose from {list(METHODS)}.")
+        cfg_kwargs["methods"] = methods
+    for key, low in (("replications", 1), ("seed", 0), ("d", 1), ("lca_levels", 2)):
+        if key in raw:
+            v = raw[key]
+            if not is_int(v, low):
+                raise ConfigError(f"{source}: {key} must be an integer >= {low}; got {v!r}.")
+            cfg_kwargs[key] = v
+    if "k_candidates" in raw:
+        ks = _as_list(raw["k_candidates"])
+        if not ks or not all(is_int(v, 1) for v in ks):
+            raise ConfigError(f"{source}: k_candidates must be integers >= 1; got {ks}.")
+        cfg_kwargs["k_candidates"] = tuple(sorted(set(ks)))
+    for key, low, high in (("min_share", 0.0, 1.0), ("loo_se_rule", 0.0, float("inf"))):
+        if key in raw:
+            v = raw[key]
+            if not (is_num(v, low) and v < high):
+                raise ConfigError(f"{source}: {key} must be a number in [{low}, {high}); got {v!r}.")
+            cfg_kwargs[key] = float(v)
+    if "gmm_covariance" in raw:
+        cfg_kwargs["gmm_covariance"] = str(raw["gmm_covariance"])
+    if "bayes" in raw:
+        if not isinstance(raw["bayes"], Mapping):
+            raise ConfigError(f"{source}: [study.bayes] must be a table of options (draws, tune, chains ...).")
+        cfg_kwargs["bayes"] = dict(raw["bayes"])
+    cfg = StudyConfig(**cfg_kwargs)
+    outside = sorted(set(grid["k"]) - set(cfg.k_candidates))
+    if outside:
+        raise ConfigError(
+            f"{source}: k_candidates {list(cfg.k_candidates)} must include every true k of the grid; missing {outside}."
+        )
+    return cfg
+
+
+def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
+    """Read and validate a study TOML file (a ``[study]`` table with ``[study.grid]``).
+
+    Raises
+    ------
+    ConfigError
+        A missing or unparsable file, or an invalid configuration (the message names the file).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Study config '{p}' not found.")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Study config '{p}' is not valid TOML: {exc}.") from None
+    if "study" not in doc:
+        raise ConfigError(f"Study config '{p}' has no [study] table.")
+    return study_config_from_dict(doc["study"], source=str(p))
+
+
+# ---------------------------------------------------------------------------------- one replication
+def imbalanced_shares(k: int, imbalance: float) -> np.ndarray:
+    """Shares decreasing geometrically so that largest / smallest = ``imbalance``.
+
+    Examples
+    --------
+    >>> imbalanced_shares(3, 4.0).round(3).tolist()
+    [0.571, 0.286, 0.143]
+    """
+    if k == 1:
+        return np.ones(1)
+    w = float(imbalance) ** (-np.arange(k) / (k - 1))
+    return w / w.sum()
+
+
+def _cell_id(cell: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    blob = json.dumps({"cell": dict(cell), "settings": dict(settings)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _discretise(X: pd.DataFrame, levels: int) -> pd.DataFrame:
+    """Each column cut into ``levels`` equal-frequency levels (codes 0..levels-1)."""
+    out = {}
+    for c in X.columns:
+        ranks = X[c].rank(method="first").to_numpy()
+        out[c] = np.minimum((ranks - 1) * levels // len(ranks), levels - 1).astype(int)
+    return pd.DataFrame(out, index=X.index)
+
+
+def _matched_shares(truth: np.ndarray, result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each true segment j (0-based): the matched fitted share, its interval bounds."""
+    from scipy.optimize import linear_sum_assignment
+
+    k_true = int(truth.max())
+    ct = np.zeros((k_true, result.k))
+    np.add.at(ct, (truth - 1, result.assignment - 1), 1)
+    rows, cols = linear_sum_assignment(-ct)
+    est = np.zeros(k_true)
+    lo = np.zeros(k_true)
+    hi = np.zeros(k_true)
+    matched = np.zeros(k_true, dtype=bool)
+    for r, c in zip(rows, cols):
+        est[r], lo[r], hi[r], matched[r] = result.shares[c], result.share_lower[c], result.share_upper[c], True
+    return est, lo, hi, matched
+
+
+def _run_replication(
+    cfg: StudyConfig, cell: Mapping[str, Any], rep: int, cell_id: str, out_dir: str
+) -> tuple[str, int, list[dict[str, Any]]]:
+    """Simulate one data set, run every method, write the rows to disk; runs in a worker."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from latentseg.select import select
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    t0 = time.perf_counter()
+    key = int(cell_id[:8], 16)
+    ss = np.random.SeedSequence(cfg.seed, spawn_key=(key, rep))
+    data_seed, sel_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
+    k_true = int(cell["k"])
+    shares = imbalanced_shares(k_true, float(cell["imbalance"]))
+    base = {"cell_id": cell_id, **cell, "replication": rep}
+    try:
+        X, truth = simulate_gaussian_mixture(
+            int(cell["n"]), k=k_true, d=cfg.d, shares=shares, separation=float(cell["separation"]),
+            covariance=cell["covariance"], noise_dims=int(cell["noise_dims"]), exact_shares=False,
+            random_seed=data_seed,
+        )
+    except LatentsegError as exc:
+        rows = [{**base, "method": m, "error": f"simulation failed: {exc}"} for m in cfg.methods]
+        _write_cell(out_dir, cell_id, rep, rows)
+        return cell_id, rep, rows
+
+    needed = {METHODS[m][0] for m in cfg.methods} | {"kmeans"}  # k-means: the reference for ari_vs_kmeans
+    families = [f for f in ("kmeans", "gmm", "lca", "bayes-gmm") if f in needed]
+    fit_options: dict[str, dict[str, Any]] = {"gmm": {"covariance": cfg.gmm_covariance}}
+    if "bayes-gmm" in families:
+        fit_options["bayes-gmm"] = {"covariance": cfg.gmm_covariance, **cfg.bayes}
+    categorical = _discretise(X, cfg.lca_levels) if "lca" in families else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        sel = select(
+            X, models=families, k=cfg.k_candidates, random_seed=sel_seed, min_share=cfg.min_share,
+            silhouette_min=-1.0, stability_subsamples=0, loo_se_rule=cfg.loo_se_rule,
+            fit_options=fit_options, categorical_data=categorical,
+        )
+    table = sel.table.set_index(["model", "k"])
+    km_true = sel.result("kmeans", k_true) if ("kmeans", k_true) in table.index else None
+    rows: list[dict[str, Any]] = []
+    for method in cfg.methods:
+        family, how = METHODS[method]
+        row: dict[str, Any] = {**base, "method": method}
+        sub = sel.table[(sel.table["model"] == family)]
+        if how == "silhouette":
+            ok = sub[sub["admissible"] & np.isfinite(sub["silhouette"])]
+            k_chosen = int(ok.loc[ok["silhouette"].idxmax(), "k"]) if len(ok) else None
+        else:
+            k_chosen = sel.per_family[family]["recommended_k"]
+        row["k_chosen"] = k_chosen
+        row["correct_k"] = float(k_chosen == k_true) if k_chosen is not None else 0.0
+        res_true = sel.result(family, k_true)
+        res_chosen = sel.result(family, k_chosen) if k_chosen is not None else None
+        row["ari_true_k"] = float(adjusted_rand_score(truth, res_true.assignment)) if res_true is not None else np.nan
+        row["ari_chosen"] = float(adjusted_rand_score(truth, res_chosen.assignment)) if res_chosen is not None else np.nan
+        row["ari_vs_kmeans"] = (
+            float(adjusted_rand_score(km_true.assignment, res_true.assignment))
+            if res_true is not None and km_true is not None
+            else np.nan
+        )
+        if res_true is not None:
+            est, lo, hi, matched = _matched_shares(truth, res_true)
+            j_small = int(np.argmin(shares))
+            row["share_bias"] = float(est[j_small] - shares[j_small])
+            row["share_sq_error"] = float(np.mean((est - shares) ** 2))
+            row["share_rmse"] = float(np.sqrt(row["share_sq_error"]))
+            row["coverage"] = float(np.mean((lo <= shares) & (shares <= hi) & matched))
+        failures = sub[sub["status"] != "ok"]
+        row["n_failed_fits"] = int(len(failures))
+        if not failures.empty:
+            row["error"] = "; ".join(f"k={r.k}: {r.error}" for r in failures.itertuples())
+        rows.append(row)
+    secs = time.perf_counter() - t0
+    for row in rows:
+        row["seconds"] = secs
+    _write_cell(out_dir, cell_id, rep, rows)
+    return cell_id, rep, rows
+
+
+def _cell_path(out_dir: str | os.PathLike[str], cell_id: str, rep: int) -> Path:
+    return Path(out_dir) / "cells" / f"{cell_id}-r{rep}.json"
+
+
+def _write_cell(out_dir: str, cell_id: str, rep: int, rows: list[dict[str, Any]]) -> None:
+    from latentseg.result import _clean_json
+
+    path = _cell_path(out_dir, cell_id, rep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_clean_json({"cell_id": cell_id, "replication": rep, "rows": rows})), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_cell(out_dir: str | os.PathLike[str], cell_id: str, rep: int) -> list[dict[str, Any]] | None:
+    path = _cell_path(out_dir, cell_id, rep)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return doc.get("rows") if doc.get("cell_id") == cell_id else None
+
+
+# ---------------------------------------------------------------------------------- the study
+@dataclass(frozen=True, eq=False)
+class StudyResult:
+    """What :func:`run_study` produced.
+
+    Attributes
+    ----------
+    replications : DataFrame
+        One row per cell, replication and method.
+    summary : DataFrame
+        One row per cell and method (:func:`summarize`).
+    files : dict of str to Path
+        ``replications``, ``summary``, ``config`` and the figures.
+    resumed : int
+        Replications loaded from an earlier run rather than computed.
+    computed : int
+    seconds : float
+    """
+
+    replications: pd.DataFrame
+    summary: pd.DataFrame
+    files: dict[str, Path]
+    resumed: int
+    computed: int
+    seconds: float
+
+
+def run_study(
+    config: StudyConfig | Mapping[str, Any] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    n_jobs: int = 1,
+    progress: ProgressCallback | None = None,
+    plots: bool = True,
+) -> StudyResult:
+    """Run (or resume) a simulation study and write its tables and figures.
+
+    Parameters
+    ----------
+    config : StudyConfig, mapping or path
+        A validated config, the ``[study]`` table as a dict, or a TOML file.
+    out_dir : path
+        Output directory: ``cells/`` (one JSON file per finished replication),
+        ``replications.csv``, ``summary.csv``, ``study_config.json`` and the figures.
+    n_jobs : int, default 1
+        Worker processes (joblib). Each finished replication is written by its worker at once.
+    progress : callable(done, total, description), optional
+    plots : bool, default True
+
+    Returns
+    -------
+    StudyResult
+
+    Raises
+    ------
+    ConfigError
+        An invalid config or ``n_jobs < 1``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cfg = {"grid": {"n": [120], "k": [2], "separation": [4.0]}, "replications": 1,
+    ...        "methods": ["kmeans-silhouette", "gmm-bic"], "k_candidates": [1, 2, 3], "d": 2}
+    >>> res = run_study(cfg, tempfile.mkdtemp(), plots=False)
+    >>> res.summary[["method", "correct_k"]].to_dict("records")
+    [{'method': 'gmm-bic', 'correct_k': 1.0}, {'method': 'kmeans-silhouette', 'correct_k': 1.0}]
+    """
+    from joblib import Parallel, delayed
+
+    if isinstance(config, StudyConfig):
+        cfg = config
+    elif isinstance(config, Mapping):
+        cfg = study_config_from_dict(config)
+    else:
+        cfg = load_study_config(config)
+    if not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ConfigError(f"n_jobs must be an integer >= 1; got {n_jobs!r}.")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    settings = cfg.settings_key()
+    tasks = [(cell, rep, _cell_id(cell, settings)) for cell in cfg.cells() for rep in range(cfg.replications)]
+    total = len(tasks)
+    rows: list[dict[str, Any]] = []
+    todo = []
+    for cell, rep, cid in tasks:
+        done_rows = _read_cell(out, cid, rep)
+        if done_rows is not None:
+            rows.extend(done_rows)
+        else:
+            todo.append((cell, rep, cid))
+    resumed = total - len(todo)
+    done = resumed
+    if progress is not None and resumed:
+        progress(done, total, f"{resumed} replication(s) loaded from {out / 'cells'}")
+    if todo:
+        runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        jobs = (delayed(_run_replication)(cfg, cell, rep, cid, str(out)) for cell, rep, cid in todo)
+        for cid, rep, new_rows in runner(jobs):
+            rows.extend(new_rows)
+            done += 1
+            if progress is not None:
+                c = new_rows[0] if new_rows else {}
+                desc = ", ".join(f"{f}={c.get(f)}" for f in GRID_FACTORS) + f", rep {rep + 1}"
+                progress(done, total, desc)
+
+    reps = pd.DataFrame(rows)
+    order = [*GRID_FACTORS, "cell_id", "replication", "method"]
+    reps = reps.sort_values(order, kind="stable").reset_index(drop=True) if len(reps) else reps
+    summary = summarize(reps)
+    files = {
+        "replications": _atomic_csv(reps, out / "replications.csv"),
+        "summary": _atomic_csv(summary, out / "summary.csv"),
+    }
+    cfg_path = out / "study_config.json"
+    cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
+    files["config"] = cfg_path
+    if plots and len(summary):
+        from latentseg.plots import plot_study
+
+        for p in plot_study(summary, out):
+            files[p.stem] = p
+    return StudyResult(
+        replications=reps, summary=summary, files=files, resumed=resumed, computed=len(todo),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def summarize(replications: pd.DataFrame) -> pd.DataFrame:
+    """Average the replication rows per cell and method.
+
+    Parameters
+    ----------
+    replications : DataFrame
+        ``replications.csv`` (one row per cell, replication and method).
+
+    Returns
+    -------
+    DataFrame
+        The design factors, ``method``, ``replications``, ``correct_k``, ``k_chosen`` (mean),
+        ``ari_true_k``, ``ari_chosen``, ``ari_vs_kmeans``, ``share_bias`` (mean),
+        ``share_rmse`` (root of the mean squared error over segments and replications),
+        ``coverage``, ``failed_fits``.
+    """
+    if replications.empty:
+        return pd.DataFrame()
+    df = replications.copy()
+    for col in ("k_chosen", "correct_k", "ari_true_k", "ari_chosen", "ari_vs_kmeans", "share_bias",
+                "share_sq_error", "coverage", "n_failed_fits"):
+        if col not in df.columns:
+            df[col] = np.nan
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    keys = [*GRID_FACTORS, "cell_id", "method"]
+    g = df.groupby(keys, sort=True, dropna=False)
+    out = g.agg(
+        replications=("replication", "count"),
+        correct_k=("correct_k", "mean"),
+        k_chosen=("k_chosen", "mean"),
+        ari_true_k=("ari_true_k", "mean"),
+        ari_chosen=("ari_chosen", "mean"),
+        ari_vs_kmeans=("ari_vs_kmeans", "mean"),
+        share_bias=("share_bias", "mean"),
+        share_mse=("share_sq_error", "mean"),
+        coverage=("coverage", "mean"),
+        failed_fits=("n_failed_fits", "sum"),
+    ).reset_index()
+    out.insert(out.columns.get_loc("share_mse"), "share_rmse", np.sqrt(out.pop("share_mse")))
+    return out
+
+
+def headline_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The methodologist's headline tables from a study summary.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        ``overall``: per method, the mean over cells of every metric; ``by_separation``: the rate
+        of choosing the true k per separation and method; ``by_factor``: ARI at the true k per
+        method and value of every varying design factor; ``disagreement``: cells split by how
+        much k-means and the Gaussian mixture disagree at the true k (ARI between them below /
+        above the median), with each method's ARI against the truth.
+    """
+    metrics = ["correct_k", "k_chosen", "ari_true_k", "ari_chosen", "share_bias", "share_rmse", "coverage"]
+    tables: dict[str, pd.DataFrame] = {}
+    tables["overall"] = summary.groupby("method")[metrics].mean()
+    tables["by_separation"] = summary.pivot_table(index="separation", columns="method", values="correct_k", aggfunc="mean")
+    long = []
+    for f in GRID_FACTORS:
+        if summary[f].nunique() > 1:
+            t = summary.groupby([f, "method"])["ari_true_k"].mean().unstack("method")
+            t.index = [f"{f}={v}" for v in t.index]
+            long.append(t)
+    if long:
+        tables["by_factor"] = pd.concat(long)
+    gmm = summary[summary["method"] == "gmm-bic"].set_index("cell_id")["ari_vs_kmeans"]
+    if len(gmm) and gmm.notna().any():
+        cut = float(gmm.median())
+        label = pd.Series(np.where(gmm < cut, f"k-means vs GMM ARI < {cut:.2f}", f"k-means vs GMM ARI >= {cut:.2f}"), index=gmm.index)
+        s = summary.assign(agreement=summary["cell_id"].map(label))
+        tables["disagreement"] = s.pivot_table(index="agreement", columns="method", values="ari_true_k", aggfunc="mean")
+    return tables
