@@ -205,8 +205,9 @@ def _read_excel(path: Path, source: str, sheet: str | int | None) -> RawTable:
         import openpyxl
     except ImportError:
         raise _missing_extra(source, "Excel", "openpyxl", "excel") from None
+    content = io.BytesIO(_read_bytes(path, source))  # a file object: openpyxl judges paths by extension
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        wb = openpyxl.load_workbook(content, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for damaged files
         raise SurveyError(f"{source}: cannot be read as an Excel workbook ({exc}).") from None
     try:
@@ -230,7 +231,8 @@ def _read_excel(path: Path, source: str, sheet: str | int | None) -> RawTable:
         raise SurveyError(f"{source}: sheet {sheet_name!r} is empty; expected a header row and one row per respondent.")
     raw_names = ["" if h is None else str(h) for h in header]
     check_unique_names(raw_names, source)
-    df = pd.read_excel(path, sheet_name=sheet_name, engine="openpyxl")
+    content.seek(0)
+    df = pd.read_excel(content, sheet_name=sheet_name, engine="openpyxl")
     df = _fix_blank_names(df, raw_names, source)
     notes = [f"read sheet {sheet_name!r} of an Excel workbook"]
     return RawTable(df, source, first_row=2, notes=notes)

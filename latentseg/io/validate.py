@@ -273,22 +273,26 @@ def looks_like_code(value: float) -> bool:
     return len(set(digits)) == 1 or (digits[:-1] == "9" * (len(digits) - 1) and digits[-1] in "78")
 
 
+def _label_for(labels: Mapping[Any, str] | None, value: float) -> str | None:
+    if not labels:
+        return None
+    for key in (value, int(value) if float(value).is_integer() else value, _fmt(value)):
+        if key in labels:
+            return labels[key]
+    return None
+
+
 def _code_hint(values: np.ndarray, flag: str, labels: Mapping[Any, str] | None) -> str:
-    codes = [v for v in values if looks_like_code(float(v))]
+    """A hint for out-of-scale values that look like missing-value codes (by value, or because an
+    SPSS value label names them)."""
+    codes = [v for v in values if looks_like_code(float(v)) or _label_for(labels, float(v))]
     if not codes:
         return ""
     shown = ", ".join(_fmt(v) for v in codes[:4])
-    label = ""
-    if labels:
-        for v in codes:
-            for key in (v, int(v) if float(v).is_integer() else v, str(_fmt(v))):
-                if key in labels:
-                    label = f" (its SPSS value label is {labels[key]!r})"
-                    break
-            if label:
-                break
+    label = next((lab for v in codes if (lab := _label_for(labels, float(v)))), None)
+    said = f" (its SPSS value label is {label!r})" if label else ""
     return (
-        f" Values like {shown} are often missing-value codes{label}; if so, declare them with "
+        f" Values like {shown} are often missing-value codes{said}; if so, declare them with "
         f"{flag} {','.join(_fmt(v) for v in codes[:4])} (or missing_codes in [survey] of latentseg.toml)."
     )
 
@@ -362,7 +366,7 @@ def infer_scale(
         missing-value codes (e.g. 1-5 and 99).
     """
     lo, hi = float(np.nanmin(block)), float(np.nanmax(block))
-    fits = [s for s in COMMON_SCALES if s[0] <= lo and hi <= s[1]]
+    fits = sorted((s for s in COMMON_SCALES if s[0] <= lo and hi <= s[1]), key=lambda s: (s[1] - s[0], -s[0]))
     if not fits or fits[0][1] - fits[0][0] > 10:
         values = np.unique(block[~np.isnan(block)])
         codes = np.array([v for v in values if looks_like_code(float(v))])
