@@ -1,0 +1,936 @@
+"""Latent class models by EM: nominal (poLCA), binary and ordinal indicators.
+
+The model: respondent ``i`` belongs to segment ``c`` with probability ``pi_c``; given the segment,
+the indicators are independent. For indicator ``j`` with categories ``0..C_j - 1``:
+
+- **categorical** (nominal, as poLCA): one free probability vector per segment and item,
+  ``P(x_ij = m | c) = theta_cjm``. Free parameters ``(k - 1) + k * sum_j (C_j - 1)``
+  (poLCA's count).
+- **binary**: the same model for items with exactly two categories (Bernoulli); the count is
+  ``(k - 1) + k * J``.
+- **ordinal**: an adjacent-category logit (partial-credit) model with item thresholds shared by all
+  segments and a segment x item location, ``log P(m + 1 | c) / P(m | c) = beta_cj - tau_jm``,
+  that is ``P(x_ij = m | c) ∝ exp(m * beta_cj - sum_{l < m} tau_jl)``. The thresholds of each
+  item sum to zero (identification), so the count is
+  ``(k - 1) + k * J + sum_j (C_j - 2)``; for two-category items this is the binary model.
+
+Missing indicator values drop out of a respondent's likelihood (they contribute a factor 1).
+Every fit runs ``n_init`` random starts (random soft partitions, or Dirichlet(1) item-response
+probabilities) in one vectorised batch and reports how many reached the best log-likelihood.
+
+The M-step is closed form for the nominal and binary models; for the ordinal model it is a
+generalised M-step: per item, a few damped Newton steps on the (concave) expected complete-data
+log-likelihood, warm-started from the previous iteration, with step halving so the log-likelihood
+never decreases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg._stats import as_rng
+from latentseg.errors import ConfigError, ConvergenceWarning, SurveyError, format_rows
+from latentseg.models._criteria import information_criteria
+from latentseg.models._em import check_k, provenance, replication_report
+from latentseg.result import SegmentationResult
+
+__all__ = [
+    "fit_lca",
+    "predict_proba",
+    "log_likelihood",
+    "opportunity_levels",
+    "OPPORTUNITY_LEVEL_NAMES",
+    "MEASUREMENTS",
+]
+
+#: The measurement models :func:`fit_lca` knows.
+MEASUREMENTS = ("categorical", "binary", "ordinal")
+
+#: Names of the default opportunity levels (Ulwick thresholds 10 and 15).
+OPPORTUNITY_LEVEL_NAMES = ("served", "underserved", "extremely underserved")
+
+_LOG_FLOOR = -700.0  # log of a probability that is numerically zero (keeps 0 * log 0 at 0)
+_BOUNDARY = 1e-6  # probabilities below this (or above 1 - this) are boundary estimates
+_ORD_BOUND = 30.0  # ordinal locations / thresholds are kept within +-this (logit units)
+
+
+# ====================================================================== data encoding
+@dataclasses.dataclass(frozen=True)
+class _Encoded:
+    """Indicators as integer codes: ``codes[i, j]`` in ``0..n_cat[j] - 1``, ``-1`` when missing."""
+
+    codes: np.ndarray  # (n, J) int64
+    n_cat: np.ndarray  # (J,) int64
+    items: tuple[str, ...]
+    keys: tuple[tuple[str, ...], ...]  # category labels (as strings) per item
+    values: tuple[np.ndarray, ...]  # numeric category values per item (NaN when not numeric)
+    ids: pd.Index
+
+    @property
+    def observed(self) -> np.ndarray:
+        return self.codes >= 0
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (numbers.Number, np.bool_)) and not isinstance(v, complex)
+
+
+def _key(v: Any) -> str:
+    """A stable string label for a category value (``3``, ``3.0`` and ``"3"`` all give ``"3"``)."""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if _is_number(v):
+        f = float(v)
+        return str(int(f)) if f.is_integer() else repr(f)
+    return str(v)
+
+
+def _as_frame(data: Any, what: str = "data") -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    arr = np.asarray(data, dtype=object)
+    if arr.ndim != 2:
+        raise ConfigError(f"The {what} must be a 2-D table (respondents x indicators); got {arr.ndim} dimension(s).")
+    return pd.DataFrame(arr, columns=[f"item_{j + 1}" for j in range(arr.shape[1])])
+
+
+def _column_codes(s: pd.Series) -> tuple[np.ndarray, list[Any], bool]:
+    """Codes (n,) of one column (-1 missing), its observed categories in order, and whether
+    that order is meaningful (ordered Categorical, numbers, booleans)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        raw = np.asarray(s.cat.codes.to_numpy(), dtype=np.int64)
+        cats_all = s.cat.categories.tolist()
+        used = np.unique(raw[raw >= 0])
+        remap = np.full(len(cats_all) + 1, -1, dtype=np.int64)
+        remap[used] = np.arange(used.size)
+        cats = [cats_all[u] for u in used]
+        return remap[raw], cats, bool(s.cat.ordered) or all(_is_number(c) for c in cats)
+    raw, uniq = pd.factorize(s, use_na_sentinel=True)
+    raw = np.asarray(raw, dtype=np.int64)
+    uniq = list(np.asarray(uniq, dtype=object))
+    numeric = all(_is_number(v) for v in uniq)
+    order = sorted(range(len(uniq)), key=(lambda i: float(uniq[i])) if numeric else (lambda i: _key(uniq[i])))
+    remap = np.empty(len(uniq) + 1, dtype=np.int64)
+    remap[order] = np.arange(len(uniq))
+    remap[-1] = -1
+    return remap[raw], [uniq[i] for i in order], numeric
+
+
+def _encode(data: Any, measurement: str) -> _Encoded:
+    """Map each column's categories to codes 0..C_j-1 and validate (one message for all problems)."""
+    df = _as_frame(data)
+    if df.shape[1] == 0:
+        raise ConfigError("The data has no indicator columns; a latent class model needs at least one.")
+    if df.shape[0] == 0:
+        raise SurveyError("The data has no respondents (0 rows).")
+    n, J = df.shape
+    codes = np.full((n, J), -1, dtype=np.int64)
+    keys: list[tuple[str, ...]] = []
+    values: list[np.ndarray] = []
+    few: list[str] = []
+    unordered: list[str] = []
+    too_many: list[str] = []
+    for j, col in enumerate(df.columns):
+        col_codes, cats, ordered = _column_codes(df[col])
+        keyed = [_key(c) for c in cats]
+        keys.append(tuple(keyed))
+        values.append(np.array([float(c) if _is_number(c) else np.nan for c in cats]))
+        if len(cats) < 2:
+            few.append(f"'{col}' ({'no observed values' if not cats else 'only ' + repr(keyed[0])})")
+            continue
+        if measurement == "ordinal" and not ordered:
+            unordered.append(f"'{col}'")
+        if measurement == "binary" and len(cats) != 2:
+            too_many.append(f"'{col}' ({len(cats)})")
+        if len(set(keyed)) != len(keyed):
+            raise SurveyError(f"Column '{col}' has categories that differ only in type (e.g. 1 and '1'): {keyed}.")
+        codes[:, j] = col_codes
+    if few:
+        raise SurveyError(
+            f"Column{'s' if len(few) > 1 else ''} {', '.join(few)} need{'' if len(few) > 1 else 's'} at least two "
+            "observed categories to serve as a latent class indicator; drop or recode "
+            f"{'them' if len(few) > 1 else 'it'}."
+        )
+    if too_many:
+        raise ConfigError(
+            f"measurement='binary' needs exactly two categories per column; column(s) {', '.join(too_many)} "
+            "have more. Use measurement='categorical' or 'ordinal'."
+        )
+    if unordered:
+        raise ConfigError(
+            f"measurement='ordinal' needs ordered levels; column(s) {', '.join(unordered)} hold unordered "
+            "categories. Pass numeric levels or an ordered pandas Categorical, or use measurement='categorical'."
+        )
+    empty = ~(codes >= 0).any(axis=1)
+    if empty.any():
+        bad = df.index[empty]
+        raise SurveyError(
+            f"{int(empty.sum())} respondent(s) have every indicator missing at rows {format_rows(bad.tolist())}; "
+            "drop them before fitting a latent class model (they carry no information)."
+        )
+    return _Encoded(
+        codes=codes,
+        n_cat=np.array([len(kk) for kk in keys], dtype=np.int64),
+        items=tuple(str(c) for c in df.columns),
+        keys=tuple(keys),
+        values=tuple(values),
+        ids=df.index,
+    )
+
+
+def _encode_new(result: SegmentationResult, data: Any) -> np.ndarray:
+    """Codes of new respondents under the category mapping kept at fit time (shape (n, J))."""
+    items = list(result.feature_names)
+    if isinstance(data, pd.DataFrame):
+        missing = [c for c in items if c not in set(map(str, data.columns))]
+        if missing:
+            raise ConfigError(
+                f"The new data lack the indicator column(s) {missing} the latent class model was fitted on."
+            )
+        df = data.rename(columns=str)[items]
+    else:
+        df = _as_frame(data)
+        if df.shape[1] != len(items):
+            raise ConfigError(f"The new data have {df.shape[1]} columns; the model was fitted on {len(items)}.")
+        df.columns = items
+    cat_table = result.extras["categories"]
+    codes = np.full(df.shape, -1, dtype=np.int64)
+    for j, item in enumerate(items):
+        rows = cat_table[cat_table["item"] == item]
+        lookup = dict(zip(rows["category"].astype(str), rows["code"].astype(int)))
+        raw, uniq = pd.factorize(df[item], use_na_sentinel=True)
+        raw = np.asarray(raw, dtype=np.int64)
+        mapped = np.array([lookup.get(_key(v), -1) for v in np.asarray(uniq, dtype=object)] + [-1], dtype=np.int64)
+        unseen = [i for i in range(len(uniq)) if mapped[i] < 0]
+        if unseen:
+            pos = np.flatnonzero(np.isin(raw, unseen))
+            raise SurveyError(
+                f"Column '{item}' has categories not seen at fit time {sorted(_key(uniq[i]) for i in unseen)} "
+                f"at rows {format_rows(df.index[pos].tolist())}; the model knows {list(lookup)}."
+            )
+        codes[:, j] = mapped[raw]
+    return codes
+
+
+# ====================================================================== the likelihood
+def _onehot(codes: np.ndarray, n_cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot design (n, D), D = sum C_j, missing -> all-zero block; and the block offsets (J,)."""
+    n, J = codes.shape
+    offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
+    X = np.zeros((n, int(n_cat.sum())), dtype=float)
+    rows, cols = np.nonzero(codes >= 0)
+    X[rows, offsets[cols] + codes[rows, cols]] = 1.0
+    return X, offsets
+
+
+def _padded_to_flat(probs: np.ndarray, n_cat: np.ndarray) -> np.ndarray:
+    """(k, J, Cmax) NaN-padded -> (k, D) stacked blocks."""
+    return np.concatenate([probs[:, j, : n_cat[j]] for j in range(len(n_cat))], axis=1)
+
+
+def _flat_to_padded(flat: np.ndarray, n_cat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(k, D) stacked blocks -> (k, J, Cmax) NaN-padded."""
+    k = flat.shape[0]
+    out = np.full((k, len(n_cat), int(n_cat.max())), np.nan)
+    for j, (o, c) in enumerate(zip(offsets, n_cat)):
+        out[:, j, :c] = flat[:, o : o + c]
+    return out
+
+
+def _safe_log(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(p), _LOG_FLOOR)
+
+
+def _e_step(XT: np.ndarray, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched E-step.
+
+    XT (D, n) one-hot design transposed; logW (S, k, D) log item probabilities; logpi (S, k).
+    Returns the log-likelihood of each start (S,) and the memberships (S, k, n).
+    """
+    S, k, D = logW.shape
+    a = (logW.reshape(S * k, D) @ XT).reshape(S, k, -1)
+    a += logpi[:, :, None]
+    m = a.max(axis=1)
+    a -= m[:, None, :]
+    np.exp(a, out=a)
+    s = a.sum(axis=1)
+    a /= s[:, None, :]
+    np.log(s, out=s)
+    s += m
+    return s.sum(axis=1), a
+
+
+def _nominal_m_step(
+    X: np.ndarray, z: np.ndarray, offsets: np.ndarray, col_item: np.ndarray, col_ncat: np.ndarray, prior: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form M-step: log item probabilities (S, k, D) and log weights (S, k).
+
+    X (n, D) one-hot design; z (S, k, n) memberships; ``col_item`` (D,) is the item of each
+    one-hot column and ``col_ncat`` (D,) its number of categories.
+    """
+    S, k, n = z.shape
+    N = (z.reshape(S * k, n) @ X).reshape(S, k, -1)  # expected counts per category
+    den = np.add.reduceat(N, offsets, axis=2)  # expected observed responses per item (S, k, J)
+    if prior:
+        theta = (N + prior) / (den[:, :, col_item] + prior * col_ncat)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            theta = N / den[:, :, col_item]
+        theta[~np.isfinite(theta)] = 0.0  # a segment with no weight: any value will do
+    return _safe_log(theta), _safe_log(z.sum(axis=2) / n)
+
+
+# ---------------------------------------------------------------------- ordinal pieces
+def _ordinal_eta(beta: np.ndarray, tau: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Category scores ``m * beta - sum_{l<m} tau_l`` (-inf on padding).
+
+    beta (..., J, k); tau (..., J, Cmax - 1); valid (J, Cmax) -> (..., J, k, Cmax).
+    """
+    cmax = valid.shape[1]
+    m = np.arange(cmax, dtype=float)
+    cum = np.concatenate([np.zeros(tau.shape[:-1] + (1,)), np.cumsum(tau, axis=-1)], axis=-1)
+    eta = beta[..., None] * m - cum[..., None, :]
+    return np.where(valid[:, None, :], eta, -np.inf)
+
+
+def _ordinal_logp(beta: np.ndarray, tau: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """log P(category | segment) under the adjacent-category logit, shape (..., J, k, Cmax)."""
+    eta = _ordinal_eta(beta, tau, valid)
+    mx = eta.max(axis=-1, keepdims=True)
+    lse = mx + np.log(np.exp(eta - mx).sum(axis=-1, keepdims=True))
+    return eta - lse
+
+
+def _ordinal_objective(N: np.ndarray, logp: np.ndarray) -> np.ndarray:
+    """Expected complete-data log-likelihood per item: N (..., J, k, Cmax) -> (..., J)."""
+    return (N * np.where(N > 0, logp, 0.0)).sum(axis=(-2, -1))
+
+
+def _ordinal_newton(
+    N: np.ndarray, beta: np.ndarray, tau: np.ndarray, valid: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A few damped Newton steps on each item's expected complete-data log-likelihood.
+
+    N (B, J, k, Cmax) expected counts; beta (B, J, k); tau (B, J, Cmax - 1).
+    The objective is concave in (beta, tau) (an exponential family in its natural parameters);
+    its one flat direction (shifting every beta and tau by the same constant) is removed after each
+    step by centring the thresholds. Padding thresholds have zero gradient and stay at 0.
+    """
+    B, J, k, cmax = N.shape
+    P = k + cmax - 1
+    m = np.arange(cmax, dtype=float)
+    U = (m[:, None] > np.arange(cmax - 1)[None, :]).astype(float)  # (Cmax, Cmax-1) [m > l]
+    tvalid = valid[:, 1:]  # threshold l exists iff category l+1 exists, (J, Cmax-1)
+    nk = N.sum(axis=-1)  # (B, J, k)
+    Sk = N @ m  # (B, J, k)
+    G = N @ U  # (B, J, k, Cmax-1) counts above threshold l
+    eye = np.eye(P)
+    for _ in range(steps):
+        logp = _ordinal_logp(beta, tau, valid)
+        p = np.exp(logp)
+        q0 = _ordinal_objective(N, logp)
+        mean = p @ m  # (B, J, k)
+        var = p @ (m * m) - mean**2
+        above = p @ U  # P(x > l), (B, J, k, Cmax-1)
+        g_beta = Sk - nk * mean
+        g_tau = (nk[..., None] * above - G).sum(axis=2)
+        # Hessian = -sum_k n_k Cov_k(T), T = (m e_k, -[m > l])
+        e_mu = np.einsum("bjkc,c,cl->bjkl", p, m, U)  # E[m [m>l]]
+        cov_m_u = e_mu - mean[..., None] * above  # Cov(m, [m>l])
+        e_uu = np.einsum("bjkc,cl,cr->bjklr", p, U, U)
+        cov_uu = e_uu - above[..., :, None] * above[..., None, :]
+        H = np.zeros((B, J, P, P))
+        idx = np.arange(k)
+        H[:, :, idx, idx] = -nk * var
+        H[:, :, :k, k:] = nk[..., None] * cov_m_u
+        H[:, :, k:, :k] = np.swapaxes(H[:, :, :k, k:], -1, -2)
+        H[:, :, k:, k:] = -(nk[..., None, None] * cov_uu).sum(axis=2)
+        g = np.concatenate([g_beta, g_tau], axis=-1)
+        scale = np.abs(np.diagonal(H, axis1=-2, axis2=-1)).max(axis=-1) + 1.0
+        A = -H + (1e-9 * scale)[..., None, None] * eye
+        delta = np.linalg.solve(A, g[..., None])[..., 0]
+        delta[..., k:] *= tvalid
+        step = np.ones((B, J))
+        b_new, t_new = beta, tau
+        for _half in range(8):
+            b_new = np.clip(beta + step[..., None] * delta[..., :k], -_ORD_BOUND, _ORD_BOUND)
+            t_new = np.clip(tau + step[..., None] * delta[..., k:], -_ORD_BOUND, _ORD_BOUND)
+            q1 = _ordinal_objective(N, _ordinal_logp(b_new, t_new, valid))
+            worse = q1 < q0 - 1e-12 * np.abs(q0)
+            if not worse.any():
+                break
+            step = np.where(worse, step * 0.5, step)
+        else:
+            keep = worse
+            b_new = np.where(keep[..., None], beta, b_new)
+            t_new = np.where(keep[..., None], tau, t_new)
+        beta, tau = _centre(b_new, t_new, tvalid)
+    return beta, tau
+
+
+def _centre(beta: np.ndarray, tau: np.ndarray, tvalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Impose sum_l tau_jl = 0 by the shift that leaves every probability unchanged."""
+    a = (tau * tvalid).sum(axis=-1) / tvalid.sum(axis=-1)  # (B, J)
+    return beta - a[..., None], (tau - a[..., None]) * tvalid
+
+
+def _pad_counts(N: np.ndarray, n_cat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Expected counts (S, k, D) -> (S, J, k, Cmax), zero on padding."""
+    S, k, D = N.shape
+    J, cmax = len(n_cat), int(n_cat.max())
+    out = np.zeros((S, J, k, cmax))
+    for j, (o, c) in enumerate(zip(offsets, n_cat)):
+        out[:, j, :, :c] = N[:, :, o : o + c]
+    return out
+
+
+def _ordinal_to_flat(logp: np.ndarray, n_cat: np.ndarray) -> np.ndarray:
+    """(S, J, k, Cmax) log-probs -> (S, k, D)."""
+    return np.concatenate([logp[:, j, :, : n_cat[j]] for j in range(len(n_cat))], axis=2)
+
+
+# ====================================================================== the batched EM
+@dataclasses.dataclass
+class _Fit:
+    logW: np.ndarray  # (k, D) log item probabilities of the best start
+    logpi: np.ndarray  # (k,)
+    beta: np.ndarray | None  # (J, k) ordinal locations
+    tau: np.ndarray | None  # (J, Cmax-1) ordinal thresholds
+    loglik: float
+    z: np.ndarray  # (n, k)
+    start_logliks: np.ndarray  # (S,)
+    start_iters: np.ndarray  # (S,)
+    start_converged: np.ndarray  # (S,)
+    best: int
+
+
+def _run_em(
+    enc: _Encoded,
+    k: int,
+    measurement: str,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    prior: float,
+    init: str,
+    rng: np.random.Generator,
+) -> _Fit:
+    X, offsets = _onehot(enc.codes, enc.n_cat)
+    XT = np.ascontiguousarray(X.T)
+    n = X.shape[0]
+    n_cat = enc.n_cat
+    S = n_init
+    J, cmax = len(n_cat), int(n_cat.max())
+    valid = np.arange(cmax)[None, :] < n_cat[:, None]  # (J, Cmax)
+    ordinal = measurement == "ordinal"
+    vpad = valid[:, None, :].astype(float)  # (J, 1, Cmax) broadcast over starts and segments
+
+    col_item = np.repeat(np.arange(J), n_cat)
+    col_ncat = np.repeat(n_cat, n_cat).astype(float)
+    # starts, one child stream each: random soft partitions (uniform memberships, normalised; the
+    # first M-step turns them into item probabilities near the sample margins, as StepMix and
+    # scikit-learn start) or Dirichlet(1) item-response probabilities with equal weights
+    children = rng.spawn(S)
+    if init == "partition":
+        z0 = np.stack([child.random((n, k)).T for child in children])  # (S, k, n)
+        z0 /= z0.sum(axis=1, keepdims=True)
+        logW, _ = _nominal_m_step(X, z0, offsets, col_item, col_ncat, prior)
+    else:
+        logW = np.empty((S, k, int(n_cat.sum())))
+        for s, child in enumerate(children):
+            for o, c in zip(offsets, n_cat):
+                logW[s, :, o : o + c] = _safe_log(child.dirichlet(np.ones(c), size=k))
+    logpi = np.full((S, k), -math.log(k))
+    beta = np.zeros((S, J, k)) if ordinal else None
+    tau = np.zeros((S, J, cmax - 1)) if ordinal else None
+    if ordinal:
+        # project the starts onto the ordinal model (one M-step from their memberships)
+        _, z = _e_step(XT, logW, logpi)
+        N = _pad_counts((z.reshape(S * k, n) @ X).reshape(S, k, -1), n_cat, offsets) + prior * vpad
+        beta, tau = _ordinal_newton(N, beta, tau, valid, steps=10)
+        logW = _ordinal_to_flat(_ordinal_logp(beta, tau, valid), n_cat)
+        logpi = _safe_log(z.sum(axis=2) / n)
+
+    prev = np.full(S, -np.inf)
+    iters = np.zeros(S, dtype=np.int64)
+    converged = np.zeros(S, dtype=bool)
+    active = np.arange(S)
+    # the active starts' parameters are worked on in place and written back when a start stops
+    lw, lp = logW, logpi
+    for it in range(1, max_iter + 1):
+        ll, z = _e_step(XT, lw, lp)
+        iters[active] = it
+        done = np.abs(ll - prev[active]) / n < tol
+        prev[active] = ll
+        # M-step for every active start (also the ones that just converged: their final parameters)
+        if ordinal:
+            assert beta is not None and tau is not None
+            N = _pad_counts((z.reshape(-1, n) @ X).reshape(len(active), k, -1), n_cat, offsets) + prior * vpad
+            b, t = _ordinal_newton(N, beta[active], tau[active], valid, steps=2)
+            beta[active], tau[active] = b, t
+            lw = _ordinal_to_flat(_ordinal_logp(b, t, valid), n_cat)
+            lp = _safe_log(z.sum(axis=2) / n)
+        else:
+            lw, lp = _nominal_m_step(X, z, offsets, col_item, col_ncat, prior)
+        if done.any():
+            converged[active[done]] = True
+            logW[active], logpi[active] = lw, lp
+            active, lw, lp = active[~done], lw[~done], lp[~done]
+            if active.size == 0:
+                break
+    if active.size:
+        logW[active], logpi[active] = lw, lp
+
+    # final log-likelihood of every start at its final parameters (one batched pass)
+    ll_all, _ = _e_step(XT, logW, logpi)
+    best = int(np.argmax(ll_all))
+    ll_best, z_best = _e_step(XT, logW[[best]], logpi[[best]])
+    return _Fit(
+        logW=logW[best],
+        logpi=logpi[best],
+        beta=None if beta is None else beta[best].copy(),
+        tau=None if tau is None else tau[best].copy(),
+        loglik=float(ll_best[0]),
+        z=z_best[0].T,
+        start_logliks=ll_all,
+        start_iters=iters,
+        start_converged=converged,
+        best=best,
+    )
+
+
+# ====================================================================== public API
+def _n_params(k: int, n_cat: np.ndarray, measurement: str) -> int:
+    J = len(n_cat)
+    if measurement == "ordinal":
+        return (k - 1) + k * J + int(np.sum(n_cat - 2))
+    return (k - 1) + k * int(np.sum(n_cat - 1))
+
+
+def _check_int(name: str, value: Any, low: int, high: float = math.inf) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        hi = "inf" if high == math.inf else str(int(high))
+        raise ConfigError(
+            f"The '{name}' parameter of fit_lca must be an int in the range [{low}, {hi}]. Got {value!r} instead."
+        )
+    return int(value)
+
+
+def fit_lca(
+    data: Any,
+    k: int,
+    *,
+    measurement: str = "categorical",
+    n_init: int = 20,
+    max_iter: int = 1000,
+    tol: float = 1e-8,
+    random_seed: int | None = None,
+    prior: float = 0.0,
+    init: str = "partition",
+) -> SegmentationResult:
+    """Fit a latent class model with ``k`` segments by EM from ``n_init`` random starts.
+
+    Parameters
+    ----------
+    data : DataFrame or array-like, shape (n, J)
+        Categorical indicators: strings, integers, booleans or pandas Categoricals, one column per
+        indicator; NaN / None / ``pd.NA`` where missing. Each column's observed categories are
+        mapped to codes ``0..C_j - 1`` (a Categorical keeps its category order, numbers sort by
+        value, strings alphabetically); the mapping is kept in ``extras["categories"]`` and reused
+        by :func:`predict_proba`. Categories that never occur are dropped.
+    k : int
+        Number of segments (1 <= k <= n).
+    measurement : {"categorical", "binary", "ordinal"}, default "categorical"
+        ``"categorical"``: nominal indicators as in poLCA, one probability per segment, item and
+        category; free parameters ``(k - 1) + k * sum_j (C_j - 1)``.
+        ``"binary"``: two-category indicators (Bernoulli); same count, ``(k - 1) + k * J``.
+        ``"ordinal"``: adjacent-category logit with item thresholds shared across segments and a
+        segment x item location (see the module notes); needs numeric levels or ordered
+        Categoricals; free parameters ``(k - 1) + k * J + sum_j (C_j - 2)``.
+    n_init : int, default 20
+        Random starts, all run in one vectorised batch.
+    max_iter : int, default 1000
+        EM iterations per start.
+    tol : float, default 1e-8
+        A start has converged when its log-likelihood per respondent changes by less than ``tol``
+        between iterations (StepMix's ``abs_tol`` semantics).
+    random_seed : int, optional
+        The one seed; each start draws from its own child generator. Same seed, same result.
+    prior : float, default 0.0
+        Dirichlet pseudo-count added to every category count in the M-step (posterior-mode
+        smoothing that keeps probabilities off 0 and 1). With ``prior > 0`` the reported
+        log-likelihood is still the data log-likelihood at the smoothed estimate.
+    init : {"partition", "dirichlet"}, default "partition"
+        How starts are drawn: ``"partition"``, random soft partitions (uniform memberships,
+        normalised, then an M-step: item probabilities near the sample margins, as StepMix and
+        scikit-learn start); ``"dirichlet"``, Dirichlet(1) item-response probabilities with equal
+        weights (poLCA-like, more dispersed, reaches more local maxima).
+
+    Returns
+    -------
+    SegmentationResult
+        ``model="lca"``, in canonical order. ``centers`` (k, J): expected category value per
+        segment and item (the numeric level where the item's categories are numbers, otherwise the
+        expected 0-based code). ``params``: ``weights`` (k,), ``probs`` (k, J, Cmax) item-response
+        probabilities NaN-padded where an item has fewer categories, and for ordinal models
+        ``locations`` (k, J); ``shared_params["thresholds"]`` (J, Cmax - 1) for ordinal models.
+        ``extras``: ``item_probs`` (tidy: segment, item, category, probability) and
+        ``categories`` (item, code, category, value). ``diagnostics``: ``converged``, ``n_iter``,
+        ``n_starts``, ``n_best`` (starts within 0.01 of the best log-likelihood),
+        ``start_logliks``, ``warnings`` (boundary estimates, non-convergence, weak replication,
+        with advice).
+
+    Raises
+    ------
+    ConfigError
+        Bad settings (k, n_init, measurement ...), binary data with more than two categories,
+        ordinal data without an order.
+    SurveyError
+        A column with fewer than two observed categories, respondents with every indicator missing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"q1": list("aabbaabbab" * 4), "q2": list("xxyyxxyyxy" * 4),
+    ...                    "q3": list("uuvvuuvvuv" * 4)})
+    >>> res = fit_lca(df, 2, n_init=5, random_seed=1)
+    >>> res.k, res.criteria["n_params"]
+    (2, 7)
+    >>> res.params["probs"].shape
+    (2, 3, 2)
+    """
+    if init not in ("partition", "dirichlet"):
+        raise ConfigError(f"The 'init' parameter of fit_lca must be 'partition' or 'dirichlet'. Got {init!r} instead.")
+    if measurement not in MEASUREMENTS:
+        raise ConfigError(
+            f"The 'measurement' parameter of fit_lca must be one of {', '.join(MEASUREMENTS)}. Got {measurement!r} instead."
+        )
+    n_init = _check_int("n_init", n_init, 1)
+    max_iter = _check_int("max_iter", max_iter, 1)
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ConfigError(f"The 'tol' parameter of fit_lca must be a float > 0. Got {tol!r} instead.")
+    if not (isinstance(prior, (int, float)) and prior >= 0 and math.isfinite(prior)):
+        raise ConfigError(f"The 'prior' parameter of fit_lca must be a float >= 0. Got {prior!r} instead.")
+    enc = _encode(data, measurement)
+    n, J = enc.codes.shape
+    codes_f = np.where(enc.codes >= 0, enc.codes, np.nan).astype(float)
+    k = check_k(k, codes_f, "lca")
+
+    rng = as_rng(random_seed)
+    fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng)
+
+    n_cat = enc.n_cat
+    offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
+    probs = _flat_to_padded(np.exp(fit.logW), n_cat, offsets)  # (k, J, Cmax)
+    probs = np.where(probs < 1e-300, 0.0, probs)  # numerically-zero probabilities are zero (NaN stays)
+    weights = np.exp(fit.logpi)
+    z = fit.z
+    centers = _centers(probs, enc)
+
+    # canonical order (largest share first, ties by first center) before building the tables
+    order = np.lexsort((centers[:, 0], -z.mean(axis=0)))
+    z, probs, weights, centers = z[:, order], probs[order], weights[order], centers[order]
+    params: dict[str, np.ndarray] = {"weights": weights, "probs": probs}
+    shared: dict[str, np.ndarray] = {}
+    if measurement == "ordinal":
+        assert fit.beta is not None and fit.tau is not None
+        params["locations"] = fit.beta.T[order]  # (k, J)
+        thr = fit.tau.copy()
+        thr[~(np.arange(thr.shape[1])[None, :] < (n_cat - 1)[:, None])] = np.nan
+        shared["thresholds"] = thr
+
+    p = _n_params(k, n_cat, measurement)
+    criteria = information_criteria(fit.loglik, p, n, z)
+    diagnostics = _diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
+    if not diagnostics["converged"]:
+        warnings.warn(diagnostics["warnings"][0], ConvergenceWarning, stacklevel=2)
+
+    settings = {
+        "measurement": measurement,
+        "n_init": n_init,
+        "init": init,
+        "max_iter": max_iter,
+        "tol": float(tol),
+        "prior": float(prior),
+    }
+    return SegmentationResult.from_memberships(
+        "lca",
+        z,
+        centers=centers,
+        feature_names=enc.items,
+        respondent_ids=enc.ids,
+        criteria=criteria,
+        diagnostics=diagnostics,
+        provenance=provenance(random_seed, codes_f, config={"model": "lca", "k": k, **settings}),
+        settings=settings,
+        params=params,
+        shared_params=shared,
+        extras={"item_probs": _item_probs_frame(probs, enc), "categories": _categories_frame(enc)},
+    )
+
+
+def _centers(probs: np.ndarray, enc: _Encoded) -> np.ndarray:
+    k, J, cmax = probs.shape
+    vals = np.zeros((J, cmax))
+    for j, v in enumerate(enc.values):
+        c = len(v)
+        vals[j, :c] = v if np.all(np.isfinite(v)) else np.arange(c)
+    return np.nansum(probs * vals[None], axis=2)
+
+
+def _item_probs_frame(probs: np.ndarray, enc: _Encoded) -> pd.DataFrame:
+    rows = []
+    for c in range(probs.shape[0]):
+        for j, item in enumerate(enc.items):
+            for m, key in enumerate(enc.keys[j]):
+                rows.append((c + 1, item, key, float(probs[c, j, m])))
+    return pd.DataFrame(rows, columns=["segment", "item", "category", "probability"])
+
+
+def _categories_frame(enc: _Encoded) -> pd.DataFrame:
+    rows = [
+        (item, m, key, float(enc.values[j][m]))
+        for j, item in enumerate(enc.items)
+        for m, key in enumerate(enc.keys[j])
+    ]
+    return pd.DataFrame(rows, columns=["item", "code", "category", "value"])
+
+
+def _diagnostics(
+    fit: _Fit,
+    probs: np.ndarray,
+    weights: np.ndarray,
+    enc: _Encoded,
+    measurement: str,
+    n_params: int,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    params: dict[str, np.ndarray],
+    shared: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    msgs: list[str] = []
+    converged = bool(fit.start_converged[fit.best])
+    if not converged:
+        msgs.append(
+            f"The best of {n_init} starts did not converge within max_iter={max_iter} EM iterations "
+            f"(tol={tol:g}); increase max_iter or loosen tol, and treat the estimates as provisional."
+        )
+    rep = replication_report(fit.start_logliks)
+    n_best = rep["n_best"]
+    if n_init > 1 and n_best == 1:
+        msgs.append(
+            f"Only 1 of {n_init} starts reached the best log-likelihood ({fit.loglik:.3f}); the maximum may be "
+            "local: increase n_init (e.g. to 100) and check that the best value replicates."
+        )
+    if measurement == "ordinal":
+        at_bound = np.abs(params["locations"]) >= _ORD_BOUND - 1e-6
+        at_bound_thr = np.abs(np.nan_to_num(shared["thresholds"])) >= _ORD_BOUND - 1e-6
+        n_b = int(at_bound.sum() + at_bound_thr.sum())
+        seg_items = [(c + 1, enc.items[j]) for c, j in zip(*np.nonzero(at_bound))]
+    else:
+        with np.errstate(invalid="ignore"):
+            low = np.nan_to_num(probs, nan=0.5) < _BOUNDARY
+            high = np.nan_to_num(probs, nan=0.5) > 1 - _BOUNDARY
+        bad = low | high
+        n_b = int(bad.sum())
+        seg_items = sorted({(c + 1, enc.items[j]) for c, j, _m in zip(*np.nonzero(bad))})
+    if n_b:
+        shown = ", ".join(f"segment {c} / {i}" for c, i in seg_items[:5]) + (" ..." if len(seg_items) > 5 else "")
+        msgs.append(
+            f"{n_b} boundary estimate(s): item-response parameters at 0 or 1 (within {_BOUNDARY:g}) or ordinal "
+            f"parameters at +-{_ORD_BOUND:g}"
+            + (f" ({shown})" if shown else "")
+            + "; common with rare categories or too many segments: consider fewer segments, merging rare "
+            "categories, or prior=1 (Dirichlet smoothing)."
+        )
+    tiny = np.flatnonzero(weights < 0.01)
+    if tiny.size:
+        msgs.append(
+            f"Segment(s) {[int(t) + 1 for t in tiny]} hold less than 1% of respondents; the solution is probably "
+            "over-extracted: prefer fewer segments."
+        )
+    n = enc.codes.shape[0]
+    log_cells = float(np.sum(np.log(enc.n_cat.astype(float))))
+    if n_params >= n or (log_cells < math.log(1e15) and n_params >= math.exp(log_cells) - 1):
+        msgs.append(
+            f"The model has {n_params} free parameters, more than the data can identify (n={n}, "
+            f"{math.exp(log_cells):.0f} response patterns possible); use fewer segments."
+        )
+    return {
+        "converged": converged,
+        "warnings": msgs,
+        "n_iter": int(fit.start_iters[fit.best]),
+        "n_starts": rep["n_starts"],
+        "n_best": n_best,
+        "share_best": rep["share_best"],
+        "best_loglik": fit.loglik,
+        "start_logliks": rep["start_logliks"],
+        "start_converged": [bool(c) for c in fit.start_converged],
+        "start_n_iter": [int(i) for i in fit.start_iters],
+        "n_missing": int((enc.codes < 0).sum()),
+    }
+
+
+def _log_probs_of(result: SegmentationResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stacked log item probabilities (k, D), log weights (k,), categories per item (J,)."""
+    probs = np.asarray(result.params["probs"], dtype=float)
+    n_cat = (~np.isnan(probs[0])).sum(axis=1)
+    return _safe_log(_padded_to_flat(probs, n_cat)), _safe_log(np.asarray(result.params["weights"])), n_cat
+
+
+def _check_result(result: SegmentationResult) -> None:
+    if result.model != "lca" or "probs" not in result.params or "categories" not in result.extras:
+        raise ConfigError(f"Expected a latent class result (model 'lca'); got model {result.model!r}.")
+
+
+def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
+    """Membership probabilities of (new) respondents under a fitted latent class model.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        A result of :func:`fit_lca`.
+    data : DataFrame or array-like, shape (n_new, J)
+        Indicators with the fitted column names (a DataFrame may hold more columns); categories are
+        mapped with the codes kept at fit time. Missing values drop out; a respondent with every
+        indicator missing gets the segment weights.
+
+    Returns
+    -------
+    ndarray, shape (n_new, k)
+
+    Raises
+    ------
+    SurveyError
+        A category not seen at fit time (the message names the column and rows).
+    ConfigError
+        Missing columns, or a result from another model.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"q1": list("aabb" * 10), "q2": list("xxyy" * 10), "q3": list("uuvv" * 10)})
+    >>> res = fit_lca(df, 2, n_init=3, random_seed=0)
+    >>> predict_proba(res, df.head(2)).shape
+    (2, 2)
+    """
+    _check_result(result)
+    codes = _encode_new(result, data)
+    logW, logpi, n_cat = _log_probs_of(result)
+    X, _ = _onehot(codes, n_cat)
+    _, z = _e_step(np.ascontiguousarray(X.T), logW[None], logpi[None])
+    return z[0].T
+
+
+def log_likelihood(result: SegmentationResult, data: Any, *, per_respondent: bool = False) -> Any:
+    """Log-likelihood of data under a fitted latent class model (missing indicators drop out).
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        A result of :func:`fit_lca`.
+    data : DataFrame or array-like, shape (n, J)
+    per_respondent : bool, default False
+        Return the (n,) vector of per-respondent log-likelihoods instead of the total.
+
+    Returns
+    -------
+    float or ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"q1": list("aabb" * 10), "q2": list("xxyy" * 10), "q3": list("uuvv" * 10)})
+    >>> res = fit_lca(df, 2, n_init=3, random_seed=0)
+    >>> bool(abs(log_likelihood(res, df) - res.criteria["loglik"]) < 1e-8)
+    True
+    """
+    _check_result(result)
+    codes = _encode_new(result, data)
+    logW, logpi, n_cat = _log_probs_of(result)
+    X, _ = _onehot(codes, n_cat)
+    a = X @ logW.T + logpi
+    mx = a.max(axis=1, keepdims=True)
+    ll = (mx + np.log(np.exp(a - mx).sum(axis=1, keepdims=True)))[:, 0]
+    return ll if per_respondent else float(ll.sum())
+
+
+def opportunity_levels(
+    scores: pd.DataFrame,
+    cuts: Sequence[float] = (10.0, 15.0),
+    *,
+    names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Per-respondent, per-outcome opportunity level: the latent class indicators of a survey.
+
+    With the default Ulwick cut points on the respondent opportunity score (0-20 scale):
+    below 10 -> 0 (served), 10 to below 15 -> 1 (underserved), 15 and above -> 2 (extremely
+    underserved). NaN stays missing (and drops out of the latent class likelihood).
+
+    The same function bins raw ratings: pass the ratings and cut points on their scale, e.g.
+    ``opportunity_levels(importance, cuts=(3, 5))`` on a 1-5 scale gives 0 (1-2), 1 (3-4),
+    2 (5). Raw ratings may also go to :func:`fit_lca` directly (``measurement="ordinal"``).
+
+    Parameters
+    ----------
+    scores : DataFrame, shape (n, m)
+        Numeric respondent scores (respondents x outcomes).
+    cuts : sequence of float, default (10.0, 15.0)
+        Strictly increasing cut points; a value equal to a cut goes to the upper level.
+    names : sequence of str, optional
+        Level names (``len(cuts) + 1``); by default the levels are the integers ``0..len(cuts)``.
+        :data:`OPPORTUNITY_LEVEL_NAMES` are the names of the default levels.
+
+    Returns
+    -------
+    DataFrame, shape (n, m)
+        Same index and columns; every column an ordered pandas Categorical.
+
+    Raises
+    ------
+    ConfigError
+        Cut points that are not finite and strictly increasing, or names of the wrong length.
+    SurveyError
+        A non-numeric column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"o1": [4.0, 10.0, 14.9, 15.0, None]})
+    >>> opportunity_levels(s)["o1"].tolist()
+    [0, 1, 1, 2, nan]
+    >>> opportunity_levels(s, names=OPPORTUNITY_LEVEL_NAMES)["o1"].iloc[3]
+    'extremely underserved'
+    """
+    cut = np.asarray(list(cuts), dtype=float)
+    if cut.ndim != 1 or cut.size == 0 or not np.all(np.isfinite(cut)) or np.any(np.diff(cut) <= 0):
+        raise ConfigError(f"Opportunity cut points must be finite and strictly increasing; got {list(cuts)}.")
+    levels: list[Any] = list(range(cut.size + 1))
+    if names is not None:
+        if len(names) != cut.size + 1:
+            raise ConfigError(f"{cut.size} cut points make {cut.size + 1} levels; got {len(names)} names.")
+        levels = [str(x) for x in names]
+    df = _as_frame(scores, "scores")
+    bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise SurveyError(f"Opportunity levels need numeric scores; column(s) {bad} are not numeric.")
+    out = {}
+    dtype = pd.CategoricalDtype(levels, ordered=True)
+    for c in df.columns:
+        v = df[c].to_numpy(dtype=float, na_value=np.nan)
+        code = np.searchsorted(cut, v, side="right")
+        code = np.where(np.isnan(v), -1, code)
+        out[c] = pd.Categorical.from_codes(code, dtype=dtype)
+    return pd.DataFrame(out, index=df.index)
