@@ -1,0 +1,220 @@
+"""Benchmark: scoring 10,000,000 rows x 20 columns against a diagonal Gaussian mixture (k = 5).
+
+Target (issue 7): at most 60 s and 2 GB peak memory on this machine, streaming from a file and
+writing the memberships to a file. Parquet is the realistic fast path; CSV is reported too.
+The peer is the obvious in-memory approach: ``pandas.read_parquet`` of the whole file plus
+scikit-learn's ``GaussianMixture.predict_proba`` with the same parameters, written with
+``DataFrame.to_parquet``; we report our time and peak memory as ratios to it.
+
+Each case runs in a fresh subprocess; peak memory is that process's maximum resident set size
+(``os.wait4``). The input files are generated once under ``benchmarks/_data/`` (gitignored).
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_assign.py            # full size
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_assign.py --rows 1000000 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data"
+RESULTS = HERE / "results" / "assign.json"
+
+TIME_TARGET_S = 60.0
+MEMORY_TARGET_MB = 2048.0
+
+
+def _columns(d: int) -> list[str]:
+    return [f"x{j + 1:02d}" for j in range(d)]
+
+
+def make_model(d: int, k: int, seed: int) -> Path:
+    """Fit a diagonal (VVI) Gaussian mixture on 5,000 simulated rows and save it."""
+    path = DATA / f"assign_model_d{d}_k{k}"
+    if (path / "model.json").is_file():
+        return path
+    import pandas as pd
+
+    from latentseg.artifacts import save_model
+    from latentseg.models import fit
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    X, _ = simulate_gaussian_mixture(5000, k=k, d=d, separation=3.0, random_seed=seed)
+    X = pd.DataFrame(np.asarray(X, dtype=float), columns=_columns(d))
+    result = fit(X, "gmm", k, covariance="VVI", random_seed=seed, n_init=3)
+    save_model(path, result, name="bench-assign")
+    return path
+
+
+def make_data(rows: int, d: int, k: int, seed: int) -> tuple[Path, Path]:
+    """Draw ``rows`` rows from the saved model's mixture; write Parquet and CSV (same values)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from latentseg.artifacts import load_model
+
+    pq_path = DATA / f"assign_{rows}x{d}.parquet"
+    csv_path = DATA / f"assign_{rows}x{d}.csv"
+    if pq_path.is_file() and csv_path.is_file():
+        return pq_path, csv_path
+    model = load_model(make_model(d, k, seed)).result
+    w = np.asarray(model.params["weights"])
+    mu = np.asarray(model.params["means"])
+    sd = np.sqrt(np.asarray(model.params["variances"]))
+    rng = np.random.default_rng(seed)
+    names = _columns(d)
+    step = 1_000_000
+    pq_tmp, csv_tmp = pq_path.with_name(pq_path.name + ".tmp"), csv_path.with_name(csv_path.name + ".tmp")
+    pw = cw = None
+    done = 0
+    t0 = time.perf_counter()
+    while done < rows:
+        n = min(step, rows - done)
+        z = rng.choice(len(w), size=n, p=w / w.sum())
+        X = np.round(mu[z] + sd[z] * rng.standard_normal((n, d)), 3)
+        table = pa.table({c: X[:, j] for j, c in enumerate(names)})
+        if pw is None:
+            pw = pq.ParquetWriter(pq_tmp, table.schema)
+            cw = pacsv.CSVWriter(csv_tmp, table.schema)
+        pw.write_table(table)
+        cw.write_table(table)
+        done += n
+        print(f"  generated {done:,} rows ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    pw.close()
+    cw.close()
+    os.replace(pq_tmp, pq_path)
+    os.replace(csv_tmp, csv_path)
+    return pq_path, csv_path
+
+
+_OURS = """
+import sys, json
+from latentseg.assign import assign_file
+s = assign_file(sys.argv[1], sys.argv[2], sys.argv[3], chunksize=int(sys.argv[4]))
+print(json.dumps(s.to_dict()))
+"""
+
+_PEER = """
+import sys, json, time
+import numpy as np, pandas as pd
+from sklearn.mixture import GaussianMixture
+from latentseg.artifacts import load_model
+r = load_model(sys.argv[1]).result
+X = pd.read_parquet(sys.argv[2]).to_numpy()
+gm = GaussianMixture(n_components=r.k, covariance_type="diag")
+gm.weights_ = np.asarray(r.params["weights"])
+gm.means_ = np.asarray(r.params["means"])
+gm.covariances_ = np.asarray(r.params["variances"])
+gm.precisions_cholesky_ = 1.0 / np.sqrt(gm.covariances_)
+P = gm.predict_proba(X)
+out = pd.DataFrame(P, columns=[f"p_{j + 1}" for j in range(r.k)])
+out.insert(0, "segment", P.argmax(axis=1) + 1)
+out.to_parquet(sys.argv[3])
+print(json.dumps({"rows": len(out)}))
+"""
+
+
+def run_case(label: str, code: str, args: list[str]) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter; wall time and that process's peak RSS."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} failed:\n{err}")
+    peak_mb = usage.ru_maxrss / 1024.0  # kilobytes on Linux
+    info = json.loads(out.strip().splitlines()[-1])
+    row = {"case": label, "seconds": round(wall, 2), "peak_mb": round(peak_mb, 1), "rows": info.get("rows")}
+    print(f"{label:<40} {wall:8.1f} s  {peak_mb:8.0f} MB", file=sys.stderr)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--cols", type=int, default=20)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--chunksize", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--skip-csv", action="store_true")
+    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not update results/assign.json")
+    args = ap.parse_args()
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    model = make_model(args.cols, args.k, args.seed)
+    pq_path, csv_path = make_data(args.rows, args.cols, args.k, args.seed)
+    out = DATA / "out"
+    out.mkdir(exist_ok=True)
+
+    cases = [run_case("latentseg: parquet -> parquet", _OURS, [str(model), str(pq_path), str(out / "a.parquet"), str(args.chunksize)])]
+    if not args.skip_csv:
+        cases.append(run_case("latentseg: csv -> parquet", _OURS, [str(model), str(csv_path), str(out / "b.parquet"), str(args.chunksize)]))
+        cases.append(run_case("latentseg: csv -> csv", _OURS, [str(model), str(csv_path), str(out / "c.csv"), str(args.chunksize)]))
+    peer = None
+    if not args.skip_peer:
+        peer = run_case("peer: pandas + sklearn in memory", _PEER, [str(model), str(pq_path), str(out / "p.parquet")])
+        import pandas as pd
+
+        ours = pd.read_parquet(out / "a.parquet", columns=["segment", "p_1"])
+        theirs = pd.read_parquet(out / "p.parquet", columns=["segment", "p_1"])
+        agree = float((ours["segment"].to_numpy(dtype=int) == theirs["segment"].to_numpy()).mean())
+        max_diff = float(np.abs(ours["p_1"].to_numpy() - theirs["p_1"].to_numpy()).max())
+        peer.update({"segment_agreement": agree, "max_abs_diff_p1": max_diff})
+    fast = cases[0]
+    summary = {
+        "benchmark": "assign",
+        "rows": args.rows,
+        "columns": args.cols,
+        "k": args.k,
+        "model": "gmm (VVI, diagonal)",
+        "chunksize": args.chunksize,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "targets": {"seconds": TIME_TARGET_S, "peak_mb": MEMORY_TARGET_MB},
+        "cases": cases,
+        "peer": peer,
+        "meets_targets": {
+            c["case"]: bool(c["seconds"] <= TIME_TARGET_S and c["peak_mb"] <= MEMORY_TARGET_MB) for c in cases
+        },
+    }
+    if peer is not None:
+        summary["ratios_vs_peer"] = {
+            c["case"]: {
+                "time": round(float(c["seconds"]) / float(peer["seconds"]), 3),
+                "peak_memory": round(float(c["peak_mb"]) / float(peer["peak_mb"]), 3),
+            }
+            for c in cases
+        }
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(text + "\n")
+    if not fast["seconds"] <= TIME_TARGET_S or not fast["peak_mb"] <= MEMORY_TARGET_MB:
+        print("Parquet path misses the target.", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,750 @@
+"""Scoring new respondents against a saved model, in memory, streamed from files, or on Dask.
+
+Three inputs are understood (``source=``):
+
+``"ratings"``
+    Survey ratings in the layout the model was fitted on (the same importance / satisfaction
+    columns): missing codes, the scale mapping onto 0-10 and the opportunity scores are applied
+    exactly as at fit time (and the reduction, when one was used), then the model's membership
+    probabilities are computed.
+``"features"``
+    The model's own input columns (``result.feature_names``): a model fitted on any numeric or
+    categorical table.
+``"observables"``
+    Profile variables alone (role, company size ...), through the finder model saved with the
+    segmentation: the playbook's "finder profile" for prospects who never took the survey.
+
+``"auto"`` picks ``"ratings"`` for a model fitted on a survey, ``"features"`` otherwise.
+
+Every path goes through one function, :meth:`Scorer.score`, applied to one chunk (a DataFrame)
+at a time, so the in-memory, streamed and Dask results are the same numbers. Files stream in
+chunks (CSV through pyarrow's incremental reader, Parquet through ``ParquetFile.iter_batches``)
+and the output is written incrementally (CSV or Parquet) to a temporary file that replaces
+the target only when complete: memory stays bounded whatever the file size.
+
+Output columns: the id (the model's id column when present in the input, else ``row``, numbered
+from 1), ``segment`` (modal segment 1..k; empty where a row has nothing to score), ``segment_name``
+and ``p_1 .. p_k`` (membership probabilities).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError, SurveyError, format_rows
+
+__all__ = ["Scorer", "AssignSummary", "assign", "assign_file", "assign_dask", "SOURCES"]
+
+SOURCES = ("auto", "ratings", "features", "observables")
+#: Strings read as missing in CSV input (as pandas does by default).
+NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A", "-"]
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _as_model(model: Any) -> Any:
+    from latentseg.artifacts import SavedModel, load_model
+
+    if isinstance(model, SavedModel):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    raise ConfigError(f"Expected a saved model (directory or SavedModel); got {type(model).__name__}.")
+
+
+@dataclass
+class Scorer:
+    """Turns chunks of new data into membership probabilities under one saved model.
+
+    Parameters
+    ----------
+    model : SavedModel or path
+        From :func:`latentseg.artifacts.load_model` (or its directory).
+    source : {"auto", "ratings", "features", "observables"}
+    id_column : str, optional
+        Column holding respondent ids; defaults to the id column seen at fit time
+        (``respondent_id`` when none was recorded). Without one, ids are row numbers (files)
+        or the frame's index (DataFrames).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, tempfile
+    >>> from latentseg.models import fit
+    >>> from latentseg.artifacts import save_model
+    >>> X = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20) * 6] + np.tile([0.1, -0.1], 20)})
+    >>> saved = save_model(tempfile.mkdtemp(), fit(X, "gmm", 2, random_seed=0))
+    >>> Scorer(saved).score(pd.DataFrame({"a": [0.0, 6.0]}))["segment"].tolist()
+    [1, 2]
+    """
+
+    model: Any
+    source: str = "auto"
+    id_column: str | None = None
+    columns: list[str] = field(init=False)
+    data_spec: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.model = _as_model(self.model)
+        if self.source not in SOURCES:
+            raise ConfigError(f"source must be one of {', '.join(SOURCES)}; got {self.source!r}.")
+        meta = self.model.meta
+        self.data_spec = dict(meta.get("data") or {})
+        kind = self.data_spec.get("kind", "features")
+        if self.source == "auto":
+            self.source = "ratings" if kind == "survey" else "features"
+        if self.source == "ratings" and kind != "survey":
+            raise ConfigError(
+                f"Model '{self.model.name}' was fitted on a table of {len(self.result.feature_names)} columns, "
+                "not on survey ratings; score it with source='features' (CLI: --from features)."
+            )
+        if self.id_column is None:
+            self.id_column = self.data_spec.get("id_column") or "respondent_id"
+        if self.source == "ratings":
+            self.columns = list(self.data_spec["imp_columns"]) + list(self.data_spec["sat_columns"])
+        elif self.source == "features":
+            self.columns = list(self.result.feature_names)
+        else:
+            self._finder = self._load_finder()
+            self.columns = list(self._finder_predictors())
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def result(self) -> Any:
+        return self.model.result
+
+    @property
+    def k(self) -> int:
+        return int(self.result.k)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.result.segment_labels)
+
+    @property
+    def probability_columns(self) -> list[str]:
+        return [f"p_{j + 1}" for j in range(self.k)]
+
+    def check_columns(self, available: Sequence[str], where: str) -> None:
+        """Raise SurveyError naming the columns seen at fit time that ``available`` lacks."""
+        have = set(map(str, available))
+        missing = [c for c in self.columns if c not in have]
+        if missing:
+            what = {
+                "ratings": "rating columns",
+                "features": "columns",
+                "observables": "observable (finder) columns",
+            }[self.source]
+            raise SurveyError(
+                f"{where} lacks {len(missing)} of the {len(self.columns)} {what} the model was fitted on: "
+                f"{format_rows(missing)} (expected {format_rows(self.columns)})."
+            )
+
+    # ------------------------------------------------------------------ observables
+    def _load_finder(self) -> Any:
+        spec = self.model.meta.get("finder")
+        if not spec:
+            raise ConfigError(
+                f"Model '{self.model.name}' has no finder model, so it cannot score from observable variables "
+                "alone; it was saved without profile columns. Score survey ratings instead (--from ratings)."
+            )
+        if hasattr(spec, "predict_proba"):
+            return spec
+        from latentseg import finder as finder_mod
+
+        cls = getattr(finder_mod, "Finder", None)
+        if cls is None or not hasattr(cls, "from_dict"):
+            raise ConfigError("This latentseg has no finder model class to rebuild the saved finder.")
+        return cls.from_dict(spec)
+
+    def _finder_predictors(self) -> list[str]:
+        for attr in ("predictors", "columns", "feature_names"):
+            val = getattr(self._finder, attr, None)
+            if val is not None:
+                return [str(v) for v in val]
+        raise ConfigError("The saved finder model does not say which columns it needs.")
+
+    # ------------------------------------------------------------------ features
+    def _features(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray | pd.DataFrame, np.ndarray]:
+        """The model's input for ``frame`` and a mask of rows with nothing to score."""
+        if self.source == "features":
+            X = frame[self.columns]
+            if self.result.model in ("lca", "bayes-lca"):
+                empty = X.isna().all(axis=1).to_numpy()
+                return X, empty
+            A = _numeric_block(X, self.columns, where)
+            return A, np.isnan(A).all(axis=1)
+        if self.source == "ratings":
+            return self._ratings_features(frame, where)
+        X = frame[self.columns]
+        return X, X.isna().all(axis=1).to_numpy()
+
+    def _ratings_features(self, frame: pd.DataFrame, where: str) -> tuple[Any, np.ndarray]:
+        from latentseg.survey import Scale, Survey
+
+        spec = self.data_spec
+        outcomes = [str(o) for o in spec["outcomes"]]
+        imp_cols, sat_cols = list(spec["imp_columns"]), list(spec["sat_columns"])
+        imp = _numeric_block(frame[imp_cols], imp_cols, where)
+        sat = _numeric_block(frame[sat_cols], sat_cols, where)
+        codes = [float(c) for c in spec.get("missing_codes") or []]
+        if codes:
+            imp = np.where(np.isin(imp, codes), np.nan, imp)
+            sat = np.where(np.isin(sat, codes), np.nan, sat)
+        imp_scale = Scale.parse(spec["imp_scale"])
+        sat_scale = Scale.parse(spec["sat_scale"])
+        ids = frame.index
+        for block, cols, scale in ((imp, imp_cols, imp_scale), (sat, sat_cols, sat_scale)):
+            bad = (block < scale.low) | (block > scale.high)
+            if bad.any():
+                j = int(np.argmax(bad.any(axis=0)))
+                rows = ids[bad[:, j]]
+                raise SurveyError(
+                    f"{where}: column '{cols[j]}' has {int(bad[:, j].sum())} value(s) outside the scale {scale} "
+                    f"the model was fitted with, at rows {format_rows(rows)}."
+                )
+        index = pd.RangeIndex(len(frame))
+        survey = Survey(
+            importance=pd.DataFrame(imp, index=index, columns=outcomes),
+            satisfaction=pd.DataFrame(sat, index=index, columns=outcomes),
+            outcomes=pd.DataFrame(
+                {"statement": [str((spec.get("statements") or {}).get(o, o)) for o in outcomes], "job_step": ""},
+                index=pd.Index(outcomes, name="outcome"),
+            ),
+            imp_scale=imp_scale,
+            sat_scale=sat_scale,
+            source=where,
+        )
+        from latentseg.scoring import opportunity_scores
+
+        scores = opportunity_scores(survey)
+        scores = getattr(scores, "scores", scores)
+        scores = pd.DataFrame(scores)
+        reduction = spec.get("reduction")
+        if reduction:
+            scores = _apply_reduction(reduction, scores)
+        A = scores[list(self.result.feature_names)].to_numpy(dtype=float)
+        return A, np.isnan(A).all(axis=1)
+
+    # ------------------------------------------------------------------ scoring
+    def ids_for(self, frame: pd.DataFrame, row_offset: int | None) -> tuple[str, Any]:
+        """(name, values) of the id column of the output."""
+        if self.id_column in frame.columns:
+            return str(self.id_column), frame[self.id_column].to_numpy()
+        if row_offset is not None:
+            return "row", np.arange(row_offset + 1, row_offset + len(frame) + 1, dtype=np.int64)
+        name = frame.index.name or "row"
+        return str(name), frame.index.to_numpy()
+
+    def probabilities(self, frame: pd.DataFrame, where: str = "new data") -> np.ndarray:
+        """Membership probabilities, shape (len(frame), k); NaN rows where nothing can be scored."""
+        self.check_columns(frame.columns, where)
+        X, empty = self._features(frame, where)
+        n = len(frame)
+        P = np.full((n, self.k), np.nan)
+        keep = ~empty
+        if not keep.any():
+            return P
+        everyone = bool(keep.all())
+        if everyone:
+            Xk = X
+        else:
+            Xk = X[keep] if isinstance(X, np.ndarray) else X.loc[X.index[keep]]
+        if self.source == "observables":
+            Pk = np.asarray(self._finder.predict_proba(Xk), dtype=float)
+        else:
+            from latentseg.models import predict_proba
+
+            Pk = predict_proba(self.result, Xk)
+        if everyone:
+            return np.asarray(Pk, dtype=float)
+        P[keep] = Pk
+        return P
+
+    def score(self, frame: pd.DataFrame, *, row_offset: int | None = None, where: str = "new data") -> pd.DataFrame:
+        """Score one chunk.
+
+        Parameters
+        ----------
+        frame : DataFrame, shape (n, ...)
+            Must hold :attr:`columns`; other columns are ignored.
+        row_offset : int, optional
+            Rows already scored before this chunk (files: ids are row numbers when there is no
+            id column). ``None`` uses the frame's index as id.
+        where : str
+            Named in messages (the file).
+
+        Returns
+        -------
+        DataFrame, shape (n, 3 + k)
+            id, ``segment`` (Int16, missing where nothing could be scored), ``segment_name``
+            (categorical), ``p_1 .. p_k``.
+        """
+        P = self.probabilities(frame, where)
+        id_name, ids = self.ids_for(frame, row_offset)
+        return self._frame(id_name, ids, P)
+
+    def _frame(self, id_name: str, ids: Any, P: np.ndarray) -> pd.DataFrame:
+        scored = ~np.isnan(P).any(axis=1)
+        seg = np.where(scored, np.argmax(np.nan_to_num(P, nan=-1.0), axis=1) + 1, 0)
+        segment = pd.array(np.where(scored, seg, 0), dtype="Int16")
+        segment[~scored] = pd.NA
+        names = pd.Categorical.from_codes(np.where(scored, seg - 1, -1), categories=self.names)
+        out = pd.DataFrame({id_name: ids, "segment": segment, "segment_name": names})
+        for j, col in enumerate(self.probability_columns):
+            out[col] = P[:, j]
+        return out
+
+    def empty_output(self, id_name: str = "respondent_id", id_dtype: Any = "str") -> pd.DataFrame:
+        """A zero-row frame with the output's columns and dtypes (Dask's ``meta``)."""
+        out = self._frame(id_name, np.array([], dtype=object), np.empty((0, self.k)))
+        out[id_name] = out[id_name].astype(id_dtype)
+        return out
+
+
+def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], where: str) -> np.ndarray:
+    """float64 matrix of ``columns``, with a clear message naming a non-numeric column."""
+    try:
+        return frame.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        for c in columns:
+            col = frame[c]
+            if col.dtype.kind in "biuf":
+                continue
+            num = pd.to_numeric(col, errors="coerce")
+            bad = num.isna() & col.notna()
+            if bad.any():
+                rows = frame.index[bad.to_numpy()]
+                examples = ", ".join(repr(v) for v in pd.unique(col[bad])[:3])
+                raise SurveyError(
+                    f"{where}: column '{c}' has non-numeric values ({examples}) at rows {format_rows(rows)}; "
+                    "expected numbers."
+                ) from None
+        raise
+
+
+def _apply_reduction(spec: Mapping[str, Any], scores: pd.DataFrame) -> pd.DataFrame:
+    """Project opportunity scores onto the saved reduction (a linear map: centre, scale, weights)."""
+    cols = list(spec["columns"])
+    X = scores[cols].to_numpy(dtype=float)
+    mean = np.asarray(spec["mean"], dtype=float)
+    scale = np.asarray(spec.get("scale", np.ones(len(cols))), dtype=float)
+    W = np.asarray(spec["weights"], dtype=float)  # (m, q)
+    Z = (X - mean) / scale
+    if np.isnan(Z).any():  # a missing score contributes nothing; rescale by the weight present
+        present = ~np.isnan(Z)
+        num = np.nan_to_num(Z) @ W
+        full = np.abs(W).sum(axis=0)
+        part = present.astype(float) @ np.abs(W)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num * (full / part)
+        out[part == 0] = np.nan
+    else:
+        out = Z @ W
+    return pd.DataFrame(out, index=scores.index, columns=list(spec["labels"]))
+
+
+# =============================================================================== in memory
+def assign(
+    model: Any,
+    data: pd.DataFrame,
+    *,
+    source: str = "auto",
+    id_column: str | None = None,
+) -> pd.DataFrame:
+    """Membership probabilities and modal segment for a DataFrame of new respondents.
+
+    Parameters
+    ----------
+    model : SavedModel or path
+    data : DataFrame, shape (n, ...)
+        Ratings (same columns as at fit time), the model's feature columns, or observables.
+    source : {"auto", "ratings", "features", "observables"}
+    id_column : str, optional
+
+    Returns
+    -------
+    DataFrame, shape (n, 3 + k)
+        id, ``segment``, ``segment_name``, ``p_1 .. p_k``.
+
+    Raises
+    ------
+    SurveyError
+        Columns seen at fit time are missing, or hold non-numeric / out-of-scale values.
+    """
+    scorer = model if isinstance(model, Scorer) else Scorer(model, source=source, id_column=id_column)
+    return scorer.score(data, where="new data")
+
+
+# =============================================================================== files
+@dataclass(frozen=True)
+class AssignSummary:
+    """What :func:`assign_file` did."""
+
+    input: str
+    output: str
+    format: str
+    rows: int
+    scored: int
+    chunks: int
+    seconds: float
+    counts: dict[int, int]
+    expected_shares: list[float]
+    segment_names: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "format": self.format,
+            "rows": self.rows,
+            "scored": self.scored,
+            "unscored": self.rows - self.scored,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows / self.seconds) if self.seconds > 0 else None,
+            "segments": [
+                {
+                    "id": j + 1,
+                    "name": self.segment_names[j],
+                    "modal_count": self.counts.get(j + 1, 0),
+                    "modal_share": (self.counts.get(j + 1, 0) / self.scored) if self.scored else None,
+                    "expected_share": self.expected_shares[j],
+                }
+                for j in range(len(self.segment_names))
+            ],
+        }
+
+
+def _file_format(path: Path, what: str) -> str:
+    name = path.name.lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    raise ConfigError(
+        f"{what} '{path}' has an unknown extension; use .csv, .tsv (optionally .gz) or .parquet."
+    )
+
+
+def _csv_header(path: Path, delimiter: str) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 16),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(include_columns=[], include_missing_columns=False),
+        )
+    except pa.ArrowInvalid as exc:
+        raise SurveyError(f"Cannot read '{path}' as CSV: {exc}.") from None
+    return [str(n) for n in reader.schema.names] if reader.schema.names else _first_line(path, delimiter)
+
+
+def _first_line(path: Path, delimiter: str) -> list[str]:
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
+        return next(csv.reader(fh, delimiter=delimiter), [])
+
+
+def _bytes_per_row(path: Path) -> float:
+    if path.name.lower().endswith(".gz"):
+        return 0.0
+    with open(path, "rb") as fh:
+        sample = fh.read(1 << 20)
+    lines = sample.count(b"\n")
+    return len(sample) / max(lines, 1)
+
+
+def _iter_csv(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    header = _first_line(path, delimiter)
+    scorer.check_columns(header, f"'{path}'")
+    wanted = list(dict.fromkeys(scorer.columns + ([scorer.id_column] if scorer.id_column in header else [])))
+    types: dict[str, Any] = {}
+    if scorer.id_column in header:
+        types[scorer.id_column] = pa.string()
+    if scorer.source in ("ratings", "features") and scorer.result.model not in ("lca", "bayes-lca"):
+        for c in scorer.columns:
+            types[c] = pa.float64()
+    elif scorer.source == "observables":  # fixed types: a type inferred per block could change
+        for c in getattr(scorer._finder, "numeric", ()):
+            types[c] = pa.float64()
+        for c in getattr(scorer._finder, "categories", {}):
+            types[c] = pa.string()
+    else:  # categorical indicators: read as text, as the latent class model keys its categories
+        for c in scorer.columns:
+            types[c] = pa.string()
+    bpr = _bytes_per_row(path)
+    block = int(min(max(chunksize * (bpr or 200), 1 << 20), 1 << 28))
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block, use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted, column_types=types, null_values=NULL_VALUES, strings_can_be_null=True
+            ),
+        )
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            yield batch.to_pandas()
+    except pa.ArrowInvalid as exc:
+        raise SurveyError(f"'{path}': {_arrow_message(exc, header)}") from None
+
+
+def _arrow_message(exc: Exception, header: Sequence[str]) -> str:
+    """pyarrow's CSV error in our words: the column by name, the line, what was expected."""
+    import re
+
+    msg = str(exc).strip().splitlines()[0]
+    m = re.search(r"CSV column #(\d+): Row #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", msg)
+    if m:
+        col = int(m.group(1))
+        name = header[col] if col < len(header) else f"#{col}"
+        return (
+            f"column '{name}' has a non-numeric value '{m.group(4)}' at line {m.group(2)} of the file; "
+            "expected numbers."
+        )
+    return msg
+
+
+def _iter_parquet(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = list(pf.schema_arrow.names)
+    scorer.check_columns(names, f"'{path}'")
+    wanted = list(dict.fromkeys(scorer.columns + ([scorer.id_column] if scorer.id_column in names else [])))
+    for batch in pf.iter_batches(batch_size=chunksize, columns=wanted):
+        yield batch.to_pandas()
+
+
+class _Writer:
+    """Incremental CSV / Parquet writer into a temporary file replacing the target at the end."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path = path
+        self.fmt = fmt
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.writer: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        if self.fmt == "csv":
+            from latentseg.report import safe_csv_cell
+
+            names = frame["segment_name"]
+            frame = frame.assign(
+                segment_name=names.cat.rename_categories([safe_csv_cell(c) for c in names.cat.categories])
+            )
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                # dictionary encoding only where it pays (the names); trying it on the
+                # probabilities costs 5x the write time for nothing
+                self.writer = pq.ParquetWriter(self.tmp, table.schema, use_dictionary=["segment_name"])
+            else:
+                import pyarrow.csv as pacsv
+
+                self.writer = pacsv.CSVWriter(self.tmp, table.schema)
+            self.schema = table.schema
+        self.writer.write_table(table.cast(self.schema))
+
+    def close(self, ok: bool) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if ok:
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.tmp.unlink()
+
+
+def assign_file(
+    model: Any,
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    chunksize: int = 200_000,
+    source: str = "auto",
+    id_column: str | None = None,
+    progress: bool = False,
+) -> AssignSummary:
+    """Score a CSV or Parquet file in chunks, writing CSV or Parquet incrementally.
+
+    Parameters
+    ----------
+    model : SavedModel or path
+    src : path
+        ``.csv`` / ``.tsv`` (optionally gzipped) or ``.parquet``.
+    out : path
+        ``.csv`` or ``.parquet``; written to a temporary file first and moved into place when
+        complete.
+    chunksize : int, default 200000
+        Rows per chunk (memory is about ``chunksize x columns x 8`` bytes, a few times over).
+    source, id_column
+        As :class:`Scorer`.
+    progress : bool
+        Show a rich progress bar on stderr.
+
+    Returns
+    -------
+    AssignSummary
+
+    Raises
+    ------
+    SurveyError
+        Missing columns (named, against those seen at fit time), non-numeric or out-of-scale values.
+    ConfigError
+        An unknown file type or a bad ``chunksize``.
+    """
+    if not isinstance(chunksize, int) or chunksize < 1:
+        raise ConfigError(f"chunksize must be a positive integer; got {chunksize!r}.")
+    scorer = model if isinstance(model, Scorer) else Scorer(model, source=source, id_column=id_column)
+    src, out = Path(src), Path(out)
+    if not src.is_file():
+        raise SurveyError(f"New data file '{src}' does not exist.")
+    in_fmt = _file_format(src, "New data file")
+    out_fmt = _file_format(out, "Output file")
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"The output '{out}' would overwrite the input.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    if in_fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        total: float | None = float(pq.ParquetFile(src).metadata.num_rows)
+        chunks = _iter_parquet(src, scorer, chunksize)
+    else:
+        bpr = _bytes_per_row(src)
+        total = (src.stat().st_size / bpr) if bpr else None
+        chunks = _iter_csv(src, scorer, chunksize)
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+        transient=True,
+    )
+    t0 = time.perf_counter()
+    rows = scored = n_chunks = 0
+    counts = np.zeros(scorer.k + 1, dtype=np.int64)
+    psum = np.zeros(scorer.k)
+    writer = _Writer(out, out_fmt)
+    ok = False
+    try:
+        with bar:
+            task = bar.add_task("score", total=total)
+            for frame in chunks:
+                res = scorer.score(frame, row_offset=rows, where=f"'{src}'")
+                writer.write(res)
+                seg = res["segment"].to_numpy(dtype=np.int64, na_value=0)
+                counts += np.bincount(seg, minlength=scorer.k + 1)
+                P = res[scorer.probability_columns].to_numpy()
+                good = seg > 0
+                psum += P[good].sum(axis=0)
+                scored += int(good.sum())
+                rows += len(res)
+                n_chunks += 1
+                bar.update(task, completed=min(rows, total) if total else rows)
+        if writer.writer is None:  # no rows at all: still write a valid, empty file
+            writer.write(scorer.empty_output(scorer.id_column if scorer.id_column else "row"))
+        ok = True
+    finally:
+        writer.close(ok)
+    seconds = time.perf_counter() - t0
+    return AssignSummary(
+        input=str(src),
+        output=str(out),
+        format=out_fmt,
+        rows=rows,
+        scored=scored,
+        chunks=n_chunks,
+        seconds=seconds,
+        counts={j: int(counts[j]) for j in range(1, scorer.k + 1)},
+        expected_shares=[float(v) for v in (psum / scored if scored else np.full(scorer.k, math.nan))],
+        segment_names=scorer.names,
+    )
+
+
+# =============================================================================== Dask
+def assign_dask(model: Any, ddf: Any, *, source: str = "auto", id_column: str | None = None) -> Any:
+    """Score a ``dask.dataframe`` partition by partition (lazy; call ``.compute()``).
+
+    Parameters
+    ----------
+    model : SavedModel or path
+    ddf : dask.dataframe.DataFrame
+        Ratings, features or observables, as for :func:`assign`. Without an id column the
+        partition index is used as id (give the frame a meaningful index).
+    source, id_column
+        As :class:`Scorer`.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The same columns as :func:`assign`, partitioned like ``ddf``.
+
+    Raises
+    ------
+    ConfigError
+        When dask is not installed (``pip install "latentseg[dask]"``).
+
+    Examples
+    --------
+    >>> import dask, dask.dataframe as dd  # doctest: +SKIP
+    >>> assign_dask("models/demo", dd.read_parquet("new.parquet")).to_parquet("out/")  # doctest: +SKIP
+    """
+    try:
+        import dask.dataframe  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            'Scoring on Dask needs dask[dataframe]; install it with: pip install "latentseg[dask]".'
+        ) from None
+    scorer = model if isinstance(model, Scorer) else Scorer(model, source=source, id_column=id_column)
+    scorer.check_columns(list(ddf.columns), "the Dask DataFrame")
+    if scorer.id_column in ddf.columns:
+        id_name, id_dtype = str(scorer.id_column), ddf[scorer.id_column].dtype
+    else:
+        id_name, id_dtype = str(ddf.index.name or "row"), ddf.index.dtype
+    meta = scorer.empty_output(id_name, id_dtype)
+    return ddf.map_partitions(_score_partition, scorer, meta=meta)
+
+
+def _score_partition(part: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
+    return scorer.score(part, where="a Dask partition")
