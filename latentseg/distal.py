@@ -134,7 +134,7 @@ def classification_error_matrix(memberships: np.ndarray, classification: str = "
     num = z.T @ c
     size = z.sum(axis=0)
     if np.any(size <= 0):
-        empty = [j + 1 for j in np.flatnonzero(size <= 0)]
+        empty = [int(j) + 1 for j in np.flatnonzero(size <= 0)]
         raise FitError(f"Segments {empty} have no membership at all; cannot estimate classification error.")
     return num / size[:, None]
 
