@@ -43,7 +43,9 @@ def info(message: str) -> None:
 
 def fail(message: str) -> None:
     """Print one error message on stderr and exit 1."""
-    Console(file=sys.stderr, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    from rich.markup import escape  # messages name columns like [b]: not markup
+
+    Console(file=sys.stderr, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(1)
 
 
