@@ -43,30 +43,35 @@ EXTREMELY_UNDERSERVED = 15.0
 _CHUNK = 16384  # rows per chunk: bounds the scratch memory of opportunity_scores
 
 
-def respondent_opportunity(importance_0_10: Any, satisfaction_0_10: Any) -> np.ndarray:
+def respondent_opportunity(importance_0_10: Any, satisfaction_0_10: Any, *, out: np.ndarray | None = None) -> Any:
     """``importance + max(importance - satisfaction, 0)``, elementwise, NaN-propagating.
 
     Parameters
     ----------
     importance_0_10, satisfaction_0_10 : array_like, broadcastable
         Ratings on 0-10.
+    out : ndarray, optional
+        Where to write the result (the broadcast shape, float64).
 
     Returns
     -------
-    ndarray of float64, the broadcast shape
+    ndarray of float64, the broadcast shape (a numpy scalar for scalar inputs)
         In [0, 20] for inputs in [0, 10]; NaN where either input is NaN.
 
     Examples
     --------
     >>> respondent_opportunity([9.0, 9.0, np.nan], [3.0, 9.0, 1.0]).tolist()
     [15.0, 9.0, nan]
+    >>> float(respondent_opportunity(7.4, 2.8))
+    12.0
     """
     imp = np.asarray(importance_0_10, dtype=np.float64)
-    sat = np.asarray(satisfaction_0_10, dtype=np.float64)
-    gap = np.subtract(imp, sat)
-    np.maximum(gap, 0.0, out=gap)  # NaN stays NaN
-    gap += imp
-    return gap
+    gap = np.subtract(imp, np.asarray(satisfaction_0_10, dtype=np.float64))
+    if isinstance(gap, np.ndarray):
+        np.maximum(gap, 0.0, out=gap)  # NaN stays NaN
+    else:
+        gap = np.maximum(gap, 0.0)
+    return np.add(imp, gap, out=out)
 
 
 def opportunity_scores(survey: Survey) -> pd.DataFrame:
@@ -102,9 +107,7 @@ def opportunity_scores(survey: Survey) -> pd.DataFrame:
         i += b_i
         g = np.multiply(sat[sl], a_s)
         g += b_s
-        np.subtract(i, g, out=g)
-        np.maximum(g, 0.0, out=g)
-        np.add(i, g, out=out[sl])
+        respondent_opportunity(i, g, out=out[sl])
     return pd.DataFrame(out, index=survey.importance.index, columns=survey.importance.columns, copy=False)
 
 
