@@ -115,6 +115,9 @@ class StudyConfig:
     loo_se_rule : float
     bayes : dict
         Options for the Bayesian fits (``draws``, ``tune``, ``chains`` ...).
+    fit_options : dict of str to dict
+        Engine options per family, e.g. ``{"lca": {"n_init": 8}, "gmm": {"n_init": 5}}``
+        (``[study.fit_options.lca]`` in TOML).
     """
 
     grid: dict[str, list[Any]]
@@ -128,6 +131,7 @@ class StudyConfig:
     gmm_covariance: str = "VVI"
     loo_se_rule: float = 2.0
     bayes: dict[str, Any] = field(default_factory=lambda: {"draws": 200, "tune": 200, "chains": 2})
+    fit_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def cells(self) -> list[dict[str, Any]]:
         """Every combination of the grid, in a fixed order."""
@@ -156,7 +160,8 @@ def study_config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> 
     ----------
     raw : mapping
         Keys ``seed, replications, methods, k_candidates, d, min_share, lca_levels,
-        gmm_covariance, loo_se_rule``, a ``grid`` table and an optional ``bayes`` table.
+        gmm_covariance, loo_se_rule``, a ``grid`` table and optional ``bayes`` and
+        ``fit_options`` tables.
     source : str
         Named in error messages.
 
@@ -244,6 +249,15 @@ def study_config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> 
         if not isinstance(raw["bayes"], Mapping):
             raise ConfigError(f"{source}: [study.bayes] must be a table of options (draws, tune, chains ...).")
         cfg_kwargs["bayes"] = dict(raw["bayes"])
+    if "fit_options" in raw:
+        fo = raw["fit_options"]
+        fams = {f for f, _ in METHODS.values()}
+        if not isinstance(fo, Mapping) or not all(isinstance(v, Mapping) for v in fo.values()):
+            raise ConfigError(f"{source}: [study.fit_options] must hold one table per family, e.g. [study.fit_options.lca].")
+        wrong = sorted(set(fo) - fams)
+        if wrong:
+            raise ConfigError(f"{source}: unknown family(ies) {wrong} in [study.fit_options]; choose from {sorted(fams)}.")
+        cfg_kwargs["fit_options"] = {f: dict(v) for f, v in fo.items()}
     cfg = StudyConfig(**cfg_kwargs)
     outside = sorted(set(grid["k"]) - set(cfg.k_candidates))
     if outside:
@@ -348,9 +362,10 @@ def _run_replication(
 
     needed = {METHODS[m][0] for m in cfg.methods} | {"kmeans"}  # k-means: the reference for ari_vs_kmeans
     families = [f for f in ("kmeans", "gmm", "lca", "bayes-gmm") if f in needed]
-    fit_options: dict[str, dict[str, Any]] = {"gmm": {"covariance": cfg.gmm_covariance}}
+    fit_options: dict[str, dict[str, Any]] = {f: dict(o) for f, o in cfg.fit_options.items() if f in families}
+    fit_options["gmm"] = {"covariance": cfg.gmm_covariance, **fit_options.get("gmm", {})}
     if "bayes-gmm" in families:
-        fit_options["bayes-gmm"] = {"covariance": cfg.gmm_covariance, **cfg.bayes}
+        fit_options["bayes-gmm"] = {**cfg.bayes, **fit_options.get("bayes-gmm", {})}
     categorical = _discretise(X, cfg.lca_levels) if "lca" in families else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatentsegWarning)
