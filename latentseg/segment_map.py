@@ -1,0 +1,424 @@
+"""The segment map (playbook step 9) as data: one row per segment with its name, size, top
+underserved outcomes, demographic fingerprint, current solution and a recommendation.
+
+Recommendation rule (:class:`DefaultRule`, thresholds overridable)
+
+- **target** if the share is at least 15% and the segment has at least 3 underserved outcomes
+  (segment mean opportunity >= 10), or has the largest number of underserved outcomes of all
+  segments (and at least one);
+- otherwise **deprioritize** if the share is below 10% or no outcome is underserved;
+- otherwise **monitor**.
+
+Users override it with ``rule=``: a mapping ``{segment id: "target" | "monitor" | "deprioritize"}``
+(the named segments are overridden, the others follow the default rule), a :class:`DefaultRule`
+with other thresholds, or any callable taking a segment's facts (a dict with ``id, share,
+share_lower, share_upper, n_underserved, n_extremely_underserved, max_underserved, flags``) and
+returning a recommendation or a ``(recommendation, reason)`` pair.
+
+Exports: :meth:`SegmentMap.to_json`, :meth:`SegmentMap.to_csv` (every text cell passed through
+:func:`safe_csv_cell`, so a spreadsheet never runs a name as a formula) and
+:meth:`SegmentMap.to_markdown`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.distal import align_to_result
+from latentseg.errors import ConfigError
+
+__all__ = [
+    "RECOMMENDATIONS",
+    "DefaultRule",
+    "SegmentMap",
+    "safe_csv_cell",
+    "segment_map",
+]
+
+RECOMMENDATIONS = ("target", "monitor", "deprioritize")
+SCHEMA_VERSION = 1
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_csv_cell(value: Any) -> Any:
+    """Neutralise a text cell that a spreadsheet would run as a formula (CSV injection).
+
+    Text beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    apostrophe, which spreadsheets show as text. Numbers and other values are returned unchanged
+    (a negative number is data, not a formula).
+
+    Parameters
+    ----------
+    value : any
+
+    Returns
+    -------
+    any
+        ``value``, or ``"'" + value`` for a risky string.
+
+    Examples
+    --------
+    >>> safe_csv_cell("=HYPERLINK(\\"http://x\\")")
+    '\\'=HYPERLINK("http://x")'
+    >>> safe_csv_cell("Speed Seekers"), safe_csv_cell(-3.5)
+    ('Speed Seekers', -3.5)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+@dataclass(frozen=True)
+class DefaultRule:
+    """The default recommendation rule, with its thresholds.
+
+    Examples
+    --------
+    >>> DefaultRule()({"share": 0.3, "n_underserved": 4, "max_underserved": 6})
+    ('target', 'share 30% >= 15% and 4 underserved outcomes (>= 3)')
+    >>> DefaultRule()({"share": 0.08, "n_underserved": 4, "max_underserved": 6})[0]
+    'deprioritize'
+    """
+
+    target_min_share: float = 0.15
+    target_min_underserved: int = 3
+    deprioritize_max_share: float = 0.10
+
+    def describe(self) -> str:
+        return (
+            f"target if share >= {self.target_min_share:.0%} and (>= {self.target_min_underserved} underserved "
+            "outcomes, or the most underserved outcomes of any segment); otherwise deprioritize if share < "
+            f"{self.deprioritize_max_share:.0%} or no outcome is underserved; otherwise monitor. "
+            "An outcome is underserved when the segment's mean opportunity is >= 10."
+        )
+
+    def __call__(self, facts: Mapping[str, Any]) -> tuple[str, str]:
+        share, nu, top = float(facts["share"]), int(facts["n_underserved"]), int(facts["max_underserved"])
+        if share >= self.target_min_share and nu >= self.target_min_underserved:
+            return "target", (
+                f"share {share:.0%} >= {self.target_min_share:.0%} and {nu} underserved outcomes "
+                f"(>= {self.target_min_underserved})"
+            )
+        if share >= self.target_min_share and nu > 0 and nu == top:
+            return "target", (
+                f"share {share:.0%} >= {self.target_min_share:.0%} and the most underserved outcomes of any segment ({nu})"
+            )
+        if share < self.deprioritize_max_share:
+            return "deprioritize", f"share {share:.0%} < {self.deprioritize_max_share:.0%}"
+        if nu == 0:
+            return "deprioritize", "no underserved outcome"
+        return "monitor", (
+            f"share {share:.0%} and {nu} underserved outcomes: neither the target nor the deprioritize rule applies"
+        )
+
+
+@dataclass(frozen=True)
+class SegmentMap:
+    """The segment map.
+
+    Attributes
+    ----------
+    segments : tuple of dict
+        One per segment, in segment order: ``id, name, handle, share, share_lower, share_upper,
+        interval``, ``count, count_lower, count_upper`` and ``revenue, revenue_lower,
+        revenue_upper`` (None without a TAM / ARPU), ``flags`` (list), ``n_underserved,
+        n_extremely_underserved``, ``top_underserved`` (list of ``{outcome, statement,
+        segment_mean, overall_mean}``), ``fingerprint`` (list of text, None without overlays),
+        ``current_solution`` and ``current_solution_pct`` (None without the column),
+        ``recommendation`` and ``reason``.
+    rule : str
+        The recommendation rule, written out.
+    current_solution_column : str or None
+    """
+
+    segments: tuple[dict[str, Any], ...]
+    rule: str
+    current_solution_column: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __getitem__(self, segment: int) -> dict[str, Any]:
+        return self.segments[int(segment) - 1]
+
+    @property
+    def recommendations(self) -> dict[int, str]:
+        """Segment id -> recommendation."""
+        return {s["id"]: s["recommendation"] for s in self.segments}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary: ``schema_version, rule, current_solution_column, notes, segments``."""
+        from latentseg.result import _clean_json
+
+        return _clean_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "rule": self.rule,
+                "current_solution_column": self.current_solution_column,
+                "notes": list(self.notes),
+                "segments": [dict(s) for s in self.segments],
+            }
+        )
+
+    def to_json(self, **kwargs: Any) -> str:
+        """``json.dumps(self.to_dict())`` (keyword arguments passed on, e.g. ``indent=2``)."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One flat row per segment (lists joined with ``"; "``), indexed by segment id."""
+        rows = []
+        for s in self.segments:
+            row = {k: v for k, v in s.items() if k not in ("top_underserved", "fingerprint", "flags")}
+            row["top_underserved"] = "; ".join(o["statement"] for o in s["top_underserved"])
+            row["fingerprint"] = "" if s["fingerprint"] is None else "; ".join(s["fingerprint"])
+            row["flags"] = "; ".join(s["flags"])
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("id")
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The flat table as CSV with every text cell made safe (:func:`safe_csv_cell`).
+
+        Parameters
+        ----------
+        path : path-like, optional
+            Also write it there (UTF-8).
+
+        Returns
+        -------
+        str
+        """
+        frame = self.to_frame().reset_index()
+        frame.columns = [safe_csv_cell(str(c)) for c in frame.columns]
+        safe = frame.astype(object).map(safe_csv_cell)
+        buf = io.StringIO()
+        safe.to_csv(buf, index=False, lineterminator="\n")
+        text = buf.getvalue()
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_markdown(self) -> str:
+        """A one-page Markdown table, the rule below it."""
+
+        def cell(v: Any) -> str:
+            return str(v).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+        head = ["Segment", "Size", "Top underserved outcomes", "Fingerprint", "Current solution", "Recommendation"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for s in self.segments:
+            size = f"{s['share']:.0%} ({s['share_lower']:.0%}-{s['share_upper']:.0%}, {s['interval']})"
+            if s.get("count") is not None:
+                size += f"; ~{s['count']:,.0f} customers ({s['count_lower']:,.0f}-{s['count_upper']:,.0f})"
+            if s.get("revenue") is not None:
+                size += f"; revenue ~{s['revenue']:,.0f} ({s['revenue_lower']:,.0f}-{s['revenue_upper']:,.0f})"
+            outs = "; ".join(o["statement"] for o in s["top_underserved"]) or "none underserved"
+            fp = "not analysed" if s["fingerprint"] is None else ("; ".join(s["fingerprint"]) or "diffuse")
+            cur = "-" if s["current_solution"] is None else f"{s['current_solution']} ({s['current_solution_pct']:.0f}%)"
+            rec = f"**{s['recommendation']}** ({s['reason']})"
+            if s["flags"]:
+                rec += "; " + ", ".join(s["flags"])
+            name = f"**{s['handle']}**" + (f": {s['name']}" if s["name"] != s["handle"] else "")
+            lines.append("| " + " | ".join(cell(x) for x in (name, size, outs, fp, cur, rec)) + " |")
+        lines.append("")
+        lines.append(f"Rule: {self.rule}")
+        return "\n".join(lines) + "\n"
+
+
+def _current_solution(result: Any, profile_df: pd.DataFrame, column: str) -> list[tuple[str | None, float]]:
+    if column not in profile_df.columns:
+        raise ConfigError(
+            f"Current-solution column {column!r} is not in the profile table; it has "
+            f"{[str(c) for c in profile_df.columns][:20]}."
+        )
+    s = align_to_result(result, profile_df[[column]], what="profile table")[column]
+    ok = s.notna().to_numpy()
+    values = s[ok].map(str).to_numpy()
+    cats = sorted(set(values.tolist()))
+    z = np.asarray(result.memberships, dtype=float)[ok]
+    out: list[tuple[str | None, float]] = []
+    if not cats:
+        return [(None, float("nan"))] * result.k
+    onehot = (values[:, None] == np.array(cats, dtype=object)[None, :]).astype(float)
+    table = z.T @ onehot
+    for j in range(result.k):
+        tot = table[j].sum()
+        if tot <= 0:
+            out.append((None, float("nan")))
+            continue
+        c = int(np.argmax(table[j]))
+        out.append((cats[c], float(table[j, c] / tot * 100)))
+    return out
+
+
+def _resolve_rule(rule: Any) -> tuple[Callable[[Mapping[str, Any]], Any], dict[int, str], str]:
+    if rule is None:
+        d = DefaultRule()
+        return d, {}, d.describe()
+    if isinstance(rule, DefaultRule):
+        return rule, {}, rule.describe()
+    if isinstance(rule, Mapping):
+        overrides: dict[int, str] = {}
+        for key, val in rule.items():
+            try:
+                j = int(key)
+            except (TypeError, ValueError):
+                raise ConfigError(f"rule overrides must be keyed by segment number; got key {key!r}.") from None
+            if val not in RECOMMENDATIONS:
+                raise ConfigError(
+                    f"The recommendation for segment {j} must be one of {', '.join(RECOMMENDATIONS)}; got {val!r}."
+                )
+            overrides[j] = str(val)
+        d = DefaultRule()
+        return d, overrides, d.describe() + f" Overridden by the user for segments {sorted(overrides)}."
+    if callable(rule):
+        doc = (getattr(rule, "__doc__", None) or "").strip().splitlines()
+        name = getattr(rule, "__name__", type(rule).__name__)
+        return rule, {}, f"user rule {name}" + (f": {doc[0]}" if doc else "")
+    raise ConfigError(f"rule must be a mapping, a DefaultRule or a callable; got {type(rule).__name__}.")
+
+
+def segment_map(
+    result: Any,
+    *,
+    profiles: Any,
+    overlays: Any = None,
+    sizing: Any = None,
+    current_solution_column: str | None = None,
+    profile_df: pd.DataFrame | None = None,
+    rule: Any = None,
+    top: int | None = None,
+) -> SegmentMap:
+    """Assemble the segment map.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    profiles : Profiles
+        From :func:`latentseg.profile.profile` (names, underserved outcomes).
+    overlays : Overlays, optional
+        From :func:`latentseg.overlay.overlay` (fingerprints).
+    sizing : Sizing, optional
+        From :func:`latentseg.sizing.size_segments` (counts, revenue, flags).
+    current_solution_column : str, optional
+        Profile column naming the tool / solution respondents use now; the segment's most common
+        value (membership-weighted) is reported with its share of the segment.
+    profile_df : DataFrame, optional
+        The table holding ``current_solution_column`` (e.g. ``survey.profile``).
+    rule : mapping, DefaultRule or callable, optional
+        The recommendation rule (see the module docstring).
+    top : int, optional
+        How many underserved outcomes to list (default: the profiles' ``top``).
+
+    Returns
+    -------
+    SegmentMap
+
+    Raises
+    ------
+    ConfigError
+        Profiles of another segmentation, an unknown current-solution column, a bad rule or a
+        rule returning something other than target / monitor / deprioritize.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from latentseg.result import SegmentationResult
+    >>> from latentseg.profile import profile
+    >>> rng = np.random.default_rng(0)
+    >>> s = pd.DataFrame(rng.normal(8, 1, (100, 4)), columns=["o1", "o2", "o3", "o4"])
+    >>> s.iloc[:70, :3] += 5
+    >>> r = SegmentationResult.from_memberships("gmm", np.repeat(np.eye(2), [70, 30], axis=0),
+    ...                                         centers=np.zeros((2, 1)), feature_names=("f",),
+    ...                                         respondent_ids=s.index)
+    >>> m = segment_map(r, profiles=profile(r, s, top=3))
+    >>> m.recommendations
+    {1: 'target', 2: 'deprioritize'}
+    """
+    k = int(result.k)
+    if len(profiles.segments) != k:
+        raise ConfigError(f"The profiles have {len(profiles.segments)} segments; the result has {k}.")
+    if current_solution_column is not None and profile_df is None:
+        raise ConfigError(f"current_solution_column {current_solution_column!r} needs profile_df, the table holding it.")
+    func, overrides, rule_text = _resolve_rule(rule)
+    bad = [j for j in overrides if not 1 <= j <= k]
+    if bad:
+        raise ConfigError(f"rule overrides name segments {bad}; the segments are 1..{k}.")
+    current = (
+        _current_solution(result, profile_df, current_solution_column)
+        if current_solution_column is not None and profile_df is not None
+        else [(None, float("nan"))] * k
+    )
+    top = int(top or profiles.top)
+    size_table = None if sizing is None else sizing.table
+    max_under = max(s.n_underserved for s in profiles.segments)
+    notes: list[str] = []
+    out = []
+    for j in range(1, k + 1):
+        p = profiles[j]
+        facts: dict[str, Any] = {
+            "id": j,
+            "share": float(result.shares[j - 1]),
+            "share_lower": float(result.share_lower[j - 1]),
+            "share_upper": float(result.share_upper[j - 1]),
+            "n_underserved": int(p.n_underserved),
+            "n_extremely_underserved": int(p.n_extremely_underserved),
+            "max_underserved": int(max_under),
+            "flags": [],
+        }
+        entry: dict[str, Any] = {
+            "id": j,
+            "name": p.name,
+            "handle": p.handle,
+            "share": facts["share"],
+            "share_lower": facts["share_lower"],
+            "share_upper": facts["share_upper"],
+            "interval": str(result.interval_method),
+            "count": None,
+            "count_lower": None,
+            "count_upper": None,
+            "revenue": None,
+            "revenue_lower": None,
+            "revenue_upper": None,
+        }
+        if size_table is not None:
+            row = size_table.loc[j]
+            for key in ("count", "count_lower", "count_upper", "revenue", "revenue_lower", "revenue_upper"):
+                if key in size_table.columns:
+                    entry[key] = float(row[key])
+            facts["flags"] = [f for f in str(row.get("flags", "")).split(", ") if f]
+        entry["flags"] = list(facts["flags"])
+        entry["n_underserved"] = facts["n_underserved"]
+        entry["n_extremely_underserved"] = facts["n_extremely_underserved"]
+        entry["top_underserved"] = [
+            {
+                "outcome": o,
+                "statement": profiles.statement(o),
+                "segment_mean": float(profiles.means.loc[j, o]),
+                "overall_mean": float(profiles.overall[o]),
+            }
+            for o in p.top_underserved[:top]
+        ]
+        entry["fingerprint"] = None if overlays is None else [f["text"] for f in overlays.fingerprints.get(j, [])]
+        entry["current_solution"], entry["current_solution_pct"] = current[j - 1]
+        if j in overrides:
+            rec, reason = overrides[j], "set by the user"
+        else:
+            got = func(facts)
+            rec, reason = (got if isinstance(got, tuple) else (got, "user rule"))
+            if rec not in RECOMMENDATIONS:
+                raise ConfigError(
+                    f"The recommendation rule returned {rec!r} for segment {j}; expected one of {', '.join(RECOMMENDATIONS)}."
+                )
+        entry["recommendation"], entry["reason"] = str(rec), str(reason)
+        out.append(entry)
+    if overlays is None:
+        notes.append("no overlays given: fingerprints not analysed.")
+    return SegmentMap(
+        segments=tuple(out), rule=rule_text, current_solution_column=current_solution_column, notes=tuple(notes)
+    )
