@@ -40,8 +40,13 @@ __all__ = [
     "kmeanspp_partition",
     "replication_report",
     "provenance",
+    "blas_threads_for",
     "REPLICATION_TOL",
 ]
+
+#: Below this many floating-point operations per EM iteration, BLAS threads cost more than they
+#: save (thread wake-ups dominate small matrix products, badly so on a loaded machine).
+SMALL_WORK_FLOPS = 5e7
 
 #: Two starts "reach the same maximum" when their log-likelihoods differ by at most this much
 #: (the tolerance Mplus uses in its replication report).
@@ -344,6 +349,32 @@ def _sq_dist_to(Xz: np.ndarray, obs: np.ndarray, i: int, has_missing: bool) -> n
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.einsum("ij,ij->i", diff, diff) * d / cnt
     return np.where(cnt > 0, out, np.nanmean(out) if np.isfinite(out).any() else 1.0)
+
+
+def blas_threads_for(flops_per_iteration: float) -> Any:
+    """A context that keeps BLAS single-threaded for small problems (a no-op for large ones).
+
+    Parameters
+    ----------
+    flops_per_iteration : float
+        Rough size of one EM iteration's matrix products.
+
+    Returns
+    -------
+    context manager
+
+    Examples
+    --------
+    >>> with blas_threads_for(1e3):
+    ...     pass
+    """
+    import contextlib
+
+    if flops_per_iteration >= SMALL_WORK_FLOPS:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # ---------------------------------------------------------------------------------------- report

@@ -43,6 +43,7 @@ import pandas as pd
 from latentseg.errors import ConfigError, ConvergenceWarning, FitError
 from latentseg.models._criteria import information_criteria
 from latentseg.models._em import (
+    blas_threads_for,
     check_k,
     kmeanspp_partition,
     normalize_log,
@@ -581,18 +582,21 @@ def fit_gmm(
 
     # ---- EM
     starts: list[_Start] = []
-    if family == "diag":
-        F = _design(Xc, obs if has_missing else None)
-        runs = _diag_batch_em(
-            F, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
-        )
-        del F
-    else:
-        patterns = _Patterns(obs)
-        Xz = np.where(obs, Xc, np.nan)
-        runs = [
-            _full_em(Xz, patterns, structure, R0, max_iter=max_iter, tol=tol, reg_covar=reg_covar) for R0 in resp0
-        ]
+    flops = 4.0 * n * (3 * d + 1) * k * n_init if family == "diag" else 2.0 * n * d * d * k
+    with blas_threads_for(flops):
+        if family == "diag":
+            F = _design(Xc, obs if has_missing else None)
+            runs = _diag_batch_em(
+                F, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
+            )
+            del F
+        else:
+            patterns = _Patterns(obs)
+            Xz = np.where(obs, Xc, np.nan)
+            runs = [
+                _full_em(Xz, patterns, structure, R0, max_iter=max_iter, tol=tol, reg_covar=reg_covar)
+                for R0 in resp0
+            ]
     for kind, (ll, it, conv, w, mu, cov) in zip(kinds, runs):
         deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
         starts.append(_Start(kind, ll, it, conv, w, mu, cov, deg))
