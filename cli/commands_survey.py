@@ -1,0 +1,276 @@
+"""``latentseg validate`` and ``latentseg score``: read, validate, clean and score a survey.
+
+``validate SURVEY`` prints what was read (respondents, outcomes, scales and whether they were
+inferred, the reader's notes) and the cleaning report; it exits 1 on invalid input with one
+message and no traceback. ``score SURVEY -o FILE`` writes the respondent-level opportunity scores
+and, next to them, the per-outcome landscape as ``<stem>_landscape.<ext>`` (CSV or Parquet by
+extension). Settings come from ``--config`` (or ``./latentseg.toml``); options override them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from latentseg.cli._common import command, echo_json, err_console, info, out_console
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from latentseg.cleaning import CleaningReport
+    from latentseg.survey import Survey
+
+_SUFFIXES = (".csv", ".parquet")
+
+SurveyArg = Annotated[
+    Path, typer.Argument(help="Survey file: CSV (Qualtrics exports too), Parquet, Excel .xlsx or SPSS .sav.", show_default=False)
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings (default: ./latentseg.toml if present).")
+]
+ImpScaleOpt = Annotated[str | None, typer.Option("--imp-scale", help="Importance scale, e.g. 1-5 (default: config, else inferred).")]
+SatScaleOpt = Annotated[str | None, typer.Option("--sat-scale", help="Satisfaction scale, e.g. 1-10 (default: config, else inferred).")]
+MissingOpt = Annotated[
+    str | None, typer.Option("--missing-codes", help="Comma-separated rating values meaning 'no answer', e.g. 99,-9.")
+]
+OutcomesOpt = Annotated[
+    Path | None, typer.Option("--outcomes", help="Outcome statements: a table with outcome, statement, job_step columns.")
+]
+SheetOpt = Annotated[str | None, typer.Option("--sheet", help="Excel sheet name or 0-based number (default: the first).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+
+
+def _codes(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected numbers separated by commas, e.g. 99,-9; got {text!r}.", param_hint="--missing-codes") from None
+
+
+def _load(
+    path: Path,
+    config: Path | None,
+    imp_scale: str | None,
+    sat_scale: str | None,
+    missing_codes: str | None,
+    outcomes: Path | None,
+    sheet: str | None,
+) -> tuple[Survey, dict[str, Any], list[str]]:
+    """Read and validate the survey; LatentsegWarnings are collected (printed by the caller)."""
+    from latentseg.config import load_config
+    from latentseg.errors import LatentsegWarning
+    from latentseg.io import read_survey
+
+    codes = _codes(missing_codes)
+    cfg = load_config(config)
+    sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LatentsegWarning)
+        survey = read_survey(
+            path, config=cfg, imp_scale=imp_scale, sat_scale=sat_scale, missing_codes=codes,
+            outcomes_file=outcomes, sheet=sheet_arg,
+        )
+    return survey, cfg, [str(w.message) for w in caught if issubclass(w.category, LatentsegWarning)]
+
+
+def _clean(survey: Survey, cfg: dict[str, Any]) -> tuple[Survey, CleaningReport, list[str]]:
+    from latentseg.cleaning import clean
+    from latentseg.errors import LatentsegWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LatentsegWarning)
+        kept, report = clean(survey, **cfg["cleaning"])
+    return kept, report, [str(w.message) for w in caught if issubclass(w.category, LatentsegWarning)]
+
+
+def _warn(messages: list[str]) -> None:
+    console = err_console()
+    for m in messages:
+        console.print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
+
+
+def _scale_dict(scale: Any) -> dict[str, Any]:
+    return {"scale": str(scale), "low": scale.low, "high": scale.high, "inferred": scale.inferred}
+
+
+def _summary(survey: Survey) -> dict[str, Any]:
+    steps = [s for s in survey.outcomes["job_step"].astype(str).unique() if s]
+    return {
+        "source": survey.source,
+        "n_respondents": survey.n_respondents,
+        "n_outcomes": survey.n_outcomes,
+        "outcomes": [
+            {"id": o, "statement": str(r["statement"]), "job_step": str(r["job_step"])}
+            for o, r in survey.outcomes.iterrows()
+        ],
+        "job_steps": steps,
+        "imp_scale": _scale_dict(survey.imp_scale),
+        "sat_scale": _scale_dict(survey.sat_scale),
+        "profile_columns": [str(c) for c in survey.profile.columns],
+        "duration": survey.duration is not None,
+        "weight": survey.weight is not None,
+        "missing_ratings": int(survey.importance.isna().to_numpy().sum() + survey.satisfaction.isna().to_numpy().sum()),
+        "notes": list(survey.notes),
+    }
+
+
+def _print_summary(summary: dict[str, Any], report: CleaningReport, warned: list[str]) -> None:
+    from rich.table import Table
+
+    console = out_console()
+    s = summary
+    console.print(f"[bold]Survey[/] {escape(s['source'])}", highlight=False)
+    console.print(
+        f"  {s['n_respondents']} respondents, {s['n_outcomes']} outcomes"
+        + (f" in {len(s['job_steps'])} job steps" if s["job_steps"] else "")
+        + f", {s['missing_ratings']} missing ratings",
+        highlight=False,
+    )
+    for name in ("imp_scale", "sat_scale"):
+        sc = s[name]
+        label = "importance" if name == "imp_scale" else "satisfaction"
+        how = "[yellow]inferred from the data[/]" if sc["inferred"] else "declared"
+        console.print(f"  {label} scale {sc['scale']} ({how})", highlight=False)
+    extras = [x for x, present in (("duration", s["duration"]), ("weight", s["weight"])) if present]
+    profile = ", ".join(s["profile_columns"]) or "none"
+    console.print(f"  profile columns: {escape(profile)}" + (f"; {', '.join(extras)} column found" if extras else ""), highlight=False)
+    notes = [n for n in s["notes"] if not any(n in w for w in warned)]  # warnings were printed already
+    if notes:
+        console.print("[bold]Notes[/]")
+        for note in notes:
+            console.print(f"  - {escape(note)}", highlight=False)
+    console.print(f"[bold]{escape(report.summary().splitlines()[0])}[/]", highlight=False)
+    for line in report.summary().splitlines()[1:]:
+        console.print(escape(line), highlight=False)
+    if len(report.excluded):
+        table = Table("respondent", "reasons", title=None, show_edge=False)
+        for rid, reasons in report.excluded[["respondent_id", "reasons"]].head(25).itertuples(index=False):
+            table.add_row(escape(str(rid)), escape(str(reasons)))
+        console.print(table)
+        if len(report.excluded) > 25:
+            console.print(f"  ... and {len(report.excluded) - 25} more (--json lists all)")
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "validate")
+    def validate(
+        survey: SurveyArg,
+        config: ConfigOpt = None,
+        imp_scale: ImpScaleOpt = None,
+        sat_scale: SatScaleOpt = None,
+        missing_codes: MissingOpt = None,
+        outcomes: OutcomesOpt = None,
+        sheet: SheetOpt = None,
+        json_: JsonOpt = False,
+    ) -> None:
+        """Read and validate a survey: what was found, scales (declared or inferred), notes, cleaning report.
+
+        Exits 1 with one message when the file is invalid.
+        """
+        data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
+        _, report, more = _clean(data, cfg)
+        warned += more
+        summary = _summary(data)
+        _warn(warned)
+        if json_:
+            echo_json({**summary, "warnings": warned, "cleaning": report.to_dict()})
+            return
+        _print_summary(summary, report, warned)
+
+    @command(app, "score")
+    def score(
+        survey: SurveyArg,
+        output: Annotated[
+            Path,
+            typer.Option("--output", "-o", help="Respondent-level scores (.csv or .parquet); the landscape goes next to it.", show_default=False),
+        ],
+        no_clean: Annotated[bool, typer.Option("--no-clean", help="Score every respondent (skip cleaning).")] = False,
+        by: Annotated[str | None, typer.Option("--by", help="Also compute the landscape per value of this profile column.")] = None,
+        config: ConfigOpt = None,
+        imp_scale: ImpScaleOpt = None,
+        sat_scale: SatScaleOpt = None,
+        missing_codes: MissingOpt = None,
+        outcomes: OutcomesOpt = None,
+        sheet: SheetOpt = None,
+        json_: JsonOpt = False,
+    ) -> None:
+        """Write opportunity scores per respondent and outcome, and the per-outcome landscape.
+
+        Scores: importance + max(importance - satisfaction, 0), both rescaled to 0-10. Landscape
+        (Ulwick): top-2-box shares x 10, opportunity and class per outcome, in
+        <stem>_landscape.<ext>.
+        """
+        from latentseg.errors import ConfigError
+        from latentseg.scoring import opportunity_landscape, opportunity_scores
+
+        if output.suffix.lower() not in _SUFFIXES:
+            raise ConfigError(f"The --output file {str(output)!r} must end in .csv or .parquet; got {output.suffix or 'no suffix'!r}.")
+        data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
+        report = None
+        if not no_clean:
+            data, report, more = _clean(data, cfg)
+            warned += more
+        _warn(warned)
+        if report is not None:
+            info(escape(report.summary().splitlines()[0]))
+        scores = opportunity_scores(data)
+        landscape = opportunity_landscape(data, by=by)
+        landscape_path = output.with_name(f"{output.stem}_landscape{output.suffix}")
+        _write(scores.reset_index(), output)
+        _write(landscape, landscape_path)
+        info(
+            f"wrote {escape(str(output))} ({scores.shape[0]} respondents x {scores.shape[1]} outcomes) "
+            f"and {escape(str(landscape_path))}"
+        )
+        if json_:
+            echo_json(
+                {
+                    "source": data.source,
+                    "n_respondents": data.n_respondents,
+                    "n_outcomes": data.n_outcomes,
+                    "cleaned": report is not None,
+                    "n_excluded": 0 if report is None else report.n_excluded,
+                    "scores_file": str(output),
+                    "landscape_file": str(landscape_path),
+                    "warnings": warned,
+                    "landscape": landscape.to_dict(orient="records"),
+                }
+            )
+            return
+        _print_landscape(landscape, by)
+
+
+def _print_landscape(landscape: pd.DataFrame, by: str | None) -> None:
+    from rich.table import Table
+
+    table = Table(title="Opportunity landscape (top-2-box, 0-10)" + (f" by {escape(by)}" if by else ""), show_edge=False)
+    if by:
+        table.add_column(escape(by))
+    table.add_column("outcome")
+    table.add_column("statement", max_width=60, overflow="ellipsis", no_wrap=True)
+    for name in ("importance", "satisfaction", "opportunity"):
+        table.add_column(name, justify="right")
+    table.add_column("class")
+    ordered = landscape.sort_values(["group", "opportunity"] if by else ["opportunity"], ascending=[True, False] if by else [False])
+    for _, r in ordered.iterrows():
+        cells = [escape(str(r["group"]))] if by else []
+        cells += [
+            escape(str(r["outcome"])), escape(str(r["statement"])), f"{r['importance']:.1f}",
+            f"{r['satisfaction']:.1f}", f"{r['opportunity']:.1f}", escape(str(r["class"])),
+        ]
+        table.add_row(*cells)
+    out_console().print(table)
