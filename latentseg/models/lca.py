@@ -423,7 +423,7 @@ def _run_em(
     max_iter: int,
     tol: float,
     prior: float,
-    init: str,
+    init: str | np.ndarray,
     rng: np.random.Generator,
 ) -> _Fit:
     X, offsets = _onehot(enc.codes, enc.n_cat)
@@ -442,8 +442,11 @@ def _run_em(
     # first M-step turns them into item probabilities near the sample margins, as StepMix and
     # scikit-learn start) or Dirichlet(1) item-response probabilities with equal weights
     children = rng.spawn(S)
-    if init == "partition":
-        z0 = np.stack([child.random((n, k)).T for child in children])  # (S, k, n)
+    if isinstance(init, np.ndarray) or init == "partition":
+        if isinstance(init, np.ndarray):
+            z0 = np.ascontiguousarray(np.transpose(init, (0, 2, 1)))  # given memberships (S, k, n)
+        else:
+            z0 = np.stack([child.random((n, k)).T for child in children])  # (S, k, n)
         z0 /= z0.sum(axis=1, keepdims=True)
         logW, _ = _nominal_m_step(X, z0, offsets, col_item, col_ncat, prior)
     else:
@@ -537,7 +540,7 @@ def fit_lca(
     tol: float = 1e-8,
     random_seed: int | None = None,
     prior: float = 0.0,
-    init: str = "partition",
+    init: str | np.ndarray = "partition",
 ) -> SegmentationResult:
     """Fit a latent class model with ``k`` segments by EM from ``n_init`` random starts.
 
@@ -571,11 +574,14 @@ def fit_lca(
         Dirichlet pseudo-count added to every category count in the M-step (posterior-mode
         smoothing that keeps probabilities off 0 and 1). With ``prior > 0`` the reported
         log-likelihood is still the data log-likelihood at the smoothed estimate.
-    init : {"partition", "dirichlet"}, default "partition"
+    init : {"partition", "dirichlet"} or ndarray, default "partition"
         How starts are drawn: ``"partition"``, random soft partitions (uniform memberships,
         normalised, then an M-step: item probabilities near the sample margins, as StepMix and
         scikit-learn start); ``"dirichlet"``, Dirichlet(1) item-response probabilities with equal
-        weights (poLCA-like, more dispersed, reaches more local maxima).
+        weights (poLCA-like, more dispersed, reaches more local maxima). An array of starting
+        memberships, shape (n_init, n, k) or (n, k), non-negative (rows are normalised), gives
+        the starts explicitly (a previous solution, k-means partitions, another program's
+        starts); ``n_init`` must then equal its first dimension.
 
     Returns
     -------
@@ -610,8 +616,11 @@ def fit_lca(
     >>> res.params["probs"].shape
     (2, 3, 2)
     """
-    if init not in ("partition", "dirichlet"):
-        raise ConfigError(f"The 'init' parameter of fit_lca must be 'partition' or 'dirichlet'. Got {init!r} instead.")
+    if not isinstance(init, np.ndarray) and init not in ("partition", "dirichlet"):
+        raise ConfigError(
+            "The 'init' parameter of fit_lca must be 'partition', 'dirichlet' or an array of starting "
+            f"memberships. Got {init!r} instead."
+        )
     if measurement not in MEASUREMENTS:
         raise ConfigError(
             f"The 'measurement' parameter of fit_lca must be one of {', '.join(MEASUREMENTS)}. Got {measurement!r} instead."
@@ -626,6 +635,14 @@ def fit_lca(
     n, J = enc.codes.shape
     codes_f = np.where(enc.codes >= 0, enc.codes, np.nan).astype(float)
     k = check_k(k, codes_f, "lca")
+    if isinstance(init, np.ndarray):
+        init = np.asarray(init, dtype=float)
+        init = init[None] if init.ndim == 2 else init
+        if init.shape != (n_init, n, k) or not np.all(np.isfinite(init)) or np.any(init < 0) or np.any(init.sum(axis=2) <= 0):
+            raise ConfigError(
+                f"Starting memberships (init) must be a non-negative array of shape (n_init, n, k) = "
+                f"({n_init}, {n}, {k}) with no all-zero row; got shape {init.shape}."
+            )
 
     rng = as_rng(random_seed)
     fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng)
@@ -659,7 +676,7 @@ def fit_lca(
     settings = {
         "measurement": measurement,
         "n_init": n_init,
-        "init": init,
+        "init": init if isinstance(init, str) else "given",
         "max_iter": max_iter,
         "tol": float(tol),
         "prior": float(prior),
