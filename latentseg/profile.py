@@ -641,7 +641,7 @@ def _paragraph(
         f'It differs most from the others on "{stmts[hi_o]}"{where}, effect {eff[j, hi_o]:+.1f} SD, '
         f'and needs least, relative to them, "{stmts[lo_o]}" ({eff[j, lo_o]:+.1f} SD).'
     )
-    if under_def:
+    if under_def and str(stmts[under_def[0]]) != ids[under_def[0]]:  # only with a real statement
         parts.append(
             f"A product experience that helps to {_lower_first(_object_phrase(str(stmts[under_def[0]])))} "
             "should resonate with it."
