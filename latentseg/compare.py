@@ -324,7 +324,8 @@ def _summary(
         if cnt == 0:
             continue
         jb = int(order[jpos]) + 1
-        cells.append(f"{cnt} respondents that {na} puts in segment {i + 1} and {nb} in its segment {jb}")
+        who = "respondent that" if cnt == 1 else "respondents that"
+        cells.append(f"{cnt} {who} {na} puts in segment {i + 1} and {nb} in its segment {jb}")
     if cells:
         parts.append("They disagree mostly on " + " and on ".join(cells) + ".")
     # uncertainty: are the disagreements the respondents the models were unsure about?

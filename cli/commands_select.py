@@ -1,0 +1,440 @@
+"""``latentseg select``, ``latentseg compare`` and ``latentseg study``.
+
+- ``select DATA``: sweep model families over a k range and recommend a k, with the rule in words
+  (:func:`latentseg.select.select`). ``DATA`` is a survey (read, cleaned and scored; latent class
+  models fit the per-outcome opportunity levels) or, with ``--data-kind scores``, any numeric
+  table (latent class models then fit its opportunity levels, which assumes opportunity scores).
+- ``compare A B``: two saved models (directories written by ``latentseg fit --save`` / ``run``)
+  or two assignment tables (CSV / Parquet with ``respondent_id``, ``segment`` and optionally
+  ``p_1..p_k``); see :func:`latentseg.compare.compare`.
+- ``study CONFIG``: run or resume a simulation study (:func:`latentseg.study.run_study`).
+
+Heavy imports (pandas, scikit-learn, PyMC, matplotlib) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from latentseg.result import SegmentationResult
+
+_ID_COLUMNS = ("respondent_id", "id")
+_ENGINE_KEYS = ("covariance", "n_init", "draws", "tune", "chains", "sampler")
+
+
+def _config_error(message: str) -> None:
+    from latentseg.errors import ConfigError
+
+    raise ConfigError(message)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar on stderr (nothing under ``--quiet``); yields ``update(done, total, text)``."""
+    if state.quiet:
+        yield lambda done, total, text="": None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=err_console(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None, last="")
+
+        def update(done: int, total: int, text: str = "") -> None:
+            bar.update(task, completed=done, total=total, last=escape(text))
+
+        yield update
+
+
+def parse_k(text: str) -> list[int]:
+    """``"3..7"``, ``"3-7"``, ``"3,4,6"`` or ``"4"`` -> sorted list of ks.
+
+    Examples
+    --------
+    >>> parse_k("3..7"), parse_k("2,5, 4"), parse_k("4")
+    ([3, 4, 5, 6, 7], [2, 4, 5], [4])
+    """
+    t = str(text).strip()
+    try:
+        for sep in ("..", "-"):
+            if sep in t:
+                lo, hi = (int(p) for p in t.split(sep, 1))
+                ks = list(range(lo, hi + 1))
+                break
+        else:
+            ks = sorted({int(p) for p in t.split(",") if p.strip()})
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        _config_error(f"--k must look like 3..7, 3-7 or 3,4,5 with every k >= 1; got {text!r}.")
+    return ks
+
+
+def _read_select_data(path: Path, kind: str, need_levels: bool, cfg: dict[str, Any]) -> tuple[pd.DataFrame, Any, str]:
+    """(numeric scores, categorical levels or None, a description of the source)."""
+    from latentseg.models.lca import opportunity_levels
+
+    if kind == "survey":
+        from latentseg.cleaning import clean
+        from latentseg.io import read_survey
+        from latentseg.scoring import opportunity_scores
+
+        survey = read_survey(path, config=cfg)
+        cleaned, report = clean(survey, **cfg["cleaning"])
+        info(escape(report.summary().splitlines()[0]))
+        scores = opportunity_scores(cleaned)
+        source = f"opportunity scores of {scores.shape[1]} outcomes, {scores.shape[0]} respondents"
+    else:
+        from latentseg.io import read_table
+
+        frame = read_table(path)
+        ids = [c for c in frame.columns if str(c).lower() in _ID_COLUMNS]
+        if ids:
+            if frame[ids[0]].duplicated().any():
+                from latentseg.errors import format_rows
+
+                dup = frame.loc[frame[ids[0]].duplicated(keep=False), ids[0]].unique()
+                _config_error(f"{path}: column '{ids[0]}' has repeated respondent ids {format_rows(dup)}.")
+            frame = frame.set_index(ids[0])
+        import pandas as pd
+
+        bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
+        if bad:
+            from latentseg.errors import format_rows
+
+            _config_error(f"{path}: score column(s) {format_rows(bad)} are not numeric; select needs a numeric score table.")
+        scores = frame
+        source = f"{scores.shape[1]} score columns, {scores.shape[0]} respondents"
+    const = [c for c in scores.columns if scores[c].nunique(dropna=True) < 2]
+    if const and len(const) < scores.shape[1]:
+        from latentseg.errors import format_rows
+
+        info(escape(f"note: left out column(s) {format_rows(const)}: every respondent has the same value there."))
+        scores = scores.drop(columns=const)
+    levels = None
+    if need_levels:
+        levels = opportunity_levels(scores)
+        flat = [c for c in levels.columns if levels[c].nunique(dropna=True) < 2]
+        if flat and len(flat) < levels.shape[1]:
+            levels = levels.drop(columns=flat)
+        if kind != "survey":
+            info("note: latent class models fit the opportunity levels of these scores (cut at 10 and 15).")
+    return scores, levels, source
+
+
+def _family_options(model: str, cfg_model: dict[str, Any]) -> dict[str, Any]:
+    """The configured engine options that this family's engine accepts."""
+    from latentseg.models import MODELS, engine
+
+    try:
+        func = getattr(engine(model), MODELS[model][1])
+    except ImportError:
+        return {}
+    accepted = set(inspect.signature(func).parameters)
+    return {k: cfg_model[k] for k in _ENGINE_KEYS if k in accepted and k in cfg_model}
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if f != f:
+        return ""
+    return f"{f:.{digits}f}"
+
+
+def _print_selection(selection: Any, source: str) -> None:
+    from rich.table import Table
+
+    console = out_console()
+    t = selection.table
+    tab = Table(title=f"Choosing k ({source})", title_justify="left")
+    cols = [("model", None), ("k", None), ("bic", 1), ("icl", 1), ("loo", 1), ("loo_se", 1),
+            ("silhouette", 3), ("inertia", 1), ("relative_entropy", 2), ("smallest_share", None),
+            ("stability_mean", 2), ("converged", None)]
+    present = [(c, d) for c, d in cols if c in ("model", "k", "smallest_share", "converged") or t[c].notna().any()]
+    for c, _ in present:
+        tab.add_column(c.replace("_", " "), justify="left" if c == "model" else "right")
+    tab.add_column("")
+    for row in t.to_dict(orient="records"):
+        cells = []
+        for c, d in present:
+            v = row[c]
+            if c == "smallest_share":
+                cells.append("" if v != v else f"{v:.1%}")
+            elif c == "converged":
+                cells.append("yes" if v else "NO")
+            elif c in ("model", "k"):
+                cells.append(str(v))
+            else:
+                cells.append(_fmt(v, d or 1))
+        rec = selection.per_family.get(row["model"], {}).get("recommended_k")
+        flag = "failed" if row["status"] != "ok" else ("<- recommended" if rec == row["k"] else ("" if row["admissible"] else "excluded"))
+        cells.append(flag)
+        tab.add_row(*cells)
+    console.print(tab)
+    rec = selection.recommended_k
+    console.print(f"[bold]Recommended k: {rec if rec is not None else 'none'}[/]")
+    console.print(escape(selection.rule), highlight=False)
+
+
+def _assignment_result(path: Path) -> SegmentationResult:
+    """A result from an assignment table (respondent_id, segment[, p_1..p_k]), numbering kept."""
+    import numpy as np
+    import pandas as pd
+
+    from latentseg._stats import wilson_interval
+    from latentseg.errors import SurveyError, format_rows
+    from latentseg.io import read_table
+    from latentseg.result import SegmentationResult
+
+    frame = read_table(path)
+    lower = {str(c).lower(): c for c in frame.columns}
+    id_col = next((lower[c] for c in _ID_COLUMNS if c in lower), None)
+    if id_col is None or "segment" not in lower:
+        raise SurveyError(
+            f"{path}: an assignment table needs columns 'respondent_id' and 'segment' (and optionally "
+            f"p_1..p_k); it has {format_rows([str(c) for c in frame.columns])}."
+        )
+    seg_col = lower["segment"]
+    ids = frame[id_col]
+    if ids.duplicated().any():
+        raise SurveyError(f"{path}: column '{id_col}' has repeated respondent ids {format_rows(ids[ids.duplicated(keep=False)].unique())}.")
+    seg = pd.to_numeric(frame[seg_col], errors="coerce")
+    bad = seg.isna() | (seg < 1) | (seg != seg.round())
+    if bad.any():
+        raise SurveyError(
+            f"{path}: column '{seg_col}' must hold segment numbers 1, 2, ...; bad values at respondents "
+            f"{format_rows(ids[bad].tolist())}."
+        )
+    seg_i = seg.to_numpy(dtype=int)
+    p_cols = sorted((c for c in frame.columns if str(c).lower().startswith("p_") and str(c)[2:].isdigit()),
+                    key=lambda c: int(str(c)[2:]))
+    if p_cols:
+        k = len(p_cols)
+        if [int(str(c)[2:]) for c in p_cols] != list(range(1, k + 1)):
+            raise SurveyError(f"{path}: probability columns must be p_1..p_k without gaps; got {format_rows(p_cols)}.")
+        z = frame[p_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        rows_bad = ~np.isfinite(z).all(axis=1) | (np.abs(z.sum(axis=1) - 1) > 1e-3) | (z < 0).any(axis=1)
+        if rows_bad.any():
+            raise SurveyError(
+                f"{path}: p_1..p_{k} must be probabilities summing to 1 in every row; they do not at respondents "
+                f"{format_rows(ids[rows_bad].tolist())}."
+            )
+        if seg_i.max() > k:
+            raise SurveyError(f"{path}: column '{seg_col}' has segment {seg_i.max()} but there are only p_1..p_{k}.")
+    else:
+        k = int(seg_i.max())
+        z = np.eye(k)[seg_i - 1]
+    n = len(frame)
+    shares = z.mean(axis=0)
+    lo, hi = wilson_interval(shares * n, n)
+    return SegmentationResult(
+        model=path.stem,
+        k=k,
+        respondent_ids=pd.Index(ids),
+        feature_names=(),
+        memberships=z,
+        centers=np.zeros((k, 0)),
+        shares=shares,
+        share_lower=lo,
+        share_upper=hi,
+        interval_method="95% Wilson",
+        provenance={"source": str(path)},
+    )
+
+
+def _load_for_compare(path: Path) -> SegmentationResult:
+    if path.is_dir():
+        from latentseg.artifacts import load_model
+
+        return load_model(path).result
+    if not path.is_file():
+        _config_error(f"No saved model directory or assignment file at '{path}'.")
+    if path.suffix.lower() not in (".csv", ".parquet", ".tsv", ".txt", ".xlsx"):
+        _config_error(
+            f"'{path}' is neither a saved model directory nor an assignment table (.csv / .parquet with "
+            "respondent_id, segment[, p_1..p_k])."
+        )
+    return _assignment_result(path)
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "select")
+    def select_cmd(
+        data: Annotated[Path, typer.Argument(help="Survey file, or a numeric score table with --data-kind scores.")],
+        models: Annotated[
+            str | None,
+            typer.Option("--models", help="Comma-separated families: kmeans,gmm,lca,bayes-gmm,bayes-lca [config]."),
+        ] = None,
+        k: Annotated[str | None, typer.Option("--k", help="k range, e.g. 3..7 or 3,4,5 [config: 3..7].")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].")] = None,
+        config: Annotated[Path | None, typer.Option("--config", help="latentseg.toml [./latentseg.toml if present].")] = None,
+        data_kind: Annotated[str, typer.Option("--data-kind", help="survey | scores.")] = "survey",
+        plots: Annotated[Path | None, typer.Option("--plots", help="Write the selection figures (PNG) to this folder.")] = None,
+        checkpoint: Annotated[
+            Path | None, typer.Option("--checkpoint", help="Keep each finished fit here; a rerun resumes from them.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print {fits, recommended_k, rule, ...} as JSON.")] = False,
+    ) -> None:
+        """Fit every family over a k range and recommend a k, with the rule written out."""
+        from latentseg.config import load_config, merge_config
+        from latentseg.select import CATEGORICAL_MODELS, select
+
+        cfg = load_config(config)
+        sel_cfg = cfg["select"]
+        if data_kind not in ("survey", "scores"):
+            _config_error(f"--data-kind must be survey or scores; got {data_kind!r}.")
+        if not data.exists():
+            _config_error(f"Data file '{data}' does not exist.")
+        family_list = [m.strip() for m in models.split(",") if m.strip()] if models else list(sel_cfg["models"])
+        ks = parse_k(k) if k else list(range(int(sel_cfg["k_min"]), int(sel_cfg["k_max"]) + 1))
+        if seed is not None:
+            cfg["model"]["random_seed"] = merge_config({"model": {"random_seed": seed}}, "options")["model"]["random_seed"]
+        need_levels = any(m in CATEGORICAL_MODELS for m in family_list)
+        scores, levels, source = _read_select_data(data, data_kind, need_levels, cfg)
+        fit_options = {m: _family_options(m, cfg["model"]) for m in family_list if m in ("kmeans", "gmm", "lca", "bayes-gmm", "bayes-lca")}
+        with progress_bar("select") as update:
+            selection = select(
+                scores,
+                models=family_list,
+                k=ks,
+                random_seed=cfg["model"]["random_seed"],
+                min_share=sel_cfg["min_share"],
+                silhouette_min=sel_cfg["silhouette_min"],
+                stability_subsamples=sel_cfg["stability_subsamples"],
+                loo_se_rule=sel_cfg["loo_se_rule"],
+                fit_options=fit_options,
+                progress=update,
+                checkpoint_dir=checkpoint,
+                categorical_data=levels,
+            )
+        written = []
+        if plots is not None:
+            from latentseg.plots import plot_selection
+
+            written = plot_selection(selection, plots)
+            for p in written:
+                info(escape(f"figure -> {p}"))
+        if as_json:
+            out = selection.to_dict()
+            out["source"] = source
+            out["plots"] = [str(p) for p in written]
+            from latentseg.lrt import lmr_table
+
+            lmr = lmr_table(selection.table, int(scores.shape[0]))
+            out["lmr"] = lmr.to_dict(orient="records")
+            echo_json(out)
+        else:
+            _print_selection(selection, source)
+
+    @command(app, "compare")
+    def compare_cmd(
+        a: Annotated[Path, typer.Argument(help="Saved model directory, or assignment table (respondent_id, segment[, p_1..]).")],
+        b: Annotated[Path, typer.Argument(help="The second model or assignment table.")],
+        plot: Annotated[Path | None, typer.Option("--plot", help="Write the crosstab heatmap (PNG) here.")] = None,
+        disagreements: Annotated[
+            Path | None, typer.Option("--disagreements", help="Write the disagreeing respondents (CSV) here.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    ) -> None:
+        """Compare two segmentations of the same respondents: agreement, crosstab, shares, disagreements."""
+        from latentseg.compare import compare
+
+        ra = _load_for_compare(a)
+        rb = _load_for_compare(b)
+        names = None
+        if ra.model == rb.model and ra.k == rb.k:
+            names = (f"{a.name}", f"{b.name}") if a.name != b.name else None
+        c = compare(ra, rb, names=names)
+        if plot is not None:
+            from latentseg.plots import plot_comparison
+
+            info(escape(f"figure -> {plot_comparison(c, plot)}"))
+        if disagreements is not None:
+            disagreements.parent.mkdir(parents=True, exist_ok=True)
+            c.disagreements.to_csv(disagreements)
+            info(escape(f"disagreements -> {disagreements}"))
+        if as_json:
+            echo_json(c.to_dict())
+            return
+        from rich.table import Table
+
+        console = out_console()
+        console.print(escape(c.summary), highlight=False)
+        for note in c.notes:
+            console.print(escape(f"note: {note}"), highlight=False)
+        ct = Table(title=f"Respondents by segment (rows: {c.name_a}; columns: {c.name_b}, matched order)", title_justify="left")
+        ct.add_column("")
+        for col in c.crosstab.columns:
+            ct.add_column(str(col), justify="right")
+        for idx, row in c.crosstab.iterrows():
+            ct.add_row(str(idx), *[str(int(v)) for v in row])
+        console.print(ct)
+        sh = Table(title=f"Share differences ({c.shares.attrs.get('interval', '95% interval')})", title_justify="left")
+        for col in ("segment A", "segment B", "share A", "share B", "difference", "interval"):
+            sh.add_column(col, justify="right")
+        for r in c.shares.to_dict(orient="records"):
+            sh.add_row(str(r["segment_a"]), str(r["segment_b"]), f"{r['share_a']:.1%}", f"{r['share_b']:.1%}",
+                       f"{r['difference'] * 100:+.1f} pts", f"{r['lower'] * 100:+.1f} to {r['upper'] * 100:+.1f}")
+        console.print(sh)
+        console.print(f"ARI {c.ari:.3f}, NMI {c.nmi:.3f}, {len(c.disagreements)} of {c.n} respondents disagree.")
+
+    @command(app, "study")
+    def study_cmd(
+        config: Annotated[Path, typer.Argument(help="Study config (TOML with a [study] table; see examples/study.toml).")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (resumes what is there).")] = Path("study_output"),
+        jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.", min=1)] = 1,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the per-method overview as JSON.")] = False,
+    ) -> None:
+        """Run (or resume) a simulation study of how well each method recovers known segments."""
+        from latentseg.study import headline_tables, load_study_config, run_study
+
+        cfg = load_study_config(config)
+        info(escape(f"{len(cfg.cells())} cells x {cfg.replications} replications, methods: {', '.join(cfg.methods)}"))
+        with progress_bar("study") as update:
+            res = run_study(cfg, output, n_jobs=jobs, progress=update)
+        if res.resumed:
+            info(f"{res.resumed} replication(s) were loaded from an earlier run, {res.computed} computed.")
+        overall = headline_tables(res.summary)["overall"] if len(res.summary) else None
+        if as_json:
+            echo_json({
+                "output": str(output),
+                "files": {k: str(v) for k, v in res.files.items()},
+                "resumed": res.resumed,
+                "computed": res.computed,
+                "overall": {} if overall is None else overall.reset_index().to_dict(orient="records"),
+            })
+            return
+        from rich.table import Table
+
+        if overall is not None:
+            tab = Table(title="Per method, averaged over cells", title_justify="left")
+            tab.add_column("method")
+            for col in overall.columns:
+                tab.add_column(col.replace("_", " "), justify="right")
+            for method, row in overall.iterrows():
+                tab.add_row(str(method), *[_fmt(v, 3) for v in row])
+            out_console().print(tab)
+        for name, path in res.files.items():
+            info(escape(f"{name} -> {path}"))
