@@ -19,11 +19,8 @@ GENERIC = re.compile(r"^\s*(segment|cluster|group)\s*([0-9]+|[A-Z])\b", re.I)
 
 
 def _opportunity(survey) -> pd.DataFrame:
-    try:
-        from latentseg.scoring import opportunity_scores
-    except ImportError:  # the scoring module is written by another engineer; same formula
-        imp, sat = survey.importance_0_10(), survey.satisfaction_0_10()
-        return imp + (imp - sat).clip(lower=0)
+    from latentseg.scoring import opportunity_scores
+
     return opportunity_scores(survey)
 
 

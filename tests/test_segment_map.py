@@ -21,11 +21,8 @@ from latentseg.sizing import size_segments
 
 
 def _opportunity(survey) -> pd.DataFrame:
-    try:
-        from latentseg.scoring import opportunity_scores
-    except ImportError:  # the scoring module is written by another engineer; same formula
-        imp, sat = survey.importance_0_10(), survey.satisfaction_0_10()
-        return imp + (imp - sat).clip(lower=0)
+    from latentseg.scoring import opportunity_scores
+
     return opportunity_scores(survey)
 
 
