@@ -548,6 +548,8 @@ def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], 
             result = fit(data, model, k, random_seed=seed, **opts)
     except LatentsegError as exc:
         return _failed(model, k, str(exc), time.perf_counter() - t0)
+    except ImportError as exc:  # an engine whose dependencies are not installed
+        return _failed(model, k, f"the {model} engine is not available ({exc})", time.perf_counter() - t0)
     except (ValueError, RuntimeError, np.linalg.LinAlgError, FloatingPointError) as exc:
         # an engine bug or numerical breakdown must not end a sweep; keep the reason
         msg = f"{type(exc).__name__}: {exc}"
