@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import json
+import sys
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,3 +424,15 @@ def segment_map(
     return SegmentMap(
         segments=tuple(out), rule=rule_text, current_solution_column=current_solution_column, notes=tuple(notes)
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``latentseg.segment_map`` is both this module and the function :func:`segment_map` (re-exported by the
+    package). Importing the submodule rebinds the package attribute to the module, so the module
+    itself forwards calls: ``latentseg.segment_map(...)`` works whichever of the two it is bound to."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return segment_map(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

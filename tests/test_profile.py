@@ -201,3 +201,12 @@ def test_bad_input_messages(fitted):
         profile(result, scores.assign(o02=np.nan))
     with pytest.raises(ConfigError, match="top must be a positive number of defining outcomes"):
         profile(result, scores, top=0)
+
+
+def test_package_level_profile_is_callable_after_submodule_import(fitted):
+    import latentseg as ls
+    import latentseg.profile  # noqa: F401 - binds ls.profile to the submodule
+
+    survey, _, scores, result, _ = fitted
+    p = ls.profile(result, scores, survey.outcomes)
+    assert p.handles == profile(result, scores, survey.outcomes).handles

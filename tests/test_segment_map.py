@@ -176,3 +176,11 @@ def test_input_checks(pipeline):
     r2, p2 = _toy([0.6, 0.4], [1, 0])
     with pytest.raises(ConfigError, match="The profiles have 2 segments; the result has 4"):
         segment_map(result, profiles=p2)
+
+
+def test_package_level_segment_map_is_callable_after_submodule_import():
+    import latentseg as ls
+    import latentseg.segment_map  # noqa: F401 - binds ls.segment_map to the submodule
+
+    r, p = _toy([0.6, 0.4], [3, 0])
+    assert ls.segment_map(r, profiles=p).recommendations == {1: "target", 2: "deprioritize"}
