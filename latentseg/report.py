@@ -1,21 +1,573 @@
-"""The segment-map report (work in progress)."""
+"""The segment-map report: one self-contained HTML file, with its figures and tables beside it.
+
+:func:`write_report` reads everything from a saved model (``latentseg run`` saves what the
+report needs: the segment map, profiles, sizing, selection table, comparison, overlays,
+cleaning report) and writes
+
+``report.html``
+    One file that works offline: CSS inline, figures embedded as base64 PNG, no external
+    resource of any kind (a Content-Security-Policy forbids fetching any). Every piece of user
+    text (outcome statements, segment names, column names, category values) goes through
+    jinja2's autoescaping.
+``figures/*.png`` and ``figures/*.svg``
+    The same figures as files.
+``tables/*.csv`` and ``tables/*.json``
+    The tables behind the figures. CSV cells starting with ``=``, ``+``, ``-``, ``@`` (or a tab
+    or carriage return) get a leading apostrophe, so a spreadsheet shows them as text instead of
+    running them as formulas.
+
+Sections: summary; the segment map (name, size with interval, top outcomes, fingerprint,
+recommendation); the 2x2 of segments on two dimensions (playbook step 9); the segment x outcome
+opportunity heatmap; share intervals and sizing; choosing k (selection plots and table); k-means
+versus latent class; overlays and the finder; the opportunity landscape; and an appendix with
+diagnostics, warnings, cleaning and provenance. A section whose inputs were not saved with the
+model says so instead of disappearing silently.
+"""
 
 from __future__ import annotations
 
+import base64
+import datetime as _dt
+import functools
+import hashlib
+import json
+import math
+import os
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["safe_csv_cell"]
+import numpy as np
+import pandas as pd
+
+__all__ = ["write_report", "safe_csv_cell", "Figure"]
+
+#: Script placed inline in the page: records JavaScript errors into the DOM (``#js-errors``)
+#: so that a headless browser check can read them. Its hash goes into the page's CSP.
+_ERROR_PROBE = (
+    "window.addEventListener('error',function(e){var d=document.getElementById('js-errors');"
+    "if(d){d.setAttribute('data-count',String(+(d.getAttribute('data-count')||0)+1));"
+    "d.appendChild(document.createTextNode((e.message||'error')+'\\n'));}});"
+    "document.addEventListener('DOMContentLoaded',function(){document.body.setAttribute('data-ready','1');});"
+)
 
 
 def safe_csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formula injection: a text cell starting with = + - @ (or tab / CR)
-    gets a leading apostrophe.
+    """Neutralise spreadsheet formula injection: a text cell starting with ``= + - @`` (or a tab
+    or carriage return) gets a leading apostrophe; anything else is returned unchanged.
 
     Examples
     --------
     >>> safe_csv_cell("=HYPERLINK()"), safe_csv_cell("Speed"), safe_csv_cell(-1.5)
     ("'=HYPERLINK()", 'Speed', -1.5)
     """
+    shared = _shared_safe_csv_cell()
+    if shared is not None:
+        return shared(value)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_safe_csv_cell() -> Any:
+    """The segment map's neutraliser when that module provides one (one rule for every CSV)."""
+    try:
+        from latentseg.segment_map import safe_csv_cell as shared
+    except ImportError:
+        return None
+    return shared
+
+
+def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every text cell, column name and index label passed through :func:`safe_csv_cell`."""
+    out = frame.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype):
+            out[col] = s.astype(object).map(safe_csv_cell)
+    out.columns = [safe_csv_cell(str(c)) for c in out.columns]
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index.dtype):
+        out.index = out.index.map(lambda v: safe_csv_cell(str(v)))
+    return out
+
+
+@dataclass
+class Figure:
+    """One figure of the report: files beside it and the PNG embedded."""
+
+    key: str
+    title: str
+    caption: str
+    png: Path
+    svg: Path | None = None
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png.read_bytes()).decode("ascii")
+
+
+@dataclass
+class _Context:
+    out_dir: Path
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+
+    @property
+    def fig_dir(self) -> Path:
+        return self.out_dir / "figures"
+
+    @property
+    def table_dir(self) -> Path:
+        return self.out_dir / "tables"
+
+
+# ------------------------------------------------------------------------------ matplotlib
+def _figure(width: float = 7.0, height: float = 4.5) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_fig(ctx: _Context, fig: Any, key: str, title: str, caption: str) -> Figure:
+    ctx.fig_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = ctx.fig_dir / f"{key}.png", ctx.fig_dir / f"{key}.svg"
+    fig.savefig(png, format="png")
+    fig.savefig(svg, format="svg", metadata={"Date": None})
+    f = Figure(key, title, caption, png, svg)
+    ctx.figures.append(f)
+    return f
+
+
+def _short(text: str, width: int = 48) -> str:
+    return textwrap.shorten(str(text), width=width, placeholder="…")
+
+
+def _palette(k: int) -> list[str]:
+    base = ["#1f77b4", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+    return [base[i % len(base)] for i in range(k)]
+
+
+def _fig_quadrant(ctx: _Context, names: Sequence[str], shares: np.ndarray, dims: pd.DataFrame, pair: Sequence[str], why: str) -> Figure | None:
+    if len(pair) != 2 or any(p not in dims.columns for p in pair):
+        return None
+    x = dims[pair[0]].to_numpy(dtype=float)
+    y = dims[pair[1]].to_numpy(dtype=float)
+    w = np.asarray(shares, dtype=float)
+    fig = _figure(7.0, 5.2)
+    ax = fig.add_subplot()
+    colors = _palette(len(names))
+    ax.scatter(x, y, s=4000 * w, c=colors, alpha=0.55, edgecolors="black", linewidths=0.8)
+    for i, name in enumerate(names):
+        radius = math.sqrt(4000 * w[i] / math.pi)  # points
+        ax.annotate(f"{i + 1}. {_short(name, 30)} ({w[i]:.0%})", (x[i], y[i]), xytext=(0, radius + 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    mx, my = float(np.sum(w * x)), float(np.sum(w * y))
+    ax.axvline(mx, color="#888888", linestyle="--", linewidth=1)
+    ax.axhline(my, color="#888888", linestyle="--", linewidth=1)
+    padx = max(np.ptp(x) * 0.35, 0.5)
+    pady = max(np.ptp(y) * 0.35, 0.5)
+    ax.set_xlim(x.min() - padx, x.max() + padx)
+    ax.set_ylim(y.min() - pady, y.max() + pady)
+    ax.set_xlabel(f"{_short(pair[0], 60)} (mean opportunity)")
+    ax.set_ylabel(f"{_short(pair[1], 60)} (mean opportunity)")
+    ax.set_title("Segments on two dimensions (bubble area = share)")
+    return _save_fig(
+        ctx, fig, "segments_2x2", "Segments on two dimensions",
+        f"Each bubble is a segment at its mean opportunity on {pair[0]!s} and {pair[1]!s}; dashed lines are "
+        f"the sample averages, splitting the plane into four quadrants. Dimensions: {why}.",
+    )
+
+
+def _fig_heatmap(ctx: _Context, means: pd.DataFrame, outcomes: pd.DataFrame | None, names: Sequence[str]) -> Figure | None:
+    if means is None or means.empty:
+        return None
+    M = means.to_numpy(dtype=float).T  # outcomes x segments
+    labels = []
+    for o in means.columns:
+        stmt = str(outcomes.loc[o, "statement"]) if outcomes is not None and o in outcomes.index else str(o)
+        labels.append(f"{o}: {_short(stmt, 60)}" if stmt != str(o) else str(o))
+    m, k = M.shape
+    fig = _figure(3.5 + 1.1 * k, 1.2 + 0.28 * m)
+    ax = fig.add_subplot()
+    im = ax.imshow(M, cmap="YlOrRd", vmin=0, vmax=20, aspect="auto")
+    for i in range(m):
+        for j in range(k):
+            v = M[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
+                        color="white" if v >= 13 else "black", fontweight="bold" if v >= 10 else "normal")
+    ax.set_xticks(range(k), [f"{j + 1}. {_short(n, 18)}" for j, n in enumerate(names)], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(m), labels, fontsize=7)
+    fig.colorbar(im, ax=ax, label="mean opportunity (0-20; ≥10 underserved, ≥15 extremely)")
+    return _save_fig(
+        ctx, fig, "opportunity_heatmap", "Opportunity by segment and outcome",
+        "Membership-weighted mean opportunity score of each segment on each outcome; bold cells are "
+        "underserved (≥ 10).",
+    )
+
+
+def _fig_shares(ctx: _Context, names: Sequence[str], shares: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str) -> Figure:
+    k = len(names)
+    fig = _figure(7.0, 1.0 + 0.55 * k)
+    ax = fig.add_subplot()
+    ypos = np.arange(k)[::-1]
+    colors = _palette(k)
+    ax.barh(ypos, shares, color=colors, alpha=0.8)
+    err = np.vstack([np.clip(shares - lo, 0, None), np.clip(hi - shares, 0, None)])
+    ax.errorbar(shares, ypos, xerr=err, fmt="none", ecolor="black", capsize=4)
+    for y, s, h in zip(ypos, shares, hi, strict=True):
+        ax.text(h + 0.01, y, f"{s:.0%}", va="center", fontsize=8)
+    ax.set_yticks(ypos, [f"{j + 1}. {_short(n, 34)}" for j, n in enumerate(names)], fontsize=8)
+    ax.set_xlim(0, min(1.0, float(np.max(hi)) + 0.12))
+    ax.set_xlabel(f"share of respondents ({method})")
+    ax.set_title("Segment sizes with intervals")
+    return _save_fig(ctx, fig, "share_intervals", "Segment sizes", f"Bars: estimated share; whiskers: {method} interval.")
+
+
+def _fig_landscape(ctx: _Context, landscape: pd.DataFrame) -> Figure | None:
+    need = {"importance", "satisfaction", "opportunity"}
+    if landscape is None or not need <= set(landscape.columns):
+        return None
+    fig = _figure(6.0, 5.0)
+    ax = fig.add_subplot()
+    imp = landscape["importance"].to_numpy(dtype=float)
+    sat = landscape["satisfaction"].to_numpy(dtype=float)
+    opp = landscape["opportunity"].to_numpy(dtype=float)
+    sc = ax.scatter(imp, sat, c=opp, cmap="YlOrRd", vmin=0, vmax=20, edgecolors="black", linewidths=0.5)
+    label = landscape["outcome"] if "outcome" in landscape.columns else landscape.index
+    for xi, yi, lab in zip(imp, sat, label, strict=True):
+        ax.annotate(str(lab), (xi, yi), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    grid = np.linspace(0, 10, 50)
+    ax.plot(grid, np.clip(2 * grid - 10, 0, 10), color="#999999", linestyle="--", linewidth=1, label="opportunity = 10")
+    ax.plot([0, 10], [0, 10], color="#bbbbbb", linestyle=":", linewidth=1, label="satisfaction = importance")
+    ax.set(xlim=(0, 10), ylim=(0, 10), xlabel="importance (top-2-box, 0-10)", ylabel="satisfaction (top-2-box, 0-10)",
+           title="Opportunity landscape")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.colorbar(sc, ax=ax, label="opportunity")
+    return _save_fig(ctx, fig, "opportunity_landscape", "Opportunity landscape",
+                     "Aggregate (Ulwick) importance and satisfaction per outcome; below the dashed line an outcome is underserved.")
+
+
+def _fig_overlay(ctx: _Context, column: str, pct: pd.DataFrame, names: Sequence[str], index: int) -> Figure | None:
+    if pct is None or pct.empty:
+        return None
+    rows = [r for r in pct.index if str(r) != "overall"]
+    data = pct.loc[rows].to_numpy(dtype=float)
+    overall = pct.loc["overall"].to_numpy(dtype=float) if "overall" in pct.index else None
+    labels = [f"{r}. {_short(names[int(r) - 1], 24)}" if str(r).isdigit() and int(r) - 1 < len(names) else str(r) for r in rows]
+    if overall is not None:
+        data = np.vstack([data, overall])
+        labels.append("all respondents")
+    cats = [str(c) for c in pct.columns]
+    fig = _figure(7.0, 1.2 + 0.45 * len(labels))
+    ax = fig.add_subplot()
+    left = np.zeros(len(labels))
+    cmap = __import__("matplotlib").colormaps["tab20"]
+    ypos = np.arange(len(labels))[::-1]
+    for c, cat in enumerate(cats):
+        vals = np.nan_to_num(data[:, c])
+        ax.barh(ypos, vals, left=left, color=cmap(c % 20), label=_short(cat, 28))
+        left += vals
+    ax.set_yticks(ypos, labels, fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% within segment")
+    ax.set_title(f"{_short(column, 50)} by segment")
+    ax.legend(fontsize=7, ncol=min(4, len(cats)), loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(labels) < 5 else -0.12))
+    return _save_fig(ctx, fig, f"overlay_{index:02d}", f"Overlay: {column}", f"Distribution of {column} within each segment (row percentages).")
+
+
+# ------------------------------------------------------------------------------- tables
+def _write_table(ctx: _Context, name: str, frame: pd.DataFrame, *, index: bool = True) -> None:
+    ctx.table_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.table_dir / f"{name}.csv"
+    _safe_frame(frame).to_csv(path, index=index)
+    ctx.tables.append(path)
+
+
+def _write_json(ctx: _Context, name: str, obj: Any) -> None:
+    from latentseg.result import _clean_json
+
+    ctx.table_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.table_dir / f"{name}.json"
+    path.write_text(json.dumps(_clean_json(obj), indent=1, default=str), encoding="utf-8")
+    ctx.tables.append(path)
+
+
+def _pct(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return ""
+    return "" if not math.isfinite(f) else f"{f:.0%}"
+
+
+def _num(v: Any, digits: int = 0) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v) if v is not None else ""
+    if not math.isfinite(f):
+        return ""
+    return f"{f:,.{digits}f}"
+
+
+def _fmt_cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if not math.isfinite(f):
+            return ""
+        return f"{f:.4g}" if abs(f) < 1e5 else f"{f:,.0f}"
+    return str(v)
+
+
+def _html_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, index: bool = False) -> dict[str, Any]:
+    """Header and rows as plain strings (escaped by the template)."""
+    if frame is None or frame.empty:
+        return {"header": [], "rows": []}
+    df = frame.reset_index() if index else frame
+    cols = [c for c in (columns or list(df.columns)) if c in df.columns]
+    return {
+        "header": [str(c) for c in cols],
+        "rows": [[_fmt_cell(v) for v in row] for row in df[cols].itertuples(index=False, name=None)],
+    }
+
+
+# ------------------------------------------------------------------------------- public
+def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/report.html", *, title: str | None = None) -> Path:
+    """Write the self-contained HTML report of a saved model, with figures and tables beside it.
+
+    Parameters
+    ----------
+    model : SavedModel or path
+        From :func:`latentseg.artifacts.load_model` or :func:`latentseg.pipeline.run_pipeline`.
+    out : path, default "latentseg_output/report.html"
+        The HTML file; ``figures/`` and ``tables/`` are written in its folder.
+    title : str, optional
+        Page title (default: the title saved with the model).
+
+    Returns
+    -------
+    Path
+        The HTML file.
+
+    Examples
+    --------
+    >>> write_report("models/project-survey", "out/report.html")  # doctest: +SKIP
+    PosixPath('out/report.html')
+    """
+    from latentseg.artifacts import SavedModel, load_model
+
+    saved = model if isinstance(model, SavedModel) else load_model(model)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ctx = _Context(out.parent)
+    result = saved.result
+    meta = saved.meta
+    tables = saved.tables
+    names = list(result.segment_labels)
+    k = result.k
+    missing: list[str] = []
+
+    # ---- segment map
+    smap = tables.get("segment_map")
+    smap_meta = meta.get("segment_map") or {}
+    smap_segments = {int(sg["id"]): sg for sg in smap_meta.get("segments", []) if "id" in sg}
+    seg_rows = []
+    for j in range(k):
+        sg = smap_segments.get(j + 1, {})
+        top = [str(o.get("statement", o.get("outcome", ""))) for o in sg.get("top_underserved") or []]
+        current = sg.get("current_solution")
+        seg_rows.append(
+            {
+                "id": j + 1,
+                "name": names[j],
+                "description": str(sg.get("name") or ""),
+                "share": _pct(result.shares[j]),
+                "interval": f"{_pct(result.share_lower[j])}–{_pct(result.share_upper[j])}",
+                "count": _num(sg.get("count")),
+                "count_interval": (
+                    f"{_num(sg.get('count_lower'))}–{_num(sg.get('count_upper'))}" if sg.get("count") is not None else ""
+                ),
+                "top_outcomes": top,
+                "fingerprint": "; ".join(sg["fingerprint"]) if sg.get("fingerprint") else (
+                    "not analysed" if sg.get("fingerprint") is None else "demographically diffuse"
+                ),
+                "fingerprint_items": [str(f) for f in sg.get("fingerprint") or []],
+                "current_solution": (
+                    f"{current} ({float(sg.get('current_solution_pct') or 0):.0f}%)" if current is not None else ""
+                ),
+                "recommendation": str(sg.get("recommendation") or ""),
+                "reason": str(sg.get("reason") or ""),
+                "flags": list(sg.get("flags") or []),
+            }
+        )
+    if not smap_segments:
+        missing.append("segment map (not saved with this model; `latentseg run` saves it)")
+
+    # ---- figures
+    dims = tables.get("dimensions")
+    rep = meta.get("report") or {}
+    pair = list(rep.get("dimensions") or [])
+    quadrant = _fig_quadrant(ctx, names, result.shares, dims, pair, rep.get("dimensions_why", "")) if dims is not None else None
+    if quadrant is None:
+        missing.append("2x2 of segments (no dimensions saved with this model)")
+    means = tables.get("profile_means")
+    if means is None:
+        means = pd.DataFrame(result.centers, index=pd.RangeIndex(1, k + 1), columns=list(result.feature_names))
+    heat = _fig_heatmap(ctx, means, tables.get("outcomes"), names)
+    shares_fig = _fig_shares(ctx, names, np.asarray(result.shares), np.asarray(result.share_lower), np.asarray(result.share_upper), result.interval_method)
+
+    selection_figs: list[Figure] = []
+    sel_meta = meta.get("selection") or {}
+    sel_table = tables.get("selection")
+    if sel_table is not None:
+        from latentseg.plots import plot_selection
+
+        sel_obj = SimpleNamespace(table=sel_table, per_family=sel_meta.get("per_family") or {}, settings=sel_meta.get("settings") or {})
+        for p in plot_selection(sel_obj, ctx.fig_dir, prefix="selection"):
+            titles = {"bic": "BIC and ICL by k", "loo": "PSIS-LOO by k", "elbow": "k-means elbow", "silhouette": "k-means silhouette"}
+            kind = p.stem.split("_", 1)[1]
+            ctx.figures.append(Figure(p.stem, titles.get(kind, p.stem), "Recommended k marked with a dotted line; open markers are fits that are not admissible.", p))
+            selection_figs.append(ctx.figures[-1])
+    else:
+        missing.append("k-selection plots (no selection table saved)")
+
+    comparison_fig = None
+    cmp_meta = meta.get("comparison")
+    ct = tables.get("comparison_crosstab")
+    if cmp_meta and ct is not None:
+        from latentseg.plots import plot_comparison
+
+        cobj = SimpleNamespace(crosstab=ct, name_a=cmp_meta.get("a", "a"), name_b=cmp_meta.get("b", "b"),
+                               agreement=float(cmp_meta.get("agreement", float("nan"))), ari=float(cmp_meta.get("ari", float("nan"))))
+        p = plot_comparison(cobj, ctx.fig_dir / "comparison.png")
+        comparison_fig = Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p)
+        ctx.figures.append(comparison_fig)
+    else:
+        missing.append("k-means versus latent class comparison (not saved with this model)")
+
+    overlay_figs: list[Figure] = []
+    ov_meta = meta.get("overlay") or {}
+    ov_summary = tables.get("overlay_summary")
+    if ov_summary is not None and not ov_summary.empty:
+        order = ov_summary.sort_values("effect", ascending=False).index.tolist()
+        for i, col in enumerate(order):
+            pct = tables.get(f"overlay_pct::{col}")
+            f = _fig_overlay(ctx, str(col), pct, names, i + 1) if pct is not None else None
+            if f is not None:
+                overlay_figs.append(f)
+    else:
+        missing.append("overlays (no profile columns were overlaid)")
+    landscape = tables.get("landscape")
+    landscape_fig = _fig_landscape(ctx, landscape) if landscape is not None else None
+
+    # ---- tables beside the report
+    seg_frame = pd.DataFrame(
+        [{"segment": r["id"], "name": r["name"], "share": float(result.shares[r["id"] - 1]),
+          "share_lower": float(result.share_lower[r["id"] - 1]), "share_upper": float(result.share_upper[r["id"] - 1]),
+          "interval": result.interval_method, "count": r["count"], "count_interval": r["count_interval"],
+          "top_outcomes": "; ".join(r["top_outcomes"]), "fingerprint": r["fingerprint"],
+          "current_solution": r["current_solution"], "recommendation": r["recommendation"], "reason": r["reason"],
+          "flags": "; ".join(r["flags"])} for r in seg_rows]
+    )
+    _write_table(ctx, "segment_map", seg_frame, index=False)
+    _write_json(ctx, "segment_map", {"model_id": saved.model_id, **(smap_meta or {"segments": seg_frame.to_dict(orient="records")})})
+    for key in ("selection", "sizing", "profile_means", "overlay_summary", "landscape", "cleaning_excluded", "comparison_crosstab", "distal", "dimensions"):
+        if key in tables:
+            _write_table(ctx, key, tables[key])
+    _write_json(ctx, "model_summary", saved.summary())
+
+    # ---- text sections
+    sizing_table = tables.get("sizing")
+    sizing_cols = [c for c in ("label", "share", "share_lower", "share_upper", "count", "count_lower", "count_upper",
+                               "arpu", "revenue", "revenue_lower", "revenue_upper", "n_underserved", "flags")
+                   if sizing_table is not None and c in sizing_table.columns]
+    sel_cols = ["model", "k", "status", "bic", "icl", "loo", "silhouette", "smallest_share", "stability_mean", "converged", "admissible", "excluded"]
+    diag = dict(result.diagnostics)
+    diag_rows = [(str(key), _fmt_cell(val) if not isinstance(val, (list, tuple, dict)) else json.dumps(val, default=str)[:300])
+                 for key, val in diag.items() if key != "warnings"]
+    crit_rows = [(str(key), _fmt_cell(val)) for key, val in dict(result.criteria).items()]
+    cleaning = meta.get("cleaning") or {}
+    finder_summary = meta.get("finder_summary")
+    fingerprints = (ov_meta or {}).get("fingerprints") or {}
+
+    context = {
+        "title": title or rep.get("title") or f"Segments: {saved.name}",
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "model_id": saved.model_id,
+        "name": saved.name,
+        "model": result.model,
+        "k": k,
+        "n": result.n,
+        "interval_method": result.interval_method,
+        "source": (meta.get("data") or {}).get("source", ""),
+        "selection": sel_meta,
+        "segments": seg_rows,
+        "segment_rule": smap_meta.get("rule", ""),
+        "current_solution_column": smap_meta.get("current_solution_column"),
+        "quadrant": quadrant,
+        "heatmap": heat,
+        "shares": shares_fig,
+        "sizing": _html_table(sizing_table, sizing_cols, index=True) if sizing_table is not None else None,
+        "sizing_notes": (meta.get("sizing") or {}).get("notes", []),
+        "selection_figs": selection_figs,
+        "selection_table": _html_table(sel_table, sel_cols) if sel_table is not None else None,
+        "comparison": cmp_meta,
+        "comparison_fig": comparison_fig,
+        "overlay_figs": overlay_figs,
+        "overlay_table": _html_table(ov_summary, ["kind", "test", "statistic", "p_value", "effect", "strength"], index=True) if ov_summary is not None else None,
+        "overlay_thresholds": (ov_meta or {}).get("thresholds", ""),
+        "fingerprints": [(int(s), [e.get("text", "") for e in items]) for s, items in sorted(fingerprints.items(), key=lambda kv: int(kv[0]))],
+        "finder": finder_summary,
+        "landscape_fig": landscape_fig,
+        "landscape_table": _html_table(landscape.sort_values("opportunity", ascending=False).head(10), ["outcome", "statement", "job_step", "importance", "satisfaction", "opportunity", "class"]) if landscape is not None and "opportunity" in landscape.columns else None,
+        "diagnostics": diag_rows,
+        "criteria": crit_rows,
+        "converged": result.converged,
+        "fit_warnings": list(diag.get("warnings", []) or []),
+        "run_warnings": list(meta.get("warnings", []) or []),
+        "notes": list(meta.get("notes", []) or []) + list(sel_meta.get("notes", []) or []),
+        "survey_notes": list(meta.get("survey_notes", []) or []),
+        "cleaning": cleaning,
+        "cleaning_excluded": (cleaning.get("excluded") or [])[:200],
+        "versions": meta.get("versions", {}),
+        "created": meta.get("created", ""),
+        "missing": missing,
+        "figures": ctx.figures,
+        "files": sorted(str(p.relative_to(ctx.out_dir)) for p in [*ctx.tables, *(f.png for f in ctx.figures), *(f.svg for f in ctx.figures if f.svg)]),
+        "error_probe": _ERROR_PROBE,
+        "csp_hash": base64.b64encode(hashlib.sha256(_ERROR_PROBE.encode()).digest()).decode(),
+    }
+    html = _template().render(**context)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def _template() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("latentseg", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = _pct
+    env.filters["num"] = _num
+    return env.get_template("report.html.j2")
