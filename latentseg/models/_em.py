@@ -203,21 +203,28 @@ def check_k(k: Any, X: np.ndarray, model: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------- E-step
-def normalize_log(log_joint: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def normalize_log(
+    log_joint: np.ndarray, out: np.ndarray | None = None, axis: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalise log joint densities into responsibilities (the log-sum-exp step).
 
     Parameters
     ----------
-    log_joint : ndarray, shape (..., k)
-        ``log w_k + log p(x_i | segment k)``. Rows that are all ``-inf`` are not allowed.
-    out : ndarray, shape (..., k), optional
+    log_joint : ndarray, shape (..., k, ...)
+        ``log w_k + log p(x_i | segment k)``, segments along ``axis``. Rows that are all
+        ``-inf`` are not allowed.
+    out : ndarray, same shape, optional
         Where to write the responsibilities (may be ``log_joint`` itself, to save memory).
+    axis : int, default -1
+        The segment axis. Putting segments on a leading axis and respondents last (shape
+        ``(k, n)``) makes the reductions run along long contiguous rows, which is much faster than
+        reducing a short last axis.
 
     Returns
     -------
-    resp : ndarray, shape (..., k)
-        Posterior membership probabilities; each row sums to 1.
-    loglik : ndarray, shape (...)
+    resp : ndarray, same shape
+        Posterior membership probabilities; they sum to 1 along ``axis``.
+    loglik : ndarray, the shape without ``axis``
         ``log sum_k exp(log_joint)``, the per-respondent log-likelihood.
 
     Examples
@@ -225,15 +232,18 @@ def normalize_log(log_joint: np.ndarray, out: np.ndarray | None = None) -> tuple
     >>> r, ll = normalize_log(np.log(np.array([[0.2, 0.6]])))
     >>> r.round(2).tolist(), round(float(ll[0]), 4)
     ([[0.25, 0.75]], -0.2231)
+    >>> r, ll = normalize_log(np.log(np.array([[0.2], [0.6]])), axis=0)
+    >>> r.round(2).ravel().tolist()
+    [0.25, 0.75]
     """
-    m = log_joint.max(axis=-1, keepdims=True)
+    m = log_joint.max(axis=axis, keepdims=True)
     resp = np.subtract(log_joint, m, out=out)
     np.exp(resp, out=resp)
-    s = resp.sum(axis=-1, keepdims=True)
+    s = resp.sum(axis=axis, keepdims=True)
     resp /= s
-    ll = np.log(s[..., 0])
-    ll += m[..., 0]
-    return resp, ll
+    ll = np.log(s)
+    ll += m
+    return resp, np.squeeze(ll, axis=axis)
 
 
 # ---------------------------------------------------------------------------------------- starts

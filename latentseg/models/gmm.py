@@ -165,29 +165,33 @@ class _Start:
 
 # ============================================================================ diagonal family
 def _design(Xc: np.ndarray, obs: np.ndarray | None) -> np.ndarray:
-    """Row features whose inner products with coefficient rows give log densities and M-step sums.
+    """Features of every respondent, one column each, whose products with coefficient rows give
+    log densities (E-step) and, weighted by responsibilities, the M-step sums.
 
-    Without missing values: ``[x^2, x, 1]``; with: ``[x^2, x, m, 1]`` (x zeroed where missing, m
-    the observed indicator). Shape (n, 2d + 1) or (n, 3d + 1).
+    Without missing values the rows are ``[x^2; x; 1]``; with missing values ``[x^2; x; m; 1]``
+    (x set to 0 where missing, m the observed indicator). Shape (2d + 1, n) or (3d + 1, n):
+    respondents along the last, contiguous axis, so every reduction over segments runs along long
+    rows.
     """
     n, d = Xc.shape
+    XT = Xc.T
     if obs is None:
-        F = np.empty((n, 2 * d + 1))
-        np.multiply(Xc, Xc, out=F[:, :d])
-        F[:, d : 2 * d] = Xc
-        F[:, 2 * d] = 1.0
+        FT = np.empty((2 * d + 1, n))
+        np.multiply(XT, XT, out=FT[:d])
+        FT[d : 2 * d] = XT
+        FT[2 * d] = 1.0
     else:
-        Xz = np.where(obs, Xc, 0.0)
-        F = np.empty((n, 3 * d + 1))
-        np.multiply(Xz, Xz, out=F[:, :d])
-        F[:, d : 2 * d] = Xz
-        F[:, 2 * d : 3 * d] = obs
-        F[:, 3 * d] = 1.0
-    return F
+        XzT = np.where(obs.T, XT, 0.0)
+        FT = np.empty((3 * d + 1, n))
+        np.multiply(XzT, XzT, out=FT[:d])
+        FT[d : 2 * d] = XzT
+        FT[2 * d : 3 * d] = obs.T
+        FT[3 * d] = 1.0
+    return FT
 
 
 def _diag_coefficients(means: np.ndarray, var: np.ndarray, logw: np.ndarray, missing: bool) -> np.ndarray:
-    """Coefficient rows for :func:`_design`: ``F @ W.T`` gives log w_k + log N(x_obs | mu_k, var_k).
+    """Coefficient rows for :func:`_design`: ``W @ FT`` gives log w_k + log N(x_obs | mu_k, var_k).
 
     means, var: (..., k, d); logw: (..., k). Returns (..., k, p).
     """
@@ -205,7 +209,7 @@ def _diag_coefficients(means: np.ndarray, var: np.ndarray, logw: np.ndarray, mis
 def _diag_mstep(
     T: np.ndarray, d: int, n: int, structure: str, reg_covar: float, missing: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Closed-form M-step from the sums ``T = R.T @ F`` (shape (S, k, p)).
+    """Closed-form M-step from the sums ``T = R @ FT.T`` (shape (S, k, p)).
 
     Returns weights (S, k), means (S, k, d), variances (S, k, d).
     """
@@ -230,8 +234,34 @@ def _diag_mstep(
     return weights, means, var
 
 
+#: Over-relaxation of the diagonal EM: after every accepted step the step length grows by this
+#: factor (up to ``_ETA_MAX``); a step that lowers the log-likelihood is rejected and replaced by
+#: the plain EM step, which never does (Salakhutdinov & Roweis 2003, adaptive over-relaxed EM).
+_ETA_GROWTH = 1.5
+_ETA_MAX = 16.0
+
+
+def _relax(
+    w: np.ndarray, mu: np.ndarray, var: np.ndarray, mw: np.ndarray, mmu: np.ndarray, mvar: np.ndarray,
+    eta: np.ndarray, reg_covar: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step from (w, mu, var) past the EM update (mw, mmu, mvar) by the factor eta (per start),
+    on log weights, means and log variances; eta = 1 gives the EM update itself."""
+    e = eta[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lw = np.log(w) + e * (np.log(mw) - np.log(w))
+    lw = np.where(np.isfinite(lw), lw, np.log(mw))
+    lw -= lw.max(axis=1, keepdims=True)
+    nw = np.exp(lw)
+    nw /= nw.sum(axis=1, keepdims=True)
+    e3 = eta[:, None, None]
+    nmu = mu + e3 * (mmu - mu)
+    nvar = np.maximum(np.exp(np.log(var) + e3 * (np.log(mvar) - np.log(var))), reg_covar)
+    return nw, nmu, nvar
+
+
 def _diag_batch_em(
-    F: np.ndarray,
+    FT: np.ndarray,
     d: int,
     structure: str,
     init_resp: Sequence[np.ndarray],
@@ -245,67 +275,95 @@ def _diag_batch_em(
     """Run EM for every start at once (the starts are stacked along the segment axis).
 
     One pass over the data per iteration computes, for all active starts, the log-likelihood at
-    the current parameters and the sums the M-step needs. A start stops when its log-likelihood
-    changes by at most ``tol * (1 + |loglik|)``; its parameters are then the ones the reported
+    the current parameters and the sums the M-step needs: two matrix products with the design
+    ``FT`` (shape (p, n)) and one ``exp`` per start, segment and respondent. Respondents are
+    processed in chunks so that memory stays bounded for any n.
+
+    Steps are over-relaxed (see ``_ETA_GROWTH``): a step is kept only if the log-likelihood does
+    not fall, otherwise the plain EM step is taken, so the sequence of kept log-likelihoods never
+    decreases, as in EM. A start stops after two kept steps in a row each gaining at most
+    ``tol * n`` (``tol`` per respondent); its parameters are then the ones the reported
     log-likelihood was computed at.
 
     Returns one tuple per start: (loglik, n_iter, converged, weights, means, variances).
     """
-    n = F.shape[0]
+    n = FT.shape[1]
     S = len(init_resp)
     k = init_resp[0].shape[1]
-    T0 = np.stack([R.T @ F for R in init_resp])  # (S, k, p)
-    w, mu, var = _diag_mstep(T0, d, n, structure, reg_covar, missing)
-    w, mu, var = w.copy(), mu.copy(), np.ascontiguousarray(var)
-    prev = np.full(S, -np.inf)
-    out_ll = np.full(S, np.nan)
+    T0 = np.stack([(FT @ R).T for R in init_resp])  # (S, k, p)
+    w, mu, var = (np.array(a, dtype=float) for a in _diag_mstep(T0, d, n, structure, reg_covar, missing))
+    # accepted parameters, their log-likelihood and their EM update
+    acc_w, acc_mu, acc_var = w.copy(), mu.copy(), var.copy()
+    em_w, em_mu, em_var = w.copy(), mu.copy(), var.copy()
+    acc_ll = np.full(S, -np.inf)
+    eta = np.ones(S)
+    small = np.zeros(S, dtype=int)
     n_iter = np.zeros(S, dtype=int)
     conv = np.zeros(S, dtype=bool)
     active = np.arange(S)
+    step = max(1, chunk_cells // (S * k))
+    buf = np.empty((S * k, min(step, n)))
     for it in range(1, max_iter + 1):
         A = active.size
         with np.errstate(divide="ignore"):
             logw = np.log(w[active])
         W = _diag_coefficients(mu[active], var[active], logw, missing).reshape(A * k, -1)
-        Wt = np.ascontiguousarray(W.T)
         ll = np.zeros(A)
-        T = np.zeros((A * k, F.shape[1]))
-        step = max(1, chunk_cells // (A * k))
+        T = np.zeros((A * k, FT.shape[0]))
         for lo in range(0, n, step):
-            Fc = F[lo : lo + step]
-            L = Fc @ Wt
-            R, llc = normalize_log(L.reshape(-1, A, k), out=L.reshape(-1, A, k))
-            ll += llc.sum(axis=0)
-            T += R.reshape(-1, A * k).T @ Fc
+            Fc = FT[:, lo : lo + step]
+            L = np.matmul(W, Fc, out=buf[: A * k, : Fc.shape[1]])
+            _, llc = normalize_log(L.reshape(A, k, -1), out=L.reshape(A, k, -1), axis=1)
+            ll += llc.sum(axis=1)
+            T += L @ Fc.T
         n_iter[active] = it
-        delta = ll - prev[active]
-        done = np.abs(delta) <= tol * (1.0 + np.abs(ll))
+        gain = ll - acc_ll[active]
+        ok = gain >= -1e-9 * (1.0 + np.abs(ll))  # not worse (up to rounding)
+        acc = active[ok]
+        acc_w[acc], acc_mu[acc], acc_var[acc] = w[acc], mu[acc], var[acc]
+        acc_ll[acc] = ll[ok]
+        tiny = ok & (np.abs(gain) <= tol * n)
+        small[active] = np.where(tiny, small[active] + 1, np.where(ok, 0, small[active]))
+        done = small[active] >= 2
         if it == max_iter:
-            out_ll[active] = ll
             conv[active] = done
             break
-        out_ll[active[done]] = ll[done]
         conv[active[done]] = True
-        prev[active] = ll
         keep = ~done
         if not keep.any():
             break
-        new_w, new_mu, new_var = _diag_mstep(T.reshape(A, k, -1)[keep], d, n, structure, reg_covar, missing)
-        act = active[keep]
-        w[act], mu[act], var[act] = new_w, new_mu, new_var
-        active = act
-    return [(float(out_ll[s]), int(n_iter[s]), bool(conv[s]), w[s].copy(), mu[s].copy(), var[s].copy()) for s in range(S)]
+        # EM update from the accepted parameters (sums computed at them this pass)
+        kept_ok = ok & keep
+        if kept_ok.any():
+            nw, nmu, nvar = _diag_mstep(T.reshape(A, k, -1)[kept_ok], d, n, structure, reg_covar, missing)
+            idx = active[kept_ok]
+            em_w[idx], em_mu[idx], em_var[idx] = nw, nmu, nvar
+        idx_ok = active[kept_ok]
+        idx_bad = active[~ok & keep]
+        eta[idx_bad] = 1.0
+        w[idx_bad], mu[idx_bad], var[idx_bad] = em_w[idx_bad], em_mu[idx_bad], em_var[idx_bad]
+        if idx_ok.size:
+            w[idx_ok], mu[idx_ok], var[idx_ok] = _relax(
+                acc_w[idx_ok], acc_mu[idx_ok], acc_var[idx_ok], em_w[idx_ok], em_mu[idx_ok], em_var[idx_ok],
+                eta[idx_ok], reg_covar,
+            )
+            eta[idx_ok] = np.minimum(eta[idx_ok] * _ETA_GROWTH, _ETA_MAX)
+        active = active[keep]
+    return [
+        (float(acc_ll[s]), int(n_iter[s]), bool(conv[s]), acc_w[s].copy(), acc_mu[s].copy(), acc_var[s].copy())
+        for s in range(S)
+    ]
 
 
 def _diag_log_joint(X: np.ndarray, weights: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarray:
     """log w_k + log N(x_obs | mu_k, diag var_k) for every row, shape (n, k). NaN = missing."""
     obs = ~np.isnan(X)
     missing = not obs.all()
-    F = _design(X, obs if missing else None)
+    FT = _design(X, obs if missing else None)
     with np.errstate(divide="ignore"):
         logw = np.log(weights)
     W = _diag_coefficients(means, var, logw, missing)
-    return F @ W.T
+    return (W @ FT).T
 
 
 # ============================================================================ full family
@@ -440,7 +498,7 @@ def _full_em(
             return (float("nan"), it, False, w, mu, cov)
         R, llr = normalize_log(L, out=L)
         ll = float(llr.sum())
-        if abs(ll - prev) <= tol * (1.0 + abs(ll)):
+        if abs(ll - prev) <= tol * n:
             converged = True
             break
         if it == max_iter:
@@ -507,8 +565,11 @@ def fit_gmm(
     max_iter : int, default 500
         EM iterations per start.
     tol : float, default 1e-6
-        A start has converged when its log-likelihood changes by at most
-        ``tol * (1 + |log-likelihood|)`` in one iteration.
+        Convergence per respondent: a start has converged when its log-likelihood gains at most
+        ``tol * n`` in an iteration (scikit-learn's ``tol`` has the same meaning, default 1e-3);
+        the accelerated diagonal EM asks for two such iterations in a row. The default keeps the
+        reported log-likelihoods accurate to well within the 0.01 used by the replication report
+        for surveys up to about 10^4 respondents.
     reg_covar : float, default 1e-6
         Added to every variance (diagonal of every covariance) in each M-step, in data units.
     random_seed : int, optional
@@ -585,11 +646,11 @@ def fit_gmm(
     flops = 4.0 * n * (3 * d + 1) * k * n_init if family == "diag" else 2.0 * n * d * d * k
     with blas_threads_for(flops):
         if family == "diag":
-            F = _design(Xc, obs if has_missing else None)
+            FT = _design(Xc, obs if has_missing else None)
             runs = _diag_batch_em(
-                F, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
+                FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
             )
-            del F
+            del FT
         else:
             patterns = _Patterns(obs)
             Xz = np.where(obs, Xc, np.nan)
