@@ -338,6 +338,8 @@ def test_bad_input_messages():
         fit_lca(ok, 2, prior=-1)
     with pytest.raises(ConfigError, match="The 'init' parameter of fit_lca"):
         fit_lca(ok, 2, init="kmeans")
+    with pytest.raises(ConfigError, match=r"init\) must be a non-negative array of shape \(n_init, n, k\) = \(2, 6, 2\) with no all-zero row; got shape \(1, 6, 3\)"):
+        fit_lca(ok, 2, n_init=2, init=np.ones((6, 3)))
 
 
 # ------------------------------------------------------------------------------------ diagnostics

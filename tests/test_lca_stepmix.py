@@ -69,3 +69,14 @@ def test_likelihood_at_stepmix_parameters(case, request):
     probs = params["measurement"]["pis"].reshape(K, ITEMS, -1)[:, :, :LEVELS]
     at_sm = dataclasses.replace(ours, params={"weights": params["weights"], "probs": probs})
     assert log_likelihood(at_sm, data) == pytest.approx(sm.score(X) * X.shape[0], abs=1e-6)
+
+
+def test_identical_starts_follow_identical_em_paths(complete):
+    """From StepMix's own starts (uniform memberships from RandomState(seed)), every start reaches
+    the same log-likelihood in both programs: the EM iterations are the same algorithm."""
+    data, X, sm, _ = complete
+    rs = np.random.RandomState(1)  # StepMix(random_state=1): one uniform (n, k) block per start
+    starts = np.stack([rs.uniform(size=(N, K)) for _ in range(6)])
+    ours = fit_lca(data, K, n_init=6, init=starts, tol=1e-10)
+    np.testing.assert_allclose(ours.diagnostics["start_logliks"], np.array(sm.lower_bound_buffer_) * N, atol=1e-6)
+    assert ours.settings["init"] == "given"
