@@ -295,7 +295,9 @@ def _logsumexp(a: np.ndarray) -> np.ndarray:
     return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
 
 
-def _ml_numeric(y: np.ndarray, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ml_numeric(
+    y: np.ndarray, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray, fixed_shares: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """ML three-step for a numeric outcome; returns means (k,) and their covariance (k, k)."""
     k = d.shape[0]
     log_dw = np.log(np.clip(w_mod @ d.T, 1e-300, None))  # (n, k): log D[k, W_i]
@@ -312,7 +314,8 @@ def _ml_numeric(y: np.ndarray, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray
         q = np.exp(a - ll_i[:, None])
         ll = float(ll_i.sum())
         sq = q.sum(axis=0)
-        pi = sq / sq.sum()
+        if not fixed_shares:
+            pi = sq / sq.sum()
         mu = (q.T @ y) / sq
         var = np.maximum((q * (y[:, None] - mu[None, :]) ** 2).sum(axis=0) / sq, floor)
         if ll - prev < 1e-10 * max(abs(ll), 1.0):
@@ -322,17 +325,18 @@ def _ml_numeric(y: np.ndarray, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray
     a = np.log(pi)[None, :] + log_dw + logf
     q = np.exp(a - _logsumexp(a)[:, None])
     # outer product of gradients over (pi logits 2..k, mu, log sigma)
-    s_pi = (q - pi[None, :])[:, 1:]
+    s_pi = (q - pi[None, :])[:, 1:] if not fixed_shares else np.zeros((y.shape[0], 0))
     s_mu = q * (y[:, None] - mu[None, :]) / var[None, :]
     s_ls = q * ((y[:, None] - mu[None, :]) ** 2 / var[None, :] - 1.0)
     s = np.hstack([s_pi, s_mu, s_ls])
     cov = np.linalg.pinv(s.T @ s, rcond=1e-12, hermitian=True)
-    block = slice(k - 1, 2 * k - 1)
+    off = s_pi.shape[1]
+    block = slice(off, off + k)
     return mu, cov[block, block]
 
 
 def _ml_categorical(
-    y: np.ndarray, n_cat: int, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray
+    y: np.ndarray, n_cat: int, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray, fixed_shares: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """ML three-step for a categorical outcome coded 0..C-1; proportions (k, C) and the
     covariance of their ravel (k*C, k*C)."""
@@ -352,7 +356,8 @@ def _ml_categorical(
         q = np.exp(a - ll_i[:, None])
         ll = float(ll_i.sum())
         sq = q.sum(axis=0)
-        pi = sq / sq.sum()
+        if not fixed_shares:
+            pi = sq / sq.sum()
         p = (q.T @ onehot) / sq[:, None]
         if ll - prev < 1e-10 * max(abs(ll), 1.0):
             break
@@ -360,16 +365,17 @@ def _ml_categorical(
     a = np.log(pi)[None, :] + log_dw + np.log(np.clip(p, 1e-300, None))[:, y].T
     q = np.exp(a - _logsumexp(a)[:, None])
     # gradients over (pi logits 2..k, per segment category logits 2..C with category 1 baseline)
-    s_pi = (q - pi[None, :])[:, 1:]
+    s_pi = (q - pi[None, :])[:, 1:] if not fixed_shares else np.zeros((n, 0))
     blocks = [q[:, [j]] * (onehot[:, 1:] - p[j, 1:][None, :]) for j in range(k)]
     s = np.hstack([s_pi, *blocks])
     cov_all = np.linalg.pinv(s.T @ s, rcond=1e-12, hermitian=True)
+    off = s_pi.shape[1]
     # delta method: dp_kc / db_kc' = p_kc (1[c = c'] - p_kc'), c' = 2..C
     jac = np.zeros((k * n_cat, s.shape[1]))
     for j in range(k):
         pj = p[j]
         jj = np.diag(pj) - np.outer(pj, pj)  # (C, C)
-        cols = slice(k - 1 + j * (n_cat - 1), k - 1 + (j + 1) * (n_cat - 1))
+        cols = slice(off + j * (n_cat - 1), off + (j + 1) * (n_cat - 1))
         jac[j * n_cat : (j + 1) * n_cat, cols] = jj[:, 1:]
     return p, jac @ cov_all @ jac.T
 
@@ -448,6 +454,7 @@ def distal(
     columns: Sequence[str] | None = None,
     *,
     method: str = "bch",
+    ml_shares: str = "free",
 ) -> DistalResult:
     """Per-segment means or proportions of distal outcomes, corrected for classification error.
 
@@ -463,6 +470,9 @@ def distal(
         ``bch``: BCH weights (rows of ``D^{-1}``, modal classification); ``ml``: ML three-step;
         ``modal``: naive modal assignment; ``proportional``: membership-weighted (also biased when
         segments overlap, less than modal).
+    ml_shares : {"free", "fixed"}, default "free"
+        ML only: estimate the segment shares in step 3 with the distal parameters (Vermunt 2010),
+        or hold them at the mean memberships of step 1 (StepMix's choice).
 
     Returns
     -------
@@ -492,6 +502,8 @@ def distal(
     """
     if method not in DISTAL_METHODS:
         raise ConfigError(f"method must be one of {', '.join(DISTAL_METHODS)}; got {method!r}.")
+    if ml_shares not in ("free", "fixed"):
+        raise ConfigError(f"ml_shares must be 'free' or 'fixed'; got {ml_shares!r}.")
     if columns is None:
         columns = [str(c) for c in outcomes_df.columns]
     columns = [str(c) for c in columns]
@@ -535,12 +547,13 @@ def distal(
             labels = [""]
         c = y.shape[1]
         if method == "ml":
-            pi0 = np.clip(z[ok].mean(axis=0), 1e-6, None)
+            pi0 = np.clip(z.mean(axis=0), 1e-6, None)
             pi0 = pi0 / pi0.sum()
+            fixed = ml_shares == "fixed"
             if categorical:
-                est, cov = _ml_categorical(codes, c, w_modal[ok], d_modal, pi0)
+                est, cov = _ml_categorical(codes, c, w_modal[ok], d_modal, pi0, fixed)
             else:
-                mu, cov = _ml_numeric(y[:, 0], w_modal[ok], d_modal, pi0)
+                mu, cov = _ml_numeric(y[:, 0], w_modal[ok], d_modal, pi0, fixed)
                 est = mu[:, None]
             size = z[ok].sum(axis=0)
         else:

@@ -196,6 +196,8 @@ def test_bad_input_messages(overlapping):
     r, df, _, _ = overlapping
     with pytest.raises(ConfigError, match="method must be one of bch, ml, modal, proportional; got 'naive'"):
         distal(r, df, ["nps"], method="naive")
+    with pytest.raises(ConfigError, match="ml_shares must be 'free' or 'fixed'; got 'held'"):
+        distal(r, df, ["nps"], method="ml", ml_shares="held")
     with pytest.raises(ConfigError, match=r"Distal columns \['churn'\] are not in the table"):
         distal(r, df, ["churn"])
     few = df.copy()
@@ -213,3 +215,37 @@ def test_bch_refuses_a_segment_that_is_nobodys_modal_segment():
         distal(r, df, ["y"])
     # the membership-weighted estimate needs no inverse
     assert len(distal(r, df.assign(y2=[1.0, 2.5, 3.0, 4.5]), ["y2"], method="proportional").table) == 2
+
+
+def test_bch_and_ml_match_stepmix_on_the_same_memberships():
+    """Peer check: StepMix 3.0's BCH (same D, rows of D^-1) and ML correction (segment shares held
+    at step 1, so ``ml_shares="fixed"``) give the same distal means from the same memberships."""
+    import warnings
+
+    stepmix = pytest.importorskip("stepmix.stepmix")
+    from stepmix.corrections import compute_log_emission_pm
+
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    x, seg = simulate_gaussian_mixture(600, k=3, d=2, separation=2.2, covariance="spherical", random_seed=1)
+    y = np.array([2.0, 6.0, 10.0])[seg - 1] + np.random.default_rng(1).normal(scale=2.0, size=len(seg))
+    sm = stepmix.StepMix(n_components=3, n_steps=3, measurement="gaussian_diag", structural="gaussian_diag",
+                         correction="BCH", random_state=1, n_init=1, progress_bar=0, abs_tol=1e-12, max_iter=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm.fit(x.to_numpy(), y[:, None])
+        their_bch = sm.get_parameters()["structural"]["means"][:, 0].copy()
+        z = sm.predict_proba_class(x.to_numpy())
+        sm.em(x.to_numpy(), y[:, None], freeze_measurement=True, log_emission_pm=compute_log_emission_pm(z, "modal"))
+        their_ml = sm.get_parameters()["structural"]["means"][:, 0]
+    r = SegmentationResult.from_memberships("gmm", z, centers=np.zeros((3, 1)), feature_names=("f",))
+    # result segment j is StepMix class order[j] (canonical order relabels by share)
+    order = [int(np.argmin(np.abs(r.memberships[:, [j]] - z).sum(axis=0))) for j in range(3)]
+    frame = pd.DataFrame({"y": y}, index=r.respondent_ids)
+    ours_bch = distal(r, frame, ["y"]).table.sort_values("segment")["estimate"].to_numpy()
+    ours_ml = distal(r, frame, ["y"], method="ml", ml_shares="fixed").table.sort_values("segment")["estimate"]
+    np.testing.assert_allclose(ours_bch, their_bch[order], atol=1e-10)
+    np.testing.assert_allclose(ours_ml.to_numpy(), their_ml[order], atol=1e-3)
+    # free shares (Vermunt 2010) is a different estimator, close to the fixed one here
+    free = distal(r, frame, ["y"], method="ml").table.sort_values("segment")["estimate"].to_numpy()
+    assert np.max(np.abs(free - ours_ml.to_numpy())) < 0.5
