@@ -100,7 +100,9 @@ class Scorer:
             raise ConfigError(f"source must be one of {', '.join(SOURCES)}; got {self.source!r}.")
         meta = self.model.meta
         self.data_spec = dict(meta.get("data") or {})
-        kind = self.data_spec.get("kind", "features")
+        kind = self.data_spec.get("kind") or self.data_spec.get("data_kind") or "features"
+        if kind == "survey" and "imp_columns" not in self.data_spec:
+            self.data_spec = self._survey_spec_from_file()
         if self.source == "auto":
             self.source = "ratings" if kind == "survey" else "features"
         if self.source == "ratings" and kind != "survey":
@@ -149,6 +151,24 @@ class Scorer:
                 f"{where} lacks {len(missing)} of the {len(self.columns)} {what} the model was fitted on: "
                 f"{format_rows(missing)} (expected {format_rows(self.columns)})."
             )
+
+    def _survey_spec_from_file(self) -> dict[str, Any]:
+        """A model saved by ``latentseg fit --save`` records only the survey's path: re-read it
+        (with the saved config) to learn the rating columns and scales used at fit time."""
+        from latentseg.pipeline import _rating_spec
+
+        path = self.data_spec.get("path")
+        if not path or not Path(path).is_file():
+            raise ConfigError(
+                f"Model '{self.model.name}' was fitted on a survey but does not record its rating columns, and "
+                f"the survey it names ({path!r}) is not there to re-read; refit with `latentseg run`."
+            )
+        from latentseg.config import merge_config
+        from latentseg.io import read_survey
+
+        cfg = merge_config(self.model.config or None)
+        survey = read_survey(path, config=cfg)
+        return {**self.data_spec, **_rating_spec(Path(path), survey, cfg)}
 
     # ------------------------------------------------------------------ observables
     def _load_finder(self) -> Any:
@@ -233,7 +253,13 @@ class Scorer:
         reduction = spec.get("reduction")
         if reduction:
             scores = _apply_reduction(reduction, scores)
-        A = scores[list(self.result.feature_names)].to_numpy(dtype=float)
+        feats = scores[list(self.result.feature_names)]
+        if spec.get("transform") == "opportunity_levels":  # latent class on opportunity levels
+            from latentseg.models.lca import opportunity_levels
+
+            levels = opportunity_levels(feats)
+            return levels, levels.isna().all(axis=1).to_numpy()
+        A = feats.to_numpy(dtype=float)
         return A, np.isnan(A).all(axis=1)
 
     # ------------------------------------------------------------------ scoring
@@ -334,24 +360,21 @@ def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], where: str) -> n
 
 
 def _apply_reduction(spec: Mapping[str, Any], scores: pd.DataFrame) -> pd.DataFrame:
-    """Project opportunity scores onto the saved reduction (a linear map: centre, scale, weights)."""
-    cols = list(spec["columns"])
-    X = scores[cols].to_numpy(dtype=float)
-    mean = np.asarray(spec["mean"], dtype=float)
-    scale = np.asarray(spec.get("scale", np.ones(len(cols))), dtype=float)
-    W = np.asarray(spec["weights"], dtype=float)  # (m, q)
-    Z = (X - mean) / scale
-    if np.isnan(Z).any():  # a missing score contributes nothing; rescale by the weight present
-        present = ~np.isnan(Z)
-        num = np.nan_to_num(Z) @ W
-        full = np.abs(W).sum(axis=0)
-        part = present.astype(float) @ np.abs(W)
+    """Project opportunity scores with the saved reduction's linear map, exactly as
+    :meth:`latentseg.reduce.Reduction.transform` does (``Reduction.transform_spec()`` saved with
+    the model): standardise with the fit-time mean and scale, then a missing score counts as the
+    outcome mean (PCA / FA) or drops out of its job step's average (job-step composites)."""
+    cols = [str(c) for c in spec["columns"]]
+    X = scores.rename(columns=str)[cols].to_numpy(dtype=float, na_value=np.nan)
+    Z = (X - np.asarray(spec["mean"], dtype=float)) / np.asarray(spec["scale"], dtype=float)
+    W = np.asarray(spec["weights"], dtype=float)  # (m, f)
+    if spec.get("method") == "jobstep":
+        member = (W > 0).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = num * (full / part)
-        out[part == 0] = np.nan
+            out = (np.nan_to_num(Z) @ member) / ((~np.isnan(Z)).astype(float) @ member)
     else:
-        out = Z @ W
-    return pd.DataFrame(out, index=scores.index, columns=list(spec["labels"]))
+        out = np.nan_to_num(Z) @ W
+    return pd.DataFrame(out, index=scores.index, columns=[str(c) for c in spec["labels"]])
 
 
 # =============================================================================== in memory

@@ -637,6 +637,7 @@ def run_pipeline(
         tables["distal"] = distal_result.table
     if reduction is not None:
         tables["reduction_loadings"] = pd.DataFrame(reduction.loadings)
+        meta["reduction"] = reduction.to_dict()
     with _Timer("save"):
         saved = save_model(model_dir, result, config=cfg, meta=meta, tables=tables, name=name)
 
@@ -674,11 +675,10 @@ def _reduce(scores: pd.DataFrame, survey: Any, cfg: Mapping[str, Any]) -> tuple[
             kwargs["n_factors"] = r["n_factors"]
     if r["method"] == "jobstep":
         kwargs["outcomes"] = survey.outcomes
+    if r["method"] in ("pca", "fa"):
+        kwargs["outcomes"] = survey.outcomes  # statements label the factors
     red = do_reduce(scores, r["method"], **kwargs)
-    transform = red.transform_spec() if hasattr(red, "transform_spec") else None
-    if transform is None:
-        raise ConfigError(f"The {r['method']} reduction cannot be applied to new respondents (no linear map).")
-    return red, red.scores, transform
+    return red, red.scores, red.transform_spec()
 
 
 def _comparison(selection: Any, result: Any, family: str, k: int, data: Any, categorical: Any, seed: int | None,

@@ -1,0 +1,341 @@
+"""``latentseg run``, ``demo``, ``assign``, ``report`` and ``info`` (alias ``load``).
+
+- ``run SURVEY``: the whole playbook (:func:`latentseg.pipeline.run_pipeline`): validate, clean,
+  score, optionally reduce, select over families and k (checkpointed, so an interrupted run
+  resumes), keep the chosen model, profile, overlay, size, segment map, save the model to
+  ``models/<name>/`` and write the report.
+- ``demo``: ``run`` on the bundled example survey with its ``latentseg.toml``.
+- ``assign MODEL NEW_DATA -o OUT``: membership probabilities and modal segment for new
+  respondents (ratings, model features or observables), streamed in chunks.
+- ``report MODEL -o report.html``: the self-contained HTML report of a saved model.
+- ``info MODEL``: what a saved model is (id, versions, segments, saved sections); checks that it
+  loads (same version, id matching its contents).
+
+Exit codes: 0 ok, 1 invalid input or failed fit (one message, no traceback), 2 bad usage,
+130 interrupted (finished fits are kept). Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings [default: ./latentseg.toml if present].")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines; only errors and results.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
+
+#: The example the demo runs on, relative to the source tree.
+EXAMPLE_SURVEY = Path("examples") / "project_survey.csv"
+EXAMPLE_CONFIG = Path("examples") / "latentseg.toml"
+
+
+def _usage(message: str) -> None:
+    from latentseg.errors import ConfigError
+
+    raise ConfigError(message)
+
+
+@contextlib.contextmanager
+def _run_progress() -> Iterator[Any]:
+    """A rich progress display for the pipeline's steps (nothing under --quiet)."""
+    if state.quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from latentseg.pipeline import STEPS
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=err_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=len(STEPS), detail="")
+        order = {s: i for i, s in enumerate(STEPS)}
+
+        def update(step: str, done: int | None, total: int | None, detail: str) -> None:
+            if done is None:
+                bar.update(task, description=step, completed=order.get(step, 0), total=len(STEPS), detail="")
+            else:
+                bar.update(task, description=step, completed=done, total=total, detail=escape(detail))
+
+        yield update
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        _usage("--models needs at least one family, e.g. kmeans,gmm,lca.")
+    return items
+
+
+def _print_run(res: Any) -> None:
+    from rich.table import Table
+
+    console = out_console()
+    result = res.result
+    smap = {int(s["id"]): s for s in (res.saved.meta.get("segment_map") or {}).get("segments", [])}
+    table = Table(title=f"{res.k} segments ({res.model}), {result.n} respondents", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("Segment")
+    table.add_column("Size", justify="right")
+    table.add_column("Interval", justify="right")
+    table.add_column("Market", justify="right")
+    table.add_column("Recommendation")
+    for j in range(result.k):
+        s = smap.get(j + 1, {})
+        count = s.get("count")
+        table.add_row(
+            str(j + 1),
+            escape(result.segment_labels[j]),
+            f"{result.shares[j]:.0%}",
+            f"{result.share_lower[j]:.0%}-{result.share_upper[j]:.0%}",
+            "" if count is None else f"{count:,.0f}",
+            escape(str(s.get("recommendation", ""))),
+        )
+    console.print(table)
+    console.print(escape(f"why: {res.why}"), highlight=False)
+    console.print(escape(f"model  -> {res.model_dir}  (id {res.saved.model_id})"), highlight=False)
+    if res.report is not None:
+        console.print(escape(f"report -> {res.report}"), highlight=False)
+
+
+def _warn_all(messages: Any) -> None:
+    for m in messages:
+        info(f"[yellow]warning:[/] {escape(str(m))}")
+
+
+def _run(
+    survey: Path,
+    *,
+    config: Path | None,
+    models: str | None,
+    k: str | None,
+    reduce: str | None,
+    seed: int | None,
+    name: str | None,
+    output: Path | None,
+    models_dir: Path,
+    report: bool,
+    as_json: bool,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    from latentseg.cli.commands_select import parse_k
+    from latentseg.pipeline import run_pipeline
+
+    if not survey.exists():
+        from latentseg.errors import SurveyError
+
+        raise SurveyError(f"Survey file '{survey}' does not exist.")
+    if config is not None and not config.exists():
+        _usage(f"Config file '{config}' does not exist.")
+    if reduce is not None and reduce not in ("none", "pca", "fa", "jobstep"):
+        _usage(f"--reduce must be one of none, pca, fa, jobstep; got {reduce!r}.")
+    ks = parse_k(k) if k else None
+    with _run_progress() as progress:
+        res = run_pipeline(
+            survey,
+            config,
+            models=_split(models),
+            k=ks,
+            reduce=reduce,
+            random_seed=seed,
+            name=name,
+            output=output,
+            models_dir=models_dir,
+            report=report,
+            progress=progress,
+            overrides=overrides,
+        )
+    _warn_all(res.warnings)
+    if as_json:
+        echo_json(res.to_dict())
+    else:
+        _print_run(res)
+
+
+def find_example() -> tuple[Path, Path]:
+    """The bundled example survey and config: next to the installed package (a source checkout or
+    an editable install), else under the current directory."""
+    import latentseg
+
+    roots = [Path(latentseg.__file__).resolve().parent.parent, Path.cwd()]
+    for root in roots:
+        survey, config = root / EXAMPLE_SURVEY, root / EXAMPLE_CONFIG
+        if survey.is_file() and config.is_file():
+            return survey, config
+    from latentseg.errors import ConfigError
+
+    raise ConfigError(
+        f"The demo needs the example survey {EXAMPLE_SURVEY} and {EXAMPLE_CONFIG}, which ship with the source "
+        "repository; run it from a clone (pip install -e .) or from a folder holding examples/."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "run")
+    def run_cmd(
+        survey: Annotated[Path, typer.Argument(help="Survey file: CSV (Qualtrics too), Parquet, Excel or SPSS.", show_default=False)],
+        config: ConfigOpt = None,
+        models: Annotated[str | None, typer.Option("--models", help="Families to compare, e.g. kmeans,gmm,lca,bayes-gmm [config].")] = None,
+        k: Annotated[str | None, typer.Option("--k", help="k values to try: 3..7, 3,4,5 or one k [config: 3..7].")] = None,
+        reduce: Annotated[str | None, typer.Option("--reduce", help="none | pca | fa | jobstep [config: none].")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].", min=0)] = None,
+        name: Annotated[str | None, typer.Option("--name", help="Model name: saved to MODELS_DIR/NAME [survey file name].")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [config: latentseg_output].")] = None,
+        models_dir: Annotated[Path, typer.Option("--models-dir", help="Where models are saved.")] = Path("models"),
+        no_report: Annotated[bool, typer.Option("--no-report", help="Save the model but write no report.")] = False,
+        quiet: QuietOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Run the whole playbook on a survey: validate, clean, score, select k, fit, profile, size, save, report.
+
+        An interrupted run (Ctrl-C, a crash) keeps every finished fit in
+        MODELS_DIR/NAME/checkpoints/; running the same command again resumes from them.
+        """
+        state.quiet = state.quiet or quiet
+        _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
+             models_dir=models_dir, report=not no_report, as_json=as_json)
+
+    @command(app, "demo")
+    def demo_cmd(
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [latentseg_output].")] = None,
+        models_dir: Annotated[Path, typer.Option("--models-dir", help="Where the demo model is saved.")] = Path("models"),
+        quiet: QuietOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Run the whole job on the bundled example survey (examples/project_survey.csv).
+
+        Same as: latentseg run examples/project_survey.csv --config examples/latentseg.toml --name demo
+        """
+        state.quiet = state.quiet or quiet
+        survey, config = find_example()
+        info(escape(f"demo: {survey} with {config}"))
+        _run(survey, config=config, models=None, k=None, reduce=None, seed=None, name="demo", output=output,
+             models_dir=models_dir, report=True, as_json=as_json)
+
+    @command(app, "assign")
+    def assign_cmd(
+        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+        new_data: Annotated[Path, typer.Argument(help="New respondents: CSV / TSV (optionally .gz) or Parquet.", show_default=False)],
+        out: Annotated[Path, typer.Option("--output", "-o", help="Output file, .csv or .parquet.", show_default=False)],
+        chunksize: Annotated[int, typer.Option("--chunksize", help="Rows per chunk (memory bound).", min=1)] = 200_000,
+        source: Annotated[str, typer.Option("--from", help="auto | ratings | features | observables.")] = "auto",
+        id_column: Annotated[str | None, typer.Option("--id-column", help="Respondent id column [as at fit time].")] = None,
+        quiet: QuietOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Score new respondents: membership probabilities and the modal segment.
+
+        From survey ratings (same columns as at fit time; same scales, missing codes and scoring),
+        from the model's own feature columns, or from observable variables alone through the
+        finder model (--from observables). Files stream in chunks, so memory stays bounded.
+        """
+        from latentseg.assign import SOURCES, assign_file
+
+        state.quiet = state.quiet or quiet
+        if source not in SOURCES:
+            _usage(f"--from must be one of {', '.join(SOURCES)}; got {source!r}.")
+        summary = assign_file(model, new_data, out, chunksize=chunksize, source=source, id_column=id_column,
+                              progress=not state.quiet)
+        d = summary.to_dict()
+        if as_json:
+            echo_json(d)
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{d['rows']:,} rows scored in {d['seconds']:.1f} s -> {out}", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("Segment")
+        table.add_column("Modal", justify="right")
+        table.add_column("Expected share", justify="right")
+        for s in d["segments"]:
+            share = s["expected_share"]
+            table.add_row(str(s["id"]), escape(s["name"]), f"{s['modal_count']:,}", "" if share is None else f"{share:.1%}")
+        out_console().print(table)
+        if d["unscored"]:
+            info(f"[yellow]warning:[/] {d['unscored']:,} rows had nothing to score (every input missing); their segment is empty.")
+
+    @command(app, "report")
+    def report_cmd(
+        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+        out: Annotated[Path, typer.Option("--output", "-o", help="The HTML file; figures/ and tables/ go beside it.")] = Path("latentseg_output/report.html"),
+        title: Annotated[str | None, typer.Option("--title", help="Page title [saved with the model].")] = None,
+        quiet: QuietOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures and CSV/JSON tables beside it."""
+        from latentseg.artifacts import load_model
+        from latentseg.report import write_report
+
+        state.quiet = state.quiet or quiet
+        if out.suffix.lower() not in (".html", ".htm"):
+            _usage(f"--output must be an .html file; got '{out}'.")
+        saved = load_model(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # matplotlib font notices are not the user's business
+            path = write_report(saved, out, title=title)
+        files = sorted(str(p.relative_to(path.parent)) for p in path.parent.rglob("*") if p.is_file() and p != path)
+        if as_json:
+            echo_json({"report": str(path), "model_id": saved.model_id, "files": files})
+        else:
+            out_console().print(escape(f"report -> {path} ({len(files)} figure and table files beside it)"), highlight=False)
+
+    def _info(model: Path, as_json: bool) -> None:
+        from latentseg.artifacts import load_model
+
+        saved = load_model(model)
+        s = saved.summary()
+        if as_json:
+            echo_json(s)
+            return
+        from rich.table import Table
+
+        console = out_console()
+        console.print(escape(f"{s['name']}: {s['model']}, k = {s['k']}, n = {s['n']}, id {s['model_id']}"), highlight=False)
+        console.print(escape(f"saved {s['created']} by latentseg {s['latentseg_version']}; seed {s['random_seed']}, data {s['data_hash']}"), highlight=False)
+        table = Table(title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("Segment")
+        table.add_column("Share", justify="right")
+        table.add_column("Interval", justify="right")
+        for seg in s["segments"]:
+            table.add_row(str(seg["id"]), escape(str(seg["label"])), f"{seg['share']:.1%}",
+                          f"{seg['share_lower']:.1%}-{seg['share_upper']:.1%} ({escape(str(seg['interval']))})")
+        console.print(table)
+        console.print(escape(f"features: {', '.join(s['features'][:12])}{' ...' if len(s['features']) > 12 else ''}"), highlight=False)
+        if s["sections"]:
+            console.print(escape(f"saved with: {', '.join(s['sections'])}"), highlight=False)
+
+    @command(app, "info")
+    def info_cmd(
+        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Describe a saved model and check that it loads (same version, id matching its contents)."""
+        _info(model, as_json)
+
+    @command(app, "load", hidden=False)
+    def load_cmd(
+        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Load a saved model (checking version and id) and describe it; same as `info`."""
+        _info(model, as_json)
