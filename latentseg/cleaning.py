@@ -296,19 +296,26 @@ def _excluded_frame(
     )
 
 
-def _keep(survey: Survey, keep: np.ndarray, n_dropped: int) -> Survey:
-    def take(obj: Any) -> Any:
-        return None if obj is None else obj.iloc[keep] if obj.ndim == 1 else obj.iloc[keep, :]
+def _take_rows(frame: pd.DataFrame, keep: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """Rows ``keep`` of a rating block, copied once outcome by outcome (no pandas take)."""
+    values = frame.to_numpy()
+    if values.dtype.kind != "f":
+        return frame.iloc[keep]
+    sub = values.T[:, keep].T  # (n', m), each outcome contiguous
+    return pd.DataFrame(sub, index=index, columns=frame.columns, copy=False)
 
+
+def _keep(survey: Survey, keep: np.ndarray, n_dropped: int) -> Survey:
+    index = survey.respondent_ids[keep]
     profile = survey.profile
     profile = profile.iloc[keep] if len(profile) == len(keep) else profile
     return dataclasses.replace(
         survey,
-        importance=take(survey.importance),
-        satisfaction=take(survey.satisfaction),
+        importance=_take_rows(survey.importance, keep, index),
+        satisfaction=_take_rows(survey.satisfaction, keep, index),
         profile=profile,
-        duration=take(survey.duration),
-        weight=take(survey.weight),
+        duration=None if survey.duration is None else survey.duration.iloc[keep],
+        weight=None if survey.weight is None else survey.weight.iloc[keep],
         notes=(*survey.notes, f"cleaning excluded {n_dropped} respondents (see the CleaningReport)"),
     )
 

@@ -151,28 +151,33 @@ def classify(importance: Any, satisfaction: Any, opportunity: Any) -> np.ndarray
     return out
 
 
-def _aggregate(
-    imp_top: np.ndarray, imp_rated: np.ndarray, sat_top: np.ndarray, sat_rated: np.ndarray, both: np.ndarray,
-    w: np.ndarray | None,
-) -> dict[str, np.ndarray]:
+def _colsum(mask: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """Per-column count of True (or sum of weights where True), without a float copy of ``mask``."""
     if w is None:
-        i_num, i_den = imp_top.sum(axis=0), imp_rated.sum(axis=0)
-        s_num, s_den = sat_top.sum(axis=0), sat_rated.sum(axis=0)
-    else:
-        i_num, i_den = w @ imp_top, w @ imp_rated
-        s_num, s_den = w @ sat_top, w @ sat_rated
+        return np.count_nonzero(mask, axis=0).astype(np.float64)
+    total = np.zeros(mask.shape[1])
+    for start in range(0, mask.shape[0], _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        total += w[sl] @ mask[sl]
+    return total
+
+
+def _aggregate(
+    imp_top: np.ndarray, imp_rated: np.ndarray, sat_top: np.ndarray, sat_rated: np.ndarray, w: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Top-box shares x 10, opportunity and class per column; the masks are boolean (n, m)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        imp = 10.0 * i_num / i_den
-        sat = 10.0 * s_num / s_den
+        imp = 10.0 * _colsum(imp_top, w) / _colsum(imp_rated, w)
+        sat = 10.0 * _colsum(sat_top, w) / _colsum(sat_rated, w)
     opp = respondent_opportunity(imp, sat)
     return {
         "importance": imp,
         "satisfaction": sat,
         "opportunity": opp,
         "class": classify(imp, sat, opp),
-        "n_rated": both.sum(axis=0).astype(np.int64),
-        "n_importance": imp_rated.sum(axis=0).astype(np.int64),
-        "n_satisfaction": sat_rated.sum(axis=0).astype(np.int64),
+        "n_rated": np.count_nonzero(imp_rated & sat_rated, axis=0).astype(np.int64),
+        "n_importance": np.count_nonzero(imp_rated, axis=0).astype(np.int64),
+        "n_satisfaction": np.count_nonzero(sat_rated, axis=0).astype(np.int64),
     }
 
 
@@ -215,9 +220,8 @@ def opportunity_landscape(survey: Survey, by: str | None = None, top_box: int = 
     imp = survey.importance.to_numpy(dtype=np.float64)
     sat = survey.satisfaction.to_numpy(dtype=np.float64)
     imp_rated, sat_rated = ~np.isnan(imp), ~np.isnan(sat)
-    imp_top = (imp >= top_box_threshold(survey.imp_scale, top_box)).astype(np.float64)
-    sat_top = (sat >= top_box_threshold(survey.sat_scale, top_box)).astype(np.float64)
-    both = imp_rated & sat_rated
+    imp_top = imp >= top_box_threshold(survey.imp_scale, top_box)
+    sat_top = sat >= top_box_threshold(survey.sat_scale, top_box)
     w = survey.weight.to_numpy(dtype=np.float64) if (weighted and survey.weight is not None) else None
     if w is not None:
         w = np.where(np.isnan(w), 0.0, w)
@@ -228,7 +232,7 @@ def opportunity_landscape(survey: Survey, by: str | None = None, top_box: int = 
         "job_step": outcomes["job_step"].fillna("").astype(str).to_numpy(),
     }
     if by is None:
-        stats = _aggregate(imp_top, imp_rated.astype(np.float64), sat_top, sat_rated.astype(np.float64), both, w)
+        stats = _aggregate(imp_top, imp_rated, sat_top, sat_rated, w)
         return pd.DataFrame({**base, **stats})
 
     if by not in survey.profile.columns:
@@ -243,10 +247,7 @@ def opportunity_landscape(survey: Survey, by: str | None = None, top_box: int = 
     frames = []
     for g, label in enumerate(uniques):
         rows = codes == g
-        stats = _aggregate(
-            imp_top[rows], imp_rated[rows].astype(np.float64), sat_top[rows], sat_rated[rows].astype(np.float64),
-            both[rows], None if w is None else w[rows],
-        )
+        stats = _aggregate(imp_top[rows], imp_rated[rows], sat_top[rows], sat_rated[rows], None if w is None else w[rows])
         frames.append(pd.DataFrame({"group": label, **base, **stats}))
     out = pd.concat(frames, ignore_index=True)
     out.attrs["by"] = by

@@ -376,3 +376,66 @@ def test_missing_codes_then_declared_scale():
     s = survey_from_frame(df, missing_codes=[99, -9], **SCALES)
     assert np.isnan(s.satisfaction.loc["r002", "o2"]) and np.isnan(s.importance.loc["r004", "o0"])
     assert int(s.importance.isna().sum().sum() + s.satisfaction.isna().sum().sum()) == 3
+
+
+# ----------------------------------------------------------------------------- streaming paths
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Parse CSV in tiny batches, so files of a few kB exercise the batch-by-batch reader."""
+    from latentseg.io import readers
+
+    monkeypatch.setattr(readers, "_BLOCK_SIZE", 512)
+    return readers
+
+
+def test_streamed_read_matches_whole_table_read(tmp_path, small_batches):
+    df = survey_frame(n=300, m=5, seed=4)
+    df.loc[df.index % 7 == 0, "imp_o2"] = np.nan
+    p = tmp_path / "s.csv"
+    df.to_csv(p, index=False)
+    s = read_survey(p, **SCALES)
+    assert isinstance(small_batches._read_raw(p, rating_hint=lambda names: [["imp_o0"], ["sat_o0"]]).columns,
+                      small_batches._StreamedColumns)
+    check_same(s, df, [f"o{j}" for j in range(5)])
+    assert s.profile["role"].tolist() == df["role"].tolist()
+    assert s.duration.tolist() == df["duration"].astype(float).tolist()
+
+
+def test_late_surprises_fall_back_to_the_whole_table(tmp_path, small_batches):
+    df = survey_frame(n=200, seed=5)
+    df["price"] = np.arange(200).astype(object)
+    df.loc[180, "price"] = "12.5 EUR"  # a profile column that turns to text after the first batch
+    p = tmp_path / "s.csv"
+    df.to_csv(p, index=False)
+    s = read_survey(p, **SCALES)
+    check_same(s, df, ["o0", "o1", "o2"])
+    assert s.profile["price"].iloc[180] == "12.5 EUR"
+    df["imp_o1"] = df["imp_o1"].astype(object)
+    df.loc[190, "imp_o1"] = "Very important"  # a text label deep in the file
+    df.to_csv(p, index=False)
+    with pytest.raises(SurveyError, match=r"column 'imp_o1' \(importance\) has 1 non-numeric values .* respondents \[r191\]"):
+        read_survey(p, **SCALES)
+
+
+def test_late_non_utf8_and_quoted_line_breaks(tmp_path, small_batches, monkeypatch):
+    monkeypatch.setattr(small_batches, "_SNIFF_BYTES", 256)  # the head looks like plain UTF-8 without quotes
+    df = survey_frame(n=120, seed=6)
+    df["comment"] = "ok"
+    df.loc[100, "comment"] = "two\nlines, quoted"
+    df.loc[110, "role"] = "Gérant"
+    p = tmp_path / "s.csv"
+    p.write_bytes(df.to_csv(index=False).encode("cp1252"))
+    s = read_survey(p, **SCALES)
+    check_same(s, df, ["o0", "o1", "o2"])
+    assert s.profile.loc["r111", "role"] == "Gérant" and s.profile.loc["r101", "comment"] == "two\nlines, quoted"
+    assert any("Windows-1252" in n for n in s.notes)
+
+
+def test_ragged_row_deep_in_a_streamed_file(tmp_path, small_batches):
+    df = survey_frame(n=150, seed=7)
+    lines = df.to_csv(index=False).splitlines()
+    lines[140] += ",extra"
+    p = tmp_path / "s.csv"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SurveyError, match=r"ragged rows: row 141 has 10 fields where the header has 9"):
+        read_survey(p, **SCALES)

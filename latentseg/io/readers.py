@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from latentseg.config import merge_config
-from latentseg.errors import ConfigError, LatentsegWarning, SurveyError
-from latentseg.io.columns import find_rating_columns
+from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning, SurveyError
+from latentseg.io.columns import RatingColumns, find_rating_columns
 from latentseg.io.validate import (
     RowNamer,
     apply_missing_codes,
@@ -36,7 +37,9 @@ from latentseg.io.validate import (
     check_rated,
     check_scale,
     check_unique_names,
+    column_ranges,
     infer_scale,
+    is_numeric,
     numeric_block,
     numeric_column,
 )
@@ -67,7 +70,96 @@ QUALTRICS_METADATA = frozenset({
 })
 
 _SNIFF_BYTES = 1 << 20
+_BLOCK_SIZE = 1 << 20  # bytes of CSV per parsed batch (and per type-inference sample)
 _DELIMITERS = (",", ";", "\t", "|")
+
+
+class _FrameColumns:
+    """Column access over a pandas DataFrame (Excel, SPSS and in-memory tables)."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.df = df
+        self.names = [str(c) for c in df.columns]
+        self.n = len(df)
+
+    def series(self, name: str) -> pd.Series:
+        return self.df[name]
+
+    def numeric(self, names: Sequence[str]) -> np.ndarray | None:
+        cols = list(names)
+        if not all(is_numeric(self.df[c].dtype) for c in cols):
+            return None
+        return np.asfortranarray(self.df[cols].to_numpy(dtype=np.float64, na_value=np.nan))
+
+    def frame(self, names: Sequence[str], index: pd.Index) -> pd.DataFrame:
+        return self.df[list(names)].set_axis(index, axis=0)
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.df
+
+
+class _ArrowColumns:
+    """Column access over a pyarrow Table (CSV and Parquet): rating columns go straight into
+    numpy, only the other columns become pandas."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.names = [str(c) for c in table.column_names]
+        self.n = table.num_rows
+
+    def series(self, name: str) -> pd.Series:
+        return self.table.column(name).to_pandas()
+
+    def numeric(self, names: Sequence[str]) -> np.ndarray | None:
+        import pyarrow as pa
+
+        cols = [self.table.column(c) for c in names]
+        if not all(pa.types.is_integer(c.type) or pa.types.is_floating(c.type) for c in cols):
+            return None
+        out = np.empty((self.n, len(cols)), dtype=np.float64, order="F")
+        for j, c in enumerate(cols):
+            out[:, j] = c.to_numpy()  # integers with nulls arrive as float64 with NaN
+        return out
+
+    def frame(self, names: Sequence[str], index: pd.Index) -> pd.DataFrame:
+        return self.table.select(list(names)).to_pandas().set_axis(index, axis=0)
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.table.to_pandas()
+
+
+class _StreamedColumns:
+    """Column access over a CSV read batch by batch: the rating blocks were filled while
+    reading (no full table ever held), the other columns kept as a small pyarrow Table."""
+
+    def __init__(self, blocks: dict[tuple[str, ...], np.ndarray], others: Any, names: list[str], n: int) -> None:
+        self.blocks = blocks
+        self.others = others
+        self.names = names
+        self.n = n
+        self._where = {c: (b, j) for b in blocks for j, c in enumerate(b)}
+
+    def series(self, name: str) -> pd.Series:
+        if name in self._where:
+            b, j = self._where[name]
+            return pd.Series(self.blocks[b][:, j], name=name)
+        return self.others.column(name).to_pandas()
+
+    def numeric(self, names: Sequence[str]) -> np.ndarray | None:
+        key = tuple(names)
+        if key in self.blocks:
+            return self.blocks[key]
+        return _ArrowColumns(self.others).numeric(names) if all(c not in self._where for c in names) else None
+
+    def frame(self, names: Sequence[str], index: pd.Index) -> pd.DataFrame:
+        return self.others.select(list(names)).to_pandas().set_axis(index, axis=0)
+
+    def to_pandas(self) -> pd.DataFrame:
+        frame = self.others.to_pandas()
+        for b, block in self.blocks.items():
+            for j, c in enumerate(b):
+                frame[c] = block[:, j]
+        return frame[self.names]
 
 
 @dataclass
@@ -76,7 +168,8 @@ class RawTable:
 
     Attributes
     ----------
-    frame : DataFrame
+    columns : column access
+        Over a pandas DataFrame or a pyarrow Table.
     source : str
         The file, for messages.
     first_row : int or None
@@ -94,7 +187,7 @@ class RawTable:
         Name rows by the frame's index labels in messages (in-memory tables).
     """
 
-    frame: pd.DataFrame
+    columns: _FrameColumns | _ArrowColumns | _StreamedColumns
     source: str
     first_row: int | None = None
     statements: dict[str, str] = field(default_factory=dict)
@@ -102,6 +195,11 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
     not_profile: tuple[str, ...] = ()
     index_rows: bool = False
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The whole table as a pandas DataFrame."""
+        return self.columns.to_pandas()
 
 
 # ----------------------------------------------------------------------------- file formats
@@ -165,17 +263,25 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     return _read_raw(Path(path), sheet=sheet).frame
 
 
-def _read_raw(path: Path, *, sheet: str | int | None = None) -> RawTable:
-    source = str(path)
-    if path.suffix.lower() in (".xlsx", ".xlsm") or path.suffix.lower() in (".sav", ".zsav", ".parquet", ".pq"):
-        if not path.exists():
-            _read_bytes(path, source)  # raises the missing-file message
+def _read_head(path: Path, source: str, size: int = 8) -> bytes:
+    try:
         with open(path, "rb") as fh:
-            head = fh.read(8)
-        data = None
-    else:
-        data = _read_bytes(path, source)
-        head = data[:8]
+            return fh.read(size)
+    except FileNotFoundError:
+        raise SurveyError(f"{source}: no such file; expected a survey file (CSV, Parquet, Excel .xlsx or SPSS .sav).") from None
+    except IsADirectoryError:
+        raise SurveyError(f"{source}: is a folder; expected a survey file.") from None
+    except PermissionError:
+        raise SurveyError(f"{source}: cannot be read (permission denied).") from None
+    except OSError as exc:
+        raise SurveyError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def _read_raw(path: Path, *, sheet: str | int | None = None, rating_hint: Any = None) -> RawTable:
+    """Read a table. ``rating_hint(names)`` may return the importance and satisfaction column
+    lists, so a CSV can be streamed straight into rating blocks."""
+    source = str(path)
+    head = _read_head(path, source, _SNIFF_BYTES)
     if not head:
         raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
     kind = _kind(path, head)
@@ -191,9 +297,7 @@ def _read_raw(path: Path, *, sheet: str | int | None = None) -> RawTable:
         raise SurveyError(
             f"{source}: the content is not a {path.suffix.lower()} file; expected a file matching its extension."
         )
-    if data is None:
-        data = _read_bytes(path, source)
-    return _read_csv(data, source)
+    return _read_csv(path, head, source, rating_hint)
 
 
 def _missing_extra(source: str, what: str, module: str, extra: str) -> SurveyError:
@@ -233,18 +337,23 @@ def _read_excel(path: Path, source: str, sheet: str | int | None) -> RawTable:
     check_unique_names(raw_names, source)
     content.seek(0)
     df = pd.read_excel(content, sheet_name=sheet_name, engine="openpyxl")
-    df = _fix_blank_names(df, raw_names, source)
+    df = _fix_blank_names(df, raw_names)
     notes = [f"read sheet {sheet_name!r} of an Excel workbook"]
-    return RawTable(df, source, first_row=2, notes=notes)
+    return RawTable(_FrameColumns(df), source, first_row=2, notes=notes)
 
 
 def _read_parquet(path: Path, source: str) -> RawTable:
+    import pyarrow.parquet as pq
+
     try:
-        df = pd.read_parquet(path)
+        table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for damaged files
         raise SurveyError(f"{source}: cannot be read as Parquet ({exc}).") from None
-    check_unique_names([str(c) for c in df.columns], source)
-    return RawTable(df, source)
+    check_unique_names([str(c) for c in table.column_names], source)
+    index_cols = [c for c in table.column_names if re.fullmatch(r"__index_level_\d+__", str(c))]
+    if index_cols:  # an unnamed pandas index saved with the data
+        table = table.drop_columns(index_cols)
+    return RawTable(_ArrowColumns(table), source)
 
 
 def _read_spss(path: Path, source: str) -> RawTable:
@@ -259,29 +368,46 @@ def _read_spss(path: Path, source: str) -> RawTable:
     labels = {str(k): {kk: str(vv) for kk, vv in v.items()} for k, v in (meta.variable_value_labels or {}).items()}
     statements = {str(k): str(v) for k, v in (meta.column_names_to_labels or {}).items() if v}
     notes = ["read an SPSS .sav file (numeric codes kept; value labels in Survey.value_labels)"] if labels else []
-    return RawTable(df, source, statements=statements, value_labels=labels, notes=notes)
+    return RawTable(_FrameColumns(df), source, statements=statements, value_labels=labels, notes=notes)
 
 
-def _fix_blank_names(df: pd.DataFrame, raw_names: Sequence[str], source: str) -> pd.DataFrame:
-    """Drop empty columns with a blank header; name the others ``unnamed_<k>``."""
-    blanks = [i for i, n in enumerate(raw_names) if str(n).strip() == ""]
-    if not blanks or len(raw_names) != df.shape[1]:
-        return df
+def _blank_plan(raw_names: Sequence[str], n_columns: int, is_empty: Any) -> tuple[list[int], list[str]] | None:
+    """Which columns to keep and their names: blank-headed columns are dropped when empty,
+    else named ``unnamed_<k>``. None when there is nothing to do."""
+    blanks = {i for i, n in enumerate(raw_names) if str(n).strip() == ""}
+    if not blanks or len(raw_names) != n_columns:
+        return None
     keep, names = [], []
-    for i, c in enumerate(df.columns):
+    for i in range(n_columns):
         if i in blanks:
-            if df.iloc[:, i].isna().all():
+            if is_empty(i):
                 continue
             names.append(f"unnamed_{i + 1}")
         else:
             names.append(str(raw_names[i]))
         keep.append(i)
-    out = df.iloc[:, keep]
-    return out.set_axis(names, axis=1)
+    return keep, names
+
+
+def _fix_blank_names(df: pd.DataFrame, raw_names: Sequence[str]) -> pd.DataFrame:
+    plan = _blank_plan(raw_names, df.shape[1], lambda i: bool(df.iloc[:, i].isna().all()))
+    if plan is None:
+        return df
+    keep, names = plan
+    return df.iloc[:, keep].set_axis(names, axis=1)
+
+
+def _fix_blank_names_arrow(table: Any, raw_names: Sequence[str]) -> Any:
+    plan = _blank_plan(raw_names, table.num_columns, lambda i: table.column(i).null_count == table.num_rows)
+    if plan is None:
+        return table
+    keep, names = plan
+    return table.select(keep).rename_columns(names)
 
 
 def _decode(data: bytes, source: str) -> tuple[bytes, list[str]]:
-    """Return UTF-8 bytes without BOM, and notes on what was converted."""
+    """Return UTF-8 bytes without BOM, and notes on what was converted (the slow path: gzip,
+    UTF-16 or non-UTF-8 files, read whole into memory)."""
     notes: list[str] = []
     if data[:2] == b"\x1f\x8b":
         try:
@@ -354,14 +480,121 @@ def _is_qualtrics(recs: list[list[str]]) -> bool:
     return hits >= max(1, len(recs[2]) // 2)
 
 
-def _read_csv(data: bytes, source: str) -> RawTable:
+def _utf8_prefix(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes, possibly cut mid-character) is UTF-8 text."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_csv(path: Path, head: bytes, source: str, rating_hint: Any = None) -> RawTable:
+    """Read a delimited text file. The fast path hands the file to pyarrow as it is (UTF-8,
+    with or without BOM); gzip, UTF-16 and non-UTF-8 files are decoded in memory first."""
+    import pyarrow as pa
+
+    size = path.stat().st_size
+    fast = (
+        head[:2] != b"\x1f\x8b"
+        and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        and b"\x00" not in head
+        and _utf8_prefix(head)
+    )
+    if fast:
+        text = head.decode("utf-8", errors="ignore").lstrip("\ufeff")
+        if not text.strip() and size <= len(head):
+            raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
+        raw = _parse_csv(lambda: str(path), text, size > len(head), b'"' in head, size, source, [], rating_hint)
+        if raw is not None:
+            return raw
+        # a column pyarrow could not read as UTF-8 further down the file: decode it all
+    data, notes = _decode(_read_bytes(path, source), source)
+    text = data[:_SNIFF_BYTES].decode("utf-8", errors="ignore")
+    raw = _parse_csv(
+        lambda: pa.py_buffer(data), text, len(data) > _SNIFF_BYTES, b'"' in data, len(data), source, notes, rating_hint
+    )
+    assert raw is not None  # data is valid UTF-8 now
+    return raw
+
+
+def _release_arrow_memory() -> None:
+    """Hand memory Arrow freed (parse buffers, read-ahead) back to the system, so later numpy
+    arrays do not stack on top of it."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+class _Retry(Exception):
+    """The streamed read met something only the whole-table reader handles."""
+
+
+def _stream(make_input: Any, options: tuple[Any, Any, Any], header: list[str], blocks: list[list[str]], size: int) -> _StreamedColumns:
+    """Read batch by batch: rating columns (typed float64) go straight into F-ordered blocks,
+    the other columns are kept. Peak memory: the blocks, the other columns and one batch."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    data, notes = _decode(data, source)
-    truncated = len(data) > _SNIFF_BYTES
-    sample = data[:_SNIFF_BYTES].decode("utf-8", errors="ignore")
-    delimiter, recs = _sniff(sample, truncated)
+    read_opts, parse_opts, convert_opts = options
+    rating = [c for b in blocks for c in b]
+    typed = pcsv.ConvertOptions(
+        column_types={c: pa.float64() for c in rating},
+        strings_can_be_null=convert_opts.strings_can_be_null,
+        quoted_strings_can_be_null=convert_opts.quoted_strings_can_be_null,
+    )
+    try:
+        reader = pcsv.open_csv(make_input(), read_opts, parse_opts, typed)
+        schema = reader.schema
+        if [str(n) for n in schema.names] != header:
+            raise _Retry
+        index = {name: i for i, name in enumerate(schema.names)}
+        block_idx = [[index[c] for c in b] for b in blocks]
+        rating_set = set(rating)
+        other_idx = [i for i, name in enumerate(schema.names) if name not in rating_set]
+        cap = 0
+        outs: list[np.ndarray] = [np.empty((0, len(b)), order="F") for b in blocks]
+        others = []
+        n = 0
+        for batch in reader:
+            k = batch.num_rows
+            if n + k > cap:  # first batch: estimate the rows from the file size; later: grow
+                cap = max(n + k, int(size / max(read_opts.block_size, 1) * k * 1.05) + k) if cap == 0 else int((n + k) * 1.5)
+                grown = [np.empty((cap, len(b)), order="F") for b in blocks]
+                for g, o in zip(grown, outs, strict=True):
+                    g[:n] = o[:n]
+                outs = grown
+            for out, idx in zip(outs, block_idx, strict=True):
+                for j, ci in enumerate(idx):
+                    out[n : n + k, j] = batch.column(ci).to_numpy(zero_copy_only=False)
+            others.append(batch.select(other_idx))
+            n += k
+            del batch
+    except pa.ArrowInvalid as exc:
+        if "columns, got" in str(exc):
+            raise
+        raise _Retry from None  # a value the first block's types cannot hold, e.g. text in a rating
+    if n and cap > 1.1 * n:
+        outs = [np.asfortranarray(o[:n]).copy(order="F") for o in outs]
+    else:
+        outs = [o[:n] for o in outs]
+    other_schema = pa.schema([schema.field(i) for i in other_idx])
+    table = pa.Table.from_batches(others, schema=other_schema)
+    _release_arrow_memory()
+    return _StreamedColumns({tuple(b): o for b, o in zip(blocks, outs, strict=True)}, table, header, n)
+
+
+def _parse_csv(
+    make_input: Any, text: str, truncated: bool, quoted: bool, size: int, source: str, notes: list[str],
+    rating_hint: Any = None,
+) -> RawTable | None:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    sample = text if len(text) <= 65536 else text[:65536]
+    delimiter, recs = _sniff(sample, truncated or len(sample) < len(text))
+    if len(recs) < 3 and len(sample) < len(text):  # very long header rows (Qualtrics question text)
+        delimiter, recs = _sniff(text, truncated)
     if delimiter != ",":
         notes.append(f"delimiter {delimiter!r}")
     if not recs:
@@ -372,31 +605,51 @@ def _read_csv(data: bytes, source: str) -> RawTable:
     statements: dict[str, str] = {}
     skip = 0
     if qualtrics:
-        statements = {name: text.strip() for name, text in zip(header, recs[1], strict=False) if text.strip()}
+        statements = {name: txt.strip() for name, txt in zip(header, recs[1], strict=False) if txt.strip()}
         skip = 2
         notes.append("Qualtrics export: question text used as outcome statements")
-
-    quoted = b'"' in data
-    read_opts = pcsv.ReadOptions(use_threads=True, skip_rows_after_names=skip)
-    parse_opts = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=quoted)
+    extra = {
+        "first_row": 2 + skip,
+        "statements": statements,
+        "notes": notes,
+        "not_profile": tuple(c for c in header if c in QUALTRICS_METADATA) if qualtrics else (),
+    }
     convert_opts = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True)
-    try:
-        table = pcsv.read_csv(pa.py_buffer(data), read_opts, parse_opts, convert_opts)
-    except pa.ArrowInvalid as exc:
-        msg = str(exc)
-        if "columns, got" in msg:
-            _raise_ragged(data, source, read_opts, parse_opts, convert_opts, len(header))
-        raise SurveyError(f"{source}: cannot be parsed as CSV ({msg}).") from None
+    blocks = rating_hint(header) if rating_hint is not None and all(h.strip() for h in header) else None
+
+    for newlines in (quoted, True) if not quoted else (True,):
+        read_opts = pcsv.ReadOptions(use_threads=True, skip_rows_after_names=skip, block_size=_BLOCK_SIZE)
+        parse_opts = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines)
+        try:
+            if blocks:
+                try:
+                    cols = _stream(make_input, (read_opts, parse_opts, convert_opts), header, blocks, size)
+                except _Retry:
+                    pass
+                else:
+                    if cols.n == 0:
+                        raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
+                    if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in cols.others.schema.types):
+                        return None  # not UTF-8 after all
+                    return RawTable(cols, source, **extra)
+            table = pcsv.read_csv(make_input(), read_opts, parse_opts, convert_opts)
+        except pa.ArrowInvalid as exc:
+            msg = str(exc)
+            if "columns, got" in msg:
+                if not newlines:
+                    continue  # perhaps a quoted line break: read again allowing them
+                _raise_ragged(make_input, source, read_opts, parse_opts, convert_opts, len(header))
+            raise SurveyError(f"{source}: cannot be parsed as CSV ({msg}).") from None
+        break
+    if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
+        return None  # not UTF-8 after all
     if table.num_rows == 0:
         raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
-    df = table.to_pandas(split_blocks=True, self_destruct=True)
-    del table
-    df = _fix_blank_names(df, header, source)
-    not_profile = tuple(c for c in df.columns if c in QUALTRICS_METADATA) if qualtrics else ()
-    return RawTable(df, source, first_row=2 + skip, statements=statements, notes=notes, not_profile=not_profile)
+    table = _fix_blank_names_arrow(table, header)
+    return RawTable(_ArrowColumns(table), source, **extra)
 
 
-def _raise_ragged(data: bytes, source: str, read_opts: Any, parse_opts: Any, convert_opts: Any, width: int) -> None:
+def _raise_ragged(make_input: Any, source: str, read_opts: Any, parse_opts: Any, convert_opts: Any, width: int) -> None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -406,12 +659,14 @@ def _raise_ragged(data: bytes, source: str, read_opts: Any, parse_opts: Any, con
         bad.append((row.number, row.actual_columns))
         return "skip"
 
-    serial_read = pcsv.ReadOptions(use_threads=False, skip_rows_after_names=read_opts.skip_rows_after_names)
+    serial_read = pcsv.ReadOptions(
+        use_threads=False, skip_rows_after_names=read_opts.skip_rows_after_names, block_size=read_opts.block_size
+    )
     serial_parse = pcsv.ParseOptions(
         delimiter=parse_opts.delimiter, newlines_in_values=parse_opts.newlines_in_values, invalid_row_handler=handler
     )
     try:
-        pcsv.read_csv(pa.py_buffer(data), serial_read, serial_parse, convert_opts)
+        pcsv.read_csv(make_input(), serial_read, serial_parse, convert_opts)
     except pa.ArrowInvalid:
         pass
     if not bad:
@@ -571,17 +826,8 @@ def _options(
     )
 
 
-def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
-    df, source = raw.frame, raw.source
-    notes = list(raw.notes)
-    names = [str(c) for c in df.columns]
-    if any(not isinstance(c, str) for c in df.columns):
-        df = df.set_axis(names, axis=1)
-    n = len(df)
-    if n == 0:
-        raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
-    check_unique_names(names, source)
-
+def _plan(names: list[str], opts: _Options, source: str) -> tuple[str | None, str | None, str | None, RatingColumns]:
+    """The id, duration and weight columns and the rating columns of a table with these names."""
     id_col = _pick(opts.id_column, names, ID_NAMES, "id", "id_column", source)
     dur_col = _pick(opts.duration_column, names, DURATION_NAMES, "duration", "duration_column", source)
     wt_col = _pick(opts.weight_column, names, WEIGHT_NAMES, "weight", "weight_column", source)
@@ -590,48 +836,80 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
         names, imp_pattern=opts.imp_pattern, sat_pattern=opts.sat_pattern, mapping=opts.columns or None,
         exclude=special, source=source,
     )
+    return id_col, dur_col, wt_col, rc
+
+
+def _rating_hint(opts: _Options, source: str) -> Any:
+    """For the CSV reader: the importance and satisfaction column lists of a header, or None
+    when the header has a problem (the whole-table path then reports it)."""
+
+    def hint(names: list[str]) -> list[list[str]] | None:
+        if len(set(names)) != len(names):
+            return None
+        try:
+            rc = _plan(list(names), opts, source)[3]
+        except LatentsegError:
+            return None
+        return [list(rc.importance), list(rc.satisfaction)]
+
+    return hint
+
+
+def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
+    cols, source = raw.columns, raw.source
+    notes = list(raw.notes)
+    names = cols.names
+    n = cols.n
+    if n == 0:
+        raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
+    check_unique_names(names, source)
+
+    id_col, dur_col, wt_col, rc = _plan(names, opts, source)
+    special = [c for c in (id_col, dur_col, wt_col) if c]
     notes.append(rc.how)
 
-    file_rows = RowNamer.for_file(n, raw.first_row, df.index if raw.index_rows else None)
+    frame_index = cols.df.index if isinstance(cols, _FrameColumns) else None
+    file_rows = RowNamer.for_file(n, raw.first_row, frame_index if raw.index_rows else None)
     if id_col is not None:
-        ids = check_ids(df[id_col], id_col, source, file_rows)
+        ids = check_ids(cols.series(id_col), id_col, source, file_rows)
         rows = RowNamer(ids, "respondents")
-    elif df.index.name and _norm(str(df.index.name)) in ID_NAMES:
-        ids = check_ids(df.index.to_series(), f"index {df.index.name}", source, file_rows)
+    elif frame_index is not None and frame_index.name and _norm(str(frame_index.name)) in ID_NAMES:
+        ids = check_ids(frame_index.to_series(), f"index {frame_index.name}", source, file_rows)
         rows = RowNamer(ids, "respondents")
-        notes.append(f"respondent ids taken from the index '{df.index.name}'")
+        notes.append(f"respondent ids taken from the index '{frame_index.name}'")
     else:
         ids = pd.RangeIndex(1, n + 1, name="respondent_id")
         rows = file_rows
         notes.append("no respondent id column (respondent_id, id, ResponseId ...) found; respondents numbered 1..n in file order")
 
-    imp = numeric_block(df, rc.importance, "importance", source, rows, raw.value_labels)
-    sat = numeric_block(df, rc.satisfaction, "satisfaction", source, rows, raw.value_labels)
+    imp = numeric_block(cols, rc.importance, "importance", source, rows, raw.value_labels)
+    sat = numeric_block(cols, rc.satisfaction, "satisfaction", source, rows, raw.value_labels)
     if opts.missing_codes:
         k = apply_missing_codes(imp, opts.missing_codes) + apply_missing_codes(sat, opts.missing_codes)
         codes = ", ".join(str(int(c)) if float(c).is_integer() else str(c) for c in opts.missing_codes)
         notes.append(f"missing-value codes {codes}: {k} ratings set to missing")
-    check_rated(imp, sat, rc.outcomes, rc.importance, rc.satisfaction, source)
+    imp_ranges, sat_ranges = column_ranges(imp), column_ranges(sat)
+    check_rated(imp_ranges[0], sat_ranges[0], rc.outcomes, rc.importance, rc.satisfaction, source)
 
     scales = []
-    for block, arr, cols, declared, name, flag in (
-        ("importance", imp, rc.importance, opts.imp_scale, "importance", "--imp-scale"),
-        ("satisfaction", sat, rc.satisfaction, opts.sat_scale, "satisfaction", "--sat-scale"),
+    for arr, ranges, block_cols, declared, name, flag in (
+        (imp, imp_ranges, rc.importance, opts.imp_scale, "importance", "--imp-scale"),
+        (sat, sat_ranges, rc.satisfaction, opts.sat_scale, "satisfaction", "--sat-scale"),
     ):
         if declared is not None:
-            check_scale(arr, declared, cols, name, source, rows, raw.value_labels)
+            check_scale(arr, declared, block_cols, name, source, rows, raw.value_labels, ranges)
             scales.append(declared)
         else:
-            scale, message = infer_scale(arr, cols, name, source, rows, flag)
+            scale, message = infer_scale(arr, block_cols, name, source, rows, flag, ranges)
             warnings.warn(f"{source}: {message}", LatentsegWarning, stacklevel=stacklevel + 1)
             notes.append(message)
             scales.append(scale)
 
     duration = weight = None
     if dur_col is not None:
-        duration = numeric_column(df[dur_col], dur_col, "duration", source, rows).set_axis(ids).rename("duration")
+        duration = numeric_column(cols.series(dur_col), dur_col, "duration", source, rows).set_axis(ids).rename("duration")
     if wt_col is not None:
-        weight = numeric_column(df[wt_col], wt_col, "weight", source, rows).set_axis(ids).rename("weight")
+        weight = numeric_column(cols.series(wt_col), wt_col, "weight", source, rows).set_axis(ids).rename("weight")
 
     taken = set(special) | rc.columns
     if opts.profile_columns:
@@ -646,7 +924,7 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
         profile_cols = [c for c in names if c not in taken and c not in raw.not_profile]
         if raw.not_profile:
             notes.append(f"Qualtrics metadata columns left out of the profile: {', '.join(raw.not_profile)}")
-    profile = df[profile_cols].set_axis(ids, axis=0)
+    profile = cols.frame(profile_cols, ids)
 
     outcomes = _outcomes_frame(rc, raw, opts, source, notes)
     index = pd.Index(rc.outcomes, name="outcome")
@@ -759,8 +1037,12 @@ def read_survey(
         config, imp_scale=imp_scale, sat_scale=sat_scale, missing_codes=missing_codes, outcomes_file=outcomes_file,
         id_column=id_column, duration_column=duration_column, weight_column=weight_column,
     )
-    raw = _read_raw(Path(path), sheet=sheet)
-    return _build(raw, opts, stacklevel=2)
+    raw = _read_raw(Path(path), sheet=sheet, rating_hint=_rating_hint(opts, str(path)))
+    try:
+        return _build(raw, opts, stacklevel=2)
+    finally:
+        del raw
+        _release_arrow_memory()
 
 
 def survey_from_frame(
@@ -808,6 +1090,8 @@ def survey_from_frame(
     )
     names = [str(c) for c in df.columns]
     check_unique_names(names, source)
-    raw = RawTable(df, source, index_rows=True)
+    if any(not isinstance(c, str) for c in df.columns):
+        df = df.set_axis(names, axis=1)  # a new object: the caller's frame keeps its labels
+    raw = RawTable(_FrameColumns(df), source, index_rows=True)
     return _build(raw, opts, stacklevel=2)
 

@@ -12,7 +12,7 @@ All checks are vectorised over the (n, m) rating block; nothing loops over respo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,12 @@ __all__ = [
     "check_unique_names",
     "check_ids",
     "numeric_block",
+    "is_numeric",
+    "Columns",
     "numeric_column",
     "apply_missing_codes",
     "check_rated",
+    "column_ranges",
     "check_scale",
     "infer_scale",
     "looks_like_code",
@@ -142,12 +145,24 @@ def _coerce_text_numbers(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return num.astype(float), bad
 
 
-def _is_numeric(dtype: Any) -> bool:
+def is_numeric(dtype: Any) -> bool:
+    """Numbers, not booleans."""
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
+class Columns(Protocol):
+    """Column access over a table being validated (a DataFrame or a pyarrow Table)."""
+
+    names: list[str]
+    n: int
+
+    def series(self, name: str) -> pd.Series: ...
+
+    def numeric(self, names: Sequence[str]) -> np.ndarray | None: ...
+
+
 def numeric_block(
-    df: pd.DataFrame,
+    table: Columns,
     columns: Sequence[str],
     block: str,
     source: str,
@@ -158,16 +173,16 @@ def numeric_block(
 
     Returns
     -------
-    ndarray, shape (n, len(columns)), float64 (a new array; it may be Fortran-ordered)
+    ndarray, shape (n, len(columns)), float64, Fortran order (each outcome contiguous; a new array)
     """
     cols = list(columns)
-    dtypes = df.dtypes
-    if all(_is_numeric(dtypes.iloc[df.columns.get_loc(c)]) for c in cols):
-        return df[cols].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-    out = np.empty((len(df), len(cols)), dtype=np.float64)
+    fast = table.numeric(cols)
+    if fast is not None:
+        return fast
+    out = np.empty((table.n, len(cols)), dtype=np.float64, order="F")
     for j, c in enumerate(cols):
-        s = df[c]
-        if _is_numeric(s.dtype):
+        s = table.series(c)
+        if is_numeric(s.dtype):
             out[:, j] = s.to_numpy(dtype=np.float64, na_value=np.nan)
             continue
         num, bad = _coerce_text_numbers(s)
@@ -197,7 +212,7 @@ def numeric_column(s: pd.Series, column: str, what: str, source: str, rows: RowN
     -------
     Series of float64 (NaN where blank), same index as ``s``.
     """
-    if _is_numeric(s.dtype):
+    if is_numeric(s.dtype):
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         num, bad = _coerce_text_numbers(s)
@@ -237,13 +252,28 @@ def apply_missing_codes(block: np.ndarray, codes: Sequence[float]) -> int:
     return count
 
 
+def column_ranges(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest rating of each column (NaN for a column without ratings), one pass each.
+
+    Examples
+    --------
+    >>> lo, hi = column_ranges(np.array([[1.0, np.nan], [3.0, np.nan]]))
+    >>> lo.tolist(), hi.tolist()
+    ([1.0, nan], [3.0, nan])
+    """
+    return np.fmin.reduce(block, axis=0), np.fmax.reduce(block, axis=0)
+
+
 def check_rated(
-    imp: np.ndarray, sat: np.ndarray, outcomes: Sequence[str], imp_cols: Sequence[str], sat_cols: Sequence[str],
+    imp_low: np.ndarray, sat_low: np.ndarray, outcomes: Sequence[str], imp_cols: Sequence[str], sat_cols: Sequence[str],
     source: str,
 ) -> None:
-    """Refuse an outcome whose importance or satisfaction column holds no rating at all."""
-    for block, arr, cols in (("importance", imp, imp_cols), ("satisfaction", sat, sat_cols)):
-        empty = np.flatnonzero(np.isnan(arr).all(axis=0))
+    """Refuse an outcome whose importance or satisfaction column holds no rating at all.
+
+    ``imp_low`` / ``sat_low`` are the per-column minima (:func:`column_ranges`): NaN = no rating.
+    """
+    for block, low, cols in (("importance", imp_low, imp_cols), ("satisfaction", sat_low, sat_cols)):
+        empty = np.flatnonzero(np.isnan(low))
         if len(empty):
             j = int(empty[0])
             more = (
@@ -310,9 +340,14 @@ def check_scale(
     source: str,
     rows: RowNamer,
     value_labels: Mapping[str, Mapping[Any, str]] | None = None,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """Refuse ratings outside a declared scale, with a hint about missing-value codes."""
-    lo, hi = float(np.nanmin(block)), float(np.nanmax(block))
+    """Refuse ratings outside a declared scale, with a hint about missing-value codes.
+
+    ``ranges`` are the per-column minima and maxima (:func:`column_ranges`), if already known.
+    """
+    col_lo, col_hi = ranges if ranges is not None else column_ranges(block)
+    lo, hi = float(np.nanmin(col_lo)), float(np.nanmax(col_hi))
     if lo >= scale.low and hi <= scale.high:
         return
     with np.errstate(invalid="ignore"):
@@ -340,6 +375,7 @@ def infer_scale(
     source: str,
     rows: RowNamer,
     option: str,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Scale, str]:
     """Infer a block's scale: the narrowest of :data:`COMMON_SCALES` holding every rating.
 
@@ -351,6 +387,8 @@ def infer_scale(
         ``"importance"`` or ``"satisfaction"`` (for messages).
     option : str
         The CLI option that declares it (``"--imp-scale"``), for messages.
+    ranges : (ndarray, ndarray), optional
+        Per-column minima and maxima (:func:`column_ranges`), if already known.
 
     Returns
     -------
@@ -365,7 +403,8 @@ def infer_scale(
         Ratings that fit no common scale, or a small scale plus values that look like
         missing-value codes (e.g. 1-5 and 99).
     """
-    lo, hi = float(np.nanmin(block)), float(np.nanmax(block))
+    col_lo, col_hi = ranges if ranges is not None else column_ranges(block)
+    lo, hi = float(np.nanmin(col_lo)), float(np.nanmax(col_hi))
     fits = sorted((s for s in COMMON_SCALES if s[0] <= lo and hi <= s[1]), key=lambda s: (s[1] - s[0], -s[0]))
     if not fits or fits[0][1] - fits[0][0] > 10:
         values = np.unique(block[~np.isnan(block)])
