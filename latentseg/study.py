@@ -75,6 +75,7 @@ __all__ = [
     "run_study",
     "summarize",
     "headline_tables",
+    "disagreement_table",
     "imbalanced_shares",
 ]
 
@@ -482,7 +483,9 @@ def run_study(
         A validated config, the ``[study]`` table as a dict, or a TOML file.
     out_dir : path
         Output directory: ``cells/`` (one JSON file per finished replication),
-        ``replications.csv``, ``summary.csv``, ``study_config.json`` and the figures.
+        ``replications.csv``, ``summary.csv``, ``disagreement.csv`` (k-means against the Gaussian
+        mixture, :func:`disagreement_table`, when both are among the methods),
+        ``study_config.json`` and the figures.
     n_jobs : int, default 1
         Worker processes (joblib). Each finished replication is written by its worker at once.
     progress : callable(done, total, description), optional
@@ -553,6 +556,10 @@ def run_study(
         "replications": _atomic_csv(reps, out / "replications.csv"),
         "summary": _atomic_csv(summary, out / "summary.csv"),
     }
+    km = next((m for m in ("kmeans-elbow", "kmeans-silhouette") if m in cfg.methods), None)
+    if km is not None and "gmm-bic" in cfg.methods and len(reps):
+        dis = disagreement_table(reps, a=km, b="gmm-bic")
+        files["disagreement"] = _atomic_csv(dis.rename_axis("group").reset_index(), out / "disagreement.csv")
     cfg_path = out / "study_config.json"
     cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
     files["config"] = cfg_path
@@ -632,6 +639,8 @@ def headline_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
     tables["overall"] = summary.groupby("method")[metrics].mean()
     tables["by_separation"] = summary.pivot_table(index="separation", columns="method", values="correct_k", aggfunc="mean")
+    tables["k_chosen_by_true_k"] = summary.pivot_table(index="k", columns="method", values="k_chosen", aggfunc="mean")
+    tables["coverage_by_separation"] = summary.pivot_table(index="separation", columns="method", values="coverage", aggfunc="mean")
     long = []
     for f in GRID_FACTORS:
         if summary[f].nunique() > 1:
@@ -647,3 +656,72 @@ def headline_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
         s = summary.assign(agreement=summary["cell_id"].map(label))
         tables["disagreement"] = s.pivot_table(index="agreement", columns="method", values="ari_true_k", aggfunc="mean")
     return tables
+
+
+def disagreement_table(
+    replications: pd.DataFrame,
+    *,
+    a: str = "kmeans-elbow",
+    b: str = "gmm-bic",
+    threshold: float = 0.8,
+    margin: float = 0.05,
+    by: Sequence[str] = ("separation", "imbalance", "covariance", "noise_dims", "n"),
+) -> pd.DataFrame:
+    """When two methods disagree at the true k, which one is closer to the truth?
+
+    A replication counts as a *disagreement* when the ARI between method ``b``'s fit and
+    k-means's fit at the true k (``ari_vs_kmeans`` of ``b``) is below ``threshold``. Among
+    disagreements, ``b`` *wins* when its ARI against the truth exceeds ``a``'s by more than
+    ``margin``, ``a`` wins in the opposite case, and the rest are ties.
+
+    Parameters
+    ----------
+    replications : DataFrame
+        ``replications.csv``.
+    a, b : str
+        Methods to compare; ``a`` must be a k-means method (its true-k fit is the reference of
+        ``ari_vs_kmeans``).
+    threshold, margin : float
+    by : sequence of str
+        Design factors to break the table down by (those that vary are used).
+
+    Returns
+    -------
+    DataFrame
+        Rows ``all`` and ``<factor>=<value>``; columns ``replications``, ``disagree``
+        (share of replications), ``n_disagree``, ``<b> closer``, ``<a> closer``, ``tie``
+        (shares of the disagreements), ``ARI <a>``, ``ARI <b>`` (mean ARI against the truth on
+        the disagreements).
+    """
+    if not METHODS.get(a, ("",))[0] == "kmeans":
+        raise ConfigError(f"disagreement_table: method a must be a k-means method; got {a!r}.")
+    keys = ["cell_id", "replication"]
+    wa = replications[replications["method"] == a].set_index(keys)
+    wb = replications[replications["method"] == b].set_index(keys)
+    both = wb.join(wa[["ari_true_k"]].rename(columns={"ari_true_k": "ari_true_k_a"}), how="inner")
+    both = both.assign(
+        disagree=both["ari_vs_kmeans"] < threshold,
+        b_wins=both["ari_true_k"] > both["ari_true_k_a"] + margin,
+        a_wins=both["ari_true_k_a"] > both["ari_true_k"] + margin,
+    )
+
+    def row(frame: pd.DataFrame) -> dict[str, float]:
+        d = frame[frame["disagree"]]
+        nd = len(d)
+        return {
+            "replications": len(frame),
+            "disagree": float(frame["disagree"].mean()) if len(frame) else np.nan,
+            "n_disagree": nd,
+            f"{b} closer": float(d["b_wins"].mean()) if nd else np.nan,
+            f"{a} closer": float(d["a_wins"].mean()) if nd else np.nan,
+            "tie": float((~d["b_wins"] & ~d["a_wins"]).mean()) if nd else np.nan,
+            f"ARI {a}": float(d["ari_true_k_a"].mean()) if nd else np.nan,
+            f"ARI {b}": float(d["ari_true_k"].mean()) if nd else np.nan,
+        }
+
+    rows = {"all": row(both)}
+    for f in by:
+        if f in both.columns and both[f].nunique() > 1:
+            for v, sub in both.groupby(f, sort=True):
+                rows[f"{f}={v}"] = row(sub)
+    return pd.DataFrame.from_dict(rows, orient="index")

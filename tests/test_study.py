@@ -12,6 +12,7 @@ from latentseg.errors import ConfigError
 from latentseg.result import SegmentationResult
 from latentseg.study import (
     _discretise,
+    disagreement_table,
     _matched_shares,
     headline_tables,
     imbalanced_shares,
@@ -60,6 +61,7 @@ def test_tiny_grid_runs_end_to_end(tiny_study):
     tables = headline_tables(res.summary)
     assert set(tables) >= {"overall", "by_separation", "by_factor", "disagreement"}
     assert json.loads((out / "study_config.json").read_text())["seed"] == 7
+    assert set(pd.read_csv(out / "disagreement.csv")["group"]) >= {"all", "separation=1.0", "separation=5.0"}
 
 
 @pytest.mark.xdist_group("study")
@@ -161,3 +163,25 @@ def test_example_study_config_is_valid():
 
     cfg = load_study_config(Path(__file__).parents[1] / "examples" / "study.toml")
     assert len(cfg.cells()) >= 8 and cfg.replications >= 1
+
+
+def test_disagreement_table_by_hand():
+    reps = pd.DataFrame(
+        {
+            "cell_id": ["c1"] * 6 + ["c2"] * 6,
+            "replication": [0, 0, 1, 1, 2, 2] * 2,
+            "separation": [1.0] * 6 + [3.0] * 6,
+            "method": ["kmeans-elbow", "gmm-bic"] * 6,
+            # c1: always disagree (0.5); gmm closer twice, k-means once. c2: agree (0.95)
+            "ari_vs_kmeans": [1.0, 0.5, 1.0, 0.5, 1.0, 0.5, 1.0, 0.95, 1.0, 0.95, 1.0, 0.95],
+            "ari_true_k": [0.2, 0.6, 0.3, 0.5, 0.7, 0.4, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9],
+        }
+    )
+    t = disagreement_table(reps)
+    assert t.loc["all", "disagree"] == pytest.approx(0.5) and t.loc["all", "n_disagree"] == 3
+    assert t.loc["separation=1.0", "gmm-bic closer"] == pytest.approx(2 / 3)
+    assert t.loc["separation=1.0", "kmeans-elbow closer"] == pytest.approx(1 / 3)
+    assert t.loc["separation=1.0", "ARI gmm-bic"] == pytest.approx(0.5)
+    assert np.isnan(t.loc["separation=3.0", "gmm-bic closer"])
+    with pytest.raises(ConfigError, match="method a must be a k-means method"):
+        disagreement_table(reps, a="gmm-bic", b="kmeans-elbow")
