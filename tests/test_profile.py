@@ -210,3 +210,20 @@ def test_package_level_profile_is_callable_after_submodule_import(fitted):
     survey, _, scores, result, _ = fitted
     p = ls.profile(result, scores, survey.outcomes)
     assert p.handles == profile(result, scores, survey.outcomes).handles
+
+
+def test_result_fitted_on_factors_is_profiled_in_outcome_terms(fitted):
+    from sklearn.decomposition import PCA
+
+    from latentseg.models import fit
+
+    survey, truth, scores, _, _ = fitted
+    filled = scores.fillna(scores.mean())
+    factors = pd.DataFrame(PCA(4, random_state=0).fit_transform(filled), index=scores.index,
+                           columns=[f"F{i + 1}" for i in range(4)])
+    result = fit(factors, "gmm", 4, n_init=3, random_seed=1)
+    assert result.feature_names == ("F1", "F2", "F3", "F4")
+    p = profile(result, scores, survey.outcomes)
+    assert list(p.means.columns) == list(scores.columns)
+    planted = {o for outs in truth.underserved.values() for o in outs}
+    assert all(seg.defining_outcomes[0] in planted for seg in p.segments)
