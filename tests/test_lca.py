@@ -416,3 +416,14 @@ def test_all_starts_reported_in_order():
     assert all(isinstance(v, bool) for v in res.diagnostics["start_converged"])
     for a, b in itertools.pairwise(res.shares):
         assert a >= b
+
+
+@pytest.mark.parametrize("measurement", ["categorical", "ordinal"])
+def test_acceleration_reaches_the_plain_em_maximum(measurement, ordinal_data):
+    data = ordinal_data[0].iloc[:500]
+    plain = fit_lca(data, 3, measurement=measurement, n_init=4, random_seed=2, accelerate=False, tol=1e-10)
+    fast = fit_lca(data, 3, measurement=measurement, n_init=4, random_seed=2, tol=1e-10)
+    assert fast.settings["accelerate"] and not plain.settings["accelerate"]
+    assert fast.criteria["loglik"] == pytest.approx(plain.criteria["loglik"], abs=1e-4)
+    np.testing.assert_allclose(fast.params["probs"], plain.params["probs"], atol=1e-3)
+    assert adjusted_rand_score(plain.assignment, fast.assignment) == 1.0

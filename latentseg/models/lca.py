@@ -17,6 +17,7 @@ the indicators are independent. For indicator ``j`` with categories ``0..C_j - 1
 Missing indicator values drop out of a respondent's likelihood (they contribute a factor 1).
 Every fit runs ``n_init`` random starts (random soft partitions, or Dirichlet(1) item-response
 probabilities) in one vectorised batch and reports how many reached the best log-likelihood.
+EM is accelerated by SQUAREM with a monotone safeguard (``accelerate=False`` for plain EM).
 
 The M-step is closed form for the nominal and binary models; for the ordinal model it is a
 generalised M-step: per item, a few damped Newton steps on the (concave) expected complete-data
@@ -59,7 +60,8 @@ OPPORTUNITY_LEVEL_NAMES = ("served", "underserved", "extremely underserved")
 
 _LOG_FLOOR = -700.0  # log of a probability that is numerically zero (keeps 0 * log 0 at 0)
 _BOUNDARY = 1e-6  # probabilities below this (or above 1 - this) are boundary estimates
-_ORD_BOUND = 30.0  # ordinal locations / thresholds are kept within +-this (logit units)
+_ORD_BOUND = 30.0
+  # ordinal locations / thresholds are kept within +-this (logit units)
 
 
 # ====================================================================== data encoding
@@ -425,6 +427,7 @@ def _run_em(
     prior: float,
     init: str | np.ndarray,
     rng: np.random.Generator,
+    accelerate: bool = True,
 ) -> _Fit:
     X, offsets = _onehot(enc.codes, enc.n_cat)
     XT = np.ascontiguousarray(X.T)
@@ -465,35 +468,110 @@ def _run_em(
         logW = _ordinal_to_flat(_ordinal_logp(beta, tau, valid), n_cat)
         logpi = _safe_log(z.sum(axis=2) / n)
 
-    prev = np.full(S, -np.inf)
+    # ---- the EM map on a batch of starts; parameters are tuples with the start axis first:
+    # nominal (log item probabilities (S, k, D), log weights (S, k)); ordinal (locations
+    # (S, J, k), thresholds (S, J, Cmax-1), log weights (S, k))
+    tvalid = valid[:, 1:]
+
+    def to_logw(params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if ordinal:
+            return _ordinal_to_flat(_ordinal_logp(params[0], params[1], valid), n_cat), params[2]
+        return params[0], params[1]
+
+    def em_map(params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """One EM iteration: log-likelihood at ``params`` and the M-step's new parameters."""
+        lw, lp = to_logw(params)
+        ll, z = _e_step(XT, lw, lp)
+        lp_new = _safe_log(z.sum(axis=2) / n)
+        if ordinal:
+            N = _pad_counts((z.reshape(-1, n) @ X).reshape(z.shape[0], k, -1), n_cat, offsets) + prior * vpad
+            b, t = _ordinal_newton(N, params[0], params[1], valid, steps=2)
+            return ll, (b, t, lp_new)
+        lw_new, _ = _nominal_m_step(X, z, offsets, col_item, col_ncat, prior)
+        return ll, (lw_new, lp_new)
+
+    def project(params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Back onto the parameter space after an extrapolation (normalise, centre, clip)."""
+        lp = params[-1] - np.logaddexp.reduce(params[-1], axis=1, keepdims=True)
+        lp = np.maximum(lp, _LOG_FLOOR)
+        if ordinal:
+            b, t = _centre(
+                np.clip(params[0], -_ORD_BOUND, _ORD_BOUND), np.clip(params[1], -_ORD_BOUND, _ORD_BOUND), tvalid
+            )
+            return b, t, lp
+        lw = params[0]
+        mx = np.maximum.reduceat(lw, offsets, axis=2)
+        lse = mx + np.log(np.add.reduceat(np.exp(lw - mx[:, :, col_item]), offsets, axis=2))
+        return np.maximum(lw - lse[:, :, col_item], _LOG_FLOOR), lp
+
+    params: tuple[np.ndarray, ...] = (beta, tau, logpi) if ordinal else (logW, logpi)  # type: ignore[assignment]
+    final = tuple(p.copy() for p in params)
     iters = np.zeros(S, dtype=np.int64)
     converged = np.zeros(S, dtype=bool)
     active = np.arange(S)
-    # the active starts' parameters are worked on in place and written back when a start stops
-    lw, lp = logW, logpi
-    for it in range(1, max_iter + 1):
-        ll, z = _e_step(XT, lw, lp)
-        iters[active] = it
-        done = np.abs(ll - prev[active]) / n < tol
-        prev[active] = ll
-        # M-step for every active start (also the ones that just converged: their final parameters)
-        if ordinal:
-            assert beta is not None and tau is not None
-            N = _pad_counts((z.reshape(-1, n) @ X).reshape(len(active), k, -1), n_cat, offsets) + prior * vpad
-            b, t = _ordinal_newton(N, beta[active], tau[active], valid, steps=2)
-            beta[active], tau[active] = b, t
-            lw = _ordinal_to_flat(_ordinal_logp(b, t, valid), n_cat)
-            lp = _safe_log(z.sum(axis=2) / n)
-        else:
-            lw, lp = _nominal_m_step(X, z, offsets, col_item, col_ncat, prior)
-        if done.any():
+
+    def retire(stop: np.ndarray, values: tuple[np.ndarray, ...]) -> None:
+        for dst, src in zip(final, values):
+            dst[active[stop]] = src[stop]
+
+    if not accelerate:
+        prev = np.full(S, -np.inf)
+        cur = params
+        for it in range(1, max_iter + 1):
+            ll, cur = em_map(cur)
+            iters[active] = it
+            done = np.abs(ll - prev[active]) / n < tol
+            prev[active] = ll
+            stop = done | (it == max_iter)
             converged[active[done]] = True
-            logW[active], logpi[active] = lw, lp
-            active, lw, lp = active[~done], lw[~done], lp[~done]
-            if active.size == 0:
-                break
-    if active.size:
-        logW[active], logpi[active] = lw, lp
+            if stop.any():
+                retire(stop, cur)
+                active, cur = active[~stop], tuple(p[~stop] for p in cur)
+                if active.size == 0:
+                    break
+    else:
+        # SQUAREM (Varadhan & Roland 2008, scheme S3) with a monotone safeguard: two EM steps,
+        # an extrapolation along them, one EM step from the extrapolated point, accepted only
+        # when its log-likelihood beats the first EM step's; otherwise the plain two steps stand.
+        # Convergence: one EM step changes the log-likelihood per respondent by less than ``tol``
+        # (plain EM's rule, checked at the current point).
+        p0 = params
+        amax = np.ones(S)
+        while active.size:
+            ll0, p1 = em_map(p0)
+            ll1, p2 = em_map(p1)
+            iters[active] += 2
+            done = np.abs(ll1 - ll0) / n < tol
+            converged[active[done]] = True
+            r = [b - a for a, b in zip(p0, p1)]
+            v = [c - 2 * b + a for a, b, c in zip(p0, p1, p2)]
+            axes = [tuple(range(1, x.ndim)) for x in r]
+            sr = sum((x * x).sum(axis=ax) for x, ax in zip(r, axes))
+            sv = sum((x * x).sum(axis=ax) for x, ax in zip(v, axes))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                alpha = -np.sqrt(sr / sv)
+            alpha = np.where(np.isfinite(alpha), alpha, -1.0)
+            alpha = np.clip(alpha, -amax[active], -1.0)
+            amax[active] = np.where(alpha <= -amax[active], 4 * amax[active], amax[active])
+            shape = [(-1,) + (1,) * (x.ndim - 1) for x in r]
+            pe = project(
+                tuple(a - 2 * alpha.reshape(sh) * x + (alpha**2).reshape(sh) * y for a, x, y, sh in zip(p0, r, v, shape))
+            )
+            lle, p3 = em_map(pe)
+            iters[active] += 1
+            accept = lle >= ll1
+            amax[active] = np.where(accept, amax[active], np.maximum(1.0, amax[active] / 4))
+            nxt = tuple(np.where(accept.reshape(sh), c, b) for b, c, sh in zip(p2, p3, shape))
+            stop = done | (iters[active] >= max_iter)
+            # a start that converged keeps the plain EM step (its extrapolation is moot)
+            nxt = tuple(np.where(done.reshape(sh), b, c) for b, c, sh in zip(p2, nxt, shape))
+            if stop.any():
+                retire(stop, nxt)
+            active, p0 = active[~stop], tuple(p[~stop] for p in nxt)
+
+    if ordinal:
+        beta, tau = final[0], final[1]
+    logW, logpi = to_logw(final)
 
     # final log-likelihood of every start at its final parameters (one batched pass)
     ll_all, _ = _e_step(XT, logW, logpi)
@@ -541,6 +619,7 @@ def fit_lca(
     random_seed: int | None = None,
     prior: float = 0.0,
     init: str | np.ndarray = "partition",
+    accelerate: bool = True,
 ) -> SegmentationResult:
     """Fit a latent class model with ``k`` segments by EM from ``n_init`` random starts.
 
@@ -564,7 +643,7 @@ def fit_lca(
     n_init : int, default 20
         Random starts, all run in one vectorised batch.
     max_iter : int, default 1000
-        EM iterations per start.
+        EM iterations per start (each EM step counts, also those inside an acceleration cycle).
     tol : float, default 1e-8
         A start has converged when its log-likelihood per respondent changes by less than ``tol``
         between iterations (StepMix's ``abs_tol`` semantics).
@@ -582,6 +661,12 @@ def fit_lca(
         memberships, shape (n_init, n, k) or (n, k), non-negative (rows are normalised), gives
         the starts explicitly (a previous solution, k-means partitions, another program's
         starts); ``n_init`` must then equal its first dimension.
+    accelerate : bool, default True
+        Accelerate EM with SQUAREM (Varadhan & Roland 2008): extrapolate along two EM steps and
+        keep the extrapolation only when it raises the log-likelihood, so every start still
+        climbs monotonically to a fixed point of EM, in far fewer iterations where EM crawls
+        (overfitted k, flat likelihoods). ``False`` runs plain EM (each start then follows the
+        same path as StepMix or poLCA from the same starting values).
 
     Returns
     -------
@@ -645,7 +730,7 @@ def fit_lca(
             )
 
     rng = as_rng(random_seed)
-    fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng)
+    fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng, bool(accelerate))
 
     n_cat = enc.n_cat
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
@@ -680,6 +765,7 @@ def fit_lca(
         "max_iter": max_iter,
         "tol": float(tol),
         "prior": float(prior),
+        "accelerate": bool(accelerate),
     }
     return SegmentationResult.from_memberships(
         "lca",
