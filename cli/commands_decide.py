@@ -186,11 +186,14 @@ def register(app: typer.Typer) -> None:
         notes: list[str] = []
         overlays = overlay(result, prof_df, columns=ov_cols, weighting=weighting, random_seed=seed) if ov_cols else None
         find = None
-        if ov_cols:
+        if overlays is not None:
+            notes.extend(f"overlay skipped {c}: {why}" for c, why in overlays.skipped.items())
+        finder_cols = [c for c in ov_cols if overlays is None or c in overlays.columns]
+        if finder_cols:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", LatentsegWarning)
                 try:
-                    find = finder(result, prof_df, columns=ov_cols, random_seed=seed)
+                    find = finder(result, prof_df, columns=finder_cols, random_seed=seed)
                 except Exception as exc:  # noqa: BLE001 - the finder is an extra; say why it is missing
                     from latentseg.errors import LatentsegError
 

@@ -37,7 +37,7 @@ Tests and thresholds
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,8 @@ FINGERPRINT_INDEX = 1.2
 FINGERPRINT_MIN_SHARE = 0.10
 #: Numeric columns with at most this many distinct values are treated as categorical.
 MAX_NUMERIC_LEVELS_AS_CATEGORY = 5
+#: Categorical columns with more distinct values than this (ids, free text) are skipped.
+MAX_CATEGORIES = 30
 
 _WEIGHTINGS = ("proportional", "modal", "bch")
 _Z95 = float(stats.norm.ppf(0.975))
@@ -236,12 +238,15 @@ class Overlays:
         overall_mean, direction``; plus ``text``, a readable phrase.
     thresholds : str
         The strength and fingerprint rules, written out.
+    skipped : dict of str to str
+        Columns not overlaid, with the reason (e.g. too many categories to cross-tabulate).
     """
 
     weighting: str
     columns: dict[str, ColumnOverlay]
     fingerprints: dict[int, list[dict[str, Any]]]
     thresholds: str
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -282,6 +287,7 @@ class Overlays:
                 "thresholds": self.thresholds,
                 "columns": {name: c.to_dict() for name, c in self.columns.items()},
                 "fingerprints": {str(k): v for k, v in self.fingerprints.items()},
+                "skipped": dict(self.skipped),
             }
         )
 
@@ -515,6 +521,7 @@ def overlay(
     n_mc: int = 2000,
     random_seed: int | None = None,
     kinds: Mapping[str, str] | None = None,
+    max_categories: int = MAX_CATEGORIES,
 ) -> Overlays:
     """Cross-tabulate segments against profile columns, test association, flag fingerprints.
 
@@ -535,6 +542,9 @@ def overlay(
     kinds : mapping of str to {"categorical", "numeric"}, optional
         Force a column's kind. By default text, boolean and numeric columns with at most 5
         distinct values are categorical; other numeric columns are numeric.
+    max_categories : int, default 30
+        Categorical columns with more distinct values (ids, free text) are skipped and listed in
+        ``Overlays.skipped``.
 
     Returns
     -------
@@ -578,6 +588,7 @@ def overlay(
     assignment = result.assignment
     rngs = as_rng(random_seed).spawn(len(cols)) if cols else []
     out: dict[str, ColumnOverlay] = {}
+    skipped: dict[str, str] = {}
     for col, rng in zip(cols, rngs):
         s = frame[col]
         kind = kinds.get(col) or ("numeric" if _is_numeric(s) else "categorical")
@@ -587,11 +598,16 @@ def overlay(
             raise ConfigError(f"Overlay column {col!r} has no values for the model's respondents.")
         if kind == "numeric":
             out[col] = _numeric(col, s, w, assignment)
-        else:
-            out[col] = _categorical(col, s, w, weighting, int(n_mc), rng)
+            continue
+        n_levels = int(s.dropna().nunique())
+        if n_levels > max_categories:
+            skipped[col] = f"{n_levels} distinct values (more than {max_categories}): an id or free text?"
+            continue
+        out[col] = _categorical(col, s, w, weighting, int(n_mc), rng)
     return Overlays(
         weighting=weighting,
         columns=out,
         fingerprints=_fingerprints(out, result.k),
         thresholds=THRESHOLDS_TEXT,
+        skipped=skipped,
     )

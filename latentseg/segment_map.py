@@ -176,9 +176,9 @@ class SegmentMap:
         """One flat row per segment (lists joined with ``"; "``), indexed by segment id."""
         rows = []
         for s in self.segments:
-            row = {k: v for k, v in s.items() if k not in ("top_underserved", "fingerprint", "flags")}
+            row = {k: v for k, v in s.items() if k not in ("top_underserved", "fingerprint", "fingerprint_text", "flags")}
             row["top_underserved"] = "; ".join(o["statement"] for o in s["top_underserved"])
-            row["fingerprint"] = "" if s["fingerprint"] is None else "; ".join(s["fingerprint"])
+            row["fingerprint"] = "" if s["fingerprint"] is None else s["fingerprint_text"]
             row["flags"] = "; ".join(s["flags"])
             rows.append(row)
         return pd.DataFrame(rows).set_index("id")
@@ -220,7 +220,7 @@ class SegmentMap:
             if s.get("revenue") is not None:
                 size += f"; revenue ~{s['revenue']:,.0f} ({s['revenue_lower']:,.0f}-{s['revenue_upper']:,.0f})"
             outs = "; ".join(o["statement"] for o in s["top_underserved"]) or "none underserved"
-            fp = "not analysed" if s["fingerprint"] is None else ("; ".join(s["fingerprint"]) or "diffuse")
+            fp = "not analysed" if s["fingerprint"] is None else s["fingerprint_text"]
             cur = "-" if s["current_solution"] is None else f"{s['current_solution']} ({s['current_solution_pct']:.0f}%)"
             rec = f"**{s['recommendation']}** ({s['reason']})"
             if s["flags"]:
@@ -407,6 +407,7 @@ def segment_map(
             for o in p.top_underserved[:top]
         ]
         entry["fingerprint"] = None if overlays is None else [f["text"] for f in overlays.fingerprints.get(j, [])]
+        entry["fingerprint_text"] = None if overlays is None else overlays.fingerprint_text(j)
         entry["current_solution"], entry["current_solution_pct"] = current[j - 1]
         if j in overrides:
             rec, reason = overrides[j], "set by the user"

@@ -160,7 +160,8 @@ def test_diffuse_segment_fingerprint_text():
 def test_low_level_numeric_is_categorical_and_kinds_override(fitted):
     survey, _, result, _ = fitted
     prof = survey.profile.assign(rating=np.arange(len(survey.profile)) % 3 + 1)
-    ov = overlay(result, prof, columns=["rating", "plan_price"], kinds={"plan_price": "categorical"}, n_mc=50)
+    ov = overlay(result, prof, columns=["rating", "plan_price"], kinds={"plan_price": "categorical"}, n_mc=50,
+                 max_categories=1000)
     assert ov["rating"].kind == "categorical" and ov["plan_price"].kind == "categorical"
 
 
@@ -176,3 +177,12 @@ def test_bad_input_messages(fitted):
         overlay(result, survey.profile, columns=["role"], kinds={"role": "numeric"})
     with pytest.raises(SurveyError, match="The profile table has no rows for 5 of the model's respondents"):
         overlay(result, survey.profile.iloc[5:])
+
+
+def test_high_cardinality_text_column_is_skipped_with_reason(fitted):
+    survey, _, result, _ = fitted
+    prof = survey.profile.assign(comment=[f"text {i}" for i in range(len(survey.profile))])
+    ov = overlay(result, prof, columns=["role", "comment"], n_mc=50, random_seed=0)
+    assert list(ov.columns) == ["role"]
+    assert ov.skipped["comment"].startswith("800 distinct values (more than 30)")
+    assert "comment" in ov.to_dict()["skipped"]
