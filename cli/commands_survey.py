@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-
 from latentseg.cli._common import command, echo_json, err_console, info, out_console
+from rich.markup import escape
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -118,6 +118,7 @@ class Key:
                 return f"{base} in {lo}, {hi}"
             if self.low is not None:
                 return f"{base} {'>' if self.low_open else '>='} {_fmt(self.low)}"
+            assert self.high is not None
             return f"{base} {'<' if self.high_open else '<='} {_fmt(self.high)}"
         return base
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,8 +125,8 @@ def test_report_forms():
     text = report.summary()
     assert text.startswith("Cleaning: 11 respondents in, 4 kept, 7 excluded.")
     assert "straight-liners: 4" in text and "unrated: 3 (more than 20% of outcomes missing a rating)" in text
-    with pytest.raises(Exception):
-        report.n_in = 3  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.n_in = 3  # type: ignore[misc]
 
 
 def test_small_sample_warns_and_points_at_manual_groups():

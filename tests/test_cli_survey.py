@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from latentseg.cli.app import app
 from typer.testing import CliRunner
 
-from latentseg.cli.app import app
 from latentseg.io import read_survey
 from latentseg.scoring import opportunity_scores
 

@@ -575,7 +575,7 @@ def _stream(make_input: Any, options: tuple[Any, Any, Any], header: list[str], b
             raise
         raise _Retry from None  # a value the first block's types cannot hold, e.g. text in a rating
     if n and cap > 1.1 * n:
-        outs = [np.asfortranarray(o[:n]).copy(order="F") for o in outs]
+        outs = [np.array(o[:n], order="F") for o in outs]  # one copy, exact size
     else:
         outs = [o[:n] for o in outs]
     other_schema = pa.schema([schema.field(i) for i in other_idx])
@@ -608,7 +608,7 @@ def _parse_csv(
         statements = {name: txt.strip() for name, txt in zip(header, recs[1], strict=False) if txt.strip()}
         skip = 2
         notes.append("Qualtrics export: question text used as outcome statements")
-    extra = {
+    extra: dict[str, Any] = {
         "first_row": 2 + skip,
         "statements": statements,
         "notes": notes,
@@ -693,7 +693,7 @@ def _pick(explicit: str | None, names: Sequence[str], candidates: Sequence[str],
                 f"{source}: the {what} column '{explicit}' ({flag}) is not in the file; expected one of its columns: {shown}."
             )
         return explicit
-    normalised = {}
+    normalised: dict[str, str] = {}
     for c in names:
         normalised.setdefault(_norm(c), c)
     for cand in candidates:
