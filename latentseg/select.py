@@ -141,7 +141,11 @@ def elbow_index(x: Sequence[float], y: Sequence[float]) -> int | None:
 
 
 def loo_parsimony(
-    ks: Sequence[int], elpd: Sequence[float], se: Sequence[float], se_rule: float = 2.0
+    ks: Sequence[int],
+    elpd: Sequence[float],
+    se: Sequence[float],
+    se_rule: float = 2.0,
+    pointwise: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[int | None, int | None]:
     """The smallest k whose elpd is within ``se_rule`` standard errors of the best.
 
@@ -151,10 +155,13 @@ def loo_parsimony(
     elpd : sequence of float, length m
         Expected log predictive density (``elpd_loo``, higher is better).
     se : sequence of float, length m
-        Its standard error. The rule uses the best fit's SE (the SE of the difference needs the
-        pointwise values of both fits; the best fit's SE is the common, slightly conservative
-        stand-in).
+        Its standard error.
     se_rule : float, default 2.0
+    pointwise : sequence of ndarray (n,) or None, length m, optional
+        Per-respondent elpd of each fit. When given for the best fit and a candidate, the
+        tolerance uses the standard error of their pointwise difference,
+        ``sqrt(n Var(elpd_best,i - elpd_k,i))`` (as :func:`arviz.compare` does); otherwise the
+        best fit's own SE, a common and more conservative stand-in.
 
     Returns
     -------
@@ -169,14 +176,19 @@ def loo_parsimony(
     ks_a = np.asarray(ks, dtype=int)
     e = np.asarray(elpd, dtype=float)
     s = np.asarray(se, dtype=float)
+    pw = list(pointwise) if pointwise is not None else [None] * len(ks_a)
     ok = np.isfinite(e)
     if not ok.any():
         return None, None
-    ks_a, e, s = ks_a[ok], e[ok], s[ok]
-    b = int(np.argmax(e))
-    tol = se_rule * (s[b] if np.isfinite(s[b]) else 0.0)
-    within = ks_a[e >= e[b] - tol]
-    return int(within.min()), int(ks_a[b])
+    idx = np.flatnonzero(ok)
+    b = int(idx[np.argmax(e[idx])])
+    tol = np.full(len(ks_a), se_rule * (s[b] if np.isfinite(s[b]) else 0.0))
+    for i in idx:
+        if pw[b] is not None and pw[i] is not None and np.size(pw[i]) == np.size(pw[b]):
+            d = np.asarray(pw[b], dtype=float) - np.asarray(pw[i], dtype=float)
+            tol[i] = se_rule * float(np.sqrt(d.size * np.var(d)))
+    within = [int(ks_a[i]) for i in idx if e[i] >= e[b] - tol[i]]
+    return min(within), int(ks_a[b])
 
 
 # ---------------------------------------------------------------------------------- result
@@ -432,6 +444,11 @@ def select(
         aux_inertia = _kmeans_aux_inertia(kmeans_data, ks, seed_seq, fit_options.get("kmeans", {}))
 
     table = _build_table(records)
+    pointwise: dict[str, dict[int, np.ndarray]] = {}
+    for rec in records:
+        pw = rec.result.extras.get("elpd_loo_pointwise") if rec.result is not None and rec.result.extras else None
+        if pw is not None:
+            pointwise.setdefault(rec.model, {})[rec.k] = np.asarray(pw, dtype=float)
     table, per_family = _recommend(
         table,
         models,
@@ -440,6 +457,7 @@ def select(
         stability_min=float(stability_min),
         loo_se_rule=float(loo_se_rule),
         aux_inertia=aux_inertia,
+        pointwise=pointwise,
     )
     overall, rule = _overall(per_family, min_share=float(min_share))
     if notes:
@@ -790,20 +808,12 @@ def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: floa
 
 
 def _loo_elpd(table: pd.DataFrame) -> pd.Series:
-    """``elpd_loo`` (higher is better) from the ``loo`` column.
-
-    The Bayesian engine reports ``loo`` as ArviZ's ``elpd_loo`` (the log scale, higher is
-    better). A deviance-scale value (``-2 elpd``) would be positive for any realistic data,
-    so positive values are converted back; this guards the rule against either convention.
-    """
-    loo = table["loo"].astype(float)
-    return loo.where(~(loo > 0), -loo / 2)
+    """``elpd_loo`` (higher is better): the Bayesian engines report ``loo`` on the elpd scale."""
+    return table["loo"].astype(float)
 
 
 def _loo_se_elpd(table: pd.DataFrame) -> pd.Series:
-    loo = table["loo"].astype(float)
-    se = table["loo_se"].astype(float)
-    return se.where(~(loo > 0), se / 2)
+    return table["loo_se"].astype(float)
 
 
 def _recommend(
@@ -815,7 +825,9 @@ def _recommend(
     stability_min: float,
     loo_se_rule: float,
     aux_inertia: Mapping[int, float],
+    pointwise: Mapping[str, Mapping[int, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    pointwise = pointwise or {}
     excluded = [
         _exclusion(row, min_share=min_share, silhouette_min=silhouette_min, stability_min=stability_min)
         for row in table.to_dict(orient="records")
@@ -836,7 +848,7 @@ def _recommend(
         elif criterion == "elbow":
             chosen, best, sentence = _rule_elbow(sub, ok, aux_inertia)
         else:
-            chosen, best, sentence = _rule_loo(sub, ok, loo_se_rule)
+            chosen, best, sentence = _rule_loo(sub, ok, loo_se_rule, pointwise.get(model, {}))
         if excl:
             sentence += " " + "; ".join(e["reason"] for e in excl) + "."
         per_family[model] = {
@@ -891,20 +903,30 @@ def _rule_elbow(sub: pd.DataFrame, ok: pd.DataFrame, aux: Mapping[int, float]) -
     return k, elbow, f"kmeans: {lead}; the admissible fit with the highest silhouette is k={k} ({row['silhouette']:.2f})."
 
 
-def _rule_loo(sub: pd.DataFrame, ok: pd.DataFrame, se_rule: float) -> tuple[int | None, int | None, str]:
+def _rule_loo(
+    sub: pd.DataFrame, ok: pd.DataFrame, se_rule: float, pointwise: Mapping[int, np.ndarray]
+) -> tuple[int | None, int | None, str]:
     fam = sub["model"].iloc[0] if len(sub) else "?"
     elpd_all = _loo_elpd(sub)
     best_all = int(sub.loc[elpd_all.idxmax(), "k"]) if elpd_all.notna().any() else None
     if ok.empty or not _loo_elpd(ok).notna().any():
         return None, best_all, f"{fam}: no admissible fit with LOO, so no recommendation."
-    chosen, best = loo_parsimony(ok["k"].tolist(), _loo_elpd(ok).tolist(), _loo_se_elpd(ok).tolist(), se_rule)
+    ks = [int(v) for v in ok["k"]]
+    pw = [pointwise.get(kk) for kk in ks]
+    chosen, best = loo_parsimony(ks, _loo_elpd(ok).tolist(), _loo_se_elpd(ok).tolist(), se_rule, pw)
     e_best = float(_loo_elpd(ok[ok["k"] == best]).iloc[0])
     se_best = float(_loo_se_elpd(ok[ok["k"] == best]).iloc[0])
+    paired = pointwise.get(best) is not None and (chosen == best or pointwise.get(chosen) is not None)
+    which = "SE of the pointwise difference" if paired else "SE"
     s = f"{fam}: LOO (elpd) is best at k={best} ({e_best:.1f}, SE {se_best:.1f}) among admissible fits"
     if chosen != best:
-        s += f"; k={chosen} is the smallest k within {se_rule:g} SE of it, so the simpler model is kept"
+        e_c = float(_loo_elpd(ok[ok["k"] == chosen]).iloc[0])
+        s += (
+            f"; k={chosen} ({e_c:.1f}) is the smallest k within {se_rule:g} {which} of it, so the "
+            "simpler model is kept (LOO barely penalises extra segments)"
+        )
     else:
-        s += f"; no smaller k is within {se_rule:g} SE of it"
+        s += f"; no smaller k is within {se_rule:g} {which} of it"
     return chosen, best_all, s + "."
 
 

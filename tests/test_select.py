@@ -94,6 +94,18 @@ def test_loo_parsimony_keeps_the_smallest_k_within_the_rule():
     assert loo_parsimony(ks, elpd, [20.0] * 4, 0.0) == (6, 6)
     # 3 is within 2 SE when the SE is large
     assert loo_parsimony(ks, elpd, [30.0] * 4, 2.0) == (3, 6)
+    # with pointwise values the SE of the *difference* is used (each fit's own SE is 20 here)
+    rng = np.random.default_rng(0)
+    best_pw = rng.normal(-8.485, 3.0, size=100)
+
+    def trailing(total: float, sd: float) -> np.ndarray:
+        noise = rng.normal(0, sd, 100)
+        return best_pw - (noise - noise.mean() + total / 100)  # sum of differences = total
+
+    pw = [trailing(51.5, 0.1), trailing(1.5, 0.05), trailing(0.5, 0.1), best_pw]
+    # k=4 trails by 1.5 with difference SE ~0.5 (outside 2 SE); k=5 by 0.5 with SE ~1 (inside)
+    assert loo_parsimony(ks, elpd, [20.0] * 4, 2.0, pw) == (5, 6)
+    assert loo_parsimony(ks, elpd, [20.0] * 4, 2.0) == (4, 6)  # the best fit's own SE is cruder
 
 
 # ------------------------------------------------------------------------------- the table
@@ -171,7 +183,7 @@ def test_loo_parsimony_rule_is_written_out(fake):
     sel = select(X, models=("bayes-gmm",), k=[3, 4, 5, 6], random_seed=1)
     fam = sel.per_family["bayes-gmm"]
     assert (fam["recommended_k"], fam["best_k"]) == (4, 6)
-    assert "k=4 is the smallest k within 2 SE of it" in fam["rule"]
+    assert "k=4 (-850.0) is the smallest k within 2 SE of it" in fam["rule"]
     sel0 = select(X, models=("bayes-gmm",), k=[3, 4, 5, 6], random_seed=1, loo_se_rule=0.0)
     assert sel0.recommended_k == 6
 
