@@ -427,3 +427,16 @@ def test_acceleration_reaches_the_plain_em_maximum(measurement, ordinal_data):
     assert fast.criteria["loglik"] == pytest.approx(plain.criteria["loglik"], abs=1e-4)
     np.testing.assert_allclose(fast.params["probs"], plain.params["probs"], atol=1e-3)
     assert adjusted_rand_score(plain.assignment, fast.assignment) == 1.0
+
+
+def test_recovers_segments_of_a_simulated_survey():
+    """Survey -> opportunity scores -> Ulwick levels -> ordinal latent classes recovers the segments."""
+    from latentseg.scoring import opportunity_scores
+    from latentseg.simulate import simulate_survey
+
+    survey, truth = simulate_survey(500, 24, 4, separation=1.5, random_seed=3)
+    levels = opportunity_levels(opportunity_scores(survey))
+    levels = levels.loc[:, levels.nunique() > 1]  # an outcome served for everyone is no indicator
+    res = fit_lca(levels, 4, measurement="ordinal", n_init=6, random_seed=1)
+    assert adjusted_rand_score(truth.segment, res.assignment) >= 0.9
+    np.testing.assert_allclose(res.shares, truth.shares, atol=0.05)

@@ -103,7 +103,8 @@ def _as_frame(data: Any, what: str = "data") -> pd.DataFrame:
     arr = np.asarray(data, dtype=object)
     if arr.ndim != 2:
         raise ConfigError(f"The {what} must be a 2-D table (respondents x indicators); got {arr.ndim} dimension(s).")
-    return pd.DataFrame(arr, columns=[f"item_{j + 1}" for j in range(arr.shape[1])])
+    # as the other engines: columns x1..xd, respondent ids 1..n
+    return pd.DataFrame(arr, columns=[f"x{j + 1}" for j in range(arr.shape[1])], index=pd.RangeIndex(1, arr.shape[0] + 1))
 
 
 def _column_codes(s: pd.Series) -> tuple[np.ndarray, list[Any], bool]:
