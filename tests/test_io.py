@@ -334,6 +334,21 @@ def test_ids_from_named_index():
     assert s.respondent_ids.tolist() == df.index.tolist()
 
 
+def test_float_frame_with_contiguous_blocks_not_mutated():
+    values = np.array([[1.0, 3.0, 2.0, 1.0], [99.0, 4.0, 3.0, 2.0]])
+    df = pd.DataFrame(values.copy(), columns=["imp_a", "imp_b", "sat_a", "sat_b"])
+    s = survey_from_frame(df, missing_codes=[99], imp_scale="1-5", sat_scale="1-10")
+    assert np.isnan(s.importance.iloc[1, 0])
+    np.testing.assert_array_equal(df.to_numpy(), values)
+
+
+def test_csv_trailing_delimiter_column_dropped(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("id,imp_a,sat_a,imp_b,sat_b,\n1,5,2,3,3,\n2,4,4,1,5,\n")
+    s = read_survey(p, imp_scale="1-5", sat_scale="1-5")
+    assert s.outcome_ids == ["a", "b"] and list(s.profile.columns) == []
+
+
 def test_frame_not_mutated_and_to_frame_round_trip():
     df = survey_frame()
     df.loc[2, "imp_o0"] = 99

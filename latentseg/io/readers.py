@@ -89,7 +89,8 @@ class _FrameColumns:
         cols = list(names)
         if not all(is_numeric(self.df[c].dtype) for c in cols):
             return None
-        return np.asfortranarray(self.df[cols].to_numpy(dtype=np.float64, na_value=np.nan))
+        # always a copy of our own: to_numpy may hand back a read-only view of the caller's frame
+        return np.array(self.df[cols].to_numpy(dtype=np.float64, na_value=np.nan), order="F", copy=True)
 
     def frame(self, names: Sequence[str], index: pd.Index) -> pd.DataFrame:
         return self.df[list(names)].set_axis(index, axis=0)
