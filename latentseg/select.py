@@ -792,7 +792,7 @@ def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: floa
         return f"k={k} failed: {row['error']}"
     if not bool(row["converged"]):
         rh = row.get("rhat_max")
-        extra = f" (R-hat {rh:.2f})" if rh is not None and np.isfinite(rh) else ""
+        extra = f" (R-hat {rh:.3f})" if rh is not None and np.isfinite(rh) else ""
         return f"k={k} excluded: not converged{extra}"
     share = row["smallest_share"]
     if np.isfinite(share) and share < min_share:
@@ -917,16 +917,16 @@ def _rule_loo(
     e_best = float(_loo_elpd(ok[ok["k"] == best]).iloc[0])
     se_best = float(_loo_se_elpd(ok[ok["k"] == best]).iloc[0])
     paired = pointwise.get(best) is not None and (chosen == best or pointwise.get(chosen) is not None)
-    which = "SE of the pointwise difference" if paired else "SE"
+    which = " (SE of the paired pointwise difference)" if paired else ""
     s = f"{fam}: LOO (elpd) is best at k={best} ({e_best:.1f}, SE {se_best:.1f}) among admissible fits"
     if chosen != best:
         e_c = float(_loo_elpd(ok[ok["k"] == chosen]).iloc[0])
         s += (
-            f"; k={chosen} ({e_c:.1f}) is the smallest k within {se_rule:g} {which} of it, so the "
+            f"; k={chosen} ({e_c:.1f}) is the smallest k within {se_rule:g} SE of the best{which}, so the "
             "simpler model is kept (LOO barely penalises extra segments)"
         )
     else:
-        s += f"; no smaller k is within {se_rule:g} {which} of it"
+        s += f"; no smaller k is within {se_rule:g} SE of it{which}"
     return chosen, best_all, s + "."
 
 

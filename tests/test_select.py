@@ -174,7 +174,7 @@ def test_non_converged_fits_are_excluded_and_named(fake):
     )
     sel = select(X, models=("bayes-gmm",), k=[3, 4, 5], random_seed=1)
     assert sel.recommended_k == 4
-    assert "k=5 excluded: not converged (R-hat 1.83)" in sel.rule
+    assert "k=5 excluded: not converged (R-hat 1.830)" in sel.rule
     assert sel.table.set_index("k").loc[5, "rhat_max"] == pytest.approx(1.83)
 
 
@@ -183,7 +183,7 @@ def test_loo_parsimony_rule_is_written_out(fake):
     sel = select(X, models=("bayes-gmm",), k=[3, 4, 5, 6], random_seed=1)
     fam = sel.per_family["bayes-gmm"]
     assert (fam["recommended_k"], fam["best_k"]) == (4, 6)
-    assert "k=4 (-850.0) is the smallest k within 2 SE of it" in fam["rule"]
+    assert "k=4 (-850.0) is the smallest k within 2 SE of the best, so the simpler model is kept" in fam["rule"]
     sel0 = select(X, models=("bayes-gmm",), k=[3, 4, 5, 6], random_seed=1, loo_se_rule=0.0)
     assert sel0.recommended_k == 6
 
@@ -352,3 +352,22 @@ def test_missing_values_are_imputed_for_kmeans_only_and_said(four_segments):
     assert (sel.table["status"] == "ok").all()
     assert "3 missing value(s) were replaced by their column mean for the k-means fits only" in sel.rule
     assert sel.per_family["gmm"]["recommended_k"] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bayes")
+def test_bic_and_loo_both_recommend_the_true_four_segments(four_segments):
+    """The Bayesian mixture's LOO with the parsimony rule and the EM mixture's BIC agree on 4."""
+    X, truth, _ = four_segments
+    sel = select(X, models=("gmm", "bayes-gmm"), k=[3, 4, 5], random_seed=2, stability_subsamples=0,
+                 fit_options={"bayes-gmm": {"draws": 1000, "tune": 500, "chains": 2}})
+    fam = sel.per_family["bayes-gmm"]
+    assert sel.per_family["gmm"]["recommended_k"] == 4
+    assert fam["recommended_k"] == 4, sel.rule
+    t = sel.table.set_index(["model", "k"])
+    # LOO clearly prefers 4 to 3: by more than 2 SE of the paired pointwise difference ...
+    d = sel.result("bayes-gmm", 4).extras["elpd_loo_pointwise"] - sel.result("bayes-gmm", 3).extras["elpd_loo_pointwise"]
+    assert d.sum() > 2 * np.sqrt(d.size * d.var())
+    # ... and k = 5 adds nothing LOO can see (within the rule, or not even better)
+    assert t.loc[("bayes-gmm", 5), "loo"] < t.loc[("bayes-gmm", 4), "loo"] + 2 * t.loc[("bayes-gmm", 4), "loo_se"]
+    assert sel.recommended_k == 4
