@@ -582,7 +582,7 @@ def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], 
     if messages:
         row["warnings"] = "; ".join(dict.fromkeys(messages))
     if n_sub > 0:
-        row.update(_stability(data, model, k, seed, opts, n_sub))
+        row.update(_stability(data, model, k, seed, opts, n_sub, result))
     row["seconds"] = time.perf_counter() - t0
     return FitRecord(model=model, k=k, row=row, result=result, result_dict=result.to_dict())
 
@@ -615,7 +615,9 @@ def _num(v: Any) -> float:
         return float("nan")
 
 
-def _stability(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int) -> dict[str, Any]:
+def _stability(
+    data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int, reference: Any = None
+) -> dict[str, Any]:
     try:
         from latentseg.stability import stability
     except ImportError:
@@ -623,7 +625,7 @@ def _stability(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LatentsegWarning)  # the refits' warnings are not news
-            st = stability(data, model, k, subsamples=n_sub, random_seed=seed, **opts)
+            st = stability(data, model, k, subsamples=n_sub, random_seed=seed, reference=reference, **opts)
     except (LatentsegError, ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
         return {"stability_error": f"{type(exc).__name__}: {exc}"}
     return {

@@ -224,6 +224,28 @@ def test_overall_vote_and_tie_goes_to_the_smaller_k(fake):
     assert sel.recommended_k == 3 and "the smaller k is kept" in sel.rule
 
 
+def test_unstable_solutions_are_excluded_and_named(fake, monkeypatch):
+    import latentseg.stability as stability_mod
+
+    fake(_bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0}))
+    calls = []
+
+    def fake_stability(data, model, k, *, subsamples, random_seed, reference, **opts):
+        calls.append((model, k, subsamples, reference.k))
+        ari = {3: 0.97, 4: 0.45, 5: 0.9}[k]
+        return stability_mod.StabilityResult(
+            model=model, k=k, ari=np.full(subsamples, ari), mean=ari, min=ari - 0.1, fraction=0.8,
+            sizes=np.full(subsamples, 200), random_seed=random_seed,
+        )
+
+    monkeypatch.setattr(stability_mod, "stability", fake_stability)
+    sel = select(X, models=("gmm",), k=[3, 4, 5], random_seed=1, stability_subsamples=4)
+    assert calls == [("gmm", 3, 4, 3), ("gmm", 4, 4, 4), ("gmm", 5, 4, 5)]
+    assert sel.table["stability_mean"].tolist() == [0.97, 0.45, 0.9]
+    assert "k=4 rejected: unstable across subsamples (mean ARI 0.45 < 0.6)" in sel.rule
+    assert sel.recommended_k == 5
+
+
 def test_no_admissible_fit_gives_no_recommendation_and_says_why(fake):
     fake({("gmm", k): {"smallest": 0.02} for k in (3, 4)})
     sel = select(X, models=("gmm",), k=[3, 4], random_seed=1, stability_subsamples=0)
