@@ -532,7 +532,8 @@ def _iter_csv(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFra
                 batch = reader.read_next_batch()
             except StopIteration:
                 return
-            yield batch.to_pandas()
+            for start in range(0, batch.num_rows, chunksize):  # blocks are bytes; chunks are rows
+                yield batch.slice(start, chunksize).to_pandas()
     except pa.ArrowInvalid as exc:
         raise SurveyError(f"'{path}': {_arrow_message(exc, header)}") from None
 

@@ -139,6 +139,7 @@ def _save_fig(ctx: _Context, fig: Any, key: str, title: str, caption: str) -> Fi
     ctx.fig_dir.mkdir(parents=True, exist_ok=True)
     png, svg = ctx.fig_dir / f"{key}.png", ctx.fig_dir / f"{key}.svg"
     fig.savefig(png, format="png")
+    fig.set_layout_engine("none")  # the layout is settled: the SVG need not solve it again
     fig.savefig(svg, format="svg", metadata={"Date": None})
     f = Figure(key, title, caption, png, svg)
     ctx.figures.append(f)
@@ -463,7 +464,10 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     ov_meta = meta.get("overlay") or {}
     ov_summary = tables.get("overlay_summary")
     if ov_summary is not None and not ov_summary.empty:
-        order = ov_summary.sort_values("effect", ascending=False).index.tolist()
+        ranked = ov_summary.sort_values("effect", ascending=False)
+        if "strength" in ranked.columns:  # figures for the columns that tell segments apart
+            ranked = ranked[ranked["strength"].isin(["strong", "weak"])]
+        order = ranked.index.tolist()[:6]
         for i, col in enumerate(order):
             pct = tables.get(f"overlay_pct::{col}")
             f = _fig_overlay(ctx, str(col), pct, names, i + 1) if pct is not None else None
