@@ -135,7 +135,7 @@ def _straight(block: np.ndarray) -> np.ndarray:
     """Rows whose rated values (>= 2 of them) are all equal. Vectorised, NaN-aware."""
     hi = np.fmax.reduce(block, axis=1)
     lo = np.fmin.reduce(block, axis=1)
-    rated = block.shape[1] - np.isnan(block).sum(axis=1)
+    rated = block.shape[1] - np.count_nonzero(np.isnan(block), axis=1)
     return (hi == lo) & (rated >= 2)
 
 
@@ -223,7 +223,7 @@ def clean(
                 with np.errstate(invalid="ignore"):
                     speed = dur < speeder_fraction * median
 
-    missing = (np.isnan(imp) | np.isnan(sat)).sum(axis=1)
+    missing = np.count_nonzero(np.isnan(imp) | np.isnan(sat), axis=1)
     unrated = missing > max_unrated * m + 1e-9
 
     straight = sl_imp | sl_sat
