@@ -1,0 +1,236 @@
+"""WAIC and PSIS-LOO on the per-respondent marginal log-likelihood, and the comparison across k.
+
+The pointwise log-likelihood of a mixture is per respondent, with the segment summed out:
+``log p(x_n | theta_s) = logsumexp_j (log w_j + log p(x_n | segment j))``. It does not depend on
+the labels, so neither do WAIC and LOO.
+
+Both are reported on the log scale (expected log predictive density, **higher is better**):
+``criteria["waic"]`` is ``elpd_waic`` and ``criteria["loo"]`` is ``elpd_loo``; multiply by -2 for
+the deviance scale that some software prints.
+
+WAIC (Watanabe 2010, as in Vehtari, Gelman & Gabry 2017), computed here because ArviZ 1.x no
+longer provides it, from the S x n matrix ``ll[s, n]``::
+
+    lppd_n      = log( (1/S) sum_s exp(ll[s, n]) )
+    p_waic_n    = Var_s(ll[s, n])            (sample variance, divisor S - 1)
+    elpd_waic_n = lppd_n - p_waic_n
+    elpd_waic   = sum_n elpd_waic_n,   SE = sqrt(n * Var_n(elpd_waic_n))
+
+PSIS-LOO comes from :func:`arviz.loo` (Pareto-smoothed importance sampling, Vehtari et al. 2017,
+2024), with its Pareto-k diagnostics passed on.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError
+
+__all__ = ["waic", "loo", "compare_k", "WAIC_P_WARN"]
+
+#: a respondent whose p_waic term exceeds this makes WAIC unreliable (the loo package's rule)
+WAIC_P_WARN = 0.4
+
+
+def _logmeanexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = a.max(axis=axis, keepdims=True)
+    return (np.log(np.mean(np.exp(a - m), axis=axis, keepdims=True)) + m).squeeze(axis)
+
+
+def waic(loglik: np.ndarray) -> dict[str, Any]:
+    """WAIC from a pointwise log-likelihood matrix.
+
+    Parameters
+    ----------
+    loglik : ndarray, shape (S, n) or (C, S, n)
+        Log-likelihood of each respondent under each posterior draw (chains are pooled).
+
+    Returns
+    -------
+    dict
+        ``elpd_waic, se, p_waic, lppd`` (floats), ``pointwise`` (n,) elpd_waic terms,
+        ``p_pointwise`` (n,), ``n_high_p`` (respondents with a p_waic term above 0.4) and
+        ``warning`` (bool: any such respondent).
+
+    Examples
+    --------
+    >>> ll = np.log(np.array([[0.5, 0.2], [0.3, 0.2]]))  # 2 draws, 2 respondents
+    >>> r = waic(ll)
+    >>> round(r["lppd"], 4)  # log(0.4) + log(0.2)
+    -2.5257
+    """
+    ll = np.asarray(loglik, dtype=float)
+    if ll.ndim == 3:
+        ll = ll.reshape(-1, ll.shape[-1])
+    if ll.ndim != 2 or ll.shape[0] < 2:
+        raise ConfigError(f"waic needs a (draws, respondents) matrix with at least 2 draws; got shape {ll.shape}.")
+    n = ll.shape[1]
+    lppd_i = _logmeanexp(ll, axis=0)
+    p_i = ll.var(axis=0, ddof=1)
+    elpd_i = lppd_i - p_i
+    n_high = int((p_i > WAIC_P_WARN).sum())
+    return {
+        "elpd_waic": float(elpd_i.sum()),
+        "se": float(math.sqrt(n * elpd_i.var())) if n > 1 else float("nan"),
+        "p_waic": float(p_i.sum()),
+        "lppd": float(lppd_i.sum()),
+        "pointwise": elpd_i,
+        "p_pointwise": p_i,
+        "n_high_p": n_high,
+        "warning": n_high > 0,
+    }
+
+
+def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
+    """PSIS-LOO through :func:`arviz.loo`.
+
+    Parameters
+    ----------
+    loglik : ndarray, shape (C, S, n)
+    posterior : xarray.Dataset, optional
+        The posterior draws (chain, draw, ...); ArviZ uses them for the relative efficiency.
+
+    Returns
+    -------
+    dict
+        ``elpd_loo, se, p_loo`` (floats), ``pointwise`` (n,), ``pareto_k`` (n,),
+        ``k_threshold`` (ArviZ's sample-size dependent threshold, at most 0.7), ``n_bad_k``
+        (respondents above it) and ``warning`` (ArviZ's flag).
+    """
+    import arviz as az
+    import xarray as xr
+
+    ll = np.asarray(loglik, dtype=float)
+    if ll.ndim != 3:
+        raise ConfigError(f"loo needs a (chains, draws, respondents) array; got shape {ll.shape}.")
+    groups: dict[str, Any] = {
+        "log_likelihood": xr.Dataset({"loglik": (("chain", "draw", "respondent"), ll)}),
+    }
+    if posterior is not None:
+        groups["posterior"] = posterior
+    tree = xr.DataTree.from_dict(groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # passed on below as our own message
+        res = az.loo(tree, pointwise=True, var_name="loglik")
+    pk = np.asarray(res.pareto_k, dtype=float)
+    thr = float(res.good_k) if getattr(res, "good_k", None) is not None else 0.7
+    return {
+        "elpd_loo": float(res.elpd),
+        "se": float(res.se),
+        "p_loo": float(res.p),
+        "pointwise": np.asarray(res.elpd_i, dtype=float),
+        "pareto_k": pk,
+        "k_threshold": thr,
+        "n_bad_k": int((pk > thr).sum()),
+        "warning": bool(res.warning),
+    }
+
+
+def compare_k(results: Sequence[Any], se_rule: float = 2.0) -> pd.DataFrame:
+    """Compare Bayesian fits with different k by PSIS-LOO and WAIC, with a parsimony rule.
+
+    LOO barely penalises superfluous, nearly empty segments, so the recommendation is the
+    **smallest converged k whose elpd_loo is within ``se_rule`` standard errors of the best**, the
+    standard error being that of the pointwise difference to the best fit (as in
+    :func:`arviz.compare`). Fits that did not converge are listed but not recommended (when none
+    converged, all are considered and the table says so).
+
+    Parameters
+    ----------
+    results : sequence of SegmentationResult
+        Bayesian fits (``bayes-gmm`` / ``bayes-lca``) of the same data.
+    se_rule : float, default 2.0
+
+    Returns
+    -------
+    DataFrame, one row per fit, sorted by k
+        ``k, converged, elpd_loo, loo_se, p_loo, elpd_diff`` (best minus this, >= 0),
+        ``diff_se``, ``elpd_waic, waic_se, p_waic, n_bad_pareto_k, within_rule, recommended``.
+        ``attrs["recommended_k"]`` and ``attrs["rule"]`` (a sentence) say what was chosen and why.
+
+    Raises
+    ------
+    ConfigError
+        Fits of different data, non-Bayesian fits, or an empty list.
+    """
+    if not results:
+        raise ConfigError("compare_k needs at least one fitted result.")
+    if float(se_rule) < 0:
+        raise ConfigError(f"se_rule must be 0 or more; got {se_rule}.")
+    hashes = {r.provenance.get("data_hash") for r in results}
+    if len(hashes) > 1:
+        raise ConfigError("compare_k needs fits of the same data; the results have different data hashes.")
+    rows = []
+    pointwise = []
+    for r in results:
+        if not str(r.model).startswith("bayes") or "elpd_loo_pointwise" not in r.extras:
+            raise ConfigError(
+                f"compare_k needs Bayesian fits (bayes-gmm, bayes-lca) with pointwise LOO; got model {r.model!r}."
+            )
+        c = r.criteria
+        rows.append(
+            {
+                "k": r.k,
+                "converged": bool(r.converged),
+                "elpd_loo": c.get("loo"),
+                "loo_se": c.get("loo_se"),
+                "p_loo": c.get("p_loo"),
+                "elpd_waic": c.get("waic"),
+                "waic_se": c.get("waic_se"),
+                "p_waic": c.get("p_waic"),
+                "n_bad_pareto_k": r.diagnostics.get("pareto_k_bad", 0),
+            }
+        )
+        pointwise.append(np.asarray(r.extras["elpd_loo_pointwise"], dtype=float))
+    table = pd.DataFrame(rows)
+    if len({p.size for p in pointwise}) > 1:
+        raise ConfigError("compare_k needs fits of the same respondents; the fits have different n.")
+    eligible = table["converged"].to_numpy()
+    note = ""
+    if not eligible.any():
+        eligible = np.ones(len(table), dtype=bool)
+        note = " No fit converged, so all were compared; treat the choice as provisional."
+    elpd = table["elpd_loo"].to_numpy(dtype=float)
+    best = int(np.flatnonzero(eligible)[np.argmax(elpd[eligible])])
+    diff = elpd[best] - elpd
+    diff_se = np.array([float(np.sqrt(p.size * np.var(pointwise[best] - p))) for p in pointwise])
+    within = eligible & (diff <= se_rule * diff_se)
+    table["elpd_diff"] = diff
+    table["diff_se"] = diff_se
+    table["within_rule"] = within
+    chosen_pos = int(np.flatnonzero(within)[np.argmin(table["k"].to_numpy()[within])])
+    table["recommended"] = np.arange(len(table)) == chosen_pos
+    k_best, k_chosen = int(table["k"].iloc[best]), int(table["k"].iloc[chosen_pos])
+    if k_chosen == k_best:
+        rule = f"k = {k_best} has the highest elpd_loo ({elpd[best]:.1f}) and no smaller k is within {se_rule:g} SE of it."
+    else:
+        rule = (
+            f"k = {k_chosen} is the smallest k whose elpd_loo is within {se_rule:g} SE of the best (k = {k_best}: "
+            f"difference {diff[chosen_pos]:.1f}, SE {diff_se[chosen_pos]:.1f}); LOO barely penalises extra segments."
+        )
+    table = table[
+        [
+            "k",
+            "converged",
+            "elpd_loo",
+            "loo_se",
+            "p_loo",
+            "elpd_diff",
+            "diff_se",
+            "elpd_waic",
+            "waic_se",
+            "p_waic",
+            "n_bad_pareto_k",
+            "within_rule",
+            "recommended",
+        ]
+    ].sort_values("k", kind="stable", ignore_index=True)
+    table.attrs["recommended_k"] = k_chosen
+    table.attrs["rule"] = rule + note
+    return table

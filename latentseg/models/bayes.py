@@ -1,0 +1,1077 @@
+"""Bayesian Gaussian mixtures and latent class models: fit, score, compare.
+
+``fit_bayes_gmm`` / ``fit_bayes_lca`` fit a mixture with the segment marginalised (no discrete
+sampling) and return the shared :class:`~latentseg.SegmentationResult`, with the relabelled
+posterior attached as an :class:`xarray.DataTree`. The steps, the same for both families:
+
+1. **EM start.** The EM engine (``fit_gmm`` / ``fit_lca``, several random starts) gives the
+   maximum-likelihood solution. Every chain starts from it, jittered a little; it is also the
+   reference labelling.
+2. **Sampling.** ``sampler="nutpie"`` (default): nutpie's NUTS on our numba implementation of the
+   log posterior (:mod:`latentseg.models._bayes_kernels`), which is the PyMC model's log density
+   (tested) without PyTensor's compile step; one compiled function serves every k. ``"pymc"``:
+   PyMC's own NUTS on the PyMC model; ``"numpyro"``: NumPyro's NUTS through PyMC (needs
+   ``pip install 'latentseg[jax]'``); ``"advi"``: mean-field ADVI, a quick **approximate** fit,
+   labelled as such everywhere. The full-covariance Gaussian mixture has no numba kernel: nutpie
+   then compiles the PyMC model.
+3. **Relabelling** every draw to the reference with the Hungarian algorithm
+   (:mod:`latentseg.models._relabel`) before anything is summarised.
+4. **Diagnostics after relabelling**: rank-normalised split R-hat, bulk and tail ESS (ArviZ),
+   divergences, E-BFMI; chains in different modes are detected and kept apart (the summaries
+   use the mode with the highest log-likelihood, the others are reported). A fit with R-hat above
+   1.01, any divergence, or chains in different modes is flagged not converged, with advice, in
+   ``diagnostics`` and by a :class:`~latentseg.errors.ConvergenceWarning`.
+5. **Summaries**: memberships are the posterior mean of ``softmax_j(log w_j + log p(x_n | j))``
+   (Rao-Blackwellised) with a 95% interval; shares are the posterior of the weights (mean,
+   95% equal-tailed interval; median and HDI in ``extras["share_summary"]``); centers with 95%
+   intervals; WAIC and PSIS-LOO on the per-respondent marginal log-likelihood.
+
+Segments are then put in the canonical order (largest posterior mean share first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError, ConvergenceWarning, FitError, LatentsegWarning
+from latentseg.models._criteria import information_criteria
+from latentseg.models._loo import compare_k, loo, waic
+from latentseg.result import SegmentationResult
+
+__all__ = [
+    "fit_bayes_gmm",
+    "fit_bayes_lca",
+    "predict_proba",
+    "prior_predictive_check",
+    "compare_k",
+    "waic",
+    "SAMPLERS",
+    "RHAT_MAX",
+]
+
+#: samplers ``fit_bayes_*`` accept; the first is the default
+SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
+#: a fit with a larger rank-normalised R-hat (any parameter) is not converged
+RHAT_MAX = 1.01
+#: probability of every interval we report
+PROB = 0.95
+#: a segment whose posterior mean share is below max(EMPTY_SHARE, EMPTY_COUNT / n) is "empty"
+EMPTY_SHARE = 0.01
+EMPTY_COUNT = 5
+#: keep the pointwise log-likelihood in the posterior tree up to this many (draw x respondent) cells
+KEEP_LOGLIK_CELLS = 5_000_000
+#: E-BFMI below this suggests the sampler explored the energy distribution poorly (Betancourt)
+EBFMI_MIN = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    draws: int
+    tune: int
+    chains: int
+    sampler: str
+    target_accept: float
+    n_init: int
+    advi_iterations: int
+    keep_log_likelihood: bool | None
+    progressbar: bool
+    random_seed: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        del out["random_seed"]
+        return out
+
+
+@dataclasses.dataclass
+class _Draws:
+    params: dict[str, np.ndarray]  # (C, S, ...)
+    diverging: np.ndarray | None = None  # (C, S)
+    energy: np.ndarray | None = None  # (C, S)
+    tree_depth: np.ndarray | None = None  # (C, S)
+    step_size: np.ndarray | None = None  # (C,)
+    approximate: bool = False
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# ============================================================================ public API
+def fit_bayes_gmm(
+    data: Any,
+    k: int,
+    *,
+    covariance: str = "diag",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: str = "nutpie",
+    concentration: float = 1.0,
+    mean_scale: float = 2.0,
+    sd_scale: float = 0.5,
+    sd_log_sigma: float = 1.0,
+    lkj_eta: float = 2.0,
+    target_accept: float = 0.8,
+    n_init: int = 10,
+    advi_iterations: int = 20000,
+    keep_log_likelihood: bool | None = None,
+    progressbar: bool = False,
+    random_seed: int | None = None,
+) -> SegmentationResult:
+    """Fit a Bayesian Gaussian mixture (latent profile model) with ``k`` segments.
+
+    Parameters
+    ----------
+    data : DataFrame or array-like, shape (n, d)
+        Numeric columns (opportunity scores, factor scores ...); NaN where missing (a missing
+        value drops out of that respondent's likelihood; diagonal covariance only).
+    k : int
+        Number of segments.
+    covariance : {"diag", "full"}, default "diag"
+        Segment covariance: diagonal (independent features within a segment, mclust VVI) or full
+        (LKJ prior on each segment's correlation matrix, mclust VVV; slower, complete rows only).
+    draws, tune : int, default 1000, 1000
+        Kept draws and tuning (warm-up) iterations per chain.
+    chains : int, default 4
+        Independent chains (run in parallel on up to as many cores).
+    sampler : {"nutpie", "pymc", "numpyro", "advi"}, default "nutpie"
+        See the module notes; ``"advi"`` is approximate and labelled so everywhere.
+    concentration : float, default 1.0
+        Dirichlet concentration of the segment weights.
+    mean_scale, sd_scale, sd_log_sigma, lkj_eta : float
+        Prior hyperparameters (see :class:`~latentseg.models.bayes_gmm.GMMPriors` and
+        ``docs/priors.md``).
+    target_accept : float, default 0.8
+        NUTS target acceptance rate; raise it (0.9-0.99) when there are divergences.
+    n_init : int, default 10
+        Random starts of the EM fit that provides the starting values and reference labels.
+    advi_iterations : int, default 20000
+        Maximum optimisation steps for ``sampler="advi"``.
+    keep_log_likelihood : bool, optional
+        Keep the pointwise log-likelihood (chain, draw, respondent) in the posterior tree;
+        default: when it has at most 5 million cells.
+    progressbar : bool, default False
+        Show the sampler's progress bar (on stderr).
+    random_seed : int, optional
+        The one seed; same seed, same result.
+
+    Returns
+    -------
+    SegmentationResult
+        ``model="bayes-gmm"``, canonical order. ``memberships`` (n, k) posterior means and
+        ``membership_intervals`` (n, k, 2); ``shares`` posterior mean weights with 95% credible
+        ``share_lower/upper``; ``centers`` (k, d) posterior mean means with
+        ``center_intervals`` (k, d, 2); ``params``: ``weights``, ``means``, ``variances``
+        (posterior mean of sigma^2) and ``sds`` (diagonal) or ``covariances`` (full).
+        ``criteria``: ``waic, waic_se, p_waic, loo, loo_se, p_loo`` (log scale, higher is
+        better), and ``loglik, n_params, bic, aic, sabic, caic`` **at the EM maximum-likelihood
+        solution** (the reference), ``entropy, icl`` with the posterior memberships.
+        ``diagnostics``: ``converged, warnings, approximate, rhat_max, ess_bulk_min,
+        ess_tail_min, divergences, ebfmi_min, modes, empty_segments, duplicated_segments,
+        pareto_k_bad`` and more. ``posterior``: DataTree with groups ``posterior`` (``weights``
+        (chain, draw, segment), ``means`` and ``sds`` (chain, draw, segment, outcome)),
+        ``sample_stats`` and, when kept, ``log_likelihood``. ``extras``: ``share_summary``
+        (mean, median, sd, equal-tailed and HDI bounds, expected counts) and the pointwise
+        ``elpd_loo_pointwise``, ``elpd_waic_pointwise``, ``pareto_k``.
+
+    Raises
+    ------
+    ConfigError
+        Bad data or settings; ``sampler="numpyro"`` without JAX / NumPyro installed.
+
+    Warns
+    -----
+    ConvergenceWarning
+        Not converged (R-hat > 1.01, divergences, chains in different modes) or empty /
+        duplicated segments (k too large).
+    LatentsegWarning
+        Approximate fit (ADVI); unreliable LOO (Pareto k above the threshold) or WAIC.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
+    >>> r = fit_bayes_gmm(X, 2, draws=200, tune=200, chains=2, random_seed=1)
+    >>> r.interval_method, r.shares.round(1).tolist()
+    ('95% credible', [0.6, 0.4])
+    """
+    from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+
+    settings = _settings(draws, tune, chains, sampler, target_accept, n_init, advi_iterations,
+                         keep_log_likelihood, progressbar, random_seed)
+    priors = GMMPriors(concentration, mean_scale, sd_scale, sd_log_sigma, lkj_eta)
+    family = GaussianFamily(data, k, covariance, priors)
+    return _fit(family, settings)
+
+
+def fit_bayes_lca(
+    data: Any,
+    k: int,
+    *,
+    measurement: str = "categorical",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: str = "nutpie",
+    concentration: float = 1.0,
+    item_concentration: float = 1.0,
+    location_scale: float = 2.5,
+    threshold_scale: float = 2.5,
+    target_accept: float = 0.8,
+    n_init: int = 20,
+    advi_iterations: int = 20000,
+    keep_log_likelihood: bool | None = None,
+    progressbar: bool = False,
+    random_seed: int | None = None,
+) -> SegmentationResult:
+    """Fit a Bayesian latent class model with ``k`` segments.
+
+    Parameters
+    ----------
+    data : DataFrame or array-like, shape (n, J)
+        Categorical indicators (strings, integers, booleans, pandas Categoricals); NaN / None /
+        ``pd.NA`` where missing (missing indicators drop out of the respondent's likelihood).
+        Categories are coded as in :func:`latentseg.models.lca.fit_lca`.
+    k : int
+    measurement : {"categorical", "ordinal"}, default "categorical"
+        ``"categorical"``: nominal indicators, one probability vector per segment and item
+        (Dirichlet(item_concentration) prior). ``"ordinal"``: the adjacent-category logit of the
+        EM engine, ``P(y = m | j) ∝ exp(m b_ji - sum_{l<m} tau_il)`` with thresholds shared by the
+        segments (summing to zero per item) and segment locations ``b``.
+    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, random_seed
+        As in :func:`fit_bayes_gmm`.
+    concentration : float, default 1.0
+        Dirichlet concentration of the segment weights.
+    item_concentration : float, default 1.0
+        Dirichlet concentration of each item's response probabilities (categorical).
+    location_scale, threshold_scale : float, default 2.5
+        Prior sds (logit units) of the ordinal locations and thresholds.
+
+    Returns
+    -------
+    SegmentationResult
+        ``model="bayes-lca"``; as :func:`fit_bayes_gmm`, with ``params``: ``weights`` (k,),
+        ``probs`` (k, J, Cmax) posterior mean item-response probabilities (NaN-padded), and for
+        ordinal models ``locations`` (k, J) and ``shared_params["thresholds"]``; ``centers`` the
+        expected category value per segment and item; ``extras``: ``item_probs`` (tidy, with
+        95% intervals), ``categories`` and the LOO/WAIC pointwise values.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"q1": list("aabbaabbab" * 6), "q2": list("xxyyxxyyxy" * 6),
+    ...                    "q3": list("uuvvuuvvuv" * 6)})
+    >>> r = fit_bayes_lca(df, 2, draws=200, tune=200, chains=2, random_seed=1)
+    >>> r.model, r.k
+    ('bayes-lca', 2)
+    """
+    from latentseg.models.bayes_lca import LCAPriors, LatentClassFamily
+
+    settings = _settings(draws, tune, chains, sampler, target_accept, n_init, advi_iterations,
+                         keep_log_likelihood, progressbar, random_seed)
+    priors = LCAPriors(concentration, item_concentration, location_scale, threshold_scale)
+    family = LatentClassFamily(data, k, measurement, priors)
+    return _fit(family, settings)
+
+
+def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500) -> np.ndarray:
+    """Membership probabilities of new respondents under a Bayesian fit.
+
+    The posterior mean over (up to ``max_draws``, evenly thinned) posterior draws of
+    ``softmax_j(log w_j + log p(x | j))``; without a posterior, the plug-in value at the
+    posterior means in ``result.params``.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        A ``bayes-gmm`` or ``bayes-lca`` fit.
+    data : DataFrame or array-like, shape (n_new, d)
+        The columns the model was fitted on (by name for a DataFrame).
+    max_draws : int, default 500
+
+    Returns
+    -------
+    ndarray, shape (n_new, k)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
+    >>> r = fit_bayes_gmm(X, 2, draws=200, tune=200, chains=2, random_seed=1)
+    >>> predict_proba(r, np.array([[5.0, 5.0]])).round(2).tolist()
+    [[0.0, 1.0]]
+    """
+    family = _scoring_family(result, data)
+    p = family.params_from_result(result, max_draws)
+    T = p["weights"].shape[0]
+    out = np.zeros((family.n, result.k))
+    step = family.block_size(T)
+    logw = np.log(np.clip(p["weights"], 1e-300, None))[:, None, :]
+    for start in range(0, family.n, step):
+        rows = slice(start, min(family.n, start + step))
+        L = family.log_component(p, rows) + logw
+        L -= L.max(axis=-1, keepdims=True)
+        np.exp(L, out=L)
+        L /= L.sum(axis=-1, keepdims=True)
+        out[rows] = L.mean(axis=0)
+    return out
+
+
+def prior_predictive_check(
+    data: Any,
+    k: int,
+    model: str = "bayes-gmm",
+    *,
+    draws: int = 200,
+    random_seed: int | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Compare the data with data sets simulated from the prior (no fitting).
+
+    Draws ``draws`` parameter sets from the priors (the same distributions as the model),
+    simulates a data set of the observed size from each, and compares summary statistics:
+    for ``bayes-gmm`` each column's mean, sd, minimum and maximum; for ``bayes-lca`` each
+    category's share per item. A prior that puts the observed statistics far in a tail (the
+    ``percentile`` column near 0 or 1) is too narrow or off-centre for these data.
+
+    Parameters
+    ----------
+    data : DataFrame or array-like
+    k : int
+    model : {"bayes-gmm", "bayes-lca"}, default "bayes-gmm"
+    draws : int, default 200
+    random_seed : int, optional
+    **options
+        Prior options of the model (``concentration``, ``mean_scale`` ... for bayes-gmm;
+        ``measurement``, ``item_concentration`` ... for bayes-lca; ``covariance``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``statistic, feature, observed, prior_lower, prior_median, prior_upper``
+        (2.5%, 50%, 97.5% of the prior predictive distribution) and ``percentile`` (share of
+        simulated data sets with a smaller value). ``attrs["smallest_share"]``: the prior
+        predictive median of the smallest segment share.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
+    >>> t = prior_predictive_check(X, 2, draws=100, random_seed=1)
+    >>> sorted(set(t["statistic"]))
+    ['max', 'mean', 'min', 'sd']
+    """
+    draws = _check_int("draws", draws, 1)
+    rng = np.random.default_rng(random_seed)
+    if model == "bayes-gmm":
+        from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+
+        cov = options.pop("covariance", "diag")
+        family: Any = GaussianFamily(data, k, cov, GMMPriors(**options))
+    elif model == "bayes-lca":
+        from latentseg.models.bayes_lca import LCAPriors, LatentClassFamily
+
+        measurement = options.pop("measurement", "categorical")
+        family = LatentClassFamily(data, k, measurement, LCAPriors(**options))
+    else:
+        raise ConfigError(f"prior_predictive_check supports 'bayes-gmm' and 'bayes-lca'; got {model!r}.")
+    prior = family.sample_prior(rng, draws)
+    sims = family.simulate(prior, rng)
+    table = family.predictive_statistics(family.observed_matrix(), sims)
+    table.attrs["smallest_share"] = float(np.median(prior["weights"].min(axis=1)))
+    return table
+
+
+# ============================================================================ fitting loop
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"The '{name}' parameter must be an integer >= {low}. Got {value!r} instead.")
+    return int(value)
+
+
+def _settings(
+    draws: Any,
+    tune: Any,
+    chains: Any,
+    sampler: Any,
+    target_accept: Any,
+    n_init: Any,
+    advi_iterations: Any,
+    keep_log_likelihood: Any,
+    progressbar: Any,
+    random_seed: Any,
+) -> _Settings:
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"The 'sampler' parameter must be one of {', '.join(SAMPLERS)}. Got {sampler!r} instead.")
+    if not (isinstance(target_accept, (int, float)) and 0 < target_accept < 1):
+        raise ConfigError(f"The 'target_accept' parameter must be a number in (0, 1). Got {target_accept!r} instead.")
+    if random_seed is not None and (isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer))):
+        raise ConfigError(f"The 'random_seed' parameter must be an integer or None. Got {random_seed!r} instead.")
+    if sampler == "numpyro" and (importlib.util.find_spec("numpyro") is None or importlib.util.find_spec("jax") is None):
+        raise ConfigError(
+            "sampler='numpyro' needs JAX and NumPyro, which are not installed; install the extra with "
+            "pip install 'latentseg[jax]', or use sampler='nutpie'."
+        )
+    return _Settings(
+        draws=_check_int("draws", draws, 1),
+        tune=_check_int("tune", tune, 0),
+        chains=_check_int("chains", chains, 1),
+        sampler=str(sampler),
+        target_accept=float(target_accept),
+        n_init=_check_int("n_init", n_init, 1),
+        advi_iterations=_check_int("advi_iterations", advi_iterations, 100),
+        keep_log_likelihood=None if keep_log_likelihood is None else bool(keep_log_likelihood),
+        progressbar=bool(progressbar),
+        random_seed=None if random_seed is None else int(random_seed),
+    )
+
+
+def _fit(family: Any, s: _Settings) -> SegmentationResult:
+    rng = np.random.default_rng(s.random_seed)
+    g_em, g_sample, g_init = rng.spawn(3)
+    em_seed = int(g_em.integers(2**31 - 1))
+    sample_seed = int(g_sample.integers(2**31 - 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LatentsegWarning)
+        em = family.em_start(em_seed, s.n_init)
+    em_messages = []
+    for w in caught:
+        if issubclass(w.category, LatentsegWarning):
+            em_messages.append(str(w.message))
+        else:  # not ours to swallow
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    start = family.start_params(em)
+    raw = _sample(family, start, s, sample_seed, g_init)
+    return _summarise(family, em, em_messages, raw, s)
+
+
+def _cores(chains: int) -> int:
+    return max(1, min(chains, os.cpu_count() or 1))
+
+
+def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, g_init: np.random.Generator) -> _Draws:
+    if s.sampler == "advi":
+        if family.has_kernel:
+            return _advi_kernel(family, start, s, seed)
+        return _advi_pymc(family, start, s, seed)
+    if s.sampler == "nutpie" and family.has_kernel:
+        return _nutpie_kernel(family, start, s, seed)
+    return _pymc_nuts(family, start, s, seed, g_init)
+
+
+def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> _Draws:
+    """nutpie's NUTS on the numba log density (one compiled function for every k and data set)."""
+    import nutpie
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    kernel = family.kernel()
+    theta0 = family.theta_from_params(start)
+    nd = int(theta0.size)
+
+    def make_logp_fn() -> Any:
+        def logp(x: np.ndarray, **_: Any) -> tuple[float, np.ndarray]:
+            grad = np.empty(nd)
+            return kernel(x, grad), grad
+
+        return logp
+
+    def make_expand_fn(*_: Any) -> Any:
+        def expand(x: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
+            return {"theta": np.array(x, dtype=np.float64, copy=True)}
+
+        return expand
+
+    def initial_point(chain_seed: int) -> np.ndarray:
+        return family.jitter(theta0, np.random.default_rng(chain_seed))
+
+    compiled = from_pyfunc(
+        nd,
+        make_logp_fn,
+        make_expand_fn,
+        [np.dtype("float64")],
+        [(nd,)],
+        ["theta"],
+        make_initial_point_fn=initial_point,
+    )
+    trace = nutpie.sample(
+        compiled,
+        draws=s.draws,
+        tune=s.tune,
+        chains=s.chains,
+        cores=_cores(s.chains),
+        seed=seed,
+        progress_bar=s.progressbar,
+        target_accept=s.target_accept,
+        save_warmup=False,
+    )
+    theta = np.asarray(trace.posterior["theta"].values, dtype=float)
+    ss = trace.sample_stats
+    return _Draws(
+        params=family.params_from_theta(theta),
+        diverging=np.asarray(ss["diverging"].values, dtype=bool),
+        energy=np.asarray(ss["energy"].values, dtype=float),
+        tree_depth=np.asarray(ss["depth"].values, dtype=float),
+        step_size=np.asarray(ss["step_size"].values, dtype=float)[:, -1],
+        info={"engine": "nutpie (numba log density)"},
+    )
+
+
+def _pymc_nuts(
+    family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, g_init: np.random.Generator
+) -> _Draws:
+    """NUTS on the PyMC model: PyMC's own sampler, NumPyro's, or nutpie (compiling the model)."""
+    import pymc as pm
+
+    model = family.pymc_model()
+    inits = [family.pymc_initvals(family.jitter_params(start, g)) for g in g_init.spawn(s.chains)]
+    if s.sampler == "nutpie":  # only for models without a numba kernel (full covariance)
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model, initial_points=inits[0], jitter_rvs=set())
+        trace = nutpie.sample(
+            compiled,
+            draws=s.draws,
+            tune=s.tune,
+            chains=s.chains,
+            cores=_cores(s.chains),
+            seed=seed,
+            progress_bar=s.progressbar,
+            target_accept=s.target_accept,
+            save_warmup=False,
+        )
+        ss = trace.sample_stats
+        return _Draws(
+            params=family.params_from_pymc(trace.posterior),
+            diverging=np.asarray(ss["diverging"].values, dtype=bool),
+            energy=np.asarray(ss["energy"].values, dtype=float),
+            tree_depth=np.asarray(ss["depth"].values, dtype=float),
+            info={"engine": "nutpie (PyMC model compiled by PyTensor)"},
+        )
+    kwargs: dict[str, Any] = {}
+    if s.sampler == "pymc":
+        kwargs["target_accept"] = s.target_accept
+        initvals: Any = inits
+        kwargs["init"] = "adapt_diag"
+    else:
+        kwargs["nuts_sampler_kwargs"] = {"target_accept": s.target_accept}
+        initvals = inits[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        idata = pm.sample(
+            draws=s.draws,
+            tune=s.tune,
+            chains=s.chains,
+            cores=_cores(s.chains),
+            random_seed=seed,
+            progressbar=s.progressbar,
+            nuts_sampler=s.sampler,
+            initvals=initvals,
+            model=model,
+            compute_convergence_checks=False,
+            **kwargs,
+        )
+    ss = idata["sample_stats"]
+    names = set(ss.data_vars)
+    return _Draws(
+        params=family.params_from_pymc(idata["posterior"]),
+        diverging=np.asarray(ss["diverging"].values, dtype=bool) if "diverging" in names else None,
+        energy=np.asarray(ss["energy"].values, dtype=float) if "energy" in names else None,
+        tree_depth=np.asarray(ss["tree_depth"].values, dtype=float) if "tree_depth" in names else None,
+        info={"engine": f"{s.sampler} NUTS on the PyMC model"},
+    )
+
+
+def _advi_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> _Draws:
+    """Mean-field ADVI (Kucukelbir et al. 2017) on the numba log density.
+
+    ``q(theta) = Normal(m, diag(exp(2 omega)))`` in the unconstrained space, started at the EM
+    solution; the ELBO gradient by the reparameterisation trick (one draw per step) and Adam
+    (step 0.01). Every 500 steps the averages of ``m`` and ``omega`` over the window are compared
+    with the previous window's: converged when no mean moved by more than 5% of its approximate
+    posterior sd and no ``omega`` by more than 0.05.
+    """
+    rng = np.random.default_rng(seed)
+    kernel = family.kernel()
+    m = family.theta_from_params(start).astype(float)
+    nd = m.size
+    omega = np.full(nd, math.log(0.05))
+    params = np.concatenate([m, omega])
+    m1 = np.zeros(2 * nd)
+    m2 = np.zeros(2 * nd)
+    b1, b2, lr, eps = 0.9, 0.999, 0.01, 1e-8
+    grad = np.empty(nd)
+    window = 500
+    acc = np.zeros(2 * nd)
+    prev: np.ndarray | None = None
+    converged = False
+    t = 0
+    for t in range(1, s.advi_iterations + 1):
+        m, omega = params[:nd], params[nd:]
+        e = rng.standard_normal(nd)
+        sd = np.exp(omega)
+        lp = kernel(m + sd * e, grad)
+        if not np.isfinite(lp):
+            continue
+        g = np.concatenate([grad, grad * e * sd + 1.0])
+        m1 = b1 * m1 + (1 - b1) * g
+        m2 = b2 * m2 + (1 - b2) * g * g
+        params = params + lr * (m1 / (1 - b1**t)) / (np.sqrt(m2 / (1 - b2**t)) + eps)
+        acc += params
+        if t % window == 0:
+            avg = acc / window
+            acc[:] = 0.0
+            if prev is not None:
+                sd_prev = np.exp(prev[nd:])
+                moved = np.abs(avg[:nd] - prev[:nd]) / sd_prev
+                if moved.max() < 0.05 and np.abs(avg[nd:] - prev[nd:]).max() < 0.05:
+                    params = avg
+                    converged = True
+                    break
+            prev = avg
+    m, omega = params[:nd], params[nd:]
+    theta = m + np.exp(omega) * rng.standard_normal((1, s.draws, nd))
+    return _Draws(
+        params=family.params_from_theta(theta),
+        approximate=True,
+        info={"engine": "mean-field ADVI (numba log density)", "advi_iterations": t, "advi_converged": converged},
+    )
+
+
+def _advi_pymc(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> _Draws:
+    """PyMC's mean-field ADVI (for models without a numba kernel)."""
+    import pymc as pm
+
+    model = family.pymc_model()
+    with model:
+        approx = pm.fit(
+            n=s.advi_iterations,
+            method="advi",
+            random_seed=seed,
+            start=family.pymc_initvals(start),
+            progressbar=s.progressbar,
+            callbacks=[pm.callbacks.CheckParametersConvergence(tolerance=1e-3, diff="relative")],
+        )
+        idata = approx.sample(draws=s.draws, random_seed=seed)
+    n_done = len(approx.hist)
+    return _Draws(
+        params=family.params_from_pymc(idata["posterior"]),
+        approximate=True,
+        info={
+            "engine": "mean-field ADVI (PyMC)",
+            "advi_iterations": n_done,
+            "advi_converged": n_done < s.advi_iterations,
+        },
+    )
+
+
+# ============================================================================ summaries
+def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw: _Draws, s: _Settings) -> SegmentationResult:
+    import xarray as xr
+
+    from latentseg.models._em import provenance
+    from latentseg.models._relabel import chain_modes, relabel_draws
+
+    k, n = family.k, family.n
+    params = raw.params
+    C, S = params["weights"].shape[:2]
+    if not np.isfinite(params["weights"]).all():
+        raise FitError(f"The {family.model} sampler returned non-finite draws; try sampler='pymc' or a smaller k.")
+    reference = family.start_params(em)
+    if k > 1:
+        params, perms = relabel_draws(params, reference, family.relabel_cost, family.segment_keys)
+        switched = float(np.mean(np.any(perms != np.arange(k), axis=-1)))
+    else:
+        switched = 0.0
+
+    # ---- modes: chains that settled in different places after relabelling
+    groups = [list(range(C))]
+    if C > 1 and k > 1 and not raw.approximate:
+        groups = chain_modes(params["weights"], family.location_summary(params))
+    chain_ll = None
+    if len(groups) > 1:
+        chain_ll = _chain_loglik(family, params)
+        main = max(range(len(groups)), key=lambda g: float(np.mean(chain_ll[groups[g]])))
+    else:
+        main = 0
+    keep = groups[main]
+
+    # ---- diagnostics on all chains (after relabelling)
+    messages: list[str] = []
+    diag: dict[str, Any] = {"approximate": raw.approximate, "sampler": s.sampler, **raw.info}
+    diag_ds = _dataset(family.diagnostic_variables(params), family, list(range(C)), S)
+    if not raw.approximate:
+        diag.update(_mcmc_diagnostics(diag_ds, raw, C))
+    else:
+        diag.update({"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None, "divergences": None})
+    diag["label_switching_share"] = switched
+    diag["n_chains"] = C
+    diag["n_draws"] = S
+    diag["modes"] = [
+        {
+            "chains": [int(c) for c in g],
+            "mean_weights": [float(x) for x in params["weights"][g].mean(axis=(0, 1))],
+            **({"mean_loglik": float(np.mean(chain_ll[g]))} if chain_ll is not None else {}),
+        }
+        for g in groups
+    ]
+    diag["chains_used"] = [int(c) for c in keep]
+
+    # ---- summaries from the kept chains
+    pk = {key: val[keep] for key, val in params.items()}
+    Ck = len(keep)
+    flat = {key: val.reshape((Ck * S,) + val.shape[2:]) for key, val in pk.items()}
+    loglik, z_mean, z_int = _memberships(family, flat)
+
+    # canonical order: largest posterior mean share first (ties: first center), as SegmentationResult
+    w_draws = flat["weights"]
+    centers_draws = family.centers(flat)
+    order = np.lexsort((centers_draws.mean(axis=0)[:, 0], -w_draws.mean(axis=0)))
+    flat = {key: (val[:, order] if key in family.segment_keys else val) for key, val in flat.items()}
+    pk = {key: (val[:, :, order] if key in family.segment_keys else val) for key, val in pk.items()}
+    params_all = {key: (val[:, :, order] if key in family.segment_keys else val) for key, val in params.items()}
+    z_mean, z_int = z_mean[:, order], z_int[:, order]
+    w_draws = flat["weights"]
+    centers_draws = family.centers(flat)
+    ref_order = [int(j) for j in order]
+
+    # ---- WAIC / LOO (per-respondent marginal log-likelihood: label-free)
+    post_kept = _dataset(family.posterior_variables(pk), family, keep, S)
+    w_res = waic(loglik)
+    l_res = loo(loglik.reshape(Ck, S, n), post_kept)
+
+    # ---- shares and centers
+    lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
+    shares = w_draws.mean(axis=0)
+    share_lo, share_hi = np.quantile(w_draws, [lo_q, hi_q], axis=0)
+    hdi = _hdi(w_draws)
+    counts = z_mean.sum(axis=0)
+    share_summary = pd.DataFrame(
+        {
+            "segment": np.arange(1, k + 1),
+            "mean": shares,
+            "median": np.median(w_draws, axis=0),
+            "sd": w_draws.std(axis=0, ddof=1) if w_draws.shape[0] > 1 else np.zeros(k),
+            "eti_lower": share_lo,
+            "eti_upper": share_hi,
+            "hdi_lower": hdi[:, 0],
+            "hdi_upper": hdi[:, 1],
+            "expected_n": shares * n,
+            "expected_n_lower": share_lo * n,
+            "expected_n_upper": share_hi * n,
+            "membership_sum": counts,
+        }
+    )
+    centers = centers_draws.mean(axis=0)
+    center_int = np.moveaxis(np.quantile(centers_draws, [lo_q, hi_q], axis=0), 0, -1)
+
+    # ---- degenerate segments
+    empty_cut = max(EMPTY_SHARE, EMPTY_COUNT / n)
+    empty = [int(j + 1) for j in np.flatnonzero(shares < empty_cut)]
+    mean_params = {key: val.mean(axis=0) for key, val in flat.items()}
+    dups = [[int(a + 1), int(b + 1)] for a, b in family.duplicates(mean_params)]
+    diag["empty_segments"] = empty
+    diag["duplicated_segments"] = dups
+    diag["reference_order"] = ref_order
+
+    # ---- convergence verdict and advice
+    converged = _verdict(diag, raw, groups, keep, messages, C)
+    if empty:
+        messages.append(
+            f"Segment(s) {empty} are nearly empty (posterior mean share below {empty_cut:.1%}): k = {k} is probably "
+            "too many segments; compare k with compare_k (LOO with the parsimony rule)."
+        )
+    if dups:
+        messages.append(
+            f"Segment pair(s) {dups} have nearly the same centers (duplicated segments): k = {k} is probably too many."
+        )
+    if l_res["n_bad_k"]:
+        messages.append(
+            f"PSIS-LOO is unreliable for {l_res['n_bad_k']} respondent(s) (Pareto k above {l_res['k_threshold']:.2f}), "
+            "typical of tiny segments or outliers; check them, or use K-fold cross-validation "
+            "(arviz.loo_moment_match / arviz.reloo are the other remedies)."
+        )
+    if w_res["warning"]:
+        diag.setdefault("notes", []).append(
+            f"WAIC may be unreliable: {w_res['n_high_p']} respondent(s) have a p_waic term above 0.4 "
+            "(common for mixtures with many parameters per segment); prefer LOO."
+        )
+    if em_messages:
+        diag["em_warnings"] = em_messages
+    diag["pareto_k_bad"] = l_res["n_bad_k"]
+    diag["pareto_k_threshold"] = l_res["k_threshold"]
+    diag["pareto_k_max"] = float(np.max(l_res["pareto_k"])) if n else float("nan")
+    diag["waic_high_p"] = w_res["n_high_p"]
+    diag["converged"] = converged
+    diag["warnings"] = messages
+    diag["likelihood_criteria_source"] = (
+        "loglik, n_params, bic, aic, sabic, caic: the EM maximum-likelihood solution (the reference); "
+        "entropy, relative_entropy, icl: posterior mean memberships; waic, loo: the posterior"
+    )
+    if messages:
+        degenerate = bool(empty or dups)
+        category = ConvergenceWarning if (not converged or degenerate) else LatentsegWarning
+        prefix = "Not converged: " if not converged else ""
+        warnings.warn(f"{family.model} k={k}: {prefix}" + " ".join(messages), category, stacklevel=3)
+
+    # ---- criteria
+    crit = information_criteria(float(em.criteria["loglik"]), family.n_params(), n, z_mean)
+    crit.update(
+        {
+            "waic": w_res["elpd_waic"],
+            "waic_se": w_res["se"],
+            "p_waic": w_res["p_waic"],
+            "lppd": w_res["lppd"],
+            "loo": l_res["elpd_loo"],
+            "loo_se": l_res["se"],
+            "p_loo": l_res["p_loo"],
+        }
+    )
+
+    # ---- posterior tree (relabelled, canonical order)
+    keep_ll = s.keep_log_likelihood
+    if keep_ll is None:
+        keep_ll = loglik.size <= KEEP_LOGLIK_CELLS
+    post_kept = _dataset(family.posterior_variables(pk), family, keep, S)
+    nodes: dict[str, Any] = {"posterior": post_kept}
+    stats = _stats_dataset(raw, keep, S)
+    if stats is not None:
+        nodes["sample_stats"] = stats
+    if keep_ll:
+        nodes["log_likelihood"] = xr.Dataset(
+            {"loglik": (("chain", "draw", "respondent"), loglik.reshape(Ck, S, n))},
+            coords={"chain": keep, "draw": np.arange(S), "respondent": _respondent_coord(family.respondent_ids)},
+        )
+    other = [c for c in range(C) if c not in keep]
+    if other:
+        oth = {key: val[other] for key, val in params_all.items()}
+        nodes["posterior_other_modes"] = _dataset(family.posterior_variables(oth), family, other, S)
+    tree = xr.DataTree.from_dict(nodes)
+    tree.attrs.update(
+        {
+            "model": family.model,
+            "sampler": s.sampler,
+            "approximate": int(raw.approximate),
+            "interval_probability": PROB,
+        }
+    )
+
+    interval = "95% approximate (ADVI)" if raw.approximate else "95% credible"
+    mean_flat = {key: val.mean(axis=0) for key, val in flat.items()}
+    res_params, shared = family.result_params(mean_flat, pk)
+    extras: dict[str, Any] = {
+        "share_summary": share_summary,
+        "elpd_loo_pointwise": l_res["pointwise"],
+        "elpd_waic_pointwise": w_res["pointwise"],
+        "pareto_k": l_res["pareto_k"],
+    }
+    extras.update(family.extras(flat, PROB))
+    settings = {**family.settings(), **s.as_dict()}
+    prov = provenance(s.random_seed, family.data_for_hash(), config={"model": family.model, "k": k, **settings})
+    return SegmentationResult.from_memberships(
+        family.model,
+        z_mean,
+        centers=centers,
+        feature_names=family.feature_names,
+        respondent_ids=family.respondent_ids,
+        shares=shares,
+        share_interval=(share_lo, share_hi),
+        interval_method=interval,
+        criteria=crit,
+        diagnostics=diag,
+        provenance=prov,
+        settings=settings,
+        params=res_params,
+        shared_params=shared,
+        center_intervals=center_int,
+        membership_intervals=z_int,
+        posterior=tree,
+        extras=extras,
+    )
+
+
+def _memberships(family: Any, flat: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise log-likelihood (T, n), posterior mean memberships (n, k) and their 95%
+    intervals (n, k, 2), computed in blocks of respondents (all draws at once per block)."""
+    T = flat["weights"].shape[0]
+    n, k = family.n, family.k
+    logw = np.log(np.clip(flat["weights"], 1e-300, None))[:, None, :]
+    loglik = np.empty((T, n))
+    z_mean = np.empty((n, k))
+    z_int = np.empty((n, k, 2))
+    lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
+    step = family.block_size(T)
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        L = family.log_component(flat, rows)
+        L += logw
+        mx = L.max(axis=-1, keepdims=True)
+        L -= mx
+        np.exp(L, out=L)
+        tot = L.sum(axis=-1)
+        loglik[:, rows] = np.log(tot) + mx[..., 0]
+        L /= tot[..., None]
+        z_mean[rows] = L.mean(axis=0)
+        q = np.quantile(L, [lo_q, hi_q], axis=0)
+        z_int[rows] = np.moveaxis(q, 0, -1)
+    return loglik, z_mean, z_int
+
+
+def _chain_loglik(family: Any, params: Mapping[str, np.ndarray], per_chain: int = 100) -> np.ndarray:
+    """Mean total log-likelihood of each chain over up to ``per_chain`` evenly spaced draws."""
+    C, S = params["weights"].shape[:2]
+    idx = np.unique(np.linspace(0, S - 1, min(S, per_chain)).astype(int))
+    sub = {key: val[:, idx].reshape((C * idx.size,) + val.shape[2:]) for key, val in params.items()}
+    ll, _, _ = _memberships(family, sub)
+    return ll.sum(axis=1).reshape(C, idx.size).mean(axis=1)
+
+
+def _respondent_coord(ids: pd.Index) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(ids.dtype) or pd.api.types.is_float_dtype(ids.dtype):
+        return np.asarray(ids)
+    return np.asarray([str(v) for v in ids], dtype=str)
+
+
+def _dataset(variables: Mapping[str, tuple[tuple[str, ...], np.ndarray]], family: Any, chains: list[int], S: int) -> Any:
+    import xarray as xr
+
+    coords: dict[str, Any] = {"chain": list(chains), "draw": np.arange(S), "segment": np.arange(1, family.k + 1)}
+    coords.update(family.coords())
+    data = {name: (("chain", "draw") + dims, np.asarray(val)) for name, (dims, val) in variables.items()}
+    used = {d for dims, _ in variables.values() for d in dims} | {"chain", "draw"}
+    return xr.Dataset(data, coords={key: val for key, val in coords.items() if key in used})
+
+
+def _stats_dataset(raw: _Draws, keep: list[int], S: int) -> Any:
+    import xarray as xr
+
+    data = {}
+    for name, arr in (("diverging", raw.diverging), ("energy", raw.energy), ("tree_depth", raw.tree_depth)):
+        if arr is not None:
+            data[name] = (("chain", "draw"), np.asarray(arr)[keep])
+    if not data:
+        return None
+    return xr.Dataset(data, coords={"chain": list(keep), "draw": np.arange(S)})
+
+
+def _mcmc_diagnostics(ds: Any, raw: _Draws, C: int) -> dict[str, Any]:
+    """R-hat (rank-normalised, split), bulk / tail ESS (ArviZ), divergences, E-BFMI, tree depth."""
+    import arviz as az
+    import xarray as xr
+
+    tree = xr.DataTree.from_dict({"posterior": ds})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rhat = az.rhat(tree, method="rank")
+        ess_b = az.ess(tree, method="bulk")
+        ess_t = az.ess(tree, method="tail")
+    out: dict[str, Any] = {}
+
+    def worst(res: Any, fn: Any) -> tuple[float, dict[str, float]]:
+        vals = {}
+        for name in ds.data_vars:
+            arr = np.asarray(res[name].values, dtype=float)
+            arr = arr[np.isfinite(arr)]
+            if arr.size:
+                vals[name] = float(fn(arr))
+        return (float(fn(list(vals.values()))) if vals else float("nan")), vals
+
+    out["rhat_max"], out["rhat_max_by_parameter"] = worst(rhat, np.max)
+    out["ess_bulk_min"], _ = worst(ess_b, np.min)
+    out["ess_tail_min"], _ = worst(ess_t, np.min)
+    out["rhat_weights"] = [float(x) for x in np.asarray(rhat["weights"].values, dtype=float)]
+    out["divergences"] = int(raw.diverging.sum()) if raw.diverging is not None else 0
+    if raw.energy is not None:
+        e = raw.energy
+        num = np.square(np.diff(e, axis=1)).mean(axis=1)
+        den = e.var(axis=1)
+        ebfmi = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        out["ebfmi"] = [float(x) for x in ebfmi]
+        out["ebfmi_min"] = float(np.nanmin(ebfmi)) if np.isfinite(ebfmi).any() else None
+    else:
+        out["ebfmi"], out["ebfmi_min"] = [], None
+    if raw.tree_depth is not None:
+        out["tree_depth_mean"] = float(np.mean(raw.tree_depth))
+    if raw.step_size is not None:
+        out["step_size"] = [float(x) for x in raw.step_size]
+    return out
+
+
+def _verdict(diag: dict[str, Any], raw: _Draws, groups: list[list[int]], keep: list[int], messages: list[str], C: int) -> bool:
+    if raw.approximate:
+        ok = bool(raw.info.get("advi_converged", False))
+        messages.append(
+            "Approximate fit (mean-field ADVI): intervals are too narrow as a rule and memberships approximate; "
+            "use sampler='nutpie' for final numbers."
+        )
+        if not ok:
+            messages.append(
+                f"ADVI did not converge in {raw.info.get('advi_iterations')} steps; raise advi_iterations."
+            )
+        return ok
+    ok = True
+    rhat = diag.get("rhat_max")
+    if rhat is not None and np.isfinite(rhat) and rhat > RHAT_MAX:
+        ok = False
+        worst = max(diag["rhat_max_by_parameter"].items(), key=lambda kv: kv[1])[0]
+        messages.append(
+            f"R-hat {rhat:.3f} > {RHAT_MAX} (worst: {worst}): the chains disagree. Run longer (more tune and draws), "
+            "or reduce k if a segment is nearly empty or duplicated."
+        )
+    if diag.get("divergences"):
+        ok = False
+        messages.append(
+            f"{diag['divergences']} divergent transition(s): the posterior has regions the sampler cannot explore "
+            "reliably; raise target_accept (e.g. 0.95), or reduce k."
+        )
+    if len(groups) > 1:
+        ok = False
+        other = [c for g in groups for c in g if c not in keep]
+        messages.append(
+            f"Chains settled in {len(groups)} different modes; the summaries use chain(s) {keep} (highest "
+            f"log-likelihood) and leave out chain(s) {other} (see diagnostics['modes']). The segmentation is not "
+            "well identified at this k: try another k or more informative settings."
+        )
+    ebfmi = diag.get("ebfmi_min")
+    if ebfmi is not None and ebfmi < EBFMI_MIN:
+        messages.append(f"E-BFMI {ebfmi:.2f} < {EBFMI_MIN}: the sampler explored the energy distribution poorly.")
+    ess = diag.get("ess_bulk_min")
+    if ess is not None and np.isfinite(ess) and ess < 100 * C:
+        diag.setdefault("notes", []).append(
+            f"Bulk ESS is {ess:.0f} for some parameter (below 100 per chain); draw more for stable intervals."
+        )
+    return ok
+
+
+def _hdi(draws: np.ndarray, prob: float = PROB) -> np.ndarray:
+    """Highest-density interval of each column of ``draws`` (T, k): the shortest interval holding
+    ``prob`` of the draws."""
+    T, k = draws.shape
+    out = np.empty((k, 2))
+    m = max(1, int(math.ceil(prob * T)))
+    for j in range(k):
+        x = np.sort(draws[:, j])
+        if m >= T:
+            out[j] = x[0], x[-1]
+            continue
+        widths = x[m - 1 :] - x[: T - m + 1]
+        i = int(np.argmin(widths))
+        out[j] = x[i], x[i + m - 1]
+    return out
+
+
+def _scoring_family(result: SegmentationResult, data: Any) -> Any:
+    if result.model == "bayes-gmm":
+        from latentseg.models.bayes_gmm import GaussianFamily
+
+        return GaussianFamily.for_scoring(result, data)
+    if result.model == "bayes-lca":
+        from latentseg.models.bayes_lca import LatentClassFamily
+
+        return LatentClassFamily.for_scoring(result, data)
+    raise ConfigError(f"predict_proba of latentseg.models.bayes needs a bayes-gmm or bayes-lca result; got {result.model!r}.")
