@@ -16,11 +16,13 @@ from typing import Any
 
 from latentseg._version import __version__
 from latentseg.errors import LatentsegError, LatentsegWarning
-from latentseg.result import SegmentationResult
-from latentseg.survey import Scale, Survey
 
-# public name -> module that defines it (imported on first access)
+# public name -> module that defines it (imported on first access, so that `import latentseg`
+# and `latentseg --help` do not pay for numpy / pandas / scikit-learn / PyMC)
 _LAZY = {
+    "SegmentationResult": "latentseg.result",
+    "Scale": "latentseg.survey",
+    "Survey": "latentseg.survey",
     "read_survey": "latentseg.io",
     "clean": "latentseg.cleaning",
     "CleaningReport": "latentseg.cleaning",
@@ -43,9 +45,6 @@ __all__ = [
     "__version__",
     "LatentsegError",
     "LatentsegWarning",
-    "SegmentationResult",
-    "Scale",
-    "Survey",
     *_LAZY,
 ]
 
