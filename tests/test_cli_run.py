@@ -202,3 +202,20 @@ def test_demo_finds_the_bundled_example():
 
     survey, config = find_example()
     assert survey == REPO / "examples" / "project_survey.csv" and config.name == "latentseg.toml"
+
+
+def _gen_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_cli_reference", REPO / "docs" / "gen_cli_reference.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_docs_references_are_up_to_date():
+    gen = _gen_module()
+    hint = "out of date: run .venv/bin/python docs/gen_cli_reference.py and commit the result"
+    assert (REPO / "docs" / "cli.md").read_text(encoding="utf-8") == gen.cli_reference(), f"docs/cli.md {hint}"
+    assert (REPO / "docs" / "config.md").read_text(encoding="utf-8") == gen.config_reference(), f"docs/config.md {hint}"
