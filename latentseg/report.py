@@ -482,7 +482,9 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     seg_frame = pd.DataFrame(
         [{"segment": r["id"], "name": r["name"], "share": float(result.shares[r["id"] - 1]),
           "share_lower": float(result.share_lower[r["id"] - 1]), "share_upper": float(result.share_upper[r["id"] - 1]),
-          "interval": result.interval_method, "count": r["count"], "count_interval": r["count_interval"],
+          "interval": result.interval_method, "count": smap_segments.get(r["id"], {}).get("count"),
+          "count_lower": smap_segments.get(r["id"], {}).get("count_lower"),
+          "count_upper": smap_segments.get(r["id"], {}).get("count_upper"),
           "top_outcomes": "; ".join(r["top_outcomes"]), "fingerprint": r["fingerprint"],
           "current_solution": r["current_solution"], "recommendation": r["recommendation"], "reason": r["reason"],
           "flags": "; ".join(r["flags"])} for r in seg_rows]
