@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +334,18 @@ def test_summary_is_json(tmp_path, gmm_fit):
     s = load_model(tmp_path / "m").summary()
     json.dumps(s)
     assert s["name"] == "my-model" and s["k"] == 3 and len(s["segments"]) == 3
+
+
+@pytest.mark.slow
+def test_real_bayesian_fit_round_trip(tmp_path):
+    """A posterior from the Bayesian engine (ArviZ attributes, sample stats, log-likelihood) survives."""
+    rng = np.random.default_rng(3)
+    X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
+    with warnings.catch_warnings():  # a short run; whether it converged is not the point here
+        warnings.simplefilter("ignore")
+        result = fit(X, "bayes-gmm", 2, random_seed=1, draws=100, tune=100, chains=2)
+    save_model(tmp_path / "b", result)
+    loaded = load_model(tmp_path / "b").result
+    _assert_same_result(result, loaded)
+    assert loaded.posterior.identical(result.posterior)
+    np.testing.assert_array_equal(predict_proba(loaded, X), predict_proba(result, X))
