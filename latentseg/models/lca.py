@@ -691,6 +691,12 @@ def fit_lca(
     SurveyError
         A column with fewer than two observed categories, respondents with every indicator missing.
 
+    Warns
+    -----
+    ConvergenceWarning
+        When the best start did not converge; boundary estimates, weak replication and tiny
+        segments are reported in ``diagnostics["warnings"]`` only.
+
     Examples
     --------
     >>> import pandas as pd
@@ -852,9 +858,14 @@ def _diagnostics(
         seg_items = sorted({(c + 1, enc.items[j]) for c, j, _m in zip(*np.nonzero(bad))})
     if n_b:
         shown = ", ".join(f"segment {c} / {i}" for c, i in seg_items[:5]) + (" ..." if len(seg_items) > 5 else "")
+        what = (
+            f"ordinal locations / thresholds at the +-{_ORD_BOUND:g} bound (a segment that never uses the "
+            "lowest or highest levels)"
+            if measurement == "ordinal"
+            else f"item-response probabilities at 0 or 1 (within {_BOUNDARY:g})"
+        )
         msgs.append(
-            f"{n_b} boundary estimate(s): item-response parameters at 0 or 1 (within {_BOUNDARY:g}) or ordinal "
-            f"parameters at +-{_ORD_BOUND:g}"
+            f"{n_b} boundary estimate(s): {what}"
             + (f" ({shown})" if shown else "")
             + "; common with rare categories or too many segments: consider fewer segments, merging rare "
             "categories, or prior=1 (Dirichlet smoothing)."
