@@ -24,6 +24,9 @@ from latentseg.models.lca import (
 )
 from latentseg.simulate import simulate_categorical
 
+# module-scoped fits are shared by several tests: keep them on one xdist worker
+pytestmark = pytest.mark.xdist_group("lca")
+
 
 def _match(truth: np.ndarray, est: np.ndarray, k: int) -> np.ndarray:
     """perm[t] = estimated segment (0-based) best matching true class t (Hungarian on the crosstab)."""
