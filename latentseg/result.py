@@ -249,9 +249,7 @@ class SegmentationResult:
         posterior = self.posterior
         if posterior is not None:
             posterior = _permute_posterior(posterior, perm)
-        extras = {
-            key: (val.relabel(perm) if hasattr(val, "relabel") else val) for key, val in self.extras.items()
-        }
+        extras = {key: _permute_extra(val, perm) for key, val in self.extras.items()}
         return dataclasses.replace(
             self,
             memberships=take(self.memberships, 1),
@@ -365,6 +363,18 @@ class SegmentationResult:
     def to_json(self, **kwargs: Any) -> str:
         """``json.dumps(self.to_dict())``."""
         return json.dumps(self.to_dict(), **kwargs)
+
+
+def _permute_extra(value: Any, perm: np.ndarray) -> Any:
+    """Renumber a per-segment extra: objects with ``relabel``, or tables with a ``segment`` column
+    (1-based ids: old segment ``perm[j] + 1`` becomes ``j + 1``)."""
+    if hasattr(value, "relabel"):
+        return value.relabel(perm)
+    if isinstance(value, pd.DataFrame) and "segment" in value.columns:
+        new_id = {int(old) + 1: new + 1 for new, old in enumerate(perm)}
+        out = value.assign(segment=value["segment"].map(new_id).astype(value["segment"].dtype))
+        return out.sort_values("segment", kind="stable").reset_index(drop=True)
+    return value
 
 
 def _permute_posterior(tree: Any, perm: np.ndarray) -> Any:

@@ -53,3 +53,16 @@ def test_criteria_match_published_faithful_values():
     c = information_criteria(-1130.264, 11, 272)
     assert c["bic"] == pytest.approx(2322.192, abs=0.01)
     assert c["aic"] == pytest.approx(2282.528, abs=0.01)
+
+
+def test_relabel_renumbers_segment_tables_in_extras():
+    import pandas as pd
+
+    r = _result()
+    table = pd.DataFrame({"segment": [1, 2, 3], "value": ["a", "b", "c"]})
+    r = SegmentationResult.from_memberships(
+        "lca", r.memberships, centers=r.centers, feature_names=r.feature_names, extras={"t": table}
+    )
+    r2 = r.relabel([3, 1, 2])  # new 1 = old 3, new 2 = old 1, new 3 = old 2
+    t = r2.extras["t"]
+    assert t.set_index("value")["segment"].to_dict() == {"c": 1, "a": 2, "b": 3}
