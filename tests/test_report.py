@@ -27,11 +27,11 @@ def report(tmp_path_factory):
     from latentseg.simulate import simulate_survey
 
     root = tmp_path_factory.mktemp("report")
-    survey, _ = simulate_survey(n=220, n_outcomes=9, n_segments=3, job_steps=3, separation=1.6, random_seed=8)
+    survey, _ = simulate_survey(n=200, n_outcomes=9, n_segments=3, job_steps=3, separation=1.6, random_seed=8)
     survey.to_frame().rename(columns={"region": EVIL_COLUMN}).to_csv(root / "survey.csv", index=False)
     cfg = {
         "survey": {"imp_scale": "1-5", "sat_scale": "1-10", "outcomes": {"o01": {"statement": EVIL_STATEMENT}}},
-        "select": {"models": ["kmeans", "gmm", "lca"], "k_min": 2, "k_max": 4, "stability_subsamples": 0},
+        "select": {"models": ["kmeans", "gmm"], "k_min": 2, "k_max": 4, "stability_subsamples": 0},
         "model": {"n_init": 2, "covariance": "EEI", "random_seed": 3},
         "profile": {"names": {"1": EVIL_NAME}},
         "size": {"tam": 5000, "arpu_column": "plan_price"},
