@@ -557,7 +557,10 @@ def _sha256(path: Path) -> str:
 
 
 def _write_tree(tree: Any, path: Path) -> None:
-    tree.to_netcdf(path, engine="h5netcdf")
+    try:
+        tree.to_netcdf(path, engine="h5netcdf")
+    except ImportError as exc:  # h5netcdf >= 1.8 installs without its h5py backend
+        raise ModelFileError(f"Saving a model needs h5py (pip install h5py): {exc}") from None
     _fsync_file(path)
 
 
@@ -567,7 +570,7 @@ def _read_tree(path: Path) -> Any:
     try:
         tree = xr.open_datatree(path, engine="h5netcdf")
     except ImportError as exc:  # h5netcdf without h5py
-        raise ModelFileError(f"Cannot read {path}: {exc}") from None
+        raise ModelFileError(f"Reading a saved model needs h5py (pip install h5py): {exc}") from None
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"Cannot read {path}: not a readable netCDF file ({exc}).") from None
     try:
