@@ -13,16 +13,17 @@ posterior density (log prior + log likelihood + log Jacobian of the transforms) 
 returns the log density. The segment is marginalised: the likelihood of respondent n is
 ``logsumexp_j (log w_j + log p(x_n | theta_j))``; missing values drop out of ``log p``.
 
-Layouts of ``theta`` (k segments):
+Layouts of ``theta`` (k segments). Probability vectors use PyMC's ``simplex`` transform (the
+one ``pm.Dirichlet`` uses): a vector ``p`` of length m is ``softmax(u)`` with
+``u = (y_1, ..., y_{m-1}, -sum(y))``, i.e. ``y`` are the first m - 1 centred log probabilities,
+and the log Jacobian is ``log m + sum_c log p_c``.
 
-- weights, every family: ``z`` (k,), ``log g_j`` where ``g_j ~ Gamma(alpha, 1)``;
-  ``w = g / sum(g)`` is then Dirichlet(alpha, ..., alpha) (the normalised-Gamma construction).
+- weights, every family: ``y`` (k - 1,), Dirichlet(alpha, ..., alpha).
 - diagonal Gaussian mixture: then ``mu`` (k, d) row-major, then ``log sigma`` (k, d).
-- nominal latent class: then ``h`` (k, C) with ``C = sum_j C_j`` (the categories of every item,
-  item blocks side by side); ``h = log g``, ``g ~ Gamma(beta, 1)``, probabilities normalised
-  within each item block (Dirichlet(beta) per segment and item).
+- nominal latent class: then, segment by segment and item by item, ``C_i - 1`` simplex
+  coordinates of the item's response probabilities (Dirichlet(beta)).
 - ordinal latent class (adjacent-category logit): then ``b`` (k, J) segment locations, then the
-  free thresholds, ``C_j - 2`` per item (the last threshold of an item is minus the sum of the
+  free thresholds, ``C_i - 2`` per item (the last threshold of an item is minus the sum of the
   others: thresholds sum to zero, as in the EM engine).
 """
 
@@ -33,7 +34,14 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["gmm_diag_logp", "lca_categorical_logp", "lca_ordinal_logp", "mixture_responsibilities"]
+__all__ = [
+    "gmm_diag_logp",
+    "lca_categorical_logp",
+    "lca_ordinal_logp",
+    "mixture_responsibilities",
+    "simplex_log",
+    "categorical_log_probs",
+]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 #: log sigma outside +-this is treated as outside the support (a sampler's wild first steps)
@@ -71,24 +79,39 @@ def mixture_responsibilities(L: np.ndarray, logw: np.ndarray, cst: np.ndarray) -
 
 
 @numba.njit(cache=True, nogil=True)
-def _log_weights(z: np.ndarray) -> np.ndarray:
-    k = z.shape[0]
-    mx = z.max()
+def simplex_log(y: np.ndarray, m: int) -> np.ndarray:
+    """log p (m,) from simplex coordinates y (m - 1,): ``u = (y, -sum y)``, ``log softmax(u)``."""
+    u = np.empty(m)
     s = 0.0
-    for j in range(k):
-        s += math.exp(z[j] - mx)
-    return z - (mx + math.log(s))
+    for i in range(m - 1):
+        u[i] = y[i]
+        s += y[i]
+    u[m - 1] = -s
+    mx = u.max()
+    tot = 0.0
+    for i in range(m):
+        tot += math.exp(u[i] - mx)
+    return u - (mx + math.log(tot))
 
 
 @numba.njit(cache=True, nogil=True)
-def _weights_terms(z: np.ndarray, logw: np.ndarray, sumr: np.ndarray, n: int, alpha: float, grad: np.ndarray) -> float:
-    """Gradient of the likelihood and of the Gamma(alpha, 1) prior (with the log Jacobian) in z."""
-    lga = math.lgamma(alpha)
-    lp = 0.0
-    for j in range(z.shape[0]):
-        ez = math.exp(z[j])
-        grad[j] = sumr[j] - n * math.exp(logw[j]) + alpha - ez
-        lp += alpha * z[j] - ez - lga
+def _dirichlet_simplex(logp: np.ndarray, counts: np.ndarray, total: float, conc: float, grad: np.ndarray, at: int) -> float:
+    """Dirichlet(conc) log density of p = exp(logp) with the simplex Jacobian, plus the gradient of
+    that and of a multinomial-type likelihood ``sum_c counts_c log p_c`` (with ``total`` the sum of
+    the counts) in the simplex coordinates, written to ``grad[at : at + m - 1]``."""
+    m = logp.shape[0]
+    lp = math.lgamma(m * conc) - m * math.lgamma(conc) + math.log(m)
+    gl = 0.0
+    for c in range(m):
+        p = math.exp(logp[c])
+        g = counts[c] - total * p + conc - m * conc * p
+        lp += conc * logp[c]
+        if c == m - 1:
+            gl = g
+        else:
+            grad[at + c] = g
+    for c in range(m - 1):
+        grad[at + c] -= gl
     return lp
 
 
@@ -115,14 +138,14 @@ def gmm_diag_logp(
     """
     N = F.shape[0]
     kd = k * d
-    z = theta[:k]
-    mu = theta[k : k + kd]
-    ls = theta[k + kd : k + 2 * kd]
+    a = k - 1
+    mu = theta[a : a + kd]
+    ls = theta[a + kd : a + 2 * kd]
     for i in range(kd):
         if not (-_LOGSD_LIMIT < ls[i] < _LOGSD_LIMIT):
             grad[:] = 0.0
             return -np.inf
-    logw = _log_weights(z)
+    logw = simplex_log(theta[:a], k)
     inv = np.exp(-2.0 * ls)
     P = np.empty((3 * d, k))
     for j in range(k):
@@ -134,8 +157,7 @@ def gmm_diag_logp(
     L = F @ P
     lp = mixture_responsibilities(L, logw, cst)
     S = L.T @ F  # (k, 3d): sum_n r x^2, sum_n r x, sum_n r o
-    sumr = L.sum(axis=0)
-    lp += _weights_terms(z, logw, sumr, N, alpha, grad)
+    lp += _dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
     log_s0 = np.log(mean_scale)
     log_t0 = math.log(logsd_scale)
     for j in range(k):
@@ -147,31 +169,23 @@ def gmm_diag_logp(
             so = S[j, 2 * d + e]
             u = (m - mean_loc[e]) / mean_scale[e]
             v = (ls[i] - logsd_loc[e]) / logsd_scale
-            grad[k + i] = (sx - m * so) * inv[i] - u / mean_scale[e]
-            grad[k + kd + i] = (sxx - 2.0 * m * sx + m * m * so) * inv[i] - so - v / logsd_scale
+            grad[a + i] = (sx - m * so) * inv[i] - u / mean_scale[e]
+            grad[a + kd + i] = (sxx - 2.0 * m * sx + m * m * so) * inv[i] - so - v / logsd_scale
             lp += -0.5 * u * u - log_s0[e] - 0.5 * v * v - log_t0 - 2.0 * _HALF_LOG_2PI
     return lp
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_log_normalise(h: np.ndarray, offsets: np.ndarray, ncat: np.ndarray) -> np.ndarray:
-    """Row-wise, within each item block: ``h - logsumexp(h[block])``."""
-    k, C = h.shape
+def categorical_log_probs(coords: np.ndarray, offsets: np.ndarray, ncat: np.ndarray, k: int) -> np.ndarray:
+    """log P (k, C) from the simplex coordinates of every segment and item, in layout order."""
+    C = offsets[-1] + ncat[-1]
     out = np.empty((k, C))
+    pos = 0
     for j in range(k):
         for b in range(ncat.shape[0]):
-            o = offsets[b]
             c = ncat[b]
-            mx = -np.inf
-            for m in range(c):
-                if h[j, o + m] > mx:
-                    mx = h[j, o + m]
-            s = 0.0
-            for m in range(c):
-                s += math.exp(h[j, o + m] - mx)
-            lse = mx + math.log(s)
-            for m in range(c):
-                out[j, o + m] = h[j, o + m] - lse
+            out[j, offsets[b] : offsets[b] + c] = simplex_log(coords[pos : pos + c - 1], c)
+            pos += c - 1
     return out
 
 
@@ -192,16 +206,14 @@ def lca_categorical_logp(
     ``offsets`` / ``ncat`` (J,) locate the item blocks. Item probabilities Dirichlet(beta).
     """
     N, C = Y.shape
-    z = theta[:k]
-    h = theta[k : k + k * C].reshape((k, C))
-    logw = _log_weights(z)
-    logpi = _block_log_normalise(h, offsets, ncat)
+    a = k - 1
+    logw = simplex_log(theta[:a], k)
+    logpi = categorical_log_probs(theta[a:], offsets, ncat, k)
     L = Y @ logpi.T
     lp = mixture_responsibilities(L, logw, np.zeros(N))
     T = L.T @ Y  # (k, C) expected category counts per segment
-    sumr = L.sum(axis=0)
-    lp += _weights_terms(z, logw, sumr, N, alpha, grad)
-    lgb = math.lgamma(beta)
+    lp += _dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
+    pos = a
     for j in range(k):
         for b in range(ncat.shape[0]):
             o = offsets[b]
@@ -209,11 +221,8 @@ def lca_categorical_logp(
             tot = 0.0
             for m in range(c):
                 tot += T[j, o + m]
-            for m in range(c):
-                hv = h[j, o + m]
-                eh = math.exp(hv)
-                grad[k + j * C + o + m] = T[j, o + m] - tot * math.exp(logpi[j, o + m]) + beta - eh
-                lp += beta * hv - eh - lgb
+            lp += _dirichlet_simplex(logpi[j, o : o + c], T[j, o : o + c], tot, beta, grad, pos)
+            pos += c - 1
     return lp
 
 
@@ -281,17 +290,16 @@ def lca_ordinal_logp(
     """
     N, C = Y.shape
     J = ncat.shape[0]
-    z = theta[:k]
-    b = theta[k : k + k * J].reshape((k, J))
-    free = theta[k + k * J :]
+    a = k - 1
+    b = theta[a : a + k * J].reshape((k, J))
+    free = theta[a + k * J :]
     tau = ordinal_thresholds(free, ncat, free_offsets)
-    logw = _log_weights(z)
+    logw = simplex_log(theta[:a], k)
     logp = ordinal_log_probs(b, tau, offsets, ncat, C)
     L = Y @ logp.T
     lp = mixture_responsibilities(L, logw, np.zeros(N))
     T = L.T @ Y
-    sumr = L.sum(axis=0)
-    lp += _weights_terms(z, logw, sumr, N, alpha, grad)
+    lp += _dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
     gtau = np.zeros(tau.shape)
     log_sb = math.log(location_scale)
     log_st = math.log(threshold_scale)
@@ -308,7 +316,7 @@ def lca_ordinal_logp(
                 em += m * p
                 gm += m * T[j, o + m]
             bv = b[j, i]
-            grad[k + j * J + i] = gm - tot * em - bv / (location_scale * location_scale)
+            grad[a + j * J + i] = gm - tot * em - bv / (location_scale * location_scale)
             lp += -0.5 * (bv / location_scale) ** 2 - log_sb - _HALF_LOG_2PI
             # d log P_m / d tau_l = -[l < m] + P(y > l)
             upper_t = 0.0
@@ -322,7 +330,7 @@ def lca_ordinal_logp(
         for l in range(nf + 1):
             lp += -0.5 * (tau[i, l] / threshold_scale) ** 2 - log_st - _HALF_LOG_2PI
         for l in range(nf):
-            grad[k + k * J + free_offsets[i] + l] = (
+            grad[a + k * J + free_offsets[i] + l] = (
                 gtau[i, l] - gtau[i, nf] - tau[i, l] / threshold_scale**2 + last / threshold_scale**2
             )
     return lp

@@ -94,7 +94,8 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
     ----------
     loglik : ndarray, shape (C, S, n)
     posterior : xarray.Dataset, optional
-        The posterior draws (chain, draw, ...); ArviZ uses them for the relative efficiency.
+        The posterior draws (chain, draw, ...); ArviZ uses them for the relative efficiency
+        (``reff``, the mean relative ESS). Without them ``reff = 1`` (independent draws).
 
     Returns
     -------
@@ -117,7 +118,7 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
     tree = xr.DataTree.from_dict(groups)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # passed on below as our own message
-        res = az.loo(tree, pointwise=True, var_name="loglik")
+        res = az.loo(tree, pointwise=True, var_name="loglik", reff=None if posterior is not None else 1.0)
     pk = np.asarray(res.pareto_k, dtype=float)
     thr = float(res.good_k) if getattr(res, "good_k", None) is not None else 0.7
     return {
@@ -132,20 +133,24 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
     }
 
 
-def compare_k(results: Sequence[Any], se_rule: float = 2.0) -> pd.DataFrame:
+def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 4.0) -> pd.DataFrame:
     """Compare Bayesian fits with different k by PSIS-LOO and WAIC, with a parsimony rule.
 
     LOO barely penalises superfluous, nearly empty segments, so the recommendation is the
     **smallest converged k whose elpd_loo is within ``se_rule`` standard errors of the best**, the
     standard error being that of the pointwise difference to the best fit (as in
-    :func:`arviz.compare`). Fits that did not converge are listed but not recommended (when none
-    converged, all are considered and the table says so).
+    :func:`arviz.compare`). A difference below ``small_diff`` (4 on the elpd scale) also counts as
+    within: below that the normal approximation behind the standard error is unreliable and the
+    models predict alike (Sivula, Magnusson & Vehtari 2022; the LOO CV-FAQ), which is the case of
+    a k + 1 fit whose extra segment is nearly empty. Fits that did not converge are listed but not
+    recommended (when none converged, all are considered and the table says so).
 
     Parameters
     ----------
     results : sequence of SegmentationResult
         Bayesian fits (``bayes-gmm`` / ``bayes-lca``) of the same data.
     se_rule : float, default 2.0
+    small_diff : float, default 4.0
 
     Returns
     -------
@@ -200,7 +205,7 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0) -> pd.DataFrame:
     best = int(np.flatnonzero(eligible)[np.argmax(elpd[eligible])])
     diff = elpd[best] - elpd
     diff_se = np.array([float(np.sqrt(p.size * np.var(pointwise[best] - p))) for p in pointwise])
-    within = eligible & (diff <= se_rule * diff_se)
+    within = eligible & (diff <= np.maximum(se_rule * diff_se, small_diff))
     table["elpd_diff"] = diff
     table["diff_se"] = diff_se
     table["within_rule"] = within
@@ -208,10 +213,13 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0) -> pd.DataFrame:
     table["recommended"] = np.arange(len(table)) == chosen_pos
     k_best, k_chosen = int(table["k"].iloc[best]), int(table["k"].iloc[chosen_pos])
     if k_chosen == k_best:
-        rule = f"k = {k_best} has the highest elpd_loo ({elpd[best]:.1f}) and no smaller k is within {se_rule:g} SE of it."
+        rule = (
+            f"k = {k_best} has the highest elpd_loo ({elpd[best]:.1f}) and no smaller k is within {se_rule:g} SE "
+            f"(or {small_diff:g}) of it."
+        )
     else:
         rule = (
-            f"k = {k_chosen} is the smallest k whose elpd_loo is within {se_rule:g} SE of the best (k = {k_best}: "
+            f"k = {k_chosen} is the smallest k whose elpd_loo is within {se_rule:g} SE (or {small_diff:g}) of the best (k = {k_best}: "
             f"difference {diff[chosen_pos]:.1f}, SE {diff_se[chosen_pos]:.1f}); LOO barely penalises extra segments."
         )
     table = table[

@@ -3,7 +3,7 @@
 The model, for respondents ``n = 1..N`` with values ``x_nd`` on ``d`` features (opportunity
 scores, factor scores, any numeric columns), marginalised over the segment::
 
-    w ~ Dirichlet(alpha, ..., alpha)                       (as normalised Gamma(alpha, 1) draws)
+    w ~ Dirichlet(alpha, ..., alpha)
     mu_jd ~ Normal(mean_d, mean_scale * sd_d)
     diagonal:  sigma_jd ~ LogNormal(log(sd_scale * sd_d), sd_log_sigma)
     full:      Sigma_j = diag(sigma_j) Omega_j diag(sigma_j), Omega_j ~ LKJ(lkj_eta),
@@ -32,7 +32,7 @@ import pandas as pd
 from latentseg.errors import ConfigError, format_rows
 from latentseg.models._em import check_k, numeric_matrix
 
-__all__ = ["GMMPriors", "GaussianFamily", "COVARIANCES"]
+__all__ = ["GMMPriors", "GaussianFamily", "COVARIANCES", "simplex_coords", "simplex_probs"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: covariance option -> mclust name of the EM structure used for the starting values
@@ -70,6 +70,19 @@ class GMMPriors:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
                 raise ConfigError(f"The '{name}' prior parameter of bayes-gmm must be a number > 0. Got {val!r} instead.")
+
+
+def simplex_coords(p: np.ndarray) -> np.ndarray:
+    """PyMC's simplex coordinates of probability vectors (..., m): the first m - 1 centred logs."""
+    lp = np.log(p)
+    return (lp - lp.mean(axis=-1, keepdims=True))[..., :-1]
+
+
+def simplex_probs(y: np.ndarray) -> np.ndarray:
+    """Probability vectors (..., m) from simplex coordinates (..., m - 1)."""
+    u = np.concatenate([y, -y.sum(axis=-1, keepdims=True)], axis=-1)
+    u = np.exp(u - u.max(axis=-1, keepdims=True))
+    return u / u.sum(axis=-1, keepdims=True)
 
 
 def resolve_covariance(covariance: str) -> str:
@@ -148,7 +161,7 @@ class GaussianFamily:
         self.cst = -0.5 * _LOG_2PI * o.sum(axis=1)
         self.Xc = xc
         k_, d = self.k, self.d
-        self.n_free = k_ + 2 * k_ * d if self.covariance == "diag" else None
+        self.n_free = k_ - 1 + 2 * k_ * d if self.covariance == "diag" else None
         self._logsd_loc = np.log(priors.sd_scale * self.scale)
         self._mean_sd = priors.mean_scale * self.scale
 
@@ -202,11 +215,9 @@ class GaussianFamily:
 
     def theta_from_params(self, p: dict[str, np.ndarray]) -> np.ndarray:
         """Unconstrained kernel vector from constrained parameters (diagonal model)."""
-        k = self.k
-        z = np.log(p["weights"] * k * self.priors.concentration)
         mu = (p["means"] - self.center).ravel()
         ls = np.log(p["sds"]).ravel()
-        return np.concatenate([z, mu, ls])
+        return np.concatenate([simplex_coords(p["weights"]), mu, ls])
 
     def jitter_params(self, p: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Constrained parameters moved a little (the chains' starts for the PyMC samplers)."""
@@ -221,7 +232,7 @@ class GaussianFamily:
         """A chain's start: the EM solution moved a little (0.05 on the log weights, 2% of a
         column's sd on the means, 0.02 on the log sds), so that chains do not start identical."""
         k, d = self.k, self.d
-        step = np.concatenate([np.full(k, 0.05), np.tile(0.02 * self.scale, k), np.full(k * d, 0.02)])
+        step = np.concatenate([np.full(k - 1, 0.05), np.tile(0.02 * self.scale, k), np.full(k * d, 0.02)])
         return theta + step * rng.standard_normal(theta.size)
 
     # ------------------------------------------------------------------ log density
@@ -245,11 +256,10 @@ class GaussianFamily:
         """Constrained draws from kernel draws ``theta`` (..., n_free)."""
         k, d = self.k, self.d
         lead = theta.shape[:-1]
-        z = theta[..., :k]
-        w = np.exp(z - z.max(axis=-1, keepdims=True))
-        w /= w.sum(axis=-1, keepdims=True)
-        means = theta[..., k : k + k * d].reshape(*lead, k, d) + self.center
-        sds = np.exp(theta[..., k + k * d :].reshape(*lead, k, d))
+        a = k - 1
+        w = simplex_probs(theta[..., :a])
+        means = theta[..., a : a + k * d].reshape(*lead, k, d) + self.center
+        sds = np.exp(theta[..., a + k * d :].reshape(*lead, k, d))
         return {"weights": w, "means": means, "sds": sds}
 
     # ------------------------------------------------------------------ PyMC
@@ -257,7 +267,7 @@ class GaussianFamily:
         """The PyMC model (same priors and likelihood as the kernel; the segment marginalised by a
         hand-written log-sum-exp in a ``Potential``).
 
-        Free variables: ``weight_gamma`` (k,), ``means`` (k, d) and ``sds`` (k, d) (diagonal), or
+        Free variables: ``weights`` (k,), ``means`` (k, d) and ``sds`` (k, d) (diagonal), or
         ``chol_1..chol_k`` (packed Cholesky factors, LKJCholeskyCov) for the full model.
         """
         import pymc as pm
@@ -267,12 +277,15 @@ class GaussianFamily:
         p = self.priors
         coords = {"segment": np.arange(1, k + 1), "outcome": list(self.feature_names)}
         with pm.Model(coords=coords) as model:
-            g = pm.Gamma("weight_gamma", alpha=p.concentration, beta=1.0, dims="segment")
-            logw = pt.log(g) - pt.log(pt.sum(g))
+            if k > 1:
+                w = pm.Dirichlet("weights", a=np.full(k, p.concentration, dtype=np.float64), dims="segment")
+                logw = pt.log(w)
+            else:
+                logw = pt.zeros(1)
             mu = pm.Normal("means", mu=self.center, sigma=self._mean_sd, dims=("segment", "outcome"))
             muc = mu - self.center
             if self.covariance == "diag":
-                sd = pm.LogNormal("sds", mu=self._logsd_loc, sigma=p.sd_log_sigma, dims=("segment", "outcome"))
+                sd = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims=("segment", "outcome"))
                 inv = 1.0 / pt.sqr(sd)
                 P = pt.concatenate([(-0.5 * inv).T, (muc * inv).T, (-0.5 * pt.sqr(muc) * inv - pt.log(sd)).T], axis=0)
                 comp = pt.dot(pt.as_tensor(self.F), P) + self.cst[:, None]
@@ -282,8 +295,8 @@ class GaussianFamily:
                     chol, _, _ = pm.LKJCholeskyCov(
                         f"chol_{j + 1}",
                         n=d,
-                        eta=p.lkj_eta,
-                        sd_dist=pm.LogNormal.dist(mu=self._logsd_loc, sigma=p.sd_log_sigma, shape=d),
+                        eta=np.float64(p.lkj_eta),
+                        sd_dist=pm.LogNormal.dist(mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), shape=d),
                         compute_corr=True,
                         store_in_trace=False,
                     )
@@ -297,7 +310,9 @@ class GaussianFamily:
 
     def pymc_initvals(self, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Constrained starting values for the PyMC model from constrained parameters."""
-        out = {"weight_gamma": p["weights"] * self.k * self.priors.concentration, "means": p["means"]}
+        out = {"means": p["means"]}
+        if self.k > 1:
+            out["weights"] = p["weights"]
         if self.covariance == "diag":
             out["sds"] = p["sds"]
         else:
@@ -308,8 +323,12 @@ class GaussianFamily:
 
     def params_from_pymc(self, posterior: Any) -> dict[str, np.ndarray]:
         """Constrained draws (chain, draw, ...) from a PyMC / ArviZ posterior dataset."""
-        g = np.asarray(posterior["weight_gamma"].values, float)
-        out = {"weights": g / g.sum(axis=-1, keepdims=True), "means": np.asarray(posterior["means"].values, float)}
+        means = np.asarray(posterior["means"].values, float)
+        if self.k > 1:
+            w = np.asarray(posterior["weights"].values, float)
+        else:
+            w = np.ones(means.shape[:-1])
+        out = {"weights": w, "means": means}
         if self.covariance == "diag":
             out["sds"] = np.asarray(posterior["sds"].values, float)
         else:
@@ -325,13 +344,13 @@ class GaussianFamily:
         return out
 
     def pymc_point(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """The PyMC model's unconstrained point equal to kernel vector ``theta`` (for tests)."""
+        """The PyMC model's unconstrained point equal to kernel vector ``theta``, keys in layout order (for tests)."""
         k, d = self.k, self.d
-        return {
-            "weight_gamma_log__": theta[:k],
-            "means": theta[k : k + k * d].reshape(k, d) + self.center,
-            "sds_log__": theta[k + k * d :].reshape(k, d),
-        }
+        a = k - 1
+        out = {"weights_simplex__": theta[:a]} if k > 1 else {}
+        out["means"] = theta[a : a + k * d].reshape(k, d) + self.center
+        out["sds_log__"] = theta[a + k * d :].reshape(k, d)
+        return out
 
     # ------------------------------------------------------------------ summaries
     def log_component(self, p: dict[str, np.ndarray], rows: slice) -> np.ndarray:
@@ -459,8 +478,7 @@ class GaussianFamily:
         the PyMC model)."""
         k, d = self.k, self.d
         pr = self.priors
-        g = rng.gamma(pr.concentration, 1.0, size=(draws, k))
-        w = g / g.sum(axis=1, keepdims=True)
+        w = rng.dirichlet(np.full(k, pr.concentration), size=draws)
         means = self.center + self._mean_sd * rng.standard_normal((draws, k, d))
         sds = np.exp(self._logsd_loc + pr.sd_log_sigma * rng.standard_normal((draws, k, d)))
         out = {"weights": w, "means": means, "sds": sds}

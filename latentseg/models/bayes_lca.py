@@ -3,8 +3,8 @@
 The model, for respondents ``n`` and categorical indicators ``i = 1..J`` with categories
 ``0..C_i - 1`` (coded as in :func:`latentseg.models.lca.fit_lca`), marginalised over the class::
 
-    w ~ Dirichlet(alpha, ..., alpha)                        (normalised Gamma(alpha, 1) draws)
-    categorical:  pi_ji ~ Dirichlet(beta, ..., beta)        (normalised Gamma(beta, 1) draws)
+    w ~ Dirichlet(alpha, ..., alpha)
+    categorical:  pi_ji ~ Dirichlet(beta, ..., beta)
     ordinal:      P(y_i = m | j) ∝ exp(m b_ji - sum_{l < m} tau_il)   (adjacent-category logit)
                   b_ji ~ Normal(0, location_scale); tau_i. ~ zero-sum Normal(0, threshold_scale)
     log p(y_n) = logsumexp_j [log w_j + sum_{i observed} log P(y_ni | j)]
@@ -25,6 +25,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError
 from latentseg.models._em import check_k
+from latentseg.models.bayes_gmm import simplex_coords, simplex_probs
 
 __all__ = ["LCAPriors", "LatentClassFamily", "MEASUREMENTS"]
 
@@ -191,14 +192,20 @@ class LatentClassFamily:
         """EM estimates as constrained parameters (segment order of the EM result)."""
         w = np.clip(np.asarray(em.params["weights"], float), 1e-6, None)
         w = w / w.sum()
-        probs = self._flat_probs(np.asarray(em.params["probs"], float))
-        probs = self._normalise_blocks(np.clip(np.nan_to_num(probs, nan=0.0), _PROB_FLOOR, None))
-        out = {"weights": w, "probs": probs}
+        raw = np.nan_to_num(self._flat_probs(np.asarray(em.params["probs"], float)), nan=0.0)
         if self.ordinal:
-            b, tau = self._ordinal_from_probs(probs)
-            out.update(locations=b, thresholds=tau)
-            out["probs"] = np.exp(self._ordinal_logprobs(b, tau))
-        return out
+            if "locations" in em.params and "thresholds" in em.shared_params:
+                b = np.asarray(em.params["locations"], float)
+                tau = np.nan_to_num(np.asarray(em.shared_params["thresholds"], float), nan=0.0)
+                for i, c in enumerate(self.ncat):  # same model; move the thresholds to sum zero
+                    shift = tau[i, : c - 1].mean()
+                    tau[i, : c - 1] -= shift
+                    b[:, i] -= shift
+            else:
+                b, tau = self._ordinal_from_probs(self._normalise_blocks(np.clip(raw, 1e-300, None)))
+            return {"weights": w, "locations": b, "thresholds": tau, "probs": np.exp(self._ordinal_logprobs(b, tau))}
+        probs = self._normalise_blocks(np.clip(raw, _PROB_FLOOR, None))
+        return {"weights": w, "probs": probs}
 
     def _ordinal_from_probs(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Locations (k, J) and zero-sum thresholds (J, Cmax - 1) whose adjacent-category logits
@@ -228,20 +235,20 @@ class LatentClassFamily:
 
     def theta_from_params(self, p: dict[str, np.ndarray]) -> np.ndarray:
         """Unconstrained kernel vector from constrained parameters."""
-        pr = self.priors
-        z = np.log(p["weights"] * self.k * pr.concentration)
+        y = simplex_coords(p["weights"])
         if self.ordinal:
             tau = p["thresholds"]
             free = np.concatenate([tau[i, : c - 2] for i, c in enumerate(self.ncat)]) if self.n_free_tau else np.zeros(0)
-            return np.concatenate([z, p["locations"].ravel(), free])
-        scale = (self.ncat * pr.item_concentration)[self.item_of]
-        return np.concatenate([z, np.log(p["probs"] * scale).ravel()])
+            return np.concatenate([y, p["locations"].ravel(), free])
+        probs = p["probs"]
+        blocks = [simplex_coords(probs[j, o : o + c]) for j in range(self.k) for o, c in zip(self.offsets, self.ncat)]
+        return np.concatenate([y, *blocks])
 
     def jitter(self, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A chain's start: the EM solution moved a little (sd 0.05; 0.02 on thresholds)."""
         step = np.full(theta.size, 0.05)
         if self.ordinal:
-            step[self.k + self.k * self.J :] = 0.02
+            step[self.k - 1 + self.k * self.J :] = 0.02
         return theta + step * rng.standard_normal(theta.size)
 
     def jitter_params(self, p: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -274,29 +281,33 @@ class LatentClassFamily:
         """Constrained draws from kernel draws ``theta`` (..., n_free)."""
         k, J = self.k, self.J
         lead = theta.shape[:-1]
-        z = theta[..., :k]
-        w = np.exp(z - z.max(axis=-1, keepdims=True))
-        w /= w.sum(axis=-1, keepdims=True)
+        a = k - 1
+        w = simplex_probs(theta[..., :a])
         if self.ordinal:
-            b = theta[..., k : k + k * J].reshape(lead + (k, J))
-            free = theta[..., k + k * J :]
+            b = theta[..., a : a + k * J].reshape(lead + (k, J))
+            free = theta[..., a + k * J :]
             tau = np.zeros(lead + (J, self.cmax - 1))
             for i, c in enumerate(self.ncat):
                 f = free[..., self.free_offsets[i] : self.free_offsets[i] + c - 2]
                 tau[..., i, : c - 2] = f
                 tau[..., i, c - 2] = -f.sum(axis=-1)
             return {"weights": w, "probs": np.exp(self._ordinal_logprobs(b, tau)), "locations": b, "thresholds": tau}
-        h = theta[..., k:].reshape(lead + (k, self.C))
-        h = h - h.max(axis=-1, keepdims=True)
-        return {"weights": w, "probs": self._normalise_blocks(np.exp(h))}
+        coords = theta[..., a:].reshape(lead + (k, self.C - J))
+        probs = np.empty(lead + (k, self.C))
+        pos = 0
+        for o, c in zip(self.offsets, self.ncat):
+            probs[..., o : o + c] = simplex_probs(coords[..., pos : pos + c - 1])
+            pos += c - 1
+        return {"weights": w, "probs": probs}
 
     # ------------------------------------------------------------------ PyMC
     def pymc_model(self) -> Any:
         """The PyMC model (same priors and likelihood as the kernel; classes marginalised by a
         hand-written log-sum-exp in a ``Potential``).
 
-        Free variables: ``weight_gamma`` (k,); ``item_gamma`` (k, C) (categorical) or
-        ``locations`` (k, J) and ``thresholds_free`` (sum_i (C_i - 2),) (ordinal).
+        Free variables: ``weights`` (k,); ``probs_c<m>`` (k, items with m categories, m) for each
+        number of categories m (categorical), or ``locations`` (k, J) and ``thresholds_free``
+        (sum_i (C_i - 2),) (ordinal).
         """
         import pymc as pm
         import pytensor.tensor as pt
@@ -306,10 +317,13 @@ class LatentClassFamily:
         coords = {"segment": np.arange(1, k + 1), "indicator": list(self.feature_names)}
         Y = pt.as_tensor(self.Y)
         with pm.Model(coords=coords) as model:
-            g = pm.Gamma("weight_gamma", alpha=pr.concentration, beta=1.0, dims="segment")
-            logw = pt.log(g) - pt.log(pt.sum(g))
+            if k > 1:
+                w = pm.Dirichlet("weights", a=np.full(k, pr.concentration, dtype=np.float64), dims="segment")
+                logw = pt.log(w)
+            else:
+                logw = pt.zeros(1)
             if self.ordinal:
-                b = pm.Normal("locations", mu=0.0, sigma=pr.location_scale, dims=("segment", "indicator"))
+                b = pm.Normal("locations", mu=np.float64(0.0), sigma=np.float64(pr.location_scale), dims=("segment", "indicator"))
                 nt = J * (self.cmax - 1)
                 A = np.zeros((nt, max(self.n_free_tau, 1)))
                 for i, c in enumerate(self.ncat):
@@ -317,7 +331,7 @@ class LatentClassFamily:
                         A[i * (self.cmax - 1) + l, self.free_offsets[i] + l] = 1.0
                         A[i * (self.cmax - 1) + c - 2, self.free_offsets[i] + l] = -1.0
                 if self.n_free_tau:
-                    tf = pm.Normal("thresholds_free", mu=0.0, sigma=pr.threshold_scale, shape=self.n_free_tau)
+                    tf = pm.Normal("thresholds_free", mu=np.float64(0.0), sigma=np.float64(pr.threshold_scale), shape=self.n_free_tau)
                     tau = pt.dot(pt.as_tensor(A), tf)
                 else:
                     tau = pt.zeros(nt)
@@ -339,47 +353,76 @@ class LatentClassFamily:
                 norm = pt.log(pt.dot(pt.dot(pt.exp(eta), pt.as_tensor(self.block)), pt.as_tensor(self.block.T)))
                 logp = eta - norm
             else:
-                gi = pm.Gamma("item_gamma", alpha=pr.item_concentration, beta=1.0, shape=(k, C))
-                tot = pt.dot(pt.dot(gi, pt.as_tensor(self.block)), pt.as_tensor(self.block.T))
-                logp = pt.log(gi) - pt.log(tot)
+                parts: dict[int, Any] = {}
+                for m, items in self._category_groups().items():
+                    var = pm.Dirichlet(
+                        f"probs_c{m}", a=np.full(m, pr.item_concentration, dtype=np.float64), shape=(k, len(items), m)
+                    )
+                    for q, i in enumerate(items):
+                        parts[i] = var[:, q, :]
+                logp = pt.log(pt.concatenate([parts[i] for i in range(J)], axis=1))
             comp = pt.dot(Y, logp.T)
             ll = pt.logsumexp(comp + logw[None, :], axis=1)
             pm.Potential("loglik", pt.sum(ll))
         return model
 
     def pymc_initvals(self, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        pr = self.priors
-        out = {"weight_gamma": p["weights"] * self.k * pr.concentration}
+        out: dict[str, np.ndarray] = {}
+        if self.k > 1:
+            out["weights"] = p["weights"]
         if self.ordinal:
             out["locations"] = p["locations"]
             if self.n_free_tau:
-                out["thresholds_free"] = self.theta_from_params(p)[self.k + self.k * self.J :]
+                out["thresholds_free"] = self.theta_from_params(p)[self.k - 1 + self.k * self.J :]
         else:
-            out["item_gamma"] = p["probs"] * (self.ncat * pr.item_concentration)[self.item_of]
+            for m, items in self._category_groups().items():
+                out[f"probs_c{m}"] = np.stack([p["probs"][:, self.offsets[i] : self.offsets[i] + m] for i in items], axis=1)
         return out
 
+    def _category_groups(self) -> dict[int, list[int]]:
+        """Items grouped by their number of categories (one Dirichlet variable per group)."""
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(self.ncat):
+            groups.setdefault(int(c), []).append(i)
+        return groups
+
     def params_from_pymc(self, posterior: Any) -> dict[str, np.ndarray]:
-        g = np.asarray(posterior["weight_gamma"].values, float)
-        lead = g.shape[:-1]
-        parts = [np.log(g)]
         if self.ordinal:
-            parts.append(np.asarray(posterior["locations"].values, float).reshape(lead + (-1,)))
+            b = np.asarray(posterior["locations"].values, float)
+            lead = b.shape[:-2]
+            parts = [b.reshape(lead + (-1,))]
             if self.n_free_tau:
                 parts.append(np.asarray(posterior["thresholds_free"].values, float))
-        else:
-            parts.append(np.log(np.asarray(posterior["item_gamma"].values, float)).reshape(lead + (-1,)))
-        return self.params_from_theta(np.concatenate(parts, axis=-1))
+            w = np.asarray(posterior["weights"].values, float) if self.k > 1 else np.ones(lead + (1,))
+            return self.params_from_theta(np.concatenate([simplex_coords(w), *parts], axis=-1))
+        probs = None
+        for m, items in self._category_groups().items():
+            var = np.asarray(posterior[f"probs_c{m}"].values, float)  # (..., k, n_items, m)
+            if probs is None:
+                probs = np.empty(var.shape[:-2] + (self.C,))
+            for q, i in enumerate(items):
+                probs[..., self.offsets[i] : self.offsets[i] + m] = var[..., q, :]
+        assert probs is not None
+        lead = probs.shape[:-2]
+        w = np.asarray(posterior["weights"].values, float) if self.k > 1 else np.ones(lead + (1,))
+        return {"weights": w, "probs": probs}
 
     def pymc_point(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """The PyMC model's unconstrained point equal to kernel vector ``theta`` (for tests)."""
+        """The PyMC model's unconstrained point equal to kernel vector ``theta``, keys in layout order (for tests)."""
         k, J = self.k, self.J
-        out = {"weight_gamma_log__": theta[:k]}
+        a = k - 1
+        out: dict[str, np.ndarray] = {}
+        if k > 1:
+            out["weights_simplex__"] = theta[:a]
         if self.ordinal:
-            out["locations"] = theta[k : k + k * J].reshape(k, J)
+            out["locations"] = theta[a : a + k * J].reshape(k, J)
             if self.n_free_tau:
-                out["thresholds_free"] = theta[k + k * J :]
-        else:
-            out["item_gamma_log__"] = theta[k:].reshape(k, self.C)
+                out["thresholds_free"] = theta[a + k * J :]
+            return out
+        coords = theta[a:].reshape(k, self.C - J)
+        starts = np.r_[0, np.cumsum(self.ncat - 1)[:-1]]
+        for m, items in self._category_groups().items():
+            out[f"probs_c{m}_simplex__"] = np.stack([coords[:, starts[i] : starts[i] + m - 1] for i in items], axis=1)
         return out
 
     # ------------------------------------------------------------------ summaries
@@ -490,8 +533,7 @@ class LatentClassFamily:
     def sample_prior(self, rng: np.random.Generator, draws: int) -> dict[str, np.ndarray]:
         k, J = self.k, self.J
         pr = self.priors
-        g = rng.gamma(pr.concentration, 1.0, size=(draws, k))
-        out = {"weights": g / g.sum(axis=1, keepdims=True)}
+        out = {"weights": rng.dirichlet(np.full(k, pr.concentration), size=draws)}
         if self.ordinal:
             b = pr.location_scale * rng.standard_normal((draws, k, J))
             tau = np.zeros((draws, J, self.cmax - 1))

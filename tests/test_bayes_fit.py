@@ -1,0 +1,275 @@
+"""Bayesian fits end to end: the result contract, seeds, scoring, errors, approximate mode, the prior
+predictive check (fast); recovery of known segments and the choice of k (slow)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from latentseg.errors import ConfigError, ConvergenceWarning, LatentsegWarning
+from latentseg.models import fit, predict_proba
+from latentseg.models.bayes import compare_k, fit_bayes_gmm, fit_bayes_lca, prior_predictive_check
+from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+
+FAST = {"draws": 1000, "tune": 1000, "chains": 2, "progressbar": False}
+
+
+@pytest.fixture(scope="module")
+def small_gmm() -> tuple[pd.DataFrame, np.ndarray]:
+    X, z = simulate_gaussian_mixture(150, k=2, d=3, separation=5.0, random_seed=7)
+    X.iloc[4, 1] = np.nan  # a missing value drops out of that respondent's likelihood
+    return X, z
+
+
+@pytest.fixture(scope="module")
+def small_fit(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> object:
+    X, _ = small_gmm
+    return fit(X, "bayes-gmm", 2, random_seed=3, sampler="nutpie", **FAST)
+
+
+@pytest.mark.xdist_group("bayes")
+def test_result_contract(small_fit: object, small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    r = small_fit
+    X, z = small_gmm
+    n, k = len(X), 2
+    d = r.to_dict()  # type: ignore[attr-defined]
+    json.dumps(d)
+    for key in ("waic", "waic_se", "loo", "loo_se", "rhat_max", "divergences", "converged", "segments", "criteria"):
+        assert key in d
+    assert d["model"] == "bayes-gmm" and d["k"] == 2 and d["n"] == n
+    assert d["converged"] is True and d["divergences"] == 0 and d["rhat_max"] <= 1.01
+    seg = d["segments"]
+    assert [s["id"] for s in seg] == [1, 2] and seg[0]["interval"] == "95% credible"
+    assert all(s["share_lower"] < s["share"] < s["share_upper"] for s in seg)
+    assert seg[0]["share"] >= seg[1]["share"]  # canonical order
+    for key in ("waic", "waic_se", "p_waic", "loo", "loo_se", "p_loo", "loglik", "n_params", "bic"):
+        assert np.isfinite(r.criteria[key])  # type: ignore[attr-defined]
+    assert r.criteria["n_params"] == 1 + 2 * 3 + 2 * 3  # type: ignore[attr-defined]
+    assert r.criteria["loo"] < 0 and r.criteria["waic"] < 0  # log scale (elpd), higher is better
+    # memberships: posterior means with intervals around them
+    z_mean = r.memberships  # type: ignore[attr-defined]
+    assert z_mean.shape == (n, k)
+    np.testing.assert_allclose(z_mean.sum(axis=1), 1.0, atol=1e-12)
+    zi = r.membership_intervals  # type: ignore[attr-defined]
+    assert zi.shape == (n, k, 2)
+    # (a posterior mean can lie outside its equal-tailed interval when the draws are very skewed)
+    assert np.all(zi[..., 0] <= zi[..., 1]) and zi.min() >= 0 and zi.max() <= 1
+    sure = z_mean.max(axis=1) > 0.99
+    assert np.all(zi[sure].max(axis=1)[:, 1] > 0.9)
+    ci = r.center_intervals  # type: ignore[attr-defined]
+    assert ci.shape == (k, 3, 2) and np.all(ci[..., 0] < r.centers) and np.all(r.centers < ci[..., 1])  # type: ignore[attr-defined]
+    assert adjusted_rand_score(z, r.assignment) > 0.9  # type: ignore[attr-defined]
+    # shares: posterior of the weights, summary with HDI and expected counts
+    summ = r.extras["share_summary"]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(summ["mean"], r.shares)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(summ["eti_lower"], r.share_lower)  # type: ignore[attr-defined]
+    assert np.all(summ["hdi_lower"] < summ["hdi_upper"])
+    np.testing.assert_allclose(summ["expected_n"], r.shares * n)  # type: ignore[attr-defined]
+    # the posterior tree: relabelled, in the canonical order, with the dims we promise
+    post = r.posterior["posterior"]  # type: ignore[attr-defined]
+    assert dict(post.sizes) == {"chain": 2, "draw": 1000, "segment": 2, "outcome": 3}
+    np.testing.assert_allclose(post["weights"].mean(("chain", "draw")).values, r.shares)  # type: ignore[attr-defined]
+    assert list(post["segment"].values) == [1, 2]
+    assert r.posterior["log_likelihood"]["loglik"].shape == (2, 1000, n)  # type: ignore[attr-defined]
+    assert set(r.posterior["sample_stats"].data_vars) >= {"diverging", "energy"}  # type: ignore[attr-defined]
+    assert r.diagnostics["approximate"] is False and r.diagnostics["ebfmi_min"] > 0.3  # type: ignore[attr-defined]
+    assert r.params["variances"].shape == (2, 3)  # type: ignore[attr-defined]
+
+
+@pytest.mark.xdist_group("bayes")
+def test_same_seed_same_result(small_fit: object, small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = small_gmm
+    again = fit(X, "bayes-gmm", 2, random_seed=3, sampler="nutpie", **FAST)
+    a, b = small_fit.to_dict(), again.to_dict()  # type: ignore[attr-defined]
+    a["provenance"].pop("created")
+    b["provenance"].pop("created")
+    assert a == b
+    np.testing.assert_array_equal(small_fit.memberships, again.memberships)  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)  # only the draws matter here
+        other = fit(X, "bayes-gmm", 2, random_seed=4, sampler="nutpie", draws=50, tune=50, chains=2)
+    assert not np.array_equal(other.shares, again.shares)
+
+
+@pytest.mark.xdist_group("bayes")
+def test_predict_proba_scores_new_respondents(small_fit: object, small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = small_gmm
+    p = predict_proba(small_fit, X)
+    np.testing.assert_allclose(p, small_fit.memberships, atol=0.05)  # type: ignore[attr-defined]
+    # columns are matched by name
+    p2 = predict_proba(small_fit, X[["x3", "x1", "x2"]].iloc[:5])
+    np.testing.assert_allclose(p2, p[:5])
+    with pytest.raises(ConfigError, match="lack the column"):
+        predict_proba(small_fit, X[["x1", "x2"]])
+
+
+def test_bad_settings_raise_one_clear_error(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = small_gmm
+    with pytest.raises(ConfigError, match="'sampler' parameter must be one of nutpie, pymc, numpyro, advi"):
+        fit_bayes_gmm(X, 2, sampler="gibbs")
+    with pytest.raises(ConfigError, match="'draws' parameter must be an integer >= 1. Got 0"):
+        fit_bayes_gmm(X, 2, draws=0)
+    with pytest.raises(ConfigError, match="'target_accept' parameter must be a number in \\(0, 1\\)"):
+        fit_bayes_gmm(X, 2, target_accept=1.5)
+    with pytest.raises(ConfigError, match="'covariance' parameter of bayes-gmm must be 'diag' or 'full'"):
+        fit_bayes_gmm(X, 2, covariance="tied")
+    with pytest.raises(ConfigError, match="'mean_scale' prior parameter of bayes-gmm must be a number > 0"):
+        fit_bayes_gmm(X, 2, mean_scale=0)
+    with pytest.raises(ConfigError, match="full-covariance bayes-gmm needs complete rows; 1 row"):
+        fit_bayes_gmm(X, 2, covariance="full")
+    with pytest.raises(ConfigError, match="'random_seed' parameter must be an integer or None"):
+        fit_bayes_gmm(X, 2, random_seed=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="k = 500 segments but only 150 respondents"):
+        fit_bayes_gmm(X, 500)
+    with pytest.raises(ConfigError, match="'measurement' parameter of bayes-lca must be one of"):
+        fit_bayes_lca(pd.DataFrame({"a": ["x", "y"] * 5}), 2, measurement="nominal")
+
+
+def test_numpyro_without_jax_names_the_extra(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("numpyro") is not None and importlib.util.find_spec("jax") is not None:
+        pytest.skip("numpyro is installed here")
+    with pytest.raises(ConfigError, match=r"pip install 'latentseg\[jax\]'"):
+        fit_bayes_gmm(small_gmm[0], 2, sampler="numpyro")
+
+
+def test_advi_is_labelled_approximate(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, z = small_gmm
+    with pytest.warns(LatentsegWarning, match="Approximate fit"):
+        r = fit_bayes_gmm(X, 2, sampler="advi", draws=300, random_seed=2)
+    assert r.diagnostics["approximate"] is True
+    assert r.interval_method == "95% approximate (ADVI)"
+    assert r.to_dict()["segments"][0]["interval"] == "95% approximate (ADVI)"
+    assert r.diagnostics["rhat_max"] is None
+    assert adjusted_rand_score(z, r.assignment) > 0.9
+    np.testing.assert_allclose(r.shares, np.bincount(z)[1:] / len(z), atol=0.05)
+    assert r.posterior.attrs["approximate"] == 1
+
+
+def test_prior_predictive_check_covers_the_data(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = small_gmm
+    t = prior_predictive_check(X, 2, draws=300, random_seed=1)
+    assert list(t.columns) == ["statistic", "feature", "observed", "prior_lower", "prior_median", "prior_upper",
+                               "percentile"]
+    assert len(t) == 4 * 3
+    means = t[t["statistic"] == "mean"]
+    # the priors are centred on the data's scale: the observed column means are not in the tails
+    assert np.all((means["percentile"] > 0.05) & (means["percentile"] < 0.95))
+    assert np.all(t["prior_lower"] <= t["prior_upper"])
+    # a prior far too narrow for the data shows up in the tails
+    narrow = prior_predictive_check(X, 2, draws=300, random_seed=1, sd_scale=0.01, mean_scale=0.01)
+    sds = narrow[narrow["statistic"] == "sd"]
+    assert np.all(sds["percentile"] > 0.9)
+    df, _, _ = simulate_categorical(100, k=2, n_items=3, n_categories=3, random_seed=1)
+    t2 = prior_predictive_check(df, 2, "bayes-lca", draws=100, random_seed=1)
+    assert len(t2) == 9 and set(t2["statistic"]) == {"share"}
+    with pytest.raises(ConfigError, match="supports 'bayes-gmm' and 'bayes-lca'"):
+        prior_predictive_check(X, 2, "kmeans")
+
+
+def test_bayes_lca_contract_and_scoring() -> None:
+    df, z, _ = simulate_categorical(200, k=2, n_items=5, n_categories=3, separation=0.8, missing_rate=0.05,
+                                    random_seed=5)
+    r = fit(df, "bayes-lca", 2, random_seed=1, **FAST)
+    d = r.to_dict()
+    for key in ("waic", "loo", "rhat_max", "divergences", "converged"):
+        assert key in d
+    assert r.params["probs"].shape == (2, 5, 3)
+    np.testing.assert_allclose(np.nansum(r.params["probs"], axis=2), 1.0)
+    items = r.extras["item_probs"]
+    assert set(items.columns) == {"segment", "item", "category", "probability", "lower", "upper"}
+    assert np.all(items["lower"] <= items["probability"]) and np.all(items["probability"] <= items["upper"])
+    assert adjusted_rand_score(z, r.assignment) > 0.9
+    np.testing.assert_allclose(predict_proba(r, df), r.memberships, atol=0.05)
+    assert dict(r.posterior["posterior"]["probs"].sizes) == {"chain": 2, "draw": 1000, "segment": 2,
+                                                             "indicator": 5, "category": 3}
+
+
+# ==================================================================================== slow
+SLOW = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
+
+
+@pytest.fixture(scope="module")
+def recovery_1000() -> tuple[object, np.ndarray]:
+    shares = np.array([0.5, 0.3, 0.2])
+    X, z = simulate_gaussian_mixture(1000, k=3, d=6, shares=shares, separation=3.5, random_seed=21)
+    return fit_bayes_gmm(X, 3, random_seed=5, **SLOW), shares
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bayes")
+def test_recovers_known_shares_n1000(recovery_1000: tuple[object, np.ndarray]) -> None:
+    r, truth = recovery_1000
+    assert r.converged  # type: ignore[attr-defined]
+    np.testing.assert_allclose(r.shares, truth, atol=0.03)  # type: ignore[attr-defined]
+    assert np.all(r.share_lower < truth) and np.all(truth < r.share_upper)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bayes")
+def test_posterior_mean_weights_near_em_n2000() -> None:
+    from latentseg.models.gmm import fit_gmm
+
+    X, _ = simulate_gaussian_mixture(2000, k=3, d=5, separation=3.5, random_seed=22)
+    r = fit_bayes_gmm(X, 3, random_seed=6, **SLOW)
+    em = fit_gmm(X, 3, covariance="VVI", n_init=10, random_seed=1)
+    assert r.converged
+    np.testing.assert_allclose(r.shares, em.shares, atol=0.02)
+
+
+@pytest.fixture(scope="module")
+def separated_sweep() -> dict[int, object]:
+    X, _ = simulate_gaussian_mixture(500, k=3, d=4, separation=5.0, random_seed=23)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)  # k = 4 is expected to be flagged (checked below)
+        for k in (2, 3, 4):
+            out[k] = fit_bayes_gmm(X, k, random_seed=7, **SLOW)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bayes")
+def test_loo_and_waic_prefer_true_k_and_parsimony_rejects_k_plus_one(separated_sweep: dict[int, object]) -> None:
+    f = separated_sweep
+    assert f[3].converged and f[2].converged  # type: ignore[attr-defined]
+    table = compare_k(list(f.values()))
+    row = table.set_index("k")
+    # k = 2 is clearly worse than the truth by LOO and by WAIC (many standard errors)
+    assert row.loc[2, "elpd_diff"] > 4 * row.loc[2, "diff_se"] and row.loc[2, "elpd_diff"] > 20
+    assert f[3].criteria["waic"] - f[2].criteria["waic"] > 20  # type: ignore[attr-defined]
+    # LOO alone barely separates 3 and 4; the parsimony rule picks the truth
+    assert abs(f[4].criteria["loo"] - f[3].criteria["loo"]) < 10  # type: ignore[attr-defined]
+    assert table.attrs["recommended_k"] == 3
+    # the overfitted fit is reported honestly: an empty / duplicated segment or non-convergence
+    d4 = f[4].diagnostics  # type: ignore[attr-defined]
+    assert d4["empty_segments"] or d4["duplicated_segments"] or not d4["converged"] or d4["pareto_k_bad"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bayes")
+@pytest.mark.parametrize("ordinal", [False, True])
+def test_bayes_lca_recovers_classes(ordinal: bool) -> None:
+    shares = np.array([0.5, 0.3, 0.2])
+    df, z, _ = simulate_categorical(800, k=3, n_items=8, n_categories=4, shares=shares, separation=0.6,
+                                    ordinal=ordinal, missing_rate=0.05, random_seed=24)
+    r = fit_bayes_lca(df, 3, measurement="ordinal" if ordinal else "categorical", random_seed=8, **SLOW)
+    np.testing.assert_allclose(r.shares, shares, atol=0.04)
+    assert np.all(r.share_lower < shares) and np.all(shares < r.share_upper)
+    assert adjusted_rand_score(z, r.assignment) > 0.8
+    assert r.diagnostics["rhat_max"] < 1.02 and r.diagnostics["divergences"] == 0
+
+
+@pytest.mark.slow
+def test_overfitted_k_on_two_segments_is_flagged() -> None:
+    X, _ = simulate_gaussian_mixture(300, k=2, d=3, separation=6.0, random_seed=25)
+    with pytest.warns(ConvergenceWarning):
+        r = fit_bayes_gmm(X, 4, random_seed=9, **SLOW)
+    d = r.diagnostics
+    assert d["empty_segments"] or d["duplicated_segments"] or not d["converged"]

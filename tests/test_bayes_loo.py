@@ -1,0 +1,128 @@
+"""WAIC (ours) against a direct computation; PSIS-LOO through ArviZ; the comparison across k."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from latentseg.errors import ConfigError
+from latentseg.models._loo import compare_k, loo, waic
+from latentseg.result import SegmentationResult
+
+# a fixed pointwise log-likelihood: 4 draws x 3 respondents
+LL = np.array(
+    [
+        [-1.2, -0.3, -2.5],
+        [-1.0, -0.4, -3.1],
+        [-1.5, -0.2, -2.2],
+        [-0.9, -0.5, -4.0],
+    ]
+)
+
+
+def test_waic_equals_a_direct_computation() -> None:
+    S, n = LL.shape
+    elpd_i = []
+    p_i = []
+    for i in range(n):
+        col = [LL[s, i] for s in range(S)]
+        lppd = math.log(sum(math.exp(v) for v in col) / S)
+        mean = sum(col) / S
+        var = sum((v - mean) ** 2 for v in col) / (S - 1)
+        p_i.append(var)
+        elpd_i.append(lppd - var)
+    total = sum(elpd_i)
+    mean_e = total / n
+    se = math.sqrt(n * sum((e - mean_e) ** 2 for e in elpd_i) / n)
+    r = waic(LL)
+    assert r["elpd_waic"] == pytest.approx(total, rel=1e-13)
+    assert r["p_waic"] == pytest.approx(sum(p_i), rel=1e-13)
+    assert r["se"] == pytest.approx(se, rel=1e-12)
+    assert r["lppd"] == pytest.approx(total + sum(p_i), rel=1e-13)
+    np.testing.assert_allclose(r["pointwise"], elpd_i, rtol=1e-13)
+    assert r["n_high_p"] == sum(p > 0.4 for p in p_i) == 1  # the third respondent (var of -2.5..-4.0)
+    # chains are pooled: (C, S, n) gives the same as (C*S, n)
+    assert waic(LL.reshape(2, 2, 3))["elpd_waic"] == pytest.approx(total, rel=1e-13)
+
+
+def test_waic_needs_two_draws() -> None:
+    with pytest.raises(ConfigError, match="at least 2 draws"):
+        waic(LL[:1])
+
+
+def test_loo_agrees_with_waic_for_a_regular_posterior() -> None:
+    rng = np.random.default_rng(0)
+    # log-likelihood of 50 normal observations under draws of a normal mean: nearly Gaussian posterior
+    y = rng.normal(size=50)
+    mu = rng.normal(y.mean(), 1 / math.sqrt(50), size=(2, 500))
+    ll = -0.5 * np.log(2 * np.pi) - 0.5 * (y[None, None, :] - mu[..., None]) ** 2
+    r = loo(ll)
+    w = waic(ll)
+    assert r["elpd_loo"] == pytest.approx(w["elpd_waic"], abs=0.05)
+    assert r["pointwise"].sum() == pytest.approx(r["elpd_loo"], rel=1e-12)
+    assert r["pareto_k"].shape == (50,) and r["n_bad_k"] == 0 and not r["warning"]
+    assert 0.5 < r["k_threshold"] <= 0.7
+    assert r["p_loo"] == pytest.approx(1.0, abs=0.3)  # one parameter
+
+
+def _fake(k: int, pointwise: np.ndarray, converged: bool = True, data_hash: str = "abc") -> SegmentationResult:
+    n = pointwise.size
+    z = np.full((n, k), 1.0 / k)
+    return SegmentationResult.from_memberships(
+        "bayes-gmm",
+        z,
+        centers=np.arange(k, dtype=float)[:, None],
+        feature_names=("x",),
+        criteria={"loo": float(pointwise.sum()), "loo_se": float(math.sqrt(n * pointwise.var())), "p_loo": 1.0,
+                  "waic": float(pointwise.sum()), "waic_se": 1.0, "p_waic": 1.0},
+        diagnostics={"converged": converged, "pareto_k_bad": 0},
+        provenance={"data_hash": data_hash},
+        extras={"elpd_loo_pointwise": pointwise},
+    )
+
+
+def test_compare_k_parsimony_rule_and_differences() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(-5, 1, 200)
+    fits = [
+        _fake(2, base - rng.uniform(0.5, 1.5, 200)),  # clearly worse: about -200
+        _fake(3, base),
+        _fake(4, base + rng.normal(0.002, 0.02, 200)),  # best by a hair
+        _fake(5, base + rng.normal(0.001, 0.03, 200), converged=False),
+    ]
+    t = compare_k(fits)
+    assert t["k"].tolist() == [2, 3, 4, 5]
+    best = 2  # row of k = 4
+    assert t["elpd_diff"].iloc[best] == 0.0
+    d = fits[2].extras["elpd_loo_pointwise"] - fits[1].extras["elpd_loo_pointwise"]
+    assert t["elpd_diff"].iloc[1] == pytest.approx(d.sum(), rel=1e-12)
+    assert t["diff_se"].iloc[1] == pytest.approx(math.sqrt(200 * d.var()), rel=1e-12)
+    assert t.attrs["recommended_k"] == 3
+    assert t["recommended"].tolist() == [False, True, False, False]
+    assert not t["within_rule"].iloc[0] and not t["within_rule"].iloc[3]  # k=2 too far; k=5 not converged
+    assert "smallest k" in t.attrs["rule"]
+
+
+def test_compare_k_rejects_mixed_inputs() -> None:
+    a = _fake(2, np.zeros(10))
+    with pytest.raises(ConfigError, match="same data"):
+        compare_k([a, _fake(3, np.zeros(10), data_hash="other")])
+    with pytest.raises(ConfigError, match="same respondents"):
+        compare_k([a, _fake(3, np.zeros(11))])
+    with pytest.raises(ConfigError, match="at least one"):
+        compare_k([])
+    plain = SegmentationResult.from_memberships("gmm", np.ones((10, 1)), centers=np.zeros((1, 1)), feature_names=("x",),
+                                                provenance={"data_hash": "abc"})
+    with pytest.raises(ConfigError, match="needs Bayesian fits"):
+        compare_k([a, plain])
+
+
+def test_compare_k_when_nothing_converged_says_so() -> None:
+    fits = [_fake(2, np.full(20, -3.0), converged=False), _fake(3, np.full(20, -2.0), converged=False)]
+    t = compare_k(fits)
+    assert t.attrs["recommended_k"] == 3
+    assert "No fit converged" in t.attrs["rule"]
+    assert isinstance(t, pd.DataFrame)
