@@ -267,7 +267,7 @@ def _fig_overlay(ctx: _Context, column: str, pct: pd.DataFrame, names: Sequence[
         data = np.vstack([data, overall])
         labels.append("all respondents")
     cats = [str(c) for c in pct.columns]
-    fig = _figure(7.0, 1.2 + 0.45 * len(labels))
+    fig = _figure(7.0, 1.6 + 0.45 * len(labels) + 0.2 * math.ceil(len(cats) / 4))
     ax = fig.add_subplot()
     left = np.zeros(len(labels))
     cmap = __import__("matplotlib").colormaps["tab20"]
@@ -280,7 +280,7 @@ def _fig_overlay(ctx: _Context, column: str, pct: pd.DataFrame, names: Sequence[
     ax.set_xlim(0, 100)
     ax.set_xlabel("% within segment")
     ax.set_title(f"{_short(column, 50)} by segment")
-    ax.legend(fontsize=7, ncol=min(4, len(cats)), loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(labels) < 5 else -0.12))
+    fig.legend(fontsize=7, ncol=min(4, len(cats)), loc="outside lower center")
     return _save_fig(ctx, fig, f"overlay_{index:02d}", f"Overlay: {column}", f"Distribution of {column} within each segment (row percentages).")
 
 
@@ -330,7 +330,9 @@ def _fmt_cell(v: Any) -> str:
         f = float(v)
         if not math.isfinite(f):
             return ""
-        return f"{f:.4g}" if abs(f) < 1e5 else f"{f:,.0f}"
+        if abs(f) >= 1000:
+            return f"{f:,.0f}"
+        return f"{f:.4g}"
     return str(v)
 
 
@@ -534,7 +536,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "comparison": cmp_meta,
         "comparison_fig": comparison_fig,
         "overlay_figs": overlay_figs,
-        "overlay_table": _html_table(ov_summary, ["kind", "test", "statistic", "p_value", "effect", "strength"], index=True) if ov_summary is not None else None,
+        "overlay_table": _html_table(ov_summary, ["column", "kind", "test", "statistic", "p_value", "effect", "strength"], index=True) if ov_summary is not None else None,
         "overlay_thresholds": (ov_meta or {}).get("thresholds", ""),
         "fingerprints": [(int(s), [e.get("text", "") for e in items]) for s, items in sorted(fingerprints.items(), key=lambda kv: int(kv[0]))],
         "finder": finder_summary,
