@@ -3,9 +3,11 @@ breakdown per family, beside a plain scikit-learn sweep of the same k-means / Ga
 fits.
 
 The sweep is what ``latentseg select examples/project_survey.csv`` runs with the default
-settings: k-means, Gaussian mixture (VVI, 10 starts), latent class (opportunity levels, 20
-starts) and the Bayesian Gaussian mixture for k = 3..7, each EM / k-means fit followed by the
-5-subsample stability check (when :mod:`latentseg.stability` is installed). It runs in a fresh
+settings (``latentseg.config`` defaults: k-means and the EM mixtures with 10 starts, the Gaussian
+mixture VVI, latent class on the opportunity levels, and the Bayesian Gaussian mixture with
+2 chains x 1000 tuning + 1000 draws) for k = 3..7, each k-means / EM fit followed by the
+5-subsample stability check. ``--bayes-options`` overrides the Bayesian settings (e.g. fewer
+draws) to show what they cost. It runs in a fresh
 process (imports, PyMC compilation and all), so the total is what a user waits for.
 Target (issue 5): at most 60 s on the 2-core machine.
 
@@ -64,7 +66,7 @@ def _load() -> tuple[object, object, str]:
     return scores, levels, source
 
 
-def child(families: list[str]) -> dict:
+def child(families: list[str], overrides: dict) -> dict:
     """One timed run in this (fresh) process."""
     t_start = time.perf_counter()
     import warnings
@@ -78,12 +80,23 @@ def child(families: list[str]) -> dict:
     scores, levels, source = _load()
     t_loaded = time.perf_counter()
 
+    from latentseg.cli.commands_select import _family_options
+    from latentseg.config import load_config
+
+    cfg = load_config(None)  # the defaults `latentseg select` uses (no latentseg.toml here)
+    fit_options = {m: _family_options(m, cfg["model"]) for m in families}
+    fit_options.update(overrides)
     stamps: list[tuple[float, str]] = []
     sel = select(
         scores,
         models=families,
         k=KS,
-        random_seed=20261122,
+        random_seed=cfg["model"]["random_seed"],
+        min_share=cfg["select"]["min_share"],
+        silhouette_min=cfg["select"]["silhouette_min"],
+        stability_subsamples=cfg["select"]["stability_subsamples"],
+        loo_se_rule=cfg["select"]["loo_se_rule"],
+        fit_options=fit_options,
         categorical_data=levels,
         progress=lambda d, t, s: stamps.append((time.perf_counter(), s)),
     )
@@ -99,6 +112,8 @@ def child(families: list[str]) -> dict:
             "recommended_k": sel.per_family[fam]["recommended_k"],
             "stability_measured": bool(sub["stability_mean"].notna().any()),
             "errors": sorted(set(e for e in sub["error"] if e)),
+            "warnings": sorted(set(w for w in sub["warnings"] if w)),
+            "fit_options": fit_options.get(fam, {}),
         }
     # wall time per family from the progress stamps (covers everything between fits)
     prev = t_loaded
@@ -130,6 +145,7 @@ def child(families: list[str]) -> dict:
         "n": int(scores.shape[0]),
         "d": int(scores.shape[1]),
         "families": families,
+        "overrides": overrides,
         "seconds_total": t_done - t_start,
         "seconds_load": t_loaded - t_start,
         "seconds_sweep": t_done - t_loaded,
@@ -150,18 +166,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="fresh-process runs (the fastest is kept)")
     parser.add_argument("--no-bayes", action="store_true", help="leave the Bayesian family out")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "select.json"))
+    parser.add_argument("--bayes-options", default="{}",
+                        help='JSON options for bayes-gmm on top of the defaults, e.g. \'{"draws": 500, "tune": 500}\'')
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--bayes-options-json", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child.split(","))))
+        print(json.dumps(child(args.child.split(","), json.loads(args.bayes_options_json))))
         return
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("warning: run with OMP_NUM_THREADS=1 (the machine's 2 cores are shared)")
     families = [f for f in FAMILIES if not (args.no_bayes and f.startswith("bayes"))]
+    bayes = json.loads(args.bayes_options)
+    overrides = {"bayes-gmm": {**_family_defaults("bayes-gmm"), **bayes}} if bayes else {}
     runs = []
     for r in range(args.repeats):
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", ",".join(families)],
+            [sys.executable, __file__, "--child", ",".join(families), "--bayes-options-json", json.dumps(overrides)],
             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
         if proc.returncode != 0:
@@ -199,6 +220,13 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"-> {args.out}")
+
+
+def _family_defaults(model: str) -> dict:
+    from latentseg.cli.commands_select import _family_options
+    from latentseg.config import load_config
+
+    return _family_options(model, load_config(None)["model"])
 
 
 def _versions(ours: str) -> dict:

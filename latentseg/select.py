@@ -370,6 +370,8 @@ def select(
     _check_fraction("min_share", min_share)
     if not -1.0 <= float(silhouette_min) <= 1.0:
         raise ConfigError(f"silhouette_min must be in [-1, 1]; got {silhouette_min}.")
+    if not -1.0 <= float(stability_min) <= 1.0:
+        raise ConfigError(f"stability_min must be in [-1, 1] (an adjusted Rand index); got {stability_min}.")
     if int(stability_subsamples) < 0:
         raise ConfigError(f"stability_subsamples must be 0 or more; got {stability_subsamples}.")
     if float(loo_se_rule) < 0:
@@ -396,10 +398,11 @@ def select(
     categorical = None
     if any(m in CATEGORICAL_MODELS for m in models):
         categorical = categorical_data if categorical_data is not None else _opportunity_levels(data)
-    hash_parts = [] if not any(m not in CATEGORICAL_MODELS for m in models) else [numeric]
-    if categorical is not None:
-        hash_parts.append(_codes(categorical))
-    dhash = data_hash(*hash_parts)
+    # one hash per kind of data, so adding a family to a sweep does not invalidate the others' checkpoints
+    hashes = {
+        "numeric": data_hash(numeric) if any(m not in CATEGORICAL_MODELS for m in models) else None,
+        "categorical": data_hash(_codes(categorical)) if categorical is not None else None,
+    }
 
     seed_seq = np.random.SeedSequence(random_seed)
     settings: dict[str, Any] = {
@@ -413,7 +416,7 @@ def select(
         "stability_min": float(stability_min),
         "loo_se_rule": float(loo_se_rule),
         "fit_options": fit_options,
-        "data_hash": dhash,
+        "data_hash": hashes,
     }
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
@@ -427,7 +430,8 @@ def select(
         seed = _child_seed(seed_seq, model, kk)
         opts = fit_options.get(model, {})
         n_sub = 0 if model in _NO_STABILITY else int(stability_subsamples)
-        key = _checkpoint_key(model, kk, dhash, random_seed, opts, n_sub)
+        dhash = hashes["categorical" if model in CATEGORICAL_MODELS else "numeric"]
+        key = _checkpoint_key(model, kk, str(dhash), random_seed, opts, n_sub)
         rec = _load_checkpoint(ckpt, model, kk, key) if ckpt is not None else None
         if rec is None:
             rec = _fit_one(fam_data, model, kk, seed, opts, n_sub)
@@ -582,7 +586,11 @@ def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], 
     if messages:
         row["warnings"] = "; ".join(dict.fromkeys(messages))
     if n_sub > 0:
-        row.update(_stability(data, model, k, seed, opts, n_sub, result))
+        st = _stability(data, model, k, seed, opts, n_sub, result)
+        if "stability_error" in st:
+            msg = f"stability not measured: {st.pop('stability_error')}"
+            row["warnings"] = f"{row['warnings']}; {msg}" if row.get("warnings") else msg
+        row.update(st)
     row["seconds"] = time.perf_counter() - t0
     return FitRecord(model=model, k=k, row=row, result=result, result_dict=result.to_dict())
 

@@ -300,6 +300,12 @@ def test_checkpoints_from_other_data_or_seed_are_refitted(fake, tmp_path):
     select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path)
     select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path)
     assert len(eng.calls) == 6
+    # adding a family does not invalidate the other family's checkpoints
+    cat = pd.DataFrame({"q1": list("abcde") * (N // 5)})
+    select(X + 1.0, models=("gmm", "lca"), k=[3, 4], random_seed=4, stability_subsamples=0,
+           checkpoint_dir=tmp_path, categorical_data=cat)
+    assert [c[0] for c in eng.calls[6:]] == ["lca", "lca"]
+    del eng.calls[6:]
     # a half-written (damaged) checkpoint is refitted, not trusted
     (tmp_path / "gmm-k3.json").write_text("{not json")
     select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path)
@@ -318,6 +324,7 @@ def test_checkpoints_from_other_data_or_seed_are_refitted(fake, tmp_path):
         ({"silhouette_min": 2}, r"silhouette_min must be in \[-1, 1\]"),
         ({"stability_subsamples": -1}, "stability_subsamples must be 0 or more"),
         ({"loo_se_rule": -1}, "loo_se_rule must be 0 or more"),
+        ({"stability_min": 2}, r"stability_min must be in \[-1, 1\] \(an adjusted Rand index\); got 2"),
         ({"fit_options": {"gmn": {}}}, r"fit_options has unknown model\(s\) \['gmn'\]"),
     ],
 )
