@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from latentseg.compare import compare, match_segments
+from latentseg.compare import ari_nmi, compare, match_segments
 from latentseg.errors import ConfigError
 from latentseg.result import SegmentationResult
 
@@ -114,3 +114,18 @@ def test_match_segments_handles_rectangular_tables():
     ct = np.array([[0, 5, 40], [30, 2, 1]])
     assert match_segments(ct).tolist() == [2, 0, 1]
     assert match_segments(ct.T).tolist() == [1, 0]
+
+
+def test_ari_nmi_equal_scikit_learn_on_random_tables():
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        ka, kb = rng.integers(1, 6, size=2)
+        la, lb = rng.integers(0, ka, 150), rng.integers(0, kb, 150)
+        lb = np.where(rng.random(150) < 0.6, la % kb, lb)
+        ct = np.zeros((ka, kb))
+        np.add.at(ct, (la, lb), 1)
+        ari, nmi = ari_nmi(ct)
+        assert ari == pytest.approx(adjusted_rand_score(la, lb), abs=1e-12)
+        assert nmi == pytest.approx(normalized_mutual_info_score(la, lb), abs=1e-12)

@@ -167,6 +167,7 @@ def test_failing_replicates_are_recorded_and_skipped(monkeypatch):
     json.dumps(res.to_dict())
 
 
+@pytest.mark.xdist_group("lrt")  # one worker pays the process-pool start once for every BLRT test
 def test_blrt_same_seed_same_answer_whatever_n_jobs():
     X, _ = simulate_gaussian_mixture(80, k=1, d=2, random_seed=9)
     a = blrt(X, "gmm", 2, replicates=4, random_seed=5, n_jobs=1, fit_options={"n_init": 2})
@@ -176,6 +177,7 @@ def test_blrt_same_seed_same_answer_whatever_n_jobs():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("lrt")
 def test_blrt_rejects_one_segment_on_separated_two_segment_data():
     X, _ = simulate_gaussian_mixture(200, k=2, d=2, separation=4.0, shares=[0.6, 0.4], random_seed=11)
     res = blrt(X, "gmm", 2, replicates=39, random_seed=2, n_jobs=2, fit_options={"n_init": 3})
@@ -185,6 +187,7 @@ def test_blrt_rejects_one_segment_on_separated_two_segment_data():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("lrt")
 def test_blrt_does_not_reject_on_one_segment_data():
     X, _ = simulate_gaussian_mixture(200, k=1, d=2, random_seed=12)
     res = blrt(X, "gmm", 2, replicates=39, random_seed=3, n_jobs=2, fit_options={"n_init": 3})
@@ -193,6 +196,7 @@ def test_blrt_does_not_reject_on_one_segment_data():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("lrt")
 def test_blrt_latent_class_rejects_on_two_classes_and_not_on_one():
     two, _, _ = simulate_categorical(300, k=2, n_items=6, n_categories=3, separation=0.6, random_seed=3)
     one, _, _ = simulate_categorical(300, k=1, n_items=6, n_categories=3, random_seed=4)
