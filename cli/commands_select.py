@@ -279,6 +279,34 @@ def _load_for_compare(path: Path) -> SegmentationResult:
     return _assignment_result(path)
 
 
+def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, Any], replicates: int,
+              jobs: int, seed: int | None) -> list[dict[str, Any]]:
+    """Bootstrap LRT k-1 vs k for every EM family and k of the sweep (reusing its fits)."""
+    if replicates <= 0:
+        return []
+    from latentseg.lrt import blrt
+
+    rows = []
+    for model in ("gmm", "lca"):
+        if model not in selection.per_family:
+            continue
+        data = levels if model == "lca" else scores
+        ks = sorted(int(k) for k in selection.table.loc[selection.table["model"] == model, "k"] if k >= 2)
+        for k in ks:
+            def fitted(kk: int) -> Any:
+                try:
+                    return selection.result(model, kk)
+                except KeyError:
+                    return None
+
+            with progress_bar(f"BLRT {model} k={k - 1} vs {k}") as update:
+                res = blrt(data, model, k, replicates=replicates, random_seed=seed, n_jobs=jobs,
+                           progress=lambda d, t: update(d, t, ""), fit_options=fit_options.get(model, {}),
+                           null=fitted(k - 1), alternative=fitted(k))
+            rows.append(res.to_dict())
+    return rows
+
+
 def register(app: typer.Typer) -> None:
     @command(app, "select")
     def select_cmd(
@@ -295,6 +323,11 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[
             Path | None, typer.Option("--checkpoint", help="Keep each finished fit here; a rerun resumes from them.")
         ] = None,
+        blrt_replicates: Annotated[
+            int,
+            typer.Option("--blrt", help="Also run the bootstrap LRT (k-1 vs k) for gmm / lca with this many replicates.", min=0),
+        ] = 0,
+        jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for the bootstrap LRT.", min=1)] = 2,
         as_json: Annotated[bool, typer.Option("--json", help="Print {fits, recommended_k, rule, ...} as JSON.")] = False,
     ) -> None:
         """Fit every family over a k range and recommend a k, with the rule written out."""
@@ -329,6 +362,7 @@ def register(app: typer.Typer) -> None:
                 checkpoint_dir=checkpoint,
                 categorical_data=levels,
             )
+        lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
         written = []
         if plots is not None:
             from latentseg.plots import plot_selection
@@ -344,9 +378,13 @@ def register(app: typer.Typer) -> None:
 
             lmr = lmr_table(selection.table, int(scores.shape[0]))
             out["lmr"] = lmr.to_dict(orient="records")
+            if lrt_rows:
+                out["blrt"] = lrt_rows
             echo_json(out)
         else:
             _print_selection(selection, source)
+            for row in lrt_rows:
+                out_console().print(escape(row["summary"]), highlight=False)
 
     @command(app, "compare")
     def compare_cmd(

@@ -90,6 +90,18 @@ def test_select_bad_options_exit_1_with_one_message(scores_csv, args, message):
     assert message in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.xdist_group("cli_select")
+def test_select_with_bootstrap_lrt(scores_csv):
+    nostab = scores_csv.parent / "nostab.toml"
+    res = _run("select", scores_csv, "--data-kind", "scores", "--models", "gmm", "--k", "2,3", "--seed", 5,
+               "--blrt", 4, "--jobs", 1, "--json", "--config", nostab)
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["blrt"]
+    assert [(r["model"], r["k_null"], r["k"]) for r in rows] == [("gmm", 1, 2), ("gmm", 2, 3)]
+    assert all(r["replicates"] == 4 and r["n_failed"] == 0 for r in rows)
+    assert rows[1]["p_value"] == pytest.approx(0.2)  # 3 well-separated segments: no replicate beats it
+
+
 def test_select_missing_file(tmp_path):
     res = _run("select", tmp_path / "nope.csv")
     assert res.exit_code == 1 and "does not exist" in res.stderr
