@@ -898,6 +898,10 @@ def _rule_elbow(sub: pd.DataFrame, ok: pd.DataFrame, aux: Mapping[int, float]) -
     if elbow is not None and elbow in admissible:
         sil = float(sub.loc[sub["k"] == elbow, "silhouette"].iloc[0])
         sil_txt = f", silhouette {sil:.2f}" if np.isfinite(sil) else ""
+        okv = ok[np.isfinite(ok["silhouette"])]
+        if len(okv) and int(okv.loc[okv["silhouette"].idxmax(), "k"]) != elbow:
+            best = okv.loc[okv["silhouette"].idxmax()]
+            sil_txt += f" (the highest silhouette is at k={int(best['k'])}, {best['silhouette']:.2f})"
         return elbow, elbow, f"kmeans: the inertia curve bends (elbow) at k={elbow}{sil_txt}."
     okv = ok[np.isfinite(ok["silhouette"])]
     if okv.empty:
