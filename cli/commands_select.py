@@ -195,7 +195,15 @@ def _print_selection(selection: Any, source: str) -> None:
     console.print(tab)
     rec = selection.recommended_k
     console.print(f"[bold]Recommended k: {rec if rec is not None else 'none'}[/]")
-    console.print(escape(selection.rule), highlight=False)
+    head, _, rest = selection.rule.partition(" Rule: ")
+    console.print(escape(head), highlight=False)
+    if rest:
+        basis = rest.split(". ", 1)[0] + "."
+        console.print(escape("Rule: " + basis), highlight=False)
+    for fam in selection.per_family.values():
+        console.print(escape("  " + fam["rule"]), highlight=False)
+    for note in selection.notes:
+        console.print(escape("Note: " + note), highlight=False)
 
 
 def _assignment_result(path: Path) -> SegmentationResult:

@@ -463,7 +463,12 @@ def select(
         aux_inertia=aux_inertia,
         pointwise=pointwise,
     )
-    overall, rule = _overall(per_family, min_share=float(min_share))
+    overall, rule = _overall(
+        per_family,
+        min_share=float(min_share),
+        silhouette_min=float(silhouette_min),
+        stability_min=float(stability_min) if int(stability_subsamples) > 0 else None,
+    )
     if notes:
         rule += " Note: " + " ".join(notes)
     return Selection(
@@ -944,7 +949,13 @@ def _rule_loo(
     return chosen, best_all, s + "."
 
 
-def _overall(per_family: Mapping[str, Mapping[str, Any]], *, min_share: float) -> tuple[int | None, str]:
+def _overall(
+    per_family: Mapping[str, Mapping[str, Any]],
+    *,
+    min_share: float,
+    silhouette_min: float | None = None,
+    stability_min: float | None = None,
+) -> tuple[int | None, str]:
     recs = {m: v["recommended_k"] for m, v in per_family.items() if v["recommended_k"] is not None}
     family_lines = " ".join(v["rule"] for v in per_family.values())
     if not recs:
@@ -966,10 +977,16 @@ def _overall(per_family: Mapping[str, Mapping[str, Any]], *, min_share: float) -
         head = f"Recommended k = {k}: {len(agree)} of {len(recs)} families agree ({', '.join(agree)}); {', '.join(others)}."
         if len(tied) > 1:
             head += f" Tie between k = {', '.join(map(str, tied))}: the smaller k is kept (parsimony)."
+    conditions = ["converged", f"smallest segment at least {_pct_threshold(min_share)}"]
+    if stability_min is not None:
+        conditions.append(f"mean subsample ARI at least {stability_min:g}")
+    if silhouette_min is not None and "kmeans" in per_family:
+        conditions.append(f"k-means silhouette at least {silhouette_min:g}")
+    criteria = {"bic": "lowest BIC", "elbow": "inertia elbow", "loo": "LOO with parsimony"}
+    used = ", ".join(dict.fromkeys(criteria[v["criterion"]] for v in per_family.values()))
     basis = (
-        " Rule: each family recommends the k its criterion prefers among admissible fits "
-        "(converged, smallest segment at least " + _pct_threshold(min_share) + ", stable across "
-        "subsamples, k-means silhouette above threshold); the overall k is the one most families "
-        "recommend, ties going to the smaller k."
+        f" Rule: each family recommends the k its criterion prefers ({used}) among admissible fits "
+        f"({', '.join(conditions)}); the overall k is the one most families recommend, ties going "
+        "to the smaller k."
     )
     return k, head + basis + " " + family_lines
