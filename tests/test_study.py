@@ -185,3 +185,15 @@ def test_disagreement_table_by_hand():
     assert np.isnan(t.loc["separation=3.0", "gmm-bic closer"])
     with pytest.raises(ConfigError, match="method a must be a k-means method"):
         disagreement_table(reps, a="gmm-bic", b="kmeans-elbow")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bayes")
+def test_bayesian_loo_method_runs_in_a_study(tmp_path):
+    cfg = {"grid": {"n": [150], "k": [2], "separation": [4.0]}, "replications": 1,
+           "methods": ["gmm-bic", "bayes-loo"], "k_candidates": [2, 3], "d": 2, "seed": 3,
+           "bayes": {"draws": 300, "tune": 300, "chains": 2}}
+    res = run_study(cfg, tmp_path, plots=False)
+    row = res.replications.set_index("method").loc["bayes-loo"]
+    assert row["k_chosen"] == 2 and row["ari_true_k"] > 0.9
+    assert 0.0 <= row["coverage"] <= 1.0
