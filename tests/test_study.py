@@ -194,6 +194,9 @@ def test_bayesian_loo_method_runs_in_a_study(tmp_path):
            "methods": ["gmm-bic", "bayes-loo"], "k_candidates": [2, 3], "d": 2, "seed": 3,
            "bayes": {"draws": 300, "tune": 300, "chains": 2}}
     res = run_study(cfg, tmp_path, plots=False)
-    row = res.replications.set_index("method").loc["bayes-loo"]
-    assert row["k_chosen"] == 2 and row["ari_true_k"] > 0.9
+    rows = res.replications.set_index("method")
+    row = rows.loc["bayes-loo"]
+    assert row["k_chosen"] == 2 and row["ari_true_k"] > 0.75
+    # the Bayesian and the EM mixture classify alike at the true k
+    assert abs(row["ari_true_k"] - rows.loc["gmm-bic", "ari_true_k"]) < 0.1
     assert 0.0 <= row["coverage"] <= 1.0
