@@ -40,13 +40,10 @@ __all__ = [
     "kmeanspp_partition",
     "replication_report",
     "provenance",
-    "blas_threads_for",
+    "single_threaded",
     "REPLICATION_TOL",
 ]
 
-#: Below this many floating-point operations per EM iteration, BLAS threads cost more than they
-#: save (thread wake-ups dominate small matrix products, badly so on a loaded machine).
-SMALL_WORK_FLOPS = 5e7
 
 #: Two starts "reach the same maximum" when their log-likelihoods differ by at most this much
 #: (the tolerance Mplus uses in its replication report).
@@ -191,15 +188,21 @@ def check_k(k: Any, X: np.ndarray, model: str) -> int:
     if k > X.shape[0]:
         raise ConfigError(f"k = {k} segments but only {X.shape[0]} respondents; choose k <= {X.shape[0]}.")
     if k > 1:
-        # np.unique treats NaN == NaN row-wise through the view trick below only on exact bytes
-        rows = np.ascontiguousarray(np.where(np.isnan(X), np.inf, X))
-        distinct = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()).size
+        distinct = _n_distinct_rows(X[: 20 * k + 100])  # usually enough to see k distinct rows
+        if distinct < k and X.shape[0] > 20 * k + 100:
+            distinct = _n_distinct_rows(X)
         if k > distinct:
             raise ConfigError(
                 f"k = {k} segments but only {distinct} distinct respondents (rows with different values); "
                 f"choose k <= {distinct}."
             )
     return k
+
+
+def _n_distinct_rows(X: np.ndarray) -> int:
+    """Number of distinct rows (missing values compare equal to each other)."""
+    rows = np.ascontiguousarray(np.where(np.isnan(X), np.inf, X))
+    return int(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()).size)
 
 
 # ---------------------------------------------------------------------------------------- E-step
@@ -361,13 +364,14 @@ def _sq_dist_to(Xz: np.ndarray, obs: np.ndarray, i: int, has_missing: bool) -> n
     return np.where(cnt > 0, out, np.nanmean(out) if np.isfinite(out).any() else 1.0)
 
 
-def blas_threads_for(flops_per_iteration: float) -> Any:
-    """A context that keeps BLAS single-threaded for small problems (a no-op for large ones).
+def single_threaded() -> Any:
+    """A context in which BLAS and OpenMP use one thread (threadpoolctl).
 
-    Parameters
-    ----------
-    flops_per_iteration : float
-        Rough size of one EM iteration's matrix products.
+    The EM loops' matrix products have a short inner dimension (2d + 1), so extra BLAS threads
+    buy little even on an idle machine, and on a shared or busy one (or under the joblib workers
+    of a k sweep, or pytest-xdist) they oversubscribe the cores: measured on the 2-core benchmark
+    machine, default threads made a 10,000 x 24 sweep 4x slower and a 1,000,000 x 20 fit 2x slower.
+    Parallelism belongs one level up (across fits), so every engine runs single-threaded.
 
     Returns
     -------
@@ -375,16 +379,12 @@ def blas_threads_for(flops_per_iteration: float) -> Any:
 
     Examples
     --------
-    >>> with blas_threads_for(1e3):
+    >>> with single_threaded():
     ...     pass
     """
-    import contextlib
-
-    if flops_per_iteration >= SMALL_WORK_FLOPS:
-        return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    return threadpool_limits(limits=1)
 
 
 # ---------------------------------------------------------------------------------------- report

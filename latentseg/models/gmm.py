@@ -25,15 +25,28 @@ and variances over the observed cells). For the full structures (EEE, VVV) EM al
 unobserved coordinates as missing data (conditional means and covariances given the observed
 ones, computed once per missingness pattern), which maximises the same observed-data likelihood.
 
-Every start runs to convergence; the replication report (how many starts reached the best
-log-likelihood, as Mplus reports) and each start's final log-likelihood go into the diagnostics.
+Starts are k-means++ seedings and random partitions. Every start runs to convergence; the
+replication report (how many starts reached the best log-likelihood, as Mplus reports) and each
+start's final log-likelihood go into the diagnostics. Starts that end in a degenerate solution
+(a variance collapsed onto the floor ``reg_covar``, where the likelihood is unbounded, or an empty
+segment) are set aside when choosing the best start, and are counted; if every start is
+degenerate the result says so (``converged`` False, a :class:`ConvergenceWarning` with advice).
+
+Speed. For the diagonal and spherical structures all starts run together: the E-step is one
+matrix product between the stacked coefficient rows of every start and segment and the design
+``[x^2; x; 1]`` (respondents on the contiguous axis), followed by one ``exp`` per cell, and the
+M-step sums are one more matrix product; respondents are processed in chunks, so memory stays
+bounded. Steps are adaptively over-relaxed (Salakhutdinov & Roweis 2003): a step that would lower
+the log-likelihood is replaced by the plain EM step, so the kept log-likelihoods never decrease.
+The full structures run plain EM one start at a time; with missing values they loop over
+missingness patterns (not respondents), so many distinct patterns make them slower.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +56,6 @@ import pandas as pd
 from latentseg.errors import ConfigError, ConvergenceWarning, FitError
 from latentseg.models._criteria import information_criteria
 from latentseg.models._em import (
-    blas_threads_for,
     check_k,
     kmeanspp_partition,
     normalize_log,
@@ -51,6 +63,7 @@ from latentseg.models._em import (
     provenance,
     random_partition,
     replication_report,
+    single_threaded,
     start_generators,
 )
 from latentseg.result import SegmentationResult
@@ -264,7 +277,7 @@ def _diag_batch_em(
     FT: np.ndarray,
     d: int,
     structure: str,
-    init_resp: Sequence[np.ndarray],
+    init_resp: Sequence[Callable[[], np.ndarray]],
     *,
     max_iter: int,
     tol: float,
@@ -285,12 +298,15 @@ def _diag_batch_em(
     ``tol * n`` (``tol`` per respondent); its parameters are then the ones the reported
     log-likelihood was computed at.
 
+    ``init_resp`` holds one function per start returning its initial responsibilities (n, k), so
+    that only one start's partition is in memory at a time.
+
     Returns one tuple per start: (loglik, n_iter, converged, weights, means, variances).
     """
     n = FT.shape[1]
     S = len(init_resp)
-    k = init_resp[0].shape[1]
-    T0 = np.stack([(FT @ R).T for R in init_resp])  # (S, k, p)
+    T0 = np.stack([(FT @ make()).T for make in init_resp])  # (S, k, p); one partition at a time
+    k = T0.shape[1]
     w, mu, var = (np.array(a, dtype=float) for a in _diag_mstep(T0, d, n, structure, reg_covar, missing))
     # accepted parameters, their log-likelihood and their EM update
     acc_w, acc_mu, acc_var = w.copy(), mu.copy(), var.copy()
@@ -632,19 +648,19 @@ def fit_gmm(
     # ---- starts
     gens = start_generators(random_seed, n_init)
     kinds = [_start_kind(init, s) for s in range(n_init)]
-    resp0 = []
-    for g, kind in zip(gens, kinds):
+
+    def partition(g: np.random.Generator, kind: str) -> Callable[[], np.ndarray]:
         if k == 1:
-            resp0.append(np.ones((n, 1)))
-        elif kind == "kmeans++":
-            resp0.append(kmeanspp_partition(Xc, k, g))
-        else:
-            resp0.append(random_partition(n, k, g))
+            return lambda: np.ones((n, 1))
+        if kind == "kmeans++":
+            return lambda: kmeanspp_partition(Xc, k, g)
+        return lambda: random_partition(n, k, g)
+
+    resp0 = [partition(g, kind) for g, kind in zip(gens, kinds)]
 
     # ---- EM
     starts: list[_Start] = []
-    flops = 4.0 * n * (3 * d + 1) * k * n_init if family == "diag" else 2.0 * n * d * d * k
-    with blas_threads_for(flops):
+    with single_threaded():
         if family == "diag":
             FT = _design(Xc, obs if has_missing else None)
             runs = _diag_batch_em(
@@ -655,13 +671,13 @@ def fit_gmm(
             patterns = _Patterns(obs)
             Xz = np.where(obs, Xc, np.nan)
             runs = [
-                _full_em(Xz, patterns, structure, R0, max_iter=max_iter, tol=tol, reg_covar=reg_covar)
-                for R0 in resp0
+                _full_em(Xz, patterns, structure, make(), max_iter=max_iter, tol=tol, reg_covar=reg_covar)
+                for make in resp0
             ]
     for kind, (ll, it, conv, w, mu, cov) in zip(kinds, runs):
         deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
         starts.append(_Start(kind, ll, it, conv, w, mu, cov, deg))
-    del resp0
+    del resp0, Xc
 
     usable = [not s.degenerate and np.isfinite(s.loglik) for s in starts]
     rep = replication_report([s.loglik for s in starts], usable)
@@ -702,7 +718,7 @@ def fit_gmm(
     # ---- warnings with advice (indices are canonical after ordering by share)
     order = np.lexsort((means[:, 0], -weights))
     canon = {int(j): pos + 1 for pos, j in enumerate(order)}
-    messages, converged = _advice(best, starts, rep, z, canon, structure, k, n, max_iter)
+    messages, converged = _advice(best, starts, canon, structure, k, max_iter)
     if messages:
         warnings.warn(" ".join(messages), ConvergenceWarning, stacklevel=2)
 
@@ -728,6 +744,10 @@ def fit_gmm(
         "start_converged": [s.converged for s in starts],
         "start_n_iter": [s.n_iter for s in starts],
         "start_degenerate": [bool(s.degenerate) for s in starts],
+        # degenerate starts (collapsed variance, empty segment) are set aside when choosing the best
+        "n_degenerate_starts": sum(bool(s.degenerate) for s in starts),
+        # Mplus's check: was the best log-likelihood reached by more than one start?
+        "replicated": rep["n_best"] >= 2 or rep["n_starts"] == 1,
         "n_missing": int((~obs).sum()),
     }
     return SegmentationResult.from_memberships(
@@ -761,12 +781,9 @@ def _check_int(value: Any, name: str, low: int) -> int:
 def _advice(
     best: _Start,
     starts: list[_Start],
-    rep: Mapping[str, Any],
-    z: np.ndarray,
     canon: Mapping[int, int],
     structure: str,
     k: int,
-    n: int,
     max_iter: int,
 ) -> tuple[list[str], bool]:
     """Warnings (with what to try) about the chosen solution, and whether it counts as converged."""
@@ -802,10 +819,6 @@ def _advice(
             f"The best start did not converge in {max_iter} iterations (log-likelihood still changing); "
             "raise max_iter or loosen tol, or try a constrained covariance."
         )
-    n_deg = sum(bool(s.degenerate) for s in starts)
-    if 0 < n_deg < len(starts) and not best.degenerate:
-        # informational only: degenerate starts were set aside, the chosen one is fine
-        pass
     return msgs, converged
 
 

@@ -1,8 +1,9 @@
 """k-means baseline (scikit-learn's :class:`~sklearn.cluster.KMeans`) as a :class:`SegmentationResult`.
 
 Memberships are 0/1 (each respondent belongs to the nearest center). Criteria: ``inertia``
-(within-segment sum of squares), ``silhouette`` (mean silhouette width; NaN for k = 1) and
-``smallest_share``. Share intervals are 95% Wilson intervals by default; with ``bootstrap=B``
+(within-segment sum of squares), ``silhouette`` (mean silhouette width, scikit-learn's
+``silhouette_score``; NaN for k = 1; on a random sample of 10,000 respondents when there are more)
+and ``smallest_share``. Share intervals are 95% Wilson intervals by default; with ``bootstrap=B``
 they are percentile intervals from B refits on resamples, each resample's segments matched to
 the full-sample solution by the Hungarian algorithm on the centers.
 """
@@ -15,17 +16,21 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError
-from latentseg.models._em import check_k, numeric_matrix, provenance, start_generators
+from latentseg.models._em import check_k, numeric_matrix, provenance, single_threaded, start_generators
 from latentseg.result import SegmentationResult
 
-__all__ = ["fit_kmeans", "predict_proba"]
+__all__ = ["fit_kmeans", "predict_proba", "SILHOUETTE_SAMPLE"]
+
+#: Above this many respondents the silhouette is computed on a random sample of this size.
+SILHOUETTE_SAMPLE = 10_000
 
 
 def _kmeans(X: np.ndarray, k: int, n_init: int, rng: np.random.Generator, init: Any = "k-means++") -> Any:
     from sklearn.cluster import KMeans
 
     seed = int(rng.integers(2**31 - 1))
-    return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X)
+    with single_threaded():  # see single_threaded: parallelism belongs across fits
+        return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X)
 
 
 def fit_kmeans(
@@ -103,7 +108,12 @@ def fit_kmeans(
     centers = np.vstack([X[labels == j].mean(axis=0) for j in range(k)])  # original units
     z = np.zeros((n, k))
     z[np.arange(n), labels] = 1.0
-    silhouette = float(silhouette_score(Z, labels)) if 1 < k < n and len(set(labels)) > 1 else float("nan")
+    silhouette = float("nan")
+    if 1 < k < n and len(set(labels)) > 1:
+        # exact up to SILHOUETTE_SAMPLE respondents; beyond that (O(n^2) work) on a random sample
+        sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
+        seed = int(rng_fit.integers(2**31 - 1))
+        silhouette = float(silhouette_score(Z, labels, sample_size=sample, random_state=seed))
     criteria = {
         "inertia": float(km.inertia_),
         "silhouette": silhouette,
