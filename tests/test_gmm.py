@@ -323,3 +323,13 @@ def test_random_partition_and_report_and_check_k():
     assert rep["best"] == 0 and rep["n_best"] == 2 and rep["share_best"] == 0.5
     with pytest.raises(ConfigError, match="k = 3 segments but only 2 respondents"):
         check_k(3, np.zeros((2, 1)), "gmm")
+
+
+def test_accelerated_em_converges_where_reg_covar_shifts_the_fixed_point():
+    """Tight clusters: an over-relaxed step can beat EM's reg_covar-shifted fixed point; the plain
+    EM step must still be taken so the start converges instead of stalling."""
+    X = np.r_[np.zeros((5, 1)), np.ones((5, 1))] + np.linspace(0, 0.1, 10)[:, None]
+    r = fit_gmm(X, 2, random_seed=0)
+    assert all(r.diagnostics["start_converged"])
+    assert max(r.diagnostics["start_n_iter"]) < 100
+    assert r.diagnostics["n_best"] >= 2

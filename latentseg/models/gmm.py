@@ -293,8 +293,9 @@ def _diag_batch_em(
     processed in chunks so that memory stays bounded for any n.
 
     Steps are over-relaxed (see ``_ETA_GROWTH``): a step is kept only if the log-likelihood does
-    not fall, otherwise the plain EM step is taken, so the sequence of kept log-likelihoods never
-    decreases, as in EM. A start stops after two kept steps in a row each gaining at most
+    not fall, otherwise the plain EM step is taken (and always kept), so the kept log-likelihoods
+    behave as EM's: they never decrease except through the ``reg_covar`` floor, which also moves
+    EM's own fixed point off the exact maximum. A start stops after two kept steps in a row each gaining at most
     ``tol * n`` (``tol`` per respondent); its parameters are then the ones the reported
     log-likelihood was computed at.
 
@@ -313,6 +314,7 @@ def _diag_batch_em(
     em_w, em_mu, em_var = w.copy(), mu.copy(), var.copy()
     acc_ll = np.full(S, -np.inf)
     eta = np.ones(S)
+    plain = np.zeros(S, dtype=bool)  # the parameters evaluated next are a plain EM step
     small = np.zeros(S, dtype=int)
     n_iter = np.zeros(S, dtype=int)
     conv = np.zeros(S, dtype=bool)
@@ -334,7 +336,9 @@ def _diag_batch_em(
             T += L @ Fc.T
         n_iter[active] = it
         gain = ll - acc_ll[active]
-        ok = gain >= -1e-9 * (1.0 + np.abs(ll))  # not worse (up to rounding)
+        # keep a step that is not worse (up to rounding), and always keep a plain EM step: it can
+        # only be worse through the reg_covar floor, where EM's fixed point is the reference
+        ok = (gain >= -1e-9 * (1.0 + np.abs(ll))) | plain[active]
         acc = active[ok]
         acc_w[acc], acc_mu[acc], acc_var[acc] = w[acc], mu[acc], var[acc]
         acc_ll[acc] = ll[ok]
@@ -358,6 +362,8 @@ def _diag_batch_em(
         idx_bad = active[~ok & keep]
         eta[idx_bad] = 1.0
         w[idx_bad], mu[idx_bad], var[idx_bad] = em_w[idx_bad], em_mu[idx_bad], em_var[idx_bad]
+        plain[idx_bad] = True
+        plain[idx_ok] = False
         if idx_ok.size:
             w[idx_ok], mu[idx_ok], var[idx_ok] = _relax(
                 acc_w[idx_ok], acc_mu[idx_ok], acc_var[idx_ok], em_w[idx_ok], em_mu[idx_ok], em_var[idx_ok],
