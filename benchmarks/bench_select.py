@@ -74,7 +74,7 @@ def child(families: list[str], overrides: dict) -> dict:
     import numpy as np
 
     from latentseg.errors import LatentsegWarning
-    from latentseg.select import select
+    from latentseg.selection import select
 
     warnings.simplefilter("ignore", LatentsegWarning)
     scores, levels, source = _load()

@@ -89,7 +89,7 @@ def _names(cfg: dict[str, Any]) -> dict[int, str] | None:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
-    from latentseg.segment_map import safe_csv_cell
+    from latentseg.segmap import safe_csv_cell
 
     out = frame.reset_index() if index else frame.copy()
     out.columns = [safe_csv_cell(str(c)) for c in out.columns]
@@ -152,8 +152,8 @@ def register(app: typer.Typer) -> None:
         from latentseg.errors import LatentsegWarning
         from latentseg.finder import finder
         from latentseg.overlay import overlay
-        from latentseg.profile import profile
-        from latentseg.segment_map import segment_map
+        from latentseg.profiling import profile
+        from latentseg.segmap import segment_map
         from latentseg.sizing import size_segments
 
         if weighting not in WEIGHTINGS:
@@ -318,7 +318,7 @@ def register(app: typer.Typer) -> None:
                 raise
             notes.append(f"survey not read ({exc}); growth flags need it.")
         else:
-            from latentseg.profile import profile
+            from latentseg.profiling import profile
 
             profiles = profile(result, scores, outcomes, top=int((cfg.get("profile") or {}).get("top_outcomes", 5)),
                                names=_names(cfg))

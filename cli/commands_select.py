@@ -1,12 +1,12 @@
 """``latentseg select``, ``latentseg compare`` and ``latentseg study``.
 
 - ``select DATA``: sweep model families over a k range and recommend a k, with the rule in words
-  (:func:`latentseg.select.select`). ``DATA`` is a survey (read, cleaned and scored; latent class
+  (:func:`latentseg.selection.select`). ``DATA`` is a survey (read, cleaned and scored; latent class
   models fit the per-outcome opportunity levels) or, with ``--data-kind scores``, any numeric
   table (latent class models then fit its opportunity levels, which assumes opportunity scores).
 - ``compare A B``: two saved models (directories written by ``latentseg fit --save`` / ``run``)
   or two assignment tables (CSV / Parquet with ``respondent_id``, ``segment`` and optionally
-  ``p_1..p_k``); see :func:`latentseg.compare.compare`.
+  ``p_1..p_k``); see :func:`latentseg.comparison.compare`.
 - ``study CONFIG``: run or resume a simulation study (:func:`latentseg.study.run_study`).
 
 Heavy imports (pandas, scikit-learn, PyMC, matplotlib) happen inside the commands.
@@ -340,7 +340,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit every family over a k range and recommend a k, with the rule written out."""
         from latentseg.config import load_config, merge_config
-        from latentseg.select import CATEGORICAL_MODELS, select
+        from latentseg.selection import CATEGORICAL_MODELS, select
 
         cfg = load_config(config)
         sel_cfg = cfg["select"]
@@ -405,7 +405,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
     ) -> None:
         """Compare two segmentations of the same respondents: agreement, crosstab, shares, disagreements."""
-        from latentseg.compare import compare
+        from latentseg.comparison import compare
 
         ra = _load_for_compare(a)
         rb = _load_for_compare(b)

@@ -476,7 +476,7 @@ def run_pipeline(
 
         # ---------------------------------------------------------------- 5 select
         from latentseg.models.lca import opportunity_levels
-        from latentseg.select import select
+        from latentseg.selection import select
 
         sweep_models = list(cfg["select"]["models"])
         opts = _fit_options(cfg, sorted(set(sweep_models) | {cfg["model"]["model"], "kmeans", "lca"}))
@@ -515,7 +515,7 @@ def run_pipeline(
                 spec["transform"] = "opportunity_levels"
 
         # ---------------------------------------------------------------- 7 decisions
-        from latentseg.profile import profile as make_profiles
+        from latentseg.profiling import profile as make_profiles
 
         with _Timer("profile"):
             names = {int(key): val for key, val in cfg["profile"]["names"].items() if str(key).isdigit()}
@@ -686,7 +686,7 @@ def _reduce(scores: pd.DataFrame, survey: Any, cfg: Mapping[str, Any]) -> tuple[
 def _comparison(selection: Any, result: Any, family: str, k: int, data: Any, categorical: Any, seed: int | None,
                 opts: Mapping[str, Mapping[str, Any]]) -> tuple[Any, str]:
     """k-means versus latent class at the chosen k (fitting either if the sweep did not)."""
-    from latentseg.compare import compare
+    from latentseg.comparison import compare
     from latentseg.models import fit
 
     def get(model: str) -> Any:
@@ -720,7 +720,7 @@ def _comparison(selection: Any, result: Any, family: str, k: int, data: Any, cat
 def _segment_map(result: Any, profiles: Any, sizing: Any, overlays: Any, profile_df: pd.DataFrame) -> tuple[Any, str | None]:
     """The segment map (playbook step 9); the current solution comes from a profile column whose
     name says so (``current_tool``, ``current_solution`` ...), when the survey has one."""
-    from latentseg.segment_map import segment_map
+    from latentseg.segmap import segment_map
 
     current = next(
         (str(c) for c in profile_df.columns if re.search(r"current|incumbent|existing", str(c), re.IGNORECASE)),

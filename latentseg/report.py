@@ -76,7 +76,7 @@ def safe_csv_cell(value: Any) -> Any:
 def _shared_safe_csv_cell() -> Any:
     """The segment map's neutraliser when that module provides one (one rule for every CSV)."""
     try:
-        from latentseg.segment_map import safe_csv_cell as shared
+        from latentseg.segmap import safe_csv_cell as shared
     except ImportError:
         return None
     return shared

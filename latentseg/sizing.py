@@ -218,7 +218,7 @@ def size_segments(
     product_fit : mapping of int to float, or sequence of k floats in [0, 1], optional
         How well the product serves each segment already (see the module docstring).
     profiles : Profiles or mapping of int to int, optional
-        Underserved-outcome counts per segment (from :func:`latentseg.profile.profile`); needed
+        Underserved-outcome counts per segment (from :func:`latentseg.profiling.profile`); needed
         for the growth-opportunity flag.
     rules : FlagRules, optional
 

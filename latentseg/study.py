@@ -10,7 +10,7 @@ share intervals are honestly tested) and every method chooses k from ``k_candida
 ``kmeans-silhouette``
     k-means; the k with the highest mean silhouette.
 ``kmeans-elbow``
-    k-means; the elbow of the inertia curve (:func:`latentseg.select.elbow_index`, the curve
+    k-means; the elbow of the inertia curve (:func:`latentseg.selection.elbow_index`, the curve
     extended by one k on each side so the elbow may fall on an end of the range).
 ``gmm-bic``
     Gaussian mixture by EM (``gmm_covariance``, default VVI); the lowest BIC.
@@ -24,7 +24,7 @@ share intervals are honestly tested) and every method chooses k from ``k_candida
     ``loo_se_rule`` standard errors of the best elpd). Expensive: keep ``draws`` small, or leave
     the method out of ``methods``.
 
-The study uses :func:`latentseg.select.select` with ``min_share`` from the config (default 0: the
+The study uses :func:`latentseg.selection.select` with ``min_share`` from the config (default 0: the
 study judges the criteria themselves, not the playbook's size rule), no silhouette threshold and
 no stability check.
 
@@ -340,7 +340,7 @@ def _run_replication(
     """Simulate one data set, run every method, write the rows to disk; runs in a worker."""
     from sklearn.metrics import adjusted_rand_score
 
-    from latentseg.select import select
+    from latentseg.selection import select
     from latentseg.simulate import simulate_gaussian_mixture
 
     t0 = time.perf_counter()

@@ -66,3 +66,13 @@ def test_relabel_renumbers_segment_tables_in_extras():
     r2 = r.relabel([3, 1, 2])  # new 1 = old 3, new 2 = old 1, new 3 = old 2
     t = r2.extras["t"]
     assert t.set_index("value")["segment"].to_dict() == {"c": 1, "a": 2, "b": 3}
+
+
+def test_package_functions_are_not_shadowed_by_submodules():
+    import importlib
+
+    import latentseg as ls
+
+    for name, module in ls._LAZY.items():
+        importlib.import_module(module)  # importing the defining module must not rebind the name
+        assert not isinstance(getattr(ls, name), type(ls)), f"latentseg.{name} is a module"

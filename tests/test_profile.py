@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from latentseg.errors import ConfigError, SurveyError
-from latentseg.profile import EXTREMELY_UNDERSERVED, UNDERSERVED, profile
+from latentseg.profiling import EXTREMELY_UNDERSERVED, UNDERSERVED, profile
 from latentseg.result import SegmentationResult
 
 GENERIC = re.compile(r"^\s*(segment|cluster|group)\s*([0-9]+|[A-Z])\b", re.I)
@@ -205,7 +205,7 @@ def test_bad_input_messages(fitted):
 
 def test_package_level_profile_is_callable_after_submodule_import(fitted):
     import latentseg as ls
-    import latentseg.profile  # noqa: F401 - binds ls.profile to the submodule
+    import latentseg.profiling  # noqa: F401 - the module is named apart from the function
 
     survey, _, scores, result, _ = fitted
     p = ls.profile(result, scores, survey.outcomes)

@@ -14,9 +14,9 @@ from scipy.optimize import linear_sum_assignment
 
 from latentseg.errors import ConfigError
 from latentseg.overlay import overlay
-from latentseg.profile import profile
+from latentseg.profiling import profile
 from latentseg.result import SegmentationResult
-from latentseg.segment_map import DefaultRule, safe_csv_cell, segment_map
+from latentseg.segmap import DefaultRule, safe_csv_cell, segment_map
 from latentseg.sizing import size_segments
 
 
@@ -180,7 +180,7 @@ def test_input_checks(pipeline):
 
 def test_package_level_segment_map_is_callable_after_submodule_import():
     import latentseg as ls
-    import latentseg.segment_map  # noqa: F401 - binds ls.segment_map to the submodule
+    import latentseg.segmap  # noqa: F401 - the module is named apart from the function
 
     r, p = _toy([0.6, 0.4], [3, 0])
     assert ls.segment_map(r, profiles=p).recommendations == {1: "target", 2: "deprioritize"}

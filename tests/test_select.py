@@ -14,7 +14,7 @@ import latentseg.models as models_mod
 from latentseg.errors import ConfigError, FitError
 from latentseg.models._criteria import information_criteria
 from latentseg.result import SegmentationResult
-from latentseg.select import CRITERIA_COLUMNS, elbow_index, loo_parsimony, select
+from latentseg.selection import CRITERIA_COLUMNS, elbow_index, loo_parsimony, select
 
 N = 250
 X = np.random.default_rng(5).normal(size=(N, 3))

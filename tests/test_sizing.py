@@ -100,7 +100,7 @@ def test_flags_follow_the_stated_rules():
 
 
 def test_flags_from_profiles_object():
-    from latentseg.profile import profile
+    from latentseg.profiling import profile
 
     rng = np.random.default_rng(0)
     s = pd.DataFrame(rng.normal(7, 1, (100, 4)), columns=list("abcd"))

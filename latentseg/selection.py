@@ -233,7 +233,7 @@ class Selection:
     Examples
     --------
     >>> import numpy as np
-    >>> from latentseg.select import select
+    >>> from latentseg.selection import select
     >>> X = np.r_[np.zeros((30, 2)), np.full((30, 2), 6.0)] + np.random.default_rng(0).normal(size=(60, 2))
     >>> sel = select(X, models=("kmeans",), k=range(2, 5), random_seed=1, stability_subsamples=0)
     >>> sel.recommended_k

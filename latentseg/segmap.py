@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,7 +300,7 @@ def segment_map(
     ----------
     result : SegmentationResult
     profiles : Profiles
-        From :func:`latentseg.profile.profile` (names, underserved outcomes).
+        From :func:`latentseg.profiling.profile` (names, underserved outcomes).
     overlays : Overlays, optional
         From :func:`latentseg.overlay.overlay` (fingerprints).
     sizing : Sizing, optional
@@ -331,7 +329,7 @@ def segment_map(
     --------
     >>> import numpy as np, pandas as pd
     >>> from latentseg.result import SegmentationResult
-    >>> from latentseg.profile import profile
+    >>> from latentseg.profiling import profile
     >>> rng = np.random.default_rng(0)
     >>> s = pd.DataFrame(rng.normal(8, 1, (100, 4)), columns=["o1", "o2", "o3", "o4"])
     >>> s.iloc[:70, :3] += 5
@@ -425,15 +423,3 @@ def segment_map(
     return SegmentMap(
         segments=tuple(out), rule=rule_text, current_solution_column=current_solution_column, notes=tuple(notes)
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``latentseg.segment_map`` is both this module and the function :func:`segment_map` (re-exported by the
-    package). Importing the submodule rebinds the package attribute to the module, so the module
-    itself forwards calls: ``latentseg.segment_map(...)`` works whichever of the two it is bound to."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return segment_map(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

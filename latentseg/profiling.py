@@ -31,7 +31,6 @@ are always in outcome terms.
 from __future__ import annotations
 
 import re
-import sys
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -649,15 +648,3 @@ def _paragraph(
             "should resonate with it."
         )
     return " ".join(parts)
-
-
-class _CallableModule(types.ModuleType):
-    """``latentseg.profile`` is both this module and the function :func:`profile` (re-exported by the
-    package). Importing the submodule rebinds the package attribute to the module, so the module
-    itself forwards calls: ``latentseg.profile(...)`` works whichever of the two it is bound to."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return profile(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
