@@ -106,11 +106,11 @@ def _drop_constant(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     A score or indicator table given by the user is not edited: there the engine refuses it.
     """
     from latentseg.errors import format_rows
+    from latentseg.models.lca import drop_constant_columns
 
-    const = [c for c in frame.columns if frame[c].nunique(dropna=True) < 2]
-    if const and len(const) < frame.shape[1]:
+    frame, const = drop_constant_columns(frame)
+    if const:
         info(escape(f"note: left out outcome(s) {format_rows(const)}: every respondent has the same {what} there."))
-        return frame.drop(columns=const)
     return frame
 
 

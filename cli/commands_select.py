@@ -91,7 +91,7 @@ def parse_k(text: str) -> list[int]:
 
 def _read_select_data(path: Path, kind: str, need_levels: bool, cfg: dict[str, Any]) -> tuple[pd.DataFrame, Any, str]:
     """(numeric scores, categorical levels or None, a description of the source)."""
-    from latentseg.models.lca import opportunity_levels
+    from latentseg.models.lca import drop_constant_columns, opportunity_levels
 
     if kind == "survey":
         from latentseg.cleaning import clean
@@ -124,18 +124,16 @@ def _read_select_data(path: Path, kind: str, need_levels: bool, cfg: dict[str, A
             _config_error(f"{path}: score column(s) {format_rows(bad)} are not numeric; select needs a numeric score table.")
         scores = frame
         source = f"{scores.shape[1]} score columns, {scores.shape[0]} respondents"
-    const = [c for c in scores.columns if scores[c].nunique(dropna=True) < 2]
-    if const and len(const) < scores.shape[1]:
-        from latentseg.errors import format_rows
+    from latentseg.errors import format_rows
 
+    scores, const = drop_constant_columns(scores)
+    if const:
         info(escape(f"note: left out column(s) {format_rows(const)}: every respondent has the same value there."))
-        scores = scores.drop(columns=const)
     levels = None
     if need_levels:
-        levels = opportunity_levels(scores)
-        flat = [c for c in levels.columns if levels[c].nunique(dropna=True) < 2]
-        if flat and len(flat) < levels.shape[1]:
-            levels = levels.drop(columns=flat)
+        levels, flat = drop_constant_columns(opportunity_levels(scores))
+        if flat:
+            info(escape(f"note: latent class models leave out {format_rows(flat)}: one opportunity level for everyone."))
         if kind != "survey":
             info("note: latent class models fit the opportunity levels of these scores (cut at 10 and 15).")
     return scores, levels, source

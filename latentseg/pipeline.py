@@ -475,12 +475,11 @@ def run_pipeline(
                 reduction, data, spec["reduction"] = _reduce(scores, clean_survey, cfg)
 
         # ---------------------------------------------------------------- 5 select
-        from latentseg.models.lca import opportunity_levels
         from latentseg.selection import select
 
         sweep_models = list(cfg["select"]["models"])
         opts = _fit_options(cfg, sorted(set(sweep_models) | {cfg["model"]["model"], "kmeans", "lca"}))
-        categorical = opportunity_levels(scores) if any(m in _CATEGORICAL for m in sweep_models) else None
+        categorical = _levels(scores, notes) if any(m in _CATEGORICAL for m in sweep_models) else None
         if categorical is not None and reduction is not None:
             notes.append("latent class families use the outcome-level opportunity levels (not the factors)")
         with _Timer("select"):
@@ -509,7 +508,7 @@ def run_pipeline(
                 else:
                     raise FitError(f"No admissible segmentation for k in {ks[0]}..{ks[-1]}: {selection.rule}")
             if categorical is None and cfg["model"]["model"] in _CATEGORICAL:
-                categorical = opportunity_levels(scores)
+                categorical = _levels(scores, notes)
             result, family, why = _choose(selection, cfg["model"]["model"], int(chosen_k), data, categorical, seed, opts)
             if family in _CATEGORICAL:
                 spec["transform"] = "opportunity_levels"
@@ -735,3 +734,15 @@ def _segment_map(result: Any, profiles: Any, sizing: Any, overlays: Any, profile
         profile_df=profile_df if current else None,
     )
     return smap, current
+
+
+def _levels(scores: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Opportunity levels for the latent class families, without outcomes that have one level."""
+    from latentseg.models.lca import drop_constant_columns, opportunity_levels
+
+    levels, dropped = drop_constant_columns(opportunity_levels(scores))
+    if dropped:
+        notes.append(
+            f"latent class families leave out {', '.join(dropped)}: every respondent has the same opportunity level there"
+        )
+    return levels

@@ -160,7 +160,13 @@ def stability(
     for b, g in enumerate(sub_rngs):
         idx = np.sort(g.choice(n, size=size, replace=False))
         try:
-            sub = fit(_take(data, idx), model, k, random_seed=seed_of(g), **fit_options)
+            sub_data = _take(data, idx)
+            if model in ("lca", "bayes-lca") and isinstance(sub_data, pd.DataFrame):
+                # a rare answer can vanish from a subsample; such a column is uninformative there
+                from latentseg.models.lca import drop_constant_columns
+
+                sub_data = drop_constant_columns(sub_data)[0]
+            sub = fit(sub_data, model, k, random_seed=seed_of(g), **fit_options)
         except LatentsegError as exc:
             raise FitError(f"Stability refit {b + 1} of {subsamples} ({model}, k = {k}) failed: {exc}") from exc
         ari[b] = adjusted_rand_score(full[idx], sub.assignment)

@@ -982,6 +982,36 @@ def log_likelihood(result: SegmentationResult, data: Any, *, per_respondent: boo
     return ll if per_respondent else float(ll.sum())
 
 
+def drop_constant_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Leave out indicators on which every respondent gives the same answer.
+
+    Such a column carries no information about segments (its likelihood factor is 1 in every
+    segment) and :func:`fit_lca` refuses it; a survey outcome that is "served" for everyone is
+    the common case. Callers say which columns were left out. When every column is constant the
+    frame is returned unchanged, so the engine's own message names the problem.
+
+    Parameters
+    ----------
+    frame : DataFrame, shape (n, j)
+
+    Returns
+    -------
+    frame : DataFrame, shape (n, j')
+    dropped : list of str
+        The column names left out.
+
+    Examples
+    --------
+    >>> kept, dropped = drop_constant_columns(pd.DataFrame({"a": [0, 1, 1], "b": [2, 2, None]}))
+    >>> list(kept.columns), dropped
+    (['a'], ['b'])
+    """
+    const = [str(c) for c in frame.columns if frame[c].nunique(dropna=True) < 2]
+    if not const or len(const) == frame.shape[1]:
+        return frame, []
+    return frame.drop(columns=const), const
+
+
 def opportunity_levels(
     scores: pd.DataFrame,
     cuts: Sequence[float] = (10.0, 15.0),
