@@ -70,7 +70,6 @@ def test_bootstrap_intervals(separated):
     np.testing.assert_allclose(half, 1.96 * np.sqrt(r.shares * (1 - r.shares) / r.n), rtol=0.4)
 
 
-@pytest.mark.slow
 def test_bootstrap_interval_coverage():
     """Shares drawn multinomially: the 95% bootstrap interval covers the true share most of the time."""
     hits = []

@@ -29,8 +29,7 @@ def _kmeans(X: np.ndarray, k: int, n_init: int, rng: np.random.Generator, init: 
     from sklearn.cluster import KMeans
 
     seed = int(rng.integers(2**31 - 1))
-    with single_threaded():  # see single_threaded: parallelism belongs across fits
-        return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X)
+    return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X)
 
 
 def fit_kmeans(
@@ -83,10 +82,7 @@ def fit_kmeans(
     >>> r.shares.tolist(), r.interval_method
     ([0.6, 0.4], '95% Wilson')
     """
-    from sklearn.metrics import silhouette_score
-
     X, names, ids = numeric_matrix(data, allow_missing=False, model="kmeans")
-    n, d = X.shape
     k = check_k(k, X, "kmeans")
     for name, val, low in (("n_init", n_init, 1), ("bootstrap", bootstrap, 0)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
@@ -101,6 +97,27 @@ def fit_kmeans(
         shared = {"scale_mean": mean, "scale_sd": sd}
 
     rng_fit, rng_boot = start_generators(random_seed, 2)
+    with single_threaded():  # see single_threaded: parallelism belongs across fits
+        return _fit(X, Z, names, ids, k, n_init, bootstrap, standardize, shared, rng_fit, rng_boot, random_seed)
+
+
+def _fit(
+    X: np.ndarray,
+    Z: np.ndarray,
+    names: tuple[str, ...],
+    ids: pd.Index,
+    k: int,
+    n_init: int,
+    bootstrap: int,
+    standardize: bool,
+    shared: dict[str, np.ndarray],
+    rng_fit: np.random.Generator,
+    rng_boot: np.random.Generator,
+    random_seed: int | None,
+) -> SegmentationResult:
+    from sklearn.metrics import silhouette_score
+
+    n = X.shape[0]
     km = _kmeans(Z, k, n_init, rng_fit)
     labels = km.labels_
     fit_centers = km.cluster_centers_
