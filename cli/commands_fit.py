@@ -4,8 +4,10 @@ Data kinds:
 
 - ``survey`` (default): read and validate with :func:`latentseg.io.read_survey`, clean with
   :func:`latentseg.cleaning.clean`, score with :func:`latentseg.scoring.opportunity_scores`; the
-  numeric models fit the opportunity scores, latent class models the per-outcome opportunity
-  level (:func:`latentseg.models.lca.opportunity_levels`).
+  numeric models fit the opportunity scores (or, with ``[reduce] method`` set in the config,
+  their factors from :func:`latentseg.reduce.reduce`), latent class models the per-outcome
+  opportunity level (:func:`latentseg.models.lca.opportunity_levels`). Outcomes on which every
+  respondent has the same value are left out, with a note.
 - ``scores``: any numeric table (CSV, Parquet, Excel ...), one row per respondent.
 - ``indicators``: any categorical table, one row per respondent.
 
@@ -63,6 +65,24 @@ def _read_data(path: Path, kind: str, model: str, columns: list[str] | None, cfg
             levels = _drop_constant(opportunity_levels(scores), "opportunity level")
             return levels, f"opportunity levels of {levels.shape[1]} outcomes"
         scores = _drop_constant(scores, "opportunity score")
+        method = cfg["reduce"]["method"]
+        if method != "none":  # the playbook's step 3, as configured ([reduce])
+            from latentseg.reduce import reduce
+
+            r = cfg["reduce"]
+            kwargs: dict[str, Any] = {"outcomes": cleaned.outcomes}
+            if method in ("pca", "fa"):
+                kwargs["variance"] = r["variance"]
+                if r["n_factors"]:
+                    kwargs["n_factors"] = r["n_factors"]
+            red = reduce(scores, method, **kwargs)
+            info(
+                escape(
+                    f"reduced {scores.shape[1]} outcomes to {red.scores.shape[1]} {method} factor(s) "
+                    f"explaining {red.explained_variance.sum():.0%} of the variance ([reduce] in the config)"
+                )
+            )
+            return red.scores, f"{red.scores.shape[1]} {method} factors of {scores.shape[1]} outcomes"
         return scores, f"opportunity scores of {scores.shape[1]} outcomes"
 
     from latentseg.io import read_table

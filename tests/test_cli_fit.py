@@ -105,6 +105,16 @@ def test_survey_numeric_and_latent_class(survey_csv):
     assert json.loads(res.stdout)["model"] == "lca"
 
 
+def test_survey_reduction_from_config(survey_csv, tmp_path):
+    path, cfg, _ = survey_csv
+    reduced = tmp_path / "latentseg.toml"
+    reduced.write_text(cfg.read_text() + '\n[reduce]\nmethod = "pca"\nn_factors = 3\n')
+    res = _run([path, "--config", reduced, "--model", "gmm", "--k", 2, "--seed", 2, "--n-init", 3, "--json"])
+    assert res.exit_code == 0, res.output
+    assert "reduced 8 outcomes to 3 pca factor(s)" in res.stderr
+    assert len(json.loads(res.stdout)["segments"][0]["center"]) == 3
+
+
 def test_config_supplies_defaults_and_options_override(scores_csv, tmp_path):
     path, X, _ = scores_csv
     cfg = tmp_path / "latentseg.toml"
