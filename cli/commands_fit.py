@@ -134,6 +134,19 @@ def _drop_constant(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     return frame
 
 
+def _mean_impute(frame: pd.DataFrame) -> pd.DataFrame:
+    """k-means cannot use missing values: replace them by the column mean, and say so (as
+    ``latentseg select`` does for its k-means fits; the mixtures use the observed values)."""
+    n_missing = int(frame.isna().to_numpy().sum())
+    if not n_missing:
+        return frame
+    info(
+        f"note: k-means cannot use missing values: {n_missing} missing value(s) were replaced by their "
+        "column mean (--model gmm uses each respondent's observed values instead)."
+    )
+    return frame.fillna(frame.mean())
+
+
 def _numeric(col: pd.Series) -> bool:
     import pandas as pd
 
@@ -195,7 +208,8 @@ def _print_result(result: SegmentationResult, source: str) -> None:
             f"{counts[j]:.0f}",
         )
     console.print(head)
-    crit = Table(title="Criteria (lower is better for BIC / AIC / ICL / SABIC / CAIC)", title_justify="left")
+    title = "Criteria" if "bic" not in result.criteria else "Criteria (lower is better for BIC / AIC / ICL / SABIC / CAIC)"
+    crit = Table(title=title, title_justify="left")
     crit.add_column("Criterion")
     crit.add_column("Value", justify="right")
     for key, value in result.criteria.items():
@@ -230,13 +244,13 @@ def register(app: typer.Typer) -> None:
         data: Annotated[Path, typer.Argument(help="Survey file, or a score / indicator table (see --data-kind).")],
         k: Annotated[int, typer.Option("--k", help="Number of segments.")],
         model: Annotated[
-            str | None, typer.Option("--model", help="kmeans | gmm | lca | bayes-gmm | bayes-lca [config: gmm].")
+            str | None, typer.Option("--model", help="kmeans | gmm | lca | bayes-gmm | bayes-lca (default: the config's, gmm).")
         ] = None,
         covariance: Annotated[
-            str | None, typer.Option("--covariance", help="Gaussian mixture structure: EII VII EEI VVI EEE VVV [VVI].")
+            str | None, typer.Option("--covariance", help="Gaussian mixture structure: EII VII EEI VVI EEE VVV (default: the config's, VVI).")
         ] = None,
-        n_init: Annotated[int | None, typer.Option("--n-init", help="Starts for k-means / EM fits [config: 10].")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].")] = None,
+        n_init: Annotated[int | None, typer.Option("--n-init", help="Starts for k-means / EM fits (default: the config's, 10).")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")] = None,
         data_kind: Annotated[
             str, typer.Option("--data-kind", help="survey | scores (numeric table) | indicators (categorical table).")
         ] = "survey",
@@ -244,7 +258,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--columns", help="Comma-separated columns (outcomes for a survey) to fit on.")
         ] = None,
         config: Annotated[
-            Path | None, typer.Option("--config", help="latentseg.toml [./latentseg.toml if present].")
+            Path | None, typer.Option("--config", help="Settings file (default: ./latentseg.toml if present).")
         ] = None,
         draws: Annotated[int | None, typer.Option("--draws", help="Posterior draws per chain (Bayesian).")] = None,
         tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (Bayesian).")] = None,
@@ -286,6 +300,8 @@ def register(app: typer.Typer) -> None:
         m = cfg["model"]
 
         table, source = _read_data(data, data_kind, chosen, picked, cfg)
+        if chosen == "kmeans":
+            table = _mean_impute(table)
         defaults = {"n_init": m["n_init"]}
         if chosen == "gmm":
             defaults["covariance"] = m["covariance"]

@@ -115,6 +115,18 @@ def test_survey_reduction_from_config(survey_csv, tmp_path):
     assert len(json.loads(res.stdout)["segments"][0]["center"]) == 3
 
 
+def test_kmeans_on_scores_with_missing_values_imputes_with_a_note(scores_csv, tmp_path):
+    _, X, truth = scores_csv
+    holed = X.copy()
+    holed.iloc[::10, 0] = np.nan
+    path = tmp_path / "holes.csv"
+    holed.reset_index().to_csv(path, index=False)
+    res = _run([path, "--data-kind", "scores", "--model", "kmeans", "--k", 3, "--seed", 1, "--json"])
+    assert res.exit_code == 0, res.output
+    assert "24 missing value(s) were replaced by their column mean" in " ".join(res.stderr.split())
+    assert json.loads(res.stdout)["n"] == 240
+
+
 def test_config_supplies_defaults_and_options_override(scores_csv, tmp_path):
     path, X, _ = scores_csv
     cfg = tmp_path / "latentseg.toml"
