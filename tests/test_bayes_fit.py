@@ -13,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from latentseg.errors import ConfigError, ConvergenceWarning, LatentsegWarning
 from latentseg.models import fit, predict_proba
-from latentseg.models.bayes import compare_k, fit_bayes_gmm, fit_bayes_lca, prior_predictive_check
+from latentseg.models.bayes import compare_k, fit_bayes_gmm, fit_bayes_lca, fit_sweep, prior_predictive_check
 from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
 
 FAST = {"draws": 1000, "tune": 1000, "chains": 2, "progressbar": False}
@@ -108,6 +108,30 @@ def test_predict_proba_scores_new_respondents(small_fit: object, small_gmm: tupl
         predict_proba(small_fit, X[["x1", "x2"]])
 
 
+@pytest.mark.parametrize("model", ["bayes-gmm", "bayes-lca"])
+def test_c_callback_and_python_callback_give_identical_draws(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nutpie calls our log density through a C callback (nutpie internals, pinned version) or
+    through Python (its public API); both must give the same draws, bit for bit."""
+    from latentseg.models import bayes
+
+    if model == "bayes-gmm":
+        data, _ = simulate_gaussian_mixture(80, k=2, d=2, separation=5.0, random_seed=3)
+    else:
+        data, _, _ = simulate_categorical(80, k=2, n_items=4, n_categories=3, ordinal=True, random_seed=3)
+        model = "bayes-lca"
+    opts = {"draws": 100, "tune": 100, "chains": 2, "random_seed": 2}
+    extra = {"measurement": "ordinal"} if model == "bayes-lca" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        fast = fit(data, model, 2, **opts, **extra)
+        monkeypatch.setattr(bayes, "USE_C_CALLBACK", False)
+        slow = fit(data, model, 2, **opts, **extra)
+    assert fast.diagnostics["engine"].endswith("C callback)")
+    assert slow.diagnostics["engine"].endswith("Python callback)")
+    for name in fast.posterior["posterior"].data_vars:
+        np.testing.assert_array_equal(fast.posterior["posterior"][name].values, slow.posterior["posterior"][name].values)
+
+
 def test_bad_settings_raise_one_clear_error(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, _ = small_gmm
     with pytest.raises(ConfigError, match="'sampler' parameter must be one of nutpie, pymc, numpyro, advi"):
@@ -191,22 +215,45 @@ def test_bayes_lca_contract_and_scoring() -> None:
                                                              "indicator": 5, "category": 3}
 
 
+def test_fit_sweep_in_two_processes_equals_one_by_one(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = small_gmm
+    opts = {"draws": 200, "tune": 200, "chains": 2, "random_seed": 5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)  # few draws: R-hat may exceed 1.01
+        par = fit_sweep(X, [2, 1], n_jobs=2, **opts)
+        seq = [fit_bayes_gmm(X, 2, **opts), fit_bayes_gmm(X, 1, **opts)]
+    assert [f.k for f in par] == [2, 1]
+    for a, b in zip(par, seq):
+        np.testing.assert_array_equal(a.memberships, b.memberships)
+        assert a.criteria == b.criteria
+    assert compare_k(par).attrs["recommended_k"] == 2
+    with pytest.raises(ConfigError, match="distinct values of k"):
+        fit_sweep(X, [2, 2])
+    with pytest.raises(ConfigError, match="fit_sweep supports 'bayes-gmm' and 'bayes-lca'"):
+        fit_sweep(X, [2], model="gmm")
+
+
 # ==================================================================================== slow
-SLOW = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
+# R-hat <= 1.01 over dozens of parameters needs about 1000 draws per chain (300 fail it by chance);
+# where a test relies on the converged flag (compare_k drops unconverged fits) it uses 2000
+SLOW = {"draws": 1000, "tune": 1000, "chains": 2, "progressbar": False}
+SWEEP = {"draws": 2000, "tune": 1000, "chains": 2, "progressbar": False}
 
 
 @pytest.fixture(scope="module")
 def recovery_1000() -> tuple[object, np.ndarray]:
     shares = np.array([0.5, 0.3, 0.2])
     X, z = simulate_gaussian_mixture(1000, k=3, d=6, shares=shares, separation=3.5, random_seed=21)
-    return fit_bayes_gmm(X, 3, random_seed=5, **SLOW), shares
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # R-hat is checked against 1.02 below
+        return fit_bayes_gmm(X, 3, random_seed=5, **SLOW), shares
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("bayes")
 def test_recovers_known_shares_n1000(recovery_1000: tuple[object, np.ndarray]) -> None:
     r, truth = recovery_1000
-    assert r.converged  # type: ignore[attr-defined]
+    assert r.diagnostics["rhat_max"] < 1.02 and r.diagnostics["divergences"] == 0  # type: ignore[attr-defined]
     np.testing.assert_allclose(r.shares, truth, atol=0.03)  # type: ignore[attr-defined]
     assert np.all(r.share_lower < truth) and np.all(truth < r.share_upper)  # type: ignore[attr-defined]
 
@@ -217,9 +264,11 @@ def test_posterior_mean_weights_near_em_n2000() -> None:
     from latentseg.models.gmm import fit_gmm
 
     X, _ = simulate_gaussian_mixture(2000, k=3, d=5, separation=3.5, random_seed=22)
-    r = fit_bayes_gmm(X, 3, random_seed=6, **SLOW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # R-hat is checked against 1.02 below
+        r = fit_bayes_gmm(X, 3, random_seed=6, **SLOW)
     em = fit_gmm(X, 3, covariance="VVI", n_init=10, random_seed=1)
-    assert r.converged
+    assert r.diagnostics["rhat_max"] < 1.02 and r.diagnostics["divergences"] == 0
     np.testing.assert_allclose(r.shares, em.shares, atol=0.02)
 
 
@@ -227,10 +276,10 @@ def test_posterior_mean_weights_near_em_n2000() -> None:
 def separated_sweep() -> dict[int, object]:
     X, _ = simulate_gaussian_mixture(500, k=3, d=4, separation=5.0, random_seed=23)
     out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LatentsegWarning)  # k = 4 is expected to be flagged (checked below)
-        for k in (2, 3, 4):
-            out[k] = fit_bayes_gmm(X, k, random_seed=7, **SLOW)
+    for k in (2, 3):
+        out[k] = fit_bayes_gmm(X, k, random_seed=7, **SWEEP)
+    with pytest.warns(ConvergenceWarning, match="duplicated"):
+        out[4] = fit_bayes_gmm(X, 4, random_seed=7, **SWEEP)
     return out
 
 
@@ -247,9 +296,10 @@ def test_loo_and_waic_prefer_true_k_and_parsimony_rejects_k_plus_one(separated_s
     # LOO alone barely separates 3 and 4; the parsimony rule picks the truth
     assert abs(f[4].criteria["loo"] - f[3].criteria["loo"]) < 10  # type: ignore[attr-defined]
     assert table.attrs["recommended_k"] == 3
-    # the overfitted fit is reported honestly: an empty / duplicated segment or non-convergence
+    # the overfitted fit is reported honestly: a true segment split in two shows as duplicated segments
     d4 = f[4].diagnostics  # type: ignore[attr-defined]
-    assert d4["empty_segments"] or d4["duplicated_segments"] or not d4["converged"] or d4["pareto_k_bad"]
+    assert d4["empty_segments"] or d4["duplicated_segments"]
+    assert f[3].diagnostics["duplicated_segments"] == [] and f[3].diagnostics["empty_segments"] == []  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
@@ -259,7 +309,9 @@ def test_bayes_lca_recovers_classes(ordinal: bool) -> None:
     shares = np.array([0.5, 0.3, 0.2])
     df, z, _ = simulate_categorical(800, k=3, n_items=8, n_categories=4, shares=shares, separation=0.6,
                                     ordinal=ordinal, missing_rate=0.05, random_seed=24)
-    r = fit_bayes_lca(df, 3, measurement="ordinal" if ordinal else "categorical", random_seed=8, **SLOW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # R-hat is checked against 1.02 below
+        r = fit_bayes_lca(df, 3, measurement="ordinal" if ordinal else "categorical", random_seed=8, **SLOW)
     np.testing.assert_allclose(r.shares, shares, atol=0.04)
     assert np.all(r.share_lower < shares) and np.all(shares < r.share_upper)
     assert adjusted_rand_score(z, r.assignment) > 0.8
@@ -272,4 +324,6 @@ def test_overfitted_k_on_two_segments_is_flagged() -> None:
     with pytest.warns(ConvergenceWarning):
         r = fit_bayes_gmm(X, 4, random_seed=9, **SLOW)
     d = r.diagnostics
+    # a true segment split in two or three pieces: duplicated segments, or chains that disagree
     assert d["empty_segments"] or d["duplicated_segments"] or not d["converged"]
+    assert d["segment_overlap_max"] > 0.3

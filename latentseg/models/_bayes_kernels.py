@@ -334,3 +334,129 @@ def lca_ordinal_logp(
                 gtau[i, l] - gtau[i, nf] - tau[i, l] / threshold_scale**2 + last / threshold_scale**2
             )
     return lp
+
+
+# ---------------------------------------------------------------------------------------------
+# C-callable versions for nutpie: int64(dim, x*, grad*, logp*, user_data*), where user_data
+# points to one float64 buffer holding a small header and then the data arrays (see the pack_*
+# functions). They are compiled once, on first use (and cached on disk), and serve every data set
+# and k: nutpie calls them from its own threads without going through Python.
+# Return codes as nutpie expects: 0 ok, 3 non-finite gradient, 4 non-finite log density.
+# ---------------------------------------------------------------------------------------------
+_C_SIG = numba.types.int64(
+    numba.types.uint64,
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.voidptr,
+)
+_GMM_HEADER = 5
+_LCA_HEADER = 8
+
+
+def pack_gmm(F: np.ndarray, cst: np.ndarray, k: int, alpha: float, mean_loc: np.ndarray, mean_scale: np.ndarray,
+             logsd_loc: np.ndarray, logsd_scale: float) -> np.ndarray:
+    """The user-data buffer of :func:`gmm_diag_logp`'s C version."""
+    N, m = F.shape
+    d = m // 3
+    head = np.array([N, d, k, alpha, logsd_scale], dtype=np.float64)
+    return np.ascontiguousarray(np.concatenate([head, F.ravel(), cst, mean_loc, mean_scale, logsd_loc]))
+
+
+def pack_lca(Y: np.ndarray, offsets: np.ndarray, ncat: np.ndarray, free_offsets: np.ndarray, k: int, alpha: float,
+             beta: float, location_scale: float, threshold_scale: float, ordinal: bool) -> np.ndarray:
+    """The user-data buffer of the latent class models' C versions (offsets stored as floats)."""
+    N, C = Y.shape
+    J = ncat.shape[0]
+    head = np.array([N, C, J, k, alpha, beta if not ordinal else location_scale, threshold_scale, float(ordinal)])
+    return np.ascontiguousarray(
+        np.concatenate([head, Y.ravel(), offsets.astype(np.float64), ncat.astype(np.float64),
+                        free_offsets.astype(np.float64)])
+    )
+
+
+def _status(val: float, out: np.ndarray) -> int:  # pragma: no cover - compiled
+    if not np.isfinite(val):
+        return 4
+    for i in range(out.shape[0]):
+        if not np.isfinite(out[i]):
+            return 3
+    return 0
+
+
+_status_jit = numba.njit(cache=True, nogil=True)(_status)
+
+
+def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
+    head = numba.carray(user_data_, (_GMM_HEADER,), np.float64)
+    N = int(head[0])
+    d = int(head[1])
+    k = int(head[2])
+    m = 3 * d
+    total = _GMM_HEADER + N * m + N + 3 * d
+    buf = numba.carray(user_data_, (total,), np.float64)
+    o = _GMM_HEADER
+    F = buf[o : o + N * m].reshape((N, m))
+    o += N * m
+    cst = buf[o : o + N]
+    o += N
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    logp = numba.carray(logp_, (1,))
+    val = gmm_diag_logp(x, F, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d], buf[o + 2 * d : o + 3 * d],
+                        head[4], out)
+    logp[0] = val
+    return _status_jit(val, out)
+
+
+def _lca_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
+    head = numba.carray(user_data_, (_LCA_HEADER,), np.float64)
+    N = int(head[0])
+    C = int(head[1])
+    J = int(head[2])
+    k = int(head[3])
+    total = _LCA_HEADER + N * C + 3 * J
+    buf = numba.carray(user_data_, (total,), np.float64)
+    o = _LCA_HEADER
+    Y = buf[o : o + N * C].reshape((N, C))
+    o += N * C
+    offsets = buf[o : o + J].astype(np.int64)
+    ncat = buf[o + J : o + 2 * J].astype(np.int64)
+    free_offsets = buf[o + 2 * J : o + 3 * J].astype(np.int64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    logp = numba.carray(logp_, (1,))
+    if head[7] > 0.5:
+        val = lca_ordinal_logp(x, Y, offsets, ncat, free_offsets, k, head[4], head[5], head[6], out)
+    else:
+        val = lca_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)
+    logp[0] = val
+    return _status_jit(val, out)
+
+
+_EXPAND_SIG = numba.types.int64(
+    numba.types.uint64,
+    numba.types.uint64,
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.voidptr,
+)
+
+
+def _copy_c(dim, expanded, x_, out_, user_data_):  # pragma: no cover - compiled
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (expanded,))
+    for i in range(dim):
+        out[i] = x[i]
+    return 0
+
+
+_CFUNCS: dict[str, object] = {}
+
+
+def cfunc(name: str) -> object:
+    """The compiled C callback ``"gmm"``, ``"lca"`` or ``"copy"`` (compiled on first use)."""
+    if name not in _CFUNCS:
+        py, sig = {"gmm": (_gmm_c, _C_SIG), "lca": (_lca_c, _C_SIG), "copy": (_copy_c, _EXPAND_SIG)}[name]
+        _CFUNCS[name] = numba.cfunc(sig, cache=True, nogil=True)(py)
+    return _CFUNCS[name]

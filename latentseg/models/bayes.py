@@ -50,6 +50,7 @@ from latentseg.result import SegmentationResult
 __all__ = [
     "fit_bayes_gmm",
     "fit_bayes_lca",
+    "fit_sweep",
     "predict_proba",
     "prior_predictive_check",
     "compare_k",
@@ -69,6 +70,8 @@ EMPTY_SHARE = 0.01
 EMPTY_COUNT = 5
 #: keep the pointwise log-likelihood in the posterior tree up to this many (draw x respondent) cells
 KEEP_LOGLIK_CELLS = 5_000_000
+#: two segments whose respondents' memberships overlap this much (see _pair_overlap) are duplicates
+OVERLAP_MAX = 0.5
 #: E-BFMI below this suggests the sampler explored the energy distribution poorly (Betancourt)
 EBFMI_MIN = 0.3
 
@@ -85,10 +88,11 @@ class _Settings:
     keep_log_likelihood: bool | None
     progressbar: bool
     random_seed: int | None
+    cores: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        del out["random_seed"]
+        del out["random_seed"], out["cores"]  # cores changes the speed, not the draws
         return out
 
 
@@ -123,6 +127,7 @@ def fit_bayes_gmm(
     advi_iterations: int = 20000,
     keep_log_likelihood: bool | None = None,
     progressbar: bool = False,
+    cores: int | None = None,
     random_seed: int | None = None,
 ) -> SegmentationResult:
     """Fit a Bayesian Gaussian mixture (latent profile model) with ``k`` segments.
@@ -159,6 +164,9 @@ def fit_bayes_gmm(
         default: when it has at most 5 million cells.
     progressbar : bool, default False
         Show the sampler's progress bar (on stderr).
+    cores : int, optional
+        Chains run in parallel on up to this many cores (default: one per chain, at most the
+        machine's). The draws do not depend on it.
     random_seed : int, optional
         The one seed; same seed, same result.
 
@@ -205,7 +213,7 @@ def fit_bayes_gmm(
     from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
 
     settings = _settings(draws, tune, chains, sampler, target_accept, n_init, advi_iterations,
-                         keep_log_likelihood, progressbar, random_seed)
+                         keep_log_likelihood, progressbar, random_seed, cores)
     priors = GMMPriors(concentration, mean_scale, sd_scale, sd_log_sigma, lkj_eta)
     family = GaussianFamily(data, k, covariance, priors)
     return _fit(family, settings)
@@ -229,6 +237,7 @@ def fit_bayes_lca(
     advi_iterations: int = 20000,
     keep_log_likelihood: bool | None = None,
     progressbar: bool = False,
+    cores: int | None = None,
     random_seed: int | None = None,
 ) -> SegmentationResult:
     """Fit a Bayesian latent class model with ``k`` segments.
@@ -245,7 +254,7 @@ def fit_bayes_lca(
         (Dirichlet(item_concentration) prior). ``"ordinal"``: the adjacent-category logit of the
         EM engine, ``P(y = m | j) ∝ exp(m b_ji - sum_{l<m} tau_il)`` with thresholds shared by the
         segments (summing to zero per item) and segment locations ``b``.
-    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, random_seed
+    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, random_seed
         As in :func:`fit_bayes_gmm`.
     concentration : float, default 1.0
         Dirichlet concentration of the segment weights.
@@ -274,7 +283,7 @@ def fit_bayes_lca(
     from latentseg.models.bayes_lca import LCAPriors, LatentClassFamily
 
     settings = _settings(draws, tune, chains, sampler, target_accept, n_init, advi_iterations,
-                         keep_log_likelihood, progressbar, random_seed)
+                         keep_log_likelihood, progressbar, random_seed, cores)
     priors = LCAPriors(concentration, item_concentration, location_scale, threshold_scale)
     family = LatentClassFamily(data, k, measurement, priors)
     return _fit(family, settings)
@@ -388,6 +397,103 @@ def prior_predictive_check(
     return table
 
 
+def fit_sweep(
+    data: Any,
+    ks: Any,
+    model: str = "bayes-gmm",
+    *,
+    n_jobs: int = 1,
+    random_seed: int | None = None,
+    **options: Any,
+) -> list[SegmentationResult]:
+    """Fit a Bayesian model for every k in ``ks`` (compare them with :func:`compare_k`).
+
+    Every fit gets the same ``random_seed``, so ``fit_sweep(X, [2, 3], random_seed=1)[1]`` is
+    ``fit_bayes_gmm(X, 3, random_seed=1)``. With ``n_jobs > 1`` the k values run in that many
+    worker processes, largest k first (overfitted fits take longest), each fit's chains on
+    ``cores // n_jobs`` cores unless ``cores`` is given; the numba log density is compiled once
+    here first. Warnings raised in the workers are raised again here.
+
+    Parameters
+    ----------
+    data : DataFrame or array-like
+    ks : iterable of int
+    model : {"bayes-gmm", "bayes-lca"}, default "bayes-gmm"
+    n_jobs : int, default 1
+    random_seed : int, optional
+    **options
+        Passed to :func:`fit_bayes_gmm` / :func:`fit_bayes_lca`.
+
+    Returns
+    -------
+    list of SegmentationResult, in the order of ``ks``
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
+    >>> fits = fit_sweep(X, [1, 2], draws=200, tune=200, chains=2, random_seed=1)
+    >>> compare_k(fits).attrs["recommended_k"]
+    2
+    """
+    if model not in _SWEEP_MODELS:
+        raise ConfigError(f"fit_sweep supports 'bayes-gmm' and 'bayes-lca'; got {model!r}.")
+    ks = [_check_int("k", k, 1) for k in ks]
+    if not ks or len(set(ks)) != len(ks):
+        raise ConfigError(f"fit_sweep needs distinct values of k; got {ks}.")
+    n_jobs = _check_int("n_jobs", n_jobs, 1)
+    fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
+    if n_jobs == 1 or len(ks) == 1:
+        return [fit_fn(data, k, random_seed=random_seed, **options) for k in ks]
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    opts = dict(options)
+    opts.setdefault("cores", max(1, (os.cpu_count() or 1) // n_jobs))
+    if opts.get("sampler", "nutpie") != "advi":
+        _warm_kernel(model, data, min(ks), opts)
+    method = "fork" if ("fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1) else "spawn"
+    results: dict[int, SegmentationResult] = {}
+    with ProcessPoolExecutor(max_workers=min(n_jobs, len(ks)), mp_context=multiprocessing.get_context(method)) as pool:
+        futures = {k: pool.submit(_sweep_worker, model, data, k, random_seed, opts) for k in sorted(ks, reverse=True)}
+        for k in ks:
+            res, caught = futures[k].result()
+            for category, message in caught:
+                warnings.warn(message, category, stacklevel=2)
+            results[k] = res
+    return [results[k] for k in ks]
+
+
+_SWEEP_MODELS = ("bayes-gmm", "bayes-lca")
+
+
+def _sweep_worker(model: str, data: Any, k: int, seed: int | None, options: dict[str, Any]) -> tuple[Any, list]:
+    fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit_fn(data, k, random_seed=seed, **options)
+    return res, [(w.category, str(w.message)) for w in caught]
+
+
+def _warm_kernel(model: str, data: Any, k: int, options: Mapping[str, Any]) -> None:
+    """Compile (or load) the numba log density in this process before forking workers."""
+    if model == "bayes-gmm":
+        from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+
+        if options.get("covariance", "diag") != "diag":
+            return
+        family: Any = GaussianFamily(data, k, "diag", GMMPriors())
+    else:
+        from latentseg.models.bayes_lca import LatentClassFamily, LCAPriors
+
+        family = LatentClassFamily(data, k, options.get("measurement", "categorical"), LCAPriors())
+    rng = np.random.default_rng(0)
+    prior = family.sample_prior(rng, 1)
+    theta = family.theta_from_params({key: val[0] for key, val in prior.items()})
+    family.kernel()(theta, np.empty(theta.size))
+
+
 # ============================================================================ fitting loop
 def _check_int(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -406,6 +512,7 @@ def _settings(
     keep_log_likelihood: Any,
     progressbar: Any,
     random_seed: Any,
+    cores: Any = None,
 ) -> _Settings:
     if sampler not in SAMPLERS:
         raise ConfigError(f"The 'sampler' parameter must be one of {', '.join(SAMPLERS)}. Got {sampler!r} instead.")
@@ -429,6 +536,7 @@ def _settings(
         keep_log_likelihood=None if keep_log_likelihood is None else bool(keep_log_likelihood),
         progressbar=bool(progressbar),
         random_seed=None if random_seed is None else int(random_seed),
+        cores=None if cores is None else _check_int("cores", cores, 1),
     )
 
 
@@ -451,8 +559,9 @@ def _fit(family: Any, s: _Settings) -> SegmentationResult:
     return _summarise(family, em, em_messages, raw, s)
 
 
-def _cores(chains: int) -> int:
-    return max(1, min(chains, os.cpu_count() or 1))
+def _cores(s: _Settings) -> int:
+    limit = s.cores if s.cores is not None else (os.cpu_count() or 1)
+    return max(1, min(s.chains, limit))
 
 
 def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, g_init: np.random.Generator) -> _Draws:
@@ -466,13 +575,59 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
 
 
 def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> _Draws:
-    """nutpie's NUTS on the numba log density (one compiled function for every k and data set)."""
+    """nutpie's NUTS on the numba log density (one compiled function for every k and data set).
+
+    nutpie calls the C version of the log density directly from its threads (no Python in the
+    loop); where that is not available the Python-callable version is used (same draws, slower).
+    """
     import nutpie
+
+    theta0 = family.theta_from_params(start)
+
+    def initial_point(chain_seed: int) -> np.ndarray:
+        return family.jitter(theta0, np.random.default_rng(chain_seed))
+
+    def run(compiled: Any) -> Any:
+        return nutpie.sample(
+            compiled,
+            draws=s.draws,
+            tune=s.tune,
+            chains=s.chains,
+            cores=_cores(s),
+            seed=seed,
+            progress_bar=s.progressbar,
+            target_accept=s.target_accept,
+            save_warmup=False,
+        )
+
+    compiled = _c_model(family, theta0.size, initial_point)
+    trace = None
+    if compiled is not None:
+        try:
+            trace = run(compiled)
+            engine = "nutpie (numba log density, C callback)"
+        except (AttributeError, TypeError):  # pragma: no cover - nutpie's internals changed
+            trace = None
+    if trace is None:
+        trace = run(_pyfunc_model(family, theta0.size, initial_point))
+        engine = "nutpie (numba log density, Python callback)"
+    theta = np.asarray(trace.posterior["theta"].values, dtype=float)
+    ss = trace.sample_stats
+    return _Draws(
+        params=family.params_from_theta(theta),
+        diverging=np.asarray(ss["diverging"].values, dtype=bool),
+        energy=np.asarray(ss["energy"].values, dtype=float),
+        tree_depth=np.asarray(ss["depth"].values, dtype=float),
+        step_size=np.asarray(ss["step_size"].values, dtype=float)[:, -1],
+        info={"engine": engine},
+    )
+
+
+def _pyfunc_model(family: Any, nd: int, initial_point: Any) -> Any:
+    """nutpie model calling the numba log density through Python (nutpie's public ``from_pyfunc``)."""
     from nutpie.compiled_pyfunc import from_pyfunc
 
     kernel = family.kernel()
-    theta0 = family.theta_from_params(start)
-    nd = int(theta0.size)
 
     def make_logp_fn() -> Any:
         def logp(x: np.ndarray, **_: Any) -> tuple[float, np.ndarray]:
@@ -487,39 +642,69 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
 
         return expand
 
-    def initial_point(chain_seed: int) -> np.ndarray:
-        return family.jitter(theta0, np.random.default_rng(chain_seed))
+    return from_pyfunc(nd, make_logp_fn, make_expand_fn, [np.dtype("float64")], [(nd,)], ["theta"],
+                       make_initial_point_fn=initial_point)
 
-    compiled = from_pyfunc(
-        nd,
-        make_logp_fn,
-        make_expand_fn,
-        [np.dtype("float64")],
-        [(nd,)],
-        ["theta"],
-        make_initial_point_fn=initial_point,
-    )
-    trace = nutpie.sample(
-        compiled,
-        draws=s.draws,
-        tune=s.tune,
-        chains=s.chains,
-        cores=_cores(s.chains),
-        seed=seed,
-        progress_bar=s.progressbar,
-        target_accept=s.target_accept,
-        save_warmup=False,
-    )
-    theta = np.asarray(trace.posterior["theta"].values, dtype=float)
-    ss = trace.sample_stats
-    return _Draws(
-        params=family.params_from_theta(theta),
-        diverging=np.asarray(ss["diverging"].values, dtype=bool),
-        energy=np.asarray(ss["energy"].values, dtype=float),
-        tree_depth=np.asarray(ss["depth"].values, dtype=float),
-        step_size=np.asarray(ss["step_size"].values, dtype=float)[:, -1],
-        info={"engine": "nutpie (numba log density)"},
-    )
+
+#: set to False to force the Python-callback path (tests compare the two)
+USE_C_CALLBACK = True
+
+
+def _c_model(family: Any, nd: int, initial_point: Any) -> Any:
+    """nutpie model calling the C version of the log density (the mechanism nutpie uses for
+    numba-compiled PyMC models). Uses nutpie's compiled-extension classes, which are not public:
+    nutpie is pinned to 0.16.x, and any failure here falls back to :func:`_pyfunc_model`; a test
+    checks that both paths give identical draws."""
+    if not USE_C_CALLBACK or not hasattr(family, "c_kernel"):
+        return None
+    try:
+        from nutpie import _lib
+        from nutpie.sample import CompiledModel
+    except ImportError:  # pragma: no cover - other nutpie versions
+        return None
+    name, pack = family.c_kernel()
+    from latentseg.models._bayes_kernels import cfunc
+
+    logp_c, copy_c = cfunc(name), cfunc("copy")
+
+    @dataclasses.dataclass(frozen=True)
+    class _KernelModel(CompiledModel):
+        user_data: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1))
+
+        @property
+        def n_dim(self) -> int:
+            return nd
+
+        @property
+        def shapes(self) -> dict[str, tuple[int, ...]]:
+            return {"theta": (nd,)}
+
+        @property
+        def coords(self) -> dict[str, Any]:
+            return {}
+
+        def _make_model(self, init_mean: Any) -> Any:
+            ptr = self.user_data.ctypes.data
+            logp_fn = _lib.LogpFunc(logp_c.address, ptr, self)
+            expand_fn = _lib.ExpandFunc(nd, nd, copy_c.address, ptr, self)
+            sizes = {"theta_dim_0": nd}
+            variables = _lib.PyVariable.new_variables(["theta"], ["float64"], [(nd,)], sizes, {"theta": ("theta_dim_0",)})
+
+            def make_adapter(*args: Any, **kwargs: Any) -> Any:
+                raise NotImplementedError("flow adaptation is not supported for latentseg kernels")
+
+            coords = {"theta_dim_0": pd.RangeIndex(nd)}
+            return _lib.PyMcModel(logp_fn, expand_fn, variables, nd, sizes, coords, initial_point, make_adapter)
+
+        def _make_sampler(self, settings: Any, init_mean: Any, cores: Any, progress_type: Any,
+                          extra_callback: Any, extra_callback_rate: Any, store: Any) -> Any:
+            return _lib.PySampler.from_pymc(settings, cores, self._make_model(init_mean), progress_type,
+                                           extra_callback, extra_callback_rate, store)
+
+    try:
+        return _KernelModel(dims={}, user_data=pack)
+    except Exception:  # pragma: no cover - other nutpie versions
+        return None
 
 
 def _pymc_nuts(
@@ -539,7 +724,7 @@ def _pymc_nuts(
             draws=s.draws,
             tune=s.tune,
             chains=s.chains,
-            cores=_cores(s.chains),
+            cores=_cores(s),
             seed=seed,
             progress_bar=s.progressbar,
             target_accept=s.target_accept,
@@ -567,7 +752,7 @@ def _pymc_nuts(
             draws=s.draws,
             tune=s.tune,
             chains=s.chains,
-            cores=_cores(s.chains),
+            cores=_cores(s),
             random_seed=seed,
             progressbar=s.progressbar,
             nuts_sampler=s.sampler,
@@ -774,7 +959,10 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     empty_cut = max(EMPTY_SHARE, EMPTY_COUNT / n)
     empty = [int(j + 1) for j in np.flatnonzero(shares < empty_cut)]
     mean_params = {key: val.mean(axis=0) for key, val in flat.items()}
-    dups = [[int(a + 1), int(b + 1)] for a, b in family.duplicates(mean_params)]
+    overlap = _pair_overlap(z_mean)
+    close = set(family.duplicates(mean_params)) | {pair for pair, v in overlap.items() if v >= OVERLAP_MAX}
+    dups = [[int(a + 1), int(b + 1)] for a, b in sorted(close)]
+    diag["segment_overlap_max"] = max(overlap.values()) if overlap else 0.0
     diag["empty_segments"] = empty
     diag["duplicated_segments"] = dups
     diag["reference_order"] = ref_order
@@ -788,7 +976,8 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         )
     if dups:
         messages.append(
-            f"Segment pair(s) {dups} have nearly the same centers (duplicated segments): k = {k} is probably too many."
+            f"Segment pair(s) {dups} are duplicated (nearly the same centers, or respondents the fit cannot tell "
+            f"apart: membership overlap of {OVERLAP_MAX:g} or more): k = {k} is probably too many (a segment split in two)."
         )
     if l_res["n_bad_k"]:
         messages.append(
@@ -893,6 +1082,24 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         posterior=tree,
         extras=extras,
     )
+
+
+def _pair_overlap(z: np.ndarray) -> dict[tuple[int, int], float]:
+    """For each pair of segments (0-based), how alike the memberships of their respondents are:
+    the mean of ``2 min(z_a, z_b) / (z_a + z_b)`` over respondents whose modal segment is a or b
+    (0: always told apart; 1: the two segments are interchangeable)."""
+    k = z.shape[1]
+    modal = z.argmax(axis=1)
+    out: dict[tuple[int, int], float] = {}
+    for a in range(k):
+        for b in range(a + 1, k):
+            rows = (modal == a) | (modal == b)
+            if not rows.any():
+                continue
+            za, zb = z[rows, a], z[rows, b]
+            tot = np.maximum(za + zb, 1e-300)
+            out[(a, b)] = float(np.mean(2.0 * np.minimum(za, zb) / tot))
+    return out
 
 
 def _memberships(family: Any, flat: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1020,7 +1227,7 @@ def _verdict(diag: dict[str, Any], raw: _Draws, groups: list[list[int]], keep: l
         ok = False
         worst = max(diag["rhat_max_by_parameter"].items(), key=lambda kv: kv[1])[0]
         messages.append(
-            f"R-hat {rhat:.3f} > {RHAT_MAX} (worst: {worst}): the chains disagree. Run longer (more tune and draws), "
+            f"R-hat {rhat:.4f} > {RHAT_MAX} (worst: {worst}): the chains disagree. Run longer (more tune and draws), "
             "or reduce k if a segment is nearly empty or duplicated."
         )
     if diag.get("divergences"):

@@ -252,6 +252,13 @@ class GaussianFamily:
 
         return logp
 
+    def c_kernel(self) -> tuple[str, np.ndarray]:
+        """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
+        from latentseg.models._bayes_kernels import pack_gmm
+
+        return "gmm", pack_gmm(self.F, self.cst, self.k, float(self.priors.concentration), np.zeros(self.d),
+                               self._mean_sd, self._logsd_loc, float(self.priors.sd_log_sigma))
+
     def params_from_theta(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Constrained draws from kernel draws ``theta`` (..., n_free)."""
         k, d = self.k, self.d

@@ -277,6 +277,15 @@ class LatentClassFamily:
 
         return logp_cat
 
+    def c_kernel(self) -> tuple[str, np.ndarray]:
+        """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
+        from latentseg.models._bayes_kernels import pack_lca
+
+        pr = self.priors
+        return "lca", pack_lca(self.Y, self.offsets, self.ncat, self.free_offsets, self.k, float(pr.concentration),
+                               float(pr.item_concentration), float(pr.location_scale), float(pr.threshold_scale),
+                               self.ordinal)
+
     def params_from_theta(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Constrained draws from kernel draws ``theta`` (..., n_free)."""
         k, J = self.k, self.J

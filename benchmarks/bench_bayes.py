@@ -1,0 +1,234 @@
+"""Bayesian mixture benchmark: the k = 2..7 sweep against the plain PyMC approach, side by side.
+
+What is timed (each in a fresh Python process, imports and compilation included):
+
+* **ours**: :func:`latentseg.models.bayes.fit_sweep` over k = 2..7 (bayes-gmm, diagonal), 2 chains x
+  1000 tuning + 1000 draws, EM starting values, nutpie on our numba log density (one compiled
+  function for every k), the k values in 2 worker processes (``n_jobs=2``, largest k first), and
+  the same sweep sequentially (``n_jobs=1``, both chains in parallel);
+* **baseline**: the plain approach, one ``pm.sample`` per k with PyMC 6's defaults (nutpie through
+  PyMC, the PyMC model compiled by PyTensor per k), the same model and EM starting values.
+
+"Cold" runs start with empty compile caches (a fresh PyTensor ``base_compiledir``, which holds
+PyTensor's numba cache too, and a fresh ``NUMBA_CACHE_DIR`` for our kernels); "warm" runs reuse
+the caches of a previous run. Also: N = 10,000 x 20, k = 5 (ours, warm): time and peak memory.
+
+Data: ``simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)`` (true k = 4,
+every pair of segment means 3 within-segment sds apart, default unequal shares).
+
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_bayes.py [--no-baseline] [--no-large]``.
+Writes ``benchmarks/results/bayes_sweep.json`` and prints a table. The machine is shared: the
+load average before and after each run is recorded next to its time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "bayes_sweep.json"
+KS = list(range(2, 8))
+SAMPLING = {"draws": 1000, "tune": 1000, "chains": 2}
+
+
+# ------------------------------------------------------------------------------- workers
+def _worker_ours(n_jobs: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    import warnings
+
+    from latentseg.models.bayes import compare_k, fit_sweep
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    t_import = time.perf_counter() - t0
+    X, _ = simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = fit_sweep(X, KS, n_jobs=n_jobs, random_seed=1, **SAMPLING)
+        table = compare_k(fits)
+    total = time.perf_counter() - t0
+    return {
+        "total_s": total,
+        "import_s": t_import,
+        "recommended_k": table.attrs["recommended_k"],
+        "rule": table.attrs["rule"],
+        "per_k": [_summary(f) for f in fits],
+    }
+
+
+def _summary(f: Any) -> dict[str, Any]:
+    d = f.diagnostics
+    return {
+        "k": f.k,
+        "converged": bool(d["converged"]),
+        "rhat_max": d["rhat_max"],
+        "ess_bulk_min": d["ess_bulk_min"],
+        "divergences": d["divergences"],
+        "tree_depth_mean": d.get("tree_depth_mean"),
+        "modes": len(d["modes"]),
+        "empty_segments": d["empty_segments"],
+        "duplicated_segments": d["duplicated_segments"],
+        "elpd_loo": f.criteria["loo"],
+        "loo_se": f.criteria["loo_se"],
+        "elpd_waic": f.criteria["waic"],
+        "bic_em": f.criteria["bic"],
+        "pareto_k_bad": d["pareto_k_bad"],
+        "shares": [round(float(x), 4) for x in f.shares],
+    }
+
+
+def _worker_baseline() -> dict[str, Any]:
+    """One pm.sample per k with PyMC's defaults (nutpie through PyMC when installed), EM starts."""
+    t0 = time.perf_counter()
+    import warnings
+
+    import arviz as az
+    import numpy as np
+    import pymc as pm
+
+    from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    t_import = time.perf_counter() - t0
+    X, _ = simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)
+    per_k = []
+    for k in KS:
+        t = time.perf_counter()
+        fam = GaussianFamily(X, k, "diag", GMMPriors())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            em = fam.em_start(1, 10)
+            model = fam.pymc_model()
+            idata = pm.sample(model=model, initvals=fam.pymc_initvals(fam.start_params(em)), random_seed=k,
+                              progressbar=False, **SAMPLING)
+            rhat = az.rhat(idata)
+        rmax = max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)
+        div = int(idata["sample_stats"]["diverging"].values.sum())
+        per_k.append({"k": k, "seconds": time.perf_counter() - t, "rhat_max_no_relabelling": rmax, "divergences": div})
+    return {"total_s": time.perf_counter() - t0, "import_s": t_import, "per_k": per_k}
+
+
+def _worker_large() -> dict[str, Any]:
+    import resource
+    import warnings
+
+    t0 = time.perf_counter()
+    from latentseg.models.bayes import fit_bayes_gmm
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    X, _ = simulate_gaussian_mixture(10_000, k=5, d=20, separation=3.0, random_seed=2027)
+    t1 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit_bayes_gmm(X, 5, random_seed=1, **SAMPLING)
+    fit_s = time.perf_counter() - t1
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "total_s": time.perf_counter() - t0,
+        "fit_s": fit_s,
+        "peak_rss_mb": peak_kb / 1024,
+        "kept_log_likelihood": "log_likelihood" in f.posterior.children,
+        **_summary(f),
+    }
+
+
+# ------------------------------------------------------------------------------- driver
+def _run(kind: str, arg: str, cold: bool) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    tmp = None
+    if cold:
+        tmp = tempfile.mkdtemp(prefix="latentseg_cold_")
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp}/pytensor"
+        env["NUMBA_CACHE_DIR"] = f"{tmp}/numba"
+    load0 = os.getloadavg()[0]
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, "--arg", arg], env=env, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {kind} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out.update({"wall_s": wall, "cold": cold, "load_before": load0, "load_after": os.getloadavg()[0]})
+    if tmp is not None:
+        subprocess.run(["rm", "-rf", tmp], check=False)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker")
+    ap.add_argument("--arg", default="")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--no-large", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        if args.worker == "ours":
+            res = _worker_ours(int(args.arg))
+        elif args.worker == "baseline":
+            res = _worker_baseline()
+        else:
+            res = _worker_large()
+        print(json.dumps(res))
+        return
+
+    import numpy as np
+
+    runs: dict[str, Any] = {}
+    runs["ours_cold_njobs2"] = _run("ours", "2", cold=True)
+    _run("ours", "2", cold=False)  # fill the default caches
+    runs["ours_warm_njobs2"] = _run("ours", "2", cold=False)
+    runs["ours_warm_njobs1"] = _run("ours", "1", cold=False)
+    if not args.no_baseline:
+        runs["baseline_cold"] = _run("baseline", "", cold=True)
+        _run("baseline", "", cold=False)
+        runs["baseline_warm"] = _run("baseline", "", cold=False)
+    if not args.no_large:
+        runs["large_n10000_d20_k5"] = _run("large", "", cold=False)
+    ratios = {}
+    if "baseline_cold" in runs:
+        ratios["cold_baseline_over_ours"] = runs["baseline_cold"]["wall_s"] / runs["ours_cold_njobs2"]["wall_s"]
+        ratios["warm_baseline_over_ours"] = runs["baseline_warm"]["wall_s"] / runs["ours_warm_njobs2"]["wall_s"]
+    import arviz
+    import numba
+    import nutpie
+    import pymc
+
+    doc = {
+        "benchmark": "bayes-gmm k-sweep 2..7, N=400 x 8 (true k=4), 2 chains x (1000 tune + 1000 draws)",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "versions": {"pymc": pymc.__version__, "nutpie": nutpie.__version__, "arviz": arviz.__version__,
+                     "numba": numba.__version__, "numpy": np.__version__},
+        "targets": {"cold_s": 20, "warm_s": 10, "baseline_reported_cold_s": 73, "baseline_reported_warm_s": 38},
+        "runs": runs,
+        "ratios": ratios,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(doc, indent=1))
+    print(f"{'run':28s} {'wall s':>8s} {'load':>10s}")
+    for name, r in runs.items():
+        print(f"{name:28s} {r['wall_s']:8.1f} {r['load_before']:5.1f}/{r['load_after']:4.1f}")
+    for name in ("ours_warm_njobs2", "baseline_warm"):
+        if name in runs:
+            print(f"\n{name}: per k")
+            for row in runs[name]["per_k"]:
+                print("  ", {key: row[key] for key in row if key in ("k", "seconds", "converged", "rhat_max",
+                                                                        "rhat_max_no_relabelling", "divergences",
+                                                                        "empty_segments", "duplicated_segments",
+                                                                        "elpd_loo", "shares")})
+    print("\nratios:", ratios)
+    print("wrote", OUT)
+
+
+if __name__ == "__main__":
+    main()
