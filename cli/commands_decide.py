@@ -25,8 +25,6 @@ from latentseg.cli._common import command, echo_json, info, out_console
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Profile columns used as the current solution when present (segment map).
-CURRENT_SOLUTION_COLUMNS = ("current_solution", "current_tool")
 WEIGHTINGS = ("proportional", "bch", "modal")
 
 
@@ -135,7 +133,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--current-solution",
-                help="Profile column naming the current solution [current_solution or current_tool if present].",
+                help="Profile column naming the current solution [a column named like current_tool / current_solution].",
             ),
         ] = None,
         top: Annotated[int | None, typer.Option("--top", help="Defining outcomes per segment [config: 5].")] = None,
@@ -153,7 +151,7 @@ def register(app: typer.Typer) -> None:
         from latentseg.finder import finder
         from latentseg.overlay import overlay
         from latentseg.profiling import profile
-        from latentseg.segmap import segment_map
+        from latentseg.segmap import find_current_solution_column, segment_map
         from latentseg.sizing import size_segments
 
         if weighting not in WEIGHTINGS:
@@ -202,10 +200,9 @@ def register(app: typer.Typer) -> None:
                     notes.append(f"finder not fitted: {exc}")
             notes.extend(str(w.message) for w in caught if issubclass(w.category, LatentsegWarning))
         dist = distal(result, prof_df, di_cols, method=distal_method) if di_cols else None
-        if current is None:
-            current = next((c for c in CURRENT_SOLUTION_COLUMNS if c in prof_df.columns), None)
-        elif current not in prof_df.columns:
+        if current is not None and current not in prof_df.columns:
             _fail(f"--current-solution column {current!r} is not in the survey's profile columns ({source}).")
+        current = find_current_solution_column(prof_df, current)
         scfg = cfg.get("size") or {}
         sizing = None
         tam = float(scfg.get("tam") or 0)

@@ -47,12 +47,9 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
             finite = vals[np.isfinite(vals)]
             if np.array_equal(finite, np.round(finite)):
                 whole[c] = col.round().astype("Int64")
-    frame = frame.assign(**whole)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+    from latentseg.io import write_table
+
+    write_table(frame.assign(**whole), path)
 
 
 def register(app: typer.Typer) -> None:

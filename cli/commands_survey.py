@@ -156,14 +156,6 @@ def _print_summary(summary: dict[str, Any], report: CleaningReport, warned: list
             console.print(f"  ... and {len(report.excluded) - 25} more (--json lists all)")
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-
-
 def register(app: typer.Typer) -> None:
     @command(app, "validate")
     def validate(
@@ -229,8 +221,10 @@ def register(app: typer.Typer) -> None:
         scores = opportunity_scores(data)
         landscape = opportunity_landscape(data, by=by)
         landscape_path = output.with_name(f"{output.stem}_landscape{output.suffix}")
-        _write(scores.reset_index(), output)
-        _write(landscape, landscape_path)
+        from latentseg.io import write_table
+
+        write_table(scores.reset_index(), output)
+        write_table(landscape, landscape_path)
         info(
             f"wrote {escape(str(output))} ({scores.shape[0]} respondents x {scores.shape[1]} outcomes) "
             f"and {escape(str(landscape_path))}"

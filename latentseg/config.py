@@ -172,6 +172,7 @@ KEYS: tuple[Key, ...] = (
     Key("profile", "overlay", "list[str]", [], "Profile columns cross-tabulated against segments; empty = all."),
     Key("profile", "distal", "list[str]", [], "Outcomes of interest (e.g. plan price) compared across segments after the fit."),
     Key("profile", "top_outcomes", "int", 5, "Defining underserved outcomes listed per segment.", low=1),
+    Key("profile", "current_solution", "str", "", "Profile column naming each respondent's current solution (segment map); empty = a column whose name contains current, incumbent or existing."),
     # [size]
     Key("size", "tam", "number", 0, "Total addressable market (customers); 0 = shares only.", low=0),
     Key("size", "arpu", "float", 0.0, "Average revenue per customer for market value; 0 = none.", low=0.0),

@@ -577,7 +577,9 @@ def run_pipeline(
         # ---------------------------------------------------------------- 9 segment map
         with _Timer("segment map"):
             dims_frame, dims, dims_why = _dimensions(profiles, clean_survey.outcomes, result, reduction, cfg["report"]["dimensions"])
-            seg_map, current_col = _segment_map(result, profiles, sizing, overlays, prof_df)
+            seg_map, current_col = _segment_map(
+                result, profiles, sizing, overlays, prof_df, cfg["profile"]["current_solution"]
+            )
             if current_col:
                 notes.append(f"current solution per segment from the profile column '{current_col}'")
 
@@ -716,15 +718,14 @@ def _comparison(selection: Any, result: Any, family: str, k: int, data: Any, cat
         return compare(km, result, names=("k-means", family)), note
 
 
-def _segment_map(result: Any, profiles: Any, sizing: Any, overlays: Any, profile_df: pd.DataFrame) -> tuple[Any, str | None]:
+def _segment_map(
+    result: Any, profiles: Any, sizing: Any, overlays: Any, profile_df: pd.DataFrame, configured: str = ""
+) -> tuple[Any, str | None]:
     """The segment map (playbook step 9); the current solution comes from a profile column whose
     name says so (``current_tool``, ``current_solution`` ...), when the survey has one."""
-    from latentseg.segmap import segment_map
+    from latentseg.segmap import find_current_solution_column, segment_map
 
-    current = next(
-        (str(c) for c in profile_df.columns if re.search(r"current|incumbent|existing", str(c), re.IGNORECASE)),
-        None,
-    )
+    current = find_current_solution_column(profile_df, configured or None)
     smap = segment_map(
         result,
         profiles=profiles,

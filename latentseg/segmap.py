@@ -423,3 +423,29 @@ def segment_map(
     return SegmentMap(
         segments=tuple(out), rule=rule_text, current_solution_column=current_solution_column, notes=tuple(notes)
     )
+
+
+def find_current_solution_column(profile_df: pd.DataFrame, configured: str | None = None) -> str | None:
+    """The profile column that names each respondent's current solution, for the segment map.
+
+    ``configured`` (``[profile] current_solution``) wins; otherwise the first column whose name
+    contains ``current``, ``incumbent`` or ``existing`` (``current_tool``, ``current_solution`` ...).
+
+    Examples
+    --------
+    >>> find_current_solution_column(pd.DataFrame(columns=["role", "current_tool"]))
+    'current_tool'
+    """
+    import re
+
+    if configured:
+        if configured not in profile_df.columns:
+            raise ConfigError(
+                f"The current-solution column {configured!r} is not a profile column; "
+                f"profile columns are {list(map(str, profile_df.columns))}."
+            )
+        return configured
+    return next(
+        (str(c) for c in profile_df.columns if re.search(r"current|incumbent|existing", str(c), re.IGNORECASE)),
+        None,
+    )

@@ -184,3 +184,17 @@ def test_package_level_segment_map_is_callable_after_submodule_import():
 
     r, p = _toy([0.6, 0.4], [3, 0])
     assert ls.segment_map(r, profiles=p).recommendations == {1: "target", 2: "deprioritize"}
+
+
+def test_current_solution_column_configured_or_found_by_name():
+    import pandas as pd
+
+    from latentseg.errors import ConfigError
+    from latentseg.segmap import find_current_solution_column
+
+    df = pd.DataFrame(columns=["role", "incumbent_vendor", "tool"])
+    assert find_current_solution_column(df) == "incumbent_vendor"
+    assert find_current_solution_column(df, "tool") == "tool"
+    assert find_current_solution_column(pd.DataFrame(columns=["role"])) is None
+    with pytest.raises(ConfigError, match="The current-solution column 'nope' is not a profile column"):
+        find_current_solution_column(df, "nope")

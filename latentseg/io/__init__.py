@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from latentseg.io.readers import read_survey, read_table, survey_from_frame
+from latentseg.io.readers import read_survey, read_table, survey_from_frame, write_table
 
-__all__ = ["read_survey", "survey_from_frame", "read_table"]
+__all__ = ["read_survey", "survey_from_frame", "read_table", "write_table"]

@@ -233,6 +233,36 @@ def _kind(path: Path, head: bytes) -> str:
     return "text"
 
 
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table as Parquet (``.parquet``) or CSV (anything else), creating the folder.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Written without its index (reset it first to keep one).
+    path : str or Path
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = write_table(pd.DataFrame({"a": [1]}), pathlib.Path(tempfile.mkdtemp()) / "t.csv")
+    >>> p.read_text().split()
+    ['a', '1']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
 def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFrame:
     """Read any table latentseg reads (CSV with sniffed delimiter and encoding, Qualtrics CSV,
     Parquet, Excel, SPSS) into a DataFrame, without survey validation.
