@@ -132,6 +132,19 @@ def test_c_callback_and_python_callback_give_identical_draws(model: str, monkeyp
         np.testing.assert_array_equal(fast.posterior["posterior"][name].values, slow.posterior["posterior"][name].values)
 
 
+@pytest.mark.xdist_group("bayes")
+def test_saved_and_loaded_fit_scores_the_same(small_fit: object, small_gmm: tuple[pd.DataFrame, np.ndarray],
+                                             tmp_path: object) -> None:
+    from latentseg.artifacts import load_result, save_result
+
+    X, _ = small_gmm
+    path = save_result(small_fit, tmp_path / "fit.nc")  # type: ignore[operator]
+    back = load_result(path)
+    assert back.model == "bayes-gmm" and set(back.posterior.children) >= {"posterior", "log_likelihood"}
+    np.testing.assert_array_equal(back.memberships, small_fit.memberships)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(predict_proba(back, X), predict_proba(small_fit, X))
+
+
 def test_bad_settings_raise_one_clear_error(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, _ = small_gmm
     with pytest.raises(ConfigError, match="'sampler' parameter must be one of nutpie, pymc, numpyro, advi"):

@@ -206,7 +206,7 @@ def fit_bayes_gmm(
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
-    >>> r = fit_bayes_gmm(X, 2, draws=200, tune=200, chains=2, random_seed=1)
+    >>> r = fit_bayes_gmm(X, 2, draws=1000, tune=1000, chains=2, random_seed=1)
     >>> r.interval_method, r.shares.round(1).tolist()
     ('95% credible', [0.6, 0.4])
     """
@@ -276,7 +276,7 @@ def fit_bayes_lca(
     --------
     >>> df = pd.DataFrame({"q1": list("aabbaabbab" * 6), "q2": list("xxyyxxyyxy" * 6),
     ...                    "q3": list("uuvvuuvvuv" * 6)})
-    >>> r = fit_bayes_lca(df, 2, draws=200, tune=200, chains=2, random_seed=1)
+    >>> r = fit_bayes_lca(df, 2, draws=1000, tune=1000, chains=2, random_seed=1)
     >>> r.model, r.k
     ('bayes-lca', 2)
     """
@@ -312,7 +312,7 @@ def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
-    >>> r = fit_bayes_gmm(X, 2, draws=200, tune=200, chains=2, random_seed=1)
+    >>> r = fit_bayes_gmm(X, 2, draws=1000, tune=1000, chains=2, random_seed=1)
     >>> predict_proba(r, np.array([[5.0, 5.0]])).round(2).tolist()
     [[0.0, 1.0]]
     """
@@ -432,7 +432,7 @@ def fit_sweep(
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
-    >>> fits = fit_sweep(X, [1, 2], draws=200, tune=200, chains=2, random_seed=1)
+    >>> fits = fit_sweep(X, [1, 2], draws=1000, tune=1000, chains=2, random_seed=1)
     >>> compare_k(fits).attrs["recommended_k"]
     2
     """
@@ -1026,7 +1026,6 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     keep_ll = s.keep_log_likelihood
     if keep_ll is None:
         keep_ll = loglik.size <= KEEP_LOGLIK_CELLS
-    post_kept = _dataset(family.posterior_variables(pk), family, keep, S)
     nodes: dict[str, Any] = {"posterior": post_kept}
     stats = _stats_dataset(raw, keep, S)
     if stats is not None:
