@@ -36,6 +36,7 @@ def _lca_data(ordinal: bool) -> pd.DataFrame:
 def _families() -> list[tuple[str, object]]:
     return [
         ("gmm", GaussianFamily(_gmm_data(), 3, "diag", GMMPriors(concentration=1.5))),
+        ("gmm-complete", GaussianFamily(_gmm_data(missing=False), 3, "diag", GMMPriors(sd_scale=0.7))),
         ("lca-categorical", LatentClassFamily(_lca_data(False), 3, "categorical", LCAPriors(item_concentration=0.8))),
         ("lca-ordinal", LatentClassFamily(_lca_data(True), 3, "ordinal", LCAPriors())),
     ]

@@ -446,14 +446,14 @@ def fit_sweep(
     if n_jobs == 1 or len(ks) == 1:
         return [fit_fn(data, k, random_seed=random_seed, **options) for k in ks]
     import multiprocessing
-    import threading
     from concurrent.futures import ProcessPoolExecutor
 
     opts = dict(options)
     opts.setdefault("cores", max(1, (os.cpu_count() or 1) // n_jobs))
     if opts.get("sampler", "nutpie") != "advi":
         _warm_kernel(model, data, min(ks), opts)
-    method = "fork" if ("fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1) else "spawn"
+    # fork is fast (nothing to import again) but unsafe once threads exist (e.g. after a sampler ran)
+    method = "fork" if ("fork" in multiprocessing.get_all_start_methods() and _n_threads() == 1) else "spawn"
     results: dict[int, SegmentationResult] = {}
     with ProcessPoolExecutor(max_workers=min(n_jobs, len(ks)), mp_context=multiprocessing.get_context(method)) as pool:
         futures = {k: pool.submit(_sweep_worker, model, data, k, random_seed, opts) for k in sorted(ks, reverse=True)}
@@ -466,6 +466,27 @@ def fit_sweep(
 
 
 _SWEEP_MODELS = ("bayes-gmm", "bayes-lca")
+
+
+def _n_threads() -> int:
+    """Threads of this process (the OS's count where it can be read), not counting jemalloc's
+    background thread (started by pyarrow when pandas is imported; it is fork-safe)."""
+    import threading
+
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return threading.active_count()
+    count = 0
+    for t in tasks:
+        try:
+            with open(f"/proc/self/task/{t}/comm") as fh:
+                if fh.read().strip() == "jemalloc_bg_thd":
+                    continue
+        except OSError:
+            pass
+        count += 1
+    return count
 
 
 def _sweep_worker(model: str, data: Any, k: int, seed: int | None, options: dict[str, Any]) -> tuple[Any, list]:

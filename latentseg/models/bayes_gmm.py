@@ -157,7 +157,10 @@ class GaussianFamily:
         self.scale = np.where(self.scale > 0, self.scale, 1.0)
         xc = np.where(self.obs, X - self.center, 0.0)
         o = self.obs.astype(float)
-        self.F = np.ascontiguousarray(np.concatenate([xc * xc, xc, o], axis=1))
+        # without missing values the observed-indicator block is all ones: the kernels skip it
+        blocks = [xc * xc, xc, o] if not self.obs.all() else [xc * xc, xc]
+        self.F = np.ascontiguousarray(np.concatenate(blocks, axis=1))
+        self.F_full = np.concatenate([xc * xc, xc, o], axis=1) if self.obs.all() else self.F
         self.cst = -0.5 * _LOG_2PI * o.sum(axis=1)
         self.Xc = xc
         k_, d = self.k, self.d
@@ -295,7 +298,7 @@ class GaussianFamily:
                 sd = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims=("segment", "outcome"))
                 inv = 1.0 / pt.sqr(sd)
                 P = pt.concatenate([(-0.5 * inv).T, (muc * inv).T, (-0.5 * pt.sqr(muc) * inv - pt.log(sd)).T], axis=0)
-                comp = pt.dot(pt.as_tensor(self.F), P) + self.cst[:, None]
+                comp = pt.dot(pt.as_tensor(self.F_full), P) + self.cst[:, None]
             else:
                 cols = []
                 for j in range(k):
@@ -366,7 +369,7 @@ class GaussianFamily:
             muc = p["means"] - self.center  # (S, k, d)
             inv = 1.0 / np.square(p["sds"])
             P = np.concatenate([-0.5 * inv, muc * inv, -0.5 * muc * muc * inv - np.log(p["sds"])], axis=2)
-            out = np.matmul(self.F[rows][None], np.swapaxes(P, 1, 2))
+            out = np.matmul(self.F_full[rows][None], np.swapaxes(P, 1, 2))
             out += self.cst[rows][None, :, None]
             return out
         chols = p["chols"]  # (S, k, d, d)
