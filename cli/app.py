@@ -7,6 +7,7 @@ so ``latentseg --help`` and ``--version`` stay fast.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Annotated
 
 import typer
@@ -33,6 +34,18 @@ COMMAND_MODULES = (
 )
 
 
+_default_formatwarning = warnings.formatwarning
+
+
+def _formatwarning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+    """latentseg's own warnings read as one line for CLI users (no source file, no code line)."""
+    from latentseg.errors import LatentsegWarning
+
+    if issubclass(category, LatentsegWarning):
+        return f"warning: {message}\n"
+    return _default_formatwarning(message, category, filename, lineno, line)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"latentseg {__version__}")
@@ -48,6 +61,7 @@ def _root(
 ) -> None:
     """latentseg: need-based customer segments with honest uncertainty."""
     state.quiet = quiet
+    warnings.formatwarning = _formatwarning
 
 
 for _name in COMMAND_MODULES:

@@ -76,3 +76,15 @@ def test_package_functions_are_not_shadowed_by_submodules():
     for name, module in ls._LAZY.items():
         importlib.import_module(module)  # importing the defining module must not rebind the name
         assert not isinstance(getattr(ls, name), type(ls)), f"latentseg.{name} is a module"
+
+
+def test_cli_prints_latentseg_warnings_as_one_line():
+    import warnings
+
+    from latentseg.cli.app import _formatwarning
+    from latentseg.errors import LatentsegWarning
+
+    text = _formatwarning(LatentsegWarning("scale inferred"), LatentsegWarning, "x.py", 3, "code()")
+    assert text == "warning: scale inferred\n"
+    assert "x.py" in _formatwarning(UserWarning("other"), UserWarning, "x.py", 3, "code()")
+    assert warnings.formatwarning is not None
