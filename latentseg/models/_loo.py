@@ -118,7 +118,10 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
     tree = xr.DataTree.from_dict(groups)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # passed on below as our own message
-        res = az.loo(tree, pointwise=True, var_name="loglik", reff=None if posterior is not None else 1.0)
+        try:
+            res = az.loo(tree, pointwise=True, var_name="loglik", reff=None if posterior is not None else 1.0)
+        except ValueError as exc:  # e.g. "All tail values are the same": chains that did not move
+            return _tis_loo(ll, reason=str(exc))
     pk = np.asarray(res.pareto_k, dtype=float)
     thr = float(res.good_k) if getattr(res, "good_k", None) is not None else 0.7
     return {
@@ -130,6 +133,36 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
         "k_threshold": thr,
         "n_bad_k": int((pk > thr).sum()),
         "warning": bool(res.warning),
+    }
+
+
+def _tis_loo(ll: np.ndarray, reason: str) -> dict[str, Any]:
+    """Truncated importance-sampling LOO (Ionides 2008), used when PSIS cannot fit its tail.
+
+    Weights ``1 / p(y_i | theta_s)`` are truncated at ``mean(w) * sqrt(S)``; there is no Pareto k,
+    so every respondent is reported as unreliable and ``warning`` is set, with the reason.
+    """
+    from scipy.special import logsumexp
+
+    S = ll.shape[0] * ll.shape[1]
+    flat = ll.reshape(S, -1)
+    log_w = -flat - np.max(-flat, axis=0)
+    w = np.exp(log_w)
+    w = np.minimum(w, w.mean(axis=0) * np.sqrt(S))
+    log_wn = np.log(w) - np.log(w.sum(axis=0))
+    elpd_i = logsumexp(log_wn + flat, axis=0)
+    lppd = float(np.sum(logsumexp(flat, axis=0) - np.log(S)))
+    n = flat.shape[1]
+    return {
+        "elpd_loo": float(elpd_i.sum()),
+        "se": float(np.sqrt(n * np.var(elpd_i))),
+        "p_loo": float(lppd - elpd_i.sum()),
+        "pointwise": elpd_i,
+        "pareto_k": np.full(n, np.nan),
+        "k_threshold": 0.7,
+        "n_bad_k": n,
+        "warning": True,
+        "method": f"truncated importance sampling (PSIS failed: {reason})",
     }
 
 
