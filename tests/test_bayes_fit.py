@@ -340,3 +340,29 @@ def test_overfitted_k_on_two_segments_is_flagged() -> None:
     # a true segment split in two or three pieces: duplicated segments, or chains that disagree
     assert d["empty_segments"] or d["duplicated_segments"] or not d["converged"]
     assert d["segment_overlap_max"] > 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("covariance", ["diag", "full"])
+def test_pymc_sampler_path(covariance: str) -> None:
+    """sampler="pymc" runs PyMC's NUTS on the PyMC model (the full-covariance model has no numba
+    kernel, so this is also its path). PyTensor's Python linker keeps the compile cheap on an empty
+    cache; the draws must agree with the nutpie fit of the same model."""
+    import pytensor
+    from pytensor.compile.mode import Mode
+
+    X, z = simulate_gaussian_mixture(80, k=2, d=2, separation=6.0, random_seed=31)
+    opts = {"draws": 150, "tune": 150, "chains": 2, "cores": 1, "random_seed": 4, "covariance": covariance}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)  # few draws; agreement is checked below
+        with pytensor.config.change_flags(mode=Mode(linker="py", optimizer="fast_compile"), cxx=""):
+            r = fit_bayes_gmm(X, 2, sampler="pymc", **opts)
+    assert r.diagnostics["engine"] == "pymc NUTS on the PyMC model"
+    assert r.diagnostics["divergences"] == 0
+    assert adjusted_rand_score(z, r.assignment) > 0.95
+    np.testing.assert_allclose(r.shares, np.bincount(z)[1:] / len(z), atol=0.08)
+    post = r.posterior["posterior"]
+    assert ("covariances" in post) == (covariance == "full")
+    if covariance == "full":
+        assert r.params["covariances"].shape == (2, 2, 2)
+        np.testing.assert_allclose(predict_proba(r, X), r.memberships, atol=0.05)
