@@ -204,17 +204,22 @@ class RawTable:
 
 
 # ----------------------------------------------------------------------------- file formats
+def _unreadable(source: str, exc: OSError) -> SurveyError:
+    """One message for a survey file the operating system will not hand over."""
+    if isinstance(exc, FileNotFoundError):
+        return SurveyError(f"{source}: no such file; expected a survey file (CSV, Parquet, Excel .xlsx or SPSS .sav).")
+    if isinstance(exc, IsADirectoryError):
+        return SurveyError(f"{source}: is a folder; expected a survey file.")
+    if isinstance(exc, PermissionError):
+        return SurveyError(f"{source}: cannot be read (permission denied).")
+    return SurveyError(f"{source}: cannot be read ({exc.strerror or exc}).")
+
+
 def _read_bytes(path: Path, source: str) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise SurveyError(f"{source}: no such file; expected a survey file (CSV, Parquet, Excel .xlsx or SPSS .sav).") from None
-    except IsADirectoryError:
-        raise SurveyError(f"{source}: is a folder; expected a survey file.") from None
-    except PermissionError:
-        raise SurveyError(f"{source}: cannot be read (permission denied).") from None
     except OSError as exc:
-        raise SurveyError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
+        raise _unreadable(source, exc) from None
 
 
 def _kind(path: Path, head: bytes) -> str:
@@ -298,14 +303,8 @@ def _read_head(path: Path, source: str, size: int = 8) -> bytes:
     try:
         with open(path, "rb") as fh:
             return fh.read(size)
-    except FileNotFoundError:
-        raise SurveyError(f"{source}: no such file; expected a survey file (CSV, Parquet, Excel .xlsx or SPSS .sav).") from None
-    except IsADirectoryError:
-        raise SurveyError(f"{source}: is a folder; expected a survey file.") from None
-    except PermissionError:
-        raise SurveyError(f"{source}: cannot be read (permission denied).") from None
     except OSError as exc:
-        raise SurveyError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
+        raise _unreadable(source, exc) from None
 
 
 def _read_raw(path: Path, *, sheet: str | int | None = None, rating_hint: Any = None) -> RawTable:
