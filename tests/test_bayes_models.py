@@ -208,3 +208,21 @@ def test_prior_draws_match_the_declared_priors() -> None:
     tau = q["thresholds"]
     assert np.abs(tau[:, 0, :3].sum(axis=1)).max() < 1e-12  # zero-sum per item
     assert tau[:, 0, 0].std() == pytest.approx(2.0 * math.sqrt(1 - 1 / 3), rel=0.06)
+
+
+def test_vectorised_exp_matches_numpy_to_a_few_ulp() -> None:
+    """The kernels' own exp (Estrin polynomial + exponent bits) against numpy's, including the
+    range-reduction boundaries and the clamp at -700."""
+    from latentseg.models._bayes_kernels import exp_inplace
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([
+        -np.abs(rng.normal(0, 30, 20_000)),
+        -np.abs(rng.normal(0, 0.5, 20_000)),
+        [0.0, -1e-300, -0.5 * math.log(2), -1.5 * math.log(2), -699.9, -700.0, -745.0, -1e10],
+    ])
+    got = x.copy()
+    exp_inplace(got, np.empty(x.size, dtype=np.int64))
+    ref = np.exp(np.maximum(x, -700.0))
+    assert np.all(np.isfinite(got)) and np.all(got > 0)
+    assert np.max(np.abs(got - ref) / ref) < 5e-16

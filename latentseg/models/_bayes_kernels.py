@@ -51,6 +51,11 @@ _LOGSD_LIMIT = 30.0
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
+#: 1.5 * 2**52: adding it to a double of magnitude < 2**51 rounds it to an integer held in the low
+#: bits of the sum's bit pattern (the round-to-integer step without a float -> int conversion,
+#: which AVX2 cannot vectorise)
+_MAGIC = 6755399441055744.0
+_MAGIC_BITS = 0x4338000000000000
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
@@ -59,34 +64,36 @@ def exp_inplace(v: np.ndarray, bits: np.ndarray) -> None:
     (numba's ``math.exp`` is a scalar library call: 3 to 6 times slower here).
 
     exp(x) = 2^m exp(r), m = round(x / ln 2), |r| <= ln(2) / 2, exp(r) by its Taylor polynomial
-    of degree 13 (truncation error below 1e-17 relative), 2^m assembled in the exponent bits
-    (``bits`` is int64 scratch of the same length). Arguments below -700 are treated as -700
+    of degree 13 (truncation error below 1e-17 relative) evaluated by Estrin's scheme (four
+    dependent steps instead of Horner's thirteen), 2^m assembled in the exponent bits (``bits``
+    is int64 scratch of the same length). Arguments below -700 are treated as -700
     (exp(-700) < 1e-304: nothing next to the row's largest term, which is exp(0) = 1).
-    Relative error about 2e-16.
+    Relative error below 5e-16.
     """
     n = v.shape[0]
+    tf = bits.view(np.float64)
     for i in range(n):
         x = v[i]
         if x < -700.0:
             x = -700.0
-        kf = math.floor(x * _LOG2E + 0.5)
+        t = x * _LOG2E + _MAGIC
+        kf = t - _MAGIC
         r = (x - kf * _LN2_HI) - kf * _LN2_LO
-        p = 1.0 / 6227020800.0
-        p = p * r + 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        v[i] = p
-        bits[i] = (np.int64(kf) + 1023) << 52
+        tf[i] = t
+        r2 = r * r
+        r4 = r2 * r2
+        q0 = 1.0 + r
+        q1 = 0.5 + r * (1.0 / 6.0)
+        q2 = (1.0 / 24.0) + r * (1.0 / 120.0)
+        q3 = (1.0 / 720.0) + r * (1.0 / 5040.0)
+        q4 = (1.0 / 40320.0) + r * (1.0 / 362880.0)
+        q5 = (1.0 / 3628800.0) + r * (1.0 / 39916800.0)
+        q6 = (1.0 / 479001600.0) + r * (1.0 / 6227020800.0)
+        lo = (q0 + q1 * r2) + (q2 + q3 * r2) * r4
+        hi = (q4 + q5 * r2) + q6 * r4
+        v[i] = lo + hi * (r4 * r4)
+    for i in range(n):  # 2^m: (bit pattern of t) - (that of _MAGIC) = m
+        bits[i] = (bits[i] - _MAGIC_BITS + 1023) << 52
     scale = bits.view(np.float64)
     for i in range(n):
         v[i] *= scale[i]
@@ -162,10 +169,32 @@ def _dirichlet_simplex(logp: np.ndarray, counts: np.ndarray, total: float, conc:
     return lp
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _weighted_sums(R: np.ndarray, Ft: np.ndarray, S: np.ndarray, sumr: np.ndarray) -> None:
+    """``S[j, e] = sum_n R[j, n] Ft[e, n]`` and ``sumr[j] = sum_n R[j, n]``.
+
+    Reassociation is allowed here (and only here) so that the compiler vectorises the sums over
+    respondents; the order of the additions is fixed by the compiled code, so results are
+    reproducible run to run.
+    """
+    k, N = R.shape
+    m = Ft.shape[0]
+    for j in range(k):
+        acc = 0.0
+        for n in range(N):
+            acc += R[j, n]
+        sumr[j] = acc
+        for e in range(m):
+            acc = 0.0
+            for n in range(N):
+                acc += R[j, n] * Ft[e, n]
+            S[j, e] = acc
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def gmm_diag_logp(
     theta: np.ndarray,
-    F: np.ndarray,
+    Ft: np.ndarray,
     cst: np.ndarray,
     k: int,
     d: int,
@@ -178,13 +207,19 @@ def gmm_diag_logp(
 ) -> float:
     """Diagonal Gaussian mixture.
 
-    ``F`` (N, 3d) is ``[x^2, x, o]`` with ``x`` the centred data (0 where missing) and ``o`` the
-    0/1 observed indicator; without missing values it may be just ``[x^2, x]`` (N, 2d), ``o``
-    being all ones (a third less work). ``cst`` (N,) is ``-0.5 log(2 pi)`` times the number of
-    observed values. Priors: ``mu_jd ~ Normal(mean_loc_d, mean_scale_d)`` (centred units),
-    ``log sigma_jd ~ Normal(logsd_loc_d, logsd_scale)`` (sigma log-normal).
+    ``Ft`` (3d, N), feature-major, is ``[x^2, x, o]`` with ``x`` the centred data (0 where
+    missing) and ``o`` the 0/1 observed indicator; without missing values it may be just
+    ``[x^2, x]`` (2d, N), ``o`` being all ones (a third less work). ``cst`` (N,) is
+    ``-0.5 log(2 pi)`` times the number of observed values. Priors: ``mu_jd ~ Normal(mean_loc_d,
+    mean_scale_d)`` (centred units), ``log sigma_jd ~ Normal(logsd_loc_d, logsd_scale)`` (sigma
+    log-normal).
+
+    The respondents are the innermost loop everywhere (the layout is segment x respondent), so
+    every pass over the data is a contiguous, vectorised loop; for the sizes of a survey
+    (hundreds to thousands of respondents, k <= 10) this is 2-3 times faster than two BLAS
+    products on the respondent-major layout.
     """
-    N = F.shape[0]
+    m, N = Ft.shape
     kd = k * d
     a = k - 1
     mu = theta[a : a + kd]
@@ -195,42 +230,72 @@ def gmm_diag_logp(
             return -np.inf
     logw = simplex_log(theta[:a], k)
     inv = np.exp(-2.0 * ls)
-    P = np.empty((3 * d, k))
+    complete = m == 2 * d
+    # L[j, n] = log w_j + log p(x_n | j) - cst_n
+    L = np.empty((k, N))
     for j in range(k):
+        c = logw[j]
+        if complete:
+            for e in range(d):
+                i = j * d + e
+                c += -0.5 * mu[i] * mu[i] * inv[i] - ls[i]
+        row = L[j]
+        for n in range(N):
+            row[n] = c
         for e in range(d):
             i = j * d + e
-            P[e, j] = -0.5 * inv[i]
-            P[d + e, j] = mu[i] * inv[i]
-            P[2 * d + e, j] = -0.5 * mu[i] * mu[i] * inv[i] - ls[i]
-    complete = F.shape[1] == 2 * d
-    if complete:
-        L = F @ P[: 2 * d]
-        for j in range(k):
-            c = 0.0
-            for e in range(d):
-                c += P[2 * d + e, j]
+            a2 = -0.5 * inv[i]
+            a1 = mu[i] * inv[i]
+            f2 = Ft[e]
+            f1 = Ft[d + e]
             for n in range(N):
-                L[n, j] += c
-    else:
-        L = F @ P
-    lp = mixture_responsibilities(L, logw, cst)
-    S = L.T @ F  # (k, 3d): sum_n r x^2, sum_n r x, sum_n r o (the last block: sum_n r if complete)
-    sumr = L.sum(axis=0)
+                row[n] += a2 * f2[n] + a1 * f1[n]
+            if not complete:
+                a0 = -0.5 * mu[i] * mu[i] * inv[i] - ls[i]
+                f0 = Ft[2 * d + e]
+                for n in range(N):
+                    row[n] += a0 * f0[n]
+    # responsibilities, in place, and the log-likelihood
+    mx = L[0].copy()
+    for j in range(1, k):
+        row = L[j]
+        for n in range(N):
+            mx[n] = max(mx[n], row[n])
+    for j in range(k):
+        row = L[j]
+        for n in range(N):
+            row[n] -= mx[n]
+    exp_inplace(L.reshape(k * N), np.empty(k * N, dtype=np.int64))
+    tot = L[0].copy()
+    for j in range(1, k):
+        row = L[j]
+        for n in range(N):
+            tot[n] += row[n]
+    lp = 0.0
+    for n in range(N):
+        lp += mx[n] + math.log(tot[n]) + cst[n]
+        tot[n] = 1.0 / tot[n]
+    for j in range(k):
+        row = L[j]
+        for n in range(N):
+            row[n] *= tot[n]
+    S = np.empty((k, m))  # sum_n r x^2, sum_n r x, sum_n r o (the last block only with missing values)
+    sumr = np.empty(k)
+    _weighted_sums(L, Ft, S, sumr)
     lp += _dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
-    log_s0 = np.log(mean_scale)
     log_t0 = math.log(logsd_scale)
     for j in range(k):
         for e in range(d):
             i = j * d + e
-            m = mu[i]
+            mv = mu[i]
             sxx = S[j, e]
             sx = S[j, d + e]
             so = sumr[j] if complete else S[j, 2 * d + e]
-            u = (m - mean_loc[e]) / mean_scale[e]
+            u = (mv - mean_loc[e]) / mean_scale[e]
             v = (ls[i] - logsd_loc[e]) / logsd_scale
-            grad[a + i] = (sx - m * so) * inv[i] - u / mean_scale[e]
-            grad[a + kd + i] = (sxx - 2.0 * m * sx + m * m * so) * inv[i] - so - v / logsd_scale
-            lp += -0.5 * u * u - log_s0[e] - 0.5 * v * v - log_t0 - 2.0 * _HALF_LOG_2PI
+            grad[a + i] = (sx - mv * so) * inv[i] - u / mean_scale[e]
+            grad[a + kd + i] = (sxx - 2.0 * mv * sx + mv * mv * so) * inv[i] - so - v / logsd_scale
+            lp += -0.5 * u * u - math.log(mean_scale[e]) - 0.5 * v * v - log_t0 - 2.0 * _HALF_LOG_2PI
     return lp
 
 
@@ -413,13 +478,13 @@ _GMM_HEADER = 6
 _LCA_HEADER = 8
 
 
-def pack_gmm(F: np.ndarray, cst: np.ndarray, k: int, alpha: float, mean_loc: np.ndarray, mean_scale: np.ndarray,
+def pack_gmm(Ft: np.ndarray, cst: np.ndarray, k: int, alpha: float, mean_loc: np.ndarray, mean_scale: np.ndarray,
              logsd_loc: np.ndarray, logsd_scale: float) -> np.ndarray:
-    """The user-data buffer of :func:`gmm_diag_logp`'s C version."""
-    N, m = F.shape
+    """The user-data buffer of :func:`gmm_diag_logp`'s C version (``Ft`` (m, N), feature-major)."""
+    m, N = Ft.shape
     d = mean_loc.shape[0]
     head = np.array([N, d, k, alpha, logsd_scale, m], dtype=np.float64)
-    return np.ascontiguousarray(np.concatenate([head, F.ravel(), cst, mean_loc, mean_scale, logsd_loc]))
+    return np.ascontiguousarray(np.concatenate([head, Ft.ravel(), cst, mean_loc, mean_scale, logsd_loc]))
 
 
 def pack_lca(Y: np.ndarray, offsets: np.ndarray, ncat: np.ndarray, free_offsets: np.ndarray, k: int, alpha: float,
@@ -455,14 +520,14 @@ def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     total = _GMM_HEADER + N * m + N + 3 * d
     buf = numba.carray(user_data_, (total,), np.float64)
     o = _GMM_HEADER
-    F = buf[o : o + N * m].reshape((N, m))
+    Ft = buf[o : o + N * m].reshape((m, N))
     o += N * m
     cst = buf[o : o + N]
     o += N
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
-    val = gmm_diag_logp(x, F, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d], buf[o + 2 * d : o + 3 * d],
+    val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d], buf[o + 2 * d : o + 3 * d],
                         head[4], out)
     logp[0] = val
     return _status_jit(val, out)

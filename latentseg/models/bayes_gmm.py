@@ -160,6 +160,7 @@ class GaussianFamily:
         # without missing values the observed-indicator block is all ones: the kernels skip it
         blocks = [xc * xc, xc, o] if not self.obs.all() else [xc * xc, xc]
         self.F = np.ascontiguousarray(np.concatenate(blocks, axis=1))
+        self.Ft = np.ascontiguousarray(self.F.T)  # feature-major, for the numba kernel
         self.F_full = np.concatenate([xc * xc, xc, o], axis=1) if self.obs.all() else self.F
         self.cst = -0.5 * _LOG_2PI * o.sum(axis=1)
         self.Xc = xc
@@ -243,7 +244,7 @@ class GaussianFamily:
         """``logp(theta, grad) -> float``, the numba log posterior with the data bound."""
         from latentseg.models._bayes_kernels import gmm_diag_logp
 
-        F, cst, k, d = self.F, self.cst, self.k, self.d
+        F, cst, k, d = self.Ft, self.cst, self.k, self.d
         alpha = float(self.priors.concentration)
         m0 = np.zeros(d)
         s0 = np.ascontiguousarray(self._mean_sd)
@@ -259,7 +260,7 @@ class GaussianFamily:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
         from latentseg.models._bayes_kernels import pack_gmm
 
-        return "gmm", pack_gmm(self.F, self.cst, self.k, float(self.priors.concentration), np.zeros(self.d),
+        return "gmm", pack_gmm(self.Ft, self.cst, self.k, float(self.priors.concentration), np.zeros(self.d),
                                self._mean_sd, self._logsd_loc, float(self.priors.sd_log_sigma))
 
     def params_from_theta(self, theta: np.ndarray) -> dict[str, np.ndarray]:
