@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -166,6 +166,16 @@ def _tis_loo(ll: np.ndarray, reason: str) -> dict[str, Any]:
     }
 
 
+def _degenerate(diag: Mapping[str, Any]) -> str:
+    """One line naming a fit's empty, diffuse and duplicated segments ("" when there are none)."""
+    parts = []
+    for key, label in (("empty_segments", "empty"), ("diffuse_segments", "diffuse"), ("duplicated_segments", "duplicated")):
+        val = diag.get(key) or []
+        if val:
+            parts.append(f"{label} {', '.join(str(tuple(v)) if isinstance(v, list) else str(v) for v in val)}")
+    return "; ".join(parts)
+
+
 def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 4.0) -> pd.DataFrame:
     """Compare Bayesian fits with different k by PSIS-LOO and WAIC, with a parsimony rule.
 
@@ -189,7 +199,9 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     -------
     DataFrame, one row per fit, sorted by k
         ``k, converged, elpd_loo, loo_se, p_loo, elpd_diff`` (best minus this, >= 0),
-        ``diff_se``, ``elpd_waic, waic_se, p_waic, n_bad_pareto_k, within_rule, recommended``.
+        ``diff_se``, ``elpd_waic, waic_se, p_waic, n_bad_pareto_k``, ``degenerate_segments`` (the
+        fit's empty, diffuse and duplicated segments, as text: how an overfitted k shows), ``within_rule``,
+        ``recommended``.
         ``attrs["recommended_k"]`` and ``attrs["rule"]`` (a sentence) say what was chosen and why.
 
     Raises
@@ -223,6 +235,7 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
                 "waic_se": c.get("waic_se"),
                 "p_waic": c.get("p_waic"),
                 "n_bad_pareto_k": r.diagnostics.get("pareto_k_bad", 0),
+                "degenerate_segments": _degenerate(r.diagnostics),
             }
         )
         pointwise.append(np.asarray(r.extras["elpd_loo_pointwise"], dtype=float))
@@ -268,6 +281,7 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
             "waic_se",
             "p_waic",
             "n_bad_pareto_k",
+            "degenerate_segments",
             "within_rule",
             "recommended",
         ]

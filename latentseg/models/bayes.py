@@ -72,6 +72,9 @@ EMPTY_COUNT = 5
 KEEP_LOGLIK_CELLS = 5_000_000
 #: two segments whose respondents' memberships overlap this much (see _pair_overlap) are duplicates
 OVERLAP_MAX = 0.5
+#: a segment that is the modal segment of fewer than this fraction of its expected count
+#: (share x n) of respondents is "diffuse" (a catch-all overlapping the others; overfitted k)
+DIFFUSE_FRACTION = 0.25
 #: E-BFMI below this suggests the sampler explored the energy distribution poorly (Betancourt)
 EBFMI_MIN = 0.3
 
@@ -210,13 +213,7 @@ def fit_bayes_gmm(
     >>> r.interval_method, r.shares.round(1).tolist()
     ('95% credible', [0.6, 0.4])
     """
-    from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
-
-    settings = _settings(draws, tune, chains, sampler, target_accept, n_init, advi_iterations,
-                         keep_log_likelihood, progressbar, random_seed, cores)
-    priors = GMMPriors(concentration, mean_scale, sd_scale, sd_log_sigma, lkj_eta)
-    family = GaussianFamily(data, k, covariance, priors)
-    return _fit(family, settings)
+    return _fit(*_spec("bayes-gmm", locals()))
 
 
 def fit_bayes_lca(
@@ -280,13 +277,7 @@ def fit_bayes_lca(
     >>> r.model, r.k
     ('bayes-lca', 2)
     """
-    from latentseg.models.bayes_lca import LCAPriors, LatentClassFamily
-
-    settings = _settings(draws, tune, chains, sampler, target_accept, n_init, advi_iterations,
-                         keep_log_likelihood, progressbar, random_seed, cores)
-    priors = LCAPriors(concentration, item_concentration, location_scale, threshold_scale)
-    family = LatentClassFamily(data, k, measurement, priors)
-    return _fit(family, settings)
+    return _fit(*_spec("bayes-lca", locals()))
 
 
 def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500) -> np.ndarray:
@@ -445,6 +436,8 @@ def fit_sweep(
     fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
     if n_jobs == 1 or len(ks) == 1:
         return [fit_fn(data, k, random_seed=random_seed, **options) for k in ks]
+    if options.get("sampler", "nutpie") == "nutpie" and options.get("covariance", "diag") == "diag":
+        return _sweep_background(model, data, ks, n_jobs, random_seed, options)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -463,6 +456,76 @@ def fit_sweep(
                 warnings.warn(message, category, stacklevel=2)
             results[k] = res
     return [results[k] for k in ks]
+
+
+def _sweep_background(model: str, data: Any, ks: list[int], n_jobs: int, random_seed: int | None,
+                      options: Mapping[str, Any]) -> list[SegmentationResult]:
+    """The sweep with nutpie on our kernels, in one process: up to ``n_jobs`` fits sample at once
+    in nutpie's background threads (largest k first: overfitted fits take longest) while this
+    thread starts the next EM solution and summarises the fits that are done. Each fit is
+    exactly what ``fit_bayes_*(data, k, random_seed=random_seed, **options)`` returns."""
+    import time
+
+    specs: dict[int, tuple[Any, _Settings]] = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
+    todo = sorted(ks, reverse=True)
+    running: dict[int, tuple[Any, Any, tuple]] = {}
+    results: dict[int, SegmentationResult] = {}
+    try:
+        while todo or running:
+            while todo and len(running) < n_jobs:
+                k = todo.pop(0)
+                family, s = specs[k]
+                em, em_messages, start, sample_seed, _ = _prepare(family, s)
+                sampler, finish = _nutpie_kernel(family, start, s, sample_seed, blocking=False)
+                running[k] = (sampler, finish, (family, em, em_messages, s))
+            done = [k for k, (sampler, _, _) in running.items() if _is_finished(sampler)]
+            if not done:
+                time.sleep(0.005)
+                continue
+            for k in done:
+                _, finish, (family, em, em_messages, s) = running.pop(k)
+                results[k] = _summarise(family, em, em_messages, finish(), s)
+    except BaseException:
+        for sampler, _, _ in running.values():
+            sampler.cancel()
+        raise
+    return [results[k] for k in ks]
+
+
+def _is_finished(sampler: Any) -> bool:
+    """Whether a background nutpie sampler is done (nutpie 0.16 raises TimeoutError for "not yet")."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def _spec(model: str, args: Mapping[str, Any]) -> tuple[Any, _Settings]:
+    """(family, settings) of ``fit_bayes_gmm`` / ``fit_bayes_lca`` from their arguments (``args``
+    holds every parameter of the function, as its ``locals()`` do on entry)."""
+    a = args
+    settings = _settings(a["draws"], a["tune"], a["chains"], a["sampler"], a["target_accept"], a["n_init"],
+                         a["advi_iterations"], a["keep_log_likelihood"], a["progressbar"], a["random_seed"], a["cores"])
+    if model == "bayes-gmm":
+        from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+
+        priors: Any = GMMPriors(a["concentration"], a["mean_scale"], a["sd_scale"], a["sd_log_sigma"], a["lkj_eta"])
+        return GaussianFamily(a["data"], a["k"], a["covariance"], priors), settings
+    from latentseg.models.bayes_lca import LCAPriors, LatentClassFamily
+
+    priors = LCAPriors(a["concentration"], a["item_concentration"], a["location_scale"], a["threshold_scale"])
+    return LatentClassFamily(a["data"], a["k"], a["measurement"], priors), settings
+
+
+def _family_and_settings(model: str, data: Any, k: int, random_seed: int | None, options: Mapping[str, Any]) -> tuple[Any, _Settings]:
+    """The (family, settings) pair ``fit_bayes_*(data, k, random_seed=random_seed, **options)`` fits
+    (unknown options raise the same TypeError the function would)."""
+    import inspect
+
+    fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
+    bound = inspect.signature(fit_fn).bind(data, k, random_seed=random_seed, **options)
+    bound.apply_defaults()
+    return _spec(model, bound.arguments)
 
 
 _SWEEP_MODELS = ("bayes-gmm", "bayes-lca")
@@ -561,7 +624,9 @@ def _settings(
     )
 
 
-def _fit(family: Any, s: _Settings) -> SegmentationResult:
+def _prepare(family: Any, s: _Settings) -> tuple[SegmentationResult, list[str], dict[str, np.ndarray], int, np.random.Generator]:
+    """The EM start of a fit: (EM result, its warnings, starting parameters, sampler seed, the
+    generator of the chains' jitter), all derived from ``s.random_seed``."""
     rng = np.random.default_rng(s.random_seed)
     g_em, g_sample, g_init = rng.spawn(3)
     em_seed = int(g_em.integers(2**31 - 1))
@@ -575,7 +640,11 @@ def _fit(family: Any, s: _Settings) -> SegmentationResult:
             em_messages.append(str(w.message))
         else:  # not ours to swallow
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    start = family.start_params(em)
+    return em, em_messages, family.start_params(em), sample_seed, g_init
+
+
+def _fit(family: Any, s: _Settings) -> SegmentationResult:
+    em, em_messages, start, sample_seed, g_init = _prepare(family, s)
     raw = _sample(family, start, s, sample_seed, g_init)
     return _summarise(family, em, em_messages, raw, s)
 
@@ -595,11 +664,14 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
     return _pymc_nuts(family, start, s, seed, g_init)
 
 
-def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> _Draws:
+def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, blocking: bool = True) -> Any:
     """nutpie's NUTS on the numba log density (one compiled function for every k and data set).
 
     nutpie calls the C version of the log density directly from its threads (no Python in the
     loop); where that is not available the Python-callable version is used (same draws, slower).
+    With ``blocking=False`` the chains run in nutpie's background threads and this returns a
+    ``(sampler, finish)`` pair: ``sampler.is_finished`` says when they are done and ``finish()``
+    waits for them and returns the draws.
     """
     import nutpie
 
@@ -619,29 +691,39 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
             progress_bar=s.progressbar,
             target_accept=s.target_accept,
             save_warmup=False,
+            blocking=False,
         )
 
     compiled = _c_model(family, theta0.size, initial_point)
-    trace = None
+    sampler = None
     if compiled is not None:
         try:
-            trace = run(compiled)
+            sampler = run(compiled)
             engine = "nutpie (numba log density, C callback)"
         except (AttributeError, TypeError):  # pragma: no cover - nutpie's internals changed
-            trace = None
-    if trace is None:
-        trace = run(_pyfunc_model(family, theta0.size, initial_point))
+            sampler = None
+    if sampler is None:
+        sampler = run(_pyfunc_model(family, theta0.size, initial_point))
         engine = "nutpie (numba log density, Python callback)"
-    theta = np.asarray(trace.posterior["theta"].values, dtype=float)
-    ss = trace.sample_stats
-    return _Draws(
-        params=family.params_from_theta(theta),
-        diverging=np.asarray(ss["diverging"].values, dtype=bool),
-        energy=np.asarray(ss["energy"].values, dtype=float),
-        tree_depth=np.asarray(ss["depth"].values, dtype=float),
-        step_size=np.asarray(ss["step_size"].values, dtype=float)[:, -1],
-        info={"engine": engine},
-    )
+
+    def finish() -> _Draws:
+        try:
+            trace = sampler.wait()
+        except BaseException:
+            sampler.cancel()
+            raise
+        theta = np.asarray(trace.posterior["theta"].values, dtype=float)
+        ss = trace.sample_stats
+        return _Draws(
+            params=family.params_from_theta(theta),
+            diverging=np.asarray(ss["diverging"].values, dtype=bool),
+            energy=np.asarray(ss["energy"].values, dtype=float),
+            tree_depth=np.asarray(ss["depth"].values, dtype=float),
+            step_size=np.asarray(ss["step_size"].values, dtype=float)[:, -1],
+            info={"engine": engine},
+        )
+
+    return finish() if blocking else (sampler, finish)
 
 
 def _pyfunc_model(family: Any, nd: int, initial_point: Any) -> Any:
@@ -984,7 +1066,10 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     close = set(family.duplicates(mean_params)) | {pair for pair, v in overlap.items() if v >= OVERLAP_MAX}
     dups = [[int(a + 1), int(b + 1)] for a, b in sorted(close)]
     diag["segment_overlap_max"] = max(overlap.values()) if overlap else 0.0
+    modal_n = np.bincount(z_mean.argmax(axis=1), minlength=k)
+    diffuse = [int(j + 1) for j in range(k) if (j + 1) not in empty and modal_n[j] < DIFFUSE_FRACTION * shares[j] * n]
     diag["empty_segments"] = empty
+    diag["diffuse_segments"] = diffuse
     diag["duplicated_segments"] = dups
     diag["reference_order"] = ref_order
 
@@ -995,10 +1080,17 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
             f"Segment(s) {empty} are nearly empty (posterior mean share below {empty_cut:.1%}): k = {k} is probably "
             "too many segments; compare k with compare_k (LOO with the parsimony rule)."
         )
+    if diffuse:
+        messages.append(
+            f"Segment(s) {diffuse} hold weight but are the most likely segment of few respondents (under "
+            f"{DIFFUSE_FRACTION:.0%} of their expected count): diffuse catch-all segments that overlap the others; "
+            f"k = {k} is probably too many."
+        )
     if dups:
         messages.append(
-            f"Segment pair(s) {dups} are duplicated (nearly the same centers, or respondents the fit cannot tell "
-            f"apart: membership overlap of {OVERLAP_MAX:g} or more): k = {k} is probably too many (a segment split in two)."
+            f"Segment pair(s) {dups} are duplicated (centers too close for their spread to be distinct segments, "
+            f"or respondents the fit cannot tell apart: membership overlap of {OVERLAP_MAX:g} or more): k = {k} is "
+            "probably too many (a segment split in two)."
         )
     if l_res["n_bad_k"]:
         messages.append(
