@@ -366,3 +366,39 @@ def test_pymc_sampler_path(covariance: str) -> None:
     if covariance == "full":
         assert r.params["covariances"].shape == (2, 2, 2)
         np.testing.assert_allclose(predict_proba(r, X), r.memberships, atol=0.05)
+
+
+@pytest.mark.slow
+def test_sweep_two_to_six_converges_up_to_the_truth_and_flags_overfitted_k() -> None:
+    """The benchmark's sweep (N = 400 x 8, true k = 4), in the background-thread scheduler: every k
+    up to the truth converges, every overfitted k shows empty, diffuse or duplicated segments, and
+    LOO with the parsimony rule recommends the truth."""
+    X, z = simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        fits = fit_sweep(X, range(2, 7), n_jobs=2, random_seed=1, **SLOW)
+    by_k = {f.k: f for f in fits}
+    for k in (2, 3, 4):
+        d = by_k[k].diagnostics
+        assert d["converged"] and d["rhat_max"] <= 1.01 and d["divergences"] == 0, (k, d["rhat_max"])
+        assert not (d["empty_segments"] or d["diffuse_segments"] or d["duplicated_segments"]), k
+    for k in (5, 6):
+        d = by_k[k].diagnostics
+        assert d["empty_segments"] or d["diffuse_segments"] or d["duplicated_segments"], k
+    table = compare_k(fits)
+    assert table.attrs["recommended_k"] == 4
+    assert (table["degenerate_segments"] != "").tolist() == [False, False, False, True, True]
+    assert adjusted_rand_score(z, by_k[4].assignment) > 0.55  # separation 3 in 8 dimensions: about 83% classified right
+
+
+def test_duplicated_segments_by_separation_of_their_own_spread() -> None:
+    """Ashman's D on the segments' own sds: 1.2 apart with sd 1 is a duplicate, 2.5 apart is not,
+    whatever the column's overall scale."""
+    from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+
+    X = np.random.default_rng(0).normal(size=(50, 2)) * [1.0, 10.0]
+    fam = GaussianFamily(X, 3, "diag", GMMPriors())
+    scale = fam.scale
+    means = np.array([[0.0, 0.0], [1.2, 0.0], [0.0, 2.5]]) * scale
+    sds = np.ones((3, 2)) * scale
+    assert fam.duplicates({"weights": np.full(3, 1 / 3), "means": means, "sds": sds}) == [(0, 1)]
