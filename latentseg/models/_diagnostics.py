@@ -116,19 +116,20 @@ def _scores_of_sorted(srt: np.ndarray) -> np.ndarray:
     table = _blom_table(N)
     tie = srt[:, 1:] == srt[:, :-1]  # position i + 1 holds the same value as position i
     scores = np.broadcast_to(table[::2], (P, N))  # no ties: rank i + 1 at sorted position i
-    if tie.any():
-        # Each run of ties covers sorted positions first..last of one row; the run's average
-        # rank indexes the table at first + last. Runs are located from their two ends.
+    rows, at = np.nonzero(tie)  # row-major: the ties of a run are consecutive here
+    if rows.size:
+        # tie[p, i] links sorted positions i and i + 1; a run of k links covers positions
+        # first..first + k of row p, whose average rank indexes the table at first + last.
+        starts = np.ones(rows.size, bool)
+        starts[1:] = (rows[1:] != rows[:-1]) | (at[1:] != at[:-1] + 1)
+        ends = np.append(starts[1:], True)  # the last tie of each run
+        run = np.cumsum(starts) - 1  # the run each tie belongs to
+        first = at[starts]
+        last = at[ends] + 1
         scores = scores.copy()
-        edge = np.zeros((P, 1), bool)
-        run_first = tie & ~np.hstack((edge, tie[:, :-1]))  # tie[i] starts a run: first = i
-        run_last = tie & ~np.hstack((tie[:, 1:], edge))  # tie[i] ends a run: last = i + 1
-        rows, first = np.nonzero(run_first)
-        last = np.nonzero(run_last)[1] + 1
-        length = last - first + 1
-        run = np.repeat(np.arange(rows.size), length)
-        pos = first[run] + np.arange(run.size) - np.repeat(np.cumsum(length) - length, length)
-        scores[rows[run], pos] = table[(first + last)[run]]
+        value = table[first + last]
+        scores[rows[starts], first] = value  # each run's first position ...
+        scores[rows, at + 1] = value[run]  # ... and the positions its ties add
     return scores
 
 
@@ -271,7 +272,7 @@ def _ess_columns(a: np.ndarray, relative: bool) -> np.ndarray:
 
 def _python_max(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Elementwise ``max(first, second)`` with Python's rule: ``second`` only if it is larger."""
-    return np.fmax(first, second)
+    return np.where(second > first, second, first)
 
 
 def _python_min(first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -400,10 +400,14 @@ def fit_sweep(
     """Fit a Bayesian model for every k in ``ks`` (compare them with :func:`compare_k`).
 
     Every fit gets the same ``random_seed``, so ``fit_sweep(X, [2, 3], random_seed=1)[1]`` is
-    ``fit_bayes_gmm(X, 3, random_seed=1)``. With ``n_jobs > 1`` the k values run in that many
-    worker processes, largest k first (overfitted fits take longest), each fit's chains on
-    ``cores // n_jobs`` cores unless ``cores`` is given; the numba log density is compiled once
-    here first. Warnings raised in the workers are raised again here.
+    ``fit_bayes_gmm(X, 3, random_seed=1)``, whatever ``n_jobs``. With ``n_jobs > 1`` up to
+    ``n_jobs`` fits sample at the same time, largest k first (overfitted fits take longest). With
+    nutpie on our numba kernels (the default; diagonal Gaussian or latent class) they run in
+    nutpie's background threads of this process, each fit's chains in parallel (``cores``), while
+    this thread computes the next EM start and summarises the fits that are done: sampling and
+    summaries overlap and nothing is pickled. Other samplers run the k values in ``n_jobs`` worker
+    processes (chains on ``cores // n_jobs`` cores unless ``cores`` is given), whose warnings are
+    raised again here.
 
     Parameters
     ----------
