@@ -10,7 +10,9 @@ posterior attached as an :class:`xarray.DataTree`. The steps, the same for both 
 2. **Sampling.** ``sampler="nutpie"`` (default): nutpie's NUTS on our numba implementation of the
    log posterior (:mod:`latentseg.models._bayes_kernels`), which is the PyMC model's log density
    (tested) without PyTensor's compile step; one compiled function serves every k. ``"pymc"``:
-   PyMC's own NUTS on the PyMC model; ``"numpyro"``: NumPyro's NUTS through PyMC (needs
+   PyMC's own NUTS on the PyMC model; ``"numpyro"``: NumPyro's NUTS on our JAX version of the
+   diagonal Gaussian mixture's log density (:mod:`latentseg.models._jax_kernels`; on a GPU the
+   chains run vectorised, for large N), through PyMC's JAX backend for the other models (needs
    ``pip install 'latentseg[jax]'``); ``"advi"``: mean-field ADVI, a quick **approximate** fit,
    labelled as such everywhere. The full-covariance Gaussian mixture has no numba kernel: nutpie
    then compiles the PyMC model.
@@ -665,6 +667,11 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
         return _advi_pymc(family, start, s, seed)
     if s.sampler == "nutpie" and family.has_kernel:
         return _nutpie_kernel(family, start, s, seed)
+    if s.sampler == "numpyro" and family.model == "bayes-gmm" and family.has_kernel:
+        from latentseg.models._jax_kernels import sample_numpyro
+
+        out = sample_numpyro(family, start, s.draws, s.tune, s.chains, seed, s.target_accept, s.progressbar)
+        return _Draws(**{key: out[key] for key in ("params", "diverging", "energy", "tree_depth", "step_size", "info")})
     return _pymc_nuts(family, start, s, seed, g_init)
 
 
