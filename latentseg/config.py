@@ -158,7 +158,7 @@ KEYS: tuple[Key, ...] = (
     Key("model", "draws", "int", 1000, "Posterior draws per chain (Bayesian models).", low=1),
     Key("model", "tune", "int", 1000, "Tuning steps per chain (Bayesian models).", low=0),
     Key("model", "chains", "int", 2, "MCMC chains (Bayesian models).", low=1),
-    Key("model", "sampler", "str", "nutpie", "NUTS implementation for Bayesian models.", choices=("nutpie", "pymc", "numpyro", "blackjax")),
+    Key("model", "sampler", "str", "nutpie", "Sampler for Bayesian models: NUTS by nutpie (default), PyMC or NumPyro (JAX; GPUs), or ADVI (approximate).", choices=("nutpie", "pymc", "numpyro", "advi")),
     # [select]
     Key("select", "models", "list[str]", ["kmeans", "gmm", "lca", "bayes-gmm"], "Model families compared by `latentseg select`.", choices=MODEL_NAMES),
     Key("select", "k_min", "int", 3, "Smallest number of segments tried.", low=1),
