@@ -404,3 +404,11 @@ def test_duplicated_segments_by_separation_of_their_own_spread() -> None:
     means = np.array([[0.0, 0.0], [1.2, 0.0], [0.0, 2.5]]) * scale
     sds = np.ones((3, 2)) * scale
     assert fam.duplicates({"weights": np.full(3, 1 / 3), "means": means, "sds": sds}) == [(0, 1)]
+
+
+def test_config_offers_exactly_the_samplers_the_engines_accept() -> None:
+    from latentseg.config import KEYS
+    from latentseg.models.bayes import SAMPLERS
+
+    key = next(k for k in KEYS if k.dotted == "model.sampler")
+    assert set(key.choices) == set(SAMPLERS) and key.default == SAMPLERS[0]
