@@ -126,3 +126,24 @@ def test_compare_k_when_nothing_converged_says_so() -> None:
     assert t.attrs["recommended_k"] == 3
     assert "No fit converged" in t.attrs["rule"]
     assert isinstance(t, pd.DataFrame)
+
+
+def test_loo_reff_is_arvizs_own() -> None:
+    """Our vectorised relative efficiency gives the same PSIS-LOO as ArviZ computing it itself."""
+    import warnings
+
+    import arviz as az
+    import xarray as xr
+
+    rng = np.random.default_rng(4)
+    C, S, n = 2, 400, 30
+    theta = rng.normal(size=(C, S, 3)).cumsum(axis=1) * 0.05 + rng.normal(size=(C, S, 3))
+    ll = -0.5 * (rng.normal(size=(1, 1, n)) - theta[..., :1]) ** 2 - 0.9
+    post = xr.Dataset({"a": (("chain", "draw", "p"), theta), "b": (("chain", "draw"), theta[..., 0] ** 2)})
+    ours = loo(ll, post)
+    tree = xr.DataTree.from_dict({"posterior": post, "log_likelihood": xr.Dataset({"loglik": (("chain", "draw", "respondent"), ll)})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = az.loo(tree, pointwise=True, var_name="loglik")
+    assert ours["elpd_loo"] == pytest.approx(float(ref.elpd), rel=1e-12)
+    np.testing.assert_allclose(ours["pareto_k"], np.asarray(ref.pareto_k, dtype=float), rtol=1e-10)

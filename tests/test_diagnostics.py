@@ -168,6 +168,33 @@ def test_two_pass_autocovariance_equals_one_pass(rng: np.random.Generator, monke
             np.testing.assert_allclose(other[key], first[key], rtol=1e-12, err_msg=f"{key}, {lags} lags")
 
 
+def test_blocks_of_parameters_do_not_change_results(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = np.concatenate([rng.normal(size=(3, 101, 7)), _ar1(rng, 3, 101, 4, 0.9)], axis=2)
+    x[:, :, 2] = 1.0
+    x[0, 5, 4] = np.nan
+    whole = summary_diagnostics(x)
+    for draws_per_block in (1, 3 * 101 * 2, 3 * 101 * 4):  # 1, 2 and 4 parameters per block
+        monkeypatch.setattr(diag, "_BLOCK_DRAWS", draws_per_block)
+        blocked = summary_diagnostics(x)
+        for key in whole:
+            np.testing.assert_array_equal(blocked[key], whole[key], err_msg=f"{key}, {draws_per_block}")
+
+
+def test_tied_ranks_match_scipy_rankdata(rng: np.random.Generator) -> None:
+    """Average ranks of tie runs (at the start, middle and end of a row, whole rows) are exact."""
+    stats = pytest.importorskip("scipy.stats")
+    from scipy.special import ndtri
+
+    for _ in range(50):
+        N = int(rng.integers(2, 40))
+        rows = np.sort(rng.integers(0, int(rng.integers(1, 6)), size=(6, N)).astype(float), axis=1)
+        rows[0] = np.sort(rng.normal(size=N))  # no ties at all
+        expected = ndtri((stats.rankdata(rows, axis=1) - 3 / 8) / (N - 2 * 3 / 8 + 1))
+        np.testing.assert_array_equal(diag._scores_of_sorted(rows, np.empty_like(rows)), expected)
+
+
 def test_shapes_follow_trailing_dimensions(rng: np.random.Generator) -> None:
     x = rng.normal(size=(2, 200, 3, 4))
     out = summary_diagnostics(x)
@@ -181,7 +208,8 @@ def test_shapes_follow_trailing_dimensions(rng: np.random.Generator) -> None:
 
 
 def test_invalid_input_messages(rng: np.random.Generator) -> None:
-    with pytest.raises(ValueError, match=r"Expected draws shaped \(chain, draw, \.\.\.\); got an array of shape \(5,\)"):
+    shaped = r"Expected draws shaped \(chain, draw, \.\.\.\); got an array of shape \(5,\)"
+    with pytest.raises(ValueError, match=shaped):
         rhat_rank(np.zeros(5))
     x = rng.normal(size=(2, 50, 2))
     with pytest.raises(ValueError, match=r"prob must lie in \[0, 1\]; got 1.5"):
@@ -210,7 +238,7 @@ def _benchmark(repeats: int = 20) -> None:  # pragma: no cover - run by hand
         coords={"chain": np.arange(C), "draw": np.arange(S)},
     )
 
-    def with_arviz() -> list[np.ndarray]:
+    def with_arviz() -> list[np.ndarray]:  # what bayes._mcmc_diagnostics does
         tree = xr.DataTree.from_dict({"posterior": ds})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -225,26 +253,50 @@ def _benchmark(repeats: int = 20) -> None:  # pragma: no cover - run by hand
         x = np.concatenate([ds[name].values.reshape(C, S, -1) for name in ds.data_vars], axis=2)
         return [rhat_rank(x), ess_bulk(x), ess_tail(x)]
 
-    def best(fn: object, n: int) -> float:
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn()  # type: ignore[operator]
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    fns = {
+        "arviz rhat + ess bulk + ess tail": with_arviz,
+        "summary_diagnostics": vectorised,
+        "rhat_rank + ess_bulk + ess_tail": separately,
+    }
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):  # interleaved, so that all three see the same machine load
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
 
     ref, ours = with_arviz(), vectorised()
     worst = max(
         float(np.max(np.abs(ours[key] - r) / np.abs(r))) for key, r in zip(("rhat", "ess_bulk", "ess_tail"), ref)
     )
-    t_az = best(with_arviz, max(3, repeats // 4))
-    t_sum, t_sep = best(vectorised, repeats), best(separately, repeats)
-    print(f"(chain, draw, P) = ({C}, {S}, {sum(v[0, 0].size for v in draws.values())})")
-    print(f"arviz rhat + ess bulk + ess tail: {t_az * 1e3:7.1f} ms")
-    print(f"summary_diagnostics:              {t_sum * 1e3:7.1f} ms  ({t_az / t_sum:.1f}x)")
-    print(f"rhat_rank + ess_bulk + ess_tail:  {t_sep * 1e3:7.1f} ms  ({t_az / t_sep:.1f}x)")
-    print(f"largest relative difference:      {worst:.1e}")
+    base_wall, base_cpu = min(wall["arviz rhat + ess bulk + ess tail"]), min(cpu["arviz rhat + ess bulk + ess tail"])
+    print(f"(chain, draw, P) = ({C}, {S}, {sum(v[0, 0].size for v in draws.values())}); best of {repeats}")
+    for name in fns:
+        w, c = min(wall[name]), min(cpu[name])
+        print(
+            f"{name:33s} wall {w * 1e3:6.1f} ms ({base_wall / w:4.1f}x)  "
+            f"cpu {c * 1e3:6.1f} ms ({base_cpu / c:4.1f}x)  median wall {np.median(wall[name]) * 1e3:6.1f} ms"
+        )
+    print(f"largest relative difference: {worst:.1e}")
 
 
 if __name__ == "__main__":  # pragma: no cover
     _benchmark()
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.9])
+def test_ess_mean_equals_arviz(rng: np.random.Generator, phi: float) -> None:
+    az = pytest.importorskip("arviz")
+    xr = pytest.importorskip("xarray")
+    x = rng.normal(size=(3, 501, 6))
+    for s in range(1, x.shape[1]):
+        x[:, s] = phi * x[:, s - 1] + np.sqrt(1 - phi**2) * x[:, s]
+    x[:, :, 5] = 2.0  # constant
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"theta": (("chain", "draw", "p"), x)})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for relative in (False, True):
+            ref = np.asarray(az.ess(tree, method="mean", relative=relative)["theta"].values, dtype=float)
+            _assert_same(diag.ess_mean(x, relative=relative), ref, f"ess mean relative={relative}")

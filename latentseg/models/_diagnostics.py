@@ -4,7 +4,7 @@ ArviZ 1.x (``arviz_stats``) computes these diagnostics one parameter at a time i
 ~100 scalar parameters of a mixture fit that loop dominates the cost of ``_mcmc_diagnostics``. The
 functions here take every parameter in one array, ``x[chain, draw, *shape]``, and return the same
 numbers as ``az.rhat(method="rank")``, ``az.ess(method="bulk")`` and ``az.ess(method="tail")``
-(to ~1e-14 relative on the cases in ``tests/test_diagnostics.py``; only rounding differs), following the
+(to ~1e-14 relative in ``tests/test_diagnostics.py``; only rounding differs), following the
 definitions of Vehtari, Gelman, Simpson, Carpenter & Buerkner (2021), "Rank-normalization,
 folding, and localization: an improved R-hat for assessing convergence of MCMC", Bayesian
 Analysis 16(2), as ArviZ implements them:
@@ -39,11 +39,25 @@ Special cases, as ArviZ returns them:
   gives NaN;
 * a constant parameter has R-hat NaN (0 / 0) and ESS ``M n`` (the split size, even with
   ``relative=True``, as ArviZ short-cuts any input whose range is below ``1e-15``);
-* a parameter whose chains are each constant at different values has R-hat ``inf``.
+* a parameter whose chains are each constant at different values has ``W = 0`` up to rounding,
+  so an R-hat of ``inf`` or about ``1e16``.
 
 Infinite draws rank like any other value (equal infinities tie). When the median of a parameter's
 split draws is infinite, folding gives ``inf - inf = NaN`` for some draws; ArviZ's folded R-hat is
 then NaN, and R-hat is the bulk value; so it is here.
+
+How it is vectorised: one ``argsort`` per parameter row gives the ranks (the folded draws, which
+fall then rise in that order, are re-sorted by a linear-time merge); the normal scores come from
+one table of the ``2N - 1`` possible average ranks; the autocovariances of all series come from
+one batched FFT, first over 64 lags only, then over all lags for the few series whose Geyer
+sequence has not stopped by then; the Geyer truncation is a running minimum over pair sums.
+Parameters are processed in blocks of about ``2**16`` draws whose work arrays are reused from
+block to block (on this machine a fresh array costs more in page faults than the arithmetic on it).
+
+To use it on a posterior ``xarray.Dataset``, stack the variables along a last axis::
+
+    x = np.concatenate([ds[v].values.reshape(C, S, -1) for v in ds.data_vars], axis=2)
+    d = summary_diagnostics(x)   # d["rhat"][i] belongs to the i-th flattened element
 """
 
 from __future__ import annotations
@@ -66,6 +80,28 @@ _BLOM_C = 3.0 / 8.0
 
 
 # --------------------------------------------------------------------------------------- helpers
+class _Scratch:
+    """Named scratch arrays, reused from one block of parameters to the next.
+
+    A fresh array of a few hundred kB is a fresh mapping from the allocator, and every page of it
+    costs a page fault when first written (about a third of the run time, measured, without this).
+    """
+
+    def __init__(self) -> None:
+        self._store: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type = float) -> np.ndarray:
+        size = math.prod(shape)
+        buf = self._store.get(name)
+        if buf is None or buf.size < size:
+            buf = self._store[name] = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
+
+
+#: NumPy 2's FFTs write into a given ``out`` array
+_FFT_HAS_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
 def _split_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray]:
     """Split chains, one parameter per row, and flag the parameters ArviZ rejects.
 
@@ -105,12 +141,13 @@ def _blom_table(size: int) -> np.ndarray:
     return ndtri((ranks - _BLOM_C) / (size - 2 * _BLOM_C + 1))
 
 
-def _scores_of_sorted(srt: np.ndarray) -> np.ndarray:
+def _scores_of_sorted(srt: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Rank-normal scores of rows already sorted ascending, ``(P, N)`` -> ``(P, N)``.
 
     The ranks are those of ``scipy.stats.rankdata(method="average")``, which ArviZ uses: the draws
     at sorted positions ``first..last`` (0-based) that share a value all get rank
-    ``(first + last) / 2 + 1``.
+    ``(first + last) / 2 + 1``. Without ties the result is a read-only broadcast of one row;
+    with ties it is written to ``out``.
     """
     P, N = srt.shape
     table = _blom_table(N)
@@ -126,49 +163,47 @@ def _scores_of_sorted(srt: np.ndarray) -> np.ndarray:
         run = np.cumsum(starts) - 1  # the run each tie belongs to
         first = at[starts]
         last = at[ends] + 1
-        scores = scores.copy()
+        out[:] = scores
+        scores = out
         value = table[first + last]
         scores[rows[starts], first] = value  # each run's first position ...
         scores[rows, at + 1] = value[run]  # ... and the positions its ties add
     return scores
 
 
-def _unsort(order: np.ndarray, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Put ``values[p, i]`` back at ``order[p, i]``: the inverse of ``take_along_axis``."""
-    P, N = order.shape
-    if out is None:
-        out = np.empty((P, N))
-    out.ravel()[order + (np.arange(P) * N)[:, None]] = values
-    return out
-
-
 def _z_and_folded(
-    split: np.ndarray, folded: bool, out: np.ndarray | None = None
+    split: np.ndarray, folded: bool, z: np.ndarray, scratch: _Scratch
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Rank-normalised split draws, the same for the folded split draws, and the sorted draws.
 
-    ``split`` is ``(P, M, n)``; the first two results have the same shape (the second is None
-    unless ``folded``), the third is ``(P, M n)``. The fold is ``|draw - median|``, the median
-    over all ``M n`` split draws (``M n`` is even, so it is the mean of the two middle order
-    statistics, as ``np.median`` computes it). ``out``, if given, receives the first result.
+    ``split`` is ``(P, M, n)``. The rank-normalised draws are written to ``z`` (same shape,
+    C-contiguous: the scatter goes through a flat view) and returned, with the folded ones (in a
+    scratch array; None unless ``folded``) and the sorted draws ``(P, M n)`` (a scratch array).
+    The fold is ``|draw - median|``, the median over all ``M n`` split draws (``M n`` is even, so
+    it is the mean of the two middle order statistics, as ``np.median`` computes it).
     """
     P, M, n = split.shape
     N = M * n
     flat = split.reshape(P, N)
+    offsets = (np.arange(P) * N)[:, None]
     order = np.argsort(flat, axis=1)
-    srt = np.take_along_axis(flat, order, axis=1)
-    z_flat = _unsort(order, _scores_of_sorted(srt), None if out is None else out.reshape(P, N))
-    z = z_flat.reshape(P, M, n)
+    order += offsets  # now flat indices into (P, N)
+    srt = np.take(flat.ravel(), order, out=scratch.get("sorted", (P, N)), mode="clip")
+    z.reshape(P * N)[order] = _scores_of_sorted(srt, scratch.get("scores", (P, N)))
     if not folded:
         return z, None, srt
-    median = (srt[:, N // 2 - 1] + srt[:, N // 2]) / 2
-    # In the order of the draws, the folded values fall then rise: two runs, which a stable
-    # (merge) sort orders in linear time.
+    # In sorted order the folded values fall then rise: two runs, which a stable (merge) sort
+    # orders in linear time.
     with np.errstate(invalid="ignore"):  # inf - inf when the median is infinite
-        fold_in_order = np.abs(srt - median[:, None])
-    fold_order = np.argsort(fold_in_order, axis=1, kind="stable")
-    fold_sorted = np.take_along_axis(fold_in_order, fold_order, axis=1)
-    zf = _unsort(np.take_along_axis(order, fold_order, axis=1), _scores_of_sorted(fold_sorted))
+        median = (srt[:, N // 2 - 1] + srt[:, N // 2]) / 2
+        fold = np.subtract(srt, median[:, None], out=scratch.get("folded", (P, N)))
+    np.abs(fold, out=fold)
+    fold_order = np.argsort(fold, axis=1, kind="stable")
+    fold_order += offsets
+    fold_sorted = np.take(fold.ravel(), fold_order, out=scratch.get("folded sorted", (P, N)), mode="clip")
+    where = np.take(order.ravel(), fold_order, out=scratch.get("where", (P, N), np.intp), mode="clip")
+    zf = fold  # reused: the folded draws are not needed any more
+    zf.ravel()[where] = _scores_of_sorted(fold_sorted, scratch.get("scores", (P, N)))
     # An infinite (or NaN: -inf and +inf in the middle) median folds some draws to NaN; ArviZ
     # gives those NaN ranks (``nan_policy="omit"``) and so a NaN folded R-hat.
     zf[~np.isfinite(median)] = np.nan
@@ -186,21 +221,27 @@ def _rhat_columns(z: np.ndarray) -> np.ndarray:
         return np.sqrt((between / within + n - 1) / n)
 
 
-def _mean_autocov(a: np.ndarray, lags: int) -> np.ndarray:
+def _mean_autocov(a: np.ndarray, lags: int, scratch: _Scratch | None = None) -> np.ndarray:
     """Autocovariances at lags ``0..lags-1`` averaged over chains: ``(P, M, n)`` -> ``(P, lags)``.
 
-    Each chain is centred, the divisor is ``n`` (ArviZ's ``autocov``). The FFT is zero-padded to
-    a 2-3-5-smooth length ``m >= n + lags - 1``, enough for those lags to be free of
-    wrap-around; ArviZ pads to ``m >= 2n`` for all lags. The chain average is taken on the power
-    spectra, so one inverse transform per parameter suffices (the transform is linear).
+    ``a`` holds chains already centred; the divisor is ``n`` (ArviZ's ``autocov``). The FFT is
+    zero-padded to a 2-3-5-smooth length ``m >= n + lags - 1``, enough for those lags to be free
+    of wrap-around; ArviZ pads to ``m >= 2n`` for all lags. The chain average is taken on the
+    power spectra, so one inverse transform per parameter suffices (the transform is linear).
     """
     from scipy.fft import next_fast_len
 
     n = a.shape[2]
     m = next_fast_len(n + lags - 1, real=True)
-    spec = np.fft.rfft(a - a.mean(axis=2, keepdims=True), n=m, axis=2)
-    power = spec.real**2
-    power += spec.imag**2
+    if scratch is not None and _FFT_HAS_OUT:
+        spec_out = scratch.get("spectrum", a.shape[:2] + (m // 2 + 1,), complex)
+        spec = np.fft.rfft(a, n=m, axis=2, out=spec_out)
+    else:
+        spec = np.fft.rfft(a, n=m, axis=2)
+    power, imag = spec.real, spec.imag  # |spec|^2, in place
+    np.multiply(power, power, out=power)
+    np.multiply(imag, imag, out=imag)
+    power += imag
     acov = np.fft.irfft(power.mean(axis=1), n=m, axis=1)[:, :lags]
     acov /= n
     return acov
@@ -247,18 +288,23 @@ def _geyer_tau(
 _FIRST_PASS_LAGS = 64
 
 
-def _ess_columns(a: np.ndarray, relative: bool) -> np.ndarray:
-    """Geyer ESS of each parameter of split draws ``(P, M, n)`` -> ``(P,)``, as ArviZ's ``_ess``."""
+def _ess_columns(a: np.ndarray, relative: bool, scratch: _Scratch | None = None) -> np.ndarray:
+    """Geyer ESS of each parameter of split draws ``(P, M, n)`` -> ``(P,)``, as ArviZ's ``_ess``.
+
+    ``a`` is overwritten (each chain is centred in place).
+    """
     P, M, n = a.shape
     size = M * n
     constant = (a.max(axis=(1, 2)) - a.min(axis=(1, 2))) < _CONSTANT_RANGE
+    chain_mean = a.mean(axis=2)
+    a -= chain_mean[:, :, None]
 
     lags = min(n, _FIRST_PASS_LAGS)
-    mean_acov = _mean_autocov(a, lags)
+    mean_acov = _mean_autocov(a, lags, scratch)
     mean_var = mean_acov[:, 0] * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n
     if M > 1:
-        var_plus = var_plus + np.var(a.mean(axis=2), axis=1, ddof=1)
+        var_plus = var_plus + np.var(chain_mean, axis=1, ddof=1)
     tau, settled = _geyer_tau(mean_acov, mean_var, var_plus, n)
     if not settled.all():  # slowly mixing parameters: all lags
         redo = np.flatnonzero(~settled)
@@ -294,52 +340,75 @@ def _tail_probs(prob: float | Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
+#: parameters are processed in blocks of about this many draws (chains x draws x parameters),
+#: with work arrays reused from block to block (see _Scratch); 2**15 to 2**17 measured best
+_BLOCK_DRAWS = 2**16
+
+
 def _diagnose(
     x: np.ndarray, *, rhat: bool, bulk: bool, tail: bool, prob: float | Sequence[float], relative: bool
 ) -> dict[str, np.ndarray]:
     """The requested diagnostics of ``x[chain, draw, *shape]``, sharing the common work."""
     lo, hi = _tail_probs(prob)
     split, a3, shape, bad = _split_columns(x)
+    P = split.shape[0]
+    C, S = a3.shape[:2]
+    keys = [key for key, wanted in (("rhat", rhat), ("ess_bulk", bulk), ("ess_tail", tail)) if wanted]
+    out = {key: np.full(P, np.nan) for key in keys}
+    if not bad.all():  # all bad also covers S < 4 and P == 0
+        step = max(1, _BLOCK_DRAWS // (C * S))
+        scratch = _Scratch()
+        for start in range(0, P, step):
+            block = slice(start, start + step)
+            part = _diagnose_block(split[block], a3[:, :, block], rhat, bulk, tail, lo, hi, relative, scratch)
+            for key in keys:
+                out[key][block] = part[key]
+        for key in keys:
+            out[key][bad] = np.nan
+    return {key: val.reshape(shape) for key, val in out.items()}
+
+
+def _diagnose_block(
+    split: np.ndarray,
+    a3: np.ndarray,
+    rhat: bool,
+    bulk: bool,
+    tail: bool,
+    lo: float,
+    hi: float,
+    relative: bool,
+    scratch: _Scratch,
+) -> dict[str, np.ndarray]:
+    """Diagnostics of the parameters of split draws ``(P, M, n)`` and draws ``(C, S, P)``."""
     P, M, n = split.shape
     C, S = a3.shape[:2]
     out: dict[str, np.ndarray] = {}
-    if bad.all():  # also covers S < 4 and P == 0
-        for key, wanted in (("rhat", rhat), ("ess_bulk", bulk), ("ess_tail", tail)):
-            if wanted:
-                out[key] = np.full(shape, np.nan)
-        return out
-
     # every series whose ESS is wanted, stacked: z of each parameter, then the tail indicators
-    ess_in = np.empty(((P if bulk else 0) + (2 * P if tail else 0), M, n))
-    r = np.full(P, np.nan)
+    ess_in = scratch.get("ess input", ((P if bulk else 0) + (2 * P if tail else 0), M, n))
     srt = None
     if (rhat and C >= 2) or bulk:
-        z, zf, srt = _z_and_folded(split, folded=rhat and C >= 2, out=ess_in[:P] if bulk else None)
+        z = ess_in[:P] if bulk else scratch.get("z", (P, M, n))
+        z, zf, srt = _z_and_folded(split, rhat and C >= 2, z, scratch)
         if zf is not None:
-            r = _python_max(_rhat_columns(z), _rhat_columns(zf))
+            out["rhat"] = _python_max(_rhat_columns(z), _rhat_columns(zf))
+    if rhat and C < 2:
+        out["rhat"] = np.full(P, np.nan)
     if tail:
         with np.errstate(invalid="ignore"):  # inf - inf between order statistics
             if srt is not None and S % 2 == 0:  # the split draws are all the draws: reuse the sort
-                q = np.quantile(srt, [lo, hi], axis=1)
+                q = np.quantile(srt, [lo, hi], axis=1, overwrite_input=True)  # srt is done with
             else:  # ArviZ takes the quantiles over all draws, the middle one of an odd chain too
                 q = np.quantile(a3.reshape(C * S, P), [lo, hi], axis=0)
         k = P if bulk else 0
         np.less_equal(split, q[0][:, None, None], out=ess_in[k : k + P])
         np.less_equal(split, q[1][:, None, None], out=ess_in[k + P :])
-    ess = _ess_columns(ess_in, relative) if ess_in.shape[0] else np.empty(0)
-
-    if rhat:
-        r[bad] = np.nan
-        out["rhat"] = r.reshape(shape)
-    if bulk:
-        b = ess[:P]
-        b[bad] = np.nan
-        out["ess_bulk"] = b.reshape(shape)
-    if tail:
-        k = P if bulk else 0
-        t = _python_min(ess[k : k + P], ess[k + P : k + 2 * P])
-        t[bad] = np.nan
-        out["ess_tail"] = t.reshape(shape)
+    if ess_in.shape[0]:
+        ess = _ess_columns(ess_in, relative, scratch)
+        if bulk:
+            out["ess_bulk"] = ess[:P]
+        if tail:
+            k = P if bulk else 0
+            out["ess_tail"] = _python_min(ess[k : k + P], ess[k + P : k + 2 * P])
     return out
 
 
@@ -478,3 +547,35 @@ def summary_diagnostics(
     (['ess_bulk', 'ess_tail', 'rhat'], (4, 3), True)
     """
     return _diagnose(x, rhat=True, bulk=True, tail=True, prob=prob, relative=relative)
+
+
+def ess_mean(x: np.ndarray, *, relative: bool = False) -> np.ndarray:
+    """ESS of the mean of every parameter (split chains, no rank normalisation), as
+    ``arviz.ess(..., method="mean")``: what ArviZ's PSIS-LOO averages into its relative
+    efficiency ``reff``.
+
+    Parameters
+    ----------
+    x : array_like, shape (chain, draw, *shape)
+    relative : bool, default False
+        Divide by the number of draws.
+
+    Returns
+    -------
+    ndarray, shape (*shape)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentseg.models._diagnostics import ess_mean
+    >>> x = np.random.default_rng(0).normal(size=(2, 1000, 3))
+    >>> bool(np.all(ess_mean(x) > 1500))
+    True
+    """
+    split, _, shape, bad = _split_columns(x)
+    out = np.full(split.shape[0], np.nan)
+    if not bad.all():
+        out = _ess_columns(split, relative)
+        out[bad] = np.nan
+    return out.reshape(shape)
+

@@ -110,16 +110,11 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
     ll = np.asarray(loglik, dtype=float)
     if ll.ndim != 3:
         raise ConfigError(f"loo needs a (chains, draws, respondents) array; got shape {ll.shape}.")
-    groups: dict[str, Any] = {
-        "log_likelihood": xr.Dataset({"loglik": (("chain", "draw", "respondent"), ll)}),
-    }
-    if posterior is not None:
-        groups["posterior"] = posterior
-    tree = xr.DataTree.from_dict(groups)
+    tree = xr.DataTree.from_dict({"log_likelihood": xr.Dataset({"loglik": (("chain", "draw", "respondent"), ll)})})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # passed on below as our own message
         try:
-            res = az.loo(tree, pointwise=True, var_name="loglik", reff=None if posterior is not None else 1.0)
+            res = az.loo(tree, pointwise=True, var_name="loglik", reff=_reff(posterior, ll.shape[0] * ll.shape[1]))
         except ValueError as exc:  # e.g. "All tail values are the same": chains that did not move
             return _tis_loo(ll, reason=str(exc))
     pk = np.asarray(res.pareto_k, dtype=float)
@@ -134,6 +129,19 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
         "n_bad_k": int((pk > thr).sum()),
         "warning": bool(res.warning),
     }
+
+
+def _reff(posterior: Any | None, n_samples: int) -> float:
+    """ArviZ's relative efficiency for PSIS-LOO: the mean ESS of the means of every posterior
+    parameter over the number of draws (1 with one chain or no posterior), computed as ArviZ's
+    ``_get_r_eff`` does but vectorised (:func:`latentseg.models._diagnostics.ess_mean`)."""
+    if posterior is None or posterior.sizes.get("chain", 1) == 1:
+        return 1.0
+    from latentseg.models._diagnostics import ess_mean
+
+    vals = [np.ravel(ess_mean(np.asarray(posterior[v].values, dtype=float))) for v in posterior.data_vars]
+    with np.errstate(all="ignore"):
+        return float(np.hstack(vals).mean() / n_samples)
 
 
 def _tis_loo(ll: np.ndarray, reason: str) -> dict[str, Any]:

@@ -1290,31 +1290,37 @@ def _stats_dataset(raw: _Draws, keep: list[int], S: int) -> Any:
 
 
 def _mcmc_diagnostics(ds: Any, raw: _Draws, C: int) -> dict[str, Any]:
-    """R-hat (rank-normalised, split), bulk / tail ESS (ArviZ), divergences, E-BFMI, tree depth."""
-    import arviz as az
-    import xarray as xr
+    """R-hat (rank-normalised, split), bulk / tail ESS, divergences, E-BFMI, tree depth.
 
-    tree = xr.DataTree.from_dict({"posterior": ds})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rhat = az.rhat(tree, method="rank")
-        ess_b = az.ess(tree, method="bulk")
-        ess_t = az.ess(tree, method="tail")
+    R-hat and ESS are ArviZ's definitions (``az.rhat(method="rank")``, ``az.ess(method="bulk")``,
+    ``az.ess(method="tail")``), computed for every parameter at once by
+    :mod:`latentseg.models._diagnostics` (equal to ArviZ's to 1e-14, tested; about 10 times faster).
+    """
+    from latentseg.models._diagnostics import summary_diagnostics
+
+    names = list(ds.data_vars)
+    arrs = [np.asarray(ds[v].values, dtype=float) for v in names]
+    stacked = np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=2)
+    with np.errstate(all="ignore"):
+        res = summary_diagnostics(stacked)
+    edges = np.cumsum([0] + [a[0, 0].size for a in arrs])
+    per_var = {key: {v: val[edges[i] : edges[i + 1]] for i, v in enumerate(names)} for key, val in res.items()}
     out: dict[str, Any] = {}
 
-    def worst(res: Any, fn: Any) -> tuple[float, dict[str, float]]:
+    def worst(res: Mapping[str, np.ndarray], fn: Any) -> tuple[float, dict[str, float]]:
         vals = {}
-        for name in ds.data_vars:
-            arr = np.asarray(res[name].values, dtype=float)
+        for name in names:
+            arr = res[name]
             arr = arr[np.isfinite(arr)]
             if arr.size:
                 vals[name] = float(fn(arr))
         return (float(fn(list(vals.values()))) if vals else float("nan")), vals
 
+    rhat, ess_b, ess_t = per_var["rhat"], per_var["ess_bulk"], per_var["ess_tail"]
     out["rhat_max"], out["rhat_max_by_parameter"] = worst(rhat, np.max)
     out["ess_bulk_min"], _ = worst(ess_b, np.min)
     out["ess_tail_min"], _ = worst(ess_t, np.min)
-    out["rhat_weights"] = [float(x) for x in np.asarray(rhat["weights"].values, dtype=float)]
+    out["rhat_weights"] = [float(x) for x in rhat["weights"]]
     out["divergences"] = int(raw.diverging.sum()) if raw.diverging is not None else 0
     if raw.energy is not None:
         e = raw.energy
