@@ -132,6 +132,33 @@ def test_c_callback_and_python_callback_give_identical_draws(model: str, monkeyp
         np.testing.assert_array_equal(fast.posterior["posterior"][name].values, slow.posterior["posterior"][name].values)
 
 
+def test_arrow_extraction_equals_nutpies_own_conversion() -> None:
+    """We read the draws and statistics straight from nutpie's Arrow trace; they must equal what
+    nutpie's own DataTree conversion gives."""
+    import time
+
+    import nutpie
+
+    from latentseg.models import bayes
+
+    X, _ = simulate_gaussian_mixture(80, k=2, d=2, separation=5.0, random_seed=3)
+    fam, s = bayes._family_and_settings("bayes-gmm", X, 2, 4, {"draws": 60, "tune": 50, "chains": 2})
+    theta0 = fam.theta_from_params(fam.start_params(fam.em_start(1, 2)))
+    model = bayes._c_model(fam, theta0.size, lambda seed: fam.jitter(theta0, np.random.default_rng(seed)))
+    def run(raw: bool) -> object:  # same seed and starts: the same draws
+        sampler = nutpie.sample(model, draws=60, tune=50, chains=2, cores=1, seed=1, progress_bar=False,
+                                save_warmup=False, blocking=False, return_raw_trace=raw)
+        while not bayes._is_finished(sampler):
+            time.sleep(0.01)
+        return sampler.wait()
+
+    ours = bayes._arrow_arrays(run(True), 2, 60, theta0.size)
+    trace = run(False)
+    np.testing.assert_array_equal(ours["theta"], trace.posterior["theta"].values)  # type: ignore[attr-defined]
+    for key in ("diverging", "energy", "depth", "step_size"):
+        np.testing.assert_array_equal(ours[key], trace.sample_stats[key].values)  # type: ignore[attr-defined]
+
+
 @pytest.mark.xdist_group("bayes")
 def test_saved_and_loaded_fit_scores_the_same(small_fit: object, small_gmm: tuple[pd.DataFrame, np.ndarray],
                                              tmp_path: object) -> None:
