@@ -226,3 +226,24 @@ def test_vectorised_exp_matches_numpy_to_a_few_ulp() -> None:
     ref = np.exp(np.maximum(x, -700.0))
     assert np.all(np.isfinite(got)) and np.all(got > 0)
     assert np.max(np.abs(got - ref) / ref) < 5e-16
+
+
+def test_membership_summary_equals_numpy() -> None:
+    """The compiled membership summaries (log-likelihood, posterior mean membership and its 95%
+    interval over draws) against a direct numpy computation, including np.quantile's rounding."""
+    from scipy.special import logsumexp, softmax
+
+    from latentseg.models._bayes_kernels import membership_summary
+
+    rng = np.random.default_rng(5)
+    for T, B, k in ((2000, 30, 4), (7, 5, 1), (101, 3, 3)):
+        L = rng.normal(0, 3, (T, B, k))
+        L[0, 0, 0] = -800.0  # below the exp clamp
+        logw = np.log(rng.dirichlet(np.ones(k), size=T))
+        ref_ll = logsumexp(L + logw[:, None, :], axis=2)
+        ref_z = softmax(L + logw[:, None, :], axis=2)
+        ll, zm, zi = np.empty((T, B)), np.empty((B, k)), np.empty((B, k, 2))
+        membership_summary(L.copy(), logw, 0.025, 0.975, ll, zm, zi)
+        np.testing.assert_allclose(ll, ref_ll, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(zm, ref_z.mean(axis=0), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(zi, np.moveaxis(np.quantile(ref_z, [0.025, 0.975], axis=0), 0, -1), rtol=1e-12, atol=1e-300)

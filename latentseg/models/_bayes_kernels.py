@@ -584,3 +584,90 @@ def cfunc(name: str) -> object:
         py, sig = {"gmm": (_gmm_c, _C_SIG), "lca": (_lca_c, _C_SIG), "copy": (_copy_c, _EXPAND_SIG)}[name]
         _CFUNCS[name] = numba.cfunc(sig, cache=True, nogil=True)(py)
     return _CFUNCS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Posterior summaries of memberships (after sampling)
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's interpolation between order statistics (the same rounding as ``np.quantile``)."""
+    d = b - a
+    if t >= 0.5:
+        return b - d * (1.0 - t)
+    return a + d * t
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantile_pair(buf: np.ndarray, lo_q: float, hi_q: float) -> tuple[float, float]:
+    """``np.quantile(buf, [lo_q, hi_q])`` (linear method) by selection, not sorting; ``buf`` is
+    reordered."""
+    T = buf.shape[0]
+    out = np.empty(2)
+    for i in range(2):
+        pos = (T - 1) * (lo_q if i == 0 else hi_q)
+        lo = int(math.floor(pos))
+        if lo >= T - 1:
+            lo = T - 1
+        frac = pos - lo
+        part = np.partition(buf, lo)
+        a = part[lo]
+        b = a
+        if lo + 1 < T:
+            b = part[lo + 1]
+            for m in range(lo + 2, T):
+                if part[m] < b:
+                    b = part[m]
+        out[i] = _lerp(a, b, frac)
+    return out[0], out[1]
+
+
+@numba.njit(cache=True, nogil=True)
+def membership_summary(
+    L: np.ndarray, logw: np.ndarray, lo_q: float, hi_q: float,
+    loglik: np.ndarray, z_mean: np.ndarray, z_int: np.ndarray,
+) -> None:
+    """Per-respondent marginal log-likelihood and membership summaries over posterior draws.
+
+    ``L`` (T, B, k), C-contiguous, holds ``log p(x_b | segment j, draw t)`` and is overwritten
+    with the memberships ``softmax_j(log w_tj + L_tbj)``; ``logw`` (T, k). Writes ``loglik``
+    (T, B) = ``logsumexp_j(log w_tj + L_tbj)``, ``z_mean`` (B, k), the posterior mean
+    membership, and ``z_int`` (B, k, 2), its ``lo_q`` / ``hi_q`` quantiles over the draws
+    (numpy's linear method).
+    """
+    T, B, k = L.shape
+    bits = np.empty(B * k, dtype=np.int64)
+    mx = np.empty(B)
+    for t in range(T):
+        Lt = L[t]
+        for b in range(B):
+            m = -np.inf
+            for j in range(k):
+                v = Lt[b, j] + logw[t, j]
+                Lt[b, j] = v
+                if v > m:
+                    m = v
+            mx[b] = m
+            for j in range(k):
+                Lt[b, j] -= m
+        exp_inplace(Lt.reshape(B * k), bits)
+        for b in range(B):
+            s = 0.0
+            for j in range(k):
+                s += Lt[b, j]
+            loglik[t, b] = mx[b] + math.log(s)
+            inv = 1.0 / s
+            for j in range(k):
+                Lt[b, j] *= inv
+    buf = np.empty(T)
+    for b in range(B):
+        for j in range(k):
+            acc = 0.0
+            for t in range(T):
+                v = L[t, b, j]
+                buf[t] = v
+                acc += v
+            z_mean[b, j] = acc / T
+            lo, hi = _quantile_pair(buf, lo_q, hi_q)
+            z_int[b, j, 0] = lo
+            z_int[b, j, 1] = hi

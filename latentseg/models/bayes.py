@@ -475,22 +475,25 @@ def _sweep_background(model: str, data: Any, ks: list[int], n_jobs: int, random_
     specs: dict[int, tuple[Any, _Settings]] = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
     todo = sorted(ks, reverse=True)
     running: dict[int, tuple[Any, Any, tuple]] = {}
+    finished: list[tuple[int, Any, tuple]] = []
     results: dict[int, SegmentationResult] = {}
     try:
-        while todo or running:
+        while todo or running or finished:
+            for k in [k for k, (sampler, _, _) in running.items() if _is_finished(sampler)]:
+                _, finish, spec = running.pop(k)
+                finished.append((k, finish, spec))
+            # keep n_jobs fits sampling before summarising one: summaries run while they sample
             while todo and len(running) < n_jobs:
                 k = todo.pop(0)
                 family, s = specs[k]
                 em, em_messages, start, sample_seed, _ = _prepare(family, s)
                 sampler, finish = _nutpie_kernel(family, start, s, sample_seed, blocking=False)
                 running[k] = (sampler, finish, (family, em, em_messages, s))
-            done = [k for k, (sampler, _, _) in running.items() if _is_finished(sampler)]
-            if not done:
-                time.sleep(0.005)
-                continue
-            for k in done:
-                _, finish, (family, em, em_messages, s) = running.pop(k)
+            if finished:
+                k, finish, (family, em, em_messages, s) = finished.pop(0)
                 results[k] = _summarise(family, em, em_messages, finish(), s)
+            elif running:
+                time.sleep(0.005)
     except BaseException:
         for sampler, _, _ in running.values():
             sampler.cancel()
@@ -1256,9 +1259,11 @@ def _pair_overlap(z: np.ndarray) -> dict[tuple[int, int], float]:
 def _memberships(family: Any, flat: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pointwise log-likelihood (T, n), posterior mean memberships (n, k) and their 95%
     intervals (n, k, 2), computed in blocks of respondents (all draws at once per block)."""
+    from latentseg.models._bayes_kernels import membership_summary
+
     T = flat["weights"].shape[0]
     n, k = family.n, family.k
-    logw = np.log(np.clip(flat["weights"], 1e-300, None))[:, None, :]
+    logw = np.ascontiguousarray(np.log(np.clip(flat["weights"], 1e-300, None)), dtype=float)
     loglik = np.empty((T, n))
     z_mean = np.empty((n, k))
     z_int = np.empty((n, k, 2))
@@ -1266,17 +1271,10 @@ def _memberships(family: Any, flat: Mapping[str, np.ndarray]) -> tuple[np.ndarra
     step = family.block_size(T)
     for start in range(0, n, step):
         rows = slice(start, min(n, start + step))
-        L = family.log_component(flat, rows)
-        L += logw
-        mx = L.max(axis=-1, keepdims=True)
-        L -= mx
-        np.exp(L, out=L)
-        tot = L.sum(axis=-1)
-        loglik[:, rows] = np.log(tot) + mx[..., 0]
-        L /= tot[..., None]
-        z_mean[rows] = L.mean(axis=0)
-        q = np.quantile(L, [lo_q, hi_q], axis=0)
-        z_int[rows] = np.moveaxis(q, 0, -1)
+        L = np.ascontiguousarray(family.log_component(flat, rows), dtype=float)
+        ll = np.empty((T, L.shape[1]))
+        membership_summary(L, logw, lo_q, hi_q, ll, z_mean[rows], z_int[rows])
+        loglik[:, rows] = ll
     return loglik, z_mean, z_int
 
 
