@@ -395,28 +395,30 @@ def fit_sweep(
     ks: Any,
     model: str = "bayes-gmm",
     *,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     random_seed: int | None = None,
     **options: Any,
 ) -> list[SegmentationResult]:
     """Fit a Bayesian model for every k in ``ks`` (compare them with :func:`compare_k`).
 
     Every fit gets the same ``random_seed``, so ``fit_sweep(X, [2, 3], random_seed=1)[1]`` is
-    ``fit_bayes_gmm(X, 3, random_seed=1)``, whatever ``n_jobs``. With ``n_jobs > 1`` up to
-    ``n_jobs`` fits sample at the same time, largest k first (overfitted fits take longest). With
-    nutpie on our numba kernels (the default; diagonal Gaussian or latent class) they run in
-    nutpie's background threads of this process, each fit's chains in parallel (``cores``), while
-    this thread computes the next EM start and summarises the fits that are done: sampling and
-    summaries overlap and nothing is pickled. Other samplers run the k values in ``n_jobs`` worker
-    processes (chains on ``cores // n_jobs`` cores unless ``cores`` is given), whose warnings are
-    raised again here.
+    ``fit_bayes_gmm(X, 3, random_seed=1)``, whatever ``n_jobs``. With nutpie on our numba kernels
+    (the default sampler; diagonal Gaussian or latent class) the fits sample in nutpie's
+    background threads of this process, up to ``n_jobs`` at once (default: all of them), largest
+    k first (overfitted fits take longest), each fit's chains one after another unless ``cores``
+    is given, while this thread computes the next EM start and summarises the fits that are done:
+    sampling and summaries overlap on every core and nothing is pickled. (On the benchmark sweep,
+    k = 2..7 on 2 cores, this was faster than giving each fit both cores.) Other samplers run the
+    k values one by one, or in ``n_jobs`` worker processes (chains on ``cores // n_jobs`` cores
+    unless ``cores`` is given), whose warnings are raised again here.
 
     Parameters
     ----------
     data : DataFrame or array-like
     ks : iterable of int
     model : {"bayes-gmm", "bayes-lca"}, default "bayes-gmm"
-    n_jobs : int, default 1
+    n_jobs : int, optional
+        Fits sampling at the same time (see above); 1 fits them one by one.
     random_seed : int, optional
     **options
         Passed to :func:`fit_bayes_gmm` / :func:`fit_bayes_lca`.
@@ -438,11 +440,12 @@ def fit_sweep(
     ks = [_check_int("k", k, 1) for k in ks]
     if not ks or len(set(ks)) != len(ks):
         raise ConfigError(f"fit_sweep needs distinct values of k; got {ks}.")
-    n_jobs = _check_int("n_jobs", n_jobs, 1)
+    background = options.get("sampler", "nutpie") == "nutpie" and options.get("covariance", "diag") == "diag"
+    n_jobs = (len(ks) if background else 1) if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
     fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
     if n_jobs == 1 or len(ks) == 1:
         return [fit_fn(data, k, random_seed=random_seed, **options) for k in ks]
-    if options.get("sampler", "nutpie") == "nutpie" and options.get("covariance", "diag") == "diag":
+    if background:
         return _sweep_background(model, data, ks, n_jobs, random_seed, options)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -473,6 +476,8 @@ def _sweep_background(model: str, data: Any, ks: list[int], n_jobs: int, random_
     import time
 
     specs: dict[int, tuple[Any, _Settings]] = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
+    if options.get("cores") is None:  # one core per fit: fits in flight share the cores (measured fastest)
+        specs = {k: (f, dataclasses.replace(s, cores=1)) for k, (f, s) in specs.items()}
     todo = sorted(ks, reverse=True)
     running: dict[int, tuple[Any, Any, tuple]] = {}
     finished: list[tuple[int, Any, tuple]] = []
