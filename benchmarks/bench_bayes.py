@@ -4,8 +4,9 @@ What is timed (each in a fresh Python process, imports and compilation included)
 
 * **ours**: :func:`latentseg.models.bayes.fit_sweep` over k = 2..7 (bayes-gmm, diagonal), 2 chains x
   1000 tuning + 1000 draws, EM starting values, nutpie on our numba log density (one compiled
-  function for every k), the k values in 2 worker processes (``n_jobs=2``, largest k first), and
-  the same sweep sequentially (``n_jobs=1``, both chains in parallel);
+  function for every k), with fit_sweep's default scheduling (every fit sampling at once in
+  nutpie's background threads, largest k first, one core each, summaries overlapping), and the
+  same sweep one fit after another (``n_jobs=1``, both chains of a fit in parallel);
 * **baseline**: the plain approach, one ``pm.sample`` per k with PyMC 6's defaults (nutpie through
   PyMC, the PyMC model compiled by PyTensor per k), the same model and EM starting values.
 
@@ -53,7 +54,7 @@ def _worker_ours(n_jobs: int) -> dict[str, Any]:
     X, _ = simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fits = fit_sweep(X, KS, n_jobs=n_jobs, random_seed=1, **SAMPLING)
+        fits = fit_sweep(X, KS, n_jobs=n_jobs or None, random_seed=1, **SAMPLING)
         table = compare_k(fits)
     total = time.perf_counter() - t0
     return {
@@ -76,6 +77,7 @@ def _summary(f: Any) -> dict[str, Any]:
         "tree_depth_mean": d.get("tree_depth_mean"),
         "modes": len(d["modes"]),
         "empty_segments": d["empty_segments"],
+        "diffuse_segments": d.get("diffuse_segments", []),
         "duplicated_segments": d["duplicated_segments"],
         "elpd_loo": f.criteria["loo"],
         "loo_se": f.criteria["loo_se"],
@@ -192,10 +194,10 @@ def main() -> None:
 
     runs: dict[str, Any] = {}
     # ours is cheap: repeat and keep the median run (the machine is shared; see the load columns)
-    for name, arg, cold in (("ours_cold_njobs2", "2", True), ("ours_warm_njobs2", "2", False),
-                            ("ours_warm_njobs1", "1", False)):
-        if not cold and name == "ours_warm_njobs2":
-            _run("ours", "2", cold=False)  # fill the default caches
+    # "0": fit_sweep's default (every fit in flight, nutpie's background threads); "1": one by one
+    for name, arg, cold in (("ours_cold", "0", True), ("ours_warm", "0", False), ("ours_warm_one_by_one", "1", False)):
+        if name == "ours_warm":
+            _run("ours", "0", cold=False)  # fill the default caches
         reps = [_run("ours", arg, cold=cold) for _ in range(args.repeats)]
         reps.sort(key=lambda r: r["wall_s"])
         runs[name] = {**reps[len(reps) // 2], "all_wall_s": [r["wall_s"] for r in reps],
@@ -208,8 +210,8 @@ def main() -> None:
         runs["large_n10000_d20_k5"] = _run("large", "", cold=False)
     ratios = {}
     if "baseline_cold" in runs:
-        ratios["cold_baseline_over_ours"] = runs["baseline_cold"]["wall_s"] / runs["ours_cold_njobs2"]["wall_s"]
-        ratios["warm_baseline_over_ours"] = runs["baseline_warm"]["wall_s"] / runs["ours_warm_njobs2"]["wall_s"]
+        ratios["cold_baseline_over_ours"] = runs["baseline_cold"]["wall_s"] / runs["ours_cold"]["wall_s"]
+        ratios["warm_baseline_over_ours"] = runs["baseline_warm"]["wall_s"] / runs["ours_warm"]["wall_s"]
     import arviz
     import numba
     import nutpie
@@ -231,13 +233,14 @@ def main() -> None:
     for name, r in runs.items():
         every = " ".join(f"{w:.1f}" for w in r.get("all_wall_s", [r["wall_s"]]))
         print(f"{name:28s} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['load_before']:5.1f}/{r['load_after']:4.1f}  {every}")
-    for name in ("ours_warm_njobs2", "baseline_warm"):
+    for name in ("ours_warm", "baseline_warm"):
         if name in runs:
             print(f"\n{name}: per k")
             for row in runs[name]["per_k"]:
                 print("  ", {key: row[key] for key in row if key in ("k", "seconds", "converged", "rhat_max",
                                                                         "rhat_max_no_relabelling", "divergences",
-                                                                        "empty_segments", "duplicated_segments",
+                                                                        "empty_segments", "diffuse_segments",
+                                                                        "duplicated_segments",
                                                                         "elpd_loo", "shares")})
     print("\nratios:", ratios)
     print("wrote", OUT)

@@ -247,3 +247,15 @@ def test_membership_summary_equals_numpy() -> None:
         np.testing.assert_allclose(ll, ref_ll, rtol=1e-13, atol=1e-14)
         np.testing.assert_allclose(zm, ref_z.mean(axis=0), rtol=1e-12, atol=1e-300)
         np.testing.assert_allclose(zi, np.moveaxis(np.quantile(ref_z, [0.025, 0.975], axis=0), 0, -1), rtol=1e-12, atol=1e-300)
+
+
+def test_quantile_by_selection_equals_numpy_with_ties() -> None:
+    from latentseg.models._bayes_kernels import _quantile_pair
+
+    rng = np.random.default_rng(8)
+    for T in (1, 2, 3, 10, 999, 2000):
+        for vals in (rng.normal(size=T), rng.integers(0, 3, T).astype(float), np.zeros(T), np.sort(rng.normal(size=T)),
+                     -np.sort(rng.normal(size=T))):
+            for q in ((0.025, 0.975), (0.0, 1.0), (0.5, 0.89)):
+                got = _quantile_pair(vals.copy(), *q)
+                np.testing.assert_array_equal(got, np.quantile(vals, q))

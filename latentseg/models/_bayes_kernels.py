@@ -599,6 +599,34 @@ def _lerp(a: float, b: float, t: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
+def _select(a: np.ndarray, kth: int, lo: int, hi: int) -> float:
+    """The ``kth`` smallest of ``a[lo:hi + 1]`` (0-based within ``a``), by Hoare's quickselect with
+    a median-of-three pivot; ``a`` is reordered so that ``a[lo:kth]`` <= ``a[kth]`` <=
+    ``a[kth + 1:hi + 1]``. (``np.partition`` does the same but took seconds to compile.)"""
+    while hi > lo:
+        mid = (lo + hi) // 2
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return a[kth]
+
+
+@numba.njit(cache=True, nogil=True)
 def _quantile_pair(buf: np.ndarray, lo_q: float, hi_q: float) -> tuple[float, float]:
     """``np.quantile(buf, [lo_q, hi_q])`` (linear method) by selection, not sorting; ``buf`` is
     reordered."""
@@ -610,14 +638,13 @@ def _quantile_pair(buf: np.ndarray, lo_q: float, hi_q: float) -> tuple[float, fl
         if lo >= T - 1:
             lo = T - 1
         frac = pos - lo
-        part = np.partition(buf, lo)
-        a = part[lo]
+        a = _select(buf, lo, 0, T - 1)
         b = a
-        if lo + 1 < T:
-            b = part[lo + 1]
+        if lo + 1 < T:  # the next order statistic: the smallest to the right of lo
+            b = buf[lo + 1]
             for m in range(lo + 2, T):
-                if part[m] < b:
-                    b = part[m]
+                if buf[m] < b:
+                    b = buf[m]
         out[i] = _lerp(a, b, frac)
     return out[0], out[1]
 
