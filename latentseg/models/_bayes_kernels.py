@@ -180,15 +180,30 @@ def _weighted_sums(R: np.ndarray, Ft: np.ndarray, S: np.ndarray, sumr: np.ndarra
     k, N = R.shape
     m = Ft.shape[0]
     for j in range(k):
+        r = R[j]
         acc = 0.0
         for n in range(N):
-            acc += R[j, n]
+            acc += r[n]
         sumr[j] = acc
-        for e in range(m):
-            acc = 0.0
+        e = 0
+        while e + 4 <= m:  # four features per pass: each responsibility loaded once for four sums
+            f0, f1, f2, f3 = Ft[e], Ft[e + 1], Ft[e + 2], Ft[e + 3]
+            a0 = a1 = a2 = a3 = 0.0
             for n in range(N):
-                acc += R[j, n] * Ft[e, n]
-            S[j, e] = acc
+                rn = r[n]
+                a0 += rn * f0[n]
+                a1 += rn * f1[n]
+                a2 += rn * f2[n]
+                a3 += rn * f3[n]
+            S[j, e], S[j, e + 1], S[j, e + 2], S[j, e + 3] = a0, a1, a2, a3
+            e += 4
+        while e < m:
+            f0 = Ft[e]
+            a0 = 0.0
+            for n in range(N):
+                a0 += r[n] * f0[n]
+            S[j, e] = a0
+            e += 1
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
@@ -242,14 +257,23 @@ def gmm_diag_logp(
         row = L[j]
         for n in range(N):
             row[n] = c
-        for e in range(d):
+        e = 0
+        while e + 2 <= d:  # two features (four rows of Ft) per pass over the respondents
             i = j * d + e
-            a2 = -0.5 * inv[i]
-            a1 = mu[i] * inv[i]
-            f2 = Ft[e]
-            f1 = Ft[d + e]
+            a2, a1 = -0.5 * inv[i], mu[i] * inv[i]
+            b2, b1 = -0.5 * inv[i + 1], mu[i + 1] * inv[i + 1]
+            f2, f1, g2, g1 = Ft[e], Ft[d + e], Ft[e + 1], Ft[d + e + 1]
+            for n in range(N):
+                row[n] += (a2 * f2[n] + a1 * f1[n]) + (b2 * g2[n] + b1 * g1[n])
+            e += 2
+        if e < d:
+            i = j * d + e
+            a2, a1 = -0.5 * inv[i], mu[i] * inv[i]
+            f2, f1 = Ft[e], Ft[d + e]
             for n in range(N):
                 row[n] += a2 * f2[n] + a1 * f1[n]
+        for e in range(d):
+            i = j * d + e
             if not complete:
                 a0 = -0.5 * mu[i] * mu[i] * inv[i] - ls[i]
                 f0 = Ft[2 * d + e]
