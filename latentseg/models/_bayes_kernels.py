@@ -100,6 +100,32 @@ def exp_inplace(v: np.ndarray, bits: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
+def softmax_rows(L: np.ndarray, logw: np.ndarray, row_lse: np.ndarray, bits: np.ndarray) -> None:
+    """``L[n] = softmax(logw + L[n])`` for every row, in place, and ``row_lse[n] =
+    logsumexp(logw + L[n])``. ``L`` (N, k) C-contiguous; ``bits`` int64 scratch of N * k."""
+    N, k = L.shape
+    for n in range(N):
+        mx = -np.inf
+        for j in range(k):
+            v = L[n, j] + logw[j]
+            L[n, j] = v
+            if v > mx:
+                mx = v
+        row_lse[n] = mx
+        for j in range(k):
+            L[n, j] -= mx
+    exp_inplace(L.reshape(N * k), bits)
+    for n in range(N):
+        s = 0.0
+        for j in range(k):
+            s += L[n, j]
+        row_lse[n] += math.log(s)
+        inv = 1.0 / s
+        for j in range(k):
+            L[n, j] *= inv
+
+
+@numba.njit(cache=True, nogil=True)
 def mixture_responsibilities(L: np.ndarray, logw: np.ndarray, cst: np.ndarray) -> float:
     """Turn log component densities into responsibilities, in place.
 
@@ -108,27 +134,11 @@ def mixture_responsibilities(L: np.ndarray, logw: np.ndarray, cst: np.ndarray) -
     ``sum_n [cst_n + logsumexp_j(logw_j + L_nj)]``.
     """
     N, k = L.shape
-    row_max = np.empty(N)
-    for n in range(N):
-        mx = -np.inf
-        for j in range(k):
-            v = L[n, j] + logw[j]
-            L[n, j] = v
-            if v > mx:
-                mx = v
-        row_max[n] = mx
-        for j in range(k):
-            L[n, j] -= mx
-    exp_inplace(L.reshape(N * k), np.empty(N * k, dtype=np.int64))
+    row_lse = np.empty(N)
+    softmax_rows(L, logw, row_lse, np.empty(N * k, dtype=np.int64))
     total = 0.0
     for n in range(N):
-        s = 0.0
-        for j in range(k):
-            s += L[n, j]
-        total += row_max[n] + math.log(s) + cst[n]
-        inv = 1.0 / s
-        for j in range(k):
-            L[n, j] *= inv
+        total += row_lse[n] + cst[n]
     return total
 
 
@@ -688,28 +698,8 @@ def membership_summary(
     """
     T, B, k = L.shape
     bits = np.empty(B * k, dtype=np.int64)
-    mx = np.empty(B)
     for t in range(T):
-        Lt = L[t]
-        for b in range(B):
-            m = -np.inf
-            for j in range(k):
-                v = Lt[b, j] + logw[t, j]
-                Lt[b, j] = v
-                if v > m:
-                    m = v
-            mx[b] = m
-            for j in range(k):
-                Lt[b, j] -= m
-        exp_inplace(Lt.reshape(B * k), bits)
-        for b in range(B):
-            s = 0.0
-            for j in range(k):
-                s += Lt[b, j]
-            loglik[t, b] = mx[b] + math.log(s)
-            inv = 1.0 / s
-            for j in range(k):
-                Lt[b, j] *= inv
+        softmax_rows(L[t], logw[t], loglik[t], bits)
     buf = np.empty(T)
     for b in range(B):
         for j in range(k):

@@ -46,16 +46,20 @@ _LOGSD_LIMIT = 30.0
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+#: what to do when JAX / NumPyro are missing
+MISSING_JAX = (
+    "sampler='numpyro' needs JAX and NumPyro, which are not installed; install the extra with "
+    "pip install 'latentseg[jax]', or use sampler='nutpie'."
+)
+
+
 def _jax() -> tuple[Any, Any]:
     """``(jax, jax.numpy)`` with 64-bit floats switched on; ConfigError when JAX is missing."""
     try:
         import jax
         import jax.numpy as jnp
     except ImportError as exc:
-        raise ConfigError(
-            "sampler='numpyro' needs JAX and NumPyro, which are not installed; install the extra with "
-            "pip install 'latentseg[jax]', or use sampler='nutpie'."
-        ) from exc
+        raise ConfigError(MISSING_JAX) from exc
     if not jax.config.read("jax_enable_x64"):
         jax.config.update("jax_enable_x64", True)
     return jax, jnp
@@ -65,10 +69,7 @@ def _numpyro() -> Any:
     try:
         import numpyro
     except ImportError as exc:
-        raise ConfigError(
-            "sampler='numpyro' needs JAX and NumPyro, which are not installed; install the extra with "
-            "pip install 'latentseg[jax]', or use sampler='nutpie'."
-        ) from exc
+        raise ConfigError(MISSING_JAX) from exc
     return numpyro
 
 

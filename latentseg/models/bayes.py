@@ -619,10 +619,9 @@ def _settings(
     if random_seed is not None and (isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer))):
         raise ConfigError(f"The 'random_seed' parameter must be an integer or None. Got {random_seed!r} instead.")
     if sampler == "numpyro" and (importlib.util.find_spec("numpyro") is None or importlib.util.find_spec("jax") is None):
-        raise ConfigError(
-            "sampler='numpyro' needs JAX and NumPyro, which are not installed; install the extra with "
-            "pip install 'latentseg[jax]', or use sampler='nutpie'."
-        )
+        from latentseg.models._jax_kernels import MISSING_JAX
+
+        raise ConfigError(MISSING_JAX)
     return _Settings(
         draws=_check_int("draws", draws, 1),
         tune=_check_int("tune", tune, 0),
