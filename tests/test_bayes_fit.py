@@ -439,3 +439,15 @@ def test_config_offers_exactly_the_samplers_the_engines_accept() -> None:
 
     key = next(k for k in KEYS if k.dotted == "model.sampler")
     assert set(key.choices) == set(SAMPLERS) and key.default == SAMPLERS[0]
+
+
+def test_latent_class_sweep_in_background_equals_one_by_one() -> None:
+    df, _, _ = simulate_categorical(150, k=2, n_items=4, n_categories=3, random_seed=12)
+    opts = {"draws": 100, "tune": 100, "chains": 2, "random_seed": 3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        par = fit_sweep(df, [1, 2], model="bayes-lca", **opts)
+        seq = [fit_bayes_lca(df, 1, **opts), fit_bayes_lca(df, 2, **opts)]
+    for a, b in zip(par, seq):
+        np.testing.assert_array_equal(a.memberships, b.memberships)
+        assert a.criteria == b.criteria
