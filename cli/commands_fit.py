@@ -263,7 +263,7 @@ def register(app: typer.Typer) -> None:
         draws: Annotated[int | None, typer.Option("--draws", help="Posterior draws per chain (Bayesian).")] = None,
         tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (Bayesian).")] = None,
         chains: Annotated[int | None, typer.Option("--chains", help="MCMC chains (Bayesian).")] = None,
-        sampler: Annotated[str | None, typer.Option("--sampler", help="nutpie | pymc | numpyro (needs latentseg[jax]) | advi (approximate).")] = None,
+        sampler: Annotated[str | None, typer.Option("--sampler", help="nutpie | pymc | numpyro (needs the jax extra) | advi (approximate).")] = None,
         save: Annotated[str | None, typer.Option("--save", help="Save the fitted model as models/NAME.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (the documented contract).")] = False,
     ) -> None:
