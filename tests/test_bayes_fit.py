@@ -257,7 +257,7 @@ def test_bayes_lca_contract_and_scoring() -> None:
                                                              "indicator": 5, "category": 3}
 
 
-def test_fit_sweep_in_two_processes_equals_one_by_one(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_fit_sweep_in_background_threads_equals_one_by_one(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, _ = small_gmm
     opts = {"draws": 200, "tune": 200, "chains": 2, "random_seed": 5}
     with warnings.catch_warnings():
@@ -439,6 +439,21 @@ def test_config_offers_exactly_the_samplers_the_engines_accept() -> None:
 
     key = next(k for k in KEYS if k.dotted == "model.sampler")
     assert set(key.choices) == set(SAMPLERS) and key.default == SAMPLERS[0]
+
+
+def test_fit_sweep_in_worker_processes_equals_one_by_one(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    """Samplers without a background mode (here ADVI) run the k values in worker processes."""
+    X, _ = small_gmm
+    opts = {"sampler": "advi", "draws": 200, "random_seed": 5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        par = fit_sweep(X, [2, 1], n_jobs=2, **opts)
+        seq = [fit_bayes_gmm(X, 2, **opts), fit_bayes_gmm(X, 1, **opts)]
+    for a, b in zip(par, seq):
+        np.testing.assert_array_equal(a.memberships, b.memberships)
+        assert a.criteria == b.criteria
+    with pytest.warns(LatentsegWarning, match="Approximate fit"):  # the workers' warnings are raised here
+        fit_sweep(X, [2, 1], n_jobs=2, **opts)
 
 
 def test_latent_class_sweep_in_background_equals_one_by_one() -> None:

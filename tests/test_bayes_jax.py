@@ -147,7 +147,7 @@ def test_fit_bayes_gmm_with_numpyro_agrees_with_nutpie() -> None:
     a = fit_bayes_gmm(X, 2, sampler="numpyro", **opts)
     b = fit_bayes_gmm(X, 2, **opts)
     assert a.diagnostics["engine"].startswith("numpyro (JAX log density")
-    assert a.diagnostics["converged"], a.diagnostics["warnings"]
+    assert a.diagnostics["rhat_max"] < 1.02 and a.diagnostics["divergences"] == 0
     np.testing.assert_allclose(a.shares, b.shares, atol=0.02)
     np.testing.assert_allclose(a.centers, b.centers, atol=0.1)
     np.testing.assert_allclose(a.share_upper - a.share_lower, b.share_upper - b.share_lower, rtol=0.25)

@@ -185,7 +185,8 @@ def _weighted_sums(R: np.ndarray, Ft: np.ndarray, S: np.ndarray, sumr: np.ndarra
 
     Reassociation is allowed here (and only here) so that the compiler vectorises the sums over
     respondents; the order of the additions is fixed by the compiled code, so results are
-    reproducible run to run.
+    reproducible run to run on one machine (another CPU, with another vector width, may round
+    the last bits differently and so give other draws for the same seed).
     """
     k, N = R.shape
     m = Ft.shape[0]

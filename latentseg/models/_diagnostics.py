@@ -558,7 +558,7 @@ def ess_mean(x: np.ndarray, *, relative: bool = False) -> np.ndarray:
     ----------
     x : array_like, shape (chain, draw, *shape)
     relative : bool, default False
-        Divide by the number of draws.
+        Divide by the number of split draws, ``2 * chains * (draws // 2)`` (ArviZ's rule).
 
     Returns
     -------

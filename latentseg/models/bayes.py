@@ -187,7 +187,7 @@ def fit_bayes_gmm(
         better), and ``loglik, n_params, bic, aic, sabic, caic`` **at the EM maximum-likelihood
         solution** (the reference), ``entropy, icl`` with the posterior memberships.
         ``diagnostics``: ``converged, warnings, approximate, rhat_max, ess_bulk_min,
-        ess_tail_min, divergences, ebfmi_min, modes, empty_segments, duplicated_segments,
+        ess_tail_min, divergences, ebfmi_min, modes, empty_segments, diffuse_segments, duplicated_segments,
         pareto_k_bad`` and more. ``posterior``: DataTree with groups ``posterior`` (``weights``
         (chain, draw, segment), ``means`` and ``sds`` (chain, draw, segment, outcome)),
         ``sample_stats`` and, when kept, ``log_likelihood``. ``extras``: ``share_summary``
@@ -410,7 +410,9 @@ def fit_sweep(
     sampling and summaries overlap on every core and nothing is pickled. (On the benchmark sweep,
     k = 2..7 on 2 cores, this was faster than giving each fit both cores.) Other samplers run the
     k values one by one, or in ``n_jobs`` worker processes (chains on ``cores // n_jobs`` cores
-    unless ``cores`` is given), whose warnings are raised again here.
+    unless ``cores`` is given), whose warnings are raised again here. Every fit in flight holds
+    its own copy of the data (about five times its size in float64): for surveys of millions of
+    respondents pass a small ``n_jobs``.
 
     Parameters
     ----------
@@ -440,7 +442,7 @@ def fit_sweep(
     ks = [_check_int("k", k, 1) for k in ks]
     if not ks or len(set(ks)) != len(ks):
         raise ConfigError(f"fit_sweep needs distinct values of k; got {ks}.")
-    background = options.get("sampler", "nutpie") == "nutpie" and options.get("covariance", "diag") == "diag"
+    background = options.get("sampler", "nutpie") == "nutpie" and _diagonal(model, options.get("covariance", "diag"))
     n_jobs = (len(ks) if background else 1) if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
     fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
     if n_jobs == 1 or len(ks) == 1:
@@ -465,6 +467,18 @@ def fit_sweep(
                 warnings.warn(message, category, stacklevel=2)
             results[k] = res
     return [results[k] for k in ks]
+
+
+def _diagonal(model: str, covariance: Any) -> bool:
+    """Whether the fits use a numba kernel: latent class models, diagonal Gaussian mixtures."""
+    if model != "bayes-gmm":
+        return True
+    from latentseg.models.bayes_gmm import resolve_covariance
+
+    try:
+        return resolve_covariance(covariance) == "diag"
+    except ConfigError:
+        return False  # the fit itself reports the bad value
 
 
 def _sweep_background(model: str, data: Any, ks: list[int], n_jobs: int, random_seed: int | None,
@@ -1162,7 +1176,7 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         "entropy, relative_entropy, icl: posterior mean memberships; waic, loo: the posterior"
     )
     if messages:
-        degenerate = bool(empty or dups)
+        degenerate = bool(empty or dups or diffuse)
         category = ConvergenceWarning if (not converged or degenerate) else LatentsegWarning
         prefix = "Not converged: " if not converged else ""
         warnings.warn(f"{family.model} k={k}: {prefix}" + " ".join(messages), category, stacklevel=3)

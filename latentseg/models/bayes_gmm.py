@@ -164,7 +164,7 @@ class GaussianFamily:
         # without missing values the observed-indicator block is all ones: the kernels skip it
         blocks = [xc * xc, xc, o] if not self.obs.all() else [xc * xc, xc]
         self.F = np.ascontiguousarray(np.concatenate(blocks, axis=1))
-        self.Ft = np.ascontiguousarray(self.F.T)  # feature-major, for the numba kernel
+        self._Ft: np.ndarray | None = None
         self.F_full = np.concatenate([xc * xc, xc, o], axis=1) if self.obs.all() else self.F
         self.cst = -0.5 * _LOG_2PI * o.sum(axis=1)
         self.Xc = xc
@@ -174,6 +174,14 @@ class GaussianFamily:
         self._mean_sd = priors.mean_scale * self.scale
 
     # ------------------------------------------------------------------ description
+    @property
+    def Ft(self) -> np.ndarray:
+        """``F`` feature-major (m, N), for the numba kernel; built on first use (the JAX path
+        does not need it)."""
+        if self._Ft is None:
+            self._Ft = np.ascontiguousarray(self.F.T)
+        return self._Ft
+
     @property
     def has_kernel(self) -> bool:
         """Whether the numba kernel covers this model (the full-covariance one goes through PyMC)."""
