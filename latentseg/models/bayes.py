@@ -460,7 +460,11 @@ def fit_sweep(
     method = "fork" if ("fork" in multiprocessing.get_all_start_methods() and _n_threads() == 1) else "spawn"
     results: dict[int, SegmentationResult] = {}
     with ProcessPoolExecutor(max_workers=min(n_jobs, len(ks)), mp_context=multiprocessing.get_context(method)) as pool:
-        futures = {k: pool.submit(_sweep_worker, model, data, k, random_seed, opts) for k in sorted(ks, reverse=True)}
+        with warnings.catch_warnings():
+            # the workers fork on submit; fork is chosen only when no thread but jemalloc's (fork-safe)
+            # runs, which Python counts anyway
+            warnings.filterwarnings("ignore", message=r"This process .* is multi-threaded", category=DeprecationWarning)
+            futures = {k: pool.submit(_sweep_worker, model, data, k, random_seed, opts) for k in sorted(ks, reverse=True)}
         for k in ks:
             res, caught = futures[k].result()
             for category, message in caught:
