@@ -687,15 +687,15 @@ def _quantile_pair(buf: np.ndarray, lo_q: float, hi_q: float) -> tuple[float, fl
 @numba.njit(cache=True, nogil=True)
 def membership_summary(
     L: np.ndarray, logw: np.ndarray, lo_q: float, hi_q: float,
-    loglik: np.ndarray, z_mean: np.ndarray, z_int: np.ndarray,
+    loglik: np.ndarray, z_mean: np.ndarray, z_int: np.ndarray, intervals: bool = True,
 ) -> None:
     """Per-respondent marginal log-likelihood and membership summaries over posterior draws.
 
     ``L`` (T, B, k), C-contiguous, holds ``log p(x_b | segment j, draw t)`` and is overwritten
     with the memberships ``softmax_j(log w_tj + L_tbj)``; ``logw`` (T, k). Writes ``loglik``
     (T, B) = ``logsumexp_j(log w_tj + L_tbj)``, ``z_mean`` (B, k), the posterior mean
-    membership, and ``z_int`` (B, k, 2), its ``lo_q`` / ``hi_q`` quantiles over the draws
-    (numpy's linear method).
+    membership, and, with ``intervals``, ``z_int`` (B, k, 2), its ``lo_q`` / ``hi_q`` quantiles
+    over the draws (numpy's linear method).
     """
     T, B, k = L.shape
     bits = np.empty(B * k, dtype=np.int64)
@@ -710,6 +710,7 @@ def membership_summary(
                 buf[t] = v
                 acc += v
             z_mean[b, j] = acc / T
-            lo, hi = _quantile_pair(buf, lo_q, hi_q)
-            z_int[b, j, 0] = lo
-            z_int[b, j, 1] = hi
+            if intervals:
+                lo, hi = _quantile_pair(buf, lo_q, hi_q)
+                z_int[b, j, 0] = lo
+                z_int[b, j, 1] = hi

@@ -311,18 +311,7 @@ def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500
     """
     family = _scoring_family(result, data)
     p = family.params_from_result(result, max_draws)
-    T = p["weights"].shape[0]
-    out = np.zeros((family.n, result.k))
-    step = family.block_size(T)
-    logw = np.log(np.clip(p["weights"], 1e-300, None))[:, None, :]
-    for start in range(0, family.n, step):
-        rows = slice(start, min(family.n, start + step))
-        L = family.log_component(p, rows) + logw
-        L -= L.max(axis=-1, keepdims=True)
-        np.exp(L, out=L)
-        L /= L.sum(axis=-1, keepdims=True)
-        out[rows] = L.mean(axis=0)
-    return out
+    return _memberships(family, p, keep_loglik=False, intervals=False)[1]
 
 
 def prior_predictive_check(
@@ -1079,6 +1068,7 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     Ck = len(keep)
     flat = {key: val.reshape((Ck * S,) + val.shape[2:]) for key, val in pk.items()}
     loglik, z_mean, z_int = _memberships(family, flat)
+    assert loglik is not None and z_int is not None
 
     # canonical order: largest posterior mean share first (ties: first center), as SegmentationResult
     w_draws = flat["weights"]
@@ -1278,26 +1268,31 @@ def _pair_overlap(z: np.ndarray) -> dict[tuple[int, int], float]:
     return out
 
 
-def _memberships(family: Any, flat: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _memberships(
+    family: Any, flat: Mapping[str, np.ndarray], *, keep_loglik: bool = True, intervals: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Pointwise log-likelihood (T, n), posterior mean memberships (n, k) and their 95%
-    intervals (n, k, 2), computed in blocks of respondents (all draws at once per block)."""
+    intervals (n, k, 2) over draws ``flat`` (T, ...), computed in blocks of respondents (all
+    draws at once per block); the log-likelihood and the intervals only when asked for (``None``
+    otherwise: scoring millions of new respondents needs neither)."""
     from latentseg.models._bayes_kernels import membership_summary
 
     T = flat["weights"].shape[0]
     n, k = family.n, family.k
     logw = np.ascontiguousarray(np.log(np.clip(flat["weights"], 1e-300, None)), dtype=float)
-    loglik = np.empty((T, n))
+    loglik = np.empty((T, n)) if keep_loglik else None
     z_mean = np.empty((n, k))
-    z_int = np.empty((n, k, 2))
+    z_int = np.empty((n, k, 2)) if intervals else np.empty((0, k, 2))
     lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
     step = family.block_size(T)
     for start in range(0, n, step):
         rows = slice(start, min(n, start + step))
         L = np.ascontiguousarray(family.log_component(flat, rows), dtype=float)
         ll = np.empty((T, L.shape[1]))
-        membership_summary(L, logw, lo_q, hi_q, ll, z_mean[rows], z_int[rows])
-        loglik[:, rows] = ll
-    return loglik, z_mean, z_int
+        membership_summary(L, logw, lo_q, hi_q, ll, z_mean[rows], z_int[rows] if intervals else z_int, intervals)
+        if loglik is not None:
+            loglik[:, rows] = ll
+    return loglik, z_mean, (z_int if intervals else None)
 
 
 def _chain_loglik(family: Any, params: Mapping[str, np.ndarray], per_chain: int = 100) -> np.ndarray:
@@ -1305,7 +1300,8 @@ def _chain_loglik(family: Any, params: Mapping[str, np.ndarray], per_chain: int 
     C, S = params["weights"].shape[:2]
     idx = np.unique(np.linspace(0, S - 1, min(S, per_chain)).astype(int))
     sub = {key: val[:, idx].reshape((C * idx.size,) + val.shape[2:]) for key, val in params.items()}
-    ll, _, _ = _memberships(family, sub)
+    ll, _, _ = _memberships(family, sub, intervals=False)
+    assert ll is not None
     return ll.sum(axis=1).reshape(C, idx.size).mean(axis=1)
 
 
