@@ -177,15 +177,11 @@ def gmm_diag_logp_jax(
 def _family_args(family: Any) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """Static settings and device arrays of the family's log density."""
     jax, jnp = _jax()
-    static = {
-        "k": int(family.k),
-        "d": int(family.d),
-        "alpha": float(family.priors.concentration),
-        "logsd_scale": float(family.priors.sd_log_sigma),
-    }
+    alpha, mean_loc, mean_scale, logsd_loc, logsd_scale = family.kernel_priors()
+    static = {"k": int(family.k), "d": int(family.d), "alpha": alpha, "logsd_scale": logsd_scale}
     arrays = tuple(
         jax.device_put(jnp.asarray(np.ascontiguousarray(v, dtype=np.float64)))
-        for v in (family.F, family.cst, np.zeros(family.d), family._mean_sd, family._logsd_loc)
+        for v in (family.F, family.cst, mean_loc, mean_scale, logsd_loc)
     )
     return static, arrays
 

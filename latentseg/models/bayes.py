@@ -443,7 +443,7 @@ def fit_sweep(
 
     opts = dict(options)
     opts.setdefault("cores", max(1, (os.cpu_count() or 1) // n_jobs))
-    if opts.get("sampler", "nutpie") != "advi":
+    if opts.get("sampler") == "advi":  # the one sampler on this path that runs our numba kernel
         _warm_kernel(model, data, min(ks), opts)
     # fork is fast (nothing to import again) but unsafe once threads exist (e.g. after a sampler ran)
     method = "fork" if ("fork" in multiprocessing.get_all_start_methods() and _n_threads() == 1) else "spawn"

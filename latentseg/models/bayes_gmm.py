@@ -257,11 +257,7 @@ class GaussianFamily:
         from latentseg.models._bayes_kernels import gmm_diag_logp
 
         F, cst, k, d = self.Ft, self.cst, self.k, self.d
-        alpha = float(self.priors.concentration)
-        m0 = np.zeros(d)
-        s0 = np.ascontiguousarray(self._mean_sd)
-        l0 = np.ascontiguousarray(self._logsd_loc)
-        t0 = float(self.priors.sd_log_sigma)
+        alpha, m0, s0, l0, t0 = self.kernel_priors()
 
         def logp(theta: np.ndarray, grad: np.ndarray) -> float:
             return gmm_diag_logp(theta, F, cst, k, d, alpha, m0, s0, l0, t0, grad)
@@ -272,8 +268,13 @@ class GaussianFamily:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
         from latentseg.models._bayes_kernels import pack_gmm
 
-        return "gmm", pack_gmm(self.Ft, self.cst, self.k, float(self.priors.concentration), np.zeros(self.d),
-                               self._mean_sd, self._logsd_loc, float(self.priors.sd_log_sigma))
+        return "gmm", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors())
+
+    def kernel_priors(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
+        """The priors as every kernel (numba, C, JAX) takes them, in their argument order:
+        ``(alpha, mean_loc (d,), mean_scale (d,), logsd_loc (d,), logsd_scale)``, centred units."""
+        return (float(self.priors.concentration), np.zeros(self.d), np.ascontiguousarray(self._mean_sd, dtype=float),
+                np.ascontiguousarray(self._logsd_loc, dtype=float), float(self.priors.sd_log_sigma))
 
     def params_from_theta(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Constrained draws from kernel draws ``theta`` (..., n_free)."""
