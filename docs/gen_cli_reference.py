@@ -42,26 +42,6 @@ the wrong type are refused with a message naming the file and the key. Relative 
 
 An example (the one `latentseg demo` uses, `examples/latentseg.toml`):
 
-```toml
-[survey]
-outcomes_file = "project_outcomes.csv"
-imp_scale = "1-5"
-sat_scale = "1-10"
-
-[select]
-models = ["kmeans", "gmm", "lca"]
-k_min = 3
-k_max = 7
-
-[profile]
-overlay = ["role", "company_size", "industry", "current_tool", "region"]
-distal = ["plan_price"]
-
-[size]
-tam = 50000
-arpu_column = "plan_price"
-```
-
 """
 
 
@@ -131,7 +111,8 @@ def config_reference() -> str:
     """The configuration reference as Markdown."""
     from latentseg.config import config_reference_markdown
 
-    return HEADER_CONFIG + config_reference_markdown()
+    example = (Path(__file__).resolve().parent.parent / "examples" / "latentseg.toml").read_text(encoding="utf-8")
+    return HEADER_CONFIG + "```toml\n" + example.rstrip() + "\n```\n\n" + config_reference_markdown()
 
 
 def main(argv: list[str] | None = None) -> int:
