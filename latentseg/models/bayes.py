@@ -431,13 +431,15 @@ def fit_sweep(
     ks = [_check_int("k", k, 1) for k in ks]
     if not ks or len(set(ks)) != len(ks):
         raise ConfigError(f"fit_sweep needs distinct values of k; got {ks}.")
-    background = options.get("sampler", "nutpie") == "nutpie" and _diagonal(model, options.get("covariance", "diag"))
+    specs = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
+    # the fits that nutpie samples on our kernels (the same test as _sample's) can share one process
+    background = all(s.sampler == "nutpie" and family.has_kernel for family, s in specs.values())
     n_jobs = (len(ks) if background else 1) if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
-    fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
     if n_jobs == 1 or len(ks) == 1:
-        return [fit_fn(data, k, random_seed=random_seed, **options) for k in ks]
+        return [_fit(*specs.pop(k)) for k in ks]  # each family released once fitted
     if background:
-        return _sweep_background(model, data, ks, n_jobs, random_seed, options)
+        return _sweep_background(ks, specs, n_jobs, options.get("cores") is not None)
+    del specs  # the worker processes build their own
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -462,28 +464,15 @@ def fit_sweep(
     return [results[k] for k in ks]
 
 
-def _diagonal(model: str, covariance: Any) -> bool:
-    """Whether the fits use a numba kernel: latent class models, diagonal Gaussian mixtures."""
-    if model != "bayes-gmm":
-        return True
-    from latentseg.models.bayes_gmm import resolve_covariance
-
-    try:
-        return resolve_covariance(covariance) == "diag"
-    except ConfigError:
-        return False  # the fit itself reports the bad value
-
-
-def _sweep_background(model: str, data: Any, ks: list[int], n_jobs: int, random_seed: int | None,
-                      options: Mapping[str, Any]) -> list[SegmentationResult]:
+def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int,
+                      cores_given: bool) -> list[SegmentationResult]:
     """The sweep with nutpie on our kernels, in one process: up to ``n_jobs`` fits sample at once
     in nutpie's background threads (largest k first: overfitted fits take longest) while this
-    thread starts the next EM solution and summarises the fits that are done. Each fit is
-    exactly what ``fit_bayes_*(data, k, random_seed=random_seed, **options)`` returns."""
+    thread starts the next EM solution and summarises the fits that are done. ``specs`` holds
+    each k's (family, settings); each fit is exactly what ``_fit`` gives for them."""
     import time
 
-    specs: dict[int, tuple[Any, _Settings]] = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
-    if options.get("cores") is None:  # one core per fit: fits in flight share the cores (measured fastest)
+    if not cores_given:  # one core per fit: fits in flight share the cores (measured fastest)
         specs = {k: (f, dataclasses.replace(s, cores=1)) for k, (f, s) in specs.items()}
     todo = sorted(ks, reverse=True)
     running: dict[int, tuple[Any, Any, tuple]] = {}
