@@ -488,7 +488,7 @@ def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_
                 k = todo.pop(0)
                 family, s = specs[k]
                 em, em_messages, start, sample_seed, _ = _prepare(family, s)
-                sampler, finish = _nutpie_kernel(family, start, s, sample_seed, blocking=False)
+                sampler, finish = _nutpie_kernel(family, start, s, sample_seed)
                 running[k] = (sampler, finish, (family, em, em_messages, s))
             if finished:
                 k, finish, (family, em, em_messages, s) = finished.pop(0)
@@ -669,7 +669,8 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
             return _advi_kernel(family, start, s, seed)
         return _advi_pymc(family, start, s, seed)
     if s.sampler == "nutpie" and family.has_kernel:
-        return _nutpie_kernel(family, start, s, seed)
+        _, finish = _nutpie_kernel(family, start, s, seed)
+        return finish()
     if s.sampler == "numpyro" and family.model == "bayes-gmm" and family.has_kernel:
         from latentseg.models._jax_kernels import sample_numpyro
 
@@ -678,14 +679,14 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
     return _pymc_nuts(family, start, s, seed, g_init)
 
 
-def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, blocking: bool = True) -> Any:
+def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> tuple[Any, Any]:
     """nutpie's NUTS on the numba log density (one compiled function for every k and data set).
 
     nutpie calls the C version of the log density directly from its threads (no Python in the
     loop); where that is not available the Python-callable version is used (same draws, slower).
-    With ``blocking=False`` the chains run in nutpie's background threads and this returns a
-    ``(sampler, finish)`` pair: ``sampler.is_finished`` says when they are done and ``finish()``
-    waits for them and returns the draws.
+    The chains start in nutpie's background threads; this returns a ``(sampler, finish)`` pair:
+    ``_is_finished(sampler)`` says when they are done and ``finish()`` waits for them and returns
+    the draws.
     """
     import nutpie
 
@@ -744,7 +745,7 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
             info={"engine": engine},
         )
 
-    return finish() if blocking else (sampler, finish)
+    return sampler, finish
 
 
 def _arrow_arrays(results: Any, chains: int, draws: int, n_dim: int) -> dict[str, np.ndarray]:
