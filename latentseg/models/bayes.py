@@ -682,44 +682,33 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
 def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> tuple[Any, Any]:
     """nutpie's NUTS on the numba log density (one compiled function for every k and data set).
 
-    nutpie calls the C version of the log density directly from its threads (no Python in the
-    loop); where that is not available the Python-callable version is used (same draws, slower).
-    The chains start in nutpie's background threads; this returns a ``(sampler, finish)`` pair:
+    nutpie's threads call the C version of the log density directly (no Python in the loop),
+    started through nutpie's compiled extension alone (:mod:`latentseg.models._nutpie`: the chains
+    start before nutpie's Python package, ArviZ and SciPy are imported); where that is not
+    available nutpie's public ``sample`` runs the Python-callable version (same draws, slower).
+    The chains run in nutpie's background threads; this returns a ``(sampler, finish)`` pair:
     ``_is_finished(sampler)`` says when they are done and ``finish()`` waits for them and returns
-    the draws.
+    the draws. The progress bar, if asked for, is nutpie's terminal one.
     """
-    import nutpie
+    from latentseg.models._nutpie import kernel_model, start_chains
 
     theta0 = family.theta_from_params(start)
 
     def initial_point(chain_seed: int) -> np.ndarray:
         return family.jitter(theta0, np.random.default_rng(chain_seed))
 
-    def run(compiled: Any) -> Any:
-        return nutpie.sample(
-            compiled,
-            draws=s.draws,
-            tune=s.tune,
-            chains=s.chains,
-            cores=_cores(s),
-            seed=seed,
-            progress_bar=s.progressbar,
-            target_accept=s.target_accept,
-            save_warmup=False,
-            blocking=False,
-            return_raw_trace=True,
-        )
+    model = kernel_model(family, theta0.size, initial_point) if USE_C_CALLBACK else None
+    if model is not None:
+        sampler = start_chains(model, draws=s.draws, tune=s.tune, chains=s.chains, cores=_cores(s), seed=seed,
+                               target_accept=s.target_accept, progressbar=s.progressbar)
+        engine = "nutpie (numba log density, C callback)"
+    else:
+        import nutpie
 
-    compiled = _c_model(family, theta0.size, initial_point)
-    sampler = None
-    if compiled is not None:
-        try:
-            sampler = run(compiled)
-            engine = "nutpie (numba log density, C callback)"
-        except (AttributeError, TypeError):  # pragma: no cover - nutpie's internals changed
-            sampler = None
-    if sampler is None:
-        sampler = run(_pyfunc_model(family, theta0.size, initial_point))
+        sampler = nutpie.sample(_pyfunc_model(family, theta0.size, initial_point), draws=s.draws, tune=s.tune,
+                                chains=s.chains, cores=_cores(s), seed=seed, progress_bar=s.progressbar,
+                                target_accept=s.target_accept, save_warmup=False, blocking=False,
+                                return_raw_trace=True)
         engine = "nutpie (numba log density, Python callback)"
 
     def finish() -> _Draws:
@@ -728,14 +717,7 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
         except BaseException:
             sampler.cancel()
             raise
-        try:
-            arrays = _arrow_arrays(results, s.chains, s.draws, theta0.size)
-        except Exception:  # pragma: no cover - nutpie's trace layout changed: its own conversion
-            sampler._return_raw_trace = False
-            trace = sampler._extract(results)
-            ss = trace.sample_stats
-            arrays = {"theta": trace.posterior["theta"].values, "diverging": ss["diverging"].values,
-                      "energy": ss["energy"].values, "depth": ss["depth"].values, "step_size": ss["step_size"].values}
+        arrays = _arrow_arrays(results, s.chains, s.draws, theta0.size)
         return _Draws(
             params=family.params_from_theta(np.asarray(arrays["theta"], dtype=float)),
             diverging=np.asarray(arrays["diverging"], dtype=bool),
@@ -794,63 +776,6 @@ def _pyfunc_model(family: Any, nd: int, initial_point: Any) -> Any:
 
 #: set to False to force the Python-callback path (tests compare the two)
 USE_C_CALLBACK = True
-
-
-def _c_model(family: Any, nd: int, initial_point: Any) -> Any:
-    """nutpie model calling the C version of the log density (the mechanism nutpie uses for
-    numba-compiled PyMC models). Uses nutpie's compiled-extension classes, which are not public:
-    nutpie is pinned to 0.16.x, and any failure here falls back to :func:`_pyfunc_model`; a test
-    checks that both paths give identical draws."""
-    if not USE_C_CALLBACK or not hasattr(family, "c_kernel"):
-        return None
-    try:
-        from nutpie import _lib
-        from nutpie.sample import CompiledModel
-    except ImportError:  # pragma: no cover - other nutpie versions
-        return None
-    name, pack = family.c_kernel()
-    from latentseg.models._bayes_kernels import cfunc
-
-    logp_c, copy_c = cfunc(name), cfunc("copy")
-
-    @dataclasses.dataclass(frozen=True)
-    class _KernelModel(CompiledModel):
-        user_data: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1))
-
-        @property
-        def n_dim(self) -> int:
-            return nd
-
-        @property
-        def shapes(self) -> dict[str, tuple[int, ...]]:
-            return {"theta": (nd,)}
-
-        @property
-        def coords(self) -> dict[str, Any]:
-            return {}
-
-        def _make_model(self, init_mean: Any) -> Any:
-            ptr = self.user_data.ctypes.data
-            logp_fn = _lib.LogpFunc(logp_c.address, ptr, self)
-            expand_fn = _lib.ExpandFunc(nd, nd, copy_c.address, ptr, self)
-            sizes = {"theta_dim_0": nd}
-            variables = _lib.PyVariable.new_variables(["theta"], ["float64"], [(nd,)], sizes, {"theta": ("theta_dim_0",)})
-
-            def make_adapter(*args: Any, **kwargs: Any) -> Any:
-                raise NotImplementedError("flow adaptation is not supported for latentseg kernels")
-
-            coords = {"theta_dim_0": pd.RangeIndex(nd)}
-            return _lib.PyMcModel(logp_fn, expand_fn, variables, nd, sizes, coords, initial_point, make_adapter)
-
-        def _make_sampler(self, settings: Any, init_mean: Any, cores: Any, progress_type: Any,
-                          extra_callback: Any, extra_callback_rate: Any, store: Any) -> Any:
-            return _lib.PySampler.from_pymc(settings, cores, self._make_model(init_mean), progress_type,
-                                           extra_callback, extra_callback_rate, store)
-
-    try:
-        return _KernelModel(dims={}, user_data=pack)
-    except Exception:  # pragma: no cover - other nutpie versions
-        return None
 
 
 def _pymc_nuts(

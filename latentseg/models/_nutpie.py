@@ -1,0 +1,161 @@
+"""nutpie's NUTS on our numba log densities, through nutpie's compiled extension.
+
+nutpie's Python package imports ArviZ, xarray, pandas, SciPy and matplotlib (about 0.9 s on the
+benchmark machine) before it can start a chain. Our kernels need none of that: the sampler is
+nutpie's Rust extension (``nutpie._lib``), which calls the C version of our log density from its
+own threads. :func:`start_chains` loads that extension on its own (7 ms), so that a k-sweep's first
+chains run on one core while the rest of the imports happen on the other.
+
+This uses nutpie's extension classes, which are not public: nutpie is pinned to 0.16.x, and
+:func:`kernel_model` returns ``None`` on any other layout, so that the caller falls back to nutpie's
+public ``from_pyfunc`` route. Tests check that the routes give the same draws, bit for bit: the
+settings below are the ones ``nutpie.sample`` builds from the same arguments.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import numpy as np  # noqa: F401 - the examples use it
+
+#: nutpie's default progress refresh rate (ms), as ``nutpie.sample`` uses it
+PROGRESS_RATE = 100
+
+
+def nutpie_lib() -> Any | None:
+    """nutpie's compiled extension module, without running nutpie's ``__init__`` when it has not
+    been imported yet (the module is registered as ``nutpie._lib``, which a later ``import nutpie``
+    reuses); ``None`` if nutpie is not installed or its layout differs."""
+    lib = sys.modules.get("nutpie._lib")
+    if lib is not None:
+        return lib
+    if "nutpie" in sys.modules:
+        try:
+            from nutpie import _lib
+        except ImportError:  # pragma: no cover - other nutpie versions
+            return None
+        return _lib
+    spec = importlib.util.find_spec("nutpie")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_lib" + suffix)
+            if os.path.exists(path):
+                lib_spec = importlib.util.spec_from_file_location("nutpie._lib", path)
+                if lib_spec is None or lib_spec.loader is None:  # pragma: no cover
+                    return None
+                lib = importlib.util.module_from_spec(lib_spec)
+                sys.modules["nutpie._lib"] = lib
+                try:
+                    lib_spec.loader.exec_module(lib)
+                except Exception:  # pragma: no cover - a broken install: nutpie's own import will say
+                    del sys.modules["nutpie._lib"]
+                    return None
+                return lib
+    return None  # pragma: no cover - other nutpie versions
+
+
+def kernel_model(family: Any, nd: int, initial_point: Any) -> Any | None:
+    """nutpie's model object calling the C version of ``family``'s log density (the mechanism
+    nutpie uses for numba-compiled PyMC models); ``None`` where that is unavailable.
+
+    Parameters
+    ----------
+    family : GaussianFamily or LatentClassFamily
+        Needs ``c_kernel()`` (the C callback's name and its data buffer).
+    nd : int
+        Length of the unconstrained parameter vector.
+    initial_point : callable
+        ``initial_point(chain_seed) -> ndarray (nd,)``, each chain's start.
+    """
+    if not hasattr(family, "c_kernel"):
+        return None
+    lib = nutpie_lib()
+    needed = ("LogpFunc", "ExpandFunc", "PyVariable", "PyMcModel", "PySampler", "PyNutsSettings", "ProgressType",
+              "PyStorage")
+    if lib is None or not all(hasattr(lib, name) for name in needed):
+        return None
+    import pandas as pd
+
+    from latentseg.models._bayes_kernels import cfunc
+
+    name, pack = family.c_kernel()
+    logp_c, copy_c = cfunc(name), cfunc("copy")
+    try:
+        ptr = pack.ctypes.data
+        logp_fn = lib.LogpFunc(logp_c.address, ptr, pack)  # pack: kept alive with the function
+        expand_fn = lib.ExpandFunc(nd, nd, copy_c.address, ptr, pack)
+        sizes = {"theta_dim_0": nd}
+        variables = lib.PyVariable.new_variables(["theta"], ["float64"], [(nd,)], sizes, {"theta": ("theta_dim_0",)})
+
+        def make_adapter(*args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("flow adaptation is not supported for latentseg kernels")
+
+        coords = {"theta_dim_0": pd.RangeIndex(nd)}
+        return lib.PyMcModel(logp_fn, expand_fn, variables, nd, sizes, coords, initial_point, make_adapter)
+    except Exception:  # pragma: no cover - other nutpie versions
+        return None
+
+
+class Chains:
+    """Chains sampling in nutpie's background threads (what :func:`start_chains` returns).
+
+    ``is_finished`` says whether they are done; :meth:`wait` waits for them and returns nutpie's
+    raw (Arrow) trace; :meth:`cancel` stops them.
+    """
+
+    def __init__(self, sampler: Any) -> None:
+        self._sampler = sampler
+
+    @property
+    def is_finished(self) -> bool:
+        return bool(self._sampler.is_finished())
+
+    def wait(self) -> Any:
+        self._sampler.wait(None)
+        return self._sampler.take_results()
+
+    def cancel(self) -> None:
+        self._sampler.abort()
+
+    def __del__(self) -> None:  # a sampler still running when its handle goes: stop it
+        sampler = getattr(self, "_sampler", None)
+        if sampler is not None and not sampler.is_empty(ignore_error=True):
+            sampler.abort()
+
+
+def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, seed: int,
+                 target_accept: float, progressbar: bool) -> Chains:
+    """Start ``chains`` NUTS chains (nutpie's diagonal mass-matrix adaptation, its defaults
+    otherwise) on ``model`` from :func:`kernel_model`, in nutpie's background threads.
+
+    The settings are the ones ``nutpie.sample(model, draws=, tune=, chains=, cores=, seed=,
+    target_accept=)`` builds; a test checks that both give the same draws.
+
+    Examples
+    --------
+    >>> from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+    >>> X = np.random.default_rng(0).normal(size=(50, 2))
+    >>> fam = GaussianFamily(X, 1, "diag", GMMPriors())
+    >>> theta0 = fam.theta_from_params({"weights": np.ones(1), "means": np.zeros((1, 2)), "sds": np.ones((1, 2))})
+    >>> model = kernel_model(fam, theta0.size, lambda seed: theta0)
+    >>> run = start_chains(model, draws=50, tune=50, chains=1, cores=1, seed=1, target_accept=0.8,
+    ...                    progressbar=False)
+    >>> trace = run.wait()
+    >>> run.is_finished
+    True
+    """
+    lib = nutpie_lib()
+    settings = lib.PyNutsSettings.Diag(seed)
+    settings.update({"num_tune": tune, "num_draws": draws, "num_chains": chains, "target_accept": target_accept})
+    progress = lib.ProgressType.indicatif(PROGRESS_RATE) if progressbar else lib.ProgressType.none()
+    sampler = lib.PySampler.from_pymc(settings, cores, model, progress, None, PROGRESS_RATE, lib.PyStorage.arrow())
+    return Chains(sampler)
+
+
+__all__ = ["Chains", "kernel_model", "nutpie_lib", "start_chains"]
