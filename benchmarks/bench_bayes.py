@@ -5,8 +5,9 @@ What is timed (each in a fresh Python process, imports and compilation included)
 * **ours**: :func:`latentseg.models.bayes.fit_sweep` over k = 2..7 (bayes-gmm, diagonal), 2 chains x
   1000 tuning + 1000 draws, EM starting values, nutpie on our numba log density (one compiled
   function for every k), with fit_sweep's default scheduling (every fit sampling at once in
-  nutpie's background threads, largest k first, one core each, summaries overlapping), and the
-  same sweep one fit after another (``n_jobs=1``, both chains of a fit in parallel);
+  nutpie's background threads, largest k first, one core each, summaries overlapping; the chains
+  are started through nutpie's compiled extension, before ArviZ and SciPy load), and the same
+  sweep one fit after another (``n_jobs=1``, both chains of a fit in parallel);
 * **baseline**: the plain approach, one ``pm.sample`` per k with PyMC 6's defaults (nutpie through
   PyMC, the PyMC model compiled by PyTensor per k), the same model and EM starting values.
 
@@ -17,6 +18,11 @@ the caches of a previous run. Also: N = 10,000 x 20, k = 5 (ours, warm): time an
 Data: ``simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)`` (true k = 4,
 every pair of segment means 3 within-segment sds apart, default unequal shares).
 
+Run it in an environment installed as the README's Quickstart installs (``pip install -e .``, no
+extras): with the ``[jax]`` extra installed, ArviZ registers a lazy ``jax`` module that SciPy's
+array-API checks load inside the first ``az.loo`` (1.3 s of CPU; the JSON records whether jax
+was installed).
+
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_bayes.py [--no-baseline] [--no-large] [--repeats 3]``.
 Writes ``benchmarks/results/bayes_sweep.json`` and prints a table. The machine is shared: each of
 our runs is repeated (the median is reported, all are kept), and the load average before and
@@ -26,6 +32,7 @@ after each run and its CPU time are recorded next to its wall time.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -227,6 +234,8 @@ def main() -> None:
     doc = {
         "benchmark": "bayes-gmm k-sweep 2..7, N=400 x 8 (true k=4), 2 chains x (1000 tune + 1000 draws)",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "environment": {"jax_installed": importlib.util.find_spec("jax") is not None,
+                        "numpyro_installed": importlib.util.find_spec("numpyro") is not None},
         "versions": {"pymc": pymc.__version__, "nutpie": nutpie.__version__, "arviz": arviz.__version__,
                      "numba": numba.__version__, "numpy": np.__version__},
         "targets": {"cold_s": 20, "warm_s": 10, "baseline_reported_cold_s": 73, "baseline_reported_warm_s": 38},
