@@ -81,7 +81,7 @@ def child(families: list[str], overrides: dict) -> dict:
     t_loaded = time.perf_counter()
 
     from latentseg.cli.commands_select import _family_options
-    from latentseg.config import load_config
+    from latentseg.config import load_config, select_options
 
     cfg = load_config(None)  # the defaults `latentseg select` uses (no latentseg.toml here)
     fit_options = {m: _family_options(m, cfg["model"]) for m in families}
@@ -92,10 +92,7 @@ def child(families: list[str], overrides: dict) -> dict:
         models=families,
         k=KS,
         random_seed=cfg["model"]["random_seed"],
-        min_share=cfg["select"]["min_share"],
-        silhouette_min=cfg["select"]["silhouette_min"],
-        stability_subsamples=cfg["select"]["stability_subsamples"],
-        loo_se_rule=cfg["select"]["loo_se_rule"],
+        **select_options(cfg),
         fit_options=fit_options,
         categorical_data=levels,
         progress=lambda d, t, s: stamps.append((time.perf_counter(), s)),

@@ -337,7 +337,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print {fits, recommended_k, rule, ...} as JSON.")] = False,
     ) -> None:
         """Fit every family over a k range and recommend a k, with the rule written out."""
-        from latentseg.config import load_config, merge_config
+        from latentseg.config import load_config, merge_config, select_options
         from latentseg.selection import CATEGORICAL_MODELS, select
 
         cfg = load_config(config)
@@ -359,10 +359,7 @@ def register(app: typer.Typer) -> None:
                 models=family_list,
                 k=ks,
                 random_seed=cfg["model"]["random_seed"],
-                min_share=sel_cfg["min_share"],
-                silhouette_min=sel_cfg["silhouette_min"],
-                stability_subsamples=sel_cfg["stability_subsamples"],
-                loo_se_rule=sel_cfg["loo_se_rule"],
+                **select_options(cfg),
                 fit_options=fit_options,
                 progress=update,
                 checkpoint_dir=checkpoint,

@@ -68,6 +68,7 @@ __all__ = [
     "load_config",
     "merge_config",
     "config_reference_markdown",
+    "select_options",
 ]
 
 #: The file :func:`load_config` looks for in the current directory when given no path.
@@ -345,6 +346,22 @@ def merge_config(user: Mapping[str, Any] | None, source: str = "<config>") -> di
     if sel["k_max"] < sel["k_min"]:
         raise ConfigError(f"{source}: 'select.k_max' ({sel['k_max']}) must be at least 'select.k_min' ({sel['k_min']}).")
     return cfg
+
+
+#: the ``[select]`` keys that are :func:`latentseg.selection.select` keyword arguments as they stand
+SELECT_ARGUMENTS = ("min_share", "silhouette_min", "stability_subsamples", "loo_se_rule")
+
+
+def select_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The keyword arguments of :func:`latentseg.selection.select` that a merged config's
+    ``[select]`` table sets (the CLI, the pipeline and the benchmarks all pass these).
+
+    Examples
+    --------
+    >>> select_options(load_config(None))["min_share"]
+    0.1
+    """
+    return {key: cfg["select"][key] for key in SELECT_ARGUMENTS}
 
 
 def load_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:

@@ -475,6 +475,7 @@ def run_pipeline(
                 reduction, data, spec["reduction"] = _reduce(scores, clean_survey, cfg)
 
         # ---------------------------------------------------------------- 5 select
+        from latentseg.config import select_options
         from latentseg.selection import select
 
         sweep_models = list(cfg["select"]["models"])
@@ -488,10 +489,7 @@ def run_pipeline(
                 models=sweep_models,
                 k=ks,
                 random_seed=seed,
-                min_share=cfg["select"]["min_share"],
-                silhouette_min=cfg["select"]["silhouette_min"],
-                stability_subsamples=cfg["select"]["stability_subsamples"],
-                loo_se_rule=cfg["select"]["loo_se_rule"],
+                **select_options(cfg),
                 fit_options={m: o for m, o in opts.items() if m in sweep_models},
                 progress=lambda done, total, desc: tick("select", done, total, desc),
                 checkpoint_dir=model_dir / "checkpoints",

@@ -418,3 +418,20 @@ def test_plot_selection_writes_one_png_per_criterion(fake, tmp_path):
     # no LOO figure without a Bayesian family
     only = select(X, models=("gmm",), k=[3, 4], random_seed=1, stability_subsamples=0)
     assert [p.name for p in plot_selection(only, tmp_path / "b")] == ["selection_bic.png"]
+
+
+def test_select_options_are_select_arguments_and_follow_the_config() -> None:
+    """The CLI, the pipeline and the benchmarks pass ``[select]`` to ``select()`` through one
+    helper: every key it gives must be a parameter of ``select()``, with the config's value."""
+    import inspect
+
+    from latentseg.config import SELECT_ARGUMENTS, load_config, merge_config, select_options
+    from latentseg.selection import select
+
+    params = inspect.signature(select).parameters
+    assert set(SELECT_ARGUMENTS) <= set(params)
+    cfg = merge_config({"select": {"min_share": 0.15, "loo_se_rule": 1.0}}, "test")
+    opts = select_options(cfg)
+    assert opts["min_share"] == 0.15 and opts["loo_se_rule"] == 1.0
+    defaults = select_options(load_config(None))
+    assert {key: params[key].default for key in SELECT_ARGUMENTS} == defaults  # config defaults are select()'s
