@@ -16,7 +16,10 @@ weights are correlated: when one interval misses, another often does), and the s
 above and below the truth. With 100 data sets per setting that standard error is about 2 points
 near 95%; with 300, about 1.2.
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_calibration.py [--reps 100] [--draws 1000]``.
+The fits whose EM solution classifies respondents poorly (relative entropy below 0.6, which a fit
+reports as ``diagnostics["weak_separation"]``) are summarised apart by ``--entropy``.
+
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_calibration.py [--reps 100] [--draws 1000] [--entropy]``.
 Results are appended after every data set to ``benchmarks/results/calibration.json`` (a rerun
 resumes where it stopped) and summarised per setting.
 """
@@ -93,7 +96,42 @@ def _one(n: int, sep: float, rep: int, draws: int) -> dict[str, Any]:
         "covered_matching_by_assignment": ((r.share_lower[alt] <= SHARES) & (SHARES <= r.share_upper[alt])).tolist(),
         "matchings_agree": bool(np.array_equal(perm, alt)),
         "realised_shares": (np.bincount(z, minlength=K + 1)[1:] / n).tolist(),
+        "em_relative_entropy": r.diagnostics["em_relative_entropy"],
     }
+
+
+def _em_relative_entropy(record: dict[str, Any], draws: int) -> float:
+    """The relative entropy of the EM solution that started a recorded fit (the quantity behind
+    ``diagnostics["weak_separation"]``), recomputed for records made before fits reported it."""
+    from latentseg.models.bayes import _family_and_settings, _prepare
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    X, _ = simulate_gaussian_mixture(record["n"], k=K, d=D, shares=SHARES, separation=record["separation"],
+                                     exact_shares=False, random_seed=record["seed"])
+    family, settings = _family_and_settings("bayes-gmm", X, K, record["seed"],
+                                            {"draws": draws, "tune": draws, "chains": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = _prepare(family, settings)[0]
+    return float(em.criteria["relative_entropy"])
+
+
+def _by_entropy(records: list[dict[str, Any]], cut: float) -> list[dict[str, Any]]:
+    """Coverage of the fits whose EM solution classifies poorly (relative entropy below ``cut``,
+    flagged ``weak_separation``) and of the others, per setting."""
+    out = []
+    for n in SIZES:
+        for sep in SEPARATIONS:
+            rows = [r for r in records if r["n"] == n and r["separation"] == sep and "em_relative_entropy" in r]
+            for flagged in (True, False):
+                part = [r for r in rows if (r["em_relative_entropy"] < cut) == flagged]
+                if part:
+                    cov = np.array([r["covered"] for r in part], dtype=float)
+                    out.append({"n": n, "separation": sep, "weak_separation": flagged, "datasets": len(part),
+                                "coverage_all_weights": float(cov.mean()),
+                                "coverage_mc_se": float(cov.mean(axis=1).std(ddof=1) / np.sqrt(len(part)))
+                                if len(part) > 1 else None})
+    return out
 
 
 def _summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -135,10 +173,27 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=100)
     ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--entropy", action="store_true",
+                    help="add the EM solution's relative entropy to records made without it and summarise coverage by it")
     args = ap.parse_args()
     doc: dict[str, Any] = {"records": []}
     if OUT.exists():
         doc = json.loads(OUT.read_text())
+    if args.entropy:
+        from latentseg.models.bayes import WEAK_SEPARATION_ENTROPY
+
+        for rec in doc["records"]:
+            if "em_relative_entropy" not in rec:
+                rec["em_relative_entropy"] = _em_relative_entropy(rec, doc["design"]["draws"])
+        doc["coverage_by_weak_separation"] = {"relative_entropy_cut": WEAK_SEPARATION_ENTROPY,
+                                              "settings": _by_entropy(doc["records"], WEAK_SEPARATION_ENTROPY)}
+        OUT.write_text(json.dumps(doc, indent=1))
+        print(f"{'n':>6s} {'sep':>5s} {'weak':>5s} {'sets':>5s} {'coverage':>9s} {'MC se':>6s}")
+        for row in doc["coverage_by_weak_separation"]["settings"]:
+            se = "" if row["coverage_mc_se"] is None else f"{row['coverage_mc_se']:6.3f}"
+            print(f"{row['n']:6d} {row['separation']:5.1f} {row['weak_separation']!s:>5s} {row['datasets']:5d} "
+                  f"{row['coverage_all_weights']:9.3f} {se:>6s}")
+        return
     done = {(r["n"], r["separation"], r["rep"]) for r in doc["records"]}
     t0 = time.perf_counter()
     for rep in range(args.reps):  # interleave settings so a partial run covers all of them

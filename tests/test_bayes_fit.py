@@ -492,3 +492,25 @@ def test_chains_start_without_importing_nutpies_python_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[] True (1, 30, 2) nutpie (numba log density, C callback)"
+
+
+@pytest.mark.xdist_group("bayes")
+def test_strong_overlap_is_flagged_and_clear_segments_are_not(small_fit: object) -> None:
+    """Where the EM solution classifies poorly (relative entropy below 0.6) the calibration study's
+    share intervals under-covered; such a fit says so (diagnostics and a warning) without being
+    called unconverged. The well-separated fixture is not flagged."""
+    from latentseg.models.bayes import WEAK_SEPARATION_ENTROPY
+
+    assert small_fit.diagnostics["weak_separation"] is False  # type: ignore[attr-defined]
+    assert small_fit.diagnostics["em_relative_entropy"] > 0.9  # type: ignore[attr-defined]
+    # a data set of the calibration study (n = 500, separation 2.5) whose EM solution classifies poorly
+    X, _ = simulate_gaussian_mixture(500, k=3, d=4, shares=[0.5, 0.3, 0.2], separation=2.5, exact_shares=False,
+                                     random_seed=2_500_000 + 500_000 + 47)
+    with pytest.warns(LatentsegWarning, match="overlap strongly") as caught:
+        r = fit(X, "bayes-gmm", 3, random_seed=1, **FAST)
+    assert r.diagnostics["weak_separation"] is True and r.converged  # a warning, not a convergence failure
+    assert not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert r.diagnostics["em_relative_entropy"] < WEAK_SEPARATION_ENTROPY
+    assert any("approximate" in m for m in r.diagnostics["warnings"])
+    assert r.to_dict()["diagnostics"]["weak_separation"] is True
+    assert caught  # the warning names the overlap, whatever else it says
