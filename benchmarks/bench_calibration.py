@@ -19,7 +19,11 @@ near 95%; with 300, about 1.2.
 The fits whose EM solution classifies respondents poorly (relative entropy below 0.6, which a fit
 reports as ``diagnostics["weak_separation"]``) are summarised apart by ``--entropy``.
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_calibration.py [--reps 100] [--draws 1000] [--entropy]``.
+``--long SETS`` refits the first SETS data sets at n = 500, separation 2.5 with 4 chains x (2000 +
+4000) to check that the intervals are the posterior's and not too short chains'.
+
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_calibration.py [--reps 100] [--draws 1000] [--entropy]
+[--long 60]``.
 Results are appended after every data set to ``benchmarks/results/calibration.json`` (a rerun
 resumes where it stopped) and summarised per setting.
 """
@@ -134,6 +138,36 @@ def _by_entropy(records: list[dict[str, Any]], cut: float) -> list[dict[str, Any
     return out
 
 
+def _long_check(records: list[dict[str, Any]], n: int, sep: float, sets: int) -> dict[str, Any]:
+    """Refit the first ``sets`` data sets of one setting with 4 chains x (2000 tuning + 4000 draws)
+    and compare coverage and interval widths with the default fits of the same data sets: if the
+    default fits' intervals were too narrow for want of sampling, these would be wider."""
+    from latentseg.models.bayes import fit_bayes_gmm
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    base = {r["rep"]: r for r in records if r["n"] == n and r["separation"] == sep}
+    rows = []
+    for rep in sorted(base)[:sets]:
+        seed = base[rep]["seed"]
+        X, z = simulate_gaussian_mixture(n, k=K, d=D, shares=SHARES, separation=sep, exact_shares=False,
+                                         random_seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = fit_bayes_gmm(X, K, draws=4000, tune=2000, chains=4, random_seed=seed)
+        perm = _match(np.asarray(X, dtype=float), np.asarray(z), np.asarray(r.centers, dtype=float), K)
+        lo, hi = r.share_lower[perm], r.share_upper[perm]
+        rows.append({"rep": rep, "lower": lo.tolist(), "upper": hi.tolist(), "rhat_max": r.diagnostics["rhat_max"],
+                     "covered": ((lo <= SHARES) & (SHARES <= hi)).tolist()})
+    long_cov = np.array([r["covered"] for r in rows], dtype=float)
+    default_cov = np.array([base[r["rep"]]["covered"] for r in rows], dtype=float)
+    width = lambda rs: np.mean([np.subtract(x["upper"], x["lower"]) for x in rs], axis=0).tolist()  # noqa: E731
+    return {"n": n, "separation": sep, "datasets": len(rows), "sampling": "4 chains x (2000 tune + 4000 draws)",
+            "coverage_long": float(long_cov.mean()), "coverage_default_same_sets": float(default_cov.mean()),
+            "mean_width_long": width(rows), "mean_width_default": width([base[r["rep"]] for r in rows]),
+            "share_rhat_over_1_01_long": float(np.mean([r["rhat_max"] > 1.01 for r in rows])),
+            "records": rows}
+
+
 def _summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for n in SIZES:
@@ -175,10 +209,18 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--entropy", action="store_true",
                     help="add the EM solution's relative entropy to records made without it and summarise coverage by it")
+    ap.add_argument("--long", type=int, default=0, metavar="SETS",
+                    help="refit the first SETS data sets at n = 500, separation 2.5 with long chains")
     args = ap.parse_args()
     doc: dict[str, Any] = {"records": []}
     if OUT.exists():
         doc = json.loads(OUT.read_text())
+    if args.long:
+        check = _long_check(doc["records"], 500, 2.5, args.long)
+        doc["long_chains_check"] = check
+        OUT.write_text(json.dumps(doc, indent=1))
+        print({key: val for key, val in check.items() if key != "records"})
+        return
     if args.entropy:
         from latentseg.models.bayes import WEAK_SEPARATION_ENTROPY
 
