@@ -6,10 +6,11 @@ nutpie's Rust extension (``nutpie._lib``), which calls the C version of our log 
 own threads. :func:`start_chains` loads that extension on its own (7 ms), so that a k-sweep's first
 chains run on one core while the rest of the imports happen on the other.
 
-This uses nutpie's extension classes, which are not public: nutpie is pinned to 0.16.x, and
-:func:`kernel_model` returns ``None`` on any other layout, so that the caller falls back to nutpie's
-public ``from_pyfunc`` route. Tests check that the routes give the same draws, bit for bit: the
-settings below are the ones ``nutpie.sample`` builds from the same arguments.
+This uses nutpie's extension classes, which are not public: nutpie is pinned to 0.16.x.
+:func:`kernel_model` returns ``None`` for any other version or layout, and the caller
+(``bayes._nutpie_kernel``) also falls back when :func:`start_chains` fails, to nutpie's public
+``from_pyfunc`` route. Tests check that the routes give the same draws, bit for bit: the settings
+below are the ones ``nutpie.sample`` builds from the same arguments.
 """
 
 from __future__ import annotations
@@ -18,18 +19,27 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np  # noqa: F401 - the examples use it
+import numpy as np
 
 #: nutpie's default progress refresh rate (ms), as ``nutpie.sample`` uses it
 PROGRESS_RATE = 100
+#: the nutpie versions whose extension layout this module was written and tested against
+NUTPIE_SERIES = "0.16."
 
 
 def nutpie_lib() -> Any | None:
     """nutpie's compiled extension module, without running nutpie's ``__init__`` when it has not
-    been imported yet (the module is registered as ``nutpie._lib``, which a later ``import nutpie``
-    reuses); ``None`` if nutpie is not installed or its layout differs."""
+    been imported yet.
+
+    Returns
+    -------
+    module or None
+        ``nutpie._lib``, registered under that name so that a later ``import nutpie`` reuses it;
+        ``None`` if nutpie is not installed or its files are laid out differently.
+    """
     lib = sys.modules.get("nutpie._lib")
     if lib is not None:
         return lib
@@ -60,9 +70,9 @@ def nutpie_lib() -> Any | None:
     return None  # pragma: no cover - other nutpie versions
 
 
-def kernel_model(family: Any, nd: int, initial_point: Any) -> Any | None:
+def kernel_model(family: Any, nd: int, initial_point: Callable[[int], np.ndarray]) -> Any | None:
     """nutpie's model object calling the C version of ``family``'s log density (the mechanism
-    nutpie uses for numba-compiled PyMC models); ``None`` where that is unavailable.
+    nutpie uses for numba-compiled PyMC models).
 
     Parameters
     ----------
@@ -72,13 +82,21 @@ def kernel_model(family: Any, nd: int, initial_point: Any) -> Any | None:
         Length of the unconstrained parameter vector.
     initial_point : callable
         ``initial_point(chain_seed) -> ndarray (nd,)``, each chain's start.
+
+    Returns
+    -------
+    nutpie ``PyMcModel`` or None
+        ``None`` where the family has no C kernel, or nutpie is not a 0.16.x release with the
+        extension classes this needs: the caller then uses nutpie's public route.
     """
     if not hasattr(family, "c_kernel"):
         return None
     lib = nutpie_lib()
     needed = ("LogpFunc", "ExpandFunc", "PyVariable", "PyMcModel", "PySampler", "PyNutsSettings", "ProgressType",
               "PyStorage")
-    if lib is None or not all(hasattr(lib, name) for name in needed):
+    if lib is None or not str(getattr(lib, "__version__", "")).startswith(NUTPIE_SERIES):
+        return None
+    if not all(hasattr(lib, name) for name in needed):  # pragma: no cover - a changed 0.16.x layout
         return None
     import pandas as pd
 
@@ -103,24 +121,27 @@ def kernel_model(family: Any, nd: int, initial_point: Any) -> Any | None:
 
 
 class Chains:
-    """Chains sampling in nutpie's background threads (what :func:`start_chains` returns).
-
-    ``is_finished`` says whether they are done; :meth:`wait` waits for them and returns nutpie's
-    raw (Arrow) trace; :meth:`cancel` stops them.
-    """
+    """Chains sampling in nutpie's background threads (what :func:`start_chains` returns)."""
 
     def __init__(self, sampler: Any) -> None:
         self._sampler = sampler
 
     @property
     def is_finished(self) -> bool:
-        return bool(self._sampler.is_finished())
+        """Whether every chain is done (nutpie's extension raises ``TimeoutError`` for "not yet")."""
+        try:
+            return bool(self._sampler.is_finished())
+        except TimeoutError:
+            return False
 
     def wait(self) -> Any:
+        """Wait for the chains; returns nutpie's raw (Arrow) trace, as ``nutpie.sample(...,
+        return_raw_trace=True)`` does."""
         self._sampler.wait(None)
         return self._sampler.take_results()
 
     def cancel(self) -> None:
+        """Stop the chains and discard their draws."""
         self._sampler.abort()
 
     def __del__(self) -> None:  # a sampler still running when its handle goes: stop it
@@ -136,6 +157,25 @@ def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, 
 
     The settings are the ones ``nutpie.sample(model, draws=, tune=, chains=, cores=, seed=,
     target_accept=)`` builds; a test checks that both give the same draws.
+
+    Parameters
+    ----------
+    model : nutpie ``PyMcModel``
+        From :func:`kernel_model`.
+    draws, tune, chains : int
+        Draws kept and tuning steps per chain; number of chains.
+    cores : int
+        Chains sampling at once (threads).
+    seed : int
+        nutpie's seed (chain ``c`` starts at ``initial_point`` of a seed derived from it).
+    target_accept : float
+        NUTS's target acceptance rate, in (0, 1).
+    progressbar : bool
+        nutpie's terminal progress bar (in a notebook it shows in the kernel's terminal).
+
+    Returns
+    -------
+    Chains
 
     Examples
     --------
