@@ -35,6 +35,8 @@ def wilson_interval(
     >>> round(float(lo[0]), 3), round(float(hi[0]), 3)
     (0.05, 0.126)
     """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
     counts = np.asarray(counts, dtype=float)
     z = NormalDist().inv_cdf(0.5 + level / 2)  # the stdlib's, so importing this module needs no scipy
     p = counts / n

@@ -88,3 +88,17 @@ def test_cli_prints_latentseg_warnings_as_one_line():
     assert text == "warning: scale inferred\n"
     assert "x.py" in _formatwarning(UserWarning("other"), UserWarning, "x.py", 3, "code()")
     assert warnings.formatwarning is not None
+
+
+def test_wilson_interval_reproduces_newcombe_1998_and_refuses_bad_levels() -> None:
+    """Newcombe (1998, Statistics in Medicine 17:857, Table I, method 3): Wilson score intervals
+    81/263 -> 0.2553-0.3662, 15/148 -> 0.0624-0.1605, 0/20 -> 0-0.1611 (the quantile now comes
+    from the stdlib, not scipy)."""
+    from latentseg._stats import wilson_interval
+
+    lo, hi = wilson_interval(np.array([81.0, 15.0, 0.0]), np.array([263.0, 148.0, 20.0]))
+    np.testing.assert_allclose(lo, [0.2553, 0.0624, 0.0], atol=5e-5)
+    np.testing.assert_allclose(hi, [0.3662, 0.1605, 0.1611], atol=5e-5)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="level must be in"):
+            wilson_interval(np.array([1.0]), 10, level=bad)
