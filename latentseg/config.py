@@ -69,6 +69,7 @@ __all__ = [
     "merge_config",
     "config_reference_markdown",
     "select_options",
+    "SELECT_ARGUMENTS",
 ]
 
 #: The file :func:`load_config` looks for in the current directory when given no path.
@@ -355,6 +356,18 @@ SELECT_ARGUMENTS = ("min_share", "silhouette_min", "stability_subsamples", "loo_
 def select_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The keyword arguments of :func:`latentseg.selection.select` that a merged config's
     ``[select]`` table sets (the CLI, the pipeline and the benchmarks all pass these).
+
+    Parameters
+    ----------
+    cfg : mapping
+        A merged config (:func:`load_config` / :func:`merge_config`).
+
+    Returns
+    -------
+    dict
+        ``min_share``, ``silhouette_min``, ``stability_subsamples`` and ``loo_se_rule``
+        (:data:`SELECT_ARGUMENTS`); ``models`` and ``k_min``/``k_max`` become ``select()``'s
+        ``models=`` and ``k=`` at the callers.
 
     Examples
     --------

@@ -430,6 +430,8 @@ def test_select_options_are_select_arguments_and_follow_the_config() -> None:
 
     params = inspect.signature(select).parameters
     assert set(SELECT_ARGUMENTS) <= set(params)
+    # every [select] key is either one of these or one the callers turn into models= / k=
+    assert set(SELECT_ARGUMENTS) == set(load_config(None)["select"]) - {"models", "k_min", "k_max"}
     cfg = merge_config({"select": {"min_share": 0.15, "loo_se_rule": 1.0}}, "test")
     opts = select_options(cfg)
     assert opts["min_share"] == 0.15 and opts["loo_se_rule"] == 1.0
