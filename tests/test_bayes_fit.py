@@ -537,3 +537,28 @@ def test_strong_overlap_is_flagged_and_clear_segments_are_not(small_fit: object)
     assert r.converged == (d["rhat_max"] <= RHAT_MAX and d["divergences"] == 0 and len(d["modes"]) == 1)
     if r.converged:
         assert not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+@pytest.mark.xdist_group("bayes")
+def test_compare_k_agrees_with_arviz_compare(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+    """compare_k's differences, their SEs and the stacking weights are ArviZ's: az.compare on the
+    fits' posteriors (ArviZ recomputing every LOO itself) gives the same numbers."""
+    import arviz as az
+
+    X, _ = small_gmm
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        fits = fit_sweep(X, [1, 2, 3], random_seed=3, **FAST)
+    table = compare_k(fits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = az.compare({str(f.k): f.posterior for f in fits}, method="stacking", round_to="none")
+    assert fits[1].converged and ref.index[0] == "2"  # the best fit is eligible: the differences are to the same fit
+    for _, row in table.iterrows():
+        theirs = ref.loc[str(int(row["k"]))]
+        assert row["elpd_loo"] == pytest.approx(theirs["elpd"], rel=1e-9)
+        assert row["elpd_diff"] == pytest.approx(-theirs["elpd_diff"], abs=1e-7)
+        assert row["diff_se"] == pytest.approx(theirs["dse"], abs=1e-7)
+        assert row["stacking_weight"] == pytest.approx(theirs["weight"], abs=1e-6)
+    assert table.loc[table["k"] == 2, "stacking_weight"].item() > 0.5  # the true k carries the weight
+    assert table.attrs["recommended_k"] == 2

@@ -32,7 +32,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError
 
-__all__ = ["waic", "loo", "compare_k", "WAIC_P_WARN"]
+__all__ = ["waic", "loo", "compare_k", "elpd_data", "WAIC_P_WARN"]
 
 #: a respondent whose p_waic term exceeds this makes WAIC unreliable (the loo package's rule)
 WAIC_P_WARN = 0.4
@@ -184,6 +184,37 @@ def _degenerate(diag: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def elpd_data(result: Any) -> Any:
+    """A fit's PSIS-LOO as ArviZ's ``ELPDDataLOO`` (what :func:`arviz.loo` returned when the fit
+    was summarised, rebuilt from the stored pointwise values), for :func:`arviz.compare`."""
+    import xarray as xr
+    from arviz_stats.utils import ELPDDataLOO
+
+    c, d = result.criteria, result.diagnostics
+    pointwise = np.asarray(result.extras["elpd_loo_pointwise"], dtype=float)
+    pareto_k = np.asarray(result.extras.get("pareto_k", np.full(pointwise.size, np.nan)), dtype=float)
+    settings = result.settings or {}
+    return ELPDDataLOO(
+        elpd=float(c["loo"]), se=float(c["loo_se"]), p=float(c["p_loo"]),
+        n_samples=int(settings.get("draws", 0)) * int(settings.get("chains", 0)), n_data_points=int(pointwise.size),
+        scale="log", warning=bool(d.get("pareto_k_bad", 0)), good_k=float(d.get("pareto_k_threshold", 0.7)),
+        elpd_i=xr.DataArray(pointwise, dims=["respondent"]), pareto_k=xr.DataArray(pareto_k, dims=["respondent"]),
+    )
+
+
+def _stacking_weights(results: Sequence[Any]) -> np.ndarray:
+    """:func:`arviz.compare`'s stacking weights of the fits, in their order (1 for a single fit)."""
+    if len(results) == 1:
+        return np.ones(1)
+    import arviz as az
+
+    names = [f"fit{i}" for i in range(len(results))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pareto-k warnings are the fits' own, already reported
+        table = az.compare({name: elpd_data(r) for name, r in zip(names, results)}, method="stacking", round_to="none")
+    return np.array([float(table.loc[name, "weight"]) for name in names])
+
+
 def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 4.0) -> pd.DataFrame:
     """Compare Bayesian fits with different k by PSIS-LOO and WAIC, with a parsimony rule.
 
@@ -207,7 +238,9 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     -------
     DataFrame, one row per fit, sorted by k
         ``k, converged, elpd_loo, loo_se, p_loo, elpd_diff`` (best minus this, >= 0),
-        ``diff_se``, ``elpd_waic, waic_se, p_waic, n_bad_pareto_k``, ``degenerate_segments`` (the
+        ``diff_se``, ``stacking_weight`` (:func:`arviz.compare`'s stacking weights over all the
+        fits: how a predictive average would weigh them, not a probability that k is right),
+        ``elpd_waic, waic_se, p_waic, n_bad_pareto_k``, ``degenerate_segments`` (the
         fit's empty, diffuse and duplicated segments, as text: how an overfitted k shows), ``within_rule``,
         ``recommended``.
         ``attrs["recommended_k"]`` and ``attrs["rule"]`` (a sentence) say what was chosen and why.
@@ -262,6 +295,7 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     within = eligible & (diff <= np.maximum(se_rule * diff_se, small_diff))
     table["elpd_diff"] = diff
     table["diff_se"] = diff_se
+    table["stacking_weight"] = _stacking_weights(results)
     table["within_rule"] = within
     chosen_pos = int(np.flatnonzero(within)[np.argmin(table["k"].to_numpy()[within])])
     table["recommended"] = np.arange(len(table)) == chosen_pos
@@ -285,6 +319,7 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
             "p_loo",
             "elpd_diff",
             "diff_se",
+            "stacking_weight",
             "elpd_waic",
             "waic_se",
             "p_waic",
