@@ -545,6 +545,8 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "diagnostics": diag_rows,
         "criteria": crit_rows,
         "converged": result.converged,
+        "weak_separation": bool(diag.get("weak_separation", False)),
+        "em_relative_entropy": diag.get("em_relative_entropy"),
         "fit_warnings": list(diag.get("warnings", []) or []),
         "run_warnings": list(meta.get("warnings", []) or []),
         "notes": list(meta.get("notes", []) or []) + list(sel_meta.get("notes", []) or []),

@@ -184,3 +184,25 @@ def test_safe_csv_cell():
     assert safe_csv_cell("=1+1") == "'=1+1"
     assert safe_csv_cell("+x") == "'+x" and safe_csv_cell("-x") == "'-x" and safe_csv_cell("@x") == "'@x"
     assert safe_csv_cell("plain") == "plain" and safe_csv_cell(-2) == -2
+
+
+def test_report_says_when_segment_sizes_are_approximate(tmp_path):
+    """A fit flagged for strongly overlapping segments gets a callout beside the sizes; one
+    without the flag does not."""
+    import dataclasses
+
+    import numpy as np
+
+    from latentseg.artifacts import save_model
+    from latentseg.models import fit
+
+    X = np.r_[np.zeros((30, 2)), np.full((30, 2), 5.0)] + np.random.default_rng(0).normal(size=(60, 2))
+    plain = fit(X, "gmm", 2, random_seed=0, n_init=2)
+    flagged = dataclasses.replace(plain, diagnostics={**plain.diagnostics, "weak_separation": True,
+                                                      "em_relative_entropy": 0.512})
+    texts = []
+    for name, result in (("plain", plain), ("flagged", flagged)):
+        save_model(tmp_path / name, result)
+        texts.append(write_report(tmp_path / name, tmp_path / name / "r" / "report.html").read_text())
+    assert "overlap strongly" not in texts[0]
+    assert "overlap strongly (relative entropy 0.51, below 0.6)" in texts[1] and "approximate" in texts[1]
