@@ -20,10 +20,12 @@ The fits whose EM solution classifies respondents poorly (relative entropy below
 reports as ``diagnostics["weak_separation"]``) are summarised apart by ``--entropy``.
 
 ``--long SETS`` refits the first SETS data sets at n = 500, separation 2.5 with 4 chains x (2000 +
-4000) to check that the intervals are the posterior's and not too short chains'.
+4000) to check that the intervals are the posterior's and not too short chains'. ``--prior JSON``
+refits the first ``--sets`` of them with other priors (e.g. ``{"sd_scale": 1.0}``): how much of the
+miss the priors explain.
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_calibration.py [--reps 100] [--draws 1000] [--entropy]
-[--long 60]``.
+[--long 60] [--prior JSON --sets 60]``.
 Results are appended after every data set to ``benchmarks/results/calibration.json`` (a rerun
 resumes where it stopped) and summarised per setting.
 """
@@ -138,10 +140,11 @@ def _by_entropy(records: list[dict[str, Any]], cut: float) -> list[dict[str, Any
     return out
 
 
-def _long_check(records: list[dict[str, Any]], n: int, sep: float, sets: int) -> dict[str, Any]:
-    """Refit the first ``sets`` data sets of one setting with 4 chains x (2000 tuning + 4000 draws)
-    and compare coverage and interval widths with the default fits of the same data sets: if the
-    default fits' intervals were too narrow for want of sampling, these would be wider."""
+def _refit_check(records: list[dict[str, Any]], n: int, sep: float, sets: int, options: dict[str, Any],
+                 label: str) -> dict[str, Any]:
+    """Refit the first ``sets`` data sets of one setting with other ``fit_bayes_gmm`` options and
+    compare coverage, interval widths and bias with the default fits of the same data sets (a
+    paired comparison: the same data sets, so the difference is the options')."""
     from latentseg.models.bayes import fit_bayes_gmm
     from latentseg.simulate import simulate_gaussian_mixture
 
@@ -155,18 +158,25 @@ def _long_check(records: list[dict[str, Any]], n: int, sep: float, sets: int) ->
                                          random_seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r = fit_bayes_gmm(X, K, draws=4000, tune=2000, chains=4, random_seed=seed)
+            r = fit_bayes_gmm(X, K, random_seed=seed, **options)
         perm = _match(np.asarray(X, dtype=float), np.asarray(z), np.asarray(r.centers, dtype=float), K)
         lo, hi = r.share_lower[perm], r.share_upper[perm]
-        rows.append({"rep": rep, "lower": lo.tolist(), "upper": hi.tolist(), "rhat_max": r.diagnostics["rhat_max"],
-                     "covered": ((lo <= SHARES) & (SHARES <= hi)).tolist()})
-    long_cov = np.array([r["covered"] for r in rows], dtype=float)
-    default_cov = np.array([base[r["rep"]]["covered"] for r in rows], dtype=float)
-    width = lambda rs: np.mean([np.subtract(x["upper"], x["lower"]) for x in rs], axis=0).tolist()  # noqa: E731
-    return {"n": n, "separation": sep, "datasets": len(rows), "sampling": "4 chains x (2000 tune + 4000 draws)",
-            "coverage_long": float(long_cov.mean()), "coverage_default_same_sets": float(default_cov.mean()),
-            "mean_width_long": width(rows), "mean_width_default": width([base[r["rep"]] for r in rows]),
-            "share_rhat_over_1_01_long": float(np.mean([r["rhat_max"] > 1.01 for r in rows])),
+        rows.append({"rep": rep, "lower": lo.tolist(), "upper": hi.tolist(), "mean": r.shares[perm].tolist(),
+                     "rhat_max": r.diagnostics["rhat_max"], "covered": ((lo <= SHARES) & (SHARES <= hi)).tolist()})
+    default = [base[r["rep"]] for r in rows]
+
+    def width(rs: list[dict[str, Any]]) -> list[float]:
+        return np.mean([np.subtract(x["upper"], x["lower"]) for x in rs], axis=0).tolist()
+
+    def bias(rs: list[dict[str, Any]]) -> list[float]:
+        return (np.mean([x["mean"] for x in rs], axis=0) - SHARES).tolist()
+
+    return {"check": label, "n": n, "separation": sep, "datasets": len(rows), "options": options,
+            "coverage": float(np.mean([r["covered"] for r in rows])),
+            "coverage_default_same_sets": float(np.mean([r["covered"] for r in default])),
+            "mean_width": width(rows), "mean_width_default": width(default),
+            "mean_bias": bias(rows), "mean_bias_default": bias(default),
+            "share_rhat_over_1_01": float(np.mean([r["rhat_max"] > 1.01 for r in rows])),
             "records": rows}
 
 
@@ -213,13 +223,23 @@ def main() -> None:
                     help="add the EM solution's relative entropy to records made without it and summarise coverage by it")
     ap.add_argument("--long", type=int, default=0, metavar="SETS",
                     help="refit the first SETS data sets at n = 500, separation 2.5 with long chains")
+    ap.add_argument("--prior", default="", metavar="JSON",
+                    help='refit the first --sets data sets at n = 500, separation 2.5 with these prior options, '
+                         'e.g. \'{"sd_scale": 1.0}\'')
+    ap.add_argument("--sets", type=int, default=60)
     args = ap.parse_args()
     doc: dict[str, Any] = {"records": []}
     if OUT.exists():
         doc = json.loads(OUT.read_text())
-    if args.long:
-        check = _long_check(doc["records"], 500, 2.5, args.long)
-        doc["long_chains_check"] = check
+    if args.long or args.prior:
+        if args.long:
+            check = _refit_check(doc["records"], 500, 2.5, args.long, {"draws": 4000, "tune": 2000, "chains": 4},
+                                 "long chains: 4 x (2000 tune + 4000 draws)")
+            doc["long_chains_check"] = check
+        else:
+            options = json.loads(args.prior)
+            check = _refit_check(doc["records"], 500, 2.5, args.sets, options, "prior sensitivity")
+            doc.setdefault("prior_sensitivity", {})[json.dumps(options, sort_keys=True)] = check
         OUT.write_text(json.dumps(doc, indent=1))
         print({key: val for key, val in check.items() if key != "records"})
         return
