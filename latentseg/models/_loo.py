@@ -159,7 +159,7 @@ def _tis_loo(ll: np.ndarray, reason: str) -> dict[str, Any]:
     w = np.minimum(w, w.mean(axis=0) * np.sqrt(S))
     log_wn = np.log(w) - np.log(w.sum(axis=0))
     elpd_i = logsumexp(log_wn + flat, axis=0)
-    lppd = float(np.sum(logsumexp(flat, axis=0) - np.log(S)))
+    lppd = float(_logmeanexp(flat, axis=0).sum())
     n = flat.shape[1]
     return {
         "elpd_loo": float(elpd_i.sum()),

@@ -40,34 +40,29 @@ def nutpie_lib() -> Any | None:
         ``nutpie._lib``, registered under that name so that a later ``import nutpie`` reuses it;
         ``None`` if nutpie is not installed or its files are laid out differently.
     """
-    lib = sys.modules.get("nutpie._lib")
+    lib = sys.modules.get("nutpie._lib")  # nutpie imported (its __init__ loads it) or loaded here before
     if lib is not None:
         return lib
-    if "nutpie" in sys.modules:
-        try:
-            from nutpie import _lib
-        except ImportError:  # pragma: no cover - other nutpie versions
-            return None
-        return _lib
-    spec = importlib.util.find_spec("nutpie")
-    if spec is None or not spec.submodule_search_locations:
+    path = _extension_path()
+    spec = importlib.util.spec_from_file_location("nutpie._lib", path) if path else None
+    if spec is None or spec.loader is None:
         return None
-    for folder in spec.submodule_search_locations:
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = os.path.join(folder, "_lib" + suffix)
-            if os.path.exists(path):
-                lib_spec = importlib.util.spec_from_file_location("nutpie._lib", path)
-                if lib_spec is None or lib_spec.loader is None:  # pragma: no cover
-                    return None
-                lib = importlib.util.module_from_spec(lib_spec)
-                sys.modules["nutpie._lib"] = lib
-                try:
-                    lib_spec.loader.exec_module(lib)
-                except Exception:  # pragma: no cover - a broken install: nutpie's own import will say
-                    del sys.modules["nutpie._lib"]
-                    return None
-                return lib
-    return None  # pragma: no cover - other nutpie versions
+    lib = importlib.util.module_from_spec(spec)
+    sys.modules["nutpie._lib"] = lib
+    try:
+        spec.loader.exec_module(lib)
+    except Exception:  # pragma: no cover - a broken install: nutpie's own import will say
+        del sys.modules["nutpie._lib"]
+        return None
+    return lib
+
+
+def _extension_path() -> str | None:
+    """Where nutpie's compiled extension is, found without importing nutpie (None if absent)."""
+    spec = importlib.util.find_spec("nutpie")
+    folders = (spec.submodule_search_locations or []) if spec is not None else []
+    candidates = (os.path.join(f, "_lib" + suffix) for f in folders for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+    return next((path for path in candidates if os.path.exists(path)), None)
 
 
 def kernel_model(family: Any, nd: int, initial_point: Callable[[int], np.ndarray]) -> Any | None:
