@@ -504,6 +504,8 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
                                "arpu", "revenue", "revenue_lower", "revenue_upper", "n_underserved", "flags")
                    if sizing_table is not None and c in sizing_table.columns]
     sel_cols = ["model", "k", "status", "bic", "icl", "loo", "silhouette", "smallest_share", "stability_mean", "converged", "admissible", "excluded"]
+    from latentseg.models import bayes  # the weak-separation cut and its calibration numbers
+
     diag = dict(result.diagnostics)
     diag_rows = [(str(key), _fmt_cell(val) if not isinstance(val, (list, tuple, dict)) else json.dumps(val, default=str)[:300])
                  for key, val in diag.items() if key != "warnings"]
@@ -547,6 +549,8 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "converged": result.converged,
         "weak_separation": bool(diag.get("weak_separation", False)),
         "em_relative_entropy": diag.get("em_relative_entropy"),
+        "weak_separation_cut": bayes.WEAK_SEPARATION_ENTROPY,
+        "weak_separation_coverage": bayes.WEAK_SEPARATION_COVERAGE,
         "fit_warnings": list(diag.get("warnings", []) or []),
         "run_warnings": list(meta.get("warnings", []) or []),
         "notes": list(meta.get("notes", []) or []) + list(sel_meta.get("notes", []) or []),

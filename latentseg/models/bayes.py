@@ -80,9 +80,11 @@ DIFFUSE_FRACTION = 0.25
 #: E-BFMI below this suggests the sampler explored the energy distribution poorly (Betancourt)
 EBFMI_MIN = 0.3
 #: segments whose EM solution classifies respondents with a relative entropy below this overlap
-#: strongly (the conventional "poor classification" line for latent class models); there the
-#: calibration study's 95% share intervals covered the true shares 88-91% of the time
+#: strongly (the conventional "poor classification" line for latent class models)
 WEAK_SEPARATION_ENTROPY = 0.6
+#: how often the calibration study's 95% share intervals covered the true shares in such fits
+#: (Gaussian mixtures, k = 3; docs/priors.md), quoted by the fit's advice and by the report
+WEAK_SEPARATION_COVERAGE = "88-91%"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1085,7 +1087,7 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     if diag["weak_separation"]:
         evidence = (
             " In the calibration study (docs/priors.md: Gaussian mixtures, k = 3) 95% intervals covered the true "
-            "shares 88-91% of the time at this overlap."
+            f"shares {WEAK_SEPARATION_COVERAGE} of the time at this overlap."
             if family.model == "bayes-gmm" else ""
         )
         messages.append(
