@@ -38,15 +38,16 @@ def _jax_value_and_grad(fam: GaussianFamily):  # type: ignore[no-untyped-def]
 
     def logp(theta):  # type: ignore[no-untyped-def]
         return gmm_diag_logp_jax(theta, F, cst, static["k"], static["d"], static["alpha"], m0, s0, l0,
-                                 static["logsd_scale"])
+                                 static["logsd_scale"], static["ks"])
 
     return jax.jit(jax.value_and_grad(logp))
 
 
+@pytest.mark.parametrize("covariance", ["diag", "EEI"])
 @pytest.mark.parametrize("missing", [False, True], ids=["complete", "missing"])
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_logp_and_gradient_match_numba_kernel(k: int, missing: bool) -> None:
-    fam = GaussianFamily(_data(missing), k, "diag", GMMPriors(concentration=1.5, sd_scale=0.7))
+def test_logp_and_gradient_match_numba_kernel(k: int, missing: bool, covariance: str) -> None:
+    fam = GaussianFamily(_data(missing), k, covariance, GMMPriors(concentration=1.5, sd_scale=0.7))
     assert fam.F.shape[1] == (3 if missing else 2) * fam.d  # both forms of F are exercised
     kernel = fam.kernel()
     value_and_grad = _jax_value_and_grad(fam)
@@ -132,7 +133,7 @@ def test_bad_chain_method_and_full_covariance_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="'chain_method' parameter of sample_numpyro must be one of"):
         sample_numpyro(fam, start, seed=1, chain_method="pmap", **SAMPLING)
     full = GaussianFamily(X, 2, "full", GMMPriors())
-    with pytest.raises(ConfigError, match="diagonal Gaussian mixture only"):
+    with pytest.raises(ConfigError, match="diagonal Gaussian mixtures only"):
         sample_numpyro(full, start, seed=1, **SAMPLING)
 
 

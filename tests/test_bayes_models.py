@@ -37,6 +37,8 @@ def _families() -> list[tuple[str, object]]:
     return [
         ("gmm", GaussianFamily(_gmm_data(), 3, "diag", GMMPriors(concentration=1.5))),
         ("gmm-complete", GaussianFamily(_gmm_data(missing=False), 3, "diag", GMMPriors(sd_scale=0.7))),
+        ("gmm-eei", GaussianFamily(_gmm_data(), 3, "EEI", GMMPriors(concentration=1.5))),
+        ("gmm-eei-complete", GaussianFamily(_gmm_data(missing=False, d=3), 3, "EEI", GMMPriors(sd_scale=0.7))),
         ("lca-categorical", LatentClassFamily(_lca_data(False), 3, "categorical", LCAPriors(item_concentration=0.8))),
         ("lca-ordinal", LatentClassFamily(_lca_data(True), 3, "ordinal", LCAPriors())),
     ]
@@ -83,15 +85,18 @@ def test_logp_and_gradient_finite_at_em_start(name: str, fam: object) -> None:
         np.testing.assert_allclose(back["probs"], em_probs, atol=2e-3)
 
 
-def test_gmm_kernel_equals_independent_scipy_computation() -> None:
-    fam = GaussianFamily(_gmm_data(), 3, "diag", GMMPriors(concentration=1.5, mean_scale=2.0, sd_scale=0.5))
+@pytest.mark.parametrize("covariance", ["diag", "EEI"])
+def test_gmm_kernel_equals_independent_scipy_computation(covariance: str) -> None:
+    fam = GaussianFamily(_gmm_data(), 3, covariance, GMMPriors(concentration=1.5, mean_scale=2.0, sd_scale=0.5))
     rng = np.random.default_rng(5)
     theta = _random_theta(fam, rng, 0.2)
     lp = fam.kernel()(theta, np.empty(theta.size))
     k, d = fam.k, fam.d
     y = theta[: k - 1]
     mu = theta[k - 1 : k - 1 + k * d].reshape(k, d) + fam.center
-    ls = theta[k - 1 + k * d :].reshape(k, d)
+    ls_free = theta[k - 1 + k * d :]
+    assert ls_free.size == (d if covariance == "EEI" else k * d)
+    ls = np.broadcast_to(ls_free.reshape(-1, d), (k, d))
     X = fam.X
     u = np.r_[y, -y.sum()]
     w = np.exp(u) / np.exp(u).sum()
@@ -99,13 +104,38 @@ def test_gmm_kernel_equals_independent_scipy_computation() -> None:
     # Normal means, LogNormal sds with the log Jacobian
     prior = stats.dirichlet.logpdf(w, np.full(k, 1.5)) + math.log(k) + np.log(w).sum()
     prior += np.sum(stats.norm.logpdf(mu, fam.center, 2.0 * fam.scale))
-    prior += np.sum(stats.lognorm.logpdf(np.exp(ls), s=1.0, scale=0.5 * fam.scale) + ls)
+    ls_prior = ls_free.reshape(-1, d)  # EEI: one prior term per feature, not per segment
+    prior += np.sum(stats.lognorm.logpdf(np.exp(ls_prior), s=1.0, scale=0.5 * fam.scale) + ls_prior)
     lik = 0.0
     for row in X:
         o = ~np.isnan(row)
         comp = [math.log(w[j]) + stats.norm.logpdf(row[o], mu[j, o], np.exp(ls[j, o])).sum() for j in range(k)]
         lik += float(np.logaddexp.reduce(comp))
     assert lp == pytest.approx(prior + lik, rel=1e-11)
+
+
+@pytest.mark.parametrize("covariance", ["diag", "EEI"])
+def test_gmm_c_callback_equals_numba_kernel(covariance: str) -> None:
+    """The C callback nutpie calls (data and the sd layout read from the packed buffer) is the
+    numba kernel."""
+    import ctypes
+
+    from latentseg.models._bayes_kernels import cfunc
+
+    fam = GaussianFamily(_gmm_data(), 3, covariance, GMMPriors(concentration=1.5))
+    name, buf = fam.c_kernel()
+    fn = cfunc(name).ctypes  # type: ignore[attr-defined]
+    dptr = ctypes.POINTER(ctypes.c_double)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        theta = _random_theta(fam, rng, 0.3)
+        grad, grad_c, lp_c = np.empty(theta.size), np.empty(theta.size), np.empty(1)
+        lp = fam.kernel()(theta, grad)
+        status = fn(theta.size, theta.ctypes.data_as(dptr), grad_c.ctypes.data_as(dptr), lp_c.ctypes.data_as(dptr),
+                    buf.ctypes.data_as(ctypes.c_void_p))
+        assert status == 0
+        assert lp_c[0] == lp
+        np.testing.assert_array_equal(grad_c, grad)
 
 
 def _compile_logp(model: object) -> tuple[object, object]:

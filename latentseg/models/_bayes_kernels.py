@@ -19,7 +19,8 @@ one ``pm.Dirichlet`` uses): a vector ``p`` of length m is ``softmax(u)`` with
 and the log Jacobian is ``log m + sum_c log p_c``.
 
 - weights, every family: ``y`` (k - 1,), Dirichlet(alpha, ..., alpha).
-- diagonal Gaussian mixture: then ``mu`` (k, d) row-major, then ``log sigma`` (k, d).
+- diagonal Gaussian mixture: then ``mu`` (k, d) row-major, then ``log sigma`` (k, d), or (d,)
+  when the segments share their sds (mclust EEI).
 - nominal latent class: then, segment by segment and item by item, ``C_i - 1`` simplex
   coordinates of the item's response probabilities (Dirichlet(beta)).
 - ordinal latent class (adjacent-category logit): then ``b`` (k, J) segment locations, then the
@@ -230,6 +231,7 @@ def gmm_diag_logp(
     logsd_loc: np.ndarray,
     logsd_scale: float,
     grad: np.ndarray,
+    ks: int = 0,
 ) -> float:
     """Diagonal Gaussian mixture.
 
@@ -238,7 +240,9 @@ def gmm_diag_logp(
     ``[x^2, x]`` (2d, N), ``o`` being all ones (a third less work). ``cst`` (N,) is
     ``-0.5 log(2 pi)`` times the number of observed values. Priors: ``mu_jd ~ Normal(mean_loc_d,
     mean_scale_d)`` (centred units), ``log sigma_jd ~ Normal(logsd_loc_d, logsd_scale)`` (sigma
-    log-normal).
+    log-normal). ``ks`` is the number of rows of sds: ``k`` (or 0, the default, meaning ``k``)
+    for segment-specific sds (mclust VVI), 1 for sds shared by the segments (EEI), whose ``d``
+    log sds then follow the means in ``theta``.
 
     The respondents are the innermost loop everywhere (the layout is segment x respondent), so
     every pass over the data is a contiguous, vectorised loop; for the sizes of a survey
@@ -248,9 +252,12 @@ def gmm_diag_logp(
     m, N = Ft.shape
     kd = k * d
     a = k - 1
+    if ks <= 0:
+        ks = k
+    sd_n = ks * d
     mu = theta[a : a + kd]
-    ls = theta[a + kd : a + 2 * kd]
-    for i in range(kd):
+    ls = theta[a + kd : a + kd + sd_n]
+    for i in range(sd_n):
         if not (-_LOGSD_LIMIT < ls[i] < _LOGSD_LIMIT):
             grad[:] = 0.0
             return -np.inf
@@ -261,32 +268,36 @@ def gmm_diag_logp(
     L = np.empty((k, N))
     for j in range(k):
         c = logw[j]
+        so_ = j * d if ks > 1 else 0  # this segment's row of sds
         if complete:
             for e in range(d):
                 i = j * d + e
-                c += -0.5 * mu[i] * mu[i] * inv[i] - ls[i]
+                c += -0.5 * mu[i] * mu[i] * inv[so_ + e] - ls[so_ + e]
         row = L[j]
         for n in range(N):
             row[n] = c
         e = 0
         while e + 2 <= d:  # two features (four rows of Ft) per pass over the respondents
             i = j * d + e
-            a2, a1 = -0.5 * inv[i], mu[i] * inv[i]
-            b2, b1 = -0.5 * inv[i + 1], mu[i + 1] * inv[i + 1]
+            q = so_ + e
+            a2, a1 = -0.5 * inv[q], mu[i] * inv[q]
+            b2, b1 = -0.5 * inv[q + 1], mu[i + 1] * inv[q + 1]
             f2, f1, g2, g1 = Ft[e], Ft[d + e], Ft[e + 1], Ft[d + e + 1]
             for n in range(N):
                 row[n] += (a2 * f2[n] + a1 * f1[n]) + (b2 * g2[n] + b1 * g1[n])
             e += 2
         if e < d:
             i = j * d + e
-            a2, a1 = -0.5 * inv[i], mu[i] * inv[i]
+            q = so_ + e
+            a2, a1 = -0.5 * inv[q], mu[i] * inv[q]
             f2, f1 = Ft[e], Ft[d + e]
             for n in range(N):
                 row[n] += a2 * f2[n] + a1 * f1[n]
         for e in range(d):
             i = j * d + e
+            q = so_ + e
             if not complete:
-                a0 = -0.5 * mu[i] * mu[i] * inv[i] - ls[i]
+                a0 = -0.5 * mu[i] * mu[i] * inv[q] - ls[q]
                 f0 = Ft[2 * d + e]
                 for n in range(N):
                     row[n] += a0 * f0[n]
@@ -319,18 +330,26 @@ def gmm_diag_logp(
     _weighted_sums(L, Ft, S, sumr)
     lp += _dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
     log_t0 = math.log(logsd_scale)
+    gs = grad[a + kd : a + kd + sd_n]
+    gs[:] = 0.0
     for j in range(k):
+        so_ = j * d if ks > 1 else 0
         for e in range(d):
             i = j * d + e
+            q = so_ + e
             mv = mu[i]
             sxx = S[j, e]
             sx = S[j, d + e]
             so = sumr[j] if complete else S[j, 2 * d + e]
             u = (mv - mean_loc[e]) / mean_scale[e]
-            v = (ls[i] - logsd_loc[e]) / logsd_scale
-            grad[a + i] = (sx - mv * so) * inv[i] - u / mean_scale[e]
-            grad[a + kd + i] = (sxx - 2.0 * mv * sx + mv * mv * so) * inv[i] - so - v / logsd_scale
-            lp += -0.5 * u * u - math.log(mean_scale[e]) - 0.5 * v * v - log_t0 - 2.0 * _HALF_LOG_2PI
+            grad[a + i] = (sx - mv * so) * inv[q] - u / mean_scale[e]
+            gs[q] += (sxx - 2.0 * mv * sx + mv * mv * so) * inv[q] - so
+            lp += -0.5 * u * u - math.log(mean_scale[e]) - _HALF_LOG_2PI
+    for q in range(sd_n):
+        e = q % d
+        v = (ls[q] - logsd_loc[e]) / logsd_scale
+        gs[q] -= v / logsd_scale
+        lp += -0.5 * v * v - log_t0 - _HALF_LOG_2PI
     return lp
 
 
@@ -509,16 +528,17 @@ _C_SIG = numba.types.int64(
     numba.types.CPointer(numba.types.double),
     numba.types.voidptr,
 )
-_GMM_HEADER = 6
+_GMM_HEADER = 7
 _LCA_HEADER = 8
 
 
 def pack_gmm(Ft: np.ndarray, cst: np.ndarray, k: int, alpha: float, mean_loc: np.ndarray, mean_scale: np.ndarray,
-             logsd_loc: np.ndarray, logsd_scale: float) -> np.ndarray:
-    """The user-data buffer of :func:`gmm_diag_logp`'s C version (``Ft`` (m, N), feature-major)."""
+             logsd_loc: np.ndarray, logsd_scale: float, ks: int = 0) -> np.ndarray:
+    """The user-data buffer of :func:`gmm_diag_logp`'s C version (``Ft`` (m, N), feature-major;
+    ``ks`` the rows of sds as there: 0 or k segment-specific, 1 shared)."""
     m, N = Ft.shape
     d = mean_loc.shape[0]
-    head = np.array([N, d, k, alpha, logsd_scale, m], dtype=np.float64)
+    head = np.array([N, d, k, alpha, logsd_scale, m, ks], dtype=np.float64)
     return np.ascontiguousarray(np.concatenate([head, Ft.ravel(), cst, mean_loc, mean_scale, logsd_loc]))
 
 
@@ -563,7 +583,7 @@ def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
     val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d], buf[o + 2 * d : o + 3 * d],
-                        head[4], out)
+                        head[4], out, int(head[6]))
     logp[0] = val
     return _status_jit(val, out)
 

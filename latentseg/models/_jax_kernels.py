@@ -84,6 +84,7 @@ def gmm_diag_logp_jax(
     mean_scale: Any,
     logsd_loc: Any,
     logsd_scale: float,
+    ks: int = 0,
 ) -> Any:
     """Log posterior density of the diagonal Gaussian mixture (segments marginalised), in JAX.
 
@@ -94,9 +95,9 @@ def gmm_diag_logp_jax(
 
     Parameters
     ----------
-    theta : array, shape (k - 1 + 2 k d,)
+    theta : array, shape (k - 1 + k d + ks d,)
         Unconstrained parameters: simplex coordinates of the weights, ``mu`` (k, d) row-major
-        (centred data units), ``log sigma`` (k, d).
+        (centred data units), ``log sigma`` (ks, d).
     F : array, shape (N, 2 d) or (N, 3 d)
         ``[x^2, x]`` of the centred data, or ``[x^2, x, o]`` with ``o`` the 0/1 observed
         indicator when values are missing (``x`` is 0 where missing).
@@ -111,6 +112,9 @@ def gmm_diag_logp_jax(
     logsd_loc : array, shape (d,)
         ``log sigma_jd ~ Normal(logsd_loc_d, logsd_scale)``.
     logsd_scale : float
+    ks : int, default 0
+        Rows of sds: ``k`` (or 0, meaning ``k``) for segment-specific sds (mclust VVI), 1 for sds
+        shared by the segments (EEI). Static, like ``k``.
 
     Returns
     -------
@@ -136,9 +140,11 @@ def gmm_diag_logp_jax(
     F = jnp.asarray(F)
     a = k - 1
     kd = k * d
+    ks = k if ks <= 0 else ks
+    sd_n = ks * d
     y = theta[:a]
     mu = theta[a : a + kd].reshape(k, d)
-    ls_raw = theta[a + kd : a + 2 * kd].reshape(k, d)
+    ls_raw = theta[a + kd : a + kd + sd_n].reshape(ks, d)
     inside = jnp.all(jnp.abs(ls_raw) < _LOGSD_LIMIT)
     # outside the support the value is -inf; evaluating at a harmless point instead keeps the
     # gradient (which jnp.where also propagates through the branch not taken) finite, zero
@@ -146,9 +152,9 @@ def gmm_diag_logp_jax(
 
     u = jnp.concatenate([y, -jnp.sum(y, keepdims=True)])
     logw = jax.nn.log_softmax(u)
-    inv = jnp.exp(-2.0 * ls)  # 1 / sigma^2
+    inv = jnp.broadcast_to(jnp.exp(-2.0 * ls), (k, d))  # 1 / sigma^2, per segment
     quad = jnp.concatenate([(-0.5 * inv).T, (mu * inv).T], axis=0)  # (2d, k)
-    const = -0.5 * mu * mu * inv - ls  # (k, d): the terms not multiplied by data
+    const = -0.5 * mu * mu * inv - jnp.broadcast_to(ls, (k, d))  # (k, d): the terms not multiplied by data
     if F.shape[1] == 2 * d:  # complete data: every value observed
         L = F @ quad + (jnp.sum(const, axis=1) + logw)[None, :]
     else:
@@ -167,8 +173,8 @@ def gmm_diag_logp_jax(
         -0.5 * jnp.sum(z_mu * z_mu)
         - k * jnp.sum(jnp.log(mean_scale))
         - 0.5 * jnp.sum(z_ls * z_ls)
-        - kd * jnp.log(logsd_scale)
-        - kd * _LOG_2PI
+        - sd_n * jnp.log(logsd_scale)
+        - 0.5 * (kd + sd_n) * _LOG_2PI
     )
     lp = loglik + lp_w + lp_prior
     return jnp.where(inside, lp, -jnp.inf)
@@ -178,7 +184,8 @@ def _family_args(family: Any) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """Static settings and device arrays of the family's log density."""
     jax, jnp = _jax()
     alpha, mean_loc, mean_scale, logsd_loc, logsd_scale = family.kernel_priors()
-    static = {"k": int(family.k), "d": int(family.d), "alpha": alpha, "logsd_scale": logsd_scale}
+    static = {"k": int(family.k), "d": int(family.d), "alpha": alpha, "logsd_scale": logsd_scale,
+              "ks": int(family.sd_rows)}
     arrays = tuple(
         jax.device_put(jnp.asarray(np.ascontiguousarray(v, dtype=np.float64)))
         for v in (family.F, family.cst, mean_loc, mean_scale, logsd_loc)
@@ -264,8 +271,8 @@ def sample_numpyro(
     >>> out["params"]["weights"].shape, out["params"]["weights"].mean(axis=(0, 1)).round(1).tolist()
     ((1, 200, 2), [0.6, 0.4])
     """
-    if getattr(family, "covariance", "diag") != "diag":
-        raise ConfigError("sample_numpyro covers the diagonal Gaussian mixture only (covariance='diag').")
+    if getattr(family, "covariance", None) not in ("diag", "EEI"):
+        raise ConfigError("sample_numpyro covers the diagonal Gaussian mixtures only (covariance='diag' or 'EEI').")
     jax, jnp = _jax()
     numpyro = _numpyro()
     import numpyro.distributions as dist
@@ -285,7 +292,8 @@ def sample_numpyro(
         # a flat improper prior on theta: the potential energy is exactly -logp
         theta = numpyro.sample("theta", dist.ImproperUniform(dist.constraints.real_vector, (), (n_free,)))
         numpyro.factor("logp", gmm_diag_logp_jax(theta, F, cst, static["k"], static["d"], static["alpha"],
-                                                 mean_loc, mean_scale, logsd_loc, static["logsd_scale"]))
+                                                 mean_loc, mean_scale, logsd_loc, static["logsd_scale"],
+                                                 static["ks"]))
 
     kernel = NUTS(model, target_accept_prob=float(target_accept))
     mcmc = MCMC(
