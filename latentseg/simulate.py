@@ -38,8 +38,8 @@ __all__ = [
     "simulate_survey",
 ]
 
-Covariance = Literal["spherical", "diagonal", "full", "unequal"]
-_COVARIANCES = ("spherical", "diagonal", "full", "unequal")
+Covariance = Literal["spherical", "diagonal", "diagonal-unequal", "full", "unequal"]
+_COVARIANCES = ("spherical", "diagonal", "diagonal-unequal", "full", "unequal")
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +172,9 @@ def _covariances(kind: str, k: int, d: int, rng: np.random.Generator) -> np.ndar
         var = np.exp(rng.uniform(np.log(0.5), np.log(2.0), size=d))
         q = _random_rotation(d, rng)
         return np.broadcast_to((q * var) @ q.T, (k, d, d)).copy()
+    if kind == "diagonal-unequal":  # VVI: each component its own variances, volumes differing up to 4x
+        var = np.exp(rng.uniform(np.log(0.5), np.log(2.0), size=(k, d)) + rng.uniform(np.log(0.5), np.log(2.0), size=(k, 1)))
+        return var[:, :, None] * np.eye(d)[None]
     # unequal: a different full covariance per component, with volumes differing up to 4x
     out = np.empty((k, d, d))
     for j in range(k):
@@ -215,6 +218,8 @@ def simulate_gaussian_mixture(
     * ``"spherical"`` (EII): identity for every component;
     * ``"diagonal"`` (EEI): one diagonal matrix shared by all components, variances log-uniform
       on [0.5, 2];
+    * ``"diagonal-unequal"`` (VVI): a different diagonal matrix per component, variances
+      log-uniform on [0.5, 2] times a volume factor per component, log-uniform on [0.5, 2];
     * ``"full"`` (EEE): one full matrix shared by all, ``Q diag(v) Q'`` with a random rotation
       ``Q`` and ``v`` log-uniform on [0.5, 2];
     * ``"unequal"`` (VVV): a different full matrix per component, built the same way and scaled
@@ -235,7 +240,7 @@ def simulate_gaussian_mixture(
         Default :func:`default_shares` (unequal, largest / smallest = 2.125).
     separation : float, default 3.0
         Mahalanobis distance between every pair of component means (>= 0; 0 means one blob).
-    covariance : {"spherical", "diagonal", "full", "unequal"}, default "diagonal"
+    covariance : {"spherical", "diagonal", "diagonal-unequal", "full", "unequal"}, default "diagonal"
     noise_dims : int, default 0
         Extra pure-noise columns ``noise1..``.
     exact_shares : bool, default True

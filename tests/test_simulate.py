@@ -68,7 +68,7 @@ def test_gaussian_mixture_same_seed_same_data() -> None:
     assert X.shape == (50, 8) and np.isfinite(X.to_numpy()).all()
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diagonal", "full", "unequal"])
+@pytest.mark.parametrize("covariance", ["spherical", "diagonal", "diagonal-unequal", "full", "unequal"])
 def test_gaussian_mixture_separation_is_the_mahalanobis_distance(covariance: str) -> None:
     X, z = simulate_gaussian_mixture(8000, k=4, d=5, separation=2.5, covariance=covariance, random_seed=3)
     dist = _pooled_mahalanobis(X.to_numpy(), z)
@@ -94,6 +94,12 @@ def test_gaussian_mixture_covariance_structures() -> None:
     X, z = simulate_gaussian_mixture(12000, k=2, d=3, covariance="unequal", random_seed=5)
     cov1, cov2 = (np.cov(X.to_numpy()[z == j].T) for j in (1, 2))
     assert np.abs(cov1 - cov2).max() > 0.3
+
+    X, z = simulate_gaussian_mixture(12000, k=2, d=3, covariance="diagonal-unequal", random_seed=5)
+    cov1, cov2 = (np.cov(X.to_numpy()[z == j].T) for j in (1, 2))
+    assert np.abs(cov1 - cov2).max() > 0.3  # each component its own variances
+    for c in (cov1, cov2):  # ... and uncorrelated within the component
+        assert np.abs(c - np.diag(np.diag(c))).max() < 0.1
 
 
 def test_gaussian_mixture_more_components_than_dimensions_lie_on_a_line() -> None:
@@ -123,7 +129,7 @@ def test_gaussian_mixture_is_recoverable_when_well_separated() -> None:
         ({"n": 0}, r"The 'n' parameter of simulate_gaussian_mixture must be an int in the range \[1, inf\)\. Got 0"),
         ({"n": 10, "k": 2.5}, r"The 'k' parameter .* Got 2\.5 instead"),
         ({"n": 10, "separation": -1}, r"The 'separation' parameter .* range \[0\.0, inf\]\. Got -1 instead"),
-        ({"n": 10, "covariance": "tied"}, r"'covariance' parameter .* one of 'spherical', 'diagonal', 'full', 'unequal'\. Got 'tied'"),
+        ({"n": 10, "covariance": "tied"}, r"'covariance' parameter .* one of 'spherical', 'diagonal', 'diagonal-unequal', 'full', 'unequal'\. Got 'tied'"),
         ({"n": 10, "k": 2, "shares": [0.5, 0.6]}, r"'shares' parameter .* 2 positive numbers summing to 1"),
         ({"n": 10, "k": 3, "shares": [0.5, 0.5]}, r"'shares' parameter .* 3 positive numbers"),
         ({"n": 10, "noise_dims": -1}, r"'noise_dims' parameter .* \[0, inf\)\. Got -1"),
