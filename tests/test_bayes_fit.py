@@ -49,7 +49,13 @@ def test_result_contract(small_fit: object, small_gmm: tuple[pd.DataFrame, np.nd
     assert seg[0]["share"] >= seg[1]["share"]  # canonical order
     for key in ("waic", "waic_se", "p_waic", "loo", "loo_se", "p_loo", "loglik", "n_params", "bic"):
         assert np.isfinite(r.criteria[key])  # type: ignore[attr-defined]
-    assert r.criteria["n_params"] == 1 + 2 * 3 + 2 * 3  # type: ignore[attr-defined]
+    # covariance="auto" chose the shared-sd structure for these equal-spread data (EM BIC recorded):
+    # 1 weight + 2 x 3 means + 3 shared sds (VVI would have 2 x 3 sds)
+    st = r.settings  # type: ignore[attr-defined]
+    assert st["covariance"] == "EEI" and st["covariance_requested"] == "auto"
+    assert st["covariance_bic"]["EEI"] < st["covariance_bic"]["VVI"]
+    assert r.criteria["n_params"] == 1 + 2 * 3 + 3  # type: ignore[attr-defined]
+    assert r.criteria["bic"] == pytest.approx(st["covariance_bic"]["EEI"], rel=1e-9)  # type: ignore[attr-defined]
     assert r.criteria["loo"] < 0 and r.criteria["waic"] < 0  # log scale (elpd), higher is better
     # memberships: posterior means with intervals around them
     z_mean = r.memberships  # type: ignore[attr-defined]
@@ -186,7 +192,7 @@ def test_bad_settings_raise_one_clear_error(small_gmm: tuple[pd.DataFrame, np.nd
         fit_bayes_gmm(X, 2, draws=0)
     with pytest.raises(ConfigError, match="'target_accept' parameter must be a number in \\(0, 1\\)"):
         fit_bayes_gmm(X, 2, target_accept=1.5)
-    with pytest.raises(ConfigError, match="'covariance' parameter of bayes-gmm must be 'diag' or 'full'"):
+    with pytest.raises(ConfigError, match="'covariance' parameter of bayes-gmm must be 'diag' \\(VVI\\), 'EEI' or 'full'"):
         fit_bayes_gmm(X, 2, covariance="tied")
     with pytest.raises(ConfigError, match="'mean_scale' prior parameter of bayes-gmm must be a number > 0"):
         fit_bayes_gmm(X, 2, mean_scale=0)
@@ -315,7 +321,7 @@ def test_posterior_mean_weights_near_em_n2000() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # R-hat is checked against 1.02 below
         r = fit_bayes_gmm(X, 3, random_seed=6, **SLOW)
-    em = fit_gmm(X, 3, covariance="VVI", n_init=10, random_seed=1)
+    em = fit_gmm(X, 3, covariance={"diag": "VVI", "EEI": "EEI"}[r.settings["covariance"]], n_init=10, random_seed=1)
     assert r.diagnostics["rhat_max"] < 1.02 and r.diagnostics["divergences"] == 0
     np.testing.assert_allclose(r.shares, em.shares, atol=0.02)
 
@@ -326,7 +332,7 @@ def separated_sweep() -> dict[int, object]:
     out = {}
     for k in (2, 3):
         out[k] = fit_bayes_gmm(X, k, random_seed=7, **SWEEP)
-    with pytest.warns(ConvergenceWarning, match="duplicated"):
+    with pytest.warns(ConvergenceWarning, match="diffuse|duplicated|empty"):
         out[4] = fit_bayes_gmm(X, 4, random_seed=7, **SWEEP)
     return out
 
@@ -344,9 +350,11 @@ def test_loo_and_waic_prefer_true_k_and_parsimony_rejects_k_plus_one(separated_s
     # LOO alone barely separates 3 and 4; the parsimony rule picks the truth
     assert abs(f[4].criteria["loo"] - f[3].criteria["loo"]) < 10  # type: ignore[attr-defined]
     assert table.attrs["recommended_k"] == 3
-    # the overfitted fit is reported honestly: a true segment split in two shows as duplicated segments
+    # the overfitted fit is reported honestly: a true segment split in two shows as duplicated
+    # segments, an extra one between the true ones as diffuse (the EEI fit chosen here: a fourth
+    # segment with the shared sds, holding weight but the likeliest segment of few respondents)
     d4 = f[4].diagnostics  # type: ignore[attr-defined]
-    assert d4["empty_segments"] or d4["duplicated_segments"]
+    assert d4["empty_segments"] or d4["duplicated_segments"] or d4["diffuse_segments"]
     assert f[3].diagnostics["duplicated_segments"] == [] and f[3].diagnostics["empty_segments"] == []  # type: ignore[attr-defined]
 
 
@@ -378,7 +386,7 @@ def test_overfitted_k_on_two_segments_is_flagged() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("covariance", ["diag", "full"])
+@pytest.mark.parametrize("covariance", ["diag", "EEI", "full"])
 def test_pymc_sampler_path(covariance: str) -> None:
     """sampler="pymc" runs PyMC's NUTS on the PyMC model (the full-covariance model has no numba
     kernel, so this is also its path). PyTensor's Python linker keeps the compile cheap on an empty
@@ -398,6 +406,8 @@ def test_pymc_sampler_path(covariance: str) -> None:
     np.testing.assert_allclose(r.shares, np.bincount(z)[1:] / len(z), atol=0.08)
     post = r.posterior["posterior"]
     assert ("covariances" in post) == (covariance == "full")
+    if covariance == "EEI":  # PyMC's one vector of sds, given to every segment
+        np.testing.assert_array_equal(post["sds"].values[:, :, 0], post["sds"].values[:, :, 1])
     if covariance == "full":
         assert r.params["covariances"].shape == (2, 2, 2)
         np.testing.assert_allclose(predict_proba(r, X), r.memberships, atol=0.05)
@@ -527,8 +537,8 @@ def test_strong_overlap_is_flagged_and_clear_segments_are_not(small_fit: object)
     # a data set of the calibration study (n = 500, separation 2.5) whose EM solution classifies poorly
     X, _ = simulate_gaussian_mixture(500, k=3, d=4, shares=[0.5, 0.3, 0.2], separation=2.5, exact_shares=False,
                                      random_seed=2_500_000 + 500_000 + 47)
-    with pytest.warns(LatentsegWarning, match="overlap strongly") as caught:
-        r = fit(X, "bayes-gmm", 3, random_seed=1, **FAST)
+    with pytest.warns(LatentsegWarning, match="overlap strongly") as caught:  # the study's VVI fits
+        r = fit(X, "bayes-gmm", 3, random_seed=1, covariance="diag", **FAST)
     d = r.diagnostics
     assert d["weak_separation"] is True and d["em_relative_entropy"] < WEAK_SEPARATION_ENTROPY
     assert any("calibration study" in m and "approximate" in m for m in d["warnings"])
@@ -562,3 +572,27 @@ def test_compare_k_agrees_with_arviz_compare(small_gmm: tuple[pd.DataFrame, np.n
         assert row["stacking_weight"] == pytest.approx(theirs["weight"], abs=1e-6)
     assert table.loc[table["k"] == 2, "stacking_weight"].item() > 0.5  # the true k carries the weight
     assert table.attrs["recommended_k"] == 2
+
+
+@pytest.mark.xdist_group("bayes")
+def test_auto_covariance_follows_the_em_bic_and_eei_shares_its_sds(small_fit: object) -> None:
+    """covariance="auto" fits EEI (sds shared by the segments) where the segments' spreads are
+    equal and VVI where they differ, by the BIC of the two EM fits; an explicit choice is kept."""
+    post = small_fit.posterior["posterior"]["sds"].values  # type: ignore[attr-defined]  # (chain, draw, segment, outcome)
+    assert small_fit.settings["covariance"] == "EEI"  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(post[:, :, 0], post[:, :, 1])  # one set of sds in every draw
+    X, z = simulate_gaussian_mixture(400, k=2, d=3, separation=4.0, covariance="diagonal-unequal", random_seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        r = fit(X, "bayes-gmm", 2, random_seed=1, **FAST)
+        eei = fit(X, "bayes-gmm", 2, random_seed=1, covariance="EEI", **FAST)
+    st = r.settings
+    assert st["covariance"] == "diag" and st["covariance_bic"]["VVI"] < st["covariance_bic"]["EEI"] - 10
+    assert r.criteria["n_params"] == 1 + 2 * 3 + 2 * 3
+    assert adjusted_rand_score(z, r.assignment) > 0.9
+    sds = r.params["sds"]
+    assert np.abs(np.log(sds[0] / sds[1])).max() > 0.3  # the segments' own spreads
+    assert eei.settings["covariance"] == "EEI" and "covariance_requested" not in eei.settings
+    assert eei.criteria["n_params"] == 1 + 2 * 3 + 3
+    # LOO, on the same data, agrees with BIC that the spreads differ
+    assert r.criteria["loo"] > eei.criteria["loo"]

@@ -6,6 +6,7 @@ scores, factor scores, any numeric columns), marginalised over the segment::
     w ~ Dirichlet(alpha, ..., alpha)
     mu_jd ~ Normal(mean_d, mean_scale * sd_d)
     diagonal:  sigma_jd ~ LogNormal(log(sd_scale * sd_d), sd_log_sigma)
+    EEI:       sigma_d ~ LogNormal(log(sd_scale * sd_d), sd_log_sigma), shared by the segments
     full:      Sigma_j = diag(sigma_j) Omega_j diag(sigma_j), Omega_j ~ LKJ(lkj_eta),
                sigma_j as above (PyMC's LKJCholeskyCov)
     log p(x_n) = logsumexp_j [log w_j + sum_{d observed} log Normal(x_nd | mu_jd, sigma_jd)]
@@ -36,8 +37,11 @@ __all__ = ["GMMPriors", "GaussianFamily", "COVARIANCES", "simplex_coords", "simp
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: covariance option -> mclust name of the EM structure used for the starting values
-COVARIANCES = {"diag": "VVI", "full": "VVV"}
-_COV_ALIASES = {"diag": "diag", "diagonal": "diag", "vvi": "diag", "full": "full", "vvv": "full"}
+COVARIANCES = {"diag": "VVI", "EEI": "EEI", "full": "VVV"}
+_COV_ALIASES = {"diag": "diag", "diagonal": "diag", "vvi": "diag", "eei": "EEI", "diag-equal": "EEI",
+                "full": "full", "vvv": "full", "auto": "auto"}
+#: ``covariance="auto"`` chooses between these diagonal structures by the BIC of their EM fits
+AUTO_CHOICES = ("EEI", "diag")
 
 
 #: segments closer than this (Ashman's D on their own sds) are reported as duplicated
@@ -90,11 +94,13 @@ def simplex_probs(y: np.ndarray) -> np.ndarray:
 
 
 def resolve_covariance(covariance: str) -> str:
-    """``"diag"`` or ``"full"`` from the accepted spellings (also mclust ``VVI`` / ``VVV``)."""
+    """``"diag"``, ``"EEI"``, ``"full"`` or ``"auto"`` from the accepted spellings (also mclust
+    ``VVI`` / ``VVV``, and ``"diag-equal"`` for EEI)."""
     key = str(covariance).lower()
     if key not in _COV_ALIASES:
         raise ConfigError(
-            f"The 'covariance' parameter of bayes-gmm must be 'diag' or 'full'. Got {covariance!r} instead."
+            f"The 'covariance' parameter of bayes-gmm must be 'diag' (VVI), 'EEI' or 'full' (VVV), or 'auto'. "
+            f"Got {covariance!r} instead."
         )
     return _COV_ALIASES[key]
 
@@ -106,7 +112,10 @@ class GaussianFamily:
     ----------
     data : DataFrame or array-like, shape (n, d)
     k : int
-    covariance : {"diag", "full"}
+    covariance : {"auto", "diag", "EEI", "full"}
+        Segment-specific diagonal (mclust VVI), diagonal shared by the segments (EEI) or
+        segment-specific full covariance (VVV); ``"auto"``: EEI or VVI, whichever EM fit has the
+        lower BIC, decided by :meth:`em_start` (until then ``covariance`` is ``"auto"``).
     priors : GMMPriors
     """
 
@@ -143,6 +152,9 @@ class GaussianFamily:
     def _prepare(self, X: np.ndarray, names: tuple[str, ...], ids: pd.Index, k: int, covariance: str, priors: GMMPriors) -> None:
         self.k = k
         self.covariance = covariance
+        self.covariance_requested = covariance
+        #: BIC of the EM fits ``covariance="auto"`` chose between (mclust name -> BIC)
+        self.structure_bic: dict[str, float] = {}
         self.priors = priors
         self.X = X
         self.feature_names = names
@@ -169,7 +181,7 @@ class GaussianFamily:
         self.cst = -0.5 * _LOG_2PI * o.sum(axis=1)
         self.Xc = xc
         k_, d = self.k, self.d
-        self.n_free = k_ - 1 + 2 * k_ * d if self.covariance == "diag" else None
+        self.n_free = k_ - 1 + k_ * d + self.sd_rows * d if self.has_kernel and covariance != "auto" else None
         self._logsd_loc = np.log(priors.sd_scale * self.scale)
         self._mean_sd = priors.mean_scale * self.scale
 
@@ -185,12 +197,21 @@ class GaussianFamily:
     @property
     def has_kernel(self) -> bool:
         """Whether the numba kernel covers this model (the full-covariance one goes through PyMC)."""
-        return self.covariance == "diag"
+        return self.covariance != "full"
+
+    @property
+    def sd_rows(self) -> int:
+        """Rows of sds in the diagonal models: k (VVI) or 1 (EEI, shared by the segments)."""
+        if self.covariance == "auto":
+            raise RuntimeError("covariance='auto' is decided by em_start(); call it first.")
+        return 1 if self.covariance == "EEI" else self.k
 
     def settings(self) -> dict[str, Any]:
         p = self.priors
+        chosen = {"covariance_requested": "auto", "covariance_bic": dict(self.structure_bic)}
         return {
             "covariance": self.covariance,
+            **(chosen if self.covariance_requested == "auto" else {}),
             "concentration": p.concentration,
             "mean_scale": p.mean_scale,
             "sd_scale": p.sd_scale,
@@ -201,7 +222,7 @@ class GaussianFamily:
     def n_params(self) -> int:
         """Free parameters of the mixture, counted as for the EM engine (for BIC at the EM fit)."""
         k, d = self.k, self.d
-        cov = k * d if self.covariance == "diag" else k * d * (d + 1) // 2
+        cov = self.sd_rows * d if self.has_kernel else k * d * (d + 1) // 2
         return (k - 1) + k * d + cov
 
     def data_for_hash(self) -> np.ndarray:
@@ -209,11 +230,33 @@ class GaussianFamily:
 
     # ------------------------------------------------------------------ starting values
     def em_start(self, seed: int, n_init: int) -> Any:
-        """The EM fit (mclust VVI / VVV) whose solution starts the chains and labels the draws."""
+        """The EM fit (mclust VVI / EEI / VVV) whose solution starts the chains and labels the draws.
+
+        With ``covariance="auto"`` both diagonal structures are fitted (the same seed and starts)
+        and the one with the lower BIC (EEI on a tie: fewer parameters) becomes this family's
+        structure; its EM fit is returned and only its warnings are passed on. The BICs are kept
+        in ``structure_bic`` and in :meth:`settings`.
+        """
+        import warnings
+
         from latentseg.models.gmm import fit_gmm
 
         frame = pd.DataFrame(self.X, columns=list(self.feature_names))
-        return fit_gmm(frame, self.k, covariance=COVARIANCES[self.covariance], n_init=n_init, random_seed=seed)
+        if self.covariance != "auto":
+            return fit_gmm(frame, self.k, covariance=COVARIANCES[self.covariance], n_init=n_init, random_seed=seed)
+        fits = {}
+        for cov in AUTO_CHOICES:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fits[cov] = (fit_gmm(frame, self.k, covariance=COVARIANCES[cov], n_init=n_init, random_seed=seed), caught)
+        self.structure_bic = {COVARIANCES[c]: float(fits[c][0].criteria["bic"]) for c in AUTO_CHOICES}
+        best = min(AUTO_CHOICES, key=lambda c: self.structure_bic[COVARIANCES[c]])  # EEI first: kept on a tie
+        self.covariance = best
+        self.n_free = self.k - 1 + self.k * self.d + self.sd_rows * self.d
+        em, caught = fits[best]
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return em
 
     def start_params(self, em: Any) -> dict[str, np.ndarray]:
         """EM estimates as constrained parameters (segment order of the EM result)."""
@@ -221,9 +264,11 @@ class GaussianFamily:
         w = w / w.sum()
         means = np.asarray(em.params["means"], float)
         floor = (1e-3 * self.scale) ** 2
-        if self.covariance == "diag":
-            var = np.asarray(em.params["variances"], float)
-            sds = np.sqrt(np.maximum(var, floor))
+        if self.has_kernel:
+            var = em.params.get("variances")
+            if var is None:  # EEI: one variance per feature, shared by the segments
+                var = np.broadcast_to(np.asarray(em.shared_params["variances"], float), means.shape)
+            sds = np.sqrt(np.maximum(np.asarray(var, float), floor))
             return {"weights": w, "means": means, "sds": sds}
         covs = np.asarray(em.params["covariances"], float)
         covs = covs + np.eye(self.d) * floor
@@ -232,12 +277,13 @@ class GaussianFamily:
     def theta_from_params(self, p: dict[str, np.ndarray]) -> np.ndarray:
         """Unconstrained kernel vector from constrained parameters (diagonal model)."""
         mu = (p["means"] - self.center).ravel()
-        ls = np.log(p["sds"]).ravel()
+        sds = np.asarray(p["sds"], float)
+        ls = np.log(sds[:1] if self.sd_rows == 1 else sds).ravel()
         return np.concatenate([simplex_coords(p["weights"]), mu, ls])
 
     def jitter_params(self, p: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Constrained parameters moved a little (the chains' starts for the PyMC samplers)."""
-        if self.covariance == "diag":
+        if self.has_kernel:
             theta = self.jitter(self.theta_from_params(p), rng)
             return {key: val for key, val in self.params_from_theta(theta).items()}
         w = p["weights"] * np.exp(0.05 * rng.standard_normal(self.k))
@@ -248,7 +294,7 @@ class GaussianFamily:
         """A chain's start: the EM solution moved a little (0.05 on the log weights, 2% of a
         column's sd on the means, 0.02 on the log sds), so that chains do not start identical."""
         k, d = self.k, self.d
-        step = np.concatenate([np.full(k - 1, 0.05), np.tile(0.02 * self.scale, k), np.full(k * d, 0.02)])
+        step = np.concatenate([np.full(k - 1, 0.05), np.tile(0.02 * self.scale, k), np.full(self.sd_rows * d, 0.02)])
         return theta + step * rng.standard_normal(theta.size)
 
     # ------------------------------------------------------------------ log density
@@ -256,11 +302,11 @@ class GaussianFamily:
         """``logp(theta, grad) -> float``, the numba log posterior with the data bound."""
         from latentseg.models._bayes_kernels import gmm_diag_logp
 
-        F, cst, k, d = self.Ft, self.cst, self.k, self.d
+        F, cst, k, d, ks = self.Ft, self.cst, self.k, self.d, self.sd_rows
         alpha, m0, s0, l0, t0 = self.kernel_priors()
 
         def logp(theta: np.ndarray, grad: np.ndarray) -> float:
-            return gmm_diag_logp(theta, F, cst, k, d, alpha, m0, s0, l0, t0, grad)
+            return gmm_diag_logp(theta, F, cst, k, d, alpha, m0, s0, l0, t0, grad, ks)
 
         return logp
 
@@ -268,7 +314,7 @@ class GaussianFamily:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
         from latentseg.models._bayes_kernels import pack_gmm
 
-        return "gmm", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors())
+        return "gmm", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows)
 
     def kernel_priors(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
         """The priors as every kernel (numba, C, JAX) takes them, in their argument order:
@@ -283,15 +329,16 @@ class GaussianFamily:
         a = k - 1
         w = simplex_probs(theta[..., :a])
         means = theta[..., a : a + k * d].reshape(*lead, k, d) + self.center
-        sds = np.exp(theta[..., a + k * d :].reshape(*lead, k, d))
-        return {"weights": w, "means": means, "sds": sds}
+        sds = np.exp(theta[..., a + k * d :].reshape(*lead, self.sd_rows, d))
+        return {"weights": w, "means": means, "sds": np.broadcast_to(sds, (*lead, k, d)).copy()}
 
     # ------------------------------------------------------------------ PyMC
     def pymc_model(self) -> Any:
         """The PyMC model (same priors and likelihood as the kernel; the segment marginalised by a
         hand-written log-sum-exp in a ``Potential``).
 
-        Free variables: ``weights`` (k,), ``means`` (k, d) and ``sds`` (k, d) (diagonal), or
+        Free variables: ``weights`` (k,), ``means`` (k, d) and ``sds`` (k, d) (diagonal) or (d,)
+        (EEI), or
         ``chol_1..chol_k`` (packed Cholesky factors, LKJCholeskyCov) for the full model.
         """
         import pymc as pm
@@ -308,8 +355,12 @@ class GaussianFamily:
                 logw = pt.zeros(1)
             mu = pm.Normal("means", mu=self.center, sigma=self._mean_sd, dims=("segment", "outcome"))
             muc = mu - self.center
-            if self.covariance == "diag":
-                sd = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims=("segment", "outcome"))
+            if self.has_kernel:
+                if self.covariance == "EEI":
+                    sd1 = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims="outcome")
+                    sd = pt.broadcast_to(sd1[None, :], (k, d))
+                else:
+                    sd = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims=("segment", "outcome"))
                 inv = 1.0 / pt.sqr(sd)
                 P = pt.concatenate([(-0.5 * inv).T, (muc * inv).T, (-0.5 * pt.sqr(muc) * inv - pt.log(sd)).T], axis=0)
                 comp = pt.dot(pt.as_tensor(self.F_full), P) + self.cst[:, None]
@@ -337,8 +388,8 @@ class GaussianFamily:
         out = {"means": p["means"]}
         if self.k > 1:
             out["weights"] = p["weights"]
-        if self.covariance == "diag":
-            out["sds"] = p["sds"]
+        if self.has_kernel:
+            out["sds"] = p["sds"][0] if self.covariance == "EEI" else p["sds"]
         else:
             idx = np.tril_indices(self.d)
             for j in range(self.k):
@@ -353,8 +404,11 @@ class GaussianFamily:
         else:
             w = np.ones(means.shape[:-1])
         out = {"weights": w, "means": means}
-        if self.covariance == "diag":
-            out["sds"] = np.asarray(posterior["sds"].values, float)
+        if self.has_kernel:
+            sds = np.asarray(posterior["sds"].values, float)
+            if self.covariance == "EEI":  # (chain, draw, d): the same sds for every segment
+                sds = np.repeat(sds[..., None, :], self.k, axis=-2)
+            out["sds"] = sds
         else:
             d = self.d
             idx = np.tril_indices(d)
@@ -373,13 +427,13 @@ class GaussianFamily:
         a = k - 1
         out = {"weights_simplex__": theta[:a]} if k > 1 else {}
         out["means"] = theta[a : a + k * d].reshape(k, d) + self.center
-        out["sds_log__"] = theta[a + k * d :].reshape(k, d)
+        out["sds_log__"] = theta[a + k * d :].reshape(k, d) if self.sd_rows > 1 else theta[a + k * d :]
         return out
 
     # ------------------------------------------------------------------ summaries
     def log_component(self, p: dict[str, np.ndarray], rows: slice) -> np.ndarray:
         """``log p(x_n | segment j, theta_s)`` for draws (S, ...) and respondents ``rows``: (S, B, k)."""
-        if self.covariance == "diag":
+        if self.has_kernel:
             muc = p["means"] - self.center  # (S, k, d)
             inv = 1.0 / np.square(p["sds"])
             P = np.concatenate([-0.5 * inv, muc * inv, -0.5 * muc * muc * inv - np.log(p["sds"])], axis=2)
@@ -483,7 +537,7 @@ class GaussianFamily:
             "weights": (("segment",), p["weights"]),
             "means": (("segment", "outcome"), p["means"]),
         }
-        if self.covariance == "diag":
+        if self.has_kernel:
             out["sds"] = (("segment", "outcome"), p["sds"])
         else:
             L = p["chols"]
@@ -493,7 +547,7 @@ class GaussianFamily:
     def result_params(self, mean_params: dict[str, np.ndarray], p: dict[str, np.ndarray]) -> tuple[dict, dict]:
         """``params`` / ``shared_params`` of the result (posterior means), EM-compatible names."""
         params = {"weights": mean_params["weights"], "means": mean_params["means"]}
-        if self.covariance == "diag":
+        if self.has_kernel:
             params["variances"] = np.square(p["sds"]).mean(axis=(0, 1))
             params["sds"] = mean_params["sds"]
         else:
@@ -512,7 +566,8 @@ class GaussianFamily:
         pr = self.priors
         w = rng.dirichlet(np.full(k, pr.concentration), size=draws)
         means = self.center + self._mean_sd * rng.standard_normal((draws, k, d))
-        sds = np.exp(self._logsd_loc + pr.sd_log_sigma * rng.standard_normal((draws, k, d)))
+        sds = np.exp(self._logsd_loc + pr.sd_log_sigma * rng.standard_normal((draws, self.sd_rows, d)))
+        sds = np.broadcast_to(sds, (draws, k, d)).copy()
         out = {"weights": w, "means": means, "sds": sds}
         if self.covariance == "full":
             corr = _lkj_draws(rng, draws * k, d, pr.lkj_eta).reshape(draws, k, d, d)
