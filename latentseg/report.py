@@ -550,7 +550,10 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "weak_separation": bool(diag.get("weak_separation", False)),
         "em_relative_entropy": diag.get("em_relative_entropy"),
         "weak_separation_cut": bayes.WEAK_SEPARATION_ENTROPY,
-        "weak_separation_coverage": bayes.WEAK_SEPARATION_COVERAGE,
+        # older saved fits lack the key: they were flagged as approximate whenever weakly separated
+        "intervals_approximate": bool(diag.get("share_intervals_approximate", diag.get("weak_separation", False))),
+        "weak_separation_coverage": (bayes.WEAK_SEPARATION_COVERAGE.get(str(result.settings.get("covariance")))
+                                     if result.model == "bayes-gmm" else None),
         "fit_warnings": list(diag.get("warnings", []) or []),
         "run_warnings": list(meta.get("warnings", []) or []),
         "notes": list(meta.get("notes", []) or []) + list(sel_meta.get("notes", []) or []),

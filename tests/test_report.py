@@ -206,3 +206,31 @@ def test_report_says_when_segment_sizes_are_approximate(tmp_path):
         texts.append(write_report(tmp_path / name, tmp_path / name / "r" / "report.html").read_text())
     assert "overlap strongly" not in texts[0]
     assert "overlap strongly (relative entropy 0.51, below 0.6)" in texts[1] and "approximate" in texts[1]
+    assert "in our calibration study" not in texts[1]  # the study was of Bayesian Gaussian mixtures
+
+
+def test_report_quotes_the_calibration_study_by_the_fits_structure(tmp_path):
+    """A flagged Bayesian Gaussian fit quotes the calibration study's coverage for its own
+    structure: VVI's intervals under-covered (approximate), EEI's did not (memberships are the
+    uncertain part)."""
+    import dataclasses
+
+    import numpy as np
+
+    from latentseg.artifacts import save_model
+    from latentseg.models import bayes, fit
+
+    X = np.r_[np.zeros((30, 2)), np.full((30, 2), 5.0)] + np.random.default_rng(0).normal(size=(60, 2))
+    plain = fit(X, "gmm", 2, random_seed=0, n_init=2)
+    texts = {}
+    for cov, approx in (("diag", True), ("EEI", False)):
+        flagged = dataclasses.replace(
+            plain, model="bayes-gmm", settings={**plain.settings, "covariance": cov},
+            diagnostics={**plain.diagnostics, "weak_separation": True, "em_relative_entropy": 0.5,
+                         "share_intervals_approximate": approx})
+        save_model(tmp_path / cov, flagged)
+        texts[cov] = write_report(tmp_path / cov, tmp_path / cov / "r" / "report.html").read_text()
+    vvi, eei = bayes.WEAK_SEPARATION_COVERAGE["diag"], bayes.WEAK_SEPARATION_COVERAGE["EEI"]
+    assert "as approximate" in texts["diag"] and f"covered the true sizes {vvi} of the time rather than 95%" in texts["diag"]
+    assert "as approximate" not in texts["EEI"] and "not affected" in texts["EEI"]
+    assert f"covered the true sizes {eei} of the time" in texts["EEI"]
