@@ -10,6 +10,13 @@ table of modal assignments is recorded beside it: with strongly overlapping segm
 a fitted segment with the wrong true one); we record whether each true weight lies inside its
 95% equal-tailed interval.
 
+The fits use ``fit_bayes_gmm``'s default covariance, ``"diag"`` (VVI, each segment its own sds);
+``--covariance auto`` (EEI or VVI by the EM BIC) or ``EEI`` fit the other structures. The
+segments' spreads are equal by default (the simulator's ``"diagonal"``, mclust EEI);
+``--spread unequal`` simulates each segment with its own variances (``"diagonal-unequal"``, VVI,
+volumes differing up to 4x). Results: ``calibration.json`` (VVI, equal spreads),
+``calibration_auto.json``, ``calibration_unequal.json`` (VVI), ``calibration_unequal_auto.json``.
+
 A calibrated interval covers the truth in about 95% of data sets. Each setting's summary gives
 the Monte Carlo standard error of its coverage, computed over data sets (a data set's three
 weights are correlated: when one interval misses, another often does), and the share of misses
@@ -25,9 +32,12 @@ refits the first ``--sets`` of them with other priors (e.g. ``{"sd_scale": 1.0}`
 miss the priors explain.
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_calibration.py [--reps 100] [--draws 1000] [--entropy]
-[--long 60] [--prior JSON --sets 60]``.
-Results are appended after every data set to ``benchmarks/results/calibration.json`` (a rerun
-resumes where it stopped) and summarised per setting.
+[--long 60] [--prior JSON --sets 60] [--covariance auto|diag|EEI] [--spread equal|unequal]
+[--sizes 200,500] [--out FILE] [--merge FILE ...]``.
+Results are appended after every data set to ``benchmarks/results/calibration.json`` (or
+``--out``; a rerun resumes where it stopped) and summarised per setting. ``--sizes`` runs some
+sample sizes only (two processes, one per core, each with its own ``--out``); ``--merge`` joins
+such files into the output.
 """
 
 from __future__ import annotations
@@ -73,16 +83,21 @@ def _match_by_assignment(truth: np.ndarray, assignment: np.ndarray, k: int) -> n
     return perm
 
 
-def _one(n: int, sep: float, rep: int, draws: int) -> dict[str, Any]:
+#: --spread -> the simulator's covariance structure
+SPREADS = {"equal": "diagonal", "unequal": "diagonal-unequal"}
+
+
+def _one(n: int, sep: float, rep: int, draws: int, covariance: str = "diag", spread: str = "equal") -> dict[str, Any]:
     from latentseg.models.bayes import fit_bayes_gmm
     from latentseg.simulate import simulate_gaussian_mixture
 
     seed = int(1_000_000 * sep) + 1000 * n + rep
-    X, z = simulate_gaussian_mixture(n, k=K, d=D, shares=SHARES, separation=sep, exact_shares=False, random_seed=seed)
+    X, z = simulate_gaussian_mixture(n, k=K, d=D, shares=SHARES, separation=sep, exact_shares=False,
+                                     covariance=SPREADS[spread], random_seed=seed)  # type: ignore[arg-type]
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = fit_bayes_gmm(X, K, draws=draws, tune=draws, chains=2, random_seed=seed)
+        r = fit_bayes_gmm(X, K, draws=draws, tune=draws, chains=2, random_seed=seed, covariance=covariance)
     perm = _match(np.asarray(X, dtype=float), np.asarray(z), np.asarray(r.centers, dtype=float), K)
     alt = _match_by_assignment(z, r.assignment, K)
     lo, hi, mean = r.share_lower[perm], r.share_upper[perm], r.shares[perm]
@@ -92,6 +107,7 @@ def _one(n: int, sep: float, rep: int, draws: int) -> dict[str, Any]:
         "rep": rep,
         "seed": seed,
         "seconds": time.perf_counter() - t,
+        "covariance_fitted": r.settings["covariance"],
         "converged": bool(r.converged),
         "rhat_max": r.diagnostics["rhat_max"],
         "divergences": r.diagnostics["divergences"],
@@ -210,6 +226,8 @@ def _summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "share_converged": float(conv.mean()),
                     "mean_interval_width": [float(x) for x in width.mean(axis=0)],
                     "mean_bias": [float(x) for x in bias.mean(axis=0)],
+                    "covariance_fitted": {c: sum(r.get("covariance_fitted", "diag") == c for r in rows)
+                                          for c in sorted({r.get("covariance_fitted", "diag") for r in rows})},
                 }
             )
     return out
@@ -227,10 +245,33 @@ def main() -> None:
                     help='refit the first --sets data sets at n = 500, separation 2.5 with these prior options, '
                          'e.g. \'{"sd_scale": 1.0}\'')
     ap.add_argument("--sets", type=int, default=60)
+    ap.add_argument("--covariance", default="diag", help="fit_bayes_gmm's covariance (default diag, its default)")
+    ap.add_argument("--spread", default="equal", choices=sorted(SPREADS), help="the segments' spreads in the simulation")
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="sample sizes to run, e.g. 200,500")
+    ap.add_argument("--out", default="", help="results file (default: by --covariance and --spread)")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="FILE", help="join the records of these files into --out")
     args = ap.parse_args()
+    name = "calibration" + ("_unequal" if args.spread == "unequal" else "") + (
+        "" if args.covariance == "diag" else f"_{args.covariance.lower()}") + ".json"
+    out = Path(args.out) if args.out else OUT.with_name(name)
     doc: dict[str, Any] = {"records": []}
-    if OUT.exists():
-        doc = json.loads(OUT.read_text())
+    if out.exists():
+        doc = json.loads(out.read_text())
+    if args.merge:
+        seen = {(r["n"], r["separation"], r["rep"]) for r in doc["records"]}
+        for path in args.merge:
+            part = json.loads(Path(path).read_text())
+            doc.setdefault("design", part.get("design"))
+            for r in part["records"]:
+                if (r["n"], r["separation"], r["rep"]) not in seen:
+                    doc["records"].append(r)
+                    seen.add((r["n"], r["separation"], r["rep"]))
+        doc["records"].sort(key=lambda r: (r["rep"], r["n"], r["separation"]))
+        doc["design"]["sizes"] = sorted({r["n"] for r in doc["records"]})
+        doc["summary"] = _summary(doc["records"])
+        out.write_text(json.dumps(doc, indent=1))
+        print(f"merged {len(doc['records'])} records -> {out}")
+        return
     if args.long or args.prior:
         if args.long:
             check = _refit_check(doc["records"], 500, 2.5, args.long, {"draws": 4000, "tune": 2000, "chains": 4},
@@ -240,7 +281,7 @@ def main() -> None:
             options = json.loads(args.prior)
             check = _refit_check(doc["records"], 500, 2.5, args.sets, options, "prior sensitivity")
             doc.setdefault("prior_sensitivity", {})[json.dumps(options, sort_keys=True)] = check
-        OUT.write_text(json.dumps(doc, indent=1))
+        out.write_text(json.dumps(doc, indent=1))
         print({key: val for key, val in check.items() if key != "records"})
         return
     if args.entropy:
@@ -251,7 +292,7 @@ def main() -> None:
                 rec["em_relative_entropy"] = _em_relative_entropy(rec, doc.get("design", {}).get("draws", args.draws))
         doc["coverage_by_weak_separation"] = {"relative_entropy_cut": WEAK_SEPARATION_ENTROPY,
                                               "settings": _by_entropy(doc["records"], WEAK_SEPARATION_ENTROPY)}
-        OUT.write_text(json.dumps(doc, indent=1))
+        out.write_text(json.dumps(doc, indent=1))
         print(f"{'n':>6s} {'sep':>5s} {'weak':>5s} {'sets':>5s} {'coverage':>9s} {'MC se':>6s}")
         for row in doc["coverage_by_weak_separation"]["settings"]:
             se = "" if row["coverage_mc_se"] is None else f"{row['coverage_mc_se']:6.3f}"
@@ -260,19 +301,22 @@ def main() -> None:
         return
     done = {(r["n"], r["separation"], r["rep"]) for r in doc["records"]}
     t0 = time.perf_counter()
+    sizes = [int(x) for x in args.sizes.split(",")]
     for rep in range(args.reps):  # interleave settings so a partial run covers all of them
-        for n in SIZES:
+        for n in sizes:
             for sep in SEPARATIONS:
                 if (n, sep, rep) in done:
                     continue
-                doc["records"].append(_one(n, sep, rep, args.draws))
+                doc["records"].append(_one(n, sep, rep, args.draws, args.covariance, args.spread))
                 doc.update(
                     {
                         "design": {
                             "k": K,
                             "d": D,
                             "population_shares": SHARES.tolist(),
-                            "sizes": list(SIZES),
+                            "sizes": sizes,
+                            "covariance": args.covariance,
+                            "spreads": SPREADS[args.spread],
                             "separations": list(SEPARATIONS),
                             "draws": args.draws,
                             "tune": args.draws,
@@ -283,8 +327,8 @@ def main() -> None:
                         "elapsed_s_this_run": time.perf_counter() - t0,
                     }
                 )
-                OUT.parent.mkdir(parents=True, exist_ok=True)
-                OUT.write_text(json.dumps(doc, indent=1))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(doc, indent=1))
     print(f"{'n':>6s} {'sep':>5s} {'sets':>5s} {'coverage':>9s} {'MC se':>6s} {'by weight':>22s} {'converged':>10s}")
     for s in doc["summary"]:
         by = " ".join(f"{x:.2f}" for x in s["coverage_by_weight"])

@@ -208,8 +208,9 @@ def _fit_options(cfg: Mapping[str, Any], models: Sequence[str]) -> dict[str, dic
             opts[model] = {"n_init": m["n_init"]}
         elif model in _BAYES:
             opts[model] = {"draws": m["draws"], "tune": m["tune"], "chains": m["chains"], "sampler": m["sampler"]}
-            if model == "bayes-gmm" and str(m["covariance"]).upper() in ("VVI", "EEI", "VVV"):
-                opts[model]["covariance"] = {"VVI": "diag", "EEI": "EEI", "VVV": "full"}[str(m["covariance"]).upper()]
+            bayes_cov = {"VVI": "diag", "EEI": "EEI", "AUTO": "auto", "VVV": "full"}
+            if model == "bayes-gmm" and str(m["covariance"]).upper() in bayes_cov:
+                opts[model]["covariance"] = bayes_cov[str(m["covariance"]).upper()]
     return opts
 
 

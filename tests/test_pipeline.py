@@ -161,3 +161,15 @@ def test_user_errors_are_one_clear_message(run, tmp_path):
 def test_default_name():
     assert default_name("x/My Survey (final).xlsx") == "my-survey-final"
     assert default_name("...csv") == "model"
+
+
+def test_bayes_gmm_takes_the_configured_gaussian_structure():
+    """`[model] covariance` reaches bayes-gmm in its own spelling (VVI -> diag, EEI, auto, VVV ->
+    full); a structure it does not have (EII ...) leaves its default."""
+    from latentseg.pipeline import _fit_options
+
+    base = {"n_init": 3, "draws": 10, "tune": 10, "chains": 1, "sampler": "nutpie"}
+    for given, expected in (("VVI", "diag"), ("EEI", "EEI"), ("auto", "auto"), ("VVV", "full"), ("EII", None)):
+        opts = _fit_options({"model": {**base, "covariance": given}}, ["gmm", "bayes-gmm"])
+        assert opts["gmm"]["covariance"] == given
+        assert opts["bayes-gmm"].get("covariance") == expected

@@ -124,7 +124,7 @@ def fit_bayes_gmm(
     data: Any,
     k: int,
     *,
-    covariance: str = "auto",
+    covariance: str = "diag",
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -151,16 +151,18 @@ def fit_bayes_gmm(
         value drops out of that respondent's likelihood; diagonal covariance only).
     k : int
         Number of segments.
-    covariance : {"auto", "diag", "EEI", "full"}, default "auto"
+    covariance : {"diag", "EEI", "auto", "full"}, default "diag"
         Segment covariance. ``"diag"``: diagonal, each segment its own sds (independent
         features within a segment, mclust VVI); ``"EEI"``: diagonal with sds shared by the
         segments (Mplus's default latent profile model); ``"auto"``: whichever of the two has the
         lower BIC at its EM fit (mclust's way of choosing a structure; recorded in
         ``settings["covariance"]`` and ``settings["covariance_bic"]``); ``"full"``: full (LKJ
         prior on each segment's correlation matrix, mclust VVV; slower, complete rows only).
-        With strongly overlapping segments the choice matters: VVI's extra sds trade off
-        against the weights, and its share intervals were twice as wide and covered the truth
-        less often when the segments' spreads were in fact equal (``docs/priors.md``).
+        With strongly overlapping segments the choice matters (``docs/priors.md``, calibration):
+        when the spreads are in fact equal, EEI's share intervals are half as wide and
+        calibrated where VVI's under-cover a little; when they differ, EEI's under-cover badly,
+        and BIC often picks EEI wrongly at such overlap. VVI is the default because its
+        failure is the mild one.
     draws, tune : int, default 1000, 1000
         Kept draws and tuning (warm-up) iterations per chain.
     chains : int, default 4
@@ -377,7 +379,7 @@ def prior_predictive_check(
     if model == "bayes-gmm":
         from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
 
-        cov = options.pop("covariance", "auto")
+        cov = options.pop("covariance", "diag")
         family: Any = GaussianFamily(data, k, cov, GMMPriors(**options))
         if family.covariance == "auto":  # the structure a fit would use
             with warnings.catch_warnings():
@@ -595,7 +597,7 @@ def _warm_kernel(model: str, data: Any, k: int, options: Mapping[str, Any]) -> N
 
         from latentseg.models.bayes_gmm import resolve_covariance
 
-        if resolve_covariance(options.get("covariance", "auto")) == "full":
+        if resolve_covariance(options.get("covariance", "diag")) == "full":
             return
         family: Any = GaussianFamily(data, k, "diag", GMMPriors())  # the same compiled kernel as EEI
     else:
