@@ -1112,7 +1112,8 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
             messages.append(
                 head + ", so read each respondent's segment as a probability, not a sure assignment. The share "
                 f"intervals are not affected:{study} of EEI fits covered the true shares "
-                f"{WEAK_SEPARATION_COVERAGE['EEI']} of the time at this overlap."
+                f"{WEAK_SEPARATION_COVERAGE['EEI']} of the time at this overlap. They rest on EEI's assumption "
+                "that the segments' spreads are equal: if they may differ, compare with covariance='diag'."
             )
         elif structure == "diag":
             messages.append(
