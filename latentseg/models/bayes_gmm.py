@@ -180,8 +180,6 @@ class GaussianFamily:
         self.F_full = np.concatenate([xc * xc, xc, o], axis=1) if self.obs.all() else self.F
         self.cst = -0.5 * _LOG_2PI * o.sum(axis=1)
         self.Xc = xc
-        k_, d = self.k, self.d
-        self.n_free = k_ - 1 + k_ * d + self.sd_rows * d if self.has_kernel and covariance != "auto" else None
         self._logsd_loc = np.log(priors.sd_scale * self.scale)
         self._mean_sd = priors.mean_scale * self.scale
 
@@ -198,6 +196,13 @@ class GaussianFamily:
     def has_kernel(self) -> bool:
         """Whether the numba kernel covers this model (the full-covariance one goes through PyMC)."""
         return self.covariance != "full"
+
+    @property
+    def n_free(self) -> int | None:
+        """Length of the kernel's parameter vector ``theta`` (None for the full-covariance model)."""
+        if not self.has_kernel:
+            return None
+        return self.k - 1 + self.k * self.d + self.sd_rows * self.d
 
     @property
     def sd_rows(self) -> int:
@@ -252,7 +257,6 @@ class GaussianFamily:
         self.structure_bic = {COVARIANCES[c]: float(fits[c][0].criteria["bic"]) for c in AUTO_CHOICES}
         best = min(AUTO_CHOICES, key=lambda c: self.structure_bic[COVARIANCES[c]])  # EEI first: kept on a tie
         self.covariance = best
-        self.n_free = self.k - 1 + self.k * self.d + self.sd_rows * self.d
         em, caught = fits[best]
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
