@@ -580,9 +580,11 @@ def test_compare_k_agrees_with_arviz_compare(small_gmm: tuple[pd.DataFrame, np.n
 
 
 @pytest.mark.xdist_group("bayes")
-def test_auto_covariance_follows_the_em_bic_and_eei_shares_its_sds(small_gmm: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_auto_covariance_follows_the_em_bic_and_eei_shares_its_sds(small_gmm: tuple[pd.DataFrame, np.ndarray],
+                                                                   small_fit: object) -> None:
     """covariance="auto" fits EEI (sds shared by the segments) where the segments' spreads are
-    equal and VVI where they differ, by the BIC of the two EM fits; an explicit choice is kept."""
+    equal and VVI where they differ, by the BIC of the two EM fits; an explicit choice is kept.
+    compare_k, given both structures at one k, keeps the simpler one only where LOO allows it."""
     X, _ = small_gmm  # equal spreads
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatentsegWarning)
@@ -595,6 +597,9 @@ def test_auto_covariance_follows_the_em_bic_and_eei_shares_its_sds(small_gmm: tu
     post = a.posterior["posterior"]["sds"].values  # (chain, draw, segment, outcome)
     np.testing.assert_array_equal(post[:, :, 0], post[:, :, 1])  # one set of sds in every draw
     json.dumps(a.to_dict())  # the recorded choice is part of the JSON contract's settings
+    both = compare_k([small_fit, a])  # VVI (the default) and EEI on the same equal-spread data
+    assert both["structure"].tolist() == ["EEI", "VVI"] and both["n_params"].tolist() == [10, 13]
+    assert both["recommended"].tolist() == [True, False] and "k = 2 (EEI)" in both.attrs["rule"]
 
     X, z = simulate_gaussian_mixture(400, k=2, d=3, separation=4.0, covariance="diagonal-unequal", random_seed=3)
     with warnings.catch_warnings():
@@ -609,5 +614,7 @@ def test_auto_covariance_follows_the_em_bic_and_eei_shares_its_sds(small_gmm: tu
     assert np.abs(np.log(sds[0] / sds[1])).max() > 0.3  # the segments' own spreads
     assert eei.settings["covariance"] == "EEI" and "covariance_requested" not in eei.settings
     assert eei.criteria["n_params"] == 1 + 2 * 3 + 3
-    # LOO, on the same data, agrees with BIC that the spreads differ
+    # LOO, on the same data, agrees with BIC that the spreads differ: compare_k keeps VVI
     assert r.criteria["loo"] > eei.criteria["loo"]
+    table = compare_k([eei, r])
+    assert table.set_index("structure").loc["VVI", "recommended"] and not table["within_rule"].iloc[0]

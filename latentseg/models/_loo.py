@@ -215,6 +215,15 @@ def _stacking_weights(results: Sequence[Any]) -> np.ndarray:
     return np.array([float(table.loc[name, "weight"]) for name in names])
 
 
+def _structure(result: Any) -> str:
+    """The fitted structure: mclust name of a Gaussian mixture's covariance, a latent class model's
+    measurement ("" when the settings do not say)."""
+    st = getattr(result, "settings", None) or {}
+    if result.model == "bayes-gmm":
+        return {"diag": "VVI", "EEI": "EEI", "full": "VVV"}.get(str(st.get("covariance")), "")
+    return str(st.get("measurement", ""))
+
+
 def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 4.0) -> pd.DataFrame:
     """Compare Bayesian fits with different k by PSIS-LOO and WAIC, with a parsimony rule.
 
@@ -227,6 +236,10 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     a k + 1 fit whose extra segment is nearly empty. Fits that did not converge are listed but not
     recommended (when none converged, all are considered and the table says so).
 
+    Fits of one k with different structures (e.g. ``covariance="diag"`` and ``"EEI"``) are
+    compared the same way: among the fits within the rule, the smallest k and then the fewest
+    parameters is recommended.
+
     Parameters
     ----------
     results : sequence of SegmentationResult
@@ -236,8 +249,10 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
 
     Returns
     -------
-    DataFrame, one row per fit, sorted by k
-        ``k, converged, elpd_loo, loo_se, p_loo, elpd_diff`` (best minus this, >= 0),
+    DataFrame, one row per fit, sorted by k and number of parameters
+        ``k, structure`` (``VVI`` / ``EEI`` / ``VVV`` for bayes-gmm, the measurement for
+        bayes-lca), ``n_params``, ``converged, elpd_loo, loo_se, p_loo, elpd_diff`` (best
+        minus this, >= 0),
         ``diff_se``, ``stacking_weight`` (:func:`arviz.compare`'s stacking weights over all the
         fits: how a predictive average would weigh them, not a probability that k is right),
         ``elpd_waic, waic_se, p_waic, n_bad_pareto_k``, ``degenerate_segments`` (the
@@ -268,6 +283,8 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
         rows.append(
             {
                 "k": r.k,
+                "structure": _structure(r),
+                "n_params": c.get("n_params"),
                 "converged": bool(r.converged),
                 "elpd_loo": c.get("loo"),
                 "loo_se": c.get("loo_se"),
@@ -297,22 +314,34 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     table["diff_se"] = diff_se
     table["stacking_weight"] = _stacking_weights(results)
     table["within_rule"] = within
-    chosen_pos = int(np.flatnonzero(within)[np.argmin(table["k"].to_numpy()[within])])
+    n_par = pd.to_numeric(table["n_params"], errors="coerce").to_numpy(dtype=float)
+    n_par = np.where(np.isfinite(n_par), n_par, np.inf)
+    candidates = np.flatnonzero(within)
+    # parsimony: the smallest k, then the fewest parameters, then the highest elpd
+    chosen_pos = int(min(candidates, key=lambda i: (table["k"].iloc[i], n_par[i], -elpd[i])))
     table["recommended"] = np.arange(len(table)) == chosen_pos
     k_best, k_chosen = int(table["k"].iloc[best]), int(table["k"].iloc[chosen_pos])
-    if k_chosen == k_best:
+    several = table["structure"].nunique() > 1
+
+    def name(i: int) -> str:
+        return f"k = {int(table['k'].iloc[i])}" + (f" ({table['structure'].iloc[i]})" if several else "")
+
+    if chosen_pos == best:
         rule = (
-            f"k = {k_best} has the highest elpd_loo ({elpd[best]:.1f}) and no smaller k is within {se_rule:g} SE "
+            f"{name(best)} has the highest elpd_loo ({elpd[best]:.1f}) and no simpler fit is within {se_rule:g} SE "
             f"(or {small_diff:g}) of it."
         )
     else:
         rule = (
-            f"k = {k_chosen} is the smallest k whose elpd_loo is within {se_rule:g} SE (or {small_diff:g}) of the best (k = {k_best}: "
-            f"difference {diff[chosen_pos]:.1f}, SE {diff_se[chosen_pos]:.1f}); LOO barely penalises extra segments."
+            f"{name(chosen_pos)} is the simplest fit (smallest k, then fewest parameters) whose elpd_loo is within "
+            f"{se_rule:g} SE (or {small_diff:g}) of the best ({name(best)}: difference {diff[chosen_pos]:.1f}, "
+            f"SE {diff_se[chosen_pos]:.1f}); LOO barely penalises extra segments."
         )
     table = table[
         [
             "k",
+            "structure",
+            "n_params",
             "converged",
             "elpd_loo",
             "loo_se",
@@ -328,7 +357,9 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
             "within_rule",
             "recommended",
         ]
-    ].sort_values("k", kind="stable", ignore_index=True)
+    ]
+    order = np.lexsort((n_par, table["k"].to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
     table.attrs["recommended_k"] = k_chosen
     table.attrs["rule"] = rule + note
     return table
