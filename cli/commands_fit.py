@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--model", help="kmeans | gmm | lca | bayes-gmm | bayes-lca (default: the config's, gmm).")
         ] = None,
         covariance: Annotated[
-            str | None, typer.Option("--covariance", help="Gaussian mixture structure: EII VII EEI VVI EEE VVV (gmm; default: the config's, VVI); VVI, EEI, auto (EEI or VVI by BIC) or VVV (bayes-gmm; default VVI).")
+            str | None, typer.Option("--covariance", help="Gaussian mixture structure: EII VII EEI VVI EEE VVV, or auto (EEI or VVI by BIC); bayes-gmm takes VVI, EEI, auto or VVV (default: the config's, VVI).")
         ] = None,
         n_init: Annotated[int | None, typer.Option("--n-init", help="Starts for k-means / EM fits (default: the config's, 10).")] = None,
         seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")] = None,

@@ -154,7 +154,7 @@ KEYS: tuple[Key, ...] = (
     Key("reduce", "n_factors", "int", 0, "Number of components / factors; 0 = chosen by `variance`.", low=0),
     # [model]
     Key("model", "model", "str", "gmm", "Model family.", choices=MODEL_NAMES),
-    Key("model", "covariance", "str", "VVI", "Covariance structure of Gaussian mixtures (mclust names, e.g. `EII`, `VVI`, `EEE`, `VVV`)."),
+    Key("model", "covariance", "str", "VVI", "Covariance structure of Gaussian mixtures (mclust names, e.g. `EII`, `VVI`, `EEE`, `VVV`; `auto`: EEI or VVI by BIC)."),
     Key("model", "n_init", "int", 10, "Random starts for k-means and EM fits.", low=1),
     Key("model", "random_seed", "int", 20261122, "Seed for every random choice (starts, chains, subsamples).", low=0),
     Key("model", "draws", "int", 1000, "Posterior draws per chain (Bayesian models).", low=1),

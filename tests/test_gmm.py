@@ -333,3 +333,20 @@ def test_accelerated_em_converges_where_reg_covar_shifts_the_fixed_point():
     assert all(r.diagnostics["start_converged"])
     assert max(r.diagnostics["start_n_iter"]) < 100
     assert r.diagnostics["n_best"] >= 2
+
+
+def test_auto_covariance_keeps_the_lower_bic_of_eei_and_vvi():
+    """covariance="auto" is EEI or VVI, whichever has the lower BIC, and equals that explicit fit."""
+    from latentseg.simulate import simulate_gaussian_mixture
+
+    for spread, expected in (("diagonal", "EEI"), ("diagonal-unequal", "VVI")):
+        X, _ = simulate_gaussian_mixture(400, k=2, d=3, separation=4.0, covariance=spread, random_seed=3)
+        auto = fit_gmm(X, 2, covariance="auto", n_init=3, random_seed=1)
+        eei = fit_gmm(X, 2, covariance="EEI", n_init=3, random_seed=1)
+        vvi = fit_gmm(X, 2, covariance="VVI", n_init=3, random_seed=1)
+        assert auto.settings["covariance"] == expected and auto.settings["covariance_requested"] == "auto"
+        assert auto.settings["covariance_bic"] == {"EEI": eei.criteria["bic"], "VVI": vvi.criteria["bic"]}
+        same = eei if expected == "EEI" else vvi
+        assert (same.criteria["bic"] < (vvi if expected == "EEI" else eei).criteria["bic"])
+        np.testing.assert_array_equal(auto.memberships, same.memberships)
+        assert auto.criteria == same.criteria

@@ -40,8 +40,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 COVARIANCES = {"diag": "VVI", "EEI": "EEI", "full": "VVV"}
 _COV_ALIASES = {"diag": "diag", "diagonal": "diag", "vvi": "diag", "eei": "EEI", "diag-equal": "EEI",
                 "full": "full", "vvv": "full", "auto": "auto"}
-#: ``covariance="auto"`` chooses between these diagonal structures by the BIC of their EM fits
-AUTO_CHOICES = ("EEI", "diag")
 
 
 #: segments closer than this (Ashman's D on their own sds) are reported as duplicated
@@ -237,29 +235,18 @@ class GaussianFamily:
     def em_start(self, seed: int, n_init: int) -> Any:
         """The EM fit (mclust VVI / EEI / VVV) whose solution starts the chains and labels the draws.
 
-        With ``covariance="auto"`` both diagonal structures are fitted (the same seed and starts)
-        and the one with the lower BIC (EEI on a tie: fewer parameters) becomes this family's
-        structure; its EM fit is returned and only its warnings are passed on. The BICs are kept
-        in ``structure_bic`` and in :meth:`settings`.
+        With ``covariance="auto"`` the EM fit is ``fit_gmm(covariance="auto")`` (EEI and VVI from
+        the same starts, the lower BIC kept, EEI on a tie) and its structure becomes this
+        family's; the BICs are kept in ``structure_bic`` and in :meth:`settings`.
         """
-        import warnings
-
         from latentseg.models.gmm import fit_gmm
 
         frame = pd.DataFrame(self.X, columns=list(self.feature_names))
-        if self.covariance != "auto":
-            return fit_gmm(frame, self.k, covariance=COVARIANCES[self.covariance], n_init=n_init, random_seed=seed)
-        fits = {}
-        for cov in AUTO_CHOICES:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                fits[cov] = (fit_gmm(frame, self.k, covariance=COVARIANCES[cov], n_init=n_init, random_seed=seed), caught)
-        self.structure_bic = {COVARIANCES[c]: float(fits[c][0].criteria["bic"]) for c in AUTO_CHOICES}
-        best = min(AUTO_CHOICES, key=lambda c: self.structure_bic[COVARIANCES[c]])  # EEI first: kept on a tie
-        self.covariance = best
-        em, caught = fits[best]
-        for w in caught:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        requested = "auto" if self.covariance == "auto" else COVARIANCES[self.covariance]
+        em = fit_gmm(frame, self.k, covariance=requested, n_init=n_init, random_seed=seed)
+        if self.covariance == "auto":
+            self.structure_bic = dict(em.settings["covariance_bic"])
+            self.covariance = {"VVI": "diag", "EEI": "EEI"}[em.settings["covariance"]]
         return em
 
     def start_params(self, em: Any) -> dict[str, np.ndarray]:

@@ -554,6 +554,29 @@ def _degeneracy(
     return reasons
 
 
+#: ``covariance="auto"`` chooses between these structures by BIC (the first on a tie)
+AUTO_STRUCTURES = ("EEI", "VVI")
+
+
+def _fit_auto(data: Any, k: int, **options: Any) -> SegmentationResult:
+    """``fit_gmm(covariance="auto")``: both diagonal structures fitted with the same starts, the
+    lower BIC kept; only the kept fit's warnings are passed on."""
+    import dataclasses
+
+    fits = {}
+    for structure in AUTO_STRUCTURES:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fits[structure] = (fit_gmm(data, k, covariance=structure, **options), caught)
+    bic = {s: float(fits[s][0].criteria["bic"]) for s in AUTO_STRUCTURES}
+    best = min(AUTO_STRUCTURES, key=lambda s: bic[s])
+    result, caught = fits[best]
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    settings = {**result.settings, "covariance_requested": "auto", "covariance_bic": bic}
+    return dataclasses.replace(result, settings=settings)
+
+
 # ============================================================================ public API
 def fit_gmm(
     data: Any,
@@ -578,7 +601,9 @@ def fit_gmm(
         Number of segments (1 to the number of distinct respondents).
     covariance : str, default "VVI"
         mclust structure: ``EII, VII, EEI, VVI, EEE, VVV``; ``E`` / ``V`` for one variable;
-        scikit-learn's ``spherical, diag, tied, full`` are accepted.
+        scikit-learn's ``spherical, diag, tied, full`` are accepted. ``"auto"``: EEI or VVI,
+        whichever has the lower BIC (EEI on a tie), as mclust chooses a structure; both BICs in
+        ``settings["covariance_bic"]``, the chosen one in ``settings["covariance"]``.
     n_init : int, default 10
         Number of starts; each runs to convergence.
     init : {"both", "kmeans++", "random"}, default "both"
@@ -632,6 +657,9 @@ def fit_gmm(
     >>> r.shares.round(2).tolist(), r.criteria["n_params"]
     ([0.6, 0.4], 9)
     """
+    if str(covariance).strip().lower() == "auto":
+        return _fit_auto(data, k, n_init=n_init, init=init, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                         random_seed=random_seed)
     X, names, ids = numeric_matrix(data, allow_missing=True, model="gmm")
     n, d = X.shape
     k = check_k(k, X, "gmm")
