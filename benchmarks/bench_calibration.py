@@ -122,16 +122,17 @@ def _one(n: int, sep: float, rep: int, draws: int, covariance: str = "diag", spr
     }
 
 
-def _em_relative_entropy(record: dict[str, Any], draws: int) -> float:
+def _em_relative_entropy(record: dict[str, Any], draws: int, covariance: str = "diag",
+                         simulated: str = "diagonal") -> float:
     """The relative entropy of the EM solution that started a recorded fit (the quantity behind
     ``diagnostics["weak_separation"]``), recomputed for records made before fits reported it."""
     from latentseg.models.bayes import _family_and_settings, _prepare
     from latentseg.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(record["n"], k=K, d=D, shares=SHARES, separation=record["separation"],
-                                     exact_shares=False, random_seed=record["seed"])
+                                     exact_shares=False, covariance=simulated, random_seed=record["seed"])  # type: ignore[arg-type]
     family, settings = _family_and_settings("bayes-gmm", X, K, record["seed"],
-                                            {"draws": draws, "tune": draws, "chains": 2})
+                                            {"draws": draws, "tune": draws, "chains": 2, "covariance": covariance})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         em = _prepare(family, settings)[0]
@@ -157,7 +158,7 @@ def _by_entropy(records: list[dict[str, Any]], cut: float) -> list[dict[str, Any
 
 
 def _refit_check(records: list[dict[str, Any]], n: int, sep: float, sets: int, options: dict[str, Any],
-                 label: str) -> dict[str, Any]:
+                 label: str, simulated: str = "diagonal") -> dict[str, Any]:
     """Refit the first ``sets`` data sets of one setting with other ``fit_bayes_gmm`` options and
     compare coverage, interval widths and bias with the default fits of the same data sets (a
     paired comparison: the same data sets, so the difference is the options')."""
@@ -171,7 +172,7 @@ def _refit_check(records: list[dict[str, Any]], n: int, sep: float, sets: int, o
     for rep in sorted(base)[:sets]:
         seed = base[rep]["seed"]
         X, z = simulate_gaussian_mixture(n, k=K, d=D, shares=SHARES, separation=sep, exact_shares=False,
-                                         random_seed=seed)
+                                         covariance=simulated, random_seed=seed)  # type: ignore[arg-type]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             r = fit_bayes_gmm(X, K, random_seed=seed, **options)
@@ -272,15 +273,20 @@ def main() -> None:
         out.write_text(json.dumps(doc, indent=1))
         print(f"merged {len(doc['records'])} records -> {out}")
         return
+    # the file's own design (its structure and simulated spreads) for checks on recorded fits
+    design = doc.get("design") or {}
+    covariance = design.get("covariance", args.covariance)
+    simulated = design.get("spreads", SPREADS[args.spread])
     if args.long or args.prior:
         if args.long:
-            check = _refit_check(doc["records"], 500, 2.5, args.long, {"draws": 4000, "tune": 2000, "chains": 4},
-                                 "long chains: 4 x (2000 tune + 4000 draws)")
+            check = _refit_check(doc["records"], 500, 2.5, args.long,
+                                 {"draws": 4000, "tune": 2000, "chains": 4, "covariance": covariance},
+                                 "long chains: 4 x (2000 tune + 4000 draws)", simulated)
             doc["long_chains_check"] = check
         else:
-            options = json.loads(args.prior)
-            check = _refit_check(doc["records"], 500, 2.5, args.sets, options, "prior sensitivity")
-            doc.setdefault("prior_sensitivity", {})[json.dumps(options, sort_keys=True)] = check
+            options = {"covariance": covariance, **json.loads(args.prior)}
+            check = _refit_check(doc["records"], 500, 2.5, args.sets, options, "prior sensitivity", simulated)
+            doc.setdefault("prior_sensitivity", {})[json.dumps(json.loads(args.prior), sort_keys=True)] = check
         out.write_text(json.dumps(doc, indent=1))
         print({key: val for key, val in check.items() if key != "records"})
         return
@@ -289,7 +295,8 @@ def main() -> None:
 
         for rec in doc["records"]:
             if "em_relative_entropy" not in rec:
-                rec["em_relative_entropy"] = _em_relative_entropy(rec, doc.get("design", {}).get("draws", args.draws))
+                rec["em_relative_entropy"] = _em_relative_entropy(rec, design.get("draws", args.draws), covariance,
+                                                                  simulated)
         doc["coverage_by_weak_separation"] = {"relative_entropy_cut": WEAK_SEPARATION_ENTROPY,
                                               "settings": _by_entropy(doc["records"], WEAK_SEPARATION_ENTROPY)}
         out.write_text(json.dumps(doc, indent=1))

@@ -336,6 +336,20 @@ def _fmt_cell(v: Any) -> str:
     return str(v)
 
 
+def _weak_separation_coverage(result: Any, approximate: bool) -> str | None:
+    """The calibration study's coverage to quote beside a weak-separation callout: VVI's when its
+    intervals are approximate, EEI's when they are trusted (an explicit EEI fit); None otherwise
+    (other models, or EEI chosen by BIC, which the study found unreliable at such overlap)."""
+    from latentseg.models import bayes
+
+    if result.model != "bayes-gmm":
+        return None
+    structure = str(result.settings.get("covariance"))
+    if (structure == "diag" and approximate) or (structure == "EEI" and not approximate):
+        return bayes.WEAK_SEPARATION_COVERAGE[structure]
+    return None
+
+
 def _html_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, index: bool = False) -> dict[str, Any]:
     """Header and rows as plain strings (escaped by the template)."""
     if frame is None or frame.empty:
@@ -507,6 +521,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     from latentseg.models import bayes  # the weak-separation cut and its calibration numbers
 
     diag = dict(result.diagnostics)
+    approximate = bool(diag.get("share_intervals_approximate", diag.get("weak_separation", False)))
     diag_rows = [(str(key), _fmt_cell(val) if not isinstance(val, (list, tuple, dict)) else json.dumps(val, default=str)[:300])
                  for key, val in diag.items() if key != "warnings"]
     crit_rows = [(str(key), _fmt_cell(val)) for key, val in dict(result.criteria).items()]
@@ -551,9 +566,8 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "em_relative_entropy": diag.get("em_relative_entropy"),
         "weak_separation_cut": bayes.WEAK_SEPARATION_ENTROPY,
         # older saved fits lack the key: they were flagged as approximate whenever weakly separated
-        "intervals_approximate": bool(diag.get("share_intervals_approximate", diag.get("weak_separation", False))),
-        "weak_separation_coverage": (bayes.WEAK_SEPARATION_COVERAGE.get(str(result.settings.get("covariance")))
-                                     if result.model == "bayes-gmm" else None),
+        "intervals_approximate": approximate,
+        "weak_separation_coverage": _weak_separation_coverage(result, approximate),
         "fit_warnings": list(diag.get("warnings", []) or []),
         "run_warnings": list(meta.get("warnings", []) or []),
         "notes": list(meta.get("notes", []) or []) + list(sel_meta.get("notes", []) or []),

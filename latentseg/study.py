@@ -89,7 +89,7 @@ METHODS: dict[str, tuple[str, str]] = {
 }
 
 GRID_FACTORS = ("n", "k", "separation", "imbalance", "covariance", "noise_dims")
-_COVARIANCES = ("spherical", "diagonal", "full", "unequal")
+_COVARIANCES = ("spherical", "diagonal", "diagonal-unequal", "full", "unequal")
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -102,7 +102,8 @@ class StudyConfig:
     ----------
     grid : dict of str to list
         ``n``, ``k``, ``separation``, ``imbalance`` (largest / smallest true share; 1 = equal),
-        ``covariance`` (``spherical``, ``diagonal``, ``full``, ``unequal``), ``noise_dims``.
+        ``covariance`` (``spherical``, ``diagonal``, ``diagonal-unequal``, ``full``, ``unequal``),
+        ``noise_dims``.
     replications : int
     methods : tuple of str
     seed : int

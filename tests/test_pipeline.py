@@ -169,7 +169,8 @@ def test_bayes_gmm_takes_the_configured_gaussian_structure():
     from latentseg.pipeline import _fit_options
 
     base = {"n_init": 3, "draws": 10, "tune": 10, "chains": 1, "sampler": "nutpie"}
-    for given, expected in (("VVI", "diag"), ("EEI", "EEI"), ("auto", "auto"), ("VVV", "full"), ("EII", None)):
+    for given, expected in (("VVI", "diag"), ("EEI", "EEI"), ("auto", "auto"), ("VVV", "full"), ("EII", None),
+                            ("diag", "diag"), ("full", "full"), ("tied", None)):
         opts = _fit_options({"model": {**base, "covariance": given}}, ["gmm", "bayes-gmm"])
         assert opts["gmm"]["covariance"] == given
         assert opts["bayes-gmm"].get("covariance") == expected

@@ -271,7 +271,7 @@ def sample_numpyro(
     >>> out["params"]["weights"].shape, out["params"]["weights"].mean(axis=(0, 1)).round(1).tolist()
     ((1, 200, 2), [0.6, 0.4])
     """
-    if getattr(family, "covariance", None) not in ("diag", "EEI"):
+    if getattr(family, "covariance", None) not in ("diag", "EEI", "auto"):  # "auto": sd_rows says to call em_start
         raise ConfigError("sample_numpyro covers the diagonal Gaussian mixtures only (covariance='diag' or 'EEI').")
     jax, jnp = _jax()
     numpyro = _numpyro()

@@ -237,8 +237,10 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     recommended (when none converged, all are considered and the table says so).
 
     Fits of one k with different structures (e.g. ``covariance="diag"`` and ``"EEI"``) are
-    compared the same way: among the fits within the rule, the smallest k and then the fewest
-    parameters is recommended.
+    compared the same way: among the fits within the rule, the smallest k is recommended, and of
+    its fits the one with the highest elpd_loo. (Not the fewest parameters: where segments
+    overlap strongly LOO often cannot tell equal spreads from unequal ones, and EEI's intervals
+    are far too narrow when the spreads differ; ``docs/priors.md``.)
 
     Parameters
     ----------
@@ -317,8 +319,8 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     n_par = pd.to_numeric(table["n_params"], errors="coerce").to_numpy(dtype=float)
     n_par = np.where(np.isfinite(n_par), n_par, np.inf)
     candidates = np.flatnonzero(within)
-    # parsimony: the smallest k, then the fewest parameters, then the highest elpd
-    chosen_pos = int(min(candidates, key=lambda i: (table["k"].iloc[i], n_par[i], -elpd[i])))
+    # parsimony in k; between structures of that k, the better predictive fit
+    chosen_pos = int(min(candidates, key=lambda i: (table["k"].iloc[i], -elpd[i])))
     table["recommended"] = np.arange(len(table)) == chosen_pos
     k_best, k_chosen = int(table["k"].iloc[best]), int(table["k"].iloc[chosen_pos])
     several = table["structure"].nunique() > 1
@@ -333,7 +335,7 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
         )
     else:
         rule = (
-            f"{name(chosen_pos)} is the simplest fit (smallest k, then fewest parameters) whose elpd_loo is within "
+            f"{name(chosen_pos)} is the smallest k whose elpd_loo is within "
             f"{se_rule:g} SE (or {small_diff:g}) of the best ({name(best)}: difference {diff[chosen_pos]:.1f}, "
             f"SE {diff_se[chosen_pos]:.1f}); LOO barely penalises extra segments."
         )

@@ -1100,29 +1100,42 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     em_rel = float(em.criteria.get("relative_entropy", float("nan")))  # 1.0 for k = 1
     diag["em_relative_entropy"] = em_rel
     diag["weak_separation"] = bool(em_rel < WEAK_SEPARATION_ENTROPY)
-    # EEI's share intervals held their coverage at this overlap in the calibration study; the
-    # others' did not (VVI) or were not studied (full covariance, latent class models)
+    # EEI's share intervals held their coverage at this overlap in the calibration study when the
+    # spreads were equal, as an explicit covariance="EEI" asserts; chosen by "auto" (BIC) they are
+    # not trusted: at this overlap BIC often picks EEI for unequal spreads. VVI's under-covered;
+    # full covariance and latent class models were not studied.
     structure = getattr(family, "covariance", None) if family.model == "bayes-gmm" else None
-    diag["share_intervals_approximate"] = bool(diag["weak_separation"] and structure != "EEI")
+    chosen = getattr(family, "covariance_requested", None) == "auto"
+    trusted = structure == "EEI" and not chosen
+    diag["share_intervals_approximate"] = bool(diag["weak_separation"] and not trusted)
     if diag["weak_separation"]:
         head = (f"The segments overlap strongly (relative entropy of the EM solution {em_rel:.2f}, below "
                 f"{WEAK_SEPARATION_ENTROPY:g}): respondents are poorly classified")
         study = " In the calibration study (docs/priors.md: Gaussian mixtures, k = 3, equal spreads) 95% intervals"
-        if structure == "EEI":
+        approx = "; quote the share intervals as approximate."
+        if trusted:
             messages.append(
                 head + ", so read each respondent's segment as a probability, not a sure assignment. The share "
                 f"intervals are not affected:{study} of EEI fits covered the true shares "
                 f"{WEAK_SEPARATION_COVERAGE['EEI']} of the time at this overlap. They rest on EEI's assumption "
                 "that the segments' spreads are equal: if they may differ, compare with covariance='diag'."
             )
-        elif structure == "diag":
+        elif structure == "EEI":  # chosen by BIC
             messages.append(
-                head + f"; quote the share intervals as approximate.{study} of VVI fits (covariance='diag') covered "
-                f"the true shares {WEAK_SEPARATION_COVERAGE['diag']} of the time at this overlap, those of EEI fits "
-                f"{WEAK_SEPARATION_COVERAGE['EEI']}: if the segments' spreads may be equal, fit covariance='EEI'."
+                head + approx + " covariance='auto' chose EEI (spreads shared by the segments) by BIC, and at this "
+                "overlap BIC often prefers EEI when the spreads in fact differ; EEI's intervals are then far too "
+                "narrow (docs/priors.md, calibration). Fit covariance='EEI' only if you know the spreads are equal; "
+                "otherwise use covariance='diag'."
+            )
+        elif structure == "diag":
+            tip = "" if chosen else (f", those of EEI fits {WEAK_SEPARATION_COVERAGE['EEI']}: if the segments' spreads "
+                                     "may be equal, fit covariance='EEI'")
+            messages.append(
+                head + approx + f"{study} of VVI fits (covariance='diag') covered the true shares "
+                f"{WEAK_SEPARATION_COVERAGE['diag']} of the time at this overlap" + tip + "."
             )
         else:
-            messages.append(head + "; quote the share intervals as approximate.")
+            messages.append(head + approx)
     if l_res["n_bad_k"]:
         messages.append(
             f"PSIS-LOO is unreliable for {l_res['n_bad_k']} respondent(s) (Pareto k above {l_res['k_threshold']:.2f}), "

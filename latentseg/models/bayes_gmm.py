@@ -418,7 +418,7 @@ class GaussianFamily:
         a = k - 1
         out = {"weights_simplex__": theta[:a]} if k > 1 else {}
         out["means"] = theta[a : a + k * d].reshape(k, d) + self.center
-        out["sds_log__"] = theta[a + k * d :].reshape(k, d) if self.sd_rows > 1 else theta[a + k * d :]
+        out["sds_log__"] = theta[a + k * d :] if self.covariance == "EEI" else theta[a + k * d :].reshape(k, d)
         return out
 
     # ------------------------------------------------------------------ summaries

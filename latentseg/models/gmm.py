@@ -124,7 +124,7 @@ def resolve_covariance(covariance: str, d: int) -> str:
         return name.upper()
     raise ConfigError(
         f"Unknown covariance structure {covariance!r}; choose one of EII, VII, EEI, VVI, EEE, VVV "
-        "(or spherical, diag, tied, full; E or V for one variable)."
+        "(or spherical, diag, tied, full; E or V for one variable), or auto (EEI or VVI by BIC)."
     )
 
 
