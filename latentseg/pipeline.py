@@ -209,15 +209,15 @@ def _fit_options(cfg: Mapping[str, Any], models: Sequence[str]) -> dict[str, dic
         elif model in _BAYES:
             opts[model] = {"draws": m["draws"], "tune": m["tune"], "chains": m["chains"], "sampler": m["sampler"]}
             if model == "bayes-gmm":
+                from latentseg.models.bayes_gmm import OPTIONS
                 from latentseg.models.gmm import resolve_covariance
 
                 # any spelling the EM engine takes (VVI, diag, full ...), as an mclust name; bayes-gmm
                 # has VVI, EEI and VVV (and auto); for the others (EII, VII, EEE) it keeps its default, VVI
                 raw = str(m["covariance"]).strip()
-                name = "AUTO" if raw.lower() == "auto" else resolve_covariance(raw, 2)
-                bayes_cov = {"VVI": "diag", "EEI": "EEI", "AUTO": "auto", "VVV": "full"}
-                if name in bayes_cov:
-                    opts[model]["covariance"] = bayes_cov[name]
+                name = "auto" if raw.lower() == "auto" else resolve_covariance(raw, 2)
+                if name == "auto" or name in OPTIONS:
+                    opts[model]["covariance"] = OPTIONS.get(name, name)
     return opts
 
 

@@ -330,38 +330,35 @@ def gmm_diag_logp(
     _weighted_sums(L, Ft, S, sumr)
     lp += _dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
     log_t0 = math.log(logsd_scale)
-    if ks == k:  # segment-specific sds: one prior term per (segment, feature), in this order
-        for j in range(k):
-            for e in range(d):
-                i = j * d + e
-                mv = mu[i]
-                sxx = S[j, e]
-                sx = S[j, d + e]
-                so = sumr[j] if complete else S[j, 2 * d + e]
-                u = (mv - mean_loc[e]) / mean_scale[e]
-                v = (ls[i] - logsd_loc[e]) / logsd_scale
-                grad[a + i] = (sx - mv * so) * inv[i] - u / mean_scale[e]
-                grad[a + kd + i] = (sxx - 2.0 * mv * sx + mv * mv * so) * inv[i] - so - v / logsd_scale
-                lp += -0.5 * u * u - math.log(mean_scale[e]) - 0.5 * v * v - log_t0 - 2.0 * _HALF_LOG_2PI
-        return lp
-    # sds shared by the segments: their likelihood gradient sums over the segments, one prior term each
+    shared = ks != k
     gs = grad[a + kd : a + kd + sd_n]
-    gs[:] = 0.0
+    if shared:  # their likelihood gradient sums over the segments; one prior term each, below
+        gs[:] = 0.0
     for j in range(k):
         for e in range(d):
             i = j * d + e
             mv = mu[i]
+            q = e if shared else i
             sxx = S[j, e]
             sx = S[j, d + e]
             so = sumr[j] if complete else S[j, 2 * d + e]
             u = (mv - mean_loc[e]) / mean_scale[e]
-            grad[a + i] = (sx - mv * so) * inv[e] - u / mean_scale[e]
-            gs[e] += (sxx - 2.0 * mv * sx + mv * mv * so) * inv[e] - so
-            lp += -0.5 * u * u - math.log(mean_scale[e]) - _HALF_LOG_2PI
-    for e in range(d):
-        v = (ls[e] - logsd_loc[e]) / logsd_scale
-        gs[e] -= v / logsd_scale
-        lp += -0.5 * v * v - log_t0 - _HALF_LOG_2PI
+            grad[a + i] = (sx - mv * so) * inv[q] - u / mean_scale[e]
+            g = (sxx - 2.0 * mv * sx + mv * mv * so) * inv[q] - so
+            term = -0.5 * u * u - math.log(mean_scale[e])
+            if shared:
+                gs[e] += g
+                term -= _HALF_LOG_2PI
+            else:  # segment-specific sds: the prior term here, in the order the kernel always used
+                v = (ls[i] - logsd_loc[e]) / logsd_scale
+                gs[i] = g - v / logsd_scale
+                term = term - 0.5 * v * v - log_t0 - 2.0 * _HALF_LOG_2PI
+            lp += term
+    if shared:
+        for e in range(d):
+            v = (ls[e] - logsd_loc[e]) / logsd_scale
+            gs[e] -= v / logsd_scale
+            lp += -0.5 * v * v - log_t0 - _HALF_LOG_2PI
     return lp
 
 

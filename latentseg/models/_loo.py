@@ -220,7 +220,9 @@ def _structure(result: Any) -> str:
     measurement ("" when the settings do not say)."""
     st = getattr(result, "settings", None) or {}
     if result.model == "bayes-gmm":
-        return {"diag": "VVI", "EEI": "EEI", "full": "VVV"}.get(str(st.get("covariance")), "")
+        from latentseg.models.bayes_gmm import COVARIANCES
+
+        return COVARIANCES.get(str(st.get("covariance")), "")
     return str(st.get("measurement", ""))
 
 

@@ -38,6 +38,8 @@ __all__ = ["GMMPriors", "GaussianFamily", "COVARIANCES", "simplex_coords", "simp
 _LOG_2PI = math.log(2.0 * math.pi)
 #: covariance option -> mclust name of the EM structure used for the starting values
 COVARIANCES = {"diag": "VVI", "EEI": "EEI", "full": "VVV"}
+#: mclust name -> covariance option (the inverse of COVARIANCES)
+OPTIONS = {name: option for option, name in COVARIANCES.items()}
 _COV_ALIASES = {"diag": "diag", "diagonal": "diag", "vvi": "diag", "eei": "EEI", "diag-equal": "EEI",
                 "full": "full", "vvv": "full", "auto": "auto"}
 
@@ -246,7 +248,7 @@ class GaussianFamily:
         em = fit_gmm(frame, self.k, covariance=requested, n_init=n_init, random_seed=seed)
         if self.covariance == "auto":
             self.structure_bic = dict(em.settings["covariance_bic"])
-            self.covariance = {"VVI": "diag", "EEI": "EEI"}[em.settings["covariance"]]
+            self.covariance = OPTIONS[em.settings["covariance"]]
         return em
 
     def start_params(self, em: Any) -> dict[str, np.ndarray]:
