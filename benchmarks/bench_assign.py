@@ -47,9 +47,9 @@ def make_model(d: int, k: int, seed: int) -> Path:
         return path
     import pandas as pd
 
-    from latentseg.artifacts import save_model
+    from latentseg.deliver.artifacts import save_model
     from latentseg.models import fit
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(5000, k=k, d=d, separation=3.0, random_seed=seed)
     X = pd.DataFrame(np.asarray(X, dtype=float), columns=_columns(d))
@@ -64,7 +64,7 @@ def make_data(rows: int, d: int, k: int, seed: int) -> tuple[Path, Path]:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from latentseg.artifacts import load_model
+    from latentseg.deliver.artifacts import load_model
 
     pq_path = DATA / f"assign_{rows}x{d}.parquet"
     csv_path = DATA / f"assign_{rows}x{d}.csv"
@@ -102,7 +102,7 @@ def make_data(rows: int, d: int, k: int, seed: int) -> tuple[Path, Path]:
 
 _OURS = """
 import sys, json
-from latentseg.assign import assign_file
+from latentseg.deliver.assign import assign_file
 s = assign_file(sys.argv[1], sys.argv[2], sys.argv[3], chunksize=int(sys.argv[4]))
 print(json.dumps(s.to_dict()))
 """
@@ -111,7 +111,7 @@ _PEER = """
 import sys, json, time
 import numpy as np, pandas as pd
 from sklearn.mixture import GaussianMixture
-from latentseg.artifacts import load_model
+from latentseg.deliver.artifacts import load_model
 r = load_model(sys.argv[1]).result
 X = pd.read_parquet(sys.argv[2]).to_numpy()
 gm = GaussianMixture(n_components=r.k, covariance_type="diag")

@@ -2,7 +2,7 @@
 
 What is timed (each in a fresh Python process, imports and compilation included):
 
-* **ours**: :func:`latentseg.models.bayes.fit_sweep` over k = 2..7 (bayes-gmm, diagonal: VVI, the
+* **ours**: :func:`latentseg.models.bayes.engine.fit_sweep` over k = 2..7 (bayes-gmm, diagonal: VVI, the
   default), 2 chains x
   1000 tuning + 1000 draws, EM starting values, nutpie on our numba log density (one compiled
   function for every k), with fit_sweep's default scheduling (every fit sampling at once in
@@ -56,8 +56,8 @@ def _worker_ours(n_jobs: int, covariance: str = "diag") -> dict[str, Any]:
     t0 = time.perf_counter()
     import warnings
 
-    from latentseg.models.bayes import compare_k, fit_sweep
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.models.bayes.engine import compare_k, fit_sweep
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     t_import = time.perf_counter() - t0
     X, _ = simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)
@@ -107,8 +107,8 @@ def _worker_baseline() -> dict[str, Any]:
     import numpy as np
     import pymc as pm
 
-    from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     t_import = time.perf_counter() - t0
     X, _ = simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)
@@ -134,8 +134,8 @@ def _worker_large() -> dict[str, Any]:
     import warnings
 
     t0 = time.perf_counter()
-    from latentseg.models.bayes import fit_bayes_gmm
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.models.bayes.engine import fit_bayes_gmm
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(10_000, k=5, d=20, separation=3.0, random_seed=2027)
     t1 = time.perf_counter()

@@ -8,7 +8,7 @@ What is timed, phase by phase, in one process:
 * **em**: the EM start as ``fit_bayes_gmm`` does it (``family.em_start``, ``--n-init`` starts);
 * **logp**: the JAX log density and gradient on the device, jitted: first call (compile) and
   the mean of later calls; beside it the numba kernel's time per call on the CPU, for scale;
-* **sampling**: :func:`latentseg.models._jax_kernels.sample_numpyro`, 2 chains x (1000 warm-up
+* **sampling**: :func:`latentseg.models.bayes._jax_kernels.sample_numpyro`, 2 chains x (1000 warm-up
   + 1000 draws) by default. Its wall time is split into **compile** (the union of the
   intervals JAX reports through ``jax.monitoring`` for tracing, lowering and XLA compilation)
   and **run** (the rest).
@@ -247,10 +247,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import numpyro
 
-    from latentseg.models._jax_kernels import _family_args, gmm_diag_logp_jax, sample_numpyro
-    from latentseg.models._relabel import relabel_draws
-    from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.models.bayes._jax_kernels import _family_args, gmm_diag_logp_jax, sample_numpyro
+    from latentseg.models.bayes._relabel import relabel_draws
+    from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     phases["import_s"] = time.perf_counter() - t0
     heavy = sorted({m.split(".")[0] for m in sys.modules} & {"pymc", "pytensor", "arviz", "nutpie"})

@@ -88,8 +88,8 @@ SPREADS = {"equal": "diagonal", "unequal": "diagonal-unequal"}
 
 
 def _one(n: int, sep: float, rep: int, draws: int, covariance: str = "diag", spread: str = "equal") -> dict[str, Any]:
-    from latentseg.models.bayes import fit_bayes_gmm
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.models.bayes.engine import fit_bayes_gmm
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     seed = int(1_000_000 * sep) + 1000 * n + rep
     X, z = simulate_gaussian_mixture(n, k=K, d=D, shares=SHARES, separation=sep, exact_shares=False,
@@ -126,8 +126,8 @@ def _em_relative_entropy(record: dict[str, Any], draws: int, covariance: str = "
                          simulated: str = "diagonal") -> float:
     """The relative entropy of the EM solution that started a recorded fit (the quantity behind
     ``diagnostics["weak_separation"]``), recomputed for records made before fits reported it."""
-    from latentseg.models.bayes import _family_and_settings, _prepare
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.models.bayes.engine import _family_and_settings, _prepare
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(record["n"], k=K, d=D, shares=SHARES, separation=record["separation"],
                                      exact_shares=False, covariance=simulated, random_seed=record["seed"])  # type: ignore[arg-type]
@@ -162,8 +162,8 @@ def _refit_check(records: list[dict[str, Any]], n: int, sep: float, sets: int, o
     """Refit the first ``sets`` data sets of one setting with other ``fit_bayes_gmm`` options and
     compare coverage, interval widths and bias with the default fits of the same data sets (a
     paired comparison: the same data sets, so the difference is the options')."""
-    from latentseg.models.bayes import fit_bayes_gmm
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.models.bayes.engine import fit_bayes_gmm
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     base = {r["rep"]: r for r in records if r["n"] == n and r["separation"] == sep}
     if not base:
@@ -291,7 +291,7 @@ def main() -> None:
         print({key: val for key, val in check.items() if key != "records"})
         return
     if args.entropy:
-        from latentseg.models.bayes import WEAK_SEPARATION_ENTROPY
+        from latentseg.models.bayes.engine import WEAK_SEPARATION_ENTROPY
 
         for rec in doc["records"]:
             if "em_relative_entropy" not in rec:

@@ -43,9 +43,9 @@ def run(n: int, seed: int = 1) -> dict:
     from stepmix.corrections import compute_bch_matrix, compute_log_emission_pm
     from stepmix.stepmix import StepMix
 
-    from latentseg.distal import distal
+    from latentseg.decide.distal import distal
     from latentseg.result import SegmentationResult
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     x, seg = simulate_gaussian_mixture(n, k=3, d=2, separation=2.2, covariance="spherical", random_seed=seed)
     xa = x.to_numpy()

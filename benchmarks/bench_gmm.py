@@ -65,10 +65,10 @@ def survey_scores() -> tuple[Any, str]:
     import numpy as np
 
     if SURVEY.exists():
-        from latentseg.cleaning import clean
+        from latentseg.prepare.cleaning import clean
         from latentseg.config import load_config
         from latentseg.io import read_survey
-        from latentseg.scoring import opportunity_scores
+        from latentseg.prepare.scoring import opportunity_scores
 
         cfg = load_config(SURVEY_CONFIG if SURVEY_CONFIG.exists() else None)
         with warnings.catch_warnings():
@@ -78,14 +78,14 @@ def survey_scores() -> tuple[Any, str]:
         scores = opportunity_scores(cleaned)
         keep = [c for c in scores.columns if scores[c].nunique() > 1]
         return scores[keep], f"{SURVEY.relative_to(ROOT)} opportunity scores"
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(400, k=4, d=24, separation=3.0, random_seed=2)
     return X + 10.0, "simulated 400 x 24 (examples/project_survey.csv absent)"
 
 
 def simulated(n: int, d: int, k: int, seed: int) -> Any:
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(n, k=k, d=d, separation=3.0, random_seed=seed)
     return X.to_numpy()

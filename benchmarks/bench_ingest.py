@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_ingest.py [--n 100000] [--outcomes 40] [--repeats 3]
 
-The survey CSV is simulated once (``latentseg.simulate.simulate_survey``, 1-5 importance, 1-10
+The survey CSV is simulated once (``latentseg.research.simulate.simulate_survey``, 1-5 importance, 1-10
 satisfaction, 1,500 planted bad respondents, 2% random missing ratings) and cached under
 ``benchmarks/_data/`` (gitignored). Every measurement runs in a fresh Python process, so caches
 and allocator state do not carry over, and the best of ``--repeats`` runs is kept:
@@ -67,7 +67,7 @@ def make_data(n: int, m: int) -> Path:
         return path
     import pandas as pd
 
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     DATA.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -109,9 +109,9 @@ def _worker(kind: str, path: str) -> dict:
 
     import warnings
 
-    from latentseg.cleaning import clean
+    from latentseg.prepare.cleaning import clean
     from latentseg.io import read_survey
-    from latentseg.scoring import opportunity_landscape, opportunity_scores
+    from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
 
     _reset_peak()
     base = _rss_kib("VmRSS")

@@ -53,7 +53,7 @@ def main() -> None:
 
     import latentseg
     from latentseg.models.lca import fit_lca
-    from latentseg.simulate import simulate_categorical
+    from latentseg.research.simulate import simulate_categorical
 
     data, truth, _ = simulate_categorical(
         N, TRUE_K, ITEMS, LEVELS, separation=0.5, random_seed=20261122

@@ -42,9 +42,9 @@ FAMILIES = ("kmeans", "gmm", "lca", "bayes-gmm")
 
 def _load() -> tuple[object, object, str]:
     """Opportunity scores and levels of the example survey (or a simulated stand-in)."""
-    from latentseg.cleaning import clean
+    from latentseg.prepare.cleaning import clean
     from latentseg.models.lca import opportunity_levels
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     if SURVEY.exists():
         from latentseg.config import load_config
@@ -55,7 +55,7 @@ def _load() -> tuple[object, object, str]:
         cleaned, _ = clean(survey, **cfg["cleaning"])
         source = str(SURVEY.relative_to(ROOT))
     else:
-        from latentseg.simulate import simulate_survey
+        from latentseg.research.simulate import simulate_survey
 
         cleaned, _ = simulate_survey(n=400, n_outcomes=24, n_segments=4, random_seed=20261122)
         source = "simulate_survey(n=400, n_outcomes=24, n_segments=4)"
@@ -74,7 +74,7 @@ def child(families: list[str], overrides: dict) -> dict:
     import numpy as np
 
     from latentseg.errors import LatentsegWarning
-    from latentseg.selection import select
+    from latentseg.choose.selection import select
 
     warnings.simplefilter("ignore", LatentsegWarning)
     scores, levels, source = _load()

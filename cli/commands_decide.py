@@ -41,7 +41,7 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _load(model_path: Path) -> Any:
-    from latentseg.artifacts import load_model
+    from latentseg.deliver.artifacts import load_model
 
     return load_model(model_path)
 
@@ -64,7 +64,7 @@ def _inputs(saved: Any, survey_path: Path | None) -> tuple[pd.DataFrame, pd.Data
         _fail(f"Survey file '{path}' does not exist{hint}.")
     if survey_path is not None or kind == "survey":
         from latentseg.io import read_survey
-        from latentseg.scoring import opportunity_scores
+        from latentseg.prepare.scoring import opportunity_scores
 
         survey = read_survey(path, config=cfg)
         return opportunity_scores(survey), survey.outcomes, survey.profile, str(path)
@@ -87,7 +87,7 @@ def _names(cfg: dict[str, Any]) -> dict[int, str] | None:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
-    from latentseg.segmap import safe_csv_cell
+    from latentseg.decide.segmap import safe_csv_cell
 
     out = frame.reset_index() if index else frame.copy()
     out.columns = [safe_csv_cell(str(c)) for c in out.columns]
@@ -146,13 +146,13 @@ def register(app: typer.Typer) -> None:
         """Profile and name the segments, overlay profile columns, compare distal outcomes, build the segment map."""
         import warnings
 
-        from latentseg.distal import DISTAL_METHODS, distal
+        from latentseg.decide.distal import DISTAL_METHODS, distal
         from latentseg.errors import LatentsegWarning
-        from latentseg.finder import finder
-        from latentseg.overlay import overlay
-        from latentseg.profiling import profile
-        from latentseg.segmap import find_current_solution_column, segment_map
-        from latentseg.sizing import size_segments
+        from latentseg.decide.finder import finder
+        from latentseg.decide.overlay import overlay
+        from latentseg.decide.profiling import profile
+        from latentseg.decide.segmap import find_current_solution_column, segment_map
+        from latentseg.decide.sizing import size_segments
 
         if weighting not in WEIGHTINGS:
             _fail(f"--weighting must be one of {', '.join(WEIGHTINGS)}; got {weighting!r}.")
@@ -284,7 +284,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the sizing as JSON.")] = False,
     ) -> None:
         """Extrapolate segment shares to a market (counts with intervals) and revenue; flag segments."""
-        from latentseg.sizing import size_segments
+        from latentseg.decide.sizing import size_segments
 
         saved = _load(model)
         cfg = saved.config or {}
@@ -315,7 +315,7 @@ def register(app: typer.Typer) -> None:
                 raise
             notes.append(f"survey not read ({exc}); growth flags need it.")
         else:
-            from latentseg.profiling import profile
+            from latentseg.decide.profiling import profile
 
             profiles = profile(result, scores, outcomes, top=int((cfg.get("profile") or {}).get("top_outcomes", 5)),
                                names=_names(cfg))

@@ -3,9 +3,9 @@
 Data kinds:
 
 - ``survey`` (default): read and validate with :func:`latentseg.io.read_survey`, clean with
-  :func:`latentseg.cleaning.clean`, score with :func:`latentseg.scoring.opportunity_scores`; the
+  :func:`latentseg.prepare.cleaning.clean`, score with :func:`latentseg.prepare.scoring.opportunity_scores`; the
   numeric models fit the opportunity scores (or, with ``[reduce] method`` set in the config,
-  their factors from :func:`latentseg.reduce.reduce`), latent class models the per-outcome
+  their factors from :func:`latentseg.prepare.reduce.reduce`), latent class models the per-outcome
   opportunity level (:func:`latentseg.models.lca.opportunity_levels`). Outcomes on which every
   respondent has the same value are left out, with a note.
 - ``scores``: any numeric table (CSV, Parquet, Excel ...), one row per respondent.
@@ -50,9 +50,9 @@ def _read_data(path: Path, kind: str, model: str, columns: list[str] | None, cfg
     import pandas as pd
 
     if kind == "survey":
-        from latentseg.cleaning import clean
+        from latentseg.prepare.cleaning import clean
         from latentseg.io import read_survey
-        from latentseg.scoring import opportunity_scores
+        from latentseg.prepare.scoring import opportunity_scores
 
         survey = read_survey(path, config=cfg)
         cleaned, report = clean(survey, **cfg["cleaning"])
@@ -67,7 +67,7 @@ def _read_data(path: Path, kind: str, model: str, columns: list[str] | None, cfg
         scores = _drop_constant(scores, "opportunity score")
         method = cfg["reduce"]["method"]
         if method != "none":  # the playbook's step 3, as configured ([reduce])
-            from latentseg.reduce import reduce
+            from latentseg.prepare.reduce import reduce
 
             r = cfg["reduce"]
             kwargs: dict[str, Any] = {"outcomes": cleaned.outcomes}
@@ -228,11 +228,11 @@ def _save(name: str, result: SegmentationResult, cfg: dict[str, Any], meta: dict
     if not name or any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
         _fail(f"--save takes a plain model name (saved under models/<name>); got {name!r}.")
     try:
-        artifacts = importlib.import_module("latentseg.artifacts")
+        artifacts = importlib.import_module("latentseg.deliver.artifacts")
     except ModuleNotFoundError as exc:
-        if exc.name != "latentseg.artifacts":
+        if exc.name != "latentseg.deliver.artifacts":
             raise
-        _fail("--save needs latentseg.artifacts, which this installation does not have; rerun without --save.")
+        _fail("--save needs latentseg.deliver.artifacts, which this installation does not have; rerun without --save.")
     path = Path("models") / name
     artifacts.save_model(path, result, config=cfg, meta=meta, name=name)
     return path

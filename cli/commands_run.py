@@ -252,7 +252,7 @@ def register(app: typer.Typer) -> None:
         from the model's own feature columns, or from observable variables alone through the
         finder model (--from observables). Files stream in chunks, so memory stays bounded.
         """
-        from latentseg.assign import SOURCES, assign_file
+        from latentseg.deliver.assign import SOURCES, assign_file
 
         state.quiet = state.quiet or quiet
         if source not in SOURCES:
@@ -286,8 +286,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures and CSV/JSON tables beside it."""
-        from latentseg.artifacts import load_model
-        from latentseg.report import write_report
+        from latentseg.deliver.artifacts import load_model
+        from latentseg.deliver.report import write_report
 
         state.quiet = state.quiet or quiet
         if out.suffix.lower() not in (".html", ".htm"):
@@ -303,7 +303,7 @@ def register(app: typer.Typer) -> None:
             out_console().print(escape(f"report -> {path} ({len(files)} figure and table files beside it)"), highlight=False)
 
     def _info(model: Path, as_json: bool) -> None:
-        from latentseg.artifacts import load_model
+        from latentseg.deliver.artifacts import load_model
 
         saved = load_model(model)
         s = saved.summary()

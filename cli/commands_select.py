@@ -1,13 +1,13 @@
 """``latentseg select``, ``latentseg compare`` and ``latentseg study``.
 
 - ``select DATA``: sweep model families over a k range and recommend a k, with the rule in words
-  (:func:`latentseg.selection.select`). ``DATA`` is a survey (read, cleaned and scored; latent class
+  (:func:`latentseg.choose.selection.select`). ``DATA`` is a survey (read, cleaned and scored; latent class
   models fit the per-outcome opportunity levels) or, with ``--data-kind scores``, any numeric
   table (latent class models then fit its opportunity levels, which assumes opportunity scores).
 - ``compare A B``: two saved models (directories written by ``latentseg fit --save`` / ``run``)
   or two assignment tables (CSV / Parquet with ``respondent_id``, ``segment`` and optionally
-  ``p_1..p_k``); see :func:`latentseg.comparison.compare`.
-- ``study CONFIG``: run or resume a simulation study (:func:`latentseg.study.run_study`).
+  ``p_1..p_k``); see :func:`latentseg.choose.comparison.compare`.
+- ``study CONFIG``: run or resume a simulation study (:func:`latentseg.research.study.run_study`).
 
 Heavy imports (pandas, scikit-learn, PyMC, matplotlib) happen inside the commands.
 """
@@ -94,9 +94,9 @@ def _read_select_data(path: Path, kind: str, need_levels: bool, cfg: dict[str, A
     from latentseg.models.lca import drop_constant_columns, opportunity_levels
 
     if kind == "survey":
-        from latentseg.cleaning import clean
+        from latentseg.prepare.cleaning import clean
         from latentseg.io import read_survey
-        from latentseg.scoring import opportunity_scores
+        from latentseg.prepare.scoring import opportunity_scores
 
         survey = read_survey(path, config=cfg)
         cleaned, report = clean(survey, **cfg["cleaning"])
@@ -272,7 +272,7 @@ def _assignment_result(path: Path) -> SegmentationResult:
 
 def _load_for_compare(path: Path) -> SegmentationResult:
     if path.is_dir():
-        from latentseg.artifacts import load_model
+        from latentseg.deliver.artifacts import load_model
 
         return load_model(path).result
     if not path.is_file():
@@ -290,7 +290,7 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
     """Bootstrap LRT k-1 vs k for every EM family and k of the sweep (reusing its fits)."""
     if replicates <= 0:
         return []
-    from latentseg.lrt import blrt
+    from latentseg.choose.lrt import blrt
 
     rows = []
     for model in ("gmm", "lca"):
@@ -338,7 +338,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit every family over a k range and recommend a k, with the rule written out."""
         from latentseg.config import load_config, merge_config, select_options
-        from latentseg.selection import CATEGORICAL_MODELS, select
+        from latentseg.choose.selection import CATEGORICAL_MODELS, select
 
         cfg = load_config(config)
         sel_cfg = cfg["select"]
@@ -368,7 +368,7 @@ def register(app: typer.Typer) -> None:
         lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
         written = []
         if plots is not None:
-            from latentseg.plots import plot_selection
+            from latentseg.deliver.plots import plot_selection
 
             written = plot_selection(selection, plots)
             for p in written:
@@ -377,7 +377,7 @@ def register(app: typer.Typer) -> None:
             out = selection.to_dict()
             out["source"] = source
             out["plots"] = [str(p) for p in written]
-            from latentseg.lrt import lmr_table
+            from latentseg.choose.lrt import lmr_table
 
             lmr = lmr_table(selection.table, int(scores.shape[0]))
             out["lmr"] = lmr.to_dict(orient="records")
@@ -400,7 +400,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
     ) -> None:
         """Compare two segmentations of the same respondents: agreement, crosstab, shares, disagreements."""
-        from latentseg.comparison import compare
+        from latentseg.choose.comparison import compare
 
         ra = _load_for_compare(a)
         rb = _load_for_compare(b)
@@ -409,7 +409,7 @@ def register(app: typer.Typer) -> None:
             names = (f"{a.name}", f"{b.name}") if a.name != b.name else None
         c = compare(ra, rb, names=names)
         if plot is not None:
-            from latentseg.plots import plot_comparison
+            from latentseg.deliver.plots import plot_comparison
 
             info(escape(f"figure -> {plot_comparison(c, plot)}"))
         if disagreements is not None:
@@ -449,7 +449,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the per-method overview as JSON.")] = False,
     ) -> None:
         """Run (or resume) a simulation study of how well each method recovers known segments."""
-        from latentseg.study import headline_tables, load_study_config, run_study
+        from latentseg.research.study import headline_tables, load_study_config, run_study
 
         cfg = load_study_config(config)
         info(escape(f"{len(cfg.cells())} cells x {cfg.replications} replications, methods: {', '.join(cfg.methods)}"))

@@ -24,7 +24,7 @@ def _check_suffix(path: Path, option: str) -> None:
 
 def _check_scale(text: str, option: str) -> tuple[int, int]:
     from latentseg.errors import ConfigError
-    from latentseg.survey import Scale
+    from latentseg.io.survey import Scale
 
     try:
         scale = Scale.parse(text)
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
             import secrets
 
             seed = secrets.randbelow(2**31)
-        from latentseg.simulate import simulate_survey
+        from latentseg.research.simulate import simulate_survey
 
         survey, true = simulate_survey(
             n,

@@ -20,8 +20,8 @@ from rich.markup import escape
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from latentseg.cleaning import CleaningReport
-    from latentseg.survey import Survey
+    from latentseg.prepare.cleaning import CleaningReport
+    from latentseg.io.survey import Survey
 
 _SUFFIXES = (".csv", ".parquet")
 
@@ -79,7 +79,7 @@ def _load(
 
 
 def _clean(survey: Survey, cfg: dict[str, Any]) -> tuple[Survey, CleaningReport, list[str]]:
-    from latentseg.cleaning import clean
+    from latentseg.prepare.cleaning import clean
     from latentseg.errors import LatentsegWarning
 
     with warnings.catch_warnings(record=True) as caught:
@@ -206,7 +206,7 @@ def register(app: typer.Typer) -> None:
         <stem>_landscape.<ext>.
         """
         from latentseg.errors import ConfigError
-        from latentseg.scoring import opportunity_landscape, opportunity_scores
+        from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
 
         if output.suffix.lower() not in _SUFFIXES:
             raise ConfigError(f"The --output file {str(output)!r} must end in .csv or .parquet; got {output.suffix or 'no suffix'!r}.")

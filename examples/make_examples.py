@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentseg.simulate import simulate_survey
+from latentseg.research.simulate import simulate_survey
 
 HERE = Path(__file__).resolve().parent
 

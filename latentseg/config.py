@@ -236,7 +236,7 @@ def _check_value(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, str) or (key.choices and value not in key.choices):
             raise bad()
         if key.name in ("imp_scale", "sat_scale") and value:
-            from latentseg.survey import Scale
+            from latentseg.io.survey import Scale
 
             try:
                 Scale.parse(value)
@@ -349,12 +349,12 @@ def merge_config(user: Mapping[str, Any] | None, source: str = "<config>") -> di
     return cfg
 
 
-#: the ``[select]`` keys that are :func:`latentseg.selection.select` keyword arguments as they stand
+#: the ``[select]`` keys that are :func:`latentseg.choose.selection.select` keyword arguments as they stand
 SELECT_ARGUMENTS = ("min_share", "silhouette_min", "stability_subsamples", "loo_se_rule")
 
 
 def select_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The keyword arguments of :func:`latentseg.selection.select` that a merged config's
+    """The keyword arguments of :func:`latentseg.choose.selection.select` that a merged config's
     ``[select]`` table sets (the CLI, the pipeline and the benchmarks all pass these).
 
     Parameters

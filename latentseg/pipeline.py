@@ -209,7 +209,7 @@ def _fit_options(cfg: Mapping[str, Any], models: Sequence[str]) -> dict[str, dic
         elif model in _BAYES:
             opts[model] = {"draws": m["draws"], "tune": m["tune"], "chains": m["chains"], "sampler": m["sampler"]}
             if model == "bayes-gmm":
-                from latentseg.models.bayes_gmm import OPTIONS
+                from latentseg.models.bayes.gmm import OPTIONS
                 from latentseg.models.gmm import resolve_covariance
 
                 # any spelling the EM engine takes (VVI, diag, full ...), as an mclust name; bayes-gmm
@@ -222,7 +222,7 @@ def _fit_options(cfg: Mapping[str, Any], models: Sequence[str]) -> dict[str, dic
 
 
 def _rating_spec(survey_path: Path, survey: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """What :mod:`latentseg.assign` needs to score new ratings exactly as at fit time."""
+    """What :mod:`latentseg.deliver.assign` needs to score new ratings exactly as at fit time."""
     from latentseg.io import read_table
     from latentseg.io.columns import find_rating_columns
 
@@ -454,9 +454,9 @@ def run_pipeline(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatentsegWarning)
         # ---------------------------------------------------------------- 1-3 read, clean, score
-        from latentseg.cleaning import clean
+        from latentseg.prepare.cleaning import clean
         from latentseg.io import read_survey
-        from latentseg.scoring import opportunity_landscape, opportunity_scores
+        from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
 
         with _Timer("read"):
             survey = read_survey(survey_path, config=cfg)
@@ -484,7 +484,7 @@ def run_pipeline(
 
         # ---------------------------------------------------------------- 5 select
         from latentseg.config import select_options
-        from latentseg.selection import select
+        from latentseg.choose.selection import select
 
         sweep_models = list(cfg["select"]["models"])
         opts = _fit_options(cfg, sorted(set(sweep_models) | {cfg["model"]["model"], "kmeans", "lca"}))
@@ -520,7 +520,7 @@ def run_pipeline(
                 spec["transform"] = "opportunity_levels"
 
         # ---------------------------------------------------------------- 7 decisions
-        from latentseg.profiling import profile as make_profiles
+        from latentseg.decide.profiling import profile as make_profiles
 
         with _Timer("profile"):
             names = {int(key): val for key, val in cfg["profile"]["names"].items() if str(key).isdigit()}
@@ -538,13 +538,13 @@ def run_pipeline(
         overlays = None
         with _Timer("overlay"):
             if overlay_cols:
-                from latentseg.overlay import overlay
+                from latentseg.decide.overlay import overlay
 
                 overlays = overlay(result, prof_df, columns=overlay_cols, random_seed=seed)
         finder_model = None
         with _Timer("finder"):
             if overlay_cols:
-                from latentseg.finder import finder
+                from latentseg.decide.finder import finder
 
                 try:
                     finder_model = finder(result, prof_df[overlay_cols], random_seed=seed)
@@ -557,11 +557,11 @@ def run_pipeline(
                 bad = [col for col in distal_cols if col not in prof_df.columns]
                 if bad:
                     raise ConfigError(f"profile.distal names column(s) {bad} that the survey's profile does not have.")
-                from latentseg.distal import distal
+                from latentseg.decide.distal import distal
 
                 distal_result = distal(result, prof_df, distal_cols)
         with _Timer("size"):
-            from latentseg.sizing import size_segments
+            from latentseg.decide.sizing import size_segments
 
             sz = cfg["size"]
             sizing = size_segments(
@@ -590,7 +590,7 @@ def run_pipeline(
                 notes.append(f"current solution per segment from the profile column '{current_col}'")
 
         # ---------------------------------------------------------------- 10 save
-        from latentseg.artifacts import save_model
+        from latentseg.deliver.artifacts import save_model
 
         run_warnings = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, LatentsegWarning)))
 
@@ -653,7 +653,7 @@ def run_pipeline(
     report_path = None
     if report:
         with _Timer("report"):
-            from latentseg.report import write_report
+            from latentseg.deliver.report import write_report
 
             report_path = write_report(saved, Path(cfg["report"]["output"]) / "report.html")
     return PipelineResult(
@@ -674,7 +674,7 @@ def run_pipeline(
 
 def _reduce(scores: pd.DataFrame, survey: Any, cfg: Mapping[str, Any]) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
     """Run the configured reduction; return it, the clustering input and its linear map for assign."""
-    from latentseg.reduce import reduce as do_reduce
+    from latentseg.prepare.reduce import reduce as do_reduce
 
     r = cfg["reduce"]
     kwargs: dict[str, Any] = {}
@@ -693,7 +693,7 @@ def _reduce(scores: pd.DataFrame, survey: Any, cfg: Mapping[str, Any]) -> tuple[
 def _comparison(selection: Any, result: Any, family: str, k: int, data: Any, categorical: Any, seed: int | None,
                 opts: Mapping[str, Mapping[str, Any]]) -> tuple[Any, str]:
     """k-means versus latent class at the chosen k (fitting either if the sweep did not)."""
-    from latentseg.comparison import compare
+    from latentseg.choose.comparison import compare
     from latentseg.models import fit
 
     def get(model: str) -> Any:
@@ -729,7 +729,7 @@ def _segment_map(
 ) -> tuple[Any, str | None]:
     """The segment map (playbook step 9); the current solution comes from a profile column whose
     name says so (``current_tool``, ``current_solution`` ...), when the survey has one."""
-    from latentseg.segmap import find_current_solution_column, segment_map
+    from latentseg.decide.segmap import find_current_solution_column, segment_map
 
     current = find_current_solution_column(profile_df, configured or None)
     smap = segment_map(

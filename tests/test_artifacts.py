@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentseg import artifacts
-from latentseg.artifacts import (
+from latentseg.deliver import artifacts
+from latentseg.deliver.artifacts import (
     META_FILE,
     RESULT_FILE,
     load_model,
@@ -284,7 +284,7 @@ def test_killed_process_never_leaves_a_half_written_model(tmp_path):
         f"""
         import numpy as np, sys
         from latentseg.result import SegmentationResult
-        from latentseg.artifacts import save_model
+        from latentseg.deliver.artifacts import save_model
         rng = np.random.default_rng(0)
         i = 0
         while True:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentseg.artifacts import load_model, save_model
-from latentseg.assign import Scorer, assign, assign_dask, assign_file
+from latentseg.deliver.artifacts import load_model, save_model
+from latentseg.deliver.assign import Scorer, assign, assign_dask, assign_file
 from latentseg.errors import ConfigError, SurveyError
 from latentseg.models import fit, predict_proba
 
@@ -140,9 +140,9 @@ def _survey_frame(n: int = 300, seed: int = 3) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def saved_survey(tmp_path_factory):
-    from latentseg.finder import finder
+    from latentseg.decide.finder import finder
     from latentseg.io import survey_from_frame
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     df = _survey_frame()
     survey = survey_from_frame(df, imp_scale="1-5", sat_scale="1-10", missing_codes=[99])

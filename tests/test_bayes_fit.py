@@ -13,8 +13,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from latentseg.errors import ConfigError, ConvergenceWarning, LatentsegWarning
 from latentseg.models import fit, predict_proba
-from latentseg.models.bayes import compare_k, fit_bayes_gmm, fit_bayes_lca, fit_sweep, prior_predictive_check
-from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+from latentseg.models.bayes.engine import compare_k, fit_bayes_gmm, fit_bayes_lca, fit_sweep, prior_predictive_check
+from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture
 
 FAST = {"draws": 1000, "tune": 1000, "chains": 2, "progressbar": False}
 
@@ -114,7 +114,7 @@ def test_predict_proba_scores_new_respondents(small_fit: object, small_gmm: tupl
 def test_c_callback_and_python_callback_give_identical_draws(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """nutpie calls our log density through a C callback (nutpie internals, pinned version) or
     through Python (its public API); both must give the same draws, bit for bit."""
-    from latentseg.models import bayes
+    from latentseg.models.bayes import engine as bayes
 
     if model == "bayes-gmm":
         data, _ = simulate_gaussian_mixture(80, k=2, d=2, separation=5.0, random_seed=3)
@@ -141,8 +141,8 @@ def test_direct_chains_equal_nutpies_public_sample() -> None:
     nutpie's own DataTree conversion."""
     import nutpie
 
-    from latentseg.models import bayes
-    from latentseg.models._nutpie import kernel_model, start_chains
+    from latentseg.models.bayes import engine as bayes
+    from latentseg.models.bayes._nutpie import kernel_model, start_chains
 
     X, _ = simulate_gaussian_mixture(80, k=2, d=2, separation=5.0, random_seed=3)
     fam, _ = bayes._family_and_settings("bayes-gmm", X, 2, 4, {"draws": 60, "tune": 50, "chains": 2})
@@ -170,7 +170,7 @@ def test_direct_chains_equal_nutpies_public_sample() -> None:
 @pytest.mark.xdist_group("bayes")
 def test_saved_and_loaded_fit_scores_the_same(small_fit: object, small_gmm: tuple[pd.DataFrame, np.ndarray],
                                              tmp_path: object) -> None:
-    from latentseg.artifacts import load_result, save_result
+    from latentseg.deliver.artifacts import load_result, save_result
 
     X, _ = small_gmm
     path = save_result(small_fit, tmp_path / "fit.nc")  # type: ignore[operator]
@@ -433,7 +433,7 @@ def test_sweep_two_to_six_converges_up_to_the_truth_and_flags_overfitted_k() -> 
 def test_duplicated_segments_by_separation_of_their_own_spread() -> None:
     """Ashman's D on the segments' own sds: 1.2 apart with sd 1 is a duplicate, 2.5 apart is not,
     whatever the column's overall scale."""
-    from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+    from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
     X = np.random.default_rng(0).normal(size=(50, 2)) * [1.0, 10.0]
     fam = GaussianFamily(X, 3, "diag", GMMPriors())
@@ -445,7 +445,7 @@ def test_duplicated_segments_by_separation_of_their_own_spread() -> None:
 
 def test_config_offers_exactly_the_samplers_the_engines_accept() -> None:
     from latentseg.config import KEYS
-    from latentseg.models.bayes import SAMPLERS
+    from latentseg.models.bayes.engine import SAMPLERS
 
     key = next(k for k in KEYS if k.dotted == "model.sampler")
     assert set(key.choices) == set(SAMPLERS) and key.default == SAMPLERS[0]
@@ -483,7 +483,7 @@ def test_weak_separation_advice_quotes_the_gaussian_study_only_for_gaussian_mixt
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The calibration numbers in the advice come from Gaussian mixtures; a latent class fit gets
     the advice without them (the cut is raised here so that this small fit is flagged)."""
-    from latentseg.models import bayes
+    from latentseg.models.bayes import engine as bayes
 
     df, _, _ = simulate_categorical(150, k=2, n_items=4, n_categories=3, random_seed=12)
     monkeypatch.setattr(bayes, "WEAK_SEPARATION_ENTROPY", 1.01)
@@ -503,8 +503,8 @@ def test_chains_start_without_importing_nutpies_python_package() -> None:
 
     code = (
         "import sys\n"
-        "from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors\n"
-        "from latentseg.models.bayes import _family_and_settings, _prepare, _nutpie_kernel\n"
+        "from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors\n"
+        "from latentseg.models.bayes.engine import _family_and_settings, _prepare, _nutpie_kernel\n"
         "import numpy as np\n"
         "X = np.random.default_rng(0).normal(size=(60, 2))\n"
         "fam, s = _family_and_settings('bayes-gmm', X, 2, 1, {'draws': 30, 'tune': 30, 'chains': 1})\n"
@@ -524,7 +524,7 @@ def test_strong_overlap_is_flagged_and_clear_segments_are_not(small_fit: object)
     """Where the EM solution classifies poorly (relative entropy below 0.6) the calibration study's
     share intervals under-covered; such a fit says so (diagnostics and a warning) without being
     called unconverged. The well-separated fixture is not flagged."""
-    from latentseg.models.bayes import RHAT_MAX, WEAK_SEPARATION_ENTROPY
+    from latentseg.models.bayes.engine import RHAT_MAX, WEAK_SEPARATION_ENTROPY
 
     assert small_fit.diagnostics["weak_separation"] is False  # type: ignore[attr-defined]
     assert small_fit.diagnostics["em_relative_entropy"] > 0.9  # type: ignore[attr-defined]

@@ -15,10 +15,10 @@ pytest.importorskip("numpyro")
 jax = pytest.importorskip("jax")
 
 from latentseg.errors import ConfigError  # noqa: E402
-from latentseg.models._jax_kernels import _family_args, gmm_diag_logp_jax, sample_numpyro  # noqa: E402
-from latentseg.models._relabel import relabel_draws  # noqa: E402
-from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors  # noqa: E402
-from latentseg.simulate import simulate_gaussian_mixture  # noqa: E402
+from latentseg.models.bayes._jax_kernels import _family_args, gmm_diag_logp_jax, sample_numpyro  # noqa: E402
+from latentseg.models.bayes._relabel import relabel_draws  # noqa: E402
+from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors  # noqa: E402
+from latentseg.research.simulate import simulate_gaussian_mixture  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("bayes_jax")
 
@@ -140,7 +140,7 @@ def test_bad_chain_method_and_full_covariance_are_config_errors() -> None:
 def test_fit_bayes_gmm_with_numpyro_agrees_with_nutpie() -> None:
     """The public path: ``fit_bayes_gmm(sampler="numpyro")`` samples the same posterior as the
     default sampler (shares and centers within Monte Carlo error), with the engine named."""
-    from latentseg.models.bayes import fit_bayes_gmm
+    from latentseg.models.bayes.engine import fit_bayes_gmm
 
     X, _ = simulate_gaussian_mixture(300, k=2, d=2, separation=4.0, random_seed=11)
     X.iloc[0, 1] = np.nan  # missing values drop out of the likelihood on both paths

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from latentseg.errors import ConfigError
-from latentseg.models._loo import compare_k, loo, waic
+from latentseg.models.bayes._loo import compare_k, loo, waic
 from latentseg.result import SegmentationResult
 
 # a fixed pointwise log-likelihood: 4 draws x 3 respondents

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
-from latentseg.models.bayes_lca import LatentClassFamily, LCAPriors
-from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
+from latentseg.models.bayes.lca import LatentClassFamily, LCAPriors
+from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture
 
 
 def _gmm_data(n: int = 120, d: int = 4, missing: bool = True) -> pd.DataFrame:
@@ -120,7 +120,7 @@ def test_gmm_c_callback_equals_numba_kernel(covariance: str) -> None:
     numba kernel."""
     import ctypes
 
-    from latentseg.models._bayes_kernels import cfunc
+    from latentseg.models.bayes._kernels import cfunc
 
     fam = GaussianFamily(_gmm_data(), 3, covariance, GMMPriors(concentration=1.5))
     name, buf = fam.c_kernel()
@@ -243,7 +243,7 @@ def test_prior_draws_match_the_declared_priors() -> None:
 def test_vectorised_exp_matches_numpy_to_a_few_ulp() -> None:
     """The kernels' own exp (Estrin polynomial + exponent bits) against numpy's, including the
     range-reduction boundaries and the clamp at -700."""
-    from latentseg.models._bayes_kernels import exp_inplace
+    from latentseg.models.bayes._kernels import exp_inplace
 
     rng = np.random.default_rng(3)
     x = np.concatenate([
@@ -263,7 +263,7 @@ def test_membership_summary_equals_numpy() -> None:
     interval over draws) against a direct numpy computation, including np.quantile's rounding."""
     from scipy.special import logsumexp, softmax
 
-    from latentseg.models._bayes_kernels import membership_summary
+    from latentseg.models.bayes._kernels import membership_summary
 
     rng = np.random.default_rng(5)
     for T, B, k in ((2000, 30, 4), (7, 5, 1), (101, 3, 3)):
@@ -280,7 +280,7 @@ def test_membership_summary_equals_numpy() -> None:
 
 
 def test_quantile_by_selection_equals_numpy_with_ties() -> None:
-    from latentseg.models._bayes_kernels import _quantile_pair
+    from latentseg.models.bayes._kernels import _quantile_pair
 
     rng = np.random.default_rng(8)
     for T in (1, 2, 3, 10, 999, 2000):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from latentseg.errors import ConvergenceWarning
-from latentseg.models._relabel import apply_permutations, chain_modes, hungarian_permutations, relabel_draws
-from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
-from latentseg.models.bayes_lca import LatentClassFamily, LCAPriors
-from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+from latentseg.models.bayes._relabel import apply_permutations, chain_modes, hungarian_permutations, relabel_draws
+from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
+from latentseg.models.bayes.lca import LatentClassFamily, LCAPriors
+from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture
 
 
 def _planted(rng: np.random.Generator, C: int, S: int, k: int) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_chain_modes_groups_chains() -> None:
 def test_chains_in_another_mode_are_reported_not_averaged() -> None:
     """Draws of chain 1 sit in a different solution: the summary must use chain 0 only, flag the fit
     as not converged and say so."""
-    from latentseg.models.bayes import _Draws, _Settings, _summarise
+    from latentseg.models.bayes.engine import _Draws, _Settings, _summarise
 
     X, z = simulate_gaussian_mixture(300, k=3, d=3, separation=4.0, random_seed=5)
     fam = GaussianFamily(X, 3, "diag", GMMPriors())

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentseg.cleaning import CleaningReport, clean, manual_groups
+from latentseg.prepare.cleaning import CleaningReport, clean, manual_groups
 from latentseg.errors import ConfigError, LatentsegWarning, SurveyError
 from latentseg.io import read_survey
-from latentseg.scoring import opportunity_scores
-from latentseg.survey import Scale, Survey
+from latentseg.prepare.scoring import opportunity_scores
+from latentseg.io.survey import Scale, Survey
 
 NAN = np.nan
 
@@ -163,7 +163,7 @@ def test_bad_thresholds(kwargs, message):
 
 
 def test_clean_catches_exactly_the_planted_respondents_after_a_file_round_trip(tmp_path):
-    simulate = pytest.importorskip("latentseg.simulate")
+    simulate = pytest.importorskip("latentseg.research.simulate")
     survey, truth = simulate.simulate_survey(
         250, n_outcomes=12, n_segments=3, job_steps=3, straightliners=6, speeders=5, too_many_missing=4,
         missing_rate=0.1, random_seed=11,

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("latentseg.artifacts")
+pytest.importorskip("latentseg.deliver.artifacts")
 pytestmark = pytest.mark.xdist_group("cli_decide")
 
 
@@ -23,11 +23,11 @@ def _run(*args):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    from latentseg.artifacts import save_model
+    from latentseg.deliver.artifacts import save_model
     from latentseg.config import merge_config
     from latentseg.models import fit
-    from latentseg.scoring import opportunity_scores
-    from latentseg.simulate import simulate_survey
+    from latentseg.prepare.scoring import opportunity_scores
+    from latentseg.research.simulate import simulate_survey
 
     folder = tmp_path_factory.mktemp("decide")
     survey, truth = simulate_survey(400, n_outcomes=12, n_segments=3, demographic_strength=0.7, random_seed=21)
@@ -81,7 +81,7 @@ def test_profile_writes_files_and_prints_tables(saved, tmp_path):
         assert (out / name).is_file(), name
     rows = list(csv.reader(io.StringIO((out / "segment_map.csv").read_text(encoding="utf-8"))))
     assert len(rows) == 4
-    from latentseg.finder import Finder
+    from latentseg.decide.finder import Finder
 
     f = Finder.from_dict(json.loads((out / "finder.json").read_text(encoding="utf-8")))
     assert f.columns == ("role", "current_tool")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from latentseg.models.gmm import fit_gmm
-from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture, simulate_survey
+from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture, simulate_survey
 
 
 def _cli():
@@ -139,7 +139,7 @@ def test_config_supplies_defaults_and_options_override(scores_csv, tmp_path):
 
 
 def test_save_writes_a_model(scores_csv, tmp_path, monkeypatch):
-    artifacts = pytest.importorskip("latentseg.artifacts")
+    artifacts = pytest.importorskip("latentseg.deliver.artifacts")
     path, _, _ = scores_csv
     monkeypatch.chdir(tmp_path)
     res = _run([path, "--data-kind", "scores", "--k", 2, "--n-init", 2, "--seed", 1, "--save", "first"])
@@ -159,9 +159,9 @@ def test_bayes_options_reach_only_bayes_models(scores_csv, monkeypatch):
         seen.update(draws=draws, tune=tune, chains=chains, sampler=sampler, n_init=n_init)
         return fit_gmm(data, k, random_seed=random_seed, n_init=1)
 
-    fake = types.ModuleType("latentseg.models.bayes")
+    fake = types.ModuleType("latentseg.models.bayes.engine")
     fake.fit_bayes_gmm = fit_bayes_gmm
-    monkeypatch.setitem(sys.modules, "latentseg.models.bayes", fake)
+    monkeypatch.setitem(sys.modules, "latentseg.models.bayes.engine", fake)
     res = _run([path, "--data-kind", "scores", "--model", "bayes-gmm", "--k", 2, "--draws", 50, "--chains", 1])
     assert res.exit_code == 0, res.output
     assert seen == {"draws": 50, "tune": 1000, "chains": 1, "sampler": "nutpie", "n_init": 10}

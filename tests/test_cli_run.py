@@ -59,7 +59,7 @@ def _one_error(res, pattern: str) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     root = tmp_path_factory.mktemp("cli")
     survey, _ = simulate_survey(n=200, n_outcomes=8, n_segments=3, job_steps=2, separation=1.8, random_seed=2)
@@ -104,7 +104,7 @@ def test_report_command(tmp_path):
     """The command on a bare saved model (the full report is tested in test_report.py)."""
     import numpy as np
 
-    from latentseg.artifacts import save_model
+    from latentseg.deliver.artifacts import save_model
     from latentseg.models import fit
 
     X = np.r_[np.zeros((30, 2)), np.full((30, 2), 5.0)] + np.random.default_rng(1).normal(size=(60, 2))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentseg.simulate import simulate_gaussian_mixture, simulate_survey
+from latentseg.research.simulate import simulate_gaussian_mixture, simulate_survey
 
 
 def _run(*args: object):
@@ -145,7 +145,7 @@ def test_compare_two_assignment_tables(tmp_path):
 
 
 def test_compare_saved_models(tmp_path, scores_csv):
-    from latentseg.artifacts import save_model
+    from latentseg.deliver.artifacts import save_model
     from latentseg.models import fit
 
     X = pd.read_csv(scores_csv).set_index("respondent_id")

@@ -11,7 +11,7 @@ from latentseg.cli.app import app
 from typer.testing import CliRunner
 
 from latentseg.io import read_survey
-from latentseg.scoring import opportunity_scores
+from latentseg.prepare.scoring import opportunity_scores
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from latentseg.comparison import ari_nmi, compare, match_segments
+from latentseg.choose.comparison import ari_nmi, compare, match_segments
 from latentseg.errors import ConfigError
 from latentseg.result import SegmentationResult
 

@@ -1,7 +1,7 @@
 """Vectorised R-hat / bulk ESS / tail ESS against ArviZ (arviz_stats), the reference they copy.
 
 Every comparison goes through ``az.rhat`` / ``az.ess`` on an ``xarray.DataTree`` built as
-``latentseg.models.bayes._mcmc_diagnostics`` builds it, and asserts agreement to ``rtol=1e-8``
+``latentseg.models.bayes.engine._mcmc_diagnostics`` builds it, and asserts agreement to ``rtol=1e-8``
 with the same NaN / inf pattern. Only rounding can differ: the FFT is padded to a different
 length and the chain average is taken before the inverse transform.
 
@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 import pytest
 
-from latentseg.models import _diagnostics as diag
-from latentseg.models._diagnostics import (
+from latentseg.models.bayes import _diagnostics as diag
+from latentseg.models.bayes._diagnostics import (
     DEFAULT_TAIL_PROB,
     ess_bulk,
     ess_tail,

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
-from latentseg.distal import (
+from latentseg.decide.distal import (
     align_to_result,
     bch_weights,
     classification_error_matrix,
@@ -120,7 +120,7 @@ def test_very_disappointed_share_recovered_with_correction(overlapping, method):
 
 def test_end_to_end_with_fitted_gmm_recovers_distal_and_shows_naive_bias():
     from latentseg.models import fit
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     x, seg = simulate_gaussian_mixture(2000, k=3, d=2, separation=2.2, covariance="spherical", random_seed=1)
     r = fit(x, "gmm", 3, covariance="EII", n_init=3, random_seed=1)
@@ -225,7 +225,7 @@ def test_bch_and_ml_match_stepmix_on_the_same_memberships():
     stepmix = pytest.importorskip("stepmix.stepmix")
     from stepmix.corrections import compute_log_emission_pm
 
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     x, seg = simulate_gaussian_mixture(600, k=3, d=2, separation=2.2, covariance="spherical", random_seed=1)
     y = np.array([2.0, 6.0, 10.0])[seg - 1] + np.random.default_rng(1).normal(scale=2.0, size=len(seg))

@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from latentseg.errors import ConfigError
 from latentseg.models.estimators import GaussianMixtureSegmenter, KMeansSegmenter, LatentClassSegmenter
-from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture
 
 
 def _expected_failures(estimator):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from latentseg.cleaning import clean
+from latentseg.prepare.cleaning import clean
 from latentseg.config import load_config
 from latentseg.io import read_survey
-from latentseg.simulate import simulate_survey
+from latentseg.research.simulate import simulate_survey
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FILES = ("project_survey.csv", "project_outcomes.csv", "truth.csv", "latentseg.toml", "qualtrics_export.csv")

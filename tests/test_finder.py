@@ -10,19 +10,19 @@ import pandas as pd
 import pytest
 
 from latentseg.errors import ConfigError, FitError, LatentsegWarning, SurveyError
-from latentseg.finder import Finder, finder
+from latentseg.decide.finder import Finder, finder
 from latentseg.result import SegmentationResult
 
 
 def _opportunity(survey) -> pd.DataFrame:
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     return opportunity_scores(survey)
 
 
 def _fit(strength: float, seed: int):
     from latentseg.models import fit
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     survey, truth = simulate_survey(
         600, n_outcomes=18, n_segments=4, demographic_strength=strength, random_seed=seed

@@ -13,7 +13,7 @@ from latentseg.errors import ConfigError, ConvergenceWarning
 from latentseg.models import fit, predict_proba
 from latentseg.models._em import check_k, normalize_log, random_partition, replication_report
 from latentseg.models.gmm import fit_gmm, log_likelihood, n_free_params, resolve_covariance
-from latentseg.simulate import simulate_gaussian_mixture
+from latentseg.research.simulate import simulate_gaussian_mixture
 
 STRUCTS = ["EII", "VII", "EEI", "VVI", "EEE", "VVV"]
 
@@ -337,7 +337,7 @@ def test_accelerated_em_converges_where_reg_covar_shifts_the_fixed_point():
 
 def test_auto_covariance_keeps_the_lower_bic_of_eei_and_vvi():
     """covariance="auto" is EEI or VVI, whichever has the lower BIC, and equals that explicit fit."""
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     for spread, expected in (("diagonal", "EEI"), ("diagonal-unequal", "VVI")):
         X, _ = simulate_gaussian_mixture(400, k=2, d=3, separation=4.0, covariance=spread, random_seed=3)

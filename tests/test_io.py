@@ -13,7 +13,7 @@ from latentseg.config import load_config
 from latentseg.errors import LatentsegWarning, SurveyError
 from latentseg.io import read_survey, read_table, survey_from_frame
 from latentseg.io.columns import find_rating_columns
-from latentseg.survey import Scale
+from latentseg.io.survey import Scale
 
 SCALES = {"imp_scale": "1-5", "sat_scale": "1-10"}
 

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from latentseg.errors import ConfigError
 from latentseg.models import fit, predict_proba
 from latentseg.models.kmeans import fit_kmeans
-from latentseg.simulate import simulate_gaussian_mixture
+from latentseg.research.simulate import simulate_gaussian_mixture
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from latentseg.models.lca import (
     opportunity_levels,
     predict_proba,
 )
-from latentseg.simulate import simulate_categorical
+from latentseg.research.simulate import simulate_categorical
 
 # module-scoped fits are shared by several tests: keep them on one xdist worker
 pytestmark = pytest.mark.xdist_group("lca")
@@ -434,8 +434,8 @@ def test_acceleration_reaches_the_plain_em_maximum(measurement, ordinal_data):
 
 def test_recovers_segments_of_a_simulated_survey():
     """Survey -> opportunity scores -> Ulwick levels -> ordinal latent classes recovers the segments."""
-    from latentseg.scoring import opportunity_scores
-    from latentseg.simulate import simulate_survey
+    from latentseg.prepare.scoring import opportunity_scores
+    from latentseg.research.simulate import simulate_survey
 
     survey, truth = simulate_survey(500, 24, 4, separation=1.5, random_seed=3)
     levels = opportunity_levels(opportunity_scores(survey))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from latentseg.models.lca import fit_lca, log_likelihood
-from latentseg.simulate import simulate_categorical
+from latentseg.research.simulate import simulate_categorical
 
 stepmix = pytest.importorskip("stepmix")
 

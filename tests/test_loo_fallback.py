@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from latentseg.models import _loo
+from latentseg.models.bayes import _loo
 
 
 def test_constant_draws_fall_back_to_truncated_importance_sampling():

@@ -13,10 +13,10 @@ import pytest
 
 import latentseg.models as models_mod
 from latentseg.errors import ConfigError, FitError
-from latentseg.lrt import blrt, lmr_table, lmr_test, sample_from_result
+from latentseg.choose.lrt import blrt, lmr_table, lmr_test, sample_from_result
 from latentseg.models import fit
 from latentseg.result import SegmentationResult
-from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture
 
 
 def _gmm_result(params: dict, shared: dict, covariance: str) -> SegmentationResult:

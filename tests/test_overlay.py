@@ -13,7 +13,7 @@ from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
 from latentseg.errors import ConfigError, SurveyError
-from latentseg.overlay import (
+from latentseg.decide.overlay import (
     STRONG_P,
     cramers_v,
     cramers_v_from_joint,
@@ -23,7 +23,7 @@ from latentseg.result import SegmentationResult
 
 
 def _opportunity(survey) -> pd.DataFrame:
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     return opportunity_scores(survey)
 
@@ -31,7 +31,7 @@ def _opportunity(survey) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fitted():
     from latentseg.models import fit
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     survey, truth = simulate_survey(800, n_outcomes=18, n_segments=4, demographic_strength=0.6, random_seed=3)
     result = fit(_opportunity(survey), "gmm", 4, n_init=3, random_seed=1)
@@ -57,7 +57,7 @@ def test_tied_demographic_found_with_planted_strength_unrelated_one_not(fitted):
 
 
 def test_cramers_v_from_joint_matches_simulator_formula():
-    from latentseg.simulate import cramers_v_from_strength
+    from latentseg.research.simulate import cramers_v_from_strength
 
     shares = np.array([0.34, 0.28, 0.22, 0.16])
     s, levels = 0.6, 5

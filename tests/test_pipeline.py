@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from latentseg.artifacts import load_model
-from latentseg.assign import assign, assign_file
+from latentseg.deliver.artifacts import load_model
+from latentseg.deliver.assign import assign, assign_file
 from latentseg.errors import ConfigError, FitError
 from latentseg.models import predict_proba
 from latentseg.pipeline import default_name, run_pipeline
@@ -26,7 +26,7 @@ FAST = {
 
 
 def write_survey(path, n=260, seed=4, **kw):
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     survey, truth = simulate_survey(n=n, n_outcomes=10, n_segments=3, job_steps=3, separation=1.6,
                                     straightliners=4, speeders=3, random_seed=seed, **kw)
@@ -132,10 +132,10 @@ def test_latent_class_model_assigns_from_ratings(run, tmp_path):
 
 
 def _levels(root, res):
-    from latentseg.cleaning import clean
+    from latentseg.prepare.cleaning import clean
     from latentseg.io import read_survey
     from latentseg.models.lca import opportunity_levels
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     survey = read_survey(root / "survey.csv", imp_scale="1-5", sat_scale="1-10")
     clean_survey, _ = clean(survey, min_respondents=50)

@@ -12,14 +12,14 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from latentseg.errors import ConfigError, SurveyError
-from latentseg.profiling import EXTREMELY_UNDERSERVED, UNDERSERVED, profile
+from latentseg.decide.profiling import EXTREMELY_UNDERSERVED, UNDERSERVED, profile
 from latentseg.result import SegmentationResult
 
 GENERIC = re.compile(r"^\s*(segment|cluster|group)\s*([0-9]+|[A-Z])\b", re.I)
 
 
 def _opportunity(survey) -> pd.DataFrame:
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     return opportunity_scores(survey)
 
@@ -27,7 +27,7 @@ def _opportunity(survey) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fitted():
     from latentseg.models import fit
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     survey, truth = simulate_survey(800, n_outcomes=18, n_segments=4, random_seed=3)
     scores = _opportunity(survey)
@@ -205,7 +205,7 @@ def test_bad_input_messages(fitted):
 
 def test_package_level_profile_is_callable_after_submodule_import(fitted):
     import latentseg as ls
-    import latentseg.profiling  # noqa: F401 - the module is named apart from the function
+    import latentseg.decide.profiling  # noqa: F401 - the module is named apart from the function
 
     survey, _, scores, result, _ = fitted
     p = ls.profile(result, scores, survey.outcomes)

@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from latentseg.errors import ConfigError, SurveyError
-from latentseg.reduce import Reduction, reduce
+from latentseg.prepare.reduce import Reduction, reduce
 
 
 def _planted(n: int = 1500, groups: int = 3, per: int = 4, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

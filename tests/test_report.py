@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from latentseg.artifacts import load_model
+from latentseg.deliver.artifacts import load_model
 from latentseg.pipeline import run_pipeline
-from latentseg.report import safe_csv_cell, write_report
+from latentseg.deliver.report import safe_csv_cell, write_report
 
 pytestmark = pytest.mark.xdist_group("report")
 
@@ -24,7 +24,7 @@ EVIL_COLUMN = "region <u>of</u> \"HQ\""
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     root = tmp_path_factory.mktemp("report")
     survey, _ = simulate_survey(n=200, n_outcomes=9, n_segments=3, job_steps=3, separation=1.6, random_seed=8)
@@ -168,7 +168,7 @@ def test_report_renders_in_chromium(report, tmp_path):
 def test_report_of_a_bare_model_says_what_is_missing(tmp_path):
     import numpy as np
 
-    from latentseg.artifacts import save_model
+    from latentseg.deliver.artifacts import save_model
     from latentseg.models import fit
 
     X = np.r_[np.zeros((30, 2)), np.full((30, 2), 5.0)] + np.random.default_rng(0).normal(size=(60, 2))
@@ -193,7 +193,7 @@ def test_report_says_when_segment_sizes_are_approximate(tmp_path):
 
     import numpy as np
 
-    from latentseg.artifacts import save_model
+    from latentseg.deliver.artifacts import save_model
     from latentseg.models import fit
 
     X = np.r_[np.zeros((30, 2)), np.full((30, 2), 5.0)] + np.random.default_rng(0).normal(size=(60, 2))
@@ -217,8 +217,9 @@ def test_report_quotes_the_calibration_study_by_the_fits_structure(tmp_path):
 
     import numpy as np
 
-    from latentseg.artifacts import save_model
-    from latentseg.models import bayes, fit
+    from latentseg.deliver.artifacts import save_model
+    from latentseg.models import fit
+    from latentseg.models.bayes import engine as bayes
 
     X = np.r_[np.zeros((30, 2)), np.full((30, 2), 5.0)] + np.random.default_rng(0).normal(size=(60, 2))
     plain = fit(X, "gmm", 2, random_seed=0, n_init=2)

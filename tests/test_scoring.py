@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latentseg import scoring
+from latentseg.prepare import scoring
 from latentseg.errors import SurveyError
-from latentseg.scoring import (
+from latentseg.prepare.scoring import (
     classify,
     opportunity_landscape,
     opportunity_scores,
     respondent_opportunity,
     top_box_threshold,
 )
-from latentseg.survey import Scale, Survey
+from latentseg.io.survey import Scale, Survey
 
 
 def make_survey(imp, sat, imp_scale=(1, 5), sat_scale=(1, 10), profile=None, weight=None) -> Survey:

@@ -13,15 +13,15 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from latentseg.errors import ConfigError
-from latentseg.overlay import overlay
-from latentseg.profiling import profile
+from latentseg.decide.overlay import overlay
+from latentseg.decide.profiling import profile
 from latentseg.result import SegmentationResult
-from latentseg.segmap import DefaultRule, safe_csv_cell, segment_map
-from latentseg.sizing import size_segments
+from latentseg.decide.segmap import DefaultRule, safe_csv_cell, segment_map
+from latentseg.decide.sizing import size_segments
 
 
 def _opportunity(survey) -> pd.DataFrame:
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     return opportunity_scores(survey)
 
@@ -29,7 +29,7 @@ def _opportunity(survey) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def pipeline():
     from latentseg.models import fit
-    from latentseg.simulate import simulate_survey
+    from latentseg.research.simulate import simulate_survey
 
     survey, truth = simulate_survey(800, n_outcomes=18, n_segments=4, demographic_strength=0.8, random_seed=7)
     scores = _opportunity(survey)
@@ -180,7 +180,7 @@ def test_input_checks(pipeline):
 
 def test_package_level_segment_map_is_callable_after_submodule_import():
     import latentseg as ls
-    import latentseg.segmap  # noqa: F401 - the module is named apart from the function
+    import latentseg.decide.segmap  # noqa: F401 - the module is named apart from the function
 
     r, p = _toy([0.6, 0.4], [3, 0])
     assert ls.segment_map(r, profiles=p).recommendations == {1: "target", 2: "deprioritize"}
@@ -190,7 +190,7 @@ def test_current_solution_column_configured_or_found_by_name():
     import pandas as pd
 
     from latentseg.errors import ConfigError
-    from latentseg.segmap import find_current_solution_column
+    from latentseg.decide.segmap import find_current_solution_column
 
     df = pd.DataFrame(columns=["role", "incumbent_vendor", "tool"])
     assert find_current_solution_column(df) == "incumbent_vendor"

@@ -14,7 +14,7 @@ import latentseg.models as models_mod
 from latentseg.errors import ConfigError, FitError
 from latentseg.models._criteria import information_criteria
 from latentseg.result import SegmentationResult
-from latentseg.selection import CRITERIA_COLUMNS, elbow_index, loo_parsimony, select
+from latentseg.choose.selection import CRITERIA_COLUMNS, elbow_index, loo_parsimony, select
 
 N = 250
 X = np.random.default_rng(5).normal(size=(N, 3))
@@ -225,7 +225,7 @@ def test_overall_vote_and_tie_goes_to_the_smaller_k(fake):
 
 
 def test_unstable_solutions_are_excluded_and_named(fake, monkeypatch):
-    import latentseg.stability as stability_mod
+    import latentseg.choose.stability as stability_mod
 
     fake(_bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0}))
     calls = []
@@ -336,7 +336,7 @@ def test_bad_settings_raise_one_clear_message(kwargs, message):
 # ------------------------------------------------------------------------------- real engines
 @pytest.fixture(scope="module")
 def four_segments():
-    from latentseg.simulate import simulate_categorical, simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture
 
     X, truth = simulate_gaussian_mixture(300, k=4, d=5, separation=5.0, random_seed=21)
     cat, _, _ = simulate_categorical(300, k=4, n_items=10, n_categories=4, separation=0.7, random_seed=22)
@@ -360,7 +360,7 @@ def test_bic_recommends_the_true_four_segments(four_segments):
 
 @pytest.mark.xdist_group("select_real")
 def test_a_five_percent_segment_is_named_by_the_minimum_size_rule():
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(400, k=4, d=5, separation=5.0, shares=[0.4, 0.33, 0.22, 0.05], random_seed=23)
     sel = select(X, models=("gmm",), k=range(2, 6), random_seed=1, stability_subsamples=0)
@@ -403,7 +403,7 @@ def test_bic_and_loo_both_recommend_the_true_four_segments(four_segments):
 
 
 def test_plot_selection_writes_one_png_per_criterion(fake, tmp_path):
-    from latentseg.plots import plot_selection
+    from latentseg.deliver.plots import plot_selection
 
     fake({
         **_bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0}),
@@ -426,7 +426,7 @@ def test_select_options_are_select_arguments_and_follow_the_config() -> None:
     import inspect
 
     from latentseg.config import SELECT_ARGUMENTS, load_config, merge_config, select_options
-    from latentseg.selection import select
+    from latentseg.choose.selection import select
 
     params = inspect.signature(select).parameters
     assert set(SELECT_ARGUMENTS) <= set(params)

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from latentseg.errors import ConfigError
-from latentseg.simulate import default_shares, simulate_categorical, simulate_gaussian_mixture
+from latentseg.research.simulate import default_shares, simulate_categorical, simulate_gaussian_mixture
 
 # --------------------------------------------------------------------------------------------
 # Gaussian mixtures
@@ -231,24 +231,24 @@ def test_categorical_bad_parameters(kwargs: dict, match: str) -> None:
 # surveys
 # --------------------------------------------------------------------------------------------
 
-from latentseg.simulate import (  # noqa: E402
+from latentseg.research.simulate import (  # noqa: E402
     BAD_RULES,
     DEFAULT_JOB,
     cramers_v_from_strength,
     simulate_survey,
 )
-from latentseg.survey import Scale, Survey  # noqa: E402
+from latentseg.io.survey import Scale, Survey  # noqa: E402
 
 
 def _opportunity(survey: Survey) -> pd.DataFrame:
-    """Respondent-level opportunity, written out independently of latentseg.scoring."""
+    """Respondent-level opportunity, written out independently of latentseg.prepare.scoring."""
     imp = survey.importance_0_10()
     sat = survey.satisfaction_0_10()
     return imp + (imp - sat).clip(lower=0)
 
 
 def _playbook_rules(survey: Survey) -> dict[str, set[str]]:
-    """The playbook's three cleaning rules, written out independently of latentseg.cleaning."""
+    """The playbook's three cleaning rules, written out independently of latentseg.prepare.cleaning."""
     def flat(block: pd.DataFrame) -> pd.Series:
         return (block.nunique(axis=1) == 1) & (block.notna().sum(axis=1) >= 2)
 
@@ -399,7 +399,7 @@ def test_survey_kmeans_recovers_segments_at_default_separation(planted: tuple) -
 def test_survey_kmeans_on_opportunity_scores_of_good_respondents(seed: int) -> None:
     from sklearn.cluster import KMeans
 
-    from latentseg.scoring import opportunity_scores
+    from latentseg.prepare.scoring import opportunity_scores
 
     survey, truth = simulate_survey(400, straightliners=5, speeders=5, too_many_missing=5, random_seed=seed)
     good = survey.subset(truth.good_ids)
@@ -409,13 +409,13 @@ def test_survey_kmeans_on_opportunity_scores_of_good_respondents(seed: int) -> N
     assert adjusted_rand_score(truth.segment.loc[truth.good_ids].to_numpy(), labels) >= 0.9
 
 
-# latentseg.cleaning's rule names for the simulator's planted kinds
+# latentseg.prepare.cleaning's rule names for the simulator's planted kinds
 _CLEANING_RULE = {"straightliner": "straightliner", "speeder": "speeder", "too_many_missing": "unrated"}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_clean_excludes_exactly_the_planted_bad_respondents(seed: int) -> None:
-    from latentseg.cleaning import clean
+    from latentseg.prepare.cleaning import clean
 
     survey, truth = simulate_survey(
         300, n_outcomes=20, n_segments=3, straightliners=7, speeders=6, too_many_missing=5, missing_rate=0.12,

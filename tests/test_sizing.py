@@ -10,7 +10,7 @@ import pytest
 
 from latentseg.errors import ConfigError
 from latentseg.result import SegmentationResult
-from latentseg.sizing import FlagRules, interval_product, size_segments
+from latentseg.decide.sizing import FlagRules, interval_product, size_segments
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_flags_follow_the_stated_rules():
 
 
 def test_flags_from_profiles_object():
-    from latentseg.profiling import profile
+    from latentseg.decide.profiling import profile
 
     rng = np.random.default_rng(0)
     s = pd.DataFrame(rng.normal(7, 1, (100, 4)), columns=list("abcd"))

@@ -11,8 +11,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from latentseg.errors import ConfigError, FitError
 from latentseg.models import fit
-from latentseg.simulate import simulate_categorical
-from latentseg.stability import StabilityResult, stability
+from latentseg.research.simulate import simulate_categorical
+from latentseg.choose.stability import StabilityResult, stability
 
 
 def _separated(n_per: int = 100, seed: int = 0) -> pd.DataFrame:

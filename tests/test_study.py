@@ -10,7 +10,7 @@ import pytest
 
 from latentseg.errors import ConfigError
 from latentseg.result import SegmentationResult
-from latentseg.study import (
+from latentseg.research.study import (
     _discretise,
     disagreement_table,
     _matched_shares,
@@ -67,7 +67,7 @@ def test_tiny_grid_runs_end_to_end(tiny_study):
 @pytest.mark.xdist_group("study")
 def test_rerun_resumes_from_finished_cells(tiny_study, monkeypatch):
     res, out, _ = tiny_study
-    import latentseg.study as study_mod
+    import latentseg.research.study as study_mod
 
     def boom(*a, **kw):
         raise AssertionError("recomputed a finished replication")
@@ -81,7 +81,7 @@ def test_rerun_resumes_from_finished_cells(tiny_study, monkeypatch):
 @pytest.mark.xdist_group("study")
 def test_changed_config_does_not_reuse_cells(tiny_study, monkeypatch):
     _, out, _ = tiny_study
-    import latentseg.study as study_mod
+    import latentseg.research.study as study_mod
 
     calls = []
     monkeypatch.setattr(study_mod, "_run_replication", lambda cfg, cell, rep, cid, o: calls.append(cid) or (cid, rep, []))

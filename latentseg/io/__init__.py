@@ -1,4 +1,4 @@
-"""Reading surveys: files and in-memory tables into a validated :class:`~latentseg.survey.Survey`.
+"""Reading surveys: files and in-memory tables into a validated :class:`~latentseg.io.survey.Survey`.
 
 >>> from latentseg.io import read_survey, survey_from_frame
 """

@@ -43,7 +43,7 @@ from latentseg.io.validate import (
     numeric_block,
     numeric_column,
 )
-from latentseg.survey import Scale, Survey
+from latentseg.io.survey import Scale, Survey
 
 __all__ = ["read_survey", "survey_from_frame", "read_table", "RawTable"]
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import SurveyError, format_rows
-from latentseg.survey import Scale
+from latentseg.io.survey import Scale
 
 __all__ = [
     "RowNamer",

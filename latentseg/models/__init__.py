@@ -21,8 +21,8 @@ MODELS: dict[str, tuple[str, str]] = {
     "kmeans": ("latentseg.models.kmeans", "fit_kmeans"),
     "gmm": ("latentseg.models.gmm", "fit_gmm"),
     "lca": ("latentseg.models.lca", "fit_lca"),
-    "bayes-gmm": ("latentseg.models.bayes", "fit_bayes_gmm"),
-    "bayes-lca": ("latentseg.models.bayes", "fit_bayes_lca"),
+    "bayes-gmm": ("latentseg.models.bayes.engine", "fit_bayes_gmm"),
+    "bayes-lca": ("latentseg.models.bayes.engine", "fit_bayes_lca"),
 }
 
 

@@ -55,7 +55,7 @@ def plot_selection(selection: Any, out_dir: str | os.PathLike[str], *, prefix: s
     Parameters
     ----------
     selection : Selection
-        From :func:`latentseg.selection.select`.
+        From :func:`latentseg.choose.selection.select`.
     out_dir : path
         Directory (created if needed).
     prefix : str, default "selection"
@@ -73,7 +73,7 @@ def plot_selection(selection: Any, out_dir: str | os.PathLike[str], *, prefix: s
     Examples
     --------
     >>> import numpy as np, tempfile
-    >>> from latentseg.selection import select
+    >>> from latentseg.choose.selection import select
     >>> X = np.r_[np.zeros((30, 2)), np.full((30, 2), 6.0)] + np.random.default_rng(0).normal(size=(60, 2))
     >>> sel = select(X, models=("kmeans", "gmm"), k=[1, 2, 3], random_seed=1, stability_subsamples=0)
     >>> [p.name for p in plot_selection(sel, tempfile.mkdtemp())]
@@ -127,7 +127,7 @@ def plot_selection(selection: Any, out_dir: str | os.PathLike[str], *, prefix: s
         sub = series(model, "loo")
         if sub.empty:
             continue
-        from latentseg.selection import _loo_elpd, _loo_se_elpd
+        from latentseg.choose.selection import _loo_elpd, _loo_se_elpd
 
         frame = sub.assign(elpd=_loo_elpd(sub), elpd_se=_loo_se_elpd(sub))
         color = FAMILY_COLORS.get(model, "#444")
@@ -167,7 +167,7 @@ def plot_comparison(comparison: Any, path: str | os.PathLike[str]) -> Path:
     Parameters
     ----------
     comparison : Comparison
-        From :func:`latentseg.comparison.compare`.
+        From :func:`latentseg.choose.comparison.compare`.
     path : path
         The PNG file to write.
 
@@ -179,7 +179,7 @@ def plot_comparison(comparison: Any, path: str | os.PathLike[str]) -> Path:
     --------
     >>> import numpy as np, tempfile, os
     >>> from latentseg.result import SegmentationResult
-    >>> from latentseg.comparison import compare
+    >>> from latentseg.choose.comparison import compare
     >>> r = SegmentationResult.from_memberships("kmeans", np.eye(2)[[0, 1, 1]], centers=np.zeros((2, 1)),
     ...                                         feature_names=("x",))
     >>> plot_comparison(compare(r, r), os.path.join(tempfile.mkdtemp(), "c.png")).suffix
@@ -211,7 +211,7 @@ def plot_study(summary: pd.DataFrame, out_dir: str | os.PathLike[str], *, factor
     Parameters
     ----------
     summary : DataFrame
-        :func:`latentseg.study.summarize` output (one row per cell and method).
+        :func:`latentseg.research.study.summarize` output (one row per cell and method).
     out_dir : path
     factors : sequence of str, optional
         Design columns to plot against (default: those with more than one value).

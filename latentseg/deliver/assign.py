@@ -54,7 +54,7 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def _as_model(model: Any) -> Any:
-    from latentseg.artifacts import SavedModel, load_model
+    from latentseg.deliver.artifacts import SavedModel, load_model
 
     if isinstance(model, SavedModel):
         return model
@@ -70,7 +70,7 @@ class Scorer:
     Parameters
     ----------
     model : SavedModel or path
-        From :func:`latentseg.artifacts.load_model` (or its directory).
+        From :func:`latentseg.deliver.artifacts.load_model` (or its directory).
     source : {"auto", "ratings", "features", "observables"}
     id_column : str, optional
         Column holding respondent ids; defaults to the id column seen at fit time
@@ -81,7 +81,7 @@ class Scorer:
     --------
     >>> import numpy as np, pandas as pd, tempfile
     >>> from latentseg.models import fit
-    >>> from latentseg.artifacts import save_model
+    >>> from latentseg.deliver.artifacts import save_model
     >>> X = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20) * 6] + np.tile([0.1, -0.1], 20)})
     >>> saved = save_model(tempfile.mkdtemp(), fit(X, "gmm", 2, random_seed=0))
     >>> Scorer(saved).score(pd.DataFrame({"a": [0.0, 6.0]}))["segment"].tolist()
@@ -180,7 +180,7 @@ class Scorer:
             )
         if hasattr(spec, "predict_proba"):
             return spec
-        from latentseg import finder as finder_mod
+        from latentseg.decide import finder as finder_mod
 
         cls = getattr(finder_mod, "Finder", None)
         if cls is None or not hasattr(cls, "from_dict"):
@@ -210,7 +210,7 @@ class Scorer:
         return X, X.isna().all(axis=1).to_numpy()
 
     def _ratings_features(self, frame: pd.DataFrame, where: str) -> tuple[Any, np.ndarray]:
-        from latentseg.survey import Scale, Survey
+        from latentseg.io.survey import Scale, Survey
 
         spec = self.data_spec
         outcomes = [str(o) for o in spec["outcomes"]]
@@ -245,7 +245,7 @@ class Scorer:
             sat_scale=sat_scale,
             source=where,
         )
-        from latentseg.scoring import opportunity_scores
+        from latentseg.prepare.scoring import opportunity_scores
 
         scores = opportunity_scores(survey)
         scores = getattr(scores, "scores", scores)
@@ -361,7 +361,7 @@ def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], where: str) -> n
 
 def _apply_reduction(spec: Mapping[str, Any], scores: pd.DataFrame) -> pd.DataFrame:
     """Project opportunity scores with the saved reduction's linear map, exactly as
-    :meth:`latentseg.reduce.Reduction.transform` does (``Reduction.transform_spec()`` saved with
+    :meth:`latentseg.prepare.reduce.Reduction.transform` does (``Reduction.transform_spec()`` saved with
     the model): standardise with the fit-time mean and scale, then a missing score counts as the
     outcome mean (PCA / FA) or drops out of its job step's average (job-step composites)."""
     cols = [str(c) for c in spec["columns"]]
@@ -580,7 +580,7 @@ class _Writer:
         import pyarrow as pa
 
         if self.fmt == "csv":
-            from latentseg.report import safe_csv_cell
+            from latentseg.deliver.report import safe_csv_cell
 
             names = frame["segment_name"]
             frame = frame.assign(

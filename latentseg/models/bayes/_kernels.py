@@ -1,7 +1,7 @@
 """Log posterior densities and their gradients for the Bayesian mixtures, compiled with numba.
 
-These are the same models as the PyMC models in :mod:`latentseg.models.bayes_gmm` and
-:mod:`latentseg.models.bayes_lca` (``tests/test_bayes_models.py`` checks the log density and the
+These are the same models as the PyMC models in :mod:`latentseg.models.bayes.gmm` and
+:mod:`latentseg.models.bayes.lca` (``tests/test_bayes_models.py`` checks the log density and the
 gradient against PyMC's at random points), written out by hand so that the default sampler
 (nutpie) does not have to compile a PyTensor graph: on our 2-core machine that compilation took
 70 s with an empty cache and 7-13 s with a warm one per model, more than the sampling itself.

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg.distal import align_to_result
+from latentseg.decide.distal import align_to_result
 from latentseg.errors import ConfigError, SurveyError, format_rows
 
 __all__ = [
@@ -457,7 +457,7 @@ def profile(
     result : SegmentationResult
     scores : DataFrame, shape (n, m)
         Outcome-level opportunity scores (0-20), indexed by respondent id, one column per outcome
-        (:func:`latentseg.scoring.opportunity_scores`); may hold more respondents than the result.
+        (:func:`latentseg.prepare.scoring.opportunity_scores`); may hold more respondents than the result.
     outcomes : DataFrame, optional
         Indexed by outcome id with ``statement`` and ``job_step`` (``survey.outcomes``); the id
         stands in for a missing statement.

@@ -4,13 +4,13 @@ models disagree, and which one recovers the truth?
 A study is a grid of *cells* (every combination of sample size ``n``, true number of segments
 ``k``, separation, share imbalance, covariance shape and pure-noise dimensions), each replicated
 ``replications`` times. For every replication a data set with known segments is simulated
-(:func:`latentseg.simulate.simulate_gaussian_mixture`, segment sizes drawn multinomially so that
+(:func:`latentseg.research.simulate.simulate_gaussian_mixture`, segment sizes drawn multinomially so that
 share intervals are honestly tested) and every method chooses k from ``k_candidates``:
 
 ``kmeans-silhouette``
     k-means; the k with the highest mean silhouette.
 ``kmeans-elbow``
-    k-means; the elbow of the inertia curve (:func:`latentseg.selection.elbow_index`, the curve
+    k-means; the elbow of the inertia curve (:func:`latentseg.choose.selection.elbow_index`, the curve
     extended by one k on each side so the elbow may fall on an end of the range).
 ``gmm-bic``
     Gaussian mixture by EM (``gmm_covariance``, default VVI); the lowest BIC.
@@ -24,7 +24,7 @@ share intervals are honestly tested) and every method chooses k from ``k_candida
     ``loo_se_rule`` standard errors of the best elpd). Expensive: keep ``draws`` small, or leave
     the method out of ``methods``.
 
-The study uses :func:`latentseg.selection.select` with ``min_share`` from the config (default 0: the
+The study uses :func:`latentseg.choose.selection.select` with ``min_share`` from the config (default 0: the
 study judges the criteria themselves, not the playbook's size rule), no silhouette threshold and
 no stability check.
 
@@ -341,8 +341,8 @@ def _run_replication(
     """Simulate one data set, run every method, write the rows to disk; runs in a worker."""
     from sklearn.metrics import adjusted_rand_score
 
-    from latentseg.selection import select
-    from latentseg.simulate import simulate_gaussian_mixture
+    from latentseg.choose.selection import select
+    from latentseg.research.simulate import simulate_gaussian_mixture
 
     t0 = time.perf_counter()
     key = int(cell_id[:8], 16)
@@ -565,7 +565,7 @@ def run_study(
     cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
     files["config"] = cfg_path
     if plots and len(summary):
-        from latentseg.plots import plot_study
+        from latentseg.deliver.plots import plot_study
 
         for p in plot_study(summary, out):
             files[p.stem] = p

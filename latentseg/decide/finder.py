@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from latentseg._stats import as_rng
-from latentseg.distal import align_to_result
+from latentseg.decide.distal import align_to_result
 from latentseg.errors import ConfigError, FitError, LatentsegWarning, SurveyError, format_rows
 
 __all__ = ["Finder", "finder", "FINDER_METHODS", "MISSING_CATEGORY"]
@@ -47,7 +47,7 @@ FINDER_METHODS = ("logistic", "tree")
 MISSING_CATEGORY = "<missing>"
 #: Numeric columns with at most this many distinct values are treated as categorical.
 MAX_NUMERIC_LEVELS_AS_CATEGORY = 5
-_FORMAT = "latentseg.finder"
+_FORMAT = "latentseg.decide.finder"
 _FORMAT_VERSION = 1
 
 

@@ -17,7 +17,7 @@ Missing values drop out of a respondent's sum (diagonal model); the full-covaria
 complete rows.
 
 This module is the family's description; the fitting loop (sampling, relabelling, diagnostics,
-WAIC/LOO, the result) lives in :mod:`latentseg.models.bayes`.
+WAIC/LOO, the result) lives in :mod:`latentseg.models.bayes.engine`.
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ class GaussianFamily:
     # ------------------------------------------------------------------ log density
     def kernel(self) -> Any:
         """``logp(theta, grad) -> float``, the numba log posterior with the data bound."""
-        from latentseg.models._bayes_kernels import gmm_diag_logp
+        from latentseg.models.bayes._kernels import gmm_diag_logp
 
         F, cst, k, d, ks = self.Ft, self.cst, self.k, self.d, self.sd_rows
         alpha, m0, s0, l0, t0 = self.kernel_priors()
@@ -305,7 +305,7 @@ class GaussianFamily:
 
     def c_kernel(self) -> tuple[str, np.ndarray]:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
-        from latentseg.models._bayes_kernels import pack_gmm
+        from latentseg.models.bayes._kernels import pack_gmm
 
         return "gmm", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows)
 

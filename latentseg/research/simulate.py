@@ -25,7 +25,7 @@ import pandas as pd
 
 from latentseg._stats import as_rng
 from latentseg.errors import ConfigError
-from latentseg.survey import Scale, Survey
+from latentseg.io.survey import Scale, Survey
 
 __all__ = [
     "DEFAULT_JOB",

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegWarning, SurveyError
-from latentseg.survey import Survey
+from latentseg.io.survey import Survey
 
 __all__ = ["clean", "CleaningReport", "manual_groups", "RULES"]
 
@@ -102,7 +102,7 @@ class CleaningReport:
 
         Examples
         --------
-        >>> from latentseg.survey import Scale, Survey
+        >>> from latentseg.io.survey import Scale, Survey
         >>> imp = pd.DataFrame({"a": [5.0, 3, 4], "b": [5.0, 1, 2]}, index=[1, 2, 3])
         >>> s = Survey(imp, imp.copy(), pd.DataFrame({"statement": ["a", "b"], "job_step": ""},
         ...            index=["a", "b"]), Scale(1, 5), Scale(1, 5))
@@ -191,7 +191,7 @@ def clean(
 
     Examples
     --------
-    >>> from latentseg.survey import Scale, Survey
+    >>> from latentseg.io.survey import Scale, Survey
     >>> imp = pd.DataFrame({"a": [5.0, 3, 4], "b": [5.0, 1, 2]}, index=["r1", "r2", "r3"])
     >>> sat = pd.DataFrame({"a": [1.0, 2, 3], "b": [2.0, 3, 4]}, index=imp.index)
     >>> out = pd.DataFrame({"statement": ["a", "b"], "job_step": ""}, index=["a", "b"])
@@ -252,7 +252,7 @@ def clean(
         msg = (
             f"only {n_out} respondents remain after cleaning {survey.source} (fewer than {min_respondents}): "
             "algorithmic clustering is unstable at that size; consider the playbook's manual grouping, "
-            "latentseg.cleaning.manual_groups(latentseg.opportunity_scores(survey))."
+            "latentseg.prepare.cleaning.manual_groups(latentseg.opportunity_scores(survey))."
         )
         warnings.warn(msg, LatentsegWarning, stacklevel=2)
         notes.append(msg)
@@ -329,7 +329,7 @@ def manual_groups(scores: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     Parameters
     ----------
     scores : DataFrame, shape (n, m)
-        Opportunity scores (:func:`latentseg.scoring.opportunity_scores`), index respondent ids.
+        Opportunity scores (:func:`latentseg.prepare.scoring.opportunity_scores`), index respondent ids.
     top : int, default 3
         Outcomes per respondent.
 

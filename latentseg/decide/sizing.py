@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from latentseg.distal import align_to_result, weighted_means
+from latentseg.decide.distal import align_to_result, weighted_means
 from latentseg.errors import ConfigError
 
 __all__ = ["FlagRules", "Sizing", "size_segments", "interval_product"]
@@ -218,7 +218,7 @@ def size_segments(
     product_fit : mapping of int to float, or sequence of k floats in [0, 1], optional
         How well the product serves each segment already (see the module docstring).
     profiles : Profiles or mapping of int to int, optional
-        Underserved-outcome counts per segment (from :func:`latentseg.profiling.profile`); needed
+        Underserved-outcome counts per segment (from :func:`latentseg.decide.profiling.profile`); needed
         for the growth-opportunity flag.
     rules : FlagRules, optional
 

@@ -2,7 +2,7 @@
 
 ``sampler="numpyro"`` for ``bayes-gmm`` (diagonal covariance) samples with NumPyro's NUTS on
 :func:`gmm_diag_logp_jax`, the same log density as the numba kernel
-:func:`latentseg.models._bayes_kernels.gmm_diag_logp` (same parameter layout, priors and simplex
+:func:`latentseg.models.bayes._kernels.gmm_diag_logp` (same parameter layout, priors and simplex
 Jacobian; ``tests/test_bayes_jax.py`` checks the value and the gradient against it to 1e-10),
 without PyMC or PyTensor: the gradient comes from ``jax.grad``. It is meant for large N on a GPU:
 per evaluation one (N, m) @ (m, k) product, a log-sum-exp over the k segments, and the reverse
@@ -24,7 +24,7 @@ Two choices matter for large N:
   ``NUTS(potential_fn=...)``), and ``MCMC(jit_model_args=True)`` passes the data through the
   compiled loop as arguments.
 
-Layout of ``theta`` (see :mod:`latentseg.models._bayes_kernels`): the k - 1 simplex coordinates
+Layout of ``theta`` (see :mod:`latentseg.models.bayes._kernels`): the k - 1 simplex coordinates
 of the weights, then ``mu`` (k, d) row-major (centred units), then ``log sigma`` (k, d).
 """
 
@@ -88,7 +88,7 @@ def gmm_diag_logp_jax(
 ) -> Any:
     """Log posterior density of the diagonal Gaussian mixture (segments marginalised), in JAX.
 
-    The same function as :func:`latentseg.models._bayes_kernels.gmm_diag_logp` (without its
+    The same function as :func:`latentseg.models.bayes._kernels.gmm_diag_logp` (without its
     ``grad`` argument: differentiate with ``jax.grad``). Traceable: call it inside ``jax.jit``
     with ``k`` and ``d`` static. Switches on ``jax_enable_x64`` for the process when called
     outside a trace (call it once, or call :func:`sample_numpyro`, before jitting it yourself).
@@ -228,7 +228,7 @@ def sample_numpyro(
     Parameters
     ----------
     family : GaussianFamily
-        A diagonal-covariance :class:`~latentseg.models.bayes_gmm.GaussianFamily`.
+        A diagonal-covariance :class:`~latentseg.models.bayes.gmm.GaussianFamily`.
     start_params : dict of ndarray
         Constrained starting values (``weights`` (k,), ``means`` (k, d), ``sds`` (k, d)), e.g.
         ``family.start_params(em)``.
@@ -261,7 +261,7 @@ def sample_numpyro(
 
     Examples
     --------
-    >>> from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+    >>> from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(5, 1, (40, 2))]
     >>> fam = GaussianFamily(X, 2, "diag", GMMPriors())

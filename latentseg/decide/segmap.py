@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg.distal import align_to_result
+from latentseg.decide.distal import align_to_result
 from latentseg.errors import ConfigError
 
 __all__ = [
@@ -300,11 +300,11 @@ def segment_map(
     ----------
     result : SegmentationResult
     profiles : Profiles
-        From :func:`latentseg.profiling.profile` (names, underserved outcomes).
+        From :func:`latentseg.decide.profiling.profile` (names, underserved outcomes).
     overlays : Overlays, optional
-        From :func:`latentseg.overlay.overlay` (fingerprints).
+        From :func:`latentseg.decide.overlay.overlay` (fingerprints).
     sizing : Sizing, optional
-        From :func:`latentseg.sizing.size_segments` (counts, revenue, flags).
+        From :func:`latentseg.decide.sizing.size_segments` (counts, revenue, flags).
     current_solution_column : str, optional
         Profile column naming the tool / solution respondents use now; the segment's most common
         value (membership-weighted) is reported with its share of the segment.
@@ -329,7 +329,7 @@ def segment_map(
     --------
     >>> import numpy as np, pandas as pd
     >>> from latentseg.result import SegmentationResult
-    >>> from latentseg.profiling import profile
+    >>> from latentseg.decide.profiling import profile
     >>> rng = np.random.default_rng(0)
     >>> s = pd.DataFrame(rng.normal(8, 1, (100, 4)), columns=["o1", "o2", "o3", "o4"])
     >>> s.iloc[:70, :3] += 5

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, SurveyError
-from latentseg.survey import Scale, Survey
+from latentseg.io.survey import Scale, Survey
 
 __all__ = [
     "respondent_opportunity",

@@ -134,10 +134,10 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
 def _reff(posterior: Any | None, n_samples: int) -> float:
     """ArviZ's relative efficiency for PSIS-LOO: the mean ESS of the means of every posterior
     parameter over the number of draws (1 with one chain or no posterior), computed as ArviZ's
-    ``_get_r_eff`` does but vectorised (:func:`latentseg.models._diagnostics.ess_mean`)."""
+    ``_get_r_eff`` does but vectorised (:func:`latentseg.models.bayes._diagnostics.ess_mean`)."""
     if posterior is None or posterior.sizes.get("chain", 1) == 1:
         return 1.0
-    from latentseg.models._diagnostics import ess_mean
+    from latentseg.models.bayes._diagnostics import ess_mean
 
     vals = [np.ravel(ess_mean(np.asarray(posterior[v].values, dtype=float))) for v in posterior.data_vars]
     with np.errstate(all="ignore"):
@@ -220,7 +220,7 @@ def _structure(result: Any) -> str:
     measurement ("" when the settings do not say)."""
     st = getattr(result, "settings", None) or {}
     if result.model == "bayes-gmm":
-        from latentseg.models.bayes_gmm import COVARIANCES
+        from latentseg.models.bayes.gmm import COVARIANCES
 
         return COVARIANCES.get(str(st.get("covariance")), "")
     return str(st.get("measurement", ""))

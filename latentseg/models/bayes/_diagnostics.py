@@ -430,7 +430,7 @@ def rhat_rank(x: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from latentseg.models._diagnostics import rhat_rank
+    >>> from latentseg.models.bayes._diagnostics import rhat_rank
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(4, 500, 3))
     >>> x[0, :, 2] += 3.0                      # one chain stuck elsewhere for parameter 2
@@ -460,7 +460,7 @@ def ess_bulk(x: np.ndarray, *, relative: bool = False) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from latentseg.models._diagnostics import ess_bulk
+    >>> from latentseg.models.bayes._diagnostics import ess_bulk
     >>> rng = np.random.default_rng(1)
     >>> e = ess_bulk(rng.normal(size=(2, 1000, 2)))
     >>> e.shape, bool(np.all((e > 1500) & (e < 2600)))
@@ -500,7 +500,7 @@ def ess_tail(
     Examples
     --------
     >>> import numpy as np
-    >>> from latentseg.models._diagnostics import ess_tail
+    >>> from latentseg.models.bayes._diagnostics import ess_tail
     >>> rng = np.random.default_rng(2)
     >>> e = ess_tail(rng.normal(size=(2, 1000, 2)))
     >>> e.shape, bool(np.all((e > 1000) & (e < 3000)))
@@ -540,7 +540,7 @@ def summary_diagnostics(
     Examples
     --------
     >>> import numpy as np
-    >>> from latentseg.models._diagnostics import summary_diagnostics
+    >>> from latentseg.models.bayes._diagnostics import summary_diagnostics
     >>> rng = np.random.default_rng(3)
     >>> d = summary_diagnostics(rng.normal(size=(2, 1000, 4, 3)))
     >>> sorted(d), d["rhat"].shape, bool(d["rhat"].max() < 1.01)
@@ -567,7 +567,7 @@ def ess_mean(x: np.ndarray, *, relative: bool = False) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from latentseg.models._diagnostics import ess_mean
+    >>> from latentseg.models.bayes._diagnostics import ess_mean
     >>> x = np.random.default_rng(0).normal(size=(2, 1000, 3))
     >>> bool(np.all(ess_mean(x) > 1500))
     True

@@ -76,7 +76,7 @@ def safe_csv_cell(value: Any) -> Any:
 def _shared_safe_csv_cell() -> Any:
     """The segment map's neutraliser when that module provides one (one rule for every CSV)."""
     try:
-        from latentseg.segmap import safe_csv_cell as shared
+        from latentseg.decide.segmap import safe_csv_cell as shared
     except ImportError:
         return None
     return shared
@@ -340,7 +340,7 @@ def _weak_separation_coverage(result: Any, approximate: bool) -> str | None:
     """The calibration study's coverage to quote beside a weak-separation callout: VVI's when its
     intervals are approximate, EEI's when they are trusted (an explicit EEI fit); None otherwise
     (other models, or EEI chosen by BIC, which the study found unreliable at such overlap)."""
-    from latentseg.models import bayes
+    from latentseg.models.bayes import engine as bayes
 
     if result.model != "bayes-gmm":
         return None
@@ -369,7 +369,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     Parameters
     ----------
     model : SavedModel or path
-        From :func:`latentseg.artifacts.load_model` or :func:`latentseg.pipeline.run_pipeline`.
+        From :func:`latentseg.deliver.artifacts.load_model` or :func:`latentseg.pipeline.run_pipeline`.
     out : path, default "latentseg_output/report.html"
         The HTML file; ``figures/`` and ``tables/`` are written in its folder.
     title : str, optional
@@ -385,7 +385,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     >>> write_report("models/project-survey", "out/report.html")  # doctest: +SKIP
     PosixPath('out/report.html')
     """
-    from latentseg.artifacts import SavedModel, load_model
+    from latentseg.deliver.artifacts import SavedModel, load_model
 
     saved = model if isinstance(model, SavedModel) else load_model(model)
     out = Path(out)
@@ -451,7 +451,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     sel_meta = meta.get("selection") or {}
     sel_table = tables.get("selection")
     if sel_table is not None:
-        from latentseg.plots import plot_selection
+        from latentseg.deliver.plots import plot_selection
 
         sel_obj = SimpleNamespace(table=sel_table, per_family=sel_meta.get("per_family") or {}, settings=sel_meta.get("settings") or {})
         for p in plot_selection(sel_obj, ctx.fig_dir, prefix="selection"):
@@ -466,7 +466,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     cmp_meta = meta.get("comparison")
     ct = tables.get("comparison_crosstab")
     if cmp_meta and ct is not None:
-        from latentseg.plots import plot_comparison
+        from latentseg.deliver.plots import plot_comparison
 
         cobj = SimpleNamespace(crosstab=ct, name_a=cmp_meta.get("a", "a"), name_b=cmp_meta.get("b", "b"),
                                agreement=float(cmp_meta.get("agreement", float("nan"))), ari=float(cmp_meta.get("ari", float("nan"))))
@@ -518,7 +518,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
                                "arpu", "revenue", "revenue_lower", "revenue_upper", "n_underserved", "flags")
                    if sizing_table is not None and c in sizing_table.columns]
     sel_cols = ["model", "k", "status", "bic", "icl", "loo", "silhouette", "smallest_share", "stability_mean", "converged", "admissible", "excluded"]
-    from latentseg.models import bayes  # the weak-separation cut and its calibration numbers
+    from latentseg.models.bayes import engine as bayes  # the weak-separation cut and its calibration numbers
 
     diag = dict(result.diagnostics)
     approximate = bool(diag.get("share_intervals_approximate", diag.get("weak_separation", False)))
@@ -593,7 +593,7 @@ def _template() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("latentseg", "templates"),
+        loader=jinja2.PackageLoader("latentseg.deliver", "templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -25,7 +25,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError
 from latentseg.models._em import check_k
-from latentseg.models.bayes_gmm import simplex_coords, simplex_probs
+from latentseg.models.bayes.gmm import simplex_coords, simplex_probs
 
 __all__ = ["LCAPriors", "LatentClassFamily", "MEASUREMENTS"]
 
@@ -257,7 +257,7 @@ class LatentClassFamily:
     # ------------------------------------------------------------------ log density
     def kernel(self) -> Any:
         """``logp(theta, grad) -> float``, the numba log posterior with the data bound."""
-        from latentseg.models._bayes_kernels import lca_categorical_logp, lca_ordinal_logp
+        from latentseg.models.bayes._kernels import lca_categorical_logp, lca_ordinal_logp
 
         Y, off, nc, k = self.Y, self.offsets, self.ncat, self.k
         pr = self.priors
@@ -279,7 +279,7 @@ class LatentClassFamily:
 
     def c_kernel(self) -> tuple[str, np.ndarray]:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
-        from latentseg.models._bayes_kernels import pack_lca
+        from latentseg.models.bayes._kernels import pack_lca
 
         pr = self.priors
         return "lca", pack_lca(self.Y, self.offsets, self.ncat, self.free_offsets, self.k, float(pr.concentration),

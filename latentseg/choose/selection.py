@@ -233,7 +233,7 @@ class Selection:
     Examples
     --------
     >>> import numpy as np
-    >>> from latentseg.selection import select
+    >>> from latentseg.choose.selection import select
     >>> X = np.r_[np.zeros((30, 2)), np.full((30, 2), 6.0)] + np.random.default_rng(0).normal(size=(60, 2))
     >>> sel = select(X, models=("kmeans",), k=range(2, 5), random_seed=1, stability_subsamples=0)
     >>> sel.recommended_k
@@ -328,7 +328,7 @@ def select(
     silhouette_min : float, default 0.25
         Smallest acceptable mean silhouette for k-means fits.
     stability_subsamples : int, default 5
-        Subsamples for the stability check (:func:`latentseg.stability.stability`); 0 skips it.
+        Subsamples for the stability check (:func:`latentseg.choose.stability.stability`); 0 skips it.
         Not run for Bayesian families (each refit would be an MCMC run).
     stability_min : float, default 0.6
         Smallest acceptable mean subsample adjusted Rand index.
@@ -341,7 +341,7 @@ def select(
     checkpoint_dir : path, optional
         Each finished fit is written there at once, atomically: ``<model>-k<k>.json`` (its table row
         and JSON contract) and ``<model>-k<k>.nc`` (the full result, through
-        :func:`latentseg.artifacts.save_result`). A later call with the same data and settings
+        :func:`latentseg.deliver.artifacts.save_result`). A later call with the same data and settings
         loads those fits instead of refitting, so an interrupted sweep resumes.
     categorical_data : DataFrame, shape (n, j), optional
         Indicators for ``lca`` / ``bayes-lca``. Default: the three opportunity levels of ``data``
@@ -632,7 +632,7 @@ def _stability(
     data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int, reference: Any = None
 ) -> dict[str, Any]:
     try:
-        from latentseg.stability import stability
+        from latentseg.choose.stability import stability
     except ImportError:
         return {}
     try:
@@ -693,9 +693,9 @@ def _ckpt_path(ckpt: Path, model: str, k: int) -> Path:
 
 
 def _artifacts() -> tuple[Any, Any] | None:
-    """``(save_result, load_result)`` from :mod:`latentseg.artifacts`, when it provides them."""
+    """``(save_result, load_result)`` from :mod:`latentseg.deliver.artifacts`, when it provides them."""
     try:
-        from latentseg import artifacts
+        from latentseg.deliver import artifacts
     except ImportError:
         return None
     save = getattr(artifacts, "save_result", None)

@@ -8,16 +8,16 @@ posterior attached as an :class:`xarray.DataTree`. The steps, the same for both 
    maximum-likelihood solution. Every chain starts from it, jittered a little; it is also the
    reference labelling.
 2. **Sampling.** ``sampler="nutpie"`` (default): nutpie's NUTS on our numba implementation of the
-   log posterior (:mod:`latentseg.models._bayes_kernels`), which is the PyMC model's log density
+   log posterior (:mod:`latentseg.models.bayes._kernels`), which is the PyMC model's log density
    (tested) without PyTensor's compile step; one compiled function serves every k. ``"pymc"``:
    PyMC's own NUTS on the PyMC model; ``"numpyro"``: NumPyro's NUTS on our JAX version of the
-   diagonal Gaussian mixture's log density (:mod:`latentseg.models._jax_kernels`; on a GPU the
+   diagonal Gaussian mixture's log density (:mod:`latentseg.models.bayes._jax_kernels`; on a GPU the
    chains run vectorised, for large N), through PyMC's JAX backend for the other models (needs
    ``pip install 'latentseg[jax]'``); ``"advi"``: mean-field ADVI, a quick **approximate** fit,
    labelled as such everywhere. The full-covariance Gaussian mixture has no numba kernel: nutpie
    then compiles the PyMC model.
 3. **Relabelling** every draw to the reference with the Hungarian algorithm
-   (:mod:`latentseg.models._relabel`) before anything is summarised.
+   (:mod:`latentseg.models.bayes._relabel`) before anything is summarised.
 4. **Diagnostics after relabelling**: rank-normalised split R-hat, bulk and tail ESS (ArviZ),
    divergences, E-BFMI; chains in different modes are detected and kept apart (the summaries
    use the mode with the highest log-likelihood, the others are reported). A fit with R-hat above
@@ -46,7 +46,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, ConvergenceWarning, FitError, LatentsegWarning
 from latentseg.models._criteria import information_criteria
-from latentseg.models._loo import compare_k, loo, waic
+from latentseg.models.bayes._loo import compare_k, loo, waic
 from latentseg.result import SegmentationResult
 
 __all__ = [
@@ -172,7 +172,7 @@ def fit_bayes_gmm(
     concentration : float, default 1.0
         Dirichlet concentration of the segment weights.
     mean_scale, sd_scale, sd_log_sigma, lkj_eta : float
-        Prior hyperparameters (see :class:`~latentseg.models.bayes_gmm.GMMPriors` and
+        Prior hyperparameters (see :class:`~latentseg.models.bayes.gmm.GMMPriors` and
         ``docs/priors.md``).
     target_accept : float, default 0.8
         NUTS target acceptance rate; raise it (0.9-0.99) when there are divergences.
@@ -377,7 +377,7 @@ def prior_predictive_check(
     draws = _check_int("draws", draws, 1)
     rng = np.random.default_rng(random_seed)
     if model == "bayes-gmm":
-        from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+        from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
         cov = options.pop("covariance", "diag")
         family: Any = GaussianFamily(data, k, cov, GMMPriors(**options))
@@ -386,7 +386,7 @@ def prior_predictive_check(
                 warnings.simplefilter("ignore", LatentsegWarning)
                 family.em_start(int(rng.integers(2**31 - 1)), 10)
     elif model == "bayes-lca":
-        from latentseg.models.bayes_lca import LCAPriors, LatentClassFamily
+        from latentseg.models.bayes.lca import LCAPriors, LatentClassFamily
 
         measurement = options.pop("measurement", "categorical")
         family = LatentClassFamily(data, k, measurement, LCAPriors(**options))
@@ -537,11 +537,11 @@ def _spec(model: str, args: Mapping[str, Any]) -> tuple[Any, _Settings]:
     settings = _settings(a["draws"], a["tune"], a["chains"], a["sampler"], a["target_accept"], a["n_init"],
                          a["advi_iterations"], a["keep_log_likelihood"], a["progressbar"], a["random_seed"], a["cores"])
     if model == "bayes-gmm":
-        from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+        from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
         priors: Any = GMMPriors(a["concentration"], a["mean_scale"], a["sd_scale"], a["sd_log_sigma"], a["lkj_eta"])
         return GaussianFamily(a["data"], a["k"], a["covariance"], priors), settings
-    from latentseg.models.bayes_lca import LCAPriors, LatentClassFamily
+    from latentseg.models.bayes.lca import LCAPriors, LatentClassFamily
 
     priors = LCAPriors(a["concentration"], a["item_concentration"], a["location_scale"], a["threshold_scale"])
     return LatentClassFamily(a["data"], a["k"], a["measurement"], priors), settings
@@ -593,15 +593,15 @@ def _sweep_worker(model: str, data: Any, k: int, seed: int | None, options: dict
 def _warm_kernel(model: str, data: Any, k: int, options: Mapping[str, Any]) -> None:
     """Compile (or load) the numba log density in this process before forking workers."""
     if model == "bayes-gmm":
-        from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+        from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
-        from latentseg.models.bayes_gmm import resolve_covariance
+        from latentseg.models.bayes.gmm import resolve_covariance
 
         if resolve_covariance(options.get("covariance", "diag")) == "full":
             return
         family: Any = GaussianFamily(data, k, "diag", GMMPriors())  # the same compiled kernel as EEI
     else:
-        from latentseg.models.bayes_lca import LatentClassFamily, LCAPriors
+        from latentseg.models.bayes.lca import LatentClassFamily, LCAPriors
 
         family = LatentClassFamily(data, k, options.get("measurement", "categorical"), LCAPriors())
     rng = np.random.default_rng(0)
@@ -637,7 +637,7 @@ def _settings(
     if random_seed is not None and (isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer))):
         raise ConfigError(f"The 'random_seed' parameter must be an integer or None. Got {random_seed!r} instead.")
     if sampler == "numpyro" and (importlib.util.find_spec("numpyro") is None or importlib.util.find_spec("jax") is None):
-        from latentseg.models._jax_kernels import MISSING_JAX
+        from latentseg.models.bayes._jax_kernels import MISSING_JAX
 
         raise ConfigError(MISSING_JAX)
     return _Settings(
@@ -694,7 +694,7 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
         _, finish = _nutpie_kernel(family, start, s, seed)
         return finish()
     if s.sampler == "numpyro" and family.model == "bayes-gmm" and family.has_kernel:
-        from latentseg.models._jax_kernels import sample_numpyro
+        from latentseg.models.bayes._jax_kernels import sample_numpyro
 
         out = sample_numpyro(family, start, s.draws, s.tune, s.chains, seed, s.target_accept, s.progressbar)
         return _Draws(**{key: out[key] for key in ("params", "diverging", "energy", "tree_depth", "step_size", "info")})
@@ -705,14 +705,14 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
     """nutpie's NUTS on the numba log density (one compiled function for every k and data set).
 
     nutpie's threads call the C version of the log density directly (no Python in the loop),
-    started through nutpie's compiled extension alone (:mod:`latentseg.models._nutpie`: the chains
+    started through nutpie's compiled extension alone (:mod:`latentseg.models.bayes._nutpie`: the chains
     start before nutpie's Python package, ArviZ and SciPy are imported); where that is not
     available nutpie's public ``sample`` runs the Python-callable version (same draws, slower).
     The chains run in nutpie's background threads; this returns a ``(sampler, finish)`` pair:
     ``_is_finished(sampler)`` says when they are done and ``finish()`` waits for them and returns
     the draws. The progress bar, if asked for, is nutpie's terminal one.
     """
-    from latentseg.models._nutpie import kernel_model, start_chains
+    from latentseg.models.bayes._nutpie import kernel_model, start_chains
 
     theta0 = family.theta_from_params(start)
 
@@ -967,7 +967,7 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     import xarray as xr
 
     from latentseg.models._em import provenance
-    from latentseg.models._relabel import chain_modes, relabel_draws
+    from latentseg.models.bayes._relabel import chain_modes, relabel_draws
 
     k, n = family.k, family.n
     params = raw.params
@@ -1265,7 +1265,7 @@ def _memberships(
     intervals (n, k, 2) over draws ``flat`` (T, ...), computed in blocks of respondents (all
     draws at once per block); the log-likelihood and the intervals only when asked for (``None``
     otherwise: scoring millions of new respondents needs neither)."""
-    from latentseg.models._bayes_kernels import membership_summary
+    from latentseg.models.bayes._kernels import membership_summary
 
     T = flat["weights"].shape[0]
     n, k = family.n, family.k
@@ -1328,9 +1328,9 @@ def _mcmc_diagnostics(ds: Any, raw: _Draws, C: int) -> dict[str, Any]:
 
     R-hat and ESS are ArviZ's definitions (``az.rhat(method="rank")``, ``az.ess(method="bulk")``,
     ``az.ess(method="tail")``), computed for every parameter at once by
-    :mod:`latentseg.models._diagnostics` (equal to ArviZ's to 1e-14, tested; about 10 times faster).
+    :mod:`latentseg.models.bayes._diagnostics` (equal to ArviZ's to 1e-14, tested; about 10 times faster).
     """
-    from latentseg.models._diagnostics import summary_diagnostics
+    from latentseg.models.bayes._diagnostics import summary_diagnostics
 
     names = list(ds.data_vars)
     arrs = [np.asarray(ds[v].values, dtype=float) for v in names]
@@ -1437,11 +1437,11 @@ def _hdi(draws: np.ndarray, prob: float = PROB) -> np.ndarray:
 
 def _scoring_family(result: SegmentationResult, data: Any) -> Any:
     if result.model == "bayes-gmm":
-        from latentseg.models.bayes_gmm import GaussianFamily
+        from latentseg.models.bayes.gmm import GaussianFamily
 
         return GaussianFamily.for_scoring(result, data)
     if result.model == "bayes-lca":
-        from latentseg.models.bayes_lca import LatentClassFamily
+        from latentseg.models.bayes.lca import LatentClassFamily
 
         return LatentClassFamily.for_scoring(result, data)
-    raise ConfigError(f"predict_proba of latentseg.models.bayes needs a bayes-gmm or bayes-lca result; got {result.model!r}.")
+    raise ConfigError(f"predict_proba of latentseg.models.bayes.engine needs a bayes-gmm or bayes-lca result; got {result.model!r}.")

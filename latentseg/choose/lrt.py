@@ -512,7 +512,7 @@ def lmr_table(table: pd.DataFrame, n: int) -> pd.DataFrame:
     Parameters
     ----------
     table : DataFrame
-        :attr:`latentseg.selection.Selection.table` (columns ``model, k, status, loglik, n_params``).
+        :attr:`latentseg.choose.selection.Selection.table` (columns ``model, k, status, loglik, n_params``).
     n : int
         Number of respondents the fits used.
 

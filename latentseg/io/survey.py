@@ -1,6 +1,6 @@
 """The survey as data: :class:`Survey` and :class:`Scale`.
 
-A ``Survey`` is produced by :func:`latentseg.read_survey` (files) or :func:`latentseg.simulate.simulate_survey`
+A ``Survey`` is produced by :func:`latentseg.read_survey` (files) or :func:`latentseg.research.simulate.simulate_survey`
 (known truth). It is immutable; cleaning returns a new one.
 """
 

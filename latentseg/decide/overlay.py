@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import stats
 
 from latentseg._stats import as_rng
-from latentseg.distal import align_to_result, segment_weights, weighted_means
+from latentseg.decide.distal import align_to_result, segment_weights, weighted_means
 from latentseg.errors import ConfigError
 
 __all__ = [

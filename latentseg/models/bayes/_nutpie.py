@@ -95,7 +95,7 @@ def kernel_model(family: Any, nd: int, initial_point: Callable[[int], np.ndarray
         return None
     import pandas as pd
 
-    from latentseg.models._bayes_kernels import cfunc
+    from latentseg.models.bayes._kernels import cfunc
 
     name, pack = family.c_kernel()
     logp_c, copy_c = cfunc(name), cfunc("copy")
@@ -174,7 +174,7 @@ def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, 
 
     Examples
     --------
-    >>> from latentseg.models.bayes_gmm import GaussianFamily, GMMPriors
+    >>> from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
     >>> X = np.random.default_rng(0).normal(size=(50, 2))
     >>> fam = GaussianFamily(X, 1, "diag", GMMPriors())
     >>> theta0 = fam.theta_from_params({"weights": np.ones(1), "means": np.zeros((1, 2)), "sds": np.ones((1, 2))})

@@ -1,0 +1,1 @@
+"""Choosing segmentations: selection over families and k, likelihood-ratio tests, stability, comparison."""

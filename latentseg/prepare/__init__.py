@@ -1,0 +1,1 @@
+"""Survey -> model input: cleaning, opportunity scores, reduction, levels and encodings."""

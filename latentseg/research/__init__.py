@@ -1,0 +1,1 @@
+"""Research tools with known truth: simulators and the simulation study."""
