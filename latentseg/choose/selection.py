@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
+from latentseg.io.files import atomic_write_text
 
 __all__ = [
     "select",
@@ -722,9 +723,7 @@ def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any]) -> None
         "result_file": model_file.name if model_file is not None else None,
     }
     path = _ckpt_path(ckpt, rec.model, rec.k)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_clean_json(payload)), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written checkpoint
+    atomic_write_text(path, json.dumps(_clean_json(payload)))  # a killed run never leaves a half-written checkpoint
 
 
 def _load_checkpoint(ckpt: Path, model: str, k: int, key: Mapping[str, Any]) -> FitRecord | None:

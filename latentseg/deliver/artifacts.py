@@ -25,7 +25,6 @@ round trip gives back equal values.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import importlib
@@ -46,6 +45,7 @@ import pandas as pd
 
 from latentseg._version import __version__
 from latentseg.errors import ModelFileError
+from latentseg.io.files import atomic_write, fsync_dir, fsync_file
 from latentseg.result import SegmentationResult
 
 __all__ = [
@@ -528,21 +528,6 @@ def _decode_ids(values: np.ndarray, kind: str, name: Any) -> pd.Index:
 
 
 # ------------------------------------------------------------------------------ file plumbing
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsync'ed
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def _replace(src: Path, dst: Path) -> None:
     """``os.replace`` (a separate function so tests can simulate a crash between the steps)."""
     os.replace(src, dst)
@@ -561,7 +546,6 @@ def _write_tree(tree: Any, path: Path) -> None:
         tree.to_netcdf(path, engine="h5netcdf")
     except ImportError as exc:  # h5netcdf >= 1.8 installs without its h5py backend
         raise ModelFileError(f"Saving a model needs h5py (pip install h5py): {exc}") from None
-    _fsync_file(path)
 
 
 def _read_tree(path: Path) -> Any:
@@ -752,19 +736,20 @@ def save_model(
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=target))
     try:
         _write_tree(tree, staging / RESULT_FILE)
+        fsync_file(staging / RESULT_FILE)
         doc["files"] = {
             RESULT_FILE: {"sha256": _sha256(staging / RESULT_FILE), "bytes": (staging / RESULT_FILE).stat().st_size}
         }
         doc["model_id"] = _model_id(doc)
         text = _dumps(doc)
         (staging / META_FILE).write_text(text, encoding="utf-8")
-        _fsync_file(staging / META_FILE)
-        _fsync_dir(staging)
+        fsync_file(staging / META_FILE)
+        fsync_dir(staging)
         # model.json goes last: until it is replaced, the old model.json names the old result.nc's
         # hash, so a crash in between leaves a pair that refuses to load rather than a mixed model.
         _replace(staging / RESULT_FILE, target / RESULT_FILE)
         _replace(staging / META_FILE, target / META_FILE)
-        _fsync_dir(target)
+        fsync_dir(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     full = _from_json(json.loads(text))
@@ -864,18 +849,8 @@ def save_result(result: SegmentationResult, path: str | os.PathLike[str]) -> Pat
     >>> np.array_equal(load_result(p).memberships, r.memberships)
     True
     """
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _write_tree(result_to_datatree(result), tmp)
-        _replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return target
+    tree = result_to_datatree(result)
+    return atomic_write(path, lambda tmp: _write_tree(tree, tmp), replace=_replace, sync_dir=True)
 
 
 def load_result(path: str | os.PathLike[str]) -> SegmentationResult:

@@ -29,10 +29,8 @@ and ``p_1 .. p_k`` (membership probabilities).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, SurveyError, format_rows
+from latentseg.io.files import AtomicFile
 
 __all__ = ["Scorer", "AssignSummary", "assign", "assign_file", "assign_dask", "SOURCES"]
 
@@ -571,9 +570,8 @@ class _Writer:
     def __init__(self, path: Path, fmt: str) -> None:
         self.path = path
         self.fmt = fmt
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.file = AtomicFile(path, suffix=".part")
+        self.tmp = self.file.tmp
         self.writer: Any = None
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -602,15 +600,16 @@ class _Writer:
         self.writer.write_table(table.cast(self.schema))
 
     def close(self, ok: bool) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except BaseException:
+            self.file.discard()
+            raise
         if ok:
-            with open(self.tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(self.tmp, self.path)
+            self.file.commit()
         else:
-            with contextlib.suppress(FileNotFoundError):
-                self.tmp.unlink()
+            self.file.discard()
 
 
 def assign_file(

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg.io.files import atomic_write
+
 __all__ = ["plot_selection", "plot_comparison", "plot_study", "FAMILY_COLORS"]
 
 #: One color per model family, shared by every figure.
@@ -38,10 +40,7 @@ def _figure(width: float = 6.0, height: float = 4.0) -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _mark_k(ax: Any, k: int | None, color: str, label: str | None = None) -> None:

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg.io.files import atomic_write_text
+
 __all__ = ["write_report", "safe_csv_cell", "Figure"]
 
 #: Script placed inline in the page: records JavaScript errors into the DOM (``#js-errors``)
@@ -583,10 +585,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "csp_hash": base64.b64encode(hashlib.sha256(_ERROR_PROBE.encode()).digest()).decode(),
     }
     html = _template().render(**context)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic_write_text(out, html)
 
 
 def _template() -> Any:

@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
+from latentseg.io.files import atomic_write, atomic_write_text
 
 __all__ = [
     "METHODS",
@@ -427,9 +428,7 @@ def _write_cell(out_dir: str, cell_id: str, rep: int, rows: list[dict[str, Any]]
 
     path = _cell_path(out_dir, cell_id, rep)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_clean_json({"cell_id": cell_id, "replication": rep, "rows": rows})), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(_clean_json({"cell_id": cell_id, "replication": rep, "rows": rows})))
 
 
 def _read_cell(out_dir: str | os.PathLike[str], cell_id: str, rep: int) -> list[dict[str, Any]] | None:
@@ -576,10 +575,7 @@ def run_study(
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def summarize(replications: pd.DataFrame) -> pd.DataFrame:
