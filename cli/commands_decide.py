@@ -87,7 +87,7 @@ def _names(cfg: dict[str, Any]) -> dict[int, str] | None:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
-    from latentseg.decide.segmap import safe_csv_cell
+    from latentseg.io.files import safe_csv_cell
 
     out = frame.reset_index() if index else frame.copy()
     out.columns = [safe_csv_cell(str(c)) for c in out.columns]

@@ -73,10 +73,11 @@ def test_discarded_file_leaves_the_target_alone(tmp_path):
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("=1+1", "'=1+1"), ("+x", "'+x"), ("-x", "'-x"), ("@x", "'@x"), ("\tx", "'\tx"), ("\rx", "'\rx"),
-     ("Speed", "Speed"), ("", ""), (-1.5, -1.5), (None, None)],
-)
-def test_safe_csv_cell(value, expected):
-    assert safe_csv_cell(value) == expected
+@pytest.mark.parametrize("payload", ["=1+1", "+cmd", "-x", "-2+3", "@SUM(A1)", "\t=x", "\r=x"])
+def test_safe_csv_cell_neutralises_formulas(payload):
+    assert safe_csv_cell(payload) == "'" + payload
+
+
+@pytest.mark.parametrize("value", ["Speed Seekers", "", "a=b", -1.5, -2, None])
+def test_safe_csv_cell_leaves_other_values_alone(value):
+    assert safe_csv_cell(value) == value

@@ -13,7 +13,7 @@ import pytest
 
 from latentseg.deliver.artifacts import load_model
 from latentseg.pipeline import run_pipeline
-from latentseg.deliver.report import safe_csv_cell, write_report
+from latentseg.deliver.report import write_report
 
 pytestmark = pytest.mark.xdist_group("report")
 
@@ -178,12 +178,6 @@ def test_report_of_a_bare_model_says_what_is_missing(tmp_path):
     assert "Not in this report: segment map" in text
     assert "k-selection plots (no selection table saved)" in text
     assert 'id="fig-share_intervals"' in text and 'id="fig-opportunity_heatmap"' in text
-
-
-def test_safe_csv_cell():
-    assert safe_csv_cell("=1+1") == "'=1+1"
-    assert safe_csv_cell("+x") == "'+x" and safe_csv_cell("-x") == "'-x" and safe_csv_cell("@x") == "'@x"
-    assert safe_csv_cell("plain") == "plain" and safe_csv_cell(-2) == -2
 
 
 def test_report_says_when_segment_sizes_are_approximate(tmp_path):

@@ -16,7 +16,7 @@ from latentseg.errors import ConfigError
 from latentseg.decide.overlay import overlay
 from latentseg.decide.profiling import profile
 from latentseg.result import SegmentationResult
-from latentseg.decide.segmap import DefaultRule, safe_csv_cell, segment_map
+from latentseg.decide.segmap import DefaultRule, segment_map
 from latentseg.decide.sizing import size_segments
 
 
@@ -115,13 +115,6 @@ def test_rule_overrides_mapping_thresholds_and_callable():
         segment_map(r, profiles=p, rule={9: "target"})
     with pytest.raises(ConfigError, match="rule must be a mapping, a DefaultRule or a callable; got int"):
         segment_map(r, profiles=p, rule=3)
-
-
-@pytest.mark.parametrize("payload", ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\t=x", "\r=x"])
-def test_safe_csv_cell_neutralises_formulas(payload):
-    assert safe_csv_cell(payload) == "'" + payload
-    assert safe_csv_cell("Speed Seekers") == "Speed Seekers"
-    assert safe_csv_cell(-1.5) == -1.5 and safe_csv_cell(None) is None
 
 
 def test_csv_export_has_no_cell_starting_a_formula(pipeline, tmp_path):

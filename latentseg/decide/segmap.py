@@ -16,7 +16,7 @@ share_lower, share_upper, n_underserved, n_extremely_underserved, max_underserve
 returning a recommendation or a ``(recommendation, reason)`` pair.
 
 Exports: :meth:`SegmentMap.to_json`, :meth:`SegmentMap.to_csv` (every text cell passed through
-:func:`safe_csv_cell`, so a spreadsheet never runs a name as a formula) and
+:func:`latentseg.io.files.safe_csv_cell`, so a spreadsheet never runs a name as a formula) and
 :meth:`SegmentMap.to_markdown`.
 """
 
@@ -34,46 +34,17 @@ import pandas as pd
 
 from latentseg.decide.distal import align_to_result
 from latentseg.errors import ConfigError
+from latentseg.io.files import safe_csv_cell
 
 __all__ = [
     "RECOMMENDATIONS",
     "DefaultRule",
     "SegmentMap",
-    "safe_csv_cell",
     "segment_map",
 ]
 
 RECOMMENDATIONS = ("target", "monitor", "deprioritize")
 SCHEMA_VERSION = 1
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_csv_cell(value: Any) -> Any:
-    """Neutralise a text cell that a spreadsheet would run as a formula (CSV injection).
-
-    Text beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
-    apostrophe, which spreadsheets show as text. Numbers and other values are returned unchanged
-    (a negative number is data, not a formula).
-
-    Parameters
-    ----------
-    value : any
-
-    Returns
-    -------
-    any
-        ``value``, or ``"'" + value`` for a risky string.
-
-    Examples
-    --------
-    >>> safe_csv_cell("=HYPERLINK(\\"http://x\\")")
-    '\\'=HYPERLINK("http://x")'
-    >>> safe_csv_cell("Speed Seekers"), safe_csv_cell(-3.5)
-    ('Speed Seekers', -3.5)
-    """
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, SurveyError, format_rows
-from latentseg.io.files import AtomicFile
+from latentseg.io.files import AtomicFile, safe_csv_cell
 
 __all__ = ["Scorer", "AssignSummary", "assign", "assign_file", "assign_dask", "SOURCES"]
 
@@ -578,8 +578,6 @@ class _Writer:
         import pyarrow as pa
 
         if self.fmt == "csv":
-            from latentseg.deliver.report import safe_csv_cell
-
             names = frame["segment_name"]
             frame = frame.assign(
                 segment_name=names.cat.rename_categories([safe_csv_cell(c) for c in names.cat.categories])

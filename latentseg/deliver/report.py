@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import functools
 import hashlib
 import json
 import math
@@ -43,9 +42,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg.io.files import atomic_write_text
+from latentseg.io.files import atomic_write_text, safe_csv_cell
 
-__all__ = ["write_report", "safe_csv_cell", "Figure"]
+__all__ = ["write_report", "Figure"]
 
 #: Script placed inline in the page: records JavaScript errors into the DOM (``#js-errors``)
 #: so that a headless browser check can read them. Its hash goes into the page's CSP.
@@ -55,33 +54,6 @@ _ERROR_PROBE = (
     "d.appendChild(document.createTextNode((e.message||'error')+'\\n'));}});"
     "document.addEventListener('DOMContentLoaded',function(){document.body.setAttribute('data-ready','1');});"
 )
-
-
-def safe_csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formula injection: a text cell starting with ``= + - @`` (or a tab
-    or carriage return) gets a leading apostrophe; anything else is returned unchanged.
-
-    Examples
-    --------
-    >>> safe_csv_cell("=HYPERLINK()"), safe_csv_cell("Speed"), safe_csv_cell(-1.5)
-    ("'=HYPERLINK()", 'Speed', -1.5)
-    """
-    shared = _shared_safe_csv_cell()
-    if shared is not None:
-        return shared(value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-@functools.lru_cache(maxsize=1)
-def _shared_safe_csv_cell() -> Any:
-    """The segment map's neutraliser when that module provides one (one rule for every CSV)."""
-    try:
-        from latentseg.decide.segmap import safe_csv_cell as shared
-    except ImportError:
-        return None
-    return shared
 
 
 def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
