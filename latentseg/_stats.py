@@ -1,14 +1,17 @@
-"""Small statistical helpers shared by every engine: intervals, entropy, seeds, hashing."""
+"""Small statistical helpers shared by every engine: intervals, entropy, seeds, hashing, checks."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-__all__ = ["wilson_interval", "classification_entropy", "relative_entropy", "data_hash", "as_rng"]
+from latentseg.errors import ConfigError
+
+__all__ = ["wilson_interval", "classification_entropy", "relative_entropy", "data_hash", "as_rng", "check_int"]
 
 
 def wilson_interval(
@@ -104,9 +107,57 @@ def as_rng(random_seed: int | None | np.random.Generator) -> np.random.Generator
 
     Examples
     --------
-    >>> as_rng(1).integers(10) == as_rng(1).integers(10)
+    >>> bool(as_rng(1).integers(10) == as_rng(1).integers(10))
     True
     """
     if isinstance(random_seed, np.random.Generator):
         return random_seed
     return np.random.default_rng(random_seed)
+
+
+def check_int(value: Any, name: str, *, low: int, high: float = math.inf, where: str = "") -> int:
+    """``value`` as an int if it is an integer in ``[low, high]`` (bools refused), else a ConfigError.
+
+    Parameters
+    ----------
+    value : any
+    name : str
+        The parameter's name, for the message.
+    low : int
+    high : int or inf, default inf
+    where : str, optional
+        The function (or model) the parameter belongs to. With it the message reads
+        ``The 'n' parameter of f must be an int in the range [1, inf). Got 0 instead.``;
+        without it ``n must be an integer >= 1; got 0.``
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+
+    Examples
+    --------
+    >>> check_int(np.int64(3), "k", low=1)
+    3
+    >>> check_int(0, "n_init", low=1)
+    Traceback (most recent call last):
+    ...
+    latentseg.errors.ConfigError: n_init must be an integer >= 1; got 0.
+    >>> check_int(True, "n", low=1, high=5, where="simulate")
+    Traceback (most recent call last):
+    ...
+    latentseg.errors.ConfigError: The 'n' parameter of simulate must be an int in the range [1, 5]. Got True instead.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        finite = high != math.inf
+        if where:
+            upper = f"{int(high)}]" if finite else "inf)"
+            msg = f"The '{name}' parameter of {where} must be an int in the range [{low}, {upper}. Got {value!r} instead."
+        else:
+            bound = f"in [{low}, {int(high)}]" if finite else f">= {low}"
+            msg = f"{name} must be an integer {bound}; got {value!r}."
+        raise ConfigError(msg)
+    return int(value)

@@ -184,7 +184,7 @@ def test_bad_settings_raise_one_clear_error(small_gmm: tuple[pd.DataFrame, np.nd
     X, _ = small_gmm
     with pytest.raises(ConfigError, match="'sampler' parameter must be one of nutpie, pymc, numpyro, advi"):
         fit_bayes_gmm(X, 2, sampler="gibbs")
-    with pytest.raises(ConfigError, match="'draws' parameter must be an integer >= 1. Got 0"):
+    with pytest.raises(ConfigError, match="draws must be an integer >= 1; got 0"):
         fit_bayes_gmm(X, 2, draws=0)
     with pytest.raises(ConfigError, match="'target_accept' parameter must be a number in \\(0, 1\\)"):
         fit_bayes_gmm(X, 2, target_accept=1.5)

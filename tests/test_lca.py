@@ -335,7 +335,7 @@ def test_bad_input_messages():
         fit_lca(ok, 0)
     with pytest.raises(ConfigError, match=r"k = 5 segments but only 4 distinct respondents"):
         fit_lca(ok, 5)
-    with pytest.raises(ConfigError, match=r"The 'n_init' parameter of fit_lca must be an int in the range \[1, inf\]. Got 0"):
+    with pytest.raises(ConfigError, match=r"The 'n_init' parameter of fit_lca must be an int in the range \[1, inf\)\. Got 0"):
         fit_lca(ok, 2, n_init=0)
     with pytest.raises(ConfigError, match="The 'prior' parameter of fit_lca must be a float >= 0"):
         fit_lca(ok, 2, prior=-1)

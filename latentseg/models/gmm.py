@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg._stats import check_int
 from latentseg.errors import ConfigError, ConvergenceWarning, FitError
 from latentseg.models._criteria import information_criteria
 from latentseg.models._em import (
@@ -664,8 +665,8 @@ def fit_gmm(
     n, d = X.shape
     k = check_k(k, X, "gmm")
     structure = resolve_covariance(covariance, d)
-    n_init = _check_int(n_init, "n_init", 1)
-    max_iter = _check_int(max_iter, "max_iter", 1)
+    n_init = check_int(n_init, "n_init", low=1)
+    max_iter = check_int(max_iter, "max_iter", low=1)
     if init not in _INITS:
         raise ConfigError(f"init must be one of {', '.join(_INITS)}; got {init!r}.")
     for name, val in (("tol", tol), ("reg_covar", reg_covar)):
@@ -804,12 +805,6 @@ def _start_kind(init: str, s: int) -> str:
     if init == "both":
         return "kmeans++" if s % 2 == 0 else "random"
     return init
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}.")
-    return int(value)
 
 
 def _advice(

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg._stats import as_rng
+from latentseg._stats import as_rng, check_int
 from latentseg.errors import ConfigError, ConvergenceWarning, SurveyError, format_rows
 from latentseg.models._criteria import information_criteria
 from latentseg.models._em import check_k, provenance, replication_report
@@ -600,15 +600,6 @@ def _n_params(k: int, n_cat: np.ndarray, measurement: str) -> int:
     return (k - 1) + k * int(np.sum(n_cat - 1))
 
 
-def _check_int(name: str, value: Any, low: int, high: float = math.inf) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        hi = "inf" if high == math.inf else str(int(high))
-        raise ConfigError(
-            f"The '{name}' parameter of fit_lca must be an int in the range [{low}, {hi}]. Got {value!r} instead."
-        )
-    return int(value)
-
-
 def fit_lca(
     data: Any,
     k: int,
@@ -717,8 +708,8 @@ def fit_lca(
         raise ConfigError(
             f"The 'measurement' parameter of fit_lca must be one of {', '.join(MEASUREMENTS)}. Got {measurement!r} instead."
         )
-    n_init = _check_int("n_init", n_init, 1)
-    max_iter = _check_int("max_iter", max_iter, 1)
+    n_init = check_int(n_init, "n_init", low=1, where="fit_lca")
+    max_iter = check_int(max_iter, "max_iter", low=1, where="fit_lca")
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ConfigError(f"The 'tol' parameter of fit_lca must be a float > 0. Got {tol!r} instead.")
     if not (isinstance(prior, (int, float)) and prior >= 0 and math.isfinite(prior)):

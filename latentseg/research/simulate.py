@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from latentseg._stats import as_rng
+from latentseg._stats import as_rng, check_int
 from latentseg.errors import ConfigError
 from latentseg.io.survey import Scale, Survey
 
@@ -45,14 +45,6 @@ _COVARIANCES = ("spherical", "diagonal", "diagonal-unequal", "full", "unequal")
 # --------------------------------------------------------------------------------------------
 # parameter checks and small helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_int(value: object, name: str, func: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(
-            f"The {name!r} parameter of {func} must be an int in the range [{low}, inf). Got {value!r} instead."
-        )
-    return int(value)
 
 
 def _check_float(value: object, name: str, func: str, low: float, high: float, *, high_open: bool = False) -> float:
@@ -91,7 +83,7 @@ def default_shares(k: int) -> np.ndarray:
     >>> default_shares(4).round(2).tolist()
     [0.34, 0.28, 0.22, 0.16]
     """
-    k = _check_int(k, "k", "default_shares", 1)
+    k = check_int(k, "k", low=1, where="default_shares")
     if k == 1:
         return np.ones(1)
     w = 2.125 - 1.125 * np.arange(k) / (k - 1)
@@ -271,10 +263,10 @@ def simulate_gaussian_mixture(
     [136, 100, 64]
     """
     func = "simulate_gaussian_mixture"
-    n = _check_int(n, "n", func, 1)
-    k = _check_int(k, "k", func, 1)
-    d = _check_int(d, "d", func, 1)
-    noise_dims = _check_int(noise_dims, "noise_dims", func, 0)
+    n = check_int(n, "n", low=1, where=func)
+    k = check_int(k, "k", low=1, where=func)
+    d = check_int(d, "d", low=1, where=func)
+    noise_dims = check_int(noise_dims, "noise_dims", low=0, where=func)
     separation = _check_float(separation, "separation", func, 0.0, np.inf)
     if covariance not in _COVARIANCES:
         raise ConfigError(
@@ -432,10 +424,10 @@ def simulate_categorical(
     True
     """
     func = "simulate_categorical"
-    n = _check_int(n, "n", func, 1)
-    k = _check_int(k, "k", func, 1)
-    n_items = _check_int(n_items, "n_items", func, 1)
-    n_categories = _check_int(n_categories, "n_categories", func, 2)
+    n = check_int(n, "n", low=1, where=func)
+    k = check_int(k, "k", low=1, where=func)
+    n_items = check_int(n_items, "n_items", low=1, where=func)
+    n_categories = check_int(n_categories, "n_categories", low=2, where=func)
     separation = _check_float(separation, "separation", func, 0.0, 1.0, high_open=True)
     missing_rate = _check_float(missing_rate, "missing_rate", func, 0.0, 1.0, high_open=True)
     share_arr = _resolve_shares(shares, k, func)
@@ -962,10 +954,10 @@ def simulate_survey(
     (4, (3, 12))
     """
     func = "simulate_survey"
-    n = _check_int(n, "n", func, 1)
-    m = _check_int(n_outcomes, "n_outcomes", func, 2)
-    k = _check_int(n_segments, "n_segments", func, 1)
-    n_steps = _check_int(job_steps, "job_steps", func, 1)
+    n = check_int(n, "n", low=1, where=func)
+    m = check_int(n_outcomes, "n_outcomes", low=2, where=func)
+    k = check_int(n_segments, "n_segments", low=1, where=func)
+    n_steps = check_int(job_steps, "job_steps", low=1, where=func)
     if n_steps > m:
         raise ConfigError(f"The 'job_steps' parameter of {func} must be at most n_outcomes={m}. Got {n_steps} instead.")
     imp = _parse_scale(imp_scale, "imp_scale")
@@ -974,9 +966,9 @@ def simulate_survey(
     strength = _check_float(demographic_strength, "demographic_strength", func, 0.0, 1.0)
     missing_rate = _check_float(missing_rate, "missing_rate", func, 0.0, 1.0, high_open=True)
     n_bad = {
-        "straightliner": _check_int(straightliners, "straightliners", func, 0),
-        "speeder": _check_int(speeders, "speeders", func, 0),
-        "too_many_missing": _check_int(too_many_missing, "too_many_missing", func, 0),
+        "straightliner": check_int(straightliners, "straightliners", low=0, where=func),
+        "speeder": check_int(speeders, "speeders", low=0, where=func),
+        "too_many_missing": check_int(too_many_missing, "too_many_missing", low=0, where=func),
     }
     if 2 * sum(n_bad.values()) >= n:
         raise ConfigError(

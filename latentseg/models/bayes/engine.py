@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg._stats import check_int
 from latentseg.errors import ConfigError, ConvergenceWarning, FitError, LatentsegWarning
 from latentseg.models._criteria import information_criteria
 from latentseg.models.bayes._loo import compare_k, loo, waic
@@ -374,7 +375,7 @@ def prior_predictive_check(
     >>> sorted(set(t["statistic"]))
     ['max', 'mean', 'min', 'sd']
     """
-    draws = _check_int("draws", draws, 1)
+    draws = check_int(draws, "draws", low=1)
     rng = np.random.default_rng(random_seed)
     if model == "bayes-gmm":
         from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
@@ -448,13 +449,13 @@ def fit_sweep(
     """
     if model not in _SWEEP_MODELS:
         raise ConfigError(f"fit_sweep supports 'bayes-gmm' and 'bayes-lca'; got {model!r}.")
-    ks = [_check_int("k", k, 1) for k in ks]
+    ks = [check_int(k, "k", low=1) for k in ks]
     if not ks or len(set(ks)) != len(ks):
         raise ConfigError(f"fit_sweep needs distinct values of k; got {ks}.")
     specs = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
     # the fits that nutpie samples on our kernels (the same test as _sample's) can share one process
     background = all(s.sampler == "nutpie" and family.has_kernel for family, s in specs.values())
-    n_jobs = (len(ks) if background else 1) if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
+    n_jobs = (len(ks) if background else 1) if n_jobs is None else check_int(n_jobs, "n_jobs", low=1)
     if n_jobs == 1 or len(ks) == 1:
         return [_fit(*specs.pop(k)) for k in ks]  # each family released once fitted
     if background:
@@ -611,12 +612,6 @@ def _warm_kernel(model: str, data: Any, k: int, options: Mapping[str, Any]) -> N
 
 
 # ============================================================================ fitting loop
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"The '{name}' parameter must be an integer >= {low}. Got {value!r} instead.")
-    return int(value)
-
-
 def _settings(
     draws: Any,
     tune: Any,
@@ -641,17 +636,17 @@ def _settings(
 
         raise ConfigError(MISSING_JAX)
     return _Settings(
-        draws=_check_int("draws", draws, 1),
-        tune=_check_int("tune", tune, 0),
-        chains=_check_int("chains", chains, 1),
+        draws=check_int(draws, "draws", low=1),
+        tune=check_int(tune, "tune", low=0),
+        chains=check_int(chains, "chains", low=1),
         sampler=str(sampler),
         target_accept=float(target_accept),
-        n_init=_check_int("n_init", n_init, 1),
-        advi_iterations=_check_int("advi_iterations", advi_iterations, 100),
+        n_init=check_int(n_init, "n_init", low=1),
+        advi_iterations=check_int(advi_iterations, "advi_iterations", low=100),
         keep_log_likelihood=None if keep_log_likelihood is None else bool(keep_log_likelihood),
         progressbar=bool(progressbar),
         random_seed=None if random_seed is None else int(random_seed),
-        cores=None if cores is None else _check_int("cores", cores, 1),
+        cores=None if cores is None else check_int(cores, "cores", low=1),
     )
 
 
