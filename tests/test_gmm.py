@@ -43,6 +43,23 @@ def test_univariate_names_need_one_variable():
         resolve_covariance("XYZ", 2)
 
 
+def test_bayesian_mixture_reads_the_same_spellings():
+    """One table of spellings: bayes-gmm takes every EM spelling of the structures it has, and
+    names those it has for the ones it lacks."""
+    from latentseg.models.bayes.gmm import resolve_covariance as bayes_covariance
+
+    for spelling in ("VVI", "vvi", "diag", "diagonal", "EEI", "diag-equal", "VVV", "full", "auto", "Auto"):
+        expected = {"VVI": "diag", "EEI": "EEI", "VVV": "full"}.get(
+            "auto" if spelling.lower() == "auto" else resolve_covariance(spelling, 2), "auto"
+        )
+        assert bayes_covariance(spelling) == expected
+    for spelling, name in (("EII", "EII"), ("spherical", "VII"), ("tied", "EEE")):
+        with pytest.raises(ConfigError, match=rf"must be 'diag' \(VVI\), 'EEI' or 'full' \(VVV\), or 'auto'; it has no {name}"):
+            bayes_covariance(spelling)
+    with pytest.raises(ConfigError, match=r"or 'auto'\. Got 'XYZ' instead"):
+        bayes_covariance("XYZ")
+
+
 # ------------------------------------------------------------------ recovery
 @pytest.fixture(scope="module")
 def separated():

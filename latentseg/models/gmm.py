@@ -82,7 +82,8 @@ STRUCTURES: dict[str, tuple[str, bool, bool]] = {
     "EEE": ("full", False, False),
     "VVV": ("full", True, False),
 }
-_ALIASES = {"spherical": "VII", "diag": "VVI", "diagonal": "VVI", "tied": "EEE", "full": "VVV"}
+#: the other spellings of a structure (scikit-learn's names; "diag-equal" for EEI), lower case
+_ALIASES = {"spherical": "VII", "diag": "VVI", "diagonal": "VVI", "diag-equal": "EEI", "tied": "EEE", "full": "VVV"}
 _INITS = ("kmeans++", "random", "both")
 
 #: a variance below this fraction of its column's variance (above ``reg_covar``) has collapsed
@@ -98,7 +99,8 @@ def resolve_covariance(covariance: str, d: int) -> str:
     ----------
     covariance : str
         ``EII, VII, EEI, VVI, EEE, VVV``; ``E`` / ``V`` (one variable only); or
-        ``spherical, diag, tied, full``.
+        ``spherical, diag, tied, full`` (scikit-learn) and ``diag-equal`` (EEI). The one table of
+        spellings: the Bayesian mixture reads its ``covariance`` through this function too.
     d : int
         Number of variables.
 

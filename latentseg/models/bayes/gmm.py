@@ -32,6 +32,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, format_rows
 from latentseg.models._em import check_k, numeric_matrix
+from latentseg.models.gmm import resolve_covariance as em_structure
 
 __all__ = ["GMMPriors", "GaussianFamily", "COVARIANCES", "simplex_coords", "simplex_probs"]
 
@@ -40,8 +41,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 COVARIANCES = {"diag": "VVI", "EEI": "EEI", "full": "VVV"}
 #: mclust name -> covariance option (the inverse of COVARIANCES)
 OPTIONS = {name: option for option, name in COVARIANCES.items()}
-_COV_ALIASES = {"diag": "diag", "diagonal": "diag", "vvi": "diag", "eei": "EEI", "diag-equal": "EEI",
-                "full": "full", "vvv": "full", "auto": "auto"}
+_SUPPORTED = "'diag' (VVI), 'EEI' or 'full' (VVV), or 'auto'"
 
 
 #: segments closer than this (Ashman's D on their own sds) are reported as duplicated
@@ -94,15 +94,39 @@ def simplex_probs(y: np.ndarray) -> np.ndarray:
 
 
 def resolve_covariance(covariance: str) -> str:
-    """``"diag"``, ``"EEI"``, ``"full"`` or ``"auto"`` from the accepted spellings (also mclust
-    ``VVI`` / ``VVV``, and ``"diag-equal"`` for EEI)."""
-    key = str(covariance).lower()
-    if key not in _COV_ALIASES:
+    """The covariance option, ``"diag"``, ``"EEI"``, ``"full"`` or ``"auto"``, of a structure
+    spelled as the EM mixture takes it (:func:`latentseg.models.gmm.resolve_covariance`: mclust
+    names, ``diag``, ``full``, ``diag-equal`` ...) or ``"auto"``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown spelling, or a structure the Bayesian mixture does not have (EII, VII, EEE);
+        the message names the ones it has.
+
+    Examples
+    --------
+    >>> [resolve_covariance(c) for c in ("VVI", "diagonal", "diag-equal", "vvv", "Auto")]
+    ['diag', 'diag', 'EEI', 'full', 'auto']
+    >>> resolve_covariance("tied")
+    Traceback (most recent call last):
+    ...
+    latentseg.errors.ConfigError: The 'covariance' parameter of bayes-gmm must be 'diag' (VVI), 'EEI' or 'full' (VVV), or 'auto'; it has no EEE structure (the EM mixture, model 'gmm', has). Got 'tied' instead.
+    """
+    if str(covariance).strip().lower() == "auto":
+        return "auto"
+    try:
+        name = em_structure(covariance, 2)  # 2: E / V (one variable) are EM-only spellings
+    except ConfigError:
         raise ConfigError(
-            f"The 'covariance' parameter of bayes-gmm must be 'diag' (VVI), 'EEI' or 'full' (VVV), or 'auto'. "
-            f"Got {covariance!r} instead."
+            f"The 'covariance' parameter of bayes-gmm must be {_SUPPORTED}. Got {covariance!r} instead."
+        ) from None
+    if name not in OPTIONS:
+        raise ConfigError(
+            f"The 'covariance' parameter of bayes-gmm must be {_SUPPORTED}; it has no {name} structure "
+            f"(the EM mixture, model 'gmm', has). Got {covariance!r} instead."
         )
-    return _COV_ALIASES[key]
+    return OPTIONS[name]
 
 
 class GaussianFamily:
