@@ -51,9 +51,9 @@ def fail(message: str) -> None:
 
 def echo_json(obj: Any) -> None:
     """Print one JSON object on stdout (NaN becomes null)."""
-    from latentseg.result import _clean_json
+    from latentseg.io.jsonsafe import json_safe
 
-    sys.stdout.write(json.dumps(_clean_json(obj), indent=2) + "\n")
+    sys.stdout.write(json.dumps(json_safe(obj), indent=2) + "\n")
 
 
 def handle_errors(func: F) -> F:

@@ -112,7 +112,7 @@ class PipelineResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (what ``latentseg run --json`` prints)."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
         d = self.result.to_dict()
         sizing = self.saved.meta.get("sizing") or {}
@@ -125,7 +125,7 @@ class PipelineResult:
                 if key in size:
                     entry[key] = size[key]
             segments.append(entry)
-        return _clean_json(
+        return json_safe(
             {
                 "name": self.name,
                 "model_dir": str(self.model_dir),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,28 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg.io.jsonsafe import json_safe
+
 __all__ = ["SegmentationResult", "JSON_SCHEMA_VERSION"]
 
 #: Version of the machine-readable JSON contract (``to_dict``); bump on any breaking change.
 JSON_SCHEMA_VERSION = 1
-
-
-def _clean_json(value: Any) -> Any:
-    """Make numpy scalars / arrays and NaN JSON-safe (NaN and inf become ``None``)."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_clean_json(v) for v in value.tolist()]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return None if not math.isfinite(v) else v
-    return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -358,7 +341,7 @@ class SegmentationResult:
                 out[key] = d.get(key)
         out["settings"] = dict(self.settings)
         out["provenance"] = dict(self.provenance)
-        return _clean_json(out)
+        return json_safe(out)
 
     def to_json(self, **kwargs: Any) -> str:
         """``json.dumps(self.to_dict())``."""

@@ -167,11 +167,11 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: names, n, ari, nmi, agreement, crosstab, mapping, shares,
         disagreements (records), summary, notes."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
         dis = self.disagreements.reset_index()
         dis = dis.astype(object).where(dis.notna(), None)
-        return _clean_json(
+        return json_safe(
             {
                 "a": self.name_a,
                 "b": self.name_b,

@@ -214,9 +214,9 @@ class BLRTResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of every field plus ``summary``."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
-        return _clean_json(
+        return json_safe(
             {
                 "test": "BLRT",
                 "model": self.model,
@@ -444,9 +444,9 @@ class LMRResult:
     reference: str = "chi-square(df) approximation to the VLMR weighted chi-square mixture"
 
     def to_dict(self) -> dict[str, Any]:
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
-        return _clean_json({"test": "LMR adjusted LRT", "k_null": self.k - 1, **self.__dict__})
+        return json_safe({"test": "LMR adjusted LRT", "k_null": self.k - 1, **self.__dict__})
 
 
 def lmr_test(null: Any, alternative: Any) -> LMRResult:

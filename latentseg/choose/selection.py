@@ -272,11 +272,11 @@ class Selection:
         ``fits`` holds one :meth:`SegmentationResult.to_dict` per successful model and k (read
         back from the checkpoint for resumed fits); failed fits are listed under ``failed``.
         """
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
         fits = [dict(r.result_dict) for r in self.records if r.result_dict is not None]
         table = self.table.astype(object).where(self.table.notna(), None)
-        return _clean_json(
+        return json_safe(
             {
                 "fits": fits,
                 "recommended_k": self.recommended_k,
@@ -705,7 +705,7 @@ def _artifacts() -> tuple[Any, Any] | None:
 
 
 def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any]) -> None:
-    from latentseg.result import _clean_json
+    from latentseg.io.jsonsafe import json_safe
 
     model_file = None
     art = _artifacts()
@@ -723,7 +723,7 @@ def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any]) -> None
         "result_file": model_file.name if model_file is not None else None,
     }
     path = _ckpt_path(ckpt, rec.model, rec.k)
-    atomic_write_text(path, json.dumps(_clean_json(payload)))  # a killed run never leaves a half-written checkpoint
+    atomic_write_text(path, json.dumps(json_safe(payload)))  # a killed run never leaves a half-written checkpoint
 
 
 def _load_checkpoint(ckpt: Path, model: str, k: int, key: Mapping[str, Any]) -> FitRecord | None:

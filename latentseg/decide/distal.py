@@ -428,9 +428,9 @@ class DistalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary: ``method``, ``estimates`` (records), ``tests`` (records), ``notes``."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
-        return _clean_json(
+        return json_safe(
             {
                 "method": self.method,
                 "estimates": self.table.to_dict(orient="records"),

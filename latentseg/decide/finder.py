@@ -321,9 +321,9 @@ class Finder:
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to predict and report, as JSON-native data (no pickle)."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
-        return _clean_json(
+        return json_safe(
             {
                 "format": _FORMAT,
                 "format_version": _FORMAT_VERSION,

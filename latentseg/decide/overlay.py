@@ -279,9 +279,9 @@ class Overlays:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary of everything."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
-        return _clean_json(
+        return json_safe(
             {
                 "weighting": self.weighting,
                 "thresholds": self.thresholds,

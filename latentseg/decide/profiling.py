@@ -248,7 +248,7 @@ class Profiles:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: ``segments`` (list of dicts, each with its outcome rows) and thresholds."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
         long = self.to_frame()
         segs = []
@@ -256,7 +256,7 @@ class Profiles:
             d = s.to_dict()
             d["outcomes"] = long[long["segment"] == s.id].drop(columns="segment").to_dict(orient="records")
             segs.append(d)
-        return _clean_json(
+        return json_safe(
             {
                 "segments": segs,
                 "thresholds": {

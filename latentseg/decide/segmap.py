@@ -125,9 +125,9 @@ class SegmentMap:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary: ``schema_version, rule, current_solution_column, notes, segments``."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
-        return _clean_json(
+        return json_safe(
             {
                 "schema_version": SCHEMA_VERSION,
                 "rule": self.rule,

@@ -131,10 +131,10 @@ class Sizing:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: ``tam, tam_interval, methods, rules, notes, segments`` (records)."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
         seg = self.table.reset_index().to_dict(orient="records")
-        return _clean_json(
+        return json_safe(
             {
                 "tam": self.tam,
                 "tam_interval": None if self.tam_interval is None else list(self.tam_interval),

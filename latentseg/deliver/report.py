@@ -267,11 +267,11 @@ def _write_table(ctx: _Context, name: str, frame: pd.DataFrame, *, index: bool =
 
 
 def _write_json(ctx: _Context, name: str, obj: Any) -> None:
-    from latentseg.result import _clean_json
+    from latentseg.io.jsonsafe import json_safe
 
     ctx.table_dir.mkdir(parents=True, exist_ok=True)
     path = ctx.table_dir / f"{name}.json"
-    path.write_text(json.dumps(_clean_json(obj), indent=1, default=str), encoding="utf-8")
+    path.write_text(json.dumps(json_safe(obj), indent=1, default=str), encoding="utf-8")
     ctx.tables.append(path)
 
 

@@ -78,10 +78,10 @@ class CleaningReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: counts, thresholds and the excluded respondents with reasons."""
-        from latentseg.result import _clean_json
+        from latentseg.io.jsonsafe import json_safe
 
         ids = [x.item() if isinstance(x, np.generic) else x for x in self.excluded["respondent_id"]]
-        return _clean_json(
+        return json_safe(
             {
                 "source": self.source,
                 "n_in": self.n_in,

@@ -424,11 +424,11 @@ def _cell_path(out_dir: str | os.PathLike[str], cell_id: str, rep: int) -> Path:
 
 
 def _write_cell(out_dir: str, cell_id: str, rep: int, rows: list[dict[str, Any]]) -> None:
-    from latentseg.result import _clean_json
+    from latentseg.io.jsonsafe import json_safe
 
     path = _cell_path(out_dir, cell_id, rep)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(_clean_json({"cell_id": cell_id, "replication": rep, "rows": rows})))
+    atomic_write_text(path, json.dumps(json_safe({"cell_id": cell_id, "replication": rep, "rows": rows})))
 
 
 def _read_cell(out_dir: str | os.PathLike[str], cell_id: str, rep: int) -> list[dict[str, Any]] | None:
