@@ -43,7 +43,7 @@ FAMILIES = ("kmeans", "gmm", "lca", "bayes-gmm")
 def _load() -> tuple[object, object, str]:
     """Opportunity scores and levels of the example survey (or a simulated stand-in)."""
     from latentseg.prepare.cleaning import clean
-    from latentseg.models.lca import opportunity_levels
+    from latentseg.prepare.encoding import opportunity_levels
     from latentseg.prepare.scoring import opportunity_scores
 
     if SURVEY.exists():

@@ -60,7 +60,7 @@ def _read_data(path: Path, kind: str, model: str, columns: list[str] | None, cfg
         scores = opportunity_scores(cleaned)
         scores = _pick_columns(scores, columns, str(path))
         if model in CATEGORICAL_MODELS:
-            from latentseg.models.lca import opportunity_levels
+            from latentseg.prepare.encoding import opportunity_levels
 
             levels = _drop_constant(opportunity_levels(scores), "opportunity level")
             return levels, f"opportunity levels of {levels.shape[1]} outcomes"
@@ -126,7 +126,7 @@ def _drop_constant(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     A score or indicator table given by the user is not edited: there the engine refuses it.
     """
     from latentseg.errors import format_rows
-    from latentseg.models.lca import drop_constant_columns
+    from latentseg.prepare.encoding import drop_constant_columns
 
     frame, const = drop_constant_columns(frame)
     if const:

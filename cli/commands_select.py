@@ -91,7 +91,7 @@ def parse_k(text: str) -> list[int]:
 
 def _read_select_data(path: Path, kind: str, need_levels: bool, cfg: dict[str, Any]) -> tuple[pd.DataFrame, Any, str]:
     """(numeric scores, categorical levels or None, a description of the source)."""
-    from latentseg.models.lca import drop_constant_columns, opportunity_levels
+    from latentseg.prepare.encoding import drop_constant_columns, opportunity_levels
 
     if kind == "survey":
         from latentseg.prepare.cleaning import clean

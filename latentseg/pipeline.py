@@ -745,7 +745,7 @@ def _segment_map(
 
 def _levels(scores: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """Opportunity levels for the latent class families, without outcomes that have one level."""
-    from latentseg.models.lca import drop_constant_columns, opportunity_levels
+    from latentseg.prepare.encoding import drop_constant_columns, opportunity_levels
 
     levels, dropped = drop_constant_columns(opportunity_levels(scores))
     if dropped:

@@ -14,14 +14,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from latentseg.errors import ConfigError, ConvergenceWarning, SurveyError
 from latentseg.models import fit, predict_proba as dispatch_predict_proba
-from latentseg.models.lca import (
-    OPPORTUNITY_LEVEL_NAMES,
-    _ordinal_logp,
-    fit_lca,
-    log_likelihood,
-    opportunity_levels,
-    predict_proba,
-)
+from latentseg.models.lca import _ordinal_logp, fit_lca, log_likelihood, predict_proba
+from latentseg.prepare.encoding import OPPORTUNITY_LEVEL_NAMES, opportunity_levels
 from latentseg.research.simulate import simulate_categorical
 
 # module-scoped fits are shared by several tests: keep them on one xdist worker

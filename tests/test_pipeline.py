@@ -134,7 +134,7 @@ def test_latent_class_model_assigns_from_ratings(run, tmp_path):
 def _levels(root, res):
     from latentseg.prepare.cleaning import clean
     from latentseg.io import read_survey
-    from latentseg.models.lca import opportunity_levels
+    from latentseg.prepare.encoding import opportunity_levels
     from latentseg.prepare.scoring import opportunity_scores
 
     survey = read_survey(root / "survey.csv", imp_scale="1-5", sat_scale="1-10")

@@ -346,7 +346,7 @@ def select(
         loads those fits instead of refitting, so an interrupted sweep resumes.
     categorical_data : DataFrame, shape (n, j), optional
         Indicators for ``lca`` / ``bayes-lca``. Default: the three opportunity levels of ``data``
-        (:func:`latentseg.models.lca.opportunity_levels`; below 10, 10-15, 15 and above), which
+        (:func:`latentseg.prepare.encoding.opportunity_levels`; below 10, 10-15, 15 and above), which
         assumes ``data`` holds opportunity scores.
 
     Returns
@@ -540,7 +540,7 @@ def _mean_imputed(data: Any) -> tuple[Any, int]:
 
 def _opportunity_levels(data: Any) -> Any:
     try:
-        from latentseg.models.lca import opportunity_levels
+        from latentseg.prepare.encoding import opportunity_levels
     except ImportError as exc:  # engine not installed / not written
         raise ConfigError(
             "Latent class models need categorical indicators; pass categorical_data= "

@@ -163,7 +163,7 @@ def stability(
             sub_data = _take(data, idx)
             if model in ("lca", "bayes-lca") and isinstance(sub_data, pd.DataFrame):
                 # a rare answer can vanish from a subsample; such a column is uninformative there
-                from latentseg.models.lca import drop_constant_columns
+                from latentseg.prepare.encoding import drop_constant_columns
 
                 sub_data = drop_constant_columns(sub_data)[0]
             sub = fit(sub_data, model, k, random_seed=seed_of(g), **fit_options)

@@ -254,7 +254,7 @@ class Scorer:
             scores = _apply_reduction(reduction, scores)
         feats = scores[list(self.result.feature_names)]
         if spec.get("transform") == "opportunity_levels":  # latent class on opportunity levels
-            from latentseg.models.lca import opportunity_levels
+            from latentseg.prepare.encoding import opportunity_levels
 
             levels = opportunity_levels(feats)
             return levels, levels.isna().all(axis=1).to_numpy()

@@ -70,14 +70,14 @@ class LatentClassFamily:
     segment_keys = ("weights", "probs", "locations")
 
     def __init__(self, data: Any, k: int, measurement: str, priors: LCAPriors) -> None:
-        from latentseg.models.lca import _encode
+        from latentseg.prepare.encoding import encode_indicators
 
         if measurement not in MEASUREMENTS:
             raise ConfigError(
                 f"The 'measurement' parameter of bayes-lca must be one of {', '.join(MEASUREMENTS)}. "
                 f"Got {measurement!r} instead."
             )
-        enc = _encode(data, measurement)
+        enc = encode_indicators(data, measurement)
         codes_f = np.where(enc.codes >= 0, enc.codes, np.nan).astype(float)
         k = check_k(k, codes_f, "bayes-lca")
         self.data = data
@@ -86,9 +86,9 @@ class LatentClassFamily:
     @classmethod
     def for_scoring(cls, result: Any, data: Any) -> LatentClassFamily:
         """A family on new respondents, with the fitted result's category coding."""
-        from latentseg.models.lca import _encode_new
+        from latentseg.prepare.encoding import encode_new_indicators
 
-        codes = _encode_new(result, data)
+        codes = encode_new_indicators(result, data)
         cats = result.extras["categories"]
         n_cat = np.array([int((cats["item"] == item).sum()) for item in result.feature_names], dtype=np.int64)
         st = result.settings
@@ -519,7 +519,7 @@ class LatentClassFamily:
 
     def extras(self, p: dict[str, np.ndarray], prob: float) -> dict[str, Any]:
         """``item_probs`` (tidy, posterior mean and 95% interval) and ``categories``."""
-        from latentseg.models.lca import _categories_frame
+        from latentseg.prepare.encoding import categories_frame
 
         probs = p["probs"]  # (T, k, C)
         lo, hi = np.quantile(probs, [(1 - prob) / 2, 1 - (1 - prob) / 2], axis=0)
@@ -535,7 +535,7 @@ class LatentClassFamily:
             "item_probs": pd.DataFrame(rows, columns=["segment", "item", "category", "probability", "lower", "upper"])
         }
         if self.enc is not None:
-            out["categories"] = _categories_frame(self.enc)
+            out["categories"] = categories_frame(self.enc)
         return out
 
     # ------------------------------------------------------------------ prior predictive
