@@ -27,6 +27,7 @@ import typer
 from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
+from latentseg.models.families import DEMO
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings [default: ./latentseg.toml if present].")
@@ -136,6 +137,7 @@ def _run(
     report: bool,
     as_json: bool,
     overrides: dict[str, dict[str, Any]] | None = None,
+    model: str | None = None,
 ) -> None:
     from latentseg.cli.commands_select import parse_k
     from latentseg.pipeline import run_pipeline
@@ -154,6 +156,7 @@ def _run(
             survey,
             config,
             models=_split(models),
+            model=model,
             k=ks,
             reduce=reduce,
             random_seed=seed,
@@ -189,157 +192,161 @@ def find_example() -> tuple[Path, Path]:
     )
 
 
+def run_cmd(
+    survey: Annotated[Path, typer.Argument(help="Survey file: CSV (Qualtrics too), Parquet, Excel or SPSS.", show_default=False)],
+    config: ConfigOpt = None,
+    models: Annotated[str | None, typer.Option("--models", help="Families to compare, e.g. kmeans,gmm,lca,bayes-gmm [config].")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The family to keep at the recommended k [config; a --models naming one family keeps it].")] = None,
+    k: Annotated[str | None, typer.Option("--k", help="k values to try: 3..7, 3,4,5 or one k [config: 3..7].")] = None,
+    reduce: Annotated[str | None, typer.Option("--reduce", help="none | pca | fa | jobstep [config: none].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].", min=0)] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name: saved to MODELS_DIR/NAME [survey file name].")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [config: latentseg_output].")] = None,
+    models_dir: Annotated[Path, typer.Option("--models-dir", help="Where models are saved.")] = Path("models"),
+    no_report: Annotated[bool, typer.Option("--no-report", help="Save the model but write no report.")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole playbook on a survey: validate, clean, score, select k, fit, profile, size, save, report.
+
+    An interrupted run (Ctrl-C, a crash) keeps every finished fit in
+    MODELS_DIR/NAME/checkpoints/; running the same command again resumes from them.
+    """
+    state.quiet = state.quiet or quiet
+    _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
+         models_dir=models_dir, report=not no_report, as_json=as_json, model=model)
+
+def demo_cmd(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [latentseg_output].")] = None,
+    models_dir: Annotated[Path, typer.Option("--models-dir", help="Where the demo model is saved.")] = Path("models"),
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole job on the bundled example survey (examples/project_survey.csv).
+
+    The example's config sweeps k-means, Gaussian mixtures and latent class models over
+    k = 3..7; the demo then fits the final segmentation as a Bayesian Gaussian mixture at the
+    recommended k (2 chains x 1000 draws), so the segment sizes carry posterior credible
+    intervals. Same as: latentseg run examples/project_survey.csv --config
+    examples/latentseg.toml --name demo, with [model] model = "bayes-gmm".
+    """
+    state.quiet = state.quiet or quiet
+    survey, config = find_example()
+    info(escape(f"demo: {survey} with {config}; final model: Bayesian Gaussian mixture at the recommended k"))
+    _run(survey, config=config, models=None, k=None, reduce=None, seed=None, name="demo", output=output,
+         models_dir=models_dir, report=True, as_json=as_json, model=DEMO)
+
+def assign_cmd(
+    model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+    new_data: Annotated[Path, typer.Argument(help="New respondents: CSV / TSV (optionally .gz) or Parquet.", show_default=False)],
+    out: Annotated[Path, typer.Option("--output", "-o", help="Output file, .csv or .parquet.", show_default=False)],
+    chunksize: Annotated[int, typer.Option("--chunksize", help="Rows per chunk (memory bound).", min=1)] = 200_000,
+    source: Annotated[str, typer.Option("--from", help="auto | ratings | features | observables.")] = "auto",
+    id_column: Annotated[str | None, typer.Option("--id-column", help="Respondent id column [as at fit time].")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score new respondents: membership probabilities and the modal segment.
+
+    From survey ratings (same columns as at fit time; same scales, missing codes and scoring),
+    from the model's own feature columns, or from observable variables alone through the
+    finder model (--from observables). Files stream in chunks, so memory stays bounded.
+    """
+    from latentseg.deliver.assign import SOURCES, assign_file
+
+    state.quiet = state.quiet or quiet
+    if source not in SOURCES:
+        _usage(f"--from must be one of {', '.join(SOURCES)}; got {source!r}.")
+    summary = assign_file(model, new_data, out, chunksize=chunksize, source=source, id_column=id_column,
+                          progress=not state.quiet)
+    d = summary.to_dict()
+    if as_json:
+        echo_json(d)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{d['rows']:,} rows scored in {d['seconds']:.1f} s -> {out}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("Segment")
+    table.add_column("Modal", justify="right")
+    table.add_column("Expected share", justify="right")
+    for s in d["segments"]:
+        share = s["expected_share"]
+        table.add_row(str(s["id"]), escape(s["name"]), f"{s['modal_count']:,}", "" if share is None else f"{share:.1%}")
+    out_console().print(table)
+    if d["unscored"]:
+        info(f"[yellow]warning:[/] {d['unscored']:,} rows had nothing to score (every input missing); their segment is empty.")
+
+def report_cmd(
+    model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+    out: Annotated[Path, typer.Option("--output", "-o", help="The HTML file; figures/ and tables/ go beside it.")] = Path("latentseg_output/report.html"),
+    title: Annotated[str | None, typer.Option("--title", help="Page title [saved with the model].")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures and CSV/JSON tables beside it."""
+    from latentseg.deliver.artifacts import load_model
+    from latentseg.deliver.report import write_report
+
+    state.quiet = state.quiet or quiet
+    if out.suffix.lower() not in (".html", ".htm"):
+        _usage(f"--output must be an .html file; got '{out}'.")
+    saved = load_model(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # matplotlib font notices are not the user's business
+        path = write_report(saved, out, title=title)
+    files = sorted(str(p.relative_to(path.parent)) for p in path.parent.rglob("*") if p.is_file() and p != path)
+    if as_json:
+        echo_json({"report": str(path), "model_id": saved.model_id, "files": files})
+    else:
+        out_console().print(escape(f"report -> {path} ({len(files)} figure and table files beside it)"), highlight=False)
+
+def _info(model: Path, as_json: bool) -> None:
+    from latentseg.deliver.artifacts import load_model
+
+    saved = load_model(model)
+    s = saved.summary()
+    if as_json:
+        echo_json(s)
+        return
+    from rich.table import Table
+
+    console = out_console()
+    console.print(escape(f"{s['name']}: {s['model']}, k = {s['k']}, n = {s['n']}, id {s['model_id']}"), highlight=False)
+    console.print(escape(f"saved {s['created']} by latentseg {s['latentseg_version']}; seed {s['random_seed']}, data {s['data_hash']}"), highlight=False)
+    table = Table(title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("Segment")
+    table.add_column("Share", justify="right")
+    table.add_column("Interval", justify="right")
+    for seg in s["segments"]:
+        table.add_row(str(seg["id"]), escape(str(seg["label"])), f"{seg['share']:.1%}",
+                      f"{seg['share_lower']:.1%}-{seg['share_upper']:.1%} ({escape(str(seg['interval']))})")
+    console.print(table)
+    console.print(escape(f"features: {', '.join(s['features'][:12])}{' ...' if len(s['features']) > 12 else ''}"), highlight=False)
+    if s["sections"]:
+        console.print(escape(f"saved with: {', '.join(s['sections'])}"), highlight=False)
+
+def info_cmd(
+    model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Describe a saved model and check that it loads (same version, id matching its contents)."""
+    _info(model, as_json)
+
+def load_cmd(
+    model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a saved model (checking version and id) and describe it; same as `info`."""
+    _info(model, as_json)
+
+
 def register(app: typer.Typer) -> None:
-    @command(app, "run")
-    def run_cmd(
-        survey: Annotated[Path, typer.Argument(help="Survey file: CSV (Qualtrics too), Parquet, Excel or SPSS.", show_default=False)],
-        config: ConfigOpt = None,
-        models: Annotated[str | None, typer.Option("--models", help="Families to compare, e.g. kmeans,gmm,lca,bayes-gmm [config].")] = None,
-        k: Annotated[str | None, typer.Option("--k", help="k values to try: 3..7, 3,4,5 or one k [config: 3..7].")] = None,
-        reduce: Annotated[str | None, typer.Option("--reduce", help="none | pca | fa | jobstep [config: none].")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].", min=0)] = None,
-        name: Annotated[str | None, typer.Option("--name", help="Model name: saved to MODELS_DIR/NAME [survey file name].")] = None,
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [config: latentseg_output].")] = None,
-        models_dir: Annotated[Path, typer.Option("--models-dir", help="Where models are saved.")] = Path("models"),
-        no_report: Annotated[bool, typer.Option("--no-report", help="Save the model but write no report.")] = False,
-        quiet: QuietOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Run the whole playbook on a survey: validate, clean, score, select k, fit, profile, size, save, report.
-
-        An interrupted run (Ctrl-C, a crash) keeps every finished fit in
-        MODELS_DIR/NAME/checkpoints/; running the same command again resumes from them.
-        """
-        state.quiet = state.quiet or quiet
-        _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
-             models_dir=models_dir, report=not no_report, as_json=as_json)
-
-    @command(app, "demo")
-    def demo_cmd(
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [latentseg_output].")] = None,
-        models_dir: Annotated[Path, typer.Option("--models-dir", help="Where the demo model is saved.")] = Path("models"),
-        quiet: QuietOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Run the whole job on the bundled example survey (examples/project_survey.csv).
-
-        The example's config sweeps k-means, Gaussian mixtures and latent class models over
-        k = 3..7; the demo then fits the final segmentation as a Bayesian Gaussian mixture at the
-        recommended k (2 chains x 1000 draws), so the segment sizes carry posterior credible
-        intervals. Same as: latentseg run examples/project_survey.csv --config
-        examples/latentseg.toml --name demo, with [model] model = "bayes-gmm".
-        """
-        state.quiet = state.quiet or quiet
-        survey, config = find_example()
-        info(escape(f"demo: {survey} with {config}; final model: Bayesian Gaussian mixture at the recommended k"))
-        _run(survey, config=config, models=None, k=None, reduce=None, seed=None, name="demo", output=output,
-             models_dir=models_dir, report=True, as_json=as_json, overrides={"model": {"model": "bayes-gmm"}})
-
-    @command(app, "assign")
-    def assign_cmd(
-        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
-        new_data: Annotated[Path, typer.Argument(help="New respondents: CSV / TSV (optionally .gz) or Parquet.", show_default=False)],
-        out: Annotated[Path, typer.Option("--output", "-o", help="Output file, .csv or .parquet.", show_default=False)],
-        chunksize: Annotated[int, typer.Option("--chunksize", help="Rows per chunk (memory bound).", min=1)] = 200_000,
-        source: Annotated[str, typer.Option("--from", help="auto | ratings | features | observables.")] = "auto",
-        id_column: Annotated[str | None, typer.Option("--id-column", help="Respondent id column [as at fit time].")] = None,
-        quiet: QuietOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Score new respondents: membership probabilities and the modal segment.
-
-        From survey ratings (same columns as at fit time; same scales, missing codes and scoring),
-        from the model's own feature columns, or from observable variables alone through the
-        finder model (--from observables). Files stream in chunks, so memory stays bounded.
-        """
-        from latentseg.deliver.assign import SOURCES, assign_file
-
-        state.quiet = state.quiet or quiet
-        if source not in SOURCES:
-            _usage(f"--from must be one of {', '.join(SOURCES)}; got {source!r}.")
-        summary = assign_file(model, new_data, out, chunksize=chunksize, source=source, id_column=id_column,
-                              progress=not state.quiet)
-        d = summary.to_dict()
-        if as_json:
-            echo_json(d)
-            return
-        from rich.table import Table
-
-        table = Table(title=f"{d['rows']:,} rows scored in {d['seconds']:.1f} s -> {out}", title_justify="left")
-        table.add_column("#", justify="right")
-        table.add_column("Segment")
-        table.add_column("Modal", justify="right")
-        table.add_column("Expected share", justify="right")
-        for s in d["segments"]:
-            share = s["expected_share"]
-            table.add_row(str(s["id"]), escape(s["name"]), f"{s['modal_count']:,}", "" if share is None else f"{share:.1%}")
-        out_console().print(table)
-        if d["unscored"]:
-            info(f"[yellow]warning:[/] {d['unscored']:,} rows had nothing to score (every input missing); their segment is empty.")
-
-    @command(app, "report")
-    def report_cmd(
-        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
-        out: Annotated[Path, typer.Option("--output", "-o", help="The HTML file; figures/ and tables/ go beside it.")] = Path("latentseg_output/report.html"),
-        title: Annotated[str | None, typer.Option("--title", help="Page title [saved with the model].")] = None,
-        quiet: QuietOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures and CSV/JSON tables beside it."""
-        from latentseg.deliver.artifacts import load_model
-        from latentseg.deliver.report import write_report
-
-        state.quiet = state.quiet or quiet
-        if out.suffix.lower() not in (".html", ".htm"):
-            _usage(f"--output must be an .html file; got '{out}'.")
-        saved = load_model(model)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # matplotlib font notices are not the user's business
-            path = write_report(saved, out, title=title)
-        files = sorted(str(p.relative_to(path.parent)) for p in path.parent.rglob("*") if p.is_file() and p != path)
-        if as_json:
-            echo_json({"report": str(path), "model_id": saved.model_id, "files": files})
-        else:
-            out_console().print(escape(f"report -> {path} ({len(files)} figure and table files beside it)"), highlight=False)
-
-    def _info(model: Path, as_json: bool) -> None:
-        from latentseg.deliver.artifacts import load_model
-
-        saved = load_model(model)
-        s = saved.summary()
-        if as_json:
-            echo_json(s)
-            return
-        from rich.table import Table
-
-        console = out_console()
-        console.print(escape(f"{s['name']}: {s['model']}, k = {s['k']}, n = {s['n']}, id {s['model_id']}"), highlight=False)
-        console.print(escape(f"saved {s['created']} by latentseg {s['latentseg_version']}; seed {s['random_seed']}, data {s['data_hash']}"), highlight=False)
-        table = Table(title_justify="left")
-        table.add_column("#", justify="right")
-        table.add_column("Segment")
-        table.add_column("Share", justify="right")
-        table.add_column("Interval", justify="right")
-        for seg in s["segments"]:
-            table.add_row(str(seg["id"]), escape(str(seg["label"])), f"{seg['share']:.1%}",
-                          f"{seg['share_lower']:.1%}-{seg['share_upper']:.1%} ({escape(str(seg['interval']))})")
-        console.print(table)
-        console.print(escape(f"features: {', '.join(s['features'][:12])}{' ...' if len(s['features']) > 12 else ''}"), highlight=False)
-        if s["sections"]:
-            console.print(escape(f"saved with: {', '.join(s['sections'])}"), highlight=False)
-
-    @command(app, "info")
-    def info_cmd(
-        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Describe a saved model and check that it loads (same version, id matching its contents)."""
-        _info(model, as_json)
-
-    @command(app, "load", hidden=False)
-    def load_cmd(
-        model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Load a saved model (checking version and id) and describe it; same as `info`."""
-        _info(model, as_json)
+    """Add this module's commands to ``app``."""
+    command(app, "run")(run_cmd)
+    command(app, "demo")(demo_cmd)
+    command(app, "assign")(assign_cmd)
+    command(app, "report")(report_cmd)
+    command(app, "info")(info_cmd)
+    command(app, "load", hidden=False)(load_cmd)

@@ -15,7 +15,6 @@ Heavy imports (pandas, scikit-learn, PyMC, matplotlib) happen inside the command
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,8 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from latentseg.result import SegmentationResult
 
-_ID_COLUMNS = ("respondent_id", "id")
-_ENGINE_KEYS = ("covariance", "n_init", "draws", "tune", "chains", "sampler")
 
 
 def _config_error(message: str) -> None:
@@ -87,68 +84,6 @@ def parse_k(text: str) -> list[int]:
     if not ks or min(ks) < 1:
         _config_error(f"--k must look like 3..7, 3-7 or 3,4,5 with every k >= 1; got {text!r}.")
     return ks
-
-
-def _read_select_data(path: Path, kind: str, need_levels: bool, cfg: dict[str, Any]) -> tuple[pd.DataFrame, Any, str]:
-    """(numeric scores, categorical levels or None, a description of the source)."""
-    from latentseg.prepare.encoding import drop_constant_columns, opportunity_levels
-
-    if kind == "survey":
-        from latentseg.prepare.cleaning import clean
-        from latentseg.io import read_survey
-        from latentseg.prepare.scoring import opportunity_scores
-
-        survey = read_survey(path, config=cfg)
-        cleaned, report = clean(survey, **cfg["cleaning"])
-        info(escape(report.summary().splitlines()[0]))
-        scores = opportunity_scores(cleaned)
-        source = f"opportunity scores of {scores.shape[1]} outcomes, {scores.shape[0]} respondents"
-    else:
-        from latentseg.io import read_table
-
-        frame = read_table(path)
-        ids = [c for c in frame.columns if str(c).lower() in _ID_COLUMNS]
-        if ids:
-            if frame[ids[0]].duplicated().any():
-                from latentseg.errors import format_rows
-
-                dup = frame.loc[frame[ids[0]].duplicated(keep=False), ids[0]].unique()
-                _config_error(f"{path}: column '{ids[0]}' has repeated respondent ids {format_rows(dup)}.")
-            frame = frame.set_index(ids[0])
-        import pandas as pd
-
-        bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
-        if bad:
-            from latentseg.errors import format_rows
-
-            _config_error(f"{path}: score column(s) {format_rows(bad)} are not numeric; select needs a numeric score table.")
-        scores = frame
-        source = f"{scores.shape[1]} score columns, {scores.shape[0]} respondents"
-    from latentseg.errors import format_rows
-
-    scores, const = drop_constant_columns(scores)
-    if const:
-        info(escape(f"note: left out column(s) {format_rows(const)}: every respondent has the same value there."))
-    levels = None
-    if need_levels:
-        levels, flat = drop_constant_columns(opportunity_levels(scores))
-        if flat:
-            info(escape(f"note: latent class models leave out {format_rows(flat)}: one opportunity level for everyone."))
-        if kind != "survey":
-            info("note: latent class models fit the opportunity levels of these scores (cut at 10 and 15).")
-    return scores, levels, source
-
-
-def _family_options(model: str, cfg_model: dict[str, Any]) -> dict[str, Any]:
-    """The configured engine options that this family's engine accepts."""
-    from latentseg.models import MODELS, engine
-
-    try:
-        func = getattr(engine(model), MODELS[model][1])
-    except ImportError:
-        return {}
-    accepted = set(inspect.signature(func).parameters)
-    return {k: cfg_model[k] for k in _ENGINE_KEYS if k in accepted and k in cfg_model}
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -216,7 +151,9 @@ def _assignment_result(path: Path) -> SegmentationResult:
 
     frame = read_table(path)
     lower = {str(c).lower(): c for c in frame.columns}
-    id_col = next((lower[c] for c in _ID_COLUMNS if c in lower), None)
+    from latentseg.prepare.core import ID_COLUMNS
+
+    id_col = next((lower[c] for c in ID_COLUMNS if c in lower), None)
     if id_col is None or "segment" not in lower:
         raise SurveyError(
             f"{path}: an assignment table needs columns 'respondent_id' and 'segment' (and optionally "
@@ -291,12 +228,13 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
     if replicates <= 0:
         return []
     from latentseg.choose.lrt import blrt
+    from latentseg.models.families import FAMILIES
 
     rows = []
-    for model in ("gmm", "lca"):
-        if model not in selection.per_family:
+    for model, fam in FAMILIES.items():
+        if not fam.lrt or model not in selection.per_family:
             continue
-        data = levels if model == "lca" else scores
+        data = levels if fam.categorical else scores
         ks = sorted(int(k) for k in selection.table.loc[selection.table["model"] == model, "k"] if k >= 2)
         for k in ks:
             def fitted(kk: int) -> Any:
@@ -313,169 +251,182 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
     return rows
 
 
+def select_cmd(
+    data: Annotated[Path, typer.Argument(help="Survey file, or a numeric score table with --data-kind scores.")],
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Comma-separated families: kmeans,gmm,lca,bayes-gmm,bayes-lca [config]."),
+    ] = None,
+    k: Annotated[str | None, typer.Option("--k", help="k range, e.g. 3..7 or 3,4,5 [config: 3..7].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="latentseg.toml [./latentseg.toml if present].")] = None,
+    data_kind: Annotated[str, typer.Option("--data-kind", help="survey | scores.")] = "survey",
+    plots: Annotated[Path | None, typer.Option("--plots", help="Write the selection figures (PNG) to this folder.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Keep each finished fit here; a rerun resumes from them.")
+    ] = None,
+    blrt_replicates: Annotated[
+        int,
+        typer.Option("--blrt", help="Also run the bootstrap LRT (k-1 vs k) for gmm / lca with this many replicates.", min=0),
+    ] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for the bootstrap LRT.", min=1)] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {fits, recommended_k, rule, ...} as JSON.")] = False,
+) -> None:
+    """Fit every family over a k range and recommend a k, with the rule written out."""
+    from latentseg.choose.selection import select
+    from latentseg.config import load_config, merge_config, select_options
+    from latentseg.models.families import check_names, family
+    from latentseg.prepare.core import prepare
+
+    cfg = load_config(config)
+    sel_cfg = cfg["select"]
+    if data_kind not in ("survey", "scores"):
+        _config_error(f"--data-kind must be survey or scores; got {data_kind!r}.")
+    family_list = check_names(models if models else list(sel_cfg["models"]), "--models")
+    ks = parse_k(k) if k else list(range(int(sel_cfg["k_min"]), int(sel_cfg["k_max"]) + 1))
+    if seed is not None:
+        cfg["model"]["random_seed"] = merge_config({"model": {"random_seed": seed}}, "options")["model"]["random_seed"]
+    prepared = prepare(data, cfg, kind=data_kind, families=family_list)
+    if prepared.cleaning is not None:
+        info(escape(prepared.cleaning.summary().splitlines()[0]))
+    fit_options = {}
+    for note in prepared.notes:
+        info(escape(f"note: {note}."))
+    for m in family_list:
+        eo = family(m).options_from_config(cfg)
+        fit_options[m] = eo.options
+        for note in eo.notes:
+            info(escape(f"note: {note}."))
+    source = f"{prepared.description}, {prepared.n} respondents"
+    scores, levels = prepared.numeric, prepared.levels
+    with progress_bar("select") as update:
+        selection = select(
+            scores,
+            models=family_list,
+            k=ks,
+            random_seed=cfg["model"]["random_seed"],
+            **select_options(cfg),
+            fit_options=fit_options,
+            progress=update,
+            checkpoint_dir=checkpoint,
+            categorical_data=levels,
+        )
+    lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
+    written = []
+    if plots is not None:
+        from latentseg.deliver.plots import plot_selection
+
+        written = plot_selection(selection, plots)
+        for p in written:
+            info(escape(f"figure -> {p}"))
+    if as_json:
+        out = selection.to_dict()
+        out["source"] = source
+        out["plots"] = [str(p) for p in written]
+        from latentseg.choose.lrt import lmr_table
+
+        lmr = lmr_table(selection.table, int(scores.shape[0]))
+        out["lmr"] = lmr.to_dict(orient="records")
+        if lrt_rows:
+            out["blrt"] = lrt_rows
+        echo_json(out)
+    else:
+        _print_selection(selection, source)
+        for row in lrt_rows:
+            out_console().print(escape(row["summary"]), highlight=False)
+
+def compare_cmd(
+    a: Annotated[Path, typer.Argument(help="Saved model directory, or assignment table (respondent_id, segment[, p_1..]).")],
+    b: Annotated[Path, typer.Argument(help="The second model or assignment table.")],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the crosstab heatmap (PNG) here.")] = None,
+    disagreements: Annotated[
+        Path | None, typer.Option("--disagreements", help="Write the disagreeing respondents (CSV) here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two segmentations of the same respondents: agreement, crosstab, shares, disagreements."""
+    from latentseg.choose.comparison import compare
+
+    ra = _load_for_compare(a)
+    rb = _load_for_compare(b)
+    names = None
+    if ra.model == rb.model and ra.k == rb.k:
+        names = (f"{a.name}", f"{b.name}") if a.name != b.name else None
+    c = compare(ra, rb, names=names)
+    if plot is not None:
+        from latentseg.deliver.plots import plot_comparison
+
+        info(escape(f"figure -> {plot_comparison(c, plot)}"))
+    if disagreements is not None:
+        disagreements.parent.mkdir(parents=True, exist_ok=True)
+        c.disagreements.to_csv(disagreements)
+        info(escape(f"disagreements -> {disagreements}"))
+    if as_json:
+        echo_json(c.to_dict())
+        return
+    from rich.table import Table
+
+    console = out_console()
+    console.print(escape(c.summary), highlight=False)
+    for note in c.notes:
+        console.print(escape(f"note: {note}"), highlight=False)
+    ct = Table(title=f"Respondents by segment (rows: {c.name_a}; columns: {c.name_b}, matched order)", title_justify="left")
+    ct.add_column("")
+    for col in c.crosstab.columns:
+        ct.add_column(str(col), justify="right")
+    for idx, row in c.crosstab.iterrows():
+        ct.add_row(str(idx), *[str(int(v)) for v in row])
+    console.print(ct)
+    sh = Table(title=f"Share differences ({c.shares.attrs.get('interval', '95% interval')})", title_justify="left")
+    for col in ("segment A", "segment B", "share A", "share B", "difference", "interval"):
+        sh.add_column(col, justify="right")
+    for r in c.shares.to_dict(orient="records"):
+        sh.add_row(str(r["segment_a"]), str(r["segment_b"]), f"{r['share_a']:.1%}", f"{r['share_b']:.1%}",
+                   f"{r['difference'] * 100:+.1f} pts", f"{r['lower'] * 100:+.1f} to {r['upper'] * 100:+.1f}")
+    console.print(sh)
+    console.print(f"ARI {c.ari:.3f}, NMI {c.nmi:.3f}, {len(c.disagreements)} of {c.n} respondents disagree.")
+
+def study_cmd(
+    config: Annotated[Path, typer.Argument(help="Study config (TOML with a [study] table; see examples/study.toml).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (resumes what is there).")] = Path("study_output"),
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.", min=1)] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-method overview as JSON.")] = False,
+) -> None:
+    """Run (or resume) a simulation study of how well each method recovers known segments."""
+    from latentseg.research.study import headline_tables, load_study_config, run_study
+
+    cfg = load_study_config(config)
+    info(escape(f"{len(cfg.cells())} cells x {cfg.replications} replications, methods: {', '.join(cfg.methods)}"))
+    with progress_bar("study") as update:
+        res = run_study(cfg, output, n_jobs=jobs, progress=update)
+    if res.resumed:
+        info(f"{res.resumed} replication(s) were loaded from an earlier run, {res.computed} computed.")
+    overall = headline_tables(res.summary)["overall"] if len(res.summary) else None
+    if as_json:
+        echo_json({
+            "output": str(output),
+            "files": {k: str(v) for k, v in res.files.items()},
+            "resumed": res.resumed,
+            "computed": res.computed,
+            "overall": {} if overall is None else overall.reset_index().to_dict(orient="records"),
+        })
+        return
+    from rich.table import Table
+
+    if overall is not None:
+        tab = Table(title="Per method, averaged over cells", title_justify="left")
+        tab.add_column("method")
+        for col in overall.columns:
+            tab.add_column(col.replace("_", " "), justify="right")
+        for method, row in overall.iterrows():
+            tab.add_row(str(method), *[_fmt(v, 3) for v in row])
+        out_console().print(tab)
+    for name, path in res.files.items():
+        info(escape(f"{name} -> {path}"))
+
+
 def register(app: typer.Typer) -> None:
-    @command(app, "select")
-    def select_cmd(
-        data: Annotated[Path, typer.Argument(help="Survey file, or a numeric score table with --data-kind scores.")],
-        models: Annotated[
-            str | None,
-            typer.Option("--models", help="Comma-separated families: kmeans,gmm,lca,bayes-gmm,bayes-lca [config]."),
-        ] = None,
-        k: Annotated[str | None, typer.Option("--k", help="k range, e.g. 3..7 or 3,4,5 [config: 3..7].")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].")] = None,
-        config: Annotated[Path | None, typer.Option("--config", help="latentseg.toml [./latentseg.toml if present].")] = None,
-        data_kind: Annotated[str, typer.Option("--data-kind", help="survey | scores.")] = "survey",
-        plots: Annotated[Path | None, typer.Option("--plots", help="Write the selection figures (PNG) to this folder.")] = None,
-        checkpoint: Annotated[
-            Path | None, typer.Option("--checkpoint", help="Keep each finished fit here; a rerun resumes from them.")
-        ] = None,
-        blrt_replicates: Annotated[
-            int,
-            typer.Option("--blrt", help="Also run the bootstrap LRT (k-1 vs k) for gmm / lca with this many replicates.", min=0),
-        ] = 0,
-        jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for the bootstrap LRT.", min=1)] = 2,
-        as_json: Annotated[bool, typer.Option("--json", help="Print {fits, recommended_k, rule, ...} as JSON.")] = False,
-    ) -> None:
-        """Fit every family over a k range and recommend a k, with the rule written out."""
-        from latentseg.config import load_config, merge_config, select_options
-        from latentseg.choose.selection import CATEGORICAL_MODELS, select
-
-        cfg = load_config(config)
-        sel_cfg = cfg["select"]
-        if data_kind not in ("survey", "scores"):
-            _config_error(f"--data-kind must be survey or scores; got {data_kind!r}.")
-        if not data.exists():
-            _config_error(f"Data file '{data}' does not exist.")
-        family_list = [m.strip() for m in models.split(",") if m.strip()] if models else list(sel_cfg["models"])
-        ks = parse_k(k) if k else list(range(int(sel_cfg["k_min"]), int(sel_cfg["k_max"]) + 1))
-        if seed is not None:
-            cfg["model"]["random_seed"] = merge_config({"model": {"random_seed": seed}}, "options")["model"]["random_seed"]
-        need_levels = any(m in CATEGORICAL_MODELS for m in family_list)
-        scores, levels, source = _read_select_data(data, data_kind, need_levels, cfg)
-        fit_options = {m: _family_options(m, cfg["model"]) for m in family_list if m in ("kmeans", "gmm", "lca", "bayes-gmm", "bayes-lca")}
-        with progress_bar("select") as update:
-            selection = select(
-                scores,
-                models=family_list,
-                k=ks,
-                random_seed=cfg["model"]["random_seed"],
-                **select_options(cfg),
-                fit_options=fit_options,
-                progress=update,
-                checkpoint_dir=checkpoint,
-                categorical_data=levels,
-            )
-        lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
-        written = []
-        if plots is not None:
-            from latentseg.deliver.plots import plot_selection
-
-            written = plot_selection(selection, plots)
-            for p in written:
-                info(escape(f"figure -> {p}"))
-        if as_json:
-            out = selection.to_dict()
-            out["source"] = source
-            out["plots"] = [str(p) for p in written]
-            from latentseg.choose.lrt import lmr_table
-
-            lmr = lmr_table(selection.table, int(scores.shape[0]))
-            out["lmr"] = lmr.to_dict(orient="records")
-            if lrt_rows:
-                out["blrt"] = lrt_rows
-            echo_json(out)
-        else:
-            _print_selection(selection, source)
-            for row in lrt_rows:
-                out_console().print(escape(row["summary"]), highlight=False)
-
-    @command(app, "compare")
-    def compare_cmd(
-        a: Annotated[Path, typer.Argument(help="Saved model directory, or assignment table (respondent_id, segment[, p_1..]).")],
-        b: Annotated[Path, typer.Argument(help="The second model or assignment table.")],
-        plot: Annotated[Path | None, typer.Option("--plot", help="Write the crosstab heatmap (PNG) here.")] = None,
-        disagreements: Annotated[
-            Path | None, typer.Option("--disagreements", help="Write the disagreeing respondents (CSV) here.")
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
-    ) -> None:
-        """Compare two segmentations of the same respondents: agreement, crosstab, shares, disagreements."""
-        from latentseg.choose.comparison import compare
-
-        ra = _load_for_compare(a)
-        rb = _load_for_compare(b)
-        names = None
-        if ra.model == rb.model and ra.k == rb.k:
-            names = (f"{a.name}", f"{b.name}") if a.name != b.name else None
-        c = compare(ra, rb, names=names)
-        if plot is not None:
-            from latentseg.deliver.plots import plot_comparison
-
-            info(escape(f"figure -> {plot_comparison(c, plot)}"))
-        if disagreements is not None:
-            disagreements.parent.mkdir(parents=True, exist_ok=True)
-            c.disagreements.to_csv(disagreements)
-            info(escape(f"disagreements -> {disagreements}"))
-        if as_json:
-            echo_json(c.to_dict())
-            return
-        from rich.table import Table
-
-        console = out_console()
-        console.print(escape(c.summary), highlight=False)
-        for note in c.notes:
-            console.print(escape(f"note: {note}"), highlight=False)
-        ct = Table(title=f"Respondents by segment (rows: {c.name_a}; columns: {c.name_b}, matched order)", title_justify="left")
-        ct.add_column("")
-        for col in c.crosstab.columns:
-            ct.add_column(str(col), justify="right")
-        for idx, row in c.crosstab.iterrows():
-            ct.add_row(str(idx), *[str(int(v)) for v in row])
-        console.print(ct)
-        sh = Table(title=f"Share differences ({c.shares.attrs.get('interval', '95% interval')})", title_justify="left")
-        for col in ("segment A", "segment B", "share A", "share B", "difference", "interval"):
-            sh.add_column(col, justify="right")
-        for r in c.shares.to_dict(orient="records"):
-            sh.add_row(str(r["segment_a"]), str(r["segment_b"]), f"{r['share_a']:.1%}", f"{r['share_b']:.1%}",
-                       f"{r['difference'] * 100:+.1f} pts", f"{r['lower'] * 100:+.1f} to {r['upper'] * 100:+.1f}")
-        console.print(sh)
-        console.print(f"ARI {c.ari:.3f}, NMI {c.nmi:.3f}, {len(c.disagreements)} of {c.n} respondents disagree.")
-
-    @command(app, "study")
-    def study_cmd(
-        config: Annotated[Path, typer.Argument(help="Study config (TOML with a [study] table; see examples/study.toml).")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (resumes what is there).")] = Path("study_output"),
-        jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.", min=1)] = 1,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the per-method overview as JSON.")] = False,
-    ) -> None:
-        """Run (or resume) a simulation study of how well each method recovers known segments."""
-        from latentseg.research.study import headline_tables, load_study_config, run_study
-
-        cfg = load_study_config(config)
-        info(escape(f"{len(cfg.cells())} cells x {cfg.replications} replications, methods: {', '.join(cfg.methods)}"))
-        with progress_bar("study") as update:
-            res = run_study(cfg, output, n_jobs=jobs, progress=update)
-        if res.resumed:
-            info(f"{res.resumed} replication(s) were loaded from an earlier run, {res.computed} computed.")
-        overall = headline_tables(res.summary)["overall"] if len(res.summary) else None
-        if as_json:
-            echo_json({
-                "output": str(output),
-                "files": {k: str(v) for k, v in res.files.items()},
-                "resumed": res.resumed,
-                "computed": res.computed,
-                "overall": {} if overall is None else overall.reset_index().to_dict(orient="records"),
-            })
-            return
-        from rich.table import Table
-
-        if overall is not None:
-            tab = Table(title="Per method, averaged over cells", title_justify="left")
-            tab.add_column("method")
-            for col in overall.columns:
-                tab.add_column(col.replace("_", " "), justify="right")
-            for method, row in overall.iterrows():
-                tab.add_row(str(method), *[_fmt(v, 3) for v in row])
-            out_console().print(tab)
-        for name, path in res.files.items():
-            info(escape(f"{name} -> {path}"))
+    """Add this module's commands to ``app``."""
+    command(app, "select")(select_cmd)
+    command(app, "compare")(compare_cmd)
+    command(app, "study")(study_cmd)

@@ -156,95 +156,98 @@ def _print_summary(summary: dict[str, Any], report: CleaningReport, warned: list
             console.print(f"  ... and {len(report.excluded) - 25} more (--json lists all)")
 
 
-def register(app: typer.Typer) -> None:
-    @command(app, "validate")
-    def validate(
-        survey: SurveyArg,
-        config: ConfigOpt = None,
-        imp_scale: ImpScaleOpt = None,
-        sat_scale: SatScaleOpt = None,
-        missing_codes: MissingOpt = None,
-        outcomes: OutcomesOpt = None,
-        sheet: SheetOpt = None,
-        json_: JsonOpt = False,
-    ) -> None:
-        """Read and validate a survey: what was found, scales (declared or inferred), notes, cleaning report.
+def validate(
+    survey: SurveyArg,
+    config: ConfigOpt = None,
+    imp_scale: ImpScaleOpt = None,
+    sat_scale: SatScaleOpt = None,
+    missing_codes: MissingOpt = None,
+    outcomes: OutcomesOpt = None,
+    sheet: SheetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Read and validate a survey: what was found, scales (declared or inferred), notes, cleaning report.
 
-        Exits 1 with one message when the file is invalid.
-        """
-        data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
-        _, report, more = _clean(data, cfg)
+    Exits 1 with one message when the file is invalid.
+    """
+    data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
+    _, report, more = _clean(data, cfg)
+    warned += more
+    summary = _summary(data)
+    _warn(warned)
+    if json_:
+        echo_json({**summary, "warnings": warned, "cleaning": report.to_dict()})
+        return
+    _print_summary(summary, report, warned)
+
+def score(
+    survey: SurveyArg,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Respondent-level scores (.csv or .parquet); the landscape goes next to it.", show_default=False),
+    ],
+    no_clean: Annotated[bool, typer.Option("--no-clean", help="Score every respondent (skip cleaning).")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="Also compute the landscape per value of this profile column.")] = None,
+    config: ConfigOpt = None,
+    imp_scale: ImpScaleOpt = None,
+    sat_scale: SatScaleOpt = None,
+    missing_codes: MissingOpt = None,
+    outcomes: OutcomesOpt = None,
+    sheet: SheetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Write opportunity scores per respondent and outcome, and the per-outcome landscape.
+
+    Scores: importance + max(importance - satisfaction, 0), both rescaled to 0-10. Landscape
+    (Ulwick): top-2-box shares x 10, opportunity and class per outcome, in
+    <stem>_landscape.<ext>.
+    """
+    from latentseg.errors import ConfigError
+    from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
+
+    if output.suffix.lower() not in _SUFFIXES:
+        raise ConfigError(f"The --output file {str(output)!r} must end in .csv or .parquet; got {output.suffix or 'no suffix'!r}.")
+    data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
+    report = None
+    if not no_clean:
+        data, report, more = _clean(data, cfg)
         warned += more
-        summary = _summary(data)
-        _warn(warned)
-        if json_:
-            echo_json({**summary, "warnings": warned, "cleaning": report.to_dict()})
-            return
-        _print_summary(summary, report, warned)
+    _warn(warned)
+    if report is not None:
+        info(escape(report.summary().splitlines()[0]))
+    scores = opportunity_scores(data)
+    landscape = opportunity_landscape(data, by=by)
+    landscape_path = output.with_name(f"{output.stem}_landscape{output.suffix}")
+    from latentseg.io import write_table
 
-    @command(app, "score")
-    def score(
-        survey: SurveyArg,
-        output: Annotated[
-            Path,
-            typer.Option("--output", "-o", help="Respondent-level scores (.csv or .parquet); the landscape goes next to it.", show_default=False),
-        ],
-        no_clean: Annotated[bool, typer.Option("--no-clean", help="Score every respondent (skip cleaning).")] = False,
-        by: Annotated[str | None, typer.Option("--by", help="Also compute the landscape per value of this profile column.")] = None,
-        config: ConfigOpt = None,
-        imp_scale: ImpScaleOpt = None,
-        sat_scale: SatScaleOpt = None,
-        missing_codes: MissingOpt = None,
-        outcomes: OutcomesOpt = None,
-        sheet: SheetOpt = None,
-        json_: JsonOpt = False,
-    ) -> None:
-        """Write opportunity scores per respondent and outcome, and the per-outcome landscape.
-
-        Scores: importance + max(importance - satisfaction, 0), both rescaled to 0-10. Landscape
-        (Ulwick): top-2-box shares x 10, opportunity and class per outcome, in
-        <stem>_landscape.<ext>.
-        """
-        from latentseg.errors import ConfigError
-        from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
-
-        if output.suffix.lower() not in _SUFFIXES:
-            raise ConfigError(f"The --output file {str(output)!r} must end in .csv or .parquet; got {output.suffix or 'no suffix'!r}.")
-        data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
-        report = None
-        if not no_clean:
-            data, report, more = _clean(data, cfg)
-            warned += more
-        _warn(warned)
-        if report is not None:
-            info(escape(report.summary().splitlines()[0]))
-        scores = opportunity_scores(data)
-        landscape = opportunity_landscape(data, by=by)
-        landscape_path = output.with_name(f"{output.stem}_landscape{output.suffix}")
-        from latentseg.io import write_table
-
-        write_table(scores.reset_index(), output)
-        write_table(landscape, landscape_path)
-        info(
-            f"wrote {escape(str(output))} ({scores.shape[0]} respondents x {scores.shape[1]} outcomes) "
-            f"and {escape(str(landscape_path))}"
+    write_table(scores.reset_index(), output)
+    write_table(landscape, landscape_path)
+    info(
+        f"wrote {escape(str(output))} ({scores.shape[0]} respondents x {scores.shape[1]} outcomes) "
+        f"and {escape(str(landscape_path))}"
+    )
+    if json_:
+        echo_json(
+            {
+                "source": data.source,
+                "n_respondents": data.n_respondents,
+                "n_outcomes": data.n_outcomes,
+                "cleaned": report is not None,
+                "n_excluded": 0 if report is None else report.n_excluded,
+                "scores_file": str(output),
+                "landscape_file": str(landscape_path),
+                "warnings": warned,
+                "landscape": landscape.to_dict(orient="records"),
+            }
         )
-        if json_:
-            echo_json(
-                {
-                    "source": data.source,
-                    "n_respondents": data.n_respondents,
-                    "n_outcomes": data.n_outcomes,
-                    "cleaned": report is not None,
-                    "n_excluded": 0 if report is None else report.n_excluded,
-                    "scores_file": str(output),
-                    "landscape_file": str(landscape_path),
-                    "warnings": warned,
-                    "landscape": landscape.to_dict(orient="records"),
-                }
-            )
-            return
-        _print_landscape(landscape, by)
+        return
+    _print_landscape(landscape, by)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    command(app, "validate")(validate)
+    command(app, "score")(score)
 
 
 def _print_landscape(landscape: pd.DataFrame, by: str | None) -> None:

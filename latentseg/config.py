@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from latentseg.errors import ConfigError
+from latentseg.models.families import NAMES as MODEL_NAMES
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -75,7 +76,6 @@ __all__ = [
 #: The file :func:`load_config` looks for in the current directory when given no path.
 CONFIG_FILENAME = "latentseg.toml"
 
-MODEL_NAMES = ("kmeans", "gmm", "lca", "bayes-gmm", "bayes-lca")
 
 
 @dataclass(frozen=True)

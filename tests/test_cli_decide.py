@@ -66,7 +66,9 @@ def test_profile_json_has_profiles_overlays_finder_distal_and_map(saved):
     assert {e["column"] for e in d["distal"]["estimates"]} == {"plan_price"}
     assert [s["id"] for s in d["segment_map"]["segments"]] == [1, 2, 3]
     assert d["segment_map"]["segments"][0]["current_solution"]  # current_tool found by name
-    assert d["sizing"] is None  # [size] tam is 0
+    # [size] tam is 0: sizes are shares only (as `run` sizes every model), no market counts
+    assert d["sizing"]["tam"] is None and len(d["sizing"]["segments"]) == 3
+    assert all("count" not in s or s["count"] is None for s in d["sizing"]["segments"])
 
 
 def test_profile_writes_files_and_prints_tables(saved, tmp_path):

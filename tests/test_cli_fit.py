@@ -151,12 +151,15 @@ def test_save_writes_a_model(scores_csv, tmp_path, monkeypatch):
 
 
 def test_bayes_options_reach_only_bayes_models(scores_csv, monkeypatch):
-    """The sampler is not run here: a stand-in Bayesian engine records what it was given."""
+    """The sampler is not run here: a stand-in Bayesian engine records what it was given. The
+    config's [model] covariance reaches bayes-gmm in its own spelling (VVI -> "diag"), as in
+    `select` and `run`; an explicit --covariance overrides it."""
     path, _, _ = scores_csv
     seen = {}
 
-    def fit_bayes_gmm(data, k, *, random_seed=None, draws=1000, tune=1000, chains=2, sampler="nutpie", n_init=10):
-        seen.update(draws=draws, tune=tune, chains=chains, sampler=sampler, n_init=n_init)
+    def fit_bayes_gmm(data, k, *, random_seed=None, draws=1000, tune=1000, chains=2, sampler="nutpie", n_init=10,
+                      covariance="diag"):
+        seen.update(draws=draws, tune=tune, chains=chains, sampler=sampler, n_init=n_init, covariance=covariance)
         return fit_gmm(data, k, random_seed=random_seed, n_init=1)
 
     fake = types.ModuleType("latentseg.models.bayes.engine")
@@ -164,9 +167,33 @@ def test_bayes_options_reach_only_bayes_models(scores_csv, monkeypatch):
     monkeypatch.setitem(sys.modules, "latentseg.models.bayes.engine", fake)
     res = _run([path, "--data-kind", "scores", "--model", "bayes-gmm", "--k", 2, "--draws", 50, "--chains", 1])
     assert res.exit_code == 0, res.output
-    assert seen == {"draws": 50, "tune": 1000, "chains": 1, "sampler": "nutpie", "n_init": 10}
-    res = _run([path, "--data-kind", "scores", "--model", "bayes-gmm", "--k", 2, "--covariance", "VVV"])
-    assert res.exit_code == 1 and "--covariance is not an option of --model bayes-gmm" in res.output
+    assert seen == {"draws": 50, "tune": 1000, "chains": 1, "sampler": "nutpie", "n_init": 10, "covariance": "diag"}
+    res = _run([path, "--data-kind", "scores", "--model", "bayes-gmm", "--k", 2, "--covariance", "EEI"])
+    assert res.exit_code == 0, res.output
+    assert seen["covariance"] == "EEI"
+
+
+def test_fit_honours_the_configs_covariance_for_bayes_gmm(scores_csv, monkeypatch, tmp_path):
+    """[model] covariance = "EEI" in the config reaches bayes-gmm through `fit` (it used to be ignored);
+    a structure bayes-gmm does not have keeps its default, with a note."""
+    path, _, _ = scores_csv
+    seen = {}
+
+    def fit_bayes_gmm(data, k, *, random_seed=None, covariance="diag", **options):
+        seen["covariance"] = covariance
+        return fit_gmm(data, k, random_seed=random_seed, n_init=1)
+
+    fake = types.ModuleType("latentseg.models.bayes.engine")
+    fake.fit_bayes_gmm = fit_bayes_gmm
+    monkeypatch.setitem(sys.modules, "latentseg.models.bayes.engine", fake)
+    for given, want in (("EEI", "EEI"), ("VVV", "full"), ("auto", "auto"), ("EEE", "diag")):
+        cfg = tmp_path / f"{given}.toml"
+        cfg.write_text(f'[model]\ncovariance = "{given}"\n')
+        seen.clear()
+        res = _run([path, "--data-kind", "scores", "--model", "bayes-gmm", "--k", 2, "--config", cfg])
+        assert res.exit_code == 0, res.output
+        assert seen["covariance"] == want, given
+    assert "bayes-gmm has no 'EEE' covariance structure" in " ".join(res.stderr.split())
 
 
 # ------------------------------------------------------------------ bad settings: exit 1, one message
@@ -214,13 +241,27 @@ def test_bad_settings_exit_1_with_one_message(scores_csv, odd_tables, tmp_path, 
     assert res.stderr.count("error:") == 1
 
 
-def test_survey_one_category_outcome_is_left_out_with_a_note(capsys):
+def test_survey_one_category_outcome_is_left_out_with_a_note(tmp_path):
     """An outcome on which every respondent has the same opportunity level cannot change a latent
-    class fit (it contributes probability 1 in every segment): the survey path leaves it out and
-    says which; a user's own table is not edited (see the 'onecat' case above)."""
-    from latentseg.cli.commands_fit import _drop_constant
+    class fit (it contributes probability 1 in every segment): the survey path (the prepare step
+    every command shares) leaves it out and says which; a user's own table is not edited (see the
+    'onecat' case above)."""
+    rng = np.random.default_rng(3)
+    n = 150
+    frame = pd.DataFrame({"respondent_id": [f"r{i}" for i in range(n)]})
+    for o in ("o1", "o3", "o4"):
+        frame[f"imp_{o}"] = rng.integers(1, 6, n)
+        frame[f"sat_{o}"] = rng.integers(1, 6, n)
+    frame["imp_o2"], frame["sat_o2"] = 1, 5  # importance 0, satisfied: opportunity 0 for everyone
+    survey = tmp_path / "survey.csv"
+    frame.to_csv(survey, index=False)
+    cfg = tmp_path / "latentseg.toml"
+    cfg.write_text('[survey]\nimp_scale = "1-5"\nsat_scale = "1-5"\n[cleaning]\nmin_respondents = 10\n')
+    res = _run([survey, "--model", "lca", "--k", "2", "--n-init", "2", "--config", cfg])
+    assert res.exit_code == 0, res.output
+    err = " ".join(res.stderr.split())
+    assert "left out outcome(s) [o2]: every respondent has the same opportunity score there" in err
+    from latentseg.prepare.core import prepare
 
-    levels = pd.DataFrame({"o1": [0, 1, 2, 1], "o2": [0, 0, 0, 0], "o3": [2, 2, 1, np.nan]})
-    kept = _drop_constant(levels, "opportunity level")
-    assert list(kept.columns) == ["o1", "o3"]
-    assert "left out outcome(s) [o2]: every respondent has the same opportunity level" in capsys.readouterr().err
+    p = prepare(survey, cfg, families=["lca"])
+    assert "o2" not in p.levels.columns and list(p.levels.columns) == list(p.scores.columns)

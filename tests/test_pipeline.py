@@ -148,7 +148,7 @@ def test_user_errors_are_one_clear_message(run, tmp_path):
         run_pipeline(root / "survey.csv", {"select": {"k_mx": 3}}, models_dir=tmp_path)
     with pytest.raises(ConfigError, match="Model name 'a/b' must start with a letter or digit"):
         run_pipeline(root / "survey.csv", FAST, name="a/b", models_dir=tmp_path)
-    with pytest.raises(ConfigError, match=r"profile.overlay names column\(s\) \['salary'\]"):
+    with pytest.raises(ConfigError, match=r"Columns \['salary'\] are not in the survey's profile columns.*\[profile\] overlay"):
         run_pipeline(root / "survey.csv", {**FAST, "profile": {"overlay": ["salary"]}}, models=["gmm"], k=[3],
                      models_dir=tmp_path, report=False)
     strict = {**FAST, "select": {**FAST["select"], "min_share": 0.6}}
@@ -166,11 +166,13 @@ def test_default_name():
 def test_bayes_gmm_takes_the_configured_gaussian_structure():
     """`[model] covariance` reaches bayes-gmm in its own spelling (VVI -> diag, EEI, auto, VVV ->
     full); a structure it does not have (EII ...) leaves its default."""
-    from latentseg.pipeline import _fit_options
+    from latentseg.models.families import family
 
     base = {"n_init": 3, "draws": 10, "tune": 10, "chains": 1, "sampler": "nutpie"}
     for given, expected in (("VVI", "diag"), ("EEI", "EEI"), ("auto", "auto"), ("VVV", "full"), ("EII", None),
                             ("diag", "diag"), ("full", "full"), ("tied", None)):
-        opts = _fit_options({"model": {**base, "covariance": given}}, ["gmm", "bayes-gmm"])
-        assert opts["gmm"]["covariance"] == given
-        assert opts["bayes-gmm"].get("covariance") == expected
+        cfg = {"model": {**base, "covariance": given}}
+        assert family("gmm").options_from_config(cfg).options["covariance"] == given
+        bayes = family("bayes-gmm").options_from_config(cfg)
+        assert bayes.options.get("covariance") == expected
+        assert bool(bayes.notes) == (expected is None)  # a structure it lacks is said, not dropped silently

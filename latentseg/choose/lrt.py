@@ -47,10 +47,12 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
+from latentseg.models.families import FAMILIES, family
 
 __all__ = ["blrt", "BLRTResult", "lmr_test", "LMRResult", "lmr_table", "sample_from_result"]
 
-_EM_MODELS = ("gmm", "lca")
+#: The families the likelihood-ratio tests apply to (EM fits; from the family registry).
+_EM_MODELS = tuple(name for name, fam in FAMILIES.items() if fam.lrt)
 
 
 # ---------------------------------------------------------------------------------- sampling
@@ -97,12 +99,14 @@ def sample_from_result(result: Any, n: int, random_seed: int | None = None) -> t
     weights = weights / weights.sum()
     seg = rng.choice(result.k, size=int(n), p=weights)
     names = list(result.feature_names)
-    if result.model == "gmm":
-        X = _sample_gmm(result, seg, rng)
-        return pd.DataFrame(X, columns=names), seg + 1
-    if result.model == "lca":
+    if result.model not in _EM_MODELS:
+        raise ConfigError(
+            f"Cannot simulate from a {result.model!r} model; the likelihood-ratio tests need {' or '.join(_EM_MODELS)}."
+        )
+    if family(result.model).categorical:
         return _sample_lca(result, seg, rng, names), seg + 1
-    raise ConfigError(f"Cannot simulate from a {result.model!r} model; the likelihood-ratio tests need gmm or lca.")
+    X = _sample_gmm(result, seg, rng)
+    return pd.DataFrame(X, columns=names), seg + 1
 
 
 def _sample_gmm(result: Any, seg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -328,7 +332,7 @@ def blrt(
     from latentseg.models import fit
 
     if model not in _EM_MODELS:
-        raise ConfigError(f"The bootstrap LRT is for the EM engines (gmm, lca); got model {model!r}.")
+        raise ConfigError(f"The bootstrap LRT is for the EM engines ({', '.join(_EM_MODELS)}); got model {model!r}.")
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"k must be an integer >= 2 (the test compares k - 1 with k); got {k!r}.")
     if not isinstance(replicates, (int, np.integer)) or replicates < 1:

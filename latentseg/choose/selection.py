@@ -40,7 +40,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg.config import DEFAULT_CONFIG
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
+from latentseg.models.families import FAMILIES, check_names, family
+from latentseg.prepare.core import mean_impute
 from latentseg.io.files import atomic_write_text
 
 __all__ = [
@@ -75,20 +78,11 @@ CRITERIA_COLUMNS: tuple[str, ...] = (
     "converged",
 )
 
-#: The criterion each family's recommendation uses.
-FAMILY_RULES: dict[str, str] = {
-    "kmeans": "elbow",
-    "gmm": "bic",
-    "lca": "bic",
-    "bayes-gmm": "loo",
-    "bayes-lca": "loo",
-}
+#: The criterion each family's recommendation uses (from the family registry).
+FAMILY_RULES: dict[str, str] = {name: fam.criterion for name, fam in FAMILIES.items()}
 
 #: Families fitted on categorical indicators (the others take the numeric matrix).
-CATEGORICAL_MODELS = frozenset({"lca", "bayes-lca"})
-#: Families whose subsample stability is not measured by default (each refit is an MCMC run).
-_NO_STABILITY = frozenset({"bayes-gmm", "bayes-lca"})
-_FAMILY_CODE = {"kmeans": 1, "gmm": 2, "lca": 3, "bayes-gmm": 4, "bayes-lca": 5}
+CATEGORICAL_MODELS = frozenset(name for name, fam in FAMILIES.items() if fam.categorical)
 
 #: Bump when the checkpoint layout changes; older checkpoints are then refitted, not misread.
 CHECKPOINT_VERSION = 1
@@ -298,7 +292,7 @@ class Selection:
 def select(
     data: Any,
     *,
-    models: Sequence[str] = ("kmeans", "gmm", "lca", "bayes-gmm"),
+    models: Sequence[str] | None = None,
     k: Iterable[int] = range(3, 8),
     random_seed: int | None = None,
     min_share: float = 0.10,
@@ -366,7 +360,7 @@ def select(
     >>> sel.recommended_k, sel.per_family["gmm"]["recommended_k"]
     (2, 2)
     """
-    models = _check_models(models)
+    models = check_names(DEFAULT_CONFIG["select"]["models"] if models is None else models)
     ks = _check_ks(k)
     _check_fraction("min_share", min_share)
     if not -1.0 <= float(silhouette_min) <= 1.0:
@@ -388,13 +382,15 @@ def select(
 
     numeric = data
     notes: list[str] = []
-    kmeans_data = numeric
-    if "kmeans" in models:
-        kmeans_data, n_imputed = _mean_imputed(numeric)
+    complete = [m for m in models if family(m).complete_data]
+    complete_data = numeric
+    if complete:
+        complete_data, n_imputed = mean_impute(numeric)
         if n_imputed:
+            names = ", ".join(family(m).title for m in complete)
             notes.append(
-                f"k-means cannot use missing values: {n_imputed} missing value(s) were replaced by their "
-                "column mean for the k-means fits only (the mixtures use each respondent's observed values)."
+                f"{names} cannot use missing values: {n_imputed} missing value(s) were replaced by their "
+                f"column mean for the {names} fits only (the mixtures use each respondent's observed values)."
             )
     categorical = None
     if any(m in CATEGORICAL_MODELS for m in models):
@@ -427,10 +423,11 @@ def select(
     total = len(plan)
     records: list[FitRecord] = []
     for i, (model, kk) in enumerate(plan):
-        fam_data = categorical if model in CATEGORICAL_MODELS else (kmeans_data if model == "kmeans" else numeric)
+        fam = family(model)
+        fam_data = categorical if fam.categorical else (complete_data if fam.complete_data else numeric)
         seed = _child_seed(seed_seq, model, kk)
         opts = fit_options.get(model, {})
-        n_sub = 0 if model in _NO_STABILITY else int(stability_subsamples)
+        n_sub = int(stability_subsamples) if fam.stability else 0
         dhash = hashes["categorical" if model in CATEGORICAL_MODELS else "numeric"]
         key = _checkpoint_key(model, kk, str(dhash), random_seed, opts, n_sub)
         rec = _load_checkpoint(ckpt, model, kk, key) if ckpt is not None else None
@@ -445,8 +442,9 @@ def select(
 
     # k-means: inertia one step beyond each end of the range, so the elbow can land on an end.
     aux_inertia: dict[int, float] = {}
-    if "kmeans" in models:
-        aux_inertia = _kmeans_aux_inertia(kmeans_data, ks, seed_seq, fit_options.get("kmeans", {}))
+    for model in models:
+        if family(model).criterion == "elbow":
+            aux_inertia = _aux_inertia(model, complete_data, ks, seed_seq, fit_options.get(model, {}))
 
     table = _build_table(records)
     pointwise: dict[str, dict[int, np.ndarray]] = {}
@@ -484,20 +482,6 @@ def select(
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _check_models(models: Sequence[str] | str) -> list[str]:
-    if isinstance(models, str):
-        models = [m.strip() for m in models.split(",") if m.strip()]
-    out: list[str] = []
-    for m in models:
-        if m not in FAMILY_RULES:
-            raise ConfigError(f"Unknown model {m!r} in models; choose from {', '.join(FAMILY_RULES)}.")
-        if m not in out:
-            out.append(m)
-    if not out:
-        raise ConfigError("models is empty; give at least one of " + ", ".join(FAMILY_RULES) + ".")
-    return out
-
-
 def _check_ks(k: Iterable[int] | int) -> list[int]:
     if isinstance(k, (int, np.integer)):
         k = [int(k)]
@@ -519,33 +503,27 @@ def _check_fraction(name: str, value: float) -> None:
 
 def _child_seed(seed_seq: np.random.SeedSequence, model: str, k: int) -> int:
     """A fit's own seed from (sweep seed, family, k): independent of the rest of the sweep."""
-    child = np.random.SeedSequence(seed_seq.entropy, spawn_key=(_FAMILY_CODE[model], int(k)))
+    child = np.random.SeedSequence(seed_seq.entropy, spawn_key=(family(model).seed_code, int(k)))
     return int(child.generate_state(1)[0])
 
 
-def _mean_imputed(data: Any) -> tuple[Any, int]:
-    """The data with missing values replaced by column means (for k-means), and how many."""
-    if isinstance(data, pd.DataFrame):
-        num = data.select_dtypes("number")
-        n_missing = int(num.isna().to_numpy().sum())
-        if not n_missing:
-            return data, 0
-        return data.assign(**{c: num[c].fillna(num[c].mean()) for c in num.columns}), n_missing
-    arr = np.asarray(data, dtype=float)
-    miss = np.isnan(arr)
-    if not miss.any():
-        return data, 0
-    return np.where(miss, np.nanmean(arr, axis=0), arr), int(miss.sum())
+def child_seed(selection: Selection, model: str, k: int) -> int:
+    """The seed the sweep of ``selection`` gave the fit of ``model`` at ``k`` (to refit exactly that fit).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(60, 2))
+    >>> sel = select(X, models=["gmm"], k=[2], random_seed=7, stability_subsamples=0)
+    >>> sel.result("gmm", 2).provenance["random_seed"] == child_seed(sel, "gmm", 2)
+    True
+    """
+    return _child_seed(np.random.SeedSequence(int(selection.settings["seed_entropy"])), model, k)
 
 
 def _opportunity_levels(data: Any) -> Any:
-    try:
-        from latentseg.prepare.encoding import opportunity_levels
-    except ImportError as exc:  # engine not installed / not written
-        raise ConfigError(
-            "Latent class models need categorical indicators; pass categorical_data= "
-            f"(the default, opportunity levels, is unavailable: {exc})."
-        ) from None
+    from latentseg.prepare.encoding import opportunity_levels
+
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(np.asarray(data, dtype=float))
     return opportunity_levels(frame)
 
@@ -632,10 +610,8 @@ def _num(v: Any) -> float:
 def _stability(
     data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int, reference: Any = None
 ) -> dict[str, Any]:
-    try:
-        from latentseg.choose.stability import stability
-    except ImportError:
-        return {}
+    from latentseg.choose.stability import stability
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LatentsegWarning)  # the refits' warnings are not news
@@ -643,21 +619,12 @@ def _stability(
     except (LatentsegError, ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
         return {"stability_error": f"{type(exc).__name__}: {exc}"}
     return {
-        "stability_mean": _num(_first_attr(st, ("mean", "ari_mean", "mean_ari"))),
-        "stability_min": _num(_first_attr(st, ("min", "ari_min", "min_ari"))),
+        "stability_mean": _num(st.mean),
+        "stability_min": _num(st.min),
     }
 
 
-def _first_attr(obj: Any, names: Sequence[str]) -> Any:
-    for n in names:
-        if isinstance(obj, Mapping) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return float("nan")
-
-
-def _kmeans_aux_inertia(data: Any, ks: list[int], seed_seq: np.random.SeedSequence, opts: Mapping[str, Any]) -> dict[int, float]:
+def _aux_inertia(model: str, data: Any, ks: list[int], seed_seq: np.random.SeedSequence, opts: Mapping[str, Any]) -> dict[int, float]:
     """Inertia at ``min(ks) - 1`` and ``max(ks) + 1`` (k = 1 needs no fit: total sum of squares)."""
     out: dict[int, float] = {}
     X = np.asarray(data.to_numpy(dtype=float) if hasattr(data, "to_numpy") else data, dtype=float)
@@ -669,7 +636,7 @@ def _kmeans_aux_inertia(data: Any, ks: list[int], seed_seq: np.random.SeedSequen
             Xc = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
             out[kk] = float(((Xc - Xc.mean(axis=0)) ** 2).sum())
             continue
-        rec = _fit_one(data, "kmeans", kk, _child_seed(seed_seq, "kmeans", kk), opts, 0)
+        rec = _fit_one(data, model, kk, _child_seed(seed_seq, model, kk), opts, 0)
         if rec.error is None and "inertia" in rec.row:
             out[kk] = float(rec.row["inertia"])
     return out
@@ -693,26 +660,16 @@ def _ckpt_path(ckpt: Path, model: str, k: int) -> Path:
     return ckpt / f"{model}-k{k}.json"
 
 
-def _artifacts() -> tuple[Any, Any] | None:
-    """``(save_result, load_result)`` from :mod:`latentseg.deliver.artifacts`, when it provides them."""
-    try:
-        from latentseg.deliver import artifacts
-    except ImportError:
-        return None
-    save = getattr(artifacts, "save_result", None)
-    load = getattr(artifacts, "load_result", None)
-    return (save, load) if callable(save) and callable(load) else None
-
-
 def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any]) -> None:
     from latentseg.io.jsonsafe import json_safe
 
     model_file = None
-    art = _artifacts()
-    if art is not None and rec.result is not None:
+    from latentseg.deliver.artifacts import save_result
+
+    if rec.result is not None:
         model_file = ckpt / f"{rec.model}-k{rec.k}.nc"
         try:
-            art[0](rec.result, model_file)
+            save_result(rec.result, model_file)
         except (LatentsegError, OSError, ValueError, TypeError):
             model_file = None  # the JSON below is enough for the table; the full result is a bonus
     payload = {
@@ -745,10 +702,11 @@ def _load_checkpoint(ckpt: Path, model: str, k: int, key: Mapping[str, Any]) -> 
     if row.get("error") != row.get("error"):  # NaN placeholder
         row.pop("error", None)
     result = None
-    art = _artifacts()
-    if art is not None and payload.get("result_file"):
+    if payload.get("result_file"):
+        from latentseg.deliver.artifacts import load_result
+
         try:
-            result = art[1](ckpt / payload["result_file"])
+            result = load_result(ckpt / payload["result_file"])
         except (LatentsegError, OSError, ValueError, KeyError):
             result = None
     return FitRecord(
@@ -811,7 +769,7 @@ def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: floa
     share = row["smallest_share"]
     if np.isfinite(share) and share < min_share:
         return f"k={k} rejected: smallest segment {_pct(share)} < {_pct_threshold(min_share)}"
-    if row["model"] == "kmeans":
+    if family(row["model"]).criterion == "elbow":
         sil = row["silhouette"]
         if np.isfinite(sil) and sil < silhouette_min:
             return f"k={k} rejected: silhouette {sil:.3f} < {silhouette_min:g}"
@@ -821,12 +779,13 @@ def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: floa
     return ""
 
 
-def _loo_elpd(table: pd.DataFrame) -> pd.Series:
+def loo_elpd(table: pd.DataFrame) -> pd.Series:
     """``elpd_loo`` (higher is better): the Bayesian engines report ``loo`` on the elpd scale."""
     return table["loo"].astype(float)
 
 
-def _loo_se_elpd(table: pd.DataFrame) -> pd.Series:
+def loo_se_elpd(table: pd.DataFrame) -> pd.Series:
+    """The standard error of ``elpd_loo``."""
     return table["loo_se"].astype(float)
 
 
@@ -860,7 +819,7 @@ def _recommend(
         if criterion == "bic":
             chosen, best, sentence = _rule_min(sub, ok, "bic", "BIC")
         elif criterion == "elbow":
-            chosen, best, sentence = _rule_elbow(sub, ok, aux_inertia)
+            chosen, best, sentence = _rule_elbow(model, sub, ok, aux_inertia)
         else:
             chosen, best, sentence = _rule_loo(sub, ok, loo_se_rule, pointwise.get(model, {}))
         if excl:
@@ -890,7 +849,7 @@ def _rule_min(sub: pd.DataFrame, ok: pd.DataFrame, col: str, label: str) -> tupl
     return k, best, s + "."
 
 
-def _rule_elbow(sub: pd.DataFrame, ok: pd.DataFrame, aux: Mapping[int, float]) -> tuple[int | None, int | None, str]:
+def _rule_elbow(fam: str, sub: pd.DataFrame, ok: pd.DataFrame, aux: Mapping[int, float]) -> tuple[int | None, int | None, str]:
     curve = {int(r.k): float(r.inertia) for r in sub.itertuples() if np.isfinite(r.inertia)}
     ext = {**{int(kk): float(v) for kk, v in aux.items()}, **curve}
     ks = sorted(ext)
@@ -906,39 +865,39 @@ def _rule_elbow(sub: pd.DataFrame, ok: pd.DataFrame, aux: Mapping[int, float]) -
         if len(okv) and int(okv.loc[okv["silhouette"].idxmax(), "k"]) != elbow:
             best = okv.loc[okv["silhouette"].idxmax()]
             sil_txt += f" (the highest silhouette is at k={int(best['k'])}, {best['silhouette']:.2f})"
-        return elbow, elbow, f"kmeans: the inertia curve bends (elbow) at k={elbow}{sil_txt}."
+        return elbow, elbow, f"{fam}: the inertia curve bends (elbow) at k={elbow}{sil_txt}."
     okv = ok[np.isfinite(ok["silhouette"])]
     if okv.empty:
         why = "no admissible fit" if not admissible else "no silhouette for admissible fits"
         where = f"the elbow is at k={elbow} but it is not admissible; " if elbow is not None else ""
-        return None, elbow, f"kmeans: {where}{why}, so no recommendation."
+        return None, elbow, f"{fam}: {where}{why}, so no recommendation."
     row = okv.loc[okv["silhouette"].idxmax()]
     k = int(row["k"])
     if elbow is None:
         lead = "the inertia curve has no clear elbow in the range"
     else:
         lead = f"the inertia elbow is at k={elbow} but that fit is not admissible"
-    return k, elbow, f"kmeans: {lead}; the admissible fit with the highest silhouette is k={k} ({row['silhouette']:.2f})."
+    return k, elbow, f"{fam}: {lead}; the admissible fit with the highest silhouette is k={k} ({row['silhouette']:.2f})."
 
 
 def _rule_loo(
     sub: pd.DataFrame, ok: pd.DataFrame, se_rule: float, pointwise: Mapping[int, np.ndarray]
 ) -> tuple[int | None, int | None, str]:
     fam = sub["model"].iloc[0] if len(sub) else "?"
-    elpd_all = _loo_elpd(sub)
+    elpd_all = loo_elpd(sub)
     best_all = int(sub.loc[elpd_all.idxmax(), "k"]) if elpd_all.notna().any() else None
-    if ok.empty or not _loo_elpd(ok).notna().any():
+    if ok.empty or not loo_elpd(ok).notna().any():
         return None, best_all, f"{fam}: no admissible fit with LOO, so no recommendation."
     ks = [int(v) for v in ok["k"]]
     pw = [pointwise.get(kk) for kk in ks]
-    chosen, best = loo_parsimony(ks, _loo_elpd(ok).tolist(), _loo_se_elpd(ok).tolist(), se_rule, pw)
-    e_best = float(_loo_elpd(ok[ok["k"] == best]).iloc[0])
-    se_best = float(_loo_se_elpd(ok[ok["k"] == best]).iloc[0])
+    chosen, best = loo_parsimony(ks, loo_elpd(ok).tolist(), loo_se_elpd(ok).tolist(), se_rule, pw)
+    e_best = float(loo_elpd(ok[ok["k"] == best]).iloc[0])
+    se_best = float(loo_se_elpd(ok[ok["k"] == best]).iloc[0])
     paired = pointwise.get(best) is not None and (chosen == best or pointwise.get(chosen) is not None)
     which = " (SE of the paired pointwise difference)" if paired else ""
     s = f"{fam}: LOO (elpd) is best at k={best} ({e_best:.1f}, SE {se_best:.1f}) among admissible fits"
     if chosen != best:
-        e_c = float(_loo_elpd(ok[ok["k"] == chosen]).iloc[0])
+        e_c = float(loo_elpd(ok[ok["k"] == chosen]).iloc[0])
         s += (
             f"; k={chosen} ({e_c:.1f}) is the smallest k within {se_rule:g} SE of the best{which}, so the "
             "simpler model is kept (LOO barely penalises extra segments)"
@@ -979,8 +938,9 @@ def _overall(
     conditions = ["converged", f"smallest segment at least {_pct_threshold(min_share)}"]
     if stability_min is not None:
         conditions.append(f"mean subsample ARI at least {stability_min:g}")
-    if silhouette_min is not None and "kmeans" in per_family:
-        conditions.append(f"k-means silhouette at least {silhouette_min:g}")
+    elbow = [family(m).title for m, v in per_family.items() if v["criterion"] == "elbow"]
+    if silhouette_min is not None and elbow:
+        conditions.append(f"{', '.join(elbow)} silhouette at least {silhouette_min:g}")
     criteria = {"bic": "lowest BIC", "elbow": "inertia elbow", "loo": "LOO with parsimony"}
     used = ", ".join(dict.fromkeys(criteria[v["criterion"]] for v in per_family.values()))
     basis = (

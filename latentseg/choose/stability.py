@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, FitError, LatentsegError
+from latentseg.models.families import family
 from latentseg.result import SegmentationResult
 
 __all__ = ["StabilityResult", "stability"]
@@ -161,7 +162,7 @@ def stability(
         idx = np.sort(g.choice(n, size=size, replace=False))
         try:
             sub_data = _take(data, idx)
-            if model in ("lca", "bayes-lca") and isinstance(sub_data, pd.DataFrame):
+            if family(model).categorical and isinstance(sub_data, pd.DataFrame):
                 # a rare answer can vanish from a subsample; such a column is uninformative there
                 from latentseg.prepare.encoding import drop_constant_columns
 

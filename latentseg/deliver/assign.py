@@ -42,6 +42,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, SurveyError, format_rows
 from latentseg.io.files import AtomicFile, safe_csv_cell
+from latentseg.models.families import family
 
 __all__ = ["Scorer", "AssignSummary", "assign", "assign_file", "assign_dask", "SOURCES"]
 
@@ -117,7 +118,7 @@ class Scorer:
             self.columns = list(self.result.feature_names)
         else:
             self._finder = self._load_finder()
-            self.columns = list(self._finder_predictors())
+            self.columns = list(self._finder.columns)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -154,7 +155,7 @@ class Scorer:
     def _survey_spec_from_file(self) -> dict[str, Any]:
         """A model saved by ``latentseg fit --save`` records only the survey's path: re-read it
         (with the saved config) to learn the rating columns and scales used at fit time."""
-        from latentseg.pipeline import _rating_spec
+        from latentseg.prepare.core import rating_spec
 
         path = self.data_spec.get("path")
         if not path or not Path(path).is_file():
@@ -167,38 +168,30 @@ class Scorer:
 
         cfg = merge_config(self.model.config or None)
         survey = read_survey(path, config=cfg)
-        return {**self.data_spec, **_rating_spec(Path(path), survey, cfg)}
+        spec = {**self.data_spec, **rating_spec(Path(path), survey, cfg)}
+        if family(self.result.model).categorical:  # as prepare() takes levels for these families
+            spec["transform"] = "opportunity_levels"
+        return spec
 
     # ------------------------------------------------------------------ observables
     def _load_finder(self) -> Any:
+        """The saved :class:`~latentseg.decide.finder.Finder` (rebuilt from its dict if needed)."""
+        from latentseg.decide.finder import Finder  # here: it imports scipy
+
         spec = self.model.meta.get("finder")
         if not spec:
             raise ConfigError(
                 f"Model '{self.model.name}' has no finder model, so it cannot score from observable variables "
                 "alone; it was saved without profile columns. Score survey ratings instead (--from ratings)."
             )
-        if hasattr(spec, "predict_proba"):
-            return spec
-        from latentseg.decide import finder as finder_mod
-
-        cls = getattr(finder_mod, "Finder", None)
-        if cls is None or not hasattr(cls, "from_dict"):
-            raise ConfigError("This latentseg has no finder model class to rebuild the saved finder.")
-        return cls.from_dict(spec)
-
-    def _finder_predictors(self) -> list[str]:
-        for attr in ("predictors", "columns", "feature_names"):
-            val = getattr(self._finder, attr, None)
-            if val is not None:
-                return [str(v) for v in val]
-        raise ConfigError("The saved finder model does not say which columns it needs.")
+        return spec if isinstance(spec, Finder) else Finder.from_dict(spec)
 
     # ------------------------------------------------------------------ features
     def _features(self, frame: pd.DataFrame, where: str) -> tuple[np.ndarray | pd.DataFrame, np.ndarray]:
         """The model's input for ``frame`` and a mask of rows with nothing to score."""
         if self.source == "features":
             X = frame[self.columns]
-            if self.result.model in ("lca", "bayes-lca"):
+            if family(self.result.model).categorical:
                 empty = X.isna().all(axis=1).to_numpy()
                 return X, empty
             A = _numeric_block(X, self.columns, where)
@@ -459,22 +452,6 @@ def _file_format(path: Path, what: str) -> str:
     )
 
 
-def _csv_header(path: Path, delimiter: str) -> list[str]:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=1 << 16),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(include_columns=[], include_missing_columns=False),
-        )
-    except pa.ArrowInvalid as exc:
-        raise SurveyError(f"Cannot read '{path}' as CSV: {exc}.") from None
-    return [str(n) for n in reader.schema.names] if reader.schema.names else _first_line(path, delimiter)
-
-
 def _first_line(path: Path, delimiter: str) -> list[str]:
     import csv
     import gzip
@@ -504,13 +481,13 @@ def _iter_csv(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFra
     types: dict[str, Any] = {}
     if scorer.id_column in header:
         types[scorer.id_column] = pa.string()
-    if scorer.source in ("ratings", "features") and scorer.result.model not in ("lca", "bayes-lca"):
+    if scorer.source in ("ratings", "features") and not family(scorer.result.model).categorical:
         for c in scorer.columns:
             types[c] = pa.float64()
     elif scorer.source == "observables":  # fixed types: a type inferred per block could change
-        for c in getattr(scorer._finder, "numeric", ()):
+        for c in scorer._finder.numeric:
             types[c] = pa.float64()
-        for c in getattr(scorer._finder, "categories", {}):
+        for c in scorer._finder.categories:
             types[c] = pa.string()
     else:  # categorical indicators: read as text, as the latent class model keys its categories
         for c in scorer.columns:

@@ -16,17 +16,13 @@ import numpy as np
 import pandas as pd
 
 from latentseg.io.files import atomic_write
+from latentseg.models.families import FAMILIES
 
 __all__ = ["plot_selection", "plot_comparison", "plot_study", "FAMILY_COLORS"]
 
 #: One color per model family, shared by every figure.
-FAMILY_COLORS = {
-    "kmeans": "#1b9e77",
-    "gmm": "#d95f02",
-    "lca": "#7570b3",
-    "bayes-gmm": "#e7298a",
-    "bayes-lca": "#66a61e",
-}
+#: Each family's colour in figures (from the family registry).
+FAMILY_COLORS = {name: fam.color for name, fam in FAMILIES.items()}
 
 
 def _figure(width: float = 6.0, height: float = 4.0) -> Any:
@@ -126,9 +122,9 @@ def plot_selection(selection: Any, out_dir: str | os.PathLike[str], *, prefix: s
         sub = series(model, "loo")
         if sub.empty:
             continue
-        from latentseg.choose.selection import _loo_elpd, _loo_se_elpd
+        from latentseg.choose.selection import loo_elpd, loo_se_elpd
 
-        frame = sub.assign(elpd=_loo_elpd(sub), elpd_se=_loo_se_elpd(sub))
+        frame = sub.assign(elpd=loo_elpd(sub), elpd_se=loo_se_elpd(sub))
         color = FAMILY_COLORS.get(model, "#444")
         ax.errorbar(frame["k"], frame["elpd"], yerr=frame["elpd_se"], color=color, capsize=3, marker="o", label=model)
         _mark_k(ax, per_family[model].get("recommended_k"), color, f"{model}: recommended")
@@ -138,25 +134,27 @@ def plot_selection(selection: Any, out_dir: str | os.PathLike[str], *, prefix: s
         ax.legend(fontsize=8)
         written.append(_save(fig, out / f"{prefix}_loo.png"))
 
-    # k-means: elbow and silhouette
-    if not series("kmeans", "inertia").empty:
-        fig = _figure()
-        ax = fig.add_subplot()
-        draw(ax, "kmeans", "inertia")
-        _mark_k(ax, per_family.get("kmeans", {}).get("recommended_k"), FAMILY_COLORS["kmeans"], "recommended")
-        ax.set(xlabel="k (segments)", ylabel="inertia (within-segment sum of squares)", title="k-means elbow")
-        written.append(_save(fig, out / f"{prefix}_elbow.png"))
-    if not series("kmeans", "silhouette").empty:
-        fig = _figure()
-        ax = fig.add_subplot()
-        draw(ax, "kmeans", "silhouette")
-        thr = selection.settings.get("silhouette_min")
-        if thr is not None:
-            ax.axhline(float(thr), color="#999999", linestyle="--", linewidth=1, label=f"threshold {float(thr):g}")
-        _mark_k(ax, per_family.get("kmeans", {}).get("recommended_k"), FAMILY_COLORS["kmeans"], "recommended")
-        ax.set(xlabel="k (segments)", ylabel="mean silhouette", title="k-means silhouette")
-        ax.legend(fontsize=8)
-        written.append(_save(fig, out / f"{prefix}_silhouette.png"))
+    # families chosen by an elbow (k-means): elbow and silhouette
+    for model in [m for m in per_family if FAMILIES[m].criterion == "elbow"]:
+        title = FAMILIES[model].title
+        if not series(model, "inertia").empty:
+            fig = _figure()
+            ax = fig.add_subplot()
+            draw(ax, model, "inertia")
+            _mark_k(ax, per_family[model].get("recommended_k"), FAMILY_COLORS[model], "recommended")
+            ax.set(xlabel="k (segments)", ylabel="inertia (within-segment sum of squares)", title=f"{title} elbow")
+            written.append(_save(fig, out / f"{prefix}_elbow.png"))
+        if not series(model, "silhouette").empty:
+            fig = _figure()
+            ax = fig.add_subplot()
+            draw(ax, model, "silhouette")
+            thr = selection.settings.get("silhouette_min")
+            if thr is not None:
+                ax.axhline(float(thr), color="#999999", linestyle="--", linewidth=1, label=f"threshold {float(thr):g}")
+            _mark_k(ax, per_family[model].get("recommended_k"), FAMILY_COLORS[model], "recommended")
+            ax.set(xlabel="k (segments)", ylabel="mean silhouette", title=f"{title} silhouette")
+            ax.legend(fontsize=8)
+            written.append(_save(fig, out / f"{prefix}_silhouette.png"))
     return written
 
 

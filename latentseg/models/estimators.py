@@ -67,9 +67,9 @@ class _Segmenter(ClusterMixin, BaseEstimator):
         return Xv
 
     def _engine(self) -> Any:
-        from latentseg.models import engine
+        from latentseg.models.families import family
 
-        return engine(self._model)
+        return family(self._model).engine()
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Any, y: Any = None) -> _Segmenter:

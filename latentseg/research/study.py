@@ -66,6 +66,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
 from latentseg.io.files import atomic_write, atomic_write_text
+from latentseg.models.families import NAMES
 
 __all__ = [
     "METHODS",
@@ -364,7 +365,7 @@ def _run_replication(
         return cell_id, rep, rows
 
     needed = {METHODS[m][0] for m in cfg.methods} | {"kmeans"}  # k-means: the reference for ari_vs_kmeans
-    families = [f for f in ("kmeans", "gmm", "lca", "bayes-gmm") if f in needed]
+    families = [f for f in NAMES if f in needed]
     fit_options: dict[str, dict[str, Any]] = {f: dict(o) for f, o in cfg.fit_options.items() if f in families}
     fit_options["gmm"] = {"covariance": cfg.gmm_covariance, **fit_options.get("gmm", {})}
     if "bayes-gmm" in families:

@@ -1,0 +1,349 @@
+"""The decide step: a segmentation, its survey and a config -> profiles, overlays, finder, distal
+outcomes, sizes and the segment map.
+
+``latentseg run``, ``profile``, ``size`` and the report all reach the decisions through
+:func:`decide`, so one model gives one segment map whichever command built it. The rules, in
+one place:
+
+- segments are profiled and named in outcome terms on the outcome-level opportunity scores
+  (``[profile] top_outcomes``, ``names``);
+- overlays: the configured ``[profile] overlay`` columns, else every profile column that is not
+  a distal outcome; the finder model is fitted on the overlay columns the overlays kept (a finder
+  that cannot be fitted becomes a note, not an error);
+- distal outcomes (``[profile] distal``) are compared across segments with a correction for
+  classification error (BCH by default);
+- sizes always: shares, and market counts and revenue when ``[size] tam`` is set (``arpu_column``
+  wins over ``arpu``);
+- the segment map, with each segment's current solution from ``[profile] current_solution`` or a
+  profile column whose name says so;
+- the two dimensions of the 2x2 (job steps or factors; ``[report] dimensions``).
+
+Examples
+--------
+>>> from latentseg.prepare.core import prepare
+>>> from latentseg.models import fit
+>>> p = prepare("examples/project_survey.csv", "examples/latentseg.toml")
+>>> d = decide(fit(p.numeric, "gmm", 3, random_seed=1, n_init=2), p.scores, p.outcomes, p.profile, p.config)
+>>> len(d.segment_map.segments), d.sizing.tam
+(3, 50000.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError, LatentsegError
+
+__all__ = ["Decisions", "decide", "decide_inputs", "dimensions", "DISTAL_WEIGHTINGS"]
+
+#: How overlays weight respondents by their membership probabilities.
+DISTAL_WEIGHTINGS = ("proportional", "bch", "modal")
+
+
+@dataclass(frozen=True, eq=False)
+class Decisions:
+    """What :func:`decide` produced.
+
+    Attributes
+    ----------
+    result : SegmentationResult
+        The segmentation with its segments named.
+    profiles : Profiles
+    overlays : Overlays or None
+    finder : Finder or None
+    distal : DistalResult or None
+    sizing : Sizing
+    segment_map : SegmentMap
+    current_column : str or None
+        The profile column the segment map's current solutions come from.
+    dimensions : DataFrame (k, c) or None
+        Per-segment coordinates on candidate dimensions (job steps, factors).
+    chosen_dimensions : list of str
+        The two dimensions of the 2x2.
+    dimensions_why : str
+    notes : tuple of str
+    """
+
+    result: Any
+    profiles: Any
+    overlays: Any
+    finder: Any
+    distal: Any
+    sizing: Any
+    segment_map: Any
+    current_column: str | None
+    dimensions: pd.DataFrame | None
+    chosen_dimensions: list[str]
+    dimensions_why: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe sections (what ``latentseg profile --json`` prints and the model saves)."""
+        f = self.finder
+        return {
+            "profiles": self.profiles.to_dict(),
+            "overlays": None if self.overlays is None else self.overlays.to_dict(),
+            "finder": None if f is None else {**f.summary(), "confusion": f.confusion.to_numpy().tolist()},
+            "distal": None if self.distal is None else self.distal.to_dict(),
+            "sizing": self.sizing.to_dict(),
+            "segment_map": self.segment_map.to_dict(),
+            "notes": list(self.notes),
+        }
+
+
+def decide(
+    result: Any,
+    scores: pd.DataFrame,
+    outcomes: pd.DataFrame | None,
+    profile: pd.DataFrame,
+    config: Mapping[str, Mapping[str, Any]],
+    *,
+    reduction: Any = None,
+    weighting: str = "proportional",
+    distal_method: str = "bch",
+    tam_interval: tuple[float, float] | None = None,
+    product_fit: Mapping[int, float] | None = None,
+    source: str = "the survey",
+) -> Decisions:
+    """Profile, overlay, find, compare distal outcomes, size and map the segments of ``result``.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    scores : DataFrame (n, m)
+        Outcome-level opportunity scores (or the model's score table), indexed by respondent id.
+    outcomes : DataFrame or None
+        Outcome statements and job steps (``None`` for a score table).
+    profile : DataFrame (n, p)
+        Profile columns, indexed by respondent id.
+    config : mapping
+        A merged config; ``[profile]``, ``[size]``, ``[report] dimensions`` and ``[model]
+        random_seed`` are read.
+    reduction : Reduction, optional
+        The ``[reduce]`` step the model was fitted after (its factors are candidate dimensions).
+    weighting : {"proportional", "bch", "modal"}
+        How overlays weight respondents.
+    distal_method : str
+        The distal outcomes' correction (:data:`latentseg.decide.distal.DISTAL_METHODS`).
+    tam_interval, product_fit
+        Passed to :func:`latentseg.decide.sizing.size_segments`.
+    source : str
+        Named in messages.
+
+    Returns
+    -------
+    Decisions
+
+    Raises
+    ------
+    ConfigError
+        A configured column the profile does not have.
+    """
+    from latentseg.decide.profiling import profile as make_profiles
+
+    pcfg, scfg = config["profile"], config["size"]
+    seed = config["model"]["random_seed"]
+    if weighting not in DISTAL_WEIGHTINGS:
+        raise ConfigError(f"--weighting must be one of {', '.join(DISTAL_WEIGHTINGS)}; got {weighting!r}.")
+    names = {int(key): val for key, val in (pcfg.get("names") or {}).items() if str(key).isdigit()}
+    profiles = make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None)
+    result = profiles.apply(result)
+    overlay_cols, distal_cols = _profile_columns(profile, pcfg, source)
+    notes: list[str] = []
+
+    overlays = None
+    if overlay_cols:
+        from latentseg.decide.overlay import overlay
+
+        overlays = overlay(result, profile, columns=overlay_cols, weighting=weighting, random_seed=seed)
+        notes.extend(f"overlay skipped {c}: {why}" for c, why in overlays.skipped.items())
+    finder_model = _finder(result, profile, [c for c in overlay_cols if overlays is None or c in overlays.columns], seed, notes)
+    dist = None
+    if distal_cols:
+        from latentseg.decide.distal import distal
+
+        dist = distal(result, profile, distal_cols, method=distal_method)
+    sizing = _sizing(result, scfg, profile, profiles, tam_interval, product_fit)
+    current = _current_column(profile, pcfg.get("current_solution") or None, source)
+    from latentseg.decide.segmap import segment_map
+
+    smap = segment_map(
+        result,
+        profiles=profiles,
+        overlays=overlays,
+        sizing=sizing,
+        current_solution_column=current,
+        profile_df=profile if current else None,
+    )
+    if current:
+        notes.append(f"current solution per segment from the profile column '{current}'")
+    frame, chosen, why = (None, [], "")
+    if outcomes is not None:
+        frame, chosen, why = dimensions(profiles, outcomes, result, reduction, list(config["report"]["dimensions"]))
+    return Decisions(
+        result=result,
+        profiles=profiles,
+        overlays=overlays,
+        finder=finder_model,
+        distal=dist,
+        sizing=sizing,
+        segment_map=smap,
+        current_column=current,
+        dimensions=frame,
+        chosen_dimensions=chosen,
+        dimensions_why=why,
+        notes=tuple(notes),
+    )
+
+
+def _profile_columns(profile: pd.DataFrame, pcfg: Mapping[str, Any], source: str) -> tuple[list[str], list[str]]:
+    """(overlay columns, distal columns), each checked against the profile."""
+    have = [str(c) for c in profile.columns]
+    distal_cols = [str(c) for c in pcfg.get("distal") or []]
+    overlay_cols = [str(c) for c in pcfg.get("overlay") or []] or [c for c in have if c not in distal_cols]
+    for key, cols in (("overlay", overlay_cols), ("distal", distal_cols)):
+        missing = [c for c in cols if c not in have]
+        if missing:
+            raise ConfigError(
+                f"Columns {missing} are not in the survey's profile columns {have[:20]} ({source}); "
+                f"check --{key} or [profile] {key}."
+            )
+    return overlay_cols, distal_cols
+
+
+def _finder(result: Any, profile: pd.DataFrame, columns: list[str], seed: int | None, notes: list[str]) -> Any:
+    """The finder model on ``columns``; a finder that cannot be fitted becomes a note."""
+    if not columns:
+        return None
+    from latentseg.decide.finder import finder
+
+    try:
+        return finder(result, profile, columns=columns, random_seed=seed)
+    except LatentsegError as exc:
+        notes.append(f"no finder model: {exc}")
+        return None
+
+
+def _sizing(
+    result: Any,
+    scfg: Mapping[str, Any],
+    profile: pd.DataFrame,
+    profiles: Any,
+    tam_interval: tuple[float, float] | None,
+    product_fit: Mapping[int, float] | None,
+) -> Any:
+    from latentseg.decide.sizing import size_segments
+
+    arpu_column = scfg.get("arpu_column") or None
+    arpu = None if arpu_column else (float(scfg.get("arpu") or 0) or None)
+    return size_segments(
+        result,
+        tam=float(scfg["tam"]) if scfg.get("tam") else None,
+        tam_interval=tam_interval,
+        arpu=arpu,
+        arpu_column=arpu_column,
+        data=profile if arpu_column else None,
+        product_fit=product_fit,
+        profiles=profiles,
+    )
+
+
+def _current_column(profile: pd.DataFrame, configured: str | None, source: str) -> str | None:
+    from latentseg.decide.segmap import find_current_solution_column
+
+    if configured and configured not in profile.columns:
+        raise ConfigError(
+            f"profile.current_solution names column {configured!r}, which is not in the survey's profile columns ({source})."
+        )
+    return find_current_solution_column(profile, configured)
+
+
+def dimensions(
+    profiles: Any, outcomes: pd.DataFrame, result: Any, reduction: Any, wanted: Sequence[str]
+) -> tuple[pd.DataFrame, list[str], str]:
+    """Per-segment coordinates on candidate dimensions (job steps, factors) and the two chosen.
+
+    Job-step dimensions are the mean segment opportunity over the step's outcomes; factor
+    dimensions are the segment centers on the factors. Without ``wanted``, the two dimensions
+    along which segment means vary most (share-weighted variance) are chosen.
+    """
+    means = profiles.means  # (k, m), index segment
+    cols: dict[str, np.ndarray] = {}
+    steps = outcomes["job_step"].astype(str)
+    for step in dict.fromkeys(steps):
+        if not step:
+            continue
+        ids = [o for o in steps.index if steps[o] == step and o in means.columns]
+        if ids:
+            cols[step] = means[ids].mean(axis=1).to_numpy()
+    if reduction is not None:
+        for j, name in enumerate(result.feature_names):
+            cols[str(name)] = np.asarray(result.centers)[:, j]
+    if len(cols) < 2:  # no job steps: single outcomes
+        for o in means.columns:
+            cols[str(outcomes.loc[o, "statement"]) if o in outcomes.index else str(o)] = means[o].to_numpy()
+    frame = pd.DataFrame(cols, index=means.index)
+    if wanted:
+        missing = [w for w in wanted if w not in frame.columns]
+        if missing:
+            raise ConfigError(
+                f"report.dimensions names {missing[0]!r}, which is neither a job step nor a factor; "
+                f"choose two of {list(frame.columns)[:10]}."
+            )
+        return frame, list(wanted), "as configured ([report] dimensions)"
+    w = np.asarray(result.shares, dtype=float)
+    spread = {c: float(np.sum(w * (frame[c] - np.sum(w * frame[c])) ** 2)) for c in frame.columns}
+    chosen = sorted(spread, key=lambda c: -spread[c])[:2]
+    return frame, chosen, "the two dimensions along which the segments differ most (largest between-segment variance)"
+
+
+def decide_inputs(saved: Any, survey_path: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame, str, Any]:
+    """(outcome-level scores, outcome table or None, profile table, source, reduction) for a saved
+    model: its survey prepared exactly as at fit time (:func:`latentseg.prepare.core.prepare`
+    under the saved config), or the score table it was fitted on.
+
+    Parameters
+    ----------
+    saved : SavedModel
+    survey_path : path, optional
+        The survey; default: the path saved with the model.
+
+    Raises
+    ------
+    ConfigError
+        No survey is known, or the file is not there.
+    """
+    from latentseg.config import merge_config
+    from latentseg.prepare.core import prepare
+
+    cfg = merge_config(saved.config or None, source=f"the config saved with model '{saved.name}'")
+    spec = dict(saved.meta.get("data") or {})
+    kind = spec.get("data_kind") or spec.get("kind") or "survey"
+    path = Path(survey_path) if survey_path is not None else (Path(spec["path"]) if spec.get("path") else None)
+    if path is None:
+        raise ConfigError(f"Model '{saved.name}' does not say which survey it was fitted on; pass the survey with --survey.")
+    if not path.exists():
+        hint = "" if survey_path else " (the path saved with the model); pass the survey with --survey"
+        raise ConfigError(f"Survey file '{path}' does not exist{hint}.")
+    if survey_path is not None or kind == "survey":
+        p = prepare(path, cfg)
+        assert p.survey is not None
+        return p.scores, p.outcomes, p.profile, str(path), p.reduction  # type: ignore[return-value]
+    from latentseg.io import read_table
+    from latentseg.prepare.core import ID_COLUMNS
+
+    table = read_table(path)
+    ids = [c for c in table.columns if str(c).lower() in ID_COLUMNS]
+    if ids:
+        table = table.set_index(ids[0])
+    features = [f for f in saved.result.feature_names if f in table.columns]
+    if not features:
+        raise ConfigError(f"'{path}' has none of the model's columns {list(saved.result.feature_names)[:5]}; pass --survey.")
+    rest = [c for c in table.columns if c not in features]
+    return table[features].apply(pd.to_numeric, errors="coerce"), None, table[rest], str(path), None

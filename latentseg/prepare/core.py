@@ -1,0 +1,472 @@
+"""The prepare step: a survey (or a score / indicator table) and a config -> every family's model input.
+
+Every command that fits or scores (``fit``, ``select``, ``run``, ``assign``) reaches the models
+through :func:`prepare`, so they all fit the same data under one config:
+
+- ``kind="survey"``: read and validate (``[survey]``), clean with a report of every excluded
+  respondent (``[cleaning]``), opportunity scores per respondent and outcome (and the aggregate
+  landscape); outcomes on which every respondent has the same score are left out, with a note;
+  optionally reduced to factors or job-step composites (``[reduce]``). Families fitted on scores
+  take the (reduced) scores; families fitted on levels take the per-outcome opportunity levels
+  of the outcome scores, without outcomes that have one level for everyone (with a note).
+- ``kind="scores"``: any numeric table (one row per respondent; a ``respondent_id`` / ``id``
+  column becomes the index). Families fitted on levels take its opportunity levels (cut at 10
+  and 15), which assumes opportunity scores. A user's table is not edited: constant columns are
+  refused with one message.
+- ``kind="indicators"``: any categorical table, for the families fitted on levels only.
+
+:attr:`Prepared.spec` records what :mod:`latentseg.deliver.assign` needs to prepare new
+respondents exactly the same way (rating columns, scales, missing codes, the reduction's linear
+map, and, per family, whether levels were taken).
+
+Examples
+--------
+>>> from latentseg.prepare.core import prepare
+>>> p = prepare("examples/project_survey.csv", "examples/latentseg.toml", families=["gmm", "lca"])
+>>> p.kind, p.numeric.shape[1] == p.scores.shape[1], p.levels is not None
+('survey', True, True)
+>>> p.data_for("lca") is p.levels
+True
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentseg.errors import ConfigError, format_rows
+from latentseg.models.families import family
+
+__all__ = [
+    "Prepared",
+    "prepare",
+    "resolve_config",
+    "mean_impute",
+    "rating_spec",
+    "reduce_from_config",
+    "INPUT_KINDS",
+    "ID_COLUMNS",
+]
+
+#: What :func:`prepare` reads: a survey, a numeric score table, a categorical indicator table.
+INPUT_KINDS = ("survey", "scores", "indicators")
+#: Column names (lower case) that become the respondent id of a score / indicator table.
+ID_COLUMNS = ("respondent_id", "id")
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Model input for every family, and how it was made.
+
+    Attributes
+    ----------
+    kind : {"survey", "scores", "indicators"}
+    source : str
+        The file (or ``"<memory>"``).
+    description : str
+        One line: what the numeric families fit (``"opportunity scores of 24 outcomes"``).
+    config : dict
+        The merged config it was prepared under.
+    survey : Survey or None
+        The cleaned survey (``kind="survey"``).
+    raw_survey : Survey or None
+        The survey as read, before cleaning.
+    cleaning : CleaningReport or None
+    scores : DataFrame (n, m) or None
+        Outcome-level opportunity scores (survey) or the score table (scores).
+    landscape : DataFrame or None
+        The aggregate opportunity landscape (survey).
+    reduction : Reduction or None
+        The ``[reduce]`` step, when configured.
+    numeric : DataFrame (n, d) or None
+        What families fitted on scores take: ``scores``, or the factors of ``reduction``.
+    levels : DataFrame (n, m') or None
+        What families fitted on levels take (computed when one of ``families`` needs them).
+    notes : tuple of str
+        What was left out or assumed, in words.
+    spec : dict
+        How new respondents are prepared the same way (see :meth:`spec_for`).
+    """
+
+    kind: str
+    source: str
+    description: str
+    config: dict[str, Any]
+    survey: Any = None
+    raw_survey: Any = None
+    cleaning: Any = None
+    scores: pd.DataFrame | None = None
+    landscape: pd.DataFrame | None = None
+    reduction: Any = None
+    numeric: pd.DataFrame | None = None
+    levels: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Respondents in the model input."""
+        frame = self.numeric if self.numeric is not None else self.levels
+        return 0 if frame is None else int(frame.shape[0])
+
+    @property
+    def profile(self) -> pd.DataFrame:
+        """Profile columns of the cleaned survey (empty without a survey)."""
+        if self.survey is not None:
+            return self.survey.profile
+        index = (self.numeric if self.numeric is not None else self.levels).index  # type: ignore[union-attr]
+        return pd.DataFrame(index=index)
+
+    @property
+    def outcomes(self) -> pd.DataFrame | None:
+        """The outcome table (statement, job step) of a survey."""
+        return None if self.survey is None else self.survey.outcomes
+
+    def data_for(self, name: str) -> pd.DataFrame:
+        """The model input of family ``name`` (missing values mean-imputed for families that
+        need complete data, as :func:`mean_impute` says).
+
+        Raises
+        ------
+        ConfigError
+            The family needs data this input does not have (levels that were not prepared, or
+            numeric scores from an indicator table).
+        """
+        fam = family(name)
+        if fam.categorical:
+            if self.levels is None:
+                raise ConfigError(
+                    f"--model {name} fits categorical levels, which were not prepared for this input; "
+                    f"pass it in families= when preparing."
+                )
+            return self.levels
+        if self.numeric is None:
+            raise ConfigError(
+                f"--model {name} needs numeric scores, but --data-kind indicators is categorical; use a family "
+                "fitted on levels (lca, bayes-lca), or --data-kind scores."
+            )
+        if fam.complete_data:
+            return mean_impute(self.numeric)[0]
+        return self.numeric
+
+    def notes_for(self, name: str) -> list[str]:
+        """The notes that concern family ``name``'s input (imputation included)."""
+        fam = family(name)
+        out = list(self.notes)
+        if fam.complete_data and self.numeric is not None:
+            n_missing = mean_impute(self.numeric)[1]
+            if n_missing:
+                out.append(
+                    f"{name} cannot use missing values: {n_missing} missing value(s) were replaced by their column "
+                    "mean (the mixtures use each respondent's observed values instead)"
+                )
+        return out
+
+    def spec_for(self, name: str) -> dict[str, Any]:
+        """What :mod:`latentseg.deliver.assign` needs to score new data for a fit of family ``name``."""
+        spec = copy.deepcopy(self.spec)
+        if family(name).categorical and self.kind != "indicators":
+            spec["transform"] = "opportunity_levels"
+        return spec
+
+
+def resolve_config(config: Any = None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[dict[str, Any], str]:
+    """(complete config, where it came from), with ``overrides`` (``{section: {key: value}}``,
+    ``None`` values ignored) merged over it and checked.
+
+    Parameters
+    ----------
+    config : None, path or mapping
+        ``None``: ``./latentseg.toml`` if present, else the defaults.
+
+    Examples
+    --------
+    >>> cfg, source = resolve_config({"model": {"n_init": 3}}, {"select": {"k_max": 5, "k_min": None}})
+    >>> cfg["model"]["n_init"], cfg["select"]["k_max"], source
+    (3, 5, 'config')
+    """
+    from latentseg.config import CONFIG_FILENAME, load_config, merge_config
+
+    if config is None:
+        cfg = load_config(None)
+        source = CONFIG_FILENAME if Path(CONFIG_FILENAME).is_file() else "defaults"
+    elif isinstance(config, (str, Path)):
+        cfg = load_config(config)
+        source = str(config)
+    elif isinstance(config, Mapping):
+        cfg = merge_config(config, source="config")
+        source = "config"
+    else:
+        raise ConfigError(f"config must be a path to latentseg.toml or a mapping; got {type(config).__name__}.")
+    if overrides:
+        merged = copy.deepcopy(cfg)
+        for section, values in overrides.items():
+            merged.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+        cfg = merge_config(merged, source="command-line options")
+    return cfg, source
+
+
+def mean_impute(data: Any) -> tuple[Any, int]:
+    """The data with missing values replaced by their column means, and how many there were.
+
+    For families that cannot use missing values (k-means); the mixtures use each respondent's
+    observed values instead.
+
+    Examples
+    --------
+    >>> frame, n = mean_impute(pd.DataFrame({"a": [1.0, None, 3.0]}))
+    >>> frame["a"].tolist(), n
+    ([1.0, 2.0, 3.0], 1)
+    """
+    if isinstance(data, pd.DataFrame):
+        num = data.select_dtypes("number")
+        n_missing = int(num.isna().to_numpy().sum())
+        if not n_missing:
+            return data, 0
+        return data.assign(**{c: num[c].fillna(num[c].mean()) for c in num.columns}), n_missing
+    arr = np.asarray(data, dtype=float)
+    miss = np.isnan(arr)
+    if not miss.any():
+        return data, 0
+    return np.where(miss, np.nanmean(arr, axis=0), arr), int(miss.sum())
+
+
+def prepare(
+    source: str | Path,
+    config: Any = None,
+    *,
+    kind: str = "survey",
+    families: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+) -> Prepared:
+    """Read, validate, clean, score and (as configured) reduce a survey: the input of every family.
+
+    Parameters
+    ----------
+    source : path
+        A survey file (any format :func:`latentseg.read_survey` reads) or, with ``kind="scores"`` /
+        ``"indicators"``, a table.
+    config : None, path or mapping
+        Settings (see :func:`resolve_config`); ``[survey]``, ``[cleaning]`` and ``[reduce]`` are used.
+    kind : {"survey", "scores", "indicators"}
+    families : sequence of str
+        The families that will be fitted: levels are computed only when one of them takes levels.
+    columns : sequence of str, optional
+        Outcomes (survey) or columns (table) to keep.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    SurveyError, ConfigError
+        The file, a column or a setting is wrong (the message names it).
+    """
+    cfg, _ = resolve_config(config)
+    if kind not in INPUT_KINDS:
+        raise ConfigError(f"--data-kind must be one of {', '.join(INPUT_KINDS)}; got {kind!r}.")
+    names = [family(f).name for f in families]
+    need_levels = any(family(f).categorical for f in names)
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"Data file '{path}' does not exist.")
+    if kind == "survey":
+        return _prepare_survey(path, cfg, need_levels, columns)
+    return _prepare_table(path, cfg, kind, need_levels, columns, names)
+
+
+# ------------------------------------------------------------------------------------ survey
+def _prepare_survey(path: Path, cfg: dict[str, Any], need_levels: bool, columns: Sequence[str] | None) -> Prepared:
+    from latentseg.io import read_survey
+    from latentseg.prepare.cleaning import clean
+    from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
+
+    notes: list[str] = []
+    raw = read_survey(path, config=cfg)
+    spec = rating_spec(path, raw, cfg)
+    cleaned, cleaning = clean(raw, **cfg["cleaning"])
+    scores = _pick_columns(opportunity_scores(cleaned), columns, str(path))
+    landscape = opportunity_landscape(cleaned)
+    scores = _drop_constant(scores, "opportunity score", notes)
+    numeric = scores
+    reduction = None
+    description = f"opportunity scores of {scores.shape[1]} outcomes"
+    if cfg["reduce"]["method"] != "none":
+        reduction = reduce_from_config(scores, cleaned.outcomes, cfg)
+        numeric = reduction.scores
+        spec["reduction"] = reduction.transform_spec()
+        method = cfg["reduce"]["method"]
+        description = f"{numeric.shape[1]} {method} factors of {scores.shape[1]} outcomes"
+        notes.append(
+            f"reduced {scores.shape[1]} outcomes to {numeric.shape[1]} {method} factor(s) explaining "
+            f"{reduction.explained_variance.sum():.0%} of the variance ([reduce] in the config)"
+        )
+    levels = None
+    if need_levels:
+        levels = _levels(scores, notes)
+        if reduction is not None:
+            notes.append("latent class families use the outcome-level opportunity levels (not the factors)")
+    return Prepared(
+        kind="survey",
+        source=str(path),
+        description=description,
+        config=cfg,
+        survey=cleaned,
+        raw_survey=raw,
+        cleaning=cleaning,
+        scores=scores,
+        landscape=landscape,
+        reduction=reduction,
+        numeric=numeric,
+        levels=levels,
+        notes=tuple(notes),
+        spec=spec,
+    )
+
+
+def reduce_from_config(scores: pd.DataFrame, outcomes: pd.DataFrame | None, cfg: Mapping[str, Any]) -> Any:
+    """The ``[reduce]`` step on opportunity scores (outcome statements label the factors)."""
+    from latentseg.prepare.reduce import reduce
+
+    r = cfg["reduce"]
+    kwargs: dict[str, Any] = {"outcomes": outcomes}
+    if r["method"] in ("pca", "fa"):
+        kwargs["variance"] = r["variance"]
+        if r["n_factors"]:
+            kwargs["n_factors"] = r["n_factors"]
+    return reduce(scores, r["method"], **kwargs)
+
+
+def rating_spec(survey_path: str | Path, survey: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What :mod:`latentseg.deliver.assign` needs to score new ratings exactly as at fit time:
+    the rating columns, scales, missing codes, statements and the id column of the file."""
+    from latentseg.io import read_table
+    from latentseg.io.columns import find_rating_columns
+
+    s = cfg["survey"]
+    table = read_table(survey_path)
+    names = [str(c) for c in table.columns]
+    profile_cols = {str(c) for c in survey.profile.columns}
+    rc = find_rating_columns(
+        [c for c in names if c not in profile_cols],
+        imp_pattern=s["imp_pattern"] or None,
+        sat_pattern=s["sat_pattern"] or None,
+        mapping=s["columns"] or None,
+        exclude=[c for c in (s["id_column"], s["duration_column"], s["weight_column"]) if c],
+        source=str(survey_path),
+    )
+    id_column = None
+    ids = {str(v) for v in survey.respondent_ids}
+    for c in names:
+        if c in profile_cols or c in rc.importance or c in rc.satisfaction:
+            continue
+        col = table[c]
+        if len(col) >= len(ids) and ids <= set(col.astype(str)):
+            id_column = c
+            break
+    return {
+        "kind": "survey",
+        "data_kind": "survey",
+        "path": str(survey_path),
+        "source": Path(survey_path).name,
+        "id_column": id_column,
+        "outcomes": list(rc.outcomes),
+        "imp_columns": list(rc.importance),
+        "sat_columns": list(rc.satisfaction),
+        "imp_scale": str(survey.imp_scale),
+        "sat_scale": str(survey.sat_scale),
+        "missing_codes": [float(c) for c in s["missing_codes"]],
+        "statements": survey.statements(),
+        "job_steps": {str(k): str(v) for k, v in survey.outcomes["job_step"].items()},
+        "profile_columns": sorted(profile_cols),
+    }
+
+
+# ------------------------------------------------------------------------------------ tables
+def _prepare_table(
+    path: Path, cfg: dict[str, Any], kind: str, need_levels: bool, columns: Sequence[str] | None, names: list[str]
+) -> Prepared:
+    from latentseg.io import read_table
+
+    frame = read_table(path)
+    ids = [c for c in frame.columns if str(c).lower() in ID_COLUMNS]
+    if ids:
+        id_col = ids[0]
+        dup = frame[id_col].duplicated(keep=False)
+        if dup.any():
+            raise ConfigError(f"{path}: column '{id_col}' has repeated respondent ids {format_rows(frame.loc[dup, id_col].unique())}.")
+        frame = frame.set_index(id_col)
+    frame = _pick_columns(frame, columns, str(path))
+    spec: dict[str, Any] = {"kind": kind, "data_kind": kind, "path": str(path), "source": path.name,
+                            "columns": [str(c) for c in frame.columns]}
+    notes: list[str] = []
+    if kind == "indicators":
+        numeric_families = [n for n in names if not family(n).categorical]
+        if numeric_families:
+            raise ConfigError(
+                f"--model {numeric_families[0]} needs numeric scores, but --data-kind indicators is categorical; use "
+                "a family fitted on levels (lca, bayes-lca), or --data-kind scores."
+            )
+        return Prepared(kind=kind, source=str(path), description=f"{frame.shape[1]} indicator columns", config=cfg,
+                        levels=frame, notes=(), spec=spec)
+    bad = [str(c) for c in frame.columns if not _numeric(frame[c])]
+    if bad:
+        raise ConfigError(
+            f"{path}: score column(s) {format_rows(bad)} are not numeric; pick the score columns with "
+            "--columns, or use --data-kind indicators with a latent class model."
+        )
+    const = [str(c) for c in frame.columns if frame[c].nunique(dropna=True) <= 1]
+    if const and len(frame) > 1:
+        raise ConfigError(
+            f"{path}: Column(s) {format_rows(const)} have zero variance (every respondent has the same value); "
+            "leave them out with --columns (a score table given by the user is not edited)."
+        )
+    levels = None
+    if need_levels:
+        levels = _levels(frame, notes)
+        notes.append("latent class families fit the opportunity levels of these scores (cut at 10 and 15)")
+    return Prepared(kind=kind, source=str(path), description=f"{frame.shape[1]} score columns", config=cfg,
+                    scores=frame, numeric=frame, levels=levels, notes=tuple(notes), spec=spec)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _numeric(col: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(col.dtype)) and not pd.api.types.is_bool_dtype(col.dtype)
+
+
+def _pick_columns(frame: pd.DataFrame, columns: Sequence[str] | None, source: str) -> pd.DataFrame:
+    if not columns:
+        return frame
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        have = ", ".join(map(str, list(frame.columns)[:8])) + (" ..." if frame.shape[1] > 8 else "")
+        raise ConfigError(f"{source}: --columns names unknown column(s) {format_rows(unknown)}; the table has {have}.")
+    return frame[list(columns)]
+
+
+def _drop_constant(frame: pd.DataFrame, what: str, notes: list[str]) -> pd.DataFrame:
+    """Leave out survey outcomes on which every respondent has the same value, and say so.
+
+    Such an outcome cannot separate segments: for a latent class model it contributes the same
+    factor (probability 1) to every segment, and for a Gaussian mixture its variance would be 0.
+    """
+    from latentseg.prepare.encoding import drop_constant_columns
+
+    frame, const = drop_constant_columns(frame)
+    if const:
+        notes.append(f"left out outcome(s) {format_rows(const)}: every respondent has the same {what} there")
+    return frame
+
+
+def _levels(scores: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Opportunity levels for the families fitted on levels, without outcomes that have one level."""
+    from latentseg.prepare.encoding import opportunity_levels
+
+    return _drop_constant(opportunity_levels(scores), "opportunity level", notes)
