@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -866,11 +866,3 @@ def load_result(path: str | os.PathLike[str]) -> SegmentationResult:
         raise ModelFileError(f"No result file at '{path}'.")
     return result_from_datatree(_read_tree(target))
 
-
-def iter_model_dirs(root: str | os.PathLike[str] = "models") -> Iterator[Path]:
-    """Model directories (those with a ``model.json``) directly under ``root``."""
-    base = Path(root)
-    if base.is_dir():
-        for p in sorted(base.iterdir()):
-            if (p / META_FILE).is_file():
-                yield p
