@@ -28,57 +28,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError
 
-__all__ = ["compare", "Comparison", "match_segments", "ari_nmi"]
-
-
-def ari_nmi(crosstab: np.ndarray) -> tuple[float, float]:
-    """Adjusted Rand index and normalised mutual information from a contingency table.
-
-    ARI as Hubert & Arabie (1985); NMI with the arithmetic mean of the two entropies as the
-    normaliser (scikit-learn's default), so both equal ``adjusted_rand_score`` and
-    ``normalized_mutual_info_score`` of the underlying labels.
-
-    Parameters
-    ----------
-    crosstab : ndarray, shape (k_a, k_b)
-        Counts of respondents by segment in a (rows) and in b (columns).
-
-    Returns
-    -------
-    (ari, nmi) : tuple of float
-
-    Examples
-    --------
-    >>> ari_nmi(np.array([[5, 0], [0, 5]]))
-    (1.0, 1.0)
-    """
-    ct = np.asarray(crosstab, dtype=float)
-    n = ct.sum()
-    a, b = ct.sum(axis=1), ct.sum(axis=0)
-
-    def pairs(x: np.ndarray) -> float:
-        return float((x * (x - 1) / 2).sum())
-
-    sum_ij, sum_a, sum_b, total = pairs(ct), pairs(a), pairs(b), n * (n - 1) / 2
-    expected = sum_a * sum_b / total if total > 0 else 0.0
-    max_index = (sum_a + sum_b) / 2
-    if max_index == expected:  # both partitions trivial (one segment, or every respondent alone)
-        ari = 1.0
-    else:
-        ari = float((sum_ij - expected) / (max_index - expected))
-
-    def entropy(p: np.ndarray) -> float:
-        p = p[p > 0] / n
-        return float(-(p * np.log(p)).sum())
-
-    nz = ct > 0
-    mi = float((ct[nz] / n * np.log(ct[nz] * n / np.outer(a, b)[nz])).sum())
-    ha, hb = entropy(a), entropy(b)
-    if ha == 0 and hb == 0:
-        nmi = 1.0
-    else:
-        nmi = float(max(mi, 0.0) / ((ha + hb) / 2)) if (ha + hb) > 0 else 0.0
-    return ari, min(nmi, 1.0)
+__all__ = ["compare", "Comparison", "match_segments"]
 
 
 def match_segments(crosstab: np.ndarray) -> np.ndarray:
@@ -239,6 +189,7 @@ def compare(a: Any, b: Any, *, level: float = 0.95, names: tuple[str, str] | Non
     (0.833, {1: 2, 2: 1})
     """
     from scipy import stats
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     if not 0 < float(level) < 1:
         raise ConfigError(f"level must be in (0, 1); got {level}.")
@@ -280,7 +231,7 @@ def compare(a: Any, b: Any, *, level: float = 0.95, names: tuple[str, str] | Non
     lb_as_a = np.array([mapping.get(int(j) + 1, 0) - 1 for j in lb])  # -1 for unmatched
     agree = la == lb_as_a
     agreement = float(agree.mean())
-    ari, nmi = ari_nmi(ct)
+    ari, nmi = float(adjusted_rand_score(la, lb)), float(normalized_mutual_info_score(la, lb))
 
     zcrit = float(stats.norm.ppf(0.5 + level / 2))
     share_rows = []
