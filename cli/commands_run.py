@@ -291,7 +291,14 @@ def report_cmd(
     state.quiet = state.quiet or quiet
     if out.suffix.lower() not in (".html", ".htm"):
         _usage(f"--output must be an .html file; got '{out}'.")
+    from latentseg.decide.core import decide_saved
+    from latentseg.errors import LatentsegError
+
     saved = load_model(model)
+    try:  # a model saved by `fit --save` has no decisions yet: the decide step makes them from its survey
+        saved = decide_saved(saved)
+    except LatentsegError as exc:
+        info(escape(f"note: the report has no profiles or segment map: {exc}"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # matplotlib font notices are not the user's business
         path = write_report(saved, out, title=title)

@@ -284,7 +284,7 @@ def run_pipeline(
     >>> res = run_pipeline("examples/project_survey.csv", "examples/latentseg.toml", models=["gmm"], k=[3],
     ...                    models_dir=tempfile.mkdtemp(), report=False)
     >>> res.model, res.k, res.result.n
-    ('gmm', 3, 364)
+    ('gmm', 3, 385)
     """
     from latentseg.choose.keep import baseline_comparison, keep
     from latentseg.decide.core import decide
@@ -405,13 +405,7 @@ def _deliverables(cfg: Mapping[str, Any], cfg_source: str, survey_path: Path, mo
             "why": why,
         },
         "comparison": None if comparison is None else comparison.to_dict(),
-        "profile": d.profiles.to_dict(),
-        "overlay": None if d.overlays is None else d.overlays.to_dict(),
-        "finder": d.finder,
-        "finder_summary": None if d.finder is None else d.finder.summary(),
-        "distal": None if d.distal is None else d.distal.to_dict(),
-        "sizing": d.sizing.to_dict(),
-        "segment_map": d.segment_map.to_dict(),
+        **d.saved_sections(),
         "report": {
             "title": cfg["report"]["name"] or f"Segments of {survey_path.name}",
             "dimensions": d.chosen_dimensions,
@@ -423,24 +417,12 @@ def _deliverables(cfg: Mapping[str, Any], cfg_source: str, survey_path: Path, mo
         "selection": selection.table,
         "landscape": prepared.landscape,
         "outcomes": prepared.outcomes,
-        "profile_means": d.profiles.means,
-        "profile_effects": d.profiles.effects,
-        "overall": d.profiles.overall.to_frame("overall"),
-        "sizing": d.sizing.table,
-        "dimensions": d.dimensions,
-        "segment_map": d.segment_map.to_frame(),
+        **d.tables(),
         "cleaning_excluded": prepared.cleaning.excluded,
     }
-    if d.overlays is not None:
-        tables["overlay_summary"] = d.overlays.summary
-        for col, ov in d.overlays.columns.items():
-            if ov.row_pct is not None:
-                tables[f"overlay_pct::{col}"] = ov.row_pct
     if comparison is not None:
         tables["comparison_crosstab"] = comparison.crosstab
         tables["comparison_shares"] = comparison.shares
-    if d.distal is not None:
-        tables["distal"] = d.distal.table
     if prepared.reduction is not None:
         tables["reduction_loadings"] = pd.DataFrame(prepared.reduction.loadings)
         meta["reduction"] = prepared.reduction.to_dict()

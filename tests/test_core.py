@@ -164,3 +164,23 @@ def test_fit_save_then_assign_prepares_the_survey_the_same_way(workdir, tmp_path
     out = pd.read_csv("a.csv", dtype={"respondent_id": str}).set_index("respondent_id")
     probs = out.loc[[str(i) for i in result.respondent_ids], [f"p_{j + 1}" for j in range(3)]].to_numpy()
     np.testing.assert_allclose(probs, result.memberships, atol=1e-9)
+
+
+def test_report_of_a_fit_saved_model_runs_the_decide_step(tmp_path, monkeypatch):
+    """`fit --save` keeps no decisions; `report` makes them with the same decide step as `run`, so
+    the segment map has names, market sizes and recommendations instead of 'not analysed'."""
+    monkeypatch.chdir(tmp_path)
+    res = _cli("-q", "fit", SURVEY, "--config", ROOT / "examples" / "latentseg.toml", "--k", "3", "--save", "m",
+               "--n-init", "2")
+    assert res.exit_code == 0, res.output
+    res = _cli("report", "models/m", "-o", "out/report.html")
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "not analysed" not in html and "Segment 1<" not in html
+    from latentseg.decide.core import decide_saved
+    from latentseg.deliver.artifacts import load_model
+
+    saved = load_model("models/m")
+    decided = decide_saved(saved)
+    assert decided.meta["sizing"]["tam"] == 50000 and len(decided.meta["segment_map"]["segments"]) == 3
+    assert "segment_map" not in saved.meta  # the files on disk are not changed

@@ -40,7 +40,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError
 
-__all__ = ["Decisions", "decide", "decide_inputs", "dimensions", "DISTAL_WEIGHTINGS"]
+__all__ = ["Decisions", "decide", "decide_inputs", "decide_saved", "dimensions", "DISTAL_WEIGHTINGS"]
 
 #: How overlays weight respondents by their membership probabilities.
 DISTAL_WEIGHTINGS = ("proportional", "bch", "modal")
@@ -82,6 +82,40 @@ class Decisions:
     chosen_dimensions: list[str]
     dimensions_why: str
     notes: tuple[str, ...] = ()
+
+    def saved_sections(self) -> dict[str, Any]:
+        """The sections a saved model carries (``model.json``; the report reads them)."""
+        d = self
+        return {
+            "profile": d.profiles.to_dict(),
+            "overlay": None if d.overlays is None else d.overlays.to_dict(),
+            "finder": d.finder,
+            "finder_summary": None if d.finder is None else d.finder.summary(),
+            "distal": None if d.distal is None else d.distal.to_dict(),
+            "sizing": d.sizing.to_dict(),
+            "segment_map": d.segment_map.to_dict(),
+        }
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables a saved model carries for the report."""
+        d = self
+        out: dict[str, pd.DataFrame] = {
+            "profile_means": d.profiles.means,
+            "profile_effects": d.profiles.effects,
+            "overall": d.profiles.overall.to_frame("overall"),
+            "sizing": d.sizing.table,
+            "segment_map": d.segment_map.to_frame(),
+        }
+        if d.dimensions is not None:
+            out["dimensions"] = d.dimensions
+        if d.overlays is not None:
+            out["overlay_summary"] = d.overlays.summary
+            for col, ov in d.overlays.columns.items():
+                if ov.row_pct is not None:
+                    out[f"overlay_pct::{col}"] = ov.row_pct
+        if d.distal is not None:
+            out["distal"] = d.distal.table
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe sections (what ``latentseg profile --json`` prints and the model saves)."""
@@ -347,3 +381,30 @@ def decide_inputs(saved: Any, survey_path: str | Path | None = None) -> tuple[pd
         raise ConfigError(f"'{path}' has none of the model's columns {list(saved.result.feature_names)[:5]}; pass --survey.")
     rest = [c for c in table.columns if c not in features]
     return table[features].apply(pd.to_numeric, errors="coerce"), None, table[rest], str(path), None
+
+
+def decide_saved(saved: Any, survey_path: str | Path | None = None) -> Any:
+    """A saved model with its decisions: the model itself when it carries them (``latentseg run``
+    saved them), else a copy in memory with the sections :func:`decide` makes from its survey
+    under its saved config (a model saved by ``latentseg fit --save``). The files are not changed.
+
+    Raises
+    ------
+    ConfigError
+        The model has no decisions and its survey cannot be read.
+    """
+    import dataclasses
+
+    if saved.meta.get("segment_map") and saved.meta.get("profile"):
+        return saved
+    from latentseg.config import merge_config
+
+    cfg = merge_config(saved.config or None, source=f"the config saved with model '{saved.name}'")
+    scores, outcomes, profile, source, reduction = decide_inputs(saved, survey_path)
+    d = decide(saved.result, scores, outcomes, profile, cfg, reduction=reduction, source=source)
+    report = dict(saved.meta.get("report") or {})
+    report.setdefault("dimensions", d.chosen_dimensions)
+    report.setdefault("dimensions_why", d.dimensions_why)
+    meta = {**saved.meta, **d.saved_sections(), "report": report, "tables": {**saved.tables, **d.tables()},
+            "notes": list(saved.meta.get("notes") or []) + list(d.notes)}
+    return dataclasses.replace(saved, result=d.result, meta=meta)
