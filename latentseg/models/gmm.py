@@ -665,94 +665,15 @@ def fit_gmm(
                          random_seed=random_seed)
     X, names, ids = numeric_matrix(data, allow_missing=True, model="gmm")
     n, d = X.shape
-    k = check_k(k, X, "gmm")
-    structure = resolve_covariance(covariance, d)
-    n_init = check_int(n_init, "n_init", low=1)
-    max_iter = check_int(max_iter, "max_iter", low=1)
-    if init not in _INITS:
-        raise ConfigError(f"init must be one of {', '.join(_INITS)}; got {init!r}.")
-    for name, val in (("tol", tol), ("reg_covar", reg_covar)):
-        if not (isinstance(val, (int, float)) and math.isfinite(val) and val >= 0):
-            raise ConfigError(f"{name} must be a number >= 0; got {val!r}.")
-    family = STRUCTURES[structure][0]
-
+    k, structure, n_init, max_iter = _checked_settings(X, k, covariance, n_init, init, max_iter, tol, reg_covar)
     obs = ~np.isnan(X)
-    has_missing = not obs.all()
-    center = np.nanmean(X, axis=0)
-    Xc = X - center  # translation leaves the likelihood unchanged and keeps the sums well scaled
-    col_var = np.nanvar(X, axis=0)
+    starts, center = _run_starts(X, obs, k, structure, n_init, init, max_iter, tol, reg_covar, random_seed)
+    rep, best = _best_start(starts, structure, k)
+    z, loglik, params, shared = _final_fit(X, obs, best, center, structure)
+    means, weights = params["means"], best.weights
+    criteria = information_criteria(loglik, n_free_params(structure, k, d), n, z)
 
-    # ---- starts
-    gens = start_generators(random_seed, n_init)
-    kinds = [_start_kind(init, s) for s in range(n_init)]
-
-    def partition(g: np.random.Generator, kind: str) -> Callable[[], np.ndarray]:
-        if k == 1:
-            return lambda: np.ones((n, 1))
-        if kind == "kmeans++":
-            return lambda: kmeanspp_partition(Xc, k, g)
-        return lambda: random_partition(n, k, g)
-
-    resp0 = [partition(g, kind) for g, kind in zip(gens, kinds)]
-
-    # ---- EM
-    starts: list[_Start] = []
-    with single_threaded():
-        if family == "diag":
-            FT = _design(Xc, obs if has_missing else None)
-            runs = _diag_batch_em(
-                FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
-            )
-            del FT
-        else:
-            patterns = _Patterns(obs)
-            Xz = np.where(obs, Xc, np.nan)
-            runs = [
-                _full_em(Xz, patterns, structure, make(), max_iter=max_iter, tol=tol, reg_covar=reg_covar)
-                for make in resp0
-            ]
-    for kind, (ll, it, conv, w, mu, cov) in zip(kinds, runs):
-        deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
-        starts.append(_Start(kind, ll, it, conv, w, mu, cov, deg))
-    del resp0, Xc
-
-    usable = [not s.degenerate and np.isfinite(s.loglik) for s in starts]
-    rep = replication_report([s.loglik for s in starts], usable)
-    best = starts[rep["best"]]
-    if not np.isfinite(best.loglik):
-        raise FitError(
-            f"No start of the {structure} Gaussian mixture with k = {k} gave a finite log-likelihood; "
-            "try a constrained covariance (EEI), a smaller k, or a larger reg_covar."
-        )
-
-    # ---- final parameters in data units, memberships, criteria
-    means = best.means + center
-    weights = best.weights
-    if family == "diag":
-        variances = best.cov
-        L = _diag_log_joint(X, weights, means, variances)
-    else:
-        covs = best.cov
-        L = _full_log_joint(X, _Patterns(obs), weights, means, covs)
-    z, llr = normalize_log(L, out=L)
-    loglik = float(llr.sum())
-    p = n_free_params(structure, k, d)
-    criteria = information_criteria(loglik, p, n, z)
-
-    params: dict[str, np.ndarray] = {"weights": weights.copy(), "means": means}
-    shared: dict[str, np.ndarray] = {}
-    vary = STRUCTURES[structure][1]
-    if family == "diag":
-        if vary:
-            params["variances"] = variances.copy()
-        else:
-            shared["variances"] = variances[0].copy()
-    elif vary:
-        params["covariances"] = covs.copy()
-    else:
-        shared["covariance"] = covs[0].copy()
-
-    # ---- warnings with advice (indices are canonical after ordering by share)
+    # warnings with advice (indices are canonical after ordering by share)
     order = np.lexsort((means[:, 0], -weights))
     canon = {int(j): pos + 1 for pos, j in enumerate(order)}
     messages, converged = _advice(best, starts, canon, structure, k, max_iter)
@@ -768,7 +689,150 @@ def fit_gmm(
         "tol": float(tol),
         "reg_covar": float(reg_covar),
     }
-    diagnostics = {
+    return SegmentationResult.from_memberships(
+        "gmm",
+        z,
+        centers=means,
+        feature_names=names,
+        respondent_ids=ids,
+        shares=weights,
+        criteria=criteria,
+        diagnostics=_diagnostics(best, starts, rep, loglik, messages, converged, obs),
+        provenance=provenance(random_seed, X, config={"model": "gmm", "k": k, **settings}),
+        settings=settings,
+        params=params,
+        shared_params=shared,
+    )
+
+
+def _checked_settings(
+    X: np.ndarray, k: Any, covariance: str, n_init: Any, init: str, max_iter: Any, tol: Any, reg_covar: Any
+) -> tuple[int, str, int, int]:
+    """``k``, the mclust structure, ``n_init`` and ``max_iter`` after checking every setting."""
+    k = check_k(k, X, "gmm")
+    structure = resolve_covariance(covariance, X.shape[1])
+    n_init = check_int(n_init, "n_init", low=1)
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    if init not in _INITS:
+        raise ConfigError(f"init must be one of {', '.join(_INITS)}; got {init!r}.")
+    for name, val in (("tol", tol), ("reg_covar", reg_covar)):
+        if not (isinstance(val, (int, float)) and math.isfinite(val) and val >= 0):
+            raise ConfigError(f"{name} must be a number >= 0; got {val!r}.")
+    return k, structure, n_init, max_iter
+
+
+def _start_partitions(
+    Xc: np.ndarray, k: int, gens: Sequence[np.random.Generator], kinds: Sequence[str]
+) -> list[Callable[[], np.ndarray]]:
+    """One starting partition per start (k-means++ or random), made when the start runs."""
+    n = Xc.shape[0]
+
+    def partition(g: np.random.Generator, kind: str) -> Callable[[], np.ndarray]:
+        if k == 1:
+            return lambda: np.ones((n, 1))
+        if kind == "kmeans++":
+            return lambda: kmeanspp_partition(Xc, k, g)
+        return lambda: random_partition(n, k, g)
+
+    return [partition(g, kind) for g, kind in zip(gens, kinds)]
+
+
+def _run_starts(
+    X: np.ndarray,
+    obs: np.ndarray,
+    k: int,
+    structure: str,
+    n_init: int,
+    init: str,
+    max_iter: int,
+    tol: float,
+    reg_covar: float,
+    random_seed: int | None,
+) -> tuple[list[_Start], np.ndarray]:
+    """EM from every start on the centred data; the starts and the centre that was subtracted."""
+    n, d = X.shape
+    family = STRUCTURES[structure][0]
+    has_missing = not obs.all()
+    center = np.nanmean(X, axis=0)
+    Xc = X - center  # translation leaves the likelihood unchanged and keeps the sums well scaled
+    col_var = np.nanvar(X, axis=0)
+    kinds = [_start_kind(init, s) for s in range(n_init)]
+    resp0 = _start_partitions(Xc, k, start_generators(random_seed, n_init), kinds)
+    with single_threaded():
+        if family == "diag":
+            FT = _design(Xc, obs if has_missing else None)
+            runs = _diag_batch_em(
+                FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
+            )
+            del FT
+        else:
+            patterns = _Patterns(obs)
+            Xz = np.where(obs, Xc, np.nan)
+            runs = [
+                _full_em(Xz, patterns, structure, make(), max_iter=max_iter, tol=tol, reg_covar=reg_covar)
+                for make in resp0
+            ]
+    starts = []
+    for kind, (ll, it, conv, w, mu, cov) in zip(kinds, runs):
+        deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
+        starts.append(_Start(kind, ll, it, conv, w, mu, cov, deg))
+    return starts, center
+
+
+def _best_start(starts: list[_Start], structure: str, k: int) -> tuple[dict[str, Any], _Start]:
+    """The replication report and the best usable start (FitError when none is finite)."""
+    usable = [not s.degenerate and np.isfinite(s.loglik) for s in starts]
+    rep = replication_report([s.loglik for s in starts], usable)
+    best = starts[rep["best"]]
+    if not np.isfinite(best.loglik):
+        raise FitError(
+            f"No start of the {structure} Gaussian mixture with k = {k} gave a finite log-likelihood; "
+            "try a constrained covariance (EEI), a smaller k, or a larger reg_covar."
+        )
+    return rep, best
+
+
+def _final_fit(
+    X: np.ndarray, obs: np.ndarray, best: _Start, center: np.ndarray, structure: str
+) -> tuple[np.ndarray, float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Memberships, log-likelihood and parameters (in data units) of the chosen start."""
+    family, vary, _ = STRUCTURES[structure]
+    means = best.means + center
+    weights = best.weights
+    if family == "diag":
+        variances = best.cov
+        L = _diag_log_joint(X, weights, means, variances)
+    else:
+        covs = best.cov
+        L = _full_log_joint(X, _Patterns(obs), weights, means, covs)
+    z, llr = normalize_log(L, out=L)
+    loglik = float(llr.sum())
+
+    params: dict[str, np.ndarray] = {"weights": weights.copy(), "means": means}
+    shared: dict[str, np.ndarray] = {}
+    if family == "diag":
+        if vary:
+            params["variances"] = variances.copy()
+        else:
+            shared["variances"] = variances[0].copy()
+    elif vary:
+        params["covariances"] = covs.copy()
+    else:
+        shared["covariance"] = covs[0].copy()
+    return z, loglik, params, shared
+
+
+def _diagnostics(
+    best: _Start,
+    starts: list[_Start],
+    rep: Mapping[str, Any],
+    loglik: float,
+    messages: list[str],
+    converged: bool,
+    obs: np.ndarray,
+) -> dict[str, Any]:
+    """The fit's diagnostics: convergence, warnings and how the starts went."""
+    return {
         "converged": converged,
         "warnings": messages,
         "n_iter": best.n_iter,
@@ -787,20 +851,6 @@ def fit_gmm(
         "replicated": rep["n_best"] >= 2 or rep["n_starts"] == 1,
         "n_missing": int((~obs).sum()),
     }
-    return SegmentationResult.from_memberships(
-        "gmm",
-        z,
-        centers=means,
-        feature_names=names,
-        respondent_ids=ids,
-        shares=weights,
-        criteria=criteria,
-        diagnostics=diagnostics,
-        provenance=provenance(random_seed, X, config={"model": "gmm", "k": k, **settings}),
-        settings=settings,
-        params=params,
-        shared_params=shared,
-    )
 
 
 def _start_kind(init: str, s: int) -> str:
