@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from latentseg.errors import ConfigError
+from latentseg.models.families import DEFAULT_FAMILY, DEFAULT_SWEEP
 from latentseg.models.families import NAMES as MODEL_NAMES
 
 __all__ = [
@@ -153,7 +154,7 @@ KEYS: tuple[Key, ...] = (
     Key("reduce", "variance", "float", 0.75, "Share of variance the kept components must explain (pca / fa).", low=0.0, high=1.0, low_open=True),
     Key("reduce", "n_factors", "int", 0, "Number of components / factors; 0 = chosen by `variance`.", low=0),
     # [model]
-    Key("model", "model", "str", "gmm", "Model family.", choices=MODEL_NAMES),
+    Key("model", "model", "str", DEFAULT_FAMILY, "Model family.", choices=MODEL_NAMES),
     Key("model", "covariance", "str", "VVI", "Covariance structure of Gaussian mixtures (mclust names, e.g. `EII`, `VVI`, `EEE`, `VVV`; `auto`: EEI or VVI by BIC)."),
     Key("model", "n_init", "int", 10, "Random starts for k-means and EM fits.", low=1),
     Key("model", "random_seed", "int", 20261122, "Seed for every random choice (starts, chains, subsamples).", low=0),
@@ -162,7 +163,7 @@ KEYS: tuple[Key, ...] = (
     Key("model", "chains", "int", 2, "MCMC chains (Bayesian models).", low=1),
     Key("model", "sampler", "str", "nutpie", "Sampler for Bayesian models: NUTS by nutpie (default), PyMC or NumPyro (JAX; GPUs), or ADVI (approximate).", choices=("nutpie", "pymc", "numpyro", "advi")),
     # [select]
-    Key("select", "models", "list[str]", ["kmeans", "gmm", "lca", "bayes-gmm"], "Model families compared by `latentseg select`.", choices=MODEL_NAMES),
+    Key("select", "models", "list[str]", list(DEFAULT_SWEEP), "Model families compared by `latentseg select`.", choices=MODEL_NAMES),
     Key("select", "k_min", "int", 3, "Smallest number of segments tried.", low=1),
     Key("select", "k_max", "int", 7, "Largest number of segments tried.", low=1),
     Key("select", "min_share", "float", 0.10, "Smallest acceptable segment share.", low=0.0, high=1.0, high_open=True),

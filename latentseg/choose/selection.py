@@ -362,45 +362,9 @@ def select(
     """
     models = check_names(DEFAULT_CONFIG["select"]["models"] if models is None else models)
     ks = _check_ks(k)
-    _check_fraction("min_share", min_share)
-    if not -1.0 <= float(silhouette_min) <= 1.0:
-        raise ConfigError(f"silhouette_min must be in [-1, 1]; got {silhouette_min}.")
-    if not -1.0 <= float(stability_min) <= 1.0:
-        raise ConfigError(f"stability_min must be in [-1, 1] (an adjusted Rand index); got {stability_min}.")
-    if int(stability_subsamples) < 0:
-        raise ConfigError(f"stability_subsamples must be 0 or more; got {stability_subsamples}.")
-    if float(loo_se_rule) < 0:
-        raise ConfigError(f"loo_se_rule must be 0 or more; got {loo_se_rule}.")
-    fit_options = {m: dict(o) for m, o in (fit_options or {}).items()}
-    unknown = set(fit_options) - set(FAMILY_RULES)
-    if unknown:
-        raise ConfigError(
-            f"fit_options has unknown model(s) {sorted(unknown)}; keys must be model names such as 'gmm'."
-        )
-
-    from latentseg._stats import data_hash
-
-    numeric = data
-    notes: list[str] = []
-    complete = [m for m in models if family(m).complete_data]
-    complete_data = numeric
-    if complete:
-        complete_data, n_imputed = mean_impute(numeric)
-        if n_imputed:
-            names = ", ".join(family(m).title for m in complete)
-            notes.append(
-                f"{names} cannot use missing values: {n_imputed} missing value(s) were replaced by their "
-                f"column mean for the {names} fits only (the mixtures use each respondent's observed values)."
-            )
-    categorical = None
-    if any(m in CATEGORICAL_MODELS for m in models):
-        categorical = categorical_data if categorical_data is not None else _opportunity_levels(data)
-    # one hash per kind of data, so adding a family to a sweep does not invalidate the others' checkpoints
-    hashes = {
-        "numeric": data_hash(numeric) if any(m not in CATEGORICAL_MODELS for m in models) else None,
-        "categorical": data_hash(_codes(categorical)) if categorical is not None else None,
-    }
-
+    _check_rules(min_share, silhouette_min, stability_min, stability_subsamples, loo_se_rule)
+    fit_options = _check_fit_options(fit_options)
+    inputs = _SweepInputs.build(data, models, categorical_data)
     seed_seq = np.random.SeedSequence(random_seed)
     settings: dict[str, Any] = {
         "models": list(models),
@@ -413,54 +377,27 @@ def select(
         "stability_min": float(stability_min),
         "loo_se_rule": float(loo_se_rule),
         "fit_options": fit_options,
-        "data_hash": hashes,
+        "data_hash": inputs.hashes,
     }
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
+    records = _run_plan(inputs, models, ks, seed_seq, random_seed, fit_options, int(stability_subsamples), ckpt, progress)
 
-    plan = [(m, kk) for m in models for kk in ks]
-    total = len(plan)
-    records: list[FitRecord] = []
-    for i, (model, kk) in enumerate(plan):
-        fam = family(model)
-        fam_data = categorical if fam.categorical else (complete_data if fam.complete_data else numeric)
-        seed = _child_seed(seed_seq, model, kk)
-        opts = fit_options.get(model, {})
-        n_sub = int(stability_subsamples) if fam.stability else 0
-        dhash = hashes["categorical" if model in CATEGORICAL_MODELS else "numeric"]
-        key = _checkpoint_key(model, kk, str(dhash), random_seed, opts, n_sub)
-        rec = _load_checkpoint(ckpt, model, kk, key) if ckpt is not None else None
-        if rec is None:
-            rec = _fit_one(fam_data, model, kk, seed, opts, n_sub)
-            if ckpt is not None:
-                _save_checkpoint(ckpt, rec, key)
-        records.append(rec)
-        if progress is not None:
-            status = "loaded" if rec.from_checkpoint else ("failed" if rec.error else "done")
-            progress(i + 1, total, f"{model} k={kk} ({status})")
-
-    # k-means: inertia one step beyond each end of the range, so the elbow can land on an end.
+    # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
     aux_inertia: dict[int, float] = {}
     for model in models:
         if family(model).criterion == "elbow":
-            aux_inertia = _aux_inertia(model, complete_data, ks, seed_seq, fit_options.get(model, {}))
-
-    table = _build_table(records)
-    pointwise: dict[str, dict[int, np.ndarray]] = {}
-    for rec in records:
-        pw = rec.result.extras.get("elpd_loo_pointwise") if rec.result is not None and rec.result.extras else None
-        if pw is not None:
-            pointwise.setdefault(rec.model, {})[rec.k] = np.asarray(pw, dtype=float)
+            aux_inertia = _aux_inertia(model, inputs.complete, ks, seed_seq, fit_options.get(model, {}))
     table, per_family = _recommend(
-        table,
+        _build_table(records),
         models,
         min_share=float(min_share),
         silhouette_min=float(silhouette_min),
         stability_min=float(stability_min),
         loo_se_rule=float(loo_se_rule),
         aux_inertia=aux_inertia,
-        pointwise=pointwise,
+        pointwise=_pointwise(records),
     )
     overall, rule = _overall(
         per_family,
@@ -468,6 +405,7 @@ def select(
         silhouette_min=float(silhouette_min),
         stability_min=float(stability_min) if int(stability_subsamples) > 0 else None,
     )
+    notes = list(inputs.notes)
     if notes:
         rule += " Note: " + " ".join(notes)
     return Selection(
@@ -479,6 +417,105 @@ def select(
         settings=settings,
         notes=tuple(notes),
     )
+
+
+# ---------------------------------------------------------------------------------- sweep steps
+def _check_rules(min_share: float, silhouette_min: float, stability_min: float, stability_subsamples: int,
+                 loo_se_rule: float) -> None:
+    """Refuse a selection rule out of its range."""
+    _check_fraction("min_share", min_share)
+    if not -1.0 <= float(silhouette_min) <= 1.0:
+        raise ConfigError(f"silhouette_min must be in [-1, 1]; got {silhouette_min}.")
+    if not -1.0 <= float(stability_min) <= 1.0:
+        raise ConfigError(f"stability_min must be in [-1, 1] (an adjusted Rand index); got {stability_min}.")
+    if int(stability_subsamples) < 0:
+        raise ConfigError(f"stability_subsamples must be 0 or more; got {stability_subsamples}.")
+    if float(loo_se_rule) < 0:
+        raise ConfigError(f"loo_se_rule must be 0 or more; got {loo_se_rule}.")
+
+
+def _check_fit_options(fit_options: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """A copy of the per-family engine options, keyed by known family names."""
+    out = {m: dict(o) for m, o in (fit_options or {}).items()}
+    unknown = set(out) - set(FAMILY_RULES)
+    if unknown:
+        raise ConfigError(
+            f"fit_options has unknown model(s) {sorted(unknown)}; keys must be model names ({', '.join(FAMILIES)})."
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _SweepInputs:
+    """The data each family of a sweep takes, their hashes (checkpoint keys) and notes."""
+
+    numeric: Any
+    complete: Any  # numeric, mean-imputed for families that need complete data
+    categorical: Any
+    hashes: dict[str, str | None]
+    notes: tuple[str, ...]
+
+    @classmethod
+    def build(cls, data: Any, models: Sequence[str], categorical_data: Any) -> _SweepInputs:
+        from latentseg._stats import data_hash
+
+        notes: list[str] = []
+        complete_families = [m for m in models if family(m).complete_data]
+        complete = data
+        if complete_families:
+            complete, n_imputed = mean_impute(data)
+            if n_imputed:
+                names = ", ".join(family(m).title for m in complete_families)
+                notes.append(
+                    f"{names} cannot use missing values: {n_imputed} missing value(s) were replaced by their "
+                    f"column mean for the {names} fits only (the mixtures use each respondent's observed values)."
+                )
+        categorical = None
+        if any(m in CATEGORICAL_MODELS for m in models):
+            categorical = categorical_data if categorical_data is not None else _opportunity_levels(data)
+        # one hash per kind of data, so adding a family to a sweep does not invalidate the others' checkpoints
+        hashes = {
+            "numeric": data_hash(data) if any(m not in CATEGORICAL_MODELS for m in models) else None,
+            "categorical": data_hash(_codes(categorical)) if categorical is not None else None,
+        }
+        return cls(data, complete, categorical, hashes, tuple(notes))
+
+    def for_family(self, model: str) -> Any:
+        fam = family(model)
+        return self.categorical if fam.categorical else (self.complete if fam.complete_data else self.numeric)
+
+
+def _run_plan(inputs: _SweepInputs, models: Sequence[str], ks: list[int], seed_seq: np.random.SeedSequence,
+              random_seed: int | None, fit_options: Mapping[str, Mapping[str, Any]], stability_subsamples: int,
+              ckpt: Path | None, progress: ProgressCallback | None) -> list[FitRecord]:
+    """Fit every (family, k), each with its own seed, loading finished fits from checkpoints."""
+    plan = [(m, kk) for m in models for kk in ks]
+    records: list[FitRecord] = []
+    for i, (model, kk) in enumerate(plan):
+        opts = fit_options.get(model, {})
+        n_sub = stability_subsamples if family(model).stability else 0
+        dhash = inputs.hashes["categorical" if model in CATEGORICAL_MODELS else "numeric"]
+        key = _checkpoint_key(model, kk, str(dhash), random_seed, opts, n_sub)
+        rec = _load_checkpoint(ckpt, model, kk, key) if ckpt is not None else None
+        if rec is None:
+            rec = _fit_one(inputs.for_family(model), model, kk, _child_seed(seed_seq, model, kk), opts, n_sub)
+            if ckpt is not None:
+                _save_checkpoint(ckpt, rec, key)
+        records.append(rec)
+        if progress is not None:
+            status = "loaded" if rec.from_checkpoint else ("failed" if rec.error else "done")
+            progress(i + 1, len(plan), f"{model} k={kk} ({status})")
+    return records
+
+
+def _pointwise(records: Sequence[FitRecord]) -> dict[str, dict[int, np.ndarray]]:
+    """Per family and k, the pointwise elpd of the Bayesian fits (for the LOO rule's paired SEs)."""
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for rec in records:
+        pw = rec.result.extras.get("elpd_loo_pointwise") if rec.result is not None and rec.result.extras else None
+        if pw is not None:
+            out.setdefault(rec.model, {})[rec.k] = np.asarray(pw, dtype=float)
+    return out
 
 
 # ---------------------------------------------------------------------------------- helpers

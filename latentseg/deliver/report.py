@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.io.files import atomic_write_text, safe_csv_cell
+from latentseg.models.families import BAYES_GMM
 
 __all__ = ["write_report", "Figure"]
 
@@ -316,7 +317,7 @@ def _weak_separation_coverage(result: Any, approximate: bool) -> str | None:
     (other models, or EEI chosen by BIC, which the study found unreliable at such overlap)."""
     from latentseg.models.bayes import engine as bayes
 
-    if result.model != "bayes-gmm":
+    if result.model != BAYES_GMM:
         return None
     structure = str(result.settings.get("covariance"))
     if (structure == "diag" and approximate) or (structure == "EEI" and not approximate):

@@ -44,6 +44,13 @@ __all__ = [
     "DEMO",
     "bayes_gmm_covariance",
     "MCMC_OPTIONS",
+    "DEFAULT_FAMILY",
+    "DEFAULT_SWEEP",
+    "KMEANS",
+    "GMM",
+    "LCA",
+    "BAYES_GMM",
+    "BAYES_LCA",
 ]
 
 #: What a family is fitted on: ``"scores"`` (numeric: opportunity scores, their factors, or any
@@ -247,12 +254,16 @@ def bayes_gmm_covariance(value: Any) -> tuple[Any, str]:
 MCMC_OPTIONS = ("draws", "tune", "chains", "sampler")
 _MCMC = tuple(Option(name, name) for name in MCMC_OPTIONS)
 
+#: The family names, for the few places that need one family in particular (its engine, a study
+#: method, a role below); everything else iterates over :data:`FAMILIES`.
+KMEANS, GMM, LCA, BAYES_GMM, BAYES_LCA = "kmeans", "gmm", "lca", "bayes-gmm", "bayes-lca"
+
 #: The families, in sweep order. Never renumber ``seed_code``.
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family(
-            name="kmeans",
+            name=KMEANS,
             title="k-means",
             data="scores",
             bayesian=False,
@@ -268,7 +279,7 @@ FAMILIES: dict[str, Family] = {
             color="#1b9e77",
         ),
         Family(
-            name="gmm",
+            name=GMM,
             title="Gaussian mixture",
             data="scores",
             bayesian=False,
@@ -284,7 +295,7 @@ FAMILIES: dict[str, Family] = {
             color="#d95f02",
         ),
         Family(
-            name="lca",
+            name=LCA,
             title="latent class",
             data="levels",
             bayesian=False,
@@ -300,7 +311,7 @@ FAMILIES: dict[str, Family] = {
             color="#7570b3",
         ),
         Family(
-            name="bayes-gmm",
+            name=BAYES_GMM,
             title="Bayesian Gaussian mixture",
             data="scores",
             bayesian=True,
@@ -316,7 +327,7 @@ FAMILIES: dict[str, Family] = {
             color="#e7298a",
         ),
         Family(
-            name="bayes-lca",
+            name=BAYES_LCA,
             title="Bayesian latent class",
             data="levels",
             bayesian=True,
@@ -340,10 +351,13 @@ FAMILIES: dict[str, Family] = {
 NAMES: tuple[str, ...] = tuple(FAMILIES)
 
 #: The baseline of the k-means versus latent class comparison (playbook step 8), and its partner.
-BASELINE = "kmeans"
-LATENT_CLASS = "lca"
+BASELINE = KMEANS
+LATENT_CLASS = LCA
 #: The family ``latentseg demo`` keeps: its segment sizes carry posterior credible intervals.
-DEMO = "bayes-gmm"
+DEMO = BAYES_GMM
+#: The defaults of ``[model] model`` and ``[select] models``.
+DEFAULT_FAMILY = GMM
+DEFAULT_SWEEP = (KMEANS, GMM, LCA, BAYES_GMM)
 
 
 def family(name: str) -> Family:

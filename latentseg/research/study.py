@@ -66,7 +66,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
 from latentseg.io.files import atomic_write, atomic_write_text
-from latentseg.models.families import NAMES
+from latentseg.models.families import BAYES_GMM, GMM, KMEANS, LCA, NAMES
 
 __all__ = [
     "METHODS",
@@ -83,11 +83,11 @@ __all__ = [
 
 #: study method -> (model family, how it picks k)
 METHODS: dict[str, tuple[str, str]] = {
-    "kmeans-silhouette": ("kmeans", "silhouette"),
-    "kmeans-elbow": ("kmeans", "elbow"),
-    "gmm-bic": ("gmm", "bic"),
-    "lca-bic": ("lca", "bic"),
-    "bayes-loo": ("bayes-gmm", "loo"),
+    "kmeans-silhouette": (KMEANS, "silhouette"),
+    "kmeans-elbow": (KMEANS, "elbow"),
+    "gmm-bic": (GMM, "bic"),
+    "lca-bic": (LCA, "bic"),
+    "bayes-loo": (BAYES_GMM, "loo"),
 }
 
 GRID_FACTORS = ("n", "k", "separation", "imbalance", "covariance", "noise_dims")
@@ -364,13 +364,13 @@ def _run_replication(
         _write_cell(out_dir, cell_id, rep, rows)
         return cell_id, rep, rows
 
-    needed = {METHODS[m][0] for m in cfg.methods} | {"kmeans"}  # k-means: the reference for ari_vs_kmeans
+    needed = {METHODS[m][0] for m in cfg.methods} | {KMEANS}  # k-means: the reference for ari_vs_kmeans
     families = [f for f in NAMES if f in needed]
     fit_options: dict[str, dict[str, Any]] = {f: dict(o) for f, o in cfg.fit_options.items() if f in families}
-    fit_options["gmm"] = {"covariance": cfg.gmm_covariance, **fit_options.get("gmm", {})}
-    if "bayes-gmm" in families:
-        fit_options["bayes-gmm"] = {**cfg.bayes, **fit_options.get("bayes-gmm", {})}
-    categorical = _discretise(X, cfg.lca_levels) if "lca" in families else None
+    fit_options[GMM] = {"covariance": cfg.gmm_covariance, **fit_options.get(GMM, {})}
+    if BAYES_GMM in families:
+        fit_options[BAYES_GMM] = {**cfg.bayes, **fit_options.get(BAYES_GMM, {})}
+    categorical = _discretise(X, cfg.lca_levels) if LCA in families else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatentsegWarning)
         sel = select(
@@ -379,7 +379,7 @@ def _run_replication(
             fit_options=fit_options, categorical_data=categorical,
         )
     table = sel.table.set_index(["model", "k"])
-    km_true = sel.result("kmeans", k_true) if ("kmeans", k_true) in table.index else None
+    km_true = sel.result(KMEANS, k_true) if (KMEANS, k_true) in table.index else None
     rows: list[dict[str, Any]] = []
     for method in cfg.methods:
         family, how = METHODS[method]
@@ -691,7 +691,7 @@ def disagreement_table(
         (shares of the disagreements), ``ARI <a>``, ``ARI <b>`` (mean ARI against the truth on
         the disagreements).
     """
-    if not METHODS.get(a, ("",))[0] == "kmeans":
+    if not METHODS.get(a, ("",))[0] == KMEANS:
         raise ConfigError(f"disagreement_table: method a must be a k-means method; got {a!r}.")
     keys = ["cell_id", "replication"]
     wa = replications[replications["method"] == a].set_index(keys)
