@@ -80,11 +80,11 @@ def child(families: list[str], overrides: dict) -> dict:
     scores, levels, source = _load()
     t_loaded = time.perf_counter()
 
-    from latentseg.cli.commands_select import _family_options
     from latentseg.config import load_config, select_options
+    from latentseg.models.families import family
 
     cfg = load_config(None)  # the defaults `latentseg select` uses (no latentseg.toml here)
-    fit_options = {m: _family_options(m, cfg["model"]) for m in families}
+    fit_options = {m: family(m).options_from_config(cfg).options for m in families}
     fit_options.update(overrides)
     stamps: list[tuple[float, str]] = []
     sel = select(
@@ -220,10 +220,10 @@ def main() -> None:
 
 
 def _family_defaults(model: str) -> dict:
-    from latentseg.cli.commands_select import _family_options
     from latentseg.config import load_config
+    from latentseg.models.families import family
 
-    return _family_options(model, load_config(None)["model"])
+    return family(model).options_from_config(load_config(None)).options
 
 
 def _versions(ours: str) -> dict:
