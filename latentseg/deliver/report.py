@@ -87,9 +87,13 @@ class Figure:
 
 @dataclass
 class _Context:
+    """Where the report goes, and what has been written or left out so far."""
+
     out_dir: Path
     figures: list[Figure] = field(default_factory=list)
     tables: list[Path] = field(default_factory=list)
+    #: sections left out, each with why (shown in the report instead of disappearing silently)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def fig_dir(self) -> Path:
@@ -366,19 +370,48 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ctx = _Context(out.parent)
-    result = saved.result
-    meta = saved.meta
-    tables = saved.tables
+    result, meta, tables = saved.result, saved.meta, saved.tables
     names = list(result.segment_labels)
-    k = result.k
-    missing: list[str] = []
-
-    # ---- segment map
-    smap = tables.get("segment_map")
     smap_meta = meta.get("segment_map") or {}
     smap_segments = {int(sg["id"]): sg for sg in smap_meta.get("segments", []) if "id" in sg}
+    seg_rows = _segment_rows(result, names, smap_segments)
+    if not smap_segments:
+        ctx.missing.append("segment map (not saved with this model; `latentseg run` saves it)")
+    figures = _report_figures(ctx, result, meta, tables, names)
+    _write_side_tables(ctx, saved, seg_rows, smap_segments, smap_meta)
+    context = {
+        "title": title or (meta.get("report") or {}).get("title") or f"Segments: {saved.name}",
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "model_id": saved.model_id,
+        "name": saved.name,
+        "model": result.model,
+        "k": result.k,
+        "n": result.n,
+        "interval_method": result.interval_method,
+        "source": (meta.get("data") or {}).get("source", ""),
+        "selection": meta.get("selection") or {},
+        "segments": seg_rows,
+        "segment_rule": smap_meta.get("rule", ""),
+        "current_solution_column": smap_meta.get("current_solution_column"),
+        "comparison": meta.get("comparison"),
+        "finder": meta.get("finder_summary"),
+        **figures,
+        **_table_context(meta, tables),
+        **_appendix_context(result, meta),
+        "missing": ctx.missing,
+        "figures": ctx.figures,
+        "files": sorted(str(p.relative_to(ctx.out_dir)) for p in [*ctx.tables, *(f.png for f in ctx.figures), *(f.svg for f in ctx.figures if f.svg)]),
+        "error_probe": _ERROR_PROBE,
+        "csp_hash": base64.b64encode(hashlib.sha256(_ERROR_PROBE.encode()).digest()).decode(),
+    }
+    html = _template().render(**context)
+    return atomic_write_text(out, html)
+
+
+def _segment_rows(result: Any, names: Sequence[str], smap_segments: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per segment for the segment-map section (what the saved segment map says of it)."""
     seg_rows = []
-    for j in range(k):
+    for j in range(result.k):
         sg = smap_segments.get(j + 1, {})
         top = [str(o.get("statement", o.get("outcome", ""))) for o in sg.get("top_underserved") or []]
         current = sg.get("current_solution")
@@ -406,25 +439,42 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
                 "flags": list(sg.get("flags") or []),
             }
         )
-    if not smap_segments:
-        missing.append("segment map (not saved with this model; `latentseg run` saves it)")
+    return seg_rows
 
-    # ---- figures
+
+def _report_figures(ctx: _Context, result: Any, meta: Mapping[str, Any], tables: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """Every figure, in the report's order, as the template's figure entries."""
+    k = result.k
     dims = tables.get("dimensions")
     rep = meta.get("report") or {}
     pair = list(rep.get("dimensions") or [])
     quadrant = _fig_quadrant(ctx, names, result.shares, dims, pair, rep.get("dimensions_why", "")) if dims is not None else None
     if quadrant is None:
-        missing.append("2x2 of segments (no dimensions saved with this model)")
+        ctx.missing.append("2x2 of segments (no dimensions saved with this model)")
     means = tables.get("profile_means")
     if means is None:
         means = pd.DataFrame(result.centers, index=pd.RangeIndex(1, k + 1), columns=list(result.feature_names))
     heat = _fig_heatmap(ctx, means, tables.get("outcomes"), names)
     shares_fig = _fig_shares(ctx, names, np.asarray(result.shares), np.asarray(result.share_lower), np.asarray(result.share_upper), result.interval_method)
+    selection_figs = _selection_figures(ctx, meta.get("selection") or {}, tables.get("selection"))
+    comparison_fig = _comparison_figure(ctx, meta.get("comparison"), tables.get("comparison_crosstab"))
+    overlay_figs = _overlay_figures(ctx, tables, names)
+    landscape = tables.get("landscape")
+    landscape_fig = _fig_landscape(ctx, landscape) if landscape is not None else None
+    return {
+        "quadrant": quadrant,
+        "heatmap": heat,
+        "shares": shares_fig,
+        "selection_figs": selection_figs,
+        "comparison_fig": comparison_fig,
+        "overlay_figs": overlay_figs,
+        "landscape_fig": landscape_fig,
+    }
 
+
+def _selection_figures(ctx: _Context, sel_meta: Mapping[str, Any], sel_table: pd.DataFrame | None) -> list[Figure]:
+    """The k-selection plots (BIC / ICL, LOO, elbow, silhouette) from the saved selection table."""
     selection_figs: list[Figure] = []
-    sel_meta = meta.get("selection") or {}
-    sel_table = tables.get("selection")
     if sel_table is not None:
         from latentseg.deliver.plots import plot_selection
 
@@ -435,24 +485,28 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
             ctx.figures.append(Figure(p.stem, titles.get(kind, p.stem), "Recommended k marked with a dotted line; open markers are fits that are not admissible.", p))
             selection_figs.append(ctx.figures[-1])
     else:
-        missing.append("k-selection plots (no selection table saved)")
+        ctx.missing.append("k-selection plots (no selection table saved)")
+    return selection_figs
 
-    comparison_fig = None
-    cmp_meta = meta.get("comparison")
-    ct = tables.get("comparison_crosstab")
-    if cmp_meta and ct is not None:
-        from latentseg.deliver.plots import plot_comparison
 
-        cobj = SimpleNamespace(crosstab=ct, name_a=cmp_meta.get("a", "a"), name_b=cmp_meta.get("b", "b"),
-                               agreement=float(cmp_meta.get("agreement", float("nan"))), ari=float(cmp_meta.get("ari", float("nan"))))
-        p = plot_comparison(cobj, ctx.fig_dir / "comparison.png")
-        comparison_fig = Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p)
-        ctx.figures.append(comparison_fig)
-    else:
-        missing.append("k-means versus latent class comparison (not saved with this model)")
+def _comparison_figure(ctx: _Context, cmp_meta: Mapping[str, Any] | None, ct: pd.DataFrame | None) -> Figure | None:
+    """The k-means versus latent class crosstab figure, when the comparison was saved."""
+    if not (cmp_meta and ct is not None):
+        ctx.missing.append("k-means versus latent class comparison (not saved with this model)")
+        return None
+    from latentseg.deliver.plots import plot_comparison
 
+    cobj = SimpleNamespace(crosstab=ct, name_a=cmp_meta.get("a", "a"), name_b=cmp_meta.get("b", "b"),
+                           agreement=float(cmp_meta.get("agreement", float("nan"))), ari=float(cmp_meta.get("ari", float("nan"))))
+    p = plot_comparison(cobj, ctx.fig_dir / "comparison.png")
+    comparison_fig = Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p)
+    ctx.figures.append(comparison_fig)
+    return comparison_fig
+
+
+def _overlay_figures(ctx: _Context, tables: Mapping[str, Any], names: Sequence[str]) -> list[Figure]:
+    """Figures for up to six overlaid profile columns that tell segments apart, strongest first."""
     overlay_figs: list[Figure] = []
-    ov_meta = meta.get("overlay") or {}
     ov_summary = tables.get("overlay_summary")
     if ov_summary is not None and not ov_summary.empty:
         ranked = ov_summary.sort_values("effect", ascending=False)
@@ -465,11 +519,19 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
             if f is not None:
                 overlay_figs.append(f)
     else:
-        missing.append("overlays (no profile columns were overlaid)")
-    landscape = tables.get("landscape")
-    landscape_fig = _fig_landscape(ctx, landscape) if landscape is not None else None
+        ctx.missing.append("overlays (no profile columns were overlaid)")
+    return overlay_figs
 
-    # ---- tables beside the report
+
+def _write_side_tables(
+    ctx: _Context,
+    saved: Any,
+    seg_rows: Sequence[Mapping[str, Any]],
+    smap_segments: Mapping[int, Mapping[str, Any]],
+    smap_meta: Mapping[str, Any],
+) -> None:
+    """The CSV and JSON tables written beside the report (segment map, saved tables, summary)."""
+    result, tables = saved.result, saved.tables
     seg_frame = pd.DataFrame(
         [{"segment": r["id"], "name": r["name"], "share": float(result.shares[r["id"] - 1]),
           "share_lower": float(result.share_lower[r["id"] - 1]), "share_upper": float(result.share_upper[r["id"] - 1]),
@@ -487,55 +549,41 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
             _write_table(ctx, key, tables[key])
     _write_json(ctx, "model_summary", saved.summary())
 
-    # ---- text sections
+
+def _table_context(meta: Mapping[str, Any], tables: Mapping[str, Any]) -> dict[str, Any]:
+    """The HTML tables of the sizing, selection, overlay and landscape sections."""
     sizing_table = tables.get("sizing")
     sizing_cols = [c for c in ("label", "share", "share_lower", "share_upper", "count", "count_lower", "count_upper",
                                "arpu", "revenue", "revenue_lower", "revenue_upper", "n_underserved", "flags")
                    if sizing_table is not None and c in sizing_table.columns]
+    sel_table = tables.get("selection")
     sel_cols = ["model", "k", "status", "bic", "icl", "loo", "silhouette", "smallest_share", "stability_mean", "converged", "admissible", "excluded"]
+    ov_summary = tables.get("overlay_summary")
+    ov_meta = meta.get("overlay") or {}
+    fingerprints = (ov_meta or {}).get("fingerprints") or {}
+    landscape = tables.get("landscape")
+    return {
+        "sizing": _html_table(sizing_table, sizing_cols, index=True) if sizing_table is not None else None,
+        "sizing_notes": (meta.get("sizing") or {}).get("notes", []),
+        "selection_table": _html_table(sel_table, sel_cols) if sel_table is not None else None,
+        "overlay_table": _html_table(ov_summary, ["column", "kind", "test", "statistic", "p_value", "effect", "strength"], index=True) if ov_summary is not None else None,
+        "overlay_thresholds": (ov_meta or {}).get("thresholds", ""),
+        "fingerprints": [(int(s), [e.get("text", "") for e in items]) for s, items in sorted(fingerprints.items(), key=lambda kv: int(kv[0]))],
+        "landscape_table": _html_table(landscape.sort_values("opportunity", ascending=False).head(10), ["outcome", "statement", "job_step", "importance", "satisfaction", "opportunity", "class"]) if landscape is not None and "opportunity" in landscape.columns else None,
+    }
+
+
+def _appendix_context(result: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Diagnostics, criteria, the weak-separation callout, warnings, notes, cleaning and provenance."""
     from latentseg.models.bayes import engine as bayes  # the weak-separation cut and its calibration numbers
 
     diag = dict(result.diagnostics)
     approximate = bool(diag.get("share_intervals_approximate", diag.get("weak_separation", False)))
-    diag_rows = [(str(key), _fmt_cell(val) if not isinstance(val, (list, tuple, dict)) else json.dumps(val, default=str)[:300])
-                 for key, val in diag.items() if key != "warnings"]
-    crit_rows = [(str(key), _fmt_cell(val)) for key, val in dict(result.criteria).items()]
     cleaning = meta.get("cleaning") or {}
-    finder_summary = meta.get("finder_summary")
-    fingerprints = (ov_meta or {}).get("fingerprints") or {}
-
-    context = {
-        "title": title or rep.get("title") or f"Segments: {saved.name}",
-        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "model_id": saved.model_id,
-        "name": saved.name,
-        "model": result.model,
-        "k": k,
-        "n": result.n,
-        "interval_method": result.interval_method,
-        "source": (meta.get("data") or {}).get("source", ""),
-        "selection": sel_meta,
-        "segments": seg_rows,
-        "segment_rule": smap_meta.get("rule", ""),
-        "current_solution_column": smap_meta.get("current_solution_column"),
-        "quadrant": quadrant,
-        "heatmap": heat,
-        "shares": shares_fig,
-        "sizing": _html_table(sizing_table, sizing_cols, index=True) if sizing_table is not None else None,
-        "sizing_notes": (meta.get("sizing") or {}).get("notes", []),
-        "selection_figs": selection_figs,
-        "selection_table": _html_table(sel_table, sel_cols) if sel_table is not None else None,
-        "comparison": cmp_meta,
-        "comparison_fig": comparison_fig,
-        "overlay_figs": overlay_figs,
-        "overlay_table": _html_table(ov_summary, ["column", "kind", "test", "statistic", "p_value", "effect", "strength"], index=True) if ov_summary is not None else None,
-        "overlay_thresholds": (ov_meta or {}).get("thresholds", ""),
-        "fingerprints": [(int(s), [e.get("text", "") for e in items]) for s, items in sorted(fingerprints.items(), key=lambda kv: int(kv[0]))],
-        "finder": finder_summary,
-        "landscape_fig": landscape_fig,
-        "landscape_table": _html_table(landscape.sort_values("opportunity", ascending=False).head(10), ["outcome", "statement", "job_step", "importance", "satisfaction", "opportunity", "class"]) if landscape is not None and "opportunity" in landscape.columns else None,
-        "diagnostics": diag_rows,
-        "criteria": crit_rows,
+    return {
+        "diagnostics": [(str(key), _fmt_cell(val) if not isinstance(val, (list, tuple, dict)) else json.dumps(val, default=str)[:300])
+                        for key, val in diag.items() if key != "warnings"],
+        "criteria": [(str(key), _fmt_cell(val)) for key, val in dict(result.criteria).items()],
         "converged": result.converged,
         "weak_separation": bool(diag.get("weak_separation", False)),
         "em_relative_entropy": diag.get("em_relative_entropy"),
@@ -545,20 +593,13 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "weak_separation_coverage": _weak_separation_coverage(result, approximate),
         "fit_warnings": list(diag.get("warnings", []) or []),
         "run_warnings": list(meta.get("warnings", []) or []),
-        "notes": list(meta.get("notes", []) or []) + list(sel_meta.get("notes", []) or []),
+        "notes": list(meta.get("notes", []) or []) + list((meta.get("selection") or {}).get("notes", []) or []),
         "survey_notes": list(meta.get("survey_notes", []) or []),
         "cleaning": cleaning,
         "cleaning_excluded": (cleaning.get("excluded") or [])[:200],
         "versions": meta.get("versions", {}),
         "created": meta.get("created", ""),
-        "missing": missing,
-        "figures": ctx.figures,
-        "files": sorted(str(p.relative_to(ctx.out_dir)) for p in [*ctx.tables, *(f.png for f in ctx.figures), *(f.svg for f in ctx.figures if f.svg)]),
-        "error_probe": _ERROR_PROBE,
-        "csp_hash": base64.b64encode(hashlib.sha256(_ERROR_PROBE.encode()).digest()).decode(),
     }
-    html = _template().render(**context)
-    return atomic_write_text(out, html)
 
 
 def _template() -> Any:
