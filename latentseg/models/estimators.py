@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from latentseg.errors import ConfigError
 from latentseg.result import SegmentationResult
+from latentseg.models.families import GMM, KMEANS, LCA
 
 __all__ = ["GaussianMixtureSegmenter", "KMeansSegmenter", "LatentClassSegmenter"]
 
@@ -193,7 +194,7 @@ class GaussianMixtureSegmenter(_LikelihoodSegmenter):
     [40, 20]
     """
 
-    _model = "gmm"
+    _model = GMM
     _allow_nan = True
 
     def __init__(
@@ -272,7 +273,7 @@ class KMeansSegmenter(_Segmenter):
     [1, 1, 0, 0, 0]
     """
 
-    _model = "kmeans"
+    _model = KMEANS
 
     def __init__(
         self,
@@ -343,7 +344,7 @@ class LatentClassSegmenter(_LikelihoodSegmenter):
     (2, 3, 2)
     """
 
-    _model = "lca"
+    _model = LCA
     _allow_nan = True
     _keep_dtype = True
 

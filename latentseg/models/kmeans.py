@@ -18,6 +18,7 @@ import pandas as pd
 from latentseg.errors import ConfigError
 from latentseg.models._em import check_k, numeric_matrix, provenance, single_threaded, start_generators
 from latentseg.result import SegmentationResult
+from latentseg.models.families import KMEANS
 
 __all__ = ["fit_kmeans", "predict_proba", "SILHOUETTE_SAMPLE"]
 
@@ -82,8 +83,8 @@ def fit_kmeans(
     >>> r.shares.tolist(), r.interval_method
     ([0.6, 0.4], '95% Wilson')
     """
-    X, names, ids = numeric_matrix(data, allow_missing=False, model="kmeans")
-    k = check_k(k, X, "kmeans")
+    X, names, ids = numeric_matrix(data, allow_missing=False, model=KMEANS)
+    k = check_k(k, X, KMEANS)
     for name, val, low in (("n_init", n_init, 1), ("bootstrap", bootstrap, 0)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
             raise ConfigError(f"{name} must be an integer >= {low}; got {val!r}.")
@@ -151,14 +152,14 @@ def _fit(
 
     settings = {"n_init": n_init, "bootstrap": bootstrap, "standardize": bool(standardize)}
     return SegmentationResult.from_memberships(
-        "kmeans",
+        KMEANS,
         z,
         centers=centers,
         feature_names=names,
         respondent_ids=ids,
         criteria=criteria,
         diagnostics=diagnostics,
-        provenance=provenance(random_seed, X, config={"model": "kmeans", "k": k, **settings}),
+        provenance=provenance(random_seed, X, config={"model": KMEANS, "k": k, **settings}),
         settings=settings,
         params={"centers": fit_centers.copy()},
         shared_params=shared,
@@ -239,7 +240,7 @@ def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
 
             raise ConfigError(f"New data lack the column(s) {format_rows(absent)} the model was fitted on.")
         data = data[names]
-    X, _, _ = numeric_matrix(data, allow_missing=False, model="kmeans", check_constant=False)
+    X, _, _ = numeric_matrix(data, allow_missing=False, model=KMEANS, check_constant=False)
     if X.shape[1] != len(names):
         raise ConfigError(f"New data have {X.shape[1]} columns; the model was fitted on {len(names)}.")
     if "scale_mean" in result.shared_params:
