@@ -95,10 +95,11 @@ class AtomicFile:
     Examples
     --------
     >>> import os, tempfile
+    >>> from pathlib import Path
     >>> target = os.path.join(tempfile.mkdtemp(), "out.txt")
     >>> with AtomicFile(target) as tmp:
     ...     _ = tmp.write_text("done", encoding="utf-8")
-    >>> open(target).read(), sorted(os.listdir(os.path.dirname(target)))
+    >>> Path(target).read_text(encoding="utf-8"), sorted(os.listdir(os.path.dirname(target)))
     ('done', ['out.txt'])
     """
 
@@ -180,6 +181,7 @@ def atomic_write(
     Examples
     --------
     >>> import os, tempfile
+    >>> from pathlib import Path
     >>> target = os.path.join(tempfile.mkdtemp(), "data.csv")
     >>> atomic_write(target, lambda p: p.write_text("a,b\\n1,2\\n", encoding="utf-8")).read_text()
     'a,b\\n1,2\\n'
@@ -189,7 +191,7 @@ def atomic_write(
     ...     atomic_write(target, crash)
     ... except RuntimeError:
     ...     pass
-    >>> open(target).read(), len(os.listdir(os.path.dirname(target)))  # old content, no leftovers
+    >>> Path(target).read_text(encoding="utf-8"), len(os.listdir(os.path.dirname(target)))  # old content, no leftovers
     ('a,b\\n1,2\\n', 1)
     """
     with AtomicFile(path, suffix=suffix, replace=replace, sync_dir=sync_dir) as tmp:
