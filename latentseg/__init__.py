@@ -9,10 +9,11 @@ The public surface is small; everything is imported lazily so ``import latentseg
     result = ls.fit(scores, "gmm", k=4, random_seed=1)
 
 The stages, one folder each, in the order the data flows: ``io`` (read, validate), ``prepare``
-(clean, score, reduce, encode: :func:`prepare` gives every family its input), ``models`` (the
-engines behind one family registry, :mod:`latentseg.models.families`), ``choose`` (select k,
-tests, stability, comparison), ``decide`` (:func:`decide`: profiles, overlays, finder, distal
-outcomes, sizes, the segment map), ``deliver`` (saved models, :func:`assign`, the report) and
+(clean, score, reduce, encode: :func:`latentseg.prepare.core.prepare` gives every family its
+input), ``models`` (the engines behind one family registry, :mod:`latentseg.models.families`),
+``choose`` (select k, tests, stability, comparison), ``decide``
+(:func:`latentseg.decide.core.decide`: profiles, overlays, finder, distal outcomes, sizes, the
+segment map), ``deliver`` (saved models, :func:`assign`, the report) and
 ``research`` (simulators, the simulation study); :func:`run_pipeline` runs them all.
 """
 
@@ -46,8 +47,6 @@ _LAZY = {
     "save_model": "latentseg.deliver.artifacts",
     "load_model": "latentseg.deliver.artifacts",
     "write_report": "latentseg.deliver.report",
-    "prepare": "latentseg.prepare.core",
-    "decide": "latentseg.decide.core",
     "run_pipeline": "latentseg.pipeline",
     "assign": "latentseg.deliver.assign",
 }
