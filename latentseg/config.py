@@ -271,6 +271,12 @@ def _check_value(key: Key, value: Any, where: str) -> Any:
     if kind == "table":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise bad()
+        if key.dotted == "profile.names":
+            wrong = [str(k) for k in value if not (str(k).isdigit() and int(str(k)) >= 1)]
+            if wrong:
+                raise ConfigError(
+                    f"{where}: 'profile.names' is keyed by segment number (1, 2, ...); got key {wrong[0]!r}."
+                )
         return {str(k): v for k, v in value.items()}
     if kind in ("columns-table", "outcomes-table"):
         fields = ("importance", "satisfaction") if kind == "columns-table" else ("statement", "job_step")
@@ -347,6 +353,12 @@ def merge_config(user: Mapping[str, Any] | None, source: str = "<config>") -> di
     sel = cfg["select"]
     if sel["k_max"] < sel["k_min"]:
         raise ConfigError(f"{source}: 'select.k_max' ({sel['k_max']}) must be at least 'select.k_min' ({sel['k_min']}).")
+    named = [int(k) for k in cfg["profile"]["names"]]
+    if named and max(named) > sel["k_max"]:
+        raise ConfigError(
+            f"{source}: 'profile.names' names segment {max(named)}, but the k range ends at "
+            f"'select.k_max' = {sel['k_max']}; name segments 1..{sel['k_max']} at most."
+        )
     return cfg
 
 

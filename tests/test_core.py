@@ -184,3 +184,35 @@ def test_report_of_a_fit_saved_model_runs_the_decide_step(tmp_path, monkeypatch)
     decided = decide_saved(saved)
     assert decided.meta["sizing"]["tam"] == 50000 and len(decided.meta["segment_map"]["segments"]) == 3
     assert "segment_map" not in saved.meta  # the files on disk are not changed
+
+
+def test_segment_names_that_depend_on_k_are_checked_before_the_sweep(workdir, monkeypatch):
+    """profile.names with a non-numeric key, or naming a segment beyond the k range, is refused
+    before any fit; names for segments the chosen k does not have are left out with a note (the
+    run does not fail after the whole sweep)."""
+    import latentseg.choose.selection as selection
+    from latentseg.errors import ConfigError
+    from latentseg.pipeline import run_pipeline
+
+    def no_sweep(*args, **kwargs):  # the checks must come first
+        raise AssertionError("the sweep ran before the config was checked")
+
+    cfg = workdir / "latentseg.toml"
+    with monkeypatch.context() as m:
+        m.setattr(selection, "select", no_sweep)
+        with pytest.raises(ConfigError, match="keyed by segment number .* got key 'lead'"):
+            run_pipeline(SURVEY, cfg, overrides={"profile": {"names": {"lead": "Leaders"}}}, report=False,
+                         models_dir=workdir / "m1")
+        with pytest.raises(ConfigError, match="names segment 6, but the k range ends at 'select.k_max' = 4"):
+            run_pipeline(SURVEY, cfg, overrides={"profile": {"names": {"6": "Sixth"}}}, report=False,
+                         models_dir=workdir / "m2")
+    # names for segments the chosen k does not have: left out with a note, not a failure after the sweep
+    from latentseg.decide.core import decide
+    from latentseg.models import fit
+    from latentseg.prepare.core import prepare, resolve_config
+
+    conf, _ = resolve_config(cfg, {"profile": {"names": {"1": "Firsts", "3": "Thirds"}}})
+    p = prepare(SURVEY, conf)
+    d = decide(fit(p.numeric, "gmm", 2, random_seed=1, n_init=2), p.scores, p.outcomes, p.profile, conf)
+    assert d.result.segment_labels[0] == "Firsts"
+    assert any("names segment(s) [3], but the segmentation has k = 2" in n for n in d.notes)

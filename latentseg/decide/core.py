@@ -185,11 +185,17 @@ def decide(
     seed = config["model"]["random_seed"]
     if weighting not in DISTAL_WEIGHTINGS:
         raise ConfigError(f"--weighting must be one of {', '.join(DISTAL_WEIGHTINGS)}; got {weighting!r}.")
-    names = {int(key): val for key, val in (pcfg.get("names") or {}).items() if str(key).isdigit()}
+    notes: list[str] = []
+    names = {int(key): val for key, val in (pcfg.get("names") or {}).items()}
+    beyond = sorted(j for j in names if j > result.k)
+    if beyond:
+        notes.append(
+            f"[profile] names segment(s) {beyond}, but the segmentation has k = {result.k}: those names are left out"
+        )
+        names = {j: v for j, v in names.items() if j <= result.k}
     profiles = make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None)
     result = profiles.apply(result)
     overlay_cols, distal_cols = _profile_columns(profile, pcfg, source)
-    notes: list[str] = []
 
     overlays = None
     if overlay_cols:
