@@ -216,3 +216,27 @@ def test_segment_names_that_depend_on_k_are_checked_before_the_sweep(workdir, mo
     d = decide(fit(p.numeric, "gmm", 2, random_seed=1, n_init=2), p.scores, p.outcomes, p.profile, conf)
     assert d.result.segment_labels[0] == "Firsts"
     assert any("names segment(s) [3], but the segmentation has k = 2" in n for n in d.notes)
+
+
+def test_latent_class_on_a_score_table_is_assigned_on_the_same_levels(tmp_path, monkeypatch):
+    """`fit --data-kind scores --model lca` fits the opportunity levels of the scores (as `select`
+    does); `assign --from features` takes the same levels of new scores."""
+    from latentseg.research.simulate import simulate_gaussian_mixture
+
+    monkeypatch.chdir(tmp_path)
+    X, _ = simulate_gaussian_mixture(300, k=2, d=4, separation=4.0, random_seed=3)
+    X = (X - X.min()) / (X.max() - X.min()) * 20  # on the 0-20 opportunity scale
+    X.insert(0, "respondent_id", [f"r{i:03d}" for i in range(len(X))])
+    X.to_csv("scores.csv", index=False)
+    res = _cli("fit", "scores.csv", "--data-kind", "scores", "--model", "lca", "--k", "2", "--save", "m",
+               "--n-init", "2")
+    assert res.exit_code == 0, res.output
+    assert "opportunity levels of these scores" in " ".join(res.stderr.split())
+    res = _cli("assign", "models/m", "scores.csv", "-o", "a.csv", "-q")
+    assert res.exit_code == 0, res.output
+    from latentseg.deliver.artifacts import load_model
+
+    result = load_model("models/m").result
+    out = pd.read_csv("a.csv", dtype={"respondent_id": str}).set_index("respondent_id")
+    np.testing.assert_allclose(out.loc[list(map(str, result.respondent_ids)), ["p_1", "p_2"]].to_numpy(),
+                               result.memberships, atol=1e-9)

@@ -192,6 +192,11 @@ class Scorer:
         if self.source == "features":
             X = frame[self.columns]
             if family(self.result.model).categorical:
+                if self.data_spec.get("transform") == "opportunity_levels":  # levels of a score table
+                    from latentseg.prepare.encoding import opportunity_levels
+
+                    X = opportunity_levels(pd.DataFrame(_numeric_block(X, self.columns, where), index=X.index,
+                                                        columns=self.columns))
                 empty = X.isna().all(axis=1).to_numpy()
                 return X, empty
             A = _numeric_block(X, self.columns, where)
