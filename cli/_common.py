@@ -3,12 +3,18 @@
 Every command is registered through :func:`command`, which turns a :class:`LatentsegError`
 (bad input, bad setting, failed fit) into one message on stderr and exit code 1, with no
 traceback. Usage errors (unknown options) are Click's and exit 2.
+
+Every console the commands print through (:func:`out_console`, :func:`err_console`,
+:func:`fail`) passes the text it renders through :func:`terminal_text` first, so user text
+(statements, column names, segment names, ids) cannot move the cursor, recolour or retitle the
+terminal: escape sequences and other control characters are dropped.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,12 +34,40 @@ class _State:
 state = _State()
 
 
+#: a whole escape sequence: CSI (ESC [ ... final), OSC / DCS / SOS / PM / APC strings (to BEL or ESC \\),
+#: or a two-character ESC sequence
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -~]?)"
+)
+#: C0 controls except tab and newline, DEL, and C1 controls (0x80-0x9f, e.g. the one-byte CSI)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_text(value: Any) -> str:
+    """``str(value)`` without terminal escape sequences or control characters (newline and tab kept).
+
+    Examples
+    --------
+    >>> terminal_text("Speed\\x1b[2J\\x1b]0;owned\\x07 Seekers\\r\\n")
+    'Speed Seekers\\n'
+    """
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(value)))
+
+
+class CleanConsole(Console):
+    """A rich Console that renders every string through :func:`terminal_text` (its own styling,
+    added after, is untouched)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(terminal_text(text), **kwargs)
+
+
 def out_console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True)
+    return CleanConsole(file=sys.stdout, soft_wrap=True)
 
 
 def err_console() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True, quiet=state.quiet)
+    return CleanConsole(file=sys.stderr, soft_wrap=True, quiet=state.quiet)
 
 
 def info(message: str) -> None:
@@ -45,7 +79,9 @@ def fail(message: str) -> None:
     """Print one error message on stderr and exit 1."""
     from rich.markup import escape  # messages name columns like [b]: not markup
 
-    Console(file=sys.stderr, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    CleanConsole(file=sys.stderr, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(terminal_text(message))}", markup=True, highlight=False
+    )
     raise typer.Exit(1)
 
 

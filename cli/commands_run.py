@@ -238,11 +238,11 @@ def demo_cmd(
 
 def assign_cmd(
     model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
-    new_data: Annotated[Path, typer.Argument(help="New respondents: CSV / TSV (optionally .gz) or Parquet.", show_default=False)],
-    out: Annotated[Path, typer.Option("--output", "-o", help="Output file, .csv or .parquet.", show_default=False)],
+    new_data: Annotated[Path, typer.Argument(help="New respondents: CSV (any delimiter and encoding, optionally .gz; Qualtrics too), Parquet, Excel or SPSS.", show_default=False)],
+    out: Annotated[Path, typer.Option("--output", "-o", help="Output file: .csv, .csv.gz, .tsv, .tsv.gz or .parquet.", show_default=False)],
     chunksize: Annotated[int, typer.Option("--chunksize", help="Rows per chunk (memory bound).", min=1)] = 200_000,
     source: Annotated[str, typer.Option("--from", help="auto | ratings | features | observables.")] = "auto",
-    id_column: Annotated[str | None, typer.Option("--id-column", help="Respondent id column [as at fit time].")] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="Respondent id column; must be in NEW_DATA [as at fit time, else row numbers].")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -359,7 +359,9 @@ def compare_cmd(
         info(escape(f"figure -> {plot_comparison(c, plot)}"))
     if disagreements is not None:
         disagreements.parent.mkdir(parents=True, exist_ok=True)
-        c.disagreements.to_csv(disagreements)
+        from latentseg.io.files import safe_csv_frame
+
+        safe_csv_frame(c.disagreements).to_csv(disagreements)  # ids made spreadsheet-safe
         info(escape(f"disagreements -> {disagreements}"))
     if as_json:
         echo_json(c.to_dict())

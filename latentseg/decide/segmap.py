@@ -34,7 +34,7 @@ import pandas as pd
 
 from latentseg.decide.distal import align_to_result
 from latentseg.errors import ConfigError
-from latentseg.io.files import safe_csv_cell
+from latentseg.io.files import markdown_cell, safe_csv_cell
 
 __all__ = [
     "RECOMMENDATIONS",
@@ -177,8 +177,8 @@ class SegmentMap:
     def to_markdown(self) -> str:
         """A one-page Markdown table, the rule below it."""
 
-        def cell(v: Any) -> str:
-            return str(v).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+        def cell(v: Any) -> str:  # user text: HTML escaped, pipes escaped, one line
+            return markdown_cell(v)
 
         head = ["Segment", "Size", "Top underserved outcomes", "Fingerprint", "Current solution", "Recommendation"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -197,7 +197,8 @@ class SegmentMap:
             name = f"**{s['handle']}**" + (f": {s['name']}" if s["name"] != s["handle"] else "")
             lines.append("| " + " | ".join(cell(x) for x in (name, size, outs, fp, cur, rec)) + " |")
         lines.append("")
-        lines.append(f"Rule: {self.rule}")
+        # a prose line, not a cell: "&" and "<" escaped (no tag can open); ">" mid-line is plain text
+        lines.append("Rule: " + " ".join(str(self.rule).replace("&", "&amp;").replace("<", "&lt;").split()))
         return "\n".join(lines) + "\n"
 
 

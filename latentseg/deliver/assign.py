@@ -17,10 +17,12 @@ Three inputs are understood (``source=``):
 ``"auto"`` picks ``"ratings"`` for a model fitted on a survey, ``"features"`` otherwise.
 
 Every path goes through one function, :meth:`Scorer.score`, applied to one chunk (a DataFrame)
-at a time, so the in-memory, streamed and Dask results are the same numbers. Files stream in
-chunks (CSV through pyarrow's incremental reader, Parquet through ``ParquetFile.iter_batches``)
-and the output is written incrementally (CSV or Parquet) to a temporary file that replaces
-the target only when complete: memory stays bounded whatever the file size.
+at a time, so the in-memory, streamed and Dask results are the same numbers. Files are read as
+the survey reader reads them (format by content; encoding, delimiter, gzip and the Qualtrics
+layout sniffed by :func:`latentseg.io.readers.sniff_file`) and stream in chunks (delimited text
+through pyarrow's incremental reader, Parquet through ``ParquetFile.iter_batches``); the output
+is written incrementally (CSV, TSV, either gzipped, or Parquet, by extension) to a temporary
+file that replaces the target only when complete: memory stays bounded whatever the file size.
 
 Output columns: the id (the model's id column when present in the input, else ``row``, numbered
 from 1), ``segment`` (modal segment 1..k; empty where a row has nothing to score), ``segment_name``
@@ -49,8 +51,6 @@ __all__ = ["Scorer", "AssignSummary", "assign", "assign_file", "assign_dask", "S
 SOURCES = ("auto", "ratings", "features", "observables")
 #: Strings read as missing in CSV input (as pandas does by default).
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A", "-"]
-_CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def _as_model(model: Any) -> Any:
@@ -446,46 +446,58 @@ class AssignSummary:
         }
 
 
-def _file_format(path: Path, what: str) -> str:
+#: Output formats by extension: (format name, kind, delimiter, compression).
+_OUTPUTS = {
+    ".csv.gz": ("csv.gz", "csv", ",", "gzip"),
+    ".tsv.gz": ("tsv.gz", "csv", "\t", "gzip"),
+    ".csv": ("csv", "csv", ",", None),
+    ".tsv": ("tsv", "csv", "\t", None),
+    ".parquet": ("parquet", "parquet", None, None),
+    ".pq": ("parquet", "parquet", None, None),
+}
+
+
+def _output_format(path: Path) -> tuple[str, str, str | None, str | None]:
+    """(name, kind, delimiter, compression) of the output file, by its extension."""
     name = path.name.lower()
-    if name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(_CSV_SUFFIXES):
-        return "csv"
+    for suffix, fmt in _OUTPUTS.items():  # longest suffixes first
+        if name.endswith(suffix):
+            return fmt
     raise ConfigError(
-        f"{what} '{path}' has an unknown extension; use .csv, .tsv (optionally .gz) or .parquet."
+        f"Output file '{path}' has an unknown extension; use .csv, .csv.gz, .tsv, .tsv.gz or .parquet."
     )
 
 
-def _first_line(path: Path, delimiter: str) -> list[str]:
-    import csv
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
-        return next(csv.reader(fh, delimiter=delimiter), [])
-
-
 def _bytes_per_row(path: Path) -> float:
-    if path.name.lower().endswith(".gz"):
-        return 0.0
     with open(path, "rb") as fh:
         sample = fh.read(1 << 20)
     lines = sample.count(b"\n")
     return len(sample) / max(lines, 1)
 
 
-def _iter_csv(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFrame]:
+def _unreadable(path: Path, exc: BaseException, fmt: Any = None) -> SurveyError:
+    """One message naming the file for a read that failed part-way (a damaged file)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if fmt is not None and fmt.compression and isinstance(exc, (OSError, EOFError)):
+        return SurveyError(f"'{path}': cannot be decompressed as gzip ({first}).")
+    if fmt is not None and isinstance(exc, UnicodeError):
+        return SurveyError(f"'{path}': cannot be decoded as {fmt.encoding} ({first}).")
+    what = "CSV" if fmt is not None else "Parquet"
+    return SurveyError(f"'{path}': cannot be read as {what} ({first}).")
+
+
+def _iter_csv(path: Path, scorer: Scorer, chunksize: int, fmt: Any) -> Iterator[pd.DataFrame]:
+    """Stream delimited text in chunks with the layout the survey reader sniffed (``fmt``, a
+    :class:`latentseg.io.readers.FileFormat`: encoding, delimiter, gzip, Qualtrics rows)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    delimiter = "\t" if ".tsv" in path.name.lower() else ","
-    header = _first_line(path, delimiter)
+    header = list(fmt.header)
     scorer.check_columns(header, f"'{path}'")
     wanted = list(dict.fromkeys(scorer.columns + ([scorer.id_column] if scorer.id_column in header else [])))
     types: dict[str, Any] = {}
     if scorer.id_column in header:
-        types[scorer.id_column] = pa.string()
+        types[scorer.id_column] = pa.string()  # ids keep their text form: 007 stays 007
     if scorer.source in ("ratings", "features") and not family(scorer.result.model).categorical:
         for c in scorer.columns:
             types[c] = pa.float64()
@@ -497,13 +509,17 @@ def _iter_csv(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFra
     else:  # categorical indicators: read as text, as the latent class model keys its categories
         for c in scorer.columns:
             types[c] = pa.string()
-    bpr = _bytes_per_row(path)
+    bpr = 0.0 if fmt.compression else _bytes_per_row(path)
     block = int(min(max(chunksize * (bpr or 200), 1 << 20), 1 << 28))
+    source = None
     try:
+        source = pa.input_stream(str(path), compression=fmt.compression)
         reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=block, use_threads=True),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            source,
+            read_options=pacsv.ReadOptions(
+                block_size=block, use_threads=True, encoding=fmt.encoding, skip_rows_after_names=fmt.skip_rows
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=fmt.delimiter),
             convert_options=pacsv.ConvertOptions(
                 include_columns=wanted, column_types=types, null_values=NULL_VALUES, strings_can_be_null=True
             ),
@@ -516,7 +532,14 @@ def _iter_csv(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFra
             for start in range(0, batch.num_rows, chunksize):  # blocks are bytes; chunks are rows
                 yield batch.slice(start, chunksize).to_pandas()
     except pa.ArrowInvalid as exc:
+        if fmt.compression and "zlib" in str(exc).lower():
+            raise _unreadable(path, OSError(str(exc)), fmt) from None
         raise SurveyError(f"'{path}': {_arrow_message(exc, header)}") from None
+    except (pa.ArrowException, OSError, EOFError, UnicodeError) as exc:
+        raise _unreadable(path, exc, fmt) from None
+    finally:
+        if source is not None:
+            source.close()
 
 
 def _arrow_message(exc: Exception, header: Sequence[str]) -> str:
@@ -535,38 +558,86 @@ def _arrow_message(exc: Exception, header: Sequence[str]) -> str:
     return msg
 
 
-def _iter_parquet(path: Path, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFrame]:
+def _parquet_file(path: Path) -> Any:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # ArrowInvalid / OSError for a damaged file
+        raise _unreadable(path, exc) from None
+
+
+def _iter_parquet(path: Path, scorer: Scorer, chunksize: int, pf: Any = None) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+
+    pf = pf if pf is not None else _parquet_file(path)
     names = list(pf.schema_arrow.names)
     scorer.check_columns(names, f"'{path}'")
     wanted = list(dict.fromkeys(scorer.columns + ([scorer.id_column] if scorer.id_column in names else [])))
-    for batch in pf.iter_batches(batch_size=chunksize, columns=wanted):
-        yield batch.to_pandas()
+    try:
+        for batch in pf.iter_batches(batch_size=chunksize, columns=wanted):
+            yield batch.to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _iter_frame(path: Path, frame: pd.DataFrame, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFrame]:
+    """An Excel / SPSS file, read whole by the survey reader (they cannot be streamed), in chunks."""
+    scorer.check_columns([str(c) for c in frame.columns], f"'{path}'")
+    for start in range(0, len(frame), chunksize):
+        yield frame.iloc[start : start + chunksize].reset_index(drop=True)
+
+
+def _open_input(path: Path, scorer: Scorer, chunksize: int) -> tuple[list[str], float | None, Iterator[pd.DataFrame]]:
+    """(column names, rows expected or None, chunks) of the new data, read as the survey reader
+    reads it: format by content, encoding / delimiter / gzip / Qualtrics layout sniffed."""
+    from latentseg.io.readers import read_table, sniff_file
+
+    fmt = sniff_file(path)
+    if fmt.kind == "parquet":
+        pf = _parquet_file(path)
+        return [str(n) for n in pf.schema_arrow.names], float(pf.metadata.num_rows), _iter_parquet(path, scorer, chunksize, pf)
+    if fmt.kind == "csv":
+        bpr = 0.0 if fmt.compression else _bytes_per_row(path)
+        total = (path.stat().st_size / bpr) if bpr else None
+        return list(fmt.header), total, _iter_csv(path, scorer, chunksize, fmt)
+    frame = read_table(path).rename(columns=str)
+    return list(frame.columns), float(len(frame)), _iter_frame(path, frame, scorer, chunksize)
 
 
 class _Writer:
-    """Incremental CSV / Parquet writer into a temporary file replacing the target at the end."""
+    """Incremental CSV / TSV (optionally gzipped) / Parquet writer into a temporary file that
+    replaces the target at the end. In text output every text cell (ids, segment names) and the
+    id column's name are made spreadsheet-safe (:func:`latentseg.io.files.safe_csv_cell`)."""
 
-    def __init__(self, path: Path, fmt: str) -> None:
+    def __init__(self, path: Path, fmt: tuple[str, str, str | None, str | None]) -> None:
         self.path = path
-        self.fmt = fmt
+        self.name, self.kind, self.delimiter, self.compression = fmt
+        self.fmt = self.kind
         self.file = AtomicFile(path, suffix=".part")
         self.tmp = self.file.tmp
         self.writer: Any = None
+        self.sink: Any = None
+
+    def _safe(self, frame: pd.DataFrame) -> pd.DataFrame:
+        names = frame["segment_name"]
+        frame = frame.assign(
+            segment_name=names.cat.rename_categories([safe_csv_cell(c) for c in names.cat.categories])
+        )
+        id_name = frame.columns[0]
+        ids = frame[id_name]
+        if ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype):
+            frame[id_name] = ids.map(safe_csv_cell)
+        return frame.rename(columns={id_name: safe_csv_cell(str(id_name))})
 
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
 
-        if self.fmt == "csv":
-            names = frame["segment_name"]
-            frame = frame.assign(
-                segment_name=names.cat.rename_categories([safe_csv_cell(c) for c in names.cat.categories])
-            )
+        if self.kind == "csv":
+            frame = self._safe(frame)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
-            if self.fmt == "parquet":
+            if self.kind == "parquet":
                 import pyarrow.parquet as pq
 
                 # dictionary encoding only where it pays (the names); trying it on the
@@ -575,7 +646,14 @@ class _Writer:
             else:
                 import pyarrow.csv as pacsv
 
-                self.writer = pacsv.CSVWriter(self.tmp, table.schema)
+                if self.compression:  # Python's gzip at the usual level 6: Arrow's is 3x slower
+                    import gzip
+
+                    self.sink = gzip.open(self.tmp, "wb", compresslevel=6)
+                self.writer = pacsv.CSVWriter(
+                    self.sink if self.sink is not None else str(self.tmp), table.schema,
+                    write_options=pacsv.WriteOptions(delimiter=self.delimiter),
+                )
             self.schema = table.schema
         self.writer.write_table(table.cast(self.schema))
 
@@ -583,6 +661,8 @@ class _Writer:
         try:
             if self.writer is not None:
                 self.writer.close()
+            if self.sink is not None:
+                self.sink.close()  # the gzip trailer
         except BaseException:
             self.file.discard()
             raise
@@ -602,20 +682,26 @@ def assign_file(
     id_column: str | None = None,
     progress: bool = False,
 ) -> AssignSummary:
-    """Score a CSV or Parquet file in chunks, writing CSV or Parquet incrementally.
+    """Score a CSV or Parquet file in chunks, writing CSV, TSV or Parquet incrementally.
 
     Parameters
     ----------
     model : SavedModel or path
     src : path
-        ``.csv`` / ``.tsv`` (optionally gzipped) or ``.parquet``.
+        Read as the survey reader reads it (:func:`latentseg.io.readers.sniff_file`): delimited
+        text in UTF-8, UTF-16 (with BOM), Windows-1252 or Latin-1, delimited by ``,`` ``;``
+        tab or ``|``, optionally gzipped, Qualtrics exports too, streamed in chunks; Parquet,
+        streamed by batches; Excel / SPSS, read whole then scored in chunks. The format
+        follows the content, not the extension.
     out : path
-        ``.csv`` or ``.parquet``; written to a temporary file first and moved into place when
-        complete.
+        By extension: ``.csv``, ``.csv.gz`` (gzipped), ``.tsv`` (tab-separated), ``.tsv.gz``
+        or ``.parquet``; written to a temporary file first and moved into place when
+        complete. In text output every text cell (ids, segment names) is spreadsheet-safe.
     chunksize : int, default 200000
         Rows per chunk (memory is about ``chunksize x columns x 8`` bytes, a few times over).
     source, id_column
-        As :class:`Scorer`.
+        As :class:`Scorer`. An ``id_column`` given here must be in the file; ids keep their
+        text form (``007`` stays ``007``).
     progress : bool
         Show a rich progress bar on stderr.
 
@@ -626,9 +712,11 @@ def assign_file(
     Raises
     ------
     SurveyError
-        Missing columns (named, against those seen at fit time), non-numeric or out-of-scale values.
+        Missing columns (named, against those seen at fit time), a missing ``id_column``,
+        non-numeric or out-of-scale values, an unreadable, damaged (a corrupt gzip) or
+        mislabelled file (a ``.parquet`` that is not Parquet).
     ConfigError
-        An unknown file type or a bad ``chunksize``.
+        An unknown output extension or a bad ``chunksize``.
     """
     if not isinstance(chunksize, int) or chunksize < 1:
         raise ConfigError(f"chunksize must be a positive integer; got {chunksize!r}.")
@@ -636,21 +724,15 @@ def assign_file(
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise SurveyError(f"New data file '{src}' does not exist.")
-    in_fmt = _file_format(src, "New data file")
-    out_fmt = _file_format(out, "Output file")
+    out_fmt = _output_format(out)
     if out.resolve() == src.resolve():
         raise ConfigError(f"The output '{out}' would overwrite the input.")
+    names, total, chunks = _open_input(src, scorer, chunksize)
+    if id_column is not None and id_column not in names:
+        raise SurveyError(
+            f"'{src}' has no id column '{id_column}' (--id-column); its columns are {format_rows(names, limit=12)}."
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-
-    if in_fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        total: float | None = float(pq.ParquetFile(src).metadata.num_rows)
-        chunks = _iter_parquet(src, scorer, chunksize)
-    else:
-        bpr = _bytes_per_row(src)
-        total = (src.stat().st_size / bpr) if bpr else None
-        chunks = _iter_csv(src, scorer, chunksize)
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -694,7 +776,7 @@ def assign_file(
     return AssignSummary(
         input=str(src),
         output=str(out),
-        format=out_fmt,
+        format=out_fmt[0],
         rows=rows,
         scored=scored,
         chunks=n_chunks,

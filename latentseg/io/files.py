@@ -9,7 +9,9 @@ of one; a failed write removes its temporary file. The new file gets the permiss
 newly created file (``0o666`` less the umask), not the ``0o600`` of :func:`tempfile.mkstemp`.
 
 :func:`safe_csv_cell` is the one rule that keeps a spreadsheet from running a text cell of a
-CSV file as a formula.
+CSV file as a formula; :func:`safe_csv_frame` applies it to a whole table (text cells, column
+names, text index labels) and leaves numeric columns numeric. :func:`markdown_cell` is the
+matching rule for user text placed in a Markdown table (HTML and pipes escaped).
 
 >>> from latentseg.io.files import atomic_write, atomic_write_text, safe_csv_cell
 """
@@ -32,10 +34,13 @@ __all__ = [
     "fsync_file",
     "fsync_dir",
     "safe_csv_cell",
+    "safe_csv_frame",
+    "markdown_cell",
 ]
 
-#: text starting with one of these is run as a formula by a spreadsheet
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: text starting with one of these is run as a formula by a spreadsheet (the full-width forms
+#: too: some spreadsheets fold them to their ASCII twins)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def _umask() -> int:
@@ -226,9 +231,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def safe_csv_cell(value: Any) -> Any:
     """Neutralise a text cell that a spreadsheet would run as a formula (CSV injection).
 
-    Text beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
-    apostrophe, which spreadsheets show as text. Numbers and other values are returned unchanged
-    (a negative number is data, not a formula).
+    Text beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (or the full-width
+    forms U+FF1D, U+FF0B, U+FF0D, U+FF20) gets a leading apostrophe, which spreadsheets show as
+    text. That includes text that looks like a number or a sum (``"-1+2"``, ``"-5"``): as text it
+    would be run as a formula.
+    Numbers and other values are returned unchanged (a negative number is data, not a formula).
 
     Parameters
     ----------
@@ -243,9 +250,73 @@ def safe_csv_cell(value: Any) -> Any:
     --------
     >>> safe_csv_cell("=HYPERLINK(\\"http://x\\")")
     '\\'=HYPERLINK("http://x")'
-    >>> safe_csv_cell("Speed Seekers"), safe_csv_cell(-3.5)
-    ('Speed Seekers', -3.5)
+    >>> safe_csv_cell("Speed Seekers"), safe_csv_cell(-3.5), safe_csv_cell("-1+2")
+    ('Speed Seekers', -3.5, "'-1+2")
     """
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+def _is_text(dtype: Any) -> bool:
+    import pandas as pd
+
+    return dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)
+
+
+def safe_csv_frame(frame: Any, *, index: bool = True) -> Any:
+    """A copy of a DataFrame ready for ``to_csv``: every text cell, column name and (with
+    ``index``) text index label passed through :func:`safe_csv_cell`; numeric columns untouched.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    index : bool, default True
+        Also neutralise the index labels (when the index is text); pass False when the index is
+        not written.
+
+    Returns
+    -------
+    DataFrame
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"id": ["=cmd", "007"], "x": [-1.5, 2.0]})
+    >>> safe_csv_frame(df).to_csv(index=False).splitlines()
+    ['id,x', "'=cmd,-1.5", '007,2.0']
+    """
+    import pandas as pd
+
+    out = frame.copy()
+    for j in range(out.shape[1]):
+        s = out.iloc[:, j]
+        if _is_text(s.dtype):
+            out.isetitem(j, s.astype(object).map(safe_csv_cell))
+    out.columns = [safe_csv_cell(str(c)) for c in out.columns]
+    if index:
+        if isinstance(out.index, pd.MultiIndex):
+            out.index = pd.MultiIndex.from_tuples(
+                [tuple(safe_csv_cell(v) for v in t) for t in out.index], names=out.index.names
+            )
+        elif _is_text(out.index.dtype):
+            out.index = pd.Index([safe_csv_cell(v) for v in out.index], name=out.index.name)
+        if out.index.name is not None:
+            out.index = out.index.rename(safe_csv_cell(str(out.index.name)))
+    return out
+
+
+def markdown_cell(value: Any) -> str:
+    """User text made safe for a Markdown table cell: ``&``, ``<`` and ``>`` become HTML
+    entities (no tag or script survives a Markdown renderer), backslashes and pipes are escaped
+    (no cell is split) and line breaks become spaces.
+
+    Examples
+    --------
+    >>> markdown_cell("<script>x</script> | A&B")
+    '&lt;script&gt;x&lt;/script&gt; \\\\| A&amp;B'
+    """
+    text = str(value)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")

@@ -45,7 +45,7 @@ from latentseg.io.validate import (
 )
 from latentseg.io.survey import Scale, Survey
 
-__all__ = ["read_survey", "survey_from_frame", "read_table", "RawTable"]
+__all__ = ["read_survey", "survey_from_frame", "read_table", "RawTable", "sniff_file", "FileFormat"]
 
 #: Normalised names (lower case, letters and digits only) detected as the id column, in order.
 ID_NAMES = (
@@ -241,6 +241,9 @@ def _kind(path: Path, head: bytes) -> str:
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a table as Parquet (``.parquet``) or CSV (anything else), creating the folder.
 
+    In CSV every text cell and column name goes through :func:`latentseg.io.files.safe_csv_frame`
+    (a spreadsheet never runs one as a formula); numeric columns stay numeric.
+
     Parameters
     ----------
     frame : DataFrame
@@ -264,7 +267,9 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     if path.suffix.lower() == ".parquet":
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False)
+        from latentseg.io.files import safe_csv_frame
+
+        safe_csv_frame(frame, index=False).to_csv(path, index=False)
     return path
 
 
@@ -297,6 +302,121 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     ['a', 'b']
     """
     return _read_raw(Path(path), sheet=sheet).frame
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How the survey reader sees a file, from its first megabyte (see :func:`sniff_file`).
+
+    Attributes
+    ----------
+    kind : {"csv", "parquet", "excel", "spss"}
+        By content (an Excel workbook named ``.csv`` is Excel).
+    encoding : str
+        Delimited text only: ``utf-8`` (a BOM is skipped), ``utf-16`` (with BOM),
+        ``cp1252`` or ``latin-1``, as Python and pyarrow name them.
+    delimiter : str
+        ``,`` ``;`` tab or ``|``.
+    compression : str or None
+        ``"gzip"`` for a gzipped text file.
+    header : tuple of str
+        The column names.
+    skip_rows : int
+        Rows after the header that are not data (a Qualtrics export: 2).
+    notes : tuple of str
+        What was inferred, in the reader's words.
+    """
+
+    kind: str
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    compression: str | None = None
+    header: tuple[str, ...] = ()
+    skip_rows: int = 0
+    notes: tuple[str, ...] = ()
+
+
+def sniff_file(path: str | Path) -> FileFormat:
+    """What :func:`read_survey` would make of a file's layout, reading only its first megabyte
+    (decompressed): for readers that stream the rest themselves (``latentseg assign``).
+
+    Raises
+    ------
+    SurveyError
+        The file is missing, unreadable, empty, a corrupt gzip, not text, or its content does not
+        match its extension (a ``.parquet`` that is not Parquet); the message names the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_bytes("id;name\\n007;Jos\\xe9\\n".encode("latin-1"))
+    >>> f = sniff_file(p)
+    >>> f.kind, f.encoding, f.delimiter, f.header
+    ('csv', 'cp1252', ';', ('id', 'name'))
+    """
+    import zlib
+
+    path = Path(path)
+    source = str(path)
+    head = _read_head(path, source, _SNIFF_BYTES)
+    if not head:
+        raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
+    kind = _kind(path, head)
+    if kind in ("excel", "parquet", "spss"):
+        return FileFormat(kind)
+    if kind == "xls":
+        raise SurveyError(f"{source}: old Excel .xls workbooks are not read; expected .xlsx (save the file as .xlsx or CSV).")
+    if kind == "mismatch":
+        raise SurveyError(
+            f"{source}: the content is not a {path.suffix.lower()} file; expected a file matching its extension."
+        )
+    notes: list[str] = []
+    compression = None
+    data = head
+    truncated = path.stat().st_size > len(head)
+    if head[:2] == b"\x1f\x8b":
+        compression = "gzip"
+        try:
+            with gzip.open(path, "rb") as fh:
+                data = fh.read(_SNIFF_BYTES)
+                truncated = bool(fh.read(1))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SurveyError(f"{source}: cannot be decompressed as gzip ({exc}).") from None
+        notes.append("decompressed gzip")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+        try:
+            text = codecs.getincrementaldecoder("utf-16")().decode(data, final=not truncated)
+        except UnicodeDecodeError:
+            raise SurveyError(f"{source}: starts with a UTF-16 mark but is not UTF-16 text.") from None
+        notes.append("read as UTF-16")
+    elif b"\x00" in data:
+        raise SurveyError(
+            f"{source}: does not look like a text (CSV) file; expected CSV, Parquet, Excel .xlsx or SPSS .sav."
+        )
+    elif _utf8_prefix(data):
+        encoding = "utf-8"
+        text = data.decode("utf-8", errors="ignore").lstrip("\ufeff")
+    else:
+        try:
+            text, encoding = data.decode("cp1252"), "cp1252"
+            notes.append("read as Windows-1252 (the file is not valid UTF-8)")
+        except UnicodeDecodeError:
+            text, encoding = data.decode("latin-1"), "latin-1"
+            notes.append("read as Latin-1 (the file is not valid UTF-8)")
+    if not text.strip():
+        raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
+    sample = text if len(text) <= 65536 else text[:65536]
+    delimiter, recs = _sniff(sample, truncated or len(sample) < len(text))
+    if len(recs) < 3 and len(sample) < len(text):  # very long header rows (Qualtrics question text)
+        delimiter, recs = _sniff(text, truncated)
+    if not recs:
+        raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
+    if delimiter != ",":
+        notes.append(f"delimiter {delimiter!r}")
+    skip = 2 if _is_qualtrics(recs) else 0
+    return FileFormat("csv", encoding, delimiter, compression, tuple(recs[0]), skip, tuple(notes))
 
 
 def _read_head(path: Path, source: str, size: int = 8) -> bytes:

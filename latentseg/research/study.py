@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
-from latentseg.io.files import atomic_write, atomic_write_text
+from latentseg.io.files import atomic_write, atomic_write_text, safe_csv_frame
 from latentseg.models.families import BAYES_GMM, GMM, KMEANS, LCA, NAMES
 
 __all__ = [
@@ -576,7 +576,7 @@ def run_study(
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    return atomic_write(path, lambda tmp: safe_csv_frame(df, index=False).to_csv(tmp, index=False))
 
 
 def summarize(replications: pd.DataFrame) -> pd.DataFrame:
