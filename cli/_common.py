@@ -93,7 +93,8 @@ def echo_json(obj: Any) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Decorator: LatentsegError (and unreadable files) -> one message on stderr, exit 1."""
+    """Decorator: LatentsegError, and any OSError (a full disk, a read-only folder, a name too
+    long ...), -> one message on stderr naming the path and the reason, exit 1; no traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -101,11 +102,47 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except LatentsegError as exc:
             fail(str(exc))
+        except OSError as exc:  # a file-system error we did not foresee: the path and the reason
+            from latentseg.io.files import os_error_message
+
+            fail(os_error_message(exc))
         except KeyboardInterrupt:
             Console(file=sys.stderr).print("interrupted; finished work was kept.")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def config_input(config: Any) -> Any:
+    """The settings file a command reads: ``config``, else ``./latentseg.toml`` when present."""
+    from pathlib import Path
+
+    if config is not None:
+        return config
+    default = Path("latentseg.toml")
+    return default if default.is_file() else None
+
+
+def model_inputs(model: Any, label: str = "MODEL") -> dict[str, Any]:
+    """The files of a saved model a command reads, labelled for :func:`latentseg.io.files.check_outputs`:
+    the folder, its ``model.json`` and ``result.nc``, and the survey saved with it."""
+    from pathlib import Path
+
+    from latentseg.deliver.artifacts import META_FILE, RESULT_FILE
+
+    folder = Path(model)
+    if folder.name == META_FILE and folder.is_file():
+        folder = folder.parent
+    out: dict[str, Any] = {label: folder, f"{label}'s {META_FILE}": folder / META_FILE,
+                           f"{label}'s {RESULT_FILE}": folder / RESULT_FILE}
+    try:
+        doc = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        survey = (doc.get("data") or {}).get("path") if isinstance(doc, dict) else None
+    except (OSError, ValueError, AttributeError):  # load_model says what is wrong with it
+        survey = None
+    if isinstance(survey, str) and survey:
+        out[f"the survey saved with {label}"] = Path(survey)
+    return out
 
 
 def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:

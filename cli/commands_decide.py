@@ -104,6 +104,12 @@ def profile_cmd(
 
     if distal_method not in DISTAL_METHODS:
         _fail(f"--distal-method must be one of {', '.join(DISTAL_METHODS)}; got {distal_method!r}.")
+    if output is not None:
+        from latentseg.cli._common import model_inputs
+        from latentseg.io.files import check_outputs
+
+        check_outputs({"--output": output, **{f"--output's {name}": output / name for name in _PROFILE_FILES}},
+                      {**model_inputs(model), "--survey": survey}, command="profile")
     saved = _load(model)
     scores, outcomes, prof_df, source, reduction = decide_inputs(saved, survey)
     cfg = _config(saved, {
@@ -138,6 +144,11 @@ def _config(saved: Any, profile: dict[str, Any] | None = None, size: dict[str, A
             "size": {k: v for k, v in (size or {}).items() if v is not None}}
     cfg, _ = resolve_config(dict(saved.config or {}), over)
     return cfg
+
+
+#: The files ``profile --output`` writes into its folder.
+_PROFILE_FILES = ("profiles.csv", "segment_map.csv", "segment_map.json", "segment_map.md", "overlays.json",
+                  "overlays.csv", "finder.json", "distal.csv")
 
 
 def _write_outputs(d: Any, output: Path) -> None:

@@ -67,14 +67,33 @@ def _print_result(result: SegmentationResult, source: str) -> None:
     console.print(crit)
 
 
-def _save(name: str, result: SegmentationResult, cfg: dict[str, Any], meta: dict[str, Any]) -> Path:
-    from latentseg.deliver.artifacts import save_model
-
+def _save_path(name: str) -> Path:
     if not name or any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
         _fail(f"--save takes a plain model name (saved under models/<name>); got {name!r}.")
-    path = Path("models") / name
-    save_model(path, result, config=cfg, meta=meta, name=name)
+    return Path("models") / name
+
+
+def _save(path: Path, result: SegmentationResult, cfg: dict[str, Any], meta: dict[str, Any]) -> Path:
+    from latentseg.deliver.artifacts import save_model
+
+    save_model(path, result, config=cfg, meta=meta, name=path.name)
     return path
+
+
+def _check_paths(data: Path, config: Path | None, path: Path | None) -> None:
+    """The output-path policy (:func:`latentseg.io.files.check_outputs`) for ``fit --save``."""
+    from latentseg.cli._common import config_input
+    from latentseg.deliver.artifacts import META_FILE, RESULT_FILE
+    from latentseg.io.files import check_outputs
+
+    if path is None:
+        return
+    check_outputs(
+        {"the model folder": path, "the model's model.json": path / META_FILE, "the model's result.nc": path / RESULT_FILE,
+         "the model's lock file": path.parent / f".{path.name}.lock"},
+        {"DATA": data, "the config file": config_input(config)},
+        command="fit --save",
+    )
 
 
 def fit_options(chosen: str, cfg: dict[str, Any], given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -124,12 +143,19 @@ def fit(
     chains: Annotated[int | None, typer.Option("--chains", help="MCMC chains (Bayesian).")] = None,
     sampler: Annotated[str | None, typer.Option("--sampler", help="nutpie | pymc | numpyro (needs the jax extra) | advi (approximate).")] = None,
     save: Annotated[str | None, typer.Option("--save", help="Save the fitted model as models/NAME.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --save: replace a model already saved as models/NAME.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (the documented contract).")] = False,
 ) -> None:
-    """Fit one segmentation model with K segments and print its segments and criteria."""
+    """Fit one segmentation model with K segments and print its segments and criteria.
+
+    With --save NAME the model goes to models/NAME; a model already saved there is replaced only
+    with --force, and while this process writes it no other can (it gets an error naming this one).
+    """
+    import contextlib
+
     from latentseg.config import load_config, merge_config
     from latentseg.models.families import NAMES
-    from latentseg.prepare.core import INPUT_KINDS, prepare
+    from latentseg.prepare.core import INPUT_KINDS
 
     cfg = load_config(config)
     chosen = model or cfg["model"]["model"]
@@ -148,6 +174,20 @@ def fit(
     options, option_notes = fit_options(chosen, cfg, {key: checked[key] for key in given if key in overrides})
     if not data.exists():
         _fail(f"Data file '{data}' does not exist.")
+    save_path = _save_path(save) if save else None
+    _check_paths(data, config, save_path)
+    with contextlib.ExitStack() as hold:
+        if save_path is not None:  # held from the check to the save: no other process writes this model meanwhile
+            from latentseg.deliver.artifacts import check_replace, model_lock
+
+            hold.enter_context(model_lock(save_path, hint="wait for it to finish, or pass another --save name"))
+            check_replace(save_path, force=force, survey=data, keep="--save NAME")
+        _fit_and_report(data, cfg, chosen, k, data_kind, picked, options, option_notes, save_path, as_json)
+
+
+def _fit_and_report(data: Path, cfg: dict[str, Any], chosen: str, k: int, data_kind: str, picked: list[str] | None,
+                    options: dict[str, Any], option_notes: list[str], save_path: Path | None, as_json: bool) -> None:
+    from latentseg.prepare.core import prepare
 
     prepared = prepare(data, cfg, kind=data_kind, families=[chosen], columns=picked)
     if prepared.cleaning is not None:
@@ -168,8 +208,8 @@ def fit(
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
-    if save:
-        path = _save(save, result, cfg, {"data": prepared.spec_for(chosen), "notes": list(prepared.notes_for(chosen))})
+    if save_path is not None:
+        path = _save(save_path, result, cfg, {"data": prepared.spec_for(chosen), "notes": list(prepared.notes_for(chosen))})
         info(escape(f"saved -> {path}"))
     if as_json:
         echo_json(result.to_dict())

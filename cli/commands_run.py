@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
+from latentseg.cli._common import command, echo_json, err_console, info, model_inputs, out_console, state
 from latentseg.models.families import DEMO
 
 ConfigOpt = Annotated[
@@ -34,6 +34,7 @@ ConfigOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines; only errors and results.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace a model already saved under that name.")]
 
 #: The example the demo runs on, relative to the source tree.
 EXAMPLE_SURVEY = Path("examples") / "project_survey.csv"
@@ -138,6 +139,8 @@ def _run(
     as_json: bool,
     overrides: dict[str, dict[str, Any]] | None = None,
     model: str | None = None,
+    force: bool = False,
+    wait: bool = False,
 ) -> None:
     from latentseg.cli.commands_select import parse_k
     from latentseg.pipeline import run_pipeline
@@ -166,6 +169,9 @@ def _run(
             report=report,
             progress=progress,
             overrides=overrides,
+            force=force,
+            wait=wait,
+            on_wait=lambda message: info(escape(message)),
         )
     _warn_all(res.warnings)
     if as_json:
@@ -204,21 +210,28 @@ def run_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [config: latentseg_output].")] = None,
     models_dir: Annotated[Path, typer.Option("--models-dir", help="Where models are saved.")] = Path("models"),
     no_report: Annotated[bool, typer.Option("--no-report", help="Save the model but write no report.")] = False,
+    force: ForceOpt = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another process is writing this model, wait for it instead of failing.")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole playbook on a survey: validate, clean, score, select k, fit, profile, size, save, report.
 
     An interrupted run (Ctrl-C, a crash) keeps every finished fit in
-    MODELS_DIR/NAME/checkpoints/; running the same command again resumes from them.
+    MODELS_DIR/NAME/checkpoints/; running the same command again resumes from them. A model
+    already saved as MODELS_DIR/NAME is never replaced without --force (NAME defaults to the
+    survey file name, so wave1/survey.csv and wave2/survey.csv need --name); with --force the
+    run reuses the checkpoints that match and replaces the model. No output may overwrite an
+    input, and one process at a time writes a model (another gets an error, or waits with --wait).
     """
     state.quiet = state.quiet or quiet
     _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
-         models_dir=models_dir, report=not no_report, as_json=as_json, model=model)
+         models_dir=models_dir, report=not no_report, as_json=as_json, model=model, force=force, wait=wait)
 
 def demo_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [latentseg_output].")] = None,
     models_dir: Annotated[Path, typer.Option("--models-dir", help="Where the demo model is saved.")] = Path("models"),
+    force: ForceOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -228,13 +241,17 @@ def demo_cmd(
     k = 3..7; the demo then fits the final segmentation as a Bayesian Gaussian mixture at the
     recommended k (2 chains x 1000 draws), so the segment sizes carry posterior credible
     intervals. Same as: latentseg run examples/project_survey.csv --config
-    examples/latentseg.toml --name demo, with [model] model = "bayes-gmm".
+    examples/latentseg.toml --name demo, with [model] model = "bayes-gmm". A demo model already
+    saved in MODELS_DIR is replaced only with --force.
     """
     state.quiet = state.quiet or quiet
     survey, config = find_example()
+    from latentseg.deliver.artifacts import check_replace
+
+    check_replace(models_dir / "demo", force=force, survey=survey, keep="--models-dir DIR")
     info(escape(f"demo: {survey} with {config}; final model: Bayesian Gaussian mixture at the recommended k"))
     _run(survey, config=config, models=None, k=None, reduce=None, seed=None, name="demo", output=output,
-         models_dir=models_dir, report=True, as_json=as_json, model=DEMO)
+         models_dir=models_dir, report=True, as_json=as_json, model=DEMO, force=force)
 
 def assign_cmd(
     model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
@@ -253,10 +270,12 @@ def assign_cmd(
     finder model (--from observables). Files stream in chunks, so memory stays bounded.
     """
     from latentseg.deliver.assign import SOURCES, assign_file
+    from latentseg.io.files import check_outputs
 
     state.quiet = state.quiet or quiet
     if source not in SOURCES:
         _usage(f"--from must be one of {', '.join(SOURCES)}; got {source!r}.")
+    check_outputs({"--output": out}, {**model_inputs(model), "NEW_DATA": new_data}, command="assign")
     summary = assign_file(model, new_data, out, chunksize=chunksize, source=source, id_column=id_column,
                           progress=not state.quiet)
     d = summary.to_dict()
@@ -291,6 +310,11 @@ def report_cmd(
     state.quiet = state.quiet or quiet
     if out.suffix.lower() not in (".html", ".htm"):
         _usage(f"--output must be an .html file; got '{out}'.")
+    from latentseg.io.files import check_outputs
+
+    check_outputs({"--output": out}, model_inputs(model), command="report",
+                  trees={"the report's figures folder": out.parent / "figures",
+                         "the report's tables folder": out.parent / "tables"})
     from latentseg.decide.core import decide_saved
     from latentseg.errors import LatentsegError
 

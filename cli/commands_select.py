@@ -251,6 +251,20 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
     return rows
 
 
+def _check_select_paths(data: Path, config: Path | None, plots: Path | None, checkpoint: Path | None) -> None:
+    """The output-path policy (:func:`latentseg.io.files.check_outputs`) for ``select``."""
+    from latentseg.cli._common import config_input
+    from latentseg.io.files import check_outputs
+
+    outputs: dict[str, Any] = {"--plots": plots}
+    if plots is not None:
+        for kind in ("bic", "loo", "elbow", "silhouette"):
+            outputs[f"the --plots figure selection_{kind}.png"] = plots / f"selection_{kind}.png"
+    inputs = {"DATA": data, "the config file": config_input(config)}
+    check_outputs(outputs, inputs, command="select")
+    check_outputs({"--checkpoint": checkpoint}, inputs, command="select")  # may share a folder with --plots
+
+
 def select_cmd(
     data: Annotated[Path, typer.Argument(help="Survey file, or a numeric score table with --data-kind scores.")],
     models: Annotated[
@@ -282,6 +296,7 @@ def select_cmd(
     sel_cfg = cfg["select"]
     if data_kind not in ("survey", "scores"):
         _config_error(f"--data-kind must be survey or scores; got {data_kind!r}.")
+    _check_select_paths(data, config, plots, checkpoint)
     family_list = check_names(models if models else list(sel_cfg["models"]), "--models")
     ks = parse_k(k) if k else list(range(int(sel_cfg["k_min"]), int(sel_cfg["k_max"]) + 1))
     if seed is not None:
@@ -346,7 +361,11 @@ def compare_cmd(
 ) -> None:
     """Compare two segmentations of the same respondents: agreement, crosstab, shares, disagreements."""
     from latentseg.choose.comparison import compare
+    from latentseg.cli._common import model_inputs
+    from latentseg.io.files import check_outputs
 
+    inputs = {**(model_inputs(a, "A") if a.is_dir() else {"A": a}), **(model_inputs(b, "B") if b.is_dir() else {"B": b})}
+    check_outputs({"--plot": plot, "--disagreements": disagreements}, inputs, command="compare")
     ra = _load_for_compare(a)
     rb = _load_for_compare(b)
     names = None
@@ -397,6 +416,10 @@ def study_cmd(
     """Run (or resume) a simulation study of how well each method recovers known segments."""
     from latentseg.research.study import headline_tables, load_study_config, run_study
 
+    from latentseg.io.files import check_outputs
+
+    check_outputs({name: output / name for name in ("replications.csv", "summary.csv", "disagreement.csv", "study_config.json")},
+                  {"CONFIG": config}, command="study", trees={"the study's cells folder": output / "cells"})
     cfg = load_study_config(config)
     info(escape(f"{len(cfg.cells())} cells x {cfg.replications} replications, methods: {', '.join(cfg.methods)}"))
     with progress_bar("study") as update:

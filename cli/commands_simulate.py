@@ -88,6 +88,9 @@ def simulate(
         _check_suffix(truth, "--truth")
     imp = _check_scale(imp_scale, "--imp-scale")
     sat = _check_scale(sat_scale, "--sat-scale")
+    from latentseg.io.files import check_outputs
+
+    check_outputs({"--output": output, "--truth": truth}, {}, command="simulate")
     if seed is None:
         import secrets
 

@@ -207,6 +207,13 @@ def score(
 
     if output.suffix.lower() not in _SUFFIXES:
         raise ConfigError(f"The --output file {str(output)!r} must end in .csv or .parquet; got {output.suffix or 'no suffix'!r}.")
+    from latentseg.cli._common import config_input
+    from latentseg.io.files import check_outputs
+
+    landscape_path = output.with_name(f"{output.stem}_landscape{output.suffix}")
+    check_outputs({"--output": output, "the landscape table (named after --output)": landscape_path},
+                  {"SURVEY": survey, "the config file": config_input(config), "--outcomes": outcomes},
+                  command="score")
     data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
     report = None
     if not no_clean:
@@ -217,7 +224,6 @@ def score(
         info(escape(report.summary().splitlines()[0]))
     scores = opportunity_scores(data)
     landscape = opportunity_landscape(data, by=by)
-    landscape_path = output.with_name(f"{output.stem}_landscape{output.suffix}")
     from latentseg.io import write_table
 
     write_table(scores.reset_index(), output)

@@ -29,6 +29,13 @@ Generated from the Typer app by `docs/gen_cli_reference.py`; do not edit by hand
 Every command exits with 0 on success, 1 on invalid input or a failed fit (one message on
 stderr, no traceback) and 2 on bad usage (an unknown option, a missing argument). Global
 options go before the command: `latentseg --quiet run survey.csv`.
+
+No command writes over one of its own inputs (paths compared resolved, derived names such as
+`score`'s `<stem>_landscape.csv` included); `run`, `demo` and `fit --save` never replace a model
+already saved under that name without `--force`, and one process at a time writes a model (a
+second gets an error naming the first's pid; `run --wait` waits for it). A file-system failure
+(a full disk, a read-only folder, a name too long, a parent that is a file) is one message naming
+the path and the reason, exit 1.
 """
 
 HEADER_CONFIG = """# Configuration reference (`latentseg.toml`)

@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "FitError",
     "ModelFileError",
+    "BusyError",
     "LatentsegWarning",
     "ConvergenceWarning",
     "format_rows",
@@ -40,6 +41,10 @@ class FitError(LatentsegError, RuntimeError):
 
 class ModelFileError(LatentsegError, OSError):
     """A saved model that cannot be loaded (missing, damaged, other version, changed id)."""
+
+
+class BusyError(LatentsegError, RuntimeError):
+    """Another process is writing the same thing (a saved model of the same name) right now."""
 
 
 class LatentsegWarning(UserWarning):

@@ -15,6 +15,12 @@ A thin prepare -> choose -> decide -> deliver (every choice comes from the confi
 4. **deliver**: save the model (``<models_dir>/<name>/``: ``result.nc`` + ``model.json``) with
    everything the report and ``latentseg assign`` need, and write the report (``[report] output``).
 
+Before any work the run checks its paths (:func:`latentseg.io.files.check_outputs`: no output
+over the survey, the config or the outcome statements), refuses to replace a model already saved
+under that name unless ``force`` (a folder with only checkpoints is an interrupted run and
+resumes), and takes the model's lock (``<models_dir>/.<name>.lock``), held until the model and
+the report are written: a second process with the same name is refused (or waits, ``wait``).
+
 Warnings raised along the way (inferred scales, small samples, convergence) are collected, kept
 with the model and shown in the report's appendix; they are returned, not re-raised.
 """
@@ -236,6 +242,9 @@ def run_pipeline(
     report: bool = True,
     progress: ProgressCallback | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    force: bool = False,
+    wait: bool = False,
+    on_wait: Callable[[str], Any] | None = None,
 ) -> PipelineResult:
     """Run the playbook on a survey file: prepare, choose, decide, save, report.
 
@@ -268,6 +277,16 @@ def run_pipeline(
         ``progress(step, done, total, detail)``; see :data:`STEPS`.
     overrides : mapping, optional
         Any other settings, ``{section: {key: value}}``, applied over the file.
+    force : bool, default False
+        Replace a model already saved as ``models_dir/name`` (one with a ``model.json``). Without
+        it such a model is never replaced: a :class:`~latentseg.errors.ConfigError` says where it
+        came from and to pass another ``name`` or ``force``. A folder holding only checkpoints
+        (an interrupted run) is not a saved model: the run resumes from them either way.
+    wait : bool, default False
+        When another process is writing the model of the same name, wait for it instead of
+        raising :class:`~latentseg.errors.BusyError`.
+    on_wait : callable, optional
+        Called with a message once when ``wait`` has to wait.
 
     Returns
     -------
@@ -276,7 +295,11 @@ def run_pipeline(
     Raises
     ------
     SurveyError, ConfigError, FitError
-        Bad input, bad settings, or no usable segmentation (one clear message each).
+        Bad input, bad settings, or no usable segmentation (one clear message each); an output
+        that would overwrite an input, or an existing saved model without ``force``
+        (:class:`~latentseg.errors.ConfigError`).
+    BusyError
+        Another process is writing the model of the same name (and ``wait`` is False).
 
     Examples
     --------
@@ -286,9 +309,7 @@ def run_pipeline(
     >>> res.model, res.k, res.result.n
     ('gmm', 3, 385)
     """
-    from latentseg.choose.keep import baseline_comparison, keep
-    from latentseg.decide.core import decide
-    from latentseg.prepare.core import prepare, resolve_config
+    from latentseg.prepare.core import resolve_config
 
     t_start = time.perf_counter()
     survey_path = Path(survey_path)
@@ -302,9 +323,52 @@ def run_pipeline(
     seed = cfg["model"]["random_seed"]
     name = _check_name(name or default_name(survey_path))
     model_dir = Path(models_dir) / name
+    _check_run_paths(survey_path, config, cfg, model_dir, report)
     step = _Steps(progress)
     sweep = list(cfg["select"]["models"])
     everyone = list(dict.fromkeys([*sweep, kept, BASELINE, LATENT_CLASS]))
+
+    from latentseg.deliver.artifacts import check_replace, model_lock
+
+    with model_lock(model_dir, wait=wait, on_wait=on_wait,
+                    hint="wait for it to finish (--wait waits), or pass another --name"):
+        check_replace(model_dir, force=force, survey=survey_path)
+        return _run_locked(survey_path, cfg, cfg_source, kept, ks, seed, name, model_dir, models_dir, report,
+                           step, sweep, everyone, t_start)
+
+
+def _check_run_paths(survey_path: Path, config: Any, cfg: Mapping[str, Any], model_dir: Path, report: bool) -> None:
+    """The output-path policy for a run (:func:`latentseg.io.files.check_outputs`): the model's
+    files, its checkpoints and the report must not overwrite the survey, the config or the
+    outcome statements, before any work."""
+    from latentseg.deliver.artifacts import META_FILE, RESULT_FILE
+    from latentseg.io.files import check_outputs
+
+    inputs: dict[str, Any] = {"the survey": survey_path}
+    if isinstance(config, (str, Path)):
+        inputs["the config file"] = Path(config)
+    elif config is None and Path("latentseg.toml").is_file():
+        inputs["the config file"] = Path("latentseg.toml")
+    if cfg["survey"].get("outcomes_file"):
+        inputs["the outcomes file"] = Path(cfg["survey"]["outcomes_file"])
+    outputs: dict[str, Any] = {"the model folder": model_dir, "the model's model.json": model_dir / META_FILE,
+                               "the model's result.nc": model_dir / RESULT_FILE,
+                               "the model's lock file": model_dir.parent / f".{model_dir.name}.lock"}
+    trees: dict[str, Any] = {"the checkpoint folder": model_dir / "checkpoints"}
+    if report:
+        out = Path(cfg["report"]["output"])
+        outputs["the report"] = out / "report.html"
+        trees.update({"the report's figures folder": out / "figures", "the report's tables folder": out / "tables"})
+    check_outputs(outputs, inputs, command="run", trees=trees)
+
+
+def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: str, ks: list[int], seed: int | None,
+                name: str, model_dir: Path, models_dir: str | Path, report: bool, step: _Steps, sweep: list[str],
+                everyone: list[str], t_start: float) -> PipelineResult:
+    """The run itself, under the model's lock."""
+    from latentseg.choose.keep import baseline_comparison, keep
+    from latentseg.decide.core import decide
+    from latentseg.prepare.core import prepare
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatentsegWarning)

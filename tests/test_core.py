@@ -138,7 +138,8 @@ def test_a_resumed_run_refits_the_fit_the_sweep_scored(workdir, ran):
     shutil.copytree(ran.model_dir, models / "core")
     for nc in (models / "core" / "checkpoints").glob("*.nc"):
         nc.unlink()
-    again = run_pipeline(SURVEY, workdir / "latentseg.toml", name="core", models_dir=models, report=False)
+    again = run_pipeline(SURVEY, workdir / "latentseg.toml", name="core", models_dir=models, report=False,
+                         force=True)  # the copied model.json is replaced only with force
     assert again.k == ran.k and again.model == ran.model
     np.testing.assert_array_equal(again.result.memberships, ran.result.memberships)
     assert again.result.criteria["loglik"] == ran.result.criteria["loglik"]

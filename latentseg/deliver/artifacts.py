@@ -25,6 +25,7 @@ round trip gives back equal values.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import importlib
@@ -59,6 +60,8 @@ __all__ = [
     "result_to_datatree",
     "result_from_datatree",
     "versions",
+    "model_lock",
+    "check_replace",
 ]
 
 #: Name written into every ``model.json``.
@@ -733,7 +736,9 @@ def save_model(
 
     target.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=target))
+    # one staging folder per save, named after this process: cleanup never touches another's
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(), dir=target))
+    replaced = False
     try:
         _write_tree(tree, staging / RESULT_FILE)
         fsync_file(staging / RESULT_FILE)
@@ -748,18 +753,159 @@ def save_model(
         # model.json goes last: until it is replaced, the old model.json names the old result.nc's
         # hash, so a crash in between leaves a pair that refuses to load rather than a mixed model.
         _replace(staging / RESULT_FILE, target / RESULT_FILE)
+        replaced = True
         _replace(staging / META_FILE, target / META_FILE)
         fsync_dir(target)
+    except OSError as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        from latentseg.io.files import os_error_message
+
+        kept = "" if replaced else " Any model saved there before is unchanged."
+        raise ModelFileError(f"Could not save the model to '{target}': {os_error_message(exc)}{kept}") from exc
     finally:
+        _close_open_files(staging)  # a write that failed half way may leave an HDF5 handle open
         shutil.rmtree(staging, ignore_errors=True)
     full = _from_json(json.loads(text))
     config_out = full.pop("config", {})
     return SavedModel(path=target, result=result, config=config_out, meta=full)
 
 
+_STAGING = re.compile(r"^\.saving-(\d+)\.([A-Za-z0-9-]*)\.")
+
+
+def _host() -> str:
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
+
+
+def _staging_prefix() -> str:
+    """``.saving-<pid>.<host>.``: whose staging folder it is (``mkdtemp`` adds a unique suffix)."""
+    return f".saving-{os.getpid()}.{_host()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's live process (or we cannot tell): leave its folder alone
+    return True
+
+
 def _remove_stale_staging(target: Path) -> None:
+    """Remove staging folders left by saves that were killed: only those of a process on this host
+    that no longer runs (another process's save in progress is never touched)."""
+    host = _host()
     for p in target.glob(".saving-*"):
-        shutil.rmtree(p, ignore_errors=True)
+        m = _STAGING.match(p.name)
+        if m is None or m.group(2) != host:
+            continue  # an older layout or another machine's: not ours to judge
+        pid = int(m.group(1))
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _close_open_files(folder: Path) -> None:
+    """Close the HDF5 files still open under ``folder`` (a failed netCDF write can leave one open;
+    removing it, then letting the handle be closed later, must not crash the process)."""
+    import sys
+
+    h5f, h5i = sys.modules.get("h5py.h5f"), sys.modules.get("h5py.h5i")
+    if h5f is None or h5i is None:  # h5py was never loaded: nothing can be open
+        return
+    top = os.path.realpath(folder) + os.sep
+    try:
+        ids = h5f.get_obj_ids(types=h5f.OBJ_FILE)
+    except Exception:  # noqa: BLE001 - best effort; never mask the error being handled
+        return
+    closed = False
+    for fid in ids:
+        try:
+            if not fid.valid or not os.path.realpath(os.fsdecode(fid.name)).startswith(top):
+                continue
+            # as h5py.File.close does: the file's datasets and groups first, then every reference to the file
+            for oid in h5f.get_obj_ids(fid, ~h5f.OBJ_FILE):
+                while oid.valid:
+                    h5i.dec_ref(oid)
+            fid._close_open_objects(h5f.OBJ_LOCAL | h5f.OBJ_FILE)
+            while fid.valid:
+                h5i.dec_ref(fid)
+            closed = True
+        except Exception:  # noqa: BLE001,S112 - best effort
+            continue
+    if closed:
+        with contextlib.suppress(Exception):
+            sys.modules["h5py._objects"].nonlocal_close()
+
+
+def model_lock(model_dir: str | os.PathLike[str], *, wait: bool = False, on_wait: Any = None,
+               hint: str = "wait for it to finish, or save under another name") -> Any:
+    """The OS lock a process holds while it writes the saved model ``model_dir`` (``run``,
+    ``fit --save``): the file ``.<name>.lock`` beside the folder. A second process that wants
+    the same model gets :class:`~latentseg.errors.BusyError` naming the model and the holder's
+    pid (or waits, with ``wait``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with model_lock(os.path.join(tempfile.mkdtemp(), "m")) as lock:
+    ...     lock.name
+    '.m.lock'
+    """
+    from latentseg.io.files import exclusive_lock
+
+    folder = Path(model_dir)
+    return exclusive_lock(folder.parent / f".{folder.name}.lock", what=f"Model '{folder.name}' ('{folder}')",
+                          wait=wait, on_wait=on_wait, hint=hint)
+
+
+def check_replace(model_dir: str | os.PathLike[str], *, force: bool, survey: str | os.PathLike[str] | None = None,
+                  keep: str = "--name NAME") -> None:
+    """Refuse to replace a saved model (a ``model.json`` in ``model_dir``) unless ``force``.
+
+    A folder with checkpoints but no ``model.json`` (an interrupted run) is not a saved model:
+    a run there resumes. The message says where the saved model came from, and to pass
+    ``keep`` (keep both) or ``--force`` (replace it).
+
+    Raises
+    ------
+    ConfigError
+    """
+    from latentseg.errors import ConfigError
+
+    folder = Path(model_dir)
+    meta = folder / META_FILE
+    if force or not meta.is_file():
+        return
+    saved_from, created = None, None
+    try:
+        doc = json.loads(meta.read_text(encoding="utf-8"))
+        saved_from = ((doc.get("run") or {}).get("survey") or (doc.get("data") or {}).get("path"))
+        created = doc.get("created")
+    except (OSError, ValueError, AttributeError):
+        pass
+    when = f" on {created}" if created else ""
+    if saved_from and survey is not None and _same_file(saved_from, survey):
+        what = f"was saved{when} from this same survey '{survey}'; running again would replace it"
+    elif saved_from:
+        what = f"was saved{when} from the survey '{saved_from}'; this would replace it"
+    else:
+        what = f"already exists{when}; this would replace it"
+    raise ConfigError(
+        f"Model '{folder.name}' at '{folder}' {what}. Pass {keep} to keep both, or --force to replace it."
+    )
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def load_model(path: str | os.PathLike[str]) -> SavedModel:
