@@ -8,6 +8,10 @@ segment shares to a market, with revenue from ``--arpu`` or ``--arpu-column``.
 MODEL is a directory written by ``latentseg fit --save`` / ``latentseg run`` (or
 :func:`latentseg.save_model`). The survey is re-read from the path saved with the model, or from
 ``--survey``; a model fitted on a score table (``--data-kind scores``) is profiled on that table.
+Either way the file is checked against the hash saved with the model
+(:mod:`latentseg.prepare.provenance`): another file of the same name is refused, and a
+``--survey`` file with other contents is accepted only when it holds the same respondents with
+the same model input (a re-export, a profile column added).
 Defaults come from the model's saved configuration (``[profile]`` and ``[size]``), overridden by
 the options.
 """
@@ -191,7 +195,7 @@ def size_cmd(
 ) -> None:
     """Extrapolate segment shares to a market (counts with intervals) and revenue; flag segments."""
     from latentseg.decide.core import decide, decide_inputs
-    from latentseg.errors import LatentsegError
+    from latentseg.errors import DataMismatchError, LatentsegError
 
     saved = _load(model)
     if arpu is not None and arpu_column is not None:
@@ -212,7 +216,7 @@ def size_cmd(
     try:
         scores, outcomes, prof_df, source, reduction = decide_inputs(saved, survey)
     except LatentsegError as exc:  # sizing works without the survey (shares only; no growth flags)
-        if cfg["size"]["arpu_column"]:
+        if cfg["size"]["arpu_column"] or isinstance(exc, DataMismatchError):  # never size on another survey
             raise
         from latentseg.decide.sizing import size_segments
 

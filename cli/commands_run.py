@@ -316,11 +316,13 @@ def report_cmd(
                   trees={"the report's figures folder": out.parent / "figures",
                          "the report's tables folder": out.parent / "tables"})
     from latentseg.decide.core import decide_saved
-    from latentseg.errors import LatentsegError
+    from latentseg.errors import DataMismatchError, LatentsegError
 
     saved = load_model(model)
     try:  # a model saved by `fit --save` has no decisions yet: the decide step makes them from its survey
         saved = decide_saved(saved)
+    except DataMismatchError:  # another survey than the model's: refused, never reported on
+        raise
     except LatentsegError as exc:
         info(escape(f"note: the report has no profiles or segment map: {exc}"))
     with warnings.catch_warnings():

@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "FitError",
     "ModelFileError",
+    "DataMismatchError",
     "BusyError",
     "LatentsegWarning",
     "ConvergenceWarning",
@@ -41,6 +42,11 @@ class FitError(LatentsegError, RuntimeError):
 
 class ModelFileError(LatentsegError, OSError):
     """A saved model that cannot be loaded (missing, damaged, other version, changed id)."""
+
+
+class DataMismatchError(LatentsegError, ValueError):
+    """A file that is not the data a saved model was fitted on (another survey of the same name,
+    or the survey changed after the fit)."""
 
 
 class BusyError(LatentsegError, RuntimeError):

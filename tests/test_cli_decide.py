@@ -45,7 +45,10 @@ def saved(tmp_path_factory):
     )
     result = fit(opportunity_scores(survey), "gmm", 3, n_init=3, random_seed=1)
     model = folder / "models" / "m1"
-    save_model(model, result, config=cfg, meta={"data": {"path": str(path), "data_kind": "survey"}})
+    from latentseg.prepare.provenance import file_sha256
+
+    save_model(model, result, config=cfg,
+               meta={"data": {"path": str(path), "data_kind": "survey", "file_sha256": file_sha256(path)}})
     bare = folder / "models" / "bare"
     save_model(bare, result, config=merge_config({}))
     return model, bare, result, survey, truth, path

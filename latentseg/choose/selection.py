@@ -85,7 +85,9 @@ FAMILY_RULES: dict[str, str] = {name: fam.criterion for name, fam in FAMILIES.it
 CATEGORICAL_MODELS = frozenset(name for name, fam in FAMILIES.items() if fam.categorical)
 
 #: Bump when the checkpoint layout changes; older checkpoints are then refitted, not misread.
-CHECKPOINT_VERSION = 1
+#: 2: each checkpoint records the SHA-256 of its ``.nc``, the fit's own seed and a checksum of itself;
+#: failed fits are not checkpointed (a rerun retries them).
+CHECKPOINT_VERSION = 2
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -496,11 +498,13 @@ def _run_plan(inputs: _SweepInputs, models: Sequence[str], ks: list[int], seed_s
         n_sub = stability_subsamples if family(model).stability else 0
         dhash = inputs.hashes["categorical" if model in CATEGORICAL_MODELS else "numeric"]
         key = _checkpoint_key(model, kk, str(dhash), random_seed, opts, n_sub)
-        rec = _load_checkpoint(ckpt, model, kk, key) if ckpt is not None else None
+        seed = _child_seed(seed_seq, model, kk)
+        data = inputs.for_family(model)
+        rec = _load_checkpoint(ckpt, model, kk, key, n=len(data), fit_seed=seed) if ckpt is not None else None
         if rec is None:
-            rec = _fit_one(inputs.for_family(model), model, kk, _child_seed(seed_seq, model, kk), opts, n_sub)
+            rec = _fit_one(data, model, kk, seed, opts, n_sub)
             if ckpt is not None:
-                _save_checkpoint(ckpt, rec, key)
+                _save_checkpoint(ckpt, rec, key, fit_seed=seed)
         records.append(rec)
         if progress is not None:
             status = "loaded" if rec.from_checkpoint else ("failed" if rec.error else "done")
@@ -697,62 +701,140 @@ def _ckpt_path(ckpt: Path, model: str, k: int) -> Path:
     return ckpt / f"{model}-k{k}.json"
 
 
-def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any]) -> None:
-    from latentseg.io.jsonsafe import json_safe
+def _result_path(ckpt: Path, model: str, k: int) -> Path:
+    return ckpt / f"{model}-k{k}.nc"
 
-    model_file = None
+
+def _checksum(body: Mapping[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any], *, fit_seed: int | None = None) -> None:
+    """Write a finished fit: ``<model>-k<k>.nc`` (the result) then ``<model>-k<k>.json`` (its key,
+    table row, JSON contract, the SHA-256 of the ``.nc``, the fit's seed and a checksum of the JSON).
+
+    A failed fit is not checkpointed (and an earlier checkpoint of that model and k is removed):
+    its row stays in this sweep's table, and a rerun retries it.
+    """
     from latentseg.deliver.artifacts import save_result
+    from latentseg.io.jsonsafe import json_safe
+    from latentseg.prepare.provenance import file_sha256
 
-    if rec.result is not None:
-        model_file = ckpt / f"{rec.model}-k{rec.k}.nc"
-        try:
-            save_result(rec.result, model_file)
-        except (LatentsegError, OSError, ValueError, TypeError):
-            model_file = None  # the JSON below is enough for the table; the full result is a bonus
-    payload = {
-        "key": dict(key),
-        "row": {k: v for k, v in rec.row.items() if k != "error_detail"},
-        "result": rec.result_dict,
-        "error": rec.error,
-        "result_file": model_file.name if model_file is not None else None,
-    }
     path = _ckpt_path(ckpt, rec.model, rec.k)
-    atomic_write_text(path, json.dumps(json_safe(payload)))  # a killed run never leaves a half-written checkpoint
+    model_file = _result_path(ckpt, rec.model, rec.k)
+    if rec.error is not None or rec.result is None:
+        for stale in (path, model_file):
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError:
+                pass
+        return
+    try:
+        path.unlink(missing_ok=True)  # a crash before the new JSON is written leaves no stale pair
+        save_result(rec.result, model_file)
+        result_sha256 = file_sha256(model_file)
+    except (LatentsegError, OSError, ValueError, TypeError):
+        return  # not checkpointed: a rerun fits it again
+    body = json_safe(
+        {
+            "key": dict(key),
+            "row": {k: v for k, v in rec.row.items() if k != "error_detail"},
+            "result": rec.result_dict,
+            "error": None,
+            "result_file": model_file.name,
+            "result_sha256": result_sha256,
+            "fit_seed": fit_seed,
+        }
+    )
+    body = json.loads(json.dumps(body))  # the checksum is over what a reader gets back
+    # the JSON goes last and atomically: a killed run never leaves a checkpoint naming a half-written .nc
+    atomic_write_text(path, json.dumps({**body, "checksum": _checksum(body)}))
 
 
-def _load_checkpoint(ckpt: Path, model: str, k: int, key: Mapping[str, Any]) -> FitRecord | None:
+def _discard(path: Path, why: str) -> None:
+    warnings.warn(f"Checkpoint '{path}' {why}; it was discarded and the fit is done again.", LatentsegWarning,
+                  stacklevel=5)
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _load_checkpoint(ckpt: Path, model: str, k: int, key: Mapping[str, Any], *, n: int | None = None,
+                     fit_seed: int | None = None) -> FitRecord | None:
+    """The checkpointed fit of ``model`` at ``k`` when it is the fit this sweep would make, else
+    ``None`` (refit). A checkpoint for other settings (seed, options) or of an older layout is
+    replaced quietly; one that is damaged, edited, renamed from another fit, fitted on other data,
+    or whose ``.nc`` does not match its recorded hash is discarded with a LatentsegWarning."""
     path = _ckpt_path(ckpt, model, k)
     if not path.is_file():
         return None
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    stored = dict(payload.get("key", {}))
-    want = dict(key)
+        payload = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return _discard(path, "is not readable JSON (damaged or half-written)")
+    if not isinstance(payload, dict) or not isinstance(payload.get("key"), dict):
+        return _discard(path, "is not a latentseg sweep checkpoint")
+    stored = dict(payload["key"])
+    if stored.get("version") != CHECKPOINT_VERSION:
+        return None  # written by another layout: refitted (and overwritten)
+    body = {name: v for name, v in payload.items() if name != "checksum"}
+    try:
+        intact = payload.get("checksum") == _checksum(body)
+    except (ValueError, TypeError, RecursionError):
+        intact = False
+    if not intact:
+        return _discard(path, "does not match its checksum (edited or damaged)")
+    if stored.get("model") != model or stored.get("k") != int(k):
+        return _discard(path, f"holds the fit of {stored.get('model')} with k = {stored.get('k')}, not {model} with "
+                              f"k = {k} (renamed or copied from another fit)")
+    want = json.loads(json.dumps(dict(key)))
+    if stored.get("data_hash") != want["data_hash"]:
+        return _discard(path, f"was fitted on other data (data hash {str(stored.get('data_hash'))[:16]}, this sweep's "
+                              f"{want['data_hash'][:16]})")
     if want["random_seed"] is None:
         stored.pop("random_seed", None)
         want.pop("random_seed", None)
-    if stored != json.loads(json.dumps(want)):
-        return None  # other data or settings: refit (and overwrite)
-    row = {k: (float("nan") if v is None else v) for k, v in payload.get("row", {}).items()}
-    if row.get("error") != row.get("error"):  # NaN placeholder
-        row.pop("error", None)
-    result = None
-    if payload.get("result_file"):
-        from latentseg.deliver.artifacts import load_result
+    if stored != want:
+        return None  # other settings: refit (and overwrite)
+    row = payload.get("row")
+    if payload.get("error") is not None or not isinstance(row, dict) or row.get("status") != "ok":
+        return None  # a failed fit is never replayed: retried
+    if key["random_seed"] is not None and fit_seed is not None and payload.get("fit_seed") != fit_seed:
+        return None  # seeds derived another way (another latentseg): refit
+    result_file = _result_path(ckpt, model, k)
+    if payload.get("result_file") != result_file.name:
+        return _discard(path, f"names the result file {str(payload.get('result_file'))!r}, not {result_file.name!r}")
+    if not result_file.is_file():
+        return _discard(path, f"has no result file ({result_file.name} is missing)")
+    from latentseg.deliver.artifacts import load_result
+    from latentseg.prepare.provenance import file_sha256
 
-        try:
-            result = load_result(ckpt / payload["result_file"])
-        except (LatentsegError, OSError, ValueError, KeyError):
-            result = None
+    if file_sha256(result_file) != payload.get("result_sha256"):
+        return _discard(path, f"does not match {result_file.name}, whose SHA-256 is not the one recorded (replaced, "
+                              "renamed from another fit, or damaged)")
+    try:
+        result = load_result(result_file)
+    except (LatentsegError, OSError, ValueError, KeyError):
+        return _discard(path, f"has an unreadable result file {result_file.name}")
+    seed_held = dict(result.provenance).get("random_seed")
+    other_seed = fit_seed is not None and key["random_seed"] is not None and seed_held is not None and (
+        str(seed_held) != str(fit_seed))
+    if result.model != model or int(result.k) != int(k) or (n is not None and int(result.n) != int(n)) or other_seed:
+        return _discard(path, f"has a result file holding {result.model} with k = {result.k} and n = {result.n} "
+                              f"(seed {seed_held}), not this sweep's {model} with k = {k}" + (f" and n = {n}" if n else ""))
+    row = {name: (float("nan") if v is None else v) for name, v in row.items()}
+    row.pop("error", None)
     return FitRecord(
         model=model,
         k=int(k),
         row=row,
         result=result,
         result_dict=payload.get("result"),
-        error=payload.get("error"),
+        error=None,
         from_checkpoint=True,
     )
 

@@ -348,6 +348,10 @@ def decide_inputs(saved: Any, survey_path: str | Path | None = None) -> tuple[pd
     model: its survey prepared exactly as at fit time (:func:`latentseg.prepare.core.prepare`
     under the saved config), or the score table it was fitted on.
 
+    The file is verified against the hash recorded when the model's data was prepared
+    (:func:`latentseg.prepare.provenance.training_file`): another file of the same name, or a
+    ``survey_path`` whose respondents' model input differs from the model's, is refused.
+
     Parameters
     ----------
     saved : SavedModel
@@ -358,20 +362,18 @@ def decide_inputs(saved: Any, survey_path: str | Path | None = None) -> tuple[pd
     ------
     ConfigError
         No survey is known, or the file is not there.
+    DataMismatchError
+        The file is not the one the model was fitted on.
     """
     from latentseg.config import merge_config
     from latentseg.prepare.core import prepare
+    from latentseg.prepare.provenance import training_file
 
     cfg = merge_config(saved.config or None, source=f"the config saved with model '{saved.name}'")
-    spec = dict(saved.meta.get("data") or {})
+    spec = saved.meta.get("data") if isinstance(saved.meta.get("data"), dict) else {}
     kind = spec.get("data_kind") or spec.get("kind") or "survey"
-    path = Path(survey_path) if survey_path is not None else (Path(spec["path"]) if spec.get("path") else None)
-    if path is None:
-        raise ConfigError(f"Model '{saved.name}' does not say which survey it was fitted on; pass the survey with --survey.")
-    if not path.exists():
-        hint = "" if survey_path else " (the path saved with the model); pass the survey with --survey"
-        raise ConfigError(f"Survey file '{path}' does not exist{hint}.")
-    if survey_path is not None or kind == "survey":
+    path = training_file(saved, survey_path)
+    if kind == "survey" or (survey_path is not None and "file_sha256" not in spec):
         p = prepare(path, cfg)
         assert p.survey is not None
         return p.scores, p.outcomes, p.profile, str(path), p.reduction  # type: ignore[return-value]

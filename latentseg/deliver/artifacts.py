@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg._version import __version__
-from latentseg.errors import ModelFileError
+from latentseg.errors import LatentsegError, ModelFileError
 from latentseg.io.files import atomic_write, fsync_dir, fsync_file
 from latentseg.result import SegmentationResult
 
@@ -92,6 +92,9 @@ _RESERVED = {
 }
 
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+#: The only classes an ``{"__object__": ...}`` entry of ``model.json`` may rebuild (``from_dict``).
+REBUILDABLE = frozenset({"latentseg.decide.finder:Finder"})
 
 
 # ---------------------------------------------------------------------------------------- JSON
@@ -176,8 +179,11 @@ def _from_json(value: Any) -> Any:
             return pd.Timestamp(body)
     if set(value) == {"__object__", "data"}:
         module, _, qualname = str(value["__object__"]).partition(":")
-        if not module.startswith("latentseg."):
-            raise ModelFileError(f"Refusing to rebuild an object of class {value['__object__']!r} (not latentseg's).")
+        if str(value["__object__"]) not in REBUILDABLE:
+            raise ModelFileError(
+                f"Refusing to rebuild an object of class {value['__object__']!r}: a saved model may hold only "
+                f"{', '.join(sorted(REBUILDABLE))}."
+            )
         try:
             cls: Any = importlib.import_module(module)
             for part in qualname.split("."):
@@ -941,7 +947,9 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
             f"No saved model at '{path}': {META_FILE} not found (save one with `latentseg run` or latentseg.save_model)."
         )
     try:
-        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+        raw = json.loads(meta_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ModelFileError(f"Saved model '{path}' is damaged: {meta_path} is nested too deeply to be a model file.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"Saved model '{path}' is damaged: {META_FILE} is not valid JSON ({exc}).") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -953,24 +961,165 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
             f"this is latentseg {__version__} (format {FORMAT_VERSION}), which loads only models from "
             f"{'.'.join(_major_minor(__version__))}.x. Refit the model, or use latentseg {'.'.join(_major_minor(written))}."
         )
-    if raw.get("model_id") != _model_id(raw):
+    try:
+        same_id = raw.get("model_id") == _model_id(raw)
+    except (RecursionError, ValueError, TypeError):
+        same_id = False
+    if not same_id:
         raise ModelFileError(
-            f"Saved model '{path}' does not match its id {raw.get('model_id')!r}: {META_FILE} was changed "
+            f"Saved model '{path}' does not match its id {str(raw.get('model_id'))[:40]!r}: {META_FILE} was changed "
             "after it was saved. Refit the model or restore the original file."
         )
-    files = raw.get("files") or {}
-    for fname, info in files.items():
+    _check_header(raw, meta_path)
+    for fname, info in raw["files"].items():
         fpath = target / fname
-        if not fpath.is_file() or _sha256(fpath) != info.get("sha256"):
+        if not fpath.is_file() or _sha256(fpath) != info["sha256"] or fpath.stat().st_size != info["bytes"]:
             state = "is missing" if not fpath.is_file() else "has changed"
             raise ModelFileError(
                 f"Saved model '{path}' does not match its id {raw.get('model_id')!r}: {fname} {state} since it "
                 "was saved (edited, damaged, or an interrupted save). Refit the model or restore the directory."
             )
-    result = result_from_datatree(_read_tree(target / RESULT_FILE))
-    full = _from_json(raw)
+    try:
+        result = result_from_datatree(_read_tree(target / RESULT_FILE))
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise ModelFileError(f"Saved model '{path}' is damaged: {target / RESULT_FILE} is not a readable result ({exc!r}).") from None
+    _cross_check(raw, result, meta_path)
+    try:
+        full = _from_json(raw)
+    except ModelFileError as exc:
+        raise ModelFileError(f"Saved model '{path}' cannot be loaded from {meta_path}: {exc}") from None
+    except (LatentsegError, KeyError, ValueError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise ModelFileError(
+            f"Saved model '{path}' is damaged: {meta_path} holds a value that is not in latentseg's format ({exc!r})."
+        ) from None
+    _check_sections(full, meta_path)
     config = full.pop("config", {})
     return SavedModel(path=target, result=result, config=config, meta=full)
+
+
+#: The sections latentseg saves, and what each must be when present (``None`` allowed).
+_SECTION_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "created": (str,),
+    "data": (dict,),
+    "cleaning": (dict,),
+    "selection": (dict,),
+    "comparison": (dict,),
+    "profile": (dict,),
+    "overlay": (dict,),
+    "finder_summary": (dict,),
+    "distal": (dict,),
+    "sizing": (dict,),
+    "segment_map": (dict,),
+    "report": (dict,),
+    "run": (dict,),
+    "reduction": (dict,),
+    "tables": (dict,),
+    "notes": (list,),
+    "warnings": (list,),
+    "survey_notes": (list,),
+}
+#: Keys of the ``data`` section (how the data was prepared) and their types.
+_DATA_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,), "data_kind": (str,), "path": (str,), "abs_path": (str,), "source": (str,),
+    "file_sha256": (str,), "input_sha256": (str,), "id_column": (str,), "transform": (str,),
+    "imp_scale": (str,), "sat_scale": (str,), "outcomes": (list,), "imp_columns": (list,), "sat_columns": (list,),
+    "columns": (list,), "selected_columns": (list,), "missing_codes": (list,), "statements": (dict,),
+    "job_steps": (dict,), "profile_columns": (list,), "reduction": (dict,),
+}
+
+
+def _check_sections(meta: Mapping[str, Any], meta_path: Path) -> None:
+    """The sections other commands read have the types they expect (a list where an object is
+    expected would otherwise fail far from the file)."""
+
+    def check(where: str, value: Any, types: tuple[type, ...]) -> None:
+        if value is not None and not isinstance(value, types):
+            raise ModelFileError(
+                f"Saved model file '{meta_path}' is damaged: {where} must be "
+                f"{' or '.join({dict: 'an object', list: 'a list', str: 'text'}.get(t, t.__name__) for t in types)}; "
+                f"got {type(value).__name__}."
+            )
+
+    for key, types in _SECTION_TYPES.items():
+        check(f'"{key}"', meta.get(key), types)
+    for key, types in _DATA_TYPES.items():
+        check(f'"data"."{key}"', (meta.get("data") or {}).get(key), types)
+    finder = meta.get("finder")
+    if finder is not None and not isinstance(finder, dict):
+        from latentseg.decide.finder import Finder
+
+        check('"finder"', finder, (Finder,))
+    for name, table in (meta.get("tables") or {}).items():
+        check(f'"tables"."{name}"', table, (pd.DataFrame,))
+
+
+def _no_constant(name: str) -> Any:
+    """``json.loads`` hook: NaN and Infinity are not JSON (latentseg writes them as ``{"__float__": ...}``)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _check_header(raw: Mapping[str, Any], meta_path: Path) -> None:
+    """The keys latentseg writes itself have their types; ``files`` names ``result.nc`` with its hash."""
+
+    def bad(key: str, want: str) -> ModelFileError:
+        got = raw.get(key)
+        shown = type(got).__name__ if isinstance(got, (dict, list)) else repr(got)[:40]
+        return ModelFileError(f"Saved model file '{meta_path}' is damaged: \"{key}\" must be {want}; got {shown}.")
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(raw.get("model"), str):
+        raise bad("model", "a model family name")
+    if not whole(raw.get("k")) or raw["k"] < 1:
+        raise bad("k", "a whole number of segments (1 or more)")
+    if not whole(raw.get("n")) or raw["n"] < 0:
+        raise bad("n", "a whole number of respondents")
+    for key in ("feature_names", "segment_labels"):
+        if not isinstance(raw.get(key), list) or not all(isinstance(v, str) for v in raw[key]):
+            raise bad(key, "a list of names")
+    for key in ("config", "versions"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise bad(key, "an object")
+    if raw.get("data_hash") is not None and not isinstance(raw["data_hash"], str):
+        raise bad("data_hash", "a hash (text) or null")
+    files = raw.get("files")
+    if not isinstance(files, dict) or RESULT_FILE not in files:
+        raise ModelFileError(
+            f"Saved model file '{meta_path}' is damaged: its \"files\" entry must give the SHA-256 of {RESULT_FILE}, "
+            "which proves the two files belong together. Refit the model or restore the original file."
+        )
+    for fname, info in files.items():
+        if fname in ("", ".", "..") or "/" in fname or "\\" in fname:
+            raise ModelFileError(f"Saved model file '{meta_path}' is damaged: \"files\" names {fname!r}, not a file of the model folder.")
+        if (not isinstance(info, dict) or not isinstance(info.get("sha256"), str)
+                or not re.fullmatch(r"[0-9a-f]{64}", info["sha256"]) or not whole(info.get("bytes"))):
+            raise ModelFileError(
+                f"Saved model file '{meta_path}' is damaged: \"files\" gives no SHA-256 and size for {fname!r}."
+            )
+
+
+def _cross_check(raw: Mapping[str, Any], result: SegmentationResult, meta_path: Path) -> None:
+    """What ``model.json`` repeats from ``result.nc`` must agree with it."""
+    prov = dict(result.provenance)
+    pairs = [
+        ("model", raw["model"], result.model),
+        ("k", raw["k"], int(result.k)),
+        ("n", raw["n"], int(result.n)),
+        ("feature_names", raw["feature_names"], [str(f) for f in result.feature_names]),
+        ("segment_labels", raw["segment_labels"], [str(s) for s in result.segment_labels]),
+        ("data_hash", raw.get("data_hash"), prov.get("data_hash")),
+        ("random_seed", raw.get("random_seed"), _to_json(prov.get("random_seed"), "random_seed")),
+    ]
+    for key, said, held in pairs:
+        if said != held:
+            show = (lambda v: f"{len(v)} names starting {v[:3]}" if isinstance(v, list) and len(v) > 3 else repr(v))
+            raise ModelFileError(
+                f"Saved model '{meta_path.parent}' is inconsistent: {META_FILE} says {key} = {show(said)} but "
+                f"{RESULT_FILE} holds {show(held)}; the two files do not belong together (edited, or {RESULT_FILE} "
+                "copied from another model). Refit the model or restore the directory."
+            )
 
 
 def save_result(result: SegmentationResult, path: str | os.PathLike[str]) -> Path:
@@ -1010,5 +1159,8 @@ def load_result(path: str | os.PathLike[str]) -> SegmentationResult:
     target = Path(path)
     if not target.is_file():
         raise ModelFileError(f"No result file at '{path}'.")
-    return result_from_datatree(_read_tree(target))
+    try:
+        return result_from_datatree(_read_tree(target))
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise ModelFileError(f"'{path}' is not a readable latentseg result ({exc!r}).") from None
 

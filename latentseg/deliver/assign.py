@@ -156,13 +156,15 @@ class Scorer:
         """A model saved by ``latentseg fit --save`` records only the survey's path: re-read it
         (with the saved config) to learn the rating columns and scales used at fit time."""
         from latentseg.prepare.core import rating_spec
+        from latentseg.prepare.provenance import training_file
 
-        path = self.data_spec.get("path")
-        if not path or not Path(path).is_file():
+        try:  # the survey's hash, when recorded, proves it is the one the model was fitted on
+            path = training_file(self.model, option=None)
+        except ConfigError:
             raise ConfigError(
                 f"Model '{self.model.name}' was fitted on a survey but does not record its rating columns, and "
-                f"the survey it names ({path!r}) is not there to re-read; refit with `latentseg run`."
-            )
+                f"the survey it names ({self.data_spec.get('path')!r}) is not there to re-read; refit with `latentseg run`."
+            ) from None
         from latentseg.config import merge_config
         from latentseg.io import read_survey
 

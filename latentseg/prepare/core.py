@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg.errors import ConfigError, format_rows
+from latentseg.errors import ConfigError, SurveyError, format_rows
 from latentseg.models.families import family
+from latentseg.prepare.provenance import file_sha256, input_sha256
 
 __all__ = [
     "Prepared",
@@ -169,10 +170,13 @@ class Prepared:
         return out
 
     def spec_for(self, name: str) -> dict[str, Any]:
-        """What :mod:`latentseg.deliver.assign` needs to score new data for a fit of family ``name``."""
+        """What :mod:`latentseg.deliver.assign` needs to score new data for a fit of family ``name``,
+        with the hash of that family's model input (``input_sha256``: respondent ids, columns,
+        values; :mod:`latentseg.prepare.provenance`)."""
         spec = copy.deepcopy(self.spec)
         if family(name).categorical and self.kind != "indicators":
             spec["transform"] = "opportunity_levels"
+        spec["input_sha256"] = input_sha256(self.data_for(name))
         return spec
 
 
@@ -277,9 +281,28 @@ def prepare(
     path = Path(source)
     if not path.exists():
         raise ConfigError(f"Data file '{path}' does not exist.")
+    # the file's identity, taken once as it is read: a saved model is tied to exactly these bytes
+    # (latentseg.prepare.provenance); a file that changes while it is read is refused
+    before = _file_state(path)
+    digest = file_sha256(path) if path.is_file() else None
     if kind == "survey":
-        return _prepare_survey(path, cfg, need_levels, columns)
-    return _prepare_table(path, cfg, kind, need_levels, columns, names)
+        prepared = _prepare_survey(path, cfg, need_levels, columns)
+    else:
+        prepared = _prepare_table(path, cfg, kind, need_levels, columns, names)
+    if _file_state(path) != before:
+        raise SurveyError(f"Data file '{path}' changed while it was being read; run the command again once it is written.")
+    prepared.spec.update({"file_sha256": digest, "abs_path": str(path.resolve())})
+    if kind == "survey":
+        prepared.spec["selected_columns"] = list(columns) if columns else None
+    return prepared
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
 
 
 # ------------------------------------------------------------------------------------ survey
