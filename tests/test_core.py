@@ -241,3 +241,20 @@ def test_latent_class_on_a_score_table_is_assigned_on_the_same_levels(tmp_path, 
     out = pd.read_csv("a.csv", dtype={"respondent_id": str}).set_index("respondent_id")
     np.testing.assert_allclose(out.loc[list(map(str, result.respondent_ids)), ["p_1", "p_2"]].to_numpy(),
                                result.memberships, atol=1e-9)
+
+
+def test_run_leaves_out_a_constant_outcome_and_lists_it_in_the_cleaning_report(tmp_path):
+    """`run` drops an outcome on which every respondent has the same opportunity score, as `fit`
+    and `select` do (it used to fail with "zero variance"), and the cleaning report lists it."""
+    from latentseg.pipeline import run_pipeline
+
+    frame = pd.read_csv(SURVEY)
+    frame["imp_o03"], frame["sat_o03"] = 1, 10  # unimportant and satisfied: opportunity 0 for everyone
+    survey = tmp_path / "survey.csv"
+    frame.to_csv(survey, index=False)
+    res = run_pipeline(survey, ROOT / "examples" / "latentseg.toml", models=["gmm"], k=[3],
+                       models_dir=tmp_path / "models", report=False)
+    assert "o03" not in res.result.feature_names and len(res.result.feature_names) == 23
+    assert res.cleaning.dropped_outcomes == {"o03": "every respondent has the same opportunity score"}
+    assert res.saved.meta["cleaning"]["dropped_outcomes"] == {"o03": "every respondent has the same opportunity score"}
+    assert "outcome left out: o03" in res.cleaning.summary()

@@ -58,6 +58,10 @@ class CleaningReport:
         ``min_respondents``, and ``median_duration`` where a duration exists).
     source : str
         The survey's file.
+    dropped_outcomes : mapping
+        Outcomes left out of the model input, with the reason (an outcome on which every
+        respondent has the same opportunity score cannot separate segments); filled by
+        :func:`latentseg.prepare.core.prepare`.
     """
 
     excluded: pd.DataFrame
@@ -67,6 +71,7 @@ class CleaningReport:
     thresholds: Mapping[str, Any]
     source: str = "<memory>"
     warnings: tuple[str, ...] = field(default=())
+    dropped_outcomes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def n_excluded(self) -> int:
@@ -90,6 +95,7 @@ class CleaningReport:
                 "counts": dict(self.counts),
                 "thresholds": dict(self.thresholds),
                 "warnings": list(self.warnings),
+                "dropped_outcomes": dict(self.dropped_outcomes),
                 "excluded": [
                     {"respondent_id": i, "reasons": r}
                     for i, r in zip(ids, self.excluded["reasons"].tolist(), strict=True)
@@ -127,6 +133,7 @@ class CleaningReport:
             )
         lines.append(f"  speeders: {self.counts['speeder']} ({sp})")
         lines.append(f"  unrated: {self.counts['unrated']} (more than {t['max_unrated']:.0%} of outcomes missing a rating)")
+        lines.extend(f"  outcome left out: {o} ({why})" for o, why in self.dropped_outcomes.items())
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 

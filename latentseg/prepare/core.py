@@ -317,8 +317,14 @@ def _prepare_survey(path: Path, cfg: dict[str, Any], need_levels: bool, columns:
     cleaned, cleaning = clean(raw, **cfg["cleaning"])
     scores = _pick_columns(opportunity_scores(cleaned), columns, str(path))
     landscape = opportunity_landscape(cleaned)
-    scores = _drop_constant(scores, "opportunity score", notes)
-    numeric = scores
+    kept = _drop_constant(scores, "opportunity score", notes)
+    dropped = [str(c) for c in scores.columns if c not in kept.columns]
+    if dropped:  # listed in the cleaning report beside the excluded respondents
+        import dataclasses
+
+        why = "every respondent has the same opportunity score"
+        cleaning = dataclasses.replace(cleaning, dropped_outcomes={o: why for o in dropped})
+    scores = numeric = kept
     reduction = None
     description = f"opportunity scores of {scores.shape[1]} outcomes"
     if cfg["reduce"]["method"] != "none":
