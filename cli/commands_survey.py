@@ -60,8 +60,10 @@ def _load(
     missing_codes: str | None,
     outcomes: Path | None,
     sheet: str | None,
+    profile: bool = True,
 ) -> tuple[Survey, dict[str, Any], list[str]]:
-    """Read and validate the survey; LatentsegWarnings are collected (printed by the caller)."""
+    """Read and validate the survey; LatentsegWarnings are collected (printed by the caller).
+    ``profile=False`` reads the profile columns' names only (validate: bounded memory on wide files)."""
     from latentseg.config import load_config
     from latentseg.errors import LatentsegWarning
     from latentseg.io import read_survey
@@ -73,7 +75,7 @@ def _load(
         warnings.simplefilter("always", LatentsegWarning)
         survey = read_survey(
             path, config=cfg, imp_scale=imp_scale, sat_scale=sat_scale, missing_codes=codes,
-            outcomes_file=outcomes, sheet=sheet_arg,
+            outcomes_file=outcomes, sheet=sheet_arg, profile=profile,
         )
     return survey, cfg, [str(w.message) for w in caught if issubclass(w.category, LatentsegWarning)]
 
@@ -105,13 +107,13 @@ def _summary(survey: Survey) -> dict[str, Any]:
         "n_respondents": survey.n_respondents,
         "n_outcomes": survey.n_outcomes,
         "outcomes": [
-            {"id": o, "statement": str(r["statement"]), "job_step": str(r["job_step"])}
-            for o, r in survey.outcomes.iterrows()
+            {"id": o, "statement": str(st), "job_step": str(js)}
+            for o, st, js in zip(survey.outcomes.index, survey.outcomes["statement"], survey.outcomes["job_step"], strict=True)
         ],
         "job_steps": steps,
         "imp_scale": _scale_dict(survey.imp_scale),
         "sat_scale": _scale_dict(survey.sat_scale),
-        "profile_columns": [str(c) for c in survey.profile.columns],
+        "profile_columns": survey.profile_columns,
         "duration": survey.duration is not None,
         "weight": survey.weight is not None,
         "missing_ratings": int(survey.importance.isna().to_numpy().sum() + survey.satisfaction.isna().to_numpy().sum()),
@@ -170,7 +172,7 @@ def validate(
 
     Exits 1 with one message when the file is invalid.
     """
-    data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
+    data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet, profile=False)
     _, report, more = _clean(data, cfg)
     warned += more
     summary = _summary(data)

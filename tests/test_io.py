@@ -127,8 +127,9 @@ def test_missing_ratings_become_nan(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("id,imp_a,sat_a,imp_b,sat_b\n1,5,,3,NA\n2, 4 ,2,,7\n3,1,10,2,3\n")
     s = read_survey(p, **SCALES)
-    assert np.isnan(s.satisfaction.loc[1, "a"]) and np.isnan(s.satisfaction.loc[1, "b"])
-    assert s.importance.loc[2, "a"] == 4.0 and np.isnan(s.importance.loc[2, "b"])
+    # respondent ids are text, as written in the file
+    assert np.isnan(s.satisfaction.loc["1", "a"]) and np.isnan(s.satisfaction.loc["1", "b"])
+    assert s.importance.loc["2", "a"] == 4.0 and np.isnan(s.importance.loc["2", "b"])
 
 
 # ----------------------------------------------------------------------------- Qualtrics
@@ -320,7 +321,7 @@ def test_config_file_drives_reading(tmp_path):
 def test_id_detection_and_numbering():
     df = survey_frame().drop(columns=["respondent_id"])
     s = survey_from_frame(df, **SCALES)
-    assert s.respondent_ids.tolist() == list(range(1, 9))
+    assert s.respondent_ids.tolist() == [str(i) for i in range(1, 9)]  # row numbers, as text like every id
     assert any("respondents numbered 1..n" in n for n in s.notes)
     df2 = survey_frame().rename(columns={"respondent_id": "ResponseId", "duration": "Duration (in seconds)"})
     s2 = survey_from_frame(df2, **SCALES)
@@ -409,7 +410,11 @@ def test_streamed_read_matches_whole_table_read(tmp_path, small_batches):
     p = tmp_path / "s.csv"
     df.to_csv(p, index=False)
     s = read_survey(p, **SCALES)
-    assert isinstance(small_batches._read_raw(p, rating_hint=lambda names: [["imp_o0"], ["sat_o0"]]).columns,
+    opts = small_batches._options(
+        None, imp_scale="1-5", sat_scale="1-5", missing_codes=(), outcomes_file=None, id_column=None,
+        duration_column=None, weight_column=None,
+    )  # the reader's hint knows the rating and id columns from the header
+    assert isinstance(small_batches._read_raw(p, hint=small_batches._Hint(opts, str(p))).columns,
                       small_batches._StreamedColumns)
     check_same(s, df, [f"o{j}" for j in range(5)])
     assert s.profile["role"].tolist() == df["role"].tolist()

@@ -27,6 +27,8 @@ from latentseg.errors import ConfigError, SurveyError
 __all__ = ["RatingColumns", "find_rating_columns", "compile_pattern", "CONVENTIONS"]
 
 _SEP = r"[ _.:\-]+"
+#: Every convention needs "imp" or "sat" in the name: a cheap first look at a wide header.
+_MAYBE_CONVENTION = re.compile(r"imp|sat", re.IGNORECASE)
 
 #: (name, importance regex, satisfaction regex, importance template, satisfaction template)
 CONVENTIONS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -180,8 +182,9 @@ def find_rating_columns(
     found: dict[str, dict[str, tuple[str, str | None]]] = {"importance": {}, "satisfaction": {}}
     ids: dict[str, str] = {}  # casefolded outcome -> outcome id as first seen
     used_rules: set[str] = set()
+    quick = None if imp_pattern or sat_pattern else _MAYBE_CONVENTION.search
     for col in names:
-        if col in excluded:
+        if col in excluded or (quick is not None and quick(col) is None):
             continue
         for block, rules in (("importance", imp_rules), ("satisfaction", sat_rules)):
             hit = None

@@ -38,6 +38,7 @@ from latentseg.io.validate import (
     check_scale,
     check_unique_names,
     column_ranges,
+    id_text,
     infer_scale,
     is_numeric,
     numeric_block,
@@ -70,7 +71,12 @@ QUALTRICS_METADATA = frozenset({
 })
 
 _SNIFF_BYTES = 1 << 20
-_BLOCK_SIZE = 1 << 20  # bytes of CSV per parsed batch (and per type-inference sample)
+_SNIFF_LINES = 4  # the sniffed head holds at least this many lines (a 100,000-column header is over 1 MB)
+_MAX_SNIFF = 64 << 20
+_BLOCK_SIZE = 1 << 20  # bytes of CSV per parsed batch (and per type-inference sample), at least
+_BLOCK_ROWS = 2048  # rows per parsed batch, at least, up to _MAX_BLOCK bytes: Arrow's cost is per column and batch
+_MAX_BLOCK = 64 << 20
+_WIDE = 1000  # columns read
 _DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -103,9 +109,10 @@ class _ArrowColumns:
     """Column access over a pyarrow Table (CSV and Parquet): rating columns go straight into
     numpy, only the other columns become pandas."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, names: Sequence[str] | None = None) -> None:
         self.table = table
-        self.names = [str(c) for c in table.column_names]
+        # ``names``: every column of the file, where only some were read (their values unread)
+        self.names = [str(c) for c in (table.column_names if names is None else names)]
         self.n = table.num_rows
 
     def series(self, name: str) -> pd.Series:
@@ -286,7 +293,9 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     Returns
     -------
     DataFrame
-        As read (for a Qualtrics export: the data rows only).
+        As read (for a Qualtrics export: the data rows only). The id column, found by name as
+        :func:`read_survey` finds it (``respondent_id``, ``id``, ``ResponseId`` ...), is text as
+        in :func:`read_survey` (``007`` stays ``007``; Excel's 7.0 is ``"7"``).
 
     Raises
     ------
@@ -301,7 +310,12 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     >>> read_table(p).columns.tolist()
     ['a', 'b']
     """
-    return _read_raw(Path(path), sheet=sheet).frame
+    hint = _Hint(None, str(path))
+    frame = _read_raw(Path(path), sheet=sheet, hint=hint).frame
+    id_col = hint.id_column([str(c) for c in frame.columns])
+    if id_col is not None and id_col in frame.columns:
+        frame[id_col] = id_text(frame[id_col])
+    return frame
 
 
 @dataclass(frozen=True)
@@ -427,16 +441,17 @@ def _read_head(path: Path, source: str, size: int = 8) -> bytes:
         raise _unreadable(source, exc) from None
 
 
-def _read_raw(path: Path, *, sheet: str | int | None = None, rating_hint: Any = None) -> RawTable:
-    """Read a table. ``rating_hint(names)`` may return the importance and satisfaction column
-    lists, so a CSV can be streamed straight into rating blocks."""
+def _read_raw(path: Path, *, sheet: str | int | None = None, hint: _Hint | None = None) -> RawTable:
+    """Read a table. ``hint`` knows, from a CSV header, the importance and satisfaction column
+    lists (so the CSV can be streamed straight into rating blocks), the id column (read as text)
+    and which columns to read at all."""
     source = str(path)
     head = _read_head(path, source, _SNIFF_BYTES)
     if not head:
         raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
     kind = _kind(path, head)
     if kind == "excel":
-        return _read_excel(path, source, sheet)
+        return _read_excel(path, source, sheet, hint)
     if kind == "parquet":
         return _read_parquet(path, source)
     if kind == "spss":
@@ -447,14 +462,14 @@ def _read_raw(path: Path, *, sheet: str | int | None = None, rating_hint: Any = 
         raise SurveyError(
             f"{source}: the content is not a {path.suffix.lower()} file; expected a file matching its extension."
         )
-    return _read_csv(path, head, source, rating_hint)
+    return _read_csv(path, head, source, hint)
 
 
 def _missing_extra(source: str, what: str, module: str, extra: str) -> SurveyError:
     return SurveyError(f'{source}: reading {what} files needs {module}, which is not installed: pip install "latentseg[{extra}]".')
 
 
-def _read_excel(path: Path, source: str, sheet: str | int | None) -> RawTable:
+def _read_excel(path: Path, source: str, sheet: str | int | None, hint: _Hint | None = None) -> RawTable:
     try:
         import openpyxl
     except ImportError:
@@ -485,11 +500,71 @@ def _read_excel(path: Path, source: str, sheet: str | int | None) -> RawTable:
         raise SurveyError(f"{source}: sheet {sheet_name!r} is empty; expected a header row and one row per respondent.")
     raw_names = ["" if h is None else str(h) for h in header]
     check_unique_names(raw_names, source)
+    _check_formulas(content.getvalue(), sheet_name, source)
     content.seek(0)
-    df = pd.read_excel(content, sheet_name=sheet_name, engine="openpyxl")
+    id_col = hint.id_column(raw_names) if hint is not None else None
+    # the id column as the cells hold it (pandas would read the text "007" as the number 7)
+    dtype = {id_col: object} if id_col else None
+    df = pd.read_excel(content, sheet_name=sheet_name, engine="openpyxl", dtype=dtype)
     df = _fix_blank_names(df, raw_names)
     notes = [f"read sheet {sheet_name!r} of an Excel workbook"]
     return RawTable(_FrameColumns(df), source, first_row=2, notes=notes)
+
+
+_FORMULA_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
+
+
+def _sheet_ref(sheet: str) -> str:
+    """A sheet name as a cell reference writes it: ``Sheet1``, ``'My data'``."""
+    return sheet if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", sheet) else "'" + sheet.replace("'", "''") + "'"
+
+
+def _check_formulas(data: bytes, sheet_name: str, source: str) -> None:
+    """Refuse formula cells without a saved value (a workbook written by a program that does not
+    calculate, e.g. openpyxl or pandas): read for their values they are blanks, so a rating
+    computed by a formula would silently become a missing rating."""
+    import zipfile
+
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            sheets = [n for n in zf.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+            if not any(_FORMULA_TAG.search(zf.read(n)) for n in sheets):
+                return  # no formula anywhere: the usual case, decided without parsing a cell
+    except (zipfile.BadZipFile, OSError, KeyError):
+        pass
+    formulas = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    values = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        where = {
+            (cell.row, cell.column)
+            for row in formulas[sheet_name].iter_rows()
+            for cell in row
+            if getattr(cell, "data_type", None) == "f"
+        }
+        if not where:
+            return
+        bad = [
+            (cell.row, cell.column)
+            for row in values[sheet_name].iter_rows()
+            for cell in row
+            if (getattr(cell, "row", None), getattr(cell, "column", None)) in where and cell.value is None
+        ]
+    finally:
+        formulas.close()
+        values.close()
+    if bad:
+        bad.sort()
+        ref = _sheet_ref(sheet_name)
+        cells = ", ".join(f"{ref}!{get_column_letter(c)}{r}" for r, c in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise SurveyError(
+            f"{source}: {len(bad)} formula cell{'s' if len(bad) > 1 else ''} without a saved value ({cells}): the "
+            "workbook was written by a program that does not calculate formulas, so their results are not in the "
+            "file and would read as blanks; expected values: open and save the workbook in Excel or LibreOffice "
+            "(which stores the results), or replace the formulas by their values."
+        )
 
 
 def _read_parquet(path: Path, source: str) -> RawTable:
@@ -639,12 +714,26 @@ def _utf8_prefix(head: bytes) -> bool:
     return True
 
 
-def _read_csv(path: Path, head: bytes, source: str, rating_hint: Any = None) -> RawTable:
+def _sniff_end(data: bytes) -> int:
+    """How much of ``data`` to sniff: the first megabyte, or more to hold _SNIFF_LINES lines."""
+    pos = -1
+    for _ in range(_SNIFF_LINES):
+        pos = data.find(b"\n", pos + 1)
+        if pos < 0:
+            return len(data)
+    return max(_SNIFF_BYTES, pos + 1)
+
+
+def _read_csv(path: Path, head: bytes, source: str, hint: _Hint | None = None) -> RawTable:
     """Read a delimited text file. The fast path hands the file to pyarrow as it is (UTF-8,
     with or without BOM); gzip, UTF-16 and non-UTF-8 files are decoded in memory first."""
     import pyarrow as pa
 
     size = path.stat().st_size
+    want = len(head)
+    while len(head) == want < size and head.count(b"\n") < _SNIFF_LINES and want < _MAX_SNIFF:
+        want *= 4  # a very wide header: sniff until a few whole lines are in view
+        head = _read_head(path, source, want)
     fast = (
         head[:2] != b"\x1f\x8b"
         and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
@@ -655,15 +744,14 @@ def _read_csv(path: Path, head: bytes, source: str, rating_hint: Any = None) -> 
         text = head.decode("utf-8", errors="ignore").lstrip("\ufeff")
         if not text.strip() and size <= len(head):
             raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
-        raw = _parse_csv(lambda: str(path), text, size > len(head), b'"' in head, size, source, [], rating_hint)
+        raw = _parse_csv(lambda: str(path), text, size > len(head), b'"' in head, size, source, [], hint)
         if raw is not None:
             return raw
         # a column pyarrow could not read as UTF-8 further down the file: decode it all
     data, notes = _decode(_read_bytes(path, source), source)
-    text = data[:_SNIFF_BYTES].decode("utf-8", errors="ignore")
-    raw = _parse_csv(
-        lambda: pa.py_buffer(data), text, len(data) > _SNIFF_BYTES, b'"' in data, len(data), source, notes, rating_hint
-    )
+    end = _sniff_end(data)
+    text = data[:end].decode("utf-8", errors="ignore")
+    raw = _parse_csv(lambda: pa.py_buffer(data), text, len(data) > end, b'"' in data, len(data), source, notes, hint)
     assert raw is not None  # data is valid UTF-8 now
     return raw
 
@@ -682,21 +770,23 @@ class _Retry(Exception):
 
 def _stream(make_input: Any, options: tuple[Any, Any, Any], header: list[str], blocks: list[list[str]], size: int) -> _StreamedColumns:
     """Read batch by batch: rating columns (typed float64) go straight into F-ordered blocks,
-    the other columns are kept. Peak memory: the blocks, the other columns and one batch."""
+    the other columns are kept (those of ``convert_opts.include_columns``, if given). Peak
+    memory: the blocks, the other columns and one batch."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     read_opts, parse_opts, convert_opts = options
     rating = [c for b in blocks for c in b]
     typed = pcsv.ConvertOptions(
-        column_types={c: pa.float64() for c in rating},
+        column_types={**dict(convert_opts.column_types), **{c: pa.float64() for c in rating}},
+        include_columns=convert_opts.include_columns,
         strings_can_be_null=convert_opts.strings_can_be_null,
         quoted_strings_can_be_null=convert_opts.quoted_strings_can_be_null,
     )
     try:
         reader = pcsv.open_csv(make_input(), read_opts, parse_opts, typed)
         schema = reader.schema
-        if [str(n) for n in schema.names] != header:
+        if [str(n) for n in schema.names] != (list(convert_opts.include_columns) or header):
             raise _Retry
         index = {name: i for i, name in enumerate(schema.names)}
         block_idx = [[index[c] for c in b] for b in blocks]
@@ -734,9 +824,23 @@ def _stream(make_input: Any, options: tuple[Any, Any, Any], header: list[str], b
     return _StreamedColumns({tuple(b): o for b, o in zip(blocks, outs, strict=True)}, table, header, n)
 
 
+def _block_size(text: str, n_read: int) -> int:
+    """Bytes per parsed batch: _BLOCK_SIZE, or where more than _WIDE columns are read and rows
+    are wider than 1 MB / _BLOCK_ROWS (512 bytes), _BLOCK_ROWS rows (at most _MAX_BLOCK).
+    Arrow's CSV reader spends time and memory per column read and batch: 100,000 columns read
+    1 MB at a time are 50 batches of five rows, 5 million small arrays. Where few columns are
+    read, small batches parse in less memory. A batch always holds the longest line seen twice
+    over (Arrow needs the header, and any row, inside one batch)."""
+    longest = max(len(line.encode("utf-8", errors="ignore")) for line in text.split("\n", 2 * _SNIFF_LINES)[: 2 * _SNIFF_LINES])
+    row = len(text.encode("utf-8", errors="ignore")) / max(text.count("\n"), 1)
+    if n_read <= _WIDE or row * _BLOCK_ROWS <= 1 << 20:
+        return max(_BLOCK_SIZE, 2 * longest)
+    return int(max(min(_MAX_BLOCK, max(_BLOCK_SIZE, row * _BLOCK_ROWS)), 2 * longest))
+
+
 def _parse_csv(
     make_input: Any, text: str, truncated: bool, quoted: bool, size: int, source: str, notes: list[str],
-    rating_hint: Any = None,
+    hint: _Hint | None = None,
 ) -> RawTable | None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -764,11 +868,24 @@ def _parse_csv(
         "notes": notes,
         "not_profile": tuple(c for c in header if c in QUALTRICS_METADATA) if qualtrics else (),
     }
-    convert_opts = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True)
-    blocks = rating_hint(header) if rating_hint is not None and all(h.strip() for h in header) else None
+    blocks = keep = None
+    text_columns: dict[str, Any] = {}
+    if hint is not None:
+        clean = all(h.strip() for h in header)  # else the names change (unnamed_<k>) once read
+        plan = hint.plan(header, raise_error=clean)
+        if plan is not None and clean:
+            blocks = [list(plan[3].importance), list(plan[3].satisfaction)]
+            keep = hint.keep(header)
+        id_col = plan[0] if plan is not None else hint.id_column(header)
+        if id_col is not None:
+            text_columns[id_col] = pa.string()  # ids as written: 007 stays 007, 20 digits stay exact
+    convert_opts = pcsv.ConvertOptions(
+        strings_can_be_null=True, quoted_strings_can_be_null=True, column_types=text_columns, include_columns=keep or []
+    )
+    block_size = _block_size(text, len(keep) if keep else len(header))
 
     for newlines in (quoted, True) if not quoted else (True,):
-        read_opts = pcsv.ReadOptions(use_threads=True, skip_rows_after_names=skip, block_size=_BLOCK_SIZE)
+        read_opts = pcsv.ReadOptions(use_threads=True, skip_rows_after_names=skip, block_size=block_size)
         parse_opts = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines)
         try:
             if blocks:
@@ -795,6 +912,8 @@ def _parse_csv(
         return None  # not UTF-8 after all
     if table.num_rows == 0:
         raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
+    if keep:
+        return RawTable(_ArrowColumns(table, header), source, **extra)
     table = _fix_blank_names_arrow(table, header)
     return RawTable(_ArrowColumns(table), source, **extra)
 
@@ -831,11 +950,25 @@ def _raise_ragged(make_input: Any, source: str, read_opts: Any, parse_opts: Any,
 
 
 # ----------------------------------------------------------------------------- survey building
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
 def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return _NOT_ALNUM.sub("", name.lower())
 
 
-def _pick(explicit: str | None, names: Sequence[str], candidates: Sequence[str], what: str, flag: str, source: str) -> str | None:
+def _normalised(names: Sequence[str]) -> dict[str, str]:
+    """Normalised name -> the first column with that normalised name."""
+    normalised: dict[str, str] = {}
+    for c in names:
+        normalised.setdefault(_norm(c), c)
+    return normalised
+
+
+def _pick(
+    explicit: str | None, names: Sequence[str], candidates: Sequence[str], what: str, flag: str, source: str,
+    normalised: Mapping[str, str] | None = None,
+) -> str | None:
     if explicit:
         if explicit not in names:
             shown = ", ".join(f"'{c}'" for c in names[:8]) + (" ..." if len(names) > 8 else "")
@@ -843,9 +976,8 @@ def _pick(explicit: str | None, names: Sequence[str], candidates: Sequence[str],
                 f"{source}: the {what} column '{explicit}' ({flag}) is not in the file; expected one of its columns: {shown}."
             )
         return explicit
-    normalised: dict[str, str] = {}
-    for c in names:
-        normalised.setdefault(_norm(c), c)
+    if normalised is None:
+        normalised = _normalised(names)
     for cand in candidates:
         if cand in normalised:
             return normalised[cand]
@@ -978,9 +1110,10 @@ def _options(
 
 def _plan(names: list[str], opts: _Options, source: str) -> tuple[str | None, str | None, str | None, RatingColumns]:
     """The id, duration and weight columns and the rating columns of a table with these names."""
-    id_col = _pick(opts.id_column, names, ID_NAMES, "id", "id_column", source)
-    dur_col = _pick(opts.duration_column, names, DURATION_NAMES, "duration", "duration_column", source)
-    wt_col = _pick(opts.weight_column, names, WEIGHT_NAMES, "weight", "weight_column", source)
+    normalised = _normalised(names)
+    id_col = _pick(opts.id_column, names, ID_NAMES, "id", "id_column", source, normalised)
+    dur_col = _pick(opts.duration_column, names, DURATION_NAMES, "duration", "duration_column", source, normalised)
+    wt_col = _pick(opts.weight_column, names, WEIGHT_NAMES, "weight", "weight_column", source, normalised)
     special = [c for c in (id_col, dur_col, wt_col) if c]
     rc = find_rating_columns(
         names, imp_pattern=opts.imp_pattern, sat_pattern=opts.sat_pattern, mapping=opts.columns or None,
@@ -989,23 +1122,71 @@ def _plan(names: list[str], opts: _Options, source: str) -> tuple[str | None, st
     return id_col, dur_col, wt_col, rc
 
 
-def _rating_hint(opts: _Options, source: str) -> Any:
-    """For the CSV reader: the importance and satisfaction column lists of a header, or None
-    when the header has a problem (the whole-table path then reports it)."""
+class _Hint:
+    """What the CSV reader learns from a header before it reads the rows: the id, duration,
+    weight and rating columns (:func:`_plan`, worked out once and kept for :func:`_build`), and
+    which columns to read at all.
 
-    def hint(names: list[str]) -> list[list[str]] | None:
-        if len(set(names)) != len(names):
+    Parameters
+    ----------
+    opts : _Options or None
+        None: a plain table (:func:`read_table`), whose id column is found by name only.
+    source : str
+    profile : bool
+        Read the profile columns' values (else only their names are kept).
+    """
+
+    def __init__(self, opts: _Options | None, source: str, profile: bool = True) -> None:
+        self.opts, self.source, self.profile = opts, source, profile
+        self._names: list[str] | None = None
+        self._plan: tuple[str | None, str | None, str | None, RatingColumns] | None = None
+
+    def plan(self, names: Sequence[str], *, raise_error: bool = False) -> tuple[str | None, str | None, str | None, RatingColumns] | None:
+        """:func:`_plan` of these names; None where it fails, unless ``raise_error``."""
+        names = [str(n) for n in names]
+        if self.opts is None:
             return None
+        if self._names != names:
+            self._names, self._plan = names, None
+            try:
+                self._plan = _plan(names, self.opts, self.source)
+            except LatentsegError:
+                if raise_error:  # a problem with the header: say so before reading the rows
+                    raise
+        return self._plan
+
+    def id_column(self, names: Sequence[str]) -> str | None:
+        """The id column alone (it depends on the names only), or None."""
         try:
-            rc = _plan(list(names), opts, source)[3]
+            return _pick(self.opts.id_column if self.opts else None, names, ID_NAMES, "id", "id_column", self.source)
         except LatentsegError:
             return None
-        return [list(rc.importance), list(rc.satisfaction)]
 
-    return hint
+    def keep(self, names: Sequence[str]) -> list[str] | None:
+        """The columns to read, in file order; None for all of them."""
+        plan = self.plan(names)
+        if plan is None or (self.profile and not self.opts.profile_columns):
+            return None
+        wanted = {c for c in plan[:3] if c} | plan[3].columns
+        if self.profile:
+            wanted |= set(self.opts.profile_columns)
+        return [c for c in names if c in wanted]
 
 
-def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
+def _id_values(cols: Any, name: str) -> pd.Series:
+    """The id column; integers in an Arrow table go to text in Arrow (exact, where pandas would
+    make a column with nulls float64)."""
+    import pyarrow as pa
+
+    table = cols.table if isinstance(cols, _ArrowColumns) else getattr(cols, "others", None)
+    if table is not None and name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_integer(col.type):
+            return col.cast(pa.string()).to_pandas()
+    return cols.series(name)
+
+
+def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None = None, profile: bool = True) -> Survey:
     cols, source = raw.columns, raw.source
     notes = list(raw.notes)
     names = cols.names
@@ -1014,21 +1195,23 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
         raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
     check_unique_names(names, source)
 
-    id_col, dur_col, wt_col, rc = _plan(names, opts, source)
+    plan = hint.plan(names) if hint is not None else None  # worked out from the header already
+    id_col, dur_col, wt_col, rc = plan if plan is not None else _plan(names, opts, source)
     special = [c for c in (id_col, dur_col, wt_col) if c]
     notes.append(rc.how)
 
     frame_index = cols.df.index if isinstance(cols, _FrameColumns) else None
     file_rows = RowNamer.for_file(n, raw.first_row, frame_index if raw.index_rows else None)
     if id_col is not None:
-        ids = check_ids(cols.series(id_col), id_col, source, file_rows)
+        ids = check_ids(_id_values(cols, id_col), id_col, source, file_rows)
         rows = RowNamer(ids, "respondents")
     elif frame_index is not None and frame_index.name and _norm(str(frame_index.name)) in ID_NAMES:
         ids = check_ids(frame_index.to_series(), f"index {frame_index.name}", source, file_rows)
         rows = RowNamer(ids, "respondents")
         notes.append(f"respondent ids taken from the index '{frame_index.name}'")
     else:
-        ids = pd.RangeIndex(1, n + 1, name="respondent_id")
+        # row numbers, as text like every respondent id
+        ids = pd.Index(np.arange(1, n + 1).astype(str), dtype="str", name="respondent_id")
         rows = file_rows
         notes.append("no respondent id column (respondent_id, id, ResponseId ...) found; respondents numbered 1..n in file order")
 
@@ -1071,10 +1254,14 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
             raise SurveyError(f"{source}: profile column '{clash[0]}' (profile_columns) is a rating, id, duration or weight column; expected a profile column.")
         profile_cols = list(opts.profile_columns)
     else:
-        profile_cols = [c for c in names if c not in taken and c not in raw.not_profile]
+        not_profile = set(raw.not_profile)
+        profile_cols = [c for c in names if c not in taken and c not in not_profile]
         if raw.not_profile:
             notes.append(f"Qualtrics metadata columns left out of the profile: {', '.join(raw.not_profile)}")
-    profile = cols.frame(profile_cols, ids)
+    if profile:
+        profile_frame, unread = cols.frame(profile_cols, ids), ()
+    else:  # names only (latentseg validate): a wide file's profile is most of its memory
+        profile_frame, unread = pd.DataFrame(index=ids), tuple(profile_cols)
 
     outcomes = _outcomes_frame(rc, raw, opts, source, notes)
     index = pd.Index(rc.outcomes, name="outcome")
@@ -1084,12 +1271,13 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int) -> Survey:
         outcomes=outcomes,
         imp_scale=scales[0],
         sat_scale=scales[1],
-        profile=profile,
+        profile=profile_frame,
         duration=duration,
         weight=weight,
         source=source,
         notes=tuple(notes),
         value_labels=dict(raw.value_labels),
+        unread_profile=unread,
     )
 
 
@@ -1136,6 +1324,7 @@ def read_survey(
     duration_column: str | None = None,
     weight_column: str | None = None,
     sheet: str | int | None = None,
+    profile: bool = True,
 ) -> Survey:
     """Read and validate an outcome survey.
 
@@ -1159,12 +1348,19 @@ def read_survey(
         ``ResponseId`` ...; ``duration`` / ``Duration (in seconds)`` ...; ``weight``).
     sheet : str or int, optional
         Excel sheet; default the first.
+    profile : bool, default True
+        Read the profile columns' values. False keeps only their names (``Survey.unread_profile``;
+        ``Survey.profile`` has no columns): ``latentseg validate`` reads a survey so, in bounded
+        memory however wide the file (a CSV's other columns are then never converted).
 
     Returns
     -------
     Survey
         Ratings as float matrices (n, m) on their own scales, NaN where unrated; every other
-        column in ``profile``; what was inferred in ``notes``.
+        column in ``profile``; what was inferred in ``notes``. Respondent ids are text (dtype
+        ``str``) in every format: read as written from CSV (``007`` stays ``007``), numbers from
+        Excel, SPSS or Parquet without float artefacts (7.0 -> ``"7"``); without an id column
+        respondents are numbered ``"1"`` .. ``"n"`` in file order. Ids are compared as text.
 
     Raises
     ------
@@ -1187,9 +1383,10 @@ def read_survey(
         config, imp_scale=imp_scale, sat_scale=sat_scale, missing_codes=missing_codes, outcomes_file=outcomes_file,
         id_column=id_column, duration_column=duration_column, weight_column=weight_column,
     )
-    raw = _read_raw(Path(path), sheet=sheet, rating_hint=_rating_hint(opts, str(path)))
+    hint = _Hint(opts, str(path), profile=profile)
+    raw = _read_raw(Path(path), sheet=sheet, hint=hint)
     try:
-        return _build(raw, opts, stacklevel=2)
+        return _build(raw, opts, stacklevel=2, hint=hint, profile=profile)
     finally:
         del raw
         _release_arrow_memory()
@@ -1230,7 +1427,7 @@ def survey_from_frame(
     >>> df = pd.DataFrame({"imp_a": [5, 4], "sat_a": [2, 4], "imp_b": [3, 1], "sat_b": [3, 5]})
     >>> s = survey_from_frame(df, imp_scale="1-5", sat_scale="1-5")
     >>> s.respondent_ids.tolist(), str(s.sat_scale)
-    ([1, 2], '1-5')
+    (['1', '2'], '1-5')
     """
     if not isinstance(df, pd.DataFrame):
         raise SurveyError(f"{source}: expected a pandas DataFrame; got {type(df).__name__}.")

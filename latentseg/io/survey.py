@@ -89,6 +89,9 @@ class Survey:
         What the reader inferred or assumed (inferred scales, recoded missing codes ...).
     value_labels : mapping
         Value labels per column (SPSS), ``{column: {code: label}}``.
+    unread_profile : tuple of str
+        Profile columns whose values were not read (``read_survey(..., profile=False)``, as
+        ``latentseg validate`` reads a survey); empty when ``profile`` holds every profile column.
     """
 
     importance: pd.DataFrame
@@ -102,11 +105,17 @@ class Survey:
     source: str = "<memory>"
     notes: tuple[str, ...] = ()
     value_labels: Mapping[str, Mapping[Any, str]] = field(default_factory=dict)
+    unread_profile: tuple[str, ...] = ()
 
     @property
     def respondent_ids(self) -> pd.Index:
-        """Respondent ids, length n."""
+        """Respondent ids, length n (text, dtype ``str``, for a survey read from a file or frame)."""
         return self.importance.index
+
+    @property
+    def profile_columns(self) -> list[str]:
+        """The names of the profile columns, read (``profile``) or not (``unread_profile``)."""
+        return [str(c) for c in self.profile.columns] + list(self.unread_profile)
 
     @property
     def outcome_ids(self) -> list[str]:

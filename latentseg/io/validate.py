@@ -25,6 +25,7 @@ __all__ = [
     "COMMON_SCALES",
     "check_unique_names",
     "check_ids",
+    "id_text",
     "numeric_block",
     "is_numeric",
     "Columns",
@@ -34,6 +35,8 @@ __all__ = [
     "column_ranges",
     "check_scale",
     "infer_scale",
+    "stray_ratings",
+    "CONVENTIONAL_SCALES",
     "looks_like_code",
 ]
 
@@ -41,6 +44,15 @@ __all__ = [
 COMMON_SCALES: tuple[tuple[int, int], ...] = (
     (1, 3), (1, 4), (1, 5), (0, 5), (1, 6), (1, 7), (0, 7), (1, 9), (0, 10), (1, 10), (0, 100), (1, 100),
 )
+
+#: The conventional scales a block's ratings may *mostly* fit, with a few stray values sticking
+#: out (see :func:`stray_ratings`).
+CONVENTIONAL_SCALES: tuple[tuple[int, int], ...] = ((1, 5), (1, 7), (1, 10), (0, 10), (0, 100))
+#: At most this many ratings, ...
+STRAY_MAX = 5
+#: ... and at most this share of a block's ratings, outside a conventional scale that holds the
+#: others are stray values (an error when the scale is not declared).
+STRAY_SHARE = 0.01
 
 
 class RowNamer:
@@ -82,6 +94,8 @@ def check_unique_names(names: Sequence[str], source: str) -> None:
     ...
     latentseg.errors.SurveyError: s.csv: column name 'imp_a' appears 2 times (columns 2 and 3); expected unique column names.
     """
+    if len(set(map(str, names))) == len(names):
+        return  # the common case, in one pass of C (a 100,000-column header)
     seen: dict[str, list[int]] = {}
     for i, name in enumerate(names, start=1):
         if str(name).strip() == "":
@@ -98,23 +112,75 @@ def check_unique_names(names: Sequence[str], source: str) -> None:
         )
 
 
+def _float_id(x: float) -> str:
+    """A number as an id: an integer value without its ``.0`` (7.0 -> ``"7"``), else the shortest
+    text that reads back as the same float (1.5 -> ``"1.5"``)."""
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+def _one_id(x: Any) -> str | None:
+    if x is None or x is pd.NA or x is pd.NaT or (isinstance(x, (float, np.floating)) and np.isnan(x)):
+        return None
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return _float_id(float(x))
+    if isinstance(x, bytes):
+        x = x.decode("utf-8", errors="replace")
+    return str(x).strip()
+
+
+def id_text(values: pd.Series) -> pd.Series:
+    """Respondent ids as text (dtype ``str``; missing stays missing), whatever type they were read as.
+
+    Text is kept as written apart from surrounding spaces (``"007"`` stays ``"007"``; SPSS pads
+    string variables with spaces); integers are written in full (no float rounding); an
+    integer-valued float, as Excel and SPSS store numbers, loses its ``.0`` (7.0 -> ``"7"``);
+    another float is written as the shortest text that reads back as it (1.5 -> ``"1.5"``).
+    Ids are then compared as text: ``"7"`` and ``"007"`` are two respondents.
+
+    Examples
+    --------
+    >>> id_text(pd.Series([7.0, 12.0, np.nan, 1.5])).tolist()
+    ['7', '12', nan, '1.5']
+    >>> id_text(pd.Series(["007", " r1 ", 7], dtype=object)).tolist()
+    ['007', 'r1', '7']
+    """
+    dtype = values.dtype
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return values.str.strip().astype("str")
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_extension_array_dtype(dtype):
+        return pd.Series(values.to_numpy().astype(str), index=values.index, name=values.name, dtype="str")
+    if pd.api.types.is_float_dtype(dtype) and not pd.api.types.is_extension_array_dtype(dtype):
+        v = values.to_numpy(dtype=np.float64)
+        out = np.full(len(v), None, dtype=object)
+        small = np.isfinite(v) & (v == np.trunc(v)) & (np.abs(v) < 2.0**62)
+        out[small] = v[small].astype(np.int64).astype(str)
+        for i in np.flatnonzero(~small & ~np.isnan(v)):  # fractions and huge numbers: rare
+            out[i] = _float_id(float(v[i]))
+        return pd.Series(out, index=values.index, name=values.name, dtype="str")
+    out = [_one_id(x) for x in values.astype(object)]
+    return pd.Series(out, index=values.index, name=values.name, dtype="str")
+
+
 def check_ids(values: pd.Series, column: str, source: str, rows: RowNamer) -> pd.Index:
-    """Respondent ids: none blank, none repeated.
+    """Respondent ids: none blank, none repeated, compared as text (see :func:`id_text`).
 
     Returns
     -------
-    pandas.Index, length n, named ``respondent_id``
+    pandas.Index of dtype ``str``, length n, named ``respondent_id``
     """
-    blank = values.isna().to_numpy()
-    if not pd.api.types.is_numeric_dtype(values.dtype):
-        blank = blank | values.astype(str).str.strip().eq("").to_numpy()
+    text = id_text(values)
+    blank = (text.isna() | text.eq("")).to_numpy()
     if blank.any():
         pos = np.flatnonzero(blank)
         raise SurveyError(
             f"{source}: column '{column}' has {len(pos)} blank respondent ids at {rows(pos)}; "
             "expected an id for every respondent."
         )
-    ids = pd.Index(values.to_numpy(), name="respondent_id")
+    ids = pd.Index(text.to_numpy(), dtype="str", name="respondent_id")
     if not ids.is_unique:
         dup = ids.duplicated(keep=False)
         pos = np.flatnonzero(dup)
@@ -368,6 +434,101 @@ def check_scale(
     )
 
 
+def stray_ratings(
+    block: np.ndarray, ranges: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[tuple[int, int], np.ndarray] | None:
+    """Find a few ratings that stick out of the conventional scale the rest of a block fits.
+
+    With N ratings in the block (all importance, or all satisfaction, ratings; NaN not counted),
+    take the conventional scales of :data:`CONVENTIONAL_SCALES` (1-5, 1-7, 1-10, 0-10, 0-100)
+    from the narrowest. The first one S that holds all but k ratings with
+    ``k <= min(STRAY_MAX, floor(STRAY_SHARE * N))`` (at most 5 ratings and at most 1% of the
+    block) decides: when k >= 1 those k ratings are *stray*. A 0 on a scale starting at 1 is
+    never stray (0-5, 0-7, 0-10 are scales of their own), nor is anything when S is no narrower
+    than the narrowest scale of :data:`COMMON_SCALES` holding every rating. Blocks with fewer
+    than 100 ratings have no stray ratings (1% of them is less than one rating).
+
+    Parameters
+    ----------
+    block : ndarray, shape (n, m)
+    ranges : (ndarray, ndarray), optional
+        Per-column minima and maxima (:func:`column_ranges`), if already known.
+
+    Returns
+    -------
+    (scale, mask) or None
+        The scale S as ``(low, high)`` and a boolean mask (n, m) of the stray ratings; None when
+        there are none.
+
+    Examples
+    --------
+    >>> b = np.ones((100, 2)); b[::7] = 3; b[5, 1] = 7
+    >>> scale, mask = stray_ratings(b)
+    >>> scale, np.argwhere(mask).tolist()
+    ((1, 5), [[5, 1]])
+    >>> stray_ratings(np.where(b == 7, 5, b)) is None
+    True
+    """
+    col_lo, col_hi = ranges if ranges is not None else column_ranges(block)
+    if np.isnan(col_lo).all():
+        return None
+    lo, hi = float(np.nanmin(col_lo)), float(np.nanmax(col_hi))
+    every = [s for s in COMMON_SCALES if s[0] <= lo and hi <= s[1]]
+    widest = min((s[1] - s[0] for s in every), default=np.inf)  # of the narrowest scale holding all
+    n_rated = None
+    for low, high in sorted(CONVENTIONAL_SCALES, key=lambda s: (s[1] - s[0], -s[0])):
+        if high - low >= widest:
+            return None
+        floor = 0 if low == 1 else low  # a 0 below a 1-N scale makes it 0-N, not a stray
+        if floor <= lo and hi <= high:
+            return None
+        if n_rated is None:
+            n_rated = int(np.count_nonzero(~np.isnan(block)))
+            limit = min(STRAY_MAX, int(np.floor(STRAY_SHARE * n_rated)))
+            if limit < 1:
+                return None
+        with np.errstate(invalid="ignore"):
+            out = (block < floor) | (block > high)
+        k = int(np.count_nonzero(out))
+        if k <= limit:
+            return ((floor if lo < low else low, high), out) if k else None
+    return None
+
+
+def _raise_strays(
+    block: np.ndarray, scale: tuple[int, int], mask: np.ndarray, columns: Sequence[str], name: str, source: str,
+    rows: RowNamer, option: str,
+) -> None:
+    per_col = mask.any(axis=0)
+    hit = np.flatnonzero(per_col)
+    j = int(hit[0])
+    pos = np.flatnonzero(mask[:, j])
+    values = np.unique(block[mask])
+    shown = ", ".join(_fmt(v) for v in np.unique(block[pos, j]))
+    every = ", ".join(_fmt(v) for v in values)
+    k = int(np.count_nonzero(mask))
+    n_rated = int(np.count_nonzero(~np.isnan(block)))
+    more = ""
+    if len(hit) > 1:
+        more = f" ({k - len(pos)} more in column{'s' if len(hit) > 2 else ''} " + ", ".join(
+            f"'{columns[i]}'" for i in hit[1:6]
+        ) + (" ..." if len(hit) > 6 else "") + ")"
+    low, high = scale
+    wider = sorted(
+        (s for s in COMMON_SCALES if s[0] <= min(low, values.min()) and max(high, values.max()) <= s[1]),
+        key=lambda s: (s[1] - s[0], -s[0]),
+    )
+    declare = f"{option} {wider[0][0]}-{wider[0][1]}" if wider else f"{option} LOW-HIGH"
+    raise SurveyError(
+        f"{source}: column '{columns[j]}' has {len(pos)} {name} rating{'s' if len(pos) > 1 else ''} ({shown}) at "
+        f"{rows(pos)}{more} outside the {low}-{high} scale that holds the other {n_rated - k} {name} ratings; "
+        f"expected ratings on one scale. If {every} mean{'s' if len(values) == 1 else ''} 'no answer', declare "
+        f"{'it' if len(values) == 1 else 'them'} with --missing-codes {','.join(_fmt(v) for v in values[:4])} "
+        f"(or missing_codes in [survey]); if the scale is wider, declare it with {declare} (or "
+        f"{name[:3]}_scale in [survey])."
+    )
+
+
 def infer_scale(
     block: np.ndarray,
     columns: Sequence[str],
@@ -400,9 +561,13 @@ def infer_scale(
     Raises
     ------
     SurveyError
-        Ratings that fit no common scale, or a small scale plus values that look like
-        missing-value codes (e.g. 1-5 and 99).
+        Ratings that fit no common scale; a small scale plus values that look like
+        missing-value codes (e.g. 1-5 and 99); a few stray ratings outside the conventional
+        scale the others fit (a 7 among 1-5 ratings: see :func:`stray_ratings`).
     """
+    strays = stray_ratings(block, ranges)
+    if strays is not None:
+        _raise_strays(block, strays[0], strays[1], columns, name, source, rows, option)
     col_lo, col_hi = ranges if ranges is not None else column_ranges(block)
     lo, hi = float(np.nanmin(col_lo)), float(np.nanmax(col_hi))
     fits = sorted((s for s in COMMON_SCALES if s[0] <= lo and hi <= s[1]), key=lambda s: (s[1] - s[0], -s[0]))
