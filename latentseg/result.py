@@ -23,7 +23,7 @@ __all__ = ["SegmentationResult", "JSON_SCHEMA_VERSION"]
 JSON_SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class SegmentationResult:
     """A fitted segmentation, the same for every model family.
 
@@ -261,6 +261,76 @@ class SegmentationResult:
             raise ValueError(f"need {self.k} labels; got {len(labels)}.")
         return dataclasses.replace(self, labels=tuple(str(x) for x in labels))
 
+    # ------------------------------------------------------------------ display
+    def _key_criterion(self) -> str | None:
+        from latentseg._display import number
+
+        c = self.criteria
+        for key, label in (("bic", "BIC"), ("loo", "elpd LOO"), ("waic", "elpd WAIC"), ("silhouette", "silhouette")):
+            v = c.get(key)
+            if v is not None and number(v) != "n/a":
+                return f"{label} {number(v)}"
+        return None
+
+    def _warnings(self) -> list[str]:
+        w = self.diagnostics.get("warnings") or []
+        return [str(x) for x in ([w] if isinstance(w, str) else w)]
+
+    def __repr__(self) -> str:
+        """``<SegmentationResult gmm k=3 n=385: 38% [33-43], ... (95% Wilson); BIC 27,912.4; converged>``
+        and a few lines (names, features, warnings); never the arrays."""
+        from latentseg._display import clip, finish_repr, share_text
+
+        shown = min(self.k, 8)
+        shares = ", ".join(share_text(*v) for v in zip(self.shares[:shown], self.share_lower[:shown], self.share_upper[:shown]))
+        if self.k > shown:
+            shares += f", ... ({self.k - shown} more)"
+        head = f"<SegmentationResult {self.model} k={self.k} n={self.n}: {shares} ({self.interval_method})"
+        crit = self._key_criterion()
+        head += (f"; {crit}" if crit else "") + ("; converged>" if self.converged else "; NOT CONVERGED>")
+        lines = [head]
+        if self.labels is not None:
+            lines.append("  segments: " + clip(", ".join(clip(x, 30) for x in self.labels), 200))
+        d = len(self.feature_names)
+        lines.append(f"  fitted on {d} feature{'s' * (d != 1)}: " + clip(", ".join(self.feature_names), 120))
+        warns = self._warnings()
+        lines.extend(f"  warning: {clip(w, 160)}" for w in warns[:3])
+        if len(warns) > 3:
+            lines.append(f"  ... and {len(warns) - 3} more warnings (result.diagnostics['warnings'])")
+        return finish_repr(lines)
+
+    def _repr_html_(self) -> str:
+        """A compact table for Jupyter: segments with share and interval, the key criteria,
+        convergence and warnings highlighted. All text is HTML-escaped."""
+        from latentseg._display import Raw, badge, box, esc, number, pct, table
+
+        status = badge("converged", "ok") if self.converged else badge("not converged", "bad")
+        warns = self._warnings()
+        title = Raw(
+            f"SegmentationResult: {esc(self.model)}, k={self.k}, n={self.n:,} {status}"
+            + (f" {badge(f'{len(warns)} warning' + 's' * (len(warns) != 1), 'warn')}" if warns else "")
+        )
+        rows = [
+            (j + 1, self.segment_labels[j], pct(self.shares[j], 1),
+             f"{pct(self.share_lower[j], 1)} - {pct(self.share_upper[j], 1)}")
+            for j in range(self.k)
+        ]
+        seg = table(["Segment", "Name", "Share", f"Interval ({self.interval_method})"], rows)
+        keys = ("loglik", "n_params", "bic", "aic", "icl", "entropy", "relative_entropy", "waic", "loo",
+                "silhouette", "inertia")
+        crit = [(key, number(self.criteria[key])) for key in keys if key in self.criteria]
+        crit_html = Raw(
+            '<div style="margin-top:4px">'
+            + "; ".join(f"{esc(key)} <b>{esc(val)}</b>" for key, val in crit)
+            + "</div>"
+        ) if crit else None
+        warn_html = Raw(
+            '<ul style="margin:4px 0">'
+            + "".join(f"<li>{badge('warning', 'warn')} {esc(w)}</li>" for w in warns)
+            + "</ul>"
+        ) if warns else None
+        return box(title, seg, crit_html, warn_html)
+
     # ------------------------------------------------------------------ export
     def to_frame(self) -> pd.DataFrame:
         """Respondent-level table: ``segment`` (modal, 1..k) and ``p_1..p_k``.
@@ -268,12 +338,13 @@ class SegmentationResult:
         Returns
         -------
         DataFrame, shape (n, k + 1), indexed by respondent id.
+            The index keeps the name the respondent ids had at fit time (the input's index name);
+            ids without a name are named ``respondent_id`` (as before).
         """
-        df = pd.DataFrame(
-            self.memberships, index=self.respondent_ids, columns=[f"p_{j + 1}" for j in range(self.k)]
-        )
+        name = self.respondent_ids.name
+        index = pd.Index(self.respondent_ids).rename("respondent_id" if name is None else name)
+        df = pd.DataFrame(self.memberships, index=index, columns=[f"p_{j + 1}" for j in range(self.k)])
         df.insert(0, "segment", self.assignment)
-        df.index.name = "respondent_id"
         return df
 
     def segments_frame(self) -> pd.DataFrame:

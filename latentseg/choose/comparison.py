@@ -59,7 +59,7 @@ def match_segments(crosstab: np.ndarray) -> np.ndarray:
     return np.array(matched + rest, dtype=int)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Comparison:
     """Two segmentations side by side.
 
@@ -145,6 +145,65 @@ class Comparison:
     def to_json(self, **kwargs: Any) -> str:
         """``json.dumps(self.to_dict())``."""
         return json.dumps(self.to_dict(), **kwargs)
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        """``<Comparison kmeans (k=3) vs gmm (k=3), n=400: agreement 91%, ARI 0.78, NMI 0.74>``,
+        the summary and notes, clipped."""
+        from latentseg._display import clip, finish_repr
+
+        lines = [
+            f"<Comparison {clip(self.name_a, 60)} vs {clip(self.name_b, 60)}, n={self.n}: agreement "
+            f"{self.agreement:.0%}, ARI {self.ari:.2f}, NMI {self.nmi:.2f}; {len(self.disagreements)} disagree>"
+        ]
+        lines.append("  " + clip(self.summary, 400))
+        lines.extend("  note: " + clip(n, 150) for n in self.notes[:3])
+        return finish_repr(lines)
+
+    def _repr_html_(self) -> str:
+        """Agreement, ARI and NMI, the crosstab (b's segments in matched order, the matched
+        diagonal highlighted), share differences, the summary. All text is HTML-escaped."""
+        from latentseg._display import Raw, badge, box, esc, pct
+
+        ct = self.crosstab
+        cells = []
+        for i, row_id in enumerate(ct.index):
+            tds = []
+            for j, col_id in enumerate(ct.columns):
+                on = self.mapping.get(int(col_id)) == int(row_id)
+                style = ' style="background:#e8f5e9;font-weight:bold"' if on else ""
+                tds.append(f'<td{style}>{int(ct.iat[i, j]):,}</td>')
+            cells.append(f"<tr><th>{esc(row_id)}</th>{''.join(tds)}</tr>")
+        head = "".join(f"<th>{esc(c)}</th>" for c in ct.columns)
+        crosstab = Raw(
+            '<table class="latentseg-table" style="border-collapse:collapse;font-size:90%">'
+            f'<caption style="text-align:left">rows: {esc(self.name_a)}; columns: {esc(self.name_b)} '
+            "(matched order)</caption>"
+            f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(cells)}</tbody></table>"
+        )
+        sh = self.shares
+        diffs = None
+        if len(sh):
+            rows = "".join(
+                f"<tr><td>{int(r.segment_a)}</td><td>{int(r.segment_b)}</td><td>{pct(r.share_a, 1)}</td>"
+                f"<td>{pct(r.share_b, 1)}</td><td>{r.difference * 100:+.1f} pts "
+                f"[{r.lower * 100:+.1f}, {r.upper * 100:+.1f}]</td></tr>"
+                for r in sh.itertuples()
+            )
+            diffs = Raw(
+                '<table class="latentseg-table" style="border-collapse:collapse;font-size:90%;margin-top:4px">'
+                f'<caption style="text-align:left">share differences ({esc(sh.attrs.get("interval", "interval"))})'
+                "</caption><thead><tr><th>segment (a)</th><th>segment (b)</th><th>share a</th><th>share b</th>"
+                f"<th>a - b</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
+        kind = "ok" if self.agreement >= 0.8 else "warn"
+        title = Raw(
+            f"Comparison: {esc(self.name_a)} vs {esc(self.name_b)}, n={self.n:,} "
+            f"{badge(f'agreement {self.agreement:.0%}', kind)} ARI {self.ari:.2f}, NMI {self.nmi:.2f}"
+        )
+        summary = Raw(f'<p style="margin:4px 0">{esc(self.summary)}</p>')
+        notes = Raw("".join(f'<p style="margin:2px 0">{badge("note", "warn")} {esc(n)}</p>' for n in self.notes)) if self.notes else None
+        return box(title, crosstab, diffs, summary, notes)
 
 
 def _name(result: Any, other: Any, tag: str) -> str:

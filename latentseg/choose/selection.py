@@ -202,7 +202,7 @@ class FitRecord:
     from_checkpoint: bool = False
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Selection:
     """The outcome of a k sweep.
 
@@ -288,6 +288,76 @@ class Selection:
     def to_json(self, **kwargs: Any) -> str:
         """``json.dumps(self.to_dict())``."""
         return json.dumps(self.to_dict(), **kwargs)
+
+    # ------------------------------------------------------------------ display
+    def _not_converged(self) -> list[str]:
+        t = self.table
+        if "converged" not in t.columns or "status" not in t.columns:
+            return []
+        bad = t[(t["status"] == "ok") & (t["converged"].astype(object) == False)]  # noqa: E712 (NaN-safe)
+        return [f"{m} k={int(k)}" for m, k in zip(bad["model"], bad["k"])]
+
+    def __repr__(self) -> str:
+        """``<Selection recommended k=3 (kmeans: 3, gmm: 3); 8 fits, 0 failed>`` and a few lines."""
+        from latentseg._display import clip, finish_repr
+
+        fams = ", ".join(f"{m}: {v.get('recommended_k')}" for m, v in self.per_family.items())
+        rec = "none" if self.recommended_k is None else self.recommended_k
+        lines = [f"<Selection recommended k={rec} ({clip(fams, 200)}); {len(self.records)} fits, {len(self.failures)} failed>"]
+        lines.append("  rule: " + clip(self.rule, 300))
+        nc = self._not_converged()
+        if nc:
+            lines.append("  NOT CONVERGED: " + clip(", ".join(nc), 150))
+        for f in self.failures[:2]:
+            lines.append(f"  failed: {f['model']} k={f['k']}: " + clip(f["error"], 120))
+        lines.extend("  note: " + clip(n, 150) for n in self.notes[:2])
+        return finish_repr(lines)
+
+    def _repr_html_(self) -> str:
+        """The criteria table for Jupyter, each family's recommended k highlighted, then the rule;
+        failed and non-converged fits marked. All text is HTML-escaped."""
+        from latentseg._display import Raw, badge, box, esc, number, pct, table
+
+        t = self.table
+        wanted = ("loglik", "n_params", "bic", "aic", "icl", "relative_entropy", "waic", "loo", "silhouette",
+                  "inertia", "smallest_share", "stability_mean")
+        cols = [c for c in wanted if c in t.columns and t[c].notna().any()]
+        rec_by = {m: v.get("recommended_k") for m, v in self.per_family.items()}
+        rows, marks = [], []
+
+        def fmt(col: str, v: Any) -> str:
+            if v is None or (isinstance(v, float) and v != v):
+                return ""
+            if col in ("smallest_share",):
+                return pct(v, 1)
+            return f"{int(v):,}" if col == "n_params" else number(v)
+
+        for _, r in t.iterrows():
+            status = r.get("status")
+            st: Any = status if status == "ok" else badge(status, "bad")
+            conv = r.get("converged")
+            conv_cell: Any = "" if conv is None or (isinstance(conv, float) and conv != conv) else (
+                "yes" if bool(conv) else badge("no", "bad"))
+            vals = [fmt(c, r[c]) for c in cols]
+            is_rec = r["k"] == rec_by.get(r["model"])
+            mark = badge("recommended", "target") if is_rec else ""
+            rows.append([r["model"], int(r["k"]), st, *vals, conv_cell, r.get("excluded") or "", mark])
+            marks.append(bool(is_rec))
+        head = ["model", "k", "status", *cols, "converged", "excluded", ""]
+        rec = "none" if self.recommended_k is None else self.recommended_k
+        extra = []
+        if self.failures:
+            extra.append(badge(f"{len(self.failures)} failed", "bad"))
+        if self._not_converged():
+            extra.append(badge(f"{len(self._not_converged())} not converged", "bad"))
+        title = Raw(f"Selection: recommended k = {esc(rec)} " + " ".join(extra))
+        rule = Raw(f'<p style="margin:4px 0"><b>Rule.</b> {esc(self.rule)}</p>')
+        notes = Raw("".join(f'<p style="margin:2px 0">{badge("note", "info")} {esc(n)}</p>' for n in self.notes)) if self.notes else None
+        fails = Raw("".join(
+            f'<p style="margin:2px 0">{badge("failed", "bad")} {esc(f["model"])} k={esc(f["k"])}: {esc(f["error"])}</p>'
+            for f in self.failures
+        )) if self.failures else None
+        return box(title, table(head, rows, marks), rule, notes, fails)
 
 
 # ---------------------------------------------------------------------------------- sweep

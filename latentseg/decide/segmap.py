@@ -91,7 +91,7 @@ class DefaultRule:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SegmentMap:
     """The segment map.
 
@@ -173,6 +173,49 @@ class SegmentMap:
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        """``<SegmentMap 3 segments: 1 target, 1 monitor, 1 deprioritize>`` and one line per segment."""
+        from latentseg._display import clip, finish_repr, share_text
+
+        recs = [s["recommendation"] for s in self.segments]
+        counts = ", ".join(f"{recs.count(r)} {r}" for r in RECOMMENDATIONS if r in recs)
+        lines = [f"<SegmentMap {len(self.segments)} segments: {counts}>"]
+        shown = self.segments if len(self.segments) <= 8 else self.segments[:7]
+        for s in shown:
+            flags = f" [{', '.join(s['flags'])}]" if s["flags"] else ""
+            lines.append(
+                f"  {s['id']} {clip(s['name'], 40)}: {share_text(s['share'], s['share_lower'], s['share_upper'])} "
+                f"{s['recommendation']}; {s['n_underserved']} underserved{clip(flags, 60)}"
+            )
+        if len(shown) < len(self.segments):
+            lines.append(f"  ... and {len(self.segments) - len(shown)} more segments")
+        return finish_repr(lines)
+
+    def _repr_html_(self) -> str:
+        """The map's rows as a table for Jupyter (recommendation badges, flags highlighted), the
+        rule below. All text is HTML-escaped."""
+        from latentseg._display import Raw, badge, box, esc, share_text, table
+
+        rows = []
+        for s in self.segments:
+            name = s["handle"] + (f": {s['name']}" if s["name"] != s["handle"] else "")
+            size = f"{share_text(s['share'], s['share_lower'], s['share_upper'])} ({s['interval']})"
+            if s.get("count") is not None:
+                size += f"; ~{s['count']:,.0f} customers"
+            outs = "; ".join(o["statement"] for o in s["top_underserved"]) or "none underserved"
+            fp = "not analysed" if s["fingerprint"] is None else (s.get("fingerprint_text") or "")
+            cur = "-" if s["current_solution"] is None else f"{s['current_solution']} ({s['current_solution_pct']:.0f}%)"
+            rec = Raw(
+                f"{badge(s['recommendation'], s['recommendation'])} {esc(s['reason'])}"
+                + "".join(f" {badge(f, 'warn')}" for f in s["flags"])
+            )
+            rows.append([s["id"], name, size, outs, fp, cur, rec])
+        head = ["", "Segment", "Size", "Top underserved outcomes", "Fingerprint", "Current solution", "Recommendation"]
+        rule = Raw(f'<p style="margin:4px 0"><b>Rule.</b> {esc(self.rule)}</p>')
+        notes = Raw("".join(f'<p style="margin:2px 0">{badge("note", "info")} {esc(n)}</p>' for n in self.notes)) if self.notes else None
+        return box(f"Segment map: {len(self.segments)} segments", table(head, rows), rule, notes)
 
     def to_markdown(self) -> str:
         """A one-page Markdown table, the rule below it."""

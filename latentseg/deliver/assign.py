@@ -290,7 +290,7 @@ class Scorer:
         else:
             from latentseg.models import predict_proba
 
-            Pk = predict_proba(self.result, Xk)
+            Pk = np.asarray(predict_proba(self.result, Xk), dtype=float)  # a DataFrame for DataFrame input
         if everyone:
             return np.asarray(Pk, dtype=float)
         P[keep] = Pk
@@ -396,16 +396,43 @@ def assign(
 
     Returns
     -------
-    DataFrame, shape (n, 3 + k)
-        id, ``segment``, ``segment_name``, ``p_1 .. p_k``.
+    DataFrame, shape (n, 3 + k) or (n, 2 + k)
+        Indexed like ``data`` (the same index values and index name), with columns: the id
+        column when ``data`` has one (``id_column``, by default the one seen at fit time),
+        ``segment``, ``segment_name``, ``p_1 .. p_k``. Without an id column the index is the
+        id, so it is not repeated as a column.
 
     Raises
     ------
+    ConfigError
+        ``data`` is not a DataFrame (score an array of the model's own features with
+        :func:`latentseg.models.predict_proba`).
     SurveyError
         Columns seen at fit time are missing, or hold non-numeric / out-of-scale values.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, tempfile
+    >>> from latentseg.models import fit
+    >>> from latentseg.deliver.artifacts import save_model
+    >>> X = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20) * 6] + np.tile([0.1, -0.1], 20)})
+    >>> saved = save_model(tempfile.mkdtemp(), fit(X, "gmm", 2, random_seed=0))
+    >>> new = pd.DataFrame({"a": [0.0, 6.0]}, index=pd.Index(["c1", "c2"], name="customer"))
+    >>> out = assign(saved, new)
+    >>> out.index.name, out.index.tolist(), out["segment"].tolist(), out.columns.tolist()
+    ('customer', ['c1', 'c2'], [1, 2], ['segment', 'segment_name', 'p_1', 'p_2'])
     """
+    if not isinstance(data, pd.DataFrame):
+        raise ConfigError(
+            f"assign() needs a DataFrame with the model's columns; got {type(data).__name__}. "
+            "Score an array of the model's own features with latentseg.models.predict_proba(model.result, X)."
+        )
     scorer = model if isinstance(model, Scorer) else Scorer(model, source=source, id_column=id_column)
-    return scorer.score(data, where="new data")
+    out = scorer.score(data, where="new data")
+    if scorer.id_column not in data.columns:
+        out = out.iloc[:, 1:]  # the id came from the index, which the output keeps
+    out.index = data.index.copy()
+    return out
 
 
 # =============================================================================== files

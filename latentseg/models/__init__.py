@@ -47,14 +47,38 @@ def fit(data: Any, model: str, k: int, *, random_seed: int | None = None, **opti
     return family(model).fit_function()(data, k, random_seed=random_seed, **options)
 
 
-def predict_proba(result: Any, data: Any) -> np.ndarray:
+def predict_proba(result: Any, data: Any) -> Any:
     """Membership probabilities of new respondents under a fitted result, shape (n_new, k).
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    data : DataFrame or ndarray, shape (n_new, d)
+        The model's input columns (matched by name for a DataFrame).
+
+    Returns
+    -------
+    DataFrame or ndarray, shape (n_new, k)
+        Given a DataFrame: a DataFrame indexed like ``data`` (the same index values and name), with
+        columns ``p_1 .. p_k``. Given an array: an ndarray.
 
     Examples
     --------
-    >>> import numpy as np
+    >>> import numpy as np, pandas as pd
     >>> X = np.r_[np.zeros((20, 2)), np.ones((20, 2)) * 5] + np.random.default_rng(0).normal(size=(40, 2))
-    >>> predict_proba(fit(X, "gmm", 2, random_seed=0), X[:3]).shape
+    >>> r = fit(X, "gmm", 2, random_seed=0)
+    >>> predict_proba(r, X[:3]).shape
     (3, 2)
+    >>> new = pd.DataFrame(X[:2], columns=["x1", "x2"], index=pd.Index(["a", "b"], name="customer"))
+    >>> p = predict_proba(r, new)
+    >>> p.index.name, p.index.tolist(), p.columns.tolist()
+    ('customer', ['a', 'b'], ['p_1', 'p_2'])
     """
-    return family(result.model).engine().predict_proba(result, data)
+    P = family(result.model).engine().predict_proba(result, data)
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return pd.DataFrame(
+            np.asarray(P, dtype=float), index=data.index.copy(), columns=[f"p_{j + 1}" for j in range(int(result.k))]
+        )
+    return P

@@ -37,9 +37,10 @@ __all__ = ["clean", "CleaningReport", "manual_groups", "RULES"]
 
 #: The rules, in the order reasons are listed.
 RULES = ("straightliner", "speeder", "unrated")
+_RULE_LABELS = (("straightliner", "straight-liners"), ("speeder", "speeders"), ("unrated", "unrated"))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class CleaningReport:
     """What :func:`clean` excluded, and why.
 
@@ -102,6 +103,53 @@ class CleaningReport:
                 ],
             }
         )
+
+    def __repr__(self) -> str:
+        """``<CleaningReport survey.csv: 400 in, 380 kept, 20 excluded (straight-liners 12, ...)>``,
+        then outcomes left out and warnings, clipped."""
+        from latentseg._display import clip, finish_repr
+
+        c = self.counts
+        by_rule = ", ".join(f"{label} {c.get(key, 0)}" for key, label in _RULE_LABELS)
+        lines = [
+            f"<CleaningReport {clip(self.source, 80)}: {self.n_in} in, {self.n_out} kept, "
+            f"{self.n_excluded} excluded ({by_rule})>"
+        ]
+        dropped = list(self.dropped_outcomes.items())
+        lines.extend(f"  outcome left out: {clip(o, 40)} ({clip(why, 100)})" for o, why in dropped[:3])
+        if len(dropped) > 3:
+            lines.append(f"  ... and {len(dropped) - 3} more outcomes left out")
+        lines.extend(f"  warning: {clip(w, 200)}" for w in self.warnings[:3])
+        return finish_repr(lines)
+
+    def _repr_html_(self) -> str:
+        """Counts per rule with its threshold, outcomes left out, warnings highlighted, for Jupyter.
+        All text is HTML-escaped."""
+        from latentseg._display import Raw, badge, box, esc, table
+
+        t = self.thresholds
+        sp = t.get("speeder_fraction")
+        med = t.get("median_duration")
+        why = {
+            "straightliner": "identical ratings across every outcome in a block" if t.get("straightliners") else "rule off",
+            "speeder": "no duration column" if med is None else (
+                "rule off" if not sp else f"under {sp:.3g} x median duration {med:.4g}"),
+            "unrated": f"more than {t.get('max_unrated', 0):.0%} of outcomes missing a rating",
+        }
+        rows = [(label, f"{self.counts.get(key, 0):,}", why[key]) for key, label in _RULE_LABELS]
+        rows.append(("excluded (any rule)", f"{self.n_excluded:,}", "a respondent caught by two rules counts once"))
+        title = Raw(
+            f"CleaningReport: {esc(self.source)}: {self.n_in:,} in, {self.n_out:,} kept, {self.n_excluded:,} excluded"
+            + (f" {badge(f'{len(self.warnings)} warning' + 's' * (len(self.warnings) != 1), 'warn')}" if self.warnings else "")
+        )
+        dropped = Raw("".join(
+            f'<p style="margin:2px 0">{badge("outcome left out", "info")} {esc(o)}: {esc(w)}</p>'
+            for o, w in self.dropped_outcomes.items()
+        )) if self.dropped_outcomes else None
+        warns = Raw("".join(
+            f'<p style="margin:2px 0">{badge("warning", "warn")} {esc(w)}</p>' for w in self.warnings
+        )) if self.warnings else None
+        return box(title, table(["Rule", "Respondents", "Threshold"], rows), dropped, warns)
 
     def summary(self) -> str:
         """A few lines of text for people.
