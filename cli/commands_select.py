@@ -329,9 +329,9 @@ def select_cmd(
     lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
     written = []
     if plots is not None:
-        from latentseg.deliver.plots import plot_selection
+        from latentseg.deliver.plots import write_selection_figures
 
-        written = plot_selection(selection, plots)
+        written = write_selection_figures(selection, plots)
         for p in written:
             info(escape(f"figure -> {p}"))
     if as_json:
@@ -353,7 +353,7 @@ def select_cmd(
 def compare_cmd(
     a: Annotated[Path, typer.Argument(help="Saved model directory, or assignment table (respondent_id, segment[, p_1..]).")],
     b: Annotated[Path, typer.Argument(help="The second model or assignment table.")],
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write the crosstab heatmap (PNG) here.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the crosstab heatmap here (.png or .svg).")] = None,
     disagreements: Annotated[
         Path | None, typer.Option("--disagreements", help="Write the disagreeing respondents (CSV) here.")
     ] = None,
@@ -366,6 +366,8 @@ def compare_cmd(
 
     inputs = {**(model_inputs(a, "A") if a.is_dir() else {"A": a}), **(model_inputs(b, "B") if b.is_dir() else {"B": b})}
     check_outputs({"--plot": plot, "--disagreements": disagreements}, inputs, command="compare")
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        _config_error(f"--plot must end in .png or .svg (the format follows the extension); got {str(plot)!r}.")
     ra = _load_for_compare(a)
     rb = _load_for_compare(b)
     names = None
@@ -375,7 +377,8 @@ def compare_cmd(
     if plot is not None:
         from latentseg.deliver.plots import plot_comparison
 
-        info(escape(f"figure -> {plot_comparison(c, plot)}"))
+        plot_comparison(c, path=plot)
+        info(escape(f"figure -> {plot}"))
     if disagreements is not None:
         disagreements.parent.mkdir(parents=True, exist_ok=True)
         from latentseg.io.files import safe_csv_frame

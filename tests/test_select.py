@@ -410,7 +410,7 @@ def test_bic_and_loo_both_recommend_the_true_four_segments(four_segments):
 
 
 def test_plot_selection_writes_one_png_per_criterion(fake, tmp_path):
-    from latentseg.deliver.plots import plot_selection
+    from latentseg.deliver.plots import write_selection_figures
 
     fake({
         **_bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0}),
@@ -418,13 +418,13 @@ def test_plot_selection_writes_one_png_per_criterion(fake, tmp_path):
         **{("kmeans", k): {"inertia": v} for k, v in {2: 900.0, 3: 500.0, 4: 150.0, 5: 140.0, 6: 130.0}.items()},
     })
     sel = select(X, models=("kmeans", "gmm", "bayes-gmm"), k=[3, 4, 5], random_seed=1, stability_subsamples=0)
-    paths = plot_selection(sel, tmp_path / "figs")
+    paths = write_selection_figures(sel, tmp_path / "figs")
     assert [p.name for p in paths] == ["selection_bic.png", "selection_loo.png", "selection_elbow.png", "selection_silhouette.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # no LOO figure without a Bayesian family
     only = select(X, models=("gmm",), k=[3, 4], random_seed=1, stability_subsamples=0)
-    assert [p.name for p in plot_selection(only, tmp_path / "b")] == ["selection_bic.png"]
+    assert [p.name for p in write_selection_figures(only, tmp_path / "b")] == ["selection_bic.png"]
 
 
 def test_select_options_are_select_arguments_and_follow_the_config() -> None:

@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,162 +104,68 @@ class _Context:
 
 
 # ------------------------------------------------------------------------------ matplotlib
-def _figure(width: float = 7.0, height: float = 4.5) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure as MplFigure
-
-    fig = MplFigure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
+# The figures are drawn by latentseg.deliver.plots (the public plot functions); the report saves
+# each as PNG (embedded) and SVG beside it, and keeps a caption.
 def _save_fig(ctx: _Context, fig: Any, key: str, title: str, caption: str) -> Figure:
-    ctx.fig_dir.mkdir(parents=True, exist_ok=True)
-    png, svg = ctx.fig_dir / f"{key}.png", ctx.fig_dir / f"{key}.svg"
-    fig.savefig(png, format="png")
+    from latentseg.deliver.plots import save_figure
+
+    png = save_figure(fig, ctx.fig_dir / f"{key}.png")
     fig.set_layout_engine("none")  # the layout is settled: the SVG need not solve it again
-    fig.savefig(svg, format="svg", metadata={"Date": None})
+    svg = save_figure(fig, ctx.fig_dir / f"{key}.svg")
     f = Figure(key, title, caption, png, svg)
     ctx.figures.append(f)
     return f
 
 
-def _short(text: str, width: int = 48) -> str:
-    return textwrap.shorten(str(text), width=width, placeholder="…")
+def _fig_quadrant(ctx: _Context, result: Any, dims: pd.DataFrame, pair: Sequence[str], why: str) -> Figure | None:
+    from latentseg.deliver.plots import plot_segment_map
 
-
-def _palette(k: int) -> list[str]:
-    base = ["#1f77b4", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
-    return [base[i % len(base)] for i in range(k)]
-
-
-def _fig_quadrant(ctx: _Context, names: Sequence[str], shares: np.ndarray, dims: pd.DataFrame, pair: Sequence[str], why: str) -> Figure | None:
     if len(pair) != 2 or any(p not in dims.columns for p in pair):
         return None
-    x = dims[pair[0]].to_numpy(dtype=float)
-    y = dims[pair[1]].to_numpy(dtype=float)
-    w = np.asarray(shares, dtype=float)
-    fig = _figure(7.0, 5.2)
-    ax = fig.add_subplot()
-    colors = _palette(len(names))
-    ax.scatter(x, y, s=4000 * w, c=colors, alpha=0.55, edgecolors="black", linewidths=0.8)
-    for i, name in enumerate(names):
-        radius = math.sqrt(4000 * w[i] / math.pi)  # points
-        ax.annotate(f"{i + 1}. {_short(name, 30)} ({w[i]:.0%})", (x[i], y[i]), xytext=(0, radius + 3),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
-    mx, my = float(np.sum(w * x)), float(np.sum(w * y))
-    ax.axvline(mx, color="#888888", linestyle="--", linewidth=1)
-    ax.axhline(my, color="#888888", linestyle="--", linewidth=1)
-    padx = max(np.ptp(x) * 0.35, 0.5)
-    pady = max(np.ptp(y) * 0.35, 0.5)
-    ax.set_xlim(x.min() - padx, x.max() + padx)
-    ax.set_ylim(y.min() - pady, y.max() + pady)
-    ax.set_xlabel(f"{_short(pair[0], 60)} (mean opportunity)")
-    ax.set_ylabel(f"{_short(pair[1], 60)} (mean opportunity)")
-    ax.set_title("Segments on two dimensions (bubble area = share)")
     return _save_fig(
-        ctx, fig, "segments_2x2", "Segments on two dimensions",
+        ctx, plot_segment_map(result, dims, pair), "segments_2x2", "Segments on two dimensions",
         f"Each bubble is a segment at its mean opportunity on {pair[0]!s} and {pair[1]!s}; dashed lines are "
         f"the sample averages, splitting the plane into four quadrants. Dimensions: {why}.",
     )
 
 
 def _fig_heatmap(ctx: _Context, means: pd.DataFrame, outcomes: pd.DataFrame | None, names: Sequence[str]) -> Figure | None:
+    from latentseg.deliver.plots import plot_opportunity_heatmap
+
     if means is None or means.empty:
         return None
-    M = means.to_numpy(dtype=float).T  # outcomes x segments
-    labels = []
-    for o in means.columns:
-        stmt = str(outcomes.loc[o, "statement"]) if outcomes is not None and o in outcomes.index else str(o)
-        labels.append(f"{o}: {_short(stmt, 60)}" if stmt != str(o) else str(o))
-    m, k = M.shape
-    fig = _figure(3.5 + 1.1 * k, 1.2 + 0.28 * m)
-    ax = fig.add_subplot()
-    im = ax.imshow(M, cmap="YlOrRd", vmin=0, vmax=20, aspect="auto")
-    for i in range(m):
-        for j in range(k):
-            v = M[i, j]
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
-                        color="white" if v >= 13 else "black", fontweight="bold" if v >= 10 else "normal")
-    ax.set_xticks(range(k), [f"{j + 1}. {_short(n, 18)}" for j, n in enumerate(names)], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(m), labels, fontsize=7)
-    fig.colorbar(im, ax=ax, label="mean opportunity (0-20; ≥10 underserved, ≥15 extremely)")
     return _save_fig(
-        ctx, fig, "opportunity_heatmap", "Opportunity by segment and outcome",
+        ctx, plot_opportunity_heatmap(means, outcomes=outcomes, names=names), "opportunity_heatmap",
+        "Opportunity by segment and outcome",
         "Membership-weighted mean opportunity score of each segment on each outcome; bold cells are "
         "underserved (≥ 10).",
     )
 
 
-def _fig_shares(ctx: _Context, names: Sequence[str], shares: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str) -> Figure:
-    k = len(names)
-    fig = _figure(7.0, 1.0 + 0.55 * k)
-    ax = fig.add_subplot()
-    ypos = np.arange(k)[::-1]
-    colors = _palette(k)
-    ax.barh(ypos, shares, color=colors, alpha=0.8)
-    err = np.vstack([np.clip(shares - lo, 0, None), np.clip(hi - shares, 0, None)])
-    ax.errorbar(shares, ypos, xerr=err, fmt="none", ecolor="black", capsize=4)
-    for y, s, h in zip(ypos, shares, hi, strict=True):
-        ax.text(h + 0.01, y, f"{s:.0%}", va="center", fontsize=8)
-    ax.set_yticks(ypos, [f"{j + 1}. {_short(n, 34)}" for j, n in enumerate(names)], fontsize=8)
-    ax.set_xlim(0, min(1.0, float(np.max(hi)) + 0.12))
-    ax.set_xlabel(f"share of respondents ({method})")
-    ax.set_title("Segment sizes with intervals")
-    return _save_fig(ctx, fig, "share_intervals", "Segment sizes", f"Bars: estimated share; whiskers: {method} interval.")
+def _fig_shares(ctx: _Context, result: Any) -> Figure:
+    from latentseg.deliver.plots import plot_shares
+
+    return _save_fig(ctx, plot_shares(result), "share_intervals", "Segment sizes",
+                     f"Bars: estimated share; whiskers: {result.interval_method} interval.")
 
 
 def _fig_landscape(ctx: _Context, landscape: pd.DataFrame) -> Figure | None:
+    from latentseg.deliver.plots import plot_landscape
+
     need = {"importance", "satisfaction", "opportunity"}
     if landscape is None or not need <= set(landscape.columns):
         return None
-    fig = _figure(6.0, 5.0)
-    ax = fig.add_subplot()
-    imp = landscape["importance"].to_numpy(dtype=float)
-    sat = landscape["satisfaction"].to_numpy(dtype=float)
-    opp = landscape["opportunity"].to_numpy(dtype=float)
-    sc = ax.scatter(imp, sat, c=opp, cmap="YlOrRd", vmin=0, vmax=20, edgecolors="black", linewidths=0.5)
-    label = landscape["outcome"] if "outcome" in landscape.columns else landscape.index
-    for xi, yi, lab in zip(imp, sat, label, strict=True):
-        ax.annotate(str(lab), (xi, yi), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    grid = np.linspace(0, 10, 50)
-    ax.plot(grid, np.clip(2 * grid - 10, 0, 10), color="#999999", linestyle="--", linewidth=1, label="opportunity = 10")
-    ax.plot([0, 10], [0, 10], color="#bbbbbb", linestyle=":", linewidth=1, label="satisfaction = importance")
-    ax.set(xlim=(0, 10), ylim=(0, 10), xlabel="importance (top-2-box, 0-10)", ylabel="satisfaction (top-2-box, 0-10)",
-           title="Opportunity landscape")
-    ax.legend(fontsize=7, loc="upper left")
-    fig.colorbar(sc, ax=ax, label="opportunity")
-    return _save_fig(ctx, fig, "opportunity_landscape", "Opportunity landscape",
+    return _save_fig(ctx, plot_landscape(landscape), "opportunity_landscape", "Opportunity landscape",
                      "Aggregate (Ulwick) importance and satisfaction per outcome; below the dashed line an outcome is underserved.")
 
 
 def _fig_overlay(ctx: _Context, column: str, pct: pd.DataFrame, names: Sequence[str], index: int) -> Figure | None:
+    from latentseg.deliver.plots import plot_overlay
+
     if pct is None or pct.empty:
         return None
-    rows = [r for r in pct.index if str(r) != "overall"]
-    data = pct.loc[rows].to_numpy(dtype=float)
-    overall = pct.loc["overall"].to_numpy(dtype=float) if "overall" in pct.index else None
-    labels = [f"{r}. {_short(names[int(r) - 1], 24)}" if str(r).isdigit() and int(r) - 1 < len(names) else str(r) for r in rows]
-    if overall is not None:
-        data = np.vstack([data, overall])
-        labels.append("all respondents")
-    cats = [str(c) for c in pct.columns]
-    fig = _figure(7.0, 1.6 + 0.45 * len(labels) + 0.2 * math.ceil(len(cats) / 4))
-    ax = fig.add_subplot()
-    left = np.zeros(len(labels))
-    cmap = __import__("matplotlib").colormaps["tab20"]
-    ypos = np.arange(len(labels))[::-1]
-    for c, cat in enumerate(cats):
-        vals = np.nan_to_num(data[:, c])
-        ax.barh(ypos, vals, left=left, color=cmap(c % 20), label=_short(cat, 28))
-        left += vals
-    ax.set_yticks(ypos, labels, fontsize=8)
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("% within segment")
-    ax.set_title(f"{_short(column, 50)} by segment")
-    fig.legend(fontsize=7, ncol=min(4, len(cats)), loc="outside lower center")
-    return _save_fig(ctx, fig, f"overlay_{index:02d}", f"Overlay: {column}", f"Distribution of {column} within each segment (row percentages).")
+    return _save_fig(ctx, plot_overlay(pct, column=column, names=names), f"overlay_{index:02d}", f"Overlay: {column}",
+                     f"Distribution of {column} within each segment (row percentages).")
 
 
 # ------------------------------------------------------------------------------- tables
@@ -448,14 +353,14 @@ def _report_figures(ctx: _Context, result: Any, meta: Mapping[str, Any], tables:
     dims = tables.get("dimensions")
     rep = meta.get("report") or {}
     pair = list(rep.get("dimensions") or [])
-    quadrant = _fig_quadrant(ctx, names, result.shares, dims, pair, rep.get("dimensions_why", "")) if dims is not None else None
+    quadrant = _fig_quadrant(ctx, result, dims, pair, rep.get("dimensions_why", "")) if dims is not None else None
     if quadrant is None:
         ctx.missing.append("2x2 of segments (no dimensions saved with this model)")
     means = tables.get("profile_means")
     if means is None:
         means = pd.DataFrame(result.centers, index=pd.RangeIndex(1, k + 1), columns=list(result.feature_names))
     heat = _fig_heatmap(ctx, means, tables.get("outcomes"), names)
-    shares_fig = _fig_shares(ctx, names, np.asarray(result.shares), np.asarray(result.share_lower), np.asarray(result.share_upper), result.interval_method)
+    shares_fig = _fig_shares(ctx, result)
     selection_figs = _selection_figures(ctx, meta.get("selection") or {}, tables.get("selection"))
     comparison_fig = _comparison_figure(ctx, meta.get("comparison"), tables.get("comparison_crosstab"))
     overlay_figs = _overlay_figures(ctx, tables, names)
@@ -476,13 +381,14 @@ def _selection_figures(ctx: _Context, sel_meta: Mapping[str, Any], sel_table: pd
     """The k-selection plots (BIC / ICL, LOO, elbow, silhouette) from the saved selection table."""
     selection_figs: list[Figure] = []
     if sel_table is not None:
-        from latentseg.deliver.plots import plot_selection
+        from latentseg.deliver.plots import write_selection_figures
 
-        sel_obj = SimpleNamespace(table=sel_table, per_family=sel_meta.get("per_family") or {}, settings=sel_meta.get("settings") or {})
-        for p in plot_selection(sel_obj, ctx.fig_dir, prefix="selection"):
+        sel_obj = SimpleNamespace(table=sel_table, per_family=sel_meta.get("per_family") or {}, settings=sel_meta.get("settings") or {},
+                                  recommended_k=sel_meta.get("recommended_k"))
+        for p in write_selection_figures(sel_obj, ctx.fig_dir, prefix="selection"):
             titles = {"bic": "BIC and ICL by k", "loo": "PSIS-LOO by k", "elbow": "k-means elbow", "silhouette": "k-means silhouette"}
             kind = p.stem.split("_", 1)[1]
-            ctx.figures.append(Figure(p.stem, titles.get(kind, p.stem), "Recommended k marked with a dotted line; open markers are fits that are not admissible.", p))
+            ctx.figures.append(Figure(p.stem, titles.get(kind, p.stem), "One panel per family, each on its own scale; the grey band marks the recommended k, a star each family's own pick; open markers are fits that are not admissible.", p))
             selection_figs.append(ctx.figures[-1])
     else:
         ctx.missing.append("k-selection plots (no selection table saved)")
@@ -498,7 +404,8 @@ def _comparison_figure(ctx: _Context, cmp_meta: Mapping[str, Any] | None, ct: pd
 
     cobj = SimpleNamespace(crosstab=ct, name_a=cmp_meta.get("a", "a"), name_b=cmp_meta.get("b", "b"),
                            agreement=float(cmp_meta.get("agreement", float("nan"))), ari=float(cmp_meta.get("ari", float("nan"))))
-    p = plot_comparison(cobj, ctx.fig_dir / "comparison.png")
+    p = ctx.fig_dir / "comparison.png"
+    plot_comparison(cobj, path=p)
     comparison_fig = Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p)
     ctx.figures.append(comparison_fig)
     return comparison_fig

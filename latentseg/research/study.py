@@ -565,9 +565,9 @@ def run_study(
     cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
     files["config"] = cfg_path
     if plots and len(summary):
-        from latentseg.deliver.plots import plot_study
+        from latentseg.deliver.plots import write_study_figures
 
-        for p in plot_study(summary, out):
+        for p in write_study_figures(summary, out):
             files[p.stem] = p
     return StudyResult(
         replications=reps, summary=summary, files=files, resumed=resumed, computed=len(todo),
