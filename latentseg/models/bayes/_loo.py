@@ -39,8 +39,10 @@ WAIC_P_WARN = 0.4
 
 
 def _logmeanexp(a: np.ndarray, axis: int) -> np.ndarray:
-    m = a.max(axis=axis, keepdims=True)
-    return (np.log(np.mean(np.exp(a - m), axis=axis, keepdims=True)) + m).squeeze(axis)
+    """``log(mean(exp(a)))`` along ``axis``, by :func:`scipy.special.logsumexp`."""
+    from scipy.special import logsumexp
+
+    return logsumexp(a, axis=axis) - math.log(a.shape[axis])
 
 
 def waic(loglik: np.ndarray) -> dict[str, Any]:
@@ -187,14 +189,14 @@ def _degenerate(diag: Mapping[str, Any]) -> str:
 def elpd_data(result: Any) -> Any:
     """A fit's PSIS-LOO as ArviZ's ``ELPDDataLOO`` (what :func:`arviz.loo` returned when the fit
     was summarised, rebuilt from the stored pointwise values), for :func:`arviz.compare`."""
+    import arviz as az
     import xarray as xr
-    from arviz_stats.utils import ELPDDataLOO
 
     c, d = result.criteria, result.diagnostics
     pointwise = np.asarray(result.extras["elpd_loo_pointwise"], dtype=float)
     pareto_k = np.asarray(result.extras.get("pareto_k", np.full(pointwise.size, np.nan)), dtype=float)
     settings = result.settings or {}
-    return ELPDDataLOO(
+    return az.ELPDDataLOO(
         elpd=float(c["loo"]), se=float(c["loo_se"]), p=float(c["p_loo"]),
         n_samples=int(settings.get("draws", 0)) * int(settings.get("chains", 0)), n_data_points=int(pointwise.size),
         scale="log", warning=bool(d.get("pareto_k_bad", 0)), good_k=float(d.get("pareto_k_threshold", 0.7)),

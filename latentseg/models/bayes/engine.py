@@ -931,8 +931,12 @@ def _advi_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: 
 
 
 def _advi_pymc(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> _Draws:
-    """PyMC's mean-field ADVI (for models without a numba kernel)."""
+    """PyMC's mean-field ADVI (for models without a numba kernel).
+
+    The convergence callback is ``pymc.variational.callbacks.CheckParametersConvergence`` (PyMC 6
+    no longer has the ``pm.callbacks`` alias of PyMC 5)."""
     import pymc as pm
+    from pymc.variational.callbacks import CheckParametersConvergence
 
     model = family.pymc_model()
     with model:
@@ -942,7 +946,7 @@ def _advi_pymc(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: in
             random_seed=seed,
             start=family.pymc_initvals(start),
             progressbar=s.progressbar,
-            callbacks=[pm.callbacks.CheckParametersConvergence(tolerance=1e-3, diff="relative")],
+            callbacks=[CheckParametersConvergence(tolerance=1e-3, diff="relative")],
         )
         idata = approx.sample(draws=s.draws, random_seed=seed)
     n_done = len(approx.hist)
@@ -959,14 +963,63 @@ def _advi_pymc(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: in
 
 # ============================================================================ summaries
 def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw: _Draws, s: _Settings) -> SegmentationResult:
-    import xarray as xr
+    """Everything a fit reports, from its raw draws, in these steps: relabel every draw to the EM
+    solution; find the chains' modes and keep the best one; diagnose all chains; summarise the kept
+    chains in the canonical segment order (memberships, WAIC / LOO, shares, centers); flag degenerate
+    segments; judge convergence and write the advice (one warning); assemble the result."""
+    n = family.n
+    params, switched = _relabelled(family, em, raw)
+    groups, keep, chain_ll = _modes(family, params, raw)
+    diag = _sampling_diagnostics(family, params, raw, s, groups, keep, chain_ll, switched)
+    kept = _kept_in_canonical_order(family, params, keep)
+    post_kept = _dataset(family.posterior_variables(kept.pk), family, keep, kept.S)
+    w_res = waic(kept.loglik)
+    l_res = loo(kept.loglik.reshape(len(keep), kept.S, n), post_kept)
+    w_draws = kept.flat["weights"]
+    shares, share_lo, share_hi, share_summary = _share_summary(w_draws, kept.z_mean)
+    centers, center_int = _center_summary(family.centers(kept.flat))
+    empty, empty_cut, diffuse, dups = _degenerate_segments(family, kept, shares, diag)
+    diag["reference_order"] = kept.order
 
-    from latentseg.models._em import provenance
-    from latentseg.models.bayes._relabel import chain_modes, relabel_draws
+    messages: list[str] = []
+    converged = _verdict(diag, raw, groups, keep, messages, params["weights"].shape[0])
+    _degenerate_advice(family.k, empty, empty_cut, diffuse, dups, messages)
+    _weak_separation_advice(family, em, diag, messages)
+    _loo_waic_advice(l_res, w_res, diag, messages)
+    _final_diagnostics(diag, em_messages, l_res, w_res, n, converged, messages)
+    if messages:
+        degenerate = bool(empty or dups or diffuse)
+        category = ConvergenceWarning if (not converged or degenerate) else LatentsegWarning
+        prefix = "Not converged: " if not converged else ""
+        warnings.warn(f"{family.model} k={family.k}: {prefix}" + " ".join(messages), category, stacklevel=3)
 
-    k, n = family.k, family.n
+    return _result(family, em, raw, s, kept, post_kept, w_res, l_res, diag, shares, (share_lo, share_hi),
+                   share_summary, centers, center_int)
+
+
+@dataclasses.dataclass
+class _Kept:
+    """The draws of the chains a fit is summarised from (one mode), in the canonical segment order
+    (largest posterior mean share first), and the memberships computed from them."""
+
+    keep: list[int]  # the chains summarised
+    S: int  # draws per chain
+    params_all: dict[str, np.ndarray]  # every chain (C, S, ...), canonical order
+    pk: dict[str, np.ndarray]  # the kept chains (Ck, S, ...)
+    flat: dict[str, np.ndarray]  # the kept chains pooled (Ck * S, ...)
+    loglik: np.ndarray  # pointwise log-likelihood (Ck * S, n), label-free
+    z_mean: np.ndarray  # posterior mean memberships (n, k)
+    z_int: np.ndarray  # their 95% intervals (n, k, 2)
+    order: list[int]  # the reference (EM) segment of each canonical segment
+
+
+def _relabelled(family: Any, em: SegmentationResult, raw: _Draws) -> tuple[dict[str, np.ndarray], float]:
+    """The draws relabelled to the EM solution (the reference labelling) by the Hungarian
+    algorithm, and the share of draws whose labels were switched; non-finite draws raise."""
+    from latentseg.models.bayes._relabel import relabel_draws
+
+    k = family.k
     params = raw.params
-    C, S = params["weights"].shape[:2]
     if not np.isfinite(params["weights"]).all():
         raise FitError(f"The {family.model} sampler returned non-finite draws; try sampler='pymc' or a smaller k.")
     reference = family.start_params(em)
@@ -975,10 +1028,18 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         switched = float(np.mean(np.any(perms != np.arange(k), axis=-1)))
     else:
         switched = 0.0
+    return params, switched
 
-    # ---- modes: chains that settled in different places after relabelling
+
+def _modes(family: Any, params: Mapping[str, np.ndarray], raw: _Draws) -> tuple[list[list[int]], list[int], np.ndarray | None]:
+    """Chains that settled in different places after relabelling: the groups of chains (one per
+    mode), the group kept (highest mean log-likelihood) and each chain's mean log-likelihood (only
+    computed when there are several modes)."""
+    from latentseg.models.bayes._relabel import chain_modes
+
+    C = params["weights"].shape[0]
     groups = [list(range(C))]
-    if C > 1 and k > 1 and not raw.approximate:
+    if C > 1 and family.k > 1 and not raw.approximate:
         groups = chain_modes(params["weights"], family.location_summary(params))
     chain_ll = None
     if len(groups) > 1:
@@ -986,10 +1047,15 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         main = max(range(len(groups)), key=lambda g: float(np.mean(chain_ll[groups[g]])))
     else:
         main = 0
-    keep = groups[main]
+    return groups, groups[main], chain_ll
 
-    # ---- diagnostics on all chains (after relabelling)
-    messages: list[str] = []
+
+def _sampling_diagnostics(family: Any, params: Mapping[str, np.ndarray], raw: _Draws, s: _Settings,
+                          groups: list[list[int]], keep: list[int], chain_ll: np.ndarray | None,
+                          switched: float) -> dict[str, Any]:
+    """The diagnostics of the sampler on all chains (after relabelling): R-hat, ESS, divergences,
+    E-BFMI (MCMC only), label switching, the modes and the chains used."""
+    C, S = params["weights"].shape[:2]
     diag: dict[str, Any] = {"approximate": raw.approximate, "sampler": s.sampler, **raw.info}
     diag_ds = _dataset(family.diagnostic_variables(params), family, list(range(C)), S)
     if not raw.approximate:
@@ -1008,38 +1074,46 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         for g in groups
     ]
     diag["chains_used"] = [int(c) for c in keep]
+    return diag
 
-    # ---- summaries from the kept chains
+
+def _kept_in_canonical_order(family: Any, params: Mapping[str, np.ndarray], keep: list[int]) -> _Kept:
+    """The kept chains' draws, pooled, with their memberships, put in the canonical order: largest
+    posterior mean share first (ties: first center), as :class:`~latentseg.SegmentationResult`."""
+    S = params["weights"].shape[1]
     pk = {key: val[keep] for key, val in params.items()}
     Ck = len(keep)
     flat = {key: val.reshape((Ck * S,) + val.shape[2:]) for key, val in pk.items()}
     loglik, z_mean, z_int = _memberships(family, flat)
     assert loglik is not None and z_int is not None
 
-    # canonical order: largest posterior mean share first (ties: first center), as SegmentationResult
     w_draws = flat["weights"]
     centers_draws = family.centers(flat)
     order = np.lexsort((centers_draws.mean(axis=0)[:, 0], -w_draws.mean(axis=0)))
-    flat = {key: (val[:, order] if key in family.segment_keys else val) for key, val in flat.items()}
-    pk = {key: (val[:, :, order] if key in family.segment_keys else val) for key, val in pk.items()}
-    params_all = {key: (val[:, :, order] if key in family.segment_keys else val) for key, val in params.items()}
-    z_mean, z_int = z_mean[:, order], z_int[:, order]
-    w_draws = flat["weights"]
-    centers_draws = family.centers(flat)
-    ref_order = [int(j) for j in order]
+    seg = family.segment_keys
+    return _Kept(
+        keep=keep,
+        S=S,
+        params_all={key: (val[:, :, order] if key in seg else val) for key, val in params.items()},
+        pk={key: (val[:, :, order] if key in seg else val) for key, val in pk.items()},
+        flat={key: (val[:, order] if key in seg else val) for key, val in flat.items()},
+        loglik=loglik,
+        z_mean=z_mean[:, order],
+        z_int=z_int[:, order],
+        order=[int(j) for j in order],
+    )
 
-    # ---- WAIC / LOO (per-respondent marginal log-likelihood: label-free)
-    post_kept = _dataset(family.posterior_variables(pk), family, keep, S)
-    w_res = waic(loglik)
-    l_res = loo(loglik.reshape(Ck, S, n), post_kept)
 
-    # ---- shares and centers
+def _share_summary(w_draws: np.ndarray, z_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Posterior mean shares, their 95% equal-tailed bounds, and the table of
+    ``extras["share_summary"]`` (mean, median, sd, equal-tailed and HDI bounds, expected counts)."""
+    n, k = z_mean.shape
     lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
     shares = w_draws.mean(axis=0)
     share_lo, share_hi = np.quantile(w_draws, [lo_q, hi_q], axis=0)
     hdi = _hdi(w_draws)
     counts = z_mean.sum(axis=0)
-    share_summary = pd.DataFrame(
+    table = pd.DataFrame(
         {
             "segment": np.arange(1, k + 1),
             "mean": shares,
@@ -1055,13 +1129,27 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
             "membership_sum": counts,
         }
     )
+    return shares, share_lo, share_hi, table
+
+
+def _center_summary(centers_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean centers (k, d) and their 95% equal-tailed intervals (k, d, 2)."""
+    lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
     centers = centers_draws.mean(axis=0)
     center_int = np.moveaxis(np.quantile(centers_draws, [lo_q, hi_q], axis=0), 0, -1)
+    return centers, center_int
 
-    # ---- degenerate segments
+
+def _degenerate_segments(family: Any, kept: _Kept, shares: np.ndarray,
+                         diag: dict[str, Any]) -> tuple[list[int], float, list[int], list[list[int]]]:
+    """Empty segments (share below the cut), diffuse ones (modal segment of few respondents) and
+    duplicated pairs (close centers or overlapping memberships), 1-based, recorded in ``diag``;
+    returns (empty, the empty cut, diffuse, duplicated pairs)."""
+    k, n = family.k, family.n
+    z_mean = kept.z_mean
     empty_cut = max(EMPTY_SHARE, EMPTY_COUNT / n)
     empty = [int(j + 1) for j in np.flatnonzero(shares < empty_cut)]
-    mean_params = {key: val.mean(axis=0) for key, val in flat.items()}
+    mean_params = {key: val.mean(axis=0) for key, val in kept.flat.items()}
     overlap = _pair_overlap(z_mean)
     close = set(family.duplicates(mean_params)) | {pair for pair, v in overlap.items() if v >= OVERLAP_MAX}
     dups = [[int(a + 1), int(b + 1)] for a, b in sorted(close)]
@@ -1071,10 +1159,12 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     diag["empty_segments"] = empty
     diag["diffuse_segments"] = diffuse
     diag["duplicated_segments"] = dups
-    diag["reference_order"] = ref_order
+    return empty, empty_cut, diffuse, dups
 
-    # ---- convergence verdict and advice
-    converged = _verdict(diag, raw, groups, keep, messages, C)
+
+def _degenerate_advice(k: int, empty: list[int], empty_cut: float, diffuse: list[int], dups: list[list[int]],
+                       messages: list[str]) -> None:
+    """The advice on empty, diffuse and duplicated segments (k is probably too large)."""
     if empty:
         messages.append(
             f"Segment(s) {empty} are nearly empty (posterior mean share below {empty_cut:.1%}): k = {k} is probably "
@@ -1092,6 +1182,12 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
             f"or respondents the fit cannot tell apart: membership overlap of {OVERLAP_MAX:g} or more): k = {k} is "
             "probably too many (a segment split in two)."
         )
+
+
+def _weak_separation_advice(family: Any, em: SegmentationResult, diag: dict[str, Any], messages: list[str]) -> None:
+    """Strongly overlapping segments (the EM solution's relative entropy below
+    ``WEAK_SEPARATION_ENTROPY``): records ``em_relative_entropy``, ``weak_separation`` and
+    ``share_intervals_approximate`` in ``diag`` and says how far the share intervals can be trusted."""
     em_rel = float(em.criteria.get("relative_entropy", float("nan")))  # 1.0 for k = 1
     diag["em_relative_entropy"] = em_rel
     diag["weak_separation"] = bool(em_rel < WEAK_SEPARATION_ENTROPY)
@@ -1103,34 +1199,39 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     chosen = getattr(family, "covariance_requested", None) == "auto"
     trusted = structure == "EEI" and not chosen
     diag["share_intervals_approximate"] = bool(diag["weak_separation"] and not trusted)
-    if diag["weak_separation"]:
-        head = (f"The segments overlap strongly (relative entropy of the EM solution {em_rel:.2f}, below "
-                f"{WEAK_SEPARATION_ENTROPY:g}): respondents are poorly classified")
-        study = " In the calibration study (docs/priors.md: Gaussian mixtures, k = 3, equal spreads) 95% intervals"
-        approx = "; quote the share intervals as approximate."
-        if trusted:
-            messages.append(
-                head + ", so read each respondent's segment as a probability, not a sure assignment. The share "
-                f"intervals are not affected:{study} of EEI fits covered the true shares "
-                f"{WEAK_SEPARATION_COVERAGE['EEI']} of the time at this overlap. They rest on EEI's assumption "
-                "that the segments' spreads are equal: if they may differ, compare with covariance='diag'."
-            )
-        elif structure == "EEI":  # chosen by BIC
-            messages.append(
-                head + approx + " covariance='auto' chose EEI (spreads shared by the segments) by BIC, and at this "
-                "overlap BIC often prefers EEI when the spreads in fact differ; EEI's intervals are then far too "
-                "narrow (docs/priors.md, calibration). Fit covariance='EEI' only if you know the spreads are equal; "
-                "otherwise use covariance='diag'."
-            )
-        elif structure == "diag":
-            tip = "" if chosen else (f", those of EEI fits {WEAK_SEPARATION_COVERAGE['EEI']}: if the segments' spreads "
-                                     "may be equal, fit covariance='EEI'")
-            messages.append(
-                head + approx + f"{study} of VVI fits (covariance='diag') covered the true shares "
-                f"{WEAK_SEPARATION_COVERAGE['diag']} of the time at this overlap" + tip + "."
-            )
-        else:
-            messages.append(head + approx)
+    if not diag["weak_separation"]:
+        return
+    head = (f"The segments overlap strongly (relative entropy of the EM solution {em_rel:.2f}, below "
+            f"{WEAK_SEPARATION_ENTROPY:g}): respondents are poorly classified")
+    study = " In the calibration study (docs/priors.md: Gaussian mixtures, k = 3, equal spreads) 95% intervals"
+    approx = "; quote the share intervals as approximate."
+    if trusted:
+        messages.append(
+            head + ", so read each respondent's segment as a probability, not a sure assignment. The share "
+            f"intervals are not affected:{study} of EEI fits covered the true shares "
+            f"{WEAK_SEPARATION_COVERAGE['EEI']} of the time at this overlap. They rest on EEI's assumption "
+            "that the segments' spreads are equal: if they may differ, compare with covariance='diag'."
+        )
+    elif structure == "EEI":  # chosen by BIC
+        messages.append(
+            head + approx + " covariance='auto' chose EEI (spreads shared by the segments) by BIC, and at this "
+            "overlap BIC often prefers EEI when the spreads in fact differ; EEI's intervals are then far too "
+            "narrow (docs/priors.md, calibration). Fit covariance='EEI' only if you know the spreads are equal; "
+            "otherwise use covariance='diag'."
+        )
+    elif structure == "diag":
+        tip = "" if chosen else (f", those of EEI fits {WEAK_SEPARATION_COVERAGE['EEI']}: if the segments' spreads "
+                                 "may be equal, fit covariance='EEI'")
+        messages.append(
+            head + approx + f"{study} of VVI fits (covariance='diag') covered the true shares "
+            f"{WEAK_SEPARATION_COVERAGE['diag']} of the time at this overlap" + tip + "."
+        )
+    else:
+        messages.append(head + approx)
+
+
+def _loo_waic_advice(l_res: Mapping[str, Any], w_res: Mapping[str, Any], diag: dict[str, Any], messages: list[str]) -> None:
+    """The advice on unreliable PSIS-LOO (Pareto k) and the note on unreliable WAIC."""
     if l_res["n_bad_k"]:
         messages.append(
             f"PSIS-LOO is unreliable for {l_res['n_bad_k']} respondent(s) (Pareto k above {l_res['k_threshold']:.2f}), "
@@ -1142,6 +1243,12 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
             f"WAIC may be unreliable: {w_res['n_high_p']} respondent(s) have a p_waic term above 0.4 "
             "(common for mixtures with many parameters per segment); prefer LOO."
         )
+
+
+def _final_diagnostics(diag: dict[str, Any], em_messages: list[str], l_res: Mapping[str, Any],
+                       w_res: Mapping[str, Any], n: int, converged: bool, messages: list[str]) -> None:
+    """The last entries of ``diag``: the EM start's warnings, Pareto k and WAIC counts, the verdict,
+    the advice and where each likelihood criterion comes from."""
     if em_messages:
         diag["em_warnings"] = em_messages
     diag["pareto_k_bad"] = l_res["n_bad_k"]
@@ -1154,14 +1261,13 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         "loglik, n_params, bic, aic, sabic, caic: the EM maximum-likelihood solution (the reference); "
         "entropy, relative_entropy, icl: posterior mean memberships; waic, loo: the posterior"
     )
-    if messages:
-        degenerate = bool(empty or dups or diffuse)
-        category = ConvergenceWarning if (not converged or degenerate) else LatentsegWarning
-        prefix = "Not converged: " if not converged else ""
-        warnings.warn(f"{family.model} k={k}: {prefix}" + " ".join(messages), category, stacklevel=3)
 
-    # ---- criteria
-    crit = information_criteria(float(em.criteria["loglik"]), family.n_params(), n, z_mean)
+
+def _criteria(family: Any, em: SegmentationResult, z_mean: np.ndarray, w_res: Mapping[str, Any],
+              l_res: Mapping[str, Any]) -> dict[str, Any]:
+    """The likelihood criteria at the EM solution (entropy and ICL with the posterior memberships),
+    with WAIC and PSIS-LOO of the posterior."""
+    crit = information_criteria(float(em.criteria["loglik"]), family.n_params(), family.n, z_mean)
     crit.update(
         {
             "waic": w_res["elpd_waic"],
@@ -1173,23 +1279,32 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
             "p_loo": l_res["p_loo"],
         }
     )
+    return crit
 
-    # ---- posterior tree (relabelled, canonical order)
+
+def _posterior_tree(family: Any, raw: _Draws, s: _Settings, kept: _Kept, post_kept: Any) -> Any:
+    """The relabelled posterior in canonical order as a DataTree: ``posterior`` (the kept chains),
+    ``sample_stats``, ``log_likelihood`` (when kept) and ``posterior_other_modes`` (the other
+    chains, if any)."""
+    import xarray as xr
+
+    keep, S, n = kept.keep, kept.S, family.n
+    C = kept.params_all["weights"].shape[0]
     keep_ll = s.keep_log_likelihood
     if keep_ll is None:
-        keep_ll = loglik.size <= KEEP_LOGLIK_CELLS
+        keep_ll = kept.loglik.size <= KEEP_LOGLIK_CELLS
     nodes: dict[str, Any] = {"posterior": post_kept}
     stats = _stats_dataset(raw, keep, S)
     if stats is not None:
         nodes["sample_stats"] = stats
     if keep_ll:
         nodes["log_likelihood"] = xr.Dataset(
-            {"loglik": (("chain", "draw", "respondent"), loglik.reshape(Ck, S, n))},
+            {"loglik": (("chain", "draw", "respondent"), kept.loglik.reshape(len(keep), S, n))},
             coords={"chain": keep, "draw": np.arange(S), "respondent": _respondent_coord(family.respondent_ids)},
         )
     other = [c for c in range(C) if c not in keep]
     if other:
-        oth = {key: val[other] for key, val in params_all.items()}
+        oth = {key: val[other] for key, val in kept.params_all.items()}
         nodes["posterior_other_modes"] = _dataset(family.posterior_variables(oth), family, other, S)
     tree = xr.DataTree.from_dict(nodes)
     tree.attrs.update(
@@ -1200,27 +1315,38 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
             "interval_probability": PROB,
         }
     )
+    return tree
 
+
+def _result(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings, kept: _Kept, post_kept: Any,
+            w_res: Mapping[str, Any], l_res: Mapping[str, Any], diag: dict[str, Any], shares: np.ndarray,
+            share_interval: tuple[np.ndarray, np.ndarray], share_summary: pd.DataFrame, centers: np.ndarray,
+            center_int: np.ndarray) -> SegmentationResult:
+    """The :class:`~latentseg.SegmentationResult` of a fit from its summaries."""
+    from latentseg.models._em import provenance
+
+    crit = _criteria(family, em, kept.z_mean, w_res, l_res)
+    tree = _posterior_tree(family, raw, s, kept, post_kept)
     interval = "95% approximate (ADVI)" if raw.approximate else "95% credible"
-    mean_flat = {key: val.mean(axis=0) for key, val in flat.items()}
-    res_params, shared = family.result_params(mean_flat, pk)
+    mean_flat = {key: val.mean(axis=0) for key, val in kept.flat.items()}
+    res_params, shared = family.result_params(mean_flat, kept.pk)
     extras: dict[str, Any] = {
         "share_summary": share_summary,
         "elpd_loo_pointwise": l_res["pointwise"],
         "elpd_waic_pointwise": w_res["pointwise"],
         "pareto_k": l_res["pareto_k"],
     }
-    extras.update(family.extras(flat, PROB))
+    extras.update(family.extras(kept.flat, PROB))
     settings = {**family.settings(), **s.as_dict()}
-    prov = provenance(s.random_seed, family.data_for_hash(), config={"model": family.model, "k": k, **settings})
+    prov = provenance(s.random_seed, family.data_for_hash(), config={"model": family.model, "k": family.k, **settings})
     return SegmentationResult.from_memberships(
         family.model,
-        z_mean,
+        kept.z_mean,
         centers=centers,
         feature_names=family.feature_names,
         respondent_ids=family.respondent_ids,
         shares=shares,
-        share_interval=(share_lo, share_hi),
+        share_interval=share_interval,
         interval_method=interval,
         criteria=crit,
         diagnostics=diag,
@@ -1229,7 +1355,7 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         params=res_params,
         shared_params=shared,
         center_intervals=center_int,
-        membership_intervals=z_int,
+        membership_intervals=kept.z_int,
         posterior=tree,
         extras=extras,
     )
@@ -1415,19 +1541,15 @@ def _verdict(diag: dict[str, Any], raw: _Draws, groups: list[list[int]], keep: l
 
 def _hdi(draws: np.ndarray, prob: float = PROB) -> np.ndarray:
     """Highest-density interval of each column of ``draws`` (T, k): the shortest interval holding
-    ``prob`` of the draws."""
-    T, k = draws.shape
-    out = np.empty((k, 2))
+    ``m = ceil(prob * T)`` of the draws, by :func:`arviz.hdi` (method "nearest"). ArviZ's interval
+    holds ``floor(p * T) + 1`` draws for a probability ``p``, one more than ``m`` when ``prob * T`` is
+    a whole number (e.g. 3800 of 4000 draws); asking it for ``p = (m - 0.5) / T`` gives exactly
+    ``m``, so the bounds are those of the shortest interval of ``m`` draws, as before (tested)."""
+    import arviz as az
+
+    T = draws.shape[0]
     m = max(1, int(math.ceil(prob * T)))
-    for j in range(k):
-        x = np.sort(draws[:, j])
-        if m >= T:
-            out[j] = x[0], x[-1]
-            continue
-        widths = x[m - 1 :] - x[: T - m + 1]
-        i = int(np.argmin(widths))
-        out[j] = x[i], x[i + m - 1]
-    return out
+    return np.asarray(az.hdi(np.asarray(draws, dtype=float), prob=(m - 0.5) / T, axis=0), dtype=float)
 
 
 def _scoring_family(result: SegmentationResult, data: Any) -> Any:
