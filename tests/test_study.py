@@ -190,13 +190,16 @@ def test_disagreement_table_by_hand():
 @pytest.mark.slow
 @pytest.mark.xdist_group("bayes")
 def test_bayesian_loo_method_runs_in_a_study(tmp_path):
+    # 1000 draws, not 300: LOO picks k only among converged fits, and with 300 the k = 2 fit's R-hat
+    # was 1.003-1.017 over 5 seeds on these data, so 2 of 5 chose no k at all; with 1000 it is at most
+    # 1.004 (8 seeds). (The data follow the config, so they changed with it.)
     cfg = {"grid": {"n": [150], "k": [2], "separation": [4.0]}, "replications": 1,
            "methods": ["gmm-bic", "bayes-loo"], "k_candidates": [2, 3], "d": 2, "seed": 3,
-           "bayes": {"draws": 300, "tune": 300, "chains": 2}}
+           "bayes": {"draws": 1000, "tune": 1000, "chains": 2}}
     res = run_study(cfg, tmp_path, plots=False)
     rows = res.replications.set_index("method")
     row = rows.loc["bayes-loo"]
-    assert row["k_chosen"] == 2 and row["ari_true_k"] > 0.75
-    # the Bayesian and the EM mixture classify alike at the true k
+    assert row["k_chosen"] == 2 and row["ari_true_k"] > 0.75  # ARI 0.92
+    # the Bayesian and the EM mixture classify alike at the true k (they agree exactly here)
     assert abs(row["ari_true_k"] - rows.loc["gmm-bic", "ari_true_k"]) < 0.1
     assert 0.0 <= row["coverage"] <= 1.0
