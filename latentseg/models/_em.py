@@ -30,6 +30,7 @@ import pandas as pd
 from latentseg._stats import data_hash
 from latentseg._version import __version__
 from latentseg.errors import ConfigError, format_rows
+from latentseg.models.families import GMM
 
 __all__ = [
     "numeric_matrix",
@@ -130,7 +131,7 @@ def numeric_matrix(
             raise ConfigError(
                 f"The {model} model cannot use missing values: {len(rows)} row(s) {format_rows(ids[rows])} have "
                 f"missing values in column(s) {format_rows(cols)}; impute them, drop those rows, or use the "
-                "Gaussian mixture (model 'gmm'), which uses each respondent's observed values."
+                f"Gaussian mixture (model '{GMM}'), which uses each respondent's observed values."
             )
         empty = np.flatnonzero(missing.all(axis=1))
         if empty.size:

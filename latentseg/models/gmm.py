@@ -68,6 +68,7 @@ from latentseg.models._em import (
     start_generators,
 )
 from latentseg.result import SegmentationResult
+from latentseg.models.families import GMM
 
 __all__ = ["fit_gmm", "predict_proba", "log_likelihood", "n_free_params", "STRUCTURES", "resolve_covariance"]
 
@@ -663,7 +664,7 @@ def fit_gmm(
     if str(covariance).strip().lower() == "auto":
         return _fit_auto(data, k, n_init=n_init, init=init, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
                          random_seed=random_seed)
-    X, names, ids = numeric_matrix(data, allow_missing=True, model="gmm")
+    X, names, ids = numeric_matrix(data, allow_missing=True, model=GMM)
     n, d = X.shape
     k, structure, n_init, max_iter = _checked_settings(X, k, covariance, n_init, init, max_iter, tol, reg_covar)
     obs = ~np.isnan(X)
@@ -690,7 +691,7 @@ def fit_gmm(
         "reg_covar": float(reg_covar),
     }
     return SegmentationResult.from_memberships(
-        "gmm",
+        GMM,
         z,
         centers=means,
         feature_names=names,
@@ -698,7 +699,7 @@ def fit_gmm(
         shares=weights,
         criteria=criteria,
         diagnostics=_diagnostics(best, starts, rep, loglik, messages, converged, obs),
-        provenance=provenance(random_seed, X, config={"model": "gmm", "k": k, **settings}),
+        provenance=provenance(random_seed, X, config={"model": GMM, "k": k, **settings}),
         settings=settings,
         params=params,
         shared_params=shared,
@@ -709,7 +710,7 @@ def _checked_settings(
     X: np.ndarray, k: Any, covariance: str, n_init: Any, init: str, max_iter: Any, tol: Any, reg_covar: Any
 ) -> tuple[int, str, int, int]:
     """``k``, the mclust structure, ``n_init`` and ``max_iter`` after checking every setting."""
-    k = check_k(k, X, "gmm")
+    k = check_k(k, X, GMM)
     structure = resolve_covariance(covariance, X.shape[1])
     n_init = check_int(n_init, "n_init", low=1)
     max_iter = check_int(max_iter, "max_iter", low=1)

@@ -41,6 +41,7 @@ from latentseg.models._criteria import information_criteria
 from latentseg.models._em import check_k, provenance, replication_report
 from latentseg.prepare.encoding import EncodedIndicators, categories_frame, encode_indicators, encode_new_indicators
 from latentseg.result import SegmentationResult
+from latentseg.models.families import LCA
 
 __all__ = [
     "fit_lca",
@@ -550,7 +551,7 @@ def fit_lca(
     enc = encode_indicators(data, measurement)
     n, J = enc.codes.shape
     codes_f = np.where(enc.codes >= 0, enc.codes, np.nan).astype(float)
-    k = check_k(k, codes_f, "lca")
+    k = check_k(k, codes_f, LCA)
     if isinstance(init, np.ndarray):
         init = np.asarray(init, dtype=float)
         init = init[None] if init.ndim == 2 else init
@@ -599,14 +600,14 @@ def fit_lca(
         "accelerate": bool(accelerate),
     }
     return SegmentationResult.from_memberships(
-        "lca",
+        LCA,
         z,
         centers=centers,
         feature_names=enc.items,
         respondent_ids=enc.ids,
         criteria=criteria,
         diagnostics=diagnostics,
-        provenance=provenance(random_seed, codes_f, config={"model": "lca", "k": k, **settings}),
+        provenance=provenance(random_seed, codes_f, config={"model": LCA, "k": k, **settings}),
         settings=settings,
         params=params,
         shared_params=shared,
@@ -721,8 +722,8 @@ def _log_probs_of(result: SegmentationResult) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _check_result(result: SegmentationResult) -> None:
-    if result.model != "lca" or "probs" not in result.params or "categories" not in result.extras:
-        raise ConfigError(f"Expected a latent class result (model 'lca'); got model {result.model!r}.")
+    if result.model != LCA or "probs" not in result.params or "categories" not in result.extras:
+        raise ConfigError(f"Expected a latent class result (model '{LCA}'); got model {result.model!r}.")
 
 
 def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
