@@ -51,7 +51,7 @@ STEPS = ("prepare", "select", "fit", "decide", "compare", "save", "report")
 ProgressCallback = Callable[[str, "int | None", "int | None", str], None]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class PipelineResult:
     """What :func:`run_pipeline` produced.
 
@@ -93,6 +93,25 @@ class PipelineResult:
     def result(self) -> Any:
         """The chosen :class:`~latentseg.SegmentationResult`."""
         return self.saved.result
+
+    def __repr__(self) -> str:
+        r = self.result
+        shares = ", ".join(f"{s:.0%}" for s in r.shares)
+        lines = [
+            f"<PipelineResult {self.name!r}: {self.model} k={self.k} n={r.n} ({shares}); {self.seconds:.1f} s>",
+            f"  why: {self.why}",
+            f"  model: {self.model_dir}" + (f"; report: {self.report}" if self.report is not None else ""),
+        ]
+        if self.warnings:
+            lines.append(f"  {len(self.warnings)} warning(s), e.g. {self.warnings[0][:120]}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The chosen segmentation's table (see :meth:`SegmentationResult._repr_html_`) under a one-line header."""
+        import html
+
+        head = html.escape(f"{self.name}: {self.model} at k = {self.k} ({self.why})")
+        return f"<div><p><b>{head}</b></p>{self.result._repr_html_()}</div>"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (what ``latentseg run --json`` prints)."""

@@ -263,3 +263,17 @@ def test_to_frame_keeps_the_index_name(tmp_path, result: SegmentationResult) -> 
                                                   feature_names=("x",))
     assert unnamed.to_frame().index.name == "respondent_id"  # the default, as before
     assert unnamed.respondent_ids.name is None
+
+
+def test_pipeline_result_repr_is_short(tmp_path):
+    from latentseg.pipeline import run_pipeline
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    res = run_pipeline(root / "project_survey.csv", root / "latentseg.toml", models=["gmm"], k=[3],
+                       models_dir=tmp_path, report=False)
+    text = repr(res)
+    assert text.startswith("<PipelineResult 'project-survey': gmm k=3 n=385")
+    assert len(text.splitlines()) <= 10 and len(text) < 1000
+    assert "<table" in res._repr_html_()
