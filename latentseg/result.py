@@ -74,7 +74,10 @@ class SegmentationResult:
         Segment names, length k (set by profiling / config).
     posterior : xarray.DataTree, optional
         The relabelled posterior (Bayesian fits), with dims ``chain, draw, segment`` and
-        ``outcome`` / ``indicator`` / ``respondent`` where they apply.
+        ``outcome`` / ``indicator`` / ``respondent`` where they apply: an ArviZ-ready tree with
+        groups ``posterior``, ``sample_stats``, ``log_likelihood`` and ``observed_data`` (the
+        last two up to a size; see ``keep_log_likelihood`` in
+        :func:`~latentseg.models.bayes.engine.fit_bayes_gmm`), also reachable as :attr:`idata`.
     extras : mapping
         Engine-specific tables (e.g. item-response probabilities, loadings map) kept as
         DataFrames / arrays; saved with the model.
@@ -201,6 +204,14 @@ class SegmentationResult:
     def converged(self) -> bool:
         """Whether the engine's diagnostics call the fit converged."""
         return bool(self.diagnostics.get("converged", True))
+
+    @property
+    def idata(self) -> Any:
+        """The posterior as ArviZ reads it (Bayesian fits; ``None`` otherwise): the same
+        :class:`xarray.DataTree` as :attr:`posterior`, with groups ``posterior``,
+        ``sample_stats``, ``log_likelihood`` and ``observed_data``, for ``az.summary(r.idata)``,
+        ``az.plot_trace(r.idata)``, ``az.loo(r.idata)`` and ``az.compare``."""
+        return self.posterior
 
     @property
     def segment_labels(self) -> tuple[str, ...]:

@@ -94,16 +94,33 @@ def test_compare_k_parsimony_rule_and_differences() -> None:
         _fake(5, base + rng.normal(0.001, 0.03, 200), converged=False),
     ]
     t = compare_k(fits)
+    # az.compare's shape: best first, indexed by name, the rank in a column
+    assert t.index.tolist() == ["k=4", "k=5", "k=3", "k=2"] and t["rank"].tolist() == [0, 1, 2, 3]
+    t = t.sort_values("k")
     assert t["k"].tolist() == [2, 3, 4, 5]
     best = 2  # row of k = 4
-    assert t["elpd_diff"].iloc[best] == 0.0
+    assert t["elpd_diff"].iloc[best] == 0.0 and t["rule_elpd_diff"].iloc[best] == 0.0
     d = fits[2].extras["elpd_loo_pointwise"] - fits[1].extras["elpd_loo_pointwise"]
-    assert t["elpd_diff"].iloc[1] == pytest.approx(d.sum(), rel=1e-12)
-    assert t["diff_se"].iloc[1] == pytest.approx(math.sqrt(200 * d.var()), rel=1e-12)
-    assert t.attrs["recommended_k"] == 3
+    assert t["elpd_diff"].iloc[1] == pytest.approx(-d.sum(), rel=1e-12)  # this fit minus the best, as ArviZ
+    assert t["dse"].iloc[1] == pytest.approx(math.sqrt(200 * d.var()), rel=1e-12)
+    np.testing.assert_allclose(t["rule_elpd_diff"], t["elpd_diff"], rtol=1e-12)  # the best fit converged
+    np.testing.assert_allclose(t["rule_dse"], t["dse"], rtol=1e-9, atol=1e-12)
+    assert t.attrs["recommended_k"] == 3 and t.attrs["recommended"] == "k=3"
     assert t["recommended"].tolist() == [False, True, False, False]
     assert not t["within_rule"].iloc[0] and not t["within_rule"].iloc[3]  # k=2 too far; k=5 not converged
     assert "smallest k" in t.attrs["rule"]
+
+
+def test_compare_k_rule_refers_to_the_best_converged_fit() -> None:
+    """ArviZ's elpd_diff is to the best fit; the rule's (rule_elpd_diff) to the best converged one."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(-5, 1, 100)
+    fits = [_fake(2, base), _fake(3, base + 0.3, converged=False)]  # k = 3 better by 30, not converged
+    t = compare_k(fits)
+    assert t.index.tolist() == ["k=3", "k=2"]
+    assert t.loc["k=2", "elpd_diff"] == pytest.approx(-30.0) and t.loc["k=2", "rule_elpd_diff"] == 0.0
+    assert t.loc["k=3", "rule_elpd_diff"] == pytest.approx(30.0) and not t.loc["k=3", "within_rule"]
+    assert t.attrs["recommended_k"] == 2
 
 
 def test_compare_k_rejects_mixed_inputs() -> None:

@@ -131,6 +131,16 @@ def _check_common(r: object, z: np.ndarray, model: str, structure: str, sampler:
     post = r.posterior["posterior"]  # type: ignore[attr-defined]
     assert dict(post["weights"].sizes) == {"chain": 1 if approximate else 2, "draw": OPTS["draws"], "segment": 2}
     assert math.isfinite(r.criteria["loo"]) and math.isfinite(r.criteria["waic"])  # type: ignore[attr-defined]
+    # the ArviZ-ready tree, the same on every route (sample_stats are NUTS's: none for ADVI)
+    tree = r.idata  # type: ignore[attr-defined]
+    groups = {"posterior", "log_likelihood", "observed_data"} | (set() if approximate else {"sample_stats"})
+    assert groups == set(tree.children) - {"posterior_other_modes"}
+    ll, obs = tree["log_likelihood"]["loglik"], tree["observed_data"]
+    assert ll.dims == ("chain", "draw", "respondent") and ll.shape[:2] == post["weights"].shape[:2]
+    np.testing.assert_array_equal(obs["respondent"].values, ll["respondent"].values)
+    assert obs.sizes["respondent"] == r.n  # type: ignore[attr-defined]
+    if not approximate:
+        assert "diverging" in tree["sample_stats"]
 
 
 @pytest.mark.parametrize("structure,sampler", _cells("bayes-gmm", GMM_STRUCTURES))

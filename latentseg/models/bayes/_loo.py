@@ -32,7 +32,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError
 
-__all__ = ["waic", "loo", "compare_k", "elpd_data", "WAIC_P_WARN"]
+__all__ = ["waic", "loo", "compare_k", "elpd_data", "WAIC_P_WARN", "ARVIZ_COMPARE_COLUMNS", "COMPARE_K_COLUMNS"]
 
 #: a respondent whose p_waic term exceeds this makes WAIC unreliable (the loo package's rule)
 WAIC_P_WARN = 0.4
@@ -204,17 +204,14 @@ def elpd_data(result: Any) -> Any:
     )
 
 
-def _stacking_weights(results: Sequence[Any]) -> np.ndarray:
-    """:func:`arviz.compare`'s stacking weights of the fits, in their order (1 for a single fit)."""
-    if len(results) == 1:
-        return np.ones(1)
+def _arviz_compare(results: Sequence[Any], names: Sequence[str]) -> pd.DataFrame:
+    """:func:`arviz.compare` of the fits (stacking weights, numbers not rounded), from their stored
+    PSIS-LOO (:func:`elpd_data`), indexed by ``names`` and ordered best first, as ArviZ returns it."""
     import arviz as az
 
-    names = [f"fit{i}" for i in range(len(results))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pareto-k warnings are the fits' own, already reported
-        table = az.compare({name: elpd_data(r) for name, r in zip(names, results)}, method="stacking", round_to="none")
-    return np.array([float(table.loc[name, "weight"]) for name in names])
+        return az.compare({name: elpd_data(r) for name, r in zip(names, results)}, method="stacking", round_to="none")
 
 
 def _structure(result: Any) -> str:
@@ -228,17 +225,38 @@ def _structure(result: Any) -> str:
     return str(st.get("measurement", ""))
 
 
+def _model_names(ks: Sequence[int], structures: Sequence[str]) -> list[str]:
+    """The table's index: ``"k=2"``, with the structure where the fits have several
+    (``"k=2 (VVI)"``), and ``" #2"``, ``" #3"`` ... on repeats."""
+    several = len(set(structures)) > 1
+    base = [f"k={k}" + (f" ({st})" if several and st else "") for k, st in zip(ks, structures)]
+    seen: dict[str, int] = {}
+    names = []
+    for name in base:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return names
+
+
+#: the columns :func:`arviz.compare` returns (ArviZ 1.x), in its order: :func:`compare_k` starts with them
+ARVIZ_COMPARE_COLUMNS = ("rank", "elpd_diff", "dse", "p_worse", "diag_diff", "diag_elpd", "p", "elpd", "se", "weight")
+#: :func:`compare_k`'s own columns, after ArviZ's
+COMPARE_K_COLUMNS = ("k", "structure", "n_params", "converged", "elpd_waic", "waic_se", "p_waic", "n_bad_pareto_k",
+                     "degenerate_segments", "rule_elpd_diff", "rule_dse", "within_rule", "recommended")
+
+
 def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 4.0) -> pd.DataFrame:
-    """Compare Bayesian fits with different k by PSIS-LOO and WAIC, with a parsimony rule.
+    """Compare Bayesian fits with different k by PSIS-LOO, as :func:`arviz.compare` does, with a
+    parsimony rule.
 
     LOO barely penalises superfluous, nearly empty segments, so the recommendation is the
-    **smallest converged k whose elpd_loo is within ``se_rule`` standard errors of the best**, the
-    standard error being that of the pointwise difference to the best fit (as in
-    :func:`arviz.compare`). A difference below ``small_diff`` (4 on the elpd scale) also counts as
-    within: below that the normal approximation behind the standard error is unreliable and the
-    models predict alike (Sivula, Magnusson & Vehtari 2022; the LOO CV-FAQ), which is the case of
-    a k + 1 fit whose extra segment is nearly empty. Fits that did not converge are listed but not
-    recommended (when none converged, all are considered and the table says so).
+    **smallest converged k whose elpd_loo is within ``se_rule`` standard errors of the best
+    converged fit**, the standard error being that of the pointwise difference (ArviZ's ``dse``).
+    A difference below ``small_diff`` (4 on the elpd scale) also counts as within: below that the
+    normal approximation behind the standard error is unreliable and the models predict alike
+    (Sivula, Magnusson & Vehtari 2022; the LOO CV-FAQ), which is the case of a k + 1 fit whose
+    extra segment is nearly empty. Fits that did not converge are listed but not recommended (when
+    none converged, all are considered and the table says so).
 
     Fits of one k with different structures (e.g. ``covariance="diag"`` and ``"EEI"``) are
     compared the same way: among the fits within the rule, the smallest k is recommended, and of
@@ -255,21 +273,47 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
 
     Returns
     -------
-    DataFrame, one row per fit, sorted by k and number of parameters
-        ``k, structure`` (``VVI`` / ``EEI`` / ``VVV`` for bayes-gmm, the measurement for
-        bayes-lca), ``n_params``, ``converged, elpd_loo, loo_se, p_loo, elpd_diff`` (best
-        minus this, >= 0),
-        ``diff_se``, ``stacking_weight`` (:func:`arviz.compare`'s stacking weights over all the
-        fits: how a predictive average would weigh them, not a probability that k is right),
-        ``elpd_waic, waic_se, p_waic, n_bad_pareto_k``, ``degenerate_segments`` (the
-        fit's empty, diffuse and duplicated segments, as text: how an overfitted k shows), ``within_rule``,
-        ``recommended``.
-        ``attrs["recommended_k"]`` and ``attrs["rule"]`` (a sentence) say what was chosen and why.
+    DataFrame, one row per fit
+        Shaped as :func:`arviz.compare` returns it, so that ``az.plot_compare(table)`` draws it:
+        indexed by model name (``"k=2"``; ``"k=2 (VVI)"`` where the fits have several structures),
+        ordered best first, with ArviZ's columns (:data:`ARVIZ_COMPARE_COLUMNS`, the very numbers
+        ``az.compare`` gives with ``method="stacking"``, not rounded): ``rank`` (0 is the best),
+        ``elpd_diff`` (this fit minus the best, <= 0), ``dse`` (its SE), ``p_worse``,
+        ``diag_diff``, ``diag_elpd``, ``p`` (p_loo), ``elpd`` (elpd_loo), ``se`` and ``weight``
+        (stacking: how a predictive average would weigh the fits, not a probability that k is
+        right). Then latentseg's (:data:`COMPARE_K_COLUMNS`): ``k``, ``structure`` (``VVI`` /
+        ``EEI`` / ``VVV`` for bayes-gmm, the measurement for bayes-lca), ``n_params``,
+        ``converged``, ``elpd_waic, waic_se, p_waic``, ``n_bad_pareto_k``,
+        ``degenerate_segments`` (the fit's empty, diffuse and duplicated segments, as text: how
+        an overfitted k shows), ``rule_elpd_diff`` and ``rule_dse`` (the difference to the best
+        converged fit, the rule's reference, and its SE: ``elpd_diff`` and ``dse`` whenever the
+        best fit converged), ``within_rule`` and ``recommended``.
+        ``attrs["recommended_k"]``, ``attrs["recommended"]`` (its row's name) and
+        ``attrs["rule"]`` (a sentence) say what was chosen and why.
 
     Raises
     ------
     ConfigError
         Fits of different data, non-Bayesian fits, or an empty list.
+
+    Examples
+    --------
+    The table of two fits whose stored LOO differs (``fits`` from
+    :func:`~latentseg.models.bayes.engine.fit_sweep` in practice):
+
+    >>> from latentseg.result import SegmentationResult
+    >>> def fake(k, elpd_i):
+    ...     return SegmentationResult.from_memberships(
+    ...         "bayes-gmm", np.full((elpd_i.size, k), 1 / k), centers=np.zeros((k, 1)), feature_names=("x",),
+    ...         criteria={"loo": elpd_i.sum(), "loo_se": 1.0, "p_loo": 2.0 * k},
+    ...         diagnostics={"converged": True}, provenance={"data_hash": "h"}, extras={"elpd_loo_pointwise": elpd_i})
+    >>> rng = np.random.default_rng(0)
+    >>> base = rng.normal(-2.0, 0.5, 200)
+    >>> table = compare_k([fake(2, base - rng.uniform(0, 0.2, 200)), fake(3, base)])
+    >>> table.index.tolist(), table["rank"].tolist(), table.attrs["recommended_k"]
+    (['k=3', 'k=2'], [0, 1], 3)
+    >>> list(table.columns[:10]) == list(ARVIZ_COMPARE_COLUMNS)
+    True
     """
     if not results:
         raise ConfigError("compare_k needs at least one fitted result.")
@@ -292,9 +336,6 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
                 "structure": _structure(r),
                 "n_params": c.get("n_params"),
                 "converged": bool(r.converged),
-                "elpd_loo": c.get("loo"),
-                "loo_se": c.get("loo_se"),
-                "p_loo": c.get("p_loo"),
                 "elpd_waic": c.get("waic"),
                 "waic_se": c.get("waic_se"),
                 "p_waic": c.get("p_waic"),
@@ -303,34 +344,33 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
             }
         )
         pointwise.append(np.asarray(r.extras["elpd_loo_pointwise"], dtype=float))
-    table = pd.DataFrame(rows)
+    ours = pd.DataFrame(rows)
     if len({p.size for p in pointwise}) > 1:
         raise ConfigError("compare_k needs fits of the same respondents; the fits have different n.")
-    eligible = table["converged"].to_numpy()
+    names = _model_names(ours["k"].tolist(), ours["structure"].tolist())
+    ours.index = pd.Index(names)
+    eligible = ours["converged"].to_numpy()
     note = ""
     if not eligible.any():
-        eligible = np.ones(len(table), dtype=bool)
+        eligible = np.ones(len(ours), dtype=bool)
         note = " No fit converged, so all were compared; treat the choice as provisional."
-    elpd = table["elpd_loo"].to_numpy(dtype=float)
+    elpd = np.array([float(r.criteria.get("loo", np.nan)) for r in results])
     best = int(np.flatnonzero(eligible)[np.argmax(elpd[eligible])])
     diff = elpd[best] - elpd
     diff_se = np.array([float(np.sqrt(p.size * np.var(pointwise[best] - p))) for p in pointwise])
     within = eligible & (diff <= np.maximum(se_rule * diff_se, small_diff))
-    table["elpd_diff"] = diff
-    table["diff_se"] = diff_se
-    table["stacking_weight"] = _stacking_weights(results)
-    table["within_rule"] = within
-    n_par = pd.to_numeric(table["n_params"], errors="coerce").to_numpy(dtype=float)
-    n_par = np.where(np.isfinite(n_par), n_par, np.inf)
+    ours["rule_elpd_diff"] = elpd - elpd[best]
+    ours["rule_dse"] = diff_se
+    ours["within_rule"] = within
     candidates = np.flatnonzero(within)
     # parsimony in k; between structures of that k, the better predictive fit
-    chosen_pos = int(min(candidates, key=lambda i: (table["k"].iloc[i], -elpd[i])))
-    table["recommended"] = np.arange(len(table)) == chosen_pos
-    k_best, k_chosen = int(table["k"].iloc[best]), int(table["k"].iloc[chosen_pos])
-    several = table["structure"].nunique() > 1
+    chosen_pos = int(min(candidates, key=lambda i: (ours["k"].iloc[i], -elpd[i])))
+    ours["recommended"] = np.arange(len(ours)) == chosen_pos
+    k_chosen = int(ours["k"].iloc[chosen_pos])
+    several = ours["structure"].nunique() > 1
 
     def name(i: int) -> str:
-        return f"k = {int(table['k'].iloc[i])}" + (f" ({table['structure'].iloc[i]})" if several else "")
+        return f"k = {int(ours['k'].iloc[i])}" + (f" ({ours['structure'].iloc[i]})" if several else "")
 
     if chosen_pos == best:
         rule = (
@@ -343,29 +383,8 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
             f"{se_rule:g} SE (or {small_diff:g}) of the best ({name(best)}: difference {diff[chosen_pos]:.1f}, "
             f"SE {diff_se[chosen_pos]:.1f}); LOO barely penalises extra segments."
         )
-    table = table[
-        [
-            "k",
-            "structure",
-            "n_params",
-            "converged",
-            "elpd_loo",
-            "loo_se",
-            "p_loo",
-            "elpd_diff",
-            "diff_se",
-            "stacking_weight",
-            "elpd_waic",
-            "waic_se",
-            "p_waic",
-            "n_bad_pareto_k",
-            "degenerate_segments",
-            "within_rule",
-            "recommended",
-        ]
-    ]
-    order = np.lexsort((n_par, table["k"].to_numpy()))
-    table = table.iloc[order].reset_index(drop=True)
+    table = _arviz_compare(results, names).join(ours[list(COMPARE_K_COLUMNS)])
     table.attrs["recommended_k"] = k_chosen
+    table.attrs["recommended"] = names[chosen_pos]
     table.attrs["rule"] = rule + note
     return table

@@ -166,7 +166,8 @@ def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, 
     target_accept : float
         NUTS's target acceptance rate, in (0, 1).
     progressbar : bool
-        nutpie's terminal progress bar (in a notebook it shows in the kernel's terminal).
+        Show the progress: in the notebook inside a Jupyter kernel, nutpie's terminal bar (on
+        stderr) elsewhere (:func:`progress_type`).
 
     Returns
     -------
@@ -188,9 +189,84 @@ def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, 
     lib = nutpie_lib()
     settings = lib.PyNutsSettings.Diag(seed)
     settings.update({"num_tune": tune, "num_draws": draws, "num_chains": chains, "target_accept": target_accept})
-    progress = lib.ProgressType.indicatif(PROGRESS_RATE) if progressbar else lib.ProgressType.none()
-    sampler = lib.PySampler.from_pymc(settings, cores, model, progress, None, PROGRESS_RATE, lib.PyStorage.arrow())
+    progress = progress_type(lib, progressbar, cores)
+    try:
+        sampler = lib.PySampler.from_pymc(settings, cores, model, progress, None, PROGRESS_RATE, lib.PyStorage.arrow())
+    except RuntimeError:  # pragma: no cover - nutpie could not compile the notebook template: its terminal bar
+        if not (progressbar and in_jupyter()):
+            raise
+        progress = lib.ProgressType.indicatif(PROGRESS_RATE)
+        sampler = lib.PySampler.from_pymc(settings, cores, model, progress, None, PROGRESS_RATE, lib.PyStorage.arrow())
     return Chains(sampler)
 
 
-__all__ = ["Chains", "kernel_model", "nutpie_lib", "start_chains"]
+#: the progress shown in a notebook (nutpie fills it in: its ``template_callback`` progress type)
+PROGRESS_TEMPLATE = """<div style="font-family: sans-serif; font-size: 12px">
+<progress max="{{ total_draws }}" value="{{ total_finished_draws }}" style="width: 300px"></progress>
+{{ total_finished_draws }} / {{ total_draws }} draws (warm-up included), {{ finished_chains }} of
+{{ num_chains }} chains done; elapsed: {{ time_sampling }}, to go: {{ time_remaining_estimate }}
+<table style="font-size: 12px">
+<tr><th>chain</th><th>draws</th><th>divergences</th><th>step size</th><th>gradients / draw</th></tr>
+{% for chain in chains %}<tr><td><progress max="{{ chain.total_draws }}" value="{{ chain.finished_draws }}"></progress></td>
+<td>{{ chain.finished_draws }}</td><td>{{ chain.divergences }}</td><td>{{ chain.step_size }}</td>
+<td>{{ chain.latest_num_steps }}</td></tr>{% endfor %}
+</table></div>"""
+
+
+def in_jupyter() -> bool:
+    """Whether this runs in a Jupyter kernel, where a progress bar belongs in the notebook: ipykernel
+    is loaded and IPython's shell is its ZMQ shell (or a subclass; not a terminal IPython).
+
+    Examples
+    --------
+    >>> in_jupyter()  # a plain interpreter (or pytest)
+    False
+    """
+    if "ipykernel" not in sys.modules:
+        return False
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    if get_ipython is None:
+        return False
+    try:
+        shell = get_ipython()
+    except Exception:  # pragma: no cover - a broken IPython
+        return False
+    return shell is not None and any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
+
+
+class NotebookProgress:
+    """A progress display in the notebook cell, replaced in place by each of nutpie's updates
+    (the HTML of :data:`PROGRESS_TEMPLATE`); a display that fails stops updating, never the fit."""
+
+    def __init__(self) -> None:
+        from IPython.display import HTML, display
+
+        self._html = HTML
+        self._handle = display(HTML("<i>Starting the chains ...</i>"), display_id=True)
+        self.failed = False
+
+    def __call__(self, formatted: str) -> None:
+        if self.failed:
+            return
+        try:
+            self._handle.update(self._html(formatted))
+        except Exception:  # pragma: no cover - e.g. the kernel's display machinery gone
+            self.failed = True
+
+
+def progress_type(lib: Any, progressbar: bool, cores: int) -> Any:
+    """nutpie's progress setting: none; in a Jupyter kernel (:func:`in_jupyter`) HTML in the
+    notebook through :class:`NotebookProgress`; otherwise nutpie's terminal bar (on stderr). The
+    draws do not depend on it."""
+    if not progressbar:
+        return lib.ProgressType.none()
+    if in_jupyter():
+        try:
+            callback = NotebookProgress()
+        except ImportError:  # pragma: no cover - IPython without its display module
+            return lib.ProgressType.indicatif(PROGRESS_RATE)
+        return lib.ProgressType.template_callback(PROGRESS_RATE, PROGRESS_TEMPLATE, cores, callback)
+    return lib.ProgressType.indicatif(PROGRESS_RATE)
+
+
+__all__ = ["Chains", "NotebookProgress", "in_jupyter", "kernel_model", "nutpie_lib", "progress_type", "start_chains"]

@@ -182,10 +182,14 @@ def fit_bayes_gmm(
     advi_iterations : int, default 20000
         Maximum optimisation steps for ``sampler="advi"``.
     keep_log_likelihood : bool, optional
-        Keep the pointwise log-likelihood (chain, draw, respondent) in the posterior tree;
-        default: when it has at most 5 million cells.
+        Keep the pointwise log-likelihood (chain, draw, respondent) and the observed data in the
+        posterior tree (its ``log_likelihood`` and ``observed_data`` groups); default: when the
+        log-likelihood has at most 5 million cells (``KEEP_LOGLIK_CELLS``). Without them the
+        tree is smaller but :func:`arviz.loo` cannot be run on it (the fit's own LOO and WAIC
+        are computed either way).
     progressbar : bool, default False
-        Show the sampler's progress bar (on stderr).
+        Show the sampler's progress: inside a Jupyter kernel in the notebook (an HTML table
+        updated in place), elsewhere the sampler's bar on stderr. The draws do not depend on it.
     cores : int, optional
         Chains run in parallel on up to this many cores (default: one per chain, at most the
         machine's). The draws do not depend on it.
@@ -205,9 +209,13 @@ def fit_bayes_gmm(
         solution** (the reference), ``entropy, icl`` with the posterior memberships.
         ``diagnostics``: ``converged, warnings, approximate, rhat_max, ess_bulk_min,
         ess_tail_min, divergences, ebfmi_min, modes, empty_segments, diffuse_segments, duplicated_segments,
-        weak_separation, em_relative_entropy, pareto_k_bad`` and more. ``posterior``: DataTree with groups ``posterior`` (``weights``
-        (chain, draw, segment), ``means`` and ``sds`` (chain, draw, segment, outcome)),
-        ``sample_stats`` and, when kept, ``log_likelihood``. ``extras``: ``share_summary``
+        weak_separation, em_relative_entropy, pareto_k_bad`` and more. ``posterior`` (also
+        ``idata``): an ArviZ-ready DataTree with groups ``posterior`` (``weights`` (chain, draw,
+        segment), ``means`` and ``sds`` (chain, draw, segment, outcome)), ``sample_stats`` (not
+        for ADVI) and, when kept (see ``keep_log_likelihood``), ``log_likelihood`` (``loglik``
+        (chain, draw, respondent)) and ``observed_data`` (``x`` (respondent, outcome)):
+        ``az.summary``, ``az.plot_trace``, ``az.loo`` and ``az.compare`` take it as it is.
+        ``extras``: ``share_summary``
         (mean, median, sd, equal-tailed and HDI bounds, expected counts) and the pointwise
         ``elpd_loo_pointwise``, ``elpd_waic_pointwise``, ``pareto_k``.
 
@@ -286,7 +294,9 @@ def fit_bayes_lca(
         ``probs`` (k, J, Cmax) posterior mean item-response probabilities (NaN-padded), and for
         ordinal models ``locations`` (k, J) and ``shared_params["thresholds"]``; ``centers`` the
         expected category value per segment and item; ``extras``: ``item_probs`` (tidy, with
-        95% intervals), ``categories`` and the LOO/WAIC pointwise values.
+        95% intervals), ``categories`` and the LOO/WAIC pointwise values; the posterior tree's
+        ``observed_data`` holds ``responses`` (respondent, indicator): 0-based category codes
+        (the order of ``extras["categories"]``), -1 where missing.
 
     Examples
     --------
@@ -705,7 +715,9 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
     available nutpie's public ``sample`` runs the Python-callable version (same draws, slower).
     The chains run in nutpie's background threads; this returns a ``(sampler, finish)`` pair:
     ``_is_finished(sampler)`` says when they are done and ``finish()`` waits for them and returns
-    the draws. The progress bar, if asked for, is nutpie's terminal one.
+    the draws. The progress, if asked for, shows in the notebook inside a Jupyter kernel and as
+    nutpie's terminal bar elsewhere (``_nutpie.progress_type``; nutpie's public route decides the
+    same by itself).
     """
     from latentseg.models.bayes._nutpie import kernel_model, start_chains
 
@@ -1283,9 +1295,13 @@ def _criteria(family: Any, em: SegmentationResult, z_mean: np.ndarray, w_res: Ma
 
 
 def _posterior_tree(family: Any, raw: _Draws, s: _Settings, kept: _Kept, post_kept: Any) -> Any:
-    """The relabelled posterior in canonical order as a DataTree: ``posterior`` (the kept chains),
-    ``sample_stats``, ``log_likelihood`` (when kept) and ``posterior_other_modes`` (the other
-    chains, if any)."""
+    """The relabelled posterior in canonical order as an ArviZ-ready DataTree: ``posterior`` (the
+    kept chains), ``sample_stats`` (NUTS's ``diverging, energy, tree_depth``; none for ADVI),
+    ``log_likelihood`` and ``observed_data`` (both when the log-likelihood is kept: by default
+    when it has at most ``KEEP_LOGLIK_CELLS`` cells, or as ``keep_log_likelihood`` says; the
+    observed data is smaller than the log-likelihood, which has a row per draw) and
+    ``posterior_other_modes`` (the other chains, if any). ``observed_data`` shares the
+    log-likelihood's ``respondent`` dim and coordinate."""
     import xarray as xr
 
     keep, S, n = kept.keep, kept.S, family.n
@@ -1298,10 +1314,12 @@ def _posterior_tree(family: Any, raw: _Draws, s: _Settings, kept: _Kept, post_ke
     if stats is not None:
         nodes["sample_stats"] = stats
     if keep_ll:
+        respondent = _respondent_coord(family.respondent_ids)
         nodes["log_likelihood"] = xr.Dataset(
             {"loglik": (("chain", "draw", "respondent"), kept.loglik.reshape(len(keep), S, n))},
-            coords={"chain": keep, "draw": np.arange(S), "respondent": _respondent_coord(family.respondent_ids)},
+            coords={"chain": keep, "draw": np.arange(S), "respondent": respondent},
         )
+        nodes["observed_data"] = _observed_dataset(family, respondent)
     other = [c for c in range(C) if c not in keep]
     if other:
         oth = {key: val[other] for key, val in kept.params_all.items()}
@@ -1430,6 +1448,18 @@ def _dataset(variables: Mapping[str, tuple[tuple[str, ...], np.ndarray]], family
     data = {name: (("chain", "draw") + dims, np.asarray(val)) for name, (dims, val) in variables.items()}
     used = {d for dims, _ in variables.values() for d in dims} | {"chain", "draw"}
     return xr.Dataset(data, coords={key: val for key, val in coords.items() if key in used})
+
+
+def _observed_dataset(family: Any, respondent: np.ndarray) -> Any:
+    """The data the model was fitted on (``family.observed_variables()``: ``x`` for a Gaussian
+    mixture, ``responses`` for a latent class model), by respondent as the log-likelihood."""
+    import xarray as xr
+
+    variables = family.observed_variables()
+    coords: dict[str, Any] = {"respondent": respondent}
+    coords.update({key: val for key, val in family.coords().items()
+                   if any(key in dims for dims, _ in variables.values())})
+    return xr.Dataset(dict(variables), coords=coords)
 
 
 def _stats_dataset(raw: _Draws, keep: list[int], S: int) -> Any:

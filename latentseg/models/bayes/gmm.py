@@ -610,6 +610,11 @@ class GaussianFamily:
     def observed_matrix(self) -> np.ndarray:
         return self.X
 
+    def observed_variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """The data the model was fitted on, for the posterior tree's ``observed_data`` group:
+        ``x`` (respondent, outcome), NaN where missing."""
+        return {"x": (("respondent", "outcome"), np.array(self.X, dtype=float))}
+
     def predictive_statistics(self, observed: np.ndarray, sims: np.ndarray) -> pd.DataFrame:
         """Observed column mean / sd / min / max against their prior predictive distribution."""
         funcs = {"mean": np.nanmean, "sd": np.nanstd, "min": np.nanmin, "max": np.nanmax}

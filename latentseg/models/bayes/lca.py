@@ -570,6 +570,12 @@ class LatentClassFamily:
     def observed_matrix(self) -> np.ndarray:
         return self.codes
 
+    def observed_variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """The data the model was fitted on, for the posterior tree's ``observed_data`` group:
+        ``responses`` (respondent, indicator), each answer's 0-based category code (the order of
+        ``extras["categories"]``), -1 where missing."""
+        return {"responses": (("respondent", "indicator"), np.array(self.codes, dtype=np.int64))}
+
     def predictive_statistics(self, observed: np.ndarray, sims: np.ndarray) -> pd.DataFrame:
         """Observed share of each category of each item against its prior predictive distribution."""
         rows = []
