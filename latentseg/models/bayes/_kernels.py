@@ -643,9 +643,9 @@ _CFUNCS: dict[str, object] = {}
 
 
 def cfunc(name: str) -> object:
-    """The compiled C callback ``"gmm"``, ``"lca"`` or ``"copy"`` (compiled on first use)."""
+    """The compiled C callback ``"gaussian"``, ``"categorical"`` or ``"copy"`` (compiled on first use)."""
     if name not in _CFUNCS:
-        py, sig = {"gmm": (_gmm_c, _C_SIG), "lca": (_lca_c, _C_SIG), "copy": (_copy_c, _EXPAND_SIG)}[name]
+        py, sig = {"gaussian": (_gmm_c, _C_SIG), "categorical": (_lca_c, _C_SIG), "copy": (_copy_c, _EXPAND_SIG)}[name]
         _CFUNCS[name] = numba.cfunc(sig, cache=True, nogil=True)(py)
     return _CFUNCS[name]
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError
+from latentseg.models.families import BAYES_GMM
 
 __all__ = ["waic", "loo", "compare_k", "elpd_data", "WAIC_P_WARN", "ARVIZ_COMPARE_COLUMNS", "COMPARE_K_COLUMNS"]
 
@@ -218,7 +219,7 @@ def _structure(result: Any) -> str:
     """The fitted structure: mclust name of a Gaussian mixture's covariance, a latent class model's
     measurement ("" when the settings do not say)."""
     st = getattr(result, "settings", None) or {}
-    if result.model == "bayes-gmm":
+    if result.model == BAYES_GMM:
         from latentseg.models.bayes.gmm import COVARIANCES
 
         return COVARIANCES.get(str(st.get("covariance")), "")

@@ -49,6 +49,7 @@ from latentseg.errors import ConfigError, ConvergenceWarning, FitError, Latentse
 from latentseg.models._criteria import information_criteria
 from latentseg.models.bayes._loo import compare_k, loo, waic
 from latentseg.result import SegmentationResult
+from latentseg.models.families import BAYES_GMM, BAYES_LCA
 
 __all__ = [
     "fit_bayes_gmm",
@@ -240,7 +241,7 @@ def fit_bayes_gmm(
     >>> r.interval_method, r.shares.round(1).tolist()
     ('95% credible', [0.6, 0.4])
     """
-    return _fit(*_spec("bayes-gmm", locals()))
+    return _fit(*_spec(BAYES_GMM, locals()))
 
 
 def fit_bayes_lca(
@@ -306,7 +307,7 @@ def fit_bayes_lca(
     >>> r.model, r.k
     ('bayes-lca', 2)
     """
-    return _fit(*_spec("bayes-lca", locals()))
+    return _fit(*_spec(BAYES_LCA, locals()))
 
 
 def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500) -> np.ndarray:
@@ -344,7 +345,7 @@ def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500
 def prior_predictive_check(
     data: Any,
     k: int,
-    model: str = "bayes-gmm",
+    model: str = BAYES_GMM,
     *,
     draws: int = 200,
     random_seed: int | None = None,
@@ -387,7 +388,7 @@ def prior_predictive_check(
     """
     draws = check_int(draws, "draws", low=1)
     rng = np.random.default_rng(random_seed)
-    if model == "bayes-gmm":
+    if model == BAYES_GMM:
         from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
         cov = options.pop("covariance", "diag")
@@ -396,13 +397,13 @@ def prior_predictive_check(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", LatentsegWarning)
                 family.em_start(int(rng.integers(2**31 - 1)), 10)
-    elif model == "bayes-lca":
+    elif model == BAYES_LCA:
         from latentseg.models.bayes.lca import LCAPriors, LatentClassFamily
 
         measurement = options.pop("measurement", "categorical")
         family = LatentClassFamily(data, k, measurement, LCAPriors(**options))
     else:
-        raise ConfigError(f"prior_predictive_check supports 'bayes-gmm' and 'bayes-lca'; got {model!r}.")
+        raise ConfigError(f"prior_predictive_check supports '{BAYES_GMM}' and '{BAYES_LCA}'; got {model!r}.")
     prior = family.sample_prior(rng, draws)
     sims = family.simulate(prior, rng)
     table = family.predictive_statistics(family.observed_matrix(), sims)
@@ -413,7 +414,7 @@ def prior_predictive_check(
 def fit_sweep(
     data: Any,
     ks: Any,
-    model: str = "bayes-gmm",
+    model: str = BAYES_GMM,
     *,
     n_jobs: int | None = None,
     random_seed: int | None = None,
@@ -458,7 +459,7 @@ def fit_sweep(
     2
     """
     if model not in _SWEEP_MODELS:
-        raise ConfigError(f"fit_sweep supports 'bayes-gmm' and 'bayes-lca'; got {model!r}.")
+        raise ConfigError(f"fit_sweep supports '{BAYES_GMM}' and '{BAYES_LCA}'; got {model!r}.")
     ks = [check_int(k, "k", low=1) for k in ks]
     if not ks or len(set(ks)) != len(ks):
         raise ConfigError(f"fit_sweep needs distinct values of k; got {ks}.")
@@ -547,7 +548,7 @@ def _spec(model: str, args: Mapping[str, Any]) -> tuple[Any, _Settings]:
     a = args
     settings = _settings(a["draws"], a["tune"], a["chains"], a["sampler"], a["target_accept"], a["n_init"],
                          a["advi_iterations"], a["keep_log_likelihood"], a["progressbar"], a["random_seed"], a["cores"])
-    if model == "bayes-gmm":
+    if model == BAYES_GMM:
         from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
         priors: Any = GMMPriors(a["concentration"], a["mean_scale"], a["sd_scale"], a["sd_log_sigma"], a["lkj_eta"])
@@ -563,13 +564,13 @@ def _family_and_settings(model: str, data: Any, k: int, random_seed: int | None,
     (unknown options raise the same TypeError the function would)."""
     import inspect
 
-    fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
+    fit_fn = fit_bayes_gmm if model == BAYES_GMM else fit_bayes_lca
     bound = inspect.signature(fit_fn).bind(data, k, random_seed=random_seed, **options)
     bound.apply_defaults()
     return _spec(model, bound.arguments)
 
 
-_SWEEP_MODELS = ("bayes-gmm", "bayes-lca")
+_SWEEP_MODELS = (BAYES_GMM, BAYES_LCA)
 
 
 def _n_threads() -> int:
@@ -594,7 +595,7 @@ def _n_threads() -> int:
 
 
 def _sweep_worker(model: str, data: Any, k: int, seed: int | None, options: dict[str, Any]) -> tuple[Any, list]:
-    fit_fn = fit_bayes_gmm if model == "bayes-gmm" else fit_bayes_lca
+    fit_fn = fit_bayes_gmm if model == BAYES_GMM else fit_bayes_lca
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = fit_fn(data, k, random_seed=seed, **options)
@@ -603,7 +604,7 @@ def _sweep_worker(model: str, data: Any, k: int, seed: int | None, options: dict
 
 def _warm_kernel(model: str, data: Any, k: int, options: Mapping[str, Any]) -> None:
     """Compile (or load) the numba log density in this process before forking workers."""
-    if model == "bayes-gmm":
+    if model == BAYES_GMM:
         from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
         from latentseg.models.bayes.gmm import resolve_covariance
@@ -698,7 +699,7 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
     if s.sampler == "nutpie" and family.has_kernel:
         _, finish = _nutpie_kernel(family, start, s, seed)
         return finish()
-    if s.sampler == "numpyro" and family.model == "bayes-gmm" and family.has_kernel:
+    if s.sampler == "numpyro" and family.model == BAYES_GMM and family.has_kernel:
         from latentseg.models.bayes._jax_kernels import sample_numpyro
 
         out = sample_numpyro(family, start, s.draws, s.tune, s.chains, seed, s.target_accept, s.progressbar)
@@ -1207,7 +1208,7 @@ def _weak_separation_advice(family: Any, em: SegmentationResult, diag: dict[str,
     # spreads were equal, as an explicit covariance="EEI" asserts; chosen by "auto" (BIC) they are
     # not trusted: at this overlap BIC often picks EEI for unequal spreads. VVI's under-covered;
     # full covariance and latent class models were not studied.
-    structure = getattr(family, "covariance", None) if family.model == "bayes-gmm" else None
+    structure = getattr(family, "covariance", None) if family.model == BAYES_GMM else None
     chosen = getattr(family, "covariance_requested", None) == "auto"
     trusted = structure == "EEI" and not chosen
     diag["share_intervals_approximate"] = bool(diag["weak_separation"] and not trusted)
@@ -1583,11 +1584,11 @@ def _hdi(draws: np.ndarray, prob: float = PROB) -> np.ndarray:
 
 
 def _scoring_family(result: SegmentationResult, data: Any) -> Any:
-    if result.model == "bayes-gmm":
+    if result.model == BAYES_GMM:
         from latentseg.models.bayes.gmm import GaussianFamily
 
         return GaussianFamily.for_scoring(result, data)
-    if result.model == "bayes-lca":
+    if result.model == BAYES_LCA:
         from latentseg.models.bayes.lca import LatentClassFamily
 
         return LatentClassFamily.for_scoring(result, data)

@@ -1,4 +1,4 @@
-"""The Bayesian Gaussian mixture (``model="bayes-gmm"``): priors, PyMC model, fast kernel, summaries.
+"""The Bayesian Gaussian mixture (``model=BAYES_GMM``): priors, PyMC model, fast kernel, summaries.
 
 The model, for respondents ``n = 1..N`` with values ``x_nd`` on ``d`` features (opportunity
 scores, factor scores, any numeric columns), marginalised over the segment::
@@ -33,6 +33,7 @@ import pandas as pd
 from latentseg.errors import ConfigError, format_rows
 from latentseg.models._em import check_k, numeric_matrix
 from latentseg.models.gmm import resolve_covariance as em_structure
+from latentseg.models.families import BAYES_GMM
 
 __all__ = ["GMMPriors", "GaussianFamily", "COVARIANCES", "simplex_coords", "simplex_probs"]
 
@@ -143,14 +144,14 @@ class GaussianFamily:
     priors : GMMPriors
     """
 
-    model = "bayes-gmm"
+    model = BAYES_GMM
     feature_dim = "outcome"
     #: draws of these parameters carry a segment axis right after (chain, draw)
     segment_keys = ("weights", "means", "sds", "chols")
 
     def __init__(self, data: Any, k: int, covariance: str, priors: GMMPriors) -> None:
-        X, names, ids = numeric_matrix(data, allow_missing=True, model="bayes-gmm")
-        self._prepare(X, names, ids, check_k(k, X, "bayes-gmm"), resolve_covariance(covariance), priors)
+        X, names, ids = numeric_matrix(data, allow_missing=True, model=BAYES_GMM)
+        self._prepare(X, names, ids, check_k(k, X, BAYES_GMM), resolve_covariance(covariance), priors)
 
     @classmethod
     def for_scoring(cls, result: Any, data: Any) -> GaussianFamily:
@@ -162,7 +163,7 @@ class GaussianFamily:
             if missing:
                 raise ConfigError(f"The new data lack the column(s) {format_rows(missing)} the bayes-gmm model was fitted on.")
             data = data.rename(columns=str)[names]
-        X, _, ids = numeric_matrix(data, allow_missing=True, model="bayes-gmm", check_constant=False)
+        X, _, ids = numeric_matrix(data, allow_missing=True, model=BAYES_GMM, check_constant=False)
         if X.shape[1] != len(names):
             raise ConfigError(f"The new data have {X.shape[1]} columns; the bayes-gmm model was fitted on {len(names)}.")
         st = result.settings
@@ -331,7 +332,7 @@ class GaussianFamily:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
         from latentseg.models.bayes._kernels import pack_gmm
 
-        return "gmm", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows)
+        return "gaussian", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows)
 
     def kernel_priors(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
         """The priors as every kernel (numba, C, JAX) takes them, in their argument order:

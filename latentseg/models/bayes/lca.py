@@ -26,6 +26,7 @@ import pandas as pd
 from latentseg.errors import ConfigError
 from latentseg.models._em import check_k
 from latentseg.models.bayes.gmm import simplex_coords, simplex_probs
+from latentseg.models.families import BAYES_LCA
 
 __all__ = ["LCAPriors", "LatentClassFamily", "MEASUREMENTS"]
 
@@ -65,7 +66,7 @@ class LCAPriors:
 class LatentClassFamily:
     """Everything the fitting loop needs to know about a latent class model on one data set."""
 
-    model = "bayes-lca"
+    model = BAYES_LCA
     feature_dim = "indicator"
     segment_keys = ("weights", "probs", "locations")
 
@@ -79,7 +80,7 @@ class LatentClassFamily:
             )
         enc = encode_indicators(data, measurement)
         codes_f = np.where(enc.codes >= 0, enc.codes, np.nan).astype(float)
-        k = check_k(k, codes_f, "bayes-lca")
+        k = check_k(k, codes_f, BAYES_LCA)
         self.data = data
         self._prepare(enc.codes, enc.n_cat, enc.items, enc.ids, k, measurement, priors, enc=enc)
 
@@ -282,7 +283,7 @@ class LatentClassFamily:
         from latentseg.models.bayes._kernels import pack_lca
 
         pr = self.priors
-        return "lca", pack_lca(self.Y, self.offsets, self.ncat, self.free_offsets, self.k, float(pr.concentration),
+        return "categorical", pack_lca(self.Y, self.offsets, self.ncat, self.free_offsets, self.k, float(pr.concentration),
                                float(pr.item_concentration), float(pr.location_scale), float(pr.threshold_scale),
                                self.ordinal)
 
