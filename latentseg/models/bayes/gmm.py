@@ -33,7 +33,7 @@ import pandas as pd
 from latentseg.errors import ConfigError, format_rows
 from latentseg.models._em import check_k, numeric_matrix
 from latentseg.models.gmm import resolve_covariance as em_structure
-from latentseg.models.families import BAYES_GMM
+from latentseg.models.families import BAYES_GMM, GMM
 
 __all__ = ["GMMPriors", "GaussianFamily", "COVARIANCES", "simplex_coords", "simplex_probs"]
 
@@ -125,7 +125,7 @@ def resolve_covariance(covariance: str) -> str:
     if name not in OPTIONS:
         raise ConfigError(
             f"The 'covariance' parameter of bayes-gmm must be {_SUPPORTED}; it has no {name} structure "
-            f"(the EM mixture, model 'gmm', has). Got {covariance!r} instead."
+            f"(the EM mixture, model '{GMM}', has). Got {covariance!r} instead."
         )
     return OPTIONS[name]
 
