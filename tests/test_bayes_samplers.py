@@ -28,7 +28,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from latentseg.errors import LatentsegWarning
 from latentseg.models.bayes.engine import SAMPLERS, fit_bayes_gmm, fit_bayes_lca
-from latentseg.models.bayes.gmm import resolve_covariance
+from latentseg.models.bayes.gmm import covariance_option
 from latentseg.models.bayes.lca import MEASUREMENTS
 from latentseg.research.simulate import simulate_categorical, simulate_gaussian_mixture
 
@@ -196,7 +196,7 @@ def test_latent_class_every_sampler_and_measurement(structure: str, sampler: str
 
 def test_covariance_spellings_name_the_same_structures() -> None:
     """The matrix above uses one spelling of each structure; the mclust names are the same ones."""
-    assert [resolve_covariance(c) for c in ("VVI", "diag", "EEI", "VVV", "full", "auto")] == [
+    assert [covariance_option(c) for c in ("VVI", "diag", "EEI", "VVV", "full", "auto")] == [
         "diag", "diag", "EEI", "full", "full", "auto"
     ]
 

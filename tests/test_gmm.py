@@ -46,7 +46,7 @@ def test_univariate_names_need_one_variable():
 def test_bayesian_mixture_reads_the_same_spellings():
     """One table of spellings: bayes-gmm takes every EM spelling of the structures it has, and
     names those it has for the ones it lacks."""
-    from latentseg.models.bayes.gmm import resolve_covariance as bayes_covariance
+    from latentseg.models.bayes.gmm import covariance_option as bayes_covariance
 
     for spelling in ("VVI", "vvi", "diag", "diagonal", "EEI", "diag-equal", "VVV", "full", "auto", "Auto"):
         expected = {"VVI": "diag", "EEI": "EEI", "VVV": "full"}.get(

@@ -236,19 +236,18 @@ def bayes_gmm_covariance(value: Any) -> tuple[Any, str]:
     >>> bayes_gmm_covariance("EII")[0] is None
     True
     """
-    from latentseg.models.bayes.gmm import OPTIONS
+    from latentseg.models.bayes.gmm import OPTIONS, covariance_option
     from latentseg.models.gmm import resolve_covariance
 
-    raw = str(value).strip()
-    if raw.lower() == "auto":
-        return "auto", ""
-    name = resolve_covariance(raw, 2)
-    if name in OPTIONS:
-        return OPTIONS[name], ""
+    try:
+        return covariance_option(str(value).strip()), ""
+    except ConfigError:  # a structure only the EM mixture has (an unknown spelling raises below)
+        name = resolve_covariance(str(value).strip(), 2)
     return None, (
-        f"bayes-gmm has no {name!r} covariance structure ([model] covariance); it uses its default, VVI "
+        f"{BAYES_GMM} has no {name!r} covariance structure ([model] covariance); it uses its default, VVI "
         f"(it has {', '.join(OPTIONS)} and auto)"
     )
+
 
 #: The sampler options every Bayesian family takes (from ``[model]``).
 MCMC_OPTIONS = ("draws", "tune", "chains", "sampler")

@@ -607,9 +607,9 @@ def _warm_kernel(model: str, data: Any, k: int, options: Mapping[str, Any]) -> N
     if model == BAYES_GMM:
         from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
-        from latentseg.models.bayes.gmm import resolve_covariance
+        from latentseg.models.bayes.gmm import covariance_option
 
-        if resolve_covariance(options.get("covariance", "diag")) == "full":
+        if covariance_option(options.get("covariance", "diag")) == "full":
             return
         family: Any = GaussianFamily(data, k, "diag", GMMPriors())  # the same compiled kernel as EEI
     else:

@@ -94,7 +94,7 @@ def simplex_probs(y: np.ndarray) -> np.ndarray:
     return u / u.sum(axis=-1, keepdims=True)
 
 
-def resolve_covariance(covariance: str) -> str:
+def covariance_option(covariance: str) -> str:
     """The covariance option, ``"diag"``, ``"EEI"``, ``"full"`` or ``"auto"``, of a structure
     spelled as the EM mixture takes it (:func:`latentseg.models.gmm.resolve_covariance`: mclust
     names, ``diag``, ``full``, ``diag-equal`` ...) or ``"auto"``.
@@ -107,9 +107,9 @@ def resolve_covariance(covariance: str) -> str:
 
     Examples
     --------
-    >>> [resolve_covariance(c) for c in ("VVI", "diagonal", "diag-equal", "vvv", "Auto")]
+    >>> [covariance_option(c) for c in ("VVI", "diagonal", "diag-equal", "vvv", "Auto")]
     ['diag', 'diag', 'EEI', 'full', 'auto']
-    >>> resolve_covariance("tied")
+    >>> covariance_option("tied")
     Traceback (most recent call last):
     ...
     latentseg.errors.ConfigError: The 'covariance' parameter of bayes-gmm must be 'diag' (VVI), 'EEI' or 'full' (VVV), or 'auto'; it has no EEE structure (the EM mixture, model 'gmm', has). Got 'tied' instead.
@@ -151,7 +151,7 @@ class GaussianFamily:
 
     def __init__(self, data: Any, k: int, covariance: str, priors: GMMPriors) -> None:
         X, names, ids = numeric_matrix(data, allow_missing=True, model=BAYES_GMM)
-        self._prepare(X, names, ids, check_k(k, X, BAYES_GMM), resolve_covariance(covariance), priors)
+        self._prepare(X, names, ids, check_k(k, X, BAYES_GMM), covariance_option(covariance), priors)
 
     @classmethod
     def for_scoring(cls, result: Any, data: Any) -> GaussianFamily:
@@ -171,7 +171,7 @@ class GaussianFamily:
             **{f.name: st.get(f.name, f.default) for f in dataclasses.fields(GMMPriors)}  # type: ignore[arg-type]
         )
         obj = cls.__new__(cls)
-        obj._prepare(X, tuple(names), ids, result.k, resolve_covariance(st.get("covariance", "diag")), priors)
+        obj._prepare(X, tuple(names), ids, result.k, covariance_option(st.get("covariance", "diag")), priors)
         return obj
 
     def _prepare(self, X: np.ndarray, names: tuple[str, ...], ids: pd.Index, k: int, covariance: str, priors: GMMPriors) -> None:
