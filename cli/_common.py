@@ -106,6 +106,9 @@ def handle_errors(func: F) -> F:
             from latentseg.io.files import os_error_message
 
             fail(os_error_message(exc))
+        except MemoryError:
+            fail("out of memory: the input or the requested size is too large for this machine "
+                 "(try fewer respondents, outcomes or k values).")
         except KeyboardInterrupt:
             Console(file=sys.stderr).print("interrupted; finished work was kept.")
             raise typer.Exit(130) from None
@@ -123,6 +126,25 @@ def config_input(config: Any) -> Any:
     return default if default.is_file() else None
 
 
+def config_inputs(config: Any) -> dict[str, Any]:
+    """The files a command reads through its settings: the config file and the outcome statements
+    it names (``[survey] outcomes_file``), labelled for :func:`latentseg.io.files.check_outputs`."""
+    path = config_input(config)
+    out: dict[str, Any] = {"the config file": path}
+    if path is None:
+        return out
+    from latentseg.config import load_config
+    from latentseg.errors import ConfigError
+
+    try:
+        outcomes = load_config(path)["survey"]["outcomes_file"]
+    except ConfigError:  # the command itself reports what is wrong with the file
+        return out
+    if outcomes:
+        out["the config's [survey] outcomes_file"] = outcomes
+    return out
+
+
 def model_inputs(model: Any, label: str = "MODEL") -> dict[str, Any]:
     """The files of a saved model a command reads, labelled for :func:`latentseg.io.files.check_outputs`:
     the folder, its ``model.json`` and ``result.nc``, and the survey saved with it."""
@@ -137,11 +159,13 @@ def model_inputs(model: Any, label: str = "MODEL") -> dict[str, Any]:
                            f"{label}'s {RESULT_FILE}": folder / RESULT_FILE}
     try:
         doc = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        survey = (doc.get("data") or {}).get("path") if isinstance(doc, dict) else None
-    except (OSError, ValueError, AttributeError):  # load_model says what is wrong with it
-        survey = None
-    if isinstance(survey, str) and survey:
-        out[f"the survey saved with {label}"] = Path(survey)
+        data = (doc.get("data") or {}) if isinstance(doc, dict) else {}
+        surveys = [data.get("abs_path"), data.get("path")] if isinstance(data, dict) else []
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):  # load_model says what is wrong
+        surveys = []
+    # the path the model reads (absolute) and the one it records (relative to where it was fitted)
+    for i, survey in enumerate(s for s in surveys if isinstance(s, str) and s and "\x00" not in s):
+        out[f"the survey saved with {label}" + (f" ({i + 1})" if i else "")] = Path(survey)
     return out
 
 

@@ -68,8 +68,14 @@ def _print_result(result: SegmentationResult, source: str) -> None:
 
 
 def _save_path(name: str) -> Path:
-    if not name or any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
-        _fail(f"--save takes a plain model name (saved under models/<name>); got {name!r}.")
+    """models/NAME for a name that ``run --name`` would accept too (letters, digits, '.', '_', '-')."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name or ""):
+        _fail(
+            f"--save takes a plain model name (saved under models/<name>): a letter or digit first, then "
+            f"letters, digits, '.', '_' or '-'; got {name!r}."
+        )
     return Path("models") / name
 
 
@@ -82,7 +88,7 @@ def _save(path: Path, result: SegmentationResult, cfg: dict[str, Any], meta: dic
 
 def _check_paths(data: Path, config: Path | None, path: Path | None) -> None:
     """The output-path policy (:func:`latentseg.io.files.check_outputs`) for ``fit --save``."""
-    from latentseg.cli._common import config_input
+    from latentseg.cli._common import config_inputs
     from latentseg.deliver.artifacts import META_FILE, RESULT_FILE
     from latentseg.io.files import check_outputs
 
@@ -91,7 +97,7 @@ def _check_paths(data: Path, config: Path | None, path: Path | None) -> None:
     check_outputs(
         {"the model folder": path, "the model's model.json": path / META_FILE, "the model's result.nc": path / RESULT_FILE,
          "the model's lock file": path.parent / f".{path.name}.lock"},
-        {"DATA": data, "the config file": config_input(config)},
+        {"DATA": data, **config_inputs(config)},
         command="fit --save",
     )
 
@@ -174,7 +180,7 @@ def fit(
     options, option_notes = fit_options(chosen, cfg, {key: checked[key] for key in given if key in overrides})
     if not data.exists():
         _fail(f"Data file '{data}' does not exist.")
-    save_path = _save_path(save) if save else None
+    save_path = _save_path(save) if save is not None else None
     _check_paths(data, config, save_path)
     with contextlib.ExitStack() as hold:
         if save_path is not None:  # held from the check to the save: no other process writes this model meanwhile

@@ -62,6 +62,10 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int, str], None]]:
         yield update
 
 
+#: The most k values one sweep takes (a segmentation for leadership has 3-6 segments).
+MAX_K_VALUES = 100
+
+
 def parse_k(text: str) -> list[int]:
     """``"3..7"``, ``"3-7"``, ``"3,4,6"`` or ``"4"`` -> sorted list of ks.
 
@@ -75,14 +79,18 @@ def parse_k(text: str) -> list[int]:
         for sep in ("..", "-"):
             if sep in t:
                 lo, hi = (int(p) for p in t.split(sep, 1))
+                if hi - lo > MAX_K_VALUES:
+                    raise ValueError
                 ks = list(range(lo, hi + 1))
                 break
         else:
             ks = sorted({int(p) for p in t.split(",") if p.strip()})
-    except ValueError:
+    except (ValueError, OverflowError):
         ks = []
-    if not ks or min(ks) < 1:
-        _config_error(f"--k must look like 3..7, 3-7 or 3,4,5 with every k >= 1; got {text!r}.")
+    if not ks or min(ks) < 1 or len(ks) > MAX_K_VALUES:
+        _config_error(
+            f"--k must look like 3..7, 3-7 or 3,4,5 with every k >= 1 and at most {MAX_K_VALUES} values; got {text!r}."
+        )
     return ks
 
 
@@ -253,14 +261,14 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
 
 def _check_select_paths(data: Path, config: Path | None, plots: Path | None, checkpoint: Path | None) -> None:
     """The output-path policy (:func:`latentseg.io.files.check_outputs`) for ``select``."""
-    from latentseg.cli._common import config_input
+    from latentseg.cli._common import config_inputs
     from latentseg.io.files import check_outputs
 
     outputs: dict[str, Any] = {"--plots": plots}
     if plots is not None:
         for kind in ("bic", "loo", "elbow", "silhouette"):
             outputs[f"the --plots figure selection_{kind}.png"] = plots / f"selection_{kind}.png"
-    inputs = {"DATA": data, "the config file": config_input(config)}
+    inputs = {"DATA": data, **config_inputs(config)}
     check_outputs(outputs, inputs, command="select")
     check_outputs({"--checkpoint": checkpoint}, inputs, command="select")  # may share a folder with --plots
 

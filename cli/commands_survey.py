@@ -209,12 +209,12 @@ def score(
 
     if output.suffix.lower() not in _SUFFIXES:
         raise ConfigError(f"The --output file {str(output)!r} must end in .csv or .parquet; got {output.suffix or 'no suffix'!r}.")
-    from latentseg.cli._common import config_input
+    from latentseg.cli._common import config_inputs
     from latentseg.io.files import check_outputs
 
     landscape_path = output.with_name(f"{output.stem}_landscape{output.suffix}")
     check_outputs({"--output": output, "the landscape table (named after --output)": landscape_path},
-                  {"SURVEY": survey, "the config file": config_input(config), "--outcomes": outcomes},
+                  {"SURVEY": survey, **config_inputs(config), "--outcomes": outcomes},
                   command="score")
     data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
     report = None

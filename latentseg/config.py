@@ -433,6 +433,8 @@ def load_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"Config file '{p}' is not UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Config file '{p}' is not valid TOML: {exc}.") from None
+    except RecursionError:
+        raise ConfigError(f"Config file '{p}' is nested too deeply to be a latentseg settings file.") from None
     cfg = merge_config(data, source=str(p))
     outcomes_file = cfg["survey"]["outcomes_file"]
     if outcomes_file and not Path(outcomes_file).is_absolute():

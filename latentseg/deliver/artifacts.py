@@ -891,8 +891,12 @@ def check_replace(model_dir: str | os.PathLike[str], *, force: bool, survey: str
         doc = json.loads(meta.read_text(encoding="utf-8"))
         saved_from = ((doc.get("run") or {}).get("survey") or (doc.get("data") or {}).get("path"))
         created = doc.get("created")
-    except (OSError, ValueError, AttributeError):
-        pass
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        pass  # a damaged model.json: it is replaced only with --force all the same
+    if not isinstance(saved_from, str) or "\x00" in saved_from:
+        saved_from = None
+    if not isinstance(created, str):
+        created = None
     when = f" on {created}" if created else ""
     if saved_from and survey is not None and _same_file(saved_from, survey):
         what = f"was saved{when} from this same survey '{survey}'; running again would replace it"
@@ -906,11 +910,11 @@ def check_replace(model_dir: str | os.PathLike[str], *, force: bool, survey: str
 
 
 def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
     try:
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
         return os.path.samefile(a, b)
-    except OSError:
+    except (OSError, ValueError, TypeError):
         return False
 
 

@@ -50,7 +50,10 @@ __all__ = ["Scorer", "AssignSummary", "assign", "assign_file", "assign_dask", "S
 
 SOURCES = ("auto", "ratings", "features", "observables")
 #: Strings read as missing in CSV input (as pandas does by default).
-NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A", "-"]
+#: Strings read as missing in CSV input: pyarrow's defaults, as the survey reader reads the file at fit
+#: time (so a category such as "None" that the model was fitted with stays a category).
+NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+               "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"]
 
 
 def _as_model(model: Any) -> Any:
@@ -265,7 +268,16 @@ class Scorer:
     def ids_for(self, frame: pd.DataFrame, row_offset: int | None) -> tuple[str, Any]:
         """(name, values) of the id column of the output."""
         if self.id_column in frame.columns:
-            return str(self.id_column), frame[self.id_column].to_numpy()
+            ids = frame[self.id_column]
+            blank = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+            if blank.any():
+                first = np.flatnonzero(blank)[:5] + (row_offset or 0) + 2  # + header line, 1-based
+                raise SurveyError(
+                    f"column '{self.id_column}' has {int(blank.sum())} blank respondent id(s) (empty, or a missing-value "
+                    f"word such as NA or null) at line(s) {first.tolist()} of the file; every row needs an id, or "
+                    "leave --id-column out to number the rows."
+                )
+            return str(self.id_column), ids.to_numpy()
         if row_offset is not None:
             return "row", np.arange(row_offset + 1, row_offset + len(frame) + 1, dtype=np.int64)
         name = frame.index.name or "row"

@@ -345,7 +345,10 @@ def _labelled(paths: Mapping[str, PathLike | None] | Iterable[PathLike | None]) 
 
 
 def _real(path: Path) -> str:
-    return os.path.realpath(os.path.abspath(path))
+    try:
+        return os.path.realpath(os.path.abspath(path))
+    except ValueError:  # an embedded NUL byte: no such file can exist
+        return str(path)
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -17,6 +17,7 @@ import codecs
 import csv
 import gzip
 import io
+import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -434,6 +435,16 @@ def sniff_file(path: str | Path) -> FileFormat:
 
 
 def _read_head(path: Path, source: str, size: int = 8) -> bytes:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _unreadable(source, exc) from None
+    except ValueError:  # a NUL byte in the name
+        raise SurveyError(f"{source}: not a valid file name.") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a device or pipe (/dev/zero ...) never ends
+        raise SurveyError(f"{source}: not a regular file (a device, pipe or socket); expected a survey file.")
     try:
         with open(path, "rb") as fh:
             return fh.read(size)

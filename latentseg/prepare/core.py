@@ -473,6 +473,9 @@ def _numeric(col: pd.Series) -> bool:
 def _pick_columns(frame: pd.DataFrame, columns: Sequence[str] | None, source: str) -> pd.DataFrame:
     if not columns:
         return frame
+    repeated = sorted({c for c in columns if list(columns).count(c) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: --columns names column(s) {format_rows(repeated)} more than once.")
     unknown = [c for c in columns if c not in frame.columns]
     if unknown:
         have = ", ".join(map(str, list(frame.columns)[:8])) + (" ..." if frame.shape[1] > 8 else "")

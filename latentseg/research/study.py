@@ -284,7 +284,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         raise ConfigError(f"Study config '{p}' not found.")
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"Study config '{p}' is not valid TOML: {exc}.") from None
     if "study" not in doc:
         raise ConfigError(f"Study config '{p}' has no [study] table.")
