@@ -62,7 +62,10 @@ def _product_fit(text: str | None, k: int) -> dict[int, float] | None:
     for part in text.split(","):
         key, sep, val = part.partition("=")
         try:
-            out[int(key)] = float(val)
+            seg = int(key)
+            if seg in out:
+                _fail(f"--product-fit gives segment {seg} more than once; give each segment once.")
+            out[seg] = float(val)
         except ValueError:
             _fail(f"--product-fit takes SEGMENT=VALUE pairs such as '1=0.8,2=0.3'; got {part.strip()!r}.")
         if not sep:

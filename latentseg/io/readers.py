@@ -270,14 +270,16 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     >>> p.read_text().split()
     ['a', '1']
     """
+    from latentseg.io.files import atomic_write, safe_csv_frame
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # atomically: a link at ``path`` is replaced, never followed to a file elsewhere
     if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False), suffix=".parquet")
     else:
-        from latentseg.io.files import safe_csv_frame
-
-        safe_csv_frame(frame, index=False).to_csv(path, index=False)
+        safe = safe_csv_frame(frame, index=False)
+        atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False))
     return path
 
 
