@@ -197,7 +197,7 @@ def size_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the sizing as JSON.")] = False,
 ) -> None:
     """Extrapolate segment shares to a market (counts with intervals) and revenue; flag segments."""
-    from latentseg.decide.core import decide, decide_inputs
+    from latentseg.decide.core import decide_inputs, decide_sizes
     from latentseg.errors import DataMismatchError, LatentsegError
 
     saved = _load(model)
@@ -227,8 +227,7 @@ def size_cmd(
         sizing = size_segments(saved.result, tam=float(cfg["size"]["tam"]), tam_interval=interval,
                                arpu=float(cfg["size"]["arpu"]) or None, product_fit=fit_)
     else:
-        sizing = decide(saved.result, scores, outcomes, prof_df, cfg, reduction=reduction, tam_interval=interval,
-                        product_fit=fit_, source=source).sizing
+        sizing = decide_sizes(saved.result, scores, outcomes, prof_df, cfg, tam_interval=interval, product_fit=fit_)
     if as_json:
         d = sizing.to_dict()
         d["notes"] = list(d["notes"]) + notes

@@ -438,7 +438,8 @@ def load_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
     cfg = merge_config(data, source=str(p))
     outcomes_file = cfg["survey"]["outcomes_file"]
     if outcomes_file and not Path(outcomes_file).is_absolute():
-        cfg["survey"]["outcomes_file"] = str(p.parent / outcomes_file)
+        # absolute, so a saved model's config finds it from any folder
+        cfg["survey"]["outcomes_file"] = str((p.parent / outcomes_file).resolve())
     return cfg
 
 

@@ -258,3 +258,41 @@ def test_run_leaves_out_a_constant_outcome_and_lists_it_in_the_cleaning_report(t
     assert res.cleaning.dropped_outcomes == {"o03": "every respondent has the same opportunity score"}
     assert res.saved.meta["cleaning"]["dropped_outcomes"] == {"o03": "every respondent has the same opportunity score"}
     assert "outcome left out: o03" in res.cleaning.summary()
+
+
+def test_size_needs_only_profiles_and_a_kmeans_model_scores_its_own_survey(tmp_path, monkeypatch):
+    """`size` profiles and sizes only (a [profile] overlay column the data lack does not stop it);
+    a k-means model fills missing ratings with the fit's column means in `assign`, as prepare()
+    did at fit time, so it scores its own survey; a saved model finds its outcome statements from
+    any folder (the config keeps them as an absolute path)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "latentseg.toml"
+    cfg.write_text((ROOT / "examples" / "latentseg.toml").read_text().replace(
+        'outcomes_file = "project_outcomes.csv"', f'outcomes_file = "{(ROOT / "examples" / "project_outcomes.csv").as_posix()}"'
+    ).replace('overlay = ["role"', 'overlay = ["no_such_column", "role"'))
+    res = _cli("-q", "fit", SURVEY, "--config", cfg, "--k", "3", "--model", "kmeans", "--save", "km", "--n-init", "2")
+    assert res.exit_code == 0, res.output
+    res = _cli("size", "models/km", "--tam", "1000", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["tam"] == 1000
+    res = _cli("-q", "assign", "models/km", SURVEY, "-o", "a.csv")
+    assert res.exit_code == 0, res.output
+    from latentseg.deliver.artifacts import load_model
+
+    result = load_model("models/km").result
+    out = pd.read_csv("a.csv", dtype={"respondent_id": str}).set_index("respondent_id")
+    kept = out.loc[list(map(str, result.respondent_ids))]
+    assert (kept["segment"].to_numpy() == result.assignment).all()  # the fit's own hard assignment
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    rel = Path("..") / "models" / "km"
+    assert _cli("size", rel, "--tam", "1000").exit_code == 0
+
+
+def test_load_config_keeps_the_outcomes_file_as_an_absolute_path(tmp_path):
+    from latentseg.config import load_config
+
+    (tmp_path / "latentseg.toml").write_text('[survey]\noutcomes_file = "statements.csv"\n')
+    got = Path(load_config(tmp_path / "latentseg.toml")["survey"]["outcomes_file"])
+    assert got.is_absolute() and got == (tmp_path / "statements.csv").resolve()

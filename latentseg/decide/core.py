@@ -40,7 +40,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError
 
-__all__ = ["Decisions", "decide", "decide_inputs", "decide_saved", "dimensions", "DISTAL_WEIGHTINGS"]
+__all__ = ["Decisions", "decide", "decide_sizes", "decide_inputs", "decide_saved", "dimensions", "DISTAL_WEIGHTINGS"]
 
 #: How overlays weight respondents by their membership probabilities.
 DISTAL_WEIGHTINGS = ("proportional", "bch", "modal")
@@ -240,6 +240,32 @@ def decide(
         dimensions_why=why,
         notes=tuple(notes),
     )
+
+
+def decide_sizes(
+    result: Any,
+    scores: pd.DataFrame,
+    outcomes: pd.DataFrame | None,
+    profile: pd.DataFrame,
+    config: Mapping[str, Mapping[str, Any]],
+    *,
+    tam_interval: tuple[float, float] | None = None,
+    product_fit: Mapping[int, float] | None = None,
+) -> Any:
+    """Only the sizes of :func:`decide` (``latentseg size``): the segments profiled and named by the
+    same rule (their flags need the profiles), then sized; no overlays, finder or distal outcomes,
+    so a ``[profile]`` column the data lack does not stop sizing.
+
+    Returns
+    -------
+    Sizing
+    """
+    from latentseg.decide.profiling import profile as make_profiles
+
+    pcfg = config["profile"]
+    names = {int(key): val for key, val in (pcfg.get("names") or {}).items() if int(key) <= result.k}
+    profiles = make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None)
+    return _sizing(profiles.apply(result), config["size"], profile, profiles, tam_interval, product_fit)
 
 
 def _profile_columns(profile: pd.DataFrame, pcfg: Mapping[str, Any], source: str) -> tuple[list[str], list[str]]:

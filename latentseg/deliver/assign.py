@@ -204,7 +204,7 @@ class Scorer:
                                                         columns=self.columns))
                 empty = X.isna().all(axis=1).to_numpy()
                 return X, empty
-            A = _numeric_block(X, self.columns, where)
+            A = self._impute(_numeric_block(X, self.columns, where))
             return A, np.isnan(A).all(axis=1)
         if self.source == "ratings":
             return self._ratings_features(frame, where)
@@ -262,7 +262,17 @@ class Scorer:
             levels = opportunity_levels(feats)
             return levels, levels.isna().all(axis=1).to_numpy()
         A = feats.to_numpy(dtype=float)
-        return A, np.isnan(A).all(axis=1)
+        empty = np.isnan(A).all(axis=1)
+        return self._impute(A), empty
+
+    def _impute(self, A: np.ndarray) -> np.ndarray:
+        """Missing values replaced by the fit's column means, for a family that needs complete data
+        (k-means; the means are saved with the model, as prepare() filled its own input)."""
+        means = self.data_spec.get("impute_means")
+        if not means or not np.isnan(A).any():
+            return A
+        fill = np.array([float(means.get(str(c), np.nan)) for c in self.result.feature_names])
+        return np.where(np.isnan(A), fill[None, :], A)
 
     # ------------------------------------------------------------------ scoring
     def ids_for(self, frame: pd.DataFrame, row_offset: int | None) -> tuple[str, Any]:

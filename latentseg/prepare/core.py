@@ -177,6 +177,10 @@ class Prepared:
         if family(name).categorical and self.kind != "indicators":
             spec["transform"] = "opportunity_levels"
         spec["input_sha256"] = input_sha256(self.data_for(name))
+        if family(name).complete_data and self.numeric is not None:
+            # the column means its missing values were replaced by, so assign fills new data alike
+            means = self.numeric.mean()
+            spec["impute_means"] = {str(c): float(v) for c, v in means.items()}
         return spec
 
 
