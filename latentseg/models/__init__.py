@@ -7,11 +7,12 @@ imported lazily (the Bayesian ones import PyMC), so importing this package is ch
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from latentseg.models.families import FAMILIES, NAMES, Family, family
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 __all__ = ["FAMILIES", "NAMES", "Family", "family", "fit", "predict_proba"]
 
@@ -74,8 +75,10 @@ def predict_proba(result: Any, data: Any) -> Any:
     >>> p.index.name, p.index.tolist(), p.columns.tolist()
     ('customer', ['a', 'b'], ['p_1', 'p_2'])
     """
-    P = family(result.model).engine().predict_proba(result, data)
+    import numpy as np
     import pandas as pd
+
+    P = family(result.model).engine().predict_proba(result, data)
 
     if isinstance(data, pd.DataFrame):
         return pd.DataFrame(
