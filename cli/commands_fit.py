@@ -69,9 +69,9 @@ def _print_result(result: SegmentationResult, source: str) -> None:
 
 def _save_path(name: str) -> Path:
     """models/NAME for a name that ``run --name`` would accept too (letters, digits, '.', '_', '-')."""
-    import re
+    from latentseg.deliver.artifacts import MODEL_NAME
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name or ""):
+    if not MODEL_NAME.fullmatch(name or ""):
         _fail(
             f"--save takes a plain model name (saved under models/<name>): a letter or digit first, then "
             f"letters, digits, '.', '_' or '-'; got {name!r}."

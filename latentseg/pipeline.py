@@ -170,7 +170,9 @@ def default_name(survey_path: str | Path) -> str:
 
 
 def _check_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name or ""):
+    from latentseg.deliver.artifacts import MODEL_NAME
+
+    if not MODEL_NAME.fullmatch(name or ""):
         raise ConfigError(
             f"Model name {name!r} must start with a letter or digit and use only letters, digits, '.', '_' and '-'."
         )

@@ -40,10 +40,10 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError
 
-__all__ = ["Decisions", "decide", "decide_sizes", "decide_inputs", "decide_saved", "dimensions", "DISTAL_WEIGHTINGS"]
+__all__ = ["Decisions", "decide", "decide_sizes", "decide_inputs", "decide_saved", "dimensions", "OVERLAY_WEIGHTINGS"]
 
 #: How overlays weight respondents by their membership probabilities.
-DISTAL_WEIGHTINGS = ("proportional", "bch", "modal")
+OVERLAY_WEIGHTINGS = ("proportional", "bch", "modal")
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,8 +183,8 @@ def decide(
 
     pcfg, scfg = config["profile"], config["size"]
     seed = config["model"]["random_seed"]
-    if weighting not in DISTAL_WEIGHTINGS:
-        raise ConfigError(f"--weighting must be one of {', '.join(DISTAL_WEIGHTINGS)}; got {weighting!r}.")
+    if weighting not in OVERLAY_WEIGHTINGS:
+        raise ConfigError(f"--weighting must be one of {', '.join(OVERLAY_WEIGHTINGS)}; got {weighting!r}.")
     notes: list[str] = []
     names = {int(key): val for key, val in (pcfg.get("names") or {}).items()}
     beyond = sorted(j for j in names if j > result.k)

@@ -92,6 +92,9 @@ _RESERVED = {
 }
 
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+#: A saved model's name (its folder under models/): a letter or digit, then letters, digits, '.',
+#: '_' or '-' (no separators, no control characters). ``run --name`` and ``fit --save`` check it.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 #: The only classes an ``{"__object__": ...}`` entry of ``model.json`` may rebuild (``from_dict``).
 REBUILDABLE = frozenset({"latentseg.decide.finder:Finder"})
