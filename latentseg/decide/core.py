@@ -179,21 +179,12 @@ def decide(
     ConfigError
         A configured column the profile does not have.
     """
-    from latentseg.decide.profiling import profile as make_profiles
-
     pcfg, scfg = config["profile"], config["size"]
     seed = config["model"]["random_seed"]
     if weighting not in OVERLAY_WEIGHTINGS:
         raise ConfigError(f"--weighting must be one of {', '.join(OVERLAY_WEIGHTINGS)}; got {weighting!r}.")
     notes: list[str] = []
-    names = {int(key): val for key, val in (pcfg.get("names") or {}).items()}
-    beyond = sorted(j for j in names if j > result.k)
-    if beyond:
-        notes.append(
-            f"[profile] names segment(s) {beyond}, but the segmentation has k = {result.k}: those names are left out"
-        )
-        names = {j: v for j, v in names.items() if j <= result.k}
-    profiles = make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None)
+    profiles = _profiles(result, scores, outcomes, pcfg, notes)
     result = profiles.apply(result)
     overlay_cols, distal_cols = _profile_columns(profile, pcfg, source)
 
@@ -260,12 +251,24 @@ def decide_sizes(
     -------
     Sizing
     """
+    profiles = _profiles(result, scores, outcomes, config["profile"], [])
+    return _sizing(profiles.apply(result), config["size"], profile, profiles, tam_interval, product_fit)
+
+
+def _profiles(result: Any, scores: pd.DataFrame, outcomes: pd.DataFrame | None, pcfg: Mapping[str, Any],
+              notes: list[str]) -> Any:
+    """The segments profiled and named (``[profile] top_outcomes``, ``names``); names for segments
+    the segmentation does not have are left out, with a note."""
     from latentseg.decide.profiling import profile as make_profiles
 
-    pcfg = config["profile"]
-    names = {int(key): val for key, val in (pcfg.get("names") or {}).items() if int(key) <= result.k}
-    profiles = make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None)
-    return _sizing(profiles.apply(result), config["size"], profile, profiles, tam_interval, product_fit)
+    names = {int(key): val for key, val in (pcfg.get("names") or {}).items()}
+    beyond = sorted(j for j in names if j > result.k)
+    if beyond:
+        notes.append(
+            f"[profile] names segment(s) {beyond}, but the segmentation has k = {result.k}: those names are left out"
+        )
+        names = {j: v for j, v in names.items() if j <= result.k}
+    return make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None)
 
 
 def _profile_columns(profile: pd.DataFrame, pcfg: Mapping[str, Any], source: str) -> tuple[list[str], list[str]]:
