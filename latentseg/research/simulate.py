@@ -1239,7 +1239,7 @@ def simulate_ratings(
     >>> sim.data.shape, sim.imp_probs.shape, sim.sat_probs.shape, sim.opportunity.shape
     ((100, 10), (3, 5, 11), (3, 5, 5), (3, 5))
     >>> sim.segment.value_counts().sort_index().tolist()
-    [40, 33, 27]
+    [45, 33, 22]
     """
     from latentseg.prepare.ratings import rating_frame, segment_opportunity
 
