@@ -24,6 +24,7 @@ import typer
 from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, info, out_console
+from latentseg.models.families import NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     from latentseg.result import SegmentationResult
@@ -128,7 +129,7 @@ def fit(
     data: Annotated[Path, typer.Argument(help="Survey file, or a score / indicator table (see --data-kind).")],
     k: Annotated[int, typer.Option("--k", help="Number of segments.")],
     model: Annotated[
-        str | None, typer.Option("--model", help="kmeans | gmm | lca | bayes-gmm | bayes-lca (default: the config's, gmm).")
+        str | None, typer.Option("--model", help=f"{' | '.join(NAMES)} (default: the config's, gmm).")
     ] = None,
     covariance: Annotated[
         str | None, typer.Option("--covariance", help="Gaussian mixture structure: EII VII EEI VVI EEE VVV, or auto (EEI or VVI by BIC); bayes-gmm takes VVI, EEI, auto or VVV (default: the config's, VVI).")

@@ -23,6 +23,7 @@ import typer
 from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
+from latentseg.models.families import NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -277,7 +278,7 @@ def select_cmd(
     data: Annotated[Path, typer.Argument(help="Survey file, or a numeric score table with --data-kind scores.")],
     models: Annotated[
         str | None,
-        typer.Option("--models", help="Comma-separated families: kmeans,gmm,lca,bayes-gmm,bayes-lca [config]."),
+        typer.Option("--models", help=f"Comma-separated families: {','.join(NAMES)} [config]."),
     ] = None,
     k: Annotated[str | None, typer.Option("--k", help="k range, e.g. 3..7 or 3,4,5 [config: 3..7].")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].")] = None,
