@@ -158,19 +158,36 @@ def _full_probs(probs: np.ndarray, used: list[np.ndarray], informative: np.ndarr
     return np.stack(full[:J], axis=-2), np.stack(full[J:], axis=-2)
 
 
-def _kmeanspp_starts(r: Ratings, k: int, n_init: int, rng: np.random.Generator) -> np.ndarray:
-    """Starting memberships (n_init, n, k): k-means++ seeding on the 0-10 ratings, nearest seed,
-    blended half and half with uniform memberships."""
-    from latentseg.models._em import kmeanspp_partition
+def _kmeanspp_starts(r: Ratings, k: int, n_init: int, rng: np.random.Generator, hard: float = 0.5) -> np.ndarray:
+    """Starting memberships (n_init, n, k): k-means++ seeding (D^2 sampling) on the 0-10 ratings
+    (a missing rating read as its column mean, for the seeding only), each respondent given to its
+    nearest seed, blended ``hard`` : ``1 - hard`` with uniform memberships."""
 
     def values(codes: np.ndarray, pts: np.ndarray) -> np.ndarray:
         return np.where(codes >= 0, pts[np.maximum(codes, 0)], np.nan)
 
     X = np.concatenate([values(r.imp_codes, r.imp_0_10), values(r.sat_codes, r.sat_0_10)], axis=1)
-    rows = ~np.isnan(X).all(axis=1)
-    z = np.full((n_init, X.shape[0], k), 1.0 / k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column with no rating: its mean is NaN
+        means = np.nan_to_num(np.nanmean(X, axis=0))
+    X = np.where(np.isnan(X), means, X)
+    n = X.shape[0]
+    sq = np.einsum("ij,ij->i", X, X)
+    z = np.empty((n_init, n, k))
     for s, child in enumerate(rng.spawn(n_init)):
-        z[s, rows] = 0.5 * kmeanspp_partition(X[rows], k, child) + 0.5 / k
+        centers = [int(child.integers(n))]
+        d2 = np.maximum(sq - 2 * X @ X[centers[0]] + sq[centers[0]], 0.0)
+        dist = [d2]
+        for _ in range(1, k):
+            total = d2.sum()
+            c = int(child.choice(n, p=d2 / total)) if total > 0 else int(child.integers(n))
+            centers.append(c)
+            dc = np.maximum(sq - 2 * X @ X[c] + sq[c], 0.0)
+            dist.append(dc)
+            d2 = np.minimum(d2, dc)
+        nearest = np.argmin(np.stack(dist, axis=1), axis=1)
+        z[s] = (1.0 - hard) / k
+        z[s, np.arange(n), nearest] += hard
     return z
 
 
@@ -337,8 +354,9 @@ def fit_rating_lca(
         Random starts (one vectorised batch).
     init : {"kmeans++", "partition", "dirichlet"}, default "kmeans++"
         How starts are drawn. ``"kmeans++"``: per start, k-means++ seeding (D^2 sampling) on the
-        ratings mapped to 0-10, each respondent given to its nearest seed, and those hard
-        memberships blended half and half with uniform ones (so EM can still move everyone).
+        ratings mapped to 0-10 (a missing rating read as its column mean, for the seeding only),
+        each respondent given to its nearest seed, and those hard memberships blended half and
+        half with uniform ones (so EM can still move everyone).
         Measured on the bundled example and on simulated ratings (k = 2..7, 20 starts): equal or
         higher best log-likelihoods than ``"partition"`` at every k (by 240 at k = 7 on the
         example) in 10-45% less time. ``"partition"`` and ``"dirichlet"``: as
