@@ -232,7 +232,7 @@ def _load_for_compare(path: Path) -> SegmentationResult:
 
 
 def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, Any], replicates: int,
-              jobs: int, seed: int | None) -> list[dict[str, Any]]:
+              jobs: int, seed: int | None, ratings: Any = None) -> list[dict[str, Any]]:
     """Bootstrap LRT k-1 vs k for every EM family and k of the sweep (reusing its fits)."""
     if replicates <= 0:
         return []
@@ -243,7 +243,7 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
     for model, fam in FAMILIES.items():
         if not fam.lrt or model not in selection.per_family:
             continue
-        data = levels if fam.categorical else scores
+        data = ratings if fam.on_ratings else (levels if fam.categorical else scores)
         ks = sorted(int(k) for k in selection.table.loc[selection.table["model"] == model, "k"] if k >= 2)
         for k in ks:
             def fitted(kk: int) -> Any:
@@ -336,7 +336,8 @@ def select_cmd(
             categorical_data=levels,
             rating_data=prepared.ratings,
         )
-    lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
+    lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"],
+                         prepared.ratings)
     written = []
     if plots is not None:
         from latentseg.deliver.plots import write_selection_figures

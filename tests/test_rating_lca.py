@@ -234,3 +234,24 @@ def test_run_fit_and_assign_on_the_bundled_example(tmp_path):
     res = invoke("fit", str(tmp_path / "project_survey.csv"), "--config", cfg, "--model", "rating-lca", "--k", "2",
                  "--data-kind", "scores", "--json")
     assert res.exit_code == 1 and "raw importance and satisfaction ratings" in res.stderr
+
+
+def test_bootstrap_lrt_simulates_ratings_from_the_fit():
+    """The LRT's sampler draws ratings with the fit's category probabilities (1-7 importance,
+    0-10 satisfaction; largest deviation of 20,000 draws 0.009, threshold 0.03), and the bootstrap
+    LRT on two true segments rejects one (p = 1/10 with 9 replicates, the smallest possible) but
+    not two against three (p 0.3-0.7 over data seeds 9-11; threshold 0.2; with 3 starts per
+    replicate fit the replicates' k = 3 fits fall short of their maximum and p drops to 0.1)."""
+    from latentseg.choose.lrt import blrt, sample_from_result
+
+    sim = simulate_ratings(250, k=2, n_outcomes=5, imp_scale="1-7", sat_scale="0-10", random_seed=9)
+    res = fit_rating_lca(sim.data, 2, n_init=4, random_seed=1)
+    draws, seg = sample_from_result(res, 20000, random_seed=3)
+    r = Ratings.from_frame(draws)
+    assert list(draws.columns) == list(sim.data.columns) and r.imp_points.tolist() == list(range(1, 8))
+    freq = np.stack([np.bincount(r.imp_codes[seg == 1, j], minlength=7) for j in range(5)]) / (seg == 1).sum()
+    assert np.abs(freq - res.params["imp_probs"][0]).max() < 0.03
+    two = blrt(sim.data, "rating-lca", 2, replicates=9, random_seed=1, fit_options={"n_init": 8})
+    assert two.p_value == pytest.approx(1 / 10) and two.n_failed == 0
+    three = blrt(sim.data, "rating-lca", 3, replicates=9, random_seed=1, fit_options={"n_init": 8})
+    assert three.p_value > 0.2 and three.n_failed == 0

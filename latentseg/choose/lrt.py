@@ -103,6 +103,8 @@ def sample_from_result(result: Any, n: int, random_seed: int | None = None) -> t
         raise ConfigError(
             f"Cannot simulate from a {result.model!r} model; the likelihood-ratio tests need {' or '.join(_EM_MODELS)}."
         )
+    if family(result.model).on_ratings:
+        return _sample_ratings(result, seg, rng), seg + 1
     if family(result.model).categorical:
         return _sample_lca(result, seg, rng, names), seg + 1
     X = _sample_gmm(result, seg, rng)
@@ -129,6 +131,29 @@ def _sample_gmm(result: Any, seg: np.ndarray, rng: np.random.Generator) -> np.nd
         var = np.broadcast_to(var.reshape(k, -1), (k, d)) if var.ndim == 1 else var
         return mu[seg] + z * np.sqrt(var[seg])
     raise ConfigError("This gmm result has no variances or covariances; cannot simulate from it.")
+
+
+def _sample_ratings(result: Any, seg: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Ratings drawn from a rating family's per-segment category probabilities, laid out as
+    :func:`latentseg.prepare.ratings.rating_frame` lays them out."""
+    from latentseg.prepare.ratings import IMP, SAT, rating_column
+
+    try:
+        probs = {IMP: np.asarray(result.params["imp_probs"], float), SAT: np.asarray(result.params["sat_probs"], float)}
+        points = result.extras["scale_points"]
+    except KeyError:
+        raise ConfigError(f"This {result.model} result has no rating probabilities; cannot simulate from it.") from None
+    out: dict[str, Any] = {}
+    for kind in (IMP, SAT):
+        p = probs[kind][seg]  # (n, J, C)
+        cum = np.cumsum(p, axis=2)
+        cum[..., -1] = np.maximum(cum[..., -1], 1.0)
+        codes = (rng.random(p.shape[:2] + (1,)) > cum).sum(axis=2)
+        pts = points.loc[points["kind"] == kind, "point"].to_numpy(dtype=float)
+        dtype = pd.CategoricalDtype([int(v) if float(v).is_integer() else float(v) for v in pts], ordered=True)
+        for j, o in enumerate(result.feature_names):
+            out[rating_column(kind, o)] = pd.Categorical.from_codes(codes[:, j], dtype=dtype)
+    return pd.DataFrame(out)
 
 
 def _sample_lca(result: Any, seg: np.ndarray, rng: np.random.Generator, names: list[str]) -> pd.DataFrame:
@@ -408,6 +433,9 @@ class _SamplerSpec:
         cats = result.extras.get("categories") if result.extras else None
         if isinstance(cats, pd.DataFrame):
             extras["categories"] = cats
+        points = result.extras.get("scale_points") if result.extras else None
+        if isinstance(points, pd.DataFrame):  # a family fitted on ratings
+            extras["scale_points"] = points
         return cls(
             model=result.model,
             k=int(result.k),
