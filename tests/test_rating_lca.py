@@ -255,3 +255,24 @@ def test_bootstrap_lrt_simulates_ratings_from_the_fit():
     assert two.p_value == pytest.approx(1 / 10) and two.n_failed == 0
     three = blrt(sim.data, "rating-lca", 3, replicates=9, random_seed=1, fit_options={"n_init": 8})
     assert three.p_value > 0.2 and three.n_failed == 0
+
+
+def test_select_and_prepare_hand_the_ratings_to_the_rating_family():
+    from latentseg.choose.selection import select
+    from latentseg.prepare.core import prepare
+
+    # BIC prefers the true k = 2 by 63-154 points over data seeds 1-3 (stability 1.0)
+    sim = simulate_ratings(120, k=2, n_outcomes=4, random_seed=1)
+    with pytest.raises(ConfigError, match="pass rating_data"):
+        select(np.zeros((60, 3)), models=["rating-lca"], k=[2])
+    p = prepare(REPO / "examples" / "project_survey.csv", REPO / "examples" / "latentseg.toml", families=["gmm"])
+    assert p.ratings is None
+    with pytest.raises(ConfigError, match="were not prepared for this input"):
+        p.data_for("rating-lca")
+    p = prepare(REPO / "examples" / "project_survey.csv", REPO / "examples" / "latentseg.toml", families=["rating-lca"])
+    assert p.data_for("rating-lca") is p.ratings and list(p.ratings.columns[:1]) == ["imp:o01"]
+    assert p.spec_for("rating-lca")["transform"] == "ratings"
+    sel = select(np.zeros((120, 1)), models=["rating-lca"], k=[1, 2], random_seed=1, stability_subsamples=2,
+                 rating_data=sim.data, fit_options={"rating-lca": {"n_init": 3}})
+    assert sel.per_family["rating-lca"]["recommended_k"] == 2
+    assert sel.table["stability_mean"].min() > 0.9
