@@ -312,7 +312,9 @@ def report_cmd(
         _usage(f"--output must be an .html file; got '{out}'.")
     from latentseg.io.files import check_outputs
 
-    check_outputs({"--output": out}, model_inputs(model), command="report",
+    from latentseg.deliver.briefing import deliverable_outputs
+
+    check_outputs({"--output": out, **deliverable_outputs(out)}, model_inputs(model), command="report",
                   trees={"the report's figures folder": out.parent / "figures",
                          "the report's tables folder": out.parent / "tables"})
     from latentseg.decide.core import decide_saved
