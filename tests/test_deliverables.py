@@ -300,6 +300,36 @@ def _overruns(pptx_path: Path, pdf: Path, pdftotext: str, pdftoppm: str) -> list
     return problems
 
 
+def _long_table_deck(path: Path) -> Path:
+    """Thirty rows of long text: a table that needs continuation slides."""
+    from pptx import Presentation
+
+    from latentseg.deliver import deck
+
+    prs = Presentation()
+    prs.slide_width, prs.slide_height = deck._inches(SLIDE_WIDTH), deck._inches(SLIDE_HEIGHT)
+    header = [[deck._Para(h, True)] for h in ("Segment", "Top underserved outcomes", "Recommendation")]
+    rows = [[[deck._Para(f"Segment {i} with a rather long name", True)], [deck._Para(f"• {LONG[i % 3]}"), deck._Para(f"• {LONG[(i + 1) % 3]}")],
+             [deck._Para("Deprioritize")]] for i in range(30)]
+    slides = deck._table_slides(prs, "Segment map", header, rows, [0.25, 0.55, 0.2])
+    assert len(slides) > 1 and len(prs.slides) == len(slides)
+    prs.save(str(path))
+    return path
+
+
+def test_a_long_table_goes_on_over_continuation_slides_inside_the_margins(tmp_path):
+    pptx = pytest.importorskip("pptx")
+    prs = pptx.Presentation(str(_long_table_deck(tmp_path / "long.pptx")))
+    titles = [_title(s) for s in prs.slides]
+    assert titles[0] == "Segment map" and set(titles[1:]) == {"Segment map (continued)"}
+    rows = 0
+    for slide in prs.slides:
+        table = next(sh for sh in slide.shapes if sh.has_table)
+        assert (table.top + table.height) / 914400 <= SLIDE_HEIGHT - MARGIN + 1e-3
+        rows += len(table.table.rows) - 1  # each slide repeats the header
+    assert rows == 30
+
+
 def _overflowing_deck(path: Path) -> Path:
     """A negative control: a text box too small for its text, as a naive writer makes it."""
     from pptx import Presentation
@@ -324,17 +354,20 @@ def test_the_deck_renders_in_libreoffice_with_nothing_off_a_slide(made, tmp_path
     _, html = made
     deck = shutil.copy(html.with_suffix(".pptx"), tmp_path / "deck.pptx")
     control = _overflowing_deck(tmp_path / "control.pptx")
+    long = _long_table_deck(tmp_path / "long.pptx")
     # a private LibreOffice profile: parallel runs (xdist, other users) never share one
     subprocess.run([soffice, f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}", "--headless", "--convert-to", "pdf",
-                    "--outdir", str(tmp_path), str(deck), str(control)], check=True, capture_output=True, timeout=180)
+                    "--outdir", str(tmp_path), str(deck), str(control), str(long)], check=True, capture_output=True, timeout=180)
     assert _overruns(Path(deck), tmp_path / "deck.pdf", pdftotext, pdftoppm) == []
+    assert _overruns(long, tmp_path / "long.pdf", pdftotext, pdftoppm) == []
     # every word of the segment-map tables was drawn (nothing cut off and lost)
     parser = _Words()
     parser.feed(subprocess.run([pdftotext, "-bbox", str(tmp_path / "deck.pdf"), "-"], capture_output=True, text=True).stdout)
-    drawn = " ".join(w["text"] for p in parser.pages[1:3] for w in p["words"])
     prs = _deck(html)
-    for slide in list(prs.slides)[1:3]:
-        table = next(sh for sh in slide.shapes if sh.has_table).table
+    pages = [i for i, slide in enumerate(prs.slides) if _title(slide).startswith("Segment map")]
+    drawn = " ".join(w["text"] for i in pages for w in parser.pages[i]["words"])
+    for i in pages:
+        table = next(sh for sh in list(prs.slides)[i].shapes if sh.has_table).table
         for row in table.rows:
             for cell in row.cells:
                 for word in cell.text.split():

@@ -10,10 +10,12 @@ Every number comes from :func:`latentseg.deliver.briefing.briefing_tables`, the 
 workbook shows, rounded to what their intervals support.
 
 Nothing runs off a slide: every shape is placed inside the slide's margins, and text is sized to
-its box before it is written. Text is measured with DejaVu Sans (shipped with matplotlib, and
-wider than Arial and Liberation Sans, the deck's font and its metric-compatible stand-in), so
-text that fits when measured fits when shown. A table too long for one slide at the smallest
-font size goes on over continuation slides.
+its box before it is written. The deck's font is Arial (LibreOffice shows it in Liberation Sans,
+which has the same metrics); text is measured with Helvetica's metrics (the same widths, from the
+Adobe font metrics matplotlib ships), kerning ignored and 3% added, and lines 1.2 times the font
+size, so text that fits when measured fits when shown. Where the segment map does not fit on one
+slide it shows two top outcomes a segment instead of three; a table still too long at 9 points
+goes on over continuation slides.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ _TITLE_TOP, _TITLE_H = 0.3, 0.9
 _BODY_TOP = _TITLE_TOP + _TITLE_H + 0.15
 _BODY_BOTTOM = SLIDE_HEIGHT - MARGIN
 _LINE = 1.2  # line height as a multiple of the font size (Arial and DejaVu Sans need < 1.17)
-_SAFETY = 1.02  # widths are measured this much wider than DejaVu Sans says (itself 15% wider than Arial)
+_SAFETY = 1.03  # text is measured this much wider than the font's metrics say
 _CELL_MARGIN_X, _CELL_MARGIN_Y = 0.08, 0.05  # inches
 _DARK, _GREY = (0x1F, 0x3B, 0x57), (0x55, 0x55, 0x55)
 _REC_ORDER = ("target", "monitor", "deprioritize")
@@ -55,9 +57,38 @@ def _font(bold: bool) -> Any:
     return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name), 100)
 
 
+@lru_cache(maxsize=2)
+def _helvetica(bold: bool) -> dict[str, float]:
+    """Advance widths (in em) of the printable ASCII characters in Helvetica, whose metrics Arial
+    and Liberation Sans share, from the Adobe font metrics matplotlib ships; {} if not found."""
+    import matplotlib
+
+    path = os.path.join(matplotlib.get_data_path(), "fonts", "afm", "phvb8a.afm" if bold else "phvr8a.afm")
+    widths: dict[str, float] = {}
+    try:
+        lines = Path(path).read_text(encoding="latin-1").splitlines()
+    except OSError:
+        return widths
+    for line in lines:
+        fields = dict(f.strip().split(" ", 1) for f in line.split(";") if f.strip().count(" ") >= 1) if line.startswith("C ") else {}
+        try:
+            code, wx = int(fields["C"]), float(fields["WX"])
+        except (KeyError, ValueError):
+            continue
+        if 32 <= code <= 126:
+            widths[chr(code)] = wx / 1000
+    return widths
+
+
 def _width(text: str, pt: float, bold: bool = False) -> float:
-    """Width of one line of ``text`` in inches at ``pt`` points."""
-    return float(_font(bold).getlength(text)) / 100 * pt / 72 * _SAFETY
+    """Width of one line of ``text`` in inches at ``pt`` points, in Arial: Helvetica's widths for
+    ASCII characters (kerning ignored, which only overestimates), DejaVu Sans's (wider) for the rest."""
+    table = _helvetica(bold)
+    em = sum(table.get(ch, 0.0) for ch in text)
+    rest = "".join(ch for ch in text if ch not in table)
+    if rest:
+        em += float(_font(bold).getlength(rest)) / 100
+    return em * pt / 72 * _SAFETY
 
 
 def _n_lines(text: str, pt: float, width: float, bold: bool = False) -> int:
@@ -90,15 +121,15 @@ class _Para:
     bold: bool = False
     scale: float = 1.0
     color: tuple[int, int, int] | None = None
-    level: int = 0
 
 
 def _height(paras: Sequence[_Para], pt: float, width: float, margin_y: float = _CELL_MARGIN_Y) -> float:
-    """Height in inches of paragraphs wrapped into ``width`` inches, with top and bottom margins."""
+    """Height in inches of paragraphs in a box (a cell, a text box) ``width`` inches wide, with its
+    margins."""
     h = 0.0
     for p in paras:
         size = pt * p.scale
-        h += _n_lines(p.text, size, width - 0.25 * p.level, p.bold) * size * _LINE / 72
+        h += _n_lines(p.text, size, width - 2 * _CELL_MARGIN_X, p.bold) * size * _LINE / 72
     return h + 2 * margin_y
 
 
@@ -116,7 +147,6 @@ def _write_paras(tf: Any, paras: Sequence[_Para], pt: float) -> None:
     tf.word_wrap = True
     for i, p in enumerate(paras):
         para = tf.paragraphs[0] if i == 0 else tf.add_paragraph()
-        para.level = p.level
         run = para.add_run()
         run.text = _clean(p.text)
         f = run.font
@@ -162,10 +192,10 @@ def _cut(paras: Sequence[_Para], pt: float, width: float, height: float) -> list
             out.append(p)
             continue
         words = p.text.split(" ")
-        while words and _height([*out, _Para(" ".join(words) + " …", p.bold, p.scale, p.color, p.level)], pt, width) > height:
+        while words and _height([*out, _Para(" ".join(words) + " …", p.bold, p.scale, p.color)], pt, width) > height:
             words.pop()
         if words:
-            out.append(_Para(" ".join(words) + " …", p.bold, p.scale, p.color, p.level))
+            out.append(_Para(" ".join(words) + " …", p.bold, p.scale, p.color))
         break
     return out
 
@@ -379,16 +409,34 @@ def _segment_map_slide(prs: Any, smap: BriefTable) -> None:
     has_current = "Current solution" in frame.columns
     heads = ["Segment", "Size", "Top underserved outcomes", "Who they are"] + (["Current solution"] if has_current else []) + ["Recommendation"]
     fractions = [0.17, 0.14, 0.33, 0.22] + ([0.12] if has_current else []) + [0.12]
+    header = [[_Para(h, True)] for h in heads]
+    left, top, width, height = _body_box()
+    widths = [width * f / sum(fractions) for f in fractions]
+    # up to three top outcomes and two fingerprint items a segment; two and one where that keeps
+    # the map on one slide (the workbook has them all)
+    for n_out, n_who in ((3, 2), (2, 1)):
+        rows = _segment_map_rows(smap, n_out, n_who, has_count, has_current)
+        _, _, head_h, row_h = _fit_rows(header, rows, widths, height, _TABLE_SIZES)
+        if head_h + sum(row_h) <= height:
+            break
+    _table_slides(prs, "Segment map", header, rows, fractions)
+
+
+_TABLE_SIZES = (14, 13, 12, 11, 10, 9)
+
+
+def _segment_map_rows(smap: BriefTable, n_out: int, n_who: int, has_count: bool, has_current: bool) -> list[list[list[_Para]]]:
+    """The segment map's cells, one row a segment."""
     rows = []
-    for rec in frame.to_dict(orient="records"):
+    for rec in smap.frame.to_dict(orient="records"):
         name = [_Para(str(rec["Name"]), True)]
         if rec.get("Description") and rec["Description"] != rec["Name"] and len(str(rec["Description"])) <= 40:
             name.append(_Para(str(rec["Description"]), scale=0.85, color=_GREY))
         size = [_Para(_range(smap, rec, "Share"))]
         if has_count and _fmt(rec.get("Customers"), COUNT_FORMAT):
             size.append(_Para(f"~{_range(smap, rec, 'Customers')} customers", scale=0.85, color=_GREY))
-        outs = [_Para(f"• {o}") for o in str(rec.get("Top underserved outcomes") or "").split("\n")[:3] if o] or [_Para("none underserved")]
-        who = [_Para(f"• {w}") for w in str(rec.get("Who they are") or "").split("\n")[:2] if w]
+        outs = [_Para(f"• {o}") for o in str(rec.get("Top underserved outcomes") or "").split("\n")[:n_out] if o] or [_Para("none underserved")]
+        who = [_Para(f"• {w}") for w in str(rec.get("Who they are") or "").split("\n")[:n_who] if w]
         row = [name, size, outs, who]
         if has_current:
             row.append([_Para(str(rec.get("Current solution") or "–"))])
@@ -396,7 +444,7 @@ def _segment_map_slide(prs: Any, smap: BriefTable) -> None:
         recommendation += [_Para(f, scale=0.85, color=_GREY) for f in str(rec.get("Flags") or "").split("; ") if f]
         row.append(recommendation)
         rows.append(row)
-    _table_slides(prs, "Segment map", [[_Para(h, True)] for h in heads], rows, fractions)
+    return rows
 
 
 def _quadrant_slide(prs: Any, saved: Any) -> None:
