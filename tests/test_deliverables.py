@@ -375,3 +375,51 @@ def test_the_deck_renders_in_libreoffice_with_nothing_off_a_slide(made, tmp_path
     # the check is not blind: the control's overflowing text is caught
     caught = _overruns(control, tmp_path / "control.pdf", pdftotext, pdftoppm)
     assert any("outside the margins" in p for p in caught) and any("dark pixels" in p for p in caught), caught
+
+
+# ------------------------------------------------------------------------------ a bare model, the CLI
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """A model saved by ``fit --save`` style: no segment map, no sizing, no selection."""
+    from latentseg.deliver.artifacts import save_model
+    from latentseg.models import fit
+
+    root = tmp_path_factory.mktemp("bare")
+    X = np.r_[np.zeros((30, 2)), np.full((30, 2), 5.0)] + np.random.default_rng(1).normal(size=(60, 2))
+    save_model(root / "bare", fit(X, "gmm", 2, random_seed=0, n_init=2))
+    return root
+
+
+def test_a_bare_model_gets_what_it_has(bare, tmp_path):
+    from latentseg.deliver.briefing import write_deliverables
+
+    written, notes = write_deliverables(bare / "bare", tmp_path / "r.html")
+    assert [p.name for p in written] == ["r.xlsx", "r.pptx"] and notes == []
+    assert _workbook(tmp_path / "r.html").sheetnames == ["About"]
+    prs = _deck(tmp_path / "r.html")
+    # no segment map, no dimensions: title, the heatmap of the centers, the sizes
+    assert [_title(s) for s in prs.slides][1:] == ["Opportunity by segment and outcome", "Segment sizes"]
+
+
+def test_report_command_refuses_a_workbook_over_its_input(bare, tmp_path):
+    """The workbook and the deck are outputs of `latentseg report` like the HTML: one that would
+    land on an input (here the model's survey) is refused before any work."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from latentseg.cli.app import app
+
+    model = bare / "bare"
+    survey = tmp_path / "rep" / "index.xlsx"
+    survey.parent.mkdir()
+    survey.write_bytes(b"the survey")
+    doc = json.loads((model / "model.json").read_text())
+    copy = tmp_path / "copy"
+    shutil.copytree(model, copy)
+    doc["data"] = {"abs_path": str(survey)}
+    (copy / "model.json").write_text(json.dumps(doc))  # load_model would refuse it; the path check runs first
+    res = CliRunner().invoke(app, ["report", str(copy), "-o", str(tmp_path / "rep" / "index.html")])
+    assert res.exit_code == 1, res.output
+    assert "the report's workbook" in res.output and "index.xlsx" in res.output, res.output
+    assert survey.read_bytes() == b"the survey"
