@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from latentseg.deliver.artifacts import load_model
-from latentseg.deliver.briefing import briefing_tables, round_to_interval
+from latentseg.deliver.briefing import round_to_interval
 from latentseg.deliver.deck import MARGIN, SLIDE_HEIGHT, SLIDE_WIDTH
 from latentseg.deliver.report import write_report
 from latentseg.pipeline import run_pipeline
@@ -103,7 +103,10 @@ def test_workbook_sheets_headers_and_frozen_panes(made):
         # headers in words, never raw field names such as share_lower
         assert not [h for h in head if re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", h)], (ws.title, head)
         assert ws.freeze_panes in ("A2", "B2", "C2"), ws.title
-        assert not any(c.data_type == "f" for row in ws.iter_rows() for c in row), ws.title  # no formula anywhere
+        cells = [c for row in ws.iter_rows() for c in row]
+        assert not any(c.data_type == "f" for c in cells), ws.title  # no formula anywhere
+        # numbers are stored as numbers, never as text that looks like one
+        assert not [c.value for c in cells if isinstance(c.value, str) and re.fullmatch(r"[-+]?\d[\d,]*(\.\d+)?%?", c.value)], ws.title
     assert wb["Segment map"].freeze_panes == "C2"  # segment number and name stay in view
     assert wb["About"].freeze_panes == "A2"
 
@@ -328,6 +331,24 @@ def test_a_long_table_goes_on_over_continuation_slides_inside_the_margins(tmp_pa
         assert (table.top + table.height) / 914400 <= SLIDE_HEIGHT - MARGIN + 1e-3
         rows += len(table.table.rows) - 1  # each slide repeats the header
     assert rows == 30
+
+
+def test_a_row_taller_than_a_slide_is_cut_to_fit(tmp_path):
+    pytest.importorskip("pptx")
+    from pptx import Presentation
+
+    from latentseg.deliver import deck
+
+    prs = Presentation()
+    header = [[deck._Para("Segment", True)], [deck._Para("Outcomes", True)]]
+    rows = [[[deck._Para("A name " * 1500)], [deck._Para("short")]], [[deck._Para("B")], [deck._Para("short")]]]
+    slides = deck._table_slides(prs, "Segment map", header, rows, [0.5, 0.5])
+    assert len(slides) == 2
+    for slide in slides:
+        table = next(sh for sh in slide.shapes if sh.has_table)
+        assert (table.top + table.height) / 914400 <= SLIDE_HEIGHT - MARGIN + 1e-3
+    first = next(sh for sh in slides[0].shapes if sh.has_table).table.cell(1, 0).text
+    assert first.endswith(" …") and len(first) < len("A name " * 1500)
 
 
 def _overflowing_deck(path: Path) -> Path:

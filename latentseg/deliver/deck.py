@@ -156,9 +156,9 @@ def _write_paras(tf: Any, paras: Sequence[_Para], pt: float) -> None:
 
 
 def _clean(text: str) -> str:
-    """Text without the control characters an XML part cannot hold (tabs and newlines kept out too:
-    paragraphs are separate)."""
-    return "".join(ch if ch >= " " or ch == "\t" else " " for ch in str(text))
+    """One line of text with every control character (which an XML part cannot hold, or which
+    would break the line where the measurement did not) made a space; paragraphs are separate."""
+    return "".join(ch if ch >= " " and ch not in "\x7f\ufffe\uffff" else " " for ch in str(text))
 
 
 def _textbox(slide: Any, box: tuple[float, float, float, float], paras: Sequence[_Para], *, sizes: Sequence[float]) -> Any:
@@ -192,10 +192,19 @@ def _cut(paras: Sequence[_Para], pt: float, width: float, height: float) -> list
             out.append(p)
             continue
         words = p.text.split(" ")
-        while words and _height([*out, _Para(" ".join(words) + " …", p.bold, p.scale, p.color)], pt, width) > height:
-            words.pop()
-        if words:
-            out.append(_Para(" ".join(words) + " …", p.bold, p.scale, p.color))
+
+        def shortened(n: int, p: _Para = p) -> _Para:
+            return _Para(" ".join(words[:n]) + " …", p.bold, p.scale, p.color)
+
+        lo, hi = 0, len(words)  # the most words that fit (binary search: the height grows with them)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _height([*out, shortened(mid)], pt, width) <= height:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo:
+            out.append(shortened(lo))
         break
     return out
 
@@ -269,6 +278,11 @@ def _table_slides(prs: Any, title: str, header: Sequence[Sequence[_Para]], rows:
     left, top, width, height = box or (MARGIN, _BODY_TOP, SLIDE_WIDTH - 2 * MARGIN, _BODY_BOTTOM - _BODY_TOP)
     widths = [width * f / sum(fractions) for f in fractions]
     pt, widths, head_h, row_h = _fit_rows(header, rows, widths, height, sizes)
+    rows = list(rows)
+    for i, h in enumerate(row_h):  # a row taller than a slide on its own is cut to one slide
+        if head_h + h > height:
+            rows[i] = [_cut(c, pt, w, height - head_h) for c, w in zip(rows[i], widths, strict=True)]
+            row_h[i] = max(_height(c, pt, w) for c, w in zip(rows[i], widths, strict=True))
     chunks: list[list[int]] = [[]]
     used = head_h
     for i, h in enumerate(row_h):
