@@ -412,10 +412,16 @@ def bare(tmp_path_factory):
 
 
 def test_a_bare_model_gets_what_it_has(bare, tmp_path):
-    from latentseg.deliver.briefing import write_deliverables
+    """`latentseg report` on a model with no decisions: the files it can make, listed in its JSON."""
+    import json
 
-    written, notes = write_deliverables(bare / "bare", tmp_path / "r.html")
-    assert [p.name for p in written] == ["r.xlsx", "r.pptx"] and notes == []
+    from typer.testing import CliRunner
+
+    from latentseg.cli.app import app
+
+    res = CliRunner().invoke(app, ["report", str(bare / "bare"), "-o", str(tmp_path / "r.html"), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert {"r.xlsx", "r.pptx"} <= set(json.loads(res.stdout)["files"])
     assert _workbook(tmp_path / "r.html").sheetnames == ["About"]
     prs = _deck(tmp_path / "r.html")
     # no segment map, no dimensions: title, the heatmap of the centers, the sizes
@@ -444,3 +450,14 @@ def test_report_command_refuses_a_workbook_over_its_input(bare, tmp_path):
     assert res.exit_code == 1, res.output
     assert "the report's workbook" in res.output and "index.xlsx" in res.output, res.output
     assert survey.read_bytes() == b"the survey"
+
+
+def test_a_missing_library_skips_its_file_with_a_note(bare, tmp_path, monkeypatch):
+    import sys
+
+    from latentseg.deliver.briefing import write_deliverables
+
+    monkeypatch.setitem(sys.modules, "pptx", None)  # python-pptx not installed
+    written, notes = write_deliverables(bare / "bare", tmp_path / "r.html")
+    assert [p.name for p in written] == ["r.xlsx"] and not (tmp_path / "r.pptx").exists()
+    assert notes == ["report.pptx not written: python-pptx is not installed (pip install 'openpyxl>=3.1' 'python-pptx>=1.0.2')"]
