@@ -310,9 +310,8 @@ def report_cmd(
     state.quiet = state.quiet or quiet
     if out.suffix.lower() not in (".html", ".htm"):
         _usage(f"--output must be an .html file; got '{out}'.")
-    from latentseg.io.files import check_outputs
-
     from latentseg.deliver.briefing import deliverable_outputs
+    from latentseg.io.files import check_outputs
 
     check_outputs({"--output": out, **deliverable_outputs(out)}, model_inputs(model), command="report",
                   trees={"the report's figures folder": out.parent / "figures",
