@@ -298,21 +298,22 @@ def assign_cmd(
 
 def report_cmd(
     model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
-    out: Annotated[Path, typer.Option("--output", "-o", help="The HTML file; figures/ and tables/ go beside it.")] = Path("latentseg_output/report.html"),
+    out: Annotated[Path, typer.Option("--output", "-o", help="The HTML file; figures/, tables/ and the workbook and deck (.xlsx, .pptx of the same name) go beside it.")] = Path("latentseg_output/report.html"),
     title: Annotated[str | None, typer.Option("--title", help="Page title [saved with the model].")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures and CSV/JSON tables beside it."""
+    """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures, CSV/JSON tables, an Excel workbook and a PowerPoint deck beside it."""
     from latentseg.deliver.artifacts import load_model
     from latentseg.deliver.report import write_report
 
     state.quiet = state.quiet or quiet
     if out.suffix.lower() not in (".html", ".htm"):
         _usage(f"--output must be an .html file; got '{out}'.")
+    from latentseg.deliver.briefing import deliverable_outputs
     from latentseg.io.files import check_outputs
 
-    check_outputs({"--output": out}, model_inputs(model), command="report",
+    check_outputs({"--output": out, **deliverable_outputs(out)}, model_inputs(model), command="report",
                   trees={"the report's figures folder": out.parent / "figures",
                          "the report's tables folder": out.parent / "tables"})
     from latentseg.decide.core import decide_saved

@@ -309,6 +309,11 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "error_probe": _ERROR_PROBE,
         "csp_hash": base64.b64encode(hashlib.sha256(_ERROR_PROBE.encode()).digest()).decode(),
     }
+    # --- deliverables for leadership: report.xlsx and report.pptx beside the HTML, from the same saved tables
+    from latentseg.deliver.briefing import write_deliverables
+
+    ctx.missing.extend(write_deliverables(saved, out, title=context["title"])[1])  # a library not installed: say so
+    # ---
     html = _template().render(**context)
     return atomic_write_text(out, html)
 
