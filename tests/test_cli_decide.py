@@ -79,7 +79,7 @@ def test_profile_writes_files_and_prints_tables(saved, tmp_path):
     out = tmp_path / "out"
     res = _run("profile", model, "-o", out, "--overlay", "role,current_tool", "--weighting", "bch")
     assert res.exit_code == 0, res.output
-    assert "Segments" in res.stdout and "Rule: target if share >= 15%" in res.stdout
+    assert "Segments" in res.stdout and "Rule: Each segment is scored size x unmet need x fit" in res.stdout
     assert "Overlays (bch weighting)" in res.stdout and "finder (logistic)" in res.stdout
     for name in ("profiles.csv", "segment_map.csv", "segment_map.json", "segment_map.md", "overlays.json",
                  "finder.json", "distal.csv"):
