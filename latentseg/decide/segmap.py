@@ -268,14 +268,14 @@ class SegmentMap:
     def _repr_html_(self) -> str:
         """The map's rows as a table for Jupyter (recommendation badges, flags highlighted), the
         rule below. All text is HTML-escaped."""
-        from latentseg._display import Raw, badge, box, esc, share_text, table
+        from latentseg._display import Raw, badge, box, esc, estimate, share_text, table
 
         rows = []
         for s in self.segments:
             name = s["handle"] + (f": {s['name']}" if s["name"] != s["handle"] else "")
             size = f"{share_text(s['share'], s['share_lower'], s['share_upper'])} ({s['interval']})"
             if s.get("count") is not None:
-                size += f"; ~{s['count']:,.0f} customers"
+                size += f"; ~{estimate(s['count'], s.get('count_lower'), s.get('count_upper'))} customers"
             outs = "; ".join(o["statement"] for o in s["top_underserved"]) or "none underserved"
             fp = "not analysed" if s["fingerprint"] is None else (s.get("fingerprint_text") or "")
             cur = "-" if s["current_solution"] is None else f"{s['current_solution']} ({s['current_solution_pct']:.0f}%)"
@@ -292,6 +292,8 @@ class SegmentMap:
     def to_markdown(self) -> str:
         """A one-page Markdown table, the rule below it."""
 
+        from latentseg._display import estimate
+
         def cell(v: Any) -> str:  # user text: HTML escaped, pipes escaped, one line
             return markdown_cell(v)
 
@@ -299,10 +301,10 @@ class SegmentMap:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in self.segments:
             size = f"{s['share']:.0%} ({s['share_lower']:.0%}-{s['share_upper']:.0%}, {s['interval']})"
-            if s.get("count") is not None:
-                size += f"; ~{s['count']:,.0f} customers ({s['count_lower']:,.0f}-{s['count_upper']:,.0f})"
+            if s.get("count") is not None:  # rounded to what the interval supports
+                size += f"; ~{estimate(s['count'], s['count_lower'], s['count_upper'])} customers"
             if s.get("revenue") is not None:
-                size += f"; revenue ~{s['revenue']:,.0f} ({s['revenue_lower']:,.0f}-{s['revenue_upper']:,.0f})"
+                size += f"; revenue ~{estimate(s['revenue'], s['revenue_lower'], s['revenue_upper'])}"
             outs = "; ".join(o["statement"] for o in s["top_underserved"]) or "none underserved"
             fp = "not analysed" if s["fingerprint"] is None else s["fingerprint_text"]
             cur = "-" if s["current_solution"] is None else f"{s['current_solution']} ({s['current_solution_pct']:.0f}%)"
