@@ -125,7 +125,6 @@ def test_size_without_survey_still_sizes(saved):
         (["size", "{model}", "--tam", "10", "--tam-low", "5"], "Give both --tam-low and --tam-high"),
         (["size", "{model}", "--tam", "10", "--product-fit", "1:0.5"], "--product-fit takes SEGMENT=VALUE pairs"),
         (["profile", "{model}", "--overlay", "age"], "Columns ['age'] are not in the survey's profile columns"),
-        (["profile", "{model}", "--weighting", "soft"], "--weighting must be one of proportional, bch, modal"),
         (["profile", "{bare}"], "does not say which survey it was fitted on; pass the survey with --survey"),
         (["profile", "{model}", "--survey", "nope.csv"], "Survey file 'nope.csv' does not exist"),
         (["profile", "no/such/model"], "No saved model at 'no/such/model'"),
