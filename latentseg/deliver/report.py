@@ -235,6 +235,11 @@ HEADERS: dict[str, str] = {
     "covariance": "Covariance structure", "sampler": "Sampler", "weak_separation": "Weakly separated segments",
     "em_relative_entropy": "Relative entropy of the EM solution",
     "share_intervals_approximate": "Share intervals approximate",
+    "rhat_max_by_parameter": "Largest R-hat by parameter", "rhat_weights": "R-hat of the weights", "ebfmi": "E-BFMI",
+    "ebfmi_min": "Smallest E-BFMI", "n_chains": "Chains", "n_draws": "Draws per chain", "waic_se": "WAIC SE",
+    "p_waic": "Effective parameters (WAIC)", "p_loo": "Effective parameters (PSIS-LOO)",
+    "lppd": "Log pointwise predictive density", "pareto_k_max": "Largest Pareto k", "pareto_k_bad": "Pareto k above threshold",
+    "pareto_k_threshold": "Pareto k threshold",
 }
 
 
@@ -276,6 +281,8 @@ def _fmt_cell(v: Any) -> str:
         if abs(f) < 0.001:  # nothing a reader needs in e-notation
             return "0" if f == 0 else ("< 0.001" if f > 0 else "> −0.001")
         return f"{f:.3g}" if abs(f) < 1 else f"{f:.4g}"
+    if isinstance(v, (list, tuple)) and not v:
+        return "none"
     if isinstance(v, (list, tuple)):
         shown = [_fmt_cell(x) for x in list(v)[:12]]
         return ", ".join(shown) + (f" … ({len(v)} in all)" if len(v) > 12 else "")
