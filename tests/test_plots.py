@@ -291,12 +291,13 @@ def test_compare_plot_writes_svg_by_extension_and_refuses_other_formats(tmp_path
 
 
 def _label_boxes(fig: Any) -> tuple[Any, list[Any], Any]:
-    from matplotlib.text import Annotation
+    from matplotlib.text import Annotation, Text
 
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
     anns = [t for t in ax.texts if isinstance(t, Annotation)]
-    return ax, [(a, a.get_window_extent(renderer)) for a in anns], renderer
+    # the text's own box (an Annotation's box also spans its leader line, which may cross a label)
+    return ax, [(a, Text.get_window_extent(a, renderer)) for a in anns], renderer
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
@@ -343,3 +344,18 @@ def test_heatmap_and_shares_wrap_long_labels_at_words_instead_of_cutting():
     r = SegmentationResult.from_memberships("kmeans", z, centers=np.zeros((2, 1)), feature_names=("a",)).with_labels(names)
     shares_ax = plots.plot_shares(r).axes[0]
     assert [" ".join(t.get_text().split()) for t in shares_ax.get_yticklabels()] == xlabs
+
+
+def test_landscape_outcome_labels_do_not_overlap(tmp_path):
+    """Twelve outcomes in a tight cluster (ids would print over each other at a fixed offset)."""
+    rng = np.random.default_rng(3)
+    imp, sat = 5 + rng.uniform(-0.6, 0.6, 12), 2 + rng.uniform(-0.6, 0.6, 12)
+    land = pd.DataFrame({"outcome": [f"o{i:02d}" for i in range(12)], "importance": imp, "satisfaction": sat,
+                         "opportunity": imp + np.maximum(imp - sat, 0)})
+    fig = plots.plot_landscape(land, path=tmp_path / "land.png")
+    ax, boxes, renderer = _label_boxes(fig)
+    assert sorted(a.get_text() for a, _ in boxes) == sorted(land["outcome"])
+    legend = ax.get_legend().get_window_extent(renderer)
+    for i, (_, box) in enumerate(boxes):
+        assert not box.overlaps(legend)
+        assert all(not box.overlaps(other) for _, other in boxes[i + 1:])

@@ -166,7 +166,8 @@ def _repel_labels(ax: Any, xy: np.ndarray, radii: np.ndarray, texts: Sequence[st
     frame = ax.get_window_extent(renderer)
     to_px = fig.dpi / 72.0
     centers = ax.transData.transform(xy)
-    placed: list[Any] = []
+    legend = ax.get_legend()
+    placed: list[Any] = [] if legend is None else [legend.get_window_extent(renderer)]  # labels keep off the legend
     out: list[Any] = [None] * len(texts)
     for i in order:
         best: tuple[float, Any, tuple[float, float, str, str, float]] | None = None
@@ -735,8 +736,6 @@ def plot_landscape(landscape: pd.DataFrame, *, ax: Any = None, path: str | os.Pa
     opp = landscape["opportunity"].to_numpy(dtype=float)
     sc = ax.scatter(imp, sat, c=opp, cmap="YlOrRd", vmin=0, vmax=20, edgecolors="black", linewidths=0.5)
     label = landscape["outcome"] if "outcome" in landscape.columns else landscape.index
-    for xi, yi, lab in zip(imp, sat, label, strict=True):
-        ax.annotate(str(lab), (xi, yi), fontsize=6, xytext=(3, 3), textcoords="offset points")
     grid = np.linspace(0, 10, 50)
     ax.plot(grid, np.clip(2 * grid - 10, 0, 10), color="#999999", linestyle="--", linewidth=1, label="opportunity = 10")
     ax.plot([0, 10], [0, 10], color="#bbbbbb", linestyle=":", linewidth=1, label="satisfaction = importance")
@@ -744,6 +743,10 @@ def plot_landscape(landscape: pd.DataFrame, *, ax: Any = None, path: str | os.Pa
            title="Opportunity landscape")
     ax.legend(fontsize=7, loc="upper left")
     fig.colorbar(sc, ax=ax, label="opportunity")
+    ok = np.isfinite(imp) & np.isfinite(sat)
+    # outcome ids placed clear of each other, of the other points and of the legend (highest opportunity first)
+    _repel_labels(ax, np.c_[imp, sat][ok], np.full(int(ok.sum()), 3.5), [str(v) for v in np.asarray(label)[ok]],
+                  np.argsort(-np.nan_to_num(opp[ok]), kind="stable"), fontsize=6)
     return _finish(fig, path)
 
 
