@@ -199,11 +199,14 @@ class _DevTools:
         self._id = 0
         self.events: list[dict] = []
 
-    def _read(self) -> dict:
+    def _read(self, timeout: float = 90.0) -> dict:
         import json
         import os
+        import select
 
         while b"\0" not in self._buf:
+            if not select.select([self._in], [], [], timeout)[0]:  # a hung browser fails the test, never stalls it
+                raise RuntimeError(f"Chromium sent nothing on the DevTools pipe for {timeout:.0f} s")
             chunk = os.read(self._in, 1 << 20)
             if not chunk:
                 raise RuntimeError("Chromium closed the DevTools pipe")
