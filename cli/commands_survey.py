@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from latentseg.cli._common import command, echo_json, err_console, info, out_console
+from latentseg.cli._common import command, echo_json, err_console, from_config, info, out_console
 from rich.markup import escape
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,10 +29,10 @@ SurveyArg = Annotated[
     Path, typer.Argument(help="Survey file: CSV (Qualtrics exports too), Parquet, Excel .xlsx or SPSS .sav.", show_default=False)
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings (default: ./latentseg.toml if present).")
+    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings. Default: ./latentseg.toml if present.")
 ]
-ImpScaleOpt = Annotated[str | None, typer.Option("--imp-scale", help="Importance scale, e.g. 1-5 (default: config, else inferred).")]
-SatScaleOpt = Annotated[str | None, typer.Option("--sat-scale", help="Satisfaction scale, e.g. 1-10 (default: config, else inferred).")]
+ImpScaleOpt = Annotated[str | None, typer.Option("--imp-scale", help=from_config("Importance scale, e.g. 1-5.", "survey", "imp_scale", empty="inferred from the data"))]
+SatScaleOpt = Annotated[str | None, typer.Option("--sat-scale", help=from_config("Satisfaction scale, e.g. 1-10.", "survey", "sat_scale", empty="inferred from the data"))]
 MissingOpt = Annotated[
     str | None, typer.Option("--missing-codes", help="Comma-separated rating values meaning 'no answer', e.g. 99,-9.")
 ]

@@ -37,6 +37,9 @@ Sections and keys (default in brackets)
 ``[profile]`` ``names`` [{}] (segment id -> name), ``overlay`` [[]], ``distal`` [[]],
     ``top_outcomes`` [5].
 ``[size]`` ``tam`` [0], ``arpu`` [0.0], ``arpu_column`` [""].
+``[decide]`` the recommendation rule: ``target_ratio`` [0.8], ``max_targets`` [2],
+    ``deprioritize_ratio`` [0.33], ``min_share`` [0.10], ``fit`` [{}] (segment id -> 0-1),
+    ``recommend`` [{}] (segment id -> target | monitor | deprioritize).
 ``[report]`` ``output`` ["latentseg_output"], ``dimensions`` [[]] (two factor / job-step names
     for the 2x2), ``name`` [""].
 
@@ -109,6 +112,7 @@ class Key:
             "list[str]": "list of strings",
             "list[number]": "list of numbers",
             "table": "table of strings",
+            "segment-numbers": "table of numbers in [0, 1]",
             "columns-table": "table of {importance, satisfaction}",
             "outcomes-table": "table of {statement, job_step}",
         }[self.kind]
@@ -180,6 +184,13 @@ KEYS: tuple[Key, ...] = (
     Key("size", "tam", "number", 0, "Total addressable market (customers); 0 = shares only.", low=0),
     Key("size", "arpu", "float", 0.0, "Average revenue per customer for market value; 0 = none.", low=0.0),
     Key("size", "arpu_column", "str", "", "Profile column with revenue per respondent (e.g. plan price), used instead of `arpu`."),
+    # [decide] the recommendation rule (latentseg.decide.segmap.DefaultRule; docs/methods.md section 7)
+    Key("decide", "target_ratio", "float", 0.8, "A target scores (size x unmet need x fit) at least this fraction of the best segment's score.", low=0.0, high=1.0, low_open=True),
+    Key("decide", "max_targets", "int", 2, "At most this many segments, the best-ranked, are targets.", low=1),
+    Key("decide", "deprioritize_ratio", "float", 0.33, "A segment scoring below this fraction of the best is deprioritized.", low=0.0, high=1.0, high_open=True),
+    Key("decide", "min_share", "float", 0.10, "A segment smaller than this share is deprioritized whatever its score.", low=0.0, high=1.0, high_open=True),
+    Key("decide", "fit", "segment-numbers", {}, "Each segment's fit with what the business can offer, `<segment id> = 0-1` (e.g. `3 = 0.5`); 1 where not given."),
+    Key("decide", "recommend", "table", {}, "Recommendations set by hand, `<segment id> = \"target\"`, `\"monitor\"` or `\"deprioritize\"`; they win over the rule."),
     # [report]
     Key("report", "output", "str", "latentseg_output", "Folder the report is written to."),
     Key("report", "dimensions", "list[str]", [], "Two factor or job-step names spanning the segment 2x2; empty = chosen automatically."),
@@ -268,9 +279,20 @@ def _check_value(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, list) or not all(number_ok(v, integer=False) for v in value):
             raise bad()
         return [float(v) for v in value]
+    if kind == "segment-numbers":  # [decide] fit: segment number -> number in [0, 1]
+        if not isinstance(value, dict) or not all(number_ok(v, integer=False) and 0 <= v <= 1 for v in value.values()):
+            raise bad()
+    if kind in ("table", "segment-numbers") and key.section == "decide":
+        wrong = [str(k) for k in value if not (str(k).isdigit() and int(str(k)) >= 1)]
+        if wrong:
+            raise ConfigError(f"{where}: '{key.dotted}' is keyed by segment number (1, 2, ...); got key {wrong[0]!r}.")
+        if kind == "segment-numbers":
+            return {str(k): float(v) for k, v in value.items()}
     if kind == "table":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise bad()
+        if key.dotted == "decide.recommend" and any(v not in ("target", "monitor", "deprioritize") for v in value.values()):
+            raise bad(", each one of 'target', 'monitor', 'deprioritize'")
         if key.dotted == "profile.names":
             wrong = [str(k) for k in value if not (str(k).isdigit() and int(str(k)) >= 1)]
             if wrong:
@@ -469,7 +491,7 @@ def config_reference_markdown() -> str:
         name = key.dotted
         if key.kind in ("columns-table", "outcomes-table"):
             name = f"{key.dotted}.<outcome>"
-        elif key.kind == "table":
+        elif key.kind in ("table", "segment-numbers"):
             name = f"{key.dotted}.<segment>"
         meaning = key.meaning.replace("|", "\\|")
         lines.append(f"| `{name}` | {key.describe_type()} | {_default_text(key)} | {meaning} |")
