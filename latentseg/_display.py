@@ -168,7 +168,8 @@ def box(title: Any, *parts: Any) -> str:
 
 # ---- estimates rounded to what their interval supports (report, segment map, console) ----
 def _round_to(x: float, unit: float) -> float:
-    return round(x / unit) * unit
+    """``x`` rounded to ``unit``, a power of ten (``round`` to decimals, so 0.1 units stay exact)."""
+    return float(round(x, -round(math.log10(unit))))
 
 
 def estimate_unit(value: Any, lower: Any = None, upper: Any = None) -> float:

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg._display import _finite, _round_to, estimate_unit
+
 __all__ = [
     "BriefTable",
     "briefing_tables",
@@ -80,26 +82,19 @@ class BriefTable:
 
 
 # ------------------------------------------------------------------------------ rounding
-def _finite(v: Any) -> bool:
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
 
-
-def round_to_interval(value: Any, lower: Any = None, upper: Any = None, *, min_sig: int = 2,
-                      max_sig: int = 3) -> tuple[float, float, float]:
+def round_to_interval(value: Any, lower: Any = None, upper: Any = None) -> tuple[float, float, float]:
     """A value and its interval rounded to what the interval supports.
 
-    The decimal place is that of the interval's half-width written to one significant figure,
-    kept between ``min_sig`` and ``max_sig`` significant figures of the value (``max_sig`` when
-    there is no interval). The bounds are rounded to the same place.
+    The unit is :func:`latentseg._display.estimate_unit`'s (the power of ten of the interval's
+    half-width, kept to 2-3 significant figures of the value; 3 without an interval), the rule
+    the HTML report and the console print counts by, so the three deliverables agree. The bounds
+    are rounded to the same unit.
 
     Parameters
     ----------
     value, lower, upper : float
         NaN or None where unknown.
-    min_sig, max_sig : int
 
     Returns
     -------
@@ -118,19 +113,12 @@ def round_to_interval(value: Any, lower: Any = None, upper: Any = None, *, min_s
     nan = float("nan")
     if not _finite(value):
         return nan, (float(lower) if _finite(lower) else nan), (float(upper) if _finite(upper) else nan)
-    v = float(value)
-    mag = math.floor(math.log10(abs(v))) if v != 0 else 0
-    sig = max_sig
-    if _finite(lower) and _finite(upper) and float(upper) > float(lower):
-        place = math.floor(math.log10((float(upper) - float(lower)) / 2))
-        sig = mag - place + 1
-    sig = min(max(sig, min_sig), max_sig)
-    digits = sig - 1 - mag  # round(x, digits): negative digits round to tens, hundreds ...
+    unit = estimate_unit(value, lower, upper)
 
     def r(x: Any) -> float:
-        return float(round(float(x), digits)) if _finite(x) else nan
+        return _round_to(float(x), unit) if _finite(x) else nan
 
-    return r(v), r(lower), r(upper)
+    return r(value), r(lower), r(upper)
 
 
 def share_decimals(lower: Sequence[float], upper: Sequence[float]) -> int:
