@@ -531,7 +531,7 @@ def status_exclusions(status: pd.Series | None, finished: pd.Series | None) -> t
 
     Examples
     --------
-    >>> m, why, used = status_exclusions(pd.Series([0, 1, 0]), pd.Series([1, 1, 0]))
+    >>> m, why, used = status_exclusions(pd.Series([0, 1, 0], name="Status"), pd.Series([1, 1, 0], name="Finished"))
     >>> m.tolist(), why
     ([False, True, True], ['survey preview (Status)', 'unfinished (Finished = 0)'])
     """
@@ -568,8 +568,16 @@ _PERSONAL = frozenset({
 })
 _PERSONAL_PREFIX = ("recipient", "customdata")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-_IPV4 = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}$")
-_IPV6 = re.compile(r"^[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}$", re.IGNORECASE)
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def is_metadata(name: str) -> bool:
@@ -583,10 +591,11 @@ def is_metadata(name: str) -> bool:
     return _norm(name) in _METADATA or str(name).startswith("Q_")
 
 
-def personal_columns(frame: pd.DataFrame, sample: int = 200) -> list[str]:
+def personal_columns(frame: pd.DataFrame, sample: int = 50, max_content: int = 2000) -> list[str]:
     """Columns holding personal data: by name (IP address, e-mail, names, latitude / longitude,
     recipient and external-reference columns, phone, address), or text columns whose values
-    mostly look like e-mail or IP addresses.
+    mostly look like e-mail or IP addresses (looked at in the first ``max_content`` text
+    columns: a very wide table is judged by name beyond them).
 
     Parameters
     ----------
@@ -606,16 +615,18 @@ def personal_columns(frame: pd.DataFrame, sample: int = 200) -> list[str]:
     ['IPAddress', 'contact']
     """
     out = []
-    for c in frame.columns:
+    looked = 0
+    for j, c in enumerate(frame.columns):
         n = _norm(c)
         if n in _PERSONAL or n.startswith(_PERSONAL_PREFIX):
             out.append(str(c))
             continue
-        s = frame[c]
-        if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        s = frame.iloc[:, j]
+        if looked >= max_content or pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
             continue
-        vals = s.dropna().astype(str).str.strip()
-        vals = vals[vals != ""].head(sample)
-        if len(vals) and (vals.str.match(_EMAIL) | vals.str.match(_IPV4) | vals.str.match(_IPV6)).mean() > 0.5:
+        looked += 1
+        vals = [v.strip() for v in s.to_numpy()[: 4 * sample] if isinstance(v, str) and v.strip()][:sample]
+        hits = sum(1 for v in vals if _EMAIL.match(v) or _is_ip(v))
+        if vals and hits > len(vals) / 2:
             out.append(str(c))
     return out

@@ -1,11 +1,18 @@
-"""Reading a survey file (CSV, Qualtrics CSV, Parquet, Excel, SPSS) into a validated :class:`Survey`.
+"""Reading a survey file (CSV, Qualtrics and SurveyMonkey exports, Parquet, Excel, SPSS) into a validated :class:`Survey`.
 
 The file is read once. CSV files go through pyarrow's multi-threaded parser after a look at
 their first megabyte: encoding (UTF-8, with or without BOM; UTF-16 with BOM; otherwise
 Windows-1252), delimiter (``,`` ``;`` tab ``|``), duplicate column names (refused before any
-parser renames them to ``x.1``) and the Qualtrics layout (three header rows: names, question text,
-``{"ImportId": ...}``; the question text becomes the outcome statement). The rating matrices are
-then checked with vectorised numpy (see :mod:`latentseg.io.validate`).
+parser renames them to ``x.1``) and the export layout (:mod:`latentseg.io.exports`: Qualtrics'
+three header rows, SurveyMonkey's two; in CSV and Excel alike). The rating matrices are then
+checked with vectorised numpy (see :mod:`latentseg.io.validate`).
+
+With no configuration an export reads as it comes: rating columns named ``Q3_1`` are found
+through their question text ("How important ..." / "How satisfied ..."), which also gives the
+outcome statements; choice text becomes numbers through the standard label sets; survey
+previews, spam and unfinished responses (``Status``, ``Finished``) are set aside for the
+cleaning report; platform metadata and personal data (IP address, e-mail, names, location,
+recipient and external reference) stay out of the profile.
 
 The format is chosen by extension, and by content where that disagrees (an Excel workbook
 named ``.csv`` is read as Excel).
@@ -1609,8 +1616,10 @@ def read_survey(
     Parameters
     ----------
     path : str or Path
-        CSV (any common delimiter and encoding; Qualtrics exports detected), Parquet,
-        Excel ``.xlsx`` (needs ``latentseg[excel]``) or SPSS ``.sav`` (needs ``latentseg[spss]``).
+        CSV or TSV (any common delimiter and encoding), Parquet, Excel ``.xlsx`` (needs
+        ``latentseg[excel]``) or SPSS ``.sav`` (needs ``latentseg[spss]``; value labels give the
+        scale). Qualtrics exports (three header rows, values or choice text) and SurveyMonkey
+        exports (two header rows) are recognised in CSV and Excel; see :mod:`latentseg.io.exports`.
     config : mapping, optional
         A configuration as :func:`latentseg.config.load_config` returns (or any part of one);
         its ``[survey]`` section supplies defaults for every option below.
@@ -1635,7 +1644,9 @@ def read_survey(
     -------
     Survey
         Ratings as float matrices (n, m) on their own scales, NaN where unrated; every other
-        column in ``profile``; what was inferred in ``notes``. Respondent ids are text (dtype
+        column in ``profile`` except platform metadata and personal data (``personal``, unless
+        named in ``profile_columns``); survey previews, spam and unfinished responses of an
+        export in ``set_aside``, not in the ratings; what was inferred in ``notes``. Respondent ids are text (dtype
         ``str``) in every format: read as written from CSV (``007`` stays ``007``), numbers from
         Excel, SPSS or Parquet without float artefacts (7.0 -> ``"7"``); without an id column
         respondents are numbered ``"1"`` .. ``"n"`` in file order. Ids are compared as text.
