@@ -81,6 +81,8 @@ def test_each_export_reads_with_no_config(exports, surveys, name):
         assert list(s.profile.columns) == (["Q5"] if name == "spss" else ["Q5", "Q6"])  # metadata left out
     if name == "qualtrics_text":
         assert any("choice text: 5-point importance" in n for n in s.notes)
+    if name in ("qualtrics_text", "spss"):  # the scale comes from the labels, not from the ratings seen
+        assert not s.imp_scale.inferred and not s.sat_scale.inferred
 
 
 def test_same_scores_in_every_format(surveys):
@@ -140,6 +142,31 @@ def test_custom_labels_from_config(tmp_path):
     assert s.importance.to_numpy().tolist() == imp.astype(float).tolist()
     assert s.satisfaction.to_numpy().tolist() == sat.astype(float).tolist()
     assert (str(s.imp_scale), str(s.sat_scale)) == ("1-4", "1-4")
+
+
+def test_labels_config_table_and_errors(tmp_path):
+    from latentseg.config import load_config
+    from latentseg.errors import ConfigError
+
+    p = tmp_path / "latentseg.toml"
+    p.write_text('[survey.labels]\nimportance = ["Low", "Mid", "High"]\nsatisfaction = {"Bad" = 0, "OK" = 5, "Great" = 10}\n')
+    cfg = load_config(p)
+    assert cfg["survey"]["labels"] == {"importance": ["Low", "Mid", "High"], "satisfaction": {"Bad": 0.0, "OK": 5.0, "Great": 10.0}}
+    survey = tmp_path / "s.csv"
+    survey.write_text("id,imp_a,sat_a,imp_b,sat_b\nr1,High,Bad,Low,OK\nr2,mid,great,,Bad\n")
+    s = read_survey(survey, config=cfg)
+    assert s.importance.to_numpy().tolist()[0] == [3.0, 1.0] and np.isnan(s.importance.iloc[1, 1])
+    assert s.satisfaction.to_numpy().tolist() == [[0.0, 5.0], [10.0, 0.0]]
+    assert (str(s.imp_scale), str(s.sat_scale)) == ("1-3", "0-10")
+    p.write_text('[survey.labels]\nimportanc = ["Low", "High"]\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'survey.labels.importanc' \(did you mean 'importance'\?\)"):
+        load_config(p)
+    p.write_text('[survey.labels]\nimportance = "Low"\n')
+    with pytest.raises(ConfigError, match=r"'survey.labels.importance' must be a list of at least two labels"):
+        load_config(p)
+    p.write_text('[survey.labels]\nimportance = ["Low", "low"]\n')
+    with pytest.raises(ConfigError, match=r"lists a label twice"):
+        load_config(p)
 
 
 def test_label_set_choice():

@@ -78,15 +78,6 @@ DURATION_NAMES = (
 #: Normalised names detected as the survey-weight column.
 WEIGHT_NAMES = ("weight", "weights", "wt", "wgt", "surveyweight", "sampleweight")
 
-#: Qualtrics metadata columns left out of the profile of a Qualtrics export.
-QUALTRICS_METADATA = frozenset({
-    "StartDate", "EndDate", "Status", "IPAddress", "Progress", "Finished", "RecordedDate",
-    "RecipientLastName", "RecipientFirstName", "RecipientEmail", "ExternalReference",
-    "ExternalDataReference", "LocationLatitude", "LocationLongitude", "DistributionChannel",
-    "UserLanguage", "Q_RecaptchaScore", "Q_RelevantIDDuplicate", "Q_RelevantIDDuplicateScore",
-    "Q_RelevantIDFraudScore", "Q_RelevantIDLastStartDate", "Q_TotalDuration", "Q_BallotBoxStuffing",
-})
-
 _SNIFF_BYTES = 1 << 20
 _SNIFF_LINES = 4  # the sniffed head holds at least this many lines (a 100,000-column header is over 1 MB)
 _MAX_SNIFF = 64 << 20
@@ -1515,7 +1506,8 @@ def _value_label_scale(
     if len(sets) != 1:
         return None
     codes = next(iter(sets))
-    if len(codes) < 2:
+    # contiguous whole numbers only: a labelled "Don't know" = 99 is no scale point
+    if len(codes) < 2 or any(not c.is_integer() for c in codes) or max(codes) - min(codes) + 1 != len(codes):
         return None
     return Scale(min(codes), max(codes))
 
