@@ -418,12 +418,11 @@ def map_labels(
     >>> out["Q1_1"].tolist(), scale
     ([5.0, nan, 2.0], (1.0, 5.0))
     """
-    folded: dict[str, pd.Series] = {}
+    folded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (distinct folded labels, row codes)
     seen: dict[str, str] = {}
     for c, s in values.items():
-        f = s.map(lambda x: "" if x is None or (isinstance(x, float) and np.isnan(x)) else _fold(x))
-        folded[c] = f
-        for lab in pd.unique(f.to_numpy()):
+        folded[c] = _folded_codes(s)
+        for lab in folded[c][0]:
             if lab:
                 seen.setdefault(lab, c)
     sure = True
@@ -440,14 +439,13 @@ def map_labels(
         best, sure = choose_label_set(block, list(seen), scale_points)
         if best is None:
             # the column and label no standard set holds, to name in the message
-            for c, f in folded.items():
-                bad = [lab for lab in pd.unique(f.to_numpy()) if lab and not any(
+            for c, (labs, codes_of_rows) in folded.items():
+                bad = [j for j, lab in enumerate(labs) if lab and not any(
                     lab in s.codes for s in LABEL_SETS if s.block == block)]
                 if bad:
-                    mask = f.isin(bad[:1]).to_numpy()
-                    raise _unknown(source, c, block, values[c][mask].iloc[0], rows, np.flatnonzero(mask),
+                    pos = np.flatnonzero(codes_of_rows == bad[0])
+                    raise _unknown(source, c, block, values[c].iloc[pos[0]], rows, pos,
                                    "the standard importance and satisfaction label sets")
-            c = next(iter(folded))
             raise SurveyError(
                 f"{source}: the {block} columns ({', '.join(repr(k) for k in list(folded)[:3])} ...) mix labels of "
                 f"different scales ({', '.join(repr(v) for v in list(seen)[:6])}); expected one label set: "
@@ -456,13 +454,13 @@ def map_labels(
         codes = {k: float(v) for k, v in best.codes.items()}
         how, key = best.describe(), best.name
     out: dict[str, np.ndarray] = {}
-    for c, f in folded.items():
-        mapped = f.map(codes)
-        unknown = (f != "").to_numpy() & mapped.isna().to_numpy()
-        if unknown.any():
-            pos = np.flatnonzero(unknown)
+    for c, (labs, codes_of_rows) in folded.items():
+        number = np.array([codes.get(lab, np.nan) if lab else np.nan for lab in labs], dtype=np.float64)
+        missing = [j for j, lab in enumerate(labs) if lab and lab not in codes]
+        if missing:
+            pos = np.flatnonzero(codes_of_rows == missing[0])  # the first unknown label, all its rows
             raise _unknown(source, c, block, values[c].iloc[pos[0]], rows, pos, how)
-        out[c] = mapped.to_numpy(dtype=np.float64, na_value=np.nan)
+        out[c] = number[codes_of_rows]
     low, high = min(codes.values()), max(codes.values())
     return out, how, (low, high), sure, key
 
@@ -498,20 +496,28 @@ _TRUE = {"1", "true", "yes", "1.0"}
 _FALSE = {"0", "false", "no", "0.0"}
 
 
+def _folded_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct folded texts, code of each row into them): each distinct value folded once."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    folded = np.array([_fold(_cell(u)) for u in uniques] + [""], dtype=object)  # -1 (blank) -> ""
+    return folded, codes
+
+
 def _status_codes(s: pd.Series) -> np.ndarray | None:
     """Status codes of every row (-1 where blank); None where a value is not a Qualtrics status."""
-    text = s.map(lambda x: "" if x is None or (isinstance(x, float) and np.isnan(x)) else _fold(_cell(x)))
-    codes = np.full(len(s), -1, dtype=np.int64)
-    for i, t in enumerate(text.to_numpy()):
+    folded, rows = _folded_codes(s)
+    known = _STATUS_OUT.keys() | _STATUS_KEEP.keys()
+    per_value = np.full(len(folded), -1, dtype=np.int64)
+    for j, t in enumerate(folded):
         if not t:
             continue
         if t in _STATUS_TEXT:
-            codes[i] = _STATUS_TEXT[t]
-        elif t.isdigit() and int(t) in _STATUS_OUT.keys() | _STATUS_KEEP.keys():
-            codes[i] = int(t)
+            per_value[j] = _STATUS_TEXT[t]
+        elif t.isdigit() and int(t) in known:
+            per_value[j] = int(t)
         else:
             return None
-    return codes
+    return per_value[rows]
 
 
 def status_exclusions(status: pd.Series | None, finished: pd.Series | None) -> tuple[np.ndarray, list[str], list[str]]:
@@ -536,23 +542,27 @@ def status_exclusions(status: pd.Series | None, finished: pd.Series | None) -> t
     ([False, True, True], ['survey preview (Status)', 'unfinished (Finished = 0)'])
     """
     n = len(status) if status is not None else len(finished) if finished is not None else 0
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    why_status = np.full(n, "", dtype=object)
+    unfinished = np.zeros(n, dtype=bool)
     used: list[str] = []
     if status is not None:
         codes = _status_codes(status)
         if codes is not None:
             used.append(str(status.name))
-            for i in np.flatnonzero(np.isin(codes, list(_STATUS_OUT))):
-                reasons[i].append(f"{_STATUS_OUT[int(codes[i])]} ({status.name})")
+            for code, word in _STATUS_OUT.items():
+                why_status[codes == code] = f"{word} ({status.name})"
     if finished is not None:
-        text = finished.map(lambda x: "" if x is None or (isinstance(x, float) and np.isnan(x)) else _fold(_cell(x)))
-        vals = set(text.to_numpy()) - {""}
+        folded, rows = _folded_codes(finished)
+        vals = set(folded) - {""}
         if vals and vals <= _TRUE | _FALSE:
             used.append(str(finished.name))
-            for i in np.flatnonzero(text.isin(_FALSE).to_numpy()):
-                reasons[i].append(f"unfinished ({finished.name} = 0)")
-    mask = np.array([bool(r) for r in reasons], dtype=bool)
-    return mask, ["; ".join(r) for r in reasons if r], used
+            unfinished = np.isin(folded, list(_FALSE))[rows]
+    mask = (why_status != "") | unfinished
+    reasons = [
+        "; ".join(r for r in (why_status[i], f"unfinished ({finished.name} = 0)" if unfinished[i] else "") if r)
+        for i in np.flatnonzero(mask)
+    ]
+    return mask, reasons, used
 
 
 # ----------------------------------------------------------------------------- metadata, personal data
