@@ -49,12 +49,14 @@ __all__ = [
     "status_exclusions",
     "is_metadata",
     "personal_columns",
+    "personal_by_name",
 ]
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
 def _norm(name: str) -> str:
+    """Lower case, letters and digits only (``"IP Address"`` -> ``"ipaddress"``)."""
     return _NOT_ALNUM.sub("", str(name).lower())
 
 
@@ -123,7 +125,7 @@ def detect_layout(rows: Sequence[Sequence[Any]]) -> ExportLayout:
     >>> sm.kind, sm.names, sm.questions["Q1_2"]
     ('surveymonkey', ('Respondent ID', 'Collector ID', 'Q1_1', 'Q1_2'), 'How important is it to you? - Cost')
     """
-    text = [[_cell(c) for c in r] for r in rows]
+    text = [[c if isinstance(c, str) else _cell(c) for c in r] for r in rows[:3]]
     if not text:
         return ExportLayout("plain", ())
     header = list(text[0])
@@ -132,8 +134,9 @@ def detect_layout(rows: Sequence[Sequence[Any]]) -> ExportLayout:
         if hits >= max(1, len(text[2]) // 2):
             questions = {n: q.strip() for n, q in zip(header, text[1], strict=False) if q.strip()}
             return ExportLayout("qualtrics", tuple(header), 2, questions)
-    normalised = {_norm(c) for c in header}
-    if len(text) >= 2 and {"respondentid", "collectorid"} <= normalised:
+    if len(text) >= 2 and "collector" in ",".join(header).lower() and {"respondentid", "collectorid"} <= {
+        _norm(c) for c in header
+    }:
         return _surveymonkey(header, text[1] + [""] * (len(header) - len(text[1])))
     return ExportLayout("plain", tuple(header))
 
@@ -577,6 +580,12 @@ _PERSONAL = frozenset({
     "externaldatareference", "externalid", "streetaddress", "postaladdress",
 })
 _PERSONAL_PREFIX = ("recipient", "customdata")
+#: Every name above starts with one of these (case-insensitive, after any punctuation).
+_PERSONAL_HINT = re.compile(
+    r"^[^a-z0-9]*(?:ip|e[^a-z0-9]*mail|mail|first|last|full|name|respondent|contact|sur|given|phone|tele|mobile|"
+    r"location|lat|lon|lng|external|street|postal|recipient|custom)",
+    re.IGNORECASE,
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 
 
@@ -599,6 +608,24 @@ def is_metadata(name: str) -> bool:
     (True, True, False)
     """
     return _norm(name) in _METADATA or str(name).startswith("Q_")
+
+
+def personal_by_name(names: Sequence[str]) -> list[str]:
+    """The columns :func:`personal_columns` recognises by name alone.
+
+    Examples
+    --------
+    >>> personal_by_name(["ResponseId", "RecipientEmail", "LocationLatitude", "role"])
+    ['RecipientEmail', 'LocationLatitude']
+    """
+    out = []
+    for c in names:
+        if _PERSONAL_HINT.search(str(c)) is None:  # a cheap first look at a wide header
+            continue
+        n = _norm(c)
+        if n in _PERSONAL or n.startswith(_PERSONAL_PREFIX):
+            out.append(str(c))
+    return out
 
 
 def personal_columns(frame: pd.DataFrame, sample: int = 50, max_content: int = 2000) -> list[str]:
@@ -624,18 +651,20 @@ def personal_columns(frame: pd.DataFrame, sample: int = 50, max_content: int = 2
     >>> personal_columns(df)
     ['IPAddress', 'contact']
     """
-    out = []
-    looked = 0
+    out: list[str] = []
+    by_name = set(personal_by_name([str(c) for c in frame.columns]))
+    text_columns = [
+        j for j, dt in enumerate(frame.dtypes)
+        if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
+    ] if len(frame.columns) else []
+    text_set = set(text_columns[:max_content])  # a very wide table is judged by name beyond these
     for j, c in enumerate(frame.columns):
-        n = _norm(c)
-        if n in _PERSONAL or n.startswith(_PERSONAL_PREFIX):
+        if str(c) in by_name:
             out.append(str(c))
             continue
-        s = frame.iloc[:, j]
-        if looked >= max_content or pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        if j not in text_set:
             continue
-        looked += 1
-        vals = [v.strip() for v in s.to_numpy()[: 4 * sample] if isinstance(v, str) and v.strip()][:sample]
+        vals = [v.strip() for v in frame.iloc[: 4 * sample, j].to_numpy() if isinstance(v, str) and v.strip()][:sample]
         hits = sum(1 for v in vals if _EMAIL.match(v) or _is_ip(v))
         if vals and hits > len(vals) / 2:
             out.append(str(c))

@@ -43,6 +43,7 @@ from latentseg.io.exports import (
     detect_layout,
     is_metadata,
     map_labels,
+    personal_by_name,
     personal_columns,
     question_rating_columns,
     status_exclusions,
@@ -1297,7 +1298,7 @@ class _Hint:
         plan = self.plan(names)
         if plan is None or (self.profile and not self.opts.profile_columns):
             return None
-        wanted = {c for c in plan[:3] if c} | plan[3].columns | {c for c in names if _norm(c) in _STATUS_NAMES}
+        wanted = {c for c in plan[:3] if c} | plan[3].columns | {c for c in _status_candidates(names) if _norm(c) in _STATUS_NAMES}
         if self.profile:
             wanted |= set(self.opts.profile_columns)
         return [c for c in names if c in wanted]
@@ -1419,7 +1420,7 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
         profile_frame, unread = pd.DataFrame(index=ids), tuple(profile_cols)
     if not opts.profile_columns:
         # by name, and (values read) by content: e-mail and IP addresses
-        personal = personal_columns(profile_frame if profile else pd.DataFrame(columns=list(unread)))
+        personal = personal_columns(profile_frame) if profile else personal_by_name(unread)
         if personal:
             gone = set(personal)
             profile_frame = profile_frame.drop(columns=[c for c in personal if c in profile_frame.columns])
@@ -1456,13 +1457,18 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
 _LAYOUT_NAMES = {"qualtrics": "Qualtrics", "surveymonkey": "SurveyMonkey"}
 
 
+def _status_candidates(names: Sequence[str]) -> list[str]:
+    """Columns that may be ``Status`` / ``Finished`` (a cheap look at a wide header)."""
+    return [c for c in names if "stat" in c.lower() or "fini" in c.lower()]
+
+
 def _set_aside(
     cols: Any, ids: pd.Index, rows: RowNamer, names: Sequence[str], taken: set[str], source: str, notes: list[str]
 ) -> tuple[Any, pd.Index, RowNamer, pd.DataFrame, list[str]]:
     """Set aside survey previews, tests, spam and unfinished responses (Qualtrics ``Status`` and
     ``Finished``): the kept rows, their ids and row names, the set-aside respondents with their
     reasons, and the status columns used."""
-    found = {_norm(c): c for c in names if c not in taken and _norm(c) in _STATUS_NAMES}
+    found = {_norm(c): c for c in _status_candidates(names) if c not in taken and _norm(c) in _STATUS_NAMES}
     empty = pd.DataFrame({"respondent_id": pd.Series([], dtype="str"), "reasons": pd.Series([], dtype="str")})
     if not found:
         return cols, ids, rows, empty, []
