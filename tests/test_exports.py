@@ -169,6 +169,20 @@ def test_labels_config_table_and_errors(tmp_path):
         load_config(p)
 
 
+def test_read_table_maps_choice_text_with_the_fitted_label_set(exports):
+    """assign's read: rating columns of choice text become the numbers the model was fitted on."""
+    truth, files = exports
+    spec = {"imp_columns": [f"Q3_{o}" for o in truth.outcomes], "sat_columns": [f"Q4_{o}" for o in truth.outcomes],
+            "labels": {"importance": "5-point importance", "satisfaction": "5-point satisfaction"}}
+    frame = read_table(files["qualtrics_text"], ratings=spec).set_index("ResponseId")
+    np.testing.assert_array_equal(frame.loc[truth.ids, spec["imp_columns"]].to_numpy(float), truth.importance.to_numpy())
+    np.testing.assert_array_equal(frame.loc[truth.ids, spec["sat_columns"]].to_numpy(float), truth.satisfaction.to_numpy())
+    assert frame["Status"].iloc[3] == "Survey Preview"  # a table, not a survey: every row is there
+    spec["labels"]["importance"] = "7-point importance"  # the set the model was fitted with wins
+    frame = read_table(files["qualtrics_text"], ratings=spec).set_index("ResponseId")
+    assert frame.loc[truth.ids[0], "Q3_1"] == {4.0: 6.0, 5.0: 7.0, 3.0: 5.0, 2.0: 3.0, 1.0: 1.0}[truth.importance.iloc[0, 0]]
+
+
 def test_label_set_choice():
     five = ["Not at all important", "Slightly important", "Moderately important", "Very important", "Extremely important"]
     best, sure = choose_label_set("importance", five)
