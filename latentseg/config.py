@@ -115,6 +115,7 @@ class Key:
             "segment-numbers": "table of numbers in [0, 1]",
             "columns-table": "table of {importance, satisfaction}",
             "outcomes-table": "table of {statement, job_step}",
+            "labels-table": "table of {importance, satisfaction} label lists",
         }[self.kind]
         if self.choices:
             return f"{base}, one of " + ", ".join(repr(c) for c in self.choices)
@@ -148,6 +149,7 @@ KEYS: tuple[Key, ...] = (
     Key("survey", "profile_columns", "list[str]", [], "Profile columns to keep; empty = every column that is not a rating, the id, the duration or the weight."),
     Key("survey", "columns", "columns-table", {}, "Explicit rating columns, `<outcome> = {importance = \"...\", satisfaction = \"...\"}`; replaces the naming conventions."),
     Key("survey", "outcomes", "outcomes-table", {}, "Outcome statements and job steps, `<outcome> = {statement = \"...\", job_step = \"...\"}`."),
+    Key("survey", "labels", "labels-table", {}, "Answer labels of choice-text exports, low to high, `importance = [\"Not important\", ...]` and `satisfaction = [...]` (or a table `\"label\" = number`); empty = the standard 5- and 7-point importance and satisfaction labels."),
     # [cleaning]
     Key("cleaning", "straightliners", "bool", True, "Exclude respondents who gave the same rating to every outcome in the importance or the satisfaction block."),
     Key("cleaning", "speeder_fraction", "float", 0.3333, "Exclude respondents faster than this fraction of the median duration (0 = off).", low=0.0, high=1.0, high_open=True),
@@ -300,6 +302,29 @@ def _check_value(key: Key, value: Any, where: str) -> Any:
                     f"{where}: 'profile.names' is keyed by segment number (1, 2, ...); got key {wrong[0]!r}."
                 )
         return {str(k): v for k, v in value.items()}
+    if kind == "labels-table":
+        if not isinstance(value, dict):
+            raise bad()
+        labels: dict[str, Any] = {}
+        for block, spec in value.items():
+            sub = f"{key.dotted}.{block}"
+            if block not in ("importance", "satisfaction"):
+                raise ConfigError(
+                    f"{where}: unknown key '{sub}'{_suggest(str(block), ['importance', 'satisfaction'])}; expected importance and satisfaction."
+                )
+            if isinstance(spec, list) and len(spec) >= 2 and all(isinstance(v, str) and v.strip() for v in spec):
+                folded = [" ".join(v.split()).casefold() for v in spec]
+                if len(set(folded)) != len(folded):
+                    raise ConfigError(f"{where}: '{sub}' lists a label twice; expected each label once, low to high.")
+                labels[block] = list(spec)
+            elif isinstance(spec, dict) and len(spec) >= 2 and all(number_ok(v, integer=False) for v in spec.values()):
+                labels[block] = {str(k): float(v) for k, v in spec.items()}
+            else:
+                raise ConfigError(
+                    f"{where}: '{sub}' must be a list of at least two labels, low to high (coded 1, 2, ...), or a table "
+                    f"\"label\" = number; got {spec!r} ({_typename(spec)})."
+                )
+        return labels
     if kind in ("columns-table", "outcomes-table"):
         fields = ("importance", "satisfaction") if kind == "columns-table" else ("statement", "job_step")
         if not isinstance(value, dict):
