@@ -143,12 +143,21 @@ def _sample_ratings(result: Any, seg: np.ndarray, rng: np.random.Generator) -> p
         points = result.extras["scale_points"]
     except KeyError:
         raise ConfigError(f"This {result.model} result has no rating probabilities; cannot simulate from it.") from None
-    out: dict[str, Any] = {}
-    for kind in (IMP, SAT):
-        p = probs[kind][seg]  # (n, J, C)
+    def draw(p: np.ndarray) -> np.ndarray:  # (n, J, C) -> codes (n, J)
         cum = np.cumsum(p, axis=2)
         cum[..., -1] = np.maximum(cum[..., -1], 1.0)
-        codes = (rng.random(p.shape[:2] + (1,)) > cum).sum(axis=2)
+        return (rng.random(p.shape[:2] + (1,)) > cum).sum(axis=2)
+
+    joint = result.params.get("joint_probs")
+    drawn: dict[str, np.ndarray] = {}
+    if joint is not None:  # the joint cell model: draw each outcome's (importance, satisfaction) pair
+        joint = np.asarray(joint, dtype=float)
+        cs = joint.shape[-1]
+        cell = draw(joint[seg].reshape(seg.size, joint.shape[1], -1))
+        drawn = {IMP: cell // cs, SAT: cell % cs}
+    out: dict[str, Any] = {}
+    for kind in (IMP, SAT):
+        codes = drawn[kind] if drawn else draw(probs[kind][seg])
         pts = points.loc[points["kind"] == kind, "point"].to_numpy(dtype=float)
         dtype = pd.CategoricalDtype([int(v) if float(v).is_integer() else float(v) for v in pts], ordered=True)
         for j, o in enumerate(result.feature_names):
