@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
 from latentseg.cli._common import from_config  # help naming the config key an option overrides
+from latentseg.models.families import NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -236,7 +237,7 @@ def _load_for_compare(path: Path) -> SegmentationResult:
 
 
 def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, Any], replicates: int,
-              jobs: int, seed: int | None) -> list[dict[str, Any]]:
+              jobs: int, seed: int | None, ratings: Any = None) -> list[dict[str, Any]]:
     """Bootstrap LRT k-1 vs k for every EM family and k of the sweep (reusing its fits)."""
     if replicates <= 0:
         return []
@@ -247,7 +248,7 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
     for model, fam in FAMILIES.items():
         if not fam.lrt or model not in selection.per_family:
             continue
-        data = levels if fam.categorical else scores
+        data = ratings if fam.on_ratings else (levels if fam.categorical else scores)
         ks = sorted(int(k) for k in selection.table.loc[selection.table["model"] == model, "k"] if k >= 2)
         for k in ks:
             def fitted(kk: int) -> Any:
@@ -282,7 +283,7 @@ def select_cmd(
     data: Annotated[Path, typer.Argument(help="Survey file, or a numeric score table with --data-kind scores.")],
     models: Annotated[
         str | None,
-        typer.Option("--models", help=from_config("Comma-separated families, of kmeans, gmm, lca, bayes-gmm, bayes-lca.", "select", "models")),
+        typer.Option("--models", help=from_config(f"Comma-separated families, of {', '.join(NAMES)}.", "select", "models")),
     ] = None,
     k: Annotated[str | None, typer.Option("--k", help="k range, e.g. 3..7 or 3,4,5. Default: [select] k_min..k_max from the config, else 3..7.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help=from_config("Random seed.", "model", "random_seed"))] = None,
@@ -338,8 +339,10 @@ def select_cmd(
             progress=update,
             checkpoint_dir=checkpoint,
             categorical_data=levels,
+            rating_data=prepared.ratings,
         )
-    lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
+    lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"],
+                         prepared.ratings)
     written = []
     if plots is not None:
         from latentseg.deliver.plots import write_selection_figures

@@ -13,9 +13,9 @@ Examples
 --------
 >>> from latentseg.models.families import FAMILIES, family
 >>> list(FAMILIES)
-['kmeans', 'gmm', 'lca', 'bayes-gmm', 'bayes-lca']
->>> family("lca").data, family("bayes-gmm").bayesian
-('levels', True)
+['kmeans', 'gmm', 'lca', 'bayes-gmm', 'bayes-lca', 'rating-lca']
+>>> family("lca").data, family("bayes-gmm").bayesian, family("rating-lca").data
+('levels', True, 'ratings')
 >>> family("bayes-gmm").options_from_config({"model": {"covariance": "EEI", "draws": 500, "tune": 500,
 ...     "chains": 2, "sampler": "nutpie", "n_init": 10}}).options["covariance"]
 'EEI'
@@ -51,12 +51,14 @@ __all__ = [
     "LCA",
     "BAYES_GMM",
     "BAYES_LCA",
+    "RATING_LCA",
 ]
 
 #: What a family is fitted on: ``"scores"`` (numeric: opportunity scores, their factors, or any
-#: numeric table) or ``"levels"`` (categorical: per-outcome opportunity levels, or any
-#: categorical table).
-DATA_KINDS = ("scores", "levels")
+#: numeric table), ``"levels"`` (categorical: per-outcome opportunity levels, or any
+#: categorical table) or ``"ratings"`` (a survey's raw importance and satisfaction ratings, each
+#: a category of its scale: :func:`latentseg.prepare.ratings.rating_frame`).
+DATA_KINDS = ("scores", "levels", "ratings")
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class Family:
         The family's name everywhere (config, CLI, results, saved models).
     title : str
         In words, for reports.
-    data : {"scores", "levels"}
+    data : {"scores", "levels", "ratings"}
         The data it takes (:data:`DATA_KINDS`).
     bayesian : bool
         Fitted by MCMC (PyMC); shares carry posterior credible intervals.
@@ -144,6 +146,12 @@ class Family:
     def categorical(self) -> bool:
         """Fitted on categorical indicators (``data == "levels"``)."""
         return self.data == "levels"
+
+    @property
+    def on_ratings(self) -> bool:
+        """Fitted on a survey's raw ratings (``data == "ratings"``): its ``centers`` are segment
+        opportunity scores implied by its rating distributions, with ``center_intervals``."""
+        return self.data == "ratings"
 
     @property
     def option_names(self) -> tuple[str, ...]:
@@ -256,6 +264,7 @@ _MCMC = tuple(Option(name, name) for name in MCMC_OPTIONS)
 #: The family names, for the few places that need one family in particular (its engine, a study
 #: method, a role below); everything else iterates over :data:`FAMILIES`.
 KMEANS, GMM, LCA, BAYES_GMM, BAYES_LCA = "kmeans", "gmm", "lca", "bayes-gmm", "bayes-lca"
+RATING_LCA = "rating-lca"
 
 #: The families, in sweep order. Never renumber ``seed_code``.
 FAMILIES: dict[str, Family] = {
@@ -343,6 +352,22 @@ FAMILIES: dict[str, Family] = {
             seed_code=5,
             color="#66a61e",
         ),
+        Family(
+            name=RATING_LCA,
+            title="latent class on ratings",
+            data="ratings",
+            bayesian=False,
+            module="latentseg.models.rating_lca",
+            function="fit_rating_lca",
+            options=(Option("n_init", "n_init"), Option("measurement"), Option("interval"), Option("n_boot")),
+            interval="Wilson",
+            criterion="bic",
+            stability=True,
+            lrt=True,
+            complete_data=False,
+            seed_code=6,  # seed_code 7 is bayes-rating-lca's
+            color="#e6ab02",
+        ),
     )
 }
 
@@ -374,7 +399,7 @@ def family(name: str) -> Family:
     >>> family("gmmm")
     Traceback (most recent call last):
     ...
-    latentseg.errors.ConfigError: Unknown model 'gmmm'; choose one of kmeans, gmm, lca, bayes-gmm, bayes-lca.
+    latentseg.errors.ConfigError: Unknown model 'gmmm'; choose one of kmeans, gmm, lca, bayes-gmm, bayes-lca, rating-lca.
     """
     try:
         return FAMILIES[str(name)]

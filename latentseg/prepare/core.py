@@ -9,6 +9,8 @@ through :func:`prepare`, so they all fit the same data under one config:
   optionally reduced to factors or job-step composites (``[reduce]``). Families fitted on scores
   take the (reduced) scores; families fitted on levels take the per-outcome opportunity levels
   of the outcome scores, without outcomes that have one level for everyone (with a note).
+  Families fitted on ratings take the raw importance and satisfaction ratings of the same
+  outcomes as the scores, each a category of its scale (:mod:`latentseg.prepare.ratings`).
 - ``kind="scores"``: any numeric table (one row per respondent; a ``respondent_id`` / ``id``
   column becomes the index). Families fitted on levels take its opportunity levels (cut at 10
   and 15), which assumes opportunity scores. A user's table is not edited: constant columns are
@@ -89,6 +91,10 @@ class Prepared:
         What families fitted on scores take: ``scores``, or the factors of ``reduction``.
     levels : DataFrame (n, m') or None
         What families fitted on levels take (computed when one of ``families`` needs them).
+    ratings : DataFrame (n, 2m) or None
+        What families fitted on ratings take (a survey, when one of ``families`` needs them): the
+        raw ratings of the outcomes in ``scores``, laid out as
+        :func:`latentseg.prepare.ratings.rating_frame` says.
     notes : tuple of str
         What was left out or assumed, in words.
     spec : dict
@@ -107,6 +113,7 @@ class Prepared:
     reduction: Any = None
     numeric: pd.DataFrame | None = None
     levels: pd.DataFrame | None = None
+    ratings: pd.DataFrame | None = None
     notes: tuple[str, ...] = ()
     spec: dict[str, Any] = field(default_factory=dict)
 
@@ -140,6 +147,14 @@ class Prepared:
             numeric scores from an indicator table).
         """
         fam = family(name)
+        if fam.on_ratings:
+            if self.ratings is None:
+                raise ConfigError(
+                    f"--model {name} fits the raw importance and satisfaction ratings of a survey; "
+                    + ("they were not prepared for this input: pass it in families= when preparing."
+                       if self.kind == "survey" else f"--data-kind {self.kind} has none (use a survey).")
+                )
+            return self.ratings
         if fam.categorical:
             if self.levels is None:
                 raise ConfigError(
@@ -176,6 +191,9 @@ class Prepared:
         spec = copy.deepcopy(self.spec)
         if family(name).categorical and self.kind != "indicators":
             spec["transform"] = "opportunity_levels"
+        if family(name).on_ratings:
+            spec["transform"] = "ratings"
+            spec["rating_outcomes"] = [str(c) for c in self.scores.columns] if self.scores is not None else []
         spec["input_sha256"] = input_sha256(self.data_for(name))
         if family(name).complete_data and self.numeric is not None:
             # the column means its missing values were replaced by, so assign fills new data alike
@@ -282,6 +300,13 @@ def prepare(
         raise ConfigError(f"--data-kind must be one of {', '.join(INPUT_KINDS)}; got {kind!r}.")
     names = [family(f).name for f in families]
     need_levels = any(family(f).categorical for f in names)
+    need_ratings = any(family(f).on_ratings for f in names)
+    if need_ratings and kind != "survey":
+        on = next(f for f in names if family(f).on_ratings)
+        raise ConfigError(
+            f"--model {on} fits the raw importance and satisfaction ratings of a survey; --data-kind {kind} has none "
+            "(use a survey, or a family fitted on scores or levels)."
+        )
     path = Path(source)
     if not path.exists():
         raise ConfigError(f"Data file '{path}' does not exist.")
@@ -290,7 +315,7 @@ def prepare(
     before = _file_state(path)
     digest = file_sha256(path) if path.is_file() else None
     if kind == "survey":
-        prepared = _prepare_survey(path, cfg, need_levels, columns)
+        prepared = _prepare_survey(path, cfg, need_levels, columns, need_ratings)
     else:
         prepared = _prepare_table(path, cfg, kind, need_levels, columns, names)
     if _file_state(path) != before:
@@ -310,7 +335,9 @@ def _file_state(path: Path) -> tuple[int, int] | None:
 
 
 # ------------------------------------------------------------------------------------ survey
-def _prepare_survey(path: Path, cfg: dict[str, Any], need_levels: bool, columns: Sequence[str] | None) -> Prepared:
+def _prepare_survey(
+    path: Path, cfg: dict[str, Any], need_levels: bool, columns: Sequence[str] | None, need_ratings: bool = False
+) -> Prepared:
     from latentseg.io import read_survey
     from latentseg.prepare.cleaning import clean
     from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
@@ -346,6 +373,13 @@ def _prepare_survey(path: Path, cfg: dict[str, Any], need_levels: bool, columns:
         levels = _levels(scores, notes)
         if reduction is not None:
             notes.append("latent class families use the outcome-level opportunity levels (not the factors)")
+    ratings = None
+    if need_ratings:
+        from latentseg.prepare.ratings import rating_frame
+
+        ratings = rating_frame(cleaned, [str(c) for c in scores.columns])
+        if reduction is not None:
+            notes.append("families fitted on ratings use the outcomes' raw ratings (not the factors)")
     return Prepared(
         kind="survey",
         source=str(path),
@@ -359,6 +393,7 @@ def _prepare_survey(path: Path, cfg: dict[str, Any], need_levels: bool, columns:
         reduction=reduction,
         numeric=numeric,
         levels=levels,
+        ratings=ratings,
         notes=tuple(notes),
         spec=spec,
     )
