@@ -1144,6 +1144,11 @@ def simulate_survey(
 # --------------------------------------------------------------------------------------------
 
 _SCORE_SD = 2.5  # within-segment sd of a latent opportunity score (0-20 scale), design (b)
+# design (b) raises a segment's outcomes by _SCORE_SHIFT * separation sds: in designs (a) / (c) a
+# separation s moves the opportunity score of a segment's own outcomes by 2.2 s pooled sds
+# (measured on 60,000 respondents: 1.00, 1.58, 2.18 at s = 0.5, 0.75, 1), so one separation means
+# about the same distance on the opportunity scale in every design
+_SCORE_SHIFT = 2.2
 _STYLE_SD = 1.5  # within-segment sd of a latent rating (0-10 scale), design (c)
 
 
@@ -1210,7 +1215,7 @@ def simulate_score_segments(
     n_segments: int = 3,
     *,
     shares: Sequence[float] | np.ndarray | None = None,
-    separation: float = 2.0,
+    separation: float = 1.0,
     imp_scale: tuple[int, int] | str | Scale = (1, 5),
     sat_scale: tuple[int, int] | str | Scale = (1, 5),
     exact_shares: bool = False,
@@ -1221,8 +1226,9 @@ def simulate_score_segments(
     Each respondent's latent opportunity score on outcome o is ``Normal(mu[g, o], 2.5)`` (0-20
     scale, clipped to it), independent across outcomes given the segment g. Outcome baselines are
     uniform on [4, 9]; segment g's block of (up to two) outcomes is raised by
-    ``separation * 2.5``, so ``separation`` is the standardised distance between a segment and
-    the others on its own outcomes. The score is mapped back to importance and satisfaction by
+    ``2.2 * separation * 2.5``: a standardised distance of ``2.2 * separation`` between a
+    segment and the others on its own outcomes, about what the same ``separation`` gives on the
+    opportunity scale in :func:`simulate_response_styles`. The score is mapped back to importance and satisfaction by
     :func:`score_to_ratings_0_10` (one deterministic pair per score, so the two ratings of an
     outcome are **dependent** given the segment: the rating models' local independence is
     violated, on purpose), then onto the scales and rounded.
@@ -1235,7 +1241,7 @@ def simulate_score_segments(
     n, n_outcomes, n_segments : int
     shares : sequence of float, optional
         Default :func:`default_shares`.
-    separation : float, default 2.0
+    separation : float, default 1.0
     imp_scale, sat_scale : (int, int) or str or Scale, default (1, 5)
     exact_shares : bool, default False
         ``False``: segment sizes multinomial (what a sample gives); ``True``: ``n * shares`` rounded.
@@ -1268,7 +1274,7 @@ def simulate_score_segments(
     mu = np.tile(base, (k, 1))
     blocks = _block_segments(m, k)
     for g, b in enumerate(blocks):
-        mu[g, b] += separation * _SCORE_SD
+        mu[g, b] += _SCORE_SHIFT * separation * _SCORE_SD
     seg = _allocate(n, share_arr, rng_alloc, exact=bool(exact_shares))
     score = mu[seg - 1] + _SCORE_SD * rng_x.standard_normal((n, m))
     i10, s10 = score_to_ratings_0_10(score)
