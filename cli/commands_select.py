@@ -333,6 +333,7 @@ def select_cmd(
             progress=update,
             checkpoint_dir=checkpoint,
             categorical_data=levels,
+            rating_data=prepared.ratings,
         )
     lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
     written = []

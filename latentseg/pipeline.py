@@ -127,6 +127,8 @@ class PipelineResult:
             for key in ("count", "count_lower", "count_upper", "revenue", "flags"):
                 if key in size:
                     entry[key] = size[key]
+            if "opportunity" in s:  # families fitted on ratings: the segment opportunity per outcome
+                entry["opportunity"] = s["opportunity"]
             segments.append(entry)
         return json_safe(
             {
@@ -465,6 +467,7 @@ def _sweep(prepared: Any, sweep: list[str], ks: list[int], seed: int | None, opt
         progress=lambda done, total, desc: step.tick("select", done, total, desc),
         checkpoint_dir=model_dir / "checkpoints",
         categorical_data=prepared.levels if any(family(m).categorical for m in sweep) else None,
+        rating_data=prepared.ratings,
     )
 
 
@@ -511,4 +514,6 @@ def _deliverables(cfg: Mapping[str, Any], cfg_source: str, survey_path: Path, mo
     if prepared.reduction is not None:
         tables["reduction_loadings"] = pd.DataFrame(prepared.reduction.loadings)
         meta["reduction"] = prepared.reduction.to_dict()
+    if family(fam).on_ratings and "opportunity" in d.result.extras:  # the model's own segment opportunity
+        tables["segment_opportunity"] = d.result.extras["opportunity"]
     return meta, tables

@@ -387,7 +387,8 @@ class SegmentationResult:
         dict
             ``model, k, n, loglik, n_params, bic, aic, converged, segments, criteria,
             diagnostics`` (+ ``waic``, ``loo``, ``rhat_max``, ``divergences`` for Bayesian fits),
-            ``schema_version``.
+            ``schema_version``. For the families fitted on ratings each segment also carries
+            ``"opportunity"`` (:meth:`opportunity_records`).
         """
         c = dict(self.criteria)
         d = dict(self.diagnostics)
@@ -416,6 +417,8 @@ class SegmentationResult:
             "criteria": c,
             "diagnostics": d,
         }
+        for seg, opp in zip(out["segments"], self.opportunity_records()):
+            seg["opportunity"] = opp
         if self.model.startswith("bayes"):
             for key in ("waic", "waic_se", "loo", "loo_se"):
                 out[key] = c.get(key)
@@ -424,6 +427,27 @@ class SegmentationResult:
         out["settings"] = dict(self.settings)
         out["provenance"] = dict(self.provenance)
         return json_safe(out)
+
+    def opportunity_records(self) -> list[list[dict[str, Any]]]:
+        """Per segment, the segment opportunity of every outcome with its interval, for the families
+        fitted on ratings (whose ``centers`` are the expected opportunity scores their rating
+        distributions imply): ``[[{"outcome": "o01", "mean": 12.4, "lower": 11.6, "upper": 13.1}, ...], ...]``.
+        Empty for every other family (their centers are in the units of their data).
+        """
+        from latentseg.models.families import FAMILIES
+
+        fam = FAMILIES.get(self.model)
+        if fam is None or not fam.on_ratings:
+            return []
+        ci = self.center_intervals
+        ci = np.full(np.asarray(self.centers).shape + (2,), np.nan) if ci is None else np.asarray(ci, dtype=float)
+        return [
+            [
+                {"outcome": o, "mean": float(self.centers[j, t]), "lower": float(ci[j, t, 0]), "upper": float(ci[j, t, 1])}
+                for t, o in enumerate(self.feature_names)
+            ]
+            for j in range(self.k)
+        ]
 
     def to_json(self, **kwargs: Any) -> str:
         """``json.dumps(self.to_dict())``."""

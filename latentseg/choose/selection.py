@@ -376,6 +376,7 @@ def select(
     progress: ProgressCallback | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     categorical_data: Any = None,
+    rating_data: Any = None,
 ) -> Selection:
     """Fit every family at every k and recommend a k, with the rule written out.
 
@@ -414,6 +415,9 @@ def select(
         Indicators for ``lca`` / ``bayes-lca``. Default: the three opportunity levels of ``data``
         (:func:`latentseg.prepare.encoding.opportunity_levels`; below 10, 10-15, 15 and above), which
         assumes ``data`` holds opportunity scores.
+    rating_data : DataFrame, shape (n, 2J), optional
+        The raw ratings for the families fitted on ratings (``rating-lca``):
+        :attr:`latentseg.prepare.core.Prepared.ratings`; needed when one of them is in ``models``.
 
     Returns
     -------
@@ -436,7 +440,7 @@ def select(
     ks = _check_ks(k)
     _check_rules(min_share, silhouette_min, stability_min, stability_subsamples, loo_se_rule)
     fit_options = _check_fit_options(fit_options)
-    inputs = _SweepInputs.build(data, models, categorical_data)
+    inputs = _SweepInputs.build(data, models, categorical_data, rating_data)
     seed_seq = np.random.SeedSequence(random_seed)
     settings: dict[str, Any] = {
         "models": list(models),
@@ -526,9 +530,10 @@ class _SweepInputs:
     categorical: Any
     hashes: dict[str, str | None]
     notes: tuple[str, ...]
+    ratings: Any = None  # the raw ratings, for the families fitted on ratings
 
     @classmethod
-    def build(cls, data: Any, models: Sequence[str], categorical_data: Any) -> _SweepInputs:
+    def build(cls, data: Any, models: Sequence[str], categorical_data: Any, rating_data: Any = None) -> _SweepInputs:
         from latentseg._stats import data_hash
 
         notes: list[str] = []
@@ -545,15 +550,23 @@ class _SweepInputs:
         categorical = None
         if any(m in CATEGORICAL_MODELS for m in models):
             categorical = categorical_data if categorical_data is not None else _opportunity_levels(data)
+        on_ratings = [m for m in models if family(m).on_ratings]
+        if on_ratings and rating_data is None:
+            raise ConfigError(
+                f"--model {on_ratings[0]} fits a survey's raw ratings; pass rating_data (prepare(...).ratings) to select."
+            )
         # one hash per kind of data, so adding a family to a sweep does not invalidate the others' checkpoints
         hashes = {
-            "numeric": data_hash(data) if any(m not in CATEGORICAL_MODELS for m in models) else None,
+            "numeric": data_hash(data) if any(_data_key(m) == "numeric" for m in models) else None,
             "categorical": data_hash(_codes(categorical)) if categorical is not None else None,
+            "ratings": data_hash(_codes(rating_data)) if on_ratings else None,
         }
-        return cls(data, complete, categorical, hashes, tuple(notes))
+        return cls(data, complete, categorical, hashes, tuple(notes), rating_data if on_ratings else None)
 
     def for_family(self, model: str) -> Any:
         fam = family(model)
+        if fam.on_ratings:
+            return self.ratings
         return self.categorical if fam.categorical else (self.complete if fam.complete_data else self.numeric)
 
 
@@ -566,7 +579,7 @@ def _run_plan(inputs: _SweepInputs, models: Sequence[str], ks: list[int], seed_s
     for i, (model, kk) in enumerate(plan):
         opts = fit_options.get(model, {})
         n_sub = stability_subsamples if family(model).stability else 0
-        dhash = inputs.hashes["categorical" if model in CATEGORICAL_MODELS else "numeric"]
+        dhash = inputs.hashes[_data_key(model)]
         key = _checkpoint_key(model, kk, str(dhash), random_seed, opts, n_sub)
         seed = _child_seed(seed_seq, model, kk)
         data = inputs.for_family(model)
@@ -630,6 +643,12 @@ def child_seed(selection: Selection, model: str, k: int) -> int:
     True
     """
     return _child_seed(np.random.SeedSequence(int(selection.settings["seed_entropy"])), model, k)
+
+
+def _data_key(model: str) -> str:
+    """Which of a sweep's inputs (and data hashes) a family takes."""
+    fam = family(model)
+    return "ratings" if fam.on_ratings else ("categorical" if fam.categorical else "numeric")
 
 
 def _opportunity_levels(data: Any) -> Any:

@@ -658,7 +658,8 @@ class SavedModel:
             "converged": d["converged"],
             "bic": d["bic"],
             "segments": [
-                {key: s[key] for key in ("id", "label", "share", "share_lower", "share_upper", "interval")}
+                {key: s[key] for key in ("id", "label", "share", "share_lower", "share_upper", "interval", "opportunity")
+                 if key in s}
                 for s in d["segments"]
             ],
             "features": list(self.result.feature_names),

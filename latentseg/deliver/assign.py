@@ -113,6 +113,11 @@ class Scorer:
                 f"Model '{self.model.name}' was fitted on a table of {len(self.result.feature_names)} columns, "
                 "not on survey ratings; score it with source='features' (CLI: --from features)."
             )
+        if self.source == "features" and family(self.result.model).on_ratings:
+            raise ConfigError(
+                f"Model '{self.model.name}' ({self.result.model}) was fitted on the raw importance and satisfaction "
+                "ratings; score survey ratings with source='ratings' (CLI: --from ratings)."
+            )
         if self.id_column is None:
             self.id_column = self.data_spec.get("id_column") or "respondent_id"
         if self.source == "ratings":
@@ -176,6 +181,8 @@ class Scorer:
         spec = {**self.data_spec, **rating_spec(Path(path), survey, cfg)}
         if family(self.result.model).categorical:  # as prepare() takes levels for these families
             spec["transform"] = "opportunity_levels"
+        if family(self.result.model).on_ratings:  # as prepare() takes the raw ratings for these families
+            spec["transform"] = "ratings"
         return spec
 
     # ------------------------------------------------------------------ observables
@@ -247,6 +254,11 @@ class Scorer:
             sat_scale=sat_scale,
             source=where,
         )
+        if spec.get("transform") == "ratings":  # a family fitted on the raw ratings (rating-lca)
+            from latentseg.prepare.ratings import rating_frame
+
+            ratings = rating_frame(survey, list(self.result.feature_names))
+            return ratings, ratings.isna().all(axis=1).to_numpy()
         from latentseg.prepare.scoring import opportunity_scores
 
         scores = opportunity_scores(survey)

@@ -14,6 +14,9 @@ sorted largest first before anything is drawn).
 * :func:`simulate_score_segments` and :func:`simulate_response_styles` -- the rating study's
   designs (b) (segments Gaussian on the opportunity-score scale, mapped back to ratings) and
   (c) (segments on the ratings plus respondents who use only the top of the scale).
+* :func:`simulate_ratings` -- segments defined at the rating level (each segment a distribution
+  over the points of each importance and satisfaction scale), with the true segment opportunity
+  (:class:`RatingSimulation`; for the families fitted on ratings).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ __all__ = [
     "simulate_score_segments",
     "simulate_response_styles",
     "score_to_ratings_0_10",
+    "simulate_ratings",
+    "RatingSimulation",
 ]
 
 Covariance = Literal["spherical", "diagonal", "diagonal-unequal", "full", "unequal"]
@@ -1424,3 +1429,164 @@ def simulate_response_styles(
         random_seed=random_seed,
     )
     return survey, truth
+
+
+# --------------------------------------------------------------------------------------------
+# segments defined at the rating level
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class RatingSimulation:
+    """Ratings simulated from segments defined by their rating distributions, and the truth.
+
+    Attributes
+    ----------
+    survey : Survey
+        The ratings as a survey (outcomes ``o01..``, respondents ``r0001..``), no profile columns.
+    data : DataFrame, shape (n, 2J)
+        The same ratings as the rating families take them
+        (:func:`latentseg.prepare.ratings.rating_frame`).
+    segment : Series of int, length n
+        True segment 1..k of every respondent (1 the largest).
+    shares : ndarray, shape (k,)
+        True segment shares (largest first).
+    imp_probs, sat_probs : ndarray, shapes (k, J, C_imp), (k, J, C_sat)
+        True probability of every scale point per segment and outcome.
+    opportunity : DataFrame, shape (k, J)
+        True segment opportunity ``E[imp + max(imp - sat, 0)]`` on the 0-20 scale of the scores
+        (index segments 1..k, columns outcomes).
+    random_seed : int or None
+    """
+
+    survey: Survey
+    data: pd.DataFrame
+    segment: pd.Series
+    shares: np.ndarray
+    imp_probs: np.ndarray
+    sat_probs: np.ndarray
+    opportunity: pd.DataFrame
+    random_seed: int | None = None
+
+
+def _peaked(mu: np.ndarray, n_points: int, width: float) -> np.ndarray:
+    """Probabilities over ``n_points`` equally spaced points of [0, 1] peaking at ``mu`` (..., ) ->
+    (..., n_points): a discretised normal of sd ``width``."""
+    t = np.linspace(0.0, 1.0, n_points)
+    logp = -0.5 * ((t - mu[..., None]) / width) ** 2
+    logp -= logp.max(axis=-1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def simulate_ratings(
+    n: int,
+    k: int = 4,
+    n_outcomes: int = 24,
+    *,
+    imp_scale: object = "1-5",
+    sat_scale: object = "1-5",
+    shares: Sequence[float] | np.ndarray | None = None,
+    separation: float = 1.0,
+    width: float = 0.18,
+    missing_rate: float = 0.0,
+    exact_shares: bool = True,
+    random_seed: int | None = None,
+) -> RatingSimulation:
+    """Importance and satisfaction ratings from segments defined by their rating distributions.
+
+    Every outcome ``j`` has a sample-wide importance and satisfaction location on [0, 1]
+    (uniform on [0.3, 0.8]); segment ``c`` moves each by ``separation x 0.25 x N(0, 1)``
+    (clipped to [0.02, 0.98]), so segments differ on every outcome by random amounts, some
+    underserved (important, unsatisfied) where others are not. A segment's distribution over
+    the points of a scale is a discretised normal around its location with standard deviation
+    ``width`` (on [0, 1]); ratings are independent given the segment (the latent class model of
+    ``rating-lca``). Missing ratings: each cell independently with probability ``missing_rate``.
+
+    Parameters
+    ----------
+    n : int
+        Respondents.
+    k : int, default 4
+        Segments.
+    n_outcomes : int, default 24
+    imp_scale, sat_scale : str or (low, high), default "1-5"
+        Integer scales, e.g. ``"1-7"`` or ``(0, 10)``.
+    shares : sequence of float, optional
+        Segment shares (largest first); default :func:`default_shares`.
+    separation : float, default 1.0
+        Scale of the segment differences (0: identical segments).
+    width : float, default 0.18
+        Spread of a segment's ratings around its location (smaller: more peaked, easier).
+    missing_rate : float, default 0.0
+    exact_shares : bool, default True
+    random_seed : int or None
+
+    Returns
+    -------
+    RatingSimulation
+
+    Examples
+    --------
+    >>> sim = simulate_ratings(100, k=3, n_outcomes=5, imp_scale="0-10", random_seed=1)
+    >>> sim.data.shape, sim.imp_probs.shape, sim.sat_probs.shape, sim.opportunity.shape
+    ((100, 10), (3, 5, 11), (3, 5, 5), (3, 5))
+    >>> sim.segment.value_counts().sort_index().tolist()
+    [45, 33, 22]
+    """
+    from latentseg.prepare.ratings import rating_frame, segment_opportunity
+
+    func = "simulate_ratings"
+    n = check_int(n, "n", low=1, where=func)
+    k = check_int(k, "k", low=1, where=func)
+    J = check_int(n_outcomes, "n_outcomes", low=1, where=func)
+    separation = _check_float(separation, "separation", func, 0.0, 10.0)
+    width = _check_float(width, "width", func, 0.01, 10.0)
+    missing_rate = _check_float(missing_rate, "missing_rate", func, 0.0, 1.0, high_open=True)
+    ilo, ihi = _parse_scale(imp_scale, "imp_scale")
+    slo, shi = _parse_scale(sat_scale, "sat_scale")
+    share_arr = _resolve_shares(shares, k, func)
+    rng = as_rng(random_seed)
+    rng_alloc, rng_params, rng_draw, rng_missing = rng.spawn(4)
+    seg = _allocate(n, share_arr, rng_alloc, exact_shares) - 1  # 0-based
+
+    base = rng_params.uniform(0.3, 0.8, size=(2, J))
+    mu = np.clip(base[:, None, :] + separation * 0.25 * rng_params.standard_normal((2, k, J)), 0.02, 0.98)
+    imp_probs = _peaked(mu[0], ihi - ilo + 1, width)
+    sat_probs = _peaked(mu[1], shi - slo + 1, width)
+
+    def draw(probs: np.ndarray, low: int) -> np.ndarray:
+        cum = np.cumsum(probs[seg], axis=2)  # (n, J, C)
+        cum[..., -1] = 1.0
+        u = rng_draw.random((n, J, 1))
+        return (u > cum).sum(axis=2).astype(float) + low
+
+    imp = draw(imp_probs, ilo)
+    sat = draw(sat_probs, slo)
+    if missing_rate > 0:
+        imp[rng_missing.random(imp.shape) < missing_rate] = np.nan
+        sat[rng_missing.random(sat.shape) < missing_rate] = np.nan
+    ids = pd.Index([f"r{i + 1:04d}" for i in range(n)], name="respondent_id")
+    outcomes = [f"o{j + 1:02d}" for j in range(J)]
+    isc, ssc = Scale(float(ilo), float(ihi)), Scale(float(slo), float(shi))
+    survey = Survey(
+        importance=pd.DataFrame(imp, index=ids, columns=outcomes),
+        satisfaction=pd.DataFrame(sat, index=ids, columns=outcomes),
+        outcomes=pd.DataFrame({"statement": outcomes, "job_step": ""}, index=outcomes),
+        imp_scale=isc,
+        sat_scale=ssc,
+        source="<simulated>",
+    )
+    opp = segment_opportunity(
+        imp_probs, sat_probs, isc.to_0_10(np.arange(ilo, ihi + 1.0)), ssc.to_0_10(np.arange(slo, shi + 1.0))
+    )
+    return RatingSimulation(
+        survey=survey,
+        data=rating_frame(survey),
+        segment=pd.Series(seg + 1, index=ids, name="segment"),
+        shares=share_arr,
+        imp_probs=imp_probs,
+        sat_probs=sat_probs,
+        opportunity=pd.DataFrame(opp, index=pd.RangeIndex(1, k + 1, name="segment"), columns=outcomes),
+        random_seed=None if random_seed is None else int(random_seed),
+    )

@@ -16,8 +16,11 @@ drops out of its respondent's sum. The likelihood, priors, starting values, rela
 diagnostics are those of ``bayes-lca`` (:class:`latentseg.models.bayes.lca.LatentClassFamily`,
 whose numba kernel samples this model too).
 
-Free parameters (categorical): ``(k - 1) + k * J * ((C_imp - 1) + (C_sat - 1))`` for J outcomes;
-ordinal: ``(k - 1) + 2 k J + J * ((C_imp - 2) + (C_sat - 2))``.
+Parameters sampled (categorical): ``(k - 1) + k * J * ((C_imp - 1) + (C_sat - 1))`` for J
+outcomes; ordinal: ``(k - 1) + 2 k J + J * ((C_imp - 2) + (C_sat - 2))``. The EM start and the
+likelihood criteria at it (``bic``, ``aic`` ...) are those of ``rating-lca``
+(:func:`latentseg.models.rating_lca.fit_rating_lca`), whose free-parameter count includes only
+the points some respondent used.
 
 The **segment opportunity** -- for segment j and outcome o,
 ``E[imp + max(imp - sat, 0) | j]`` on the 0-20 scale of the opportunity scores
@@ -141,30 +144,35 @@ class RatingClassFamily(LatentClassFamily):
         return obj
 
     def em_start(self, seed: int, n_init: int) -> Any:
-        """The EM latent class fit of the same model on the observed categories (a point no
-        respondent gave has probability 0 there; :meth:`start_params` moves it off 0)."""
-        from latentseg.models.lca import fit_lca
+        """The ``rating-lca`` EM fit of the same model (:func:`latentseg.models.rating_lca.fit_rating_lca`;
+        its probabilities are 0 at points no respondent used, which :meth:`start_params` moves off 0)."""
+        from latentseg.models.rating_lca import fit_rating_lca
 
-        return fit_lca(self.data, self.k, measurement=self.measurement, n_init=n_init, random_seed=seed)
+        return fit_rating_lca(self.data, self.k, measurement=self.measurement, n_init=n_init, random_seed=seed,
+                              interval="none")
 
     def start_params(self, em: Any) -> dict[str, np.ndarray]:
-        """The EM solution on every scale point (unobserved points at a floor of 1e-4)."""
+        """The EM solution on every scale point (points at 0 moved to 1e-4, then renormalised)."""
         w = np.clip(np.asarray(em.params["weights"], float), 1e-6, None)
         w = w / w.sum()
-        probs = np.full((self.k, self.C), 1e-4)
-        cats = em.extras["categories"]
-        em_probs = np.nan_to_num(np.asarray(em.params["probs"], float), nan=0.0)  # (k, J, Cmax_observed)
-        for i, item in enumerate(self.feature_names):
-            rows = cats[cats["item"] == item]
-            block = self.values[self.offsets[i] : self.offsets[i] + self.ncat[i]]
-            for code, value in zip(rows["code"].astype(int), rows["value"].astype(float)):
-                pos = int(np.flatnonzero(block == value)[0])
-                probs[:, self.offsets[i] + pos] = np.maximum(em_probs[:, i, code], 1e-4)
-        probs = self._normalise_blocks(probs)
+        k = self.k
+        flat = np.concatenate([np.asarray(em.params["imp_probs"], float).reshape(k, -1),
+                               np.asarray(em.params["sat_probs"], float).reshape(k, -1)], axis=1)
+        probs = self._normalise_blocks(np.clip(np.nan_to_num(flat, nan=0.0), 1e-4, None))
         if self.ordinal:
             b, tau = self._ordinal_from_probs(probs)
             return {"weights": w, "locations": b, "thresholds": tau, "probs": np.exp(self._ordinal_logprobs(b, tau))}
         return {"weights": w, "probs": probs}
+
+    def n_params(self) -> int:
+        """Free parameters as ``rating-lca`` counts them (for BIC at its EM solution): over the
+        points some respondent used, items everyone rated alike left out."""
+        used = np.array([np.unique(self.codes[:, i][self.codes[:, i] >= 0]).size for i in range(self.J)])
+        used = used[used >= 2]
+        k = self.k
+        if self.ordinal:
+            return (k - 1) + k * used.size + int(np.sum(used - 2))
+        return (k - 1) + k * int(np.sum(used - 1))
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "imp_scale": str(self.ratings.imp_scale), "sat_scale": str(self.ratings.sat_scale)}
@@ -192,8 +200,9 @@ class RatingClassFamily(LatentClassFamily):
         out = super().extras(p, prob)
         items = out["item_probs"]
         items["category"] = [f"{v:g}" for v in np.tile(self.values, self.k)]
-        pts = [(IMP, float(v)) for v in self.ratings.imp_points] + [(SAT, float(v)) for v in self.ratings.sat_points]
-        out["scale_points"] = pd.DataFrame(pts, columns=["kind", "point"])
+        pts = ([(IMP, m, float(v)) for m, v in enumerate(self.ratings.imp_points)]
+               + [(SAT, m, float(v)) for m, v in enumerate(self.ratings.sat_points)])
+        out["scale_points"] = pd.DataFrame(pts, columns=["kind", "code", "point"])
         return out
 
 
