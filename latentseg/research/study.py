@@ -497,22 +497,33 @@ def _rating_scales(text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
 
 
 def simulate_design(design: str, n: int, k: int, *, shares: Any, separation: float, d: int, scale: str,
-                    top_share: float, random_seed: int) -> tuple[Any, Any]:
+                    top_share: float, random_seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
     """The survey and truth of one rating-study replication (segment sizes multinomial).
 
-    ``ratings``: :func:`~latentseg.research.simulate.simulate_response_styles` with no top-of-scale
-    respondents (segments defined by their rating distributions, ratings independent given the
-    segment); ``styles``: the same with a share ``top_share`` of respondents using only the top
-    half of the scales; ``scores``: :func:`~latentseg.research.simulate.simulate_score_segments`.
+    ``ratings`` (a): :func:`~latentseg.research.simulate.simulate_ratings`, segments defined by
+    their rating distributions on every outcome; ``scores`` (b):
+    :func:`~latentseg.research.simulate.simulate_score_segments`, segments Gaussian on the
+    opportunity-score scale, mapped back to ratings; ``styles`` (c):
+    :func:`~latentseg.research.simulate.simulate_response_styles`, segments on two outcomes each,
+    plus a share ``top_share`` of respondents who use only the top half of the scales. Each
+    simulator reads ``separation`` in its own units (see their docstrings).
+
+    Returns
+    -------
+    survey : Survey
+    segment : ndarray of int, shape (n,)
+        True segments 1..k.
+    opportunity : ndarray, shape (k, d)
+        True segment opportunity (0-20).
 
     Examples
     --------
-    >>> survey, truth = simulate_design("scores", 100, 3, shares=None, separation=2.0, d=6,
-    ...                                 scale="1-5/1-10", top_share=0.0, random_seed=1)
-    >>> str(survey.sat_scale), truth.centers.shape
-    ('1-10', (3, 6))
+    >>> survey, segment, opp = simulate_design("scores", 100, 3, shares=None, separation=1.0, d=6,
+    ...                                        scale="1-5/1-10", top_share=0.0, random_seed=1)
+    >>> str(survey.sat_scale), segment.shape, opp.shape
+    ('1-10', (100,), (3, 6))
     """
-    from latentseg.research.simulate import simulate_response_styles, simulate_score_segments
+    from latentseg.research.simulate import simulate_ratings, simulate_response_styles, simulate_score_segments
 
     scales = _rating_scales(scale)
     if scales is None:
@@ -520,11 +531,16 @@ def simulate_design(design: str, n: int, k: int, *, shares: Any, separation: flo
     imp, sat = scales
     common = dict(shares=shares, separation=separation, imp_scale=imp, sat_scale=sat, exact_shares=False,
                   random_seed=random_seed)
+    if design == "ratings":
+        sim = simulate_ratings(n, k, d, **common)
+        return sim.survey, sim.segment.to_numpy(), sim.opportunity.to_numpy(dtype=float)
     if design == "scores":
-        return simulate_score_segments(n, d, k, **common)
-    if design in ("ratings", "styles"):
-        return simulate_response_styles(n, d, k, top_share=top_share if design == "styles" else 0.0, **common)
-    raise ConfigError(f"Unknown rating-study design {design!r}; choose from {list(DESIGNS)}.")
+        survey, truth = simulate_score_segments(n, d, k, **common)
+    elif design == "styles":
+        survey, truth = simulate_response_styles(n, d, k, top_share=top_share, **common)
+    else:
+        raise ConfigError(f"Unknown rating-study design {design!r}; choose from {list(DESIGNS)}.")
+    return survey, truth.segment.to_numpy(), truth.centers.to_numpy(dtype=float)
 
 
 def _run_rating_replication(
@@ -549,13 +565,11 @@ def _run_rating_replication(
     shares = imbalanced_shares(k_true, float(cell["imbalance"]))
     base = {"cell_id": cell_id, **cell, "replication": rep}
     try:
-        survey, truth = simulate_design(str(cell["design"]), int(cell["n"]), k_true, shares=shares,
-                                        separation=float(cell["separation"]), d=cfg.d, scale=str(cell["scale"]),
-                                        top_share=cfg.top_share, random_seed=data_seed)
+        survey, segment, true_opp = simulate_design(
+            str(cell["design"]), int(cell["n"]), k_true, shares=shares, separation=float(cell["separation"]), d=cfg.d,
+            scale=str(cell["scale"]), top_share=cfg.top_share, random_seed=data_seed)
     except LatentsegError as exc:
         return cell_id, rep, [{**base, "method": m, "error": f"simulation failed: {exc}"} for m in cfg.methods]
-    segment = truth.segment.to_numpy()
-    true_opp = truth.centers.to_numpy(dtype=float)
     scores = opportunity_scores(survey)
 
     score_families = [f for f in NAMES if f in {METHODS[m][0] for m in cfg.methods} and not family(f).on_ratings]
@@ -864,7 +878,7 @@ def _dask_results(scheduler: Any, cfg: StudyConfig, todo: Sequence[tuple[Mapping
         raise ConfigError(f"Could not connect to the Dask scheduler {scheduler!r}: {exc}") from None
     try:
         futures = [client.submit(_run_replication, cfg, cell, rep, cid, pure=False) for cell, rep, cid in todo]
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             yield fut.result()
             fut.release()
     finally:
