@@ -4,7 +4,10 @@ One fitted fixture (simulate_ratings, n = 400, k = 3, 6 outcomes on 1-5 scales; 
 serves the recovery tests. Margins were measured on seeds 1-5 of the same design (fits with
 random_seed = data seed): ARI 0.926 / 0.937 / 0.950 / 0.991 / 0.986, largest share error
 0.023 / 0.003 / 0.004 / 0.004 / 0.002, opportunity coverage of the 18 (segment, outcome) cells by
-the 95% intervals 1.00 / 0.89 / 0.89 / 0.89 / 0.94. The fixture uses seed 4.
+the 95% intervals 1.00 / 0.89 / 0.89 / 0.89 / 0.94, largest opportunity error 0.34 / 0.71 / 0.70 /
+0.86 / 0.50 (root mean square 0.18-0.32), largest gap between the posterior mean opportunity and
+that of the posterior mean probabilities below 0.002, largest difference between predict_proba
+and the fit's memberships 0.009-0.020. The fixture uses seed 4.
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ def test_opportunity_intervals_cover_the_truth(fitted):
     covered = (ci[..., 0] <= truth) & (truth <= ci[..., 1])
     # 0.89-1.00 of the 18 cells over seeds 1-5 (nominal 0.95); threshold 0.75 (at most 4 misses)
     assert covered.mean() >= 0.75
-    # posterior means within 0.8 of the truth (largest error 0.3-0.5 on seeds 1-5)
-    assert np.abs(res.centers[cols] - truth).max() < 0.8
+    # largest error 0.34-0.86 and root mean square 0.18-0.32 on seeds 1-5 (0-20 scale)
+    err = res.centers[cols] - truth
+    assert np.abs(err).max() < 1.5 and np.sqrt(np.mean(err**2)) < 0.6
     assert np.all((ci[..., 0] <= res.centers[cols]) & (res.centers[cols] <= ci[..., 1]))
 
 
@@ -75,7 +79,7 @@ def test_result_follows_the_rating_families_contract(fitted):
     # probabilities (not equal: the opportunity is a product of the two distributions)
     plug_in = segment_opportunity(res.params["imp_probs"], res.params["sat_probs"], np.linspace(0, 10, 5),
                                   np.linspace(0, 10, 5))
-    assert np.abs(plug_in - res.centers).max() < 0.1
+    assert np.abs(plug_in - res.centers).max() < 0.05  # below 0.002 on seeds 1-5
     assert set(res.posterior["posterior"]["probs"].coords["indicator"].values[:2]) == {"imp:o01", "imp:o02"}
     assert np.isfinite(res.criteria["loo"]) and np.isfinite(res.criteria["bic"])
 
@@ -84,8 +88,8 @@ def test_predict_proba_reproduces_the_memberships(fitted):
     sim, res, _, _ = fitted
     z = predict_proba(res, sim.data)
     assert z.shape == (400, 3)
-    # 500 of the 1000 draws (thinned) against all of them
-    assert np.abs(z - res.memberships).max() < 0.05
+    # 500 of the 1000 draws (thinned) against all of them: 0.009-0.020 apart on seeds 1-5
+    assert np.abs(z - res.memberships).max() < 0.06
     with pytest.raises(ConfigError, match="lack outcome"):
         predict_proba(res, sim.data.drop(columns=["imp:o06", "sat:o06"]).rename(columns=lambda c: c))
 
