@@ -17,10 +17,11 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from latentseg.errors import LatentsegError
 
@@ -169,11 +170,155 @@ def model_inputs(model: Any, label: str = "MODEL") -> dict[str, Any]:
     return out
 
 
+def _model_names() -> Any:
+    from enum import StrEnum
+
+    from latentseg.models.families import NAMES
+
+    return StrEnum("ModelName", [(n, n) for n in NAMES])
+
+
+#: ``--model``'s choices, from the family registry (a str: ``ModelName("gmm") == "gmm"``); help lists
+#: them, the shell completes them, and any other value exits 2 with Click's message.
+ModelName = _model_names()
+#: ``--reduce``'s choices (``[reduce] method``).
+Reduction = Literal["none", "pca", "fa", "jobstep"]
+
+
+class HelpAsWritten(TyperCommand):
+    """A command whose ``--help`` shows its text as written: rich markup in it is escaped, so
+    "Default: [select] models from the config" keeps its ``[select]`` (rich would take it for a
+    style tag and drop it)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from rich.markup import escape
+
+        params = [(p, p.help) for p in self.params if getattr(p, "help", None)]
+        own = (self.help, self.epilog, self.short_help)
+        try:
+            for p, text in params:
+                p.help = escape(text)  # type: ignore[attr-defined]
+            self.help, self.epilog, self.short_help = (escape(t) if t else t for t in own)
+            super().format_help(ctx, formatter)
+        finally:
+            for p, text in params:
+                p.help = text  # type: ignore[attr-defined]
+            self.help, self.epilog, self.short_help = own
+
+
+def from_config(text: str, section: str, key: str, *, empty: str | None = None) -> str:
+    """An option's help naming the config key it overrides and that key's default.
+
+    Examples
+    --------
+    >>> from_config("Random seed.", "model", "random_seed")
+    'Random seed. Default: [model] random_seed from the config, else 20261122.'
+    """
+    from latentseg.config import KEYS
+
+    default = next(k.default for k in KEYS if k.section == section and k.name == key)
+    shown = ",".join(map(str, default)) if isinstance(default, list) else default
+    if shown in ("", [], {}) or (isinstance(default, list) and not default):
+        shown = empty or "none"
+    return f"{text} Default: [{section}] {key} from the config, else {shown}."
+
+
 def command(app: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
-    """Register ``func`` as a command of ``app`` with latentseg's error handling."""
+    """Register ``func`` as a command of ``app`` with latentseg's error handling (and its help
+    shown as written: :class:`HelpAsWritten`)."""
 
     def deco(func: F) -> F:
-        app.command(name, **kwargs)(handle_errors(func))
+        app.command(name, cls=HelpAsWritten, **kwargs)(handle_errors(func))
         return func
 
     return deco
+
+
+# ---- console tables that fit the terminal without eliding a number ("..." in place of 43,840.6) ----
+#: a cell that is a number, a share, an interval of them, a count or yes/no: never cut, never wrapped
+_NUMBER_CELL = re.compile(r"^[\s\d.,%+\-–()/~≥≤<>=]*(?:n/a|yes|no|NO)?[\s\d.,%+\-–()/]*$")
+
+
+def _plain(cell: Any) -> str:
+    return cell.plain if hasattr(cell, "plain") else str(cell)
+
+
+def fit_table(table: Any, width: int, *, optional: Any = ()) -> Any:
+    """``table`` made to fit ``width`` terminal columns without eliding a number.
+
+    Number columns (every cell a number, share, interval, count or yes/no) keep their full width
+    and never wrap; text columns share the rest and wrap (folding a word longer than the column).
+    When the numbers alone do not fit, the columns named in ``optional`` are left out, last first,
+    with a line saying which; when still too wide, each row is printed as a block of
+    ``header: value`` lines instead.
+
+    Examples
+    --------
+    >>> import io
+    >>> from rich.console import Console
+    >>> from rich.table import Table
+    >>> t = Table("Segment", "BIC", "Customers")
+    >>> t.add_row("Coordinating Speed Seekers from large companies", "43,840.6", "17,000 (15,000–19,000)")
+    >>> c = Console(file=io.StringIO(), width=40)
+    >>> c.print(fit_table(t, 40))
+    >>> out = c.file.getvalue()
+    >>> "43,840.6" in out and "17,000 (15,000–19,000)" in out and "…" not in out
+    True
+    """
+    from rich.cells import cell_len
+    from rich.console import Group
+    from rich.text import Text
+
+    cols = list(table.columns)
+    cells = [[_plain(c) for c in col.cells] for col in cols]
+    headers = [_plain(col.header) for col in cols]
+    number = [bool(cells[i]) and all(_NUMBER_CELL.match(v) for v in cells[i]) for i in range(len(cols))]
+    full = [max([cell_len(headers[i])] + [cell_len(v) for v in cells[i]] + [1]) for i in range(len(cols))]
+    # the narrowest a column can be without breaking a word (a number column: without breaking a value)
+    natural = [max([cell_len(w) for w in headers[i].split()]
+                   + [cell_len(v) if number[i] else max((cell_len(w) for w in v.split()), default=0) for v in cells[i]]
+                   + [1]) for i in range(len(cols))]
+    keep = list(range(len(cols)))
+    dropped: list[str] = []
+
+    def overhead(n: int) -> int:  # borders and one space of padding each side
+        return 3 * n + 1
+
+    def minimum(idx: list[int], whole_words: bool = True) -> int:
+        text = (lambda i: min(natural[i], 20)) if whole_words else (lambda i: min(full[i], 8))
+        return sum(natural[i] if number[i] else text(i) for i in idx) + overhead(len(idx))
+
+    for name in reversed(list(optional)):  # first: room for whole numbers and whole words
+        if minimum(keep) <= width:
+            break
+        hit = [i for i in keep if headers[i] == name]
+        if hit:
+            keep.remove(hit[0])
+            dropped.append(name)
+    if minimum(keep, whole_words=False) > width:  # still too wide for whole numbers: one block per row
+        blocks: list[Any] = [Text(_plain(table.title), style="bold")] if table.title else []
+        for r in range(table.row_count):
+            blocks.append(Text("\n".join(f"{headers[i] or '-'}: {cells[i][r]}" for i in range(len(cols)) if cells[i][r])))
+            blocks.append(Text(""))
+        return Group(*blocks)
+    for i in keep:  # a number column gets a fixed width its every value fits (its header wraps at spaces)
+        cols[i].overflow = "fold"
+        if number[i]:
+            cols[i].width = natural[i]
+    if sum(full[i] for i in keep) + overhead(len(keep)) > width:  # the text columns share what is left
+        text_cols = [i for i in keep if not number[i]]
+        room = width - overhead(len(keep)) - sum(natural[i] for i in keep if number[i])
+        base = {i: min(natural[i], 20) for i in text_cols}  # each text column's longest word, where it fits
+        if sum(base.values()) > room:
+            base = {i: min(full[i], 8) for i in text_cols}
+        spare = room - sum(base.values())
+        want = sum(full[i] - base[i] for i in text_cols) or 1
+        for i in text_cols:
+            cols[i].width = base[i] + max(int(spare * (full[i] - base[i]) / want), 0)
+        while text_cols and sum(cols[i].width or 0 for i in text_cols) > room:
+            widest = max(text_cols, key=lambda i: cols[i].width or 0)
+            cols[widest].width = (cols[widest].width or 1) - 1
+    if not dropped:
+        return table
+    table.columns[:] = [cols[i] for i in keep]
+    return Group(table, Text(f"(left out at this width: {', '.join(dropped)}; widen the terminal or use --json)", style="dim"))

@@ -19,12 +19,12 @@ the options.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
-from latentseg.cli._common import command, echo_json, info, out_console
+from latentseg.cli._common import command, echo_json, fit_table, from_config, info, out_console
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -76,29 +76,30 @@ def _product_fit(text: str | None, k: int) -> dict[int, float] | None:
 def profile_cmd(
     model: Annotated[Path, typer.Argument(help="Saved model directory (models/NAME).")],
     survey: Annotated[
-        Path | None, typer.Option("--survey", help="Survey file [the one saved with the model].")
+        Path | None, typer.Option("--survey", help="Survey file. Default: the one saved with the model.")
     ] = None,
     overlay_cols: Annotated[
         str | None,
-        typer.Option("--overlay", help="Comma-separated profile columns to overlay [config; empty = all]."),
+        typer.Option("--overlay", help=from_config("Comma-separated profile columns to overlay.", "profile", "overlay", empty="every profile column")),
     ] = None,
     distal_cols: Annotated[
-        str | None, typer.Option("--distal", help="Comma-separated distal-outcome columns [config].")
+        str | None, typer.Option("--distal", help=from_config("Comma-separated distal-outcome columns.", "profile", "distal"))
     ] = None,
     weighting: Annotated[
-        str, typer.Option("--weighting", help="Overlay weighting: proportional | bch | modal.")
+        Literal["proportional", "bch", "modal"], typer.Option("--weighting", help="How overlays weight respondents by their membership probabilities.")
     ] = "proportional",
     distal_method: Annotated[
-        str, typer.Option("--distal-method", help="Distal correction: bch | ml | modal | proportional.")
+        Literal["bch", "ml", "modal", "proportional"], typer.Option("--distal-method", help="Correction of distal outcomes for classification error.")
     ] = "bch",
     current: Annotated[
         str | None,
         typer.Option(
             "--current-solution",
-            help="Profile column naming the current solution [a column named like current_tool / current_solution].",
+            help=from_config("Profile column naming the current solution.", "profile", "current_solution",
+                             empty="a column named like current_tool / current_solution"),
         ),
     ] = None,
-    top: Annotated[int | None, typer.Option("--top", help="Defining outcomes per segment [config: 5].")] = None,
+    top: Annotated[int | None, typer.Option("--top", help=from_config("Defining outcomes per segment.", "profile", "top_outcomes"))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as one JSON object.")] = False,
     output: Annotated[
         Path | None,
@@ -180,19 +181,19 @@ def _write_outputs(d: Any, output: Path) -> None:
 def size_cmd(
     model: Annotated[Path, typer.Argument(help="Saved model directory (models/NAME).")],
     tam: Annotated[
-        float | None, typer.Option("--tam", help="Total addressable market (customers) [config].")
+        float | None, typer.Option("--tam", help=from_config("Total addressable market (customers); 0 = shares only.", "size", "tam"))
     ] = None,
     tam_low: Annotated[float | None, typer.Option("--tam-low", help="Lower bound of the TAM.")] = None,
     tam_high: Annotated[float | None, typer.Option("--tam-high", help="Upper bound of the TAM.")] = None,
-    arpu: Annotated[float | None, typer.Option("--arpu", help="Average revenue per customer [config].")] = None,
+    arpu: Annotated[float | None, typer.Option("--arpu", help=from_config("Average revenue per customer; 0 = none.", "size", "arpu"))] = None,
     arpu_column: Annotated[
-        str | None, typer.Option("--arpu-column", help="Profile column with revenue per respondent [config].")
+        str | None, typer.Option("--arpu-column", help=from_config("Profile column with revenue per respondent.", "size", "arpu_column"))
     ] = None,
     product_fit: Annotated[
         str | None, typer.Option("--product-fit", help="Product fit per segment, e.g. '1=0.8,2=0.3' (0-1).")
     ] = None,
     survey: Annotated[
-        Path | None, typer.Option("--survey", help="Survey file [the one saved with the model].")
+        Path | None, typer.Option("--survey", help="Survey file. Default: the one saved with the model.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the sizing as JSON.")] = False,
 ) -> None:
@@ -257,7 +258,7 @@ def _print_profile(profiles: Any, overlays: Any, find: Any, dist: Any, smap: Any
             escape("; ".join(profiles.statement(o) for o in s.defining_outcomes[:3])),
             escape(m["recommendation"]),
         )
-    console.print(t)
+    console.print(fit_table(t, console.width))
     for s in profiles.segments:
         console.print(escape(f"{s.id}. {s.name}"), style="bold")
         console.print(escape(s.paragraph))
@@ -269,8 +270,8 @@ def _print_profile(profiles: Any, overlays: Any, find: Any, dist: Any, smap: Any
             o.add_column(col)
         for name, c in overlays.columns.items():
             eff = f"V = {c.effect:.2f}" if c.kind == "categorical" else f"eta2 = {c.effect:.3f}"
-            o.add_row(escape(name), escape(c.test), f"{c.p_value:.3g}", eff, c.strength)
-        console.print(o)
+            o.add_row(escape(name), escape(c.test), "< 0.001" if c.p_value < 0.001 else f"{c.p_value:.3f}", eff, c.strength)
+        console.print(fit_table(o, console.width))
         console.print(escape(overlays.thresholds))
     if find is not None:
         verdict = "beats" if find.beats_baseline else "does not beat"
@@ -292,7 +293,7 @@ def _print_profile(profiles: Any, overlays: Any, find: Any, dist: Any, smap: Any
                 f"{r['estimate']:.3g} ({r['lower']:.3g}-{r['upper']:.3g})",
                 f"{r['naive_estimate']:.3g}",
             )
-        console.print(d)
+        console.print(fit_table(d, console.width))
         for _, r in dist.tests.iterrows():
             console.print(escape(f"{r['column']}: Wald chi2 = {r['statistic']:.3g}, df = {r['df']}, p = {r['p_value']:.3g}"))
     console.print(escape(f"Rule: {smap.rule}"))
@@ -302,6 +303,8 @@ def _print_profile(profiles: Any, overlays: Any, find: Any, dist: Any, smap: Any
 
 def _print_sizing(sizing: Any, notes: list[str]) -> None:
     from rich.table import Table
+
+    from latentseg._display import estimate  # counts rounded to what their interval supports
 
     console = out_console()
     t = Table(title=f"Segment sizes (TAM {sizing.tam:,.0f})", title_justify="left")
@@ -317,13 +320,13 @@ def _print_sizing(sizing: Any, notes: list[str]) -> None:
             str(j),
             escape(str(r["label"])),
             f"{_pct(r['share'])} ({_pct(r['share_lower'])}-{_pct(r['share_upper'])})",
-            f"{r['count']:,.0f} ({r['count_lower']:,.0f}-{r['count_upper']:,.0f})",
+            estimate(r["count"], r["count_lower"], r["count_upper"]),
         ]
         if has_rev:
-            row += [f"{r['arpu']:,.2f}", f"{r['revenue']:,.0f} ({r['revenue_lower']:,.0f}-{r['revenue_upper']:,.0f})"]
+            row += [f"{r['arpu']:,.2f}", estimate(r["revenue"], r["revenue_lower"], r["revenue_upper"])]
         row.append(escape(str(r["flags"])))
         t.add_row(*row)
-    console.print(t)
+    console.print(fit_table(t, console.width))
     for key, text in sizing.methods.items():
         console.print(escape(f"{key}: {text}"))
     console.print(escape(sizing.rules.describe()))

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
-from latentseg.cli._common import command, echo_json, info, out_console
+from latentseg.cli._common import ModelName, command, echo_json, fit_table, from_config, info, out_console
 
 if TYPE_CHECKING:  # pragma: no cover
     from latentseg.result import SegmentationResult
@@ -52,7 +52,7 @@ def _print_result(result: SegmentationResult, source: str) -> None:
             f"{result.share_lower[j]:.1%} - {result.share_upper[j]:.1%}",
             f"{counts[j]:.0f}",
         )
-    console.print(head)
+    console.print(fit_table(head, console.width))
     title = "Criteria" if "bic" not in result.criteria else "Criteria (lower is better for BIC / AIC / ICL / SABIC / CAIC)"
     crit = Table(title=title, title_justify="left")
     crit.add_column("Criterion")
@@ -64,7 +64,7 @@ def _print_result(result: SegmentationResult, source: str) -> None:
     if "n_best" in diag:
         crit.add_row("starts reaching the best log-likelihood", f"{diag['n_best']} of {diag['n_starts']}")
     crit.add_row("converged", "yes" if result.converged else "NO")
-    console.print(crit)
+    console.print(fit_table(crit, console.width))
 
 
 def _save_path(name: str) -> Path:
@@ -128,26 +128,30 @@ def fit(
     data: Annotated[Path, typer.Argument(help="Survey file, or a score / indicator table (see --data-kind).")],
     k: Annotated[int, typer.Option("--k", help="Number of segments.")],
     model: Annotated[
-        str | None, typer.Option("--model", help="kmeans | gmm | lca | bayes-gmm | bayes-lca (default: the config's, gmm).")
+        ModelName | None, typer.Option("--model", help=from_config("The model family.", "model", "model"))
     ] = None,
     covariance: Annotated[
-        str | None, typer.Option("--covariance", help="Gaussian mixture structure: EII VII EEI VVI EEE VVV, or auto (EEI or VVI by BIC); bayes-gmm takes VVI, EEI, auto or VVV (default: the config's, VVI).")
+        str | None, typer.Option("--covariance", help=from_config("Gaussian mixture structure: EII VII EEI VVI EEE VVV, or auto (EEI or VVI by BIC); bayes-gmm takes VVI, EEI, auto or VVV.", "model", "covariance"))
     ] = None,
-    n_init: Annotated[int | None, typer.Option("--n-init", help="Starts for k-means / EM fits (default: the config's, 10).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")] = None,
+    n_init: Annotated[int | None, typer.Option("--n-init", help=from_config("Starts for k-means / EM fits.", "model", "n_init"))] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help=from_config("Random seed.", "model", "random_seed"))] = None,
     data_kind: Annotated[
-        str, typer.Option("--data-kind", help="survey | scores (numeric table) | indicators (categorical table).")
+        Literal["survey", "scores", "indicators"],
+        typer.Option("--data-kind", help="A survey, a numeric score table (scores) or a categorical table (indicators)."),
     ] = "survey",
     columns: Annotated[
         str | None, typer.Option("--columns", help="Comma-separated columns (outcomes for a survey) to fit on.")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Settings file (default: ./latentseg.toml if present).")
+        Path | None, typer.Option("--config", help="latentseg.toml with settings. Default: ./latentseg.toml if present.")
     ] = None,
-    draws: Annotated[int | None, typer.Option("--draws", help="Posterior draws per chain (Bayesian).")] = None,
-    tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (Bayesian).")] = None,
-    chains: Annotated[int | None, typer.Option("--chains", help="MCMC chains (Bayesian).")] = None,
-    sampler: Annotated[str | None, typer.Option("--sampler", help="nutpie | pymc | numpyro (needs the jax extra) | advi (approximate).")] = None,
+    draws: Annotated[int | None, typer.Option("--draws", help=from_config("Posterior draws per chain (Bayesian).", "model", "draws"))] = None,
+    tune: Annotated[int | None, typer.Option("--tune", help=from_config("Tuning steps per chain (Bayesian).", "model", "tune"))] = None,
+    chains: Annotated[int | None, typer.Option("--chains", help=from_config("MCMC chains (Bayesian).", "model", "chains"))] = None,
+    sampler: Annotated[
+        Literal["nutpie", "pymc", "numpyro", "advi"] | None,
+        typer.Option("--sampler", help=from_config("MCMC sampler (numpyro needs the jax extra; advi is approximate).", "model", "sampler")),
+    ] = None,
     save: Annotated[str | None, typer.Option("--save", help="Save the fitted model as models/NAME.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --save: replace a model already saved as models/NAME.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (the documented contract).")] = False,
@@ -164,7 +168,7 @@ def fit(
     from latentseg.prepare.core import INPUT_KINDS
 
     cfg = load_config(config)
-    chosen = model or cfg["model"]["model"]
+    chosen = model.value if model is not None else cfg["model"]["model"]
     if chosen not in NAMES:
         _fail(f"--model must be one of {', '.join(NAMES)}; got {chosen!r}.")
     if data_kind not in INPUT_KINDS:

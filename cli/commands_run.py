@@ -21,16 +21,17 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, err_console, info, model_inputs, out_console, state
+from latentseg.cli._common import ModelName, Reduction, from_config  # option choices and config-key help
 from latentseg.models.families import DEMO
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings [default: ./latentseg.toml if present].")
+    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings. Default: ./latentseg.toml if present.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines; only errors and results.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
@@ -93,6 +94,9 @@ def _print_run(res: Any) -> None:
 
     console = out_console()
     result = res.result
+    from latentseg._display import estimate
+    from latentseg.cli._common import fit_table
+
     smap = {int(s["id"]): s for s in (res.saved.meta.get("segment_map") or {}).get("segments", [])}
     table = Table(title=f"{res.k} segments ({res.model}), {result.n} respondents", title_justify="left")
     table.add_column("#", justify="right")
@@ -109,10 +113,10 @@ def _print_run(res: Any) -> None:
             escape(result.segment_labels[j]),
             f"{result.shares[j]:.0%}",
             f"{result.share_lower[j]:.0%}-{result.share_upper[j]:.0%}",
-            "" if count is None else f"{count:,.0f}",
+            "" if count is None else estimate(count, s.get("count_lower"), s.get("count_upper")),
             escape(str(s.get("recommendation", ""))),
         )
-    console.print(table)
+    console.print(fit_table(table, console.width))
     console.print(escape(f"why: {res.why}"), highlight=False)
     console.print(escape(f"model  -> {res.model_dir}  (id {res.saved.model_id})"), highlight=False)
     if res.report is not None:
@@ -201,13 +205,13 @@ def find_example() -> tuple[Path, Path]:
 def run_cmd(
     survey: Annotated[Path, typer.Argument(help="Survey file: CSV (Qualtrics too), Parquet, Excel or SPSS.", show_default=False)],
     config: ConfigOpt = None,
-    models: Annotated[str | None, typer.Option("--models", help="Families to compare, e.g. kmeans,gmm,lca,bayes-gmm [config].")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="The family to keep at the recommended k [config; a --models naming one family keeps it].")] = None,
-    k: Annotated[str | None, typer.Option("--k", help="k values to try: 3..7, 3,4,5 or one k [config: 3..7].")] = None,
-    reduce: Annotated[str | None, typer.Option("--reduce", help="none | pca | fa | jobstep [config: none].")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].", min=0)] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Model name: saved to MODELS_DIR/NAME [survey file name].")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [config: latentseg_output].")] = None,
+    models: Annotated[str | None, typer.Option("--models", help=from_config("Families to compare, comma-separated, e.g. kmeans,gmm,lca,bayes-gmm.", "select", "models"))] = None,
+    model: Annotated[ModelName | None, typer.Option("--model", help=from_config("The family to keep at the recommended k (a --models naming one family keeps it).", "model", "model"))] = None,
+    k: Annotated[str | None, typer.Option("--k", help="k values to try: 3..7, 3,4,5 or one k. Default: [select] k_min..k_max from the config, else 3..7.")] = None,
+    reduce: Annotated[Reduction | None, typer.Option("--reduce", help=from_config("Dimension reduction before clustering.", "reduce", "method"))] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help=from_config("Random seed.", "model", "random_seed"), min=0)] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name: saved to MODELS_DIR/NAME. Default: the survey file's name.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=from_config("Folder for the report.", "report", "output"))] = None,
     models_dir: Annotated[Path, typer.Option("--models-dir", help="Where models are saved.")] = Path("models"),
     no_report: Annotated[bool, typer.Option("--no-report", help="Save the model but write no report.")] = False,
     force: ForceOpt = False,
@@ -226,10 +230,11 @@ def run_cmd(
     """
     state.quiet = state.quiet or quiet
     _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
-         models_dir=models_dir, report=not no_report, as_json=as_json, model=model, force=force, wait=wait)
+         models_dir=models_dir, report=not no_report, as_json=as_json, model=model.value if model else None,
+         force=force, wait=wait)
 
 def demo_cmd(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report [latentseg_output].")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report. Default: latentseg_output.")] = None,
     models_dir: Annotated[Path, typer.Option("--models-dir", help="Where the demo model is saved.")] = Path("models"),
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -258,8 +263,8 @@ def assign_cmd(
     new_data: Annotated[Path, typer.Argument(help="New respondents: CSV (any delimiter and encoding, optionally .gz; Qualtrics too), Parquet, Excel or SPSS.", show_default=False)],
     out: Annotated[Path, typer.Option("--output", "-o", help="Output file: .csv, .csv.gz, .tsv, .tsv.gz or .parquet.", show_default=False)],
     chunksize: Annotated[int, typer.Option("--chunksize", help="Rows per chunk (memory bound).", min=1)] = 200_000,
-    source: Annotated[str, typer.Option("--from", help="auto | ratings | features | observables.")] = "auto",
-    id_column: Annotated[str | None, typer.Option("--id-column", help="Respondent id column; must be in NEW_DATA [as at fit time, else row numbers].")] = None,
+    source: Annotated[Literal["auto", "ratings", "features", "observables"], typer.Option("--from", help="What NEW_DATA holds: ratings, the model's features, observable columns for the finder, or auto (detected).")] = "auto",
+    id_column: Annotated[str | None, typer.Option("--id-column", help="Respondent id column; must be in NEW_DATA. Default: the one used at fit time, else row numbers.")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -292,27 +297,31 @@ def assign_cmd(
     for s in d["segments"]:
         share = s["expected_share"]
         table.add_row(str(s["id"]), escape(s["name"]), f"{s['modal_count']:,}", "" if share is None else f"{share:.1%}")
-    out_console().print(table)
+    from latentseg.cli._common import fit_table
+
+    console = out_console()
+    console.print(fit_table(table, console.width))
     if d["unscored"]:
         info(f"[yellow]warning:[/] {d['unscored']:,} rows had nothing to score (every input missing); their segment is empty.")
 
 def report_cmd(
     model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],
-    out: Annotated[Path, typer.Option("--output", "-o", help="The HTML file; figures/ and tables/ go beside it.")] = Path("latentseg_output/report.html"),
-    title: Annotated[str | None, typer.Option("--title", help="Page title [saved with the model].")] = None,
+    out: Annotated[Path, typer.Option("--output", "-o", help="The HTML file; figures/, tables/ and the workbook and deck (.xlsx, .pptx of the same name) go beside it.")] = Path("latentseg_output/report.html"),
+    title: Annotated[str | None, typer.Option("--title", help="Page title. Default: the one saved with the model.")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures and CSV/JSON tables beside it."""
+    """Write the self-contained HTML report of a saved model (works offline), with PNG/SVG figures, CSV/JSON tables, an Excel workbook and a PowerPoint deck beside it."""
     from latentseg.deliver.artifacts import load_model
     from latentseg.deliver.report import write_report
 
     state.quiet = state.quiet or quiet
     if out.suffix.lower() not in (".html", ".htm"):
         _usage(f"--output must be an .html file; got '{out}'.")
+    from latentseg.deliver.briefing import deliverable_outputs
     from latentseg.io.files import check_outputs
 
-    check_outputs({"--output": out}, model_inputs(model), command="report",
+    check_outputs({"--output": out, **deliverable_outputs(out)}, model_inputs(model), command="report",
                   trees={"the report's figures folder": out.parent / "figures",
                          "the report's tables folder": out.parent / "tables"})
     from latentseg.decide.core import decide_saved
@@ -355,7 +364,9 @@ def _info(model: Path, as_json: bool) -> None:
     for seg in s["segments"]:
         table.add_row(str(seg["id"]), escape(str(seg["label"])), f"{seg['share']:.1%}",
                       f"{seg['share_lower']:.1%}-{seg['share_upper']:.1%} ({escape(str(seg['interval']))})")
-    console.print(table)
+    from latentseg.cli._common import fit_table
+
+    console.print(fit_table(table, console.width))
     console.print(escape(f"features: {', '.join(s['features'][:12])}{' ...' if len(s['features']) > 12 else ''}"), highlight=False)
     if s["sections"]:
         console.print(escape(f"saved with: {', '.join(s['sections'])}"), highlight=False)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
+from latentseg.cli._common import from_config  # help naming the config key an option overrides
+from latentseg.models.families import NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -133,7 +135,11 @@ def _print_selection(selection: Any, source: str) -> None:
         flag = "failed" if row["status"] != "ok" else ("<- recommended" if rec == row["k"] else ("" if row["admissible"] else "excluded"))
         cells.append(flag)
         tab.add_row(*cells)
-    console.print(tab)
+    from latentseg.cli._common import fit_table
+
+    # at 80 columns the less decisive criteria give way (most important first; the last is left out first)
+    console.print(fit_table(tab, console.width, optional=["smallest share", "stability mean", "icl", "inertia",
+                                                          "relative entropy", "loo se"]))
     rec = selection.recommended_k
     console.print(f"[bold]Recommended k: {rec if rec is not None else 'none'}[/]")
     head, _, rest = selection.rule.partition(" Rule: ")
@@ -231,7 +237,7 @@ def _load_for_compare(path: Path) -> SegmentationResult:
 
 
 def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, Any], replicates: int,
-              jobs: int, seed: int | None) -> list[dict[str, Any]]:
+              jobs: int, seed: int | None, ratings: Any = None) -> list[dict[str, Any]]:
     """Bootstrap LRT k-1 vs k for every EM family and k of the sweep (reusing its fits)."""
     if replicates <= 0:
         return []
@@ -242,7 +248,7 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
     for model, fam in FAMILIES.items():
         if not fam.lrt or model not in selection.per_family:
             continue
-        data = levels if fam.categorical else scores
+        data = ratings if fam.on_ratings else (levels if fam.categorical else scores)
         ks = sorted(int(k) for k in selection.table.loc[selection.table["model"] == model, "k"] if k >= 2)
         for k in ks:
             def fitted(kk: int) -> Any:
@@ -277,12 +283,12 @@ def select_cmd(
     data: Annotated[Path, typer.Argument(help="Survey file, or a numeric score table with --data-kind scores.")],
     models: Annotated[
         str | None,
-        typer.Option("--models", help="Comma-separated families: kmeans,gmm,lca,bayes-gmm,bayes-lca [config]."),
+        typer.Option("--models", help=from_config(f"Comma-separated families, of {', '.join(NAMES)}.", "select", "models")),
     ] = None,
-    k: Annotated[str | None, typer.Option("--k", help="k range, e.g. 3..7 or 3,4,5 [config: 3..7].")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [config].")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="latentseg.toml [./latentseg.toml if present].")] = None,
-    data_kind: Annotated[str, typer.Option("--data-kind", help="survey | scores.")] = "survey",
+    k: Annotated[str | None, typer.Option("--k", help="k range, e.g. 3..7 or 3,4,5. Default: [select] k_min..k_max from the config, else 3..7.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help=from_config("Random seed.", "model", "random_seed"))] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="latentseg.toml with settings. Default: ./latentseg.toml if present.")] = None,
+    data_kind: Annotated[Literal["survey", "scores"], typer.Option("--data-kind", help="A survey, or a numeric score table.")] = "survey",
     plots: Annotated[Path | None, typer.Option("--plots", help="Write the selection figures (PNG) to this folder.")] = None,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="Keep each finished fit here; a rerun resumes from them.")
@@ -335,7 +341,8 @@ def select_cmd(
             categorical_data=levels,
             rating_data=prepared.ratings,
         )
-    lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"])
+    lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"],
+                         prepared.ratings)
     written = []
     if plots is not None:
         from latentseg.deliver.plots import write_selection_figures

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from latentseg.cli._common import command, echo_json, err_console, info, out_console
+from latentseg.cli._common import command, echo_json, err_console, from_config, info, out_console
 from rich.markup import escape
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,16 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from latentseg.prepare.cleaning import CleaningReport
     from latentseg.io.survey import Survey
 
-_SUFFIXES = (".csv", ".parquet")
+_SUFFIXES = (".csv", ".parquet", ".xlsx")
 
 SurveyArg = Annotated[
     Path, typer.Argument(help="Survey file: CSV (Qualtrics exports too), Parquet, Excel .xlsx or SPSS .sav.", show_default=False)
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings (default: ./latentseg.toml if present).")
+    Path | None, typer.Option("--config", "-c", help="latentseg.toml with settings. Default: ./latentseg.toml if present.")
 ]
-ImpScaleOpt = Annotated[str | None, typer.Option("--imp-scale", help="Importance scale, e.g. 1-5 (default: config, else inferred).")]
-SatScaleOpt = Annotated[str | None, typer.Option("--sat-scale", help="Satisfaction scale, e.g. 1-10 (default: config, else inferred).")]
+ImpScaleOpt = Annotated[str | None, typer.Option("--imp-scale", help=from_config("Importance scale, e.g. 1-5.", "survey", "imp_scale", empty="inferred from the data"))]
+SatScaleOpt = Annotated[str | None, typer.Option("--sat-scale", help=from_config("Satisfaction scale, e.g. 1-10.", "survey", "sat_scale", empty="inferred from the data"))]
 MissingOpt = Annotated[
     str | None, typer.Option("--missing-codes", help="Comma-separated rating values meaning 'no answer', e.g. 99,-9.")
 ]
@@ -186,7 +186,7 @@ def score(
     survey: SurveyArg,
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="Respondent-level scores (.csv or .parquet); the landscape goes next to it.", show_default=False),
+        typer.Option("--output", "-o", help="Respondent-level scores (.csv, .parquet or .xlsx); the landscape goes next to it.", show_default=False),
     ],
     no_clean: Annotated[bool, typer.Option("--no-clean", help="Score every respondent (skip cleaning).")] = False,
     by: Annotated[str | None, typer.Option("--by", help="Also compute the landscape per value of this profile column.")] = None,
@@ -208,7 +208,7 @@ def score(
     from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
 
     if output.suffix.lower() not in _SUFFIXES:
-        raise ConfigError(f"The --output file {str(output)!r} must end in .csv or .parquet; got {output.suffix or 'no suffix'!r}.")
+        raise ConfigError(f"The --output file {str(output)!r} must end in .csv, .parquet or .xlsx; got {output.suffix or 'no suffix'!r}.")
     from latentseg.cli._common import config_inputs
     from latentseg.io.files import check_outputs
 

@@ -33,6 +33,8 @@ __all__ = [
     "pct",
     "share_text",
     "number",
+    "estimate",
+    "estimate_unit",
     "finish_repr",
     "badge",
     "cell",
@@ -162,3 +164,63 @@ def box(title: Any, *parts: Any) -> str:
     head = title if isinstance(title, Raw) else esc(title)
     body = "".join(p if isinstance(p, Raw) else f"<div>{esc(p)}</div>" for p in parts if p is not None)
     return f'<div class="latentseg-repr"><div style="margin-bottom:4px"><b>{head}</b></div>{body}</div>'
+
+
+# ---- estimates rounded to what their interval supports (report, segment map, console) ----
+def _round_to(x: float, unit: float) -> float:
+    """``x`` rounded to ``unit``, a power of ten (``round`` to decimals, so 0.1 units stay exact)."""
+    return float(round(x, -round(math.log10(unit))))
+
+
+def estimate_unit(value: Any, lower: Any = None, upper: Any = None) -> float:
+    """The rounding unit an estimate supports: a power of ten giving 2-3 significant figures.
+
+    With an interval: the power of ten of its half-width, but never more than 3 significant figures
+    of the value and never fewer than 2. Without one: 3 significant figures.
+
+    Examples
+    --------
+    >>> estimate_unit(52521, 45800, 59439)  # half-width 6,800: thousands
+    1000.0
+    >>> estimate_unit(52521)  # no interval: 3 significant figures
+    100.0
+    """
+    v = abs(float(value))
+    if v == 0 or not math.isfinite(v):
+        return 1.0
+    top = math.floor(math.log10(v))  # the value's leading digit position
+    digits = 3
+    if _finite(lower) and _finite(upper) and float(upper) > float(lower):
+        half = (float(upper) - float(lower)) / 2
+        digits = min(3, max(2, top - math.floor(math.log10(half)) + 1))
+    return float(10.0 ** (top - digits + 1))
+
+
+def estimate(value: Any, lower: Any = None, upper: Any = None) -> str:
+    """A count (customers, revenue) rounded to what its interval supports, with the interval.
+
+    Examples
+    --------
+    >>> estimate(52521.3, 45800.2, 59439.9)
+    '53,000 (46,000–59,000)'
+    >>> estimate(16932.1, 14566.7, 19268.7)
+    '17,000 (15,000–19,000)'
+    >>> estimate(458516.4, 375317.1, 547116.1)
+    '460,000 (380,000–550,000)'
+    >>> estimate(1234.5)
+    '1,230'
+    >>> estimate(float("nan"))
+    'n/a'
+    """
+    if not _finite(value):
+        return "n/a"
+    unit = estimate_unit(value, lower, upper)
+
+    def fmt(x: Any) -> str:
+        r = _round_to(float(x), unit)
+        return f"{r:,.0f}" if unit >= 1 else f"{r:,.{-math.floor(math.log10(unit))}f}"
+
+    text = fmt(value)
+    if _finite(lower) and _finite(upper):
+        text += f" ({fmt(lower)}–{fmt(upper)})"
+    return text

@@ -37,6 +37,9 @@ Sections and keys (default in brackets)
 ``[profile]`` ``names`` [{}] (segment id -> name), ``overlay`` [[]], ``distal`` [[]],
     ``top_outcomes`` [5].
 ``[size]`` ``tam`` [0], ``arpu`` [0.0], ``arpu_column`` [""].
+``[decide]`` the recommendation rule: ``target_ratio`` [0.8], ``max_targets`` [2],
+    ``deprioritize_ratio`` [0.33], ``min_share`` [0.10], ``fit`` [{}] (segment id -> 0-1),
+    ``recommend`` [{}] (segment id -> target | monitor | deprioritize).
 ``[report]`` ``output`` ["latentseg_output"], ``dimensions`` [[]] (two factor / job-step names
     for the 2x2), ``name`` [""].
 
@@ -109,8 +112,10 @@ class Key:
             "list[str]": "list of strings",
             "list[number]": "list of numbers",
             "table": "table of strings",
+            "segment-numbers": "table of numbers in [0, 1]",
             "columns-table": "table of {importance, satisfaction}",
             "outcomes-table": "table of {statement, job_step}",
+            "labels-table": "table of {importance, satisfaction} label lists",
         }[self.kind]
         if self.choices:
             return f"{base}, one of " + ", ".join(repr(c) for c in self.choices)
@@ -144,6 +149,7 @@ KEYS: tuple[Key, ...] = (
     Key("survey", "profile_columns", "list[str]", [], "Profile columns to keep; empty = every column that is not a rating, the id, the duration or the weight."),
     Key("survey", "columns", "columns-table", {}, "Explicit rating columns, `<outcome> = {importance = \"...\", satisfaction = \"...\"}`; replaces the naming conventions."),
     Key("survey", "outcomes", "outcomes-table", {}, "Outcome statements and job steps, `<outcome> = {statement = \"...\", job_step = \"...\"}`."),
+    Key("survey", "labels", "labels-table", {}, "Answer labels of choice-text exports, low to high, `importance = [\"Not important\", ...]` and `satisfaction = [...]` (or a table `\"label\" = number`); empty = the standard 5- and 7-point importance and satisfaction labels."),
     # [cleaning]
     Key("cleaning", "straightliners", "bool", True, "Exclude respondents who gave the same rating to every outcome in the importance or the satisfaction block."),
     Key("cleaning", "speeder_fraction", "float", 0.3333, "Exclude respondents faster than this fraction of the median duration (0 = off).", low=0.0, high=1.0, high_open=True),
@@ -180,6 +186,13 @@ KEYS: tuple[Key, ...] = (
     Key("size", "tam", "number", 0, "Total addressable market (customers); 0 = shares only.", low=0),
     Key("size", "arpu", "float", 0.0, "Average revenue per customer for market value; 0 = none.", low=0.0),
     Key("size", "arpu_column", "str", "", "Profile column with revenue per respondent (e.g. plan price), used instead of `arpu`."),
+    # [decide] the recommendation rule (latentseg.decide.segmap.DefaultRule; docs/methods.md section 7)
+    Key("decide", "target_ratio", "float", 0.8, "A target scores (size x unmet need x fit) at least this fraction of the best segment's score.", low=0.0, high=1.0, low_open=True),
+    Key("decide", "max_targets", "int", 2, "At most this many segments, the best-ranked, are targets.", low=1),
+    Key("decide", "deprioritize_ratio", "float", 0.33, "A segment scoring below this fraction of the best is deprioritized.", low=0.0, high=1.0, high_open=True),
+    Key("decide", "min_share", "float", 0.10, "A segment smaller than this share is deprioritized whatever its score.", low=0.0, high=1.0, high_open=True),
+    Key("decide", "fit", "segment-numbers", {}, "Each segment's fit with what the business can offer, `<segment id> = 0-1` (e.g. `3 = 0.5`); 1 where not given."),
+    Key("decide", "recommend", "table", {}, "Recommendations set by hand, `<segment id> = \"target\"`, `\"monitor\"` or `\"deprioritize\"`; they win over the rule."),
     # [report]
     Key("report", "output", "str", "latentseg_output", "Folder the report is written to."),
     Key("report", "dimensions", "list[str]", [], "Two factor or job-step names spanning the segment 2x2; empty = chosen automatically."),
@@ -268,9 +281,20 @@ def _check_value(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, list) or not all(number_ok(v, integer=False) for v in value):
             raise bad()
         return [float(v) for v in value]
+    if kind == "segment-numbers":  # [decide] fit: segment number -> number in [0, 1]
+        if not isinstance(value, dict) or not all(number_ok(v, integer=False) and 0 <= v <= 1 for v in value.values()):
+            raise bad()
+    if kind in ("table", "segment-numbers") and key.section == "decide":
+        wrong = [str(k) for k in value if not (str(k).isdigit() and int(str(k)) >= 1)]
+        if wrong:
+            raise ConfigError(f"{where}: '{key.dotted}' is keyed by segment number (1, 2, ...); got key {wrong[0]!r}.")
+        if kind == "segment-numbers":
+            return {str(k): float(v) for k, v in value.items()}
     if kind == "table":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise bad()
+        if key.dotted == "decide.recommend" and any(v not in ("target", "monitor", "deprioritize") for v in value.values()):
+            raise bad(", each one of 'target', 'monitor', 'deprioritize'")
         if key.dotted == "profile.names":
             wrong = [str(k) for k in value if not (str(k).isdigit() and int(str(k)) >= 1)]
             if wrong:
@@ -278,6 +302,29 @@ def _check_value(key: Key, value: Any, where: str) -> Any:
                     f"{where}: 'profile.names' is keyed by segment number (1, 2, ...); got key {wrong[0]!r}."
                 )
         return {str(k): v for k, v in value.items()}
+    if kind == "labels-table":
+        if not isinstance(value, dict):
+            raise bad()
+        labels: dict[str, Any] = {}
+        for block, spec in value.items():
+            sub = f"{key.dotted}.{block}"
+            if block not in ("importance", "satisfaction"):
+                raise ConfigError(
+                    f"{where}: unknown key '{sub}'{_suggest(str(block), ['importance', 'satisfaction'])}; expected importance and satisfaction."
+                )
+            if isinstance(spec, list) and len(spec) >= 2 and all(isinstance(v, str) and v.strip() for v in spec):
+                folded = [" ".join(v.split()).casefold() for v in spec]
+                if len(set(folded)) != len(folded):
+                    raise ConfigError(f"{where}: '{sub}' lists a label twice; expected each label once, low to high.")
+                labels[block] = list(spec)
+            elif isinstance(spec, dict) and len(spec) >= 2 and all(number_ok(v, integer=False) for v in spec.values()):
+                labels[block] = {str(k): float(v) for k, v in spec.items()}
+            else:
+                raise ConfigError(
+                    f"{where}: '{sub}' must be a list of at least two labels, low to high (coded 1, 2, ...), or a table "
+                    f"\"label\" = number; got {spec!r} ({_typename(spec)})."
+                )
+        return labels
     if kind in ("columns-table", "outcomes-table"):
         fields = ("importance", "satisfaction") if kind == "columns-table" else ("statement", "job_step")
         if not isinstance(value, dict):
@@ -469,7 +516,7 @@ def config_reference_markdown() -> str:
         name = key.dotted
         if key.kind in ("columns-table", "outcomes-table"):
             name = f"{key.dotted}.<outcome>"
-        elif key.kind == "table":
+        elif key.kind in ("table", "segment-numbers"):
             name = f"{key.dotted}.<segment>"
         meaning = key.meaning.replace("|", "\\|")
         lines.append(f"| `{name}` | {key.describe_type()} | {_default_text(key)} | {meaning} |")

@@ -381,6 +381,9 @@ def _check_run_paths(survey_path: Path, config: Any, cfg: Mapping[str, Any], mod
     if report:
         out = Path(cfg["report"]["output"])
         outputs["the report"] = out / "report.html"
+        from latentseg.deliver.briefing import deliverable_outputs
+
+        outputs.update(deliverable_outputs(out / "report.html"))  # the workbook and the deck beside it
         trees.update({"the report's figures folder": out / "figures", "the report's tables folder": out / "tables"})
     check_outputs(outputs, inputs, command="run", trees=trees)
 

@@ -79,7 +79,7 @@ def test_profile_writes_files_and_prints_tables(saved, tmp_path):
     out = tmp_path / "out"
     res = _run("profile", model, "-o", out, "--overlay", "role,current_tool", "--weighting", "bch")
     assert res.exit_code == 0, res.output
-    assert "Segments" in res.stdout and "Rule: target if share >= 15%" in res.stdout
+    assert "Segments" in res.stdout and "Rule: Each segment is scored size x unmet need x fit" in res.stdout
     assert "Overlays (bch weighting)" in res.stdout and "finder (logistic)" in res.stdout
     for name in ("profiles.csv", "segment_map.csv", "segment_map.json", "segment_map.md", "overlays.json",
                  "finder.json", "distal.csv"):
@@ -125,7 +125,6 @@ def test_size_without_survey_still_sizes(saved):
         (["size", "{model}", "--tam", "10", "--tam-low", "5"], "Give both --tam-low and --tam-high"),
         (["size", "{model}", "--tam", "10", "--product-fit", "1:0.5"], "--product-fit takes SEGMENT=VALUE pairs"),
         (["profile", "{model}", "--overlay", "age"], "Columns ['age'] are not in the survey's profile columns"),
-        (["profile", "{model}", "--weighting", "soft"], "--weighting must be one of proportional, bch, modal"),
         (["profile", "{bare}"], "does not say which survey it was fitted on; pass the survey with --survey"),
         (["profile", "{model}", "--survey", "nope.csv"], "Survey file 'nope.csv' does not exist"),
         (["profile", "no/such/model"], "No saved model at 'no/such/model'"),

@@ -222,8 +222,6 @@ def odd_tables(tmp_path_factory):
         ("onecat", ["--k", "2", "--model", "lca", "--data-kind", "indicators"], "'q2'"),
         ("onecat", ["--k", "2", "--model", "gmm", "--data-kind", "indicators"], "--model gmm needs numeric scores"),
         ("scores", ["--k", "2", "--draws", "10"], "--draws applies to the Bayesian models"),
-        ("scores", ["--k", "2", "--model", "forest"], "--model must be one of kmeans, gmm, lca"),
-        ("scores", ["--k", "2", "--data-kind", "wide"], "--data-kind must be one of survey, scores, indicators"),
         ("scores", ["--k", "2", "--covariance", "XYZ"], "Unknown covariance structure 'XYZ'"),
         ("scores", ["--k", "2", "--seed", "-3"], "options: 'model.random_seed'"),
         ("missing", ["--k", "2"], "does not exist"),

@@ -81,7 +81,6 @@ def test_select_survey_with_latent_class_prints_the_rule(survey_csv):
         (["--k", "3..x"], "--k must look like 3..7"),
         (["--k", "0..3"], "every k >= 1"),
         (["--models", "kmeans,hmm"], "Unknown model 'hmm' in --models"),
-        (["--data-kind", "indicators"], "--data-kind must be survey or scores"),
     ],
 )
 def test_select_bad_options_exit_1_with_one_message(scores_csv, args, message):

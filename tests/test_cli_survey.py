@@ -170,8 +170,26 @@ def test_score_parquet_json_no_clean_and_by(survey_csv, tmp_path):
     assert set(pd.read_parquet(tmp_path / "scores_landscape.parquet")["group"]) == {"PM", "Eng"}
 
 
+def test_score_writes_a_real_workbook_for_an_xlsx_path(survey_csv, tmp_path):
+    # issue 15: a .xlsx path used to get CSV text; now a workbook whose scores are numbers
+    out = tmp_path / "scores.xlsx"
+    r = invoke("score", survey_csv, "-o", out, "--imp-scale", "1-5", "--sat-scale", "1-10")
+    assert r.exit_code == 0, r.output
+    with open(out, "rb") as fh:
+        assert fh.read(2) == b"PK"  # a zip container, not CSV text
+    back = pd.read_excel(out)
+    as_csv = tmp_path / "scores.csv"
+    assert invoke("score", survey_csv, "-o", as_csv, "--imp-scale", "1-5", "--sat-scale", "1-10").exit_code == 0
+    expected = pd.read_csv(as_csv)
+    assert list(back.columns) == list(expected.columns) and len(back) == len(expected) > 0
+    numeric = [c for c in expected.columns if c != "respondent_id"]
+    assert all(pd.api.types.is_float_dtype(back[c]) for c in numeric)  # numbers stored as numbers
+    np.testing.assert_allclose(back[numeric].to_numpy(), expected[numeric].to_numpy(), rtol=1e-12)
+    assert (tmp_path / "scores_landscape.xlsx").exists()
+
+
 def test_score_bad_output_suffix_and_bad_by(survey_csv, tmp_path):
     r = invoke("score", survey_csv, "-o", tmp_path / "scores.txt", "--imp-scale", "1-5", "--sat-scale", "1-10")
-    assert_clean_failure(r, "must end in .csv or .parquet")
+    assert_clean_failure(r, "must end in .csv, .parquet or .xlsx")
     r = invoke("score", survey_csv, "-o", tmp_path / "s.csv", "--imp-scale", "1-5", "--sat-scale", "1-10", "--by", "age")
     assert r.exit_code == 1 and "cannot group by 'age'" in r.stderr and "Traceback" not in r.output

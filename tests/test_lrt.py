@@ -134,7 +134,7 @@ def test_lmr_table_over_a_selection_table():
 # ------------------------------------------------------------------------------- BLRT
 def test_blrt_checks_its_arguments():
     X = np.random.default_rng(0).normal(size=(50, 2))
-    with pytest.raises(ConfigError, match=r"for the EM engines \(gmm, lca\); got model 'kmeans'"):
+    with pytest.raises(ConfigError, match=r"for the EM engines \(gmm, lca, rating-lca\); got model 'kmeans'"):
         blrt(X, "kmeans", 2)
     with pytest.raises(ConfigError, match="k must be an integer >= 2"):
         blrt(X, "gmm", 1)

@@ -288,3 +288,74 @@ def test_compare_plot_writes_svg_by_extension_and_refuses_other_formats(tmp_path
     assert "<svg" in (tmp_path / "c.svg").read_text(encoding="utf-8")
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--plot", str(tmp_path / "c.jpg")])
     assert bad.exit_code != 0 and ".png or .svg" in bad.output and not (tmp_path / "c.jpg").exists()
+
+
+def _label_boxes(fig: Any) -> tuple[Any, list[Any], Any]:
+    from matplotlib.text import Annotation, Text
+
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    anns = [t for t in ax.texts if isinstance(t, Annotation)]
+    # the text's own box (an Annotation's box also spans its leader line, which may cross a label)
+    return ax, [(a, Text.get_window_extent(a, renderer)) for a in anns], renderer
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_segment_map_labels_never_overlap_each_other_or_other_bubbles(seed, tmp_path):
+    """Five segments with long names at random, crowded positions: after saving, no two label boxes
+    overlap, no label covers another segment's bubble, every label stays inside the axes, and
+    each label carries the segment's whole name (wrapped, never cut)."""
+    rng = np.random.default_rng(seed)
+    shares = np.array([0.30, 0.25, 0.2, 0.15, 0.1])
+    z = np.repeat(np.eye(5), (shares * 100).astype(int), axis=0)
+    names = ["Defining Speed Seekers who prepare effort estimates", "Planning Risk Reducers", "Coordinating Speed Seekers",
+             "Tracking Risk Reducers on Microsoft Project", "Preparing Effort Estimators"]
+    r = SegmentationResult.from_memberships("kmeans", z, centers=np.zeros((5, 1)), feature_names=("a",)).with_labels(names)
+    dims = pd.DataFrame(rng.uniform(4, 9, size=(5, 2)), columns=["plan", "coordinate"], index=range(1, 6))
+    fig = plots.plot_segment_map(r, dims, ["plan", "coordinate"], path=tmp_path / "map.png")
+    ax, boxes, _ = _label_boxes(fig)
+    assert len(boxes) == 5
+    frame = ax.get_window_extent()
+    centres = ax.transData.transform(dims.to_numpy())
+    radii = np.sqrt(4000 * shares / np.pi) * fig.dpi / 72
+    for i, (ann, box) in enumerate(boxes):
+        assert " ".join(ann.get_text().split()) == f"{i + 1}. {names[i]} ({shares[i]:.0%})"
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        for j, (_, other) in enumerate(boxes[i + 1:], start=i + 1):
+            assert not box.overlaps(other), (i, j)
+        for j in range(5):
+            if j != i:
+                nx, ny = np.clip(centres[j, 0], box.x0, box.x1), np.clip(centres[j, 1], box.y0, box.y1)
+                assert np.hypot(centres[j, 0] - nx, centres[j, 1] - ny) >= radii[j] - 0.5, (i, j)
+
+
+def test_heatmap_and_shares_wrap_long_labels_at_words_instead_of_cutting():
+    statement = "Minimize the likelihood that a slipping task goes unnoticed by the project lead until the deadline"
+    names = ["Preparing Effort Estimators", "Tracking Risk Reducers on Microsoft Project"]
+    means = pd.DataFrame({"o1": [12.0, 4.0]}, index=[1, 2])
+    ax = plots.plot_opportunity_heatmap(means, outcomes=pd.DataFrame({"statement": [statement]}, index=["o1"]),
+                                        names=names).axes[0]
+    ylab = ax.get_yticklabels()[0].get_text()
+    assert "\n" in ylab and " ".join(ylab.split()) == f"o1: {statement}" and "…" not in ylab
+    xlabs = [" ".join(t.get_text().split()) for t in ax.get_xticklabels()]
+    assert xlabs == ["1. Preparing Effort Estimators", "2. Tracking Risk Reducers on Microsoft Project"]
+    assert all(word in {w for t in ax.get_xticklabels() for w in t.get_text().split()} for word in ("Microsoft", "Effort"))
+    z = np.eye(2)[[0, 1, 1]]
+    r = SegmentationResult.from_memberships("kmeans", z, centers=np.zeros((2, 1)), feature_names=("a",)).with_labels(names)
+    shares_ax = plots.plot_shares(r).axes[0]
+    assert [" ".join(t.get_text().split()) for t in shares_ax.get_yticklabels()] == xlabs
+
+
+def test_landscape_outcome_labels_do_not_overlap(tmp_path):
+    """Twelve outcomes in a tight cluster (ids would print over each other at a fixed offset)."""
+    rng = np.random.default_rng(3)
+    imp, sat = 5 + rng.uniform(-0.6, 0.6, 12), 2 + rng.uniform(-0.6, 0.6, 12)
+    land = pd.DataFrame({"outcome": [f"o{i:02d}" for i in range(12)], "importance": imp, "satisfaction": sat,
+                         "opportunity": imp + np.maximum(imp - sat, 0)})
+    fig = plots.plot_landscape(land, path=tmp_path / "land.png")
+    ax, boxes, renderer = _label_boxes(fig)
+    assert sorted(a.get_text() for a, _ in boxes) == sorted(land["outcome"])
+    legend = ax.get_legend().get_window_extent(renderer)
+    for i, (_, box) in enumerate(boxes):
+        assert not box.overlaps(legend)
+        assert all(not box.overlaps(other) for _, other in boxes[i + 1:])

@@ -165,6 +165,170 @@ def test_report_renders_in_chromium(report, tmp_path):
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
+#: Screenshots of the report at each width are kept here (gitignored) for people to look at.
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "report"
+
+
+class _DevTools:
+    """A minimal Chrome DevTools Protocol client over ``--remote-debugging-pipe`` (the browser reads
+    commands on fd 3 and writes replies on fd 4, each a JSON object ended by NUL). Headless
+    Chromium will not open a window narrower than 500 px, so a phone's 390 px comes from
+    ``Emulation.setDeviceMetricsOverride``, which needs the protocol."""
+
+    def __init__(self, exe: str, profile: Path) -> None:
+        import fcntl
+        import os
+
+        to_chrome, from_chrome = os.pipe(), os.pipe()
+        theirs = (to_chrome[0], from_chrome[1])
+
+        def fds_3_and_4() -> None:  # in the child, before exec: our pipe ends become fds 3 and 4
+            a, b = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in theirs)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--remote-debugging-pipe", f"--user-data-dir={profile}",
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=fds_3_and_4)
+        for fd in theirs:
+            os.close(fd)
+        self._out, self._in = to_chrome[1], from_chrome[0]
+        self._buf = b""
+        self._id = 0
+        self.events: list[dict] = []
+
+    def _read(self, timeout: float = 90.0) -> dict:
+        import json
+        import os
+        import select
+
+        while b"\0" not in self._buf:
+            if not select.select([self._in], [], [], timeout)[0]:  # a hung browser fails the test, never stalls it
+                raise RuntimeError(f"Chromium sent nothing on the DevTools pipe for {timeout:.0f} s")
+            chunk = os.read(self._in, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed the DevTools pipe")
+            self._buf += chunk
+        msg, _, self._buf = self._buf.partition(b"\0")
+        return json.loads(msg)
+
+    def call(self, method: str, session: str | None = None, **params) -> dict:
+        import json
+        import os
+
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        os.write(self._out, json.dumps(msg).encode() + b"\0")
+        while True:
+            reply = self._read()
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, event: str) -> dict:
+        for i, m in enumerate(self.events):
+            if m.get("method") == event:
+                return self.events.pop(i)
+        while True:
+            m = self._read()
+            if m.get("method") == event:
+                return m
+            self.events.append(m)
+
+    def close(self) -> None:
+        import os
+
+        try:
+            self.call("Browser.close")
+        except (RuntimeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._out)
+        os.close(self._in)
+
+
+def _open_at_width(exe: str, profile: Path, url: str, width: int) -> tuple[dict, bytes]:
+    """The page at ``width`` CSS px: its laid-out widths (as the page's own script recorded them on
+    load, and as measured now) and a full-page PNG screenshot."""
+    import base64
+    import json
+
+    browser = _DevTools(exe, profile)
+    try:
+        target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+        s = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        browser.call("Emulation.setDeviceMetricsOverride", s, width=width, height=900, deviceScaleFactor=1,
+                     mobile=width < 600)
+        browser.call("Page.enable", s)
+        browser.call("Page.navigate", s, url=url)
+        browser.wait_for("Page.loadEventFired")
+        expr = ("JSON.stringify({scroll: document.documentElement.scrollWidth, inner: window.innerWidth,"
+                " client: document.documentElement.clientWidth, height: document.documentElement.scrollHeight,"
+                " recorded: [document.body.dataset.scrollWidth, document.body.dataset.innerWidth],"
+                " errors: document.getElementById('js-errors').dataset.count,"
+                " wider: Array.from(document.querySelectorAll('main *')).filter(function(e){"
+                "   var r = e.getBoundingClientRect(); return r.right > document.documentElement.clientWidth + 1"
+                "   && !e.closest('.scroll');}).slice(0, 5).map(function(e){return e.tagName + '.' + e.className;})})")
+        info = json.loads(browser.call("Runtime.evaluate", s, expression=expr, returnByValue=True)["result"]["value"])
+        shot = browser.call("Page.captureScreenshot", s, format="png", captureBeyondViewport=True,
+                            clip={"x": 0, "y": 0, "width": width, "height": min(info["height"], 16000), "scale": 1})
+        return info, base64.b64decode(shot["data"])
+    finally:
+        browser.close()
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_report_has_no_horizontal_overflow_on_a_desktop_or_a_phone(report, tmp_path, width):
+    """Opened in headless Chromium at 1,400 px and at a phone's 390 px: the page is no wider than the
+    window (wide tables scroll inside their own box), no element of the page sticks out, no
+    JavaScript error. The screenshots are kept in tests/artifacts/report/."""
+    exe = _chromium()
+    html, _ = report
+    info, png = _open_at_width(exe, tmp_path / "profile", html.resolve().as_uri(), width)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"report_{width}px.png").write_bytes(png)
+    assert info["inner"] == width and info["errors"] == "0"
+    assert info["scroll"] <= info["client"], info  # no horizontal scrolling of the page
+    assert info["recorded"] == [str(info["scroll"]), str(width)]  # the page's own probe saw the same
+    assert info["wider"] == [], info["wider"]  # nothing sticks out of the page
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
+
+
+def test_report_names_both_meanings_of_underserved_and_rounds_counts(report):
+    """The issue's contradictions: each "underserved" says which definition it uses, the landscape
+    table names the segments in which each outcome is underserved, headers are words, counts are
+    rounded to what their interval supports, no p-value in e-notation; at most two targets."""
+    html, res = report
+    dom = _Dom()
+    dom.feed(html.read_text())
+    text = " ".join(" ".join(dom.text).split())
+    assert text.count("Underserved in a segment") == 2 and text.count("Underserved in the landscape") == 2
+    assert "Top underserved outcomes (segment mean ≥ 10)" in text
+    assert "Underserved in segments (segment mean ≥ 10)" in text and "Landscape class (all respondents)" in text
+    for raw in ("share_lower", "count_upper", "p_value", "n_underserved", "start_logliks"):
+        assert raw not in text, raw
+    assert not re.search(r"\d\.\d+e[-+]\d", text)  # no 1.083e-90
+    assert not re.search(r"-\d+\.\d{5,}", text)  # no log-likelihood to 12 digits
+    # market counts: at most 3 significant figures, the interval rounded alike
+    counts = re.findall(r"(\d[\d,]*) \((\d[\d,]*)–(\d[\d,]*)\)", text)
+    assert counts
+    for triple in counts:
+        for c in triple:
+            digits = c.replace(",", "").rstrip("0")
+            assert len(digits) <= 3, triple
+    recs = [s["recommendation"] for s in res.saved.meta["segment_map"]["segments"]]
+    assert len(recs) == res.k and 1 <= recs.count("target") <= 2
+    assert text.count("target") >= recs.count("target") and "Each segment is scored size x unmet need x fit" in text
+
+
 def test_report_of_a_bare_model_says_what_is_missing(tmp_path):
     import numpy as np
 

@@ -103,6 +103,8 @@ def sample_from_result(result: Any, n: int, random_seed: int | None = None) -> t
         raise ConfigError(
             f"Cannot simulate from a {result.model!r} model; the likelihood-ratio tests need {' or '.join(_EM_MODELS)}."
         )
+    if family(result.model).on_ratings:
+        return _sample_ratings(result, seg, rng), seg + 1
     if family(result.model).categorical:
         return _sample_lca(result, seg, rng, names), seg + 1
     X = _sample_gmm(result, seg, rng)
@@ -129,6 +131,38 @@ def _sample_gmm(result: Any, seg: np.ndarray, rng: np.random.Generator) -> np.nd
         var = np.broadcast_to(var.reshape(k, -1), (k, d)) if var.ndim == 1 else var
         return mu[seg] + z * np.sqrt(var[seg])
     raise ConfigError("This gmm result has no variances or covariances; cannot simulate from it.")
+
+
+def _sample_ratings(result: Any, seg: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Ratings drawn from a rating family's per-segment category probabilities, laid out as
+    :func:`latentseg.prepare.ratings.rating_frame` lays them out."""
+    from latentseg.prepare.ratings import IMP, SAT, rating_column
+
+    try:
+        probs = {IMP: np.asarray(result.params["imp_probs"], float), SAT: np.asarray(result.params["sat_probs"], float)}
+        points = result.extras["scale_points"]
+    except KeyError:
+        raise ConfigError(f"This {result.model} result has no rating probabilities; cannot simulate from it.") from None
+    def draw(p: np.ndarray) -> np.ndarray:  # (n, J, C) -> codes (n, J)
+        cum = np.cumsum(p, axis=2)
+        cum[..., -1] = np.maximum(cum[..., -1], 1.0)
+        return (rng.random(p.shape[:2] + (1,)) > cum).sum(axis=2)
+
+    joint = result.params.get("joint_probs")
+    drawn: dict[str, np.ndarray] = {}
+    if joint is not None:  # the joint cell model: draw each outcome's (importance, satisfaction) pair
+        joint = np.asarray(joint, dtype=float)
+        cs = joint.shape[-1]
+        cell = draw(joint[seg].reshape(seg.size, joint.shape[1], -1))
+        drawn = {IMP: cell // cs, SAT: cell % cs}
+    out: dict[str, Any] = {}
+    for kind in (IMP, SAT):
+        codes = drawn[kind] if drawn else draw(probs[kind][seg])
+        pts = points.loc[points["kind"] == kind, "point"].to_numpy(dtype=float)
+        dtype = pd.CategoricalDtype([int(v) if float(v).is_integer() else float(v) for v in pts], ordered=True)
+        for j, o in enumerate(result.feature_names):
+            out[rating_column(kind, o)] = pd.Categorical.from_codes(codes[:, j], dtype=dtype)
+    return pd.DataFrame(out)
 
 
 def _sample_lca(result: Any, seg: np.ndarray, rng: np.random.Generator, names: list[str]) -> pd.DataFrame:
@@ -408,6 +442,9 @@ class _SamplerSpec:
         cats = result.extras.get("categories") if result.extras else None
         if isinstance(cats, pd.DataFrame):
             extras["categories"] = cats
+        points = result.extras.get("scale_points") if result.extras else None
+        if isinstance(points, pd.DataFrame):  # a family fitted on ratings
+            extras["scale_points"] = points
         return cls(
             model=result.model,
             k=int(result.k),

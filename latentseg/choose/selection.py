@@ -385,7 +385,7 @@ def select(
     data : DataFrame or ndarray, shape (n, d)
         Numeric matrix (opportunity scores, factor scores) for ``kmeans``, ``gmm``, ``bayes-gmm``.
     models : sequence of str
-        Any of ``kmeans, gmm, lca, bayes-gmm, bayes-lca``.
+        Any family names (:data:`latentseg.models.families.NAMES`).
     k : iterable of int
         The k values to try (default 3..7).
     random_seed : int, optional

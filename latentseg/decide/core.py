@@ -15,7 +15,7 @@ one place:
 - sizes always: shares, and market counts and revenue when ``[size] tam`` is set (``arpu_column``
   wins over ``arpu``);
 - the segment map, with each segment's current solution from ``[profile] current_solution`` or a
-  profile column whose name says so;
+  profile column whose name says so, and its recommendation by the ``[decide]`` rule;
 - the two dimensions of the 2x2 (job steps or factors; ``[report] dimensions``).
 
 Examples
@@ -202,8 +202,9 @@ def decide(
         dist = distal(result, profile, distal_cols, method=distal_method)
     sizing = _sizing(result, scfg, profile, profiles, tam_interval, product_fit)
     current = _current_column(profile, pcfg.get("current_solution") or None, source)
-    from latentseg.decide.segmap import segment_map
+    from latentseg.decide.segmap import DefaultRule, segment_map
 
+    dcfg = config["decide"]  # the recommendation rule's thresholds, fit and hand-set recommendations
     smap = segment_map(
         result,
         profiles=profiles,
@@ -211,6 +212,9 @@ def decide(
         sizing=sizing,
         current_solution_column=current,
         profile_df=profile if current else None,
+        rule=DefaultRule(dcfg["target_ratio"], dcfg["max_targets"], dcfg["deprioritize_ratio"], dcfg["min_share"]),
+        fit={int(j): v for j, v in dcfg["fit"].items()},
+        overrides={int(j): v for j, v in dcfg["recommend"].items()},
     )
     if current:
         notes.append(f"current solution per segment from the profile column '{current}'")

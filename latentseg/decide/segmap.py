@@ -1,19 +1,35 @@
 """The segment map (playbook step 9) as data: one row per segment with its name, size, top
 underserved outcomes, demographic fingerprint, current solution and a recommendation.
 
-Recommendation rule (:class:`DefaultRule`, thresholds overridable)
+Recommendation rule (:class:`DefaultRule`, every threshold overridable by ``[decide]`` in the
+config)
 
-- **target** if the share is at least 15% and the segment has at least 3 underserved outcomes
-  (segment mean opportunity >= 10), or has the largest number of underserved outcomes of all
-  segments (and at least one);
-- otherwise **deprioritize** if the share is below 10% or no outcome is underserved;
+Each segment gets a **score = size x unmet need x fit**:
+
+- *size*: the segment's share of respondents (market counts are proportional to it);
+- *unmet need*: the opportunity points above the underserved line, summed over outcomes,
+  ``sum_o max(m_jo - 10, 0)`` with ``m_jo`` the segment's mean opportunity on outcome ``o``
+  (0 when no outcome is underserved in the segment);
+- *fit*: how well the segment fits what the business can offer (channels, capabilities,
+  strategy), a number in [0, 1] the team supplies (``[decide] fit``); 1 where none is given.
+
+Segments are ranked by score (ties: the lower segment number first). Then
+
+- **deprioritize** if the share is below ``min_share`` [10%], no outcome is underserved, or the
+  score is below ``deprioritize_ratio`` [0.33] of the best score;
+- **target** if it ranks within the first ``max_targets`` [2] and its score is at least
+  ``target_ratio`` [0.8] of the best score (so the best segment is always a target unless it is
+  too small or has nothing underserved);
 - otherwise **monitor**.
 
+So at most ``max_targets`` segments are targets, and only those close to the best.
+
 Users override it with ``rule=``: a mapping ``{segment id: "target" | "monitor" | "deprioritize"}``
-(the named segments are overridden, the others follow the default rule), a :class:`DefaultRule`
-with other thresholds, or any callable taking a segment's facts (a dict with ``id, share,
-share_lower, share_upper, n_underserved, n_extremely_underserved, max_underserved, flags``) and
-returning a recommendation or a ``(recommendation, reason)`` pair.
+(the named segments are overridden, the others follow the default rule; ``[decide] recommend``),
+a :class:`DefaultRule` with other thresholds, or any callable taking a segment's facts (a dict
+with ``id, share, share_lower, share_upper, n_underserved, n_extremely_underserved,
+max_underserved, unmet_need, fit, score, rank, best_score, flags``) and returning a
+recommendation or a ``(recommendation, reason)`` pair.
 
 Exports: :meth:`SegmentMap.to_json`, :meth:`SegmentMap.to_csv` (every text cell passed through
 :func:`latentseg.io.files.safe_csv_cell`, so a spreadsheet never runs a name as a formula) and
@@ -24,7 +40,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +57,7 @@ __all__ = [
     "DefaultRule",
     "SegmentMap",
     "segment_map",
+    "unmet_need",
 ]
 
 RECOMMENDATIONS = ("target", "monitor", "deprioritize")
@@ -49,46 +66,100 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class DefaultRule:
-    """The default recommendation rule, with its thresholds.
+    """The default recommendation rule: rank segments by size x unmet need x fit.
+
+    Parameters
+    ----------
+    target_ratio : float in (0, 1], default 0.8
+        A target's score is at least this fraction of the best segment's score.
+    max_targets : int >= 1, default 2
+        At most this many segments (the best-ranked) are targets.
+    deprioritize_ratio : float in [0, 1), default 0.33
+        A segment scoring below this fraction of the best is deprioritized.
+    min_share : float in [0, 1), default 0.10
+        A segment smaller than this is deprioritized whatever its score.
 
     Examples
     --------
-    >>> DefaultRule()({"share": 0.3, "n_underserved": 4, "max_underserved": 6})
-    ('target', 'share 30% >= 15% and 4 underserved outcomes (>= 3)')
-    >>> DefaultRule()({"share": 0.08, "n_underserved": 4, "max_underserved": 6})[0]
+    >>> facts = {"share": 0.3, "n_underserved": 4, "unmet_need": 9.0, "fit": 1.0, "score": 2.7,
+    ...          "rank": 1, "best_score": 2.7}
+    >>> DefaultRule()(facts)
+    ('target', 'ranked 1: score 2.7 (share 30% x unmet need 9.0 x fit 1), the best')
+    >>> DefaultRule()({**facts, "score": 1.5, "rank": 2, "best_score": 2.7})[0]  # 56% of the best
+    'monitor'
+    >>> DefaultRule()({**facts, "share": 0.08})[0]
     'deprioritize'
     """
 
-    target_min_share: float = 0.15
-    target_min_underserved: int = 3
-    deprioritize_max_share: float = 0.10
+    target_ratio: float = 0.8
+    max_targets: int = 2
+    deprioritize_ratio: float = 0.33
+    min_share: float = 0.10
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_ratio <= 1:
+            raise ConfigError(f"target_ratio must be in (0, 1]; got {self.target_ratio!r}.")
+        if int(self.max_targets) < 1:
+            raise ConfigError(f"max_targets must be at least 1; got {self.max_targets!r}.")
+        if not 0 <= self.deprioritize_ratio < 1:
+            raise ConfigError(f"deprioritize_ratio must be in [0, 1); got {self.deprioritize_ratio!r}.")
+        if not 0 <= self.min_share < 1:
+            raise ConfigError(f"min_share must be in [0, 1); got {self.min_share!r}.")
 
     def describe(self) -> str:
         return (
-            f"target if share >= {self.target_min_share:.0%} and (>= {self.target_min_underserved} underserved "
-            "outcomes, or the most underserved outcomes of any segment); otherwise deprioritize if share < "
-            f"{self.deprioritize_max_share:.0%} or no outcome is underserved; otherwise monitor. "
-            "An outcome is underserved when the segment's mean opportunity is >= 10."
+            "Each segment is scored size x unmet need x fit (share of respondents; opportunity points above "
+            "the underserved line of 10, summed over outcomes, from the segment's mean opportunity; fit 0-1 as "
+            f"given, else 1) and ranked. Target: among the best {self.max_targets} and scoring at least "
+            f"{self.target_ratio:.0%} of the best; deprioritize: share below {self.min_share:.0%}, no underserved "
+            f"outcome, or a score below {self.deprioritize_ratio:.0%} of the best; otherwise monitor."
         )
 
     def __call__(self, facts: Mapping[str, Any]) -> tuple[str, str]:
-        share, nu, top = float(facts["share"]), int(facts["n_underserved"]), int(facts["max_underserved"])
-        if share >= self.target_min_share and nu >= self.target_min_underserved:
-            return "target", (
-                f"share {share:.0%} >= {self.target_min_share:.0%} and {nu} underserved outcomes "
-                f"(>= {self.target_min_underserved})"
-            )
-        if share >= self.target_min_share and nu > 0 and nu == top:
-            return "target", (
-                f"share {share:.0%} >= {self.target_min_share:.0%} and the most underserved outcomes of any segment ({nu})"
-            )
-        if share < self.deprioritize_max_share:
-            return "deprioritize", f"share {share:.0%} < {self.deprioritize_max_share:.0%}"
-        if nu == 0:
+        share, nu = float(facts["share"]), int(facts["n_underserved"])
+        score, best, rank = float(facts["score"]), float(facts["best_score"]), int(facts["rank"])
+        what = (f"score {_sig(score)} (share {share:.0%} x unmet need {float(facts['unmet_need']):.1f} "
+                f"x fit {float(facts['fit']):g})")
+        if share < self.min_share:
+            return "deprioritize", f"share {share:.0%} < {self.min_share:.0%}"
+        if nu == 0 or score <= 0 or best <= 0:
             return "deprioritize", "no underserved outcome"
-        return "monitor", (
-            f"share {share:.0%} and {nu} underserved outcomes: neither the target nor the deprioritize rule applies"
-        )
+        rel = score / best
+        if rank <= self.max_targets and rel >= self.target_ratio:
+            return "target", f"ranked {rank}: {what}, " + ("the best" if rank == 1 else f"{rel:.0%} of the best")
+        if rel < self.deprioritize_ratio:
+            return "deprioritize", f"ranked {rank}: {what}, {rel:.0%} of the best (< {self.deprioritize_ratio:.0%})"
+        why = (f"< {self.target_ratio:.0%}" if rel < self.target_ratio else f"beyond the best {self.max_targets}")
+        return "monitor", f"ranked {rank}: {what}, {rel:.0%} of the best ({why})"
+
+
+def _sig(x: float) -> str:
+    """Two significant figures (scores are products of rough quantities)."""
+    return f"{x:.2g}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def unmet_need(means: pd.DataFrame) -> pd.Series:
+    """Each segment's unmet need: opportunity points above the underserved line, summed over outcomes.
+
+    Parameters
+    ----------
+    means : DataFrame (k, m)
+        Segment mean opportunity per outcome (:attr:`Profiles.means`).
+
+    Returns
+    -------
+    Series (k,)
+        ``sum_o max(m_jo - 10, 0)``, indexed like ``means``; missing means count as 0.
+
+    Examples
+    --------
+    >>> unmet_need(pd.DataFrame({"o1": [12.0, 8.0], "o2": [10.5, 16.0]}, index=[1, 2])).tolist()
+    [2.5, 6.0]
+    """
+    from latentseg.decide.profiling import UNDERSERVED
+
+    m = means.to_numpy(dtype=float)
+    return pd.Series(np.nansum(np.clip(m - UNDERSERVED, 0.0, None), axis=1), index=means.index, name="unmet_need")
 
 
 @dataclass(frozen=True, repr=False)
@@ -104,7 +175,8 @@ class SegmentMap:
         n_extremely_underserved``, ``top_underserved`` (list of ``{outcome, statement,
         segment_mean, overall_mean}``), ``fingerprint`` (list of text, None without overlays),
         ``current_solution`` and ``current_solution_pct`` (None without the column),
-        ``recommendation`` and ``reason``.
+        ``unmet_need``, ``fit``, ``score`` and ``rank`` (the rule's terms), ``recommendation`` and
+        ``reason``.
     rule : str
         The recommendation rule, written out.
     current_solution_column : str or None
@@ -196,14 +268,14 @@ class SegmentMap:
     def _repr_html_(self) -> str:
         """The map's rows as a table for Jupyter (recommendation badges, flags highlighted), the
         rule below. All text is HTML-escaped."""
-        from latentseg._display import Raw, badge, box, esc, share_text, table
+        from latentseg._display import Raw, badge, box, esc, estimate, share_text, table
 
         rows = []
         for s in self.segments:
             name = s["handle"] + (f": {s['name']}" if s["name"] != s["handle"] else "")
             size = f"{share_text(s['share'], s['share_lower'], s['share_upper'])} ({s['interval']})"
             if s.get("count") is not None:
-                size += f"; ~{s['count']:,.0f} customers"
+                size += f"; ~{estimate(s['count'], s.get('count_lower'), s.get('count_upper'))} customers"
             outs = "; ".join(o["statement"] for o in s["top_underserved"]) or "none underserved"
             fp = "not analysed" if s["fingerprint"] is None else (s.get("fingerprint_text") or "")
             cur = "-" if s["current_solution"] is None else f"{s['current_solution']} ({s['current_solution_pct']:.0f}%)"
@@ -220,6 +292,8 @@ class SegmentMap:
     def to_markdown(self) -> str:
         """A one-page Markdown table, the rule below it."""
 
+        from latentseg._display import estimate
+
         def cell(v: Any) -> str:  # user text: HTML escaped, pipes escaped, one line
             return markdown_cell(v)
 
@@ -227,10 +301,10 @@ class SegmentMap:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in self.segments:
             size = f"{s['share']:.0%} ({s['share_lower']:.0%}-{s['share_upper']:.0%}, {s['interval']})"
-            if s.get("count") is not None:
-                size += f"; ~{s['count']:,.0f} customers ({s['count_lower']:,.0f}-{s['count_upper']:,.0f})"
+            if s.get("count") is not None:  # rounded to what the interval supports
+                size += f"; ~{estimate(s['count'], s['count_lower'], s['count_upper'])} customers"
             if s.get("revenue") is not None:
-                size += f"; revenue ~{s['revenue']:,.0f} ({s['revenue_lower']:,.0f}-{s['revenue_upper']:,.0f})"
+                size += f"; revenue ~{estimate(s['revenue'], s['revenue_lower'], s['revenue_upper'])}"
             outs = "; ".join(o["statement"] for o in s["top_underserved"]) or "none underserved"
             fp = "not analysed" if s["fingerprint"] is None else s["fingerprint_text"]
             cur = "-" if s["current_solution"] is None else f"{s['current_solution']} ({s['current_solution_pct']:.0f}%)"
@@ -271,6 +345,21 @@ def _current_solution(result: Any, profile_df: pd.DataFrame, column: str) -> lis
     return out
 
 
+def _check_overrides(rule: Mapping[Any, Any]) -> dict[int, str]:
+    overrides: dict[int, str] = {}
+    for key, val in rule.items():
+        try:
+            j = int(key)
+        except (TypeError, ValueError):
+            raise ConfigError(f"rule overrides must be keyed by segment number; got key {key!r}.") from None
+        if val not in RECOMMENDATIONS:
+            raise ConfigError(
+                f"The recommendation for segment {j} must be one of {', '.join(RECOMMENDATIONS)}; got {val!r}."
+            )
+        overrides[j] = str(val)
+    return overrides
+
+
 def _resolve_rule(rule: Any) -> tuple[Callable[[Mapping[str, Any]], Any], dict[int, str], str]:
     if rule is None:
         d = DefaultRule()
@@ -278,24 +367,33 @@ def _resolve_rule(rule: Any) -> tuple[Callable[[Mapping[str, Any]], Any], dict[i
     if isinstance(rule, DefaultRule):
         return rule, {}, rule.describe()
     if isinstance(rule, Mapping):
-        overrides: dict[int, str] = {}
-        for key, val in rule.items():
-            try:
-                j = int(key)
-            except (TypeError, ValueError):
-                raise ConfigError(f"rule overrides must be keyed by segment number; got key {key!r}.") from None
-            if val not in RECOMMENDATIONS:
-                raise ConfigError(
-                    f"The recommendation for segment {j} must be one of {', '.join(RECOMMENDATIONS)}; got {val!r}."
-                )
-            overrides[j] = str(val)
+        overrides = _check_overrides(rule)
         d = DefaultRule()
-        return d, overrides, d.describe() + f" Overridden by the user for segments {sorted(overrides)}."
+        return d, overrides, d.describe()
     if callable(rule):
         doc = (getattr(rule, "__doc__", None) or "").strip().splitlines()
         name = getattr(rule, "__name__", type(rule).__name__)
         return rule, {}, f"user rule {name}" + (f": {doc[0]}" if doc else "")
     raise ConfigError(f"rule must be a mapping, a DefaultRule or a callable; got {type(rule).__name__}.")
+
+
+def _fit_values(fit: Any, k: int) -> np.ndarray:
+    """Fit per segment as k numbers in [0, 1] (1 where none is given)."""
+    out = np.ones(k)
+    if fit is None:
+        return out
+    items = fit.items() if isinstance(fit, Mapping) else enumerate(fit, start=1)
+    for key, val in items:
+        try:
+            j, v = int(key), float(val)
+        except (TypeError, ValueError):
+            raise ConfigError(f"fit must map segment numbers to numbers in [0, 1]; got {key!r} = {val!r}.") from None
+        if not 1 <= j <= k:
+            raise ConfigError(f"fit names segment {j}; the segments are 1..{k}.")
+        if not 0 <= v <= 1:
+            raise ConfigError(f"fit for segment {j} must be in [0, 1]; got {v:g}.")
+        out[j - 1] = v
+    return out
 
 
 def segment_map(
@@ -308,6 +406,8 @@ def segment_map(
     profile_df: pd.DataFrame | None = None,
     rule: Any = None,
     top: int | None = None,
+    fit: Mapping[int, float] | Sequence[float] | None = None,
+    overrides: Mapping[int, str] | None = None,
 ) -> SegmentMap:
     """Assemble the segment map.
 
@@ -329,6 +429,10 @@ def segment_map(
         The recommendation rule (see the module docstring).
     top : int, optional
         How many underserved outcomes to list (default: the profiles' ``top``).
+    fit : mapping of int to float, or k floats in [0, 1], optional
+        Each segment's fit with the business (the score's third term); 1 where not given.
+    overrides : mapping of int to str, optional
+        Recommendations set by the user for some segments, applied over whatever ``rule`` says.
 
     Returns
     -------
@@ -360,7 +464,10 @@ def segment_map(
         raise ConfigError(f"The profiles have {len(profiles.segments)} segments; the result has {k}.")
     if current_solution_column is not None and profile_df is None:
         raise ConfigError(f"current_solution_column {current_solution_column!r} needs profile_df, the table holding it.")
-    func, overrides, rule_text = _resolve_rule(rule)
+    func, rule_overrides, rule_text = _resolve_rule(rule)
+    overrides = {**rule_overrides, **_check_overrides(overrides or {})}
+    if overrides:
+        rule_text += f" Overridden by the user for segments {sorted(overrides)}."
     bad = [j for j in overrides if not 1 <= j <= k]
     if bad:
         raise ConfigError(f"rule overrides name segments {bad}; the segments are 1..{k}.")
@@ -372,6 +479,12 @@ def segment_map(
     top = int(top or profiles.top)
     size_table = None if sizing is None else sizing.table
     max_under = max(s.n_underserved for s in profiles.segments)
+    need = unmet_need(profiles.means).to_numpy(dtype=float)
+    fits = _fit_values(fit, k)
+    scores = np.asarray(result.shares, dtype=float) * need * fits
+    order = sorted(range(k), key=lambda j: (-scores[j], j))  # ties: the lower segment number first
+    ranks = {j: r + 1 for r, j in enumerate(order)}
+    best = float(scores[order[0]])
     notes: list[str] = []
     out = []
     for j in range(1, k + 1):
@@ -384,6 +497,11 @@ def segment_map(
             "n_underserved": int(p.n_underserved),
             "n_extremely_underserved": int(p.n_extremely_underserved),
             "max_underserved": int(max_under),
+            "unmet_need": float(need[j - 1]),
+            "fit": float(fits[j - 1]),
+            "score": float(scores[j - 1]),
+            "rank": int(ranks[j - 1]),
+            "best_score": best,
             "flags": [],
         }
         entry: dict[str, Any] = {
@@ -410,6 +528,8 @@ def segment_map(
         entry["flags"] = list(facts["flags"])
         entry["n_underserved"] = facts["n_underserved"]
         entry["n_extremely_underserved"] = facts["n_extremely_underserved"]
+        for key in ("unmet_need", "fit", "score", "rank"):
+            entry[key] = facts[key]
         entry["top_underserved"] = [
             {
                 "outcome": o,

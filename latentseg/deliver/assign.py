@@ -660,11 +660,13 @@ def _open_input(path: Path, scorer: Scorer, chunksize: int) -> tuple[list[str], 
     if fmt.kind == "parquet":
         pf = _parquet_file(path)
         return [str(n) for n in pf.schema_arrow.names], float(pf.metadata.num_rows), _iter_parquet(path, scorer, chunksize, pf)
-    if fmt.kind == "csv":
+    ratings = scorer.data_spec if scorer.source == "ratings" else None
+    if fmt.kind == "csv" and fmt.layout == "plain" and not (ratings or {}).get("labels"):
         bpr = 0.0 if fmt.compression else _bytes_per_row(path)
         total = (path.stat().st_size / bpr) if bpr else None
         return list(fmt.header), total, _iter_csv(path, scorer, chunksize, fmt)
-    frame = read_table(path).rename(columns=str)
+    # a Qualtrics / SurveyMonkey export or choice text: read whole by the survey reader, as at fit time
+    frame = read_table(path, ratings=ratings).rename(columns=str)
     return list(frame.columns), float(len(frame)), _iter_frame(path, frame, scorer, chunksize)
 
 

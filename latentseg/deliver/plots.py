@@ -121,8 +121,83 @@ def _finish(fig: Any, path: str | os.PathLike[str] | None) -> Any:
     return fig
 
 
-def _short(text: Any, width: int = 48) -> str:
-    return textwrap.shorten(str(text), width=width, placeholder="…")
+def _wrap(text: Any, width: int) -> str:
+    """``text`` on lines of at most ``width`` characters, broken at spaces (a longer word keeps its
+    own line whole): a label is wrapped, never cut."""
+    return "\n".join(textwrap.wrap(" ".join(str(text).split()), width=width, break_long_words=False,
+                                   break_on_hyphens=False)) or str(text)
+
+
+def _overlap(a: Any, b: Any) -> float:
+    """The area two display-space boxes share (0 when apart)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(w, 0.0) * max(h, 0.0)
+
+
+def _circle_overlap(box: Any, cx: float, cy: float, r: float) -> float:
+    """How far a circle reaches into a box (0 when apart), in display units."""
+    nx, ny = min(max(cx, box.x0), box.x1), min(max(cy, box.y0), box.y1)
+    return max(r - math.hypot(cx - nx, cy - ny), 0.0)
+
+
+#: Label positions tried around a bubble, in order: above, below, right, left, then the diagonals
+#: (direction, horizontal and vertical alignment of the text at that side).
+_SIDES = ((0, 1, "center", "bottom"), (0, -1, "center", "top"), (1, 0, "left", "center"), (-1, 0, "right", "center"),
+          (1, 1, "left", "bottom"), (-1, 1, "right", "bottom"), (1, -1, "left", "top"), (-1, -1, "right", "top"))
+
+
+def _repel_labels(ax: Any, xy: np.ndarray, radii: np.ndarray, texts: Sequence[str], order: Sequence[int], **text_kw: Any) -> list[Any]:
+    """Place one label per bubble so that no two labels overlap, no label covers another bubble and
+    every label stays inside the axes.
+
+    Greedy and deterministic: labels are placed in ``order`` (largest bubble first); each takes the
+    first position around its bubble (:data:`_SIDES`, at growing distances) whose box is clear of
+    the labels placed so far and of the other bubbles; a label moved away from its bubble gets a
+    leader line. Where no position is clear, the one with the least overlap is taken. Positions are
+    computed on the drawn figure, in display space (so they hold for the saved file).
+    """
+    fig = _root(ax.figure)
+    if not hasattr(fig.canvas, "get_renderer"):  # a caller's figure without a drawing canvas: labels above
+        return [ax.annotate(texts[i], xy[i], xytext=(0, radii[i] + 3), textcoords="offset points", ha="center",
+                            va="bottom", **text_kw) for i in range(len(texts))]
+    fig.canvas.draw()  # settle the layout: transforms below are the final ones
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    to_px = fig.dpi / 72.0
+    centers = ax.transData.transform(xy)
+    legend = ax.get_legend()
+    placed: list[Any] = [] if legend is None else [legend.get_window_extent(renderer)]  # labels keep off the legend
+    out: list[Any] = [None] * len(texts)
+    for i in order:
+        best: tuple[float, Any, tuple[float, float, str, str, float]] | None = None
+        for gap in (3.0, 10.0, 22.0, 40.0, 65.0):
+            dist = radii[i] + gap  # points from the bubble's centre
+            for dx, dy, ha, va in _SIDES:
+                norm = math.hypot(dx, dy)
+                off = (dist * dx / norm, dist * dy / norm)
+                ann = ax.annotate(texts[i], xy[i], xytext=off, textcoords="offset points", ha=ha, va=va, **text_kw)
+                box = ann.get_window_extent(renderer)
+                ann.remove()
+                cost = sum(_overlap(box, b) for b in placed)
+                cost += sum(_circle_overlap(box, *centers[j], radii[j] * to_px) ** 2 for j in range(len(texts)) if j != i)
+                outside = (max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0)
+                           + max(frame.y0 - box.y0, 0) + max(box.y1 - frame.y1, 0))
+                cost += 1e3 * outside
+                if best is None or cost < best[0] - 1e-9:
+                    best = (cost, box, (off[0], off[1], ha, va, gap))
+                if cost == 0:
+                    break
+            if best is not None and best[0] == 0:
+                break
+        assert best is not None
+        _, box, (ox, oy, ha, va, gap) = best
+        arrow = {"arrowstyle": "-", "color": "#777777", "linewidth": 0.6, "shrinkA": 0, "shrinkB": radii[i]} if gap > 3.0 else None
+        out[i] = ax.annotate(texts[i], xy[i], xytext=(ox, oy), textcoords="offset points", ha=ha, va=va,
+                             arrowprops=arrow, **text_kw)
+        out[i].set_in_layout(False)
+        placed.append(box)
+    return out
 
 
 def _palette(k: int) -> list[str]:
@@ -495,19 +570,18 @@ def plot_segment_map(
     y = dimensions[pair[1]].to_numpy(dtype=float)
     fig, ax = _target_ax(ax, 7.0, 5.2)
     ax.scatter(x, y, s=4000 * shares, c=_palette(len(names)), alpha=0.55, edgecolors="black", linewidths=0.8)
-    for i, name in enumerate(names):
-        radius = math.sqrt(4000 * shares[i] / math.pi)  # points
-        ax.annotate(f"{i + 1}. {_short(name, 30)} ({shares[i]:.0%})", (x[i], y[i]), xytext=(0, radius + 3),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.axvline(float(np.sum(shares * x)), color="#888888", linestyle="--", linewidth=1)
     ax.axhline(float(np.sum(shares * y)), color="#888888", linestyle="--", linewidth=1)
-    padx = max(np.ptp(x) * 0.35, 0.5)
-    pady = max(np.ptp(y) * 0.35, 0.5)
+    padx = max(np.ptp(x) * 0.45, 0.8)
+    pady = max(np.ptp(y) * 0.45, 0.8)
     ax.set_xlim(x.min() - padx, x.max() + padx)
     ax.set_ylim(y.min() - pady, y.max() + pady)
-    ax.set_xlabel(f"{_short(pair[0], 60)} (mean opportunity)")
-    ax.set_ylabel(f"{_short(pair[1], 60)} (mean opportunity)")
+    ax.set_xlabel(_wrap(f"{pair[0]} (mean opportunity)", 70))
+    ax.set_ylabel(_wrap(f"{pair[1]} (mean opportunity)", 50))
     ax.set_title("Segments on two dimensions (bubble area = share)")
+    radii = np.sqrt(4000 * shares / math.pi)  # points
+    texts = [_wrap(f"{i + 1}. {name} ({shares[i]:.0%})", 24) for i, name in enumerate(names)]
+    _repel_labels(ax, np.c_[x, y], radii, texts, np.argsort(-shares, kind="stable"), fontsize=8)
     return _finish(fig, path)
 
 
@@ -556,9 +630,12 @@ def plot_opportunity_heatmap(
     labels = []
     for o in means.columns:
         stmt = str(outcomes.loc[o, "statement"]) if outcomes is not None and "statement" in outcomes.columns and o in outcomes.index else str(o)
-        labels.append(f"{o}: {_short(stmt, 60)}" if stmt != str(o) else str(o))
+        labels.append(_wrap(f"{o}: {stmt}", 48) if stmt != str(o) else str(o))
     m, k = M.shape
-    fig, ax = _target_ax(ax, 3.5 + 1.1 * k, 1.2 + 0.28 * m)
+    lines = max(label.count("\n") + 1 for label in labels)
+    seg_labels = [_wrap(f"{j + 1}. {n}", 14) for j, n in enumerate(names)]
+    seg_lines = max(label.count("\n") + 1 for label in seg_labels)
+    fig, ax = _target_ax(ax, 5.6 + 1.1 * k, 0.9 + 0.15 * seg_lines + (0.14 + 0.12 * lines) * m)
     im = ax.imshow(M, cmap="YlOrRd", vmin=0, vmax=20, aspect="auto")
     for i in range(m):
         for j in range(k):
@@ -566,7 +643,7 @@ def plot_opportunity_heatmap(
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
                         color="white" if v >= 13 else "black", fontweight="bold" if v >= 10 else "normal")
-    ax.set_xticks(range(k), [f"{j + 1}. {_short(n, 18)}" for j, n in enumerate(names)], rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(k), seg_labels, fontsize=8)
     ax.set_yticks(range(m), labels, fontsize=7)
     fig.colorbar(im, ax=ax, label="mean opportunity (0-20; ≥10 underserved, ≥15 extremely)")
     return _finish(fig, path)
@@ -601,7 +678,8 @@ def plot_shares(result: Any, *, ax: Any = None, path: str | os.PathLike[str] | N
     hi = np.asarray(result.share_upper, dtype=float)
     names = _segment_names(result, len(shares))
     k = len(names)
-    fig, ax = _target_ax(ax, 7.0, 1.0 + 0.55 * k)
+    seg_labels = [_wrap(f"{j + 1}. {n}", 30) for j, n in enumerate(names)]
+    fig, ax = _target_ax(ax, 7.0, 1.0 + max(0.55, 0.16 * max(t.count("\n") + 1 for t in seg_labels)) * k)
     ypos = np.arange(k)[::-1]
     ax.barh(ypos, shares, color=_palette(k), alpha=0.8)
     err = np.vstack([np.clip(shares - lo, 0, None), np.clip(hi - shares, 0, None)])
@@ -609,7 +687,7 @@ def plot_shares(result: Any, *, ax: Any = None, path: str | os.PathLike[str] | N
     right = np.where(np.isfinite(hi), hi, shares)
     for yv, s, h in zip(ypos, shares, right, strict=True):
         ax.text(h + 0.01, yv, f"{s:.0%}", va="center", fontsize=8)
-    ax.set_yticks(ypos, [f"{j + 1}. {_short(n, 34)}" for j, n in enumerate(names)], fontsize=8)
+    ax.set_yticks(ypos, seg_labels, fontsize=8)
     ax.set_xlim(0, min(1.0, float(np.max(right)) + 0.12))
     ax.set_xlabel(f"share of respondents ({result.interval_method})")
     ax.set_title("Segment sizes with intervals")
@@ -658,8 +736,6 @@ def plot_landscape(landscape: pd.DataFrame, *, ax: Any = None, path: str | os.Pa
     opp = landscape["opportunity"].to_numpy(dtype=float)
     sc = ax.scatter(imp, sat, c=opp, cmap="YlOrRd", vmin=0, vmax=20, edgecolors="black", linewidths=0.5)
     label = landscape["outcome"] if "outcome" in landscape.columns else landscape.index
-    for xi, yi, lab in zip(imp, sat, label, strict=True):
-        ax.annotate(str(lab), (xi, yi), fontsize=6, xytext=(3, 3), textcoords="offset points")
     grid = np.linspace(0, 10, 50)
     ax.plot(grid, np.clip(2 * grid - 10, 0, 10), color="#999999", linestyle="--", linewidth=1, label="opportunity = 10")
     ax.plot([0, 10], [0, 10], color="#bbbbbb", linestyle=":", linewidth=1, label="satisfaction = importance")
@@ -667,6 +743,10 @@ def plot_landscape(landscape: pd.DataFrame, *, ax: Any = None, path: str | os.Pa
            title="Opportunity landscape")
     ax.legend(fontsize=7, loc="upper left")
     fig.colorbar(sc, ax=ax, label="opportunity")
+    ok = np.isfinite(imp) & np.isfinite(sat)
+    # outcome ids placed clear of each other, of the other points and of the legend (highest opportunity first)
+    _repel_labels(ax, np.c_[imp, sat][ok], np.full(int(ok.sum()), 3.5), [str(v) for v in np.asarray(label)[ok]],
+                  np.argsort(-np.nan_to_num(opp[ok]), kind="stable"), fontsize=6)
     return _finish(fig, path)
 
 
@@ -717,7 +797,7 @@ def plot_overlay(
     names = list(names or [])
     rows = [r for r in pct.index if str(r) != "overall"]
     data = pct.loc[rows].to_numpy(dtype=float)
-    labels = [f"{r}. {_short(names[int(r) - 1], 24)}" if str(r).isdigit() and 0 < int(r) <= len(names) else str(r) for r in rows]
+    labels = [_wrap(f"{r}. {names[int(r) - 1]}", 26) if str(r).isdigit() and 0 < int(r) <= len(names) else str(r) for r in rows]
     if "overall" in [str(r) for r in pct.index]:
         overall = pct.loc[[r for r in pct.index if str(r) == "overall"][0]].to_numpy(dtype=float)
         data = np.vstack([data, overall])
@@ -732,12 +812,12 @@ def plot_overlay(
     ypos = np.arange(len(labels))[::-1]
     for c, cat in enumerate(cats):
         vals = np.nan_to_num(data[:, c])
-        ax.barh(ypos, vals, left=left, color=cmap(c % 20), label=_short(cat, 28))
+        ax.barh(ypos, vals, left=left, color=cmap(c % 20), label=_wrap(cat, 28))
         left += vals
     ax.set_yticks(ypos, labels, fontsize=8)
     ax.set_xlim(0, 100)
     ax.set_xlabel("% within segment")
-    ax.set_title(f"{_short(column, 50)} by segment")
+    ax.set_title(_wrap(f"{column} by segment", 60))
     if own:  # below the bars, outside the axes
         fig.legend(fontsize=7, ncol=min(4, len(cats)), loc="outside lower center")
     else:  # the caller's figure keeps its own layout

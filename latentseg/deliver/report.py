@@ -46,13 +46,18 @@ from latentseg.models.families import BAYES_GMM
 
 __all__ = ["write_report", "Figure"]
 
-#: Script placed inline in the page: records JavaScript errors into the DOM (``#js-errors``)
-#: so that a headless browser check can read them. Its hash goes into the page's CSP.
+#: Script placed inline in the page: records JavaScript errors into the DOM (``#js-errors``), and
+#: the laid-out page's width beside the window's, so that a headless browser check can read them.
+#: Its hash goes into the page's CSP.
 _ERROR_PROBE = (
     "window.addEventListener('error',function(e){var d=document.getElementById('js-errors');"
     "if(d){d.setAttribute('data-count',String(+(d.getAttribute('data-count')||0)+1));"
     "d.appendChild(document.createTextNode((e.message||'error')+'\\n'));}});"
     "document.addEventListener('DOMContentLoaded',function(){document.body.setAttribute('data-ready','1');});"
+    # the page's width against the window's, once laid out: a browser check reads them (no horizontal overflow)
+    "window.addEventListener('load',function(){var b=document.body;"
+    "b.setAttribute('data-scroll-width',String(document.documentElement.scrollWidth));"
+    "b.setAttribute('data-inner-width',String(window.innerWidth));});"
 )
 
 
@@ -138,7 +143,7 @@ def _fig_heatmap(ctx: _Context, means: pd.DataFrame, outcomes: pd.DataFrame | No
         ctx, plot_opportunity_heatmap(means, outcomes=outcomes, names=names), "opportunity_heatmap",
         "Opportunity by segment and outcome",
         "Membership-weighted mean opportunity score of each segment on each outcome; bold cells are "
-        "underserved (≥ 10).",
+        "underserved in the segment (segment mean ≥ 10).",
     )
 
 
@@ -156,7 +161,8 @@ def _fig_landscape(ctx: _Context, landscape: pd.DataFrame) -> Figure | None:
     if landscape is None or not need <= set(landscape.columns):
         return None
     return _save_fig(ctx, plot_landscape(landscape), "opportunity_landscape", "Opportunity landscape",
-                     "Aggregate (Ulwick) importance and satisfaction per outcome; below the dashed line an outcome is underserved.")
+                     "Aggregate (Ulwick, top-2-box, all respondents) importance and satisfaction per outcome; below the dashed "
+                     "line an outcome is underserved in the landscape (aggregate opportunity ≥ 10).")
 
 
 def _fig_overlay(ctx: _Context, column: str, pct: pd.DataFrame, names: Sequence[str], index: int) -> Figure | None:
@@ -203,21 +209,96 @@ def _num(v: Any, digits: int = 0) -> str:
     return f"{f:,.{digits}f}"
 
 
+#: Column headers in words: the one mapping every table of the report (and its appendix) uses.
+HEADERS: dict[str, str] = {
+    "segment": "Segment", "label": "Segment", "name": "Name", "model": "Family", "k": "k", "status": "Status",
+    "share": "Share", "share_lower": "Share, lower bound", "share_upper": "Share, upper bound",
+    "count": "Customers", "revenue": "Revenue", "arpu": "Revenue per customer",
+    "n_underserved": "Underserved outcomes (segment mean ≥ 10)", "flags": "Flags", "product_fit": "Product fit",
+    "bic": "BIC", "icl": "ICL", "aic": "AIC", "loo": "PSIS-LOO", "loo_se": "PSIS-LOO SE", "waic": "WAIC",
+    "silhouette": "Silhouette", "inertia": "Inertia (within-segment sum of squares)",
+    "smallest_share": "Smallest segment", "stability_mean": "Stability (mean ARI over subsamples)",
+    "converged": "Converged", "admissible": "Admissible", "excluded": "Why not admissible",
+    "column": "Profile column", "kind": "Type", "test": "Test", "statistic": "Statistic", "p_value": "p-value",
+    "effect": "Effect size", "strength": "Strength",
+    "outcome": "Outcome", "statement": "Statement", "job_step": "Job step",
+    "importance": "Importance (top-2-box, 0-10)", "satisfaction": "Satisfaction (top-2-box, 0-10)",
+    "opportunity": "Opportunity (landscape)", "class": "Landscape class (all respondents)",
+    "underserved_in": "Underserved in segments (segment mean ≥ 10)",
+    # diagnostics and criteria (appendix)
+    "loglik": "Log-likelihood", "n_params": "Free parameters", "sabic": "Sample-size adjusted BIC",
+    "caic": "Consistent AIC", "relative_entropy": "Relative entropy (classification certainty)",
+    "entropy": "Entropy", "n_iter": "Iterations", "iterations": "Iterations",
+    "starts_at_best": "Starts reaching the best log-likelihood", "n_init": "Random starts",
+    "start_logliks": "Log-likelihood of each start", "rhat_max": "Largest R-hat", "ess_bulk_min": "Smallest bulk ESS",
+    "ess_tail_min": "Smallest tail ESS", "divergences": "Divergent transitions", "seconds": "Seconds",
+    "covariance": "Covariance structure", "sampler": "Sampler", "weak_separation": "Weakly separated segments",
+    "em_relative_entropy": "Relative entropy of the EM solution",
+    "share_intervals_approximate": "Share intervals approximate",
+    "rhat_max_by_parameter": "Largest R-hat by parameter", "rhat_weights": "R-hat of the weights", "ebfmi": "E-BFMI",
+    "ebfmi_min": "Smallest E-BFMI", "n_chains": "Chains", "n_draws": "Draws per chain", "waic_se": "WAIC SE",
+    "p_waic": "Effective parameters (WAIC)", "p_loo": "Effective parameters (PSIS-LOO)",
+    "lppd": "Log pointwise predictive density", "pareto_k_max": "Largest Pareto k", "pareto_k_bad": "Pareto k above threshold",
+    "pareto_k_threshold": "Pareto k threshold",
+}
+
+
+def header(name: Any) -> str:
+    """A column name in words (:data:`HEADERS`, else underscores as spaces, first letter capital)."""
+    key = str(name)
+    if key in HEADERS:
+        return HEADERS[key]
+    words = key.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def _p_text(v: Any) -> str:
+    """A p-value as people read it: ``< 0.001`` below that, else 3 decimals."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(f):
+        return ""
+    return "< 0.001" if f < 0.001 else f"{f:.3f}"
+
+
 def _fmt_cell(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
-        return str(int(v))
+        return f"{int(v):,}" if abs(int(v)) >= 10_000 else str(int(v))
     if isinstance(v, (float, np.floating)):
         f = float(v)
         if not math.isfinite(f):
             return ""
+        if f.is_integer() and abs(f) < 1e15:
+            return f"{f:,.0f}" if abs(f) >= 10_000 else f"{f:.0f}"
         if abs(f) >= 1000:
             return f"{f:,.0f}"
-        return f"{f:.4g}"
+        if abs(f) < 0.001:  # nothing a reader needs in e-notation
+            return "0" if f == 0 else ("< 0.001" if f > 0 else "> −0.001")
+        return f"{f:.3g}" if abs(f) < 1 else f"{f:.4g}"
+    if isinstance(v, (list, tuple)) and not v:
+        return "none"
+    if isinstance(v, (list, tuple)):
+        shown = [_fmt_cell(x) for x in list(v)[:12]]
+        return ", ".join(shown) + (f" … ({len(v)} in all)" if len(v) > 12 else "")
+    if isinstance(v, dict):
+        return "; ".join(f"{header(key)}: {_fmt_cell(val)}" for key, val in list(v.items())[:12])
     return str(v)
+
+
+#: Cell formats by column, where the general one (:func:`_fmt_cell`) would mislead.
+_COLUMN_FORMATS: dict[str, Any] = {
+    "p_value": _p_text,
+    "share": lambda v: _pct(v), "smallest_share": lambda v: _pct(v),
+    "importance": lambda v: _num(v, 1), "satisfaction": lambda v: _num(v, 1), "opportunity": lambda v: _num(v, 1),
+    "statistic": lambda v: _num(v, 1), "effect": lambda v: _num(v, 2), "bic": _num, "icl": _num, "loo": _num,
+    "silhouette": lambda v: _num(v, 2), "stability_mean": lambda v: _num(v, 2),
+}
 
 
 def _weak_separation_coverage(result: Any, approximate: bool) -> str | None:
@@ -240,9 +321,10 @@ def _html_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, index
         return {"header": [], "rows": []}
     df = frame.reset_index() if index else frame
     cols = [c for c in (columns or list(df.columns)) if c in df.columns]
+    fmts = [_COLUMN_FORMATS.get(str(c), _fmt_cell) for c in cols]
     return {
-        "header": [str(c) for c in cols],
-        "rows": [[_fmt_cell(v) for v in row] for row in df[cols].itertuples(index=False, name=None)],
+        "header": [header(c) for c in cols],
+        "rows": [[f(v) for f, v in zip(fmts, row, strict=True)] for row in df[cols].itertuples(index=False, name=None)],
     }
 
 
@@ -301,7 +383,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "comparison": meta.get("comparison"),
         "finder": meta.get("finder_summary"),
         **figures,
-        **_table_context(meta, tables),
+        **_table_context(meta, tables, names),
         **_appendix_context(result, meta),
         "missing": ctx.missing,
         "figures": ctx.figures,
@@ -309,6 +391,11 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "error_probe": _ERROR_PROBE,
         "csp_hash": base64.b64encode(hashlib.sha256(_ERROR_PROBE.encode()).digest()).decode(),
     }
+    # --- deliverables for leadership: report.xlsx and report.pptx beside the HTML, from the same saved tables
+    from latentseg.deliver.briefing import write_deliverables
+
+    ctx.missing.extend(write_deliverables(saved, out, title=context["title"])[1])  # a library not installed: say so
+    # ---
     html = _template().render(**context)
     return atomic_write_text(out, html)
 
@@ -327,10 +414,7 @@ def _segment_rows(result: Any, names: Sequence[str], smap_segments: Mapping[int,
                 "description": str(sg.get("name") or ""),
                 "share": _pct(result.shares[j]),
                 "interval": f"{_pct(result.share_lower[j])}–{_pct(result.share_upper[j])}",
-                "count": _num(sg.get("count")),
-                "count_interval": (
-                    f"{_num(sg.get('count_lower'))}–{_num(sg.get('count_upper'))}" if sg.get("count") is not None else ""
-                ),
+                **_count_parts(sg.get("count"), sg.get("count_lower"), sg.get("count_upper")),
                 "top_outcomes": top,
                 "fingerprint": "; ".join(sg["fingerprint"]) if sg.get("fingerprint") else (
                     "not analysed" if sg.get("fingerprint") is None else "demographically diffuse"
@@ -339,12 +423,66 @@ def _segment_rows(result: Any, names: Sequence[str], smap_segments: Mapping[int,
                 "current_solution": (
                     f"{current} ({float(sg.get('current_solution_pct') or 0):.0f}%)" if current is not None else ""
                 ),
+                "rank": sg.get("rank"),
                 "recommendation": str(sg.get("recommendation") or ""),
                 "reason": str(sg.get("reason") or ""),
                 "flags": list(sg.get("flags") or []),
             }
         )
     return seg_rows
+
+
+def _count_parts(count: Any, lower: Any, upper: Any) -> dict[str, str]:
+    """A market count and its interval, each rounded to what the interval supports."""
+    from latentseg._display import estimate
+
+    if count is None:
+        return {"count": "", "count_interval": ""}
+    text = estimate(count, lower, upper)
+    value, _, interval = text.partition(" (")
+    return {"count": value, "count_interval": interval.rstrip(")")}
+
+
+def _sizing_frame(sizing: pd.DataFrame) -> pd.DataFrame:
+    """The sizing table for people: each estimate with its interval in one cell, rounded to it."""
+    from latentseg._display import estimate
+
+    def col(name: str) -> Any:
+        return sizing[name] if name in sizing.columns else pd.Series(np.nan, index=sizing.index)
+
+    rows = []
+    for j, r in sizing.iterrows():
+        row: dict[str, Any] = {"Segment": f"{j}. {r.get('label', '')}".rstrip(". ")}
+        row["Share"] = f"{_pct(r.get('share'))} ({_pct(r.get('share_lower'))}–{_pct(r.get('share_upper'))})"
+        if col("count").notna().any():
+            row["Customers"] = estimate(r.get("count"), r.get("count_lower"), r.get("count_upper"))
+        if col("arpu").notna().any():
+            row["Revenue per customer"] = _num(r.get("arpu"), 2)
+        if col("revenue").notna().any():
+            row["Revenue"] = estimate(r.get("revenue"), r.get("revenue_lower"), r.get("revenue_upper"))
+        if "n_underserved" in sizing.columns:
+            row[HEADERS["n_underserved"]] = _fmt_cell(r.get("n_underserved"))
+        if "flags" in sizing.columns:
+            row["Flags"] = "" if pd.isna(r.get("flags")) else str(r.get("flags"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _landscape_frame(landscape: pd.DataFrame, means: pd.DataFrame | None, names: Sequence[str]) -> pd.DataFrame:
+    """The ten outcomes with the highest landscape opportunity, with the segments in which each is
+    underserved by the segment definition beside the landscape's own class."""
+    from latentseg.decide.profiling import UNDERSERVED
+
+    top = landscape.sort_values("opportunity", ascending=False).head(10).copy()
+    if means is not None and "outcome" in top.columns:
+        def where(o: Any) -> str:
+            if o not in means.columns:
+                return ""
+            col = means[o]
+            hits = [f"{j} ({float(v):.1f})" for j, v in col.items() if np.isfinite(float(v)) and float(v) >= UNDERSERVED]
+            return ", ".join(hits) if hits else "none"
+        top["underserved_in"] = top["outcome"].map(where)
+    return top
 
 
 def _report_figures(ctx: _Context, result: Any, meta: Mapping[str, Any], tables: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
@@ -457,12 +595,9 @@ def _write_side_tables(
     _write_json(ctx, "model_summary", saved.summary())
 
 
-def _table_context(meta: Mapping[str, Any], tables: Mapping[str, Any]) -> dict[str, Any]:
+def _table_context(meta: Mapping[str, Any], tables: Mapping[str, Any], names: Sequence[str] = ()) -> dict[str, Any]:
     """The HTML tables of the sizing, selection, overlay and landscape sections."""
     sizing_table = tables.get("sizing")
-    sizing_cols = [c for c in ("label", "share", "share_lower", "share_upper", "count", "count_lower", "count_upper",
-                               "arpu", "revenue", "revenue_lower", "revenue_upper", "n_underserved", "flags")
-                   if sizing_table is not None and c in sizing_table.columns]
     sel_table = tables.get("selection")
     sel_cols = ["model", "k", "status", "bic", "icl", "loo", "silhouette", "smallest_share", "stability_mean", "converged", "admissible", "excluded"]
     ov_summary = tables.get("overlay_summary")
@@ -470,13 +605,13 @@ def _table_context(meta: Mapping[str, Any], tables: Mapping[str, Any]) -> dict[s
     fingerprints = (ov_meta or {}).get("fingerprints") or {}
     landscape = tables.get("landscape")
     return {
-        "sizing": _html_table(sizing_table, sizing_cols, index=True) if sizing_table is not None else None,
+        "sizing": _html_table(_sizing_frame(sizing_table)) if sizing_table is not None else None,
         "sizing_notes": (meta.get("sizing") or {}).get("notes", []),
         "selection_table": _html_table(sel_table, sel_cols) if sel_table is not None else None,
         "overlay_table": _html_table(ov_summary, ["column", "kind", "test", "statistic", "p_value", "effect", "strength"], index=True) if ov_summary is not None else None,
         "overlay_thresholds": (ov_meta or {}).get("thresholds", ""),
         "fingerprints": [(int(s), [e.get("text", "") for e in items]) for s, items in sorted(fingerprints.items(), key=lambda kv: int(kv[0]))],
-        "landscape_table": _html_table(landscape.sort_values("opportunity", ascending=False).head(10), ["outcome", "statement", "job_step", "importance", "satisfaction", "opportunity", "class"]) if landscape is not None and "opportunity" in landscape.columns else None,
+        "landscape_table": _html_table(_landscape_frame(landscape, tables.get("profile_means"), names), ["outcome", "statement", "job_step", "importance", "satisfaction", "opportunity", "class", "underserved_in"]) if landscape is not None and "opportunity" in landscape.columns else None,
     }
 
 
@@ -488,9 +623,8 @@ def _appendix_context(result: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     approximate = bool(diag.get("share_intervals_approximate", diag.get("weak_separation", False)))
     cleaning = meta.get("cleaning") or {}
     return {
-        "diagnostics": [(str(key), _fmt_cell(val) if not isinstance(val, (list, tuple, dict)) else json.dumps(val, default=str)[:300])
-                        for key, val in diag.items() if key != "warnings"],
-        "criteria": [(str(key), _fmt_cell(val)) for key, val in dict(result.criteria).items()],
+        "diagnostics": [(header(key), _fmt_cell(val)) for key, val in diag.items() if key != "warnings"],
+        "criteria": [(header(key), _fmt_cell(val)) for key, val in dict(result.criteria).items()],
         "converged": result.converged,
         "weak_separation": bool(diag.get("weak_separation", False)),
         "em_relative_entropy": diag.get("em_relative_entropy"),
@@ -521,4 +655,5 @@ def _template() -> Any:
     )
     env.filters["pct"] = _pct
     env.filters["num"] = _num
+    env.filters["p"] = _p_text
     return env.get_template("report.html.j2")

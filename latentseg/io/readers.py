@@ -1,11 +1,18 @@
-"""Reading a survey file (CSV, Qualtrics CSV, Parquet, Excel, SPSS) into a validated :class:`Survey`.
+"""Reading a survey file (CSV, Qualtrics and SurveyMonkey exports, Parquet, Excel, SPSS) into a validated :class:`Survey`.
 
 The file is read once. CSV files go through pyarrow's multi-threaded parser after a look at
 their first megabyte: encoding (UTF-8, with or without BOM; UTF-16 with BOM; otherwise
 Windows-1252), delimiter (``,`` ``;`` tab ``|``), duplicate column names (refused before any
-parser renames them to ``x.1``) and the Qualtrics layout (three header rows: names, question text,
-``{"ImportId": ...}``; the question text becomes the outcome statement). The rating matrices are
-then checked with vectorised numpy (see :mod:`latentseg.io.validate`).
+parser renames them to ``x.1``) and the export layout (:mod:`latentseg.io.exports`: Qualtrics'
+three header rows, SurveyMonkey's two; in CSV and Excel alike). The rating matrices are then
+checked with vectorised numpy (see :mod:`latentseg.io.validate`).
+
+With no configuration an export reads as it comes: rating columns named ``Q3_1`` are found
+through their question text ("How important ..." / "How satisfied ..."), which also gives the
+outcome statements; choice text becomes numbers through the standard label sets; survey
+previews, spam and unfinished responses (``Status``, ``Finished``) are set aside for the
+cleaning report; platform metadata and personal data (IP address, e-mail, names, location,
+recipient and external reference) stay out of the profile.
 
 The format is chosen by extension, and by content where that disagrees (an Excel workbook
 named ``.csv`` is read as Excel).
@@ -31,6 +38,16 @@ import pandas as pd
 from latentseg.config import merge_config
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning, SurveyError
 from latentseg.io.columns import RatingColumns, find_rating_columns
+from latentseg.io.exports import (
+    ExportLayout,
+    detect_layout,
+    is_metadata,
+    map_labels,
+    personal_by_name,
+    personal_columns,
+    question_rating_columns,
+    status_exclusions,
+)
 from latentseg.io.validate import (
     RowNamer,
     apply_missing_codes,
@@ -61,15 +78,6 @@ DURATION_NAMES = (
 )
 #: Normalised names detected as the survey-weight column.
 WEIGHT_NAMES = ("weight", "weights", "wt", "wgt", "surveyweight", "sampleweight")
-
-#: Qualtrics metadata columns left out of the profile of a Qualtrics export.
-QUALTRICS_METADATA = frozenset({
-    "StartDate", "EndDate", "Status", "IPAddress", "Progress", "Finished", "RecordedDate",
-    "RecipientLastName", "RecipientFirstName", "RecipientEmail", "ExternalReference",
-    "ExternalDataReference", "LocationLatitude", "LocationLongitude", "DistributionChannel",
-    "UserLanguage", "Q_RecaptchaScore", "Q_RelevantIDDuplicate", "Q_RelevantIDDuplicateScore",
-    "Q_RelevantIDFraudScore", "Q_RelevantIDLastStartDate", "Q_TotalDuration", "Q_BallotBoxStuffing",
-})
 
 _SNIFF_BYTES = 1 << 20
 _SNIFF_LINES = 4  # the sniffed head holds at least this many lines (a 100,000-column header is over 1 MB)
@@ -105,6 +113,9 @@ class _FrameColumns:
     def to_pandas(self) -> pd.DataFrame:
         return self.df
 
+    def take(self, keep: np.ndarray) -> _FrameColumns:
+        return _FrameColumns(self.df.iloc[np.flatnonzero(keep)])
+
 
 class _ArrowColumns:
     """Column access over a pyarrow Table (CSV and Parquet): rating columns go straight into
@@ -135,6 +146,11 @@ class _ArrowColumns:
 
     def to_pandas(self) -> pd.DataFrame:
         return self.table.to_pandas()
+
+    def take(self, keep: np.ndarray) -> _ArrowColumns:
+        import pyarrow as pa
+
+        return _ArrowColumns(self.table.filter(pa.array(keep)), self.names)
 
 
 class _StreamedColumns:
@@ -170,6 +186,12 @@ class _StreamedColumns:
                 frame[c] = block[:, j]
         return frame[self.names]
 
+    def take(self, keep: np.ndarray) -> _StreamedColumns:
+        import pyarrow as pa
+
+        blocks = {b: np.asfortranarray(v[keep]) for b, v in self.blocks.items()}
+        return _StreamedColumns(blocks, self.others.filter(pa.array(keep)), self.names, int(keep.sum()))
+
 
 @dataclass
 class RawTable:
@@ -194,6 +216,8 @@ class RawTable:
         Columns never used as profile (Qualtrics metadata).
     index_rows : bool
         Name rows by the frame's index labels in messages (in-memory tables).
+    layout : str
+        ``"plain"``, ``"qualtrics"`` or ``"surveymonkey"`` (see :mod:`latentseg.io.exports`).
     """
 
     columns: _FrameColumns | _ArrowColumns | _StreamedColumns
@@ -204,6 +228,7 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
     not_profile: tuple[str, ...] = ()
     index_rows: bool = False
+    layout: str = "plain"
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -247,10 +272,12 @@ def _kind(path: Path, head: bytes) -> str:
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table as Parquet (``.parquet``) or CSV (anything else), creating the folder.
+    """Write a table as Parquet (``.parquet``), an Excel workbook (``.xlsx``, needs
+    ``latentseg[excel]``) or CSV (anything else), creating the folder.
 
-    In CSV every text cell and column name goes through :func:`latentseg.io.files.safe_csv_frame`
-    (a spreadsheet never runs one as a formula); numeric columns stay numeric.
+    In CSV and Excel every text cell and column name goes through
+    :func:`latentseg.io.files.safe_csv_frame` (a spreadsheet never runs one as a formula);
+    numeric columns stay numeric.
 
     Parameters
     ----------
@@ -263,6 +290,11 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     Path
         The file written.
 
+    Raises
+    ------
+    SurveyError
+        An old-style ``.xls`` / ``.xlsm`` path (not written), or ``.xlsx`` without openpyxl.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -273,37 +305,59 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     from latentseg.io.files import atomic_write, safe_csv_frame
 
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".xls", ".xlsm", ".xlsb", ".ods"):
+        raise SurveyError(f"{path}: tables are written as .csv, .parquet or .xlsx; {suffix} is not written (use .xlsx).")
+    if suffix == ".xlsx":
+        try:
+            import openpyxl  # noqa: F401
+        except ImportError:
+            raise SurveyError(
+                f'{path}: writing Excel .xlsx files needs openpyxl, which is not installed: pip install "latentseg[excel]".'
+            ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     # atomically: a link at ``path`` is replaced, never followed to a file elsewhere
-    if path.suffix.lower() == ".parquet":
+    if suffix == ".parquet":
         atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False), suffix=".parquet")
+    elif suffix == ".xlsx":
+        safe = safe_csv_frame(frame, index=False)
+        atomic_write(path, lambda tmp: safe.to_excel(tmp, index=False, engine="openpyxl"), suffix=".xlsx")
     else:
         safe = safe_csv_frame(frame, index=False)
         atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False))
     return path
 
 
-def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFrame:
-    """Read any table latentseg reads (CSV with sniffed delimiter and encoding, Qualtrics CSV,
-    Parquet, Excel, SPSS) into a DataFrame, without survey validation.
+def read_table(
+    path: str | Path, *, sheet: str | int | None = None, ratings: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Read any table latentseg reads (CSV with sniffed delimiter and encoding, Qualtrics and
+    SurveyMonkey exports, Parquet, Excel, SPSS) into a DataFrame, without survey validation.
 
     Parameters
     ----------
     path : str or Path
     sheet : str or int, optional
         Excel sheet (name or 0-based position); default the first.
+    ratings : mapping, optional
+        A saved model's rating spec (``imp_columns``, ``sat_columns``, ``labels``,
+        ``custom_labels``, as :func:`latentseg.prepare.core.rating_spec` records it): rating
+        columns holding choice text are turned into numbers with the label sets the model was
+        fitted with (``latentseg assign``).
 
     Returns
     -------
     DataFrame
-        As read (for a Qualtrics export: the data rows only). The id column, found by name as
+        As read (for a Qualtrics or SurveyMonkey export: the data rows only, SurveyMonkey's
+        columns named as :func:`read_survey` names them). The id column, found by name as
         :func:`read_survey` finds it (``respondent_id``, ``id``, ``ResponseId`` ...), is text as
         in :func:`read_survey` (``007`` stays ``007``; Excel's 7.0 is ``"7"``).
 
     Raises
     ------
     SurveyError
-        Missing, unreadable, empty, header-only or ragged file, or duplicate column names.
+        Missing, unreadable, empty, header-only or ragged file, or duplicate column names; a
+        rating label the model's label set does not know.
 
     Examples
     --------
@@ -314,10 +368,30 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     ['a', 'b']
     """
     hint = _Hint(None, str(path))
-    frame = _read_raw(Path(path), sheet=sheet, hint=hint).frame
+    raw = _read_raw(Path(path), sheet=sheet, hint=hint)
+    frame = raw.frame
     id_col = hint.id_column([str(c) for c in frame.columns])
     if id_col is not None and id_col in frame.columns:
         frame[id_col] = id_text(frame[id_col])
+    if ratings:
+        frame = _map_rating_text(frame, ratings, raw)
+    return frame
+
+
+def _map_rating_text(frame: pd.DataFrame, ratings: Mapping[str, Any], raw: RawTable) -> pd.DataFrame:
+    """Rating columns of choice text as numbers, with the label sets a model was fitted with."""
+    used = ratings.get("labels") or {}
+    custom = ratings.get("custom_labels") or {}
+    rows = RowNamer.for_file(len(frame), raw.first_row)
+    for block, key in (("importance", "imp_columns"), ("satisfaction", "sat_columns")):
+        text = [c for c in ratings.get(key) or () if c in frame.columns and not is_numeric(frame[c].dtype)]
+        if not text or block not in used:
+            continue  # numbers expected: the scorer names any text it meets
+        own = custom.get(block) if used[block] == "[survey.labels]" else None
+        mapped = map_labels(
+            {c: frame[c] for c in text}, block, raw.source, rows, custom=own, fixed=None if own is not None else used[block]
+        )[0]
+        frame = frame.assign(**{c: mapped[c] for c in text})
     return frame
 
 
@@ -337,11 +411,14 @@ class FileFormat:
     compression : str or None
         ``"gzip"`` for a gzipped text file.
     header : tuple of str
-        The column names.
+        The column names (a SurveyMonkey export's are made from its two header rows, see
+        :func:`latentseg.io.exports.detect_layout`).
     skip_rows : int
-        Rows after the header that are not data (a Qualtrics export: 2).
+        Rows after the first that are not data (a Qualtrics export: 2, SurveyMonkey: 1).
     notes : tuple of str
         What was inferred, in the reader's words.
+    layout : str
+        ``"plain"``, ``"qualtrics"`` or ``"surveymonkey"``.
     """
 
     kind: str
@@ -351,6 +428,7 @@ class FileFormat:
     header: tuple[str, ...] = ()
     skip_rows: int = 0
     notes: tuple[str, ...] = ()
+    layout: str = "plain"
 
 
 def sniff_file(path: str | Path) -> FileFormat:
@@ -432,8 +510,8 @@ def sniff_file(path: str | Path) -> FileFormat:
         raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
     if delimiter != ",":
         notes.append(f"delimiter {delimiter!r}")
-    skip = 2 if _is_qualtrics(recs) else 0
-    return FileFormat("csv", encoding, delimiter, compression, tuple(recs[0]), skip, tuple(notes))
+    layout = detect_layout(recs)
+    return FileFormat("csv", encoding, delimiter, compression, layout.names, layout.skip, tuple(notes), layout.kind)
 
 
 def _read_head(path: Path, source: str, size: int = 8) -> bytes:
@@ -506,22 +584,37 @@ def _read_excel(path: Path, source: str, sheet: str | int | None, hint: _Hint | 
         else:
             raise SurveyError(f"{source}: has no sheet {sheet!r}; expected one of {', '.join(repr(n) for n in names)}.")
         ws = wb[sheet_name]
-        header = next(ws.iter_rows(min_row=1, max_row=1, values_only=True), None)
+        head = list(ws.iter_rows(min_row=1, max_row=3, values_only=True))
     finally:
         wb.close()
+    header = head[0] if head else None
     if header is None or all(h is None for h in header):
         raise SurveyError(f"{source}: sheet {sheet_name!r} is empty; expected a header row and one row per respondent.")
-    raw_names = ["" if h is None else str(h) for h in header]
+    layout = detect_layout(head)
+    raw_names = list(layout.names)
     check_unique_names(raw_names, source)
     _check_formulas(content.getvalue(), sheet_name, source)
     content.seek(0)
     id_col = hint.id_column(raw_names) if hint is not None else None
     # the id column as the cells hold it (pandas would read the text "007" as the number 7)
     dtype = {id_col: object} if id_col else None
-    df = pd.read_excel(content, sheet_name=sheet_name, engine="openpyxl", dtype=dtype)
-    df = _fix_blank_names(df, raw_names)
+    if layout.kind == "surveymonkey":  # names made from both header rows
+        df = pd.read_excel(content, sheet_name=sheet_name, engine="openpyxl", header=None, skiprows=2,
+                           names=raw_names, dtype=dtype)
+    else:
+        skip = list(range(1, layout.skip + 1))
+        df = pd.read_excel(content, sheet_name=sheet_name, engine="openpyxl", dtype=dtype, skiprows=skip)
+        df = _fix_blank_names(df, raw_names)
+    if df.empty:
+        raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
     notes = [f"read sheet {sheet_name!r} of an Excel workbook"]
-    return RawTable(_FrameColumns(df), source, first_row=2, notes=notes)
+    if layout.kind != "plain":
+        notes.append(_layout_note(layout))
+    return RawTable(
+        _FrameColumns(df), source, first_row=2 + layout.skip, notes=notes, statements=dict(layout.questions),
+        not_profile=tuple(c for c in raw_names if is_metadata(c)) if layout.kind != "plain" else (),
+        layout=layout.kind,
+    )
 
 
 _FORMULA_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
@@ -711,11 +804,10 @@ def _sniff(sample: str, truncated: bool) -> tuple[str, list[list[str]]]:
     return best[1], best[2]
 
 
-def _is_qualtrics(recs: list[list[str]]) -> bool:
-    if len(recs) < 3 or not recs[2]:
-        return False
-    hits = sum(1 for cell in recs[2] if cell.lstrip().startswith('{"ImportId"'))
-    return hits >= max(1, len(recs[2]) // 2)
+def _layout_note(layout: ExportLayout) -> str:
+    return (
+        f"{layout.platform} export: {layout.skip + 1} header rows; the question text gives the outcome statements"
+    )
 
 
 def _utf8_prefix(head: bytes) -> bool:
@@ -866,26 +958,26 @@ def _parse_csv(
         notes.append(f"delimiter {delimiter!r}")
     if not recs:
         raise SurveyError(f"{source}: the file is empty; expected a header row and one row per respondent.")
-    header = recs[0]
+    layout = detect_layout(recs)
+    header = list(layout.names)
     check_unique_names(header, source)
-    qualtrics = _is_qualtrics(recs)
-    statements: dict[str, str] = {}
-    skip = 0
-    if qualtrics:
-        statements = {name: txt.strip() for name, txt in zip(header, recs[1], strict=False) if txt.strip()}
-        skip = 2
-        notes.append("Qualtrics export: question text used as outcome statements")
+    skip = layout.skip
+    if layout.kind != "plain":
+        notes.append(_layout_note(layout))
+    # a SurveyMonkey export's names are made from its two header rows: both are skipped
+    names_opt: dict[str, Any] = {"column_names": header} if layout.kind == "surveymonkey" else {}
     extra: dict[str, Any] = {
         "first_row": 2 + skip,
-        "statements": statements,
+        "statements": dict(layout.questions),
         "notes": notes,
-        "not_profile": tuple(c for c in header if c in QUALTRICS_METADATA) if qualtrics else (),
+        "not_profile": tuple(c for c in header if is_metadata(c)) if layout.kind != "plain" else (),
+        "layout": layout.kind,
     }
     blocks = keep = None
     text_columns: dict[str, Any] = {}
     if hint is not None:
         clean = all(h.strip() for h in header)  # else the names change (unnamed_<k>) once read
-        plan = hint.plan(header, raise_error=clean)
+        plan = hint.plan(header, raise_error=clean, questions=layout.questions)
         if plan is not None and clean:
             blocks = [list(plan[3].importance), list(plan[3].satisfaction)]
             keep = hint.keep(header)
@@ -898,7 +990,9 @@ def _parse_csv(
     block_size = _block_size(text, len(keep) if keep else len(header))
 
     for newlines in (quoted, True) if not quoted else (True,):
-        read_opts = pcsv.ReadOptions(use_threads=True, skip_rows_after_names=skip, block_size=block_size)
+        read_opts = pcsv.ReadOptions(
+            use_threads=True, skip_rows_after_names=skip + len(names_opt), block_size=block_size, **names_opt
+        )
         parse_opts = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines)
         try:
             if blocks:
@@ -942,7 +1036,8 @@ def _raise_ragged(make_input: Any, source: str, read_opts: Any, parse_opts: Any,
         return "skip"
 
     serial_read = pcsv.ReadOptions(
-        use_threads=False, skip_rows_after_names=read_opts.skip_rows_after_names, block_size=read_opts.block_size
+        use_threads=False, skip_rows_after_names=read_opts.skip_rows_after_names, block_size=read_opts.block_size,
+        column_names=read_opts.column_names,
     )
     serial_parse = pcsv.ParseOptions(
         delimiter=parse_opts.delimiter, newlines_in_values=parse_opts.newlines_in_values, invalid_row_handler=handler
@@ -964,6 +1059,8 @@ def _raise_ragged(make_input: Any, source: str, read_opts: Any, parse_opts: Any,
 
 # ----------------------------------------------------------------------------- survey building
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
+#: Normalised names of the columns that set responses aside (Qualtrics ``Status`` and ``Finished``).
+_STATUS_NAMES = ("status", "finished")
 
 
 def _norm(name: str) -> str:
@@ -1090,6 +1187,7 @@ class _Options:
     profile_columns: tuple[str, ...]
     columns: dict[str, dict[str, str]]
     outcomes: dict[str, dict[str, str]]
+    labels: dict[str, Any] = field(default_factory=dict)
 
 
 def _options(
@@ -1118,20 +1216,35 @@ def _options(
         profile_columns=tuple(s["profile_columns"]),
         columns=dict(s["columns"]),
         outcomes=dict(s["outcomes"]),
+        labels=dict(s["labels"]),
     )
 
 
-def _plan(names: list[str], opts: _Options, source: str) -> tuple[str | None, str | None, str | None, RatingColumns]:
-    """The id, duration and weight columns and the rating columns of a table with these names."""
+def _plan(
+    names: list[str], opts: _Options, source: str, questions: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None, str | None, RatingColumns]:
+    """The id, duration and weight columns and the rating columns of a table with these names.
+
+    Rating columns: ``[survey.columns]``, else the patterns, else the naming conventions, else
+    (no configuration, and ``questions``: a Qualtrics or SurveyMonkey export's question text,
+    SPSS variable labels) the question text, "How important ..." / "How satisfied ..."."""
     normalised = _normalised(names)
     id_col = _pick(opts.id_column, names, ID_NAMES, "id", "id_column", source, normalised)
     dur_col = _pick(opts.duration_column, names, DURATION_NAMES, "duration", "duration_column", source, normalised)
     wt_col = _pick(opts.weight_column, names, WEIGHT_NAMES, "weight", "weight_column", source, normalised)
     special = [c for c in (id_col, dur_col, wt_col) if c]
-    rc = find_rating_columns(
-        names, imp_pattern=opts.imp_pattern, sat_pattern=opts.sat_pattern, mapping=opts.columns or None,
-        exclude=special, source=source,
-    )
+    try:
+        rc = find_rating_columns(
+            names, imp_pattern=opts.imp_pattern, sat_pattern=opts.sat_pattern, mapping=opts.columns or None,
+            exclude=special, source=source,
+        )
+    except SurveyError:
+        if not questions or opts.columns or opts.imp_pattern or opts.sat_pattern:
+            raise
+        found = question_rating_columns(names, questions, exclude=[*special, *(c for c in names if is_metadata(c))])
+        if found is None:
+            raise
+        rc = RatingColumns(*found)
     return id_col, dur_col, wt_col, rc
 
 
@@ -1152,17 +1265,22 @@ class _Hint:
     def __init__(self, opts: _Options | None, source: str, profile: bool = True) -> None:
         self.opts, self.source, self.profile = opts, source, profile
         self._names: list[str] | None = None
+        self._questions: dict[str, str] = {}
         self._plan: tuple[str | None, str | None, str | None, RatingColumns] | None = None
 
-    def plan(self, names: Sequence[str], *, raise_error: bool = False) -> tuple[str | None, str | None, str | None, RatingColumns] | None:
-        """:func:`_plan` of these names; None where it fails, unless ``raise_error``."""
+    def plan(
+        self, names: Sequence[str], *, raise_error: bool = False, questions: Mapping[str, str] | None = None
+    ) -> tuple[str | None, str | None, str | None, RatingColumns] | None:
+        """:func:`_plan` of these names (and question text); None where it fails, unless ``raise_error``."""
         names = [str(n) for n in names]
         if self.opts is None:
             return None
+        if questions is not None and dict(questions) != self._questions:
+            self._questions, self._names = dict(questions), None
         if self._names != names:
             self._names, self._plan = names, None
             try:
-                self._plan = _plan(names, self.opts, self.source)
+                self._plan = _plan(names, self.opts, self.source, self._questions)
             except LatentsegError:
                 if raise_error:  # a problem with the header: say so before reading the rows
                     raise
@@ -1180,7 +1298,7 @@ class _Hint:
         plan = self.plan(names)
         if plan is None or (self.profile and not self.opts.profile_columns):
             return None
-        wanted = {c for c in plan[:3] if c} | plan[3].columns
+        wanted = {c for c in plan[:3] if c} | plan[3].columns | {c for c in _status_candidates(names) if _norm(c) in _STATUS_NAMES}
         if self.profile:
             wanted |= set(self.opts.profile_columns)
         return [c for c in names if c in wanted]
@@ -1208,8 +1326,9 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
         raise SurveyError(f"{source}: has a header but no data rows; expected one row per respondent.")
     check_unique_names(names, source)
 
-    plan = hint.plan(names) if hint is not None else None  # worked out from the header already
-    id_col, dur_col, wt_col, rc = plan if plan is not None else _plan(names, opts, source)
+    questions = raw.statements or None
+    plan = hint.plan(names, questions=questions) if hint is not None else None  # worked out from the header already
+    id_col, dur_col, wt_col, rc = plan if plan is not None else _plan(names, opts, source, questions)
     special = [c for c in (id_col, dur_col, wt_col) if c]
     notes.append(rc.how)
 
@@ -1228,8 +1347,11 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
         rows = file_rows
         notes.append("no respondent id column (respondent_id, id, ResponseId ...) found; respondents numbered 1..n in file order")
 
-    imp = numeric_block(cols, rc.importance, "importance", source, rows, raw.value_labels)
-    sat = numeric_block(cols, rc.satisfaction, "satisfaction", source, rows, raw.value_labels)
+    taken = set(special) | rc.columns
+    cols, ids, rows, set_aside, status_cols = _set_aside(cols, ids, rows, names, taken, source, notes)
+
+    imp, imp_labels = _rating_block(cols, rc.importance, "importance", source, rows, raw.value_labels, opts, opts.imp_scale)
+    sat, sat_labels = _rating_block(cols, rc.satisfaction, "satisfaction", source, rows, raw.value_labels, opts, opts.sat_scale)
     if opts.missing_codes:
         k = apply_missing_codes(imp, opts.missing_codes) + apply_missing_codes(sat, opts.missing_codes)
         codes = ", ".join(str(int(c)) if float(c).is_integer() else str(c) for c in opts.missing_codes)
@@ -1238,13 +1360,32 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
     check_rated(imp_ranges[0], sat_ranges[0], rc.outcomes, rc.importance, rc.satisfaction, source)
 
     scales = []
-    for arr, ranges, block_cols, declared, name, flag in (
-        (imp, imp_ranges, rc.importance, opts.imp_scale, "importance", "--imp-scale"),
-        (sat, sat_ranges, rc.satisfaction, opts.sat_scale, "satisfaction", "--sat-scale"),
+    labels_used: dict[str, str] = {}
+    for arr, ranges, block_cols, declared, name, flag, labelled in (
+        (imp, imp_ranges, rc.importance, opts.imp_scale, "importance", "--imp-scale", imp_labels),
+        (sat, sat_ranges, rc.satisfaction, opts.sat_scale, "satisfaction", "--sat-scale", sat_labels),
     ):
-        if declared is not None:
+        if labelled is not None:
+            how, (low, high), sure, key = labelled
+            labels_used[name] = key
+            notes.append(f"{name} ratings read from choice text: {how}")
+            scale = declared if declared is not None else Scale(low, high, inferred=not sure)
+            if declared is None and not sure:
+                message = (
+                    f"the {name} choice text also fits another label set that codes it differently; read as "
+                    f"{how}: declare {flag.lstrip('-').replace('-', '_')} (e.g. '1-7') or [survey.labels] to be sure"
+                )
+                warnings.warn(f"{source}: {message}", LatentsegWarning, stacklevel=stacklevel + 1)
+                notes.append(message)
+            check_scale(arr, scale, block_cols, name, source, rows, raw.value_labels, ranges)
+            scales.append(scale)
+        elif declared is not None:
             check_scale(arr, declared, block_cols, name, source, rows, raw.value_labels, ranges)
             scales.append(declared)
+        elif (coded := _value_label_scale(raw.value_labels, block_cols, opts.missing_codes)) is not None:
+            notes.append(f"{name} scale {coded} taken from the value labels of the file")
+            check_scale(arr, coded, block_cols, name, source, rows, raw.value_labels, ranges)
+            scales.append(coded)
         else:
             scale, message = infer_scale(arr, block_cols, name, source, rows, flag, ranges)
             warnings.warn(f"{source}: {message}", LatentsegWarning, stacklevel=stacklevel + 1)
@@ -1257,7 +1398,7 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
     if wt_col is not None:
         weight = numeric_column(cols.series(wt_col), wt_col, "weight", source, rows).set_axis(ids).rename("weight")
 
-    taken = set(special) | rc.columns
+    personal: list[str] = []
     if opts.profile_columns:
         missing = [c for c in opts.profile_columns if c not in names]
         if missing:
@@ -1265,16 +1406,29 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
         clash = [c for c in opts.profile_columns if c in taken]
         if clash:
             raise SurveyError(f"{source}: profile column '{clash[0]}' (profile_columns) is a rating, id, duration or weight column; expected a profile column.")
-        profile_cols = list(opts.profile_columns)
+        profile_cols = list(opts.profile_columns)  # named explicitly: kept, personal data or not
     else:
-        not_profile = set(raw.not_profile)
+        not_profile = set(raw.not_profile) | set(status_cols)
         profile_cols = [c for c in names if c not in taken and c not in not_profile]
-        if raw.not_profile:
-            notes.append(f"Qualtrics metadata columns left out of the profile: {', '.join(raw.not_profile)}")
+        left = [c for c in names if c in not_profile]
+        if left:
+            what = f"{_LAYOUT_NAMES.get(raw.layout, 'survey')} metadata" if raw.layout != "plain" else "response status"
+            notes.append(f"{what} columns left out of the profile: {', '.join(left)}")
     if profile:
         profile_frame, unread = cols.frame(profile_cols, ids), ()
     else:  # names only (latentseg validate): a wide file's profile is most of its memory
         profile_frame, unread = pd.DataFrame(index=ids), tuple(profile_cols)
+    if not opts.profile_columns:
+        # by name, and (values read) by content: e-mail and IP addresses
+        personal = personal_columns(profile_frame) if profile else personal_by_name(unread)
+        if personal:
+            gone = set(personal)
+            profile_frame = profile_frame.drop(columns=[c for c in personal if c in profile_frame.columns])
+            unread = tuple(c for c in unread if c not in gone)
+            notes.append(
+                f"personal data left out of the profile (and so of reports and saved models): {', '.join(personal)}; "
+                "name a column in profile_columns to keep it"
+            )
 
     outcomes = _outcomes_frame(rc, raw, opts, source, notes)
     index = pd.Index(rc.outcomes, name="outcome")
@@ -1291,7 +1445,123 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
         notes=tuple(notes),
         value_labels=dict(raw.value_labels),
         unread_profile=unread,
+        set_aside=set_aside,
+        personal=tuple(personal),
+        columns={
+            "id": id_col, "importance": tuple(rc.importance), "satisfaction": tuple(rc.satisfaction),
+            "labels": labels_used, "layout": raw.layout,
+        },
     )
+
+
+_LAYOUT_NAMES = {"qualtrics": "Qualtrics", "surveymonkey": "SurveyMonkey"}
+
+
+def _status_candidates(names: Sequence[str]) -> list[str]:
+    """Columns that may be ``Status`` / ``Finished`` (a cheap look at a wide header)."""
+    return [c for c in names if "stat" in c.lower() or "fini" in c.lower()]
+
+
+def _set_aside(
+    cols: Any, ids: pd.Index, rows: RowNamer, names: Sequence[str], taken: set[str], source: str, notes: list[str]
+) -> tuple[Any, pd.Index, RowNamer, pd.DataFrame, list[str]]:
+    """Set aside survey previews, tests, spam and unfinished responses (Qualtrics ``Status`` and
+    ``Finished``): the kept rows, their ids and row names, the set-aside respondents with their
+    reasons, and the status columns used."""
+    found = {_norm(c): c for c in _status_candidates(names) if c not in taken and _norm(c) in _STATUS_NAMES}
+    empty = pd.DataFrame({"respondent_id": pd.Series([], dtype="str"), "reasons": pd.Series([], dtype="str")})
+    if not found:
+        return cols, ids, rows, empty, []
+    status = cols.series(found["status"]).rename(found["status"]) if "status" in found else None
+    finished = cols.series(found["finished"]).rename(found["finished"]) if "finished" in found else None
+    mask, reasons, used = status_exclusions(status, finished)
+    if not mask.any():
+        return cols, ids, rows, empty, used
+    if mask.all():
+        raise SurveyError(
+            f"{source}: every response is set aside by {' and '.join(repr(u) for u in used)} ({reasons[0]}, ...); "
+            "expected some finished, non-preview responses."
+        )
+    keep = ~mask
+    set_aside = pd.DataFrame({
+        "respondent_id": pd.Series(np.asarray(ids)[mask].astype(str), dtype="str"),
+        "reasons": pd.Series(reasons, dtype="str"),
+    })
+    notes.append(
+        f"{int(mask.sum())} responses set aside by {' and '.join(repr(u) for u in used)} (survey previews, tests, spam, "
+        "unfinished); listed in the cleaning report"
+    )
+    labels = rows.labels
+    kept_rows = RowNamer(np.asarray(labels)[keep] if not isinstance(labels, pd.Index) else labels[keep], rows.word)
+    return cols.take(keep), ids[keep], kept_rows, set_aside, used
+
+
+def _value_label_scale(
+    value_labels: Mapping[str, Mapping[Any, str]], columns: Sequence[str], missing: Sequence[float]
+) -> Scale | None:
+    """The scale every column of a block labels alike (an SPSS file's value labels), or None."""
+    if not value_labels or not all(c in value_labels for c in columns):
+        return None
+    sets = set()
+    for c in columns:
+        try:
+            codes = frozenset(float(k) for k in value_labels[c] if float(k) not in missing)
+        except (TypeError, ValueError):
+            return None
+        sets.add(codes)
+    if len(sets) != 1:
+        return None
+    codes = next(iter(sets))
+    # contiguous whole numbers only: a labelled "Don't know" = 99 is no scale point
+    if len(codes) < 2 or any(not c.is_integer() for c in codes) or max(codes) - min(codes) + 1 != len(codes):
+        return None
+    return Scale(min(codes), max(codes))
+
+
+def _rating_block(
+    cols: Any, columns: Sequence[str], block: str, source: str, rows: RowNamer,
+    value_labels: Mapping[str, Mapping[Any, str]], opts: _Options, declared: Scale | None,
+) -> tuple[np.ndarray, tuple[str, tuple[float, float], bool, str] | None]:
+    """A block's ratings as a float matrix; choice text ("Extremely important") mapped to
+    numbers through the standard label sets or ``[survey.labels]``.
+
+    Returns
+    -------
+    (ratings (n, m), None or (description of the labels, (low, high), sure, label-set key))
+    """
+    custom = opts.labels.get(block)
+    try:
+        return numeric_block(cols, columns, block, source, rows, value_labels), None
+    except SurveyError:
+        texts = {c: cols.series(c) for c in columns}
+        if not _choice_text(texts.values(), block, custom is not None):
+            raise  # not choice text: the message about non-numeric values stands
+    points = int(declared.high - declared.low + 1) if declared is not None and declared.low == 1 else None
+    mapped, how, scale, sure, key = map_labels(texts, block, source, rows, custom=custom, scale_points=points)
+    out = np.empty((cols.n, len(columns)), dtype=np.float64, order="F")
+    for j, c in enumerate(columns):
+        out[:, j] = mapped[c]
+    return out, (how, scale, sure, key)
+
+
+def _choice_text(columns: Any, block: str, custom: bool) -> bool:
+    """Whether a block holds choice text: no cell a number, and (without ``[survey.labels]``)
+    some cell a standard label of the block. A number among labels, or text among numbers, is
+    a data error named by :func:`latentseg.io.validate.numeric_block`."""
+    from latentseg.io.exports import known_label
+
+    known = False
+    for s in columns:
+        if is_numeric(s.dtype):
+            if s.notna().any():
+                return False
+            continue
+        values = pd.unique(s.dropna().astype(str).str.strip().to_numpy())
+        values = values[values != ""]
+        if len(values) and pd.to_numeric(pd.Series(values), errors="coerce").notna().any():
+            return False
+        known = known or any(known_label(v, block) for v in values[:50])
+    return known or custom
 
 
 def _outcomes_frame(rc: Any, raw: RawTable, opts: _Options, source: str, notes: list[str]) -> pd.DataFrame:
@@ -1344,8 +1614,10 @@ def read_survey(
     Parameters
     ----------
     path : str or Path
-        CSV (any common delimiter and encoding; Qualtrics exports detected), Parquet,
-        Excel ``.xlsx`` (needs ``latentseg[excel]``) or SPSS ``.sav`` (needs ``latentseg[spss]``).
+        CSV or TSV (any common delimiter and encoding), Parquet, Excel ``.xlsx`` (needs
+        ``latentseg[excel]``) or SPSS ``.sav`` (needs ``latentseg[spss]``; value labels give the
+        scale). Qualtrics exports (three header rows, values or choice text) and SurveyMonkey
+        exports (two header rows) are recognised in CSV and Excel; see :mod:`latentseg.io.exports`.
     config : mapping, optional
         A configuration as :func:`latentseg.config.load_config` returns (or any part of one);
         its ``[survey]`` section supplies defaults for every option below.
@@ -1370,7 +1642,9 @@ def read_survey(
     -------
     Survey
         Ratings as float matrices (n, m) on their own scales, NaN where unrated; every other
-        column in ``profile``; what was inferred in ``notes``. Respondent ids are text (dtype
+        column in ``profile`` except platform metadata and personal data (``personal``, unless
+        named in ``profile_columns``); survey previews, spam and unfinished responses of an
+        export in ``set_aside``, not in the ratings; what was inferred in ``notes``. Respondent ids are text (dtype
         ``str``) in every format: read as written from CSV (``007`` stays ``007``), numbers from
         Excel, SPSS or Parquet without float artefacts (7.0 -> ``"7"``); without an id column
         respondents are numbered ``"1"`` .. ``"n"`` in file order. Ids are compared as text.

@@ -92,6 +92,18 @@ class Survey:
     unread_profile : tuple of str
         Profile columns whose values were not read (``read_survey(..., profile=False)``, as
         ``latentseg validate`` reads a survey); empty when ``profile`` holds every profile column.
+    set_aside : DataFrame
+        Respondents the reader set aside before validation (a Qualtrics export's survey
+        previews, tests, spam and unfinished responses), columns ``respondent_id`` and
+        ``reasons``; :func:`latentseg.prepare.cleaning.clean` lists them in its report.
+    personal : tuple of str
+        Columns recognised as personal data (IP address, e-mail, names, location, recipient or
+        external reference) and left out of ``profile``.
+    columns : mapping
+        How the file's columns were read: ``id`` (the id column or None), ``importance`` and
+        ``satisfaction`` (the rating columns, in outcome order), ``labels`` (block -> the label
+        set that turned choice text into numbers) and ``layout`` (``plain``, ``qualtrics``,
+        ``surveymonkey``); empty for a survey not read from a table.
     """
 
     importance: pd.DataFrame
@@ -106,6 +118,9 @@ class Survey:
     notes: tuple[str, ...] = ()
     value_labels: Mapping[str, Mapping[Any, str]] = field(default_factory=dict)
     unread_profile: tuple[str, ...] = ()
+    set_aside: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"respondent_id": [], "reasons": []}, dtype="str"))
+    personal: tuple[str, ...] = ()
+    columns: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def respondent_ids(self) -> pd.Index:

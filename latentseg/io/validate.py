@@ -261,7 +261,9 @@ def numeric_block(
                 hint = (
                     " They look like text labels: recode them to numbers (e.g. 1 = lowest to 5 = highest), "
                     "export numeric values (Qualtrics: 'Export values' instead of choice text), or read the "
-                    "SPSS .sav file, whose numeric codes and value labels latentseg keeps."
+                    "SPSS .sav file, whose numeric codes and value labels latentseg keeps. Columns holding "
+                    "labels only are read as choice text: the standard importance and satisfaction labels "
+                    "as they are, others listed low to high in [survey.labels]; numbers and labels are not mixed."
                 )
             raise SurveyError(
                 f"{source}: column '{c}' ({block}) has {len(pos)} non-numeric values (e.g. {ex}) at "

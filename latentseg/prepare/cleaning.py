@@ -13,6 +13,10 @@ speeder
     survey has a duration column; respondents without a duration are never speeders).
 unrated
     more than ``max_unrated`` of the outcomes missing an importance or a satisfaction rating.
+status
+    set aside by the reader (:attr:`latentseg.io.survey.Survey.set_aside`): a Qualtrics export's
+    survey previews, tests and spam (``Status``) and unfinished responses (``Finished``); listed
+    here with the reader's reason. Counted (key ``status``) only where there are some.
 
 Below ``min_respondents`` clean respondents, algorithmic clustering is unstable; :func:`clean`
 warns and :func:`manual_groups` offers the playbook's fallback (group respondents by their top
@@ -38,6 +42,7 @@ __all__ = ["clean", "CleaningReport", "manual_groups", "RULES"]
 #: The rules, in the order reasons are listed.
 RULES = ("straightliner", "speeder", "unrated")
 _RULE_LABELS = (("straightliner", "straight-liners"), ("speeder", "speeders"), ("unrated", "unrated"))
+_STATUS_LABEL = "previews, tests, spam and unfinished"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -47,9 +52,10 @@ class CleaningReport:
     Attributes
     ----------
     excluded : DataFrame
-        One row per excluded respondent (in survey order): ``respondent_id``, ``reasons`` (every
-        rule that applies, joined with ``"; "``), and one boolean column per rule
-        (``straightliner``, ``speeder``, ``unrated``).
+        One row per excluded respondent (in survey order, the reader's set-aside responses first):
+        ``respondent_id``, ``reasons`` (every rule that applies, joined with ``"; "``), and one
+        boolean column per rule (``straightliner``, ``speeder``, ``unrated``, and ``status``
+        where the reader set responses aside).
     counts : mapping
         Respondents caught by each rule (a respondent caught by two rules counts in both).
     n_in, n_out : int
@@ -111,6 +117,8 @@ class CleaningReport:
 
         c = self.counts
         by_rule = ", ".join(f"{label} {c.get(key, 0)}" for key, label in _RULE_LABELS)
+        if c.get("status"):
+            by_rule += f", {_STATUS_LABEL} {c['status']}"
         lines = [
             f"<CleaningReport {clip(self.source, 80)}: {self.n_in} in, {self.n_out} kept, "
             f"{self.n_excluded} excluded ({by_rule})>"
@@ -137,6 +145,8 @@ class CleaningReport:
             "unrated": f"more than {t.get('max_unrated', 0):.0%} of outcomes missing a rating",
         }
         rows = [(label, f"{self.counts.get(key, 0):,}", why[key]) for key, label in _RULE_LABELS]
+        if self.counts.get("status"):
+            rows.insert(0, (_STATUS_LABEL, f"{self.counts['status']:,}", "Status / Finished columns of the export"))
         rows.append(("excluded (any rule)", f"{self.n_excluded:,}", "a respondent caught by two rules counts once"))
         title = Raw(
             f"CleaningReport: {esc(self.source)}: {self.n_in:,} in, {self.n_out:,} kept, {self.n_excluded:,} excluded"
@@ -168,6 +178,8 @@ class CleaningReport:
         """
         t = self.thresholds
         lines = [f"Cleaning: {self.n_in} respondents in, {self.n_out} kept, {self.n_excluded} excluded."]
+        if self.counts.get("status"):
+            lines.append(f"  {_STATUS_LABEL}: {self.counts['status']} (Status / Finished columns of the export)")
         sl = "identical ratings across every outcome in a block" if t["straightliners"] else "rule off"
         lines.append(f"  straight-liners: {self.counts['straightliner']} ({sl})")
         if t.get("median_duration") is None:
@@ -295,6 +307,18 @@ def clean(
     pos = np.flatnonzero(drop)
     excluded = _excluded_frame(survey, pos, sl_imp, sl_sat, speed, unrated, missing, m, median, speeder_fraction)
     n_out = n - len(pos)
+    aside = survey.set_aside
+    if len(aside):  # the reader's set-aside responses come first, with the reader's reasons
+        counts["status"] = len(aside)
+        first = pd.DataFrame({
+            "respondent_id": aside["respondent_id"].to_numpy(),
+            "reasons": pd.Series(aside["reasons"].to_numpy(), dtype="str"),
+            **{rule: np.zeros(len(aside), dtype=bool) for rule in RULES},
+            "status": np.ones(len(aside), dtype=bool),
+        })
+        excluded = pd.concat([first, excluded.assign(status=np.zeros(len(excluded), dtype=bool))], ignore_index=True)
+        if excluded["respondent_id"].map(type).nunique() > 1:  # ids as text throughout
+            excluded["respondent_id"] = excluded["respondent_id"].astype(str)
     if n_out == 0:
         raise SurveyError(
             f"{survey.source}: no respondents left after cleaning all {n}: straight-liners removed "
@@ -312,11 +336,11 @@ def clean(
         warnings.warn(msg, LatentsegWarning, stacklevel=2)
         notes.append(msg)
     report = CleaningReport(
-        excluded=excluded, counts=counts, n_in=n, n_out=n_out, thresholds=thresholds, source=survey.source,
+        excluded=excluded, counts=counts, n_in=n + len(aside), n_out=n_out, thresholds=thresholds, source=survey.source,
         warnings=tuple(notes),
     )
     if not len(pos):
-        return survey, report
+        return (dataclasses.replace(survey, set_aside=survey.set_aside.iloc[:0]) if len(aside) else survey), report
     return _keep(survey, ~drop, len(pos)), report
 
 
@@ -372,6 +396,7 @@ def _keep(survey: Survey, keep: np.ndarray, n_dropped: int) -> Survey:
         duration=None if survey.duration is None else survey.duration.iloc[keep],
         weight=None if survey.weight is None else survey.weight.iloc[keep],
         notes=(*survey.notes, f"cleaning excluded {n_dropped} respondents (see the CleaningReport)"),
+        set_aside=survey.set_aside.iloc[:0],  # reported once, by this cleaning
     )
 
 

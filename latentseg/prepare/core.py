@@ -419,35 +419,45 @@ def rating_spec(survey_path: str | Path, survey: Any, cfg: Mapping[str, Any]) ->
     from latentseg.io.columns import find_rating_columns
 
     s = cfg["survey"]
-    table = read_table(survey_path)
-    names = [str(c) for c in table.columns]
     profile_cols = {str(c) for c in survey.profile.columns}
-    rc = find_rating_columns(
-        [c for c in names if c not in profile_cols],
-        imp_pattern=s["imp_pattern"] or None,
-        sat_pattern=s["sat_pattern"] or None,
-        mapping=s["columns"] or None,
-        exclude=[c for c in (s["id_column"], s["duration_column"], s["weight_column"]) if c],
-        source=str(survey_path),
-    )
-    id_column = None
-    ids = {str(v) for v in survey.respondent_ids}
-    for c in names:
-        if c in profile_cols or c in rc.importance or c in rc.satisfaction:
-            continue
-        col = table[c]
-        if len(col) >= len(ids) and ids <= set(col.astype(str)):
-            id_column = c
-            break
+    read = survey.columns  # the reader's own record of the columns it read
+    if read.get("importance"):
+        outcomes = list(survey.outcome_ids)
+        imp_columns, sat_columns = list(read["importance"]), list(read["satisfaction"])
+        id_column = read.get("id")
+    else:
+        table = read_table(survey_path)
+        names = [str(c) for c in table.columns]
+        rc = find_rating_columns(
+            [c for c in names if c not in profile_cols],
+            imp_pattern=s["imp_pattern"] or None,
+            sat_pattern=s["sat_pattern"] or None,
+            mapping=s["columns"] or None,
+            exclude=[c for c in (s["id_column"], s["duration_column"], s["weight_column"]) if c],
+            source=str(survey_path),
+        )
+        outcomes, imp_columns, sat_columns = list(rc.outcomes), list(rc.importance), list(rc.satisfaction)
+        id_column = None
+        ids = {str(v) for v in survey.respondent_ids}
+        for c in names:
+            if c in profile_cols or c in rc.importance or c in rc.satisfaction:
+                continue
+            col = table[c]
+            if len(col) >= len(ids) and ids <= set(col.astype(str)):
+                id_column = c
+                break
     return {
         "kind": "survey",
         "data_kind": "survey",
         "path": str(survey_path),
         "source": Path(survey_path).name,
         "id_column": id_column,
-        "outcomes": list(rc.outcomes),
-        "imp_columns": list(rc.importance),
-        "sat_columns": list(rc.satisfaction),
+        "outcomes": outcomes,
+        "imp_columns": imp_columns,
+        "sat_columns": sat_columns,
+        # choice text: the label set each block was read with, so assign maps it the same way
+        "labels": dict(read.get("labels") or {}),
+        "custom_labels": dict(s["labels"]),
         "imp_scale": str(survey.imp_scale),
         "sat_scale": str(survey.sat_scale),
         "missing_codes": [float(c) for c in s["missing_codes"]],

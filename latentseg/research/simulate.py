@@ -1452,7 +1452,9 @@ class RatingSimulation:
     shares : ndarray, shape (k,)
         True segment shares (largest first).
     imp_probs, sat_probs : ndarray, shapes (k, J, C_imp), (k, J, C_sat)
-        True probability of every scale point per segment and outcome.
+        True probability of every scale point per segment and outcome (the margins).
+    joint_probs : ndarray, shape (k, J, C_imp, C_sat)
+        True probability of every (importance, satisfaction) pair per segment and outcome.
     opportunity : DataFrame, shape (k, J)
         True segment opportunity ``E[imp + max(imp - sat, 0)]`` on the 0-20 scale of the scores
         (index segments 1..k, columns outcomes).
@@ -1467,6 +1469,7 @@ class RatingSimulation:
     sat_probs: np.ndarray
     opportunity: pd.DataFrame
     random_seed: int | None = None
+    joint_probs: np.ndarray | None = None
 
 
 def _peaked(mu: np.ndarray, n_points: int, width: float) -> np.ndarray:
@@ -1489,6 +1492,7 @@ def simulate_ratings(
     shares: Sequence[float] | np.ndarray | None = None,
     separation: float = 1.0,
     width: float = 0.18,
+    dependence: float = 0.0,
     missing_rate: float = 0.0,
     exact_shares: bool = True,
     random_seed: int | None = None,
@@ -1501,7 +1505,12 @@ def simulate_ratings(
     underserved (important, unsatisfied) where others are not. A segment's distribution over
     the points of a scale is a discretised normal around its location with standard deviation
     ``width`` (on [0, 1]); ratings are independent given the segment (the latent class model of
-    ``rating-lca``). Missing ratings: each cell independently with probability ``missing_rate``.
+    ``rating-lca``). With ``dependence`` > 0 importance and satisfaction of one outcome are
+    dependent within a segment: with that probability a respondent's satisfaction is the mirror of
+    its importance (the point at the same relative position from the other end of its scale: the
+    more it matters, the less satisfied), otherwise it is drawn from the segment's satisfaction
+    distribution; ``joint_probs`` and ``opportunity`` are then those of the joint table.
+    Missing ratings: each cell independently with probability ``missing_rate``.
 
     Parameters
     ----------
@@ -1518,6 +1527,8 @@ def simulate_ratings(
         Scale of the segment differences (0: identical segments).
     width : float, default 0.18
         Spread of a segment's ratings around its location (smaller: more peaked, easier).
+    dependence : float, default 0.0
+        Within-segment dependence of satisfaction on importance, in [0, 1] (above).
     missing_rate : float, default 0.0
     exact_shares : bool, default True
     random_seed : int or None
@@ -1542,12 +1553,13 @@ def simulate_ratings(
     J = check_int(n_outcomes, "n_outcomes", low=1, where=func)
     separation = _check_float(separation, "separation", func, 0.0, 10.0)
     width = _check_float(width, "width", func, 0.01, 10.0)
+    dependence = _check_float(dependence, "dependence", func, 0.0, 1.0)
     missing_rate = _check_float(missing_rate, "missing_rate", func, 0.0, 1.0, high_open=True)
     ilo, ihi = _parse_scale(imp_scale, "imp_scale")
     slo, shi = _parse_scale(sat_scale, "sat_scale")
     share_arr = _resolve_shares(shares, k, func)
     rng = as_rng(random_seed)
-    rng_alloc, rng_params, rng_draw, rng_missing = rng.spawn(4)
+    rng_alloc, rng_params, rng_draw, rng_missing, rng_dep = rng.spawn(5)
     seg = _allocate(n, share_arr, rng_alloc, exact_shares) - 1  # 0-based
 
     base = rng_params.uniform(0.3, 0.8, size=(2, J))
@@ -1563,6 +1575,13 @@ def simulate_ratings(
 
     imp = draw(imp_probs, ilo)
     sat = draw(sat_probs, slo)
+    ci, cs = ihi - ilo + 1, shi - slo + 1
+    mirror = np.rint((1.0 - np.arange(ci) / (ci - 1)) * (cs - 1)).astype(int)  # importance code -> satisfaction code
+    joint = (1.0 - dependence) * imp_probs[..., :, None] * sat_probs[..., None, :]
+    if dependence > 0:
+        tied = rng_dep.random((n, J)) < dependence
+        sat = np.where(tied, mirror[(imp - ilo).astype(int)] + slo, sat).astype(float)
+        joint[..., np.arange(ci), mirror] += dependence * imp_probs
     if missing_rate > 0:
         imp[rng_missing.random(imp.shape) < missing_rate] = np.nan
         sat[rng_missing.random(sat.shape) < missing_rate] = np.nan
@@ -1578,7 +1597,7 @@ def simulate_ratings(
         source="<simulated>",
     )
     opp = segment_opportunity(
-        imp_probs, sat_probs, isc.to_0_10(np.arange(ilo, ihi + 1.0)), ssc.to_0_10(np.arange(slo, shi + 1.0))
+        None, None, isc.to_0_10(np.arange(ilo, ihi + 1.0)), ssc.to_0_10(np.arange(slo, shi + 1.0)), joint=joint
     )
     return RatingSimulation(
         survey=survey,
@@ -1586,7 +1605,8 @@ def simulate_ratings(
         segment=pd.Series(seg + 1, index=ids, name="segment"),
         shares=share_arr,
         imp_probs=imp_probs,
-        sat_probs=sat_probs,
+        sat_probs=joint.sum(axis=-2),
+        joint_probs=joint,
         opportunity=pd.DataFrame(opp, index=pd.RangeIndex(1, k + 1, name="segment"), columns=outcomes),
         random_seed=None if random_seed is None else int(random_seed),
     )
