@@ -82,6 +82,10 @@ def test_result_follows_the_rating_families_contract(fitted):
     assert np.abs(plug_in - res.centers).max() < 0.05  # below 0.002 on seeds 1-5
     assert set(res.posterior["posterior"]["probs"].coords["indicator"].values[:2]) == {"imp:o01", "imp:o02"}
     assert np.isfinite(res.criteria["loo"]) and np.isfinite(res.criteria["bic"])
+    table = res.extras["opportunity"]
+    np.testing.assert_allclose(table["opportunity_lower"].to_numpy(), res.center_intervals[..., 0].ravel())
+    seg1 = res.to_dict()["segments"][0]["opportunity"][0]
+    assert seg1["outcome"] == "o01" and seg1["lower"] <= seg1["mean"] <= seg1["upper"]
 
 
 def test_predict_proba_reproduces_the_memberships(fitted):

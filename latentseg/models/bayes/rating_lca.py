@@ -267,7 +267,9 @@ def fit_bayes_rating_lca(
         outcomes; ``centers`` (k, J) the posterior mean segment opportunity (0-20) and
         ``center_intervals`` (k, J, 2) its 95% credible interval; ``params["imp_probs"]`` (k, J,
         C_imp) and ``params["sat_probs"]`` (k, J, C_sat) the posterior mean category
-        probabilities; ``extras["scale_points"]`` the scale points. As ``bayes-lca`` otherwise
+        probabilities; ``extras["scale_points"]`` the scale points; ``extras["opportunity"]``
+        the tidy :func:`latentseg.prepare.ratings.segment_landscape` table (segment opportunity,
+        its interval and the top-2-box landscape per segment and outcome). As ``bayes-lca`` otherwise
         (memberships, shares with 95% credible intervals, WAIC / LOO, diagnostics, the posterior
         tree with items ``imp:<o>`` / ``sat:<o>`` on its ``indicator`` dim, ``params["probs"]``,
         ``extras["item_probs"]``). ``settings`` records ``imp_scale`` and ``sat_scale``.
@@ -337,14 +339,18 @@ def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int
 def _as_rating_result(family: RatingClassFamily, result: Any) -> Any:
     """The engine's result in the rating families' contract (:mod:`latentseg.prepare.ratings`):
     ``feature_names`` = the outcomes, ``centers`` / ``center_intervals`` the segment opportunity
-    and its 95% credible interval, ``params["imp_probs"]`` / ``params["sat_probs"]`` (k, J, C)."""
+    and its 95% credible interval, ``params["imp_probs"]`` / ``params["sat_probs"]`` (k, J, C),
+    ``extras["opportunity"]`` the tidy :func:`~latentseg.prepare.ratings.segment_landscape` table."""
     import dataclasses
 
     flat = np.concatenate([np.asarray(result.params["probs"], float)[:, i, : c] for i, c in enumerate(family.ncat)],
                           axis=-1)
     imp, sat = family.split_probs(flat)
-    return dataclasses.replace(result, feature_names=family.outcomes,
-                               params={**result.params, "imp_probs": imp, "sat_probs": sat})
+    from latentseg.prepare.ratings import segment_landscape
+
+    out = dataclasses.replace(result, feature_names=family.outcomes,
+                              params={**result.params, "imp_probs": imp, "sat_probs": sat})
+    return dataclasses.replace(out, extras={**out.extras, "opportunity": segment_landscape(out)})
 
 
 def predict_proba(result: Any, data: Any, *, max_draws: int = 500) -> np.ndarray:
