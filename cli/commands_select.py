@@ -430,6 +430,10 @@ def study_cmd(
     config: Annotated[Path, typer.Argument(help="Study config (TOML with a [study] table; see examples/study.toml).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (resumes what is there).")] = Path("study_output"),
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.", min=1)] = 1,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", metavar="ADDRESS",
+        help="Run the replications on a Dask cluster: its scheduler's address (tcp://host:8786); needs "
+             "pip install 'latentseg[dask]'. The tables are those of a local run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-method overview as JSON.")] = False,
 ) -> None:
     """Run (or resume) a simulation study of how well each method recovers known segments."""
@@ -439,10 +443,12 @@ def study_cmd(
 
     check_outputs({name: output / name for name in ("replications.csv", "summary.csv", "disagreement.csv", "study_config.json")},
                   {"CONFIG": config}, command="study", trees={"the study's cells folder": output / "cells"})
+    if scheduler is not None and jobs != 1:
+        _config_error("Give --jobs (worker processes here) or --scheduler (a Dask cluster), not both.")
     cfg = load_study_config(config)
     info(escape(f"{len(cfg.cells())} cells x {cfg.replications} replications, methods: {', '.join(cfg.methods)}"))
     with progress_bar("study") as update:
-        res = run_study(cfg, output, n_jobs=jobs, progress=update)
+        res = run_study(cfg, output, n_jobs=jobs, scheduler=scheduler, progress=update)
     if res.resumed:
         info(f"{res.resumed} replication(s) were loaded from an earlier run, {res.computed} computed.")
     overall = headline_tables(res.summary)["overall"] if len(res.summary) else None

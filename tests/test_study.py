@@ -84,7 +84,7 @@ def test_changed_config_does_not_reuse_cells(tiny_study, monkeypatch):
     import latentseg.research.study as study_mod
 
     calls = []
-    monkeypatch.setattr(study_mod, "_run_replication", lambda cfg, cell, rep, cid, o: calls.append(cid) or (cid, rep, []))
+    monkeypatch.setattr(study_mod, "_run_replication", lambda cfg, cell, rep, cid: calls.append(cid) or (cid, rep, []))
     run_study({**TINY, "seed": 8}, out, n_jobs=1, plots=False)
     assert len(calls) == 2  # another seed: other cell ids, nothing reused
 

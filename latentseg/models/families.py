@@ -13,7 +13,7 @@ Examples
 --------
 >>> from latentseg.models.families import FAMILIES, family
 >>> list(FAMILIES)
-['kmeans', 'gmm', 'lca', 'bayes-gmm', 'bayes-lca', 'rating-lca']
+['kmeans', 'gmm', 'lca', 'bayes-gmm', 'bayes-lca', 'rating-lca', 'bayes-rating-lca']
 >>> family("lca").data, family("bayes-gmm").bayesian, family("rating-lca").data
 ('levels', True, 'ratings')
 >>> family("bayes-gmm").options_from_config({"model": {"covariance": "EEI", "draws": 500, "tune": 500,
@@ -52,6 +52,7 @@ __all__ = [
     "BAYES_GMM",
     "BAYES_LCA",
     "RATING_LCA",
+    "BAYES_RATING_LCA",
 ]
 
 #: What a family is fitted on: ``"scores"`` (numeric: opportunity scores, their factors, or any
@@ -264,7 +265,7 @@ _MCMC = tuple(Option(name, name) for name in MCMC_OPTIONS)
 #: The family names, for the few places that need one family in particular (its engine, a study
 #: method, a role below); everything else iterates over :data:`FAMILIES`.
 KMEANS, GMM, LCA, BAYES_GMM, BAYES_LCA = "kmeans", "gmm", "lca", "bayes-gmm", "bayes-lca"
-RATING_LCA = "rating-lca"
+RATING_LCA, BAYES_RATING_LCA = "rating-lca", "bayes-rating-lca"
 
 #: The families, in sweep order. Never renumber ``seed_code``.
 FAMILIES: dict[str, Family] = {
@@ -368,6 +369,23 @@ FAMILIES: dict[str, Family] = {
             seed_code=6,  # seed_code 7 is bayes-rating-lca's
             color="#e6ab02",
         ),
+        Family(
+            name=BAYES_RATING_LCA,
+            title="Bayesian latent class on ratings",
+            data="ratings",
+            bayesian=True,
+            module="latentseg.models.bayes.rating_lca",
+            function="fit_bayes_rating_lca",
+            # n_init (the EM warm starts) stays at the engine's own default, as for bayes-lca
+            options=(*_MCMC, Option("measurement"), Option("n_init")),
+            interval="posterior credible",
+            criterion="loo",
+            stability=False,
+            lrt=False,
+            complete_data=False,
+            seed_code=7,
+            color="#a6761d",
+        ),
     )
 }
 
@@ -399,7 +417,7 @@ def family(name: str) -> Family:
     >>> family("gmmm")
     Traceback (most recent call last):
     ...
-    latentseg.errors.ConfigError: Unknown model 'gmmm'; choose one of kmeans, gmm, lca, bayes-gmm, bayes-lca, rating-lca.
+    latentseg.errors.ConfigError: Unknown model 'gmmm'; choose one of kmeans, gmm, lca, bayes-gmm, bayes-lca, rating-lca, bayes-rating-lca.
     """
     try:
         return FAMILIES[str(name)]

@@ -11,6 +11,9 @@ sorted largest first before anything is drawn).
   ordinal (for the LCA engines);
 * :func:`simulate_survey` -- a whole outcome survey (importance and satisfaction on Likert scales,
   job steps, demographics, planted bad respondents) with its :class:`SimulationTruth`;
+* :func:`simulate_score_segments` and :func:`simulate_response_styles` -- the rating study's
+  designs (b) (segments Gaussian on the opportunity-score scale, mapped back to ratings) and
+  (c) (segments on the ratings plus respondents who use only the top of the scale).
 * :func:`simulate_ratings` -- segments defined at the rating level (each segment a distribution
   over the points of each importance and satisfaction scale), with the true segment opportunity
   (:class:`RatingSimulation`; for the families fitted on ratings).
@@ -39,6 +42,9 @@ __all__ = [
     "simulate_categorical",
     "simulate_gaussian_mixture",
     "simulate_survey",
+    "simulate_score_segments",
+    "simulate_response_styles",
+    "score_to_ratings_0_10",
     "simulate_ratings",
     "RatingSimulation",
 ]
@@ -1133,6 +1139,293 @@ def simulate_survey(
         cramers_v=cramers,
         typical=typical_levels,
         plan_price_mean=pd.Series(price_mean, index=seg_index, name="plan_price_mean"),
+        random_seed=random_seed,
+    )
+    return survey, truth
+
+
+# --------------------------------------------------------------------------------------------
+# rating-level study designs (b) and (c): segments on the opportunity scale; response styles
+# --------------------------------------------------------------------------------------------
+
+_SCORE_SD = 2.5  # within-segment sd of a latent opportunity score (0-20 scale), design (b)
+# design (b) raises a segment's outcomes by _SCORE_SHIFT * separation sds: in designs (a) / (c) a
+# separation s moves the opportunity score of a segment's own outcomes by 2.2 s pooled sds
+# (measured on 60,000 respondents: 1.00, 1.58, 2.18 at s = 0.5, 0.75, 1), so one separation means
+# about the same distance on the opportunity scale in every design
+_SCORE_SHIFT = 2.2
+_STYLE_SD = 1.5  # within-segment sd of a latent rating (0-10 scale), design (c)
+
+
+def _survey_from_ratings(imp_r: np.ndarray, sat_r: np.ndarray, imp: tuple[int, int], sat: tuple[int, int],
+                         note: str) -> Survey:
+    n, m = imp_r.shape
+    outcomes = _outcome_table(m, 1, DEFAULT_JOB)
+    width = max(4, len(str(n)))
+    rid = pd.Index([f"R{i + 1:0{width}d}" for i in range(n)], name="respondent_id", dtype="str")
+    cols = pd.Index(list(outcomes.index), name="outcome", dtype="str")
+    return Survey(
+        importance=pd.DataFrame(imp_r, index=rid, columns=cols),
+        satisfaction=pd.DataFrame(sat_r, index=rid, columns=cols),
+        outcomes=outcomes,
+        imp_scale=Scale(float(imp[0]), float(imp[1])),
+        sat_scale=Scale(float(sat[0]), float(sat[1])),
+        source="<simulated>",
+        notes=(note,),
+    )
+
+
+def _block_segments(m: int, k: int) -> list[np.ndarray]:
+    """Outcomes of segment g's block: contiguous blocks of up to 2 outcomes each, one per segment
+    (outcomes beyond the blocks belong to no segment)."""
+    size = max(1, min(2, m // max(k, 1)))
+    return [np.arange(g * size, min(m, (g + 1) * size)) for g in range(k)]
+
+
+def score_to_ratings_0_10(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The importance and satisfaction (0-10) whose opportunity score is ``score`` (0-20).
+
+    A continuous, increasing map with ``imp + max(imp - sat, 0) = score`` exactly: up to
+    ``20 / 3`` the outcome is served (importance = score, satisfaction above it, meeting it at
+    ``20 / 3``); beyond, importance ``5 + score / 4`` rises to 10 and satisfaction
+    ``10 - score / 2`` falls to 0.
+
+    Examples
+    --------
+    >>> i, s = score_to_ratings_0_10(np.array([0.0, 20 / 3, 15.0, 20.0]))
+    >>> i.round(2).tolist(), s.round(2).tolist()
+    ([0.0, 6.67, 8.75, 10.0], [3.33, 6.67, 2.5, 0.0])
+    """
+    s = np.clip(np.asarray(score, dtype=float), 0.0, 20.0)
+    knot = 20.0 / 3.0
+    high = s >= knot
+    imp = np.where(high, 5.0 + s / 4.0, s)
+    sat = np.where(high, 10.0 - s / 2.0, s + (knot - s) / 2.0)
+    return imp, sat
+
+
+def _rate(x10: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.clip(np.rint(lo + (hi - lo) * x10 / 10.0), lo, hi)
+
+
+def _opp_of_ratings(imp_r: np.ndarray, sat_r: np.ndarray, imp: tuple[int, int], sat: tuple[int, int]) -> np.ndarray:
+    i10 = 10.0 * (imp_r - imp[0]) / (imp[1] - imp[0])
+    s10 = 10.0 * (sat_r - sat[0]) / (sat[1] - sat[0])
+    return i10 + np.maximum(i10 - s10, 0.0)
+
+
+def simulate_score_segments(
+    n: int = 400,
+    n_outcomes: int = 8,
+    n_segments: int = 3,
+    *,
+    shares: Sequence[float] | np.ndarray | None = None,
+    separation: float = 1.0,
+    imp_scale: tuple[int, int] | str | Scale = (1, 5),
+    sat_scale: tuple[int, int] | str | Scale = (1, 5),
+    exact_shares: bool = False,
+    random_seed: int | None = None,
+) -> tuple[Survey, SimulationTruth]:
+    """Design (b) of the rating study: segments that are Gaussian on the opportunity-score scale.
+
+    Each respondent's latent opportunity score on outcome o is ``Normal(mu[g, o], 2.5)`` (0-20
+    scale, clipped to it), independent across outcomes given the segment g. Outcome baselines are
+    uniform on [4, 9]; segment g's block of (up to two) outcomes is raised by
+    ``2.2 * separation * 2.5``: a standardised distance of ``2.2 * separation`` between a
+    segment and the others on its own outcomes, about what the same ``separation`` gives on the
+    opportunity scale in :func:`simulate_response_styles`. The score is mapped back to importance and satisfaction by
+    :func:`score_to_ratings_0_10` (one deterministic pair per score, so the two ratings of an
+    outcome are **dependent** given the segment: the rating models' local independence is
+    violated, on purpose), then onto the scales and rounded.
+
+    ``truth.centers`` is the segment's expected opportunity score of the **rounded** ratings (what
+    a respondent-level score averages to), by quadrature over the normal (error below 1e-6).
+
+    Parameters
+    ----------
+    n, n_outcomes, n_segments : int
+    shares : sequence of float, optional
+        Default :func:`default_shares`.
+    separation : float, default 1.0
+    imp_scale, sat_scale : (int, int) or str or Scale, default (1, 5)
+    exact_shares : bool, default False
+        ``False``: segment sizes multinomial (what a sample gives); ``True``: ``n * shares`` rounded.
+    random_seed : int or None
+
+    Returns
+    -------
+    survey : Survey
+    truth : SimulationTruth
+        ``segment``, ``shares``, ``underserved`` (each segment's raised outcomes), ``centers``
+        (k, m) the true segment opportunity; ``importance_mean`` / ``satisfaction_mean`` the
+        0-10 ratings at the segment's mean score.
+
+    Examples
+    --------
+    >>> survey, truth = simulate_score_segments(100, n_outcomes=6, n_segments=3, random_seed=1)
+    >>> survey.importance.shape, truth.centers.shape
+    ((100, 6), (3, 6))
+    """
+    func = "simulate_score_segments"
+    n = check_int(n, "n", low=1, where=func)
+    m = check_int(n_outcomes, "n_outcomes", low=2, where=func)
+    k = check_int(n_segments, "n_segments", low=1, where=func)
+    separation = _check_float(separation, "separation", func, 0.0, np.inf)
+    imp = _parse_scale(imp_scale, "imp_scale")
+    sat = _parse_scale(sat_scale, "sat_scale")
+    share_arr = _resolve_shares(shares, k, func)
+    rng_mu, rng_alloc, rng_x = as_rng(random_seed).spawn(3)
+    base = rng_mu.uniform(4.0, 9.0, size=m)
+    mu = np.tile(base, (k, 1))
+    blocks = _block_segments(m, k)
+    for g, b in enumerate(blocks):
+        mu[g, b] += _SCORE_SHIFT * separation * _SCORE_SD
+    seg = _allocate(n, share_arr, rng_alloc, exact=bool(exact_shares))
+    score = mu[seg - 1] + _SCORE_SD * rng_x.standard_normal((n, m))
+    i10, s10 = score_to_ratings_0_10(score)
+    imp_r, sat_r = _rate(i10, *imp), _rate(s10, *sat)
+    # exact segment opportunity: quadrature of the rounded ratings' score over the normal
+    z = np.linspace(-8.0, 8.0, 16001)
+    wz = np.exp(-0.5 * z**2)
+    wz /= wz.sum()
+    centers = np.empty((k, m))
+    for g in range(k):
+        for o in range(m):
+            gi, gs = score_to_ratings_0_10(mu[g, o] + _SCORE_SD * z)
+            centers[g, o] = float(wz @ _opp_of_ratings(_rate(gi, *imp), _rate(gs, *sat), imp, sat))
+    survey = _survey_from_ratings(imp_r, sat_r, imp, sat,
+                                  f"simulated (design b): n={n}, m={m}, k={k}, separation={separation}, random_seed={random_seed}")
+    ids = list(survey.outcome_ids)
+    seg_index = pd.Index(range(1, k + 1), name="segment")
+    cols = pd.Index(ids, name="outcome", dtype="str")
+    mi, ms = score_to_ratings_0_10(mu)
+    truth = SimulationTruth(
+        segment=pd.Series(seg, index=survey.respondent_ids, name="segment"),
+        shares=pd.Series(share_arr, index=seg_index, name="share"),
+        underserved={g + 1: tuple(ids[i] for i in b) for g, b in enumerate(blocks)},
+        bad={rule: () for rule in BAD_RULES},
+        centers=pd.DataFrame(centers, index=seg_index, columns=cols),
+        importance_mean=pd.DataFrame(mi, index=seg_index, columns=cols),
+        satisfaction_mean=pd.DataFrame(ms, index=seg_index, columns=cols),
+        random_seed=random_seed,
+    )
+    return survey, truth
+
+
+def _rating_probs_sd(mu10: np.ndarray, sd10: float, lo: int, hi: int) -> np.ndarray:
+    """P(rating = v), v = lo..hi, for latent 0-10 values Normal(mu10, sd10) rounded and clipped."""
+    from scipy.stats import norm
+
+    span = hi - lo
+    mloc = lo + span * mu10 / 10.0
+    s = span * sd10 / 10.0
+    edges = np.arange(lo, hi) + 0.5
+    cdf = norm.cdf((edges - mloc[..., None]) / s)
+    lower = np.concatenate([np.zeros(mloc.shape + (1,)), cdf], axis=-1)
+    upper = np.concatenate([cdf, np.ones(mloc.shape + (1,))], axis=-1)
+    return upper - lower
+
+
+def simulate_response_styles(
+    n: int = 400,
+    n_outcomes: int = 8,
+    n_segments: int = 3,
+    *,
+    shares: Sequence[float] | np.ndarray | None = None,
+    separation: float = 1.0,
+    top_share: float = 0.3,
+    imp_scale: tuple[int, int] | str | Scale = (1, 5),
+    sat_scale: tuple[int, int] | str | Scale = (1, 5),
+    exact_shares: bool = False,
+    random_seed: int | None = None,
+) -> tuple[Survey, SimulationTruth]:
+    """Design (c) of the rating study: segments on the ratings, plus respondents who use only the
+    top of the scale.
+
+    Every rating is a latent 0-10 value ``Normal(mean[g, o], 1.5)``, independent given the
+    segment g, rounded onto the scale. Importance baselines are uniform on [3.5, 6], satisfaction
+    on [5, 7.5]; on segment g's block of (up to two) outcomes importance is raised by
+    ``2.5 * separation`` and satisfaction lowered by ``3 * separation`` (those of
+    :func:`simulate_survey`). A share ``top_share`` of the respondents, in every segment alike,
+    use only the top half of both scales: their latent value is ``5 + y / 2`` (sd halved). The
+    style is a nuisance that crosses the segments: a method that finds "top-raters" as a
+    segment has found the style, not a need.
+
+    ``truth.centers`` is the segment's expected opportunity score of the rounded ratings, the
+    two styles mixed in their proportions (exact, from the rating distributions).
+
+    Parameters
+    ----------
+    n, n_outcomes, n_segments : int
+    shares : sequence of float, optional
+    separation : float, default 1.0
+    top_share : float, default 0.3
+        In [0, 1).
+    imp_scale, sat_scale : (int, int) or str or Scale, default (1, 5)
+    exact_shares : bool, default False
+    random_seed : int or None
+
+    Returns
+    -------
+    survey : Survey
+    truth : SimulationTruth
+        As :func:`simulate_score_segments`; ``importance_mean`` / ``satisfaction_mean`` are the
+        latent means of the ordinary style.
+
+    Examples
+    --------
+    >>> survey, truth = simulate_response_styles(100, n_outcomes=6, n_segments=3, random_seed=1)
+    >>> int(survey.importance.min().min()), truth.centers.shape
+    (1, (3, 6))
+    """
+    func = "simulate_response_styles"
+    n = check_int(n, "n", low=1, where=func)
+    m = check_int(n_outcomes, "n_outcomes", low=2, where=func)
+    k = check_int(n_segments, "n_segments", low=1, where=func)
+    separation = _check_float(separation, "separation", func, 0.0, np.inf)
+    top_share = _check_float(top_share, "top_share", func, 0.0, 1.0, high_open=True)
+    imp = _parse_scale(imp_scale, "imp_scale")
+    sat = _parse_scale(sat_scale, "sat_scale")
+    share_arr = _resolve_shares(shares, k, func)
+    rng_mu, rng_alloc, rng_style, rng_x = as_rng(random_seed).spawn(4)
+    imp_mu = np.tile(rng_mu.uniform(3.5, 6.0, size=m), (k, 1))
+    sat_mu = np.tile(rng_mu.uniform(5.0, 7.5, size=m), (k, 1))
+    blocks = _block_segments(m, k)
+    for g, b in enumerate(blocks):
+        imp_mu[g, b] += _IMP_SHIFT * separation
+        sat_mu[g, b] -= _SAT_SHIFT * separation
+    seg = _allocate(n, share_arr, rng_alloc, exact=bool(exact_shares))
+    top = rng_style.random(n) < top_share
+    shrink = np.where(top, 0.5, 1.0)[:, None]
+    lift = np.where(top, 5.0, 0.0)[:, None]
+    yi = imp_mu[seg - 1] + _STYLE_SD * rng_x.standard_normal((n, m))
+    ys = sat_mu[seg - 1] + _STYLE_SD * rng_x.standard_normal((n, m))
+    imp_r = _rate(lift + shrink * yi, *imp)
+    sat_r = _rate(lift + shrink * ys, *sat)
+    vi = 10.0 * np.arange(imp[1] - imp[0] + 1) / (imp[1] - imp[0])
+    vs = 10.0 * np.arange(sat[1] - sat[0] + 1) / (sat[1] - sat[0])
+    opp = vi[:, None] + np.maximum(vi[:, None] - vs[None, :], 0.0)
+    centers = np.zeros((k, m))
+    for w, lf, sh in ((1.0 - top_share, 0.0, 1.0), (top_share, 5.0, 0.5)):
+        if w > 0:
+            p_i = _rating_probs_sd(lf + sh * imp_mu, sh * _STYLE_SD, *imp)
+            p_s = _rating_probs_sd(lf + sh * sat_mu, sh * _STYLE_SD, *sat)
+            centers += w * np.einsum("kmi,kms,is->km", p_i, p_s, opp)
+    survey = _survey_from_ratings(
+        imp_r, sat_r, imp, sat,
+        f"simulated (design c): n={n}, m={m}, k={k}, separation={separation}, top_share={top_share}, "
+        f"random_seed={random_seed}")
+    ids = list(survey.outcome_ids)
+    seg_index = pd.Index(range(1, k + 1), name="segment")
+    cols = pd.Index(ids, name="outcome", dtype="str")
+    truth = SimulationTruth(
+        segment=pd.Series(seg, index=survey.respondent_ids, name="segment"),
+        shares=pd.Series(share_arr, index=seg_index, name="share"),
+        underserved={g + 1: tuple(ids[i] for i in b) for g, b in enumerate(blocks)},
+        bad={rule: () for rule in BAD_RULES},
+        centers=pd.DataFrame(centers, index=seg_index, columns=cols),
+        importance_mean=pd.DataFrame(imp_mu, index=seg_index, columns=cols),
+        satisfaction_mean=pd.DataFrame(sat_mu, index=seg_index, columns=cols),
         random_seed=random_seed,
     )
     return survey, truth

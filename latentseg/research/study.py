@@ -66,7 +66,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
 from latentseg.io.files import atomic_write, atomic_write_text, safe_csv_frame
-from latentseg.models.families import BAYES_GMM, GMM, KMEANS, LCA, NAMES
+from latentseg.models.families import BAYES_GMM, BAYES_RATING_LCA, GMM, KMEANS, LCA, NAMES, RATING_LCA, family
 
 __all__ = [
     "METHODS",
@@ -88,9 +88,22 @@ METHODS: dict[str, tuple[str, str]] = {
     "gmm-bic": (GMM, "bic"),
     "lca-bic": (LCA, "bic"),
     "bayes-loo": (BAYES_GMM, "loo"),
+    "rating-lca-bic": (RATING_LCA, "bic"),
+    "bayes-rating-lca-loo": (BAYES_RATING_LCA, "loo"),
 }
 
+#: the kinds of simulated data a study draws: Gaussian mixtures, or outcome surveys (ratings)
+DATA_KINDS = ("gaussian", "ratings")
+#: methods that need the ratings of a survey (``data = "ratings"`` only)
+RATING_METHODS = ("rating-lca-bic", "bayes-rating-lca-loo")
+
 GRID_FACTORS = ("n", "k", "separation", "imbalance", "covariance", "noise_dims")
+#: the grid of a rating study (``data = "ratings"``)
+RATING_FACTORS = ("design", "n", "k", "separation", "imbalance", "scale")
+#: rating study designs: (a) segments defined by rating distributions, (b) segments Gaussian on the
+#: opportunity-score scale mapped back to ratings, (c) (a) plus respondents who use only the top of
+#: the scale
+DESIGNS = ("ratings", "scores", "styles")
 _COVARIANCES = ("spherical", "diagonal", "diagonal-unequal", "full", "unequal")
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -122,6 +135,13 @@ class StudyConfig:
     fit_options : dict of str to dict
         Engine options per family, e.g. ``{"lca": {"n_init": 8}, "gmm": {"n_init": 5}}``
         (``[study.fit_options.lca]`` in TOML).
+    data : {"gaussian", "ratings"}
+        ``"gaussian"``: Gaussian mixtures (grid :data:`GRID_FACTORS`); ``"ratings"``: outcome
+        surveys (grid :data:`RATING_FACTORS`, designs :data:`DESIGNS`), where ``d`` is the number
+        of outcomes, the score families fit the opportunity scores, ``lca`` their opportunity
+        levels and the rating families the raw ratings.
+    top_share : float
+        Design ``styles``: the share of respondents who use only the top half of the scales.
     """
 
     grid: dict[str, list[Any]]
@@ -136,10 +156,17 @@ class StudyConfig:
     loo_se_rule: float = 2.0
     bayes: dict[str, Any] = field(default_factory=lambda: {"draws": 200, "tune": 200, "chains": 2})
     fit_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: str = "gaussian"
+    top_share: float = 0.3
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """The grid factors of this kind of study (:data:`GRID_FACTORS` or :data:`RATING_FACTORS`)."""
+        return RATING_FACTORS if self.data == "ratings" else GRID_FACTORS
 
     def cells(self) -> list[dict[str, Any]]:
         """Every combination of the grid, in a fixed order."""
-        keys = list(GRID_FACTORS)
+        keys = list(self.factors)
         return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
 
     def settings_key(self) -> dict[str, Any]:
@@ -163,8 +190,8 @@ def study_config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> 
     Parameters
     ----------
     raw : mapping
-        Keys ``seed, replications, methods, k_candidates, d, min_share, lca_levels,
-        gmm_covariance, loo_se_rule``, a ``grid`` table and optional ``bayes`` and
+        Keys ``data, seed, replications, methods, k_candidates, d, min_share, lca_levels,
+        gmm_covariance, loo_se_rule, top_share``, a ``grid`` table and optional ``bayes`` and
         ``fit_options`` tables.
     source : str
         Named in error messages.
@@ -192,12 +219,19 @@ def study_config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> 
     if "grid" not in raw or not isinstance(raw["grid"], Mapping):
         raise ConfigError(f"{source}: [study.grid] is missing; it needs at least n, k and separation lists.")
     g = dict(raw["grid"])
-    bad = sorted(set(g) - set(GRID_FACTORS))
+    kind = raw.get("data", "gaussian")
+    if kind not in DATA_KINDS:
+        raise ConfigError(f"{source}: data must be one of {list(DATA_KINDS)}; got {kind!r}.")
+    factors = RATING_FACTORS if kind == "ratings" else GRID_FACTORS
+    bad = sorted(set(g) - set(factors))
     if bad:
-        raise ConfigError(f"{source}: unknown grid factor(s) {bad}; known: {list(GRID_FACTORS)}.")
-    defaults = {"imbalance": [1.0], "covariance": ["diagonal"], "noise_dims": [0]}
+        raise ConfigError(f"{source}: unknown grid factor(s) {bad} for data = {kind!r}; known: {list(factors)}.")
+    defaults: dict[str, list[Any]] = (
+        {"imbalance": [1.0], "design": list(DESIGNS), "scale": ["1-5"]} if kind == "ratings"
+        else {"imbalance": [1.0], "covariance": ["diagonal"], "noise_dims": [0]}
+    )
     grid: dict[str, list[Any]] = {}
-    for key in GRID_FACTORS:
+    for key in factors:
         if key not in g and key not in defaults:
             raise ConfigError(f"{source}: grid.{key} is missing; give a list such as {key} = [...].")
         vals = _as_list(g.get(key, defaults.get(key)))
@@ -220,16 +254,33 @@ def study_config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> 
     check("k", lambda v: is_int(v, 1), "integers >= 1")
     check("separation", lambda v: is_num(v, 0.0), "numbers >= 0")
     check("imbalance", lambda v: is_num(v, 1.0), "numbers >= 1 (largest / smallest share)")
-    check("covariance", lambda v: v in _COVARIANCES, f"names from {list(_COVARIANCES)}")
-    check("noise_dims", lambda v: is_int(v, 0), "integers >= 0")
+    if kind == "ratings":
+        check("design", lambda v: v in DESIGNS, f"designs from {list(DESIGNS)}")
+        check("scale", lambda v: isinstance(v, str) and _rating_scales(v) is not None,
+              "scales such as '1-5' (both ratings) or '1-5/1-10' (importance / satisfaction)")
+    else:
+        check("covariance", lambda v: v in _COVARIANCES, f"names from {list(_COVARIANCES)}")
+        check("noise_dims", lambda v: is_int(v, 0), "integers >= 0")
 
-    cfg_kwargs: dict[str, Any] = {"grid": grid}
+    cfg_kwargs: dict[str, Any] = {"grid": grid, "data": kind}
     if "methods" in raw:
         methods = tuple(_as_list(raw["methods"]))
         wrong = [m for m in methods if m not in METHODS]
         if wrong or not methods:
             raise ConfigError(f"{source}: unknown method(s) {wrong or '[]'}; choose from {list(METHODS)}.")
+        if kind != "ratings" and any(m in RATING_METHODS for m in methods):
+            raise ConfigError(f"{source}: method(s) {[m for m in methods if m in RATING_METHODS]} fit survey ratings; "
+                              "they need data = \"ratings\".")
+        if kind == "ratings" and "bayes-loo" in methods:
+            raise ConfigError(f"{source}: bayes-loo is not a method of a rating study; use bayes-rating-lca-loo.")
         cfg_kwargs["methods"] = methods
+    elif kind == "ratings":
+        cfg_kwargs["methods"] = ("kmeans-silhouette", "gmm-bic", "lca-bic", "rating-lca-bic")
+    if "top_share" in raw:
+        v = raw["top_share"]
+        if not (is_num(v, 0.0) and v < 1):
+            raise ConfigError(f"{source}: top_share must be a number in [0, 1); got {v!r}.")
+        cfg_kwargs["top_share"] = float(v)
     for key, low in (("replications", 1), ("seed", 0), ("d", 1), ("lca_levels", 2)):
         if key in raw:
             v = raw[key]
@@ -338,9 +389,19 @@ def _matched_shares(truth: np.ndarray, result: Any) -> tuple[np.ndarray, np.ndar
 
 
 def _run_replication(
-    cfg: StudyConfig, cell: Mapping[str, Any], rep: int, cell_id: str, out_dir: str
+    cfg: StudyConfig, cell: Mapping[str, Any], rep: int, cell_id: str
 ) -> tuple[str, int, list[dict[str, Any]]]:
-    """Simulate one data set, run every method, write the rows to disk; runs in a worker."""
+    """Simulate one data set and run every method; runs in a worker (a local process or a Dask
+    worker), which returns the rows: the caller writes them, so workers need no shared disk."""
+    if cfg.data == "ratings":
+        return _run_rating_replication(cfg, cell, rep, cell_id)
+    return _run_gaussian_replication(cfg, cell, rep, cell_id)
+
+
+def _run_gaussian_replication(
+    cfg: StudyConfig, cell: Mapping[str, Any], rep: int, cell_id: str
+) -> tuple[str, int, list[dict[str, Any]]]:
+    """One replication of a Gaussian-mixture study."""
     from sklearn.metrics import adjusted_rand_score
 
     from latentseg.choose.selection import select
@@ -361,7 +422,6 @@ def _run_replication(
         )
     except LatentsegError as exc:
         rows = [{**base, "method": m, "error": f"simulation failed: {exc}"} for m in cfg.methods]
-        _write_cell(out_dir, cell_id, rep, rows)
         return cell_id, rep, rows
 
     needed = {METHODS[m][0] for m in cfg.methods} | {KMEANS}  # k-means: the reference for ari_vs_kmeans
@@ -416,8 +476,218 @@ def _run_replication(
     secs = time.perf_counter() - t0
     for row in rows:
         row["seconds"] = secs
-    _write_cell(out_dir, cell_id, rep, rows)
     return cell_id, rep, rows
+
+
+def _rating_scales(text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """``"1-5"`` -> both ratings on 1-5; ``"1-5/1-10"`` -> importance 1-5, satisfaction 1-10."""
+    parts = str(text).split("/")
+    if len(parts) not in (1, 2):
+        return None
+    out = []
+    for part in parts:
+        try:
+            lo, hi = (int(x) for x in part.strip().split("-", 1))
+        except ValueError:
+            return None
+        if hi <= lo or hi - lo > 20:
+            return None
+        out.append((lo, hi))
+    return (out[0], out[-1])
+
+
+def simulate_design(design: str, n: int, k: int, *, shares: Any, separation: float, d: int, scale: str,
+                    top_share: float, random_seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The survey and truth of one rating-study replication (segment sizes multinomial).
+
+    ``ratings`` (a): :func:`~latentseg.research.simulate.simulate_ratings`, segments defined by
+    their rating distributions on every outcome; ``scores`` (b):
+    :func:`~latentseg.research.simulate.simulate_score_segments`, segments Gaussian on the
+    opportunity-score scale, mapped back to ratings; ``styles`` (c):
+    :func:`~latentseg.research.simulate.simulate_response_styles`, segments on two outcomes each,
+    plus a share ``top_share`` of respondents who use only the top half of the scales. Each
+    simulator reads ``separation`` in its own units (see their docstrings).
+
+    Returns
+    -------
+    survey : Survey
+    segment : ndarray of int, shape (n,)
+        True segments 1..k.
+    opportunity : ndarray, shape (k, d)
+        True segment opportunity (0-20).
+
+    Examples
+    --------
+    >>> survey, segment, opp = simulate_design("scores", 100, 3, shares=None, separation=1.0, d=6,
+    ...                                        scale="1-5/1-10", top_share=0.0, random_seed=1)
+    >>> str(survey.sat_scale), segment.shape, opp.shape
+    ('1-10', (100,), (3, 6))
+    """
+    from latentseg.research.simulate import simulate_ratings, simulate_response_styles, simulate_score_segments
+
+    scales = _rating_scales(scale)
+    if scales is None:
+        raise ConfigError(f"A rating study's scale must look like '1-5' or '1-5/1-10'; got {scale!r}.")
+    imp, sat = scales
+    common = dict(shares=shares, separation=separation, imp_scale=imp, sat_scale=sat, exact_shares=False,
+                  random_seed=random_seed)
+    if design == "ratings":
+        sim = simulate_ratings(n, k, d, **common)
+        return sim.survey, sim.segment.to_numpy(), sim.opportunity.to_numpy(dtype=float)
+    if design == "scores":
+        survey, truth = simulate_score_segments(n, d, k, **common)
+    elif design == "styles":
+        survey, truth = simulate_response_styles(n, d, k, top_share=top_share, **common)
+    else:
+        raise ConfigError(f"Unknown rating-study design {design!r}; choose from {list(DESIGNS)}.")
+    return survey, truth.segment.to_numpy(), truth.centers.to_numpy(dtype=float)
+
+
+def _run_rating_replication(
+    cfg: StudyConfig, cell: Mapping[str, Any], rep: int, cell_id: str
+) -> tuple[str, int, list[dict[str, Any]]]:
+    """One replication of a rating study: simulate a survey, fit the score families on its
+    opportunity scores (``lca`` on their opportunity levels) through
+    :func:`~latentseg.choose.selection.select`, the rating families on its raw ratings at every
+    candidate k (k by BIC, or LOO with the parsimony rule), and score every method."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from latentseg.choose.selection import select
+    from latentseg.prepare.encoding import drop_constant_columns, opportunity_levels
+    from latentseg.prepare.ratings import rating_frame
+    from latentseg.prepare.scoring import opportunity_scores
+
+    t0 = time.perf_counter()
+    key = int(cell_id[:8], 16)
+    ss = np.random.SeedSequence(cfg.seed, spawn_key=(key, rep))
+    data_seed, sel_seed = (int(x.generate_state(1)[0]) for x in ss.spawn(2))
+    k_true = int(cell["k"])
+    shares = imbalanced_shares(k_true, float(cell["imbalance"]))
+    base = {"cell_id": cell_id, **cell, "replication": rep}
+    try:
+        survey, segment, true_opp = simulate_design(
+            str(cell["design"]), int(cell["n"]), k_true, shares=shares, separation=float(cell["separation"]), d=cfg.d,
+            scale=str(cell["scale"]), top_share=cfg.top_share, random_seed=data_seed)
+    except LatentsegError as exc:
+        return cell_id, rep, [{**base, "method": m, "error": f"simulation failed: {exc}"} for m in cfg.methods]
+    scores = opportunity_scores(survey)
+
+    score_families = [f for f in NAMES if f in {METHODS[m][0] for m in cfg.methods} and not family(f).on_ratings]
+    if KMEANS not in score_families:
+        score_families.insert(0, KMEANS)  # the reference of ari_vs_kmeans
+    fit_options: dict[str, dict[str, Any]] = {f: dict(o) for f, o in cfg.fit_options.items()}
+    fit_options[GMM] = {"covariance": cfg.gmm_covariance, **fit_options.get(GMM, {})}
+    levels = drop_constant_columns(opportunity_levels(scores))[0] if LCA in score_families else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        sel = select(
+            scores, models=score_families, k=cfg.k_candidates, random_seed=sel_seed, min_share=cfg.min_share,
+            silhouette_min=-1.0, stability_subsamples=0, loo_se_rule=cfg.loo_se_rule,
+            fit_options={f: o for f, o in fit_options.items() if f in score_families}, categorical_data=levels,
+        )
+    km_true = sel.result(KMEANS, k_true)
+    frame = rating_frame(survey)
+    rows: list[dict[str, Any]] = []
+    for method in cfg.methods:
+        fam, how = METHODS[method]
+        row: dict[str, Any] = {**base, "method": method}
+        errors: list[str] = []
+        if family(fam).on_ratings:
+            fits = _rating_sweep(cfg, fam, frame, sel_seed, fit_options.get(fam, {}), errors)
+            k_chosen = _rating_choice(fits, how, cfg.loo_se_rule)
+            res_true, res_chosen = fits.get(k_true), fits.get(k_chosen) if k_chosen is not None else None
+        else:
+            sub = sel.table[sel.table["model"] == fam]
+            if how == "silhouette":
+                ok = sub[sub["admissible"] & np.isfinite(sub["silhouette"])]
+                k_chosen = int(ok.loc[ok["silhouette"].idxmax(), "k"]) if len(ok) else None
+            else:
+                k_chosen = sel.per_family[fam]["recommended_k"]
+            res_true = sel.result(fam, k_true)
+            res_chosen = sel.result(fam, k_chosen) if k_chosen is not None else None
+            errors += [f"k={r.k}: {r.error}" for r in sub[sub["status"] != "ok"].itertuples()]
+        row["k_chosen"] = k_chosen
+        row["correct_k"] = float(k_chosen == k_true) if k_chosen is not None else 0.0
+        row["ari_true_k"] = float(adjusted_rand_score(segment, res_true.assignment)) if res_true is not None else np.nan
+        row["ari_chosen"] = float(adjusted_rand_score(segment, res_chosen.assignment)) if res_chosen is not None else np.nan
+        row["ari_vs_kmeans"] = (float(adjusted_rand_score(km_true.assignment, res_true.assignment))
+                                if res_true is not None and km_true is not None else np.nan)
+        if res_true is not None:
+            est, lo, hi, matched, cols = _matched(segment, res_true)
+            j_small = int(np.argmin(shares))
+            row["share_bias"] = float(est[j_small] - shares[j_small])
+            row["share_sq_error"] = float(np.mean((est - shares) ** 2))
+            row["share_rmse"] = float(np.sqrt(row["share_sq_error"]))
+            row["coverage"] = float(np.mean((lo <= shares) & (shares <= hi) & matched))
+            if family(fam).data in ("scores", "ratings"):  # centers on the opportunity scale
+                centers = np.asarray(res_true.centers, dtype=float)[cols]
+                row["opp_rmse"] = float(np.sqrt(np.mean((centers - true_opp) ** 2)))
+                ci = res_true.center_intervals
+                if ci is not None and family(fam).on_ratings:
+                    ci = np.asarray(ci, dtype=float)[cols]
+                    inside = (ci[..., 0] <= true_opp) & (true_opp <= ci[..., 1]) & matched[:, None]
+                    row["opp_coverage"] = float(np.mean(inside))
+                    row["opp_interval_width"] = float(np.mean(ci[..., 1] - ci[..., 0]))
+        row["n_failed_fits"] = len(errors)
+        if errors:
+            row["error"] = "; ".join(errors)
+        rows.append(row)
+    secs = time.perf_counter() - t0
+    for row in rows:
+        row["seconds"] = secs
+    return cell_id, rep, rows
+
+
+def _matched(truth: np.ndarray, result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`_matched_shares`, plus the fitted segment (0-based) matched to each true one
+    (every true segment gets one when ``result.k >= k_true``; unmatched ones point at segment 0)."""
+    from scipy.optimize import linear_sum_assignment
+
+    k_true = int(truth.max())
+    ct = np.zeros((k_true, result.k))
+    np.add.at(ct, (truth - 1, result.assignment - 1), 1)
+    rows, cols = linear_sum_assignment(-ct)
+    match = np.zeros(k_true, dtype=int)
+    match[rows] = cols
+    est, lo, hi, matched = _matched_shares(truth, result)
+    return est, lo, hi, matched, match
+
+
+def _rating_sweep(cfg: StudyConfig, fam: str, frame: Any, seed: int, options: Mapping[str, Any],
+                  errors: list[str]) -> dict[int, Any]:
+    """The rating family fitted at every candidate k (each k its own seed, as a sweep gives it)."""
+    from latentseg.errors import FitError
+    from latentseg.models import fit
+
+    opts = dict(options)
+    if family(fam).bayesian:
+        opts = {**cfg.bayes, **opts}
+    seq = np.random.SeedSequence(seed)
+    fits: dict[int, Any] = {}
+    for k in cfg.k_candidates:
+        child = int(np.random.SeedSequence(seq.entropy, spawn_key=(family(fam).seed_code, int(k))).generate_state(1)[0])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LatentsegWarning)
+                fits[k] = fit(frame, fam, k, random_seed=child, **opts)
+        except (FitError, LatentsegError) as exc:
+            errors.append(f"k={k}: {exc}")
+    return fits
+
+
+def _rating_choice(fits: Mapping[int, Any], how: str, se_rule: float) -> int | None:
+    """The k a rating family's sweep chooses: lowest BIC, or LOO with the parsimony rule."""
+    if not fits:
+        return None
+    if how == "loo":
+        from latentseg.models.bayes._loo import compare_k
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LatentsegWarning)
+            rec = compare_k([fits[k] for k in sorted(fits)], se_rule=se_rule).attrs.get("recommended_k")
+        return None if rec is None else int(rec)
+    bic = {k: float(r.criteria["bic"]) for k, r in fits.items() if np.isfinite(float(r.criteria.get("bic", np.nan)))}
+    return min(bic, key=lambda k: (bic[k], k)) if bic else None
 
 
 def _cell_path(out_dir: str | os.PathLike[str], cell_id: str, rep: int) -> Path:
@@ -473,6 +743,7 @@ def run_study(
     out_dir: str | os.PathLike[str],
     *,
     n_jobs: int = 1,
+    scheduler: Any = None,
     progress: ProgressCallback | None = None,
     plots: bool = True,
 ) -> StudyResult:
@@ -488,7 +759,13 @@ def run_study(
         mixture, :func:`disagreement_table`, when both are among the methods),
         ``study_config.json`` and the figures.
     n_jobs : int, default 1
-        Worker processes (joblib). Each finished replication is written by its worker at once.
+        Worker processes on this machine (joblib).
+    scheduler : str or dask.distributed.Client, optional
+        Run the replications on a Dask cluster instead: the scheduler's address
+        (``"tcp://host:8786"``) or a connected ``Client`` (needs ``pip install 'latentseg[dask]'``).
+        Every replication is one task; the workers return their rows and this process writes
+        them, so the workers need no shared disk. The tables are those of a local run: every
+        replication's seed depends only on the study seed and its cell.
     progress : callable(done, total, description), optional
     plots : bool, default True
 
@@ -499,7 +776,7 @@ def run_study(
     Raises
     ------
     ConfigError
-        An invalid config or ``n_jobs < 1``.
+        An invalid config, ``n_jobs < 1``, or a scheduler without Dask installed.
 
     Examples
     --------
@@ -510,8 +787,6 @@ def run_study(
     >>> res.summary[["method", "correct_k"]].to_dict("records")
     [{'method': 'gmm-bic', 'correct_k': 1.0}, {'method': 'kmeans-silhouette', 'correct_k': 1.0}]
     """
-    from joblib import Parallel, delayed
-
     if isinstance(config, StudyConfig):
         cfg = config
     elif isinstance(config, Mapping):
@@ -539,18 +814,18 @@ def run_study(
     if progress is not None and resumed:
         progress(done, total, f"{resumed} replication(s) loaded from {out / 'cells'}")
     if todo:
-        runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-        jobs = (delayed(_run_replication)(cfg, cell, rep, cid, str(out)) for cell, rep, cid in todo)
-        for cid, rep, new_rows in runner(jobs):
+        runner = _dask_results(scheduler, cfg, todo) if scheduler is not None else _local_results(n_jobs, cfg, todo)
+        for cid, rep, new_rows in runner:
+            _write_cell(str(out), cid, rep, new_rows)
             rows.extend(new_rows)
             done += 1
             if progress is not None:
                 c = new_rows[0] if new_rows else {}
-                desc = ", ".join(f"{f}={c.get(f)}" for f in GRID_FACTORS) + f", rep {rep + 1}"
+                desc = ", ".join(f"{f}={c.get(f)}" for f in cfg.factors) + f", rep {rep + 1}"
                 progress(done, total, desc)
 
     reps = pd.DataFrame(rows)
-    order = [*GRID_FACTORS, "cell_id", "replication", "method"]
+    order = [*cfg.factors, "cell_id", "replication", "method"]
     reps = reps.sort_values(order, kind="stable").reset_index(drop=True) if len(reps) else reps
     summary = summarize(reps)
     files = {
@@ -559,7 +834,10 @@ def run_study(
     }
     km = next((m for m in ("kmeans-elbow", "kmeans-silhouette") if m in cfg.methods), None)
     if km is not None and "gmm-bic" in cfg.methods and len(reps):
-        dis = disagreement_table(reps, a=km, b="gmm-bic")
+        if cfg.data == "ratings":
+            dis = disagreement_table(reps, a=km, b="gmm-bic", by=[f for f in cfg.factors if f != "k"])
+        else:
+            dis = disagreement_table(reps, a=km, b="gmm-bic")
         files["disagreement"] = _atomic_csv(dis.rename_axis("group").reset_index(), out / "disagreement.csv")
     cfg_path = out / "study_config.json"
     cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
@@ -567,12 +845,45 @@ def run_study(
     if plots and len(summary):
         from latentseg.deliver.plots import write_study_figures
 
-        for p in write_study_figures(summary, out):
+        for p in write_study_figures(summary, out, factors=list(cfg.factors)):
             files[p.stem] = p
     return StudyResult(
         replications=reps, summary=summary, files=files, resumed=resumed, computed=len(todo),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _local_results(n_jobs: int, cfg: StudyConfig, todo: Sequence[tuple[Mapping[str, Any], int, str]]) -> Any:
+    """The replications' results, as each finishes, from ``n_jobs`` local worker processes."""
+    from joblib import Parallel, delayed
+
+    runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    return runner(delayed(_run_replication)(cfg, cell, rep, cid) for cell, rep, cid in todo)
+
+
+#: what to install for ``scheduler=``
+MISSING_DASK = "Running a study on a Dask cluster needs dask.distributed: pip install 'latentseg[dask]'."
+
+
+def _dask_results(scheduler: Any, cfg: StudyConfig, todo: Sequence[tuple[Mapping[str, Any], int, str]]) -> Any:
+    """The replications' results, as each finishes, from a Dask cluster (one task each)."""
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise ConfigError(MISSING_DASK) from None
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, set_as_default=False) if own else scheduler
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"Could not connect to the Dask scheduler {scheduler!r}: {exc}") from None
+    try:
+        futures = [client.submit(_run_replication, cfg, cell, rep, cid, pure=False) for cell, rep, cid in todo]
+        for fut in as_completed(futures, loop=client.loop):
+            yield fut.result()
+            fut.release()
+    finally:
+        if own:
+            client.close()
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
@@ -593,7 +904,9 @@ def summarize(replications: pd.DataFrame) -> pd.DataFrame:
         The design factors, ``method``, ``replications``, ``correct_k``, ``k_chosen`` (mean),
         ``ari_true_k``, ``ari_chosen``, ``ari_vs_kmeans``, ``share_bias`` (mean),
         ``share_rmse`` (root of the mean squared error over segments and replications),
-        ``coverage``, ``failed_fits``.
+        ``coverage``, ``failed_fits``; in a rating study also ``opp_rmse`` (root mean squared
+        error of the segment opportunity, for methods whose centers are on the opportunity
+        scale), ``opp_coverage`` and ``opp_interval_width`` (its intervals, rating families).
     """
     if replications.empty:
         return pd.DataFrame()
@@ -603,7 +916,8 @@ def summarize(replications: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = np.nan
         df[col] = pd.to_numeric(df[col], errors="coerce")
-    keys = [*GRID_FACTORS, "cell_id", "method"]
+    factors = RATING_FACTORS if "design" in df.columns else GRID_FACTORS
+    keys = [*factors, "cell_id", "method"]
     g = df.groupby(keys, sort=True, dropna=False)
     out = g.agg(
         replications=("replication", "count"),
@@ -616,6 +930,7 @@ def summarize(replications: pd.DataFrame) -> pd.DataFrame:
         share_mse=("share_sq_error", "mean"),
         coverage=("coverage", "mean"),
         failed_fits=("n_failed_fits", "sum"),
+        **{col: (col, "mean") for col in ("opp_rmse", "opp_coverage", "opp_interval_width") if col in df.columns},
     ).reset_index()
     out.insert(out.columns.get_loc("share_mse"), "share_rmse", np.sqrt(out.pop("share_mse")))
     return out
@@ -634,13 +949,19 @@ def headline_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
         above the median), with each method's ARI against the truth.
     """
     metrics = ["correct_k", "k_chosen", "ari_true_k", "ari_chosen", "share_bias", "share_rmse", "coverage"]
+    metrics += [m for m in ("opp_rmse", "opp_coverage", "opp_interval_width") if m in summary.columns]
+    factors = RATING_FACTORS if "design" in summary.columns else GRID_FACTORS
     tables: dict[str, pd.DataFrame] = {}
     tables["overall"] = summary.groupby("method")[metrics].mean()
+    if "design" in summary.columns:
+        for m in ("correct_k", "ari_true_k", "share_bias", "coverage", "opp_rmse", "opp_coverage"):
+            if m in summary.columns:
+                tables[f"{m}_by_design"] = summary.pivot_table(index="design", columns="method", values=m, aggfunc="mean")
     tables["by_separation"] = summary.pivot_table(index="separation", columns="method", values="correct_k", aggfunc="mean")
     tables["k_chosen_by_true_k"] = summary.pivot_table(index="k", columns="method", values="k_chosen", aggfunc="mean")
     tables["coverage_by_separation"] = summary.pivot_table(index="separation", columns="method", values="coverage", aggfunc="mean")
     long = []
-    for f in GRID_FACTORS:
+    for f in factors:
         if summary[f].nunique() > 1:
             t = summary.groupby([f, "method"])["ari_true_k"].mean().unstack("method")
             t.index = [f"{f}={v}" for v in t.index]
