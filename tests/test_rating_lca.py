@@ -219,6 +219,14 @@ def test_run_fit_and_assign_on_the_bundled_example(tmp_path):
     assert len(opp) == 24 and {"outcome", "mean", "lower", "upper"} <= set(opp[0])
     assert all(0 <= o["lower"] <= o["mean"] <= o["upper"] <= 20 for s in d["segments"] for o in s["opportunity"])
 
+    # the report's tables carry the model's own segment opportunity, as the JSON does
+    res = invoke("report", str(tmp_path / "models" / "r1"), "-o", str(tmp_path / "out" / "report.html"), "--quiet")
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "out" / "tables" / "segment_opportunity.csv", index_col=0)
+    assert {"segment", "outcome", "opportunity", "opportunity_lower", "opportunity_upper", "class"} <= set(table.columns)
+    first = table[table["segment"] == 1].set_index("outcome")["opportunity"]
+    np.testing.assert_allclose(first[[o["outcome"] for o in opp]].to_numpy(), [o["mean"] for o in opp], rtol=1e-9)
+
     res = invoke("assign", str(tmp_path / "models" / "r1"), survey, "-o", str(tmp_path / "a.csv"), "--quiet")
     assert res.exit_code == 0, res.output
     assigned = pd.read_csv(tmp_path / "a.csv")

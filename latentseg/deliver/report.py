@@ -589,7 +589,8 @@ def _write_side_tables(
     )
     _write_table(ctx, "segment_map", seg_frame, index=False)
     _write_json(ctx, "segment_map", {"model_id": saved.model_id, **(smap_meta or {"segments": seg_frame.to_dict(orient="records")})})
-    for key in ("selection", "sizing", "profile_means", "overlay_summary", "landscape", "cleaning_excluded", "comparison_crosstab", "distal", "dimensions"):
+    for key in ("selection", "sizing", "profile_means", "segment_opportunity", "overlay_summary", "landscape", "cleaning_excluded",
+                "comparison_crosstab", "distal", "dimensions"):
         if key in tables:
             _write_table(ctx, key, tables[key])
     _write_json(ctx, "model_summary", saved.summary())
