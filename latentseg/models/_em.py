@@ -8,7 +8,8 @@ Nothing here knows about a particular model. The pieces:
 - :func:`normalize_log` is the log-sum-exp step of every E-step: log joint densities in,
   responsibilities and per-respondent log-likelihoods out, with one ``exp`` per cell;
 - :func:`start_generators` spawns one independent generator per start from the one seed;
-- :func:`random_partition` and :func:`kmeanspp_partition` are the two kinds of starts;
+- :func:`random_partition`, :func:`kmeanspp_partition` and :func:`hierarchical_partition` are
+  the kinds of starts, the last two on data put on one scale by :func:`standardise`;
 - :func:`replication_report` is the Mplus-style summary of which starts reached the best
   log-likelihood;
 - :func:`provenance` stamps a result with version, seed, data hash and config.
@@ -39,6 +40,8 @@ __all__ = [
     "start_generators",
     "random_partition",
     "kmeanspp_partition",
+    "standardise",
+    "hierarchical_partition",
     "replication_report",
     "provenance",
     "single_threaded",
@@ -347,6 +350,102 @@ def kmeanspp_partition(X: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
     dist = np.stack([_sq_dist_to(Xz, obs, c, has_missing) for c in centers], axis=1)
     labels = dist.argmin(axis=1)
     labels[centers] = np.arange(k)
+    z = np.zeros((n, k))
+    z[np.arange(n), labels] = 1.0
+    return z
+
+
+def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre every column on its mean and divide by its standard deviation (observed values).
+
+    Starting partitions are built on these scale-free coordinates: on raw data a column with a
+    large variance (an earthquake's depth in km, variance ~46,000) decides every distance and a
+    column with a small one (its magnitude, variance 0.16) is ignored.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+        NaN marks a missing value (left as NaN).
+
+    Returns
+    -------
+    Z : ndarray, shape (n, d)
+    center, scale : ndarray, shape (d,)
+        ``Z = (X - center) / scale``; a column without spread gets scale 1.
+
+    Examples
+    --------
+    >>> Z, c, s = standardise(np.array([[1.0, 10.0], [3.0, 30.0]]))
+    >>> Z.tolist(), c.tolist(), s.tolist()
+    ([[-1.0, -1.0], [1.0, 1.0]], [2.0, 20.0], [1.0, 10.0])
+    """
+    center = np.nanmean(X, axis=0)
+    scale = np.nanstd(X, axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return (X - center) / scale, center, scale
+
+
+#: The hierarchical start clusters at most this many respondents (a random subset beyond it) and
+#: assigns the rest to the nearest cluster mean: Ward's agglomeration costs O(m^2) time and memory
+#: (measured: 15 ms for 1,000 rows, 300 ms for 4,000 on the 2-core benchmark machine).
+HC_MAX_ROWS = 1000
+
+_HC_CACHE: dict[bytes, np.ndarray] = {}
+
+
+def hierarchical_partition(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Hard partition from Ward's hierarchical agglomeration of standardised data, cut at ``k``.
+
+    Ward's criterion is the model-based agglomeration of the spherical, equal-volume Gaussian
+    mixture (EII): each merge is the one that lowers the classification likelihood least
+    (Fraley 1998). mclust starts EM from a model-based agglomeration too (its VVV criterion on
+    scaled data); one deterministic start of this kind complements the random ones. Beyond
+    :data:`HC_MAX_ROWS` respondents a random subset (drawn from ``rng``) is clustered and every
+    respondent goes to the nearest cluster mean. The tree does not depend on ``k``, so it is
+    cached (keyed by the rows clustered) and reused when the same data are fitted for several k.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (n, d)
+        Standardised data (:func:`standardise`); NaN is treated as the column mean, 0.
+    k : int
+    rng : Generator
+
+    Returns
+    -------
+    ndarray, shape (n, k), float
+        One-hot responsibilities; every segment non-empty.
+
+    Examples
+    --------
+    >>> Z = np.r_[np.zeros((4, 1)), np.full((3, 1), 5.0)] + np.arange(7)[:, None] / 100
+    >>> hierarchical_partition(Z, 2, np.random.default_rng(0)).sum(axis=0).tolist()
+    [4.0, 3.0]
+    """
+    import hashlib
+
+    from scipy.cluster.hierarchy import cut_tree, fcluster, linkage
+
+    n = Z.shape[0]
+    Zf = np.where(np.isnan(Z), 0.0, Z)
+    rows = np.sort(rng.choice(n, size=HC_MAX_ROWS, replace=False)) if n > HC_MAX_ROWS else None
+    sample = np.ascontiguousarray(Zf if rows is None else Zf[rows])
+    key = hashlib.blake2b(sample.tobytes(), digest_size=16, key=str(sample.shape).encode()).digest()
+    tree = _HC_CACHE.get(key)
+    if tree is None:
+        tree = linkage(sample, method="ward")
+        if len(_HC_CACHE) >= 8:
+            _HC_CACHE.pop(next(iter(_HC_CACHE)))
+        _HC_CACHE[key] = tree
+    labels = fcluster(tree, k, criterion="maxclust") - 1
+    if labels.max() + 1 < k:  # tied merge heights (duplicate rows): cut_tree gives exactly k
+        labels = cut_tree(tree, n_clusters=k).ravel()
+    if rows is not None:
+        means = np.stack([sample[labels == j].mean(axis=0) for j in range(k)])
+        d2 = (Zf * Zf).sum(axis=1)[:, None] - 2.0 * Zf @ means.T + (means * means).sum(axis=1)
+        full = d2.argmin(axis=1)
+        full[rows] = labels
+        labels = full
     z = np.zeros((n, k))
     z[np.arange(n), labels] = 1.0
     return z
