@@ -337,20 +337,28 @@ def _relax(
     return nw, nmu, L @ np.swapaxes(L, -1, -2)
 
 
-def _gains_converged(g_prev: np.ndarray, g_last: np.ndarray, limit: float, ll: np.ndarray) -> np.ndarray:
-    """Whether EM has converged, from the gains of its last two kept steps (``g_last`` the newer).
+#: the stopping rule looks at this many kept steps
+_WINDOW = 5
 
-    Both gains must be at most ``limit``, and so must the gain still to come when the gains keep
-    shrinking at their current rate (Aitken's projection: ``g_last * a / (1 - a)`` with
-    ``a = g_last / g_prev``): a slow crawl (``a`` near 1) is not mistaken for convergence,
-    however small one step is. Gains at rounding level count as converged.
+
+def _gains_converged(gains: np.ndarray, limit: float, ll: np.ndarray) -> np.ndarray:
+    """Whether EM has converged, from the gains of its last kept steps.
+
+    ``gains`` (S, _WINDOW): the absolute log-likelihood gains of each start's last kept steps,
+    oldest first (``inf`` before there are that many). Converged when the gains of the whole window
+    add up to at most ``limit``, and so does the gain still to come if the gains keep shrinking at
+    their rate over the window (Aitken's projection, ``g * a / (1 - a)`` with ``a`` the geometric
+    mean ratio of successive gains): a slow crawl (``a`` near 1) along a flat ridge, where each
+    step gains little but many steps gain much, is not mistaken for convergence. Steps that gain
+    nothing at the rounding level count as converged.
     """
-    small = (g_prev <= limit) & (g_last <= limit)
-    rounding = np.abs(g_last) <= 1e-12 * (1.0 + np.abs(ll))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(g_prev > 0, g_last / g_prev, np.inf)
-        rest = np.where((a >= 0) & (a < 1), np.maximum(g_last, 0.0) * a / (1.0 - a), np.inf)
-    return small & (rounding | (rest <= limit))
+    total = gains.sum(axis=1)
+    last = gains[:, -1]
+    rounding = np.all(gains <= 1e-12 * (1.0 + np.abs(ll))[:, None], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = np.where(gains[:, 0] > 0, (last / gains[:, 0]) ** (1.0 / (gains.shape[1] - 1)), np.inf)
+        rest = np.where((a >= 0) & (a < 1), last * a / (1.0 - a), np.inf)
+    return rounding | ((total <= limit) & (rest <= limit))
 
 
 def _batch_em(
@@ -377,7 +385,7 @@ def _batch_em(
     not fall, otherwise the plain EM step is taken (and always kept), so the kept log-likelihoods
     behave as EM's: they never decrease except through the ``reg`` floor, which also moves EM's own
     fixed point off the exact maximum. A start stops when :func:`_gains_converged` says so for its
-    last two kept steps (``tol`` per respondent); its parameters are then the ones the reported
+    last kept steps (``tol`` per respondent); its parameters are then the ones the reported
     log-likelihood was computed at.
 
     ``init_resp`` holds one function per start returning its initial responsibilities (n, k), so
@@ -398,8 +406,7 @@ def _batch_em(
     acc_ll = np.full(S, -np.inf)
     eta = np.ones(S)
     plain = np.zeros(S, dtype=bool)  # the parameters evaluated next are a plain EM step
-    g_prev = np.full(S, np.inf)
-    g_last = np.full(S, np.inf)
+    gains = np.full((S, _WINDOW), np.inf)  # the last kept steps' gains, oldest first
     n_iter = np.zeros(S, dtype=int)
     conv = np.zeros(S, dtype=bool)
     active = np.arange(S)
@@ -431,9 +438,9 @@ def _batch_em(
         acc = active[ok]
         acc_w[acc], acc_mu[acc], acc_cov[acc] = w[acc], mu[acc], cov[acc]
         acc_ll[acc] = ll[ok]
-        g_prev[acc] = g_last[acc]
-        g_last[acc] = np.abs(gain[ok])
-        done = _gains_converged(g_prev[active], g_last[active], limit, acc_ll[active])
+        gains[acc, :-1] = gains[acc, 1:]
+        gains[acc, -1] = np.abs(gain[ok])
+        done = _gains_converged(gains[active], limit, acc_ll[active])
         broken = ~np.isfinite(ll) & plain[active]  # a plain step gave no finite likelihood
         if it == max_iter:
             conv[active] = done
@@ -602,7 +609,7 @@ def _full_em(
     Xf = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
     w, mu, cov = _full_mstep(Xf, _Patterns(np.ones_like(X, dtype=bool)), R0, None, None, tied, reg)  # type: ignore[arg-type]
     prev = -np.inf
-    gains = np.full(2, np.inf)
+    gains = np.full((1, _WINDOW), np.inf)
     ll = -np.inf
     converged = False
     it = 0
@@ -613,8 +620,9 @@ def _full_em(
             return (float("nan"), it, False, w, mu, cov)
         R, llr = normalize_log(L, out=L)
         ll = float(llr.sum())
-        gains = np.array([gains[1], abs(ll - prev)])
-        if _gains_converged(gains[:1], gains[1:], tol * n, np.array([ll]))[0]:
+        gains[0, :-1] = gains[0, 1:]
+        gains[0, -1] = abs(ll - prev)
+        if _gains_converged(gains, tol * n, np.array([ll]))[0]:
             converged = True
             break
         if it == max_iter:
@@ -886,8 +894,8 @@ def _start_partitions(
     def partition(g: np.random.Generator, kind: str) -> Callable[[], np.ndarray]:
         if k == 1:
             return lambda: np.ones((n, 1))
-        if kind == "hierarchical":
-            return lambda: hierarchical_partition(Z, k, g)
+        if kind.startswith("hierarchical"):
+            return lambda: hierarchical_partition(Z, k, g, model="VVV" if kind.endswith("VVV") else "EII")
         if kind == "kmeans++":
             return lambda: kmeanspp_partition(Z, k, g)
         return lambda: random_partition(n, k, g)
@@ -1021,11 +1029,15 @@ def _diagnostics(
 
 
 def _start_kind(init: str, s: int) -> str:
-    """The kind of start ``s``: "both" starts with the hierarchical partition, then alternates
+    """The kind of start ``s``: "both" starts with the two hierarchical partitions, then alternates
     k-means++ and random partitions."""
     if init == "both":
-        return "hierarchical" if s == 0 else ("kmeans++" if s % 2 == 1 else "random")
+        return _BOTH[s] if s < len(_BOTH) else ("kmeans++" if s % 2 == 0 else "random")
     return init
+
+
+#: the first starts of ``init="both"``: two hierarchical partitions (VVV and Ward / EII agglomeration)
+_BOTH = ("hierarchical-VVV", "hierarchical-EII")
 
 
 def _advice(
