@@ -445,11 +445,11 @@ def hierarchical_partition(Z: np.ndarray, k: int, rng: np.random.Generator, mode
     tree = _cached((key, "ward"), lambda: linkage(sample, method="ward"))
     if model == "VVV" and m_rows > k:
         m = min(m_rows, max(20, 3 * k))
-        pre = _cut(tree, m_rows, m)
+        pre = _cached((key, "cut", m), lambda: _cut(tree, m_rows, m))
         merges = _cached((key, "vvv", m), lambda: _vvv_merges(sample, pre, m))
         labels = _replay(pre, m, merges, k)
     else:
-        labels = _cut(tree, m_rows, k)
+        labels = _cached((key, "cut", k), lambda: _cut(tree, m_rows, k))
     if rows is not None:
         means = np.stack([sample[labels == j].mean(axis=0) for j in range(k)])
         d2 = (Zf * Zf).sum(axis=1)[:, None] - 2.0 * Zf @ means.T + (means * means).sum(axis=1)
@@ -494,7 +494,7 @@ def _vvv_merges(Z: np.ndarray, labels: np.ndarray, m: int) -> list[tuple[int, in
     mean = np.stack([Z[labels == g].mean(axis=0) for g in range(m)])
     dev = Z - mean[labels]
     W = np.stack([dev[labels == g].T @ dev[labels == g] for g in range(m)])
-    reg = 1e-3 * np.eye(d)
+    reg = 1e-3 * float(np.mean(Z.var(axis=0))) * np.eye(d)  # 1e-3 of the average variance
 
     def cost(nn: np.ndarray, WW: np.ndarray) -> np.ndarray:
         return nn * np.linalg.slogdet(WW / nn[:, None, None] + reg)[1]
@@ -570,9 +570,15 @@ def single_threaded() -> Any:
     >>> with single_threaded():
     ...     pass
     """
-    from threadpoolctl import threadpool_limits
+    global _CONTROLLER
+    if _CONTROLLER is None:  # finding the libraries reads /proc/self/maps: ~1 ms, once is enough
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(limits=1)
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1)
+
+
+_CONTROLLER: Any = None
 
 
 # ---------------------------------------------------------------------------------------- report

@@ -44,6 +44,7 @@ missingness patterns (not respondents), so many distinct patterns make them slow
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -183,6 +184,21 @@ class _Start:
 
 
 # ============================================================================ diagonal family
+@functools.lru_cache(maxsize=64)
+def _pairs(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of every upper-triangle cell (a <= b), the diagonal's positions, and the
+    factor (-0.5 on the diagonal, -1 off it) that turns a precision matrix into the coefficients
+    of the products ``x_a x_b`` in a log density."""
+    a, b = np.triu_indices(d)
+    a.setflags(write=False)
+    b.setflags(write=False)
+    diag = np.arange(d)
+    diag.setflags(write=False)
+    factor = np.where(a == b, -0.5, -1.0)
+    factor.setflags(write=False)
+    return a, b, diag, factor
+
+
 def _design(Zc: np.ndarray, obs: np.ndarray | None, full: bool = False) -> np.ndarray:
     """Features of every respondent, one column each, whose products with coefficient rows give
     log densities (E-step) and, weighted by responsibilities, the M-step's sufficient statistics.
@@ -195,7 +211,7 @@ def _design(Zc: np.ndarray, obs: np.ndarray | None, full: bool = False) -> np.nd
     n, d = Zc.shape
     XT = Zc.T
     if full:
-        a, b = np.triu_indices(d)
+        a, b, _, _ = _pairs(d)
         q = a.size
         FT = np.empty((q + d + 1, n))
         np.multiply(XT[a], XT[b], out=FT[:q])
@@ -249,11 +265,11 @@ def _full_coefficients(means: np.ndarray, chol: np.ndarray, logw: np.ndarray) ->
     means: (..., k, d); chol: (..., k, d, d) lower Cholesky factors of S_k; logw: (..., k).
     """
     d = means.shape[-1]
-    a, b = np.triu_indices(d)
+    a, b, _, factor = _pairs(d)
     Linv = np.linalg.inv(chol)
     P = np.swapaxes(Linv, -1, -2) @ Linv  # precision
     logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    quad = P[..., a, b] * np.where(a == b, -0.5, -1.0)
+    quad = P[..., a, b] * factor
     Pmu = np.einsum("...ij,...j->...i", P, means)
     const = logw - 0.5 * (d * _LOG_2PI + logdet + np.einsum("...i,...i->...", means, Pmu))
     return np.concatenate([quad, Pmu, const[..., None]], axis=-1)
@@ -272,7 +288,7 @@ def _mstep(
     Nk = T[..., -1] + eps  # (S, k)
     weights = Nk / n
     if family == "full":
-        a, b = np.triu_indices(d)
+        a, b, idx, _ = _pairs(d)
         q = a.size
         S2 = np.empty(T.shape[:-1] + (d, d))
         S2[..., a, b] = T[..., :q]
@@ -283,7 +299,6 @@ def _mstep(
             cov = scatter / Nk[..., None, None]
         else:
             cov = np.broadcast_to((scatter.sum(axis=-3) / n)[..., None, :, :], scatter.shape).copy()
-        idx = np.arange(d)
         cov[..., idx, idx] += reg
         return weights, means, cov
     S2 = T[..., :d]
@@ -331,7 +346,7 @@ def _relax(
     La, Le = _safe_cholesky(cov, reg), _safe_cholesky(mcov, reg)
     e4 = eta[:, None, None, None]
     L = La + e4 * (Le - La)
-    idx = np.arange(cov.shape[-1])
+    idx = _pairs(cov.shape[-1])[2]
     da, de = np.log(La[..., idx, idx]), np.log(Le[..., idx, idx])
     L[..., idx, idx] = np.exp(da + e3 * (de - da))
     return nw, nmu, L @ np.swapaxes(L, -1, -2)
@@ -352,13 +367,17 @@ def _gains_converged(gains: np.ndarray, limit: float, ll: np.ndarray) -> np.ndar
     step gains little but many steps gain much, is not mistaken for convergence. Steps that gain
     nothing at the rounding level count as converged.
     """
-    total = gains.sum(axis=1)
-    last = gains[:, -1]
-    rounding = np.all(gains <= 1e-12 * (1.0 + np.abs(ll))[:, None], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        a = np.where(gains[:, 0] > 0, (last / gains[:, 0]) ** (1.0 / (gains.shape[1] - 1)), np.inf)
-        rest = np.where((a >= 0) & (a < 1), last * a / (1.0 - a), np.inf)
-    return rounding | ((total <= limit) & (rest <= limit))
+    rounding = gains.max(axis=1) <= 1e-12 * (1.0 + np.abs(ll))
+    small = gains.sum(axis=1) <= limit
+    out = rounding | small
+    if not small.any():  # the common case while EM runs: nothing more to compute
+        return out
+    first, last = gains[small, 0], gains[small, -1]
+    ratio = last / np.maximum(first, 1e-300)
+    a = np.where(first > 0, ratio ** (1.0 / (gains.shape[1] - 1)), 1.0)  # geometric mean ratio
+    rest = np.where(a < 1, last * a / np.maximum(1.0 - a, 1e-300), np.inf)
+    out[small] = rounding[small] | (rest <= limit)
+    return out
 
 
 def _batch_em(
