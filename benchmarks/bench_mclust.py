@@ -171,7 +171,7 @@ def run_ours(frame: Any, seed: int) -> tuple[dict[tuple[str, int], dict], float]
                 "n_params": int(r.criteria["n_params"]),
                 "converged": bool(r.converged),
                 "n_iter": int(d["n_iter"]),
-                "best_init": d["start_init"][int(d.get("best_start", 0))] if "best_start" in d else None,
+                "best_init": d["start_init"][d["best_start"]],
                 "near_singular": d.get("near_singular", []),
             }
     return cells, time.perf_counter() - t0

@@ -25,21 +25,30 @@ and variances over the observed cells). For the full structures (EEE, VVV) EM al
 unobserved coordinates as missing data (conditional means and covariances given the observed
 ones, computed once per missingness pattern), which maximises the same observed-data likelihood.
 
-Starts are k-means++ seedings and random partitions. Every start runs to convergence; the
+Starts (built on standardised data, so that no column's unit decides them) are a VVV
+model-based hierarchical agglomeration, Ward's agglomeration, k-means++ seedings and random
+partitions (docs/methods.md, section 2). Every start runs to convergence; the
 replication report (how many starts reached the best log-likelihood, as Mplus reports) and each
 start's final log-likelihood go into the diagnostics. Starts that end in a degenerate solution
 (a variance collapsed onto the floor ``reg_covar``, where the likelihood is unbounded, or an empty
 segment) are set aside when choosing the best start, and are counted; if every start is
 degenerate the result says so (``converged`` False, a :class:`ConvergenceWarning` with advice).
 
-Speed. For the diagonal and spherical structures all starts run together: the E-step is one
-matrix product between the stacked coefficient rows of every start and segment and the design
-``[x^2; x; 1]`` (respondents on the contiguous axis), followed by one ``exp`` per cell, and the
-M-step sums are one more matrix product; respondents are processed in chunks, so memory stays
-bounded. Steps are adaptively over-relaxed (Salakhutdinov & Roweis 2003): a step that would lower
-the log-likelihood is replaced by the plain EM step, so the kept log-likelihoods never decrease.
-The full structures run plain EM one start at a time; with missing values they loop over
-missingness patterns (not respondents), so many distinct patterns make them slower.
+A segment whose covariance is near-singular relative to the column variances and its size is
+flagged (``diagnostics["near_singular"]``, ``diagnostics["near_singular_reason"]``) and excluded
+from choosing k by :func:`latentseg.choose.selection.select`.
+
+Speed. EM runs on standardised data (spherical structures: one common scale). All starts run
+together: the E-step is one matrix product between the stacked coefficient rows of every start
+and segment and the design ``[x^2; x; 1]`` (diagonal) or ``[x_a x_b (a <= b); x; 1]`` (full;
+respondents on the contiguous axis), followed by one ``exp`` per cell, and the M-step's
+sufficient statistics are one more matrix product; respondents are processed in chunks, so
+memory stays bounded. Steps are adaptively over-relaxed (Salakhutdinov & Roweis 2003): a step
+that would lower the log-likelihood is replaced by the plain EM step, so the kept
+log-likelihoods never decrease. A start stops when the gains of its last five kept steps, and
+Aitken's projection of the gains to come, are small (:func:`_gains_converged`). The full
+structures with missing values run plain EM one start at a time, looping over missingness
+patterns (not respondents), so many distinct patterns make them slower.
 """
 
 from __future__ import annotations
@@ -183,7 +192,7 @@ class _Start:
     degenerate: list[str]
 
 
-# ============================================================================ diagonal family
+# ============================================================================ batch EM (every structure)
 @functools.lru_cache(maxsize=64)
 def _pairs(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Row and column of every upper-triangle cell (a <= b), the diagonal's positions, and the
@@ -410,8 +419,10 @@ def _batch_em(
     ``init_resp`` holds one function per start returning its initial responsibilities (n, k), so
     that only one start's partition is in memory at a time.
 
-    Returns one tuple per start: (loglik, n_iter, converged, weights, means, covariances), the
-    covariances as (k, d) variances or (k, d, d) matrices.
+    Returns one tuple per start: (loglik, n_iter, converged, weights, means, covariances,
+    collapsed), the covariances as (k, d) variances or (k, d, d) matrices; ``collapsed`` says the
+    start was stopped early because a variance collapsed onto ``reg`` (on the standardised scale,
+    to within ``COLLAPSE_FRACTION``) or a segment emptied.
     """
     n = FT.shape[1]
     S = len(init_resp)
@@ -428,6 +439,7 @@ def _batch_em(
     gains = np.full((S, _WINDOW), np.inf)  # the last kept steps' gains, oldest first
     n_iter = np.zeros(S, dtype=int)
     conv = np.zeros(S, dtype=bool)
+    stopped = np.zeros(S, dtype=bool)  # stopped early: collapsed or emptied a segment
     active = np.arange(S)
     limit = tol * n
     step = max(1, chunk_cells // (S * k))
@@ -461,11 +473,12 @@ def _batch_em(
         gains[acc, -1] = np.abs(gain[ok])
         done = _gains_converged(gains[active], limit, acc_ll[active])
         broken = ~np.isfinite(ll) & plain[active]  # a plain step gave no finite likelihood
+        collapsed = ok & stopped[active]  # its EM update collapsed (below), and that was kept
         if it == max_iter:
             conv[active] = done
             break
         conv[active[done]] = True
-        keep = ~(done | broken)
+        keep = ~(done | broken | collapsed)
         if not keep.any():
             break
         # EM update from the accepted parameters (sums computed at them this pass)
@@ -474,6 +487,15 @@ def _batch_em(
             nw, nmu, ncov = _mstep(T.reshape(A, k, -1)[kept_ok], d, n, structure, reg, missing)
             idx = active[kept_ok]
             em_w[idx], em_mu[idx], em_cov[idx] = nw, nmu, ncov
+            # EM itself puts a variance onto the floor (where the likelihood is unbounded): the
+            # start will be set aside, so it stops at its next evaluation instead of crawling on
+            # to max_iter. A Cholesky pivot (a conditional variance) bounds the smallest
+            # eigenvalue from above and is at least its column's floor.
+            if full:
+                spread = np.diagonal(_safe_cholesky(ncov, reg), axis1=-2, axis2=-1) ** 2 - reg
+            else:
+                spread = ncov - reg
+            stopped[idx] = spread.min(axis=(1, 2)) <= COLLAPSE_FRACTION
         idx_ok = active[kept_ok]
         idx_bad = active[~ok & keep]
         eta[idx_bad] = 1.0
@@ -488,7 +510,8 @@ def _batch_em(
             eta[idx_ok] = np.minimum(eta[idx_ok] * _ETA_GROWTH, _ETA_MAX)
         active = active[keep]
     return [
-        (float(acc_ll[s]), int(n_iter[s]), bool(conv[s]), acc_w[s].copy(), acc_mu[s].copy(), acc_cov[s].copy())
+        (float(acc_ll[s]), int(n_iter[s]), bool(conv[s]), acc_w[s].copy(), acc_mu[s].copy(), acc_cov[s].copy(),
+         bool(stopped[s]))
         for s in range(S)
     ]
 
@@ -782,16 +805,19 @@ def fit_gmm(
     n_init : int, default 10
         Number of starts; each runs to convergence.
     init : {"both", "kmeans++", "random"}, default "both"
-        Starting partitions: nearest k-means++ seed, a uniformly random partition, or alternating
-        (even starts k-means++, odd starts random).
+        Starting partitions, built on standardised data: nearest k-means++ seed, a uniformly
+        random partition, or "both": the VVV and the Ward (EII) hierarchical agglomerations first
+        (deterministic up to n = 1,000; a seeded subset beyond), then k-means++ and random
+        partitions in turn. With k = 1 one start is run (they would all be the same).
     max_iter : int, default 500
         EM iterations per start.
     tol : float, default 1e-6
-        Convergence per respondent: a start has converged when its log-likelihood gains at most
-        ``tol * n`` in an iteration (scikit-learn's ``tol`` has the same meaning, default 1e-3);
-        the accelerated diagonal EM asks for two such iterations in a row. The default keeps the
-        reported log-likelihoods accurate to well within the 0.01 used by the replication report
-        for surveys up to about 10^4 respondents.
+        Convergence per respondent: a start has converged when its last five kept steps together
+        gained at most ``tol * n``, and so would the steps to come if the gains kept shrinking at
+        their rate (Aitken's projection); one small step is not enough. (scikit-learn's ``tol``
+        is per respondent too, default 1e-3, and stops after one small step.) The default keeps
+        the reported log-likelihoods accurate to well within the 0.01 used by the replication
+        report for surveys up to about 10^4 respondents.
     reg_covar : float, default 1e-6
         Added to every variance (diagonal of every covariance) in each M-step, in data units.
     random_seed : int, optional
@@ -804,8 +830,10 @@ def fit_gmm(
         (VII, VVI) or ``covariances (k, d, d)`` (VVV); ``shared_params``: ``variances (d,)``
         (EII, EEI) or ``covariance (d, d)`` (EEE). ``criteria`` from
         :func:`latentseg.models._criteria.information_criteria`; ``diagnostics`` with
-        ``converged, warnings, n_iter, n_starts, n_best, share_best, start_logliks,
-        start_converged, start_degenerate``.
+        ``converged, warnings, n_iter, n_starts, n_best, share_best, start_logliks, start_init,
+        start_converged, start_degenerate``, and ``near_singular`` (one entry per near-singular
+        segment: ``segment``, ``size``, ``smallest_eigenvalue`` of the covariance over the column
+        variances, ``threshold``) with ``near_singular_reason`` (the sentence, '' when none).
 
     Raises
     ------
@@ -818,7 +846,8 @@ def fit_gmm(
     -----
     ConvergenceWarning
         The chosen solution did not converge, is degenerate (a collapsed variance, an empty
-        segment) or has a near-empty segment; the same text is in ``diagnostics["warnings"]``.
+        segment), has a near-empty or a near-singular segment; the same text is in
+        ``diagnostics["warnings"]``.
 
     Notes
     -----
@@ -962,13 +991,16 @@ def _run_starts(
             del FT
         else:
             patterns = _Patterns(obs)
-            runs = [_full_em(Z, patterns, structure, make(), max_iter=max_iter, tol=tol, reg=reg) for make in resp0]
+            runs = [(*_full_em(Z, patterns, structure, make(), max_iter=max_iter, tol=tol, reg=reg), False)
+                    for make in resp0]
     starts = []
     outer = scale[:, None] * scale[None, :]
-    for kind, (ll, it, conv, w, mu, cov) in zip(kinds, runs):
+    for kind, (ll, it, conv, w, mu, cov, collapsed) in zip(kinds, runs):
         cov = cov * (scale**2 if family == "diag" else outer)
         ll = ll - jacobian
         deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
+        if collapsed and not deg:  # stopped on the way to a collapse
+            deg = [f"collapse:{int(np.argmin(w))}"]
         starts.append(_Start(kind, ll, it, conv, w, mu * scale, cov, deg))
     return starts, center
 
@@ -1035,6 +1067,7 @@ def _diagnostics(
         "share_best": rep["share_best"],
         "best_loglik": loglik,
         "start_logliks": rep["start_logliks"],
+        "best_start": int(rep["best"]),
         "start_init": [s.init for s in starts],
         "start_converged": [s.converged for s in starts],
         "start_n_iter": [s.n_iter for s in starts],
