@@ -190,6 +190,7 @@ class _Start:
     means: np.ndarray  # (k, d)
     cov: np.ndarray  # diag: (k, d) variances; full: (k, d, d)
     degenerate: list[str]
+    stopped: str = ""  # "collapsed" / "pruned": stopped before convergence (see _batch_em)
 
 
 # ============================================================================ batch EM (every structure)
@@ -363,6 +364,10 @@ def _relax(
 
 #: the stopping rule looks at this many kept steps
 _WINDOW = 5
+#: pruning of starts that cannot catch up with the best one (see _batch_em)
+_PRUNE_AFTER = 50
+_PRUNE_MARGIN = 5.0
+_PRUNE_FACTOR = 100.0
 
 
 def _gains_converged(gains: np.ndarray, limit: float, ll: np.ndarray) -> np.ndarray:
@@ -381,12 +386,19 @@ def _gains_converged(gains: np.ndarray, limit: float, ll: np.ndarray) -> np.ndar
     out = rounding | small
     if not small.any():  # the common case while EM runs: nothing more to compute
         return out
-    first, last = gains[small, 0], gains[small, -1]
-    ratio = last / np.maximum(first, 1e-300)
-    a = np.where(first > 0, ratio ** (1.0 / (gains.shape[1] - 1)), 1.0)  # geometric mean ratio
-    rest = np.where(a < 1, last * a / np.maximum(1.0 - a, 1e-300), np.inf)
-    out[small] = rounding[small] | (rest <= limit)
+    out[small] = rounding[small] | (_projected_rest(gains[small]) <= limit)
     return out
+
+
+def _projected_rest(gains: np.ndarray) -> np.ndarray:
+    """Aitken's projection of the gain still to come, from the gains of the last kept steps
+    (S, _WINDOW), oldest first: ``g a / (1 - a)`` with ``a`` their geometric mean ratio; ``inf``
+    when the gains do not shrink (or the window is not full yet)."""
+    first, last = gains[:, 0], gains[:, -1]
+    with np.errstate(invalid="ignore"):
+        ratio = last / np.maximum(first, 1e-300)
+    a = np.where(np.isfinite(first) & (first > 0), ratio ** (1.0 / (gains.shape[1] - 1)), 1.0)
+    return np.where(a < 1, last * a / np.maximum(1.0 - a, 1e-300), np.inf)
 
 
 def _batch_em(
@@ -420,9 +432,10 @@ def _batch_em(
     that only one start's partition is in memory at a time.
 
     Returns one tuple per start: (loglik, n_iter, converged, weights, means, covariances,
-    collapsed), the covariances as (k, d) variances or (k, d, d) matrices; ``collapsed`` says the
-    start was stopped early because a variance collapsed onto ``reg`` (on the standardised scale,
-    to within ``COLLAPSE_FRACTION``) or a segment emptied.
+    stopped), the covariances as (k, d) variances or (k, d, d) matrices; ``stopped`` is
+    ``"collapsed"`` for a start stopped early because its EM update put a variance onto ``reg``
+    (on the standardised scale, to within ``COLLAPSE_FRACTION``), ``"pruned"`` for one stopped
+    because it could not catch up with the best start, ``""`` otherwise.
     """
     n = FT.shape[1]
     S = len(init_resp)
@@ -439,7 +452,8 @@ def _batch_em(
     gains = np.full((S, _WINDOW), np.inf)  # the last kept steps' gains, oldest first
     n_iter = np.zeros(S, dtype=int)
     conv = np.zeros(S, dtype=bool)
-    stopped = np.zeros(S, dtype=bool)  # stopped early: collapsed or emptied a segment
+    stopped = np.zeros(S, dtype=bool)  # stopped early: a variance collapsed onto the floor
+    pruned = np.zeros(S, dtype=bool)  # stopped early: too far below the best start to catch up
     active = np.arange(S)
     limit = tol * n
     step = max(1, chunk_cells // (S * k))
@@ -473,12 +487,21 @@ def _batch_em(
         gains[acc, -1] = np.abs(gain[ok])
         done = _gains_converged(gains[active], limit, acc_ll[active])
         broken = ~np.isfinite(ll) & plain[active]  # a plain step gave no finite likelihood
-        collapsed = ok & stopped[active]  # its EM update collapsed (below), and that was kept
+        halt = ok & stopped[active]  # its EM update collapsed (below), and that was kept
+        # a start that cannot catch up with the best one stops (em-EM pruning, Biernacki et al.
+        # 2003): below the best log-likelihood reached so far by more than _PRUNE_MARGIN plus
+        # _PRUNE_FACTOR times its own projected remaining gain, after _PRUNE_AFTER iterations
+        if it > _PRUNE_AFTER:
+            reach = acc_ll[active] + _PRUNE_MARGIN + _PRUNE_FACTOR * _projected_rest(gains[active])
+            alive = np.isfinite(acc_ll) & ~stopped  # collapsed starts are set aside: not the bar
+            behind = ok & (reach < acc_ll[alive].max(initial=-np.inf)) & ~done
+            pruned[active[behind]] = True
+            halt |= behind
         if it == max_iter:
             conv[active] = done
             break
         conv[active[done]] = True
-        keep = ~(done | broken | collapsed)
+        keep = ~(done | broken | halt)
         if not keep.any():
             break
         # EM update from the accepted parameters (sums computed at them this pass)
@@ -511,7 +534,7 @@ def _batch_em(
         active = active[keep]
     return [
         (float(acc_ll[s]), int(n_iter[s]), bool(conv[s]), acc_w[s].copy(), acc_mu[s].copy(), acc_cov[s].copy(),
-         bool(stopped[s]))
+         "collapsed" if stopped[s] and not pruned[s] else ("pruned" if pruned[s] else ""))
         for s in range(S)
     ]
 
@@ -991,17 +1014,17 @@ def _run_starts(
             del FT
         else:
             patterns = _Patterns(obs)
-            runs = [(*_full_em(Z, patterns, structure, make(), max_iter=max_iter, tol=tol, reg=reg), False)
+            runs = [(*_full_em(Z, patterns, structure, make(), max_iter=max_iter, tol=tol, reg=reg), "")
                     for make in resp0]
     starts = []
     outer = scale[:, None] * scale[None, :]
-    for kind, (ll, it, conv, w, mu, cov, collapsed) in zip(kinds, runs):
+    for kind, (ll, it, conv, w, mu, cov, early) in zip(kinds, runs):
         cov = cov * (scale**2 if family == "diag" else outer)
         ll = ll - jacobian
         deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
-        if collapsed and not deg:  # stopped on the way to a collapse
+        if early == "collapsed" and not deg:  # stopped on the way to a collapse
             deg = [f"collapse:{int(np.argmin(w))}"]
-        starts.append(_Start(kind, ll, it, conv, w, mu * scale, cov, deg))
+        starts.append(_Start(kind, ll, it, conv, w, mu * scale, cov, deg, early))
     return starts, center
 
 
@@ -1072,6 +1095,9 @@ def _diagnostics(
         "start_converged": [s.converged for s in starts],
         "start_n_iter": [s.n_iter for s in starts],
         "start_degenerate": [bool(s.degenerate) for s in starts],
+        # starts stopped before convergence: "collapsed" (set aside) or "pruned" (too far below
+        # the best start to catch up); "" for the others
+        "start_stopped": [s.stopped for s in starts],
         # degenerate starts (collapsed variance, empty segment) are set aside when choosing the best
         "n_degenerate_starts": sum(bool(s.degenerate) for s in starts),
         # Mplus's check: was the best log-likelihood reached by more than one start?
