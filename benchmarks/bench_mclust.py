@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import os
 import platform
 import shutil
@@ -184,6 +185,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--dump", help="also write the report here (any run)")
+    ap.add_argument("--extra-seeds", type=int, nargs="*", default=[2, 3],
+                    help="seeds whose cells are compared too (not timed): how much is luck of the seed")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     names = args.datasets or ([d[0] for d in DATASETS[:3]] if args.quick else [d[0] for d in DATASETS])
@@ -230,6 +233,16 @@ def main() -> None:
                     else:
                         equal += 1
                 rows.append(row)
+    by_seed = {args.seed: [f"{r['data']} {r['structure']} k={r['k']}: {r['diff']:+.3f}" for r in worse]}
+    for seed in ([] if args.quick else args.extra_seeds):
+        lost = []
+        for name in names:
+            cells_seed, _ = run_ours(frames[name], seed)
+            for (s, k), o in cells_seed.items():
+                m = mc_cells[(name, s, k)]["loglik"]
+                if m is not None and (o["loglik"] is None or o["loglik"] < m - WORSE_TOL):
+                    lost.append(f"{name} {s} k={k}: " + ("failed" if o["loglik"] is None else f"{o['loglik'] - m:+.3f}"))
+        by_seed[seed] = lost
     mc_time = sum(min(mc_cells[(n, "EII", 1)]["seconds"]) for n in names)
     our_time = sum(min(our_times[n]) for n in names)
     per_data = {
@@ -245,6 +258,8 @@ def main() -> None:
         "cells": len(rows),
         "compared": len(rows) - len(mc_na) - len(ours_fail),
         "worse_than_mclust": len(worse),
+        "worse_than_mclust_by_seed": {str(sd): len(v) for sd, v in by_seed.items()},
+        "worse_cells_by_seed": {str(sd): v for sd, v in by_seed.items()},
         "better_than_mclust": len(better),
         "equal_within_1e-3": equal,
         "mclust_na": mc_na,
@@ -252,6 +267,8 @@ def main() -> None:
         "max_gain": max((r["diff"] for r in better), default=0.0),
         "max_loss": min((r["diff"] for r in worse), default=0.0),
         "near_singular_cells": [f"{r['data']} {r['structure']} k={r['k']}" for r in rows if r["near_singular"]],
+        "best_start_kinds": dict(Counter(c["best_init"] for n in names for c in our_cells[n].values()
+                                         if c.get("best_init"))),
         "mclust_seconds": mc_time,
         "latentseg_seconds": our_time,
         "time_ratio": our_time / mc_time,

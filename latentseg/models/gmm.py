@@ -826,7 +826,10 @@ def fit_gmm(
         whichever has the lower BIC (EEI on a tie), as mclust chooses a structure; both BICs in
         ``settings["covariance_bic"]``, the chosen one in ``settings["covariance"]``.
     n_init : int, default 10
-        Number of starts; each runs to convergence.
+        Number of starts. Each runs to convergence, except a start whose EM update puts a variance
+        onto the ``reg_covar`` floor (it stops there and is set aside as degenerate) and, after 50
+        iterations, one too far below the best non-degenerate start to catch up (more than 5 plus
+        100 times its own projected remaining gain; ``diagnostics["start_stopped"]``).
     init : {"both", "kmeans++", "random"}, default "both"
         Starting partitions, built on standardised data: nearest k-means++ seed, a uniformly
         random partition, or "both": the VVV and the Ward (EII) hierarchical agglomerations first
