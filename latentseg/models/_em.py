@@ -427,10 +427,10 @@ def hierarchical_partition(Z: np.ndarray, k: int, rng: np.random.Generator, mode
     Examples
     --------
     >>> Z = np.r_[np.zeros((4, 1)), np.full((3, 1), 5.0)] + np.arange(7)[:, None] / 100
-    >>> hierarchical_partition(Z, 2, np.random.default_rng(0)).sum(axis=0).tolist()
-    [4.0, 3.0]
-    >>> hierarchical_partition(Z, 2, np.random.default_rng(0), model="VVV").sum(axis=0).tolist()
-    [4.0, 3.0]
+    >>> sorted(hierarchical_partition(Z, 2, np.random.default_rng(0)).sum(axis=0).tolist())
+    [3.0, 4.0]
+    >>> sorted(hierarchical_partition(Z, 2, np.random.default_rng(0), model="VVV").sum(axis=0).tolist())
+    [3.0, 4.0]
     """
     import hashlib
 
