@@ -336,11 +336,13 @@ _ETA_MAX = 16.0
 
 def _relax(
     w: np.ndarray, mu: np.ndarray, cov: np.ndarray, mw: np.ndarray, mmu: np.ndarray, mcov: np.ndarray,
-    eta: np.ndarray, reg: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    eta: np.ndarray, reg: np.ndarray, chols: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Step from (w, mu, cov) past the EM update (mw, mmu, mcov) by the factor eta (per start), on
     log weights, means and log variances (diagonal) or Cholesky factors with log diagonals (full:
-    every relaxed covariance stays positive definite); eta = 1 gives the EM update itself."""
+    every relaxed covariance stays positive definite); eta = 1 gives the EM update itself. Full
+    covariances: ``chols`` holds the Cholesky factors of ``cov`` and ``mcov`` when known, and the
+    relaxed covariances' factors are returned fourth."""
     e = eta[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         lw = np.log(w) + e * (np.log(mw) - np.log(w))
@@ -353,13 +355,13 @@ def _relax(
     if cov.ndim == 3:  # variances (S, k, d)
         ncov = np.maximum(np.exp(np.log(cov) + e3 * (np.log(mcov) - np.log(cov))), reg)
         return nw, nmu, ncov
-    La, Le = _safe_cholesky(cov, reg), _safe_cholesky(mcov, reg)
+    La, Le = chols if chols is not None else (_safe_cholesky(cov, reg), _safe_cholesky(mcov, reg))
     e4 = eta[:, None, None, None]
     L = La + e4 * (Le - La)
     idx = _pairs(cov.shape[-1])[2]
     da, de = np.log(La[..., idx, idx]), np.log(Le[..., idx, idx])
     L[..., idx, idx] = np.exp(da + e3 * (de - da))
-    return nw, nmu, L @ np.swapaxes(L, -1, -2)
+    return nw, nmu, L @ np.swapaxes(L, -1, -2), L
 
 
 #: the stopping rule looks at this many kept steps
@@ -446,6 +448,10 @@ def _batch_em(
     # accepted parameters, their log-likelihood and their EM update
     acc_w, acc_mu, acc_cov = w.copy(), mu.copy(), cov.copy()
     em_w, em_mu, em_cov = w.copy(), mu.copy(), cov.copy()
+    # full structures: Cholesky factors of the current, accepted and EM-update covariances, each
+    # computed once (the relaxation works on them, and a relaxed factor is the new one)
+    chol = _safe_cholesky(cov, reg) if full else cov
+    acc_chol, em_chol = chol.copy(), chol.copy()
     acc_ll = np.full(S, -np.inf)
     eta = np.ones(S)
     plain = np.zeros(S, dtype=bool)  # the parameters evaluated next are a plain EM step
@@ -463,7 +469,7 @@ def _batch_em(
         with np.errstate(divide="ignore"):
             logw = np.log(w[active])
         if full:
-            W = _full_coefficients(mu[active], _safe_cholesky(cov[active], reg), logw)
+            W = _full_coefficients(mu[active], chol[active], logw)
         else:
             W = _diag_coefficients(mu[active], cov[active], logw, missing)
         W = W.reshape(A * k, -1)
@@ -482,6 +488,8 @@ def _batch_em(
         ok = ((gain >= -1e-9 * (1.0 + np.abs(ll))) | plain[active]) & np.isfinite(ll)
         acc = active[ok]
         acc_w[acc], acc_mu[acc], acc_cov[acc] = w[acc], mu[acc], cov[acc]
+        if full:
+            acc_chol[acc] = chol[acc]
         acc_ll[acc] = ll[ok]
         gains[acc, :-1] = gains[acc, 1:]
         gains[acc, -1] = np.abs(gain[ok])
@@ -515,7 +523,8 @@ def _batch_em(
             # to max_iter. A Cholesky pivot (a conditional variance) bounds the smallest
             # eigenvalue from above and is at least its column's floor.
             if full:
-                spread = np.diagonal(_safe_cholesky(ncov, reg), axis1=-2, axis2=-1) ** 2 - reg
+                em_chol[idx] = _safe_cholesky(ncov, reg)
+                spread = np.diagonal(em_chol[idx], axis1=-2, axis2=-1) ** 2 - reg
             else:
                 spread = ncov - reg
             stopped[idx] = spread.min(axis=(1, 2)) <= COLLAPSE_FRACTION
@@ -523,13 +532,18 @@ def _batch_em(
         idx_bad = active[~ok & keep]
         eta[idx_bad] = 1.0
         w[idx_bad], mu[idx_bad], cov[idx_bad] = em_w[idx_bad], em_mu[idx_bad], em_cov[idx_bad]
+        if full:
+            chol[idx_bad] = em_chol[idx_bad]
         plain[idx_bad] = True
         plain[idx_ok] = False
         if idx_ok.size:
-            w[idx_ok], mu[idx_ok], cov[idx_ok] = _relax(
+            relaxed = _relax(
                 acc_w[idx_ok], acc_mu[idx_ok], acc_cov[idx_ok], em_w[idx_ok], em_mu[idx_ok], em_cov[idx_ok],
-                eta[idx_ok], reg,
+                eta[idx_ok], reg, (acc_chol[idx_ok], em_chol[idx_ok]) if full else None,
             )
+            w[idx_ok], mu[idx_ok], cov[idx_ok] = relaxed[:3]
+            if full:
+                chol[idx_ok] = relaxed[3]
             eta[idx_ok] = np.minimum(eta[idx_ok] * _ETA_GROWTH, _ETA_MAX)
         active = active[keep]
     return [
