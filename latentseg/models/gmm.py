@@ -27,7 +27,8 @@ ones, computed once per missingness pattern), which maximises the same observed-
 
 Starts (built on standardised data, so that no column's unit decides them) are a VVV
 model-based hierarchical agglomeration, Ward's agglomeration, k-means++ seedings and random
-partitions (docs/methods.md, section 2). Every start runs to convergence; the
+partitions (docs/methods.md, section 2). Every start runs to convergence (except those stopped
+early: see ``n_init`` in :func:`fit_gmm`); the
 replication report (how many starts reached the best log-likelihood, as Mplus reports) and each
 start's final log-likelihood go into the diagnostics. Starts that end in a degenerate solution
 (a variance collapsed onto the floor ``reg_covar``, where the likelihood is unbounded, or an empty
