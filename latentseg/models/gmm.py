@@ -48,7 +48,8 @@ memory stays bounded. Steps are adaptively over-relaxed (Salakhutdinov & Roweis 
 that would lower the log-likelihood is replaced by the plain EM step, so the kept
 log-likelihoods never decrease. A start stops when the gains of its last five kept steps, and
 Aitken's projection of the gains to come, are small (:func:`_gains_converged`). The full
-structures with missing values run plain EM one start at a time, looping over missingness
+structures with missing values (or a design larger than ``FULL_DESIGN_MAX_BYTES``) run plain EM
+one start at a time, looping over missingness
 patterns (not respondents), so many distinct patterns make them slower.
 """
 
@@ -736,6 +737,11 @@ def _degeneracy(
     return reasons
 
 
+#: the full structures run all starts together through a design of d(d+1)/2 + d + 1 rows per
+#: respondent while it takes at most this many bytes (d = 20: up to about 290,000 respondents);
+#: beyond it (or with missing values) each start runs plain EM on the data itself
+FULL_DESIGN_MAX_BYTES = 512 * 2**20
+
 #: a segment of ``n_k`` respondents whose covariance has an eigenvalue below this times ``d / n_k``
 #: of the column variances (on the standardised scale) is near-singular: it lies close to a
 #: lower-dimensional subspace. Measured on the mclust grid (benchmarks/bench_mclust.py): the
@@ -1026,7 +1032,8 @@ def _run_starts(
     jacobian = float((obs.sum(axis=0) * np.log(scale)).sum())  # log |dZ/dX| over observed cells
     col_var = np.nanvar(X, axis=0)
     with single_threaded():
-        if family == "diag" or not has_missing:
+        full_rows = d * (d + 1) // 2 + d + 1
+        if family == "diag" or (not has_missing and full_rows * n * 8 <= FULL_DESIGN_MAX_BYTES):
             FT = _design(Z, obs if has_missing else None, full=family == "full")
             runs = _batch_em(FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg=reg, missing=has_missing)
             del FT
