@@ -337,8 +337,9 @@ def kmeanspp_partition(X: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
     has_missing = not obs.all()
     centers = np.empty(k, dtype=np.intp)
     centers[0] = rng.integers(n)
-    d2 = _sq_dist_to(Xz, obs, centers[0], has_missing)
-    closest = d2
+    dist = np.empty((n, k))  # squared distance to every center, each computed once
+    dist[:, 0] = _sq_dist_to(Xz, obs, centers[0], has_missing)
+    closest = dist[:, 0].copy()
     for j in range(1, k):
         total = closest.sum()
         if total <= 0 or not np.isfinite(total):
@@ -346,8 +347,8 @@ def kmeanspp_partition(X: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
             centers[j] = rng.choice(rest)
         else:
             centers[j] = rng.choice(n, p=closest / total)
-        closest = np.minimum(closest, _sq_dist_to(Xz, obs, centers[j], has_missing))
-    dist = np.stack([_sq_dist_to(Xz, obs, c, has_missing) for c in centers], axis=1)
+        dist[:, j] = _sq_dist_to(Xz, obs, centers[j], has_missing)
+        np.minimum(closest, dist[:, j], out=closest)
     labels = dist.argmin(axis=1)
     labels[centers] = np.arange(k)
     z = np.zeros((n, k))

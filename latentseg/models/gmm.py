@@ -555,6 +555,47 @@ def _batch_em(
     ]
 
 
+#: complete data whose design has at most this many cells (n times 2d + 1, or d(d+1)/2 + d + 1)
+#: run through the compiled per-start EM (:mod:`latentseg.models._gmm_kernels`): there numpy's
+#: fixed cost per call dominates; beyond it the batched matrix products (BLAS) are faster
+COMPILED_MAX_CELLS = 10_000
+
+
+def _compiled_starts(
+    Z: np.ndarray,
+    structure: str,
+    init_resp: Sequence[Callable[[], np.ndarray]],
+    *,
+    max_iter: int,
+    tol: float,
+    reg: np.ndarray,
+) -> list[tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray, str]]:
+    """:func:`_batch_em`'s algorithm, one start after another in compiled code (complete data).
+
+    A start is pruned against the best log-likelihood of the starts finished before it (not
+    collapsed), so the hierarchical starts, which run first, set the bar early.
+    """
+    from latentseg.models._gmm_kernels import em_start
+
+    family, vary, spherical = STRUCTURES[structure]
+    full = family == "full"
+    F = np.ascontiguousarray(_design(Z, None, full=full).T)  # (n, p): one respondent per row
+    n = F.shape[0]
+    bar = -np.inf
+    out = []
+    for make in init_resp:
+        T0 = np.ascontiguousarray(make().T @ F)
+        ll, it, conv, stopped, w, mu, var, cov = em_start(
+            F, T0, float(n), vary, spherical, full, max_iter, tol * n, np.ascontiguousarray(reg), bar, _WINDOW,
+            _ETA_GROWTH, _ETA_MAX, _PRUNE_AFTER, _PRUNE_MARGIN, _PRUNE_FACTOR, COLLAPSE_FRACTION,
+        )
+        if stopped == 0 and np.isfinite(ll):
+            bar = max(bar, ll)
+        out.append((float(ll), int(it), bool(conv), w, mu, cov if full else var,
+                    ("", "collapsed", "pruned")[int(stopped)]))
+    return out
+
+
 def _diag_log_joint(X: np.ndarray, weights: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarray:
     """log w_k + log N(x_obs | mu_k, diag var_k) for every row, shape (n, k). NaN = missing."""
     obs = ~np.isnan(X)
@@ -1033,7 +1074,10 @@ def _run_starts(
     col_var = np.nanvar(X, axis=0)
     with single_threaded():
         full_rows = d * (d + 1) // 2 + d + 1
-        if family == "diag" or (not has_missing and full_rows * n * 8 <= FULL_DESIGN_MAX_BYTES):
+        p = full_rows if family == "full" else 2 * d + 1
+        if not has_missing and n * p <= COMPILED_MAX_CELLS:
+            runs = _compiled_starts(Z, structure, resp0, max_iter=max_iter, tol=tol, reg=reg)
+        elif family == "diag" or (not has_missing and full_rows * n * 8 <= FULL_DESIGN_MAX_BYTES):
             FT = _design(Z, obs if has_missing else None, full=family == "full")
             runs = _batch_em(FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg=reg, missing=has_missing)
             del FT
