@@ -47,7 +47,10 @@ sufficient statistics are one more matrix product; respondents are processed in 
 memory stays bounded. Steps are adaptively over-relaxed (Salakhutdinov & Roweis 2003): a step
 that would lower the log-likelihood is replaced by the plain EM step, so the kept
 log-likelihoods never decrease. A start stops when the gains of its last five kept steps, and
-Aitken's projection of the gains to come, are small (:func:`_gains_converged`). The full
+Aitken's projection of the gains to come, are small (:func:`_gains_converged`). Small complete
+data (a design of at most ``COMPILED_MAX_CELLS`` cells) run the same algorithm one start after
+another in compiled code (:mod:`latentseg.models._gmm_kernels`, numba), where numpy's fixed cost
+per call would dominate. The full
 structures with missing values (or a design larger than ``FULL_DESIGN_MAX_BYTES``) run plain EM
 one start at a time, looping over missingness
 patterns (not respondents), so many distinct patterns make them slower.
