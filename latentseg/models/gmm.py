@@ -25,8 +25,8 @@ and variances over the observed cells). For the full structures (EEE, VVV) EM al
 unobserved coordinates as missing data (conditional means and covariances given the observed
 ones, computed once per missingness pattern), which maximises the same observed-data likelihood.
 
-Starts (built on standardised data, so that no column's unit decides them) are a VVV
-model-based hierarchical agglomeration, Ward's agglomeration, k-means++ seedings and random
+Starts (built on standardised data, so that no column's unit decides them) are k-means++
+seedings, a VVV model-based hierarchical agglomeration, Ward's agglomeration and random
 partitions (docs/methods.md, section 2). Every start runs to convergence (except those stopped
 early: see ``n_init`` in :func:`fit_gmm`); the
 replication report (how many starts reached the best log-likelihood, as Mplus reports) and each
@@ -897,9 +897,10 @@ def fit_gmm(
         100 times its own projected remaining gain; ``diagnostics["start_stopped"]``).
     init : {"both", "kmeans++", "random"}, default "both"
         Starting partitions, built on standardised data: nearest k-means++ seed, a uniformly
-        random partition, or "both": the VVV and the Ward (EII) hierarchical agglomerations first
-        (deterministic up to n = 1,000; a seeded subset beyond), then k-means++ and random
-        partitions in turn. With k = 1 one start is run (they would all be the same).
+        random partition, or "both": a k-means++ partition, the VVV and the Ward (EII)
+        hierarchical agglomerations (deterministic up to n = 1,000; a seeded subset beyond), then
+        random and k-means++ partitions in turn. With k = 1 one start is run (they would all be
+        the same).
     max_iter : int, default 500
         EM iterations per start.
     tol : float, default 1e-6
@@ -1179,15 +1180,17 @@ def _diagnostics(
 
 
 def _start_kind(init: str, s: int) -> str:
-    """The kind of start ``s``: "both" starts with the two hierarchical partitions, then alternates
-    k-means++ and random partitions."""
+    """The kind of start ``s``: "both" runs a k-means++ partition, the two hierarchical partitions,
+    then random and k-means++ partitions in turn."""
     if init == "both":
         return _BOTH[s] if s < len(_BOTH) else ("kmeans++" if s % 2 == 0 else "random")
     return init
 
 
-#: the first starts of ``init="both"``: two hierarchical partitions (VVV and Ward / EII agglomeration)
-_BOTH = ("hierarchical-VVV", "hierarchical-EII")
+#: the first starts of ``init="both"``: k-means++ (so that ``n_init=1`` keeps the start it always
+#: had: on discrete ratings the VVV agglomeration can isolate a cluster that is constant in a
+#: column, a start that collapses), then the two hierarchical partitions (VVV and Ward / EII)
+_BOTH = ("kmeans++", "hierarchical-VVV", "hierarchical-EII")
 
 
 def _advice(
