@@ -119,7 +119,7 @@ def test_replication_report_in_diagnostics(separated):
     r = fit_gmm(X, 3, random_seed=3, n_init=6, init="both")
     diag = r.diagnostics
     assert diag["n_starts"] == 6 and len(diag["start_logliks"]) == 6
-    assert diag["start_init"] == ["kmeans++", "random"] * 3
+    assert diag["start_init"] == ["kmeans++", "hierarchical-VVV", "hierarchical-EII", "random", "kmeans++", "random"]
     best = max(diag["start_logliks"])
     assert r.criteria["loglik"] == pytest.approx(best, abs=1e-6)
     assert diag["n_best"] == sum(ll >= best - 0.01 for ll in diag["start_logliks"])

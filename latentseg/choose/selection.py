@@ -727,6 +727,7 @@ def _row_from_result(result: Any) -> dict[str, Any]:
     d = dict(result.diagnostics)
     if d.get("rhat_max") is not None:
         row["rhat_max"] = _num(d["rhat_max"])
+    row["near_singular"] = str(d.get("near_singular_reason") or "")  # the Gaussian mixture's flag
     return row
 
 
@@ -942,11 +943,12 @@ def _build_table(records: Sequence[FitRecord]) -> pd.DataFrame:
         row["error"] = rec.error if rec.error is not None else ""
         w = rec.row.get("warnings")
         row["warnings"] = w if isinstance(w, str) else ""
+        row["near_singular"] = str(rec.row.get("near_singular") or "")
         rows.append(row)
-    cols = ["model", "k", "status", *CRITERIA_COLUMNS, "rhat_max", "seconds", "error", "warnings"]
+    cols = ["model", "k", "status", *CRITERIA_COLUMNS, "rhat_max", "seconds", "error", "warnings", "near_singular"]
     table = pd.DataFrame(rows, columns=cols)
     for col in cols:
-        if col in ("model", "status", "error", "warnings"):
+        if col in ("model", "status", "error", "warnings", "near_singular"):
             continue
         if col == "converged":
             table[col] = table[col].astype(bool)
@@ -974,6 +976,8 @@ def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: floa
         rh = row.get("rhat_max")
         extra = f" (R-hat {rh:.3f})" if rh is not None and np.isfinite(rh) else ""
         return f"k={k} excluded: not converged{extra}"
+    if row.get("near_singular"):
+        return f"k={k} excluded: {row['near_singular']}"
     share = row["smallest_share"]
     if np.isfinite(share) and share < min_share:
         return f"k={k} rejected: smallest segment {_pct(share)} < {_pct_threshold(min_share)}"

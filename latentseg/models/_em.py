@@ -8,7 +8,8 @@ Nothing here knows about a particular model. The pieces:
 - :func:`normalize_log` is the log-sum-exp step of every E-step: log joint densities in,
   responsibilities and per-respondent log-likelihoods out, with one ``exp`` per cell;
 - :func:`start_generators` spawns one independent generator per start from the one seed;
-- :func:`random_partition` and :func:`kmeanspp_partition` are the two kinds of starts;
+- :func:`random_partition`, :func:`kmeanspp_partition` and :func:`hierarchical_partition` are
+  the kinds of starts, the last two on data put on one scale by :func:`standardise`;
 - :func:`replication_report` is the Mplus-style summary of which starts reached the best
   log-likelihood;
 - :func:`provenance` stamps a result with version, seed, data hash and config.
@@ -39,6 +40,8 @@ __all__ = [
     "start_generators",
     "random_partition",
     "kmeanspp_partition",
+    "standardise",
+    "hierarchical_partition",
     "replication_report",
     "provenance",
     "single_threaded",
@@ -334,8 +337,9 @@ def kmeanspp_partition(X: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
     has_missing = not obs.all()
     centers = np.empty(k, dtype=np.intp)
     centers[0] = rng.integers(n)
-    d2 = _sq_dist_to(Xz, obs, centers[0], has_missing)
-    closest = d2
+    dist = np.empty((n, k))  # squared distance to every center, each computed once
+    dist[:, 0] = _sq_dist_to(Xz, obs, centers[0], has_missing)
+    closest = dist[:, 0].copy()
     for j in range(1, k):
         total = closest.sum()
         if total <= 0 or not np.isfinite(total):
@@ -343,13 +347,197 @@ def kmeanspp_partition(X: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
             centers[j] = rng.choice(rest)
         else:
             centers[j] = rng.choice(n, p=closest / total)
-        closest = np.minimum(closest, _sq_dist_to(Xz, obs, centers[j], has_missing))
-    dist = np.stack([_sq_dist_to(Xz, obs, c, has_missing) for c in centers], axis=1)
+        dist[:, j] = _sq_dist_to(Xz, obs, centers[j], has_missing)
+        np.minimum(closest, dist[:, j], out=closest)
     labels = dist.argmin(axis=1)
     labels[centers] = np.arange(k)
     z = np.zeros((n, k))
     z[np.arange(n), labels] = 1.0
     return z
+
+
+def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre every column on its mean and divide by its standard deviation (observed values).
+
+    Starting partitions are built on these scale-free coordinates: on raw data a column with a
+    large variance (an earthquake's depth in km, variance ~46,000) decides every distance and a
+    column with a small one (its magnitude, variance 0.16) is ignored.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+        NaN marks a missing value (left as NaN).
+
+    Returns
+    -------
+    Z : ndarray, shape (n, d)
+    center, scale : ndarray, shape (d,)
+        ``Z = (X - center) / scale``; a column without spread gets scale 1.
+
+    Examples
+    --------
+    >>> Z, c, s = standardise(np.array([[1.0, 10.0], [3.0, 30.0]]))
+    >>> Z.tolist(), c.tolist(), s.tolist()
+    ([[-1.0, -1.0], [1.0, 1.0]], [2.0, 20.0], [1.0, 10.0])
+    """
+    center = np.nanmean(X, axis=0)
+    scale = np.nanstd(X, axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return (X - center) / scale, center, scale
+
+
+#: The hierarchical start clusters at most this many respondents (a random subset beyond it) and
+#: assigns the rest to the nearest cluster mean: Ward's agglomeration costs O(m^2) time and memory
+#: (measured: 15 ms for 1,000 rows, 300 ms for 4,000 on the 2-core benchmark machine).
+HC_MAX_ROWS = 1000
+
+_HC_CACHE: dict[Any, Any] = {}
+
+
+def hierarchical_partition(Z: np.ndarray, k: int, rng: np.random.Generator, model: str = "EII") -> np.ndarray:
+    """Hard partition from a model-based hierarchical agglomeration of standardised data, cut at ``k``.
+
+    Agglomeration merges, step by step, the two clusters whose merge lowers the classification
+    likelihood of a Gaussian mixture least (Banfield & Raftery 1993, Fraley 1998), as mclust does to
+    start EM.
+
+    ``model="EII"`` (spherical, equal volume) is Ward's criterion. ``model="VVV"`` (ellipsoidal,
+    varying) merges the clusters ``i, j`` that least increase ``sum_C n_C log det((W_C + tau I) / n_C)``
+    (``W_C`` the cluster's scatter matrix, ``tau = 1e-3`` of the standardised variance keeping tiny
+    clusters regular); our fast path starts it from Ward's partition into ``max(20, 3k)`` clusters
+    rather than from single respondents, so it costs O(m^2) small determinants instead of O(n^2).
+    Elongated segments (a column that varies within every segment) are where it beats Ward.
+
+    Beyond :data:`HC_MAX_ROWS` respondents a random subset (drawn from ``rng``) is clustered and
+    every respondent goes to the nearest cluster mean. The trees do not depend on ``k``, so they are
+    cached (keyed by the rows clustered) and reused when the same data are fitted for several k.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (n, d)
+        Standardised data (:func:`standardise`); NaN is treated as the column mean, 0.
+    k : int
+    rng : Generator
+    model : {"EII", "VVV"}
+
+    Returns
+    -------
+    ndarray, shape (n, k), float
+        One-hot responsibilities; every segment non-empty.
+
+    Examples
+    --------
+    >>> Z = np.r_[np.zeros((4, 1)), np.full((3, 1), 5.0)] + np.arange(7)[:, None] / 100
+    >>> sorted(hierarchical_partition(Z, 2, np.random.default_rng(0)).sum(axis=0).tolist())
+    [3.0, 4.0]
+    >>> sorted(hierarchical_partition(Z, 2, np.random.default_rng(0), model="VVV").sum(axis=0).tolist())
+    [3.0, 4.0]
+    """
+    import hashlib
+
+    from scipy.cluster.hierarchy import linkage
+
+    n = Z.shape[0]
+    Zf = np.where(np.isnan(Z), 0.0, Z)
+    rows = np.sort(rng.choice(n, size=HC_MAX_ROWS, replace=False)) if n > HC_MAX_ROWS else None
+    sample = np.ascontiguousarray(Zf if rows is None else Zf[rows])
+    m_rows = sample.shape[0]
+    key = hashlib.blake2b(sample.tobytes(), digest_size=16, key=str(sample.shape).encode()).digest()
+    tree = _cached((key, "ward"), lambda: linkage(sample, method="ward"))
+    if model == "VVV" and m_rows > k:
+        m = min(m_rows, max(20, 3 * k))
+        pre = _cached((key, "cut", m), lambda: _cut(tree, m_rows, m))
+        merges = _cached((key, "vvv", m), lambda: _vvv_merges(sample, pre, m))
+        labels = _replay(pre, m, merges, k)
+    else:
+        labels = _cached((key, "cut", k), lambda: _cut(tree, m_rows, k))
+    if rows is not None:
+        means = np.stack([sample[labels == j].mean(axis=0) for j in range(k)])
+        d2 = (Zf * Zf).sum(axis=1)[:, None] - 2.0 * Zf @ means.T + (means * means).sum(axis=1)
+        full = d2.argmin(axis=1)
+        full[rows] = labels
+        labels = full
+    z = np.zeros((n, k))
+    z[np.arange(n), labels] = 1.0
+    return z
+
+
+def _cached(key: Any, make: Any) -> Any:
+    value = _HC_CACHE.get(key)
+    if value is None:
+        value = make()
+        if len(_HC_CACHE) >= 32:
+            _HC_CACHE.pop(next(iter(_HC_CACHE)))
+        _HC_CACHE[key] = value
+    return value
+
+
+def _cut(tree: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Labels 0..k-1 of the ``n`` leaves of a scipy linkage cut into exactly ``k`` clusters (the
+    first ``n - k`` merges replayed; ties in merge height cannot leave fewer clusters)."""
+    merges = tree[: n - k, :2].astype(np.intp)
+    parent = np.arange(2 * n - 1)
+    for step, (a, b) in enumerate(merges):
+        parent[a] = parent[b] = n + step
+    roots = np.arange(n)
+    for _ in range(n):  # follow parents to the top (depth <= n)
+        nxt = parent[roots]
+        if np.array_equal(nxt, roots):
+            break
+        roots = nxt
+    return np.unique(roots, return_inverse=True)[1].ravel()
+
+
+def _vvv_merges(Z: np.ndarray, labels: np.ndarray, m: int) -> list[tuple[int, int]]:
+    """Greedy VVV agglomeration of ``m`` starting clusters down to one; the merges in order."""
+    d = Z.shape[1]
+    size = np.bincount(labels, minlength=m).astype(float)
+    mean = np.stack([Z[labels == g].mean(axis=0) for g in range(m)])
+    dev = Z - mean[labels]
+    W = np.stack([dev[labels == g].T @ dev[labels == g] for g in range(m)])
+    reg = 1e-3 * float(np.mean(Z.var(axis=0))) * np.eye(d)  # 1e-3 of the average variance
+
+    def cost(nn: np.ndarray, WW: np.ndarray) -> np.ndarray:
+        return nn * np.linalg.slogdet(WW / nn[:, None, None] + reg)[1]
+
+    def merged(i: int, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nn = size[i] + size[js]
+        dm = mean[js] - mean[i]
+        WW = W[i] + W[js] + (size[i] * size[js] / nn)[:, None, None] * dm[:, :, None] * dm[:, None, :]
+        return nn, WW
+
+    c = cost(size, W)
+    D = np.full((m, m), np.inf)
+    for i in range(m - 1):
+        js = np.arange(i + 1, m)
+        nn, WW = merged(i, js)
+        D[i, js] = D[js, i] = cost(nn, WW) - c[i] - c[js]
+    active = np.ones(m, dtype=bool)
+    out = []
+    for _ in range(m - 1):
+        i, j = (int(v) for v in np.unravel_index(np.argmin(D), D.shape))
+        i, j = min(i, j), max(i, j)
+        nn, WW = merged(i, np.array([j]))
+        mean[i] = (size[i] * mean[i] + size[j] * mean[j]) / nn[0]
+        size[i], W[i] = nn[0], WW[0]
+        c[i] = cost(nn, WW)[0]
+        active[j] = False
+        D[j, :] = D[:, j] = np.inf
+        out.append((i, j))
+        js = np.flatnonzero(active)
+        js = js[js != i]
+        if js.size:
+            nn, WW = merged(i, js)
+            D[i, js] = D[js, i] = cost(nn, WW) - c[i] - c[js]
+    return out
+
+
+def _replay(labels: np.ndarray, m: int, merges: Sequence[tuple[int, int]], k: int) -> np.ndarray:
+    """Labels 0..k-1 after the first ``m - k`` merges of :func:`_vvv_merges`."""
+    group = np.arange(m)
+    for i, j in merges[: m - k]:
+        group[group == j] = i
+    return np.unique(group[labels], return_inverse=True)[1].ravel()
 
 
 def _sq_dist_to(Xz: np.ndarray, obs: np.ndarray, i: int, has_missing: bool) -> np.ndarray:
@@ -383,9 +571,15 @@ def single_threaded() -> Any:
     >>> with single_threaded():
     ...     pass
     """
-    from threadpoolctl import threadpool_limits
+    global _CONTROLLER
+    if _CONTROLLER is None:  # finding the libraries reads /proc/self/maps: ~1 ms, once is enough
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(limits=1)
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1)
+
+
+_CONTROLLER: Any = None
 
 
 # ---------------------------------------------------------------------------------------- report

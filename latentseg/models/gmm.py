@@ -25,25 +25,40 @@ and variances over the observed cells). For the full structures (EEE, VVV) EM al
 unobserved coordinates as missing data (conditional means and covariances given the observed
 ones, computed once per missingness pattern), which maximises the same observed-data likelihood.
 
-Starts are k-means++ seedings and random partitions. Every start runs to convergence; the
+Starts (built on standardised data, so that no column's unit decides them) are k-means++
+seedings, a VVV model-based hierarchical agglomeration, Ward's agglomeration and random
+partitions (docs/methods.md, section 2). Every start runs to convergence (except those stopped
+early: see ``n_init`` in :func:`fit_gmm`); the
 replication report (how many starts reached the best log-likelihood, as Mplus reports) and each
 start's final log-likelihood go into the diagnostics. Starts that end in a degenerate solution
 (a variance collapsed onto the floor ``reg_covar``, where the likelihood is unbounded, or an empty
 segment) are set aside when choosing the best start, and are counted; if every start is
 degenerate the result says so (``converged`` False, a :class:`ConvergenceWarning` with advice).
 
-Speed. For the diagonal and spherical structures all starts run together: the E-step is one
-matrix product between the stacked coefficient rows of every start and segment and the design
-``[x^2; x; 1]`` (respondents on the contiguous axis), followed by one ``exp`` per cell, and the
-M-step sums are one more matrix product; respondents are processed in chunks, so memory stays
-bounded. Steps are adaptively over-relaxed (Salakhutdinov & Roweis 2003): a step that would lower
-the log-likelihood is replaced by the plain EM step, so the kept log-likelihoods never decrease.
-The full structures run plain EM one start at a time; with missing values they loop over
-missingness patterns (not respondents), so many distinct patterns make them slower.
+A segment whose covariance is near-singular relative to the column variances and its size is
+flagged (``diagnostics["near_singular"]``, ``diagnostics["near_singular_reason"]``) and excluded
+from choosing k by :func:`latentseg.choose.selection.select`.
+
+Speed. EM runs on standardised data (spherical structures: one common scale). All starts run
+together: the E-step is one matrix product between the stacked coefficient rows of every start
+and segment and the design ``[x^2; x; 1]`` (diagonal) or ``[x_a x_b (a <= b); x; 1]`` (full;
+respondents on the contiguous axis), followed by one ``exp`` per cell, and the M-step's
+sufficient statistics are one more matrix product; respondents are processed in chunks, so
+memory stays bounded. Steps are adaptively over-relaxed (Salakhutdinov & Roweis 2003): a step
+that would lower the log-likelihood is replaced by the plain EM step, so the kept
+log-likelihoods never decrease. A start stops when the gains of its last five kept steps, and
+Aitken's projection of the gains to come, are small (:func:`_gains_converged`). Small complete
+data (a design of at most ``COMPILED_MAX_CELLS`` cells) run the same algorithm one start after
+another in compiled code (:mod:`latentseg.models._gmm_kernels`, numba), where numpy's fixed cost
+per call would dominate. The full
+structures with missing values (or a design larger than ``FULL_DESIGN_MAX_BYTES``) run plain EM
+one start at a time, looping over missingness
+patterns (not respondents), so many distinct patterns make them slower.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +73,7 @@ from latentseg.errors import ConfigError, ConvergenceWarning, FitError
 from latentseg.models._criteria import information_criteria
 from latentseg.models._em import (
     check_k,
+    hierarchical_partition,
     kmeanspp_partition,
     normalize_log,
     numeric_matrix,
@@ -65,6 +81,7 @@ from latentseg.models._em import (
     random_partition,
     replication_report,
     single_threaded,
+    standardise,
     start_generators,
 )
 from latentseg.result import SegmentationResult
@@ -178,21 +195,44 @@ class _Start:
     means: np.ndarray  # (k, d)
     cov: np.ndarray  # diag: (k, d) variances; full: (k, d, d)
     degenerate: list[str]
+    stopped: str = ""  # "collapsed" / "pruned": stopped before convergence (see _batch_em)
 
 
-# ============================================================================ diagonal family
-def _design(Xc: np.ndarray, obs: np.ndarray | None) -> np.ndarray:
+# ============================================================================ batch EM (every structure)
+@functools.lru_cache(maxsize=64)
+def _pairs(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of every upper-triangle cell (a <= b), the diagonal's positions, and the
+    factor (-0.5 on the diagonal, -1 off it) that turns a precision matrix into the coefficients
+    of the products ``x_a x_b`` in a log density."""
+    a, b = np.triu_indices(d)
+    a.setflags(write=False)
+    b.setflags(write=False)
+    diag = np.arange(d)
+    diag.setflags(write=False)
+    factor = np.where(a == b, -0.5, -1.0)
+    factor.setflags(write=False)
+    return a, b, diag, factor
+
+
+def _design(Zc: np.ndarray, obs: np.ndarray | None, full: bool = False) -> np.ndarray:
     """Features of every respondent, one column each, whose products with coefficient rows give
-    log densities (E-step) and, weighted by responsibilities, the M-step sums.
+    log densities (E-step) and, weighted by responsibilities, the M-step's sufficient statistics.
 
-    Without missing values the rows are ``[x^2; x; 1]``; with missing values ``[x^2; x; m; 1]``
-    (x set to 0 where missing, m the observed indicator). Shape (2d + 1, n) or (3d + 1, n):
-    respondents along the last, contiguous axis, so every reduction over segments runs along long
-    rows.
+    Diagonal structures: ``[x^2; x; 1]`` without missing values, ``[x^2; x; m; 1]`` with them (x
+    set to 0 where missing, m the observed indicator). Full structures (complete data only):
+    ``[x_a x_b for a <= b; x; 1]``. Shape (p, n): respondents along the last, contiguous axis, so
+    every reduction over segments runs along long rows.
     """
-    n, d = Xc.shape
-    XT = Xc.T
-    if obs is None:
+    n, d = Zc.shape
+    XT = Zc.T
+    if full:
+        a, b, _, _ = _pairs(d)
+        q = a.size
+        FT = np.empty((q + d + 1, n))
+        np.multiply(XT[a], XT[b], out=FT[:q])
+        FT[q : q + d] = XT
+        FT[q + d] = 1.0
+    elif obs is None:
         FT = np.empty((2 * d + 1, n))
         np.multiply(XT, XT, out=FT[:d])
         FT[d : 2 * d] = XT
@@ -223,21 +263,64 @@ def _diag_coefficients(means: np.ndarray, var: np.ndarray, logw: np.ndarray, mis
     return np.concatenate(parts, axis=-1)
 
 
-def _diag_mstep(
-    T: np.ndarray, d: int, n: int, structure: str, reg_covar: float, missing: bool
+def _safe_cholesky(cov: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of covariances (..., d, d); a matrix that rounding made
+    indefinite gets its eigenvalues raised to ``min(floor)`` first."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        lam, vec = np.linalg.eigh(cov)
+        lam = np.maximum(lam, float(np.min(floor)))
+        return np.linalg.cholesky((vec * lam[..., None, :]) @ np.swapaxes(vec, -1, -2))
+
+
+def _full_coefficients(means: np.ndarray, chol: np.ndarray, logw: np.ndarray) -> np.ndarray:
+    """Coefficient rows for the full design: ``W @ FT`` gives log w_k + log N(x | mu_k, S_k).
+
+    means: (..., k, d); chol: (..., k, d, d) lower Cholesky factors of S_k; logw: (..., k).
+    """
+    d = means.shape[-1]
+    a, b, _, factor = _pairs(d)
+    Linv = np.linalg.inv(chol)
+    P = np.swapaxes(Linv, -1, -2) @ Linv  # precision
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    quad = P[..., a, b] * factor
+    Pmu = np.einsum("...ij,...j->...i", P, means)
+    const = logw - 0.5 * (d * _LOG_2PI + logdet + np.einsum("...i,...i->...", means, Pmu))
+    return np.concatenate([quad, Pmu, const[..., None]], axis=-1)
+
+
+def _mstep(
+    T: np.ndarray, d: int, n: int, structure: str, reg: np.ndarray, missing: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Closed-form M-step from the sums ``T = R @ FT.T`` (shape (S, k, p)).
 
-    Returns weights (S, k), means (S, k, d), variances (S, k, d).
+    Returns weights (S, k), means (S, k, d) and variances (S, k, d) (diagonal structures) or
+    covariances (S, k, d, d) (full structures). ``reg`` (d,) is added to every variance.
     """
     eps = 10 * np.finfo(float).eps
+    family, vary, spherical = STRUCTURES[structure]
+    Nk = T[..., -1] + eps  # (S, k)
+    weights = Nk / n
+    if family == "full":
+        a, b, idx, _ = _pairs(d)
+        q = a.size
+        S2 = np.empty(T.shape[:-1] + (d, d))
+        S2[..., a, b] = T[..., :q]
+        S2[..., b, a] = T[..., :q]
+        means = T[..., q : q + d] / Nk[..., None]
+        scatter = S2 - Nk[..., None, None] * (means[..., :, None] * means[..., None, :])
+        if vary:
+            cov = scatter / Nk[..., None, None]
+        else:
+            cov = np.broadcast_to((scatter.sum(axis=-3) / n)[..., None, :, :], scatter.shape).copy()
+        cov[..., idx, idx] += reg
+        return weights, means, cov
     S2 = T[..., :d]
     S1 = T[..., d : 2 * d]
-    Nk = T[..., -1] + eps  # (S, k)
     S0 = (T[..., 2 * d : 3 * d] if missing else np.broadcast_to(Nk[..., None], S1.shape)) + eps
     means = S1 / S0
     dev = np.maximum(S2 - S1 * means, 0.0)  # sum r m (x - mu)^2
-    _, vary, spherical = STRUCTURES[structure]
     if vary and not spherical:  # VVI
         var = dev / S0
     elif vary:  # VII
@@ -246,24 +329,25 @@ def _diag_mstep(
         var = np.broadcast_to((dev.sum(-2) / S0.sum(-2))[..., None, :], dev.shape)
     else:  # EII
         var = np.broadcast_to((dev.sum((-1, -2)) / S0.sum((-1, -2)))[..., None, None], dev.shape)
-    var = var + reg_covar
-    weights = Nk / n
-    return weights, means, var
+    return weights, means, var + reg
 
 
-#: Over-relaxation of the diagonal EM: after every accepted step the step length grows by this
-#: factor (up to ``_ETA_MAX``); a step that lowers the log-likelihood is rejected and replaced by
-#: the plain EM step, which never does (Salakhutdinov & Roweis 2003, adaptive over-relaxed EM).
+#: Over-relaxation of the EM: after every accepted step the step length grows by this factor (up
+#: to ``_ETA_MAX``); a step that lowers the log-likelihood is rejected and replaced by the plain EM
+#: step, which never does (Salakhutdinov & Roweis 2003, adaptive over-relaxed EM).
 _ETA_GROWTH = 1.5
 _ETA_MAX = 16.0
 
 
 def _relax(
-    w: np.ndarray, mu: np.ndarray, var: np.ndarray, mw: np.ndarray, mmu: np.ndarray, mvar: np.ndarray,
-    eta: np.ndarray, reg_covar: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step from (w, mu, var) past the EM update (mw, mmu, mvar) by the factor eta (per start),
-    on log weights, means and log variances; eta = 1 gives the EM update itself."""
+    w: np.ndarray, mu: np.ndarray, cov: np.ndarray, mw: np.ndarray, mmu: np.ndarray, mcov: np.ndarray,
+    eta: np.ndarray, reg: np.ndarray, chols: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step from (w, mu, cov) past the EM update (mw, mmu, mcov) by the factor eta (per start), on
+    log weights, means and log variances (diagonal) or Cholesky factors with log diagonals (full:
+    every relaxed covariance stays positive definite); eta = 1 gives the EM update itself. Full
+    covariances: ``chols`` holds the Cholesky factors of ``cov`` and ``mcov`` when known, and the
+    relaxed covariances' factors are returned fourth."""
     e = eta[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         lw = np.log(w) + e * (np.log(mw) - np.log(w))
@@ -273,11 +357,58 @@ def _relax(
     nw /= nw.sum(axis=1, keepdims=True)
     e3 = eta[:, None, None]
     nmu = mu + e3 * (mmu - mu)
-    nvar = np.maximum(np.exp(np.log(var) + e3 * (np.log(mvar) - np.log(var))), reg_covar)
-    return nw, nmu, nvar
+    if cov.ndim == 3:  # variances (S, k, d)
+        ncov = np.maximum(np.exp(np.log(cov) + e3 * (np.log(mcov) - np.log(cov))), reg)
+        return nw, nmu, ncov
+    La, Le = chols if chols is not None else (_safe_cholesky(cov, reg), _safe_cholesky(mcov, reg))
+    e4 = eta[:, None, None, None]
+    L = La + e4 * (Le - La)
+    idx = _pairs(cov.shape[-1])[2]
+    da, de = np.log(La[..., idx, idx]), np.log(Le[..., idx, idx])
+    L[..., idx, idx] = np.exp(da + e3 * (de - da))
+    return nw, nmu, L @ np.swapaxes(L, -1, -2), L
 
 
-def _diag_batch_em(
+#: the stopping rule looks at this many kept steps
+_WINDOW = 5
+#: pruning of starts that cannot catch up with the best one (see _batch_em)
+_PRUNE_AFTER = 50
+_PRUNE_MARGIN = 5.0
+_PRUNE_FACTOR = 100.0
+
+
+def _gains_converged(gains: np.ndarray, limit: float, ll: np.ndarray) -> np.ndarray:
+    """Whether EM has converged, from the gains of its last kept steps.
+
+    ``gains`` (S, _WINDOW): the absolute log-likelihood gains of each start's last kept steps,
+    oldest first (``inf`` before there are that many). Converged when the gains of the whole window
+    add up to at most ``limit``, and so does the gain still to come if the gains keep shrinking at
+    their rate over the window (Aitken's projection, ``g * a / (1 - a)`` with ``a`` the geometric
+    mean ratio of successive gains): a slow crawl (``a`` near 1) along a flat ridge, where each
+    step gains little but many steps gain much, is not mistaken for convergence. Steps that gain
+    nothing at the rounding level count as converged.
+    """
+    rounding = gains.max(axis=1) <= 1e-12 * (1.0 + np.abs(ll))
+    small = gains.sum(axis=1) <= limit
+    out = rounding | small
+    if not small.any():  # the common case while EM runs: nothing more to compute
+        return out
+    out[small] = rounding[small] | (_projected_rest(gains[small]) <= limit)
+    return out
+
+
+def _projected_rest(gains: np.ndarray) -> np.ndarray:
+    """Aitken's projection of the gain still to come, from the gains of the last kept steps
+    (S, _WINDOW), oldest first: ``g a / (1 - a)`` with ``a`` their geometric mean ratio; ``inf``
+    when the gains do not shrink (or the window is not full yet)."""
+    first, last = gains[:, 0], gains[:, -1]
+    with np.errstate(invalid="ignore"):
+        ratio = last / np.maximum(first, 1e-300)
+    a = np.where(np.isfinite(first) & (first > 0), ratio ** (1.0 / (gains.shape[1] - 1)), 1.0)
+    return np.where(a < 1, last * a / np.maximum(1.0 - a, 1e-300), np.inf)
+
+
+def _batch_em(
     FT: np.ndarray,
     d: int,
     structure: str,
@@ -285,7 +416,7 @@ def _diag_batch_em(
     *,
     max_iter: int,
     tol: float,
-    reg_covar: float,
+    reg: np.ndarray,
     missing: bool,
     chunk_cells: int = 4_000_000,
 ) -> list[tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray]]:
@@ -294,42 +425,59 @@ def _diag_batch_em(
     One pass over the data per iteration computes, for all active starts, the log-likelihood at
     the current parameters and the sums the M-step needs: two matrix products with the design
     ``FT`` (shape (p, n)) and one ``exp`` per start, segment and respondent. Respondents are
-    processed in chunks so that memory stays bounded for any n.
+    processed in chunks so that memory stays bounded for any n. The same loop serves the diagonal
+    and (complete-data) full structures; only the coefficient rows, M-step and relaxation differ.
 
     Steps are over-relaxed (see ``_ETA_GROWTH``): a step is kept only if the log-likelihood does
     not fall, otherwise the plain EM step is taken (and always kept), so the kept log-likelihoods
-    behave as EM's: they never decrease except through the ``reg_covar`` floor, which also moves
-    EM's own fixed point off the exact maximum. A start stops after two kept steps in a row each gaining at most
-    ``tol * n`` (``tol`` per respondent); its parameters are then the ones the reported
+    behave as EM's: they never decrease except through the ``reg`` floor, which also moves EM's own
+    fixed point off the exact maximum. A start stops when :func:`_gains_converged` says so for its
+    last kept steps (``tol`` per respondent); its parameters are then the ones the reported
     log-likelihood was computed at.
 
     ``init_resp`` holds one function per start returning its initial responsibilities (n, k), so
     that only one start's partition is in memory at a time.
 
-    Returns one tuple per start: (loglik, n_iter, converged, weights, means, variances).
+    Returns one tuple per start: (loglik, n_iter, converged, weights, means, covariances,
+    stopped), the covariances as (k, d) variances or (k, d, d) matrices; ``stopped`` is
+    ``"collapsed"`` for a start stopped early because its EM update put a variance onto ``reg``
+    (on the standardised scale, to within ``COLLAPSE_FRACTION``), ``"pruned"`` for one stopped
+    because it could not catch up with the best start, ``""`` otherwise.
     """
     n = FT.shape[1]
     S = len(init_resp)
+    full = STRUCTURES[structure][0] == "full"
     T0 = np.stack([(FT @ make()).T for make in init_resp])  # (S, k, p); one partition at a time
     k = T0.shape[1]
-    w, mu, var = (np.array(a, dtype=float) for a in _diag_mstep(T0, d, n, structure, reg_covar, missing))
+    w, mu, cov = (np.array(a, dtype=float) for a in _mstep(T0, d, n, structure, reg, missing))
     # accepted parameters, their log-likelihood and their EM update
-    acc_w, acc_mu, acc_var = w.copy(), mu.copy(), var.copy()
-    em_w, em_mu, em_var = w.copy(), mu.copy(), var.copy()
+    acc_w, acc_mu, acc_cov = w.copy(), mu.copy(), cov.copy()
+    em_w, em_mu, em_cov = w.copy(), mu.copy(), cov.copy()
+    # full structures: Cholesky factors of the current, accepted and EM-update covariances, each
+    # computed once (the relaxation works on them, and a relaxed factor is the new one)
+    chol = _safe_cholesky(cov, reg) if full else cov
+    acc_chol, em_chol = chol.copy(), chol.copy()
     acc_ll = np.full(S, -np.inf)
     eta = np.ones(S)
     plain = np.zeros(S, dtype=bool)  # the parameters evaluated next are a plain EM step
-    small = np.zeros(S, dtype=int)
+    gains = np.full((S, _WINDOW), np.inf)  # the last kept steps' gains, oldest first
     n_iter = np.zeros(S, dtype=int)
     conv = np.zeros(S, dtype=bool)
+    stopped = np.zeros(S, dtype=bool)  # stopped early: a variance collapsed onto the floor
+    pruned = np.zeros(S, dtype=bool)  # stopped early: too far below the best start to catch up
     active = np.arange(S)
+    limit = tol * n
     step = max(1, chunk_cells // (S * k))
     buf = np.empty((S * k, min(step, n)))
     for it in range(1, max_iter + 1):
         A = active.size
         with np.errstate(divide="ignore"):
             logw = np.log(w[active])
-        W = _diag_coefficients(mu[active], var[active], logw, missing).reshape(A * k, -1)
+        if full:
+            W = _full_coefficients(mu[active], chol[active], logw)
+        else:
+            W = _diag_coefficients(mu[active], cov[active], logw, missing)
+        W = W.reshape(A * k, -1)
         ll = np.zeros(A)
         T = np.zeros((A * k, FT.shape[0]))
         for lo in range(0, n, step):
@@ -341,44 +489,114 @@ def _diag_batch_em(
         n_iter[active] = it
         gain = ll - acc_ll[active]
         # keep a step that is not worse (up to rounding), and always keep a plain EM step: it can
-        # only be worse through the reg_covar floor, where EM's fixed point is the reference
-        ok = (gain >= -1e-9 * (1.0 + np.abs(ll))) | plain[active]
+        # only be worse through the reg floor, where EM's fixed point is the reference
+        ok = ((gain >= -1e-9 * (1.0 + np.abs(ll))) | plain[active]) & np.isfinite(ll)
         acc = active[ok]
-        acc_w[acc], acc_mu[acc], acc_var[acc] = w[acc], mu[acc], var[acc]
+        acc_w[acc], acc_mu[acc], acc_cov[acc] = w[acc], mu[acc], cov[acc]
+        if full:
+            acc_chol[acc] = chol[acc]
         acc_ll[acc] = ll[ok]
-        tiny = ok & (np.abs(gain) <= tol * n)
-        small[active] = np.where(tiny, small[active] + 1, np.where(ok, 0, small[active]))
-        done = small[active] >= 2
+        gains[acc, :-1] = gains[acc, 1:]
+        gains[acc, -1] = np.abs(gain[ok])
+        done = _gains_converged(gains[active], limit, acc_ll[active])
+        broken = ~np.isfinite(ll) & plain[active]  # a plain step gave no finite likelihood
+        halt = ok & stopped[active]  # its EM update collapsed (below), and that was kept
+        # a start that cannot catch up with the best one stops (em-EM pruning, Biernacki et al.
+        # 2003): below the best log-likelihood reached so far by more than _PRUNE_MARGIN plus
+        # _PRUNE_FACTOR times its own projected remaining gain, after _PRUNE_AFTER iterations
+        if it > _PRUNE_AFTER:
+            reach = acc_ll[active] + _PRUNE_MARGIN + _PRUNE_FACTOR * _projected_rest(gains[active])
+            alive = np.isfinite(acc_ll) & ~stopped  # collapsed starts are set aside: not the bar
+            behind = ok & (reach < acc_ll[alive].max(initial=-np.inf)) & ~done
+            pruned[active[behind]] = True
+            halt |= behind
         if it == max_iter:
             conv[active] = done
             break
         conv[active[done]] = True
-        keep = ~done
+        keep = ~(done | broken | halt)
         if not keep.any():
             break
         # EM update from the accepted parameters (sums computed at them this pass)
         kept_ok = ok & keep
         if kept_ok.any():
-            nw, nmu, nvar = _diag_mstep(T.reshape(A, k, -1)[kept_ok], d, n, structure, reg_covar, missing)
+            nw, nmu, ncov = _mstep(T.reshape(A, k, -1)[kept_ok], d, n, structure, reg, missing)
             idx = active[kept_ok]
-            em_w[idx], em_mu[idx], em_var[idx] = nw, nmu, nvar
+            em_w[idx], em_mu[idx], em_cov[idx] = nw, nmu, ncov
+            # EM itself puts a variance onto the floor (where the likelihood is unbounded): the
+            # start will be set aside, so it stops at its next evaluation instead of crawling on
+            # to max_iter. A Cholesky pivot (a conditional variance) bounds the smallest
+            # eigenvalue from above and is at least its column's floor.
+            if full:
+                em_chol[idx] = _safe_cholesky(ncov, reg)
+                spread = np.diagonal(em_chol[idx], axis1=-2, axis2=-1) ** 2 - reg
+            else:
+                spread = ncov - reg
+            stopped[idx] = spread.min(axis=(1, 2)) <= COLLAPSE_FRACTION
         idx_ok = active[kept_ok]
         idx_bad = active[~ok & keep]
         eta[idx_bad] = 1.0
-        w[idx_bad], mu[idx_bad], var[idx_bad] = em_w[idx_bad], em_mu[idx_bad], em_var[idx_bad]
+        w[idx_bad], mu[idx_bad], cov[idx_bad] = em_w[idx_bad], em_mu[idx_bad], em_cov[idx_bad]
+        if full:
+            chol[idx_bad] = em_chol[idx_bad]
         plain[idx_bad] = True
         plain[idx_ok] = False
         if idx_ok.size:
-            w[idx_ok], mu[idx_ok], var[idx_ok] = _relax(
-                acc_w[idx_ok], acc_mu[idx_ok], acc_var[idx_ok], em_w[idx_ok], em_mu[idx_ok], em_var[idx_ok],
-                eta[idx_ok], reg_covar,
+            relaxed = _relax(
+                acc_w[idx_ok], acc_mu[idx_ok], acc_cov[idx_ok], em_w[idx_ok], em_mu[idx_ok], em_cov[idx_ok],
+                eta[idx_ok], reg, (acc_chol[idx_ok], em_chol[idx_ok]) if full else None,
             )
+            w[idx_ok], mu[idx_ok], cov[idx_ok] = relaxed[:3]
+            if full:
+                chol[idx_ok] = relaxed[3]
             eta[idx_ok] = np.minimum(eta[idx_ok] * _ETA_GROWTH, _ETA_MAX)
         active = active[keep]
     return [
-        (float(acc_ll[s]), int(n_iter[s]), bool(conv[s]), acc_w[s].copy(), acc_mu[s].copy(), acc_var[s].copy())
+        (float(acc_ll[s]), int(n_iter[s]), bool(conv[s]), acc_w[s].copy(), acc_mu[s].copy(), acc_cov[s].copy(),
+         "collapsed" if stopped[s] and not pruned[s] else ("pruned" if pruned[s] else ""))
         for s in range(S)
     ]
+
+
+#: complete data whose design has at most this many cells (n times 2d + 1, or d(d+1)/2 + d + 1)
+#: run through the compiled per-start EM (:mod:`latentseg.models._gmm_kernels`): there numpy's
+#: fixed cost per call dominates; beyond it the batched matrix products (BLAS) are faster
+COMPILED_MAX_CELLS = 10_000
+
+
+def _compiled_starts(
+    Z: np.ndarray,
+    structure: str,
+    init_resp: Sequence[Callable[[], np.ndarray]],
+    *,
+    max_iter: int,
+    tol: float,
+    reg: np.ndarray,
+) -> list[tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray, str]]:
+    """:func:`_batch_em`'s algorithm, one start after another in compiled code (complete data).
+
+    A start is pruned against the best log-likelihood of the starts finished before it (not
+    collapsed), so the hierarchical starts, which run first, set the bar early.
+    """
+    from latentseg.models._gmm_kernels import em_start
+
+    family, vary, spherical = STRUCTURES[structure]
+    full = family == "full"
+    F = np.ascontiguousarray(_design(Z, None, full=full).T)  # (n, p): one respondent per row
+    n = F.shape[0]
+    bar = -np.inf
+    out = []
+    for make in init_resp:
+        T0 = np.ascontiguousarray(make().T @ F)
+        ll, it, conv, stopped, w, mu, var, cov = em_start(
+            F, T0, float(n), vary, spherical, full, max_iter, tol * n, np.ascontiguousarray(reg), bar, _WINDOW,
+            _ETA_GROWTH, _ETA_MAX, _PRUNE_AFTER, _PRUNE_MARGIN, _PRUNE_FACTOR, COLLAPSE_FRACTION,
+        )
+        if stopped == 0 and np.isfinite(ll):
+            bar = max(bar, ll)
+        out.append((float(ll), int(it), bool(conv), w, mu, cov if full else var,
+                    ("", "collapsed", "pruned")[int(stopped)]))
+    return out
 
 
 def _diag_log_joint(X: np.ndarray, weights: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -449,10 +667,11 @@ def _full_mstep(
     means: np.ndarray,
     covs: np.ndarray,
     tied: bool,
-    reg_covar: float,
+    reg: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """EM M-step for full covariances; unobserved coordinates enter through their conditional
-    mean and covariance given the observed ones (old parameters)."""
+    mean and covariance given the observed ones (old parameters). ``reg`` (d,) is added to the
+    variances."""
     n, d = X.shape
     k = R.shape[1]
     eps = 10 * np.finfo(float).eps
@@ -485,7 +704,7 @@ def _full_mstep(
             Sxx[j][np.ix_(m, m)] += r.sum() * C
     new_means = Sx / Nk[:, None]
     scatter = Sxx - Nk[:, None, None] * np.einsum("ki,kj->kij", new_means, new_means)
-    eye = np.eye(d) * reg_covar
+    eye = np.diag(reg)
     if tied:
         shared = scatter.sum(axis=0) / n
         shared = 0.5 * (shared + shared.T) + eye
@@ -504,16 +723,18 @@ def _full_em(
     *,
     max_iter: int,
     tol: float,
-    reg_covar: float,
+    reg: np.ndarray,
 ) -> tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray]:
-    """EM for one start of a full-covariance structure (EEE / VVV)."""
+    """Plain EM for one start of a full-covariance structure (EEE / VVV) with missing values,
+    stopped by :func:`_gains_converged` (complete data go through :func:`_batch_em`)."""
     n, d = X.shape
     k = R0.shape[1]
     tied = not STRUCTURES[structure][1]
     # initial parameters from the partition (complete-case means for unobserved cells)
     Xf = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
-    w, mu, cov = _full_mstep(Xf, _Patterns(np.ones_like(X, dtype=bool)), R0, None, None, tied, reg_covar)  # type: ignore[arg-type]
+    w, mu, cov = _full_mstep(Xf, _Patterns(np.ones_like(X, dtype=bool)), R0, None, None, tied, reg)  # type: ignore[arg-type]
     prev = -np.inf
+    gains = np.full((1, _WINDOW), np.inf)
     ll = -np.inf
     converged = False
     it = 0
@@ -524,14 +745,16 @@ def _full_em(
             return (float("nan"), it, False, w, mu, cov)
         R, llr = normalize_log(L, out=L)
         ll = float(llr.sum())
-        if abs(ll - prev) <= tol * n:
+        gains[0, :-1] = gains[0, 1:]
+        gains[0, -1] = abs(ll - prev)
+        if _gains_converged(gains, tol * n, np.array([ll]))[0]:
             converged = True
             break
         if it == max_iter:
             break
         prev = ll
         try:
-            w, mu, cov = _full_mstep(X, patterns, R, mu, cov, tied, reg_covar)
+            w, mu, cov = _full_mstep(X, patterns, R, mu, cov, tied, reg)
         except np.linalg.LinAlgError:
             return (float("nan"), it, False, w, mu, cov)
     return (ll, it, converged, w, mu, cov)
@@ -556,6 +779,65 @@ def _degeneracy(
             if eig.min() - reg_covar <= COLLAPSE_FRACTION * col_var.min():
                 reasons.append(f"collapse:{j}")
     return reasons
+
+
+#: the full structures run all starts together through a design of d(d+1)/2 + d + 1 rows per
+#: respondent while it takes at most this many bytes (d = 20: up to about 290,000 respondents);
+#: beyond it (or with missing values) each start runs plain EM on the data itself
+FULL_DESIGN_MAX_BYTES = 512 * 2**20
+
+#: a segment of ``n_k`` respondents whose covariance has an eigenvalue below this times ``d / n_k``
+#: of the column variances (on the standardised scale) is near-singular: it lies close to a
+#: lower-dimensional subspace. Measured on the mclust grid (benchmarks/bench_mclust.py): the
+#: segments flagged (5-15 respondents) sit at 1e-13 to 2e-4 of the column variances; large real
+#: segments of strongly correlated columns (crabs' size measurements, 50-106 crabs) at 7e-4 to 1.5e-3,
+#: 7 to 30 times above their thresholds.
+NEAR_SINGULAR_EIGEN = 1e-3
+
+
+def _near_singular(cov: np.ndarray, weights: np.ndarray, family: str, col_var: np.ndarray, n: int) -> list[dict[str, Any]]:
+    """Segments (0-based) whose covariance is near-singular relative to the column variances and
+    the segment's size.
+
+    The covariance is put on the standardised scale (divided by the column standard deviations on
+    both sides), where an eigenvalue of 1 is a column's whole variance; a segment of ``n_k``
+    respondents whose smallest eigenvalue there is below ``NEAR_SINGULAR_EIGEN * d / n_k`` has
+    (nearly) no spread in some direction (the fewer its respondents, the less spread is expected).
+    Such a segment usually holds few respondents (about as many as the covariance has dimensions)
+    and fits them exactly: its likelihood grows without bound as it shrinks, so its
+    log-likelihood (and BIC) are not evidence for it. Each entry: ``segment``, ``smallest_eigenvalue``
+    (standardised), ``size`` (expected number of respondents, ``w_k n``) and ``threshold``.
+    """
+    sd = np.sqrt(col_var)
+    d = col_var.size
+    out = []
+    for j in range(weights.size):
+        if family == "diag":
+            lam = float(np.min(cov[j] / col_var))
+        else:
+            lam = float(np.linalg.eigvalsh(cov[j] / np.outer(sd, sd))[0])
+        size = float(weights[j] * n)
+        threshold = NEAR_SINGULAR_EIGEN * d / max(size, 1.0)
+        if lam < threshold:
+            out.append({"segment": j, "smallest_eigenvalue": lam, "size": size, "threshold": threshold})
+    return out
+
+
+def _near_singular_reason(entries: Sequence[Mapping[str, Any]], structure: str, k: int) -> str:
+    """One sentence naming the near-singular segments ('' when there are none)."""
+    if not entries:
+        return ""
+    simpler = "EEE" if structure == "VVV" else "EEI"
+    parts = [
+        f"segment {e['segment']} ({e['size']:.1f} respondents; smallest covariance eigenvalue "
+        f"{e['smallest_eigenvalue']:.1e} of the column variances, below {e['threshold']:.1e})"
+        for e in entries
+    ]
+    return (
+        f"Near-singular: {'; '.join(parts)} fits a thin slice of the data, where the likelihood grows "
+        f"without bound, so this k = {k} {structure} fit is excluded from choosing k; try a smaller k or "
+        f"a constrained covariance ({simpler})."
+    )
 
 
 #: ``covariance="auto"`` chooses between these structures by BIC (the first on a tie)
@@ -609,18 +891,25 @@ def fit_gmm(
         whichever has the lower BIC (EEI on a tie), as mclust chooses a structure; both BICs in
         ``settings["covariance_bic"]``, the chosen one in ``settings["covariance"]``.
     n_init : int, default 10
-        Number of starts; each runs to convergence.
+        Number of starts. Each runs to convergence, except a start whose EM update puts a variance
+        onto the ``reg_covar`` floor (it stops there and is set aside as degenerate) and, after 50
+        iterations, one too far below the best non-degenerate start to catch up (more than 5 plus
+        100 times its own projected remaining gain; ``diagnostics["start_stopped"]``).
     init : {"both", "kmeans++", "random"}, default "both"
-        Starting partitions: nearest k-means++ seed, a uniformly random partition, or alternating
-        (even starts k-means++, odd starts random).
+        Starting partitions, built on standardised data: nearest k-means++ seed, a uniformly
+        random partition, or "both": a k-means++ partition, the VVV and the Ward (EII)
+        hierarchical agglomerations (deterministic up to n = 1,000; a seeded subset beyond), then
+        random and k-means++ partitions in turn. With k = 1 one start is run (they would all be
+        the same).
     max_iter : int, default 500
         EM iterations per start.
     tol : float, default 1e-6
-        Convergence per respondent: a start has converged when its log-likelihood gains at most
-        ``tol * n`` in an iteration (scikit-learn's ``tol`` has the same meaning, default 1e-3);
-        the accelerated diagonal EM asks for two such iterations in a row. The default keeps the
-        reported log-likelihoods accurate to well within the 0.01 used by the replication report
-        for surveys up to about 10^4 respondents.
+        Convergence per respondent: a start has converged when its last five kept steps together
+        gained at most ``tol * n``, and so would the steps to come if the gains kept shrinking at
+        their rate (Aitken's projection); one small step is not enough. (scikit-learn's ``tol``
+        is per respondent too, default 1e-3, and stops after one small step.) The default keeps
+        the reported log-likelihoods accurate to well within the 0.01 used by the replication
+        report for surveys up to about 10^4 respondents.
     reg_covar : float, default 1e-6
         Added to every variance (diagonal of every covariance) in each M-step, in data units.
     random_seed : int, optional
@@ -633,8 +922,10 @@ def fit_gmm(
         (VII, VVI) or ``covariances (k, d, d)`` (VVV); ``shared_params``: ``variances (d,)``
         (EII, EEI) or ``covariance (d, d)`` (EEE). ``criteria`` from
         :func:`latentseg.models._criteria.information_criteria`; ``diagnostics`` with
-        ``converged, warnings, n_iter, n_starts, n_best, share_best, start_logliks,
-        start_converged, start_degenerate``.
+        ``converged, warnings, n_iter, n_starts, n_best, share_best, start_logliks, start_init,
+        start_converged, start_degenerate``, and ``near_singular`` (one entry per near-singular
+        segment: ``segment``, ``size``, ``smallest_eigenvalue`` of the covariance over the column
+        variances, ``threshold``) with ``near_singular_reason`` (the sentence, '' when none).
 
     Raises
     ------
@@ -647,7 +938,8 @@ def fit_gmm(
     -----
     ConvergenceWarning
         The chosen solution did not converge, is degenerate (a collapsed variance, an empty
-        segment) or has a near-empty segment; the same text is in ``diagnostics["warnings"]``.
+        segment), has a near-empty or a near-singular segment; the same text is in
+        ``diagnostics["warnings"]``.
 
     Notes
     -----
@@ -678,6 +970,13 @@ def fit_gmm(
     order = np.lexsort((means[:, 0], -weights))
     canon = {int(j): pos + 1 for pos, j in enumerate(order)}
     messages, converged = _advice(best, starts, canon, structure, k, max_iter)
+    near_singular = _near_singular(best.cov, weights, STRUCTURES[structure][0], np.nanvar(X, axis=0), n)
+    for entry in near_singular:
+        entry["segment"] = canon[entry["segment"]]
+    near_singular.sort(key=lambda e: e["segment"])
+    reason = _near_singular_reason(near_singular, structure, k)
+    if reason:
+        messages.append(reason)
     if messages:
         warnings.warn(" ".join(messages), ConvergenceWarning, stacklevel=2)
 
@@ -698,7 +997,11 @@ def fit_gmm(
         respondent_ids=ids,
         shares=weights,
         criteria=criteria,
-        diagnostics=_diagnostics(best, starts, rep, loglik, messages, converged, obs),
+        diagnostics={
+            **_diagnostics(best, starts, rep, loglik, messages, converged, obs),
+            "near_singular": near_singular,
+            "near_singular_reason": reason,
+        },
         provenance=provenance(random_seed, X, config={"model": GMM, "k": k, **settings}),
         settings=settings,
         params=params,
@@ -723,16 +1026,18 @@ def _checked_settings(
 
 
 def _start_partitions(
-    Xc: np.ndarray, k: int, gens: Sequence[np.random.Generator], kinds: Sequence[str]
+    Z: np.ndarray, k: int, gens: Sequence[np.random.Generator], kinds: Sequence[str]
 ) -> list[Callable[[], np.ndarray]]:
-    """One starting partition per start (k-means++ or random), made when the start runs."""
-    n = Xc.shape[0]
+    """One starting partition per start, made when the start runs; ``Z`` is standardised."""
+    n = Z.shape[0]
 
     def partition(g: np.random.Generator, kind: str) -> Callable[[], np.ndarray]:
         if k == 1:
             return lambda: np.ones((n, 1))
+        if kind.startswith("hierarchical"):
+            return lambda: hierarchical_partition(Z, k, g, model="VVV" if kind.endswith("VVV") else "EII")
         if kind == "kmeans++":
-            return lambda: kmeanspp_partition(Xc, k, g)
+            return lambda: kmeanspp_partition(Z, k, g)
         return lambda: random_partition(n, k, g)
 
     return [partition(g, kind) for g, kind in zip(gens, kinds)]
@@ -750,33 +1055,49 @@ def _run_starts(
     reg_covar: float,
     random_seed: int | None,
 ) -> tuple[list[_Start], np.ndarray]:
-    """EM from every start on the centred data; the starts and the centre that was subtracted."""
+    """EM from every start; the starts (parameters on the centred data, in data units) and the
+    centre that was subtracted.
+
+    EM runs on standardised data (every column centred and divided by its standard deviation):
+    the likelihood only changes by the constant Jacobian, added back, and every sum is well
+    scaled even when the columns' variances differ by orders of magnitude. ``reg_covar`` stays in
+    data units (``reg_covar / scale**2`` on the standardised scale).
+    """
     n, d = X.shape
     family = STRUCTURES[structure][0]
     has_missing = not obs.all()
-    center = np.nanmean(X, axis=0)
-    Xc = X - center  # translation leaves the likelihood unchanged and keeps the sums well scaled
+    n_run = 1 if k == 1 else n_init  # with one segment every start is the same
+    kinds = [_start_kind(init, s) for s in range(n_run)]
+    Z, center, scale = standardise(X)
+    resp0 = _start_partitions(Z, k, start_generators(random_seed, n_run), kinds)
+    if STRUCTURES[structure][2]:  # spherical: only a common scale keeps the structure's meaning
+        Z = Z * (scale / math.sqrt(float(np.mean(scale**2))))
+        scale = np.full(d, math.sqrt(float(np.mean(scale**2))))
+    reg = reg_covar / scale**2
+    jacobian = float((obs.sum(axis=0) * np.log(scale)).sum())  # log |dZ/dX| over observed cells
     col_var = np.nanvar(X, axis=0)
-    kinds = [_start_kind(init, s) for s in range(n_init)]
-    resp0 = _start_partitions(Xc, k, start_generators(random_seed, n_init), kinds)
     with single_threaded():
-        if family == "diag":
-            FT = _design(Xc, obs if has_missing else None)
-            runs = _diag_batch_em(
-                FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg_covar=reg_covar, missing=has_missing
-            )
+        full_rows = d * (d + 1) // 2 + d + 1
+        p = full_rows if family == "full" else 2 * d + 1
+        if not has_missing and n * p <= COMPILED_MAX_CELLS:
+            runs = _compiled_starts(Z, structure, resp0, max_iter=max_iter, tol=tol, reg=reg)
+        elif family == "diag" or (not has_missing and full_rows * n * 8 <= FULL_DESIGN_MAX_BYTES):
+            FT = _design(Z, obs if has_missing else None, full=family == "full")
+            runs = _batch_em(FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg=reg, missing=has_missing)
             del FT
         else:
             patterns = _Patterns(obs)
-            Xz = np.where(obs, Xc, np.nan)
-            runs = [
-                _full_em(Xz, patterns, structure, make(), max_iter=max_iter, tol=tol, reg_covar=reg_covar)
-                for make in resp0
-            ]
+            runs = [(*_full_em(Z, patterns, structure, make(), max_iter=max_iter, tol=tol, reg=reg), "")
+                    for make in resp0]
     starts = []
-    for kind, (ll, it, conv, w, mu, cov) in zip(kinds, runs):
+    outer = scale[:, None] * scale[None, :]
+    for kind, (ll, it, conv, w, mu, cov, early) in zip(kinds, runs):
+        cov = cov * (scale**2 if family == "diag" else outer)
+        ll = ll - jacobian
         deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
-        starts.append(_Start(kind, ll, it, conv, w, mu, cov, deg))
+        if early == "collapsed" and not deg:  # stopped on the way to a collapse
+            deg = [f"collapse:{int(np.argmin(w))}"]
+        starts.append(_Start(kind, ll, it, conv, w, mu * scale, cov, deg, early))
     return starts, center
 
 
@@ -842,10 +1163,14 @@ def _diagnostics(
         "share_best": rep["share_best"],
         "best_loglik": loglik,
         "start_logliks": rep["start_logliks"],
+        "best_start": int(rep["best"]),
         "start_init": [s.init for s in starts],
         "start_converged": [s.converged for s in starts],
         "start_n_iter": [s.n_iter for s in starts],
         "start_degenerate": [bool(s.degenerate) for s in starts],
+        # starts stopped before convergence: "collapsed" (set aside) or "pruned" (too far below
+        # the best start to catch up); "" for the others
+        "start_stopped": [s.stopped for s in starts],
         # degenerate starts (collapsed variance, empty segment) are set aside when choosing the best
         "n_degenerate_starts": sum(bool(s.degenerate) for s in starts),
         # Mplus's check: was the best log-likelihood reached by more than one start?
@@ -855,9 +1180,17 @@ def _diagnostics(
 
 
 def _start_kind(init: str, s: int) -> str:
+    """The kind of start ``s``: "both" runs a k-means++ partition, the two hierarchical partitions,
+    then random and k-means++ partitions in turn."""
     if init == "both":
-        return "kmeans++" if s % 2 == 0 else "random"
+        return _BOTH[s] if s < len(_BOTH) else ("kmeans++" if s % 2 == 0 else "random")
     return init
+
+
+#: the first starts of ``init="both"``: k-means++ (so that ``n_init=1`` keeps the start it always
+#: had: on discrete ratings the VVV agglomeration can isolate a cluster that is constant in a
+#: column, a start that collapses), then the two hierarchical partitions (VVV and Ward / EII)
+_BOTH = ("kmeans++", "hierarchical-VVV", "hierarchical-EII")
 
 
 def _advice(
