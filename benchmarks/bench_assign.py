@@ -58,8 +58,8 @@ def make_model(d: int, k: int, seed: int) -> Path:
     return path
 
 
-def make_data(rows: int, d: int, k: int, seed: int) -> tuple[Path, Path]:
-    """Draw ``rows`` rows from the saved model's mixture; write Parquet and CSV (same values)."""
+def make_data(rows: int, d: int, k: int, seed: int, csv: bool = True) -> tuple[Path, Path | None]:
+    """Draw ``rows`` rows from the saved model's mixture; write Parquet and (``csv``) CSV, same values."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -68,8 +68,8 @@ def make_data(rows: int, d: int, k: int, seed: int) -> tuple[Path, Path]:
 
     pq_path = DATA / f"assign_{rows}x{d}.parquet"
     csv_path = DATA / f"assign_{rows}x{d}.csv"
-    if pq_path.is_file() and csv_path.is_file():
-        return pq_path, csv_path
+    if pq_path.is_file() and (csv_path.is_file() or not csv):
+        return pq_path, (csv_path if csv else None)
     model = load_model(make_model(d, k, seed)).result
     w = np.asarray(model.params["weights"])
     mu = np.asarray(model.params["means"])
@@ -88,16 +88,18 @@ def make_data(rows: int, d: int, k: int, seed: int) -> tuple[Path, Path]:
         table = pa.table({c: X[:, j] for j, c in enumerate(names)})
         if pw is None:
             pw = pq.ParquetWriter(pq_tmp, table.schema)
-            cw = pacsv.CSVWriter(csv_tmp, table.schema)
+            cw = pacsv.CSVWriter(csv_tmp, table.schema) if csv else None
         pw.write_table(table)
-        cw.write_table(table)
+        if cw is not None:
+            cw.write_table(table)
         done += n
         print(f"  generated {done:,} rows ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     pw.close()
-    cw.close()
     os.replace(pq_tmp, pq_path)
-    os.replace(csv_tmp, csv_path)
-    return pq_path, csv_path
+    if cw is not None:
+        cw.close()
+        os.replace(csv_tmp, csv_path)
+    return pq_path, (csv_path if csv else None)
 
 
 _OURS = """
@@ -160,7 +162,7 @@ def main() -> None:
 
     DATA.mkdir(parents=True, exist_ok=True)
     model = make_model(args.cols, args.k, args.seed)
-    pq_path, csv_path = make_data(args.rows, args.cols, args.k, args.seed)
+    pq_path, csv_path = make_data(args.rows, args.cols, args.k, args.seed, csv=not args.skip_csv)
     out = DATA / "out"
     out.mkdir(exist_ok=True)
 
