@@ -394,8 +394,8 @@ class Scorer:
 
         blank = ids.is_null()
         if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
-            blank = pc.or_(blank, pc.equal(pc.utf8_trim_whitespace(ids), ""))
-        blank_np = blank.to_numpy(zero_copy_only=False)
+            blank = pc.or_kleene(blank, pc.equal(pc.utf8_trim_whitespace(ids), "")).fill_null(True)
+        blank_np = np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
         if blank_np.any():
             first = np.flatnonzero(blank_np)[:5] + row_offset + 2  # + header line, 1-based
             raise SurveyError(
