@@ -186,7 +186,7 @@ def _print_selection(selection: Any, source: str) -> None:
             if c == "smallest_share":
                 cells.append("" if v != v else f"{v:.1%}")
             elif c == "converged":
-                cells.append("yes" if v else "NO")
+                cells.append("" if row["status"] in ("skipped", "stopped") else ("yes" if v else "NO"))
             elif c in ("model", "k"):
                 cells.append(str(v))
             else:

@@ -883,7 +883,7 @@ class _Plan:
         if rec is None:
             self._tick(f"{model} k={kk} (running)")
             budget = None if self.rules.all_k else fit_budget(self._seconds(model))
-            rec = _fit_within(budget, lambda: _fit_one(data, model, kk, seed, opts, n_sub), model, kk,
+            rec = _fit_within(budget, lambda: _fit_one(data, model, kk, seed, opts, n_sub, self.rules), model, kk,
                               self._seconds(model))
             if ckpt is not None and rec.status != "stopped":
                 if rec.error is not None or float(rec.row.get("seconds", 0.0)) >= self.ckpt_min:
@@ -1024,8 +1024,11 @@ def _codes(frame: Any) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((len(df), 0))
 
 
-def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int) -> FitRecord:
-    """Fit one model and k; a FitError (or any engine failure) becomes a failed record."""
+def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int,
+             rules: _Rules | None = None) -> FitRecord:
+    """Fit one model and k; a FitError (or any engine failure) becomes a failed record. Subsample
+    stability is measured only for a fit that the other admissibility checks (``rules``) keep:
+    it cannot make an excluded fit admissible, and it costs ``n_sub`` refits."""
     from latentseg.models import fit
 
     t0 = time.perf_counter()
@@ -1050,7 +1053,13 @@ def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], 
     row = _row_from_result(result)
     if messages:
         row["warnings"] = "; ".join(dict.fromkeys(messages))
-    if n_sub > 0:
+    excluded = "" if rules is None else _exclusion(
+        {**row, "stability_mean": np.nan, "silhouette": row.get("silhouette", np.nan)},
+        min_share=rules.min_share, silhouette_min=rules.silhouette_min, stability_min=rules.stability_min)
+    if n_sub > 0 and excluded:
+        msg = "stability not measured: the fit is excluded without it"
+        row["warnings"] = f"{row['warnings']}; {msg}" if row.get("warnings") else msg
+    elif n_sub > 0:
         st = _stability(data, model, k, seed, opts, n_sub, result)
         if "stability_error" in st:
             msg = f"stability not measured: {st.pop('stability_error')}"
