@@ -240,8 +240,11 @@ def test_unstable_solutions_are_excluded_and_named(fake, monkeypatch):
 
     monkeypatch.setattr(stability_mod, "stability", fake_stability)
     sel = select(X, models=("gmm",), k=[3, 4, 5], random_seed=1, stability_subsamples=4)
-    assert calls == [("gmm", 3, 4, 3), ("gmm", 4, 4, 4), ("gmm", 5, 4, 5)]
-    assert sel.table["stability_mean"].tolist() == [0.97, 0.45, 0.9]
+    # measured where the BIC rule needs it: k=4 (lowest BIC) proves unstable, so k=5 (next), which passes;
+    # k=3 is never reached (the answer is the one measuring all three gives)
+    assert calls == [("gmm", 4, 4, 4), ("gmm", 5, 4, 5)]
+    assert sel.table["stability_mean"].tolist()[1:] == [0.45, 0.9] and np.isnan(sel.table["stability_mean"][0])
+    assert "stability not measured: the family's rule chose another k" in sel.table["warnings"][0]
     assert "k=4 rejected: unstable across subsamples (mean ARI 0.45 < 0.6)" in sel.rule
     assert sel.recommended_k == 5
 

@@ -33,6 +33,7 @@ stopped. Each such fit stays in the table, with status ``skipped`` or ``stopped`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -641,7 +642,10 @@ def select(
         Smallest acceptable mean silhouette for k-means fits.
     stability_subsamples : int, default 5
         Subsamples for the stability check (:func:`latentseg.choose.stability.stability`); 0 skips it.
-        Not run for Bayesian families (each refit would be an MCMC run).
+        Not run for Bayesian families (each refit would be an MCMC run). Measured where the
+        family's rule needs it: for the fit the rule would choose, then (while that one proves
+        unstable) the next it would choose; the recommendation is the one measuring every fit
+        gives, and the fits never reached have no stability value (their ``warnings`` say so).
     stability_min : float, default 0.6
         Smallest acceptable mean subsample adjusted Rand index.
     loo_se_rule : float, default 2.0
@@ -850,14 +854,15 @@ class _Plan:
 
     def run(self) -> tuple[list[FitRecord], dict[int, float]]:
         cheap = [m for m in self.models if not family(m).bayesian]
+        aux: dict[int, float] = {}
         for model in cheap:
             for kk in self.ks:
                 self._one(model, kk)
-        # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
-        aux: dict[int, float] = {}
-        for model in cheap:
+            # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
             if family(model).criterion == "elbow":
                 aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq, self.fit_options.get(model, {}))
+            if self.n_sub > 0 and family(model).stability:
+                self._stability_lazily(model, aux)
         bayesian = [m for m in self.models if family(m).bayesian]
         for i, model in enumerate(bayesian):
             why = "" if self.rules.all_k else self._settled(aux, pending=len(bayesian) - i)
@@ -883,7 +888,8 @@ class _Plan:
         if rec is None:
             self._tick(f"{model} k={kk} (running)")
             budget = None if self.rules.all_k else fit_budget(self._seconds(model))
-            rec = _fit_within(budget, lambda: _fit_one(data, model, kk, seed, opts, n_sub, self.rules), model, kk,
+            # stability is measured afterwards, only where the family's rule needs it (_stability_lazily)
+            rec = _fit_within(budget, lambda: _fit_one(data, model, kk, seed, opts, 0), model, kk,
                               self._seconds(model))
             if ckpt is not None and rec.status != "stopped":
                 if rec.error is not None or float(rec.row.get("seconds", 0.0)) >= self.ckpt_min:
@@ -893,6 +899,44 @@ class _Plan:
         self.done[(model, kk)] = rec
         status = rec.status or ("loaded" if rec.from_checkpoint else ("failed" if rec.error else "done"))
         self._tick(f"{model} k={kk} ({status}{': ' + rec.reason if rec.reason else ''})")
+
+    def _stability_lazily(self, model: str, aux: Mapping[int, float]) -> None:
+        """Subsample stability where the family's rule needs it: measure the fit the rule would
+        choose (an unmeasured fit counts as stable), and while it proves unstable, the next one
+        the rule then chooses. The recommendation is the one measuring every fit would give (a
+        fit the rule prefers is measured before any it prefers less); the fits never reached
+        keep no stability value, and say why."""
+        r = self.rules
+        opts = self.fit_options.get(model, {})
+        data = self.inputs.for_family(model)
+        while True:
+            recs = [self.done[(model, kk)] for kk in self.ks]
+            _, per_family = _recommend(_build_table(recs), [model], min_share=r.min_share,
+                                       silhouette_min=r.silhouette_min, stability_min=r.stability_min,
+                                       loo_se_rule=r.loo_se_rule, aux_inertia=aux)
+            k = per_family[model]["recommended_k"]
+            if k is None:
+                break
+            rec = self.done[(model, k)]
+            if "stability_mean" in rec.row or "stability_note" in rec.row:
+                break  # measured (here, or in the checkpointed fit): the rule's choice stands
+            t0 = time.perf_counter()
+            st = _stability(data, model, k, _child_seed(self.seed_seq, model, k), opts, self.n_sub, rec.result)
+            row = dict(rec.row)
+            if "stability_error" in st:
+                msg = f"stability not measured: {st.pop('stability_error')}"
+                row["warnings"] = f"{row['warnings']}; {msg}" if row.get("warnings") else msg
+                row["stability_note"] = msg
+            row.update(st)
+            row["seconds"] = float(row.get("seconds", 0.0)) + time.perf_counter() - t0
+            self.done[(model, k)] = dataclasses.replace(rec, row=row)
+        for kk in self.ks:
+            rec = self.done[(model, kk)]
+            if rec.status == "" and rec.error is None and "stability_mean" not in rec.row:
+                msg = "stability not measured: the family's rule chose another k without it"
+                row = dict(rec.row)
+                row["warnings"] = f"{row['warnings']}; {msg}" if row.get("warnings") else msg
+                self.done[(model, kk)] = dataclasses.replace(rec, row=row)
 
     def _skip(self, model: str, kk: int, why: str) -> None:
         row = {"model": model, "k": kk, "status": "skipped"}
@@ -1024,11 +1068,9 @@ def _codes(frame: Any) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((len(df), 0))
 
 
-def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int,
-             rules: _Rules | None = None) -> FitRecord:
-    """Fit one model and k; a FitError (or any engine failure) becomes a failed record. Subsample
-    stability is measured only for a fit that the other admissibility checks (``rules``) keep:
-    it cannot make an excluded fit admissible, and it costs ``n_sub`` refits."""
+def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int) -> FitRecord:
+    """Fit one model and k (with ``n_sub`` subsample refits for stability); a FitError (or any
+    engine failure) becomes a failed record."""
     from latentseg.models import fit
 
     t0 = time.perf_counter()
@@ -1053,13 +1095,7 @@ def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], 
     row = _row_from_result(result)
     if messages:
         row["warnings"] = "; ".join(dict.fromkeys(messages))
-    excluded = "" if rules is None else _exclusion(
-        {**row, "stability_mean": np.nan, "silhouette": row.get("silhouette", np.nan)},
-        min_share=rules.min_share, silhouette_min=rules.silhouette_min, stability_min=rules.stability_min)
-    if n_sub > 0 and excluded:
-        msg = "stability not measured: the fit is excluded without it"
-        row["warnings"] = f"{row['warnings']}; {msg}" if row.get("warnings") else msg
-    elif n_sub > 0:
+    if n_sub > 0:
         st = _stability(data, model, k, seed, opts, n_sub, result)
         if "stability_error" in st:
             msg = f"stability not measured: {st.pop('stability_error')}"
