@@ -36,6 +36,7 @@ ConfigOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines; only errors and results.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace a model already saved under that name.")]
+AllKOpt = Annotated[bool, typer.Option("--all-k", help="Fit every family at every k, each to the end: no hopeless Bayesian fit skipped, no fit stopped for time [config: select.all_k].")]
 
 #: The example the demo runs on, relative to the source tree.
 EXAMPLE_SURVEY = Path("examples") / "project_survey.csv"
@@ -50,9 +51,17 @@ def _usage(message: str) -> None:
 
 @contextlib.contextmanager
 def _run_progress() -> Iterator[Any]:
-    """A rich progress display for the pipeline's steps (nothing under --quiet)."""
+    """A rich progress display for the pipeline's steps, naming the fit that is running (nothing
+    under --quiet; plain periodic log lines when stderr is not a terminal)."""
     if state.quiet:
         yield None
+        return
+    from latentseg.cli.commands_select import PlainProgress
+
+    console = err_console()
+    if not console.is_terminal:
+        with PlainProgress(console) as plain:
+            yield plain.update
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -65,7 +74,7 @@ def _run_progress() -> Iterator[Any]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[detail]}"),
-        console=err_console(),
+        console=console,
         transient=True,
     ) as bar:
         task = bar.add_task("starting", total=len(STEPS), detail="")
@@ -145,6 +154,7 @@ def _run(
     model: str | None = None,
     force: bool = False,
     wait: bool = False,
+    all_k: bool = False,
 ) -> None:
     from latentseg.cli.commands_select import parse_k
     from latentseg.pipeline import run_pipeline
@@ -176,6 +186,7 @@ def _run(
             force=force,
             wait=wait,
             on_wait=lambda message: info(escape(message)),
+            all_k=True if all_k else None,
         )
     _warn_all(res.warnings)
     if as_json:
@@ -216,10 +227,16 @@ def run_cmd(
     no_report: Annotated[bool, typer.Option("--no-report", help="Save the model but write no report.")] = False,
     force: ForceOpt = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another process is writing this model, wait for it instead of failing.")] = False,
+    all_k: AllKOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole playbook on a survey: validate, clean, score, select k, fit, profile, size, save, report.
+
+    Sampling is spent where it can change the answer: the Bayesian fits of the sweep come last and
+    are skipped when they cannot change the recommended k or their k is hopeless, and a fit far
+    past its family's time budget is stopped; the selection table says which and why (--all-k
+    fits everything). Progress names the fit that is running (plain log lines off a terminal).
 
     An interrupted run (Ctrl-C, a crash) keeps every finished fit in
     MODELS_DIR/NAME/checkpoints/; running the same command again resumes from them. A model
@@ -231,7 +248,7 @@ def run_cmd(
     state.quiet = state.quiet or quiet
     _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
          models_dir=models_dir, report=not no_report, as_json=as_json, model=model.value if model else None,
-         force=force, wait=wait)
+         force=force, wait=wait, all_k=all_k)
 
 def demo_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report. Default: latentseg_output.")] = None,

@@ -39,11 +39,73 @@ def _config_error(message: str) -> None:
     raise ConfigError(message)
 
 
+class PlainProgress:
+    """Progress off a terminal (a log file, CI, a pipe): plain lines on stderr, one when a step
+    starts and when a fit starts or ends, and every ``every`` seconds while nothing else is said
+    (so a long fit shows it is alive)::
+
+        [   0.1 s] prepare
+        [   6.2 s] select: fit 16 of 20: bayes-gmm k=3 (running)
+        [  21.2 s] select: fit 16 of 20: bayes-gmm k=3 (running), 15 s so far
+
+    Use as a context manager; ``update(step, done, total, detail)`` as the pipeline's progress
+    callback (``done`` counts finished fits; a ``detail`` ending in ``(running)`` names the one
+    that starts).
+    """
+
+    def __init__(self, console: Any, every: float = 15.0) -> None:
+        import threading
+        import time
+
+        self._time = time.monotonic
+        self.console, self.every = console, float(every)
+        self.t0 = self.last = self._time()
+        self.since = self.t0
+        self.text = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="latentseg-progress", daemon=True)
+
+    def __enter__(self) -> PlainProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def update(self, step: str, done: int | None = None, total: int | None = None, detail: str = "") -> None:
+        if done is None or total is None:
+            text = step + (f": {detail}" if detail else "")
+        else:
+            running = detail.endswith("(running)")
+            text = f"{step}: fit {done + 1 if running else done} of {total}" + (f": {detail}" if detail else "")
+        with self._lock:
+            self.text, self.since = text, self._time()
+            self._say(text)
+
+    def _say(self, text: str) -> None:
+        self.last = self._time()
+        self.console.print(escape(f"[{self.last - self.t0:7.1f} s] {text}"), highlight=False, soft_wrap=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.every)):
+            with self._lock:
+                if self.text and self._time() - self.last >= self.every:
+                    self._say(f"{self.text}, {self._time() - self.since:.0f} s so far")
+
+
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int, str], None]]:
-    """A rich progress bar on stderr (nothing under ``--quiet``); yields ``update(done, total, text)``."""
+    """A rich progress bar on stderr (nothing under ``--quiet``; plain periodic log lines,
+    :class:`PlainProgress`, when stderr is not a terminal); yields ``update(done, total, text)``."""
     if state.quiet:
         yield lambda done, total, text="": None
+        return
+    console = err_console()
+    if not console.is_terminal:
+        with PlainProgress(console) as plain:
+            yield lambda done, total, text="": plain.update(description, done, total, text)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -126,13 +188,16 @@ def _print_selection(selection: Any, source: str) -> None:
             if c == "smallest_share":
                 cells.append("" if v != v else f"{v:.1%}")
             elif c == "converged":
-                cells.append("yes" if v else "NO")
+                cells.append("" if row["status"] in ("skipped", "stopped") else ("yes" if v else "NO"))
             elif c in ("model", "k"):
                 cells.append(str(v))
             else:
                 cells.append(_fmt(v, d or 1))
         rec = selection.per_family.get(row["model"], {}).get("recommended_k")
-        flag = "failed" if row["status"] != "ok" else ("<- recommended" if rec == row["k"] else ("" if row["admissible"] else "excluded"))
+        if row["status"] in ("skipped", "stopped"):
+            flag = row["status"]
+        else:
+            flag = "failed" if row["status"] != "ok" else ("<- recommended" if rec == row["k"] else ("" if row["admissible"] else "excluded"))
         cells.append(flag)
         tab.add_row(*cells)
     from latentseg.cli._common import fit_table
@@ -298,15 +363,22 @@ def select_cmd(
         typer.Option("--blrt", help="Also run the bootstrap LRT (k-1 vs k) for gmm / lca with this many replicates.", min=0),
     ] = 0,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for the bootstrap LRT.", min=1)] = 2,
+    all_k: Annotated[bool, typer.Option("--all-k", help="Fit every family at every k, each to the end: no hopeless Bayesian fit skipped, no fit stopped for time [config: select.all_k].")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print {fits, recommended_k, rule, ...} as JSON.")] = False,
 ) -> None:
-    """Fit every family over a k range and recommend a k, with the rule written out."""
+    """Fit every family over a k range and recommend a k, with the rule written out.
+
+    Bayesian fits that cannot change the recommended k, or whose k is hopeless (docs/methods.md),
+    are skipped, and a fit far past its family's time budget is stopped; both are listed with
+    the reason (--all-k fits everything)."""
     from latentseg.choose.selection import select
     from latentseg.config import load_config, merge_config, select_options
     from latentseg.models.families import check_names, family
     from latentseg.prepare.core import prepare
 
     cfg = load_config(config)
+    if all_k:
+        cfg["select"]["all_k"] = True
     sel_cfg = cfg["select"]
     if data_kind not in ("survey", "scores"):
         _config_error(f"--data-kind must be survey or scores; got {data_kind!r}.")

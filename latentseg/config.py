@@ -33,7 +33,7 @@ Sections and keys (default in brackets)
     [20261122], ``draws`` [1000], ``tune`` [1000], ``chains`` [2], ``sampler`` ["nutpie"].
 ``[select]`` ``models`` [["kmeans", "gmm", "lca", "bayes-gmm"]], ``k_min`` [3], ``k_max`` [7],
     ``min_share`` [0.10], ``silhouette_min`` [0.25], ``stability_subsamples`` [5],
-    ``loo_se_rule`` [2.0].
+    ``loo_se_rule`` [2.0], ``all_k`` [false], ``checkpoint_min_seconds`` [2.0].
 ``[profile]`` ``names`` [{}] (segment id -> name), ``overlay`` [[]], ``distal`` [[]],
     ``top_outcomes`` [5].
 ``[size]`` ``tam`` [0], ``arpu`` [0.0], ``arpu_column`` [""].
@@ -176,6 +176,8 @@ KEYS: tuple[Key, ...] = (
     Key("select", "silhouette_min", "float", 0.25, "Smallest acceptable silhouette (k-means).", low=-1.0, high=1.0),
     Key("select", "stability_subsamples", "int", 5, "Subsamples used to check that segments are stable (0 = off).", low=0),
     Key("select", "loo_se_rule", "float", 2.0, "A Bayesian model with more segments must beat a simpler one by this many PSIS-LOO standard errors.", low=0.0),
+    Key("select", "all_k", "bool", False, "Fit every family at every k, each to the end: no hopeless Bayesian fit skipped, no fit stopped for time (docs/methods.md, skipped and stopped fits)."),
+    Key("select", "checkpoint_min_seconds", "float", 2.0, "`latentseg run` checkpoints only fits that took at least this long (faster ones are refitted on a resume, same seed, same result); 0 = every fit.", low=0.0),
     # [profile]
     Key("profile", "names", "table", {}, "Segment names, `<segment id> = \"name\"` (e.g. `1 = \"Speed-starved executors\"`)."),
     Key("profile", "overlay", "list[str]", [], "Profile columns cross-tabulated against segments; empty = all."),
@@ -410,7 +412,7 @@ def merge_config(user: Mapping[str, Any] | None, source: str = "<config>") -> di
 
 
 #: the ``[select]`` keys that are :func:`latentseg.choose.selection.select` keyword arguments as they stand
-SELECT_ARGUMENTS = ("min_share", "silhouette_min", "stability_subsamples", "loo_se_rule")
+SELECT_ARGUMENTS = ("min_share", "silhouette_min", "stability_subsamples", "loo_se_rule", "all_k", "checkpoint_min_seconds")
 
 
 def select_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -425,8 +427,8 @@ def select_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``min_share``, ``silhouette_min``, ``stability_subsamples`` and ``loo_se_rule``
-        (:data:`SELECT_ARGUMENTS`); ``models`` and ``k_min``/``k_max`` become ``select()``'s
+        ``min_share``, ``silhouette_min``, ``stability_subsamples``, ``loo_se_rule``, ``all_k``
+        and ``checkpoint_min_seconds`` (:data:`SELECT_ARGUMENTS`); ``models`` and ``k_min``/``k_max`` become ``select()``'s
         ``models=`` and ``k=`` at the callers.
 
     Examples

@@ -47,7 +47,9 @@ __all__ = ["run_pipeline", "PipelineResult", "STEPS", "default_name", "kept_fami
 STEPS = ("prepare", "select", "fit", "decide", "compare", "save", "report")
 
 #: ``progress(step, done, total, detail)``: ``step`` one of :data:`STEPS`; ``done``/``total``
-#: count fits within "select" (``None`` elsewhere).
+#: count fits within "select" (``None`` elsewhere), where ``detail`` names the fit that starts
+#: (``"bayes-gmm k=5 (running)"``, ``done`` fits finished before it) or ends (``"... (done)"``,
+#: ``(loaded)``, ``(failed)``, ``(skipped: why)``, ``(stopped: why)``, ``done`` counting it).
 ProgressCallback = Callable[[str, "int | None", "int | None", str], None]
 
 
@@ -208,9 +210,12 @@ def run_overrides(
     random_seed: int | None = None,
     output: str | Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    all_k: bool | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The ``run`` options as config overrides ``{section: {key: value}}``."""
     over: dict[str, dict[str, Any]] = {s: dict(v) for s, v in (overrides or {}).items()}
+    if all_k is not None:
+        over.setdefault("select", {})["all_k"] = bool(all_k)
     if models is not None:
         over.setdefault("select", {})["models"] = list(models)
     if model is not None:
@@ -268,6 +273,7 @@ def run_pipeline(
     force: bool = False,
     wait: bool = False,
     on_wait: Callable[[str], Any] | None = None,
+    all_k: bool | None = None,
 ) -> PipelineResult:
     """Run the playbook on a survey file: prepare, choose, decide, save, report.
 
@@ -310,6 +316,10 @@ def run_pipeline(
         raising :class:`~latentseg.errors.BusyError`.
     on_wait : callable, optional
         Called with a message once when ``wait`` has to wait.
+    all_k : bool, optional
+        Overrides ``[select] all_k``: fit every family at every k, each to the end (by default
+        hopeless Bayesian fits are skipped and a fit far past its family's time budget is
+        stopped; see :func:`latentseg.choose.selection.select`).
 
     Returns
     -------
@@ -338,7 +348,7 @@ def run_pipeline(
     survey_path = Path(survey_path)
     cfg, cfg_source = resolve_config(
         config, run_overrides(models=models, model=model, k=k, reduce=reduce, random_seed=random_seed,
-                              output=output, overrides=overrides)
+                              output=output, overrides=overrides, all_k=all_k)
     )
     kept = kept_family(cfg, model, models)
     cfg["model"]["model"] = kept

@@ -345,7 +345,7 @@ def _sweep(ckpt: Path, data: pd.DataFrame = X, ks: tuple[int, ...] = (2, 3)) -> 
     from latentseg.choose.selection import select
 
     return select(data, models=("gmm",), k=list(ks), random_seed=5, stability_subsamples=0,
-                  fit_options={"gmm": {"n_init": 1}}, checkpoint_dir=ckpt)
+                  fit_options={"gmm": {"n_init": 1}}, checkpoint_dir=ckpt, checkpoint_min_seconds=0)
 
 
 class _Counting:

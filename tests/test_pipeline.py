@@ -18,7 +18,8 @@ pytestmark = pytest.mark.xdist_group("pipeline")
 #: Small, fast settings: two families, k = 2..4, no stability subsamples.
 FAST = {
     "survey": {"imp_scale": "1-5", "sat_scale": "1-10"},
-    "select": {"models": ["kmeans", "gmm"], "k_min": 2, "k_max": 4, "stability_subsamples": 0},
+    "select": {"models": ["kmeans", "gmm"], "k_min": 2, "k_max": 4, "stability_subsamples": 0,
+               "checkpoint_min_seconds": 0},  # every fit checkpointed: the resume test counts them
     "model": {"n_init": 3, "covariance": "EEI", "random_seed": 11},
     "size": {"tam": 20000},
     "cleaning": {"min_respondents": 50},

@@ -55,7 +55,7 @@ def selection():
         X = np.random.default_rng(0).normal(size=(N, 2))
         cat = np.random.default_rng(1).integers(0, 3, size=(N, 4))
         sel = select(X, models=("kmeans", "gmm", "lca", "bayes-gmm"), k=KS, random_seed=1,
-                     stability_subsamples=0, categorical_data=cat)
+                     stability_subsamples=0, categorical_data=cat, all_k=True)  # every family, every k
     finally:
         mp.undo()
     assert sel.recommended_k == 3 and sel.per_family["lca"]["recommended_k"] == 4  # the figure must tell them apart

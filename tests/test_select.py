@@ -240,8 +240,11 @@ def test_unstable_solutions_are_excluded_and_named(fake, monkeypatch):
 
     monkeypatch.setattr(stability_mod, "stability", fake_stability)
     sel = select(X, models=("gmm",), k=[3, 4, 5], random_seed=1, stability_subsamples=4)
-    assert calls == [("gmm", 3, 4, 3), ("gmm", 4, 4, 4), ("gmm", 5, 4, 5)]
-    assert sel.table["stability_mean"].tolist() == [0.97, 0.45, 0.9]
+    # measured where the BIC rule needs it: k=4 (lowest BIC) proves unstable, so k=5 (next), which passes;
+    # k=3 is never reached (the answer is the one measuring all three gives)
+    assert calls == [("gmm", 4, 4, 4), ("gmm", 5, 4, 5)]
+    assert sel.table["stability_mean"].tolist()[1:] == [0.45, 0.9] and np.isnan(sel.table["stability_mean"][0])
+    assert "stability not measured: the family's rule chose another k" in sel.table["warnings"][0]
     assert "k=4 rejected: unstable across subsamples (mean ARI 0.45 < 0.6)" in sel.rule
     assert sel.recommended_k == 5
 
@@ -270,15 +273,16 @@ def test_progress_callback_sees_every_fit(fake):
     seen: list[tuple[int, int, str]] = []
     select(X, models=("gmm",), k=[3, 4, 5], random_seed=1, stability_subsamples=0,
            progress=lambda d, t, s: seen.append((d, t, s)))
-    assert [(d, t) for d, t, _ in seen] == [(1, 3), (2, 3), (3, 3)]
-    assert seen[-1][2] == "gmm k=5 (done)"
+    # each fit is named when it starts (the one running, not the last one done) and when it ends
+    assert seen == [(0, 3, "gmm k=3 (running)"), (1, 3, "gmm k=3 (done)"), (1, 3, "gmm k=4 (running)"),
+                    (2, 3, "gmm k=4 (done)"), (2, 3, "gmm k=5 (running)"), (3, 3, "gmm k=5 (done)")]
 
 
 def test_checkpoints_resume_without_refitting(fake, tmp_path):
     script = _bic_script("gmm", {3: 900.0, 4: 800.0, 5: 850.0})
     script[("gmm", 5)] = {"error": "singular covariance"}
     eng = fake(script)
-    first = select(X, models=("gmm",), k=[3, 4, 5], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path)
+    first = select(X, models=("gmm",), k=[3, 4, 5], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path, checkpoint_min_seconds=0)
     # a failed fit is not checkpointed: a rerun retries it
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["gmm-k3.json", "gmm-k4.json"]
     assert len(eng.calls) == 3
@@ -290,7 +294,7 @@ def test_checkpoints_resume_without_refitting(fake, tmp_path):
 
     eng.__class__ = type("Boom", (FakeEngine,), {"__call__": boom})
     resumed = select(X, models=("gmm",), k=[3, 4, 5], random_seed=3, stability_subsamples=0,
-                     progress=lambda d, t, s: None, checkpoint_dir=tmp_path)
+                     progress=lambda d, t, s: None, checkpoint_dir=tmp_path, checkpoint_min_seconds=0)
     cols = ["model", "k", "status", "bic", "smallest_share", "admissible", "excluded"]
     pd.testing.assert_frame_equal(first.table[cols], resumed.table[cols])
     assert resumed.recommended_k == first.recommended_k == 4
@@ -301,21 +305,21 @@ def test_checkpoints_from_other_data_or_seed_are_refitted(fake, tmp_path):
     from latentseg.errors import LatentsegWarning
 
     eng = fake(_bic_script("gmm", {3: 900.0, 4: 800.0}))
-    select(X, models=("gmm",), k=[3, 4], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path)
+    select(X, models=("gmm",), k=[3, 4], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path, checkpoint_min_seconds=0)
     with pytest.warns(LatentsegWarning, match="was fitted on other data"):  # said, not silent
-        select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path)
-    select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path)
+        select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=3, stability_subsamples=0, checkpoint_dir=tmp_path, checkpoint_min_seconds=0)
+    select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path, checkpoint_min_seconds=0)
     assert len(eng.calls) == 6
     # adding a family does not invalidate the other family's checkpoints
     cat = pd.DataFrame({"q1": list("abcde") * (N // 5)})
     select(X + 1.0, models=("gmm", "lca"), k=[3, 4], random_seed=4, stability_subsamples=0,
-           checkpoint_dir=tmp_path, categorical_data=cat)
+           checkpoint_dir=tmp_path, categorical_data=cat, checkpoint_min_seconds=0)
     assert [c[0] for c in eng.calls[6:]] == ["lca", "lca"]
     del eng.calls[6:]
     # a half-written (damaged) checkpoint is refitted, not trusted
     (tmp_path / "gmm-k3.json").write_text("{not json")
     with pytest.warns(LatentsegWarning, match="gmm-k3.json' is not readable JSON"):
-        select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path)
+        select(X + 1.0, models=("gmm",), k=[3, 4], random_seed=4, stability_subsamples=0, checkpoint_dir=tmp_path, checkpoint_min_seconds=0)
     assert len(eng.calls) == 7
 
 
@@ -414,7 +418,8 @@ def test_bic_and_loo_both_recommend_the_true_four_segments(four_segments):
     # (after 500 tuning) its R-hat was 1.005-1.010 over seeds 2-5, at the 1.01 cut; here 1.002-1.004
     # (seeds 2-5 on the AVX-512 version of the data, 2-4 on the AVX2 one)
     sel = select(X, models=("gmm", "bayes-gmm"), k=[3, 4, 5], random_seed=2, stability_subsamples=0,
-                 fit_options={"bayes-gmm": {"draws": 2000, "tune": 1000, "chains": 4}})
+                 fit_options={"bayes-gmm": {"draws": 2000, "tune": 1000, "chains": 4}},
+                 all_k=True)  # LOO at every k, k = 5 included
     fam = sel.per_family["bayes-gmm"]
     assert sel.per_family["gmm"]["recommended_k"] == 4
     assert fam["recommended_k"] == 4, sel.rule
@@ -437,7 +442,8 @@ def test_plot_selection_writes_one_png_per_criterion(fake, tmp_path):
         **{("bayes-gmm", k): {"loo": v} for k, v in {3: -950.0, 4: -850.0, 5: -849.0}.items()},
         **{("kmeans", k): {"inertia": v} for k, v in {2: 900.0, 3: 500.0, 4: 150.0, 5: 140.0, 6: 130.0}.items()},
     })
-    sel = select(X, models=("kmeans", "gmm", "bayes-gmm"), k=[3, 4, 5], random_seed=1, stability_subsamples=0)
+    sel = select(X, models=("kmeans", "gmm", "bayes-gmm"), k=[3, 4, 5], random_seed=1, stability_subsamples=0,
+                     all_k=True)  # every family fitted, so every criterion has a figure
     paths = write_selection_figures(sel, tmp_path / "figs")
     assert [p.name for p in paths] == ["selection_bic.png", "selection_loo.png", "selection_elbow.png", "selection_silhouette.png"]
     for p in paths:

@@ -20,8 +20,9 @@ __all__ = ["keep", "baseline_comparison", "fitted"]
 def fitted(selection: Any, prepared: Any, model: str, k: int, options: Mapping[str, Mapping[str, Any]],
            seed: int | None) -> Any:
     """The fit of ``model`` at ``k``: the sweep's own when it has one (refitted with the sweep's
-    seed for that family and k when a resumed sweep kept only its summary), else a new fit with
-    ``seed``; ``None`` when the sweep's fit failed.
+    seed for that family and k when a resumed sweep kept only its summary, or when a skip rule
+    left it out: the very fit the sweep would have made), else a new fit with ``seed``; ``None``
+    when the sweep's fit failed or was stopped for time.
 
     Raises
     ------
@@ -36,7 +37,10 @@ def fitted(selection: Any, prepared: Any, model: str, k: int, options: Mapping[s
     opts = dict(options.get(model, {}))
     if rows.empty:  # not in the sweep: fit it here
         return fit(prepared.data_for(model), model, k, random_seed=seed, **opts)
-    if rows.iloc[0]["status"] != "ok":
+    status = rows.iloc[0]["status"]
+    if status == "skipped":
+        return fit(prepared.data_for(model), model, k, random_seed=child_seed(selection, model, k), **opts)
+    if status != "ok":
         return None
     res = selection.result(model, k)
     if res is None:  # resumed from a checkpoint without the full result: the sweep's fit again

@@ -22,10 +22,18 @@ index reaches ``stability_min``. Every exclusion is named in the explanation, fo
 
 The overall recommendation is the k recommended by the most families; a tie goes to the smaller
 k (parsimony: the playbook asks for the fewest segments that are distinct and actionable).
+
+Sampling is only spent where it can matter (unless ``all_k``): the Bayesian families are fitted
+after the others, not at all when their recommendation cannot change the overall k
+(:func:`vote_settled`), and not at a k whose EM twin's fit has an empty, too small, diffuse or
+duplicated segment (:func:`hopeless_em_fit`) nor beyond a k where LOO has clearly peaked
+(:func:`loo_peaked`); a fit that runs far past its family's others (:func:`fit_budget`) is
+stopped. Each such fit stays in the table, with status ``skipped`` or ``stopped`` and the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -53,6 +61,10 @@ __all__ = [
     "FAMILY_RULES",
     "elbow_index",
     "loo_parsimony",
+    "vote_settled",
+    "hopeless_em_fit",
+    "loo_peaked",
+    "fit_budget",
     "CHECKPOINT_VERSION",
 ]
 
@@ -188,6 +200,225 @@ def loo_parsimony(
     return min(within), int(ks_a[b])
 
 
+# ---------------------------------------------------------------------------------- skip and stop rules
+#: A segment whose share is below max(EMPTY_SHARE, EMPTY_COUNT / n) is empty (as the Bayesian engine says).
+EMPTY_SHARE = 0.01
+EMPTY_COUNT = 5
+#: A segment that is the modal segment of fewer than this fraction of its expected count
+#: (share x n) of respondents is diffuse: a catch-all overlapping the others.
+DIFFUSE_FRACTION = 0.25
+#: Two segments whose respondents' memberships overlap this much are duplicates (see hopeless_em_fit).
+OVERLAP_MAX = 0.5
+#: LOO has clearly peaked when this many successive k are each below the best elpd by more than
+#: ``loo_se_rule`` standard errors.
+LOO_PEAK_RUN = 2
+#: A fit is stopped once it runs past max(STOP_FLOOR_S, STOP_FACTOR x the median time of its
+#: family's other fits in the sweep).
+STOP_FACTOR = 5.0
+STOP_FLOOR_S = 30.0
+
+
+def vote_settled(votes: Mapping[str, int | None], pending: int, ks: Sequence[int]) -> int | None:
+    """The overall k when ``pending`` more families' recommendations cannot change it, else ``None``.
+
+    The overall k is the one most families recommend, ties going to the smaller k. It is settled
+    when no other k of the range could reach the leader's votes (or tie it from below) even if
+    every pending family recommended that k.
+
+    Parameters
+    ----------
+    votes : mapping of family to int or None
+        Each finished family's recommended k (``None``: no recommendation).
+    pending : int
+        Families still to vote.
+    ks : sequence of int
+        The k range (any k of it may be voted for).
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> vote_settled({"kmeans": 4, "gmm": 6, "lca": 4}, 1, range(3, 8))
+    4
+    >>> vote_settled({"kmeans": 4, "gmm": 6, "lca": 5}, 1, range(3, 8)) is None
+    True
+    """
+    counts = Counter(int(v) for v in votes.values() if v is not None)
+    if not counts:
+        return None
+    top = max(counts.values())
+    leader = min(k for k, c in counts.items() if c == top)
+    for k in set(int(v) for v in ks) | set(counts):
+        if k == leader:
+            continue
+        c = counts.get(k, 0) + int(pending)
+        if c > top or (c == top and k < leader):
+            return None
+    return leader
+
+
+def hopeless_em_fit(memberships: Any, min_share: float = 0.0) -> str:
+    """What makes an EM fit's k hopeless for the Bayesian fit it would start, or ``""``.
+
+    The Bayesian engine starts its chains from the EM solution and applies these same rules to
+    its posterior; a Bayesian fit at a k whose EM fit already fails one of them is not admissible
+    (or is an overfitted k), so it is not sampled.
+
+    - **empty**: a segment's share below ``max(EMPTY_SHARE, EMPTY_COUNT / n)``;
+    - **too small**: a segment's share below ``min_share`` (the sweep would reject the fit);
+    - **diffuse**: a segment that is the modal segment of fewer than ``DIFFUSE_FRACTION`` of its
+      expected count (share x n) of respondents;
+    - **duplicated**: a pair of segments whose respondents' memberships overlap by
+      ``OVERLAP_MAX`` or more: the mean of ``2 min(z_a, z_b) / (z_a + z_b)`` over respondents whose
+      modal segment is a or b (0: always told apart, 1: interchangeable).
+
+    Parameters
+    ----------
+    memberships : array-like, shape (n, k)
+        The EM fit's membership probabilities.
+    min_share : float, default 0.0
+
+    Returns
+    -------
+    str
+        The first rule it fails, in words (``""`` when none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.r_[np.tile([1.0, 0.0, 0.0], (60, 1)), np.tile([[0.0, 0.6, 0.4], [0.0, 0.4, 0.6]], (20, 1))]
+    >>> hopeless_em_fit(z)
+    'a duplicated segment pair (2, 3): membership overlap 0.80 >= 0.5'
+    >>> hopeless_em_fit(np.c_[z[:, 0], z[:, 1] + z[:, 2]], min_share=0.1)
+    ''
+    >>> hopeless_em_fit(np.c_[z[:, 0], z[:, 1] + z[:, 2]], min_share=0.5)
+    'a segment of 40.0% < 50%'
+    """
+    z = np.asarray(memberships, dtype=float)
+    n, k = z.shape
+    if n == 0 or k < 2:
+        return ""
+    shares = z.mean(axis=0)
+    cut = max(EMPTY_SHARE, EMPTY_COUNT / n)
+    j = int(np.argmin(shares))
+    if shares[j] < cut:
+        return f"an empty segment ({_pct(shares[j])} < {_pct(cut)})"
+    if shares[j] < min_share:
+        return f"a segment of {_pct(shares[j])} < {_pct_threshold(min_share)}"
+    modal = z.argmax(axis=1)
+    counts = np.bincount(modal, minlength=k)
+    for j in range(k):
+        if counts[j] < DIFFUSE_FRACTION * shares[j] * n:
+            return (f"a diffuse segment ({j + 1}: the modal segment of {counts[j]} respondents against "
+                    f"{shares[j] * n:.0f} expected)")
+    for a in range(k):
+        for b in range(a + 1, k):
+            rows = (modal == a) | (modal == b)
+            if not rows.any():
+                continue
+            za, zb = z[rows, a], z[rows, b]
+            overlap = float(np.mean(2.0 * np.minimum(za, zb) / np.maximum(za + zb, 1e-300)))
+            if overlap >= OVERLAP_MAX:
+                return f"a duplicated segment pair ({a + 1}, {b + 1}): membership overlap {overlap:.2f} >= {OVERLAP_MAX:g}"
+    return ""
+
+
+def loo_peaked(ks: Sequence[int], elpd: Sequence[float], se: Sequence[float], se_rule: float = 2.0,
+               pointwise: Sequence[Any] | None = None) -> str:
+    """Why LOO has clearly peaked (larger k need not be sampled), or ``""``.
+
+    LOO has clearly peaked when the last ``LOO_PEAK_RUN`` fitted k (successive in the sweep) each
+    have an ``elpd_loo`` below the best one by more than ``se_rule`` standard errors: the SE of the
+    paired pointwise difference where both fits have pointwise values, else the best fit's SE
+    (as :func:`loo_parsimony`). A larger k would have to undo two significant losses in a row.
+
+    Examples
+    --------
+    >>> loo_peaked([3, 4, 5, 6], [-900.0, -850.0, -900.0, -910.0], [10.0, 10.0, 10.0, 10.0])
+    'LOO peaked at k=4: elpd at k=5, 6 is more than 2 SE below it'
+    >>> loo_peaked([3, 4, 5], [-900.0, -850.0, -851.0], [10.0, 10.0, 10.0])
+    ''
+    """
+    e = np.asarray(elpd, dtype=float)
+    s = np.asarray(se, dtype=float)
+    if len(e) <= LOO_PEAK_RUN or not np.isfinite(e).any():
+        return ""
+    pw = list(pointwise) if pointwise is not None else [None] * len(e)
+    b = int(np.nanargmax(e))
+    tail = range(len(e) - LOO_PEAK_RUN, len(e))
+    if b in tail:
+        return ""
+    for i in tail:
+        if not np.isfinite(e[i]):
+            return ""
+        if pw[b] is not None and pw[i] is not None and np.size(pw[b]) == np.size(pw[i]):
+            d = np.asarray(pw[b], dtype=float) - np.asarray(pw[i], dtype=float)
+            tol = se_rule * float(np.sqrt(d.size * np.var(d)))
+        else:
+            tol = se_rule * (float(s[b]) if np.isfinite(s[b]) else np.inf)
+        if not e[i] < e[b] - tol:
+            return ""
+    late = ", ".join(str(int(ks[i])) for i in tail)
+    return f"LOO peaked at k={int(ks[b])}: elpd at k={late} is more than {se_rule:g} SE below it"
+
+
+def fit_budget(seconds: Sequence[float]) -> float | None:
+    """The time a fit may take before it is stopped: ``max(STOP_FLOOR_S, STOP_FACTOR x median)``
+    of the seconds its family's other fits took; ``None`` (no budget) before any has finished
+    (the first fit of a family also pays for imports and compilation).
+
+    Examples
+    --------
+    >>> fit_budget([]) is None, fit_budget([4.0, 9.0, 12.0]), fit_budget([1.0])
+    (True, 45.0, 30.0)
+    """
+    if not seconds:
+        return None
+    return max(STOP_FLOOR_S, STOP_FACTOR * float(np.median(seconds)))
+
+
+class _Stopped(BaseException):
+    """Raised in the sweep's thread when a fit's time budget runs out (a BaseException, so that
+    no engine's ``except Exception`` takes it for a failure of its own)."""
+
+
+def _fit_within(budget: float | None, work: Callable[[], FitRecord], model: str, k: int,
+                others: Sequence[float]) -> FitRecord:
+    """``work()``, stopped (a "stopped" record) once it runs past ``budget`` seconds. The alarm is
+    the POSIX interval timer, so the stop applies in the main thread of a Unix process (the CLI,
+    a script, a notebook); elsewhere, or when the timer is in use, the fit runs to the end."""
+    import signal
+    import threading
+
+    usable = (budget is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread()
+              and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0))
+    if not usable:
+        return work()
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise _Stopped()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    t0 = time.perf_counter()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, float(budget))  # type: ignore[arg-type]
+        try:
+            return work()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
+    except _Stopped:
+        ran = time.perf_counter() - t0
+        why = (f"ran {ran:.0f} s, past its budget of {budget:.0f} s ({STOP_FACTOR:g} x the median "
+               f"{float(np.median(others)):.1f} s of its family's other fits, at least {STOP_FLOOR_S:g} s)")
+        row = {"model": model, "k": k, "status": "stopped", "seconds": ran}
+        return FitRecord(model=model, k=k, row=row, status="stopped", reason=why)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
 # ---------------------------------------------------------------------------------- result
 @dataclass(frozen=True)
 class FitRecord:
@@ -200,6 +431,10 @@ class FitRecord:
     result_dict: Mapping[str, Any] | None = None
     error: str | None = None
     from_checkpoint: bool = False
+    #: ``"skipped"`` (a skip rule: never fitted) or ``"stopped"`` (past its time budget), else ``""``
+    status: str = ""
+    #: why it was skipped or stopped
+    reason: str = ""
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -262,11 +497,19 @@ class Selection:
         """Fits that failed: ``[{"model", "k", "error"}]``."""
         return [{"model": r.model, "k": r.k, "error": r.error} for r in self.records if r.error]
 
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        """Fits a skip rule left out or the stop rule stopped: ``[{"model", "k", "status", "reason"}]``
+        (``status`` is ``"skipped"`` or ``"stopped"``; see :func:`select`)."""
+        return [{"model": r.model, "k": r.k, "status": r.status, "reason": r.reason} for r in self.records
+                if r.status in ("skipped", "stopped")]
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract: ``{"fits", "recommended_k", "rule", "per_family", "table", ...}``.
 
         ``fits`` holds one :meth:`SegmentationResult.to_dict` per successful model and k (read
-        back from the checkpoint for resumed fits); failed fits are listed under ``failed``.
+        back from the checkpoint for resumed fits); failed fits are listed under ``failed``, fits
+        a skip rule left out or the stop rule stopped under ``skipped`` (with the reason).
         """
         from latentseg.io.jsonsafe import json_safe
 
@@ -280,6 +523,7 @@ class Selection:
                 "per_family": self.per_family,
                 "table": table.to_dict(orient="records"),
                 "failed": self.failures,
+                "skipped": self.skipped,
                 "settings": self.settings,
                 "notes": list(self.notes),
             }
@@ -377,6 +621,8 @@ def select(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     categorical_data: Any = None,
     rating_data: Any = None,
+    all_k: bool = False,
+    checkpoint_min_seconds: float = 2.0,
 ) -> Selection:
     """Fit every family at every k and recommend a k, with the rule written out.
 
@@ -397,7 +643,10 @@ def select(
         Smallest acceptable mean silhouette for k-means fits.
     stability_subsamples : int, default 5
         Subsamples for the stability check (:func:`latentseg.choose.stability.stability`); 0 skips it.
-        Not run for Bayesian families (each refit would be an MCMC run).
+        Not run for Bayesian families (each refit would be an MCMC run). Measured where the
+        family's rule needs it: for the fit the rule would choose, then (while that one proves
+        unstable) the next it would choose; the recommendation is the one measuring every fit
+        gives, and the fits never reached have no stability value (their ``warnings`` say so).
     stability_min : float, default 0.6
         Smallest acceptable mean subsample adjusted Rand index.
     loo_se_rule : float, default 2.0
@@ -405,7 +654,10 @@ def select(
     fit_options : mapping of model name to mapping, optional
         Extra options per family, e.g. ``{"gmm": {"covariance": "VVI"}, "bayes-gmm": {"draws": 300}}``.
     progress : callable(done, total, description), optional
-        Called after each fit.
+        Called when a fit starts (``done`` fits finished so far, description ``"<model> k=<k>
+        (running)"``) and after each fit, loaded checkpoint or skip (``done`` counting it,
+        description ending ``(done)``, ``(loaded)``, ``(failed)``, ``(skipped: <why>)`` or
+        ``(stopped: <why>)``).
     checkpoint_dir : path, optional
         Each finished fit is written there at once, atomically: ``<model>-k<k>.json`` (its table row
         and JSON contract) and ``<model>-k<k>.nc`` (the full result, through
@@ -418,6 +670,19 @@ def select(
     rating_data : DataFrame, shape (n, 2J), optional
         The raw ratings for the families fitted on ratings (``rating-lca``):
         :attr:`latentseg.prepare.core.Prepared.ratings`; needed when one of them is in ``models``.
+    all_k : bool, default False
+        Fit every family at every k, each to the end: no skip rule and no time budget. By default
+        the Bayesian families (the registry's ``bayesian``) are fitted after the others and their
+        hopeless fits are skipped, and a fit far past its family's time budget is stopped; both
+        are reported (``status`` ``"skipped"`` / ``"stopped"`` with the reason in ``excluded``).
+        The rules (docs/methods.md, "Skipped and stopped fits"): a Bayesian family whose
+        recommendation cannot change the overall k is not fitted (:func:`vote_settled`); nor at
+        a k whose EM twin's fit at that k or below has an empty, too small, diffuse or duplicated
+        segment (:func:`hopeless_em_fit`); nor beyond a k where LOO has clearly peaked
+        (:func:`loo_peaked`); a fit running past :func:`fit_budget` is stopped.
+    checkpoint_min_seconds : float, default 2.0
+        Only fits that took at least this long are checkpointed: a faster fit is refitted on a
+        resume (same seed, same result) sooner than it is saved and read back.
 
     Returns
     -------
@@ -439,6 +704,8 @@ def select(
     models = check_names(DEFAULT_CONFIG["select"]["models"] if models is None else models)
     ks = _check_ks(k)
     _check_rules(min_share, silhouette_min, stability_min, stability_subsamples, loo_se_rule)
+    if not float(checkpoint_min_seconds) >= 0:
+        raise ConfigError(f"checkpoint_min_seconds must be 0 or more; got {checkpoint_min_seconds}.")
     fit_options = _check_fit_options(fit_options)
     inputs = _SweepInputs.build(data, models, categorical_data, rating_data)
     seed_seq = np.random.SeedSequence(random_seed)
@@ -455,16 +722,14 @@ def select(
         "fit_options": fit_options,
         "data_hash": inputs.hashes,
     }
+    settings["all_k"] = bool(all_k)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
-    records = _run_plan(inputs, models, ks, seed_seq, random_seed, fit_options, int(stability_subsamples), ckpt, progress)
-
-    # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
-    aux_inertia: dict[int, float] = {}
-    for model in models:
-        if family(model).criterion == "elbow":
-            aux_inertia = _aux_inertia(model, inputs.complete, ks, seed_seq, fit_options.get(model, {}))
+    rules = _Rules(float(min_share), float(silhouette_min), float(stability_min), float(loo_se_rule), bool(all_k))
+    plan = _Plan(inputs, models, ks, seed_seq, random_seed, fit_options, int(stability_subsamples), ckpt, progress,
+                 rules, float(checkpoint_min_seconds))
+    records, aux_inertia = plan.run()
     table, per_family = _recommend(
         _build_table(records),
         models,
@@ -570,29 +835,178 @@ class _SweepInputs:
         return self.categorical if fam.categorical else (self.complete if fam.complete_data else self.numeric)
 
 
-def _run_plan(inputs: _SweepInputs, models: Sequence[str], ks: list[int], seed_seq: np.random.SeedSequence,
-              random_seed: int | None, fit_options: Mapping[str, Mapping[str, Any]], stability_subsamples: int,
-              ckpt: Path | None, progress: ProgressCallback | None) -> list[FitRecord]:
-    """Fit every (family, k), each with its own seed, loading finished fits from checkpoints."""
-    plan = [(m, kk) for m in models for kk in ks]
-    records: list[FitRecord] = []
-    for i, (model, kk) in enumerate(plan):
-        opts = fit_options.get(model, {})
-        n_sub = stability_subsamples if family(model).stability else 0
-        dhash = inputs.hashes[_data_key(model)]
-        key = _checkpoint_key(model, kk, str(dhash), random_seed, opts, n_sub)
-        seed = _child_seed(seed_seq, model, kk)
-        data = inputs.for_family(model)
+@dataclass(frozen=True)
+class _Rules:
+    """The admissibility thresholds, the LOO rule and whether the skip and stop rules apply."""
+
+    min_share: float
+    silhouette_min: float
+    stability_min: float
+    loo_se_rule: float
+    all_k: bool
+
+
+class _Plan:
+    """The sweep's fits in order: the families that are not Bayesian first (cheap, and what the
+    skip rules read), then the Bayesian ones, each k from the smallest up; finished fits loaded
+    from checkpoints; the skip and stop rules applied unless ``all_k``."""
+
+    def __init__(self, inputs: _SweepInputs, models: Sequence[str], ks: list[int], seed_seq: np.random.SeedSequence,
+                 random_seed: int | None, fit_options: Mapping[str, Mapping[str, Any]], stability_subsamples: int,
+                 ckpt: Path | None, progress: ProgressCallback | None, rules: _Rules,
+                 checkpoint_min_seconds: float) -> None:
+        self.inputs, self.models, self.ks, self.seed_seq = inputs, list(models), ks, seed_seq
+        self.random_seed, self.fit_options, self.n_sub = random_seed, fit_options, stability_subsamples
+        self.ckpt, self.progress, self.rules, self.ckpt_min = ckpt, progress, rules, checkpoint_min_seconds
+        self.total = len(self.models) * len(ks)
+        self.done: dict[tuple[str, int], FitRecord] = {}
+
+    def _tick(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress(len(self.done), self.total, text)
+
+    def run(self) -> tuple[list[FitRecord], dict[int, float]]:
+        cheap = [m for m in self.models if not family(m).bayesian]
+        aux: dict[int, float] = {}
+        for model in cheap:
+            for kk in self.ks:
+                self._one(model, kk)
+            # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
+            if family(model).criterion == "elbow":
+                aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq, self.fit_options.get(model, {}))
+            if self.n_sub > 0 and family(model).stability:
+                self._stability_lazily(model, aux)
+        bayesian = [m for m in self.models if family(m).bayesian]
+        for i, model in enumerate(bayesian):
+            why = "" if self.rules.all_k else self._settled(aux, pending=len(bayesian) - i)
+            for kk in self.ks:
+                if not why and not self.rules.all_k:
+                    why = self._hopeless(model, kk)
+                if why:
+                    self._skip(model, kk, why)
+                else:
+                    self._one(model, kk)
+        return [self.done[(m, kk)] for m in self.models for kk in self.ks], aux
+
+    # ------------------------------------------------------------------ one fit
+    def _one(self, model: str, kk: int) -> None:
+        opts = self.fit_options.get(model, {})
+        n_sub = self.n_sub if family(model).stability else 0
+        dhash = self.inputs.hashes[_data_key(model)]
+        key = _checkpoint_key(model, kk, str(dhash), self.random_seed, opts, n_sub)
+        seed = _child_seed(self.seed_seq, model, kk)
+        data = self.inputs.for_family(model)
+        ckpt = self.ckpt
         rec = _load_checkpoint(ckpt, model, kk, key, n=len(data), fit_seed=seed) if ckpt is not None else None
         if rec is None:
-            rec = _fit_one(data, model, kk, seed, opts, n_sub)
-            if ckpt is not None:
-                _save_checkpoint(ckpt, rec, key, fit_seed=seed)
-        records.append(rec)
-        if progress is not None:
-            status = "loaded" if rec.from_checkpoint else ("failed" if rec.error else "done")
-            progress(i + 1, len(plan), f"{model} k={kk} ({status})")
-    return records
+            self._tick(f"{model} k={kk} (running)")
+            budget = None if self.rules.all_k else fit_budget(self._seconds(model))
+            # stability is measured afterwards, only where the family's rule needs it (_stability_lazily)
+            rec = _fit_within(budget, lambda: _fit_one(data, model, kk, seed, opts, 0), model, kk,
+                              self._seconds(model))
+            if ckpt is not None and rec.status != "stopped":
+                if rec.error is not None or float(rec.row.get("seconds", 0.0)) >= self.ckpt_min:
+                    _save_checkpoint(ckpt, rec, key, fit_seed=seed)
+                else:  # cheaper to refit on a resume than to save: an older checkpoint is not kept either
+                    _drop_checkpoint(ckpt, model, kk)
+        self.done[(model, kk)] = rec
+        status = rec.status or ("loaded" if rec.from_checkpoint else ("failed" if rec.error else "done"))
+        self._tick(f"{model} k={kk} ({status}{': ' + rec.reason if rec.reason else ''})")
+
+    def _stability_lazily(self, model: str, aux: Mapping[int, float]) -> None:
+        """Subsample stability where the family's rule needs it: measure the fit the rule would
+        choose (an unmeasured fit counts as stable), and while it proves unstable, the next one
+        the rule then chooses. The recommendation is the one measuring every fit would give (a
+        fit the rule prefers is measured before any it prefers less); the fits never reached
+        keep no stability value, and say why."""
+        r = self.rules
+        opts = self.fit_options.get(model, {})
+        data = self.inputs.for_family(model)
+        while True:
+            recs = [self.done[(model, kk)] for kk in self.ks]
+            _, per_family = _recommend(_build_table(recs), [model], min_share=r.min_share,
+                                       silhouette_min=r.silhouette_min, stability_min=r.stability_min,
+                                       loo_se_rule=r.loo_se_rule, aux_inertia=aux)
+            k = per_family[model]["recommended_k"]
+            if k is None:
+                break
+            rec = self.done[(model, k)]
+            if "stability_mean" in rec.row or "stability_note" in rec.row:
+                break  # measured (here, or in the checkpointed fit): the rule's choice stands
+            t0 = time.perf_counter()
+            st = _stability(data, model, k, _child_seed(self.seed_seq, model, k), opts, self.n_sub, rec.result)
+            row = dict(rec.row)
+            if "stability_error" in st:
+                msg = f"stability not measured: {st.pop('stability_error')}"
+                row["warnings"] = f"{row['warnings']}; {msg}" if row.get("warnings") else msg
+                row["stability_note"] = msg
+            row.update(st)
+            row["seconds"] = float(row.get("seconds", 0.0)) + time.perf_counter() - t0
+            self.done[(model, k)] = dataclasses.replace(rec, row=row)
+        for kk in self.ks:
+            rec = self.done[(model, kk)]
+            if rec.status == "" and rec.error is None and "stability_mean" not in rec.row:
+                msg = "stability not measured: the family's rule chose another k without it"
+                row = dict(rec.row)
+                row["warnings"] = f"{row['warnings']}; {msg}" if row.get("warnings") else msg
+                self.done[(model, kk)] = dataclasses.replace(rec, row=row)
+
+    def _skip(self, model: str, kk: int, why: str) -> None:
+        row = {"model": model, "k": kk, "status": "skipped"}
+        self.done[(model, kk)] = FitRecord(model=model, k=kk, row=row, status="skipped", reason=why)
+        self._tick(f"{model} k={kk} (skipped: {why})")
+
+    def _seconds(self, model: str) -> list[float]:
+        """Seconds of the family's fits finished in this run (checkpointed ones included)."""
+        out = []
+        for (m, _), rec in self.done.items():
+            sec = rec.row.get("seconds")
+            if m == model and rec.status == "" and rec.error is None and sec is not None and np.isfinite(sec):
+                out.append(float(sec))
+        return out
+
+    # ------------------------------------------------------------------ skip rules
+    def _settled(self, aux: Mapping[int, float], pending: int) -> str:
+        """Why a Bayesian family need not be fitted at all (its vote cannot change the overall k), or ''."""
+        finished = list(dict.fromkeys(m for (m, _) in self.done))
+        if not finished:
+            return ""
+        recs = [self.done[(m, kk)] for m in finished for kk in self.ks if (m, kk) in self.done]
+        r = self.rules
+        _, per_family = _recommend(_build_table(recs), finished, min_share=r.min_share,
+                                   silhouette_min=r.silhouette_min, stability_min=r.stability_min,
+                                   loo_se_rule=r.loo_se_rule, aux_inertia=aux, pointwise=_pointwise(recs))
+        votes = {m: v["recommended_k"] for m, v in per_family.items()}
+        k = vote_settled(votes, pending, self.ks)
+        if k is None:
+            return ""
+        said = ", ".join(f"{m} {v}" for m, v in votes.items() if v is not None)
+        return (f"its recommendation cannot change the overall k = {k} ({said}; {pending} Bayesian "
+                f"famil{'y' if pending == 1 else 'ies'} left to vote)")
+
+    def _hopeless(self, model: str, kk: int) -> str:
+        """Why the Bayesian ``model`` at ``kk`` is hopeless (its EM twin's fit at ``kk`` is degenerate,
+        or LOO has clearly peaked below ``kk``), or ''."""
+        twin = family(model).em_twin
+        if twin is not None and (twin, kk) in self.done:
+            rec = self.done[(twin, kk)]
+            if rec.result is not None:
+                why = hopeless_em_fit(rec.result.memberships, self.rules.min_share)
+                if why:
+                    return f"the {twin} fit at k={kk} has {why}"
+            elif rec.status == "" and rec.error is None:
+                share = rec.row.get("smallest_share")
+                if share is not None and np.isfinite(share) and share < self.rules.min_share:
+                    return f"the {twin} fit at k={kk} has a segment of {_pct(share)} < {_pct_threshold(self.rules.min_share)}"
+        fitted = [(k2, self.done[(model, k2)]) for k2 in self.ks if k2 < kk and (model, k2) in self.done]
+        prev = [rec for _, rec in fitted if rec.status == "skipped"]
+        if prev:  # a smaller k was hopeless: so is every larger one
+            return prev[-1].reason
+        ok = [(k2, rec) for k2, rec in fitted if rec.status == "" and rec.error is None]
+        elpd = [float(rec.row.get("loo", np.nan)) for _, rec in ok]
+        se = [float(rec.row.get("loo_se", np.nan)) for _, rec in ok]
+        pw = [(rec.result.extras or {}).get("elpd_loo_pointwise") if rec.result is not None else None for _, rec in ok]
+        return loo_peaked([k2 for k2, _ in ok], elpd, se, self.rules.loo_se_rule, pw)
 
 
 def _pointwise(records: Sequence[FitRecord]) -> dict[str, dict[int, np.ndarray]]:
@@ -674,7 +1088,8 @@ def _codes(frame: Any) -> np.ndarray:
 
 
 def _fit_one(data: Any, model: str, k: int, seed: int, opts: Mapping[str, Any], n_sub: int) -> FitRecord:
-    """Fit one model and k; a FitError (or any engine failure) becomes a failed record."""
+    """Fit one model and k (with ``n_sub`` subsample refits for stability); a FitError (or any
+    engine failure) becomes a failed record."""
     from latentseg.models import fit
 
     t0 = time.perf_counter()
@@ -843,6 +1258,15 @@ def _save_checkpoint(ckpt: Path, rec: FitRecord, key: Mapping[str, Any], *, fit_
     atomic_write_text(path, json.dumps({**body, "checksum": _checksum(body)}))
 
 
+def _drop_checkpoint(ckpt: Path, model: str, k: int) -> None:
+    """Remove a checkpoint of ``model`` at ``k`` (this run refits it rather than keep it)."""
+    for stale in (_ckpt_path(ckpt, model, k), _result_path(ckpt, model, k)):
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def _discard(path: Path, why: str) -> None:
     warnings.warn(f"Checkpoint '{path}' {why}; it was discarded and the fit is done again.", LatentsegWarning,
                   stacklevel=5)
@@ -933,14 +1357,14 @@ def _load_checkpoint(ckpt: Path, model: str, k: int, key: Mapping[str, Any], *, 
 def _build_table(records: Sequence[FitRecord]) -> pd.DataFrame:
     rows = []
     for rec in records:
-        row = {"model": rec.model, "k": rec.k, "status": "ok" if rec.error is None else "failed"}
+        row = {"model": rec.model, "k": rec.k, "status": rec.status or ("ok" if rec.error is None else "failed")}
         for col in CRITERIA_COLUMNS:
             row[col] = rec.row.get(col, np.nan)
-        if rec.error is not None:
+        if rec.error is not None or rec.status:
             row["converged"] = False
         for extra in ("rhat_max", "seconds"):
             row[extra] = rec.row.get(extra, np.nan)
-        row["error"] = rec.error if rec.error is not None else ""
+        row["error"] = rec.error if rec.error is not None else rec.reason
         w = rec.row.get("warnings")
         row["warnings"] = w if isinstance(w, str) else ""
         row["near_singular"] = str(rec.row.get("near_singular") or "")
@@ -970,6 +1394,8 @@ def _pct_threshold(x: float) -> str:
 def _exclusion(row: Mapping[str, Any], *, min_share: float, silhouette_min: float, stability_min: float) -> str:
     """Why a fit is not admissible ('' when it is)."""
     k = int(row["k"])
+    if row["status"] in ("skipped", "stopped"):
+        return f"k={k} {row['status']}: {row['error']}"
     if row["status"] != "ok":
         return f"k={k} failed: {row['error']}"
     if not bool(row["converged"]):
@@ -1034,7 +1460,9 @@ def _recommend(
             chosen, best, sentence = _rule_elbow(model, sub, ok, aux_inertia)
         else:
             chosen, best, sentence = _rule_loo(sub, ok, loo_se_rule, pointwise.get(model, {}))
-        if excl:
+        if len(sub) and (sub["status"] == "skipped").all():
+            sentence = f"{model}: not fitted, {sub['error'].iloc[0]} (all_k / --all-k fits it)."
+        elif excl:
             sentence += " " + "; ".join(e["reason"] for e in excl) + "."
         per_family[model] = {
             "recommended_k": chosen,

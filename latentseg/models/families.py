@@ -125,6 +125,10 @@ class Family:
         The family's stream in a sweep's seed sequence (never renumber: seeds depend on it).
     color : str
         Its colour in figures.
+    em_twin : str or None
+        The EM family whose solution starts this family's sampler (a Bayesian family's EM twin):
+        a sweep reads that family's fit at the same k to skip hopeless Bayesian fits
+        (:func:`latentseg.choose.selection.hopeless_em_fit`).
     """
 
     name: str
@@ -142,6 +146,7 @@ class Family:
     seed_code: int
     color: str
     aliases: tuple[str, ...] = field(default=())
+    em_twin: str | None = None
 
     @property
     def categorical(self) -> bool:
@@ -334,6 +339,7 @@ FAMILIES: dict[str, Family] = {
             complete_data=False,
             seed_code=4,
             color="#e7298a",
+            em_twin=GMM,
         ),
         Family(
             name=BAYES_LCA,
@@ -352,6 +358,7 @@ FAMILIES: dict[str, Family] = {
             complete_data=False,
             seed_code=5,
             color="#66a61e",
+            em_twin=LCA,
         ),
         Family(
             name=RATING_LCA,

@@ -437,6 +437,7 @@ def _run_gaussian_replication(
             X, models=families, k=cfg.k_candidates, random_seed=sel_seed, min_share=cfg.min_share,
             silhouette_min=-1.0, stability_subsamples=0, loo_se_rule=cfg.loo_se_rule,
             fit_options=fit_options, categorical_data=categorical,
+            all_k=True,  # the study scores each family's own choice and its fit at the true k: every fit, to the end
         )
     table = sel.table.set_index(["model", "k"])
     km_true = sel.result(KMEANS, k_true) if (KMEANS, k_true) in table.index else None
