@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from latentseg.choose.selection import (
     select,
     vote_settled,
 )
+from latentseg.errors import ConvergenceWarning
 from latentseg.models._criteria import information_criteria
 from latentseg.result import SegmentationResult
 
@@ -133,7 +135,11 @@ def test_hopeless_em_fit_on_real_em_fits_of_three_separated_groups():
     data = np.repeat(centers, [100, 90, 110], axis=0) + rng.normal(size=(300, 2))
     for seed in (1, 2, 3):
         assert hopeless_em_fit(fit(data, "gmm", 3, random_seed=seed, n_init=3).memberships, 0.10) == ""
-        assert hopeless_em_fit(fit(data, "gmm", 7, random_seed=seed, n_init=3).memberships, 0.10) != ""
+        with warnings.catch_warnings():
+            # an over-split k = 7 may also carry a near-singular segment, flagged by a ConvergenceWarning
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            over = fit(data, "gmm", 7, random_seed=seed, n_init=3)
+        assert hopeless_em_fit(over.memberships, 0.10) != ""
 
 
 def test_loo_peaked_needs_two_successive_significant_losses():
