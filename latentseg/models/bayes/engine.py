@@ -1281,22 +1281,21 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
 
 def _thinned(params: dict[str, np.ndarray], raw: _Draws, draws: int,
              diag: dict[str, Any]) -> tuple[dict[str, np.ndarray], _Draws]:
-    """Chains extended beyond ``draws`` per chain, thinned to at most ``draws`` (every t-th draw,
-    t = ceil(S / draws)) for the summaries and the stored posterior. They were extended because
-    their draws are autocorrelated (ESS well below the number of draws), so thinning by less than
-    the autocorrelation time keeps nearly all of the information; R-hat, ESS and divergences in
-    ``diag`` are those of the full chains. ``diag["convergence"]["thinned_by"]`` records t."""
+    """Chains extended beyond ``draws`` per chain, thinned back to ``draws`` evenly spaced draws
+    (first and last included; intervals of ``S / draws`` rounded) for the summaries and the stored
+    posterior. They were extended because their draws are autocorrelated (ESS well below the
+    number of draws), so thinning by less than the autocorrelation time keeps nearly all of the
+    information; R-hat, ESS and divergences in ``diag`` are those of the full chains.
+    ``diag["convergence"]["thinned_by"]`` records the mean interval (1: not thinned)."""
     S = params["weights"].shape[1]
     conv = diag.get("convergence")
     if S <= draws:
         if conv is not None:
             conv["thinned_by"] = 1
         return params, raw
-    t = int(math.ceil(S / draws))
-    idx = np.arange(S - 1 - t * (int(math.ceil(S / t)) - 1), S, t)  # the last draw always kept
+    idx = np.unique(np.linspace(0, S - 1, draws).round().astype(int))
     if conv is not None:
-        conv["thinned_by"] = t
-    diag["n_draws_summarised"] = int(idx.size)
+        conv["thinned_by"] = round(S / idx.size, 2)
 
     def cut(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[:, idx]
