@@ -435,7 +435,7 @@ def test_sweep_two_to_six_converges_up_to_the_truth_and_flags_overfitted_k() -> 
     # k = 3 mixes slowly on these data (the fourth segment's respondents move between the two
     # segments it is merged into): its first block had R-hat 1.004-1.086 and bulk ESS 27-91 over
     # seeds 1-8 (AVX-512), so it used to fail by chance. With the rule, seed 1 extends it once, to
-    # 11464 draws per chain (57% of the budget): R-hat 1.0013, bulk ESS 788; k = 4 to 1788 draws.
+    # 11464 draws per chain (38% of the budget): R-hat 1.0013, bulk ESS 788; k = 4 to 1788 draws.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatentsegWarning)
         fits = fit_sweep(X, [2, 3, 4, 5, 6], random_seed=1, draws=1000, tune=1000, chains=2, progressbar=False)

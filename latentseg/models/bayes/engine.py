@@ -70,7 +70,7 @@ RHAT_MAX = 1.01
 #: nor one with a smaller bulk ESS (any parameter; Vehtari et al. 2021: 400 for R-hat to be reliable)
 ESS_MIN = 400
 #: the default budget of a fit's chains, in draws per chain: ``max_draws = EXTEND_BUDGET * draws``
-EXTEND_BUDGET = 20
+EXTEND_BUDGET = 30
 #: tuning steps of a chain continued from its last draw (it starts in the typical set already)
 EXTEND_TUNE = 200
 #: an extension aims this much beyond the draws its projection says are needed (ESS is noisy)
@@ -221,7 +221,7 @@ def fit_bayes_gmm(
         machine's). The draws do not depend on it.
     max_draws : int, optional
         The budget of the convergence rule, in draws per chain (all blocks together; default
-        ``20 * draws``); ``max_draws=draws`` never extends. A fit that has not converged when
+        ``30 * draws``); ``max_draws=draws`` never extends. A fit that has not converged when
         it is spent is flagged not converged (``diagnostics["convergence"]["status"]``).
     random_seed : int, optional
         The one seed; same seed, same result.
