@@ -15,7 +15,14 @@ posterior attached as an :class:`xarray.DataTree`. The steps, the same for both 
    chains run vectorised, for large N), through PyMC's JAX backend for the other models (needs
    ``pip install 'latentseg[jax]'``); ``"advi"``: mean-field ADVI, a quick **approximate** fit,
    labelled as such everywhere. The full-covariance Gaussian mixture has no numba kernel: nutpie
-   then compiles the PyMC model.
+   then compiles the PyMC model. nutpie's compiled route (a C callback through its private
+   extension) runs only on the nutpie versions in ``_nutpie.TESTED_NUTPIE``, checked when this
+   module is imported; otherwise nutpie's public ``sample``.
+2b. **Convergence by design**: after each block the relabelled chains are checked (R-hat <= 1.01
+   and bulk ESS >= 400 for every parameter, one mode); if not, they are continued from their last
+   draws (chains in another mode restarted from the EM mode) to the length projected to meet
+   the rule, within a budget of ``max_draws`` per chain; ``diagnostics["convergence"]`` records
+   what was done (:func:`_extension`).
 3. **Relabelling** every draw to the reference with the Hungarian algorithm
    (:mod:`latentseg.models.bayes._relabel`) before anything is summarised.
 4. **Diagnostics after relabelling**: rank-normalised split R-hat, bulk and tail ESS (ArviZ),
@@ -961,11 +968,11 @@ def _extension_plan(family: Any, em: SegmentationResult, raw: _Draws, s: _Settin
     record["extended"] = len(record["rounds"]) > 1
     rhat_ok = not (np.isfinite(rhat) and rhat > RHAT_MAX)
     ess_ok = not (np.isfinite(ess) and ess < ESS_MIN)
+    if d["divergences"]:  # checked first: a fit with divergences is not converged, whatever R-hat says
+        record["status"] = "not extended: divergent transitions (more draws do not remove them; raise target_accept)"
+        return None
     if rhat_ok and ess_ok and len(groups) == 1:
         record["status"] = "converged"
-        return None
-    if d["divergences"]:
-        record["status"] = "not extended: divergent transitions (more draws do not remove them; raise target_accept)"
         return None
     degenerate = _degenerate_now(family, params, keep)
     if degenerate:
