@@ -4,7 +4,8 @@ What is timed (each in a fresh Python process, imports and compilation included)
 
 * **ours**: :func:`latentseg.models.bayes.engine.fit_sweep` over k = 2..7 (bayes-gmm, diagonal: VVI, the
   default), 2 chains x
-  1000 tuning + 1000 draws, EM starting values, nutpie on our numba log density (one compiled
+  1000 tuning + 1000 draws as the first block, extended by the convergence rule until R-hat <= 1.01
+  and bulk ESS >= 400 (budget 20 x draws; ``docs/priors.md``), EM starting values, nutpie on our numba log density (one compiled
   function for every k), with fit_sweep's default scheduling (every fit sampling at once in
   nutpie's background threads, largest k first, one core each, summaries overlapping; the chains
   are started through nutpie's compiled extension, before ArviZ and SciPy load), and the same
@@ -83,6 +84,10 @@ def _summary(f: Any) -> dict[str, Any]:
         "converged": bool(d["converged"]),
         "rhat_max": d["rhat_max"],
         "ess_bulk_min": d["ess_bulk_min"],
+        "convergence_status": d.get("convergence", {}).get("status"),
+        "draws_per_chain": d.get("convergence", {}).get("draws_per_chain"),
+        "convergence_rounds": d.get("convergence", {}).get("rounds"),
+        "engine": d.get("engine"),
         "divergences": d["divergences"],
         "tree_depth_mean": d.get("tree_depth_mean"),
         "modes": len(d["modes"]),
@@ -182,6 +187,19 @@ def _run(kind: str, arg: str, cold: bool) -> dict[str, Any]:
     return out
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    flags = open("/proc/cpuinfo").read()
+                    simd = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
+                    return f"{line.split(':', 1)[1].strip()} ({simd})"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker")
@@ -247,7 +265,8 @@ def main() -> None:
                         "numpyro_installed": importlib.util.find_spec("numpyro") is not None},
         "versions": {"pymc": pymc.__version__, "nutpie": nutpie.__version__, "arviz": arviz.__version__,
                      "numba": numba.__version__, "numpy": np.__version__},
-        "targets": {"cold_s": 20, "warm_s": 10, "baseline_reported_cold_s": 73, "baseline_reported_warm_s": 38},
+        "targets": {"cold_s": 8, "warm_s": 3, "baseline_reported_cold_s": 73, "baseline_reported_warm_s": 38},
+        "cpu_model": _cpu_model(),
         "runs": runs,
         "ratios": ratios,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -40,7 +40,8 @@ ARI_MIN = 0.95
 SHARE_ATOL = 0.03
 #: few draws: the chains must agree roughly, not to the 1.01 of a final fit (observed <= 1.06)
 RHAT_SMOKE = 1.1
-OPTS = {"draws": 150, "tune": 150, "chains": 2, "cores": 1, "random_seed": 4, "advi_iterations": 3000}
+# max_draws = draws: smoke tests of every route with few draws, not extended by the convergence rule
+OPTS = {"draws": 150, "tune": 150, "chains": 2, "cores": 1, "random_seed": 4, "advi_iterations": 3000, "max_draws": 150}
 
 _MCMC = pytest.mark.xdist_group("bayes")
 _JAX = pytest.mark.xdist_group("bayes_jax")  # as tests/test_bayes_jax.py

@@ -68,14 +68,19 @@ def waic(loglik: np.ndarray) -> dict[str, Any]:
     >>> round(r["lppd"], 4)  # log(0.4) + log(0.2)
     -2.5257
     """
-    ll = np.asarray(loglik, dtype=float)
+    ll = np.asarray(loglik)
     if ll.ndim == 3:
         ll = ll.reshape(-1, ll.shape[-1])
     if ll.ndim != 2 or ll.shape[0] < 2:
         raise ConfigError(f"waic needs a (draws, respondents) matrix with at least 2 draws; got shape {ll.shape}.")
     n = ll.shape[1]
-    lppd_i = _logmeanexp(ll, axis=0)
-    p_i = ll.var(axis=0, ddof=1)
+    lppd_i = np.empty(n)
+    p_i = np.empty(n)
+    step = max(1, 2_000_000 // ll.shape[0])  # float64 in blocks of respondents (a float32 matrix stays one)
+    for a in range(0, n, step):
+        block = np.asarray(ll[:, a : a + step], dtype=float)
+        lppd_i[a : a + step] = _logmeanexp(block, axis=0)
+        p_i[a : a + step] = block.var(axis=0, ddof=1)
     elpd_i = lppd_i - p_i
     n_high = int((p_i > WAIC_P_WARN).sum())
     return {
@@ -110,7 +115,9 @@ def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
     import arviz as az
     import xarray as xr
 
-    ll = np.asarray(loglik, dtype=float)
+    ll = np.asarray(loglik)
+    if ll.dtype not in (np.float32, np.float64):  # a float32 log-likelihood (large surveys) stays float32
+        ll = ll.astype(float)
     if ll.ndim != 3:
         raise ConfigError(f"loo needs a (chains, draws, respondents) array; got shape {ll.shape}.")
     tree = xr.DataTree.from_dict({"log_likelihood": xr.Dataset({"loglik": (("chain", "draw", "respondent"), ll)})})

@@ -6,11 +6,15 @@ nutpie's Rust extension (``nutpie._lib``), which calls the C version of our log 
 own threads. :func:`start_chains` loads that extension on its own (7 ms), so that a k-sweep's first
 chains run on one core while the rest of the imports happen on the other.
 
-This uses nutpie's extension classes, which are not public: nutpie is pinned to 0.16.x.
-:func:`kernel_model` returns ``None`` for any other version or layout, and the caller
-(``bayes._nutpie_kernel``) also falls back when :func:`start_chains` fails, to nutpie's public
-``from_pyfunc`` route. Tests check that the routes give the same draws, bit for bit: the settings
-below are the ones ``nutpie.sample`` builds from the same arguments.
+This uses nutpie's extension classes, which are not public, so it runs only on the nutpie
+versions it was tested with (:data:`TESTED_NUTPIE`, by minor version; the engine checks the
+installed version when it is imported). On any other version :func:`kernel_model` returns
+``None`` and the caller (``engine._nutpie_kernel``) uses nutpie's public route: ``nutpie.sample``
+on ``nutpie.compiled_pyfunc.from_pyfunc``, returning nutpie's DataTree, with no private
+attribute touched. Tests check that the routes give the same draws, bit for bit (the settings
+below are the ones ``nutpie.sample`` builds from the same arguments), and
+``tests/test_bayes_nutpie_allowlist.py`` fails loudly when the installed nutpie is not on the
+list: a new release is tested before the compiled route trusts it.
 """
 
 from __future__ import annotations
@@ -26,8 +30,40 @@ import numpy as np
 
 #: nutpie's default progress refresh rate (ms), as ``nutpie.sample`` uses it
 PROGRESS_RATE = 100
-#: the nutpie versions whose extension layout this module was written and tested against
-NUTPIE_SERIES = "0.16."
+#: the nutpie minor versions whose extension layout this module was written and tested against; add
+#: a version only after running tests/test_bayes_fit.py and tests/test_bayes_nutpie_allowlist.py on it
+TESTED_NUTPIE = ("0.16",)
+
+
+def installed_version() -> str | None:
+    """The installed nutpie's version, read from its package metadata (nutpie is not imported).
+
+    Examples
+    --------
+    >>> installed_version().count(".") >= 1
+    True
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nutpie")
+    except PackageNotFoundError:
+        return None
+
+
+def is_tested(version: str | None) -> bool:
+    """Whether ``version`` belongs to a minor series in :data:`TESTED_NUTPIE` (``"0.16.11"`` is in
+    ``"0.16"``; ``"0.160.1"`` and ``"0.17.0"`` are not).
+
+    Examples
+    --------
+    >>> is_tested("0.16.11"), is_tested("0.17.0"), is_tested("0.160.1"), is_tested(None)
+    (True, False, False, False)
+    """
+    if not version:
+        return False
+    minor = ".".join(version.split(".")[:2])
+    return minor in TESTED_NUTPIE
 
 
 def nutpie_lib() -> Any | None:
@@ -81,17 +117,18 @@ def kernel_model(family: Any, nd: int, initial_point: Callable[[int], np.ndarray
     Returns
     -------
     nutpie ``PyMcModel`` or None
-        ``None`` where the family has no C kernel, or nutpie is not a 0.16.x release with the
-        extension classes this needs: the caller then uses nutpie's public route.
+        ``None`` where the family has no C kernel, or nutpie is not a tested release
+        (:data:`TESTED_NUTPIE`) with the extension classes this needs: the caller then uses
+        nutpie's public route.
     """
     if not hasattr(family, "c_kernel"):
         return None
     lib = nutpie_lib()
     needed = ("LogpFunc", "ExpandFunc", "PyVariable", "PyMcModel", "PySampler", "PyNutsSettings", "ProgressType",
               "PyStorage")
-    if lib is None or not str(getattr(lib, "__version__", "")).startswith(NUTPIE_SERIES):
+    if lib is None or not is_tested(str(getattr(lib, "__version__", ""))):
         return None
-    if not all(hasattr(lib, name) for name in needed):  # pragma: no cover - a changed 0.16.x layout
+    if not all(hasattr(lib, name) for name in needed):  # pragma: no cover - a changed layout in a tested series
         return None
     import pandas as pd
 
@@ -269,4 +306,5 @@ def progress_type(lib: Any, progressbar: bool, cores: int) -> Any:
     return lib.ProgressType.indicatif(PROGRESS_RATE)
 
 
-__all__ = ["Chains", "NotebookProgress", "in_jupyter", "kernel_model", "nutpie_lib", "progress_type", "start_chains"]
+__all__ = ["TESTED_NUTPIE", "Chains", "NotebookProgress", "in_jupyter", "installed_version", "is_tested", "kernel_model",
+           "nutpie_lib", "progress_type", "start_chains"]

@@ -58,6 +58,8 @@ def hungarian_permutations(cost: np.ndarray) -> np.ndarray:
 
     cost = np.asarray(cost, dtype=float)
     S, k, _ = cost.shape
+    if 1 < k <= BRUTE_FORCE_K:
+        return _brute_force_permutations(cost)
     perms = np.empty((S, k), dtype=np.intp)
     ident = np.arange(k)
     for s in range(S):
@@ -69,6 +71,27 @@ def hungarian_permutations(cost: np.ndarray) -> np.ndarray:
         rows, cols = linear_sum_assignment(c)
         perms[s, cols] = rows
     return perms
+
+
+#: up to this many segments the least-cost permutation is found by trying all k! of them at once
+#: (vectorised; 120 for k = 5), which is faster than a Hungarian call per draw in Python
+BRUTE_FORCE_K = 5
+
+
+def _brute_force_permutations(cost: np.ndarray, chunk: int = 20_000) -> np.ndarray:
+    """:func:`hungarian_permutations` by enumerating every permutation (small k): the same
+    least-cost assignment (ties, of probability zero for continuous costs, aside)."""
+    import itertools
+
+    S, k, _ = cost.shape
+    all_perms = np.array(list(itertools.permutations(range(k))), dtype=np.intp)  # (P, k): perm[l] = component
+    labels = np.arange(k)
+    out = np.empty((S, k), dtype=np.intp)
+    for a in range(0, S, chunk):
+        c = cost[a : a + chunk]
+        total = c[:, all_perms, labels].sum(axis=2)  # (s, P): sum_l cost[s, perm[l], l]
+        out[a : a + chunk] = all_perms[total.argmin(axis=1)]
+    return out
 
 
 def apply_permutations(

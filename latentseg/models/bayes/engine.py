@@ -15,7 +15,14 @@ posterior attached as an :class:`xarray.DataTree`. The steps, the same for both 
    chains run vectorised, for large N), through PyMC's JAX backend for the other models (needs
    ``pip install 'latentseg[jax]'``); ``"advi"``: mean-field ADVI, a quick **approximate** fit,
    labelled as such everywhere. The full-covariance Gaussian mixture has no numba kernel: nutpie
-   then compiles the PyMC model.
+   then compiles the PyMC model. nutpie's compiled route (a C callback through its private
+   extension) runs only on the nutpie versions in ``_nutpie.TESTED_NUTPIE``, checked when this
+   module is imported; otherwise nutpie's public ``sample``.
+2b. **Convergence by design**: after each block the relabelled chains are checked (R-hat <= 1.01
+   and bulk ESS >= 400 for every parameter, one mode); if not, they are continued from their last
+   draws (chains in another mode restarted from the EM mode) to the length projected to meet
+   the rule, within a budget of ``max_draws`` per chain; ``diagnostics["convergence"]`` records
+   what was done (:func:`_extension`).
 3. **Relabelling** every draw to the reference with the Hungarian algorithm
    (:mod:`latentseg.models.bayes._relabel`) before anything is summarised.
 4. **Diagnostics after relabelling**: rank-normalised split R-hat, bulk and tail ESS (ArviZ),
@@ -67,13 +74,29 @@ __all__ = [
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 #: a fit with a larger rank-normalised R-hat (any parameter) is not converged
 RHAT_MAX = 1.01
+#: nor one with a smaller bulk ESS (any parameter; Vehtari et al. 2021: 400 for R-hat to be reliable)
+ESS_MIN = 400
+#: the default budget of a fit's chains, in draws per chain: ``max_draws = EXTEND_BUDGET * draws``
+EXTEND_BUDGET = 30
+#: tuning steps of a chain continued from its last draw (it starts in the typical set already)
+EXTEND_TUNE = 200
+#: an extension aims this much beyond the draws its projection says are needed (ESS is noisy)
+EXTEND_MARGIN = 1.25
+#: and adds at least this fraction of the draws so far
+EXTEND_MIN_FACTOR = 1.25
+#: at most this many extensions per fit
+EXTEND_ROUNDS = 6
 #: probability of every interval we report
 PROB = 0.95
 #: a segment whose posterior mean share is below max(EMPTY_SHARE, EMPTY_COUNT / n) is "empty"
 EMPTY_SHARE = 0.01
 EMPTY_COUNT = 5
-#: keep the pointwise log-likelihood in the posterior tree up to this many (draw x respondent) cells
+#: the pointwise log-likelihood (draw x respondent) is kept whole, in float64, up to this many cells;
+#: above it, draws are thinned evenly (to no fewer than LOGLIK_MIN_DRAWS) and stored in float32 when
+#: still larger (docs/priors.md, "What the result holds")
 KEEP_LOGLIK_CELLS = 5_000_000
+#: the fewest draws (all chains together) a thinned log-likelihood keeps, for PSIS-LOO's tail fit
+LOGLIK_MIN_DRAWS = 1000
 #: two segments whose respondents' memberships overlap this much (see _pair_overlap) are duplicates
 OVERLAP_MAX = 0.5
 #: a segment that is the modal segment of fewer than this fraction of its expected count
@@ -103,6 +126,7 @@ class _Settings:
     progressbar: bool
     random_seed: int | None
     cores: int | None = None
+    max_draws: int = 0  # the chains' budget in draws per chain (0: draws * EXTEND_BUDGET)
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -119,6 +143,8 @@ class _Draws:
     step_size: np.ndarray | None = None  # (C,)
     approximate: bool = False
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    last_theta: np.ndarray | None = None  # (C, nd): each chain's last draw, unconstrained (nutpie kernels)
+    checked: Any = None  # the convergence check's relabelled draws and diagnostics (_extension_plan)
 
 
 # ============================================================================ public API
@@ -142,6 +168,7 @@ def fit_bayes_gmm(
     keep_log_likelihood: bool | None = None,
     progressbar: bool = False,
     cores: int | None = None,
+    max_draws: int | None = None,
     random_seed: int | None = None,
 ) -> SegmentationResult:
     """Fit a Bayesian Gaussian mixture (latent profile model) with ``k`` segments.
@@ -166,7 +193,10 @@ def fit_bayes_gmm(
         and BIC often picks EEI wrongly at such overlap. VVI is the default because its
         failure is the mild one.
     draws, tune : int, default 1000, 1000
-        Kept draws and tuning (warm-up) iterations per chain.
+        Draws per chain of the first block and its tuning (warm-up) iterations. When the chains
+        have not converged after it (R-hat above 1.01 or bulk ESS below 400 for some parameter,
+        or chains in different modes) they are extended, up to ``max_draws``
+        (``diagnostics["convergence"]`` says what was done; ``docs/priors.md``).
     chains : int, default 4
         Independent chains (run in parallel on up to as many cores).
     sampler : {"nutpie", "pymc", "numpyro", "advi"}, default "nutpie"
@@ -183,17 +213,23 @@ def fit_bayes_gmm(
     advi_iterations : int, default 20000
         Maximum optimisation steps for ``sampler="advi"``.
     keep_log_likelihood : bool, optional
-        Keep the pointwise log-likelihood (chain, draw, respondent) and the observed data in the
-        posterior tree (its ``log_likelihood`` and ``observed_data`` groups); default: when the
-        log-likelihood has at most 5 million cells (``KEEP_LOGLIK_CELLS``). Without them the
-        tree is smaller but :func:`arviz.loo` cannot be run on it (the fit's own LOO and WAIC
-        are computed either way).
+        The pointwise log-likelihood (chain, draw, respondent) and the observed data in the
+        posterior tree (its ``log_likelihood`` and ``observed_data`` groups). Default: kept at
+        any size, whole in float64 up to 5 million cells (``KEEP_LOGLIK_CELLS``), beyond that on
+        evenly thinned draws (at least 1000) and in float32 if still larger;
+        ``diagnostics["log_likelihood"]`` says which (the fit's own LOO and WAIC use the same
+        values, so :func:`arviz.loo` on the tree agrees with them). ``True``: every draw in
+        float64 whatever the size; ``False``: neither group (LOO and WAIC are still computed).
     progressbar : bool, default False
         Show the sampler's progress: inside a Jupyter kernel in the notebook (an HTML table
         updated in place), elsewhere the sampler's bar on stderr. The draws do not depend on it.
     cores : int, optional
         Chains run in parallel on up to this many cores (default: one per chain, at most the
         machine's). The draws do not depend on it.
+    max_draws : int, optional
+        The budget of the convergence rule, in draws per chain (all blocks together; default
+        ``30 * draws``); ``max_draws=draws`` never extends. A fit that has not converged when
+        it is spent is flagged not converged (``diagnostics["convergence"]["status"]``).
     random_seed : int, optional
         The one seed; same seed, same result.
 
@@ -263,6 +299,7 @@ def fit_bayes_lca(
     keep_log_likelihood: bool | None = None,
     progressbar: bool = False,
     cores: int | None = None,
+    max_draws: int | None = None,
     random_seed: int | None = None,
 ) -> SegmentationResult:
     """Fit a Bayesian latent class model with ``k`` segments.
@@ -279,7 +316,7 @@ def fit_bayes_lca(
         (Dirichlet(item_concentration) prior). ``"ordinal"``: the adjacent-category logit of the
         EM engine, ``P(y = m | j) ∝ exp(m b_ji - sum_{l<m} tau_il)`` with thresholds shared by the
         segments (summing to zero per item) and segment locations ``b``.
-    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, random_seed
+    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws, random_seed
         As in :func:`fit_bayes_gmm`.
     concentration : float, default 1.0
         Dirichlet concentration of the segment weights.
@@ -521,10 +558,16 @@ def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_
                 family, s = specs[k]
                 em, em_messages, start, sample_seed, _ = _prepare(family, s)
                 sampler, finish = _nutpie_kernel(family, start, s, sample_seed)
-                running[k] = (sampler, finish, (family, em, em_messages, s))
+                running[k] = (sampler, finish, (family, em, em_messages, s, start, sample_seed))
             if finished:
-                k, finish, (family, em, em_messages, s) = finished.pop(0)
-                results[k] = _summarise(family, em, em_messages, finish(), s)
+                k, finish, spec = finished.pop(0)
+                family, em, em_messages, s, start, sample_seed = spec
+                raw = finish()
+                step = _extension(family, em, start, s, sample_seed, raw)
+                if step is not None:  # not converged yet: the next block samples while others run
+                    running[k] = (step[0], step[1], spec)
+                    continue
+                results[k] = _summarise(family, em, em_messages, raw, s)
             elif running:
                 time.sleep(0.005)
     except BaseException:
@@ -547,7 +590,8 @@ def _spec(model: str, args: Mapping[str, Any]) -> tuple[Any, _Settings]:
     holds every parameter of the function, as its ``locals()`` do on entry)."""
     a = args
     settings = _settings(a["draws"], a["tune"], a["chains"], a["sampler"], a["target_accept"], a["n_init"],
-                         a["advi_iterations"], a["keep_log_likelihood"], a["progressbar"], a["random_seed"], a["cores"])
+                         a["advi_iterations"], a["keep_log_likelihood"], a["progressbar"], a["random_seed"], a["cores"],
+                         a["max_draws"])
     if model == BAYES_GMM:
         from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
@@ -635,6 +679,7 @@ def _settings(
     progressbar: Any,
     random_seed: Any,
     cores: Any = None,
+    max_draws: Any = None,
 ) -> _Settings:
     if sampler not in SAMPLERS:
         raise ConfigError(f"The 'sampler' parameter must be one of {', '.join(SAMPLERS)}. Got {sampler!r} instead.")
@@ -658,7 +703,20 @@ def _settings(
         progressbar=bool(progressbar),
         random_seed=None if random_seed is None else int(random_seed),
         cores=None if cores is None else check_int(cores, "cores", low=1),
+        max_draws=_budget(draws, max_draws),
     )
+
+
+def _budget(draws: Any, max_draws: Any) -> int:
+    """The chains' budget in draws per chain: ``max_draws``, at least ``draws`` (default
+    ``EXTEND_BUDGET * draws``)."""
+    draws = check_int(draws, "draws", low=1)
+    if max_draws is None:
+        return EXTEND_BUDGET * draws
+    max_draws = check_int(max_draws, "max_draws", low=1)
+    if max_draws < draws:
+        raise ConfigError(f"The 'max_draws' parameter must be at least draws ({draws}). Got {max_draws} instead.")
+    return max_draws
 
 
 def _prepare(family: Any, s: _Settings) -> tuple[SegmentationResult, list[str], dict[str, np.ndarray], int, np.random.Generator]:
@@ -683,6 +741,8 @@ def _prepare(family: Any, s: _Settings) -> tuple[SegmentationResult, list[str], 
 def _fit(family: Any, s: _Settings) -> SegmentationResult:
     em, em_messages, start, sample_seed, g_init = _prepare(family, s)
     raw = _sample(family, start, s, sample_seed, g_init)
+    while (step := _extension(family, em, start, s, sample_seed, raw)) is not None:
+        raw = step[1]()
     return _summarise(family, em, em_messages, raw, s)
 
 
@@ -697,8 +757,7 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
             return _advi_kernel(family, start, s, seed)
         return _advi_pymc(family, start, s, seed)
     if s.sampler == "nutpie" and family.has_kernel:
-        _, finish = _nutpie_kernel(family, start, s, seed)
-        return finish()
+        return _nutpie_kernel(family, start, s, seed)[1]()
     if s.sampler == "numpyro" and family.model == BAYES_GMM and family.has_kernel:
         from latentseg.models.bayes._jax_kernels import sample_numpyro
 
@@ -707,71 +766,269 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
     return _pymc_nuts(family, start, s, seed, g_init)
 
 
-def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> tuple[Any, Any]:
-    """nutpie's NUTS on the numba log density (one compiled function for every k and data set).
+def _compiled_route() -> bool:
+    """Whether nutpie's compiled extension may be used (the C callback): only on the nutpie
+    versions this was tested with (``_nutpie.TESTED_NUTPIE``, checked against the version installed
+    when the engine was imported) and unless ``USE_C_CALLBACK`` is switched off."""
+    from latentseg.models.bayes._nutpie import is_tested
 
-    nutpie's threads call the C version of the log density directly (no Python in the loop),
-    started through nutpie's compiled extension alone (:mod:`latentseg.models.bayes._nutpie`: the chains
-    start before nutpie's Python package, ArviZ and SciPy are imported); where that is not
-    available nutpie's public ``sample`` runs the Python-callable version (same draws, slower).
+    return USE_C_CALLBACK and is_tested(NUTPIE_VERSION)
+
+
+def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws: int, tune: int, chains: int,
+                cores: int, seed: int) -> tuple[Any, Any, str]:
+    """Start ``chains`` NUTS chains on the numba log density in nutpie's background threads:
+    ``(sampler, finish, engine)``; ``finish()`` waits and returns the arrays ``theta`` (chains,
+    draws, nd), ``diverging, energy, depth, step_size`` (chains, draws) of the kept draws.
+
+    On a tested nutpie (:func:`_compiled_route`) nutpie's threads call the C version of the log
+    density, started through nutpie's compiled extension alone (:mod:`latentseg.models.bayes._nutpie`:
+    the chains start before nutpie's Python package, ArviZ and SciPy are imported), and the draws
+    are read from its Arrow trace. Otherwise nutpie's public route: ``nutpie.sample`` (not blocking)
+    on ``from_pyfunc``, the Python-callable log density, and nutpie's DataTree (same draws, slower).
+    """
+    model = None
+    if _compiled_route():
+        from latentseg.models.bayes._nutpie import kernel_model
+
+        model = kernel_model(family, nd, initial_point)
+    if model is not None:
+        from latentseg.models.bayes._nutpie import start_chains
+
+        sampler = start_chains(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                               target_accept=s.target_accept, progressbar=s.progressbar)
+
+        def read() -> dict[str, np.ndarray]:
+            return _arrow_arrays(sampler.wait(), chains, draws, nd)
+
+        engine = "nutpie (numba log density, C callback)"
+    else:
+        import nutpie
+
+        sampler = nutpie.sample(_pyfunc_model(family, nd, initial_point), draws=draws, tune=tune, chains=chains,
+                                cores=cores, seed=seed, progress_bar=s.progressbar, target_accept=s.target_accept,
+                                save_warmup=False, blocking=False)
+
+        def read() -> dict[str, np.ndarray]:
+            trace = sampler.wait()
+            ss = trace["sample_stats"]
+            return {"theta": np.asarray(trace["posterior"]["theta"].values), "diverging": ss["diverging"].values,
+                    "energy": ss["energy"].values, "depth": ss["depth"].values, "step_size": ss["step_size"].values}
+
+        engine = "nutpie (numba log density, Python callback)"
+
+    def finish() -> dict[str, np.ndarray]:
+        try:
+            return read()
+        except BaseException:
+            sampler.cancel()
+            raise
+
+    return sampler, finish, engine
+
+
+def _draws_from_arrays(family: Any, arrays: Mapping[str, np.ndarray], engine: str) -> _Draws:
+    theta = np.asarray(arrays["theta"], dtype=float)
+    return _Draws(
+        params=family.params_from_theta(theta),
+        diverging=np.asarray(arrays["diverging"], dtype=bool),
+        energy=np.asarray(arrays["energy"], dtype=float),
+        tree_depth=np.asarray(arrays["depth"], dtype=float),
+        step_size=np.asarray(arrays["step_size"], dtype=float)[:, -1],
+        info={"engine": engine},
+        last_theta=theta[:, -1].copy(),
+    )
+
+
+def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> tuple[Any, Any]:
+    """nutpie's NUTS on the numba log density (one compiled function for every k and data set),
+    the first block of a fit's chains, from the EM start jittered per chain (:func:`_nutpie_run`).
+
     The chains run in nutpie's background threads; this returns a ``(sampler, finish)`` pair:
     ``_is_finished(sampler)`` says when they are done and ``finish()`` waits for them and returns
     the draws. The progress, if asked for, shows in the notebook inside a Jupyter kernel and as
     nutpie's terminal bar elsewhere (``_nutpie.progress_type``; nutpie's public route decides the
     same by itself).
     """
-    from latentseg.models.bayes._nutpie import kernel_model, start_chains
-
     theta0 = family.theta_from_params(start)
 
     def initial_point(chain_seed: int) -> np.ndarray:
         return family.jitter(theta0, np.random.default_rng(chain_seed))
 
-    model = kernel_model(family, theta0.size, initial_point) if USE_C_CALLBACK else None
-    sampler = None
-    if model is not None:
-        try:
-            sampler = start_chains(model, draws=s.draws, tune=s.tune, chains=s.chains, cores=_cores(s), seed=seed,
-                                   target_accept=s.target_accept, progressbar=s.progressbar)
-            engine = "nutpie (numba log density, C callback)"
-        except (AttributeError, TypeError, KeyError, ValueError):  # pragma: no cover - nutpie's internals changed
-            sampler = None
-    if sampler is None:
-        import nutpie
+    sampler, read, engine = _nutpie_run(family, theta0.size, initial_point, s, draws=s.draws, tune=s.tune,
+                                        chains=s.chains, cores=_cores(s), seed=seed)
+    return sampler, lambda: _draws_from_arrays(family, read(), engine)
 
-        sampler = nutpie.sample(_pyfunc_model(family, theta0.size, initial_point), draws=s.draws, tune=s.tune,
-                                chains=s.chains, cores=_cores(s), seed=seed, progress_bar=s.progressbar,
-                                target_accept=s.target_accept, save_warmup=False, blocking=False,
-                                return_raw_trace=True)
-        engine = "nutpie (numba log density, Python callback)"
 
-    def finish() -> _Draws:
-        try:
-            results = sampler.wait()
-        except BaseException:
-            sampler.cancel()
-            raise
-        try:
-            arrays = _arrow_arrays(results, s.chains, s.draws, theta0.size)
-        except Exception:
-            if not hasattr(sampler, "_extract"):
+# ============================================================================ convergence by design
+class _Group:
+    """Several samplers (one per chain) as one: finished when all are; cancelled together."""
+
+    def __init__(self, samplers: list[Any]) -> None:
+        self.samplers = samplers
+
+    @property
+    def is_finished(self) -> bool:
+        return all(_is_finished(x) for x in self.samplers)
+
+    def cancel(self) -> None:
+        for x in self.samplers:
+            x.cancel()
+
+
+class _Done:
+    """A sampler that has already finished (an extension run synchronously)."""
+
+    is_finished = True
+
+    def cancel(self) -> None:
+        pass
+
+
+def _extension(family: Any, em: SegmentationResult, start: dict[str, np.ndarray], s: _Settings, seed: int,
+               raw: _Draws) -> tuple[Any, Any] | None:
+    """The next block of a fit's chains, or ``None`` when the fit is done (converged, or extending
+    cannot help, or the budget is spent). The decision and what was done are recorded in
+    ``raw.info["convergence"]`` (``diagnostics["convergence"]`` of the result).
+
+    The rule (``docs/priors.md``, "Convergence by design"): after each block, on the relabelled
+    draws of every chain, the fit has converged when every parameter has R-hat <= ``RHAT_MAX``
+    and bulk ESS >= ``ESS_MIN`` and all chains are in one mode. Otherwise, unless more draws
+    cannot help (divergent transitions; degenerate segments, i.e. k too large) or the budget
+    (``max_draws`` per chain) or ``EXTEND_ROUNDS`` are spent, every chain is continued from its
+    last draw (``EXTEND_TUNE`` tuning steps, then the new draws appended) to the number of draws
+    projected to meet the rule (ESS grows with the draws; ``EXTEND_MARGIN`` beyond it, at least
+    ``EXTEND_MIN_FACTOR`` times the draws so far, at most the budget); chains in another mode than
+    the best are restarted from the EM mode (full tuning) and replace their old draws. Returns a
+    ``(sampler, finish)`` pair as :func:`_nutpie_kernel` does; ``finish()`` gives the draws of all
+    blocks together.
+    """
+    record = raw.info.setdefault("convergence", {
+        "rule": f"R-hat <= {RHAT_MAX} and bulk ESS >= {ESS_MIN} for every parameter, all chains in one mode",
+        "budget_draws_per_chain": s.max_draws, "rounds": []})
+    if raw.approximate or s.sampler == "advi":
+        record.update(status="not applicable (ADVI)", extended=False)
+        return None
+    plan = _extension_plan(family, em, raw, s, record)
+    if plan is None:
+        return None
+    target, restart = plan
+    C, S = raw.params["weights"].shape[:2]
+    rnd = len(record["rounds"])
+    seeds = np.random.SeedSequence([seed, rnd]).generate_state(C)
+    if s.sampler == "nutpie" and family.has_kernel and raw.last_theta is not None:
+        theta0 = family.theta_from_params(start)
+        samplers, readers = [], []
+        engine = ""
+        for c in range(C):
+            if c in restart:
+                point = family.jitter(theta0, np.random.default_rng(int(seeds[c])))
+                draws, tune = target, s.tune
+            else:
+                point = raw.last_theta[c]
+                draws, tune = target - S, min(s.tune, EXTEND_TUNE)
+            sampler, read, engine = _nutpie_run(family, point.size, lambda _seed, p=point: p.copy(), s, draws=draws,
+                                                tune=tune, chains=1, cores=1, seed=int(seeds[c]))
+            samplers.append(sampler)
+            readers.append(read)
+        group = _Group(samplers)
+
+        def finish() -> _Draws:
+            try:
+                blocks = [_draws_from_arrays(family, read(), engine) for read in readers]
+            except BaseException:
+                group.cancel()
                 raise
-            # nutpie's public route with a changed trace layout: its own (slower) conversion
-            sampler._return_raw_trace = False
-            trace = sampler._extract(results)
-            ss = trace.sample_stats
-            arrays = {"theta": trace.posterior["theta"].values, "diverging": ss["diverging"].values,
-                      "energy": ss["energy"].values, "depth": ss["depth"].values, "step_size": ss["step_size"].values}
-        return _Draws(
-            params=family.params_from_theta(np.asarray(arrays["theta"], dtype=float)),
-            diverging=np.asarray(arrays["diverging"], dtype=bool),
-            energy=np.asarray(arrays["energy"], dtype=float),
-            tree_depth=np.asarray(arrays["depth"], dtype=float),
-            step_size=np.asarray(arrays["step_size"], dtype=float)[:, -1],
-            info={"engine": engine},
-        )
+            return _merge_blocks(raw, blocks, restart)
 
-    return sampler, finish
+        return group, finish
+    # other samplers: longer chains from the start (their state cannot be continued)
+    longer = dataclasses.replace(s, draws=target)
+    g_init = np.random.default_rng(int(seeds[0]))
+    new = _sample(family, start, longer, int(seeds[0]), g_init)
+    new.info["convergence"] = record
+    record["rounds"][-1]["action"] = f"restarted all chains from the EM mode with {target} draws"
+    return _Done(), lambda: new
+
+
+def _extension_plan(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings,
+                    record: dict[str, Any]) -> tuple[int, list[int]] | None:
+    """Check the rule on ``raw`` and decide: ``None`` (done; ``record["status"]`` says why) or
+    (draws per chain to reach, chains to restart from the EM mode)."""
+    params, switched = _relabelled(family, em, raw)
+    groups, keep, chain_ll = _modes(family, params, raw)
+    C, S = params["weights"].shape[:2]
+    d = _mcmc_diagnostics(_dataset(family.diagnostic_variables(params), family, list(range(C)), S), raw, C)
+    raw.checked = (params, switched, groups, keep, chain_ll, d)  # _summarise reuses them
+    rhat, ess = d["rhat_max"], d["ess_bulk_min"]
+    row: dict[str, Any] = {"draws_per_chain": S, "rhat_max": rhat, "ess_bulk_min": ess, "modes": len(groups),
+                           "divergences": d["divergences"]}
+    record["rounds"].append(row)
+    record["draws_per_chain"] = S
+    record["extended"] = len(record["rounds"]) > 1
+    rhat_ok = not (np.isfinite(rhat) and rhat > RHAT_MAX)
+    ess_ok = not (np.isfinite(ess) and ess < ESS_MIN)
+    if d["divergences"]:  # checked first: a fit with divergences is not converged, whatever R-hat says
+        record["status"] = "not extended: divergent transitions (more draws do not remove them; raise target_accept)"
+        return None
+    if rhat_ok and ess_ok and len(groups) == 1:
+        record["status"] = "converged"
+        return None
+    degenerate = _degenerate_now(family, params, keep)
+    if degenerate:
+        record["status"] = f"not extended: {degenerate} (k is probably too large; more draws do not help)"
+        return None
+    if len(record["rounds"]) > EXTEND_ROUNDS:
+        record["status"] = f"not converged after {EXTEND_ROUNDS} extensions"
+        return None
+    factor = EXTEND_MIN_FACTOR
+    if not ess_ok:
+        factor = max(factor, EXTEND_MARGIN * ESS_MIN / max(ess, 1.0))
+    if not rhat_ok:  # R-hat - 1 shrinks about as 1 / draws while the chains mix
+        factor = max(factor, EXTEND_MARGIN * (rhat - 1.0) / (RHAT_MAX - 1.0))
+    target = min(s.max_draws, int(math.ceil(S * factor)))
+    if target <= S:
+        record["status"] = f"budget spent ({s.max_draws} draws per chain): not converged"
+        return None
+    restart = [c for c in range(C) if c not in keep] if len(groups) > 1 else []
+    why = [w for w, bad in ((f"R-hat {rhat:.4f}", not rhat_ok), (f"bulk ESS {ess:.0f}", not ess_ok),
+                            (f"{len(groups)} modes", len(groups) > 1)) if bad]
+    row["action"] = (f"{', '.join(why)}: chains continued to {target} draws"
+                     + (f"; chain(s) {restart} restarted from the EM mode" if restart else ""))
+    return target, restart
+
+
+def _degenerate_now(family: Any, params: Mapping[str, np.ndarray], keep: list[int], per_chain: int = 100) -> str:
+    """Empty, diffuse or duplicated segments (as the summary flags them) on up to ``per_chain``
+    evenly spaced draws of the kept chains: "" if none, else what was found."""
+    S = params["weights"].shape[1]
+    idx = np.unique(np.linspace(0, S - 1, min(S, per_chain)).astype(int))
+    sub = {key: val[:, idx] for key, val in params.items()}
+    kept = _kept_in_canonical_order(family, sub, keep)
+    empty, _, diffuse, dups = _degenerate_segments(family, kept, kept.flat["weights"].mean(axis=0), {})
+    found = [f"{name} segments {val}" for name, val in (("empty", empty), ("diffuse", diffuse), ("duplicated", dups))
+             if val]
+    return "; ".join(found)
+
+
+def _merge_blocks(raw: _Draws, blocks: list[_Draws], restart: list[int]) -> _Draws:
+    """The draws of ``raw`` with each chain's new block appended (or, for the chains in
+    ``restart``, replacing them)."""
+    def join(old: np.ndarray | None, new: list[np.ndarray | None]) -> np.ndarray | None:
+        if old is None or any(x is None for x in new):
+            return None
+        return np.stack([x[0] if c in restart else np.concatenate([old[c], x[0]]) for c, x in enumerate(new)])
+
+    params = {key: join(val, [b.params[key] for b in blocks]) for key, val in raw.params.items()}
+    return _Draws(
+        params=params,  # type: ignore[arg-type]
+        diverging=join(raw.diverging, [b.diverging for b in blocks]),
+        energy=join(raw.energy, [b.energy for b in blocks]),
+        tree_depth=join(raw.tree_depth, [b.tree_depth for b in blocks]),
+        step_size=np.array([b.step_size[0] for b in blocks]) if all(b.step_size is not None for b in blocks) else None,
+        info=raw.info,
+        last_theta=np.stack([b.last_theta[0] for b in blocks]) if all(b.last_theta is not None for b in blocks) else None,
+    )
 
 
 def _arrow_arrays(results: Any, chains: int, draws: int, n_dim: int) -> dict[str, np.ndarray]:
@@ -820,6 +1077,18 @@ def _pyfunc_model(family: Any, nd: int, initial_point: Any) -> Any:
 
 #: set to False to force the Python-callback path (tests compare the two)
 USE_C_CALLBACK = True
+#: the nutpie installed when the engine was imported (package metadata; nutpie itself is not
+#: imported): the compiled route runs only if it is in ``_nutpie.TESTED_NUTPIE``
+NUTPIE_VERSION: str | None = None
+
+
+def _check_nutpie() -> str | None:
+    from latentseg.models.bayes._nutpie import installed_version
+
+    return installed_version()
+
+
+NUTPIE_VERSION = _check_nutpie()
 
 
 def _pymc_nuts(
@@ -981,13 +1250,20 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
     chains in the canonical segment order (memberships, WAIC / LOO, shares, centers); flag degenerate
     segments; judge convergence and write the advice (one warning); assemble the result."""
     n = family.n
-    params, switched = _relabelled(family, em, raw)
-    groups, keep, chain_ll = _modes(family, params, raw)
-    diag = _sampling_diagnostics(family, params, raw, s, groups, keep, chain_ll, switched)
-    kept = _kept_in_canonical_order(family, params, keep)
+    if raw.checked is not None:  # the last convergence check relabelled and diagnosed these draws
+        params, switched, groups, keep, chain_ll, mcmc = raw.checked
+    else:
+        params, switched = _relabelled(family, em, raw)
+        groups, keep, chain_ll = _modes(family, params, raw)
+        mcmc = None
+    diag = _sampling_diagnostics(family, params, raw, s, groups, keep, chain_ll, switched, mcmc)
+    params, raw = _thinned(params, raw, s.draws, diag)
+    ll_plan = _loglik_plan(len(keep), params["weights"].shape[1], n, s.keep_log_likelihood)
+    kept = _kept_in_canonical_order(family, params, keep, ll_plan)
+    diag["log_likelihood"] = ll_plan.record()
     post_kept = _dataset(family.posterior_variables(kept.pk), family, keep, kept.S)
     w_res = waic(kept.loglik)
-    l_res = loo(kept.loglik.reshape(len(keep), kept.S, n), post_kept)
+    l_res = loo(kept.loglik.reshape(len(keep), ll_plan.draws.size, n), post_kept)
     w_draws = kept.flat["weights"]
     shares, share_lo, share_hi, share_summary = _share_summary(w_draws, kept.z_mean)
     centers, center_int = _center_summary(family.centers(kept.flat))
@@ -1010,6 +1286,71 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
                    share_summary, centers, center_int)
 
 
+def _thinned(params: dict[str, np.ndarray], raw: _Draws, draws: int,
+             diag: dict[str, Any]) -> tuple[dict[str, np.ndarray], _Draws]:
+    """Chains extended beyond ``draws`` per chain, thinned back to ``draws`` evenly spaced draws
+    (first and last included; intervals of ``S / draws`` rounded) for the summaries and the stored
+    posterior. They were extended because their draws are autocorrelated (ESS well below the
+    number of draws), so thinning by less than the autocorrelation time keeps nearly all of the
+    information; R-hat, ESS and divergences in ``diag`` are those of the full chains.
+    ``diag["convergence"]["thinned_by"]`` records the mean interval (1: not thinned)."""
+    S = params["weights"].shape[1]
+    conv = diag.get("convergence")
+    if S <= draws:
+        if conv is not None:
+            conv["thinned_by"] = 1
+        return params, raw
+    idx = np.unique(np.linspace(0, S - 1, draws).round().astype(int))
+    if conv is not None:
+        conv["thinned_by"] = round(S / idx.size, 2)
+
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[:, idx]
+
+    thin_raw = dataclasses.replace(raw, params={k: v[:, idx] for k, v in raw.params.items()},
+                                   diverging=cut(raw.diverging), energy=cut(raw.energy), tree_depth=cut(raw.tree_depth))
+    return {k: v[:, idx] for k, v in params.items()}, thin_raw
+
+
+@dataclasses.dataclass(frozen=True)
+class _LoglikPlan:
+    """Which draws of each chain the pointwise log-likelihood keeps, and in which float type."""
+
+    draws: np.ndarray  # indices into each chain's draws
+    of: int  # draws per chain
+    dtype: Any
+    stored: bool  # in the posterior tree
+
+    def record(self) -> dict[str, Any]:
+        return {"stored": self.stored, "draws_per_chain": int(self.draws.size), "of_draws_per_chain": self.of,
+                "thinned": bool(self.draws.size < self.of), "dtype": np.dtype(self.dtype).name}
+
+
+def _loglik_plan(C: int, S: int, n: int, keep: bool | None) -> _LoglikPlan:
+    """The memory rule of the pointwise log-likelihood (C chains x S draws x n respondents): every
+    draw in float64 up to ``KEEP_LOGLIK_CELLS`` cells (or whatever the size, when ``keep`` is
+    True); beyond that evenly thinned draws, as many as fit in ``KEEP_LOGLIK_CELLS`` cells but at
+    least ``LOGLIK_MIN_DRAWS`` over all chains, in float32 when they still exceed it. The fit's
+    LOO and WAIC use the same values, and they are stored in the posterior tree unless ``keep``
+    is False.
+
+    Examples
+    --------
+    >>> _loglik_plan(2, 1000, 400, None).record()["thinned"]
+    False
+    >>> r = _loglik_plan(2, 1000, 1_000_000, None).record()
+    >>> r["draws_per_chain"], r["dtype"]
+    (500, 'float32')
+    """
+    full = C * S * n <= KEEP_LOGLIK_CELLS or keep is True
+    if full:
+        return _LoglikPlan(np.arange(S), S, np.float64, keep is not False)
+    per_chain = min(S, max(int(math.ceil(LOGLIK_MIN_DRAWS / C)), KEEP_LOGLIK_CELLS // (C * n)))
+    idx = np.unique(np.linspace(0, S - 1, per_chain).round().astype(int))
+    dtype = np.float64 if C * idx.size * n <= KEEP_LOGLIK_CELLS else np.float32
+    return _LoglikPlan(idx, S, dtype, keep is not False)
+
+
 @dataclasses.dataclass
 class _Kept:
     """The draws of the chains a fit is summarised from (one mode), in the canonical segment order
@@ -1020,7 +1361,8 @@ class _Kept:
     params_all: dict[str, np.ndarray]  # every chain (C, S, ...), canonical order
     pk: dict[str, np.ndarray]  # the kept chains (Ck, S, ...)
     flat: dict[str, np.ndarray]  # the kept chains pooled (Ck * S, ...)
-    loglik: np.ndarray  # pointwise log-likelihood (Ck * S, n), label-free
+    loglik: np.ndarray  # pointwise log-likelihood (Ck * S', n) on the draws of _LoglikPlan, label-free
+    ll_draws: np.ndarray  # the draws of each chain it is on (S',)
     z_mean: np.ndarray  # posterior mean memberships (n, k)
     z_int: np.ndarray  # their 95% intervals (n, k, 2)
     order: list[int]  # the reference (EM) segment of each canonical segment
@@ -1065,14 +1407,15 @@ def _modes(family: Any, params: Mapping[str, np.ndarray], raw: _Draws) -> tuple[
 
 def _sampling_diagnostics(family: Any, params: Mapping[str, np.ndarray], raw: _Draws, s: _Settings,
                           groups: list[list[int]], keep: list[int], chain_ll: np.ndarray | None,
-                          switched: float) -> dict[str, Any]:
+                          switched: float, mcmc: dict[str, Any] | None = None) -> dict[str, Any]:
     """The diagnostics of the sampler on all chains (after relabelling): R-hat, ESS, divergences,
-    E-BFMI (MCMC only), label switching, the modes and the chains used."""
+    E-BFMI (MCMC only; ``mcmc`` if already computed), label switching, the modes and the chains used."""
     C, S = params["weights"].shape[:2]
     diag: dict[str, Any] = {"approximate": raw.approximate, "sampler": s.sampler, **raw.info}
-    diag_ds = _dataset(family.diagnostic_variables(params), family, list(range(C)), S)
     if not raw.approximate:
-        diag.update(_mcmc_diagnostics(diag_ds, raw, C))
+        if mcmc is None:
+            mcmc = _mcmc_diagnostics(_dataset(family.diagnostic_variables(params), family, list(range(C)), S), raw, C)
+        diag.update(mcmc)
     else:
         diag.update({"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None, "divergences": None})
     diag["label_switching_share"] = switched
@@ -1090,14 +1433,22 @@ def _sampling_diagnostics(family: Any, params: Mapping[str, np.ndarray], raw: _D
     return diag
 
 
-def _kept_in_canonical_order(family: Any, params: Mapping[str, np.ndarray], keep: list[int]) -> _Kept:
+def _kept_in_canonical_order(family: Any, params: Mapping[str, np.ndarray], keep: list[int],
+                             ll_plan: _LoglikPlan | None = None) -> _Kept:
     """The kept chains' draws, pooled, with their memberships, put in the canonical order: largest
-    posterior mean share first (ties: first center), as :class:`~latentseg.SegmentationResult`."""
+    posterior mean share first (ties: first center), as :class:`~latentseg.SegmentationResult`;
+    the pointwise log-likelihood on the draws ``ll_plan`` names (default: all, float64)."""
     S = params["weights"].shape[1]
     pk = {key: val[keep] for key, val in params.items()}
     Ck = len(keep)
     flat = {key: val.reshape((Ck * S,) + val.shape[2:]) for key, val in pk.items()}
-    loglik, z_mean, z_int = _memberships(family, flat)
+    rows = None
+    dtype: Any = np.float64
+    if ll_plan is not None and ll_plan.draws.size < S:
+        rows = (np.arange(Ck)[:, None] * S + ll_plan.draws[None, :]).ravel()
+    if ll_plan is not None:
+        dtype = ll_plan.dtype
+    loglik, z_mean, z_int = _memberships(family, flat, loglik_rows=rows, loglik_dtype=dtype)
     assert loglik is not None and z_int is not None
 
     w_draws = flat["weights"]
@@ -1111,6 +1462,7 @@ def _kept_in_canonical_order(family: Any, params: Mapping[str, np.ndarray], keep
         pk={key: (val[:, :, order] if key in seg else val) for key, val in pk.items()},
         flat={key: (val[:, order] if key in seg else val) for key, val in flat.items()},
         loglik=loglik,
+        ll_draws=np.arange(S) if rows is None else ll_plan.draws,  # type: ignore[union-attr]
         z_mean=z_mean[:, order],
         z_int=z_int[:, order],
         order=[int(j) for j in order],
@@ -1307,9 +1659,8 @@ def _posterior_tree(family: Any, raw: _Draws, s: _Settings, kept: _Kept, post_ke
 
     keep, S, n = kept.keep, kept.S, family.n
     C = kept.params_all["weights"].shape[0]
-    keep_ll = s.keep_log_likelihood
-    if keep_ll is None:
-        keep_ll = kept.loglik.size <= KEEP_LOGLIK_CELLS
+    ll_draws = kept.ll_draws
+    keep_ll = s.keep_log_likelihood is not False
     nodes: dict[str, Any] = {"posterior": post_kept}
     stats = _stats_dataset(raw, keep, S)
     if stats is not None:
@@ -1317,8 +1668,8 @@ def _posterior_tree(family: Any, raw: _Draws, s: _Settings, kept: _Kept, post_ke
     if keep_ll:
         respondent = _respondent_coord(family.respondent_ids)
         nodes["log_likelihood"] = xr.Dataset(
-            {"loglik": (("chain", "draw", "respondent"), kept.loglik.reshape(len(keep), S, n))},
-            coords={"chain": keep, "draw": np.arange(S), "respondent": respondent},
+            {"loglik": (("chain", "draw", "respondent"), kept.loglik.reshape(len(keep), ll_draws.size, n))},
+            coords={"chain": keep, "draw": ll_draws, "respondent": respondent},
         )
         nodes["observed_data"] = _observed_dataset(family, respondent)
     other = [c for c in range(C) if c not in keep]
@@ -1399,18 +1750,21 @@ def _pair_overlap(z: np.ndarray) -> dict[tuple[int, int], float]:
 
 
 def _memberships(
-    family: Any, flat: Mapping[str, np.ndarray], *, keep_loglik: bool = True, intervals: bool = True
+    family: Any, flat: Mapping[str, np.ndarray], *, keep_loglik: bool = True, intervals: bool = True,
+    loglik_rows: np.ndarray | None = None, loglik_dtype: Any = np.float64,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Pointwise log-likelihood (T, n), posterior mean memberships (n, k) and their 95%
     intervals (n, k, 2) over draws ``flat`` (T, ...), computed in blocks of respondents (all
     draws at once per block); the log-likelihood and the intervals only when asked for (``None``
-    otherwise: scoring millions of new respondents needs neither)."""
+    otherwise: scoring millions of new respondents needs neither), the log-likelihood only on the
+    draws ``loglik_rows`` (default all) and in ``loglik_dtype``."""
     from latentseg.models.bayes._kernels import membership_summary
 
     T = flat["weights"].shape[0]
     n, k = family.n, family.k
     logw = np.ascontiguousarray(np.log(np.clip(flat["weights"], 1e-300, None)), dtype=float)
-    loglik = np.empty((T, n)) if keep_loglik else None
+    n_ll = T if loglik_rows is None else loglik_rows.size
+    loglik = np.empty((n_ll, n), dtype=loglik_dtype) if keep_loglik else None
     z_mean = np.empty((n, k))
     z_int = np.empty((n, k, 2)) if intervals else np.empty((0, k, 2))
     lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
@@ -1421,7 +1775,7 @@ def _memberships(
         ll = np.empty((T, L.shape[1]))
         membership_summary(L, logw, lo_q, hi_q, ll, z_mean[rows], z_int[rows] if intervals else z_int, intervals)
         if loglik is not None:
-            loglik[:, rows] = ll
+            loglik[:, rows] = ll if loglik_rows is None else ll[loglik_rows]
     return loglik, z_mean, (z_int if intervals else None)
 
 
@@ -1563,10 +1917,18 @@ def _verdict(diag: dict[str, Any], raw: _Draws, groups: list[list[int]], keep: l
     if ebfmi is not None and ebfmi < EBFMI_MIN:
         messages.append(f"E-BFMI {ebfmi:.2f} < {EBFMI_MIN}: the sampler explored the energy distribution poorly.")
     ess = diag.get("ess_bulk_min")
-    if ess is not None and np.isfinite(ess) and ess < 100 * C:
-        diag.setdefault("notes", []).append(
-            f"Bulk ESS is {ess:.0f} for some parameter (below 100 per chain); draw more for stable intervals."
+    if ess is not None and np.isfinite(ess) and ess < ESS_MIN:
+        ok = False
+        messages.append(
+            f"Bulk ESS {ess:.0f} < {ESS_MIN} for some parameter: too few effective draws for R-hat and the "
+            "intervals to be reliable."
         )
+    conv = diag.get("convergence")
+    if not ok and conv:
+        status = conv.get("status", "")
+        messages.append(f"Convergence rule: {status} after {conv.get('draws_per_chain')} draws per chain"
+                        + (" (extended)." if conv.get("extended") else ".")
+                        + (" Raise max_draws to allow more." if status.startswith("budget") else ""))
     return ok
 
 
