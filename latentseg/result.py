@@ -76,7 +76,7 @@ class SegmentationResult:
         The relabelled posterior (Bayesian fits), with dims ``chain, draw, segment`` and
         ``outcome`` / ``indicator`` / ``respondent`` where they apply: an ArviZ-ready tree with
         groups ``posterior``, ``sample_stats``, ``log_likelihood`` and ``observed_data`` (the
-        last two up to a size; see ``keep_log_likelihood`` in
+        log-likelihood thinned or in float32 beyond a size; see ``keep_log_likelihood`` in
         :func:`~latentseg.models.bayes.engine.fit_bayes_gmm`), also reachable as :attr:`idata`.
     extras : mapping
         Engine-specific tables (e.g. item-response probabilities, loadings map) kept as
