@@ -904,7 +904,7 @@ def fit_gmm(
         random partition, or "both": a k-means++ partition, mclust's default start (the VVV
         model-based agglomeration of the SVD-scaled data from single respondents, as
         ``hc(modelName = "VVV", use = "SVD")``) and Ward's (EII) agglomeration (deterministic up to
-        n = 1,000; a seeded subset beyond), then random and k-means++ partitions in turn. With
+        n = 1,000, fewer for VVV on more than 20 columns; a seeded subset beyond), then random and k-means++ partitions in turn. With
         k = 1 one start is run (they would all be the same).
     max_iter : int, default 500
         EM iterations per start.
