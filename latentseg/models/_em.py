@@ -147,7 +147,10 @@ def numeric_matrix(
             raise ConfigError(f"Column(s) {format_rows(nocol)} have no observed value; drop them before fitting.")
     if check_constant and n > 1:
         with np.errstate(invalid="ignore"):
-            spread = (np.nanmax(X, axis=0) - np.nanmin(X, axis=0)) if has_missing else X.max(axis=0) - X.min(axis=0)
+            if has_missing:
+                spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
+            else:
+                spread = X.max(axis=0) - X.min(axis=0)
         const = [names[j] for j in np.flatnonzero(spread == 0)]
         if const:
             raise ConfigError(
@@ -432,11 +435,13 @@ def hierarchical_partition(Z: np.ndarray, k: int, rng: np.random.Generator, mode
     matrix, the determinant left out while ``n_C <= d``, ``alpha = tr(W) / (n d)`` of all the data;
     Fraley 1998), with mclust's order among exact ties; on the benchmark data sets its partitions
     equal mclust's ``hclass`` exactly (benchmarks/bench_mclust.py). Compiled
-    (:func:`latentseg.models._gmm_kernels.hc_vvv`): O(m^2) memory, about 0.1-0.3 s for 1,000 rows of 5 columns.
+    (:func:`latentseg.models._gmm_kernels.hc_vvv`): O(m^2) memory, about 0.1-0.3 s for 1,000 rows
+    of 5 columns.
     Elongated segments (a column that varies within every segment) are where it beats Ward.
 
     Beyond :func:`hc_max_rows` respondents (1,000; fewer for VVV on more than 20 columns) a random
-    subset (drawn from ``rng``) is clustered and every respondent goes to the nearest cluster mean. The trees do not depend on ``k``, so they are
+    subset (drawn from ``rng``) is clustered and every respondent goes to the nearest cluster mean.
+    The trees do not depend on ``k``, so they are
     cached (keyed by the rows clustered) and reused when the same data are fitted for several k.
 
     Parameters

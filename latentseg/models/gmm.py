@@ -27,7 +27,8 @@ ones, computed once per missingness pattern), which maximises the same observed-
 
 Starts (built on standardised data, so that no column's unit decides them) are k-means++
 seedings, mclust's own start (the VVV model-based hierarchical agglomeration of the SVD-scaled
-data), Ward's agglomeration and random partitions (docs/methods.md, section 2). Every start runs to convergence (except those stopped
+data), Ward's agglomeration and random partitions (docs/methods.md, section 2). Every start runs
+to convergence (except those stopped
 early: see ``n_init`` in :func:`fit_gmm`); the
 replication report (how many starts reached the best log-likelihood, as Mplus reports) and each
 start's final log-likelihood go into the diagnostics. Starts that end in a degenerate solution
@@ -904,7 +905,8 @@ def fit_gmm(
         random partition, or "both": a k-means++ partition, mclust's default start (the VVV
         model-based agglomeration of the SVD-scaled data from single respondents, as
         ``hc(modelName = "VVV", use = "SVD")``) and Ward's (EII) agglomeration (deterministic up to
-        n = 1,000, fewer for VVV on more than 20 columns; a seeded subset beyond), then random and k-means++ partitions in turn. With
+        n = 1,000, fewer for VVV on more than 20 columns; a seeded subset beyond), then random
+        and k-means++ partitions in turn. With
         k = 1 one start is run (they would all be the same).
     max_iter : int, default 500
         EM iterations per start.
