@@ -159,8 +159,10 @@ def run_mclust(rscript: str, names: list[str], repeats: int) -> tuple[dict[tuple
 
 def run_ours(frame: Any, seed: int) -> tuple[dict[tuple[str, int], dict], float, float]:
     from latentseg.errors import FitError
+    from latentseg.models import _em
     from latentseg.models.gmm import fit_gmm
 
+    _em._HC_CACHE.clear()  # each grid builds its own trees, as each Mclust call runs its own hc
     cells = {}
     t0, c0 = time.perf_counter(), time.process_time()
     for s in STRUCTURES:

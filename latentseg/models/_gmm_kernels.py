@@ -346,3 +346,157 @@ def em_start(F, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, w
             chol[:, :, :] = echol
             plain = True
     return acc_ll, it, converged, stopped, aw, amu, avar, acov
+
+
+# ------------------------------------------------------------------ VVV agglomeration (mclust's hc)
+@njit(cache=True, nogil=True)
+def _hc_term(l, W, tr, alpha, beta, d, L):
+    """Classification cost of one cluster of ``l`` points with scatter ``W`` (trace ``tr``):
+    ``l log(det(W / l) + beta (tr + alpha) / l)``; the determinant is left out while ``l <= d``
+    (it is zero), as in Fraley (1998)'s regularised VVV criterion."""
+    c = beta * (tr + alpha) / l
+    if l <= d or tr == 0.0:
+        return l * math.log(c if tr > 0.0 else alpha * beta / l)
+    det = 1.0
+    for a in range(d):  # Cholesky of W / l in L; det(W / l) as the product of its squared diagonal
+        for b in range(a + 1):
+            s = W[a, b] / l
+            for q in range(b):
+                s -= L[a, q] * L[b, q]
+            if a == b:
+                if s <= 0.0:
+                    return l * math.log(c)
+                L[a, a] = math.sqrt(s)
+                det *= s
+            else:
+                L[a, b] = s / L[b, b]
+    if det == 0.0 or not math.isfinite(det):
+        return l * math.log(c)
+    logdet = math.log(det)
+    if logdet > 0.0:
+        return l * (logdet + math.log1p(c * math.exp(-logdet)))
+    return l * math.log(math.exp(logdet) + c)
+
+
+@njit(cache=True, nogil=True)
+def _hc_pair(i, j, size, mean, W, tr, term, alpha, beta, Wij, L):
+    """The change in cost of merging clusters ``i`` and ``j``; their merged scatter left in ``Wij``."""
+    d = mean.shape[1]
+    ni, nj = size[i], size[j]
+    nij = ni + nj
+    f = ni * nj / nij
+    dm2 = 0.0
+    for a in range(d):
+        dm2 += (mean[j, a] - mean[i, a]) ** 2
+    trij = tr[i] + tr[j] + f * dm2
+    if nij > d and trij > 0.0:
+        for a in range(d):
+            da = mean[j, a] - mean[i, a]
+            for b in range(a + 1):
+                Wij[a, b] = W[i, a, b] + W[j, a, b] + f * da * (mean[j, b] - mean[i, b])
+    return _hc_term(nij, Wij, trij, alpha, beta, d, L) - term[i] - term[j], trij
+
+
+@njit(cache=True, nogil=True)
+def hc_vvv(Z, counts, alpha, beta):
+    """Greedy VVV agglomeration of the distinct rows of ``Z`` (row ``c`` standing for ``counts[c]``
+    identical respondents) down to one cluster.
+
+    Each step merges the two clusters whose merge raises the regularised classification cost
+    (:func:`_hc_term`) least. Returns the merges in order, ``(m - 1, 2)``: cluster ``j`` joins
+    cluster ``i``. Each row keeps its best partner, so a step costs O(m) pair costs plus the rows
+    whose best partner was merged. Exact ties go to the pair mclust's scan would keep: clusters sit
+    in slots (first occurrence order; a merge moves the last slot's cluster into the freed one)
+    and the tied pair with the highest (higher slot, lower slot) wins.
+    """
+    m, d = Z.shape
+    size = counts.astype(np.float64)
+    mean = Z.copy()
+    W = np.zeros((m, d, d))
+    tr = np.zeros(m)
+    term = np.empty(m)
+    for c in range(m):
+        term[c] = size[c] * math.log(alpha * beta / size[c])
+    Wij = np.zeros((d, d))
+    L = np.zeros((d, d))
+    D = np.full((m, m), np.inf)
+    for i in range(m):
+        for j in range(i + 1, m):
+            c, _ = _hc_pair(i, j, size, mean, W, tr, term, alpha, beta, Wij, L)
+            D[i, j] = c
+            D[j, i] = c
+    active = np.ones(m, dtype=np.bool_)
+    slot = np.arange(m)
+    who = np.arange(m)
+    best = np.zeros(m, dtype=np.int64)
+    bval = np.full(m, np.inf)
+    for i in range(m):
+        for j in range(m):
+            if j != i and D[i, j] < bval[i]:
+                bval[i] = D[i, j]
+                best[i] = j
+    out = np.zeros((max(m - 1, 0), 2), dtype=np.int64)
+    last = m - 1
+    for step in range(m - 1):
+        v = np.inf
+        for r in range(m):
+            if active[r] and bval[r] < v:
+                v = bval[r]
+        hi = -1
+        lo = -1
+        for r in range(m):  # ties: the pair mclust's scan keeps
+            if not active[r] or bval[r] != v:
+                continue
+            for q in range(m):
+                if q != r and active[q] and D[r, q] == v:
+                    a_, b_ = (slot[r], slot[q]) if slot[r] > slot[q] else (slot[q], slot[r])
+                    if a_ > hi or (a_ == hi and b_ > lo):
+                        hi = a_
+                        lo = b_
+        i = who[lo]
+        j = who[hi]
+        out[step, 0] = i
+        out[step, 1] = j
+        _, trij = _hc_pair(i, j, size, mean, W, tr, term, alpha, beta, Wij, L)
+        ni, nj = size[i], size[j]
+        nij = ni + nj
+        f = ni * nj / nij
+        for a in range(d):
+            da = mean[j, a] - mean[i, a]
+            for b in range(d):
+                W[i, a, b] = W[i, a, b] + W[j, a, b] + f * da * (mean[j, b] - mean[i, b])
+        for a in range(d):
+            mean[i, a] = (ni * mean[i, a] + nj * mean[j, a]) / nij
+        size[i] = nij
+        tr[i] = trij
+        term[i] = _hc_term(nij, W[i], trij, alpha, beta, d, L)
+        active[j] = False
+        if hi != last:  # the last slot's cluster moves into the freed slot
+            mover = who[last]
+            slot[mover] = hi
+            who[hi] = mover
+        last -= 1
+        bval[j] = np.inf
+        bval[i] = np.inf
+        for r in range(m):
+            if not active[r] or r == i:
+                continue
+            c, _ = _hc_pair(i, r, size, mean, W, tr, term, alpha, beta, Wij, L)
+            D[i, r] = c
+            D[r, i] = c
+            if c < bval[i]:
+                bval[i] = c
+                best[i] = r
+        for r in range(m):
+            if not active[r] or r == i:
+                continue
+            if best[r] == i or best[r] == j:
+                bval[r] = np.inf
+                for q in range(m):
+                    if active[q] and q != r and D[r, q] < bval[r]:
+                        bval[r] = D[r, q]
+                        best[r] = q
+            elif D[r, i] < bval[r]:
+                bval[r] = D[r, i]
+                best[r] = i
+    return out

@@ -26,8 +26,9 @@ unobserved coordinates as missing data (conditional means and covariances given 
 ones, computed once per missingness pattern), which maximises the same observed-data likelihood.
 
 Starts (built on standardised data, so that no column's unit decides them) are k-means++
-seedings, a VVV model-based hierarchical agglomeration, Ward's agglomeration and random
-partitions (docs/methods.md, section 2). Every start runs to convergence (except those stopped
+seedings, mclust's own start (the VVV model-based hierarchical agglomeration of the SVD-scaled
+data), Ward's agglomeration and random partitions (docs/methods.md, section 2). Every start runs
+to convergence (except those stopped
 early: see ``n_init`` in :func:`fit_gmm`); the
 replication report (how many starts reached the best log-likelihood, as Mplus reports) and each
 start's final log-likelihood go into the diagnostics. Starts that end in a degenerate solution
@@ -869,7 +870,7 @@ def fit_gmm(
     k: int,
     *,
     covariance: str = "VVI",
-    n_init: int = 10,
+    n_init: int = 2,
     init: str = "both",
     max_iter: int = 500,
     tol: float = 1e-6,
@@ -890,17 +891,23 @@ def fit_gmm(
         scikit-learn's ``spherical, diag, tied, full`` are accepted. ``"auto"``: EEI or VVI,
         whichever has the lower BIC (EEI on a tie), as mclust chooses a structure; both BICs in
         ``settings["covariance_bic"]``, the chosen one in ``settings["covariance"]``.
-    n_init : int, default 10
+    n_init : int, default 2
         Number of starts. Each runs to convergence, except a start whose EM update puts a variance
         onto the ``reg_covar`` floor (it stops there and is set aside as degenerate) and, after 50
         iterations, one too far below the best non-degenerate start to catch up (more than 5 plus
-        100 times its own projected remaining gain; ``diagnostics["start_stopped"]``).
+        100 times its own projected remaining gain; ``diagnostics["start_stopped"]``). The default
+        two starts (a k-means++ partition and mclust's own hierarchical start) reach mclust's
+        maximum or a higher one in every cell of benchmarks/bench_mclust.py (docs/methods.md,
+        section 2); more starts can only find a higher maximum. The pipeline's ``model.n_init``
+        (default 10) is passed on.
     init : {"both", "kmeans++", "random"}, default "both"
         Starting partitions, built on standardised data: nearest k-means++ seed, a uniformly
-        random partition, or "both": a k-means++ partition, the VVV and the Ward (EII)
-        hierarchical agglomerations (deterministic up to n = 1,000; a seeded subset beyond), then
-        random and k-means++ partitions in turn. With k = 1 one start is run (they would all be
-        the same).
+        random partition, or "both": a k-means++ partition, mclust's default start (the VVV
+        model-based agglomeration of the SVD-scaled data from single respondents, as
+        ``hc(modelName = "VVV", use = "SVD")``) and Ward's (EII) agglomeration (deterministic up to
+        n = 1,000, fewer for VVV on more than 20 columns; a seeded subset beyond), then random
+        and k-means++ partitions in turn. With
+        k = 1 one start is run (they would all be the same).
     max_iter : int, default 500
         EM iterations per start.
     tol : float, default 1e-6
@@ -970,7 +977,7 @@ def fit_gmm(
     order = np.lexsort((means[:, 0], -weights))
     canon = {int(j): pos + 1 for pos, j in enumerate(order)}
     messages, converged = _advice(best, starts, canon, structure, k, max_iter)
-    near_singular = _near_singular(best.cov, weights, STRUCTURES[structure][0], np.nanvar(X, axis=0), n)
+    near_singular = _near_singular(best.cov, weights, STRUCTURES[structure][0], _col_var(X, obs), n)
     for entry in near_singular:
         entry["segment"] = canon[entry["segment"]]
     near_singular.sort(key=lambda e: e["segment"])
@@ -1075,7 +1082,7 @@ def _run_starts(
         scale = np.full(d, math.sqrt(float(np.mean(scale**2))))
     reg = reg_covar / scale**2
     jacobian = float((obs.sum(axis=0) * np.log(scale)).sum())  # log |dZ/dX| over observed cells
-    col_var = np.nanvar(X, axis=0)
+    col_var = _col_var(X, obs)
     with single_threaded():
         full_rows = d * (d + 1) // 2 + d + 1
         p = full_rows if family == "full" else 2 * d + 1
@@ -1099,6 +1106,11 @@ def _run_starts(
             deg = [f"collapse:{int(np.argmin(w))}"]
         starts.append(_Start(kind, ll, it, conv, w, mu * scale, cov, deg, early))
     return starts, center
+
+
+def _col_var(X: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Each column's variance over its observed values."""
+    return X.var(axis=0) if obs.all() else np.nanvar(X, axis=0)
 
 
 def _best_start(starts: list[_Start], structure: str, k: int) -> tuple[dict[str, Any], _Start]:
@@ -1189,7 +1201,8 @@ def _start_kind(init: str, s: int) -> str:
 
 #: the first starts of ``init="both"``: k-means++ (so that ``n_init=1`` keeps the start it always
 #: had: on discrete ratings the VVV agglomeration can isolate a cluster that is constant in a
-#: column, a start that collapses), then the two hierarchical partitions (VVV and Ward / EII)
+#: column, a start that collapses), then the two hierarchical partitions (mclust's VVV start and
+#: Ward / EII)
 _BOTH = ("kmeans++", "hierarchical-VVV", "hierarchical-EII")
 
 
