@@ -164,6 +164,33 @@ class RatingClassFamily(LatentClassFamily):
             return {"weights": w, "locations": b, "thresholds": tau, "probs": np.exp(self._ordinal_logprobs(b, tau))}
         return {"weights": w, "probs": probs}
 
+    def kernel(self) -> Any:
+        """``logp(theta, grad) -> float``: the categorical model's is
+        :func:`latentseg.models.bayes._rating_kernels.rating_categorical_logp` (the same density
+        as ``bayes-lca``'s kernel in a segment x respondent layout, faster on the many categories
+        of rating scales); the ordinal model's is ``bayes-lca``'s."""
+        if self.ordinal:
+            return super().kernel()
+        from latentseg.models.bayes._rating_kernels import rating_categorical_logp
+
+        Y, off, nc, k = self.Y, self.offsets, self.ncat, self.k
+        alpha, beta = float(self.priors.concentration), float(self.priors.item_concentration)
+
+        def logp_cat(theta: np.ndarray, grad: np.ndarray) -> float:
+            return rating_categorical_logp(theta, Y, off, nc, k, alpha, beta, grad)
+
+        return logp_cat
+
+    def c_kernel(self) -> tuple[str, np.ndarray]:
+        """Name and data buffer of the C version of :meth:`kernel` (for nutpie): ``bayes-lca``'s
+        buffer, read by the C version of :func:`~latentseg.models.bayes._rating_kernels.rating_categorical_logp`."""
+        name, pack = super().c_kernel()
+        if self.ordinal:
+            return name, pack
+        from latentseg.models.bayes._rating_kernels import register_cfunc
+
+        return register_cfunc(), pack
+
     def n_params(self) -> int:
         """Free parameters as ``rating-lca`` counts them (for BIC at its EM solution): over the
         points some respondent used, items everyone rated alike left out."""
