@@ -13,8 +13,10 @@ for every outcome, then ``sat:<o>``; each item's categories are **every point of
 (1-5: 5, 0-10: 11), observed or not, never rescaled. A point no respondent gave keeps a proper
 posterior (its Dirichlet prior), so new respondents who use it can be scored. A missing rating
 drops out of its respondent's sum. The likelihood, priors, starting values, relabelling and
-diagnostics are those of ``bayes-lca`` (:class:`latentseg.models.bayes.lca.LatentClassFamily`,
-whose numba kernel samples this model too).
+diagnostics are those of ``bayes-lca`` (:class:`latentseg.models.bayes.lca.LatentClassFamily`);
+the categorical model samples on its own numba kernel
+(:mod:`latentseg.models.bayes._rating_kernels`: the same density and gradient, laid out for the
+many categories of rating scales), the ordinal one on ``bayes-lca``'s.
 
 Parameters sampled (categorical): ``(k - 1) + k * J * ((C_imp - 1) + (C_sat - 1))`` for J
 outcomes; ordinal: ``(k - 1) + 2 k J + J * ((C_imp - 2) + (C_sat - 2))``. The EM start and the
