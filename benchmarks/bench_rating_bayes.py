@@ -81,6 +81,17 @@ def _worker(kind: str) -> dict[str, Any]:
     }
 
 
+def _cpu_model() -> str:
+    """The CPU's model name and vector width (platform.processor() is empty on Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    names = [ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")]
+    simd = "AVX-512" if "avx512f" in info else "AVX2" if "avx2" in info else "no AVX2"
+    return f"{names[0]} ({simd})" if names else platform.machine()
+
+
 def _run(kind: str) -> dict[str, Any]:
     load0 = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -113,7 +124,7 @@ def main() -> None:
         "data": DATA,
         "ks": KS,
         "sampling": SAMPLING,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
                     "python": platform.python_version()},
         "median": med,
         "ratio_rating_over_lca": {key: med["bayes-rating-lca"][key] / med["bayes-lca"][key] for key in ("wall_s", "cpu_s")},

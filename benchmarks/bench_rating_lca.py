@@ -57,6 +57,18 @@ def _datasets() -> dict[str, dict]:
     return out
 
 
+def _cpu_model() -> str:
+    """The CPU's model name and core count (platform.processor() is empty on Linux)."""
+    try:
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("model name")]
+        flags = Path("/proc/cpuinfo").read_text()
+        simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
+        return f"{names[0]} ({simd}, {os.cpu_count()} cores)" if names else platform.machine()
+    except OSError:
+        return platform.machine()
+
+
 def _sweep(fit, data, **options) -> tuple[float, float, list]:
     t0, c0 = time.perf_counter(), time.process_time()
     fits = [fit(data, k, n_init=N_INIT, random_seed=1000 + k, **options) for k in KS]
@@ -77,7 +89,7 @@ def main() -> None:
     report: dict = {
         "what": "k = 2..7 x 20 starts: rating-lca on 48 rating indicators vs lca on 24 opportunity levels",
         "target": "rating-lca sweep time <= 2x lca's",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "load_average_before": load_before,
         "repeats": args.repeats,
         "datasets": {},

@@ -70,6 +70,25 @@ def _onehot(codes: np.ndarray, n_cat: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return X, offsets
 
 
+class _OneHot:
+    """The one-hot design ``X`` (n, D) and the two products EM needs of it. The EM engine takes
+    any object with these two methods (``rating-lca`` passes
+    :class:`latentseg.models._rating_kernels.GatherDesign`, the same products over the answer
+    codes, cheaper where items have many categories)."""
+
+    def __init__(self, X: np.ndarray) -> None:
+        self.X = X
+        self.XT = np.ascontiguousarray(X.T)
+
+    def log_joint(self, lw: np.ndarray) -> np.ndarray:
+        """``lw @ X'``: (B, D) -> (B, n)."""
+        return lw @ self.XT
+
+    def counts(self, z: np.ndarray) -> np.ndarray:
+        """``z @ X``: (B, n) -> (B, D)."""
+        return z @ self.X
+
+
 def _padded_to_flat(probs: np.ndarray, n_cat: np.ndarray) -> np.ndarray:
     """(k, J, Cmax) NaN-padded -> (k, D) stacked blocks."""
     return np.concatenate([probs[:, j, : n_cat[j]] for j in range(len(n_cat))], axis=1)
@@ -89,14 +108,14 @@ def _safe_log(p: np.ndarray) -> np.ndarray:
         return np.maximum(np.log(p), _LOG_FLOOR)
 
 
-def _e_step(XT: np.ndarray, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _e_step(design: Any, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched E-step.
 
-    XT (D, n) one-hot design transposed; logW (S, k, D) log item probabilities; logpi (S, k).
+    design: the one-hot design (:class:`_OneHot`); logW (S, k, D) log item probabilities; logpi (S, k).
     Returns the log-likelihood of each start (S,) and the memberships (S, k, n).
     """
     S, k, D = logW.shape
-    a = (logW.reshape(S * k, D) @ XT).reshape(S, k, -1)
+    a = design.log_joint(logW.reshape(S * k, D)).reshape(S, k, -1)
     a += logpi[:, :, None]
     m = a.max(axis=1)
     a -= m[:, None, :]
@@ -109,15 +128,15 @@ def _e_step(XT: np.ndarray, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.nda
 
 
 def _nominal_m_step(
-    X: np.ndarray, z: np.ndarray, offsets: np.ndarray, col_item: np.ndarray, col_ncat: np.ndarray, prior: float
+    design: Any, z: np.ndarray, offsets: np.ndarray, col_item: np.ndarray, col_ncat: np.ndarray, prior: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form M-step: log item probabilities (S, k, D) and log weights (S, k).
 
-    X (n, D) one-hot design; z (S, k, n) memberships; ``col_item`` (D,) is the item of each
+    design: the one-hot design (:class:`_OneHot`); z (S, k, n) memberships; ``col_item`` (D,) is the item of each
     one-hot column and ``col_ncat`` (D,) its number of categories.
     """
     S, k, n = z.shape
-    N = (z.reshape(S * k, n) @ X).reshape(S, k, -1)  # expected counts per category
+    N = design.counts(z.reshape(S * k, n)).reshape(S, k, -1)  # expected counts per category
     den = np.add.reduceat(N, offsets, axis=2)  # expected observed responses per item (S, k, J)
     if prior:
         theta = (N + prior) / (den[:, :, col_item] + prior * col_ncat)
@@ -263,10 +282,14 @@ def _run_em(
     init: str | np.ndarray,
     rng: np.random.Generator,
     accelerate: bool = True,
+    design: Any = None,
 ) -> _Fit:
-    X, offsets = _onehot(enc.codes, enc.n_cat)
-    XT = np.ascontiguousarray(X.T)
-    n = X.shape[0]
+    """EM from ``n_init`` starts in one batch; ``design`` does the products with the one-hot
+    design (default :class:`_OneHot`)."""
+    offsets = np.r_[0, np.cumsum(enc.n_cat)[:-1]].astype(np.int64)
+    if design is None:
+        design = _OneHot(_onehot(enc.codes, enc.n_cat)[0])
+    n = enc.codes.shape[0]
     n_cat = enc.n_cat
     S = n_init
     J, cmax = len(n_cat), int(n_cat.max())
@@ -286,7 +309,7 @@ def _run_em(
         else:
             z0 = np.stack([child.random((n, k)).T for child in children])  # (S, k, n)
         z0 /= z0.sum(axis=1, keepdims=True)
-        logW, _ = _nominal_m_step(X, z0, offsets, col_item, col_ncat, prior)
+        logW, _ = _nominal_m_step(design, z0, offsets, col_item, col_ncat, prior)
     else:
         logW = np.empty((S, k, int(n_cat.sum())))
         for s, child in enumerate(children):
@@ -297,8 +320,8 @@ def _run_em(
     tau = np.zeros((S, J, cmax - 1)) if ordinal else None
     if ordinal:
         # project the starts onto the ordinal model (one M-step from their memberships)
-        _, z = _e_step(XT, logW, logpi)
-        N = _pad_counts((z.reshape(S * k, n) @ X).reshape(S, k, -1), n_cat, offsets) + prior * vpad
+        _, z = _e_step(design, logW, logpi)
+        N = _pad_counts(design.counts(z.reshape(S * k, n)).reshape(S, k, -1), n_cat, offsets) + prior * vpad
         beta, tau = _ordinal_newton(N, beta, tau, valid, steps=10)
         logW = _ordinal_to_flat(_ordinal_logp(beta, tau, valid), n_cat)
         logpi = _safe_log(z.sum(axis=2) / n)
@@ -316,13 +339,13 @@ def _run_em(
     def em_map(params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """One EM iteration: log-likelihood at ``params`` and the M-step's new parameters."""
         lw, lp = to_logw(params)
-        ll, z = _e_step(XT, lw, lp)
+        ll, z = _e_step(design, lw, lp)
         lp_new = _safe_log(z.sum(axis=2) / n)
         if ordinal:
-            N = _pad_counts((z.reshape(-1, n) @ X).reshape(z.shape[0], k, -1), n_cat, offsets) + prior * vpad
+            N = _pad_counts(design.counts(z.reshape(-1, n)).reshape(z.shape[0], k, -1), n_cat, offsets) + prior * vpad
             b, t = _ordinal_newton(N, params[0], params[1], valid, steps=2)
             return ll, (b, t, lp_new)
-        lw_new, _ = _nominal_m_step(X, z, offsets, col_item, col_ncat, prior)
+        lw_new, _ = _nominal_m_step(design, z, offsets, col_item, col_ncat, prior)
         return ll, (lw_new, lp_new)
 
     def project(params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
@@ -409,9 +432,9 @@ def _run_em(
     logW, logpi = to_logw(final)
 
     # final log-likelihood of every start at its final parameters (one batched pass)
-    ll_all, _ = _e_step(XT, logW, logpi)
+    ll_all, _ = _e_step(design, logW, logpi)
     best = int(np.argmax(ll_all))
-    ll_best, z_best = _e_step(XT, logW[[best]], logpi[[best]])
+    ll_best, z_best = _e_step(design, logW[[best]], logpi[[best]])
     return _Fit(
         logW=logW[best],
         logpi=logpi[best],
@@ -761,7 +784,7 @@ def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
     codes = encode_new_indicators(result, data)
     logW, logpi, n_cat = _log_probs_of(result)
     X, _ = _onehot(codes, n_cat)
-    _, z = _e_step(np.ascontiguousarray(X.T), logW[None], logpi[None])
+    _, z = _e_step(_OneHot(X), logW[None], logpi[None])
     return z[0].T
 
 

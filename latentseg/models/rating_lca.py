@@ -197,6 +197,16 @@ def _kmeanspp_starts(r: Ratings, k: int, n_init: int, rng: np.random.Generator, 
     return z
 
 
+def _design(enc: EncodedIndicators) -> Any:
+    """The one-hot design of the rating items for lca's EM engine, as answer codes: on rating
+    scales (5-11 points per item) the gather / scatter products cost ``n J`` per segment and
+    start against the dense products' ``n sum_j C_j`` (:mod:`latentseg.models._rating_kernels`;
+    same results up to floating-point rounding)."""
+    from latentseg.models._rating_kernels import GatherDesign
+
+    return GatherDesign(enc.codes, enc.n_cat)
+
+
 # ====================================================================== the joint cell model
 def _joint_design(r: Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One-hot designs of the joint model: both ratings of an outcome (n, J*Ci*Cs), importance
@@ -357,7 +367,6 @@ def _bootstrap(
     """
     from latentseg.models.lca import (
         _nominal_m_step,
-        _onehot,
         _ordinal_logp,
         _ordinal_newton,
         _ordinal_to_flat,
@@ -365,11 +374,11 @@ def _bootstrap(
         _safe_log,
     )
 
-    X, offsets = _onehot(enc.codes, enc.n_cat)
-    XT = np.ascontiguousarray(X.T)
-    n, D = X.shape
-    k = logpi.shape[0]
+    design = _design(enc)
     n_cat = enc.n_cat
+    offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
+    n, D = enc.codes.shape[0], int(n_cat.sum())
+    k = logpi.shape[0]
     J, cmax = len(n_cat), int(n_cat.max())
     valid = np.arange(cmax)[None, :] < n_cat[:, None]
     vpad = valid[:, None, :].astype(float)
@@ -385,7 +394,7 @@ def _bootstrap(
         t = np.repeat(tau[None], n_boot, axis=0)
     prev = np.full(n_boot, -np.inf)
     for _ in range(max_iter):
-        a = (lw.reshape(n_boot * k, D) @ XT).reshape(n_boot, k, n) + lp[:, :, None]
+        a = design.log_joint(lw.reshape(n_boot * k, D)).reshape(n_boot, k, n) + lp[:, :, None]
         m = a.max(axis=1, keepdims=True)
         np.exp(a - m, out=a)
         s = a.sum(axis=1, keepdims=True)
@@ -394,11 +403,11 @@ def _bootstrap(
         a *= w[:, None, :]  # weighted memberships
         lp = _safe_log(a.sum(axis=2) / n)
         if ordinal:
-            N = _pad_counts((a.reshape(-1, n) @ X).reshape(n_boot, k, -1), n_cat, offsets) + prior * vpad
+            N = _pad_counts(design.counts(a.reshape(-1, n)).reshape(n_boot, k, -1), n_cat, offsets) + prior * vpad
             b, t = _ordinal_newton(N, b, t, valid, steps=2)
             lw = _ordinal_to_flat(_ordinal_logp(b, t, valid), n_cat)
         else:
-            lw, _ = _nominal_m_step(X, a, offsets, col_item, col_ncat, prior)
+            lw, _ = _nominal_m_step(design, a, offsets, col_item, col_ncat, prior)
         if np.all(np.abs(ll - prev) / n < tol):
             break
         prev = ll
@@ -613,7 +622,8 @@ def fit_rating_lca(
         }
         return _finish(r, used, z, opp, intervals, params, shared, criteria, diagnostics, codes_f, random_seed, k,
                        measurement, n_init, init, max_iter, tol, prior, interval, n_boot, accelerate)
-    fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), starts, em_rng, bool(accelerate))
+    fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), starts, em_rng, bool(accelerate),
+                  design=_design(enc))
 
     n_cat = enc.n_cat
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)

@@ -13,8 +13,10 @@ for every outcome, then ``sat:<o>``; each item's categories are **every point of
 (1-5: 5, 0-10: 11), observed or not, never rescaled. A point no respondent gave keeps a proper
 posterior (its Dirichlet prior), so new respondents who use it can be scored. A missing rating
 drops out of its respondent's sum. The likelihood, priors, starting values, relabelling and
-diagnostics are those of ``bayes-lca`` (:class:`latentseg.models.bayes.lca.LatentClassFamily`,
-whose numba kernel samples this model too).
+diagnostics are those of ``bayes-lca`` (:class:`latentseg.models.bayes.lca.LatentClassFamily`);
+the categorical model samples on its own numba kernel
+(:mod:`latentseg.models.bayes._rating_kernels`: the same density and gradient, laid out for the
+many categories of rating scales), the ordinal one on ``bayes-lca``'s.
 
 Parameters sampled (categorical): ``(k - 1) + k * J * ((C_imp - 1) + (C_sat - 1))`` for J
 outcomes; ordinal: ``(k - 1) + 2 k J + J * ((C_imp - 2) + (C_sat - 2))``. The EM start and the
@@ -163,6 +165,33 @@ class RatingClassFamily(LatentClassFamily):
             b, tau = self._ordinal_from_probs(probs)
             return {"weights": w, "locations": b, "thresholds": tau, "probs": np.exp(self._ordinal_logprobs(b, tau))}
         return {"weights": w, "probs": probs}
+
+    def kernel(self) -> Any:
+        """``logp(theta, grad) -> float``: the categorical model's is
+        :func:`latentseg.models.bayes._rating_kernels.rating_categorical_logp` (the same density
+        as ``bayes-lca``'s kernel in a segment x respondent layout, faster on the many categories
+        of rating scales); the ordinal model's is ``bayes-lca``'s."""
+        if self.ordinal:
+            return super().kernel()
+        from latentseg.models.bayes._rating_kernels import rating_categorical_logp
+
+        Y, off, nc, k = self.Y, self.offsets, self.ncat, self.k
+        alpha, beta = float(self.priors.concentration), float(self.priors.item_concentration)
+
+        def logp_cat(theta: np.ndarray, grad: np.ndarray) -> float:
+            return rating_categorical_logp(theta, Y, off, nc, k, alpha, beta, grad)
+
+        return logp_cat
+
+    def c_kernel(self) -> tuple[str, np.ndarray]:
+        """Name and data buffer of the C version of :meth:`kernel` (for nutpie): ``bayes-lca``'s
+        buffer, read by the C version of :func:`~latentseg.models.bayes._rating_kernels.rating_categorical_logp`."""
+        name, pack = super().c_kernel()
+        if self.ordinal:
+            return name, pack
+        from latentseg.models.bayes._rating_kernels import register_cfunc
+
+        return register_cfunc(), pack
 
     def n_params(self) -> int:
         """Free parameters as ``rating-lca`` counts them (for BIC at its EM solution): over the
