@@ -241,13 +241,13 @@ def _spec(data: Any, k: int, measurement: str, priors: Mapping[str, float], sett
     s = engine._settings(settings["draws"], settings["tune"], settings["chains"], settings["sampler"],
                          settings["target_accept"], settings["n_init"], settings["advi_iterations"],
                          settings["keep_log_likelihood"], settings["progressbar"], settings["random_seed"],
-                         settings["cores"])
+                         settings["cores"], settings["max_draws"])
     return RatingClassFamily(data, k, measurement, LCAPriors(**priors)), s
 
 
 _PRIOR_KEYS = ("concentration", "item_concentration", "location_scale", "threshold_scale")
 _SETTING_KEYS = ("draws", "tune", "chains", "sampler", "target_accept", "n_init", "advi_iterations",
-                 "keep_log_likelihood", "progressbar", "random_seed", "cores")
+                 "keep_log_likelihood", "progressbar", "random_seed", "cores", "max_draws")
 
 
 def fit_bayes_rating_lca(
@@ -269,6 +269,7 @@ def fit_bayes_rating_lca(
     keep_log_likelihood: bool | None = None,
     progressbar: bool = False,
     cores: int | None = None,
+    max_draws: int | None = None,
     random_seed: int | None = None,
 ) -> Any:
     """Fit the Bayesian rating latent class model with ``k`` segments.
@@ -284,8 +285,9 @@ def fit_bayes_rating_lca(
         ``"categorical"``: an unrestricted response distribution per segment and item
         (``k * sum_i (C_i - 1)`` item parameters); ``"ordinal"``: the adjacent-category logit of
         ``bayes-lca`` (``k * J + sum_i (C_i - 2)``).
-    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, random_seed
-        As in :func:`latentseg.models.bayes.engine.fit_bayes_gmm`.
+    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws, random_seed
+        As in :func:`latentseg.models.bayes.engine.fit_bayes_gmm` (chains are extended until they
+        converge, within ``max_draws`` per chain; ``max_draws=draws`` never extends).
     concentration, item_concentration, location_scale, threshold_scale : float
         Priors, as in :func:`latentseg.models.bayes.engine.fit_bayes_lca` (``docs/priors.md``).
 
