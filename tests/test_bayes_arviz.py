@@ -10,6 +10,8 @@ tests/test_bayes_samplers.py checks its groups on each of them.
 
 from __future__ import annotations
 
+import re
+
 import sys
 import types
 import warnings
@@ -246,4 +248,8 @@ def test_notebook_progress_renders_and_leaves_the_draws_alone(monkeypatch: pytes
     shown = draws(True)
     np.testing.assert_array_equal(shown, plain)
     (rec,) = _Recorder.made
-    assert rec.html and "<progress" in rec.html[-1] and "400 / 400 draws" in rec.html[-1]
+    # nutpie renders on a timer (and once at the start), so how far the last render got depends on the
+    # machine's load (a loaded CI machine showed only the first, "0 / 400"); the template and its total are
+    # what is ours to check
+    assert rec.html and all("<progress" in h for h in rec.html)
+    assert re.search(r"\b\d+ / 400 draws", rec.html[-1])
