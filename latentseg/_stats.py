@@ -161,3 +161,38 @@ def check_int(value: Any, name: str, *, low: int, high: float = math.inf, where:
             msg = f"{name} must be an integer {bound}; got {value!r}."
         raise ConfigError(msg)
     return int(value)
+
+
+def pair_overlap(z: np.ndarray) -> dict[tuple[int, int], float]:
+    """For each pair of segments (0-based), how alike the memberships of their respondents are.
+
+    The mean of ``2 min(z_a, z_b) / (z_a + z_b)`` over the respondents whose modal segment is a or
+    b: 0 when the two are always told apart, 1 when they are interchangeable. The Bayesian engine
+    and the sweep's skip rule call two segments duplicates by it.
+
+    Parameters
+    ----------
+    z : ndarray, shape (n, k)
+        Membership probabilities.
+
+    Returns
+    -------
+    dict of (a, b) -> float, for a < b (pairs with no modal respondent are left out)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pair_overlap(np.array([[1.0, 0.0], [0.6, 0.4], [0.4, 0.6]]))
+    {(0, 1): 0.5333333333333333}
+    """
+    k = z.shape[1]
+    modal = z.argmax(axis=1)
+    out: dict[tuple[int, int], float] = {}
+    for a in range(k):
+        for b in range(a + 1, k):
+            rows = (modal == a) | (modal == b)
+            if not rows.any():
+                continue
+            za, zb = z[rows, a], z[rows, b]
+            out[(a, b)] = float(np.mean(2.0 * np.minimum(za, zb) / np.maximum(za + zb, 1e-300)))
+    return out

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentseg._stats import pair_overlap
 from latentseg.config import DEFAULT_CONFIG
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
 from latentseg.models.families import FAMILIES, check_names, family
@@ -313,15 +314,9 @@ def hopeless_em_fit(memberships: Any, min_share: float = 0.0) -> str:
         if counts[j] < DIFFUSE_FRACTION * shares[j] * n:
             return (f"a diffuse segment ({j + 1}: the modal segment of {counts[j]} respondents against "
                     f"{shares[j] * n:.0f} expected)")
-    for a in range(k):
-        for b in range(a + 1, k):
-            rows = (modal == a) | (modal == b)
-            if not rows.any():
-                continue
-            za, zb = z[rows, a], z[rows, b]
-            overlap = float(np.mean(2.0 * np.minimum(za, zb) / np.maximum(za + zb, 1e-300)))
-            if overlap >= OVERLAP_MAX:
-                return f"a duplicated segment pair ({a + 1}, {b + 1}): membership overlap {overlap:.2f} >= {OVERLAP_MAX:g}"
+    for (a, b), overlap in pair_overlap(z).items():
+        if overlap >= OVERLAP_MAX:
+            return f"a duplicated segment pair ({a + 1}, {b + 1}): membership overlap {overlap:.2f} >= {OVERLAP_MAX:g}"
     return ""
 
 

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg._stats import check_int
+from latentseg._stats import check_int, pair_overlap
 from latentseg.errors import ConfigError, ConvergenceWarning, FitError, LatentsegWarning
 from latentseg.models._criteria import information_criteria
 from latentseg.models.bayes._loo import compare_k, loo, waic
@@ -97,7 +97,7 @@ EMPTY_COUNT = 5
 KEEP_LOGLIK_CELLS = 5_000_000
 #: the fewest draws (all chains together) a thinned log-likelihood keeps, for PSIS-LOO's tail fit
 LOGLIK_MIN_DRAWS = 1000
-#: two segments whose respondents' memberships overlap this much (see _pair_overlap) are duplicates
+#: two segments whose respondents' memberships overlap this much (see latentseg._stats.pair_overlap) are duplicates
 OVERLAP_MAX = 0.5
 #: a segment that is the modal segment of fewer than this fraction of its expected count
 #: (share x n) of respondents is "diffuse" (a catch-all overlapping the others; overfitted k)
@@ -1515,7 +1515,7 @@ def _degenerate_segments(family: Any, kept: _Kept, shares: np.ndarray,
     empty_cut = max(EMPTY_SHARE, EMPTY_COUNT / n)
     empty = [int(j + 1) for j in np.flatnonzero(shares < empty_cut)]
     mean_params = {key: val.mean(axis=0) for key, val in kept.flat.items()}
-    overlap = _pair_overlap(z_mean)
+    overlap = pair_overlap(z_mean)
     close = set(family.duplicates(mean_params)) | {pair for pair, v in overlap.items() if v >= OVERLAP_MAX}
     dups = [[int(a + 1), int(b + 1)] for a, b in sorted(close)]
     diag["segment_overlap_max"] = max(overlap.values()) if overlap else 0.0
@@ -1729,24 +1729,6 @@ def _result(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings, kept
         posterior=tree,
         extras=extras,
     )
-
-
-def _pair_overlap(z: np.ndarray) -> dict[tuple[int, int], float]:
-    """For each pair of segments (0-based), how alike the memberships of their respondents are:
-    the mean of ``2 min(z_a, z_b) / (z_a + z_b)`` over respondents whose modal segment is a or b
-    (0: always told apart; 1: the two segments are interchangeable)."""
-    k = z.shape[1]
-    modal = z.argmax(axis=1)
-    out: dict[tuple[int, int], float] = {}
-    for a in range(k):
-        for b in range(a + 1, k):
-            rows = (modal == a) | (modal == b)
-            if not rows.any():
-                continue
-            za, zb = z[rows, a], z[rows, b]
-            tot = np.maximum(za + zb, 1e-300)
-            out[(a, b)] = float(np.mean(2.0 * np.minimum(za, zb) / tot))
-    return out
 
 
 def _memberships(
