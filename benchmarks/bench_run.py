@@ -221,7 +221,8 @@ def main() -> None:
         "same_k": same_k,
         "segments_ari": agreement,
         "meets_target": bool(same_k and min(agreement.values()) == 1.0 and min(ratios.values()) >= TARGET_RATIO),
-        "note": "report step (identical on both sides, about 2.5 s of CPU) and imports are the floor of ours; see steps",
+        "note": ("the report step is the floor of ours: the same 12 figures as the base (PNG and SVG) plus the "
+                 "workbook and the slide deck the base does not write; then the imports; see steps"),
         "runs": runs,
     }
     print(f"base / ours: warm {ratios['warm']:.1f}x, cold {ratios['cold']:.1f}x (paired runs, median: warm "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -469,7 +469,8 @@ def deliverable_outputs(html: str | os.PathLike[str]) -> dict[str, Path]:
     return {"the report's workbook": html.with_suffix(".xlsx"), "the report's slide deck": html.with_suffix(".pptx")}
 
 
-def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str | None = None) -> tuple[list[Path], list[str]]:
+def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str | None = None,
+                       figures: Mapping[str, Any] | None = None) -> tuple[list[Path], list[str]]:
     """Write the workbook (``.xlsx``) and the slide deck (``.pptx``) beside the HTML report.
 
     A missing library (openpyxl, python-pptx) skips its file with a note saying what to install.
@@ -481,6 +482,9 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
         The report's HTML file; the two files take its name with ``.xlsx`` and ``.pptx``.
     title : str, optional
         Default: the title saved with the model.
+    figures : mapping of str to Figure, optional
+        Figures of this model already drawn (the HTML report's), passed to
+        :func:`latentseg.deliver.deck.write_deck`, which places them instead of drawing them again.
 
     Returns
     -------
@@ -509,7 +513,8 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
     try:
         from latentseg.deliver.deck import write_deck
 
-        written.append(write_deck(saved, paths["the report's slide deck"], title=title, tables=tables))
+        written.append(write_deck(saved, paths["the report's slide deck"], title=title, tables=tables,
+                                  figures=figures))
     except ModuleNotFoundError as exc:
         if exc.name not in _OPTIONAL:
             raise

@@ -24,7 +24,7 @@ import datetime as _dt
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -350,7 +350,7 @@ def _range(t: BriefTable, row: Any, head: str) -> str:
 
 # ------------------------------------------------------------------------------ slides
 def write_deck(model: Any, path: str | os.PathLike[str], *, title: str | None = None,
-               tables: Sequence[BriefTable] | None = None) -> Path:
+               tables: Sequence[BriefTable] | None = None, figures: Mapping[str, Any] | None = None) -> Path:
     """Write the leadership deck of a saved model as a PowerPoint file.
 
     Parameters
@@ -362,6 +362,10 @@ def write_deck(model: Any, path: str | os.PathLike[str], *, title: str | None = 
         The title slide's title (default: the title saved with the model).
     tables : list of BriefTable, optional
         Default: :func:`latentseg.deliver.briefing.briefing_tables` of ``model``.
+    figures : mapping of str to Figure, optional
+        Figures of this model already drawn, by the HTML report's keys (``segments_2x2``,
+        ``opportunity_heatmap``, ``share_intervals``): placed as they are instead of drawn again
+        (the report passes its own). A key not given is drawn here.
 
     Returns
     -------
@@ -386,9 +390,10 @@ def write_deck(model: Any, path: str | os.PathLike[str], *, title: str | None = 
     _title_slide(prs, saved, _title(saved, title), smap)
     if smap is not None:
         _segment_map_slide(prs, smap)
-    _quadrant_slide(prs, saved)
-    _heatmap_slide(prs, saved)
-    _sizes_slide(prs, saved, _table(tables, "sizes"))
+    drawn = dict(figures or {})
+    _quadrant_slide(prs, saved, drawn.get("segments_2x2"))
+    _heatmap_slide(prs, saved, drawn.get("opportunity_heatmap"))
+    _sizes_slide(prs, saved, _table(tables, "sizes"), drawn.get("share_intervals"))
     if smap is not None:
         _recommendation_slide(prs, smap, saved)
     prs.core_properties.title = _clean(_title(saved, title))[:250]
@@ -461,7 +466,7 @@ def _segment_map_rows(smap: BriefTable, n_out: int, n_who: int, has_count: bool,
     return rows
 
 
-def _quadrant_slide(prs: Any, saved: Any) -> None:
+def _quadrant_slide(prs: Any, saved: Any, fig: Any = None) -> None:
     from latentseg.deliver.plots import plot_segment_map
 
     dims = saved.tables.get("dimensions")
@@ -475,11 +480,12 @@ def _quadrant_slide(prs: Any, saved: Any) -> None:
     caption = [_Para(f"Bubble area is the segment's share; its position the segment's mean opportunity on {pair[0]} and "
                      f"{pair[1]}. Dashed lines: sample averages. Dimensions: {rep.get('dimensions_why', '')}.", scale=1, color=_GREY)]
     cap_h = min(_height(caption, 12, width), 1.0)
-    _picture(slide, _png(plot_segment_map(saved.result, dims, pair)), (left, top, width, height - cap_h - 0.1))
+    fig = fig if fig is not None else plot_segment_map(saved.result, dims, pair)
+    _picture(slide, _png(fig), (left, top, width, height - cap_h - 0.1))
     _textbox(slide, (left, top + height - cap_h, width, cap_h), caption, sizes=(12, 11, 10, 9))
 
 
-def _heatmap_slide(prs: Any, saved: Any) -> None:
+def _heatmap_slide(prs: Any, saved: Any, fig: Any = None) -> None:
     import pandas as pd
 
     from latentseg.deliver.plots import plot_opportunity_heatmap
@@ -496,12 +502,13 @@ def _heatmap_slide(prs: Any, saved: Any) -> None:
     caption = [_Para("Mean opportunity score (0-20) of each segment on each outcome; bold cells are underserved (10 or more).",
                      color=_GREY)]
     cap_h = min(_height(caption, 12, width), 0.8)
-    fig = plot_opportunity_heatmap(means, outcomes=saved.tables.get("outcomes"), names=list(result.segment_labels))
+    if fig is None:
+        fig = plot_opportunity_heatmap(means, outcomes=saved.tables.get("outcomes"), names=list(result.segment_labels))
     _picture(slide, _png(fig), (left, top, width, height - cap_h - 0.1))
     _textbox(slide, (left, top + height - cap_h, width, cap_h), caption, sizes=(12, 11, 10, 9))
 
 
-def _sizes_slide(prs: Any, saved: Any, sizes: BriefTable | None) -> None:
+def _sizes_slide(prs: Any, saved: Any, sizes: BriefTable | None, fig: Any = None) -> None:
     from latentseg.deliver.plots import plot_shares
 
     slide = prs.slides.add_slide(prs.slide_layouts[6])
@@ -512,7 +519,8 @@ def _sizes_slide(prs: Any, saved: Any, sizes: BriefTable | None) -> None:
     if sizes is not None and sizes.note:
         caption.append(_Para(sizes.note, color=_GREY, scale=0.9))
     cap_h = min(_height(caption, 11, width), 1.2)
-    _picture(slide, _png(plot_shares(saved.result)), (left, top, fig_w - 0.2, height - cap_h - 0.1))
+    fig = fig if fig is not None else plot_shares(saved.result)
+    _picture(slide, _png(fig), (left, top, fig_w - 0.2, height - cap_h - 0.1))
     _textbox(slide, (left, top + height - cap_h, width, cap_h), caption, sizes=(11, 10, 9, 8))
     if sizes is None:
         return

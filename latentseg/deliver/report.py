@@ -83,6 +83,8 @@ class Figure:
     caption: str
     png: Path
     svg: Path | None = None
+    #: the drawn matplotlib figure (the deck places it too, instead of drawing it again); not saved
+    drawn: Any = field(default=None, repr=False, compare=False)
 
     @property
     def data_uri(self) -> str:
@@ -117,7 +119,7 @@ def _save_fig(ctx: _Context, fig: Any, key: str, title: str, caption: str) -> Fi
     png = save_figure(fig, ctx.fig_dir / f"{key}.png")
     fig.set_layout_engine("none")  # the layout is settled: the SVG need not solve it again
     svg = save_figure(fig, ctx.fig_dir / f"{key}.svg")
-    f = Figure(key, title, caption, png, svg)
+    f = Figure(key, title, caption, png, svg, drawn=fig)
     ctx.figures.append(f)
     return f
 
@@ -394,7 +396,8 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     # --- deliverables for leadership: report.xlsx and report.pptx beside the HTML, from the same saved tables
     from latentseg.deliver.briefing import write_deliverables
 
-    ctx.missing.extend(write_deliverables(saved, out, title=context["title"])[1])  # a library not installed: say so
+    drawn = {f.key: f.drawn for f in ctx.figures if f.drawn is not None}  # the deck reuses them: drawn once
+    ctx.missing.extend(write_deliverables(saved, out, title=context["title"], figures=drawn)[1])  # a library not installed: say so
     # ---
     html = _template().render(**context)
     return atomic_write_text(out, html)
