@@ -318,8 +318,14 @@ def assign_cmd(
 
     console = out_console()
     console.print(fit_table(table, console.width))
-    if d["unscored"]:
-        info(f"[yellow]warning:[/] {d['unscored']:,} rows had nothing to score (every input missing); their segment is empty.")
+    aside = d["set_aside"]
+    if aside["count"]:
+        why = "; ".join(f"{n:,} {escape(reason)}" for reason, n in aside["reasons"].items())
+        info(f"{aside['count']:,} responses set aside as run sets them aside ({why}): listed in the output, "
+             "their segment empty.")
+    if d["unscored"] > aside["count"]:
+        info(f"[yellow]warning:[/] {d['unscored'] - aside['count']:,} rows had nothing to score (every input missing); "
+             "their segment is empty.")
 
 def report_cmd(
     model: Annotated[Path, typer.Argument(help="Saved model folder (models/NAME).", show_default=False)],

@@ -264,6 +264,13 @@ def test_run_assign_same_reader(exports, run_output, tmp_path):
         assert res.exit_code == 0, res.output
         frame = pd.read_csv(out, dtype={"ResponseId": str}).set_index("ResponseId")
         segments[name] = frame.loc[truth.ids, "segment"]
+        # previews, spam and unfinished responses stay in the output, unscored, as run sets them aside
+        aside = list(truth.set_aside)
+        assert frame.loc[aside, "segment"].isna().all() and frame.loc[truth.ids, "segment"].notna().all()
+        res = _invoke("assign", root / "models" / "q", files[name], "-o", tmp_path / f"{name}_2.csv", "--json")
+        summary = json.loads(res.stdout)
+        assert summary["set_aside"]["count"] == len(aside) == summary["unscored"]
+        assert sum(v for k, v in summary["set_aside"]["reasons"].items() if k.startswith("survey preview")) == 2
     pd.testing.assert_series_equal(segments["qualtrics_values"], segments["qualtrics_text"], check_names=False)
     pd.testing.assert_series_equal(segments["qualtrics_xlsx"], segments["qualtrics_text"], check_names=False)
 

@@ -571,6 +571,8 @@ class AssignSummary:
     counts: dict[int, int]
     expected_shares: list[float]
     segment_names: list[str]
+    #: an export's responses not scored because run sets them aside (Status / Finished): count per reason
+    set_aside: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -580,6 +582,7 @@ class AssignSummary:
             "rows": self.rows,
             "scored": self.scored,
             "unscored": self.rows - self.scored,
+            "set_aside": {"count": sum(self.set_aside.values()), "reasons": dict(self.set_aside)},
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows / self.seconds) if self.seconds > 0 else None,
@@ -731,30 +734,79 @@ def _iter_parquet(path: Path, scorer: Scorer, chunksize: int, pf: Any = None) ->
         raise _unreadable(path, exc) from None
 
 
-def _iter_frame(path: Path, frame: pd.DataFrame, scorer: Scorer, chunksize: int) -> Iterator[pd.DataFrame]:
-    """An Excel / SPSS file, read whole by the survey reader (they cannot be streamed), in chunks."""
+def _iter_frame(path: Path, frame: pd.DataFrame, scorer: Scorer, chunksize: int,
+                aside: np.ndarray | None = None) -> Iterator[pd.DataFrame]:
+    """An Excel / SPSS file, a survey export or a file with Status / Finished columns, read whole by the survey reader (they cannot be
+    streamed), in chunks; each chunk's ``attrs["set_aside"]`` marks its rows that are not scored
+    (:func:`_set_aside_rows`)."""
     scorer.check_columns([str(c) for c in frame.columns], f"'{path}'")
     for start in range(0, len(frame), chunksize):
-        yield frame.iloc[start : start + chunksize].reset_index(drop=True)
+        chunk = frame.iloc[start : start + chunksize].reset_index(drop=True)
+        if aside is not None:
+            chunk.attrs["set_aside"] = aside[start : start + chunksize]
+        yield chunk
 
 
-def _open_input(path: Path, scorer: Scorer, chunksize: int) -> tuple[list[str], float | None, Iterator[Any]]:
+def _status_columns(names: Sequence[Any]) -> dict[str, Any]:
+    """The ``Status`` / ``Finished`` columns among ``names`` (by their normalised name), first of each."""
+    import re
+
+    found: dict[str, Any] = {}
+    for c in names:
+        key = re.sub(r"[^a-z0-9]", "", str(c).lower())
+        if key in ("status", "finished") and key not in found:
+            found[key] = c
+    return found
+
+
+def _set_aside_rows(frame: pd.DataFrame) -> tuple[np.ndarray | None, dict[str, int]]:
+    """The rows of an export that ``run`` sets aside by its ``Status`` / ``Finished`` columns
+    (survey previews, tests, spam, unfinished), as the survey reader does: a mask (``None`` when
+    there are none) and the count per reason. They stay in the output, unscored."""
+    from latentseg.io.exports import status_exclusions
+
+    found = _status_columns(frame.columns)
+    if not found:
+        return None, {}
+    status = frame[found["status"]].rename(str(found["status"])) if "status" in found else None
+    finished = frame[found["finished"]].rename(str(found["finished"])) if "finished" in found else None
+    mask, reasons, _ = status_exclusions(status, finished)
+    if not np.asarray(mask).any():
+        return None, {}
+    counts: dict[str, int] = {}
+    for why in reasons:
+        counts[why] = counts.get(why, 0) + 1
+    return np.asarray(mask, dtype=bool), counts
+
+
+def _unscore(res: pd.DataFrame, aside: np.ndarray, scorer: Scorer) -> pd.DataFrame:
+    """``res`` with the set-aside rows' segment and probabilities blanked."""
+    res = res.copy()
+    res.loc[aside, "segment"] = pd.NA
+    res.loc[aside, "segment_name"] = np.nan
+    res.loc[aside, list(scorer.probability_columns)] = np.nan
+    return res
+
+
+def _open_input(path: Path, scorer: Scorer, chunksize: int) -> tuple[list[str], float | None, Iterator[Any], dict[str, int]]:
     """(column names, rows expected or None, chunks) of the new data, read as the survey reader
-    reads it: format by content, encoding / delimiter / gzip / Qualtrics layout sniffed."""
+    reads it: format by content, encoding / delimiter / gzip / Qualtrics layout sniffed; and the
+    count per reason of an export's responses set aside (not scored) by Status / Finished."""
     from latentseg.io.readers import read_table, sniff_file
 
     fmt = sniff_file(path)
     if fmt.kind == "parquet":
         pf = _parquet_file(path)
-        return [str(n) for n in pf.schema_arrow.names], float(pf.metadata.num_rows), _iter_parquet(path, scorer, chunksize, pf)
+        return [str(n) for n in pf.schema_arrow.names], float(pf.metadata.num_rows), _iter_parquet(path, scorer, chunksize, pf), {}
     ratings = scorer.data_spec if scorer.source == "ratings" else None
-    if fmt.kind == "csv" and fmt.layout == "plain" and not (ratings or {}).get("labels"):
+    if fmt.kind == "csv" and fmt.layout == "plain" and not (ratings or {}).get("labels") and not _status_columns(fmt.header):
         bpr = 0.0 if fmt.compression else _bytes_per_row(path)
         total = (path.stat().st_size / bpr) if bpr else None
-        return list(fmt.header), total, _iter_csv(path, scorer, chunksize, fmt)
+        return list(fmt.header), total, _iter_csv(path, scorer, chunksize, fmt), {}
     # a Qualtrics / SurveyMonkey export or choice text: read whole by the survey reader, as at fit time
     frame = read_table(path, ratings=ratings).rename(columns=str)
-    return list(frame.columns), float(len(frame)), _iter_frame(path, frame, scorer, chunksize)
+    aside, reasons = _set_aside_rows(frame)
+    return list(frame.columns), float(len(frame)), _iter_frame(path, frame, scorer, chunksize, aside), reasons
 
 
 class _Background:
@@ -958,9 +1010,12 @@ def assign_file(
     src : path
         Read as the survey reader reads it (:func:`latentseg.io.readers.sniff_file`): delimited
         text in UTF-8, UTF-16 (with BOM), Windows-1252 or Latin-1, delimited by ``,`` ``;``
-        tab or ``|``, optionally gzipped, Qualtrics exports too, streamed in chunks; Parquet,
-        streamed by batches; Excel / SPSS, read whole then scored in chunks. The format
-        follows the content, not the extension.
+        tab or ``|``, optionally gzipped, streamed in chunks; Parquet, streamed by batches;
+        Excel / SPSS, Qualtrics / SurveyMonkey exports, choice text and files with ``Status`` /
+        ``Finished`` columns, read whole by the survey reader then scored in chunks. The format
+        follows the content, not the extension. Responses ``run`` sets aside by ``Status`` /
+        ``Finished`` (survey previews, tests, spam, unfinished) stay in the output unscored and
+        are counted, per reason, in the summary's ``set_aside``.
     out : path
         By extension: ``.csv``, ``.csv.gz`` (gzipped), ``.tsv`` (tab-separated), ``.tsv.gz``
         or ``.parquet``; written to a temporary file first and moved into place when
@@ -995,7 +1050,7 @@ def assign_file(
     out_fmt = _output_format(out)
     if out.resolve() == src.resolve():
         raise ConfigError(f"The output '{out}' would overwrite the input.")
-    names, total, chunks = _open_input(src, scorer, chunksize)
+    names, total, chunks, set_aside = _open_input(src, scorer, chunksize)
     if id_column is not None and id_column not in names:
         raise SurveyError(
             f"'{src}' has no id column '{id_column}' (--id-column); its columns are {format_rows(names, limit=12)}."
@@ -1033,6 +1088,9 @@ def assign_file(
                     if isinstance(chunk, pd.DataFrame) or not arrow:
                         frame = chunk if isinstance(chunk, pd.DataFrame) else chunk.to_pandas()
                         res: Any = scorer.score(frame, row_offset=rows, where=where)
+                        aside = frame.attrs.get("set_aside")
+                        if aside is not None and aside.any():
+                            res = _unscore(res, aside, scorer)
                         seg = res["segment"].to_numpy(dtype=np.int64, na_value=0)
                         P = res[scorer.probability_columns].to_numpy()
                     else:
@@ -1063,6 +1121,7 @@ def assign_file(
         counts={j: int(counts[j]) for j in range(1, scorer.k + 1)},
         expected_shares=[float(v) for v in (psum / scored if scored else np.full(scorer.k, math.nan))],
         segment_names=scorer.names,
+        set_aside=set_aside,
     )
 
 
