@@ -75,7 +75,7 @@ def clip(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: max(width - 3, 1)].rstrip() + "..."
 
 
-def _finite(x: Any) -> bool:
+def finite(x: Any) -> bool:
     try:
         return math.isfinite(float(x))
     except (TypeError, ValueError):
@@ -84,12 +84,12 @@ def _finite(x: Any) -> bool:
 
 def pct(x: Any, digits: int = 0) -> str:
     """``0.384`` -> ``"38%"``; ``"n/a"`` for a missing value."""
-    return f"{float(x) * 100:.{digits}f}%" if _finite(x) else "n/a"
+    return f"{float(x) * 100:.{digits}f}%" if finite(x) else "n/a"
 
 
 def share_text(share: Any, lower: Any, upper: Any) -> str:
     """``"38% [33-43]"``: a share and its interval, in percent."""
-    if not (_finite(lower) and _finite(upper)):
+    if not (finite(lower) and finite(upper)):
         return pct(share)
     return f"{pct(share)} [{float(lower) * 100:.0f}-{float(upper) * 100:.0f}]"
 
@@ -98,7 +98,7 @@ def number(x: Any) -> str:
     """A criterion for people: ``27,912.4``, ``-12.35``, ``0.412``; ``"n/a"`` when missing."""
     if isinstance(x, bool):
         return "yes" if x else "no"
-    if not _finite(x):
+    if not finite(x):
         return "n/a"
     if isinstance(x, numbers.Integral):
         return f"{int(x):,}"
@@ -167,7 +167,7 @@ def box(title: Any, *parts: Any) -> str:
 
 
 # ---- estimates rounded to what their interval supports (report, segment map, console) ----
-def _round_to(x: float, unit: float) -> float:
+def round_to(x: float, unit: float) -> float:
     """``x`` rounded to ``unit``, a power of ten (``round`` to decimals, so 0.1 units stay exact)."""
     return float(round(x, -round(math.log10(unit))))
 
@@ -190,7 +190,7 @@ def estimate_unit(value: Any, lower: Any = None, upper: Any = None) -> float:
         return 1.0
     top = math.floor(math.log10(v))  # the value's leading digit position
     digits = 3
-    if _finite(lower) and _finite(upper) and float(upper) > float(lower):
+    if finite(lower) and finite(upper) and float(upper) > float(lower):
         half = (float(upper) - float(lower)) / 2
         digits = min(3, max(2, top - math.floor(math.log10(half)) + 1))
     return float(10.0 ** (top - digits + 1))
@@ -212,15 +212,15 @@ def estimate(value: Any, lower: Any = None, upper: Any = None) -> str:
     >>> estimate(float("nan"))
     'n/a'
     """
-    if not _finite(value):
+    if not finite(value):
         return "n/a"
     unit = estimate_unit(value, lower, upper)
 
     def fmt(x: Any) -> str:
-        r = _round_to(float(x), unit)
+        r = round_to(float(x), unit)
         return f"{r:,.0f}" if unit >= 1 else f"{r:,.{-math.floor(math.log10(unit))}f}"
 
     text = fmt(value)
-    if _finite(lower) and _finite(upper):
+    if finite(lower) and finite(upper):
         text += f" ({fmt(lower)}–{fmt(upper)})"
     return text

@@ -160,7 +160,7 @@ def test_sparse_em_products_give_the_dense_engines_fit(monkeypatch, measurement,
     sim = simulate_ratings(250, k=3, n_outcomes=6, sat_scale="1-10", missing_rate=0.05, random_seed=11)
     opts = dict(n_init=6, random_seed=3, measurement=measurement, interval=interval, n_boot=10)
     fast = fit_rating_lca(sim.data, 3, **opts)
-    monkeypatch.setattr(rating_lca, "_design", lambda enc: lca._OneHot(lca._onehot(enc.codes, enc.n_cat)[0]))
+    monkeypatch.setattr(rating_lca, "_design", lambda enc: lca.OneHot(lca.onehot(enc.codes, enc.n_cat)[0]))
     dense = fit_rating_lca(sim.data, 3, **opts)
     assert fast.criteria["loglik"] == pytest.approx(dense.criteria["loglik"], rel=1e-8)
     assert fast.diagnostics["start_n_iter"] == dense.diagnostics["start_n_iter"]
@@ -170,7 +170,7 @@ def test_sparse_em_products_give_the_dense_engines_fit(monkeypatch, measurement,
     # the products themselves, on codes with missing answers
     r = Ratings.from_frame(sim.data)
     n_cat = np.full(r.codes.shape[1], 10)
-    g, d = GatherDesign(r.codes, n_cat), lca._OneHot(lca._onehot(r.codes, n_cat)[0])
+    g, d = GatherDesign(r.codes, n_cat), lca.OneHot(lca.onehot(r.codes, n_cat)[0])
     rng = np.random.default_rng(0)
     lw, z = rng.normal(size=(7, int(n_cat.sum()))), rng.random((7, r.codes.shape[0]))
     np.testing.assert_allclose(g.log_joint(lw), d.log_joint(lw), rtol=1e-12, atol=1e-12)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg._display import _finite, _round_to, estimate_unit
+from latentseg._display import finite, round_to, estimate_unit
 
 __all__ = [
     "BriefTable",
@@ -111,12 +111,12 @@ def round_to_interval(value: Any, lower: Any = None, upper: Any = None) -> tuple
     (18.0, 17.0, 19.0)
     """
     nan = float("nan")
-    if not _finite(value):
-        return nan, (float(lower) if _finite(lower) else nan), (float(upper) if _finite(upper) else nan)
+    if not finite(value):
+        return nan, (float(lower) if finite(lower) else nan), (float(upper) if finite(upper) else nan)
     unit = estimate_unit(value, lower, upper)
 
     def r(x: Any) -> float:
-        return _round_to(float(x), unit) if _finite(x) else nan
+        return round_to(float(x), unit) if finite(x) else nan
 
     return r(value), r(lower), r(upper)
 
@@ -130,7 +130,7 @@ def share_decimals(lower: Sequence[float], upper: Sequence[float]) -> int:
     >>> share_decimals([0.39, 0.27], [0.52, 0.40]), share_decimals([0.451], [0.458])
     (0, 1)
     """
-    widths = [float(u) - float(lo) for lo, u in zip(lower, upper, strict=True) if _finite(lo) and _finite(u)]
+    widths = [float(u) - float(lo) for lo, u in zip(lower, upper, strict=True) if finite(lo) and finite(u)]
     return 1 if any(0 < w / 2 < 0.01 for w in widths) else 0
 
 
@@ -139,7 +139,7 @@ def _pct_format(decimals: int) -> str:
 
 
 def _round_share(x: Any, decimals: int) -> float:
-    return float(round(float(x), decimals + 2)) if _finite(x) else float("nan")
+    return float(round(float(x), decimals + 2)) if finite(x) else float("nan")
 
 
 def _words(v: Any) -> Any:
@@ -201,7 +201,7 @@ def _segment_map(saved: Any) -> BriefTable | None:
         return None
     names = _names(saved)
     dec = share_decimals([s["share_lower"] for s in segs], [s["share_upper"] for s in segs])
-    has_count = any(_finite(s.get("count")) for s in segs)
+    has_count = any(finite(s.get("count")) for s in segs)
     has_current = any(s.get("current_solution") is not None for s in segs)
     rows = []
     for s in segs:
@@ -275,9 +275,9 @@ def _sizes(saved: Any) -> BriefTable | None:
             elif kind == "bound":
                 continue  # rounded with its value
             elif kind == "int":
-                row[head] = int(v) if _finite(v) else None
+                row[head] = int(v) if finite(v) else None
             elif kind == "fit":
-                row[head] = float(round(float(v), 2)) if _finite(v) else None
+                row[head] = float(round(float(v), 2)) if finite(v) else None
             else:
                 row[head] = _words(v)
         rows.append(row)
@@ -330,7 +330,7 @@ def _opportunity(saved: Any) -> BriefTable | None:
 
 def _rounded(v: Any, fmt: str) -> float | int | None:
     """A number rounded to the decimals of its Excel format (``"0"``: an int; ``"#,##0.0"``: one)."""
-    if not _finite(v):
+    if not finite(v):
         return None
     if fmt == "0":
         return int(round(float(v)))
@@ -338,7 +338,7 @@ def _rounded(v: Any, fmt: str) -> float | int | None:
 
 
 def _round1(v: Any) -> float:
-    return float(round(float(v), 1)) if _finite(v) else float("nan")
+    return float(round(float(v), 1)) if finite(v) else float("nan")
 
 
 def _overlays(saved: Any) -> BriefTable | None:
@@ -357,7 +357,7 @@ def _overlays(saved: Any) -> BriefTable | None:
                 head = "All respondents" if str(j) == "overall" else (
                     f"{int(j)}: {names[int(j) - 1]}" if str(j).isdigit() and int(j) <= len(names) else str(j))
                 v = pct.loc[j, cat]
-                row[head] = float(round(float(v) / 100, 2)) if _finite(v) else float("nan")
+                row[head] = float(round(float(v) / 100, 2)) if finite(v) else float("nan")
             rows.append(row)
     if not rows:
         return None
@@ -387,7 +387,7 @@ def _overlay_tests(saved: Any) -> BriefTable | None:
             if fmt is None:
                 row[head] = _words(v)
             elif fmt == P_VALUE_FORMAT:
-                row[head] = float(v) if _finite(v) else float("nan")
+                row[head] = float(v) if finite(v) else float("nan")
             else:
                 row[head] = _rounded(v, fmt)
         rows.append(row)
@@ -425,7 +425,7 @@ def _selection(saved: Any) -> BriefTable | None:
             if fmt is None:
                 row[head] = _words(v)
             elif fmt == "0%":
-                row[head] = float(round(float(v), 2)) if _finite(v) else float("nan")
+                row[head] = float(round(float(v), 2)) if finite(v) else float("nan")
             else:
                 row[head] = _rounded(v, fmt)
         row["Chosen"] = "yes" if (str(rec.get("model")), int(rec.get("k", -1))) == chosen else ""
@@ -443,7 +443,7 @@ def _about(saved: Any) -> BriefTable:
         ("Respondents", int(result.n)),
         ("Survey", str((meta.get("data") or {}).get("source") or (meta.get("data") or {}).get("path") or "")),
         ("Share interval", str(result.interval_method)),
-        ("Market size (TAM)", float(sizing["tam"]) if _finite(sizing.get("tam")) else "not given"),
+        ("Market size (TAM)", float(sizing["tam"]) if finite(sizing.get("tam")) else "not given"),
         ("How k was chosen", str((meta.get("selection") or {}).get("rule") or "")),
         ("Recommendation rule", str((meta.get("segment_map") or {}).get("rule") or "")),
         ("Model id", saved.model_id),

@@ -17,10 +17,10 @@ order of floating-point additions.
 Examples
 --------
 >>> import numpy as np
->>> from latentseg.models.lca import _OneHot, _onehot
+>>> from latentseg.models.lca import OneHot, onehot
 >>> codes = np.array([[0, 1], [1, -1], [2, 0]])
 >>> n_cat = np.array([3, 2])
->>> g, d = GatherDesign(codes, n_cat), _OneHot(_onehot(codes, n_cat)[0])
+>>> g, d = GatherDesign(codes, n_cat), OneHot(onehot(codes, n_cat)[0])
 >>> lw = np.log(np.full((4, 5), 0.3))
 >>> bool(np.allclose(g.log_joint(lw), d.log_joint(lw)))
 True
@@ -71,7 +71,7 @@ def _counts(z: np.ndarray, idx: np.ndarray, D: int) -> np.ndarray:  # pragma: no
 
 class GatherDesign:
     """The one-hot design of categorical indicators, held as answer codes, with the two
-    products the latent class EM needs (the interface of :class:`latentseg.models.lca._OneHot`).
+    products the latent class EM needs (the interface of :class:`latentseg.models.lca.OneHot`).
 
     Parameters
     ----------

@@ -60,7 +60,7 @@ _ORD_BOUND = 30.0
 
 
 # ====================================================================== the likelihood
-def _onehot(codes: np.ndarray, n_cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def onehot(codes: np.ndarray, n_cat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One-hot design (n, D), D = sum C_j, missing -> all-zero block; and the block offsets (J,)."""
     n, J = codes.shape
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
@@ -70,7 +70,7 @@ def _onehot(codes: np.ndarray, n_cat: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return X, offsets
 
 
-class _OneHot:
+class OneHot:
     """The one-hot design ``X`` (n, D) and the two products EM needs of it. The EM engine takes
     any object with these two methods (``rating-lca`` passes
     :class:`latentseg.models._rating_kernels.GatherDesign`, the same products over the answer
@@ -94,7 +94,7 @@ def _padded_to_flat(probs: np.ndarray, n_cat: np.ndarray) -> np.ndarray:
     return np.concatenate([probs[:, j, : n_cat[j]] for j in range(len(n_cat))], axis=1)
 
 
-def _flat_to_padded(flat: np.ndarray, n_cat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def flat_to_padded(flat: np.ndarray, n_cat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(k, D) stacked blocks -> (k, J, Cmax) NaN-padded."""
     k = flat.shape[0]
     out = np.full((k, len(n_cat), int(n_cat.max())), np.nan)
@@ -103,7 +103,7 @@ def _flat_to_padded(flat: np.ndarray, n_cat: np.ndarray, offsets: np.ndarray) ->
     return out
 
 
-def _safe_log(p: np.ndarray) -> np.ndarray:
+def safe_log(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.maximum(np.log(p), _LOG_FLOOR)
 
@@ -111,7 +111,7 @@ def _safe_log(p: np.ndarray) -> np.ndarray:
 def _e_step(design: Any, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched E-step.
 
-    design: the one-hot design (:class:`_OneHot`); logW (S, k, D) log item probabilities; logpi (S, k).
+    design: the one-hot design (:class:`OneHot`); logW (S, k, D) log item probabilities; logpi (S, k).
     Returns the log-likelihood of each start (S,) and the memberships (S, k, n).
     """
     S, k, D = logW.shape
@@ -132,7 +132,7 @@ def _nominal_m_step(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form M-step: log item probabilities (S, k, D) and log weights (S, k).
 
-    design: the one-hot design (:class:`_OneHot`); z (S, k, n) memberships; ``col_item`` (D,) is the item of each
+    design: the one-hot design (:class:`OneHot`); z (S, k, n) memberships; ``col_item`` (D,) is the item of each
     one-hot column and ``col_ncat`` (D,) its number of categories.
     """
     S, k, n = z.shape
@@ -144,7 +144,7 @@ def _nominal_m_step(
         with np.errstate(invalid="ignore", divide="ignore"):
             theta = N / den[:, :, col_item]
         theta[~np.isfinite(theta)] = 0.0  # a segment with no weight: any value will do
-    return _safe_log(theta), _safe_log(z.sum(axis=2) / n)
+    return safe_log(theta), safe_log(z.sum(axis=2) / n)
 
 
 # ---------------------------------------------------------------------- ordinal pieces
@@ -271,7 +271,7 @@ class _Fit:
     best: int
 
 
-def _run_em(
+def run_em(
     enc: EncodedIndicators,
     k: int,
     measurement: str,
@@ -285,10 +285,10 @@ def _run_em(
     design: Any = None,
 ) -> _Fit:
     """EM from ``n_init`` starts in one batch; ``design`` does the products with the one-hot
-    design (default :class:`_OneHot`)."""
+    design (default :class:`OneHot`)."""
     offsets = np.r_[0, np.cumsum(enc.n_cat)[:-1]].astype(np.int64)
     if design is None:
-        design = _OneHot(_onehot(enc.codes, enc.n_cat)[0])
+        design = OneHot(onehot(enc.codes, enc.n_cat)[0])
     n = enc.codes.shape[0]
     n_cat = enc.n_cat
     S = n_init
@@ -314,7 +314,7 @@ def _run_em(
         logW = np.empty((S, k, int(n_cat.sum())))
         for s, child in enumerate(children):
             for o, c in zip(offsets, n_cat):
-                logW[s, :, o : o + c] = _safe_log(child.dirichlet(np.ones(c), size=k))
+                logW[s, :, o : o + c] = safe_log(child.dirichlet(np.ones(c), size=k))
     logpi = np.full((S, k), -math.log(k))
     beta = np.zeros((S, J, k)) if ordinal else None
     tau = np.zeros((S, J, cmax - 1)) if ordinal else None
@@ -324,7 +324,7 @@ def _run_em(
         N = _pad_counts(design.counts(z.reshape(S * k, n)).reshape(S, k, -1), n_cat, offsets) + prior * vpad
         beta, tau = _ordinal_newton(N, beta, tau, valid, steps=10)
         logW = _ordinal_to_flat(_ordinal_logp(beta, tau, valid), n_cat)
-        logpi = _safe_log(z.sum(axis=2) / n)
+        logpi = safe_log(z.sum(axis=2) / n)
 
     # ---- the EM map on a batch of starts; parameters are tuples with the start axis first:
     # nominal (log item probabilities (S, k, D), log weights (S, k)); ordinal (locations
@@ -340,7 +340,7 @@ def _run_em(
         """One EM iteration: log-likelihood at ``params`` and the M-step's new parameters."""
         lw, lp = to_logw(params)
         ll, z = _e_step(design, lw, lp)
-        lp_new = _safe_log(z.sum(axis=2) / n)
+        lp_new = safe_log(z.sum(axis=2) / n)
         if ordinal:
             N = _pad_counts(design.counts(z.reshape(-1, n)).reshape(z.shape[0], k, -1), n_cat, offsets) + prior * vpad
             b, t = _ordinal_newton(N, params[0], params[1], valid, steps=2)
@@ -450,7 +450,7 @@ def _run_em(
 
 
 # ====================================================================== public API
-def _n_params(k: int, n_cat: np.ndarray, measurement: str) -> int:
+def count_free_params(k: int, n_cat: np.ndarray, measurement: str) -> int:
     J = len(n_cat)
     if measurement == "ordinal":
         return (k - 1) + k * J + int(np.sum(n_cat - 2))
@@ -585,11 +585,11 @@ def fit_lca(
             )
 
     rng = as_rng(random_seed)
-    fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng, bool(accelerate))
+    fit = run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng, bool(accelerate))
 
     n_cat = enc.n_cat
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
-    probs = _flat_to_padded(np.exp(fit.logW), n_cat, offsets)  # (k, J, Cmax)
+    probs = flat_to_padded(np.exp(fit.logW), n_cat, offsets)  # (k, J, Cmax)
     probs = np.where(probs < 1e-300, 0.0, probs)  # numerically-zero probabilities are zero (NaN stays)
     weights = np.exp(fit.logpi)
     z = fit.z
@@ -607,9 +607,9 @@ def fit_lca(
         thr[~(np.arange(thr.shape[1])[None, :] < (n_cat - 1)[:, None])] = np.nan
         shared["thresholds"] = thr
 
-    p = _n_params(k, n_cat, measurement)
+    p = count_free_params(k, n_cat, measurement)
     criteria = information_criteria(fit.loglik, p, n, z)
-    diagnostics = _diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
+    diagnostics = lc_diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
     if not diagnostics["converged"]:
         warnings.warn(diagnostics["warnings"][0], ConvergenceWarning, stacklevel=2)
 
@@ -656,7 +656,7 @@ def _item_probs_frame(probs: np.ndarray, enc: EncodedIndicators) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["segment", "item", "category", "probability"])
 
 
-def _diagnostics(
+def lc_diagnostics(
     fit: _Fit,
     probs: np.ndarray,
     weights: np.ndarray,
@@ -741,7 +741,7 @@ def _log_probs_of(result: SegmentationResult) -> tuple[np.ndarray, np.ndarray, n
     """Stacked log item probabilities (k, D), log weights (k,), categories per item (J,)."""
     probs = np.asarray(result.params["probs"], dtype=float)
     n_cat = (~np.isnan(probs[0])).sum(axis=1)
-    return _safe_log(_padded_to_flat(probs, n_cat)), _safe_log(np.asarray(result.params["weights"])), n_cat
+    return safe_log(_padded_to_flat(probs, n_cat)), safe_log(np.asarray(result.params["weights"])), n_cat
 
 
 def _check_result(result: SegmentationResult) -> None:
@@ -783,8 +783,8 @@ def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
     _check_result(result)
     codes = encode_new_indicators(result, data)
     logW, logpi, n_cat = _log_probs_of(result)
-    X, _ = _onehot(codes, n_cat)
-    _, z = _e_step(_OneHot(X), logW[None], logpi[None])
+    X, _ = onehot(codes, n_cat)
+    _, z = _e_step(OneHot(X), logW[None], logpi[None])
     return z[0].T
 
 
@@ -814,7 +814,7 @@ def log_likelihood(result: SegmentationResult, data: Any, *, per_respondent: boo
     _check_result(result)
     codes = encode_new_indicators(result, data)
     logW, logpi, n_cat = _log_probs_of(result)
-    X, _ = _onehot(codes, n_cat)
+    X, _ = onehot(codes, n_cat)
     a = X @ logW.T + logpi
     mx = a.max(axis=1, keepdims=True)
     ll = (mx + np.log(np.exp(a - mx).sum(axis=1, keepdims=True)))[:, 0]

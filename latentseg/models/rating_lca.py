@@ -234,7 +234,7 @@ def _run_joint_em(
     (S, n, k), all starts in a batch. A respondent who rated only one of an outcome's two ratings contributes its margin;
     the M-step shares that respondent's expected count over the row (column) in proportion to
     the current cell probabilities (the EM step for the missing rating)."""
-    from latentseg.models.lca import _safe_log
+    from latentseg.models.lca import safe_log
 
     Xf, Xi, Xs = _joint_design(r)
     XfT, XiT, XsT = (np.ascontiguousarray(x.T) for x in (Xf, Xi, Xs))
@@ -261,13 +261,13 @@ def _run_joint_em(
         tot = cells.sum(axis=(-2, -1), keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             theta_new = np.where(tot > 0, cells / tot, 1.0 / (ci * cs))
-        return theta_new, _safe_log(z.sum(axis=2) / n)
+        return theta_new, safe_log(z.sum(axis=2) / n)
 
     def e_step(theta: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B = theta.shape[0]
-        lf = _safe_log(theta).reshape(B * k, -1)
-        li = _safe_log(theta.sum(axis=-1)).reshape(B * k, -1)
-        ls = _safe_log(theta.sum(axis=-2)).reshape(B * k, -1)
+        lf = safe_log(theta).reshape(B * k, -1)
+        li = safe_log(theta.sum(axis=-1)).reshape(B * k, -1)
+        ls = safe_log(theta.sum(axis=-2)).reshape(B * k, -1)
         a = (lf @ XfT + li @ XiT + ls @ XsT).reshape(B, k, n) + logpi[:, :, None]
         m = a.max(axis=1, keepdims=True)
         np.exp(a - m, out=a)
@@ -371,7 +371,7 @@ def _bootstrap(
         _ordinal_newton,
         _ordinal_to_flat,
         _pad_counts,
-        _safe_log,
+        safe_log,
     )
 
     design = _design(enc)
@@ -401,7 +401,7 @@ def _bootstrap(
         a /= s
         ll = ((np.log(s[:, 0]) + m[:, 0]) * w).sum(axis=1)
         a *= w[:, None, :]  # weighted memberships
-        lp = _safe_log(a.sum(axis=2) / n)
+        lp = safe_log(a.sum(axis=2) / n)
         if ordinal:
             N = _pad_counts(design.counts(a.reshape(-1, n)).reshape(n_boot, k, -1), n_cat, offsets) + prior * vpad
             b, t = _ordinal_newton(N, b, t, valid, steps=2)
@@ -442,10 +442,10 @@ def _var_block(theta: np.ndarray, A: np.ndarray, grad: np.ndarray) -> np.ndarray
 
 def _delta_se(probs: np.ndarray, A: np.ndarray, used: list[np.ndarray], informative: np.ndarray, r: Ratings) -> np.ndarray:
     """Delta-method standard errors of the segment opportunity, shape (k, J) (module notes)."""
-    from latentseg.prepare.ratings import _gap_table
+    from latentseg.prepare.ratings import gap_table
 
     imp_p, sat_p = _full_probs(probs, used, informative, r)
-    G = _gap_table(r.imp_0_10, r.sat_0_10)  # (C_imp, C_sat)
+    G = gap_table(r.imp_0_10, r.sat_0_10)  # (C_imp, C_sat)
     g_imp = np.einsum("ab,kjb->kja", G, sat_p)  # d o / d p_a
     g_sat = np.einsum("ab,kja->kjb", G, imp_p)  # d o / d q_b
     J = len(r.outcomes)
@@ -543,7 +543,7 @@ def fit_rating_lca(
     ConfigError
         Bad settings, or data not laid out as the rating families take it.
     """
-    from latentseg.models.lca import _diagnostics, _flat_to_padded, _n_params, _run_em
+    from latentseg.models.lca import lc_diagnostics, flat_to_padded, count_free_params, run_em
 
     if measurement not in MEASUREMENTS:
         raise ConfigError(
@@ -589,10 +589,10 @@ def fit_rating_lca(
         shared = {}
         intervals = None
         if interval == "delta":
-            from latentseg.prepare.ratings import _gap_table
+            from latentseg.prepare.ratings import gap_table
 
             A = ((z**2).T @ jf["Xf"]).reshape(theta.shape)  # full pairs only (partial ones are left out)
-            G = np.broadcast_to(_gap_table(r.imp_0_10, r.sat_0_10), theta.shape)
+            G = np.broadcast_to(gap_table(r.imp_0_10, r.sat_0_10), theta.shape)
             flat = theta.shape[:2] + (-1,)
             se = np.sqrt(_var_block(theta.reshape(flat), A.reshape(flat), G.reshape(flat)))
             intervals = np.clip(np.stack([opp - _Z95 * se, opp + _Z95 * se], axis=-1), 0.0, 20.0)
@@ -622,12 +622,12 @@ def fit_rating_lca(
         }
         return _finish(r, used, z, opp, intervals, params, shared, criteria, diagnostics, codes_f, random_seed, k,
                        measurement, n_init, init, max_iter, tol, prior, interval, n_boot, accelerate)
-    fit = _run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), starts, em_rng, bool(accelerate),
+    fit = run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), starts, em_rng, bool(accelerate),
                   design=_design(enc))
 
     n_cat = enc.n_cat
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
-    probs = _flat_to_padded(np.exp(fit.logW), n_cat, offsets)  # (k, J', Cmax)
+    probs = flat_to_padded(np.exp(fit.logW), n_cat, offsets)  # (k, J', Cmax)
     probs = np.where(probs < 1e-300, 0.0, probs)
     imp_probs, sat_probs = _full_probs(probs, used, informative, r)
     opp = segment_opportunity(imp_probs, sat_probs, r.imp_0_10, r.sat_0_10)  # (k, J)
@@ -647,18 +647,18 @@ def fit_rating_lca(
 
     intervals = None
     if interval == "delta":
-        from latentseg.models.lca import _onehot
+        from latentseg.models.lca import onehot
 
-        X, _ = _onehot(enc.codes, n_cat)
+        X, _ = onehot(enc.codes, n_cat)
         A = (z**2).T @ X  # (k, D): sum of squared memberships per used point
-        se = _delta_se(probs, _flat_to_padded(A, n_cat, offsets), used, informative, r)
+        se = _delta_se(probs, flat_to_padded(A, n_cat, offsets), used, informative, r)
         intervals = np.clip(np.stack([opp - _Z95 * se, opp + _Z95 * se], axis=-1), 0.0, 20.0)
     elif interval == "bootstrap":
         beta = None if fit.beta is None else fit.beta[:, order]
         lw_b, _ = _bootstrap(
             enc, fit.logW[order], fit.logpi[order], beta, fit.tau, measurement, float(prior), n_boot, boot_rng
         )
-        pb = _flat_to_padded(np.exp(lw_b).reshape(-1, lw_b.shape[-1]), n_cat, offsets).reshape((n_boot, k) + probs.shape[1:])
+        pb = flat_to_padded(np.exp(lw_b).reshape(-1, lw_b.shape[-1]), n_cat, offsets).reshape((n_boot, k) + probs.shape[1:])
         ib, sb = _full_probs(pb, used, informative, r)
         opp_b = segment_opportunity(ib, sb, r.imp_0_10, r.sat_0_10)  # (B, k, J)
         perms = _match(opp, opp_b)
@@ -666,9 +666,9 @@ def fit_rating_lca(
         sd = opp_b.std(axis=0, ddof=1)
         intervals = np.clip(np.stack([opp - _Z95 * sd, opp + _Z95 * sd], axis=-1), 0.0, 20.0)
 
-    p = _n_params(k, n_cat, measurement)
+    p = count_free_params(k, n_cat, measurement)
     criteria = information_criteria(fit.loglik, p, n, z)
-    diagnostics = _diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
+    diagnostics = lc_diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
     diagnostics["uninformative_items"] = [
         n_ for n_, keep in zip([rating_column(IMP, o) for o in r.outcomes] + [rating_column(SAT, o) for o in r.outcomes], informative)
         if not keep

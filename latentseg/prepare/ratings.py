@@ -279,7 +279,7 @@ class Ratings:
         )
 
 
-def _gap_table(imp_0_10: np.ndarray, sat_0_10: np.ndarray) -> np.ndarray:
+def gap_table(imp_0_10: np.ndarray, sat_0_10: np.ndarray) -> np.ndarray:
     """``x_a + max(x_a - y_b, 0)``, the opportunity score of each rating pair, shape (C_imp, C_sat)."""
     x = np.asarray(imp_0_10, dtype=float)[:, None]
     y = np.asarray(sat_0_10, dtype=float)[None, :]
@@ -327,7 +327,7 @@ def segment_opportunity(
     >>> segment_opportunity(p, q, pts, pts).tolist()
     [[20.0], [15.0]]
     """
-    G = _gap_table(np.asarray(imp_0_10), np.asarray(sat_0_10))
+    G = gap_table(np.asarray(imp_0_10), np.asarray(sat_0_10))
     if joint is not None:
         return np.einsum("...ab,ab->...", np.asarray(joint, dtype=float), G)
     p = np.asarray(imp_probs, dtype=float)

@@ -160,7 +160,7 @@ def simplex_log(y: np.ndarray, m: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _dirichlet_simplex(logp: np.ndarray, counts: np.ndarray, total: float, conc: float, grad: np.ndarray, at: int) -> float:
+def dirichlet_simplex(logp: np.ndarray, counts: np.ndarray, total: float, conc: float, grad: np.ndarray, at: int) -> float:
     """Dirichlet(conc) log density of p = exp(logp) with the simplex Jacobian, plus the gradient of
     that and of a multinomial-type likelihood ``sum_c counts_c log p_c`` (with ``total`` the sum of
     the counts) in the simplex coordinates, written to ``grad[at : at + m - 1]``."""
@@ -328,7 +328,7 @@ def gmm_diag_logp(
     S = np.empty((k, m))  # sum_n r x^2, sum_n r x, sum_n r o (the last block only with missing values)
     sumr = np.empty(k)
     _weighted_sums(L, Ft, S, sumr)
-    lp += _dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
+    lp += dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
     log_t0 = math.log(logsd_scale)
     shared = ks != k
     gs = grad[a + kd : a + kd + sd_n]
@@ -399,7 +399,7 @@ def lca_categorical_logp(
     L = Y @ logpi.T
     lp = mixture_responsibilities(L, logw, np.zeros(N))
     T = L.T @ Y  # (k, C) expected category counts per segment
-    lp += _dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
+    lp += dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
     pos = a
     for j in range(k):
         for b in range(ncat.shape[0]):
@@ -408,7 +408,7 @@ def lca_categorical_logp(
             tot = 0.0
             for m in range(c):
                 tot += T[j, o + m]
-            lp += _dirichlet_simplex(logpi[j, o : o + c], T[j, o : o + c], tot, beta, grad, pos)
+            lp += dirichlet_simplex(logpi[j, o : o + c], T[j, o : o + c], tot, beta, grad, pos)
             pos += c - 1
     return lp
 
@@ -486,7 +486,7 @@ def lca_ordinal_logp(
     L = Y @ logp.T
     lp = mixture_responsibilities(L, logw, np.zeros(N))
     T = L.T @ Y
-    lp += _dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
+    lp += dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
     gtau = np.zeros(tau.shape)
     log_sb = math.log(location_scale)
     log_st = math.log(threshold_scale)
@@ -530,7 +530,7 @@ def lca_ordinal_logp(
 # and k: nutpie calls them from its own threads without going through Python.
 # Return codes as nutpie expects: 0 ok, 3 non-finite gradient, 4 non-finite log density.
 # ---------------------------------------------------------------------------------------------
-_C_SIG = numba.types.int64(
+C_SIG = numba.types.int64(
     numba.types.uint64,
     numba.types.CPointer(numba.types.double),
     numba.types.CPointer(numba.types.double),
@@ -538,7 +538,7 @@ _C_SIG = numba.types.int64(
     numba.types.voidptr,
 )
 _GMM_HEADER = 7
-_LCA_HEADER = 8
+LCA_HEADER = 8
 
 
 def pack_gmm(Ft: np.ndarray, cst: np.ndarray, k: int, alpha: float, mean_loc: np.ndarray, mean_scale: np.ndarray,
@@ -572,7 +572,7 @@ def _status(val: float, out: np.ndarray) -> int:  # pragma: no cover - compiled
     return 0
 
 
-_status_jit = numba.njit(cache=True, nogil=True)(_status)
+status_jit = numba.njit(cache=True, nogil=True)(_status)
 
 
 def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
@@ -594,18 +594,18 @@ def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d], buf[o + 2 * d : o + 3 * d],
                         head[4], out, int(head[6]))
     logp[0] = val
-    return _status_jit(val, out)
+    return status_jit(val, out)
 
 
 def _lca_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
-    head = numba.carray(user_data_, (_LCA_HEADER,), np.float64)
+    head = numba.carray(user_data_, (LCA_HEADER,), np.float64)
     N = int(head[0])
     C = int(head[1])
     J = int(head[2])
     k = int(head[3])
-    total = _LCA_HEADER + N * C + 3 * J
+    total = LCA_HEADER + N * C + 3 * J
     buf = numba.carray(user_data_, (total,), np.float64)
-    o = _LCA_HEADER
+    o = LCA_HEADER
     Y = buf[o : o + N * C].reshape((N, C))
     o += N * C
     offsets = buf[o : o + J].astype(np.int64)
@@ -619,7 +619,7 @@ def _lca_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     else:
         val = lca_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)
     logp[0] = val
-    return _status_jit(val, out)
+    return status_jit(val, out)
 
 
 _EXPAND_SIG = numba.types.int64(
@@ -642,10 +642,19 @@ def _copy_c(dim, expanded, x_, out_, user_data_):  # pragma: no cover - compiled
 _CFUNCS: dict[str, object] = {}
 
 
+def add_cfunc(name: str, py: object) -> object:
+    """Compile ``py`` (a function of signature :data:`C_SIG`) as a C callback, once (cached on
+    disk), and make it available as ``cfunc(name)``: how a family outside this module (the rating
+    model's kernel) gives nutpie's compiled route its own density."""
+    if name not in _CFUNCS:
+        _CFUNCS[name] = numba.cfunc(C_SIG, cache=True, nogil=True)(py)
+    return _CFUNCS[name]
+
+
 def cfunc(name: str) -> object:
     """The compiled C callback ``"gaussian"``, ``"categorical"`` or ``"copy"`` (compiled on first use)."""
     if name not in _CFUNCS:
-        py, sig = {"gaussian": (_gmm_c, _C_SIG), "categorical": (_lca_c, _C_SIG), "copy": (_copy_c, _EXPAND_SIG)}[name]
+        py, sig = {"gaussian": (_gmm_c, C_SIG), "categorical": (_lca_c, C_SIG), "copy": (_copy_c, _EXPAND_SIG)}[name]
         _CFUNCS[name] = numba.cfunc(sig, cache=True, nogil=True)(py)
     return _CFUNCS[name]
 

@@ -43,7 +43,7 @@ import math
 import numba
 import numpy as np
 
-from latentseg.models.bayes._kernels import _C_SIG, _LCA_HEADER, _dirichlet_simplex, _status_jit, exp_inplace, simplex_log
+from latentseg.models.bayes._kernels import LCA_HEADER, dirichlet_simplex, exp_inplace, simplex_log, status_jit
 
 __all__ = ["rating_categorical_logp", "register_cfunc", "CFUNC_NAME"]
 
@@ -135,9 +135,9 @@ def rating_categorical_logp(
             acc += Lj[n]
         sumr[j] = acc
     T = L @ Y  # (k, C) expected category counts per segment
-    lp += _dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
+    lp += dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
     # item probabilities: Dirichlet(beta) with the simplex Jacobian, and the gradient of that and
-    # of the counts' multinomial log-likelihood (_dirichlet_simplex's terms, in its order; its
+    # of the counts' multinomial log-likelihood (dirichlet_simplex's terms, in its order; its
     # normalising constant, which depends only on the block size, computed once per size)
     cmax = 0
     for b in range(ncat.shape[0]):
@@ -174,13 +174,13 @@ def rating_categorical_logp(
 
 def _rating_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     # the buffer of latentseg.models.bayes._kernels.pack_lca (categorical)
-    head = numba.carray(user_data_, (_LCA_HEADER,), np.float64)
+    head = numba.carray(user_data_, (LCA_HEADER,), np.float64)
     N = int(head[0])
     C = int(head[1])
     J = int(head[2])
     k = int(head[3])
-    buf = numba.carray(user_data_, (_LCA_HEADER + N * C + 3 * J,), np.float64)
-    o = _LCA_HEADER
+    buf = numba.carray(user_data_, (LCA_HEADER + N * C + 3 * J,), np.float64)
+    o = LCA_HEADER
     Y = buf[o : o + N * C].reshape((N, C))
     o += N * C
     offsets = buf[o : o + J].astype(np.int64)
@@ -190,14 +190,13 @@ def _rating_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     logp = numba.carray(logp_, (1,))
     val = rating_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)
     logp[0] = val
-    return _status_jit(val, out)
+    return status_jit(val, out)
 
 
 def register_cfunc() -> str:
     """Compile the C callback (once, cached on disk) and make it available to nutpie's route
     under :data:`CFUNC_NAME` (``latentseg.models.bayes._kernels.cfunc(CFUNC_NAME)``)."""
-    from latentseg.models.bayes import _kernels
+    from latentseg.models.bayes._kernels import add_cfunc
 
-    if CFUNC_NAME not in _kernels._CFUNCS:
-        _kernels._CFUNCS[CFUNC_NAME] = numba.cfunc(_C_SIG, cache=True, nogil=True)(_rating_c)
+    add_cfunc(CFUNC_NAME, _rating_c)
     return CFUNC_NAME
