@@ -11,7 +11,29 @@ import numpy as np
 
 from latentseg.errors import ConfigError
 
-__all__ = ["wilson_interval", "classification_entropy", "relative_entropy", "data_hash", "as_rng", "check_int"]
+__all__ = ["effective_n", "wilson_interval", "classification_entropy", "relative_entropy", "data_hash", "as_rng", "check_int"]
+
+
+def effective_n(weights: Any) -> float:
+    """Kish's effective sample size of a weighted sample, ``(sum w)**2 / sum(w**2)``.
+
+    Parameters
+    ----------
+    weights : array-like, shape (n,)
+        Positive weights (any scale).
+
+    Returns
+    -------
+    float
+        ``n`` for equal weights, less the more unequal they are.
+
+    Examples
+    --------
+    >>> effective_n(np.ones(10)), round(effective_n([1.0, 1.0, 2.0, 4.0]), 3)
+    (10.0, 2.909)
+    """
+    w = np.asarray(weights, dtype=float)
+    return float(w.sum() ** 2 / np.dot(w, w))
 
 
 def wilson_interval(

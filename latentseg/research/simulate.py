@@ -47,6 +47,8 @@ __all__ = [
     "score_to_ratings_0_10",
     "simulate_ratings",
     "RatingSimulation",
+    "WeightedSample",
+    "simulate_weighted_survey",
 ]
 
 Covariance = Literal["spherical", "diagonal", "diagonal-unequal", "full", "unequal"]
@@ -1609,4 +1611,145 @@ def simulate_ratings(
         joint_probs=joint,
         opportunity=pd.DataFrame(opp, index=pd.RangeIndex(1, k + 1, name="segment"), columns=outcomes),
         random_seed=None if random_seed is None else int(random_seed),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# unequal-probability samples (survey weights with a known population truth)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class WeightedSample:
+    """An unequal-probability sample from a finite population with known segments.
+
+    Attributes
+    ----------
+    data : DataFrame, shape (n, d)
+        The sample's model input: numeric ``x1..xd`` (``kind="scores"``) or categorical items coded as
+        :func:`simulate_categorical` codes them (``kind="levels"``).
+    labels : ndarray of int, shape (n,)
+        True segment of each sampled row, ``1..k`` (segment 1 the largest in the population).
+    weights : ndarray, shape (n,)
+        Design weights ``1 / inclusion``, normalised to mean 1.
+    inclusion : ndarray, shape (n,)
+        Each sampled row's inclusion probability.
+    profile : DataFrame, shape (n, 1)
+        ``region`` (``"north"`` / ``"south"``): a profile column tied to the segment that also
+        drives selection.
+    population_shares : ndarray, shape (k,)
+        The finite population's segment shares (the truth a weighted share estimates).
+    sample_shares : ndarray, shape (k,)
+        The sample's unweighted segment shares (what an unweighted fit estimates).
+    population_size : int
+    """
+
+    data: pd.DataFrame
+    labels: np.ndarray
+    weights: np.ndarray
+    inclusion: np.ndarray
+    profile: pd.DataFrame
+    population_shares: np.ndarray
+    sample_shares: np.ndarray
+    population_size: int
+
+
+def simulate_weighted_survey(
+    n: int = 600,
+    k: int = 3,
+    *,
+    kind: Literal["scores", "levels"] = "scores",
+    d: int = 8,
+    n_categories: int = 5,
+    shares: Sequence[float] | np.ndarray | None = None,
+    separation: float | None = None,
+    oversample: float = 3.0,
+    region_effect: float = 1.0,
+    population_factor: int = 20,
+    random_seed: int | None = None,
+) -> WeightedSample:
+    """An unequal-probability (Poisson) sample from a finite population with known segments.
+
+    A population of ``population_factor * n`` respondents is drawn from a Gaussian mixture
+    (:func:`simulate_gaussian_mixture`, ``kind="scores"``) or a latent class model
+    (:func:`simulate_categorical`, ``kind="levels"``) with exactly the given ``shares``. Each
+    respondent has a ``region``: ``P(south | segment j)`` rises linearly from 0.2 (segment 1) to
+    0.8 (segment k). Selection depends on both: respondent ``i`` of segment ``j`` has size
+    ``s_i = oversample ** ((j - 1) / (k - 1)) * exp(region_effect * [south])`` and is sampled
+    independently with probability ``pi_i = min(1, n * s_i / sum(s))`` (expected sample size
+    about ``n``). Small segments and the south are thus over-represented: the sample's unweighted
+    shares are biased, the shares weighted by ``1 / pi`` are not.
+
+    Parameters
+    ----------
+    n : int, default 600
+        Expected sample size.
+    k : int, default 3
+        Segments (>= 2).
+    kind : {"scores", "levels"}
+    d : int, default 8
+        Numeric columns (``kind="scores"``) or items (``kind="levels"``).
+    n_categories : int, default 5
+        Categories per item (``kind="levels"``).
+    shares : sequence of float, optional
+        Population shares (default :func:`default_shares`).
+    separation : float, optional
+        Passed to the simulator (default 3.0 for scores, 0.6 for levels).
+    oversample : float, default 3.0
+        Selection size of segment k relative to segment 1 (>= 1; 1 = segment-blind).
+    region_effect : float, default 1.0
+        Log selection size of the south relative to the north.
+    population_factor : int, default 20
+        Population size over ``n``.
+    random_seed : int or None
+        Same seed, same sample.
+
+    Returns
+    -------
+    WeightedSample
+
+    Examples
+    --------
+    >>> s = simulate_weighted_survey(400, k=3, random_seed=1)
+    >>> s.data.shape[1], round(float(s.weights.mean()), 6), s.population_shares.round(3).tolist()
+    (8, 1.0, [0.453, 0.333, 0.213])
+    >>> bool(s.sample_shares[-1] > s.population_shares[-1])  # the smallest segment is oversampled
+    True
+    """
+    func = "simulate_weighted_survey"
+    n = check_int(n, "n", low=10, where=func)
+    k = check_int(k, "k", low=2, where=func)
+    factor = check_int(population_factor, "population_factor", low=2, where=func)
+    oversample = _check_float(oversample, "oversample", func, 1.0, np.inf)
+    region_effect = _check_float(region_effect, "region_effect", func, -10.0, 10.0)
+    if kind not in ("scores", "levels"):
+        raise ConfigError(f"The 'kind' parameter of {func} must be 'scores' or 'levels'. Got {kind!r} instead.")
+    share_arr = _resolve_shares(shares, k, func)
+    rng = as_rng(random_seed)
+    seed_pop, rng_region, rng_sample = rng.spawn(3)
+    big = factor * n
+    pop_seed = int(seed_pop.integers(2**31))
+    if kind == "scores":
+        sep = 3.0 if separation is None else separation
+        pop, seg = simulate_gaussian_mixture(big, k, d, shares=share_arr, separation=sep, random_seed=pop_seed)
+    else:
+        sep = 0.6 if separation is None else separation
+        pop, seg = simulate_categorical(big, k, d, n_categories, shares=share_arr, separation=sep,
+                                        random_seed=pop_seed)[:2]
+    p_south = np.linspace(0.2, 0.8, k)[seg - 1]
+    south = rng_region.random(big) < p_south
+    size = oversample ** ((seg - 1) / (k - 1)) * np.exp(region_effect * south)
+    pi = np.minimum(1.0, n * size / size.sum())
+    take = rng_sample.random(big) < pi
+    labels = seg[take]
+    w = 1.0 / pi[take]
+    population_shares = np.bincount(seg, minlength=k + 1)[1:] / big
+    sample_shares = np.bincount(labels, minlength=k + 1)[1:] / labels.size
+    index = pd.RangeIndex(labels.size, name="respondent")
+    data = pop.loc[take].reset_index(drop=True)
+    data.index = index
+    profile = pd.DataFrame({"region": np.where(south[take], "south", "north")}, index=index)
+    return WeightedSample(
+        data=data, labels=labels, weights=w / w.mean(), inclusion=pi[take], profile=profile,
+        population_shares=population_shares, sample_shares=sample_shares, population_size=big,
     )
