@@ -88,7 +88,8 @@ from latentseg.models._em import (
 from latentseg.result import SegmentationResult
 from latentseg.models.families import GMM
 
-__all__ = ["fit_gmm", "predict_proba", "log_likelihood", "n_free_params", "STRUCTURES", "resolve_covariance"]
+__all__ = ["fit_gmm", "predict_proba", "log_likelihood", "n_free_params", "STRUCTURES", "resolve_covariance",
+           "covariate_measurement"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -876,6 +877,7 @@ def fit_gmm(
     tol: float = 1e-6,
     reg_covar: float = 1e-6,
     random_seed: int | None = None,
+    covariates: pd.DataFrame | None = None,
 ) -> SegmentationResult:
     """Fit a Gaussian mixture with ``k`` segments by EM from several starts.
 
@@ -921,6 +923,12 @@ def fit_gmm(
         Added to every variance (diagonal of every covariance) in each M-step, in data units.
     random_seed : int, optional
         The one seed; same seed, same result bit for bit.
+    covariates : DataFrame, optional
+        Covariates on membership (one-step latent profile regression): the mixing proportions
+        become a multinomial logit on these columns (aligned with the rows; categorical columns
+        dummy-coded), fitted jointly with the mixture by EM started from the fit without them
+        (:func:`latentseg.models._mnlogit.one_step`). The coefficients are in
+        ``extras["covariates"]``; ``n_params`` adds ``(m - 1)(k - 1)`` coefficients.
 
     Returns
     -------
@@ -960,6 +968,12 @@ def fit_gmm(
     >>> r.shares.round(2).tolist(), r.criteria["n_params"]
     ([0.6, 0.4], 9)
     """
+    if covariates is not None:
+        from latentseg.models._mnlogit import one_step
+
+        base = fit_gmm(data, k, covariance=covariance, n_init=n_init, init=init, max_iter=max_iter, tol=tol,
+                       reg_covar=reg_covar, random_seed=random_seed)
+        return one_step(base, data, covariates)
     if str(covariance).strip().lower() == "auto":
         return _fit_auto(data, k, n_init=n_init, init=init, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
                          random_seed=random_seed)
@@ -1329,3 +1343,155 @@ def predict_proba(result: SegmentationResult, data: Any) -> np.ndarray:
     """
     X = _new_data(result, data)
     return _normalized(result, X)[0]
+
+
+# ============================================================================ covariates on membership
+def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarray | None = None) -> Any:
+    """The measurement part of a fitted Gaussian mixture, for the one-step covariate EM
+    (:func:`latentseg.models._mnlogit.fit_concomitant`).
+
+    Parameters: means and log variances (diagonal and spherical structures, with analytic scores)
+    or means and Cholesky factors (log diagonal, lower off-diagonal; full structures, numeric
+    scores). The M-step is the weighted closed form over each respondent's observed values (full
+    structures: conditional expectations of the unobserved ones), ``reg_covar`` added as in
+    :func:`fit_gmm`.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        From :func:`fit_gmm`.
+    data : DataFrame or ndarray, shape (n, d)
+        The data it was fitted on.
+    rows : ndarray of int, optional
+        Use only these rows.
+
+    Returns
+    -------
+    MeasurementModel
+
+    Examples
+    --------
+    >>> X = np.r_[np.zeros((5, 1)), np.ones((5, 1))] + np.linspace(0, 0.1, 10)[:, None]
+    >>> r = fit_gmm(X, 2, random_seed=0)
+    >>> mm = covariate_measurement(r, X)
+    >>> mm.log_density(mm.theta).shape, mm.theta.size
+    ((10, 2), 4)
+    """
+    from latentseg.models._mnlogit import MeasurementModel
+
+    X = _new_data(result, data)
+    if rows is not None:
+        X = X[rows]
+    structure = str(result.settings.get("covariance", "VVI"))
+    family, vary, spherical = STRUCTURES[structure]
+    reg_covar = float(result.settings.get("reg_covar", 1e-6))
+    _, _, mu0, cov0 = _params_of(result)
+    k, d = mu0.shape
+    obs = ~np.isnan(X)
+    Xz = np.where(obs, X, 0.0)
+    n_free = n_free_params(structure, k, d) - (k - 1)
+    nm = k * d
+
+    if family == "diag":
+        nv = (k if vary else 1) * (1 if spherical else d)
+
+        def variances(t: np.ndarray) -> np.ndarray:
+            lv = t[nm:].reshape(k if vary else 1, 1 if spherical else d)
+            return np.broadcast_to(np.exp(lv), (k, d))
+
+        def log_density(t: np.ndarray) -> np.ndarray:
+            mu, v = t[:nm].reshape(k, d), variances(t)
+            D = (Xz[:, None, :] - mu[None]) ** 2 / v[None] + np.log(v)[None] + _LOG_2PI
+            return -0.5 * (D * obs[:, None, :]).sum(axis=2)
+
+        def scores(t: np.ndarray) -> np.ndarray:
+            mu, v = t[:nm].reshape(k, d), variances(t)
+            diff = (Xz[:, None, :] - mu[None]) * obs[:, None, :]
+            out = np.zeros((X.shape[0], k, nm + nv))
+            for c in range(k):
+                out[:, c, c * d : (c + 1) * d] = diff[:, c] / v[c]
+            g = 0.5 * (diff**2 / v[None] - obs[:, None, :])  # (n, k, d) d/d log v_cj
+            if vary and not spherical:
+                for c in range(k):
+                    out[:, c, nm + c * d : nm + (c + 1) * d] = g[:, c]
+            elif vary:
+                for c in range(k):
+                    out[:, c, nm + c] = g[:, c].sum(axis=1)
+            elif not spherical:
+                out[:, :, nm:] = g
+            else:
+                out[:, :, nm] = g.sum(axis=2)
+            return out
+
+        def m_step(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+            N = R.T @ obs.astype(float)  # (k, d)
+            S1 = R.T @ Xz
+            mu_old = t[:nm].reshape(k, d)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mu = np.where(N > 0, S1 / N, mu_old)
+            SS = R.T @ (Xz * Xz) - 2 * mu * S1 + mu * mu * N
+            SS = np.maximum(SS, 0.0)
+            if vary and not spherical:
+                v = SS / np.maximum(N, 1e-300)
+            elif vary:
+                v = SS.sum(axis=1, keepdims=True) / np.maximum(N.sum(axis=1, keepdims=True), 1e-300)
+            elif not spherical:
+                v = SS.sum(axis=0, keepdims=True) / np.maximum(N.sum(axis=0, keepdims=True), 1e-300)
+            else:
+                v = np.atleast_2d(SS.sum() / max(N.sum(), 1e-300))
+            return np.r_[mu.ravel(), np.log(v + reg_covar).ravel()]
+
+        v0 = cov0  # (k, d)
+        lv0 = np.log(v0[:, :1] if spherical else v0) if vary else np.log(v0[:1, :1] if spherical else v0[:1])
+        theta0 = np.r_[mu0.ravel(), lv0.ravel()]
+
+        def unpack(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+            mu, v = t[:nm].reshape(k, d).copy(), np.array(variances(t))
+            if vary:
+                return {"means": mu, "variances": v}, {}, mu, {}
+            return {"means": mu}, {"variances": v[0].copy()}, mu, {}
+
+        return MeasurementModel(theta0, log_density, m_step, scores, n_free, unpack)
+
+    tril = np.tril_indices(d, -1)
+    nc = k if vary else 1
+    per = d + len(tril[0])
+    patterns = _Patterns(obs)
+
+    def covs_of(t: np.ndarray) -> np.ndarray:
+        out = np.empty((nc, d, d))
+        for c in range(nc):
+            blk = t[nm + c * per : nm + (c + 1) * per]
+            L = np.zeros((d, d))
+            L[np.diag_indices(d)] = np.exp(blk[:d])
+            L[tril] = blk[d:]
+            out[c] = L @ L.T
+        return np.broadcast_to(out, (k, d, d)) if not vary else out
+
+    def pack_covs(covs: np.ndarray) -> np.ndarray:
+        parts = []
+        for c in range(nc):
+            L = np.linalg.cholesky(covs[c])
+            parts.append(np.r_[np.log(np.diag(L)), L[tril]])
+        return np.concatenate(parts)
+
+    def log_density_full(t: np.ndarray) -> np.ndarray:
+        return _full_log_joint(X, patterns, np.ones(k), t[:nm].reshape(k, d), np.ascontiguousarray(covs_of(t)))
+
+    def m_step_full(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+        mu_old, cov_old = t[:nm].reshape(k, d), np.ascontiguousarray(covs_of(t))
+        _, mu, covs = _full_mstep(X, patterns, R, mu_old, cov_old, False, np.full(d, reg_covar))
+        if not vary:
+            Nk = R.sum(axis=0)
+            pooled = ((covs - np.eye(d) * reg_covar) * Nk[:, None, None]).sum(axis=0) / Nk.sum() + np.eye(d) * reg_covar
+            covs = pooled[None]
+        return np.r_[mu.ravel(), pack_covs(covs)]
+
+    def unpack_full(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+        mu, covs = t[:nm].reshape(k, d).copy(), np.array(covs_of(t))
+        if vary:
+            return {"means": mu, "covariances": covs}, {}, mu, {}
+        return {"means": mu}, {"covariance": covs[0].copy()}, mu, {}
+
+    theta0 = np.r_[mu0.ravel(), pack_covs(cov0 if vary else cov0[:1])]
+    return MeasurementModel(theta0, log_density_full, m_step_full, None, n_free, unpack_full)

@@ -48,6 +48,7 @@ __all__ = [
     "predict_proba",
     "log_likelihood",
     "MEASUREMENTS",
+    "covariate_measurement",
 ]
 
 #: The measurement models :func:`fit_lca` knows.
@@ -469,6 +470,7 @@ def fit_lca(
     prior: float = 0.0,
     init: str | np.ndarray = "partition",
     accelerate: bool = True,
+    covariates: pd.DataFrame | None = None,
 ) -> SegmentationResult:
     """Fit a latent class model with ``k`` segments by EM from ``n_init`` random starts.
 
@@ -516,6 +518,13 @@ def fit_lca(
         climbs monotonically to a fixed point of EM, in far fewer iterations where EM crawls
         (overfitted k, flat likelihoods). ``False`` runs plain EM (each start then follows the
         same path as StepMix or poLCA from the same starting values).
+    covariates : DataFrame, optional
+        Covariates on membership (one-step latent class regression, as poLCA's formula
+        ``cbind(...) ~ x``): the class proportions become a multinomial logit on these columns
+        (aligned with the rows; categorical columns dummy-coded), fitted jointly by EM started from
+        the fit without them (:func:`latentseg.models._mnlogit.one_step`); nominal and binary
+        measurement. Coefficients in ``extras["covariates"]``; ``n_params`` adds
+        ``(m - 1)(k - 1)`` coefficients.
 
     Returns
     -------
@@ -556,6 +565,12 @@ def fit_lca(
     >>> res.params["probs"].shape
     (2, 3, 2)
     """
+    if covariates is not None:
+        from latentseg.models._mnlogit import one_step
+
+        base = fit_lca(data, k, measurement=measurement, n_init=n_init, max_iter=max_iter, tol=tol,
+                       random_seed=random_seed, prior=prior, init=init, accelerate=accelerate)
+        return one_step(base, data, covariates)
     if not isinstance(init, np.ndarray) and init not in ("partition", "dirichlet"):
         raise ConfigError(
             "The 'init' parameter of fit_lca must be 'partition', 'dirichlet' or an array of starting "
@@ -819,3 +834,118 @@ def log_likelihood(result: SegmentationResult, data: Any, *, per_respondent: boo
     mx = a.max(axis=1, keepdims=True)
     ll = (mx + np.log(np.exp(a - mx).sum(axis=1, keepdims=True)))[:, 0]
     return ll if per_respondent else float(ll.sum())
+
+
+# ====================================================================== covariates on membership
+def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarray | None = None) -> Any:
+    """The measurement part of a fitted latent class model (nominal or binary indicators), for
+    the one-step covariate EM (:func:`latentseg.models._mnlogit.fit_concomitant`).
+
+    Parameters: per segment and item, the log-odds of each category against the segment's most
+    likely category at the start (analytic scores); the M-step is the weighted closed form (with
+    the fit's Dirichlet ``prior``). Probabilities at 0 stay there (boundary estimates carry no
+    information and are held fixed in the standard errors).
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        From :func:`fit_lca` with ``measurement`` ``"categorical"`` or ``"binary"``.
+    data : DataFrame or array-like, shape (n, J)
+        The indicators it was fitted on.
+    rows : ndarray of int, optional
+        Use only these rows.
+
+    Returns
+    -------
+    MeasurementModel
+
+    Raises
+    ------
+    ConfigError
+        An ordinal latent class model (not supported with covariates yet).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"q1": list("aabb" * 10), "q2": list("xxyy" * 10), "q3": list("uuvv" * 10)})
+    >>> mm = covariate_measurement(fit_lca(df, 2, n_init=3, random_seed=0), df)
+    >>> mm.log_density(mm.theta).shape, mm.theta.size
+    ((40, 2), 6)
+    """
+    from latentseg.models._mnlogit import MeasurementModel
+
+    _check_result(result)
+    if result.settings.get("measurement") == "ordinal":
+        raise ConfigError("Covariates on membership are not available for the ordinal latent class model yet; "
+                          "use measurement='categorical', or the three-step methods (bch, ml).")
+    codes = encode_new_indicators(result, data)
+    if rows is not None:
+        codes = codes[rows]
+    logW0, _, n_cat = _log_probs_of(result)
+    k, D = logW0.shape
+    J = len(n_cat)
+    X, offsets = onehot(codes, n_cat)
+    obs = (codes >= 0).astype(float)
+    col_item = np.repeat(np.arange(J), n_cat)
+    col_ncat = np.repeat(n_cat, n_cat).astype(float)
+    prior = float(result.settings.get("prior", 0.0))
+    ref = np.empty((k, J), dtype=np.int64)
+    for j, (o, c) in enumerate(zip(offsets, n_cat)):
+        ref[:, j] = o + np.argmax(logW0[:, o : o + c], axis=1)
+    free = np.ones((k, D), dtype=bool)
+    free[np.arange(k)[:, None], ref] = False
+    P = int(free.sum())
+
+    def logits(t: np.ndarray) -> np.ndarray:
+        a = np.zeros((k, D))
+        a[free] = t
+        return a
+
+    def log_probs(t: np.ndarray) -> np.ndarray:
+        a = logits(t)
+        mx = np.maximum.reduceat(a, offsets, axis=1)
+        lse = mx + np.log(np.add.reduceat(np.exp(a - mx[:, col_item]), offsets, axis=1))
+        return a - lse[:, col_item]
+
+    def to_theta(logW: np.ndarray) -> np.ndarray:
+        return (logW - logW[np.arange(k)[:, None], ref][:, col_item])[free]
+
+    def log_density(t: np.ndarray) -> np.ndarray:
+        return X @ log_probs(t).T
+
+    cidx = [np.flatnonzero(free[c]) for c in range(k)]
+    starts = np.r_[0, np.cumsum([len(i) for i in cidx])]
+
+    def scores(t: np.ndarray) -> np.ndarray:
+        p = np.exp(log_probs(t))
+        out = np.zeros((X.shape[0], k, P))
+        for c in range(k):
+            cols = cidx[c]
+            out[:, c, starts[c] : starts[c + 1]] = X[:, cols] - obs[:, col_item[cols]] * p[c, cols]
+        return out
+
+    def m_step(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+        lw, _ = _nominal_m_step(OneHot(X), np.ascontiguousarray(R.T)[None], offsets, col_item, col_ncat, prior)
+        return to_theta(lw[0])
+
+    cats = result.extras["categories"]
+
+    def unpack(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+        probs = flat_to_padded(np.exp(log_probs(t)), n_cat, offsets)
+        probs = np.where(probs < 1e-300, 0.0, probs)
+        vals = np.zeros((J, int(n_cat.max())))
+        rows_ = []
+        for j, item in enumerate(result.feature_names):
+            sub = cats[cats["item"] == item].sort_values("code")
+            v = sub["value"].to_numpy(dtype=float)
+            vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
+            for c in range(k):
+                for m, key in enumerate(sub["category"]):
+                    rows_.append((c + 1, item, key, float(probs[c, j, m])))
+        centers = np.nansum(probs * vals[None], axis=2)
+        table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
+        table = table.sort_values("segment", kind="stable").reset_index(drop=True)
+        return {"probs": probs}, {}, centers, {"item_probs": table}
+
+    n_free = count_free_params(k, n_cat, str(result.settings.get("measurement", "categorical"))) - (k - 1)
+    return MeasurementModel(to_theta(logW0), log_density, m_step, scores, n_free, unpack)

@@ -49,6 +49,8 @@ __all__ = [
     "RatingSimulation",
     "WeightedSample",
     "simulate_weighted_survey",
+    "CovariateSample",
+    "simulate_covariate_mixture",
 ]
 
 Covariance = Literal["spherical", "diagonal", "diagonal-unequal", "full", "unequal"]
@@ -1753,3 +1755,138 @@ def simulate_weighted_survey(
         data=data, labels=labels, weights=w / w.mean(), inclusion=pi[take], profile=profile,
         population_shares=population_shares, sample_shares=sample_shares, population_size=big,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class CovariateSample:
+    """A mixture whose membership follows a multinomial logit on covariates, with the truth.
+
+    Attributes
+    ----------
+    data : DataFrame, shape (n, d)
+        Numeric ``x1..xd`` (``kind="scores"``) or categorical items ``q1..qd`` with levels
+        ``0..C-1`` (``kind="levels"``).
+    labels : ndarray of int, shape (n,)
+        True segment, ``1..k``.
+    covariates : DataFrame, shape (n, 3)
+        ``age`` (numeric, mean 40, sd 12), ``region`` (``US`` 50%, ``EU`` 30%, ``APAC`` 20%;
+        ``US`` the reference) and ``noise`` (numeric, no effect on membership).
+    coefficients : DataFrame
+        The planted coefficients: ``segment`` (2..k), ``term`` (``(intercept)``, ``age``,
+        ``region[EU]``, ``region[APAC]``, ``noise``), ``value``; against segment 1.
+    """
+
+    data: pd.DataFrame
+    labels: np.ndarray
+    covariates: pd.DataFrame
+    coefficients: pd.DataFrame
+
+
+#: The default planted coefficients per term, columns = segments 2, 3, 4 (against segment 1); age
+#: is per year (0.05 per year is 0.6 per standard deviation).
+_COVARIATE_TRUTH = {
+    "(intercept)": (-2.3, -0.8, -1.0),
+    "age": (0.05, 0.0, 0.03),
+    "region[EU]": (0.8, -0.6, 0.4),
+    "region[APAC]": (-0.5, 0.9, 0.0),
+    "noise": (0.0, 0.0, 0.0),
+}
+
+
+def simulate_covariate_mixture(
+    n: int = 500,
+    k: int = 2,
+    *,
+    kind: Literal["scores", "levels"] = "scores",
+    d: int = 4,
+    n_categories: int = 3,
+    separation: float | None = None,
+    coefficients: Mapping[str, Sequence[float]] | None = None,
+    random_seed: int | None = None,
+) -> CovariateSample:
+    """Simulate a mixture with covariates on membership (latent class / profile regression).
+
+    Respondent ``i`` gets ``age ~ N(40, 12)``, ``region`` in US / EU / APAC (0.5 / 0.3 / 0.2)
+    and ``noise ~ N(0, 1)``; its segment is drawn from the multinomial logit
+    ``P(c | x) ∝ exp(x' b_c)`` with ``b_1 = 0`` and the planted ``b_c``; then its data from
+    the segment: ``kind="scores"``, independent normals with unit variance around means that are
+    ``separation`` apart (default 3) on a random simplex; ``kind="levels"``, ``d`` items with
+    ``n_categories`` categories, ``P(y = c | segment) = (1 - s) / C + s [c = favoured]``
+    (``s = separation``, default 0.6; the favoured categories of the segments differ on every
+    item when ``k <= C``).
+
+    Parameters
+    ----------
+    n : int, default 500
+    k : int, default 2
+        2 to 4 with the default coefficients.
+    kind : {"scores", "levels"}
+    d : int, default 4
+        Columns or items.
+    n_categories : int, default 3
+    separation : float, optional
+    coefficients : mapping term -> sequence of k - 1 floats, optional
+        Default: the first ``k - 1`` of ``(-2.3, -0.8, -1.0)`` (intercept), ``(0.05, 0.0, 0.03)``
+        (age per year), ``(0.8, -0.6, 0.4)`` (EU), ``(-0.5, 0.9, 0.0)`` (APAC), zero for noise.
+    random_seed : int or None
+        Same seed, same sample.
+
+    Returns
+    -------
+    CovariateSample
+
+    Examples
+    --------
+    >>> s = simulate_covariate_mixture(400, 2, random_seed=1)
+    >>> s.data.shape, list(s.covariates.columns), sorted(set(s.labels.tolist()))
+    ((400, 4), ['age', 'region', 'noise'], [1, 2])
+    >>> s.coefficients.query("term == 'age'")["value"].tolist()
+    [0.05]
+    """
+    func = "simulate_covariate_mixture"
+    n = check_int(n, "n", low=10, where=func)
+    k = check_int(k, "k", low=2, where=func)
+    d = check_int(d, "d", low=1, where=func)
+    if kind not in ("scores", "levels"):
+        raise ConfigError(f"The 'kind' parameter of {func} must be 'scores' or 'levels'. Got {kind!r} instead.")
+    truth = dict(coefficients) if coefficients is not None else {t: v[: k - 1] for t, v in _COVARIATE_TRUTH.items()}
+    if coefficients is None and k > 4:
+        raise ConfigError(f"The default coefficients of {func} are for k <= 4; give 'coefficients' for k = {k}.")
+    terms = ["(intercept)", "age", "region[EU]", "region[APAC]", "noise"]
+    B = np.zeros((len(terms), k - 1))
+    for j, t in enumerate(terms):
+        vals = np.asarray(truth.get(t, np.zeros(k - 1)), dtype=float)
+        if vals.shape != (k - 1,):
+            raise ConfigError(f"Coefficients of term {t!r} must be {k - 1} numbers (segments 2..{k}); got {vals.tolist()}.")
+        B[j] = vals
+    rng = as_rng(random_seed)
+    r_cov, r_seg, r_means, r_data = rng.spawn(4)
+    age = r_cov.normal(40.0, 12.0, n)
+    region = r_cov.choice(np.array(["US", "EU", "APAC"]), size=n, p=[0.5, 0.3, 0.2])
+    noise = r_cov.normal(0.0, 1.0, n)
+    X = np.c_[np.ones(n), age, region == "EU", region == "APAC", noise].astype(float)
+    eta = np.c_[np.zeros(n), X @ B]
+    P = np.exp(eta - eta.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    u = r_seg.random(n)
+    labels = (u[:, None] > np.cumsum(P, axis=1)[:, :-1]).sum(axis=1) + 1
+    index = pd.RangeIndex(n, name="respondent")
+    if kind == "scores":
+        sep = 3.0 if separation is None else float(separation)
+        means = _unit_means(k, d, r_means) * sep
+        data = pd.DataFrame(means[labels - 1] + r_data.standard_normal((n, d)), index=index,
+                            columns=[f"x{j + 1}" for j in range(d)])
+    else:
+        C = check_int(n_categories, "n_categories", low=2, where=func)
+        s = 0.6 if separation is None else float(separation)
+        fav = np.stack([r_means.permutation(C)[:k] if k <= C else r_means.integers(C, size=k) for _ in range(d)], axis=1)
+        probs = (1 - s) / C + s * (np.arange(C)[None, None, :] == fav[:, :, None])  # (k, d, C)
+        cum = np.cumsum(probs[labels - 1], axis=2)  # (n, d, C)
+        codes = (r_data.random((n, d))[:, :, None] > cum[:, :, :-1]).sum(axis=2)
+        data = pd.DataFrame(codes, index=index, columns=[f"q{j + 1}" for j in range(d)])
+    covariates = pd.DataFrame({"age": age, "region": region, "noise": noise}, index=index)
+    table = pd.DataFrame(
+        [(c + 2, t, float(B[j, c])) for c in range(k - 1) for j, t in enumerate(terms)],
+        columns=["segment", "term", "value"],
+    )
+    return CovariateSample(data=data, labels=labels, covariates=covariates, coefficients=table)
