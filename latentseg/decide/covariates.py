@@ -191,7 +191,8 @@ def covariate_effects(
     ----------
     result : SegmentationResult
         Any fitted segmentation (BCH, ML); for ``"one-step"`` a ``gmm`` / ``lca`` result, either
-        fitted with ``covariates=`` already or refitted here from ``data``.
+        fitted with ``covariates=`` already or refitted here from ``data`` (starting from it, the
+        segments keep its numbering).
     covariates : DataFrame
         Indexed by respondent id (or with exactly ``result.n`` rows in the result's order).
     method : {"one-step", "bch", "ml"}, default "bch"
@@ -258,7 +259,8 @@ def covariate_effects(
                                   "covariates= (--covariates on the command line).")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", LatentsegWarning)  # the missing rows are warned about below
-                fitted = one_step(result, data, covariates, columns=columns, sample_weight=w_all, penalty=penalty)
+                fitted = one_step(result, data, covariates, columns=columns, sample_weight=w_all, penalty=penalty,
+                                  canonical=False)
         spec = fitted.settings["covariates"]
         design = covariate_design(covariates, spec["columns"], respondent_ids=fitted.respondent_ids)
         ok = design.complete

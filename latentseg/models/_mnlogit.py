@@ -622,7 +622,7 @@ def fit_concomitant(
     penalty: str = "auto",
     se: str = "auto",
     max_iter: int = 5000,
-    tol: float = 1e-10,
+    tol: float = 1e-12,
     terms: Sequence[str] | None = None,
     scale: np.ndarray | None = None,
 ) -> ConcomitantFit:
@@ -651,8 +651,10 @@ def fit_concomitant(
         end (then EM is rerun with the ridge prior).
     se : {"auto", "observed", "sandwich"}, default "auto"
     max_iter : int, default 5000
-    tol : float, default 1e-10
-        Stop when an iteration raises the log-likelihood by less than ``tol`` per respondent.
+    tol : float, default 1e-12
+        Stop when an iteration raises the log-likelihood by less than ``tol`` per respondent
+        (tight: the iterations are cheap, and the reported log-likelihood is then within about
+        1e-9 of the maximum EM converges to).
     terms, scale : optional
         Term names and units (taken from ``design`` when it is a :class:`CovariateDesign`).
 
@@ -871,7 +873,8 @@ def one_step(
     sample_weight: Any = None,
     penalty: str = "auto",
     max_iter: int = 5000,
-    tol: float = 1e-10,
+    tol: float = 1e-12,
+    canonical: bool = True,
 ) -> Any:
     """Refit a Gaussian mixture or latent class result with covariates on membership (one step).
 
@@ -896,11 +899,15 @@ def one_step(
     penalty : {"auto", "none", "ridge"}
     max_iter, tol
         EM controls (see :func:`fit_concomitant`).
+    canonical : bool, default True
+        Number the segments largest first (by their mean membership probability); ``False``
+        keeps the segments of ``result`` (as :func:`latentseg.decide.covariates.covariate_effects`
+        does, so that its table speaks of the segments the user has).
 
     Returns
     -------
     SegmentationResult
-        In canonical order; ``criteria`` with the log-likelihood of the joint model and
+        In canonical order (unless ``canonical=False``); ``criteria`` with the log-likelihood of the joint model and
         ``n_params`` = measurement parameters + ``m (k - 1)`` coefficients; ``shares`` the
         (weighted) mean membership probability; ``extras["covariates"]`` the coefficient table
         (segment 1 the reference), ``extras["covariate_coef"]`` (m, k-1) and
@@ -955,7 +962,7 @@ def one_step(
         )
     assert meas.unpack is not None
     params, shared, centers, extras = meas.unpack(fit.theta)
-    order = np.lexsort((centers[:, 0], -shares))
+    order = np.lexsort((centers[:, 0], -shares)) if canonical else np.arange(k)
     coef, cov = rereference(fit.coef, fit.coef_cov, order)
     params = {**params, "weights": shares}
     from latentseg._stats import effective_n, wilson_interval
