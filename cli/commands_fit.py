@@ -152,6 +152,14 @@ def fit(
         Literal["nutpie", "pymc", "numpyro", "advi"] | None,
         typer.Option("--sampler", help=from_config("MCMC sampler (numpyro needs the jax extra; advi is approximate).", "model", "sampler")),
     ] = None,
+    covariates: Annotated[
+        str | None,
+        typer.Option("--covariates", help=from_config("Comma-separated columns that predict segment membership (profile columns of a survey, other columns of a table; text columns dummy-coded).", "model", "covariates", empty="none")),
+    ] = None,
+    covariates_method: Annotated[
+        Literal["one-step", "bch", "ml"] | None,
+        typer.Option("--covariates-method", help=from_config("one-step (in the EM fit; gmm, lca) or bias-adjusted three-step bch / ml.", "model", "covariates_method")),
+    ] = None,
     save: Annotated[str | None, typer.Option("--save", help="Save the fitted model as models/NAME.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --save: replace a model already saved as models/NAME.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (the documented contract).")] = False,
@@ -184,6 +192,7 @@ def fit(
     options, option_notes = fit_options(chosen, cfg, {key: checked[key] for key in given if key in overrides})
     if not data.exists():
         _fail(f"Data file '{data}' does not exist.")
+    picked = _covariate_settings(cfg, covariates, covariates_method, data, data_kind, picked)
     save_path = _save_path(save) if save is not None else None
     _check_paths(data, config, save_path)
     with contextlib.ExitStack() as hold:
@@ -212,6 +221,7 @@ def _fit_and_report(data: Path, cfg: dict[str, Any], chosen: str, k: int, data_k
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatentsegWarning)
         result = fit_model(table, chosen, k, random_seed=cfg["model"]["random_seed"], **options)
+        result, effects = _covariate_effects(result, prepared, table, data, data_kind, cfg)
     for w in caught:
         if issubclass(w.category, LatentsegWarning):
             info(f"[yellow]warning:[/] {escape(str(w.message))}")
@@ -222,9 +232,86 @@ def _fit_and_report(data: Path, cfg: dict[str, Any], chosen: str, k: int, data_k
         path = _save(save_path, result, cfg, {"data": prepared.spec_for(chosen), "notes": list(prepared.notes_for(chosen))})
         info(escape(f"saved -> {path}"))
     if as_json:
-        echo_json(result.to_dict())
+        from latentseg.decide.covariates import covariates_json
+
+        out = result.to_dict()
+        if effects is not None:
+            out["covariates"] = covariates_json(result)
+        echo_json(out)
     else:
         _print_result(result, prepared.description)
+        if effects is not None:
+            _print_covariates(effects)
+
+
+def _covariate_settings(cfg: dict[str, Any], covariates: str | None, method: str | None, data: Path, data_kind: str,
+                        picked: list[str] | None) -> list[str] | None:
+    """Put ``--covariates`` / ``--covariates-method`` into ``cfg["model"]`` (checked as config
+    values); for a score / indicator table without ``--columns``, the model columns become every
+    column but the covariates and the id (returned)."""
+    from latentseg.config import merge_config
+
+    given: dict[str, Any] = {}
+    if covariates is not None:
+        given["covariates"] = [c.strip() for c in covariates.split(",") if c.strip()]
+    if method is not None:
+        given["covariates_method"] = method
+    if given:
+        checked = merge_config({"model": given}, "options")["model"]
+        cfg["model"].update({key: checked[key] for key in given})
+    cols = list(cfg["model"].get("covariates") or [])
+    if not cols or data_kind == "survey":
+        return picked
+    clash = [c for c in (picked or []) if c in cols]
+    if clash:
+        _fail(f"Column(s) {', '.join(clash)} are both model columns (--columns) and covariates (--covariates).")
+    if picked is None:
+        from latentseg.io import read_table
+        from latentseg.prepare.core import ID_COLUMNS
+
+        names = [str(c) for c in read_table(data).columns]
+        picked = [c for c in names if c not in cols and c.lower() not in ID_COLUMNS]
+    return picked
+
+
+def _covariate_effects(result: SegmentationResult, prepared: Any, table: Any, data: Path, data_kind: str,
+                       cfg: dict[str, Any]) -> tuple[SegmentationResult, Any]:
+    """The result with its covariate effects when ``[model] covariates`` is set (one-step refits
+    it), else the result and ``None``."""
+    cols = list(cfg["model"].get("covariates") or [])
+    if not cols:
+        return result, None
+    from latentseg.decide.covariates import covariates_from_config
+
+    if data_kind == "survey":
+        profile = prepared.profile
+    else:
+        from latentseg.io import read_table
+        from latentseg.prepare.core import ID_COLUMNS
+
+        frame = read_table(data)
+        ids = [c for c in frame.columns if str(c).lower() in ID_COLUMNS]
+        absent = [c for c in cols if c not in frame.columns]
+        if absent:
+            _fail(f"{data}: covariate column(s) {', '.join(absent)} are not in the file.")
+        profile = (frame.set_index(ids[0]) if ids else frame.set_axis(table.index))[cols]
+    return covariates_from_config(result, table, profile, cfg, sample_weight=getattr(prepared, "weights", None))
+
+
+def _print_covariates(effects: Any) -> None:
+    from rich.table import Table
+
+    console = out_console()
+    title = (f"Covariates on membership ({effects.method}; log-odds against segment {effects.reference_segment}, "
+             f"SE {effects.se_method}{', penalised' if effects.penalised else ''})")
+    tab = Table(title=title, title_justify="left")
+    for name, just in (("Segment", "right"), ("Term", "left"), ("Estimate", "right"), ("SE", "right"),
+                       ("95% interval", "right"), ("Odds ratio", "right")):
+        tab.add_column(name, justify=just)  # type: ignore[arg-type]
+    for row in effects.coefficients.itertuples(index=False):
+        tab.add_row(str(row.segment), escape(str(row.term)), f"{row.estimate:.3f}", f"{row.se:.3f}",
+                    f"{row.lower:.3f} to {row.upper:.3f}", f"{row.odds_ratio:.3g}")
+    console.print(fit_table(tab, console.width))
 
 
 def register(app: typer.Typer) -> None:

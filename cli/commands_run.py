@@ -228,6 +228,8 @@ def run_cmd(
     force: ForceOpt = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another process is writing this model, wait for it instead of failing.")] = False,
     all_k: AllKOpt = False,
+    covariates: Annotated[str | None, typer.Option("--covariates", help=from_config("Comma-separated profile columns that predict segment membership (text columns dummy-coded).", "model", "covariates", empty="none"))] = None,
+    covariates_method: Annotated[Literal["one-step", "bch", "ml"] | None, typer.Option("--covariates-method", help=from_config("one-step (in the EM fit; gmm, lca) or bias-adjusted three-step bch / ml.", "model", "covariates_method"))] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -246,9 +248,14 @@ def run_cmd(
     input, and one process at a time writes a model (another gets an error, or waits with --wait).
     """
     state.quiet = state.quiet or quiet
+    cov_over: dict[str, Any] = {}
+    if covariates is not None:
+        cov_over["covariates"] = [c.strip() for c in covariates.split(",") if c.strip()]
+    if covariates_method is not None:
+        cov_over["covariates_method"] = covariates_method
     _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
          models_dir=models_dir, report=not no_report, as_json=as_json, model=model.value if model else None,
-         force=force, wait=wait, all_k=all_k)
+         force=force, wait=wait, all_k=all_k, overrides={"model": cov_over} if cov_over else None)
 
 def demo_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report. Default: latentseg_output.")] = None,

@@ -117,6 +117,7 @@ class PipelineResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (what ``latentseg run --json`` prints)."""
+        from latentseg.decide.covariates import covariates_json
         from latentseg.io.jsonsafe import json_safe
 
         d = self.result.to_dict()
@@ -153,6 +154,7 @@ class PipelineResult:
                     "excluded": self.cleaning.n_excluded,
                     "counts": dict(self.cleaning.counts),
                 },
+                **({"covariates": cov} if (cov := covariates_json(self.result)) is not None else {}),
                 "warnings": list(self.warnings),
                 "seconds": round(self.seconds, 2),
                 "steps": {k: round(v, 2) for k, v in self.steps.items()},
@@ -404,6 +406,7 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
     """The run itself, under the model's lock."""
     from latentseg.choose.keep import baseline_comparison, keep
     from latentseg.decide.core import decide
+    from latentseg.decide.covariates import covariates_from_config
     from latentseg.prepare.core import prepare
 
     with warnings.catch_warnings(record=True) as caught:
@@ -426,6 +429,8 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
                 chosen_k = ks[0]
                 notes.append(f"k = {chosen_k} was fixed on the command line although no fit there is admissible")
             result, fam, why = keep(selection, prepared, kept, int(chosen_k), options, seed)
+            result = covariates_from_config(result, prepared.data_for(fam), prepared.profile, cfg,
+                                            sample_weight=getattr(prepared, "weights", None))[0]
         with step("decide"):
             decisions = decide(result, prepared.scores, prepared.outcomes, prepared.profile, cfg,
                                reduction=prepared.reduction, source=str(survey_path))

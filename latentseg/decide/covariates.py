@@ -50,7 +50,16 @@ from latentseg.models._mnlogit import (
     rereference,
 )
 
-__all__ = ["COVARIATE_METHODS", "CovariateEffects", "covariate_effects", "error_matrix", "marginal_effects"]
+__all__ = [
+    "COVARIATE_METHODS",
+    "CovariateEffects",
+    "apply_covariates",
+    "covariate_effects",
+    "covariates_from_config",
+    "covariates_json",
+    "error_matrix",
+    "marginal_effects",
+]
 
 #: The estimators :func:`covariate_effects` knows.
 COVARIATE_METHODS = ("one-step", "bch", "ml")
@@ -402,3 +411,117 @@ def marginal_effects(
     rows = [(s, t, float(e), float(v), float(e - _Z95 * v), float(e + _Z95 * v)) for (s, t), e, v in zip(labels, est, se)]
     df = pd.DataFrame(rows, columns=["segment", "term", "estimate", "se", "lower", "upper"])
     return df.sort_values(["segment"], kind="stable").reset_index(drop=True)
+
+
+def apply_covariates(
+    result: Any,
+    data: Any,
+    covariates: pd.DataFrame,
+    columns: Sequence[str],
+    method: str,
+    *,
+    sample_weight: Any = None,
+) -> tuple[Any, CovariateEffects]:
+    """Estimate covariate effects and keep them with the result (what ``fit`` and ``run`` do).
+
+    ``"one-step"`` refits the mixture with the covariates (the returned result is the covariate
+    model, in canonical order); ``"bch"`` and ``"ml"`` leave the segmentation as it is. Either
+    way the result carries ``extras["covariates"]`` (the coefficient table),
+    ``extras["covariate_marginal_effects"]`` and ``settings["covariates_method"]``, so a saved
+    model keeps them and :func:`covariates_json` rebuilds the JSON contract.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    data : DataFrame
+        The model input (one-step refits on it).
+    covariates : DataFrame
+        Indexed by respondent id.
+    columns : sequence of str
+    method : {"one-step", "bch", "ml"}
+    sample_weight : array-like, shape (n,), optional
+
+    Returns
+    -------
+    (SegmentationResult, CovariateEffects)
+
+    Examples
+    --------
+    >>> from latentseg.research.simulate import simulate_covariate_mixture
+    >>> from latentseg.models.gmm import fit_gmm
+    >>> sim = simulate_covariate_mixture(300, 2, random_seed=4)
+    >>> res, eff = apply_covariates(fit_gmm(sim.data, 2, random_seed=1), sim.data, sim.covariates, ["age"], "ml")
+    >>> covariates_json(res)["method"], len(covariates_json(res)["coefficients"])
+    ('ml', 2)
+    """
+    import dataclasses
+
+    if method == "one-step":
+        w = sample_weight if sample_weight is not None else getattr(result, "sample_weight", None)
+        result = one_step(result, data, covariates, columns=columns, sample_weight=w)
+    effects = covariate_effects(result, covariates, method, columns=columns, sample_weight=sample_weight)
+    settings = {**dict(result.settings), "covariates_method": method,
+                "covariates_info": {"reference_segment": effects.reference_segment, "se_method": effects.se_method,
+                                    "n": effects.n, "excluded": [str(i) for i in effects.excluded],
+                                    "penalised": effects.penalised, "separated": list(effects.separated),
+                                    "weighted": effects.weighted}}
+    extras = {**dict(result.extras), "covariates": effects.coefficients,
+              "covariate_marginal_effects": effects.marginal_effects}
+    return dataclasses.replace(result, settings=settings, extras=extras), effects
+
+
+def covariates_json(result: Any) -> dict[str, Any] | None:
+    """The ``"covariates"`` object of the JSON contract from a result that carries covariate
+    effects (:func:`apply_covariates`, or a one-step fit), else ``None``.
+
+    Examples
+    --------
+    >>> covariates_json(type("R", (), {"settings": {}, "extras": {}})()) is None
+    True
+    """
+    from latentseg.io.jsonsafe import json_safe
+
+    method = result.settings.get("covariates_method")
+    table = result.extras.get("covariates")
+    if method is None or not isinstance(table, pd.DataFrame):
+        return None
+    info = dict(result.settings.get("covariates_info", {}))
+    ame = result.extras.get("covariate_marginal_effects")
+    return json_safe({
+        "method": method,
+        "reference_segment": int(info.get("reference_segment", 1)),
+        **{key: value for key, value in info.items() if key != "reference_segment"},
+        "coefficients": table.to_dict(orient="records"),
+        "marginal_effects": [] if not isinstance(ame, pd.DataFrame) else ame.to_dict(orient="records"),
+    })
+
+
+def covariates_from_config(result: Any, data: Any, profile: pd.DataFrame, cfg: Any, *,
+                           sample_weight: Any = None) -> tuple[Any, CovariateEffects | None]:
+    """:func:`apply_covariates` with the columns and method of ``[model] covariates`` /
+    ``covariates_method``, the covariates taken from the survey's profile columns; the result
+    unchanged and ``None`` when no covariates are configured.
+
+    Raises
+    ------
+    ConfigError
+        A configured covariate that is not a profile column.
+
+    Examples
+    --------
+    >>> covariates_from_config("r", None, pd.DataFrame(), {"model": {"covariates": []}})
+    ('r', None)
+    """
+    cols = [str(c) for c in (cfg.get("model", {}).get("covariates") or [])]
+    if not cols:
+        return result, None
+    method = str(cfg["model"].get("covariates_method", "bch"))
+    absent = [c for c in cols if c not in profile.columns]
+    if absent:
+        have = list(profile.columns)
+        raise ConfigError(
+            f"Covariate column(s) {format_rows(absent)} are not profile columns of the survey"
+            + (f" (it has {format_rows(have, 12)})" if have else " (it has none)")
+            + "; name profile columns in [model] covariates / --covariates."
+        )
+    return apply_covariates(result, data, profile, cols, method, sample_weight=sample_weight)
