@@ -265,11 +265,14 @@ def _covariate_settings(cfg: dict[str, Any], covariates: str | None, method: str
     clash = [c for c in (picked or []) if c in cols]
     if clash:
         _fail(f"Column(s) {', '.join(clash)} are both model columns (--columns) and covariates (--covariates).")
-    if picked is None:
-        from latentseg.io import read_table
-        from latentseg.prepare.core import ID_COLUMNS
+    from latentseg.io import read_table
+    from latentseg.prepare.core import ID_COLUMNS
 
-        names = [str(c) for c in read_table(data).columns]
+    names = [str(c) for c in read_table(data).columns]
+    absent = [c for c in cols if c not in names]
+    if absent:
+        _fail(f"{data}: covariate column(s) {', '.join(absent)} are not in the file.")
+    if picked is None:
         picked = [c for c in names if c not in cols and c.lower() not in ID_COLUMNS]
     return picked
 

@@ -306,3 +306,48 @@ def test_ml_three_step_on_a_fixed_error_matrix_is_an_em_with_no_free_measurement
     cf = fit_concomitant(MeasurementModel(np.zeros(0), lambda t: logE), np.c_[np.ones(n), x], z)
     ml = fit_mnlogit(z, np.c_[np.ones(n), x])
     np.testing.assert_allclose(cf.coef, ml.coef, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the CLI
+def _fit_cli(*args: object) -> object:
+    from typer.testing import CliRunner
+
+    from latentseg.cli.app import app
+
+    return CliRunner().invoke(app, ["fit", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def cov_csv(tmp_path_factory: pytest.TempPathFactory) -> object:
+    sim = simulate_covariate_mixture(300, 2, kind="scores", d=3, random_seed=8)
+    frame = sim.data.join(sim.covariates[["age", "region"]])
+    frame.insert(0, "respondent_id", [f"r{i:03d}" for i in range(len(frame))])
+    path = tmp_path_factory.mktemp("cov") / "scores.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("method", ["one-step", "bch", "ml"])
+def test_fit_cli_json_carries_the_covariates_contract(cov_csv: object, method: str) -> None:
+    out = _fit_cli(cov_csv, "--k", 2, "--data-kind", "scores", "--model", "gmm", "--n-init", 2,
+                   "--covariates", "age,region", "--covariates-method", method, "--json")
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    cov = d["covariates"]
+    assert cov["method"] == method and cov["reference_segment"] == 1
+    assert [c["term"] for c in cov["coefficients"]] == ["(intercept)", "age", "region[EU]", "region[APAC]"]
+    assert {"segment", "estimate", "se", "lower", "upper", "odds_ratio"} <= set(cov["coefficients"][0])
+    assert cov["marginal_effects"] and d["settings"]["covariates_method"] == method
+    # the covariates are not model columns: 3 score columns only
+    assert list(d["segments"][0]["center"]) == ["x1", "x2", "x3"]
+    if method == "one-step":
+        assert d["n_params"] == (2 * 3 * 2 + 1) + 3  # VVI with 3 columns + 3 coefficients
+
+
+def test_fit_cli_bad_covariates_exit_1_with_one_message(cov_csv: object) -> None:
+    out = _fit_cli(cov_csv, "--k", 2, "--data-kind", "scores", "--covariates", "age,nope")
+    assert out.exit_code == 1 and "covariate column(s) nope are not in the file" in out.output
+    out = _fit_cli(cov_csv, "--k", 2, "--data-kind", "scores", "--model", "kmeans", "--covariates", "age,region",
+                   "--covariates-method", "one-step")
+    assert out.exit_code == 1 and "Use the three-step methods (bch, ml)" in out.output
+    assert "Traceback" not in out.output
