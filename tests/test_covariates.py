@@ -231,7 +231,9 @@ def test_one_step_loglik_equals_stepmix(kind: str) -> None:
 def test_three_step_ml_and_bch_equal_stepmix_on_the_same_memberships() -> None:
     """StepMix 3.0.0, ``n_steps=3``, ``correction="ML"`` / ``"BCH"`` (modal assignment), from the
     step-1 memberships StepMix itself found: the ML log-likelihood at the optimum agrees to 1e-6
-    (measured ~1e-9) and so do the coefficients of ML and BCH (atol 1e-5; measured ~1e-8)."""
+    (measured < 1e-10 over 10 data sets, benchmarks/results/covariates.json), the BCH coefficients
+    to 1e-8 (measured < 2e-13) and the ML coefficients to 1e-4 (measured up to 1.1e-5: StepMix's EM
+    stops on the change of its average log-likelihood, where the optimum is flat)."""
     sm_mod = _stepmix()
     sim = simulate_covariate_mixture(500, 3, kind="scores", d=4, separation=2.5, random_seed=2)
     d = covariate_design(sim.covariates)
@@ -255,9 +257,9 @@ def test_three_step_ml_and_bch_equal_stepmix_on_the_same_memberships() -> None:
     ml = covariate_effects(r, cov, "ml")
     bch = covariate_effects(r, cov, "bch")
     assert abs(ml.loglik - out["ML"][0]) < 1e-6
-    for ours, beta in ((ml, out["ML"][1]), (bch, out["BCH"][1])):
+    for ours, beta, tol in ((ml, out["ML"][1], 1e-4), (bch, out["BCH"][1], 1e-8)):
         theirs = (beta[1:] - beta[0]).T  # (m, k-1) against class 0
-        np.testing.assert_allclose(ours.coef, theirs, atol=1e-5)
+        np.testing.assert_allclose(ours.coef, theirs, atol=tol)
 
 
 # ----------------------------------------------------------------------------- coverage

@@ -384,6 +384,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "current_solution_column": smap_meta.get("current_solution_column"),
         "comparison": meta.get("comparison"),
         "finder": meta.get("finder_summary"),
+        **_covariates_context(result),
         **figures,
         **_table_context(meta, tables, names),
         **_appendix_context(result, meta),
@@ -597,6 +598,21 @@ def _write_side_tables(
         if key in tables:
             _write_table(ctx, key, tables[key])
     _write_json(ctx, "model_summary", saved.summary())
+
+
+def _covariates_context(result: Any) -> dict[str, Any]:
+    """The covariates-on-membership table (``[model] covariates``), when the result carries one."""
+    tab = result.extras.get("covariates")
+    if not isinstance(tab, pd.DataFrame) or "covariates_method" not in result.settings:
+        return {"covariates_table": None, "covariates_note": ""}
+    info = dict(result.settings.get("covariates_info", {}))
+    shown = tab[tab["term"] != "(intercept)"]
+    note = (f"Log-odds of each segment against segment {info.get('reference_segment', 1)} "
+            f"({result.settings['covariates_method']}; standard errors: {info.get('se_method', '')}"
+            f"{'; penalised for separation' if info.get('penalised') else ''}; 95% intervals; "
+            f"{len(info.get('excluded', []))} respondent(s) with a missing covariate left out).")
+    return {"covariates_table": _html_table(shown, ["segment", "term", "estimate", "lower", "upper", "odds_ratio"]),
+            "covariates_note": note}
 
 
 def _table_context(meta: Mapping[str, Any], tables: Mapping[str, Any], names: Sequence[str] = ()) -> dict[str, Any]:
