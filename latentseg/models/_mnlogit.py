@@ -818,8 +818,8 @@ def coefficient_table(
     Examples
     --------
     >>> t = coefficient_table(np.array([[0.1], [0.8]]), np.diag([0.01, 0.04]), ["(intercept)", "x"])
-    >>> t.loc[1, ["segment", "term", "estimate", "se"]].tolist()
-    [2, 'x', 0.8, 0.2]
+    >>> [(int(r.segment), r.term, float(r.estimate), float(r.se)) for r in t.itertuples()][1]
+    (2, 'x', 0.8, 0.2)
     """
     m, k1 = coef.shape
     segs = list(segments) if segments is not None else [s for s in range(1, k1 + 2) if s != reference]
@@ -846,7 +846,7 @@ def rereference(coef: np.ndarray, cov: np.ndarray, order: Sequence[int]) -> tupl
     --------
     >>> c, v = rereference(np.array([[1.0]]), np.eye(1), [1, 0])
     >>> c.tolist(), v.tolist()
-    [[-1.0]], [[1.0]]
+    ([[-1.0]], [[1.0]])
     """
     m, k1 = coef.shape
     k = k1 + 1
