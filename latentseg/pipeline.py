@@ -406,13 +406,14 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
     """The run itself, under the model's lock."""
     from latentseg.choose.keep import baseline_comparison, keep
     from latentseg.decide.core import decide
-    from latentseg.decide.covariates import covariates_from_config
+    from latentseg.decide.covariates import check_covariates_config, covariates_from_config
     from latentseg.prepare.core import prepare
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatentsegWarning)
         with step("prepare"):
             prepared = prepare(survey_path, cfg, families=everyone)
+            check_covariates_config(cfg, prepared.profile, kept)
         notes = list(prepared.notes)
         options = {}
         for fam in everyone:

@@ -351,5 +351,35 @@ def test_fit_cli_bad_covariates_exit_1_with_one_message(cov_csv: object) -> None
     assert out.exit_code == 1 and "covariate column(s) nope are not in the file" in out.output
     out = _fit_cli(cov_csv, "--k", 2, "--data-kind", "scores", "--model", "kmeans", "--covariates", "age,region",
                    "--covariates-method", "one-step")
-    assert out.exit_code == 1 and "Use the three-step methods (bch, ml)" in out.output
+    assert out.exit_code == 1 and "Use --covariates-method bch or ml" in out.output
     assert "Traceback" not in out.output
+
+
+def test_run_cli_puts_covariates_in_the_json_and_the_saved_model(tmp_path: object) -> None:
+    """``latentseg run --covariates`` on the bundled example: the profile columns become
+    covariates, the run's JSON carries the contract and the saved model keeps the table."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from latentseg.cli.app import app
+    from latentseg.deliver.artifacts import load_model
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    out = CliRunner().invoke(app, ["run", str(ex / "project_survey.csv"), "-c", str(ex / "latentseg.toml"),
+                                   "--models", "gmm", "--k", "3", "--no-report", "--models-dir", str(tmp_path),
+                                   "--name", "cov", "--covariates", "role,company_size", "--covariates-method", "ml",
+                                   "--json", "--quiet"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    cov = d["covariates"]
+    assert cov["method"] == "ml" and cov["n"] == d["n"]
+    assert {c["segment"] for c in cov["coefficients"]} == {2, 3}
+    assert any(c["term"].startswith("role[") for c in cov["coefficients"])
+    saved = load_model(Path(str(tmp_path)) / "cov").result
+    assert saved.settings["covariates_method"] == "ml"
+    assert len(saved.extras["covariates"]) == len(cov["coefficients"])
+    bad = CliRunner().invoke(app, ["run", str(ex / "project_survey.csv"), "-c", str(ex / "latentseg.toml"),
+                                   "--models", "gmm", "--k", "3", "--no-report", "--models-dir", str(tmp_path),
+                                   "--name", "bad", "--covariates", "shoe_size"])
+    assert bad.exit_code == 1 and "Covariate column(s) [shoe_size] are not profile columns" in bad.output

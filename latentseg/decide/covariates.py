@@ -54,6 +54,7 @@ __all__ = [
     "COVARIATE_METHODS",
     "CovariateEffects",
     "apply_covariates",
+    "check_covariates_config",
     "covariate_effects",
     "covariates_from_config",
     "covariates_json",
@@ -512,10 +513,31 @@ def covariates_from_config(result: Any, data: Any, profile: pd.DataFrame, cfg: A
     >>> covariates_from_config("r", None, pd.DataFrame(), {"model": {"covariates": []}})
     ('r', None)
     """
-    cols = [str(c) for c in (cfg.get("model", {}).get("covariates") or [])]
+    cols = check_covariates_config(cfg, profile, result.model)
     if not cols:
         return result, None
     method = str(cfg["model"].get("covariates_method", "bch"))
+    return apply_covariates(result, data, profile, cols, method, sample_weight=sample_weight)
+
+
+def check_covariates_config(cfg: Any, profile: pd.DataFrame, model: str | None = None) -> list[str]:
+    """The configured covariate columns, checked before any fitting: each must be a profile
+    column, and ``one-step`` needs a ``gmm`` or ``lca`` model (``model``, when known).
+
+    Raises
+    ------
+    ConfigError
+
+    Examples
+    --------
+    >>> check_covariates_config({"model": {"covariates": ["region"]}}, pd.DataFrame({"region": ["a"]}))
+    ['region']
+    """
+    from latentseg.models.families import GMM, LCA
+
+    cols = [str(c) for c in (cfg.get("model", {}).get("covariates") or [])]
+    if not cols:
+        return cols
     absent = [c for c in cols if c not in profile.columns]
     if absent:
         have = list(profile.columns)
@@ -524,4 +546,9 @@ def covariates_from_config(result: Any, data: Any, profile: pd.DataFrame, cfg: A
             + (f" (it has {format_rows(have, 12)})" if have else " (it has none)")
             + "; name profile columns in [model] covariates / --covariates."
         )
-    return apply_covariates(result, data, profile, cols, method, sample_weight=sample_weight)
+    if cfg["model"].get("covariates_method") == "one-step" and model is not None and model not in (GMM, LCA):
+        raise ConfigError(
+            f"One-step covariates are available for the '{GMM}' and '{LCA}' models; the model is '{model}'. "
+            "Use --covariates-method bch or ml."
+        )
+    return cols
