@@ -513,7 +513,7 @@ def covariates_from_config(result: Any, data: Any, profile: pd.DataFrame, cfg: A
     >>> covariates_from_config("r", None, pd.DataFrame(), {"model": {"covariates": []}})
     ('r', None)
     """
-    cols = check_covariates_config(cfg, profile, result.model)
+    cols = check_covariates_config(cfg, profile, getattr(result, "model", None))
     if not cols:
         return result, None
     method = str(cfg["model"].get("covariates_method", "bch"))
