@@ -510,10 +510,12 @@ def covariates_from_config(result: Any, data: Any, profile: pd.DataFrame, cfg: A
 
     Examples
     --------
-    >>> covariates_from_config("r", None, pd.DataFrame(), {"model": {"covariates": []}})
-    ('r', None)
+    >>> from latentseg.result import SegmentationResult
+    >>> r = SegmentationResult.from_memberships("gmm", np.eye(2), centers=np.eye(2), feature_names=("a", "b"))
+    >>> covariates_from_config(r, None, pd.DataFrame(), {"model": {"covariates": []}})[1] is None
+    True
     """
-    cols = check_covariates_config(cfg, profile, getattr(result, "model", None))
+    cols = check_covariates_config(cfg, profile, result.model)
     if not cols:
         return result, None
     method = str(cfg["model"].get("covariates_method", "bch"))
