@@ -522,8 +522,8 @@ def fit_lca(
         Covariates on membership (one-step latent class regression, as poLCA's formula
         ``cbind(...) ~ x``): the class proportions become a multinomial logit on these columns
         (aligned with the rows; categorical columns dummy-coded), fitted jointly by EM started from
-        the fit without them (:func:`latentseg.models._mnlogit.one_step`); nominal and binary
-        measurement. Coefficients in ``extras["covariates"]``; ``n_params`` adds
+        the fit without them (:func:`latentseg.models._mnlogit.one_step`); every measurement.
+        Coefficients in ``extras["covariates"]``; ``n_params`` adds
         ``(m - 1)(k - 1)`` coefficients.
 
     Returns
@@ -849,7 +849,7 @@ def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarra
     Parameters
     ----------
     result : SegmentationResult
-        From :func:`fit_lca` with ``measurement`` ``"categorical"`` or ``"binary"``.
+        From :func:`fit_lca`.
     data : DataFrame or array-like, shape (n, J)
         The indicators it was fitted on.
     rows : ndarray of int, optional
@@ -859,10 +859,8 @@ def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarra
     -------
     MeasurementModel
 
-    Raises
-    ------
-    ConfigError
-        An ordinal latent class model (not supported with covariates yet).
+    Ordinal models: segment locations and the free thresholds of each item (the last is minus
+    the sum of the others), numeric scores, the M-step a few of the fit's damped Newton steps.
 
     Examples
     --------
@@ -876,8 +874,7 @@ def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarra
 
     _check_result(result)
     if result.settings.get("measurement") == "ordinal":
-        raise ConfigError("Covariates on membership are not available for the ordinal latent class model yet; "
-                          "use measurement='categorical', or the three-step methods (bch, ml).")
+        return _ordinal_covariate_measurement(result, data, rows)
     codes = encode_new_indicators(result, data)
     if rows is not None:
         codes = codes[rows]
@@ -949,3 +946,74 @@ def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarra
 
     n_free = count_free_params(k, n_cat, str(result.settings.get("measurement", "categorical"))) - (k - 1)
     return MeasurementModel(to_theta(logW0), log_density, m_step, scores, n_free, unpack)
+
+
+def _ordinal_covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarray | None) -> Any:
+    """:func:`covariate_measurement` for the ordinal (adjacent-category logit) model."""
+    from latentseg.models._mnlogit import MeasurementModel
+
+    codes = encode_new_indicators(result, data)
+    if rows is not None:
+        codes = codes[rows]
+    probs0 = np.asarray(result.params["probs"], dtype=float)
+    n_cat = (~np.isnan(probs0[0])).sum(axis=1)
+    k, J = probs0.shape[:2]
+    cmax = int(n_cat.max())
+    X, offsets = onehot(codes, n_cat)
+    valid = np.arange(cmax)[None, :] < n_cat[:, None]
+    tvalid = valid[:, 1:]
+    vpad = valid[:, None, :].astype(float)
+    prior = float(result.settings.get("prior", 0.0))
+    # free thresholds: the first C_j - 2 of each item (the last is minus their sum)
+    free_t = tvalid.copy()
+    free_t[np.arange(J), n_cat - 2] = False
+    nb = J * k
+
+    def split(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beta = t[:nb].reshape(J, k)
+        tau = np.zeros((J, cmax - 1))
+        tau[free_t] = t[nb:]
+        tau[np.arange(J), n_cat - 2] = -(tau * free_t).sum(axis=1)
+        return beta, tau
+
+    def pack(beta: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        return np.r_[beta.ravel(), tau[free_t]]
+
+    def log_w(t: np.ndarray) -> np.ndarray:
+        beta, tau = split(t)
+        return _ordinal_to_flat(_ordinal_logp(beta, tau, valid)[None], n_cat)[0]  # (k, D)
+
+    def log_density(t: np.ndarray) -> np.ndarray:
+        return X @ np.maximum(log_w(t), _LOG_FLOOR).T
+
+    def m_step(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+        beta, tau = split(t)
+        N = _pad_counts((R.T @ X)[None], n_cat, offsets) + prior * vpad
+        b, tt = _ordinal_newton(N, beta[None], tau[None], valid, steps=3)
+        return pack(b[0], tt[0])
+
+    cats = result.extras["categories"]
+
+    def unpack(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+        beta, tau = split(t)
+        probs = flat_to_padded(np.exp(log_w(t)), n_cat, offsets)
+        vals = np.zeros((J, cmax))
+        rows_ = []
+        for j, item in enumerate(result.feature_names):
+            sub = cats[cats["item"] == item].sort_values("code")
+            v = sub["value"].to_numpy(dtype=float)
+            vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
+            for c in range(k):
+                for m, key in enumerate(sub["category"]):
+                    rows_.append((c + 1, item, key, float(probs[c, j, m])))
+        centers = np.nansum(probs * vals[None], axis=2)
+        table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
+        thr = tau.copy()
+        thr[~tvalid] = np.nan
+        return ({"probs": probs, "locations": beta.T.copy()}, {"thresholds": thr}, centers,
+                {"item_probs": table.sort_values("segment", kind="stable").reset_index(drop=True)})
+
+    beta0 = np.asarray(result.params["locations"], dtype=float).T  # (J, k)
+    tau0 = np.nan_to_num(np.asarray(result.shared_params["thresholds"], dtype=float))
+    n_free = count_free_params(k, n_cat, "ordinal") - (k - 1)
+    return MeasurementModel(pack(beta0, tau0), log_density, m_step, None, n_free, unpack)
