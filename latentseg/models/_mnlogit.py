@@ -895,7 +895,8 @@ def one_step(
     columns : sequence of str, optional
         Covariate columns (default: all of ``covariates``).
     sample_weight : array-like, shape (n,), optional
-        Survey weights, used as given (pseudo-log-likelihood).
+        Survey weights, used as given (pseudo-log-likelihood); default the result's own
+        ``sample_weight`` when it has one.
     penalty : {"auto", "none", "ridge"}
     max_iter, tol
         EM controls (see :func:`fit_concomitant`).
@@ -936,6 +937,8 @@ def one_step(
     design = covariate_design(covariates, columns, respondent_ids=result.respondent_ids)
     ok = design.complete
     n = result.n
+    if sample_weight is None:  # a weighted fit carries its weights (the survey-weights contract)
+        sample_weight = getattr(result, "sample_weight", None)
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if w is not None and w.shape != (n,):
         raise ConfigError(f"sample_weight must have shape ({n},); got {w.shape}.")
