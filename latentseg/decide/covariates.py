@@ -273,6 +273,11 @@ def covariate_effects(
                                   canonical=False)
         spec = fitted.settings["covariates"]
         design = covariate_design(covariates, spec["columns"], respondent_ids=fitted.respondent_ids)
+        if list(design.terms) != list(spec["terms"]):
+            raise ConfigError(
+                f"These covariates code as {format_rows(design.terms, 12)}, but the one-step model was fitted on "
+                f"{format_rows(spec['terms'], 12)}; pass the covariates it was fitted with."
+            )
         ok = design.complete
         _warn_excluded(design)
         coef = np.asarray(fitted.extras["covariate_coef"], dtype=float)
