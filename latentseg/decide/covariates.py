@@ -60,6 +60,7 @@ __all__ = [
     "covariates_json",
     "error_matrix",
     "marginal_effects",
+    "reweight_memberships",
 ]
 
 #: The estimators :func:`covariate_effects` knows.
@@ -171,6 +172,49 @@ def error_matrix(memberships: np.ndarray, sample_weight: Any = None, classificat
     if np.any(size <= 0):
         raise FitError(f"Segments {[int(j) + 1 for j in np.flatnonzero(size <= 0)]} have no membership at all.")
     return num / size[:, None]
+
+
+def reweight_memberships(memberships: np.ndarray, sample_weight: Any, *, max_iter: int = 1000,
+                         tol: float = 1e-12) -> np.ndarray:
+    """Posterior memberships of an unweighted fit, moved to the survey-weighted segment shares.
+
+    An EM fit's memberships are ``z_ic ∝ pi_c f_c(y_i)`` with ``pi = mean_i z_i`` (the fixed
+    point). Under a design where selection depends on the segment the unweighted ``pi`` is biased
+    but the within-segment densities ``f_c`` are not; this keeps the ``f_c`` and solves for the
+    weighted proportions ``pi_w = sum_i w_i z_i(pi_w) / sum_i w_i`` (EM on the proportions
+    alone), returning ``z_i(pi_w)``. The three-step methods use it when they are given weights
+    for a result fitted without them (a weighted fit's memberships are used as they are).
+
+    Parameters
+    ----------
+    memberships : ndarray, shape (n, k)
+    sample_weight : array-like, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+
+    Examples
+    --------
+    >>> z = np.array([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.1, 0.9]])
+    >>> w = np.array([1.0, 1.0, 3.0, 3.0])
+    >>> (w @ reweight_memberships(z, w) / w.sum()).round(4).tolist()  # the weighted shares
+    [0.1875, 0.8125]
+    """
+    z = np.asarray(memberships, dtype=float)
+    w = np.asarray(sample_weight, dtype=float)
+    pi0 = np.clip(z.mean(axis=0), 1e-300, None)
+    pi = (w @ z) / w.sum()
+    for _ in range(max_iter):
+        zn = z * (pi / pi0)
+        zn /= zn.sum(axis=1, keepdims=True)
+        new = (w @ zn) / w.sum()
+        if np.abs(new - pi).max() < tol:
+            pi = new
+            break
+        pi = new
+    zn = z * (pi / pi0)
+    return zn / zn.sum(axis=1, keepdims=True)
 
 
 def _classify(z: np.ndarray, classification: str) -> np.ndarray:
@@ -290,7 +334,10 @@ def covariate_effects(
         design = covariate_design(covariates, columns, respondent_ids=result.respondent_ids)
         ok = design.complete
         _warn_excluded(design)
-        z = np.asarray(result.memberships, dtype=float)[ok]
+        z = np.asarray(result.memberships, dtype=float)
+        if w_all is not None and getattr(result, "sample_weight", None) is None:
+            z = reweight_memberships(z, w_all)
+        z = z[ok]
         w = None if w_all is None else w_all[ok]
         D = error_matrix(z, w, classification)
         C = _classify(z, classification)
