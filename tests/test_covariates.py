@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentseg.decide.covariates import covariate_effects, error_matrix
+from latentseg.decide.covariates import covariate_effects, error_matrix, reweight_memberships
 from latentseg.errors import ConfigError, LatentsegWarning
 from latentseg.models._mnlogit import (
     SeparationWarning,
@@ -129,9 +129,15 @@ def test_one_step_and_three_step_weights_equal_duplicated_rows(sim3: object, gmm
         params=gmm3.params, shared_params=gmm3.shared_params, settings=gmm3.settings)
     cov_dup = sim3.covariates.iloc[rep].set_axis(ids)
     data_dup = sim3.data.iloc[rep].set_axis(ids)
+    # the weighted three-step first moves the memberships of this unweighted fit to the weighted
+    # shares (reweight_memberships); the duplicated rows carry those memberships
+    zw = reweight_memberships(gmm3.memberships, w)
+    dup3 = SegmentationResult.from_memberships("gmm", zw[rep], centers=gmm3.centers, feature_names=gmm3.feature_names,
+                                               respondent_ids=ids)
+    assert dup3.respondent_ids.equals(ids) and np.allclose(dup3.memberships, zw[rep])  # order kept
     for method in ("bch", "ml"):
         a = covariate_effects(gmm3, sim3.covariates, method, sample_weight=w)
-        b = covariate_effects(dup, cov_dup, method)
+        b = covariate_effects(dup3, cov_dup, method)
         np.testing.assert_allclose(a.coef, b.coef, atol=1e-7)
     a1 = one_step(gmm3, sim3.data, sim3.covariates, sample_weight=w)
     b1 = one_step(dup, data_dup, cov_dup)
