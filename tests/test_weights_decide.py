@@ -175,6 +175,23 @@ def test_rao_scott_matches_stored_r_numbers(name):
     np.testing.assert_allclose((rs.statistic, rs.ndf, rs.ddf, rs.p_value), R_REFERENCE[name], rtol=1e-6)
 
 
+# Stored reference for the numeric overlay's design-based Kruskal-Wallis, printed by R 4.3 / survey 4.1-1:
+#   i <- 0:199; d <- data.frame(g = i %% 3 + 1, y = (i * 17) %% 23 + 2 * (i %% 3), w = 1 + ((i * 7) %% 5) / 2 + (i %% 3 == 2))
+#   r <- svyranktest(y ~ g, svydesign(ids = ~1, weights = ~w, data = d), test = "KruskalWallis")
+#   cat(sprintf("%.15g", c(r$parameter, r$statistic, r$ddf, r$p.value)))
+R_RANKTEST = (9.22570628449352, 2, 197, 0.0110193889053257)  # chi2, ndf, ddf, p
+
+
+def test_weighted_rank_test_matches_stored_r_numbers():
+    i = np.arange(200)
+    g = i % 3 + 1
+    frame = pd.DataFrame({"y": (i * 17) % 23 + 2.0 * (i % 3)})
+    w = 1 + ((i * 7) % 5) / 2 + (i % 3 == 2)
+    o = overlay(_hard(g, pd.RangeIndex(200)), frame, sample_weight=w)["y"]
+    assert o.test.startswith("design-based Kruskal-Wallis")
+    np.testing.assert_allclose((o.statistic, o.df, o.ddf, o.p_value), R_RANKTEST, rtol=1e-6)
+
+
 def _r_survey_available() -> bool:
     if shutil.which("Rscript") is None:
         return False
@@ -183,7 +200,8 @@ def _r_survey_available() -> bool:
 
 
 def test_overlay_rao_scott_matches_live_r(tmp_path):
-    """overlay() on hard segments against survey::svychisq on the same tables (two seeds), to 1e-6."""
+    """overlay() on hard segments against survey::svychisq (categorical) and svyranktest (numeric)
+    on the same data (two seeds), to 1e-6."""
     if not _r_survey_available():
         pytest.skip("R with the survey package is not installed (apt-get install r-cran-survey)")
     got, paths = [], []
@@ -193,15 +211,19 @@ def test_overlay_rao_scott_matches_live_r(tmp_path):
         labels = rng.integers(1, 4, n)
         role = np.where(rng.random(n) < 0.25 + 0.15 * labels, "ops", np.where(rng.random(n) < 0.5, "pm", "finance"))
         w = np.exp(rng.normal(0, 0.8, n)) * (1 + (role == "ops"))
+        size = np.round(rng.normal(50 + 3 * labels, 10, n))  # ties
         r = _hard(labels, pd.RangeIndex(n))
-        ov = overlay(r, pd.DataFrame({"role": role}), weighting="modal", sample_weight=w)["role"]
-        got.append((ov.statistic, ov.df, ov.ddf, ov.p_value))
+        ov = overlay(r, pd.DataFrame({"role": role, "size": size}), weighting="modal", sample_weight=w)
+        got.append((ov["role"].statistic, ov["role"].df, ov["role"].ddf, ov["role"].p_value,
+                    ov["size"].statistic, ov["size"].df, ov["size"].ddf, ov["size"].p_value))
         paths.append(str(tmp_path / f"t{seed}.csv"))
-        pd.DataFrame({"a": r.assignment, "b": role, "w": w}).to_csv(paths[-1], index=False)
+        pd.DataFrame({"a": r.assignment, "b": role, "y": size, "w": w}).to_csv(paths[-1], index=False)
     code = (
         "suppressMessages(library(survey)); for (f in commandArgs(TRUE)) { d <- read.csv(f); "
-        "r <- svychisq(~a + b, svydesign(ids = ~1, weights = ~w, data = d), statistic = 'F'); "
-        "cat(sprintf('%.15g', c(r$statistic, r$parameter, r$p.value)), '\\n') }"
+        "des <- svydesign(ids = ~1, weights = ~w, data = d); r <- svychisq(~a + b, des, statistic = 'F'); "
+        "k <- svyranktest(y ~ a, des, test = 'KruskalWallis'); "
+        "cat(sprintf('%.15g', c(r$statistic, r$parameter, r$p.value, k$parameter, k$statistic, k$ddf, k$p.value)), "
+        "'\\n') }"
     )
     out = subprocess.run(["Rscript", "-e", code, *paths], capture_output=True, text=True, timeout=120, check=True)
     want = [[float(x) for x in line.split()] for line in out.stdout.strip().splitlines()]

@@ -43,9 +43,10 @@ Survey weights (``sample_weight``, default the result's own)
     ``tr(Delta)^2 / tr(Delta^2)`` and ``(n - 1)`` times as many denominator degrees of freedom,
     as ``survey::svychisq(statistic = "F")`` computes for independent units with weights (it equals
     R's to 1e-6; tests/test_weights_decide.py). Respondents in several segments count fractionally
-    in each. Numeric columns: the segments' weighted mean mid-ranks (the population CDF at each
-    value) compared by a design-based Wald test (a weighted Kruskal-Wallis), effect the weighted
-    eta^2 of the ranks. Weights that are all equal are a simple random sample: the unweighted
+    in each. Numeric columns: the segments' weighted mean ranks (the population CDF at each
+    value) compared by a design-based Wald test, referred to an F distribution, as
+    ``survey::svyranktest(test = "KruskalWallis")`` does (equal to R's to 1e-6); effect the
+    weighted eta^2 of the ranks. Weights that are all equal are a simple random sample: the unweighted
     tests, exactly.
 """
 
@@ -487,16 +488,18 @@ def _numeric(col: str, s: pd.Series, w: np.ndarray, assignment: np.ndarray, sw: 
     )
     n_ok = int(ok.sum())
     present = [j for j in range(1, k + 1) if (ok & (assignment == j)).any()]
+    ddf = None
     if len(present) < 2 or np.ptp(y[ok]) == 0:
         h, p, eta2, df = float("nan"), float("nan"), 0.0, 0
         test, how = "Kruskal-Wallis (modal assignment)", "asymptotic chi-squared, 0 df"
     elif is_weighted(sw):
         assert sw is not None
-        h, df, p, eta2 = _weighted_rank_test(y[ok], assignment[ok], sw[ok], present)
+        h, df, ddf, p, eta2 = _weighted_rank_test(y[ok], assignment[ok], sw[ok], present, n_ok)
         test = "design-based Kruskal-Wallis (survey-weighted ranks, modal assignment)"
         how = (
-            f"Wald chi-squared, {df} df, on the segments' weighted mean mid-ranks (population CDF), "
-            "linearisation covariance; effect: weighted eta^2 of the ranks"
+            f"Wald chi-squared {h:.4g} on the segments' weighted mean ranks (the population CDF), linearisation "
+            f"covariance, as F({df:g}, {ddf:g}) = chi2 / {df:g} (survey::svyranktest(test = 'KruskalWallis')); "
+            "effect: weighted eta^2 of the ranks"
         )
     else:
         groups = [y[ok & (assignment == j)] for j in present]
@@ -518,31 +521,36 @@ def _numeric(col: str, s: pd.Series, w: np.ndarray, assignment: np.ndarray, sw: 
         effect=float(eta2),
         strength=_strength(eta2, p, STRONG_ETA2, WEAK_ETA2),
         n_missing=int((~ok).sum()),
+        ddf=ddf,
         weighted=sw is not None,
     )
 
 
-def _weighted_rank_test(y: np.ndarray, groups: np.ndarray, sw: np.ndarray, present: list[int]) -> tuple[float, int, float, float]:
-    """Design-based Kruskal-Wallis: the weighted mid-ranks (the population CDF at each value,
-    ``sum_{y_j < y_i} w_j + w(ties) / 2`` over ``sum w``), their weighted mean per group and a Wald
-    test that the means are equal (linearisation covariance); the effect is the weighted share of
-    the ranks' variance between groups. Returns (statistic, df, p, eta2)."""
+def _weighted_rank_test(
+    y: np.ndarray, groups: np.ndarray, sw: np.ndarray, present: list[int], n_design: int
+) -> tuple[float, float, float, float, float]:
+    """Design-based Kruskal-Wallis, as ``survey::svyranktest(test = "KruskalWallis")`` computes it:
+    each respondent's rank is the weighted population CDF at its value (``sum`` of the weights up
+    to it less half its own, averaged over ties, over ``sum w``); the groups' weighted mean ranks are
+    compared by a Wald test with the linearisation covariance, referred to
+    ``F(chi2 / df, df, n - 1 - df)``; the effect is the weighted share of the ranks' variance
+    between groups. Returns (chi2, df, ddf, p, eta2)."""
     order = np.argsort(y, kind="stable")
     ys, ws = y[order], sw[order]
-    cum = np.cumsum(ws)
-    first = np.searchsorted(ys, ys, side="left")
-    last = np.searchsorted(ys, ys, side="right") - 1
-    below = np.where(first > 0, cum[np.maximum(first - 1, 0)], 0.0)
-    tied = cum[last] - below
+    mid = np.cumsum(ws) - ws / 2
+    _, start, counts = np.unique(ys, return_index=True, return_counts=True)
+    tie_mean = np.add.reduceat(mid, start) / counts
     ranks = np.empty_like(y)
-    ranks[order] = (below + tied / 2) / cum[-1]
+    ranks[order] = np.repeat(tie_mean, counts) / sw.sum()
     onehot = (groups[:, None] == np.asarray(present)[None, :]).astype(float)
     means, cov, size = weighted_means(ranks, onehot * sw[:, None])
-    stat, df, p = wald_equal(means, cov, len(present))
+    chi2, df, _ = wald_equal(means, cov, len(present))
+    ddf = float(n_design - 1 - df)
+    p = float(stats.f.sf(chi2 / df, df, ddf)) if df > 0 and ddf > 0 else float("nan")
     grand = float(sw @ ranks / sw.sum())
     total = float(sw @ (ranks - grand) ** 2)
     between = float(size @ (means[:, 0] - grand) ** 2)
-    return stat, df, p, (between / total if total > 0 else 0.0)
+    return chi2, float(df), ddf, p, (between / total if total > 0 else 0.0)
 
 
 def _fingerprints(cols: dict[str, ColumnOverlay], k: int) -> dict[int, list[dict[str, Any]]]:
