@@ -63,6 +63,26 @@ def test_weighted_crosstab_recovers_population_table(weighted_sample):
         assert u.row_pct.loc[j, "south"] / 100 - truth > 0.09
     assert w.weighted and w.test.startswith("Rao-Scott") and w.ddf is not None
     assert w.p_value < 1e-10  # region depends strongly on the segment
+    for weighting in ("proportional", "bch"):  # the same table by memberships (here exact): same answer
+        o = overlay(r, s.profile, weighting=weighting, sample_weight=s.weights)["region"]
+        np.testing.assert_allclose(o.row_pct, w.row_pct, rtol=1e-9)
+        assert o.p_value == pytest.approx(w.p_value, rel=1e-6)
+
+
+def test_weighted_profile_means_recover_population_means(weighted_sample):
+    s, r, lab = weighted_sample
+    south = (s.profile["region"] == "south").to_numpy()
+    scores = pd.DataFrame({"o1": 8.0 + s.labels + 4.0 * south, "o2": 12.0 - 2.0 * south}, index=s.data.index)
+    pw, pu = profile(r, scores, sample_weight=s.weights), profile(r, scores)
+    truth = np.array([8.0 + lab[j] + 4.0 * SOUTH[lab[j] - 1] for j in range(1, 4)])
+    # weighted: |error| (4 x the region-share error) <= 0.145 over seeds 1-5, tolerance 0.3;
+    # unweighted: 0.46-1.0 too high over the same draws
+    assert np.abs(pw.means["o1"].to_numpy() - truth).max() < 0.3
+    assert (pu.means["o1"].to_numpy() - truth).min() > 0.35
+    # overall mean: weighted |error| <= 0.018 (tolerance 0.05), unweighted 0.65-0.67 too low
+    pop_south = float(s.population_shares @ SOUTH)
+    assert pw.overall["o2"] == pytest.approx(12.0 - 2.0 * pop_south, abs=0.05)
+    assert pu.overall["o2"] < 12.0 - 2.0 * pop_south - 0.1
 
 
 def test_weighted_shares_recover_population_shares(weighted_sample):

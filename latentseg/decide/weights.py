@@ -228,7 +228,9 @@ def rao_scott(cells: np.ndarray, w: np.ndarray, shape: tuple[int, int], n_design
     Parameters
     ----------
     cells : ndarray, shape (n, r * c)
-        Each respondent's contribution to cell ``(a, b)`` in column ``a * c + b``.
+        Each respondent's contribution to cell ``(a, b)`` in column ``a * c + b`` (fractional
+        for membership-weighted segments; BCH weights may be negative, and a cell whose weighted
+        proportion comes out negative counts as empty).
     w : ndarray, shape (n,)
         Survey weights.
     shape : (r, c)
@@ -258,7 +260,8 @@ def rao_scott(cells: np.ndarray, w: np.ndarray, shape: tuple[int, int], n_design
     if r2 < 2 or c2 < 2:
         return RaoScott(0.0, float("nan"), 0.0, 0.0, float("nan"), float("nan"))
     keep = np.outer(keep_r, keep_c).ravel()
-    p, v = p[keep], v[np.ix_(keep, keep)]
+    # BCH-weighted cells can come out slightly negative (a nearly empty cell): count them as 0
+    p, v = np.clip(p[keep], 0.0, None), v[np.ix_(keep, keep)]
     t = p.reshape(r2, c2) * n_rows
     e = np.outer(t.sum(axis=1), t.sum(axis=0)) / t.sum()
     pearson = float(((t - e) ** 2 / e).sum())
