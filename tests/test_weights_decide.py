@@ -220,8 +220,9 @@ def _r_survey_available() -> bool:
 
 
 def test_overlay_rao_scott_matches_live_r(tmp_path):
-    """overlay() on hard segments against survey::svychisq (categorical) and svyranktest (numeric)
-    on the same data (two seeds), to 1e-6."""
+    """overlay() on hard segments against survey::svychisq (categorical) and svyranktest (numeric),
+    and the weighted distal means and their SEs against svyby(svymean), on the same data (two
+    seeds), to 1e-6."""
     if not _r_survey_available():
         pytest.skip("R with the survey package is not installed (apt-get install r-cran-survey)")
     got, paths = [], []
@@ -234,16 +235,18 @@ def test_overlay_rao_scott_matches_live_r(tmp_path):
         size = np.round(rng.normal(50 + 3 * labels, 10, n))  # ties
         r = _hard(labels, pd.RangeIndex(n))
         ov = overlay(r, pd.DataFrame({"role": role, "size": size}), weighting="modal", sample_weight=w)
+        dist = distal(r, pd.DataFrame({"size": size}), ["size"], method="modal", sample_weight=w).table
         got.append((ov["role"].statistic, ov["role"].df, ov["role"].ddf, ov["role"].p_value,
-                    ov["size"].statistic, ov["size"].df, ov["size"].ddf, ov["size"].p_value))
+                    ov["size"].statistic, ov["size"].df, ov["size"].ddf, ov["size"].p_value,
+                    *dist["estimate"], *dist["se"]))
         paths.append(str(tmp_path / f"t{seed}.csv"))
         pd.DataFrame({"a": r.assignment, "b": role, "y": size, "w": w}).to_csv(paths[-1], index=False)
     code = (
         "suppressMessages(library(survey)); for (f in commandArgs(TRUE)) { d <- read.csv(f); "
         "des <- svydesign(ids = ~1, weights = ~w, data = d); r <- svychisq(~a + b, des, statistic = 'F'); "
-        "k <- svyranktest(y ~ a, des, test = 'KruskalWallis'); "
-        "cat(sprintf('%.15g', c(r$statistic, r$parameter, r$p.value, k$parameter, k$statistic, k$ddf, k$p.value)), "
-        "'\\n') }"
+        "k <- svyranktest(y ~ a, des, test = 'KruskalWallis'); m <- svyby(~y, ~a, des, svymean); "
+        "cat(sprintf('%.15g', c(r$statistic, r$parameter, r$p.value, k$parameter, k$statistic, k$ddf, k$p.value, "
+        "coef(m), SE(m))), '\\n') }"
     )
     out = subprocess.run(["Rscript", "-e", code, *paths], capture_output=True, text=True, timeout=120, check=True)
     want = [[float(x) for x in line.split()] for line in out.stdout.strip().splitlines()]
