@@ -467,12 +467,12 @@ def _numeric(col: str, s: pd.Series, w: np.ndarray, assignment: np.ndarray, sw: 
     ok = s.notna().to_numpy()
     y = s.to_numpy(dtype=float, na_value=np.nan)
     k = w.shape[1]
-    if sw is None:
-        means, cov, size = weighted_means(y, w)
+    means, cov, size = weighted_means(y, w if sw is None else w * sw[:, None])
+    if not is_weighted(sw):  # no weights, or equal ones: a simple random sample
         overall_mean = float(np.nanmean(y))
         overall_se = float(np.nanstd(y, ddof=1) / np.sqrt(ok.sum()))
     else:
-        means, cov, size = weighted_means(y, w * sw[:, None])
+        assert sw is not None
         om, ov = linearised_cov(y[ok][:, None], sw[ok], s.shape[0])
         overall_mean, overall_se = float(om[0]), float(np.sqrt(max(ov[0, 0], 0.0)))
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
