@@ -409,3 +409,21 @@ def test_bad_weights_name_the_respondents(small):
         resolve_weights(r, [1.0, 2.0, 3.0])
     with pytest.raises(ConfigError, match="positive and finite"):
         distal(r, prof, ["nps"], sample_weight=-w)
+
+
+def test_the_results_own_weights_are_the_default(small):
+    """A result fitted with weights carries them (``result.sample_weight``, the survey-weights
+    contract): every decision then uses them without being told, and its own shares and interval
+    (design-based from the engine) stand, rather than being recomputed."""
+    r, prof, scores = small
+    w = np.random.default_rng(1).uniform(0.5, 2.0, r.n)
+    fitted = dataclasses.replace(r)
+    object.__setattr__(fitted, "sample_weight", w)  # what a weighted engine's result carries
+    np.testing.assert_array_equal(resolve_weights(fitted), w)
+    sh, lo, hi, how = design_shares(fitted, w)
+    assert how == r.interval_method and np.array_equal(sh, r.shares) and np.array_equal(lo, r.share_lower)
+    assert design_shares(r, w)[3].startswith("95% design-based")  # weights the fit did not see
+    a = overlay(fitted, prof, columns=["role"])["role"]
+    b = overlay(r, prof, columns=["role"], sample_weight=w)["role"]
+    assert a.weighted and a.statistic == b.statistic and a.p_value == b.p_value
+    np.testing.assert_array_equal(profile(fitted, scores).means, profile(r, scores, sample_weight=w).means)
