@@ -38,7 +38,7 @@ import pandas as pd
 from latentseg._stats import as_rng, check_int
 from latentseg.errors import ConfigError, ConvergenceWarning
 from latentseg.models._criteria import information_criteria
-from latentseg.models._em import check_k, provenance, replication_report
+from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report
 from latentseg.prepare.encoding import EncodedIndicators, categories_frame, encode_indicators, encode_new_indicators
 from latentseg.result import SegmentationResult
 from latentseg.models.families import LCA
@@ -108,11 +108,14 @@ def safe_log(p: np.ndarray) -> np.ndarray:
         return np.maximum(np.log(p), _LOG_FLOOR)
 
 
-def _e_step(design: Any, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _e_step(
+    design: Any, logW: np.ndarray, logpi: np.ndarray, sw: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Batched E-step.
 
-    design: the one-hot design (:class:`OneHot`); logW (S, k, D) log item probabilities; logpi (S, k).
-    Returns the log-likelihood of each start (S,) and the memberships (S, k, n).
+    design: the one-hot design (:class:`OneHot`); logW (S, k, D) log item probabilities; logpi (S, k);
+    sw (n,) survey weights, optional.
+    Returns the (pseudo-)log-likelihood of each start (S,) and the memberships (S, k, n).
     """
     S, k, D = logW.shape
     a = design.log_joint(logW.reshape(S * k, D)).reshape(S, k, -1)
@@ -124,7 +127,7 @@ def _e_step(design: Any, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarra
     a /= s[:, None, :]
     np.log(s, out=s)
     s += m
-    return s.sum(axis=1), a
+    return (s.sum(axis=1) if sw is None else s @ sw), a
 
 
 def _nominal_m_step(
@@ -283,13 +286,24 @@ def run_em(
     rng: np.random.Generator,
     accelerate: bool = True,
     design: Any = None,
+    sample_weight: np.ndarray | None = None,
 ) -> _Fit:
     """EM from ``n_init`` starts in one batch; ``design`` does the products with the one-hot
-    design (default :class:`OneHot`)."""
+    design (default :class:`OneHot`). With ``sample_weight`` (n,) EM maximises the
+    pseudo-log-likelihood ``sum_i w_i log f(x_i)``: the E-step's log-likelihood and the M-step's
+    expected counts are weighted sums, the total weight takes the place of n (class sizes and
+    ``tol``); the starting partitions ignore the weights."""
     offsets = np.r_[0, np.cumsum(enc.n_cat)[:-1]].astype(np.int64)
     if design is None:
         design = OneHot(onehot(enc.codes, enc.n_cat)[0])
     n = enc.codes.shape[0]
+    sw = sample_weight
+    n_tot = n if sw is None else float(sw.sum())  # the total weight
+
+    def weigh(z: np.ndarray) -> np.ndarray:
+        """Memberships (S, k, n) times the survey weights (as they are when unweighted)."""
+        return z if sw is None else z * sw
+
     n_cat = enc.n_cat
     S = n_init
     J, cmax = len(n_cat), int(n_cat.max())
@@ -309,7 +323,7 @@ def run_em(
         else:
             z0 = np.stack([child.random((n, k)).T for child in children])  # (S, k, n)
         z0 /= z0.sum(axis=1, keepdims=True)
-        logW, _ = _nominal_m_step(design, z0, offsets, col_item, col_ncat, prior)
+        logW, _ = _nominal_m_step(design, weigh(z0), offsets, col_item, col_ncat, prior)
     else:
         logW = np.empty((S, k, int(n_cat.sum())))
         for s, child in enumerate(children):
@@ -321,10 +335,11 @@ def run_em(
     if ordinal:
         # project the starts onto the ordinal model (one M-step from their memberships)
         _, z = _e_step(design, logW, logpi)
+        z = weigh(z)
         N = _pad_counts(design.counts(z.reshape(S * k, n)).reshape(S, k, -1), n_cat, offsets) + prior * vpad
         beta, tau = _ordinal_newton(N, beta, tau, valid, steps=10)
         logW = _ordinal_to_flat(_ordinal_logp(beta, tau, valid), n_cat)
-        logpi = safe_log(z.sum(axis=2) / n)
+        logpi = safe_log(z.sum(axis=2) / n_tot)
 
     # ---- the EM map on a batch of starts; parameters are tuples with the start axis first:
     # nominal (log item probabilities (S, k, D), log weights (S, k)); ordinal (locations
@@ -339,8 +354,9 @@ def run_em(
     def em_map(params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """One EM iteration: log-likelihood at ``params`` and the M-step's new parameters."""
         lw, lp = to_logw(params)
-        ll, z = _e_step(design, lw, lp)
-        lp_new = safe_log(z.sum(axis=2) / n)
+        ll, z = _e_step(design, lw, lp, sw)
+        z = weigh(z)
+        lp_new = safe_log(z.sum(axis=2) / n_tot)
         if ordinal:
             N = _pad_counts(design.counts(z.reshape(-1, n)).reshape(z.shape[0], k, -1), n_cat, offsets) + prior * vpad
             b, t = _ordinal_newton(N, params[0], params[1], valid, steps=2)
@@ -378,7 +394,7 @@ def run_em(
         for it in range(1, max_iter + 1):
             ll, cur = em_map(cur)
             iters[active] = it
-            done = np.abs(ll - prev[active]) / n < tol
+            done = np.abs(ll - prev[active]) / n_tot < tol
             prev[active] = ll
             stop = done | (it == max_iter)
             converged[active[done]] = True
@@ -399,7 +415,7 @@ def run_em(
             ll0, p1 = em_map(p0)
             ll1, p2 = em_map(p1)
             iters[active] += 2
-            done = np.abs(ll1 - ll0) / n < tol
+            done = np.abs(ll1 - ll0) / n_tot < tol
             converged[active[done]] = True
             r = [b - a for a, b in zip(p0, p1)]
             v = [c - 2 * b + a for a, b, c in zip(p0, p1, p2)]
@@ -432,9 +448,9 @@ def run_em(
     logW, logpi = to_logw(final)
 
     # final log-likelihood of every start at its final parameters (one batched pass)
-    ll_all, _ = _e_step(design, logW, logpi)
+    ll_all, _ = _e_step(design, logW, logpi, sw)
     best = int(np.argmax(ll_all))
-    ll_best, z_best = _e_step(design, logW[[best]], logpi[[best]])
+    ll_best, z_best = _e_step(design, logW[[best]], logpi[[best]], sw)
     return _Fit(
         logW=logW[best],
         logpi=logpi[best],
@@ -469,6 +485,7 @@ def fit_lca(
     prior: float = 0.0,
     init: str | np.ndarray = "partition",
     accelerate: bool = True,
+    sample_weight: Any = None,
 ) -> SegmentationResult:
     """Fit a latent class model with ``k`` segments by EM from ``n_init`` random starts.
 
@@ -516,6 +533,12 @@ def fit_lca(
         climbs monotonically to a fixed point of EM, in far fewer iterations where EM crawls
         (overfitted k, flat likelihoods). ``False`` runs plain EM (each start then follows the
         same path as StepMix or poLCA from the same starting values).
+    sample_weight : array-like, shape (n,), optional
+        Survey weights, used as given (a weight of 2 counts a respondent twice): EM maximises the
+        pseudo-log-likelihood ``sum_i w_i log f(x_i)`` (weighted expected counts and class
+        sizes; ``tol`` per unit of weight); criteria from the pseudo-log-likelihood with n = the
+        number of respondents; weighted shares with design-based intervals. The log-likelihood
+        equals StepMix's with ``sample_weight`` (tests/test_weights_em.py).
 
     Returns
     -------
@@ -573,6 +596,7 @@ def fit_lca(
         raise ConfigError(f"The 'prior' parameter of fit_lca must be a float >= 0. Got {prior!r} instead.")
     enc = encode_indicators(data, measurement)
     n, J = enc.codes.shape
+    sw = check_sample_weight(sample_weight, enc.ids, LCA)
     codes_f = np.where(enc.codes >= 0, enc.codes, np.nan).astype(float)
     k = check_k(k, codes_f, LCA)
     if isinstance(init, np.ndarray):
@@ -585,7 +609,8 @@ def fit_lca(
             )
 
     rng = as_rng(random_seed)
-    fit = run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng, bool(accelerate))
+    fit = run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng, bool(accelerate),
+                 sample_weight=sw)
 
     n_cat = enc.n_cat
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
@@ -596,7 +621,7 @@ def fit_lca(
     centers = _centers(probs, enc)
 
     # canonical order (largest share first, ties by first center) before building the tables
-    order = np.lexsort((centers[:, 0], -z.mean(axis=0)))
+    order = np.lexsort((centers[:, 0], -(z.mean(axis=0) if sw is None else sw @ z)))
     z, probs, weights, centers = z[:, order], probs[order], weights[order], centers[order]
     params: dict[str, np.ndarray] = {"weights": weights, "probs": probs}
     shared: dict[str, np.ndarray] = {}
@@ -608,7 +633,7 @@ def fit_lca(
         shared["thresholds"] = thr
 
     p = count_free_params(k, n_cat, measurement)
-    criteria = information_criteria(fit.loglik, p, n, z)
+    criteria = information_criteria(fit.loglik, p, n, z, sw)
     diagnostics = lc_diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
     if not diagnostics["converged"]:
         warnings.warn(diagnostics["warnings"][0], ConvergenceWarning, stacklevel=2)
@@ -630,11 +655,13 @@ def fit_lca(
         respondent_ids=enc.ids,
         criteria=criteria,
         diagnostics=diagnostics,
-        provenance=provenance(random_seed, codes_f, config={"model": LCA, "k": k, **settings}),
+        provenance=provenance(random_seed, *((codes_f,) if sw is None else (codes_f, sw)),
+                              config={"model": LCA, "k": k, **settings}),
         settings=settings,
         params=params,
         shared_params=shared,
         extras={"item_probs": _item_probs_frame(probs, enc), "categories": categories_frame(enc)},
+        sample_weight=sw,
     )
 
 
