@@ -131,7 +131,7 @@ def weighted_scores():
     [("VVI", "gaussian_diag"), ("VVV", "gaussian_full"), ("VII", "gaussian_spherical"), ("EEE", "gaussian_tied")],
 )
 def test_gmm_pseudo_loglik_equals_stepmix(weighted_scores, ours, theirs):
-    """Both evaluated at our weighted fit's parameters (measured difference 2e-13)."""
+    """Both evaluated at our weighted fit's parameters (measured difference 2e-13 or less)."""
     X, w = weighted_scores
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -175,8 +175,8 @@ def test_lca_pseudo_loglik_equals_stepmix():
     sm.set_parameters(params)
     assert sm.score(codes, sample_weight=w) * w.sum() == pytest.approx(r.criteria["loglik"], abs=1e-6)
     sm2 = _stepmix("categorical", max_iter=5000, abs_tol=1e-12, n_init=10).fit(codes, sample_weight=w)
-    # StepMix's best of 10 starts can only be at or below the maximum our 20 starts found
-    assert sm2.score(codes, sample_weight=w) * w.sum() <= r.criteria["loglik"] + 1e-6
+    # each program's own weighted maximum: measured 1e-10 apart (StepMix 10 starts, ours 20)
+    assert sm2.score(codes, sample_weight=w) * w.sum() == pytest.approx(r.criteria["loglik"], abs=1e-4)
 
 
 # ------------------------------------------------------------------ (c) coverage of the share intervals

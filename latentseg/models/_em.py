@@ -191,7 +191,7 @@ def check_sample_weight(sample_weight: Any, ids: pd.Index, model: str) -> np.nda
     >>> check_sample_weight([1.0, 0.0], pd.Index(["a", "b"]), "gmm")
     Traceback (most recent call last):
     ...
-    latentseg.errors.ConfigError: The gmm model needs positive, finite sample weights; 1 row(s) ['b'] have zero, negative, infinite or missing weights.
+    latentseg.errors.ConfigError: The gmm model needs positive, finite sample weights; 1 row(s) [b] have zero, negative, infinite or missing weights.
     """
     if sample_weight is None:
         return None
