@@ -42,7 +42,7 @@ def _kmeans(
     return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X, sample_weight=w)
 
 
-def weighted_silhouette(Z: np.ndarray, labels: np.ndarray, w: np.ndarray, chunk: int = 1024) -> float:
+def weighted_silhouette(Z: np.ndarray, labels: np.ndarray, w: np.ndarray, chunk: int = 512) -> float:
     """Mean silhouette width with survey weights.
 
     Respondent ``i``'s mean distance to a segment is the weighted mean over its members (``i``
