@@ -7,8 +7,11 @@ true k by the Gaussian mixture (``kind="scores"``) and the latent class model (`
 with the survey weights, it records how often each segment's 95% share interval covers the
 population share, for:
 
-- ``linearised``: Wilson at each share's Taylor-linearised effective n (what a weighted fit
-  reports: :meth:`SegmentationResult.from_memberships` with ``sample_weight``);
+- ``reported``: the interval the weighted fit reports: for the latent class model Wilson at the
+  effective n of the design-based sandwich (:func:`latentseg.models.lca.design_share_interval`),
+  for the Gaussian mixture the linearised one below;
+- ``linearised``: Wilson at each share's Taylor-linearised effective n, the memberships taken as
+  known (:meth:`SegmentationResult.from_memberships` with ``sample_weight``);
 - ``kish``: Wilson at Kish's effective n (one for every segment);
 - ``bootstrap``: percentile interval of the weighted mean memberships over 200 resamples of the
   respondents (the fitted memberships kept: no refit);
@@ -44,7 +47,7 @@ from latentseg.models.gmm import fit_gmm
 from latentseg.models.lca import fit_lca
 from latentseg.research.simulate import simulate_weighted_survey
 
-METHODS = ("linearised", "kish", "bootstrap", "unweighted")
+METHODS = ("reported", "linearised", "kish", "bootstrap", "unweighted")
 
 
 def match(labels: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -72,10 +75,11 @@ def one_set(kind: str, seed: int, n: int, k: int, d: int, separation: float, boo
             ru = fit_lca(s.data, k, random_seed=seed, n_init=5)
     out: dict[str, np.ndarray] = {}
     cw = match(s.labels, rw.memberships)
-    out["linearised"] = (rw.share_lower[cw] <= truth) & (truth <= rw.share_upper[cw])  # as reported
+    out["reported"] = (rw.share_lower[cw] <= truth) & (truth <= rw.share_upper[cw])
     z = rw.memberships[:, cw]
-    _, lo, hi, _ = weighted_share_interval(z, w, rw.shares[cw], method="kish")
-    out["kish"] = (lo <= truth) & (truth <= hi)
+    for method in ("linearised", "kish"):
+        _, lo, hi, _ = weighted_share_interval(z, w, rw.shares[cw], method=method)
+        out[method] = (lo <= truth) & (truth <= hi)
     g = np.random.default_rng(seed)
     reps = np.empty((boot, k))
     for b in range(boot):

@@ -11,7 +11,7 @@ import numpy as np
 
 from latentseg.errors import ConfigError
 
-__all__ = ["effective_n", "wilson_interval", "weighted_share_interval", "SHARE_INTERVALS", "classification_entropy", "relative_entropy", "data_hash", "as_rng", "check_int"]
+__all__ = ["effective_n", "wilson_interval", "weighted_share_interval", "wilson_each", "SHARE_INTERVALS", "classification_entropy", "relative_entropy", "data_hash", "as_rng", "check_int"]
 
 
 def effective_n(weights: Any) -> float:
@@ -186,13 +186,20 @@ def weighted_share_interval(
     with np.errstate(divide="ignore", invalid="ignore"):
         ne = np.where(v > 0, p * (1 - p) / v, float(n))
     ne = np.clip(np.nan_to_num(ne, nan=float(n)), 1.0, None)
-    lo, hi = _wilson_each(p, ne, level)
+    lo, hi = wilson_each(p, ne, level)
     span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
     return p, lo, hi, f"{pct} Wilson, linearised effective n {span}"
 
 
-def _wilson_each(p: np.ndarray, ne: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson intervals for proportions ``p`` each at its own (effective) sample size ``ne``."""
+def wilson_each(p: np.ndarray, ne: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson intervals for proportions ``p`` each at its own (effective) sample size ``ne``.
+
+    Examples
+    --------
+    >>> lo, hi = wilson_each(np.array([0.08]), np.array([200.0]))
+    >>> round(float(lo[0]), 3), round(float(hi[0]), 3)
+    (0.05, 0.126)
+    """
     z = NormalDist().inv_cdf(0.5 + level / 2)
     denom = 1 + z**2 / ne
     centre = (p + z**2 / (2 * ne)) / denom

@@ -537,8 +537,10 @@ def fit_lca(
         Survey weights, used as given (a weight of 2 counts a respondent twice): EM maximises the
         pseudo-log-likelihood ``sum_i w_i log f(x_i)`` (weighted expected counts and class
         sizes; ``tol`` per unit of weight); criteria from the pseudo-log-likelihood with n = the
-        number of respondents; weighted shares with design-based intervals. The log-likelihood
-        equals StepMix's with ``sample_weight`` (tests/test_weights_em.py).
+        number of respondents; weighted shares with design-based intervals (nominal and binary
+        models: Wilson at the effective n of the design-based sandwich,
+        :func:`design_share_interval`). The log-likelihood equals StepMix's with
+        ``sample_weight`` (tests/test_weights_em.py).
 
     Returns
     -------
@@ -637,6 +639,7 @@ def fit_lca(
     diagnostics = lc_diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
     if not diagnostics["converged"]:
         warnings.warn(diagnostics["warnings"][0], ConvergenceWarning, stacklevel=2)
+    interval = design_share_interval(enc.codes, n_cat, probs, weights, z, sw, measurement)
 
     settings = {
         "measurement": measurement,
@@ -662,7 +665,112 @@ def fit_lca(
         shared_params=shared,
         extras={"item_probs": _item_probs_frame(probs, enc), "categories": categories_frame(enc)},
         sample_weight=sw,
+        **interval,
     )
+
+
+#: the sandwich share interval multiplies, per segment, an (n, k - 1 + q_c) score block by itself
+#: and keeps the (n, q) scores; beyond this many multiply-adds in all, or cells of scores, a
+#: weighted fit reports the linearised interval instead
+SANDWICH_MAX_FLOPS = 1e9
+SANDWICH_MAX_CELLS = 20_000_000
+#: item probabilities below this are held fixed in the sandwich (boundary estimates)
+_SANDWICH_FIXED = 1e-6
+
+
+def design_share_interval(
+    codes: np.ndarray,
+    n_cat: np.ndarray,
+    probs: np.ndarray,
+    weights: np.ndarray,
+    z: np.ndarray,
+    sw: np.ndarray | None,
+    measurement: str,
+) -> dict[str, Any]:
+    """``share_interval`` and ``interval_method`` of a weighted nominal / binary latent class fit:
+    Wilson at each share's effective n from the design-based sandwich covariance of the
+    pseudo-maximum-likelihood estimate (empty, so that the linearised interval of
+    :meth:`SegmentationResult.from_memberships` stands, when unweighted, ordinal, too large, or
+    singular).
+
+    Parameters ``pi_1..pi_{k-1}`` and, per segment and item, the category probabilities but the
+    largest (the reference; probabilities below ``_SANDWICH_FIXED`` held fixed). Bread: the
+    weighted observed information by Louis' (1982) identity, ``sum_i w_i [sum_c z_ic I_c(x_i) -
+    sum_c z_ic S_ic S_ic' + s_i s_i']`` (``S_ic``, ``I_c`` the complete-data score and information
+    of respondent i in segment c, ``s_i = sum_c z_ic S_ic``); meat: ``n / (n - 1)`` times the
+    centred cross-products of ``w_i s_i`` (with-replacement design, Binder 1983). So the share
+    interval carries how well the segments are told apart, which the linearised interval
+    (memberships taken as known) does not. docs/methods.md, "Survey weights (EM)".
+    """
+    from latentseg._stats import wilson_each
+
+    k = weights.size
+    if sw is None or measurement == "ordinal" or k < 2:
+        return {}
+    n, J = codes.shape
+    pi = weights
+    layout = []  # per segment: (item, free categories, reference, first parameter index)
+    idx_c, firsts = [], []
+    start = k - 1
+    for c in range(k):
+        first, items = start, []
+        firsts.append(first)
+        for j in range(J):
+            th = probs[c, j, : n_cat[j]]
+            r = int(np.argmax(th))
+            free = np.flatnonzero((th >= _SANDWICH_FIXED) & (np.arange(n_cat[j]) != r))
+            items.append((j, free, r, start))
+            start += free.size
+        layout.append(items)
+        idx_c.append(np.arange(first, start))
+    q = start
+    if sum(n * (k - 1 + ix.size) ** 2 for ix in idx_c) > SANDWICH_MAX_FLOPS or n * q > SANDWICH_MAX_CELLS:
+        return {}
+    wz = sw[:, None] * z
+    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
+    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
+    P[k - 1] = -1.0 / pi[k - 1]
+    H = np.zeros((q, q))
+    s = np.zeros((n, q))
+    s[:, : k - 1] = z @ P
+    Nc = wz.sum(axis=0)
+    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
+    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    pidx = np.arange(k - 1)
+    for c in range(k):
+        Sc = np.zeros((n, idx_c[c].size))
+        for j, free, r, off in layout[c]:
+            if not free.size:
+                continue
+            x = codes[:, j]
+            th = probs[c, j]
+            cols = np.arange(off, off + free.size)
+            Sc[:, cols - firsts[c]] = (
+                (x[:, None] == free[None, :]) / th[free] - (x == r)[:, None] / th[r]
+            )
+            N = np.bincount(x[x >= 0], weights=wz[x >= 0, c], minlength=int(n_cat[j]))  # expected counts
+            H[cols, cols] += N[free] / th[free] ** 2
+            H[np.ix_(cols, cols)] += N[r] / th[r] ** 2
+        s[:, idx_c[c]] = z[:, [c]] * Sc
+        Xc = np.sqrt(wz[:, [c]]) * np.concatenate([np.broadcast_to(P[c], (n, k - 1)), Sc], axis=1)
+        ix = np.concatenate([pidx, idx_c[c]])
+        H[np.ix_(ix, ix)] -= Xc.T @ Xc
+    H += (s * sw[:, None]).T @ s
+    WS = s * sw[:, None]
+    WS -= WS.mean(axis=0)
+    B = WS.T @ WS * (n / max(n - 1, 1))
+    try:
+        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
+    except np.linalg.LinAlgError:
+        return {}
+    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
+    v = np.diag(L @ (rows @ B @ rows.T) @ L.T)
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        return {}
+    ne = np.clip(pi * (1 - pi) / v, 1.0, None)
+    lo, hi = wilson_each(pi, ne)
+    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
+    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
 
 
 def _centers(probs: np.ndarray, enc: EncodedIndicators) -> np.ndarray:
