@@ -7,9 +7,9 @@ true k by the Gaussian mixture (``kind="scores"``) and the latent class model (`
 with the survey weights, it records how often each segment's 95% share interval covers the
 population share, for:
 
-- ``reported``: the interval the weighted fit reports: for the latent class model Wilson at the
-  effective n of the design-based sandwich (:func:`latentseg.models.lca.design_share_interval`),
-  for the Gaussian mixture the linearised one below;
+- ``reported``: the interval the weighted fit reports: Wilson at the effective n of the
+  design-based sandwich (:func:`latentseg.models.lca.design_share_interval`,
+  :func:`latentseg.models.gmm.design_share_interval`);
 - ``linearised``: Wilson at each share's Taylor-linearised effective n, the memberships taken as
   known (:meth:`SegmentationResult.from_memberships` with ``sample_weight``);
 - ``kish``: Wilson at Kish's effective n (one for every segment);
@@ -175,6 +175,7 @@ def main() -> None:
         "what": "coverage of 95% share intervals of weighted EM fits (population shares), see docstring",
         "studies": [
             study("scores", args.sets, args.n, 3, 4, 5.0),
+            study("scores", args.sets, args.n, 3, 4, 3.5),  # overlapping segments
             study("levels", args.sets, args.n, 3, 6, 0.8),
             study("levels", args.sets, args.n, 3, 6, 0.6),  # overlapping classes: finite-sample bias
         ],

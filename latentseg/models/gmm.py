@@ -957,7 +957,9 @@ def fit_gmm(
         pseudo-log-likelihood ``sum_i w_i log f(x_i)`` (weighted sufficient statistics for every
         structure, the total weight in place of n in the M-step and in ``tol``); the criteria use
         the pseudo-log-likelihood with n = the number of respondents; shares are weighted and
-        their intervals design-based. Starting partitions ignore the weights.
+        their intervals design-based (diagonal structures: Wilson at the effective n of the
+        design-based sandwich, :func:`design_share_interval`; EEE, VVV: at the linearised
+        effective n). Starting partitions ignore the weights.
 
     Returns
     -------
@@ -1053,7 +1055,109 @@ def fit_gmm(
         params=params,
         shared_params=shared,
         sample_weight=sw,
+        **design_share_interval(X, z, structure, params, shared, sw),
     )
+
+
+#: the sandwich share interval multiplies, per segment, an (n, k - 1 + 2d) score block by itself
+#: and keeps the (n, q) scores; beyond this many multiply-adds in all, or cells of scores, a
+#: weighted fit reports the linearised interval instead
+SANDWICH_MAX_FLOPS = 1e9
+SANDWICH_MAX_CELLS = 20_000_000
+
+
+def design_share_interval(
+    X: np.ndarray,
+    z: np.ndarray,
+    structure: str,
+    params: Mapping[str, np.ndarray],
+    shared: Mapping[str, np.ndarray],
+    sw: np.ndarray | None,
+) -> dict[str, Any]:
+    """``share_interval`` and ``interval_method`` of a weighted fit with a diagonal structure
+    (EII, VII, EEI, VVI): Wilson at each share's effective n from the design-based sandwich
+    covariance of the pseudo-maximum-likelihood estimate; empty (the linearised interval of
+    :meth:`SegmentationResult.from_memberships` stands) when unweighted, for the full structures,
+    too large, or singular.
+
+    Parameters: ``pi_1..pi_{k-1}``, the means and the structure's variance parameters (one per
+    segment and column for VVI, per column for EEI, per segment for VII, one for EII). Bread: the
+    weighted observed information by Louis' (1982) identity, ``sum_i w_i [sum_c z_ic I_c(x_i) -
+    sum_c z_ic S_ic S_ic' + s_i s_i']``, with segment c's complete-data score ``S_ic`` (means
+    ``e / v``, variances ``(e^2 / v^2 - 1 / v) / 2``, ``e = x - mu_c`` over the observed cells)
+    and information ``I_c`` (``1 / v``, ``e / v^2``, ``e^2 / v^3 - 1 / (2 v^2)``), a shared
+    variance summing over the cells it serves; meat ``n / (n - 1)`` times the centred
+    cross-products of ``w_i s_i`` (Binder 1983). docs/methods.md, "Survey weights (EM)".
+    """
+    from latentseg._stats import wilson_each
+
+    family, vary, spherical = STRUCTURES[structure]
+    n, d = X.shape
+    pi = np.asarray(params["weights"], dtype=float)
+    k = pi.size
+    if sw is None or family != "diag" or k < 2:
+        return {}
+    # parameter layout: pi_1..pi_{k-1}, means (k, d), then the variance parameters
+    mean_idx = (k - 1) + np.arange(k * d).reshape(k, d)
+    n_var = (k if vary else 1) * (1 if spherical else d)
+    var_idx = (k - 1 + k * d) + np.arange(n_var).reshape(k if vary else 1, 1 if spherical else d)
+    var_idx = np.broadcast_to(var_idx, (k, d))
+    q = k - 1 + k * d + n_var
+    if n * k * (k - 1 + d + n_var) ** 2 > SANDWICH_MAX_FLOPS or n * q > SANDWICH_MAX_CELLS:
+        return {}
+    mu = np.asarray(params["means"], dtype=float)
+    v = np.asarray(params["variances"] if vary else np.broadcast_to(shared["variances"], (k, d)), dtype=float)
+    obs = ~np.isnan(X)
+    Xz = np.where(obs, X, 0.0)
+    wz = sw[:, None] * z
+    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
+    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
+    P[k - 1] = -1.0 / pi[k - 1]
+    H = np.zeros((q, q))
+    s = np.zeros((n, q))
+    s[:, : k - 1] = z @ P
+    Nc = wz.sum(axis=0)
+    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
+    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    pidx = np.arange(k - 1)
+    for c in range(k):
+        e = np.where(obs, Xz - mu[c], 0.0)
+        g_mu = e / v[c]
+        g_v = obs * (e * e / v[c] ** 2 - 1.0 / v[c]) / 2.0
+        vix, inv = np.unique(var_idx[c], return_inverse=True)  # the variance parameters segment c uses
+        G_v = np.zeros((n, vix.size))
+        np.add.at(G_v.T, inv, g_v.T)
+        Sc = np.concatenate([g_mu, G_v], axis=1)
+        ix = np.concatenate([mean_idx[c], vix])
+        s[:, ix] += z[:, [c]] * Sc
+        # expected complete-data information, weighted by w z
+        wc = wz[:, c]
+        H[mean_idx[c], mean_idx[c]] += (wc @ obs) / v[c]
+        cross = (wc @ e) / v[c] ** 2  # d2 / dmu_cj dv: one per column
+        np.add.at(H, (mean_idx[c], var_idx[c]), cross)
+        np.add.at(H, (var_idx[c], mean_idx[c]), cross)
+        vv = (wc @ (e * e)) / v[c] ** 3 - (wc @ obs) / (2.0 * v[c] ** 2)
+        np.add.at(H, (var_idx[c], var_idx[c]), vv)
+        # minus the conditional second moment of the complete-data score (Louis 1982)
+        Xc = np.sqrt(wc)[:, None] * np.concatenate([np.broadcast_to(P[c], (n, k - 1)), Sc], axis=1)
+        full = np.concatenate([pidx, ix])
+        H[np.ix_(full, full)] -= Xc.T @ Xc
+    H += (s * sw[:, None]).T @ s
+    WS = s * sw[:, None]
+    WS -= WS.mean(axis=0)
+    B = WS.T @ WS * (n / max(n - 1, 1))
+    try:
+        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
+    except np.linalg.LinAlgError:
+        return {}
+    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
+    var = np.diag(L @ (rows @ B @ rows.T) @ L.T)
+    if not np.all(np.isfinite(var)) or np.any(var <= 0):
+        return {}
+    ne = np.clip(pi * (1 - pi) / var, 1.0, None)
+    lo, hi = wilson_each(pi, ne)
+    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
+    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
 
 
 def _checked_settings(
