@@ -300,7 +300,7 @@ def covariate_effects(
     if isinstance(reference_segment, bool) or not isinstance(reference_segment, (int, np.integer)) \
             or not 1 <= reference_segment <= k:
         raise ConfigError(f"reference_segment must be a segment number 1..{k}; got {reference_segment!r}.")
-    w_all = sample_weight if sample_weight is not None else getattr(result, "sample_weight", None)
+    w_all = sample_weight if sample_weight is not None else result.sample_weight
     w_all = None if w_all is None else np.asarray(w_all, dtype=float)
     if w_all is not None and w_all.shape != (result.n,):
         raise ConfigError(f"sample_weight must have shape ({result.n},); got {w_all.shape}.")
@@ -335,7 +335,7 @@ def covariate_effects(
         ok = design.complete
         _warn_excluded(design)
         z = np.asarray(result.memberships, dtype=float)
-        if w_all is not None and getattr(result, "sample_weight", None) is None:
+        if w_all is not None and result.sample_weight is None:
             z = reweight_memberships(z, w_all)
         z = z[ok]
         w = None if w_all is None else w_all[ok]
@@ -510,7 +510,7 @@ def apply_covariates(
     import dataclasses
 
     if method == "one-step":
-        w = sample_weight if sample_weight is not None else getattr(result, "sample_weight", None)
+        w = sample_weight if sample_weight is not None else result.sample_weight
         result = one_step(result, data, covariates, columns=columns, sample_weight=w)
     effects = covariate_effects(result, covariates, method, columns=columns, sample_weight=sample_weight)
     settings = {**dict(result.settings), "covariates_method": method,

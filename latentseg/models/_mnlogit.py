@@ -938,7 +938,7 @@ def one_step(
     ok = design.complete
     n = result.n
     if sample_weight is None:  # a weighted fit carries its weights (the survey-weights contract)
-        sample_weight = getattr(result, "sample_weight", None)
+        sample_weight = result.sample_weight
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if w is not None and w.shape != (n,):
         raise ConfigError(f"sample_weight must have shape ({n},); got {w.shape}.")
