@@ -278,7 +278,8 @@ def test_stability_subsamples_and_blrt_replicates_are_weighted(monkeypatch):
     for c in rec.calls:
         np.testing.assert_array_equal(c["weights"], w.reindex(c["index"]).to_numpy())
     rec.calls.clear()
-    blrt(X, "gmm", 2, replicates=2, random_seed=1, n_jobs=1, fit_options={"n_init": 1}, sample_weight=w.to_numpy())
+    res = blrt(X, "gmm", 2, replicates=2, random_seed=1, n_jobs=1, fit_options={"n_init": 1}, sample_weight=w.to_numpy())
+    assert res.weighted and res.to_dict()["weighted"] and "Weighted" in res.summary
     assert len(rec.calls) == 2 + 2 * 2  # the observed k-1 and k, then both per replicate
     for c in rec.calls:  # replicates carry the observed weights, in order
         np.testing.assert_array_equal(c["weights"], w.to_numpy())
@@ -358,11 +359,13 @@ def test_weighted_run_shares_are_weighted_mean_memberships_and_recover_the_popul
                        overrides={"model": {"n_init": 3}, "select": {"stability_subsamples": 0}})
     r = res.result
     w = prepare(WEIGHTED, CONFIG, families=["gmm"]).weights.reindex(r.respondent_ids).to_numpy()
-    np.testing.assert_allclose(r.shares, np.average(r.memberships, axis=0, weights=w), atol=1e-9)
+    # the mixing weights of the last M-step against the memberships of the last E-step: 7e-7 apart
+    # unweighted on these data (seeds 1-3), so 1e-5
+    np.testing.assert_allclose(r.shares, np.average(r.memberships, axis=0, weights=w), atol=1e-5)
     np.testing.assert_allclose(r.sample_weight, w, rtol=1e-12)
     assert res.to_dict()["weights"]["column"] == "weight" and r.to_dict()["weights"]["column"] == "weight"
     truth = pd.read_csv(EXAMPLES / "weighted_truth.csv").set_index("respondent_id")["segment"].reindex(r.respondent_ids)
-    assert adjusted_rand_score(truth, r.assignment) > 0.7
+    assert adjusted_rand_score(truth, r.assignment) > 0.9  # 0.993 unweighted, seeds 1-3
     # matched to the true segments, the weighted shares are near the population's 34/28/22/16%, and
     # nearer than the unweighted mean memberships (which follow the biased sample, 22/23/26/29%)
     from latentseg.choose.comparison import match_segments
@@ -371,5 +374,6 @@ def test_weighted_run_shares_are_weighted_mean_memberships_and_recover_the_popul
     order = match_segments(ct)
     weighted, plain = r.shares[order], r.memberships.mean(axis=0)[order]
     population = np.array([0.34, 0.28, 0.22, 0.16])
+    # weighted mean memberships of the unweighted fit: 0.027 off at most; unweighted: 0.123 off
     assert np.abs(weighted - population).max() < 0.06
     assert np.abs(plain - population).max() > 0.09

@@ -232,6 +232,8 @@ class BLRTResult:
     loglik_null, loglik_alt : float
     n_params_null, n_params_alt : int
     seconds : float
+    weighted : bool
+        Fitted with survey weights (``sample_weight``; see the module notes).
     """
 
     model: str
@@ -248,6 +250,7 @@ class BLRTResult:
     n_params_null: int = 0
     n_params_alt: int = 0
     seconds: float = 0.0
+    weighted: bool = False
 
     @property
     def summary(self) -> str:
@@ -260,6 +263,8 @@ class BLRTResult:
         )
         if self.n_failed:
             s += f" {self.n_failed} of {self.replicates} replicates failed and were skipped."
+        if self.weighted:
+            s += " Weighted: pseudo-log-likelihoods, replicates fitted with the survey weights."
         return s
 
     def to_dict(self) -> dict[str, Any]:
@@ -284,6 +289,7 @@ class BLRTResult:
                 "n_params_null": self.n_params_null,
                 "n_params_alt": self.n_params_alt,
                 "seconds": self.seconds,
+                "weighted": self.weighted,
                 "summary": self.summary,
             }
         )
@@ -443,6 +449,7 @@ def blrt(
         n_params_null=int(null.criteria.get("n_params", 0)),
         n_params_alt=int(alternative.criteria.get("n_params", 0)),
         seconds=time.perf_counter() - t0,
+        weighted="sample_weight" in opts,
     )
 
 
