@@ -448,7 +448,7 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
             result, fam, why = keep(selection, prepared, kept, int(chosen_k), options, seed)
         with step("decide"):
             decisions = decide(result, prepared.scores, prepared.outcomes, prepared.profile, cfg,
-                               reduction=prepared.reduction, source=str(survey_path))
+                               reduction=prepared.reduction, source=str(survey_path), sample_weight=prepared.weights)
             notes.extend(decisions.notes)
         with step("compare"):
             comparison, cmp_note = baseline_comparison(selection, prepared, decisions.result, fam, int(chosen_k), options, seed)
