@@ -124,6 +124,20 @@ def _summary(survey: Survey) -> dict[str, Any]:
     }
 
 
+def _weights(kept: Survey, cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """The weights the fits would get (``{"column", "effective_n", "n"}``, as ``run --json``), checked
+    as :func:`latentseg.prepare.core.prepare` checks them; None without a weight column (or with
+    ``[survey] use_weights = false``)."""
+    if kept.weight is None or not cfg["survey"]["use_weights"]:
+        return None
+    from latentseg._stats import effective_n
+    from latentseg.io.validate import survey_weights
+
+    column = (kept.columns or {}).get("weight") or cfg["survey"]["weight_column"] or "weight"
+    w = survey_weights(kept.weight, column, kept.source)
+    return {"column": column, "effective_n": round(effective_n(w.to_numpy()), 1), "n": int(len(w))}
+
+
 def _print_summary(summary: dict[str, Any], report: CleaningReport, warned: list[str]) -> None:
     from rich.table import Table
 
@@ -144,6 +158,10 @@ def _print_summary(summary: dict[str, Any], report: CleaningReport, warned: list
     extras = [x for x, present in (("duration", s["duration"]), ("weight", s["weight"])) if present]
     profile = ", ".join(s["profile_columns"]) or "none"
     console.print(f"  profile columns: {escape(profile)}" + (f"; {', '.join(extras)} column found" if extras else ""), highlight=False)
+    if s.get("weights"):
+        from latentseg.prepare.core import weights_sentence
+
+        console.print(escape("  " + weights_sentence(s["weights"], "Fits and shares", quote="'")), highlight=False)
     notes = [n for n in s["notes"] if not any(n in w for w in warned)]  # warnings were printed already
     if notes:
         console.print("[bold]Notes[/]")
@@ -173,12 +191,14 @@ def validate(
 ) -> None:
     """Read and validate a survey: what was found, scales (declared or inferred), notes, cleaning report.
 
-    Exits 1 with one message when the file is invalid.
+    Exits 1 with one message when the file is invalid (survey weights included: every respondent
+    kept by the cleaning needs a positive weight).
     """
     data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet, profile=False)
-    _, report, more = _clean(data, cfg)
+    kept, report, more = _clean(data, cfg)
     warned += more
     summary = _summary(data)
+    summary["weights"] = _weights(kept, cfg)
     _warn(warned)
     if json_:
         echo_json({**summary, "warnings": warned, "cleaning": report.to_dict()})

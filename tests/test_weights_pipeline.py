@@ -108,6 +108,8 @@ def test_bad_weights_are_one_message_naming_file_column_and_rows(tmp_path, chang
     assert str(path) in str(err.value)
     res = _cli("fit", path, "--k", 3, "--model", "kmeans", "--config", CONFIG)
     assert res.exit_code == 1 and "Traceback" not in res.output and "weight" in res.output
+    res = _cli("validate", path, "--config", CONFIG)
+    assert res.exit_code == 1 and "Traceback" not in res.output and "weight" in res.output
 
 
 def test_no_weights_ignores_the_column_and_weights_option_names_another(tmp_path):
@@ -143,6 +145,12 @@ def test_score_tables_keep_their_weight_column_out_of_the_model_input(tmp_path):
     table.to_csv(path, index=False)
     with pytest.raises(SurveyError, match=r"scores\.csv: column 'Weight' \(survey weight\) has 1 zero value at respondents \[p4\]"):
         prepare(path, None, kind="scores", families=["gmm"])
+
+
+def test_validate_reports_the_weights_the_fits_would_get():
+    res = _cli("validate", WEIGHTED, "--config", CONFIG, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["weights"] == {"column": "weight", "effective_n": 309.4, "n": 400}
 
 
 def test_weights_and_no_weights_together_are_refused():
