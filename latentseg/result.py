@@ -408,8 +408,10 @@ class SegmentationResult:
         dict
             ``model, k, n, loglik, n_params, bic, aic, converged, segments, criteria,
             diagnostics`` (+ ``waic``, ``loo``, ``rhat_max``, ``divergences`` for Bayesian fits),
-            ``schema_version``. For the families fitted on ratings each segment also carries
-            ``"opportunity"`` (:meth:`opportunity_records`).
+            ``schema_version``, ``weights`` (``None`` for an unweighted fit, else ``{"column":
+            provenance["weight_column"], "effective_n": Kish's effective n}``). Each segment's
+            ``"interval"`` names the method of its share interval. For the families fitted on
+            ratings each segment also carries ``"opportunity"`` (:meth:`opportunity_records`).
         """
         c = dict(self.criteria)
         d = dict(self.diagnostics)
@@ -445,6 +447,13 @@ class SegmentationResult:
                 out[key] = c.get(key)
             for key in ("rhat_max", "divergences"):
                 out[key] = d.get(key)
+        sample_weight = getattr(self, "sample_weight", None)
+        out["weights"] = None
+        if sample_weight is not None:
+            from latentseg._stats import effective_n
+
+            out["weights"] = {"column": dict(self.provenance).get("weight_column"),
+                              "effective_n": round(effective_n(sample_weight), 1)}
         out["settings"] = dict(self.settings)
         out["provenance"] = dict(self.provenance)
         return json_safe(out)

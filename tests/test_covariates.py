@@ -463,3 +463,21 @@ def test_weighted_covariate_effects_recover_the_population_logit() -> None:
     assert cw.min() >= 0.88, cw
     assert cu[0] <= 0.2 and bu[0] > 0.8, (cu, bu)
     assert abs(bm[0]) < 0.15 and abs(bm[1]) < 0.15 and cm[1] >= 0.88, (cm, bm)
+
+
+def test_fit_cli_weighted_table_uses_the_weights_for_the_covariates(tmp_path: object) -> None:
+    """A score table with a ``weight`` column: the weights are not a model column or a covariate,
+    the fit is weighted and so is the covariate model."""
+    from pathlib import Path
+
+    sim = simulate_covariate_mixture(200, 2, kind="scores", d=3, random_seed=9)
+    frame = sim.data.join(sim.covariates[["age", "region"]])
+    frame["weight"] = np.where(np.arange(200) % 2 == 0, 0.5, 1.5)
+    path = Path(str(tmp_path)) / "w.csv"
+    frame.to_csv(path, index=False)
+    out = _fit_cli(path, "--k", 2, "--data-kind", "scores", "--model", "gmm", "--n-init", 2,
+                   "--covariates", "age,region", "--covariates-method", "ml", "--json")
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    assert list(d["segments"][0]["center"]) == ["x1", "x2", "x3"]
+    assert d["covariates"]["weighted"] is True and d["covariates"]["se_method"] == "sandwich"
