@@ -196,7 +196,9 @@ def covariate_design(
     frame = covariates[cols]
     if respondent_ids is not None:
         ids = pd.Index(respondent_ids)
-        if ids.isin(frame.index).all() and frame.index.is_unique:
+        if frame.index.equals(ids):
+            pass
+        elif ids.isin(frame.index).all() and frame.index.is_unique:
             frame = frame.reindex(ids)
         elif len(frame) == len(ids):
             frame = frame.set_axis(ids)
@@ -209,18 +211,21 @@ def covariate_design(
     levels: dict[str, tuple[str, ...]] = {}
     for c in cols:
         s = frame[c]
-        obs = s.dropna()
-        if obs.empty:
+        vals = s.to_numpy(dtype=object)
+        obs = vals[~pd.isna(vals)]
+        if obs.size == 0:
             raise ConfigError(f"Covariate column '{c}' in {source} has no observed value; drop it.")
-        if obs.nunique() < 2:
+        if _is_categorical(s):
+            uniq, counts = np.unique(obs.astype(str), return_counts=True)
+            levels[c] = tuple(str(u) for _, u in sorted(zip(-counts, uniq)))
+            distinct = len(uniq)
+        else:
+            distinct = np.unique(obs.astype(float)).size
+        if distinct < 2:
             raise ConfigError(
                 f"Covariate column '{c}' in {source} is constant (every respondent with a value has "
-                f"{obs.iloc[0]!r}); it cannot predict membership: drop it."
+                f"{obs[0]!r}); it cannot predict membership: drop it."
             )
-        if _is_categorical(s):
-            counts = obs.astype(str).value_counts()
-            ordered = sorted(counts.index, key=lambda lv: (-counts[lv], lv))
-            levels[c] = tuple(ordered)
     X, terms, scale = _code(frame, tuple(cols), levels)
     complete = ~np.isnan(X).any(axis=1)
     X[~complete] = np.nan
@@ -242,8 +247,9 @@ def _code(
         s = frame[c]
         if c in levels:
             lv = list(levels[c])
-            miss = s.isna().to_numpy()
-            text = s.astype(str).to_numpy()
+            vals = s.to_numpy(dtype=object)
+            miss = pd.isna(vals)
+            text = vals.astype(str)
             unknown = ~miss & ~np.isin(text, lv)
             if unknown.any():
                 raise ConfigError(
