@@ -12,12 +12,14 @@ make the likelihood look as informative as n simple random draws. Williams & Sav
 mean and gives them the design-based (sandwich) covariance::
 
     theta_adj = theta_bar + (theta - theta_bar) R2^{-1} R1,
-    R2' R2 = Sigma (the draws' covariance, the pseudo-posterior's H^{-1}),
-    R1' R1 = Sigma J Sigma,
+    R2' R2 = Sigma (the draws' covariance),
+    R1' R1 = H^{-1} J H^{-1} (the sandwich),
     J = n / (n - 1) sum_n (w_n s_n - mean)(w_n s_n - mean)'
 
-with ``s_n`` the score of respondent n (the gradient of ``log p(x_n | theta)``) at the posterior
-mean ``theta_bar``, and ``J`` the design-based variance of the weighted score total for a
+so the adjusted draws have exactly the sandwich covariance. ``H`` is minus the Hessian of the log
+pseudo-posterior at its mode (climbed to from the posterior mean ``theta_bar``), ``s_n`` the
+score of respondent n (the gradient of ``log p(x_n | theta)``) there, and ``J`` the design-based
+variance of the weighted score total for a
 single-stage unequal-probability sample (with-replacement approximation, no strata or clusters:
 what ``survey::svyrecvar`` gives for ``ids = ~1``). Everything is done in the samplers'
 unconstrained coordinates (the simplex coordinates of the shares, centred means, log sds, item
@@ -26,8 +28,12 @@ back, so shares stay on the simplex. ``docs/methods.md`` ("Survey weights (Bayes
 this was chosen over the weighted Bayesian bootstrap.
 
 The scores are central finite differences of the per-respondent log-likelihood (the families'
-``log_component``), so every family with an unconstrained parameter vector gets the adjustment
-without a hand-written score per model.
+``log_component``) and ``H`` those of the sampler's analytic gradient, so every family with an
+unconstrained parameter vector gets the adjustment without hand-written derivatives. Where ``H``
+is not positive definite the draws' covariance stands for ``H^{-1}``. (Using the draws'
+covariance always, ``Sigma J Sigma``, was tried first: it enters squared, and where the posterior
+is not normal it inflated the share intervals, e.g. an sd of 0.060 against a linearisation SE of
+0.037 on a k = 3 pilot fit; the Hessian gave 0.040.)
 """
 
 from __future__ import annotations
@@ -178,8 +184,44 @@ def _sqrt_factor(M: np.ndarray) -> np.ndarray:
         return (vec * np.sqrt(val)) @ vec.T
 
 
+def hessian(family: Any, theta: np.ndarray, step: float = SCORE_STEP) -> np.ndarray:
+    """The negative Hessian (nd, nd) of the log pseudo-posterior at ``theta``: central differences
+    of the sampler's analytic gradient (the family's kernel, weights included), symmetrised."""
+    f = family.kernel()
+    theta = np.asarray(theta, dtype=float)
+    nd = theta.size
+    h = step * np.maximum(1.0, np.abs(theta))
+    H = np.empty((nd, nd))
+    gp, gm = np.empty(nd), np.empty(nd)
+    for i in range(nd):
+        e = np.zeros(nd)
+        e[i] = h[i]
+        f(theta + e, gp)
+        f(theta - e, gm)
+        H[i] = -(gp - gm) / (2.0 * h[i])
+    return (H + H.T) / 2
+
+
+def _mode(family: Any, theta: np.ndarray) -> np.ndarray:
+    """The pseudo-posterior's mode climbed to from ``theta`` (L-BFGS on the kernel), or ``theta``
+    when that fails."""
+    from scipy.optimize import minimize
+
+    f = family.kernel()
+    grad = np.empty(theta.size)
+
+    def neg(t: np.ndarray) -> tuple[float, np.ndarray]:
+        val = f(t, grad)
+        if not np.isfinite(val):
+            return np.inf, np.zeros_like(t)
+        return -val, -grad.copy()
+
+    res = minimize(neg, theta, jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x if np.isfinite(res.fun) and res.fun <= neg(theta)[0] else theta
+
+
 def design_adjust(family: Any, params: Mapping[str, np.ndarray], keep: list[int],
-                  sample_weight: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                  sample_weight: np.ndarray, curvature: str = "hessian") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The kept chains' draws mapped to the design-based covariance (the module notes).
 
     Parameters
@@ -192,6 +234,9 @@ def design_adjust(family: Any, params: Mapping[str, np.ndarray], keep: list[int]
     keep : list of int
         The chains summarised (one mode); only they are adjusted.
     sample_weight : ndarray (n,)
+    curvature : {"hessian", "draws"}, default "hessian"
+        What stands for ``H^{-1}`` in the sandwich: the inverse Hessian at the mode (the draws'
+        covariance where it is not positive definite), or the draws' covariance (for studies).
 
     Returns
     -------
@@ -199,7 +244,8 @@ def design_adjust(family: Any, params: Mapping[str, np.ndarray], keep: list[int]
         The draws with the kept chains adjusted (the others as they were), and a record:
         ``method``, ``effective_n`` (Kish), ``design_effect`` (mean ratio of the adjusted to the
         pseudo-posterior variance over the coordinates), ``share_variance_ratio`` (the same for the
-        simplex coordinates of the shares), ``n_params``.
+        simplex coordinates of the shares), ``n_params``, ``curvature`` (what stood for
+        ``H^{-1}``: ``"hessian"`` or ``"draws"``).
     """
     from latentseg._stats import effective_n
 
@@ -213,10 +259,19 @@ def design_adjust(family: Any, params: Mapping[str, np.ndarray], keep: list[int]
     Sigma = np.atleast_2d(np.cov(theta, rowvar=False))
     w = np.asarray(sample_weight, dtype=float)
     n = w.size
-    u = w[:, None] * scores(family, theta_bar)
+    at, Hi, used = theta_bar, Sigma, "draws"
+    if curvature == "hessian":
+        at = _mode(family, theta_bar)
+        H = hessian(family, at)
+        try:
+            np.linalg.cholesky(H)
+            Hi, used = np.linalg.inv(H), "hessian"
+        except np.linalg.LinAlgError:  # not a strict maximum: the draws' covariance stands for H^-1
+            at = theta_bar
+    u = w[:, None] * scores(family, at)
     u -= u.mean(axis=0)
     J = (n / (n - 1.0)) * (u.T @ u)
-    V = Sigma @ J @ Sigma
+    V = Hi @ J @ Hi
     V = (V + V.T) / 2
     R2, R1 = _sqrt_factor(Sigma), _sqrt_factor(V)
     A = np.linalg.solve(R2, R1)
@@ -237,6 +292,7 @@ def design_adjust(family: Any, params: Mapping[str, np.ndarray], keep: list[int]
         "design_effect": float(np.nanmean(ratio)),
         "share_variance_ratio": [float(x) for x in ratio[:a]],
         "n_params": int(nd),
+        "curvature": used,
     }
     return out, info
 
