@@ -17,7 +17,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -322,3 +322,41 @@ def fit_table(table: Any, width: int, *, optional: Any = ()) -> Any:
         return table
     table.columns[:] = [cols[i] for i in keep]
     return Group(table, Text(f"(left out at this width: {', '.join(dropped)}; widen the terminal or use --json)", style="dim"))
+
+
+# ----------------------------------------------------------------------------- survey weights
+#: ``--weights COLUMN``: the survey-weight column (on every command that prepares a survey).
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option("--weights", metavar="COLUMN", help=(
+        "Survey-weight column: every fit, share and report figure is weighted by it (normalised to mean 1). "
+        "Default: [survey] weight_column from the config, else a column named weight when the survey has one.")),
+]
+#: ``--no-weights``: ignore the survey's weight column.
+NoWeightsOpt = Annotated[
+    bool, typer.Option("--no-weights", help="Ignore the survey's weight column: every respondent counts once [config: survey.use_weights].")
+]
+
+
+def weight_overrides(weights: str | None, no_weights: bool) -> dict[str, dict[str, Any]]:
+    """``--weights`` / ``--no-weights`` as config overrides (``{"survey": {...}}``; empty when
+    neither is given).
+
+    Examples
+    --------
+    >>> weight_overrides("w2", False), weight_overrides(None, True), weight_overrides(None, False)
+    ({'survey': {'weight_column': 'w2', 'use_weights': True}}, {'survey': {'use_weights': False}}, {})
+    """
+    if weights is not None and no_weights:
+        from latentseg.errors import ConfigError
+
+        raise ConfigError("--weights names a weight column and --no-weights ignores it; give one of them.")
+    if no_weights:
+        return {"survey": {"use_weights": False}}
+    if weights is not None:
+        if not weights.strip():
+            from latentseg.errors import ConfigError
+
+            raise ConfigError("--weights needs a column name, e.g. --weights weight.")
+        return {"survey": {"weight_column": weights, "use_weights": True}}
+    return {}

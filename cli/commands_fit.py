@@ -11,7 +11,8 @@ Data kinds:
 - ``indicators``: any categorical table, one row per respondent.
 
 A column named ``respondent_id`` or ``id`` in a score / indicator table becomes the respondent
-id. Settings come from ``--config`` (or ``./latentseg.toml``), overridden by the options given.
+id. A survey's (or table's) weight column weights the fit (``--weights COLUMN`` names another,
+``--no-weights`` ignores it); the JSON then says so in ``"weights"``. Settings come from ``--config`` (or ``./latentseg.toml``), overridden by the options given.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import typer
 from rich.markup import escape
 
 from latentseg.cli._common import ModelName, command, echo_json, fit_table, from_config, info, out_console
+from latentseg.cli._common import NoWeightsOpt, WeightsOpt, weight_overrides
 
 if TYPE_CHECKING:  # pragma: no cover
     from latentseg.result import SegmentationResult
@@ -155,6 +157,8 @@ def fit(
     save: Annotated[str | None, typer.Option("--save", help="Save the fitted model as models/NAME.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --save: replace a model already saved as models/NAME.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (the documented contract).")] = False,
+    weights: WeightsOpt = None,
+    no_weights: NoWeightsOpt = False,
 ) -> None:
     """Fit one segmentation model with K segments and print its segments and criteria.
 
@@ -168,6 +172,7 @@ def fit(
     from latentseg.prepare.core import INPUT_KINDS
 
     cfg = load_config(config)
+    cfg["survey"].update(weight_overrides(weights, no_weights).get("survey", {}))
     chosen = model.value if model is not None else cfg["model"]["model"]
     if chosen not in NAMES:
         _fail(f"--model must be one of {', '.join(NAMES)}; got {chosen!r}.")
@@ -205,13 +210,16 @@ def _fit_and_report(data: Path, cfg: dict[str, Any], chosen: str, k: int, data_k
     for note in [*prepared.notes_for(chosen), *option_notes]:
         info(escape(f"note: {note}."))
     table = prepared.data_for(chosen)
+    sample_weight = prepared.weights_for(chosen)
+    if sample_weight is not None:  # only then: an unweighted fit calls the engine exactly as before
+        options = {**options, "sample_weight": sample_weight}
 
     from latentseg.errors import LatentsegWarning
     from latentseg.models import fit as fit_model
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatentsegWarning)
-        result = fit_model(table, chosen, k, random_seed=cfg["model"]["random_seed"], **options)
+        result = prepared.stamp(fit_model(table, chosen, k, random_seed=cfg["model"]["random_seed"], **options))
     for w in caught:
         if issubclass(w.category, LatentsegWarning):
             info(f"[yellow]warning:[/] {escape(str(w.message))}")
@@ -219,12 +227,17 @@ def _fit_and_report(data: Path, cfg: dict[str, Any], chosen: str, k: int, data_k
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
     if save_path is not None:
-        path = _save(save_path, result, cfg, {"data": prepared.spec_for(chosen), "notes": list(prepared.notes_for(chosen))})
+        path = _save(save_path, result, cfg, {"data": prepared.spec_for(chosen), "notes": list(prepared.notes_for(chosen)),
+                                              "weights": prepared.weights_info()})
         info(escape(f"saved -> {path}"))
     if as_json:
         echo_json(result.to_dict())
     else:
         _print_result(result, prepared.description)
+        if prepared.weights is not None:
+            from latentseg.prepare.core import weights_sentence
+
+            out_console().print(escape(weights_sentence(prepared.weights_info())), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,7 @@ from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, err_console, info, model_inputs, out_console, state
 from latentseg.cli._common import ModelName, Reduction, from_config  # option choices and config-key help
+from latentseg.cli._common import NoWeightsOpt, WeightsOpt, weight_overrides
 from latentseg.models.families import DEMO
 
 ConfigOpt = Annotated[
@@ -126,6 +127,10 @@ def _print_run(res: Any) -> None:
             escape(str(s.get("recommendation", ""))),
         )
     console.print(fit_table(table, console.width))
+    if res.saved.meta.get("weights"):
+        from latentseg.prepare.core import weights_sentence
+
+        console.print(escape(weights_sentence(res.saved.meta["weights"])), highlight=False)
     console.print(escape(f"why: {res.why}"), highlight=False)
     console.print(escape(f"model  -> {res.model_dir}  (id {res.saved.model_id})"), highlight=False)
     if res.report is not None:
@@ -155,6 +160,8 @@ def _run(
     force: bool = False,
     wait: bool = False,
     all_k: bool = False,
+    weights: str | None = None,
+    no_weights: bool = False,
 ) -> None:
     from latentseg.cli.commands_select import parse_k
     from latentseg.pipeline import run_pipeline
@@ -168,6 +175,7 @@ def _run(
     if reduce is not None and reduce not in ("none", "pca", "fa", "jobstep"):
         _usage(f"--reduce must be one of none, pca, fa, jobstep; got {reduce!r}.")
     ks = parse_k(k) if k else None
+    weight_overrides(weights, no_weights)  # refuses --weights with --no-weights before any work
     with _run_progress() as progress:
         res = run_pipeline(
             survey,
@@ -187,6 +195,7 @@ def _run(
             wait=wait,
             on_wait=lambda message: info(escape(message)),
             all_k=True if all_k else None,
+            weights=False if no_weights else weights,
         )
     _warn_all(res.warnings)
     if as_json:
@@ -230,6 +239,8 @@ def run_cmd(
     all_k: AllKOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    weights: WeightsOpt = None,
+    no_weights: NoWeightsOpt = False,
 ) -> None:
     """Run the whole playbook on a survey: validate, clean, score, select k, fit, profile, size, save, report.
 
@@ -248,7 +259,7 @@ def run_cmd(
     state.quiet = state.quiet or quiet
     _run(survey, config=config, models=models, k=k, reduce=reduce, seed=seed, name=name, output=output,
          models_dir=models_dir, report=not no_report, as_json=as_json, model=model.value if model else None,
-         force=force, wait=wait, all_k=all_k)
+         force=force, wait=wait, all_k=all_k, weights=weights, no_weights=no_weights)
 
 def demo_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the report. Default: latentseg_output.")] = None,

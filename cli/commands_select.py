@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from latentseg.cli._common import command, echo_json, err_console, info, out_console, state
 from latentseg.cli._common import from_config  # help naming the config key an option overrides
+from latentseg.cli._common import NoWeightsOpt, WeightsOpt, weight_overrides
 from latentseg.models.families import NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -302,7 +303,7 @@ def _load_for_compare(path: Path) -> SegmentationResult:
 
 
 def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, Any], replicates: int,
-              jobs: int, seed: int | None, ratings: Any = None) -> list[dict[str, Any]]:
+              jobs: int, seed: int | None, ratings: Any = None, sample_weight: Any = None) -> list[dict[str, Any]]:
     """Bootstrap LRT k-1 vs k for every EM family and k of the sweep (reusing its fits)."""
     if replicates <= 0:
         return []
@@ -325,7 +326,7 @@ def _run_blrt(selection: Any, scores: Any, levels: Any, fit_options: dict[str, A
             with progress_bar(f"BLRT {model} k={k - 1} vs {k}") as update:
                 res = blrt(data, model, k, replicates=replicates, random_seed=seed, n_jobs=jobs,
                            progress=lambda d, t: update(d, t, ""), fit_options=fit_options.get(model, {}),
-                           null=fitted(k - 1), alternative=fitted(k))
+                           null=fitted(k - 1), alternative=fitted(k), sample_weight=sample_weight)
             rows.append(res.to_dict())
     return rows
 
@@ -365,6 +366,8 @@ def select_cmd(
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for the bootstrap LRT.", min=1)] = 2,
     all_k: Annotated[bool, typer.Option("--all-k", help="Fit every family at every k, each to the end: no hopeless Bayesian fit skipped, no fit stopped for time [config: select.all_k].")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print {fits, recommended_k, rule, ...} as JSON.")] = False,
+    weights: WeightsOpt = None,
+    no_weights: NoWeightsOpt = False,
 ) -> None:
     """Fit every family over a k range and recommend a k, with the rule written out.
 
@@ -377,6 +380,7 @@ def select_cmd(
     from latentseg.prepare.core import prepare
 
     cfg = load_config(config)
+    cfg["survey"].update(weight_overrides(weights, no_weights).get("survey", {}))
     if all_k:
         cfg["select"]["all_k"] = True
     sel_cfg = cfg["select"]
@@ -412,9 +416,10 @@ def select_cmd(
             checkpoint_dir=checkpoint,
             categorical_data=levels,
             rating_data=prepared.ratings,
+            sample_weight=None if prepared.weights is None else prepared.weights.to_numpy(),
         )
     lrt_rows = _run_blrt(selection, scores, levels, fit_options, blrt_replicates, jobs, cfg["model"]["random_seed"],
-                         prepared.ratings)
+                         prepared.ratings, None if prepared.weights is None else prepared.weights.to_numpy())
     written = []
     if plots is not None:
         from latentseg.deliver.plots import write_selection_figures
@@ -425,6 +430,10 @@ def select_cmd(
     if as_json:
         out = selection.to_dict()
         out["source"] = source
+        out["weights"] = prepared.weights_info()
+        for fit_dict in out.get("fits", []):  # each weighted fit names the column its weights came from
+            if isinstance(fit_dict.get("weights"), dict) and fit_dict["weights"].get("column") is None:
+                fit_dict["weights"]["column"] = prepared.weight_column
         out["plots"] = [str(p) for p in written]
         from latentseg.choose.lrt import lmr_table
 
@@ -435,6 +444,10 @@ def select_cmd(
         echo_json(out)
     else:
         _print_selection(selection, source)
+        if prepared.weights is not None:
+            from latentseg.prepare.core import weights_sentence
+
+            out_console().print(escape(weights_sentence(prepared.weights_info(), "Fits and shares")), highlight=False)
         for row in lrt_rows:
             out_console().print(escape(row["summary"]), highlight=False)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from latentseg.cli._common import command, echo_json, err_console, from_config, info, out_console
+from latentseg.cli._common import NoWeightsOpt, WeightsOpt, weight_overrides
 from rich.markup import escape
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +62,7 @@ def _load(
     outcomes: Path | None,
     sheet: str | None,
     profile: bool = True,
+    survey_overrides: dict[str, Any] | None = None,
 ) -> tuple[Survey, dict[str, Any], list[str]]:
     """Read and validate the survey; LatentsegWarnings are collected (printed by the caller).
     ``profile=False`` reads the profile columns' names only (validate: bounded memory on wide files)."""
@@ -70,6 +72,7 @@ def _load(
 
     codes = _codes(missing_codes)
     cfg = load_config(config)
+    cfg["survey"].update(survey_overrides or {})
     sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatentsegWarning)
@@ -121,6 +124,20 @@ def _summary(survey: Survey) -> dict[str, Any]:
     }
 
 
+def _weights(kept: Survey, cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """The weights the fits would get (``{"column", "effective_n", "n"}``, as ``run --json``), checked
+    as :func:`latentseg.prepare.core.prepare` checks them; None without a weight column (or with
+    ``[survey] use_weights = false``)."""
+    if kept.weight is None or not cfg["survey"]["use_weights"]:
+        return None
+    from latentseg._stats import effective_n
+    from latentseg.io.validate import survey_weights
+
+    column = (kept.columns or {}).get("weight") or cfg["survey"]["weight_column"] or "weight"
+    w = survey_weights(kept.weight, column, kept.source)
+    return {"column": column, "effective_n": round(effective_n(w.to_numpy()), 1), "n": int(len(w))}
+
+
 def _print_summary(summary: dict[str, Any], report: CleaningReport, warned: list[str]) -> None:
     from rich.table import Table
 
@@ -141,6 +158,10 @@ def _print_summary(summary: dict[str, Any], report: CleaningReport, warned: list
     extras = [x for x, present in (("duration", s["duration"]), ("weight", s["weight"])) if present]
     profile = ", ".join(s["profile_columns"]) or "none"
     console.print(f"  profile columns: {escape(profile)}" + (f"; {', '.join(extras)} column found" if extras else ""), highlight=False)
+    if s.get("weights"):
+        from latentseg.prepare.core import weights_sentence
+
+        console.print(escape("  " + weights_sentence(s["weights"], "Fits and shares", quote="'")), highlight=False)
     notes = [n for n in s["notes"] if not any(n in w for w in warned)]  # warnings were printed already
     if notes:
         console.print("[bold]Notes[/]")
@@ -170,12 +191,14 @@ def validate(
 ) -> None:
     """Read and validate a survey: what was found, scales (declared or inferred), notes, cleaning report.
 
-    Exits 1 with one message when the file is invalid.
+    Exits 1 with one message when the file is invalid (survey weights included: every respondent
+    kept by the cleaning needs a positive weight).
     """
     data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet, profile=False)
-    _, report, more = _clean(data, cfg)
+    kept, report, more = _clean(data, cfg)
     warned += more
     summary = _summary(data)
+    summary["weights"] = _weights(kept, cfg)
     _warn(warned)
     if json_:
         echo_json({**summary, "warnings": warned, "cleaning": report.to_dict()})
@@ -197,12 +220,15 @@ def score(
     outcomes: OutcomesOpt = None,
     sheet: SheetOpt = None,
     json_: JsonOpt = False,
+    weights: WeightsOpt = None,
+    no_weights: NoWeightsOpt = False,
 ) -> None:
     """Write opportunity scores per respondent and outcome, and the per-outcome landscape.
 
     Scores: importance + max(importance - satisfaction, 0), both rescaled to 0-10. Landscape
     (Ulwick): top-2-box shares x 10, opportunity and class per outcome, in
-    <stem>_landscape.<ext>.
+    <stem>_landscape.<ext>; its shares are weighted by the survey's weight column when it has one
+    (--no-weights: unweighted).
     """
     from latentseg.errors import ConfigError
     from latentseg.prepare.scoring import opportunity_landscape, opportunity_scores
@@ -216,7 +242,8 @@ def score(
     check_outputs({"--output": output, "the landscape table (named after --output)": landscape_path},
                   {"SURVEY": survey, **config_inputs(config), "--outcomes": outcomes},
                   command="score")
-    data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet)
+    over = weight_overrides(weights, no_weights).get("survey", {})
+    data, cfg, warned = _load(survey, config, imp_scale, sat_scale, missing_codes, outcomes, sheet, survey_overrides=over)
     report = None
     if not no_clean:
         data, report, more = _clean(data, cfg)
@@ -225,7 +252,7 @@ def score(
     if report is not None:
         info(escape(report.summary().splitlines()[0]))
     scores = opportunity_scores(data)
-    landscape = opportunity_landscape(data, by=by)
+    landscape = opportunity_landscape(data, by=by, weighted=bool(cfg["survey"]["use_weights"]))
     from latentseg.io import write_table
 
     write_table(scores.reset_index(), output)

@@ -28,6 +28,18 @@ qualtrics_export.csv
     ``imp_1..imp_8`` / ``sat_1..sat_8``; question text of the two matrix questions, "<question> -
     <outcome statement>"; ``{"ImportId":"QID1_1"}``), Qualtrics' metadata columns, one speeder and
     a few unanswered ratings.
+weighted_survey.csv
+    An unequal-probability sample of the same kind of survey (same 24 outcomes, scales and
+    profile columns, so ``latentseg.toml`` applies) with a ``weight`` column: a population of
+    2,000 customers in 4 segments (34/28/22/16%) from which each one was invited with a
+    probability that rises 3-fold from segment 1 to segment 4 and doubles in North America
+    (a panel that over-recruits there), so the sample over-represents the small segments.
+    ``weight`` is the inverse inclusion probability: weighted shares estimate the population's,
+    unweighted ones are biased.
+weighted_truth.csv
+    For each respondent of weighted_survey.csv its true segment and inclusion probability. The
+    population's shares are exactly 34/28/22/16%; the sample's unweighted shares of the true
+    segments are 22/23/26/29% (the order reversed), weighted by ``weight`` 37/27/20/16%.
 """
 
 from __future__ import annotations
@@ -46,6 +58,10 @@ HERE = Path(__file__).resolve().parent
 
 PROJECT_SEED = 20261122
 QUALTRICS_SEED = 20261123
+WEIGHTED_SEED = 20261124
+#: weighted_survey.csv: population size, expected sample size, selection size of segment 4
+#: relative to segment 1, of North America relative to the other regions
+WEIGHTED_POPULATION, WEIGHTED_N, WEIGHTED_OVERSAMPLE, WEIGHTED_REGION = 2000, 400, 3.0, 2.0
 
 CONFIG = """\
 # latentseg settings for examples/project_survey.csv (relative paths are relative to this file).
@@ -190,12 +206,40 @@ def qualtrics_file(out: Path) -> None:
     _write_csv(body, out / "qualtrics_export.csv", bom=True, crlf=True)
 
 
+def weighted_files(out: Path) -> None:
+    """weighted_survey.csv and weighted_truth.csv: a Poisson sample with known inclusion probabilities."""
+    population, truth = simulate_survey(
+        WEIGHTED_POPULATION,
+        n_outcomes=24,
+        n_segments=4,
+        job_steps=6,
+        imp_scale=(1, 5),
+        sat_scale=(1, 10),
+        missing_rate=0.02,
+        random_seed=WEIGHTED_SEED,
+    )
+    segment = truth.segment.reindex(population.respondent_ids).to_numpy(dtype=int)
+    north_america = (population.profile["region"] == "North America").to_numpy()
+    size = WEIGHTED_OVERSAMPLE ** ((segment - 1) / 3) * np.where(north_america, WEIGHTED_REGION, 1.0)
+    inclusion = np.minimum(1.0, WEIGHTED_N * size / size.sum())
+    rng = np.random.default_rng(WEIGHTED_SEED).spawn(1)[0]
+    chosen = rng.random(len(inclusion)) < inclusion
+    frame = population.to_frame().loc[chosen].copy()
+    frame["weight"] = np.round(1.0 / inclusion[chosen], 4)
+    whole = [c for c in frame.columns if c.startswith(("imp_", "sat_"))] + ["plan_price", "duration"]
+    _write_csv(_as_int_columns(frame, whole), out / "weighted_survey.csv")
+    rows = pd.DataFrame({"respondent_id": frame["respondent_id"].to_numpy(), "segment": segment[chosen],
+                         "inclusion": np.round(inclusion[chosen], 6)})
+    _write_csv(rows, out / "weighted_truth.csv")
+
+
 def main(out_dir: str | Path = HERE) -> Path:
     """Write every example file into ``out_dir`` (default: this folder)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     project_files(out)
     qualtrics_file(out)
+    weighted_files(out)
     return out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from latentseg.errors import ConfigError
 
-__all__ = ["effective_n", "wilson_interval", "classification_entropy", "relative_entropy", "data_hash", "as_rng", "check_int"]
+__all__ = ["effective_n", "wilson_interval", "weighted_share_interval", "wilson_each", "SHARE_INTERVALS", "classification_entropy", "relative_entropy", "data_hash", "as_rng", "check_int"]
 
 
 def effective_n(weights: Any) -> float:
@@ -71,30 +71,39 @@ def wilson_interval(
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
-def classification_entropy(memberships: np.ndarray) -> float:
-    """Total classification entropy ``-sum_n sum_k z_nk log z_nk`` (0 when every z is 0 or 1).
+def classification_entropy(memberships: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Total classification entropy ``-sum_n w_n sum_k z_nk log z_nk`` (0 when every z is 0 or 1).
 
     Parameters
     ----------
     memberships : ndarray, shape (n, k)
+    sample_weight : ndarray, shape (n,), optional
+        Survey weights (``w_n = 1`` without).
 
     Examples
     --------
     >>> classification_entropy(np.array([[1.0, 0.0], [0.5, 0.5]]))  # doctest: +ELLIPSIS
     0.693...
+    >>> classification_entropy(np.array([[1.0, 0.0], [0.5, 0.5]]), np.array([1.0, 2.0]))  # doctest: +ELLIPSIS
+    1.386...
     """
     z = np.asarray(memberships, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(z > 0, z * np.log(z), 0.0)
+    if sample_weight is not None:
+        return float(-(np.asarray(sample_weight, dtype=float) @ terms).sum())
     return float(-terms.sum())
 
 
-def relative_entropy(memberships: np.ndarray) -> float:
+def relative_entropy(memberships: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """Relative entropy (Mplus "entropy"): ``1 - E / (n log k)``; 1 means perfectly separated.
+
+    With survey weights, ``E`` is the weighted entropy and ``n`` the sum of the weights.
 
     Parameters
     ----------
     memberships : ndarray, shape (n, k)
+    sample_weight : ndarray, shape (n,), optional
 
     Examples
     --------
@@ -105,7 +114,97 @@ def relative_entropy(memberships: np.ndarray) -> float:
     n, k = z.shape
     if k < 2:
         return 1.0
-    return float(1.0 - classification_entropy(z) / (n * np.log(k)))
+    total = n if sample_weight is None else float(np.sum(sample_weight))
+    return float(1.0 - classification_entropy(z, sample_weight) / (total * np.log(k)))
+
+
+#: The design-based share intervals of :func:`weighted_share_interval`.
+SHARE_INTERVALS = ("linearised", "kish")
+
+
+def weighted_share_interval(
+    memberships: np.ndarray,
+    sample_weight: np.ndarray,
+    shares: np.ndarray | None = None,
+    level: float = 0.95,
+    method: str = "linearised",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Weighted segment shares and a design-based Wilson interval on each.
+
+    The share of segment c is the ratio estimator ``p_c = sum_i w_i z_ic / sum_i w_i``. Its
+    interval is Wilson's score interval at an effective sample size:
+
+    - ``"linearised"`` (default): per segment, ``n*_c = p_c (1 - p_c) / v_c`` with ``v_c`` the
+      Taylor-linearised (with-replacement) variance of the ratio,
+      ``v_c = n / (n - 1) * sum_i w_i^2 (z_ic - p_c)^2 / (sum_i w_i)^2``; this carries the
+      correlation between the weights and the segments (a segment that was oversampled has small
+      weights), which Kish's effective n ignores;
+    - ``"kish"``: one effective n for every segment, Kish's ``(sum w)^2 / sum w^2``
+      (:func:`effective_n`); exact when the weights are unrelated to the segments.
+
+    Which to use was decided by the coverage study in docs/methods.md ("Survey weights (EM)").
+
+    Parameters
+    ----------
+    memberships : ndarray, shape (n, k)
+        Membership probabilities (rows sum to 1).
+    sample_weight : ndarray, shape (n,)
+        Positive survey weights (any scale).
+    shares : ndarray, shape (k,), optional
+        The estimate to centre on (e.g. the mixing weights of a converged EM, which equal the
+        weighted mean memberships); defaults to the weighted mean memberships.
+    level : float, default 0.95
+    method : {"linearised", "kish"}
+
+    Returns
+    -------
+    shares, lower, upper : ndarray, shape (k,)
+    label : str
+        The method in words, e.g. ``"95% Wilson, linearised effective n 410-560"``.
+
+    Examples
+    --------
+    >>> z = np.eye(2)[[0, 0, 1, 1, 1]]
+    >>> p, lo, hi, label = weighted_share_interval(z, np.array([2.0, 2.0, 1.0, 1.0, 1.0]), method="kish")
+    >>> p.round(3).tolist(), label
+    ([0.571, 0.429], '95% Wilson, Kish effective n 4.5')
+    """
+    if method not in SHARE_INTERVALS:
+        raise ValueError(f"method must be one of {', '.join(SHARE_INTERVALS)}; got {method!r}")
+    z = np.asarray(memberships, dtype=float)
+    w = np.asarray(sample_weight, dtype=float)
+    n = z.shape[0]
+    total = w.sum()
+    p = w @ z / total if shares is None else np.asarray(shares, dtype=float)
+    pct = f"{100 * level:g}%"
+    if method == "kish":
+        ne = effective_n(w)
+        lo, hi = wilson_interval(p * ne, ne, level)
+        return p, lo, hi, f"{pct} Wilson, Kish effective n {ne:.1f}"
+    resid = (z - p) * (w / total)[:, None]
+    v = (resid * resid).sum(axis=0) * (n / max(n - 1, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ne = np.where(v > 0, p * (1 - p) / v, float(n))
+    ne = np.clip(np.nan_to_num(ne, nan=float(n)), 1.0, None)
+    lo, hi = wilson_each(p, ne, level)
+    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
+    return p, lo, hi, f"{pct} Wilson, linearised effective n {span}"
+
+
+def wilson_each(p: np.ndarray, ne: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson intervals for proportions ``p`` each at its own (effective) sample size ``ne``.
+
+    Examples
+    --------
+    >>> lo, hi = wilson_each(np.array([0.08]), np.array([200.0]))
+    >>> round(float(lo[0]), 3), round(float(hi[0]), 3)
+    (0.05, 0.126)
+    """
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    denom = 1 + z**2 / ne
+    centre = (p + z**2 / (2 * ne)) / denom
+    half = z * np.sqrt(p * (1 - p) / ne + z**2 / (4 * ne**2)) / denom
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 def data_hash(*arrays: Any) -> str:

@@ -12,7 +12,7 @@ Sections and keys (default in brackets)
     ``id_column`` [""]: respondent id column; empty = detect (``respondent_id``, ``id``,
     ``ResponseId`` ...), else number respondents 1..n. ``duration_column`` [""]: completion time
     (seconds); empty = detect (``duration``, ``Duration (in seconds)`` ...). ``weight_column``
-    [""]: survey weight; empty = detect (``weight``). ``imp_pattern`` / ``sat_pattern`` [""]:
+    [""]: survey weight; empty = detect (``weight``); ``use_weights`` [true]: false ignores it. ``imp_pattern`` / ``sat_pattern`` [""]:
     regular expression with a group ``(?P<outcome>...)`` (or a template with ``{outcome}``)
     naming importance / satisfaction columns; empty = the conventions ``imp_<o>``,
     ``importance_<o>``, ``<o>_imp`` (and ``sat_`` / ``satisfaction_`` / ``_sat``).
@@ -139,7 +139,8 @@ KEYS: tuple[Key, ...] = (
     # [survey]
     Key("survey", "id_column", "str", "", "Respondent id column; empty = detect `respondent_id`, `id`, `ResponseId` ..., else number respondents 1..n."),
     Key("survey", "duration_column", "str", "", "Completion time column (seconds); empty = detect `duration`, `Duration (in seconds)`, `duration_s` ..."),
-    Key("survey", "weight_column", "str", "", "Survey weight column; empty = detect `weight`."),
+    Key("survey", "weight_column", "str", "", "Survey weight column; empty = detect `weight`. Every fit, share and report figure is weighted by it (normalised to mean 1 over the respondents that reach the model)."),
+    Key("survey", "use_weights", "bool", True, "Weight the fits and figures by the survey's weight column when it has one; false = ignore it (as `--no-weights`)."),
     Key("survey", "imp_pattern", "str", "", "Regular expression with a group `(?P<outcome>...)`, or a template with `{outcome}`, matching importance columns; empty = `imp_<o>`, `importance_<o>`, `<o>_imp`."),
     Key("survey", "sat_pattern", "str", "", "As `imp_pattern`, for satisfaction columns; empty = `sat_<o>`, `satisfaction_<o>`, `<o>_sat`."),
     Key("survey", "imp_scale", "str", "", "Importance scale, e.g. `\"1-5\"`; empty = inferred from the data (with a warning)."),

@@ -5,7 +5,8 @@ A thin prepare -> choose -> decide -> deliver (every choice comes from the confi
 
 1. **prepare** (:func:`latentseg.prepare.core.prepare`): read, validate, clean (with a report of
    every excluded respondent), opportunity scores, optionally reduced (``[survey]``,
-   ``[cleaning]``, ``[reduce]``);
+   ``[cleaning]``, ``[reduce]``); the survey weights, when it has a weight column (normalised to
+   mean 1), weight every fit below (``sample_weight=``) and every figure of the report;
 2. **choose**: sweep model families and k (``[select]``, :func:`latentseg.choose.selection.select`),
    each finished fit checkpointed in ``<models_dir>/<name>/checkpoints/`` so an interrupted run
    resumes where it stopped; keep the chosen family (``--model``, else ``[model] model``) at the
@@ -146,6 +147,7 @@ class PipelineResult:
                 "rule": self.selection.rule,
                 "converged": d["converged"],
                 "bic": d["bic"],
+                "weights": self.saved.meta.get("weights"),
                 "segments": segments,
                 "cleaning": {
                     "n_in": self.cleaning.n_in,
@@ -211,9 +213,19 @@ def run_overrides(
     output: str | Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     all_k: bool | None = None,
+    weights: str | bool | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The ``run`` options as config overrides ``{section: {key: value}}``."""
+    """The ``run`` options as config overrides ``{section: {key: value}}``.
+
+    ``weights``: a column name (``[survey] weight_column``), ``False`` (``[survey] use_weights =
+    false``) or ``None`` (as configured)."""
     over: dict[str, dict[str, Any]] = {s: dict(v) for s, v in (overrides or {}).items()}
+    if weights is False:
+        over.setdefault("survey", {})["use_weights"] = False
+    elif isinstance(weights, str):
+        over.setdefault("survey", {}).update({"weight_column": weights, "use_weights": True})
+    elif weights is not None:
+        raise ConfigError(f"weights must be a column name, False or None; got {weights!r}.")
     if all_k is not None:
         over.setdefault("select", {})["all_k"] = bool(all_k)
     if models is not None:
@@ -274,6 +286,7 @@ def run_pipeline(
     wait: bool = False,
     on_wait: Callable[[str], Any] | None = None,
     all_k: bool | None = None,
+    weights: str | bool | None = None,
 ) -> PipelineResult:
     """Run the playbook on a survey file: prepare, choose, decide, save, report.
 
@@ -320,6 +333,13 @@ def run_pipeline(
         Overrides ``[select] all_k``: fit every family at every k, each to the end (by default
         hopeless Bayesian fits are skipped and a fit far past its family's time budget is
         stopped; see :func:`latentseg.choose.selection.select`).
+    weights : str, False or None
+        The survey-weight column (overrides ``[survey] weight_column``); ``False`` ignores the
+        weights (``[survey] use_weights = false``); ``None``: as configured (by default the
+        survey's ``weight`` column, when it has one). Weighted, every fit gets the weights
+        normalised to mean 1 as ``sample_weight``, the saved model's ``meta["weights"]`` and
+        :meth:`PipelineResult.to_dict`'s ``"weights"`` say ``{"column", "effective_n", "n"}``
+        (``None`` when unweighted), and the report says its figures are weighted.
 
     Returns
     -------
@@ -348,7 +368,7 @@ def run_pipeline(
     survey_path = Path(survey_path)
     cfg, cfg_source = resolve_config(
         config, run_overrides(models=models, model=model, k=k, reduce=reduce, random_seed=random_seed,
-                              output=output, overrides=overrides, all_k=all_k)
+                              output=output, overrides=overrides, all_k=all_k, weights=weights)
     )
     kept = kept_family(cfg, model, models)
     cfg["model"]["model"] = kept
@@ -428,7 +448,7 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
             result, fam, why = keep(selection, prepared, kept, int(chosen_k), options, seed)
         with step("decide"):
             decisions = decide(result, prepared.scores, prepared.outcomes, prepared.profile, cfg,
-                               reduction=prepared.reduction, source=str(survey_path))
+                               reduction=prepared.reduction, source=str(survey_path), sample_weight=prepared.weights)
             notes.extend(decisions.notes)
         with step("compare"):
             comparison, cmp_note = baseline_comparison(selection, prepared, decisions.result, fam, int(chosen_k), options, seed)
@@ -481,6 +501,7 @@ def _sweep(prepared: Any, sweep: list[str], ks: list[int], seed: int | None, opt
         checkpoint_dir=model_dir / "checkpoints",
         categorical_data=prepared.levels if any(family(m).categorical for m in sweep) else None,
         rating_data=prepared.ratings,
+        sample_weight=None if prepared.weights is None else prepared.weights.to_numpy(dtype=float),
     )
 
 
@@ -495,6 +516,7 @@ def _deliverables(cfg: Mapping[str, Any], cfg_source: str, survey_path: Path, mo
         "warnings": list(run_warnings),
         "notes": list(dict.fromkeys(notes)),
         "cleaning": prepared.cleaning.to_dict(),
+        "weights": prepared.weights_info(),
         "selection": {
             "recommended_k": selection.recommended_k,
             "rule": selection.rule,

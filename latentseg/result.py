@@ -81,6 +81,9 @@ class SegmentationResult:
     extras : mapping
         Engine-specific tables (e.g. item-response probabilities, loadings map) kept as
         DataFrames / arrays; saved with the model.
+    sample_weight : ndarray, shape (n,), optional
+        The survey weights the model was fitted with (aligned with ``respondent_ids``; ``None``
+        for an unweighted fit). Shares and their intervals are then weighted (design-based).
 
     Examples
     --------
@@ -115,6 +118,7 @@ class SegmentationResult:
     labels: tuple[str, ...] | None = None
     posterior: Any = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    sample_weight: np.ndarray | None = None
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -123,6 +127,8 @@ class SegmentationResult:
             raise ValueError(f"memberships must have shape (n, {self.k}); got {z.shape}.")
         if len(self.respondent_ids) != z.shape[0]:
             raise ValueError("respondent_ids and memberships disagree on n.")
+        if self.sample_weight is not None and np.shape(self.sample_weight) != (z.shape[0],):
+            raise ValueError(f"sample_weight must have shape ({z.shape[0]},); got {np.shape(self.sample_weight)}.")
         if np.asarray(self.centers).shape[0] != self.k:
             raise ValueError("centers must have k rows.")
         for name, arr in self.params.items():
@@ -141,10 +147,15 @@ class SegmentationResult:
         shares: np.ndarray | None = None,
         share_interval: tuple[np.ndarray, np.ndarray] | None = None,
         interval_method: str | None = None,
+        sample_weight: np.ndarray | None = None,
         **kwargs: Any,
     ) -> SegmentationResult:
         """Build a result from memberships, filling shares (mean membership) and a Wilson
         interval (on the expected counts) where not given, and return it in canonical order.
+
+        With ``sample_weight`` the shares are the weighted mean memberships and the interval is
+        design-based: Wilson's at the Taylor-linearised effective n of each share
+        (:func:`latentseg._stats.weighted_share_interval`; docs/methods.md, "Survey weights (EM)").
 
         Parameters
         ----------
@@ -159,18 +170,27 @@ class SegmentationResult:
         share_interval : (lower, upper), optional
             Defaults to a 95% Wilson interval.
         interval_method : str, optional
+        sample_weight : ndarray, shape (n,), optional
+            Survey weights (positive); kept in the result.
         **kwargs
             Any other field of :class:`SegmentationResult`.
         """
-        from latentseg._stats import wilson_interval
+        from latentseg._stats import weighted_share_interval, wilson_interval
 
         z = np.asarray(memberships, dtype=float)
         n, k = z.shape
         ids = pd.Index(respondent_ids if respondent_ids is not None else np.arange(1, n + 1))
-        sh = np.asarray(shares, dtype=float) if shares is not None else z.mean(axis=0)
-        if share_interval is None:
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if w is not None and w.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}.")
+        if w is not None:  # weighted shares, design-based interval
+            sh, lo, hi, method = weighted_share_interval(z, w, shares)
+        else:
+            sh = np.asarray(shares, dtype=float) if shares is not None else z.mean(axis=0)
             lo, hi = wilson_interval(sh * n, n)
-            method = interval_method or "95% Wilson"
+            method = "95% Wilson"
+        if share_interval is None:
+            method = interval_method or method
         else:
             lo, hi = (np.asarray(a, dtype=float) for a in share_interval)
             method = interval_method or "95% interval"
@@ -185,6 +205,7 @@ class SegmentationResult:
             share_lower=lo,
             share_upper=hi,
             interval_method=method,
+            sample_weight=w,
             **kwargs,
         )
         return res.canonical()
@@ -387,8 +408,10 @@ class SegmentationResult:
         dict
             ``model, k, n, loglik, n_params, bic, aic, converged, segments, criteria,
             diagnostics`` (+ ``waic``, ``loo``, ``rhat_max``, ``divergences`` for Bayesian fits),
-            ``schema_version``. For the families fitted on ratings each segment also carries
-            ``"opportunity"`` (:meth:`opportunity_records`).
+            ``schema_version``, ``weights`` (``None`` for an unweighted fit, else ``{"column":
+            provenance["weight_column"], "effective_n": Kish's effective n}``). Each segment's
+            ``"interval"`` names the method of its share interval. For the families fitted on
+            ratings each segment also carries ``"opportunity"`` (:meth:`opportunity_records`).
         """
         c = dict(self.criteria)
         d = dict(self.diagnostics)
@@ -424,6 +447,13 @@ class SegmentationResult:
                 out[key] = c.get(key)
             for key in ("rhat_max", "divergences"):
                 out[key] = d.get(key)
+        sample_weight = getattr(self, "sample_weight", None)
+        out["weights"] = None
+        if sample_weight is not None:
+            from latentseg._stats import effective_n
+
+            out["weights"] = {"column": dict(self.provenance).get("weight_column"),
+                              "effective_n": round(effective_n(sample_weight), 1)}
         out["settings"] = dict(self.settings)
         out["provenance"] = dict(self.provenance)
         return json_safe(out)

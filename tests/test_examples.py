@@ -14,7 +14,8 @@ from latentseg.io import read_survey
 from latentseg.research.simulate import simulate_survey
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-FILES = ("project_survey.csv", "project_outcomes.csv", "truth.csv", "latentseg.toml", "qualtrics_export.csv")
+FILES = ("project_survey.csv", "project_outcomes.csv", "truth.csv", "latentseg.toml", "qualtrics_export.csv",
+         "weighted_survey.csv", "weighted_truth.csv")
 
 
 def _make_examples():

@@ -267,6 +267,12 @@ def test_keep_fits_a_skipped_kept_family_with_the_seed_the_sweep_would_have_used
         def data_for(self, model: str) -> Any:
             return X
 
+        def weights_for(self, model: str) -> Any:
+            return None
+
+        def stamp(self, result: Any) -> Any:
+            return result
+
     res = fitted(sel, Prepared(), "bayes-gmm", 4, {}, seed=99)
     assert res.model == "bayes-gmm" and res.k == 4
     assert eng.calls[-1] == ("bayes-gmm", 4, child_seed(sel, "bayes-gmm", 4))

@@ -15,6 +15,12 @@ limit of a paired bootstrap over respondents (resampling respondents, keeping bo
 and it is deterministic. It treats both fitted models as fixed: it answers "do these two
 segmentations size this segment differently on these respondents?", not "how much would the
 difference move if both models were refitted on new samples".
+
+Survey weights (``sample_weight``, by default the first result's own ``sample_weight``): the
+shares and their difference are weighted means, ``mean_w(d) = sum w d / sum w``, with the
+linearised standard error of a ratio mean, ``sqrt(sum w^2 (d - mean_w(d))^2) / sum w``
+(Kish's effective n in place of n). Agreement, the crosstab and the adjusted Rand index count
+respondents: they describe how the two fits treat the same people, not the population.
 """
 
 from __future__ import annotations
@@ -213,7 +219,8 @@ def _name(result: Any, other: Any, tag: str) -> str:
     return base
 
 
-def compare(a: Any, b: Any, *, level: float = 0.95, names: tuple[str, str] | None = None) -> Comparison:
+def compare(a: Any, b: Any, *, level: float = 0.95, names: tuple[str, str] | None = None,
+            sample_weight: Any = None) -> Comparison:
     """Compare two segmentations of the same respondents.
 
     Parameters
@@ -225,6 +232,10 @@ def compare(a: Any, b: Any, *, level: float = 0.95, names: tuple[str, str] | Non
         Coverage of the share-difference intervals.
     names : (str, str), optional
         Display names; default ``"<model> (k=<k>)"``.
+    sample_weight : array-like, shape (n_a,), optional
+        Survey weights of ``a``'s respondents (in ``a``'s order); default ``a.sample_weight``
+        (``None`` for an unweighted fit). The shares and their differences are then weighted
+        (module notes).
 
     Returns
     -------
@@ -293,25 +304,38 @@ def compare(a: Any, b: Any, *, level: float = 0.95, names: tuple[str, str] | Non
     ari, nmi = float(adjusted_rand_score(la, lb)), float(normalized_mutual_info_score(la, lb))
 
     zcrit = float(stats.norm.ppf(0.5 + level / 2))
+    if sample_weight is None:
+        sample_weight = getattr(a, "sample_weight", None)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[pos_a]
     share_rows = []
     for i in range(n_matched):
         j = int(order[i])
         diff = za[:, i] - zb[:, j]
-        mean = float(diff.mean())
-        se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        if w is None:
+            mean = float(diff.mean())
+            se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+            share_a, share_b = float(za[:, i].mean()), float(zb[:, j].mean())
+        else:  # the weighted (ratio) mean and its linearised standard error
+            mean = float(np.average(diff, weights=w))
+            se = float(np.sqrt(np.sum(w**2 * (diff - mean) ** 2)) / w.sum()) if n > 1 else float("nan")
+            share_a, share_b = float(np.average(za[:, i], weights=w)), float(np.average(zb[:, j], weights=w))
         share_rows.append(
             {
                 "segment_a": i + 1,
                 "segment_b": j + 1,
-                "share_a": float(za[:, i].mean()),
-                "share_b": float(zb[:, j].mean()),
+                "share_a": share_a,
+                "share_b": share_b,
                 "difference": mean,
                 "lower": mean - zcrit * se,
                 "upper": mean + zcrit * se,
             }
         )
     shares = pd.DataFrame(share_rows)
-    shares.attrs["interval"] = f"{level:.0%} normal approximation (paired, respondents)"
+    shares.attrs["interval"] = f"{level:.0%} normal approximation (paired, respondents" + (
+        ", weighted: linearised)" if w is not None else ")")
+    if w is not None:
+        notes.append("Shares and their differences are weighted by the survey weights; agreement and the crosstab "
+                     "count respondents.")
 
     dis_idx = np.flatnonzero(~agree)
     dis = pd.DataFrame(

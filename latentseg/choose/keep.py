@@ -4,6 +4,10 @@
 (refitting it with the very seed the sweep used when a resumed sweep holds only its summary);
 :func:`baseline_comparison` compares the k-means baseline with the latent class model at that k
 (playbook step 8), fitting either when the sweep did not.
+
+Every fit made here is weighted as the sweep's were: by the prepared input's survey weights
+(:meth:`latentseg.prepare.core.Prepared.weights_for`), when it has them; each result it returns
+records the weight column (:meth:`~latentseg.prepare.core.Prepared.stamp`).
 """
 
 from __future__ import annotations
@@ -35,17 +39,21 @@ def fitted(selection: Any, prepared: Any, model: str, k: int, options: Mapping[s
     table = selection.table
     rows = table[(table["model"] == model) & (table["k"] == k)]
     opts = dict(options.get(model, {}))
+    weights = prepared.weights_for(model)
+    if weights is not None:  # only then: an unweighted fit calls the engine exactly as before
+        opts["sample_weight"] = weights
+    stamp = prepared.stamp
     if rows.empty:  # not in the sweep: fit it here
-        return fit(prepared.data_for(model), model, k, random_seed=seed, **opts)
+        return stamp(fit(prepared.data_for(model), model, k, random_seed=seed, **opts))
     status = rows.iloc[0]["status"]
     if status == "skipped":
-        return fit(prepared.data_for(model), model, k, random_seed=child_seed(selection, model, k), **opts)
+        return stamp(fit(prepared.data_for(model), model, k, random_seed=child_seed(selection, model, k), **opts))
     if status != "ok":
         return None
     res = selection.result(model, k)
     if res is None:  # resumed from a checkpoint without the full result: the sweep's fit again
         res = fit(prepared.data_for(model), model, k, random_seed=child_seed(selection, model, k), **opts)
-    return res
+    return stamp(res)
 
 
 def keep(selection: Any, prepared: Any, preferred: str, k: int, options: Mapping[str, Mapping[str, Any]],
@@ -122,11 +130,13 @@ def baseline_comparison(selection: Any, prepared: Any, result: Any, kept: str, k
         km = get(base.name)
     except LatentsegError as exc:
         return None, f"no {base.title} comparison: {exc}"
+    # the survey weights of the k-means fit's respondents, in its order (None: unweighted)
+    w = None if prepared.weights is None else prepared.weights.reindex(km.respondent_ids).to_numpy(dtype=float)
     try:
         lc = get(partner.name)
-        return compare(km, lc, names=(base.title, partner.title)), ""
+        return compare(km, lc, names=(base.title, partner.title), sample_weight=w), ""
     except LatentsegError as exc:
         if kept == base.name:
             return None, f"no {partner.title} comparison: {exc}"
         note = f"{partner.title} could not be fitted at k = {k} ({exc}); {base.title} is compared with the chosen {kept} instead"
-        return compare(km, result, names=(base.title, kept)), note
+        return compare(km, result, names=(base.title, kept), sample_weight=w), note

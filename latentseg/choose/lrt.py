@@ -31,6 +31,18 @@ distribution). We do not compute those weights; the p-value here is from a chi-s
 ``p_k - p_{k-1}`` degrees of freedom, the approximation tidyLPA also uses. Jeffries (2003) showed
 that the LMR derivation does not hold for mixtures in general, and Nylund et al. (2007) found the
 BLRT more reliable in simulations; use the LMR p-value as a quick screen and the BLRT to decide.
+
+**Survey weights.** With ``sample_weight`` both tests compare weighted *pseudo*-log-likelihoods
+(``sum_i w_i log f(x_i)``, weights normalised to mean 1). The BLRT then simulates the null
+distribution of that same statistic: each replicate draws ``n`` respondents from the weighted
+``k - 1`` fit (an estimate of the population model) and fits both models with the observed
+weights attached to the drawn rows in order (the rows are independent draws, so this pairs the
+weights with them at random). The replicate statistics thus carry the same weight variability
+as the observed one; unequal weights inflate a pseudo-LR roughly by the design effect, and a
+replicate fitted without weights would miss that and reject too often. This treats the
+weights as fixed (not re-drawn with a design), so it is an approximation for a design with
+strata or clusters. The LMR test uses the pseudo-log-likelihoods and ``n`` respondents as they
+are, without any design adjustment: with weights it is a rougher screen still.
 """
 
 from __future__ import annotations
@@ -220,6 +232,8 @@ class BLRTResult:
     loglik_null, loglik_alt : float
     n_params_null, n_params_alt : int
     seconds : float
+    weighted : bool
+        Fitted with survey weights (``sample_weight``; see the module notes).
     """
 
     model: str
@@ -236,6 +250,7 @@ class BLRTResult:
     n_params_null: int = 0
     n_params_alt: int = 0
     seconds: float = 0.0
+    weighted: bool = False
 
     @property
     def summary(self) -> str:
@@ -248,6 +263,8 @@ class BLRTResult:
         )
         if self.n_failed:
             s += f" {self.n_failed} of {self.replicates} replicates failed and were skipped."
+        if self.weighted:
+            s += " Weighted: pseudo-log-likelihoods, replicates fitted with the survey weights."
         return s
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,6 +289,7 @@ class BLRTResult:
                 "n_params_null": self.n_params_null,
                 "n_params_alt": self.n_params_alt,
                 "seconds": self.seconds,
+                "weighted": self.weighted,
                 "summary": self.summary,
             }
         )
@@ -319,6 +337,7 @@ def blrt(
     fit_options: Mapping[str, Any] | None = None,
     null: Any = None,
     alternative: Any = None,
+    sample_weight: Any = None,
 ) -> BLRTResult:
     """Bootstrap likelihood-ratio test of ``k - 1`` segments against ``k``.
 
@@ -341,7 +360,11 @@ def blrt(
     fit_options : mapping, optional
         Engine options for every fit (``covariance=``, ``n_init=`` ...).
     null, alternative : SegmentationResult, optional
-        Already fitted ``k - 1`` and ``k`` models on ``data`` (fitted here when not given).
+        Already fitted ``k - 1`` and ``k`` models on ``data`` (fitted here when not given; with
+        the same ``sample_weight`` when given).
+    sample_weight : array-like, shape (n,), optional
+        Survey weights of the rows of ``data``: every fit is weighted, the replicates' fits by
+        the same weights attached to the drawn rows (module notes).
 
     Returns
     -------
@@ -374,6 +397,11 @@ def blrt(
     if not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise ConfigError(f"n_jobs must be an integer >= 1; got {n_jobs!r}.")
     opts = dict(fit_options or {})
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=float)
+        if w.shape != (len(data),):
+            raise ConfigError(f"sample_weight must have one weight per row of the data, shape ({len(data)},); got {w.shape}.")
+        opts["sample_weight"] = w  # the observed fits and every replicate's
     t0 = time.perf_counter()
     ss = np.random.SeedSequence(random_seed)
     s_null, s_alt, s_boot = ss.spawn(3)
@@ -421,6 +449,7 @@ def blrt(
         n_params_null=int(null.criteria.get("n_params", 0)),
         n_params_alt=int(alternative.criteria.get("n_params", 0)),
         seconds=time.perf_counter() - t0,
+        weighted="sample_weight" in opts,
     )
 
 

@@ -260,7 +260,7 @@ def vote_settled(votes: Mapping[str, int | None], pending: int, ks: Sequence[int
     return leader
 
 
-def hopeless_em_fit(memberships: Any, min_share: float = 0.0) -> str:
+def hopeless_em_fit(memberships: Any, min_share: float = 0.0, sample_weight: Any = None) -> str:
     """What makes an EM fit's k hopeless for the Bayesian fit it would start, or ``""``.
 
     The Bayesian engine starts its chains from the EM solution and applies these same rules to
@@ -280,6 +280,8 @@ def hopeless_em_fit(memberships: Any, min_share: float = 0.0) -> str:
     memberships : array-like, shape (n, k)
         The EM fit's membership probabilities.
     min_share : float, default 0.0
+    sample_weight : array-like, shape (n,), optional
+        Survey weights (mean 1): shares and the diffuse rule's counts are then weighted.
 
     Returns
     -------
@@ -301,7 +303,8 @@ def hopeless_em_fit(memberships: Any, min_share: float = 0.0) -> str:
     n, k = z.shape
     if n == 0 or k < 2:
         return ""
-    shares = z.mean(axis=0)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float) * n / float(np.sum(sample_weight))
+    shares = z.mean(axis=0) if w is None else np.average(z, axis=0, weights=w)
     cut = max(EMPTY_SHARE, EMPTY_COUNT / n)
     j = int(np.argmin(shares))
     if shares[j] < cut:
@@ -309,10 +312,10 @@ def hopeless_em_fit(memberships: Any, min_share: float = 0.0) -> str:
     if shares[j] < min_share:
         return f"a segment of {_pct(shares[j])} < {_pct_threshold(min_share)}"
     modal = z.argmax(axis=1)
-    counts = np.bincount(modal, minlength=k)
+    counts = np.bincount(modal, minlength=k) if w is None else np.bincount(modal, weights=w, minlength=k)
     for j in range(k):
         if counts[j] < DIFFUSE_FRACTION * shares[j] * n:
-            return (f"a diffuse segment ({j + 1}: the modal segment of {counts[j]} respondents against "
+            return (f"a diffuse segment ({j + 1}: the modal segment of {counts[j]:.0f} respondents against "
                     f"{shares[j] * n:.0f} expected)")
     for (a, b), overlap in pair_overlap(z).items():
         if overlap >= OVERLAP_MAX:
@@ -618,6 +621,7 @@ def select(
     rating_data: Any = None,
     all_k: bool = False,
     checkpoint_min_seconds: float = 2.0,
+    sample_weight: Any = None,
 ) -> Selection:
     """Fit every family at every k and recommend a k, with the rule written out.
 
@@ -678,6 +682,14 @@ def select(
     checkpoint_min_seconds : float, default 2.0
         Only fits that took at least this long are checkpointed: a faster fit is refitted on a
         resume (same seed, same result) sooner than it is saved and read back.
+    sample_weight : array-like, shape (n,), optional
+        Survey weights, one per row of ``data`` (and of ``categorical_data`` / ``rating_data``,
+        which share its rows), positive; passed as given to every fit (``sample_weight=``), to
+        the stability refits (each subsample keeps its rows' weights) and to the k-means elbow's
+        extra fits. The pipeline passes weights normalised to mean 1
+        (:attr:`latentseg.prepare.core.Prepared.weights`). Their hash is part of every
+        checkpoint's key, so a checkpoint of an unweighted sweep is never reused for a weighted
+        one (nor one of other weights). ``None``: unweighted, every fit exactly as without it.
 
     Returns
     -------
@@ -702,7 +714,7 @@ def select(
     if not float(checkpoint_min_seconds) >= 0:
         raise ConfigError(f"checkpoint_min_seconds must be 0 or more; got {checkpoint_min_seconds}.")
     fit_options = _check_fit_options(fit_options)
-    inputs = _SweepInputs.build(data, models, categorical_data, rating_data)
+    inputs = _SweepInputs.build(data, models, categorical_data, rating_data, sample_weight)
     seed_seq = np.random.SeedSequence(random_seed)
     settings: dict[str, Any] = {
         "models": list(models),
@@ -791,9 +803,11 @@ class _SweepInputs:
     hashes: dict[str, str | None]
     notes: tuple[str, ...]
     ratings: Any = None  # the raw ratings, for the families fitted on ratings
+    weights: np.ndarray | None = None  # survey weights, one per row (None: unweighted)
 
     @classmethod
-    def build(cls, data: Any, models: Sequence[str], categorical_data: Any, rating_data: Any = None) -> _SweepInputs:
+    def build(cls, data: Any, models: Sequence[str], categorical_data: Any, rating_data: Any = None,
+              sample_weight: Any = None) -> _SweepInputs:
         from latentseg._stats import data_hash
 
         notes: list[str] = []
@@ -821,7 +835,14 @@ class _SweepInputs:
             "categorical": data_hash(_codes(categorical)) if categorical is not None else None,
             "ratings": data_hash(_codes(rating_data)) if on_ratings else None,
         }
-        return cls(data, complete, categorical, hashes, tuple(notes), rating_data if on_ratings else None)
+        weights = _check_weights(sample_weight, len(data))
+        if weights is not None:  # absent when unweighted: the checkpoints of unweighted sweeps keep their keys
+            hashes["weights"] = data_hash(weights)
+        return cls(data, complete, categorical, hashes, tuple(notes), rating_data if on_ratings else None, weights)
+
+    def fit_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """A family's engine options with the weights (``sample_weight=``) when the sweep is weighted."""
+        return dict(options) if self.weights is None else {**options, "sample_weight": self.weights}
 
     def for_family(self, model: str) -> Any:
         fam = family(model)
@@ -868,7 +889,8 @@ class _Plan:
                 self._one(model, kk)
             # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
             if family(model).criterion == "elbow":
-                aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq, self.fit_options.get(model, {}))
+                aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq,
+                                   self.inputs.fit_options(self.fit_options.get(model, {})))
             if self.n_sub > 0 and family(model).stability:
                 self._stability_lazily(model, aux)
         bayesian = [m for m in self.models if family(m).bayesian]
@@ -889,6 +911,9 @@ class _Plan:
         n_sub = self.n_sub if family(model).stability else 0
         dhash = self.inputs.hashes[_data_key(model)]
         key = _checkpoint_key(model, kk, str(dhash), self.random_seed, opts, n_sub)
+        if "weights" in self.inputs.hashes:
+            key["weights_hash"] = self.inputs.hashes["weights"]
+        opts = self.inputs.fit_options(opts)
         seed = _child_seed(self.seed_seq, model, kk)
         data = self.inputs.for_family(model)
         ckpt = self.ckpt
@@ -915,7 +940,7 @@ class _Plan:
         fit the rule prefers is measured before any it prefers less); the fits never reached
         keep no stability value, and say why."""
         r = self.rules
-        opts = self.fit_options.get(model, {})
+        opts = self.inputs.fit_options(self.fit_options.get(model, {}))
         data = self.inputs.for_family(model)
         while True:
             recs = [self.done[(model, kk)] for kk in self.ks]
@@ -986,7 +1011,7 @@ class _Plan:
         if twin is not None and (twin, kk) in self.done:
             rec = self.done[(twin, kk)]
             if rec.result is not None:
-                why = hopeless_em_fit(rec.result.memberships, self.rules.min_share)
+                why = hopeless_em_fit(rec.result.memberships, self.rules.min_share, self.inputs.weights)
                 if why:
                     return f"the {twin} fit at k={kk} has {why}"
             elif rec.status == "" and rec.error is None:
@@ -1032,6 +1057,19 @@ def _check_ks(k: Iterable[int] | int) -> list[int]:
 def _check_fraction(name: str, value: float) -> None:
     if not 0.0 <= float(value) < 1.0:
         raise ConfigError(f"{name} must be a fraction in [0, 1); got {value}.")
+
+
+def _check_weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    """The sweep's weights as a float array of shape (n,), or None; refused unless positive and finite."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=float)
+    if w.shape != (n,):
+        raise ConfigError(f"sample_weight must have one weight per respondent, shape ({n},); got shape {w.shape}.")
+    bad = np.flatnonzero(~(np.isfinite(w) & (w > 0)))
+    if bad.size:
+        raise ConfigError(f"sample_weight must be positive and finite; rows {[int(i) for i in bad[:5]]} are not.")
+    return w
 
 
 def _child_seed(seed_seq: np.random.SeedSequence, model: str, k: int) -> int:
@@ -1175,7 +1213,12 @@ def _aux_inertia(model: str, data: Any, ks: list[int], seed_seq: np.random.SeedS
             continue
         if kk == 1:
             Xc = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
-            out[kk] = float(((Xc - Xc.mean(axis=0)) ** 2).sum())
+            w = opts.get("sample_weight")
+            if w is None:
+                out[kk] = float(((Xc - Xc.mean(axis=0)) ** 2).sum())
+            else:  # the weighted inertia weighted k-means reports: sum_i w_i |x_i - weighted mean|^2
+                w = np.asarray(w, dtype=float)
+                out[kk] = float((w[:, None] * (Xc - np.average(Xc, axis=0, weights=w)) ** 2).sum())
             continue
         rec = _fit_one(data, model, kk, _child_seed(seed_seq, model, kk), opts, 0)
         if rec.error is None and "inertia" in rec.row:

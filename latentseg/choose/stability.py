@@ -5,6 +5,13 @@ Refit the chosen model with the same k on B random subsamples of the respondents
 respondents the two share, by the adjusted Rand index (label-free: 1 = the same partition,
 about 0 = no better than chance). A segmentation whose segments come back on every subsample is
 stable; one whose mean or minimum index is low depends on who happened to answer.
+
+Survey weights (``sample_weight=``): every refit is weighted, each subsample keeping its own
+rows' weights as given (not renormalised: a weighted engine uses them as given, and the
+subsample's weights keep their relative sizes). Subsamples are drawn with equal probability
+and the adjusted Rand index counts respondents, not weights: the question is whether the same
+respondents land together again, which is a property of the fit, not an estimate of the
+population.
 """
 
 from __future__ import annotations
@@ -76,6 +83,11 @@ def _take(data: Any, idx: np.ndarray) -> Any:
     return np.asarray(data)[idx]
 
 
+def _weighted(options: dict[str, Any], weights: np.ndarray | None) -> dict[str, Any]:
+    """Engine options, with ``sample_weight`` only when weighted (an unweighted call is unchanged)."""
+    return options if weights is None else {**options, "sample_weight": weights}
+
+
 def stability(
     data: Any,
     model: str,
@@ -85,6 +97,7 @@ def stability(
     fraction: float = 0.8,
     random_seed: int | None = None,
     reference: SegmentationResult | None = None,
+    sample_weight: Any = None,
     **fit_options: Any,
 ) -> StabilityResult:
     """Refit ``model`` with ``k`` segments on random subsamples and compare with the full sample.
@@ -106,6 +119,9 @@ def stability(
     reference : SegmentationResult, optional
         The full-sample fit to compare against (fitted on ``data``, same row order). When absent
         it is fitted here with ``fit_options``.
+    sample_weight : array-like, shape (n,), optional
+        Survey weights of the rows of ``data``: the full-sample fit and every subsample refit are
+        weighted, each subsample by its own rows' weights.
     **fit_options
         Passed to every fit (``n_init=``, ``covariance=``, ``measurement=`` ...).
 
@@ -143,6 +159,9 @@ def stability(
         raise ConfigError(
             f"A {fraction:.0%} subsample of {n} respondents has {size}; too few for k = {k} segments."
         )
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if weights is not None and weights.shape != (n,):
+        raise ConfigError(f"sample_weight must have one weight per row of the data, shape ({n},); got {weights.shape}.")
     rng = np.random.default_rng(random_seed)
     ref_rng, *sub_rngs = rng.spawn(int(subsamples) + 1)
 
@@ -150,7 +169,7 @@ def stability(
         return int(g.integers(0, 2**31 - 1))
 
     if reference is None:
-        reference = fit(data, model, k, random_seed=seed_of(ref_rng), **fit_options)
+        reference = fit(data, model, k, random_seed=seed_of(ref_rng), **_weighted(fit_options, weights))
     elif reference.n != n:
         raise ConfigError(
             f"The reference segmentation has {reference.n} respondents but the data have {n}; pass the "
@@ -167,7 +186,8 @@ def stability(
                 from latentseg.prepare.encoding import drop_constant_columns
 
                 sub_data = drop_constant_columns(sub_data)[0]
-            sub = fit(sub_data, model, k, random_seed=seed_of(g), **fit_options)
+            sub = fit(sub_data, model, k, random_seed=seed_of(g),
+                      **_weighted(fit_options, None if weights is None else weights[idx]))
         except LatentsegError as exc:
             raise FitError(f"Stability refit {b + 1} of {subsamples} ({model}, k = {k}) failed: {exc}") from exc
         ari[b] = adjusted_rand_score(full[idx], sub.assignment)

@@ -16,7 +16,12 @@ one place:
   wins over ``arpu``);
 - the segment map, with each segment's current solution from ``[profile] current_solution`` or a
   profile column whose name says so, and its recommendation by the ``[decide]`` rule;
-- the two dimensions of the 2x2 (job steps or factors; ``[report] dimensions``).
+- the two dimensions of the 2x2 (job steps or factors; ``[report] dimensions``);
+- survey weights (``sample_weight=``, default the result's own ``sample_weight``) enter every
+  number above: population shares and sizes with design-based intervals, weighted profile means,
+  weighted overlay tables with the Rao-Scott test, weighted distal outcomes with design-based
+  standard errors and a finder fitted and scored with the weights
+  (:mod:`latentseg.decide.weights`).
 
 Examples
 --------
@@ -144,6 +149,7 @@ def decide(
     tam_interval: tuple[float, float] | None = None,
     product_fit: Mapping[int, float] | None = None,
     source: str = "the survey",
+    sample_weight: Any = None,
 ) -> Decisions:
     """Profile, overlay, find, compare distal outcomes, size and map the segments of ``result``.
 
@@ -169,6 +175,9 @@ def decide(
         Passed to :func:`latentseg.decide.sizing.size_segments`.
     source : str
         Named in messages.
+    sample_weight : array-like (n,), Series indexed by respondent id, or None
+        Survey weights (e.g. ``Prepared.weights``); default the result's own ``sample_weight``.
+        Passed to every decision (see the module docstring).
 
     Returns
     -------
@@ -177,14 +186,19 @@ def decide(
     Raises
     ------
     ConfigError
-        A configured column the profile does not have.
+        A configured column the profile does not have, or invalid survey weights.
     """
     pcfg, scfg = config["profile"], config["size"]
     seed = config["model"]["random_seed"]
     if weighting not in OVERLAY_WEIGHTINGS:
         raise ConfigError(f"--weighting must be one of {', '.join(OVERLAY_WEIGHTINGS)}; got {weighting!r}.")
+    from latentseg.decide.weights import resolve_weights, weights_text
+
+    sw = resolve_weights(result, sample_weight)
     notes: list[str] = []
-    profiles = _profiles(result, scores, outcomes, pcfg, notes)
+    if sw is not None:
+        notes.append(f"every number is {weights_text(sw)}")
+    profiles = _profiles(result, scores, outcomes, pcfg, notes, sw)
     result = profiles.apply(result)
     overlay_cols, distal_cols = _profile_columns(profile, pcfg, source)
 
@@ -192,15 +206,15 @@ def decide(
     if overlay_cols:
         from latentseg.decide.overlay import overlay
 
-        overlays = overlay(result, profile, columns=overlay_cols, weighting=weighting, random_seed=seed)
+        overlays = overlay(result, profile, columns=overlay_cols, weighting=weighting, random_seed=seed, sample_weight=sw)
         notes.extend(f"overlay skipped {c}: {why}" for c, why in overlays.skipped.items())
-    finder_model = _finder(result, profile, [c for c in overlay_cols if overlays is None or c in overlays.columns], seed, notes)
+    finder_model = _finder(result, profile, [c for c in overlay_cols if overlays is None or c in overlays.columns], seed, notes, sw)
     dist = None
     if distal_cols:
         from latentseg.decide.distal import distal
 
-        dist = distal(result, profile, distal_cols, method=distal_method)
-    sizing = _sizing(result, scfg, profile, profiles, tam_interval, product_fit)
+        dist = distal(result, profile, distal_cols, method=distal_method, sample_weight=sw)
+    sizing = _sizing(result, scfg, profile, profiles, tam_interval, product_fit, sw)
     current = _current_column(profile, pcfg.get("current_solution") or None, source)
     from latentseg.decide.segmap import DefaultRule, segment_map
 
@@ -215,6 +229,7 @@ def decide(
         rule=DefaultRule(dcfg["target_ratio"], dcfg["max_targets"], dcfg["deprioritize_ratio"], dcfg["min_share"]),
         fit={int(j): v for j, v in dcfg["fit"].items()},
         overrides={int(j): v for j, v in dcfg["recommend"].items()},
+        sample_weight=sw,
     )
     if current:
         notes.append(f"current solution per segment from the profile column '{current}'")
@@ -246,21 +261,26 @@ def decide_sizes(
     *,
     tam_interval: tuple[float, float] | None = None,
     product_fit: Mapping[int, float] | None = None,
+    sample_weight: Any = None,
 ) -> Any:
     """Only the sizes of :func:`decide` (``latentseg size``): the segments profiled and named by the
     same rule (their flags need the profiles), then sized; no overlays, finder or distal outcomes,
-    so a ``[profile]`` column the data lack does not stop sizing.
+    so a ``[profile]`` column the data lack does not stop sizing. ``sample_weight`` as in
+    :func:`decide`.
 
     Returns
     -------
     Sizing
     """
-    profiles = _profiles(result, scores, outcomes, config["profile"], [])
-    return _sizing(profiles.apply(result), config["size"], profile, profiles, tam_interval, product_fit)
+    from latentseg.decide.weights import resolve_weights
+
+    sw = resolve_weights(result, sample_weight)
+    profiles = _profiles(result, scores, outcomes, config["profile"], [], sw)
+    return _sizing(profiles.apply(result), config["size"], profile, profiles, tam_interval, product_fit, sw)
 
 
 def _profiles(result: Any, scores: pd.DataFrame, outcomes: pd.DataFrame | None, pcfg: Mapping[str, Any],
-              notes: list[str]) -> Any:
+              notes: list[str], sw: np.ndarray | None = None) -> Any:
     """The segments profiled and named (``[profile] top_outcomes``, ``names``); names for segments
     the segmentation does not have are left out, with a note."""
     from latentseg.decide.profiling import profile as make_profiles
@@ -272,7 +292,7 @@ def _profiles(result: Any, scores: pd.DataFrame, outcomes: pd.DataFrame | None, 
             f"[profile] names segment(s) {beyond}, but the segmentation has k = {result.k}: those names are left out"
         )
         names = {j: v for j, v in names.items() if j <= result.k}
-    return make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None)
+    return make_profiles(result, scores, outcomes, top=int(pcfg["top_outcomes"]), names=names or None, sample_weight=sw)
 
 
 def _profile_columns(profile: pd.DataFrame, pcfg: Mapping[str, Any], source: str) -> tuple[list[str], list[str]]:
@@ -290,14 +310,15 @@ def _profile_columns(profile: pd.DataFrame, pcfg: Mapping[str, Any], source: str
     return overlay_cols, distal_cols
 
 
-def _finder(result: Any, profile: pd.DataFrame, columns: list[str], seed: int | None, notes: list[str]) -> Any:
+def _finder(result: Any, profile: pd.DataFrame, columns: list[str], seed: int | None, notes: list[str],
+            sw: np.ndarray | None = None) -> Any:
     """The finder model on ``columns``; a finder that cannot be fitted becomes a note."""
     if not columns:
         return None
     from latentseg.decide.finder import finder
 
     try:
-        return finder(result, profile, columns=columns, random_seed=seed)
+        return finder(result, profile, columns=columns, random_seed=seed, sample_weight=sw)
     except LatentsegError as exc:
         notes.append(f"no finder model: {exc}")
         return None
@@ -310,6 +331,7 @@ def _sizing(
     profiles: Any,
     tam_interval: tuple[float, float] | None,
     product_fit: Mapping[int, float] | None,
+    sw: np.ndarray | None = None,
 ) -> Any:
     from latentseg.decide.sizing import size_segments
 
@@ -324,6 +346,7 @@ def _sizing(
         data=profile if arpu_column else None,
         product_fit=product_fit,
         profiles=profiles,
+        sample_weight=sw,
     )
 
 
@@ -370,7 +393,7 @@ def dimensions(
                 f"choose two of {list(frame.columns)[:10]}."
             )
         return frame, list(wanted), "as configured ([report] dimensions)"
-    w = np.asarray(result.shares, dtype=float)
+    w = np.array([seg.share for seg in profiles.segments], dtype=float)  # survey-weighted where the profiles are
     spread = {c: float(np.sum(w * (frame[c] - np.sum(w * frame[c])) ** 2)) for c in frame.columns}
     chosen = sorted(spread, key=lambda c: -spread[c])[:2]
     return frame, chosen, "the two dimensions along which the segments differ most (largest between-segment variance)"

@@ -24,6 +24,15 @@ differ, Bakk & Vermunt 2016) and a categorical distribution otherwise.
 Standard errors ignore the uncertainty in ``D`` (as the step-3 estimators in Vermunt 2010 do);
 they are linearisation ("sandwich") standard errors for the weighted means and outer-product-of-
 gradients standard errors for ML.
+
+**Survey weights** (``sample_weight``, default the result's own): the membership weighting above
+is multiplied by each respondent's survey weight ``w_i``. ``D`` is estimated on the weighted
+sample (``D_ks = sum_i w_i p_ik [W_i = s] / sum_i w_i p_ik``, the population's classification
+error), BCH, modal and proportional means become ``sum_i w_i c_ik y_i / sum_i w_i c_ik`` with the
+design-based linearisation (sandwich) standard error, and ML maximises the pseudo-log-likelihood
+``sum_i w_i log sum_k ...`` with the design-based sandwich covariance ``H^{-1} J H^{-1}``
+(``H = sum_i w_i s_i s_i^T``, ``J = sum_i w_i^2 s_i s_i^T``, ``s_i`` the scores), which reduces to
+the outer-product-of-gradients covariance when all weights are 1.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ __all__ = [
     "classification_error_matrix",
     "distal",
     "segment_weights",
+    "wald_equal",
     "weighted_means",
 ]
 
@@ -107,7 +117,9 @@ def _one_hot(assignment: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def classification_error_matrix(memberships: np.ndarray, classification: str = "modal") -> np.ndarray:
+def classification_error_matrix(
+    memberships: np.ndarray, classification: str = "modal", sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """Classification error probabilities ``D[k, s] = P(W = s | X = k)``.
 
     Parameters
@@ -117,6 +129,8 @@ def classification_error_matrix(memberships: np.ndarray, classification: str = "
     classification : {"modal", "proportional"}
         How respondents are classified: ``W`` = modal segment, or a fractional assignment equal
         to the memberships (then ``D[k, s] = sum_i p_ik p_is / sum_i p_ik``).
+    sample_weight : ndarray, shape (n,), optional
+        Survey weights: ``D`` of the population, ``sum_i w_i p_ik [W_i = s] / sum_i w_i p_ik``.
 
     Returns
     -------
@@ -131,8 +145,9 @@ def classification_error_matrix(memberships: np.ndarray, classification: str = "
     z = np.asarray(memberships, dtype=float)
     n, k = z.shape
     c = _classifier(z, classification)
-    num = z.T @ c
-    size = z.sum(axis=0)
+    zw = z if sample_weight is None else z * np.asarray(sample_weight, dtype=float)[:, None]
+    num = zw.T @ c
+    size = zw.sum(axis=0)
     if np.any(size <= 0):
         empty = [int(j) + 1 for j in np.flatnonzero(size <= 0)]
         raise FitError(f"Segments {empty} have no membership at all; cannot estimate classification error.")
@@ -147,7 +162,9 @@ def _classifier(z: np.ndarray, classification: str) -> np.ndarray:
     raise ConfigError(f"classification must be 'modal' or 'proportional'; got {classification!r}.")
 
 
-def bch_weights(memberships: np.ndarray, classification: str = "modal") -> np.ndarray:
+def bch_weights(
+    memberships: np.ndarray, classification: str = "modal", sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """BCH weights: the classification (modal one-hot or memberships) times ``D^{-1}``.
 
     With modal classification respondent ``i`` gets row ``W_i`` of ``D^{-1}``.
@@ -157,6 +174,8 @@ def bch_weights(memberships: np.ndarray, classification: str = "modal") -> np.nd
     ----------
     memberships : ndarray, shape (n, k)
     classification : {"modal", "proportional"}
+    sample_weight : ndarray, shape (n,), optional
+        Survey weights, used to estimate ``D`` (the returned weights do not include them).
 
     Returns
     -------
@@ -175,7 +194,7 @@ def bch_weights(memberships: np.ndarray, classification: str = "modal") -> np.nd
     [1.0, 1.0, 1.0]
     """
     z = np.asarray(memberships, dtype=float)
-    d = classification_error_matrix(z, classification)
+    d = classification_error_matrix(z, classification, sample_weight)
     c = _classifier(z, classification)
     if classification == "modal":
         never = [j + 1 for j in range(z.shape[1]) if not c[:, j].any()]
@@ -193,7 +212,7 @@ def bch_weights(memberships: np.ndarray, classification: str = "modal") -> np.nd
     return c @ np.linalg.inv(d)
 
 
-def segment_weights(result: Any, weighting: str) -> np.ndarray:
+def segment_weights(result: Any, weighting: str, sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Per-respondent weights for each segment, shape (n, k).
 
     Parameters
@@ -203,6 +222,8 @@ def segment_weights(result: Any, weighting: str) -> np.ndarray:
         ``modal``: one-hot of the modal segment; ``proportional``: the memberships;
         ``bch``: modal BCH weights; ``bch-proportional``: memberships times ``D^{-1}`` (``D`` from
         the proportional classification).
+    sample_weight : ndarray, shape (n,), optional
+        Survey weights, used to estimate BCH's ``D`` (the returned weights do not include them).
 
     Examples
     --------
@@ -218,9 +239,9 @@ def segment_weights(result: Any, weighting: str) -> np.ndarray:
     if weighting == "proportional":
         return z.copy()
     if weighting == "bch":
-        return bch_weights(z, "modal")
+        return bch_weights(z, "modal", sample_weight)
     if weighting == "bch-proportional":
-        return bch_weights(z, "proportional")
+        return bch_weights(z, "proportional", sample_weight)
     raise ConfigError(
         f"weighting must be one of 'modal', 'proportional', 'bch'; got {weighting!r}."
     )
@@ -268,8 +289,27 @@ def weighted_means(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return means, cov, size
 
 
-def _wald(theta: np.ndarray, cov: np.ndarray, k: int) -> tuple[float, int, float]:
-    """Wald test that the k segment vectors in ``theta`` (k, c) are equal."""
+def wald_equal(theta: np.ndarray, cov: np.ndarray, k: int) -> tuple[float, int, float]:
+    """Wald test that the k segment vectors in ``theta`` (k, c) are equal.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (k, c)
+    cov : ndarray, shape (k*c, k*c)
+        Covariance of ``theta.ravel()``.
+    k : int
+
+    Returns
+    -------
+    statistic, df, p_value
+        Chi-squared on the rank of the contrasts' covariance; NaN when it is 0 or not finite.
+
+    Examples
+    --------
+    >>> stat, df, p = wald_equal(np.array([[0.0], [2.0]]), np.eye(2), 2)
+    >>> stat, df, round(p, 4)
+    (2.0, 1, 0.1573)
+    """
     k_, c = theta.shape
     contrasts = np.zeros(((k - 1) * c, k * c))
     for j in range(1, k):
@@ -295,15 +335,28 @@ def _logsumexp(a: np.ndarray) -> np.ndarray:
     return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
 
 
+def _sandwich(s: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
+    """Covariance of (pseudo-)ML estimates from the per-respondent scores ``s`` (n, p): the inverse
+    outer product of gradients, or with survey weights the design-based ``H^-1 J H^-1``."""
+    if sw is None:
+        return np.linalg.pinv(s.T @ s, rcond=1e-12, hermitian=True)
+    h_inv = np.linalg.pinv((s * sw[:, None]).T @ s, rcond=1e-12, hermitian=True)
+    j = (s * (sw**2)[:, None]).T @ s
+    return h_inv @ j @ h_inv
+
+
 def _ml_numeric(
-    y: np.ndarray, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray, fixed_shares: bool = False
+    y: np.ndarray, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray, fixed_shares: bool = False,
+    sw: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ML three-step for a numeric outcome; returns means (k,) and their covariance (k, k)."""
+    """ML three-step for a numeric outcome; returns means (k,) and their covariance (k, k).
+    With survey weights ``sw`` the pseudo-log-likelihood ``sum_i w_i log f_i`` is maximised."""
     k = d.shape[0]
     log_dw = np.log(np.clip(w_mod @ d.T, 1e-300, None))  # (n, k): log D[k, W_i]
-    start, _, _ = weighted_means(y, bch_weights_from(w_mod, d))
+    rw = np.ones(y.shape[0]) if sw is None else sw
+    start, _, _ = weighted_means(y, bch_weights_from(w_mod, d) * rw[:, None])
     mu = start[:, 0]
-    var = np.full(k, np.var(y))
+    var = np.full(k, np.var(y) if sw is None else float(rw @ (y - rw @ y / rw.sum()) ** 2 / rw.sum()))
     pi = pi0.copy()
     floor = 1e-6 * max(np.var(y), 1e-12)
     prev = -np.inf
@@ -312,6 +365,9 @@ def _ml_numeric(
         a = np.log(pi)[None, :] + log_dw + logf
         ll_i = _logsumexp(a)
         q = np.exp(a - ll_i[:, None])
+        if sw is not None:
+            ll_i = ll_i * sw
+            q = q * sw[:, None]
         ll = float(ll_i.sum())
         sq = q.sum(axis=0)
         if not fixed_shares:
@@ -329,23 +385,25 @@ def _ml_numeric(
     s_mu = q * (y[:, None] - mu[None, :]) / var[None, :]
     s_ls = q * ((y[:, None] - mu[None, :]) ** 2 / var[None, :] - 1.0)
     s = np.hstack([s_pi, s_mu, s_ls])
-    cov = np.linalg.pinv(s.T @ s, rcond=1e-12, hermitian=True)
+    cov = _sandwich(s, sw)
     off = s_pi.shape[1]
     block = slice(off, off + k)
     return mu, cov[block, block]
 
 
 def _ml_categorical(
-    y: np.ndarray, n_cat: int, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray, fixed_shares: bool = False
+    y: np.ndarray, n_cat: int, w_mod: np.ndarray, d: np.ndarray, pi0: np.ndarray, fixed_shares: bool = False,
+    sw: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """ML three-step for a categorical outcome coded 0..C-1; proportions (k, C) and the
-    covariance of their ravel (k*C, k*C)."""
+    covariance of their ravel (k*C, k*C). With survey weights ``sw``: the pseudo-likelihood."""
     k = d.shape[0]
     n = y.shape[0]
     onehot = np.zeros((n, n_cat))
     onehot[np.arange(n), y] = 1.0
     log_dw = np.log(np.clip(w_mod @ d.T, 1e-300, None))
-    start, _, _ = weighted_means(onehot, bch_weights_from(w_mod, d))
+    bw = bch_weights_from(w_mod, d)
+    start, _, _ = weighted_means(onehot, bw if sw is None else bw * sw[:, None])
     p = np.clip(start, 1e-3, None)
     p /= p.sum(axis=1, keepdims=True)
     pi = pi0.copy()
@@ -354,6 +412,9 @@ def _ml_categorical(
         a = np.log(pi)[None, :] + log_dw + np.log(np.clip(p, 1e-300, None))[:, y].T
         ll_i = _logsumexp(a)
         q = np.exp(a - ll_i[:, None])
+        if sw is not None:
+            ll_i = ll_i * sw
+            q = q * sw[:, None]
         ll = float(ll_i.sum())
         sq = q.sum(axis=0)
         if not fixed_shares:
@@ -368,7 +429,7 @@ def _ml_categorical(
     s_pi = (q - pi[None, :])[:, 1:] if not fixed_shares else np.zeros((n, 0))
     blocks = [q[:, [j]] * (onehot[:, 1:] - p[j, 1:][None, :]) for j in range(k)]
     s = np.hstack([s_pi, *blocks])
-    cov_all = np.linalg.pinv(s.T @ s, rcond=1e-12, hermitian=True)
+    cov_all = _sandwich(s, sw)
     off = s_pi.shape[1]
     # delta method: dp_kc / db_kc' = p_kc (1[c = c'] - p_kc'), c' = 2..C
     jac = np.zeros((k * n_cat, s.shape[1]))
@@ -455,6 +516,7 @@ def distal(
     *,
     method: str = "bch",
     ml_shares: str = "free",
+    sample_weight: Any = None,
 ) -> DistalResult:
     """Per-segment means or proportions of distal outcomes, corrected for classification error.
 
@@ -473,6 +535,10 @@ def distal(
     ml_shares : {"free", "fixed"}, default "free"
         ML only: estimate the segment shares in step 3 with the distal parameters (Vermunt 2010),
         or hold them at the mean memberships of step 1 (StepMix's choice).
+    sample_weight : array-like (n,) or Series, optional
+        Survey weights (default: the result's ``sample_weight``): population estimates with
+        design-based standard errors (see the module docstring); ``size`` is then the weighted
+        segment size.
 
     Returns
     -------
@@ -502,6 +568,9 @@ def distal(
     """
     if method not in DISTAL_METHODS:
         raise ConfigError(f"method must be one of {', '.join(DISTAL_METHODS)}; got {method!r}.")
+    rows: list[dict[str, Any]] = []
+    tests: list[dict[str, Any]] = []
+    notes: list[str] = []
     if ml_shares not in ("free", "fixed"):
         raise ConfigError(f"ml_shares must be 'free' or 'fixed'; got {ml_shares!r}.")
     if columns is None:
@@ -513,19 +582,25 @@ def distal(
             f"Distal columns {unknown} are not in the table; it has {[str(c) for c in outcomes_df.columns][:20]}."
         )
     frame = align_to_result(result, outcomes_df[columns], what="distal-outcome table")
+    from latentseg.decide.weights import is_weighted, resolve_weights
+
+    sw_given = resolve_weights(result, sample_weight)
+    sw = sw_given if is_weighted(sw_given) else None  # equal weights: a simple random sample
     z = np.asarray(result.memberships, dtype=float)
     k = z.shape[1]
     w_modal = _one_hot(np.argmax(z, axis=1) + 1, k)
-    d_modal = classification_error_matrix(z, "modal")
+    d_modal = classification_error_matrix(z, "modal", sw)
     if method == "bch":
-        w_main = segment_weights(result, "bch")
+        w_main = segment_weights(result, "bch", sw)
     elif method in ("modal", "proportional"):
         w_main = segment_weights(result, method)
     else:
         w_main = None
-    rows: list[dict[str, Any]] = []
-    tests: list[dict[str, Any]] = []
-    notes: list[str] = []
+    if sw is not None:
+        notes.append(
+            "survey-weighted: population estimates with design-based (linearisation / sandwich) standard errors"
+        )
+    rw = np.ones(z.shape[0]) if sw is None else sw  # multiplies the membership weighting
     for col in columns:
         s = frame[col]
         ok = s.notna().to_numpy()
@@ -546,27 +621,31 @@ def distal(
             y = s[ok].to_numpy(dtype=float)[:, None]
             labels = [""]
         c = y.shape[1]
+        swk = None if sw is None else sw[ok]
         if method == "ml":
-            pi0 = np.clip(z.mean(axis=0), 1e-6, None)
+            pi0 = np.clip(z.mean(axis=0) if sw is None else rw @ z / rw.sum(), 1e-6, None)
             pi0 = pi0 / pi0.sum()
             fixed = ml_shares == "fixed"
             if categorical:
-                est, cov = _ml_categorical(codes, c, w_modal[ok], d_modal, pi0, fixed)
+                est, cov = _ml_categorical(codes, c, w_modal[ok], d_modal, pi0, fixed, swk)
             else:
-                mu, cov = _ml_numeric(y[:, 0], w_modal[ok], d_modal, pi0, fixed)
+                mu, cov = _ml_numeric(y[:, 0], w_modal[ok], d_modal, pi0, fixed, swk)
                 est = mu[:, None]
-            size = z[ok].sum(axis=0)
-        else:
+            size = z[ok].sum(axis=0) if sw is None else rw[ok] @ z[ok]
+        elif sw is None:
             assert w_main is not None
             est, cov, size = weighted_means(y, w_main[ok])
-        naive, ncov, nsize = weighted_means(y, w_modal[ok])
+        else:
+            assert w_main is not None
+            est, cov, size = weighted_means(y, w_main[ok] * rw[ok][:, None])
+        naive, ncov, nsize = weighted_means(y, w_modal[ok] if sw is None else w_modal[ok] * rw[ok][:, None])
         se = np.sqrt(np.clip(np.diag(cov), 0, None)).reshape(k, c)
         nse = np.sqrt(np.clip(np.diag(ncov), 0, None)).reshape(k, c)
         # proportions sum to one: test on all categories but the last (before any clipping)
         keep = slice(0, c - 1) if categorical else slice(0, c)
         idx = np.arange(k * c).reshape(k, c)[:, keep].ravel()
-        stat, df, p = _wald(est[:, keep], cov[np.ix_(idx, idx)], k)
-        nstat, ndf, np_ = _wald(naive[:, keep], ncov[np.ix_(idx, idx)], k)
+        stat, df, p = wald_equal(est[:, keep], cov[np.ix_(idx, idx)], k)
+        nstat, ndf, np_ = wald_equal(naive[:, keep], ncov[np.ix_(idx, idx)], k)
         tests.append(
             {"column": col, "statistic": stat, "df": df, "p_value": p, "naive_statistic": nstat, "naive_p_value": np_}
         )

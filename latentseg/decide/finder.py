@@ -20,6 +20,14 @@ Validation
     the largest segment. ``beats_baseline`` is a one-sided exact binomial test of the number of
     correct out-of-fold predictions against the baseline accuracy (p < 0.05).
 
+Survey weights (``sample_weight``, default the result's own)
+    The classifier is fitted with scikit-learn's ``sample_weight`` (the population is what the
+    finder will meet; imputation and scaling statistics stay unweighted), and the accuracy, the
+    per-fold accuracies and the baseline are weighted: ``sum_i w_i [predicted_i = segment_i] /
+    sum_i w_i``. The binomial test then runs at Kish's effective sample size
+    (``P(Beta(a n_eff, (1 - a) n_eff + 1) <= baseline)`` for accuracy ``a``, the binomial tail
+    continued to a fractional count). The confusion matrix stays in respondents.
+
 The fitted finder is plain data (``to_dict`` / ``from_dict``: coefficients, categories, imputation
 and scaling statistics, or the tree's arrays), so it is saved with a model as JSON, never pickled,
 and predicts with numpy alone.
@@ -110,7 +118,8 @@ class Finder:
     p_value : float
         One-sided exact binomial p-value of the out-of-fold correct count against the baseline.
     confusion : DataFrame, shape (k, k)
-        Out-of-fold predictions: rows true (modal) segment, columns predicted segment.
+        Out-of-fold predictions: rows true (modal) segment, columns predicted segment
+        (respondents, unweighted).
     rules_text : str
         The tree as text (empty for logistic).
     labels : tuple of str
@@ -469,6 +478,7 @@ def finder(
     max_depth: int = 3,
     random_seed: int | None = None,
     columns: Sequence[str] | None = None,
+    sample_weight: Any = None,
 ) -> Finder:
     """Fit a classifier from observable variables to the modal segment, with cross-validation.
 
@@ -487,6 +497,9 @@ def finder(
         Seed for the fold split and the tree; same seed, same finder.
     columns : sequence of str, optional
         Predictor columns to use (default: all of ``predictors``).
+    sample_weight : array-like (n,) or Series, optional
+        Survey weights (default: the result's ``sample_weight``): the classifier is fitted with
+        them and its accuracy and baseline are weighted (see the module docstring).
 
     Returns
     -------
@@ -554,6 +567,11 @@ def finder(
         text = _as_text(frame[c])
         x[c] = pd.Series(text, index=frame.index, dtype=object)
         categories[c] = tuple(sorted(set(text.tolist())))
+    from latentseg.decide.weights import is_weighted, resolve_weights, weights_text
+
+    sw_given = resolve_weights(result, sample_weight)
+    sw = sw_given if is_weighted(sw_given) else None  # equal weights: a simple random sample
+    fit_kw = (lambda rows: {}) if sw is None else (lambda rows: {"model__sample_weight": sw[rows]})
     rng = as_rng(random_seed)
     cv_seed, model_seed = (int(v) for v in rng.integers(0, 2**31 - 1, size=2))
     min_leaf = max(5, result.n // 100)
@@ -569,15 +587,25 @@ def finder(
     with threadpool_limits(limits=1):
         for train, test in splitter.split(np.zeros(len(y)), y):
             pipe = _pipeline(method, numeric, categories, int(max_depth), min_leaf, model_seed)
-            pipe.fit(x.iloc[train], y[train])
+            pipe.fit(x.iloc[train], y[train], **fit_kw(train))
             oof[test] = pipe.predict(x.iloc[test])
-            fold_acc.append(float(np.mean(oof[test] == y[test])))
+            fold_acc.append(_accuracy(oof[test], y[test], None if sw is None else sw[test]))
         pipe = _pipeline(method, numeric, categories, int(max_depth), min_leaf, model_seed)
-        pipe.fit(x, y)
+        pipe.fit(x, y, **fit_kw(np.arange(len(y))))
 
-    correct = int((oof == y).sum())
-    baseline = float(counts.max() / counts.sum())
-    p_value = float(stats.binom.sf(correct - 1, len(y), baseline))
+    if sw is None:
+        correct = int((oof == y).sum())
+        baseline = float(counts.max() / counts.sum())
+        p_value = float(stats.binom.sf(correct - 1, len(y), baseline))
+        accuracy = float(np.mean(oof == y))
+    else:
+        from latentseg._stats import effective_n
+
+        accuracy = _accuracy(oof, y, sw)
+        baseline = float(max(sw[y == c].sum() for c in classes) / sw.sum())
+        n_eff = effective_n(sw)
+        # binom.sf(x - 1, n, b) = P(Beta(x, n - x + 1) <= b), continued to a fractional x
+        p_value = float(stats.beta.cdf(baseline, max(accuracy * n_eff, 1e-12), (1 - accuracy) * n_eff + 1))
     k = int(result.k)
     conf = np.zeros((k, k), dtype=int)
     np.add.at(conf, (y - 1, oof - 1), 1)
@@ -642,7 +670,7 @@ def finder(
         coef=coef,
         intercept=intercept,
         tree=tree,
-        cv_accuracy=float(np.mean(oof == y)),
+        cv_accuracy=accuracy,
         cv_accuracy_folds=tuple(fold_acc),
         cv_folds=folds,
         baseline_accuracy=baseline,
@@ -651,5 +679,12 @@ def finder(
         rules_text=rules_text,
         labels=labels,
         settings={"cv": int(cv), "max_depth": int(max_depth), "min_samples_leaf": min_leaf, "random_seed": random_seed,
-                  "regularisation": "L2, C=1" if method == "logistic" else None},
+                  "regularisation": "L2, C=1" if method == "logistic" else None,
+                  **({} if sw is None else {"sample_weight": weights_text(sw)})},
     )
+
+
+def _accuracy(pred: np.ndarray, true: np.ndarray, sw: np.ndarray | None) -> float:
+    """Share of correct predictions, weighted by ``sw`` when given."""
+    hit = pred == true
+    return float(np.mean(hit)) if sw is None else float(sw[hit].sum() / sw.sum())

@@ -32,6 +32,22 @@ Tests and thresholds
     Fingerprints: among strong and weak columns, the categories whose share in the segment is at
     least :data:`FINGERPRINT_INDEX` (1.2) times the overall share (and at least 10% of the segment),
     and the numeric columns whose segment interval excludes the overall mean.
+Survey weights (``sample_weight``, default the result's own)
+    Each respondent counts ``w_i`` times: weighted counts ``sum_i w_i p_ik [y_i = c]``, weighted row
+    and column percentages, weighted means with design-based (linearisation) intervals; BCH's
+    classification error matrix is estimated on the weighted sample. Unequal weights make
+    Pearson's test too liberal (the weighted table varies more than a simple random sample of the
+    same size), so categorical columns are tested by the Rao-Scott second-order correction: with
+    ``Delta`` the design-effect matrix of the table's interaction contrasts (their linearisation
+    covariance over their simple-random-sampling covariance), ``F = X^2 / tr(Delta)`` on
+    ``tr(Delta)^2 / tr(Delta^2)`` and ``(n - 1)`` times as many denominator degrees of freedom,
+    as ``survey::svychisq(statistic = "F")`` computes for independent units with weights (it equals
+    R's to 1e-6; tests/test_weights_decide.py). Respondents in several segments count fractionally
+    in each. Numeric columns: the segments' weighted mean ranks (the population CDF at each
+    value) compared by a design-based Wald test, referred to an F distribution, as
+    ``survey::svyranktest(test = "KruskalWallis")`` does (equal to R's to 1e-6); effect the
+    weighted eta^2 of the ranks. Weights that are all equal are a simple random sample: the unweighted
+    tests, exactly.
 """
 
 from __future__ import annotations
@@ -45,7 +61,8 @@ import pandas as pd
 from scipy import stats
 
 from latentseg._stats import as_rng
-from latentseg.decide.distal import align_to_result, segment_weights, weighted_means
+from latentseg.decide.distal import align_to_result, segment_weights, wald_equal, weighted_means
+from latentseg.decide.weights import is_weighted, linearised_cov, rao_scott, resolve_weights, weights_text
 from latentseg.errors import ConfigError
 
 __all__ = [
@@ -177,8 +194,12 @@ class ColumnOverlay:
     test : str
         ``"chi-squared"`` or ``"Kruskal-Wallis (modal assignment)"``.
     statistic, df, p_value : float
+        With survey weights, ``statistic`` is the Rao-Scott F (categorical) or the design-based
+        Wald chi-squared of the weighted mean ranks (numeric), ``df`` its (numerator) degrees of
+        freedom, which may be fractional.
     p_method : str
-        How the p-value was obtained (asymptotic, or the Monte-Carlo permutation and its size).
+        How the p-value was obtained (asymptotic, the Monte-Carlo permutation and its size, or
+        the Rao-Scott correction).
     effect : float
         Cramér's V (categorical) or eta2_H (numeric).
     strength : {"strong", "weak", "none"}
@@ -186,6 +207,10 @@ class ColumnOverlay:
         Smallest expected count (categorical; NaN for numeric).
     n_missing : int
         Respondents without a value (left out of this column).
+    ddf : float or None
+        Denominator degrees of freedom of an F test (Rao-Scott), else None.
+    weighted : bool
+        Whether the counts, percentages, means and test use survey weights.
     """
 
     column: str
@@ -195,13 +220,15 @@ class ColumnOverlay:
     col_pct: pd.DataFrame | None
     test: str
     statistic: float
-    df: int
+    df: float
     p_value: float
     p_method: str
     effect: float
     strength: str
     min_expected: float = float("nan")
     n_missing: int = 0
+    ddf: float | None = None
+    weighted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -210,8 +237,10 @@ class ColumnOverlay:
             "test": self.test,
             "statistic": self.statistic,
             "df": self.df,
+            "ddf": self.ddf,
             "p_value": self.p_value,
             "p_method": self.p_method,
+            "weighted": self.weighted,
             "effect": self.effect,
             "effect_name": "cramers_v" if self.kind == "categorical" else "eta2_H",
             "strength": self.strength,
@@ -240,6 +269,8 @@ class Overlays:
         The strength and fingerprint rules, written out.
     skipped : dict of str to str
         Columns not overlaid, with the reason (e.g. too many categories to cross-tabulate).
+    survey_weights : str or None
+        How survey weights entered (their Kish effective n), None for an unweighted survey.
     """
 
     weighting: str
@@ -247,6 +278,7 @@ class Overlays:
     fingerprints: dict[int, list[dict[str, Any]]]
     thresholds: str
     skipped: dict[str, str] = field(default_factory=dict)
+    survey_weights: str | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -284,6 +316,7 @@ class Overlays:
         return json_safe(
             {
                 "weighting": self.weighting,
+                "survey_weights": self.survey_weights,
                 "thresholds": self.thresholds,
                 "columns": {name: c.to_dict() for name, c in self.columns.items()},
                 "fingerprints": {str(k): v for k, v in self.fingerprints.items()},
@@ -363,7 +396,8 @@ def _permutation_p(
 
 
 def _categorical(
-    col: str, s: pd.Series, w: np.ndarray, weighting: str, n_mc: int, rng: np.random.Generator
+    col: str, s: pd.Series, w: np.ndarray, weighting: str, n_mc: int, rng: np.random.Generator,
+    sw: np.ndarray | None = None,
 ) -> ColumnOverlay:
     ok = s.notna().to_numpy()
     codes, labels = _category_labels(s)
@@ -372,6 +406,8 @@ def _categorical(
     k = w.shape[1]
     onehot = np.zeros((codes.shape[0], n_cat))
     onehot[np.arange(codes.shape[0]), codes] = 1.0
+    if sw is not None:  # survey weights: each respondent counts w_i times (exact for w_i = 1)
+        wk = wk * sw[ok][:, None]
     t = _clip_table(wk.T @ onehot, weighting)
     seg_index = pd.RangeIndex(1, k + 1, name="segment")
     table = pd.DataFrame(t, index=seg_index, columns=pd.Index(labels, name=col))
@@ -383,8 +419,21 @@ def _categorical(
     col_pct = pd.DataFrame(colp, index=seg_index, columns=labels)
     chi2, df, min_e = _chi2(t)
     v = cramers_v(t)
+    ddf = None
+    test = "chi-squared"
     if df == 0:
         p, how = float("nan"), "not tested (one category or one segment)"
+    elif is_weighted(sw):
+        assert sw is not None
+        cells = (w[ok][:, :, None] * onehot[:, None, :]).reshape(codes.shape[0], k * n_cat)
+        rs = rao_scott(cells, sw[ok], (k, n_cat), n_design=s.shape[0])
+        test = "Rao-Scott chi-squared (survey-weighted)"
+        chi2, df, ddf, p = rs.statistic, rs.ndf, rs.ddf, rs.p_value
+        how = (
+            f"Rao-Scott second-order correction: F = X^2 / tr(Delta) = {rs.statistic:.4g} on {rs.ndf:.3g} and "
+            f"{rs.ddf:.4g} df (mean design effect {rs.mean_deff:.3g}; independent units with survey weights, "
+            "linearisation variance, as survey::svychisq(statistic = 'F'))"
+        )
     elif min_e < 5 or weighting == "bch":
         why = "an expected count below 5" if min_e < 5 else "BCH weights"
         p = _permutation_p(codes, wk, n_cat, chi2, n_mc, weighting, rng)
@@ -400,7 +449,7 @@ def _categorical(
         table=table,
         row_pct=row_pct,
         col_pct=col_pct,
-        test="chi-squared",
+        test=test,
         statistic=chi2,
         df=df,
         p_value=p,
@@ -409,51 +458,99 @@ def _categorical(
         strength=_strength(v, p, STRONG_V, WEAK_V),
         min_expected=min_e,
         n_missing=int((~ok).sum()),
+        ddf=ddf,
+        weighted=sw is not None,
     )
 
 
-def _numeric(col: str, s: pd.Series, w: np.ndarray, assignment: np.ndarray) -> ColumnOverlay:
+def _numeric(col: str, s: pd.Series, w: np.ndarray, assignment: np.ndarray, sw: np.ndarray | None = None) -> ColumnOverlay:
     ok = s.notna().to_numpy()
     y = s.to_numpy(dtype=float, na_value=np.nan)
-    means, cov, size = weighted_means(y, w)
+    k = w.shape[1]
+    means, cov, size = weighted_means(y, w if sw is None else w * sw[:, None])
+    if not is_weighted(sw):  # no weights, or equal ones: a simple random sample
+        overall_mean = float(np.nanmean(y))
+        overall_se = float(np.nanstd(y, ddof=1) / np.sqrt(ok.sum()))
+    else:
+        assert sw is not None
+        om, ov = linearised_cov(y[ok][:, None], sw[ok], s.shape[0])
+        overall_mean, overall_se = float(om[0]), float(np.sqrt(max(ov[0, 0], 0.0)))
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     m = means[:, 0]
-    k = w.shape[1]
-    overall_mean = float(np.nanmean(y))
-    overall_se = float(np.nanstd(y, ddof=1) / np.sqrt(ok.sum()))
     table = pd.DataFrame(
         {
             "mean": np.r_[m, overall_mean],
             "lower": np.r_[m - _Z95 * se, overall_mean - _Z95 * overall_se],
             "upper": np.r_[m + _Z95 * se, overall_mean + _Z95 * overall_se],
-            "size": np.r_[size, ok.sum()],
+            "size": np.r_[size, ok.sum() if sw is None else sw[ok].sum()],
         },
         index=[*range(1, k + 1), "overall"],
     )
-    groups = [y[ok & (assignment == j)] for j in range(1, k + 1)]
-    groups = [g for g in groups if g.size]
     n_ok = int(ok.sum())
-    if len(groups) < 2 or np.ptp(y[ok]) == 0:
+    present = [j for j in range(1, k + 1) if (ok & (assignment == j)).any()]
+    ddf = None
+    if len(present) < 2 or np.ptp(y[ok]) == 0:
         h, p, eta2, df = float("nan"), float("nan"), 0.0, 0
+        test, how = "Kruskal-Wallis (modal assignment)", "asymptotic chi-squared, 0 df"
+    elif is_weighted(sw):
+        assert sw is not None
+        h, df, ddf, p, eta2 = _weighted_rank_test(y[ok], assignment[ok], sw[ok], present, n_ok)
+        test = "design-based Kruskal-Wallis (survey-weighted ranks, modal assignment)"
+        how = (
+            f"Wald chi-squared {h:.4g} on the segments' weighted mean ranks (the population CDF), linearisation "
+            f"covariance, as F({df:g}, {ddf:g}) = chi2 / {df:g} (survey::svyranktest(test = 'KruskalWallis')); "
+            "effect: weighted eta^2 of the ranks"
+        )
     else:
+        groups = [y[ok & (assignment == j)] for j in present]
         h, p = (float(x) for x in stats.kruskal(*groups))
         df = len(groups) - 1
         eta2 = max(0.0, (h - len(groups) + 1) / (n_ok - len(groups))) if n_ok > len(groups) else 0.0
+        test, how = "Kruskal-Wallis (modal assignment)", f"asymptotic chi-squared, {df} df"
     return ColumnOverlay(
         column=col,
         kind="numeric",
         table=table,
         row_pct=None,
         col_pct=None,
-        test="Kruskal-Wallis (modal assignment)",
+        test=test,
         statistic=h,
         df=df,
         p_value=p,
-        p_method=f"asymptotic chi-squared, {df} df",
+        p_method=how,
         effect=float(eta2),
         strength=_strength(eta2, p, STRONG_ETA2, WEAK_ETA2),
         n_missing=int((~ok).sum()),
+        ddf=ddf,
+        weighted=sw is not None,
     )
+
+
+def _weighted_rank_test(
+    y: np.ndarray, groups: np.ndarray, sw: np.ndarray, present: list[int], n_design: int
+) -> tuple[float, float, float, float, float]:
+    """Design-based Kruskal-Wallis, as ``survey::svyranktest(test = "KruskalWallis")`` computes it:
+    each respondent's rank is the weighted population CDF at its value (``sum`` of the weights up
+    to it less half its own, averaged over ties, over ``sum w``); the groups' weighted mean ranks are
+    compared by a Wald test with the linearisation covariance, referred to
+    ``F(chi2 / df, df, n - 1 - df)``; the effect is the weighted share of the ranks' variance
+    between groups. Returns (chi2, df, ddf, p, eta2)."""
+    order = np.argsort(y, kind="stable")
+    ys, ws = y[order], sw[order]
+    mid = np.cumsum(ws) - ws / 2
+    _, start, counts = np.unique(ys, return_index=True, return_counts=True)
+    tie_mean = np.add.reduceat(mid, start) / counts
+    ranks = np.empty_like(y)
+    ranks[order] = np.repeat(tie_mean, counts) / sw.sum()
+    onehot = (groups[:, None] == np.asarray(present)[None, :]).astype(float)
+    means, cov, size = weighted_means(ranks, onehot * sw[:, None])
+    chi2, df, _ = wald_equal(means, cov, len(present))
+    ddf = float(n_design - 1 - df)
+    p = float(stats.f.sf(chi2 / df, df, ddf)) if df > 0 and ddf > 0 else float("nan")
+    grand = float(sw @ ranks / sw.sum())
+    total = float(sw @ (ranks - grand) ** 2)
+    between = float(size @ (means[:, 0] - grand) ** 2)
+    return chi2, float(df), ddf, p, (between / total if total > 0 else 0.0)
 
 
 def _fingerprints(cols: dict[str, ColumnOverlay], k: int) -> dict[int, list[dict[str, Any]]]:
@@ -522,6 +619,7 @@ def overlay(
     random_seed: int | None = None,
     kinds: Mapping[str, str] | None = None,
     max_categories: int = MAX_CATEGORIES,
+    sample_weight: Any = None,
 ) -> Overlays:
     """Cross-tabulate segments against profile columns, test association, flag fingerprints.
 
@@ -545,6 +643,11 @@ def overlay(
     max_categories : int, default 30
         Categorical columns with more distinct values (ids, free text) are skipped and listed in
         ``Overlays.skipped``.
+    sample_weight : array-like (n,) or Series, optional
+        Survey weights (default: the result's ``sample_weight``; see
+        :func:`latentseg.decide.weights.resolve_weights`). Counts, percentages and means are
+        weighted; unequal weights test categorical columns by the Rao-Scott corrected chi-squared
+        and numeric columns by a design-based rank test.
 
     Returns
     -------
@@ -584,7 +687,8 @@ def overlay(
     if bad:
         raise ConfigError(f"kinds must be 'categorical' or 'numeric'; got {bad}.")
     frame = align_to_result(result, profile_df[cols], what="profile table")
-    w = segment_weights(result, "bch-proportional" if weighting == "bch" else weighting)
+    sw = resolve_weights(result, sample_weight)
+    w = segment_weights(result, "bch-proportional" if weighting == "bch" else weighting, sw if is_weighted(sw) else None)
     assignment = result.assignment
     rngs = as_rng(random_seed).spawn(len(cols)) if cols else []
     out: dict[str, ColumnOverlay] = {}
@@ -597,17 +701,18 @@ def overlay(
         if s.notna().sum() == 0:
             raise ConfigError(f"Overlay column {col!r} has no values for the model's respondents.")
         if kind == "numeric":
-            out[col] = _numeric(col, s, w, assignment)
+            out[col] = _numeric(col, s, w, assignment, sw)
             continue
         n_levels = int(s.dropna().nunique())
         if n_levels > max_categories:
             skipped[col] = f"{n_levels} distinct values (more than {max_categories}): an id or free text?"
             continue
-        out[col] = _categorical(col, s, w, weighting, int(n_mc), rng)
+        out[col] = _categorical(col, s, w, weighting, int(n_mc), rng, sw)
     return Overlays(
         weighting=weighting,
         columns=out,
         fingerprints=_fingerprints(out, result.k),
         thresholds=THRESHOLDS_TEXT,
         skipped=skipped,
+        survey_weights=weights_text(sw),
     )

@@ -26,6 +26,12 @@ them.
 
 When the model was fitted on factors (``reduce``), pass the outcome-level scores here: profiles
 are always in outcome terms.
+
+With survey weights ``w_i`` (``sample_weight``, default the result's own) every mean is the
+population's: ``m_jo = sum_i w_i p_ij s_io / sum_i w_i p_ij``, the overall mean
+``sum_i w_i s_io / sum_i w_i``, the pooled SD from the weighted within-segment sums of squares
+(``sum_j sum_i w_i p_ij (s_io - m_jo)^2 / sum_i w_i * N_o / (N_o - k)``), the shares those of
+:func:`latentseg.decide.weights.design_shares` and ``expected_n`` the weighted segment size.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ class SegmentProfile:
     share, share_lower, share_upper : float
     interval_method : str
     expected_n : float
-        Sum of memberships.
+        Sum of memberships (times the survey weights, when there are any).
     defining_outcomes : tuple of str
         Outcome ids, most defining first.
     top_underserved : tuple of str
@@ -425,20 +431,27 @@ def _outcome_table(outcomes: pd.DataFrame | None, ids: list[str]) -> pd.DataFram
     return table
 
 
-def _weighted_profile(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Segment means (k, m), overall means (m,), pooled within-segment SD (m,), NaN-aware."""
+def _weighted_profile(
+    s: np.ndarray, z: np.ndarray, sw: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segment means (k, m), overall means (m,), pooled within-segment SD (m,), NaN-aware; with
+    survey weights ``sw`` (n,) the population's."""
     obs = ~np.isnan(s)
     s0 = np.where(obs, s, 0.0)
+    if sw is not None:
+        z = z * sw[:, None]
     wsum = z.T @ obs.astype(float)  # (k, m)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = (z.T @ s0) / wsum
-        overall = s0.sum(axis=0) / obs.sum(axis=0)
+        overall = s0.sum(axis=0) / obs.sum(axis=0) if sw is None else (sw @ s0) / (sw @ obs)
     k = z.shape[1]
     ss = np.zeros(s.shape[1])
     for j in range(k):
         dev = np.where(obs, s - np.nan_to_num(means[j])[None, :], 0.0)
         ss += (z[:, [j]] * dev**2).sum(axis=0)
     dof = np.maximum(obs.sum(axis=0) - k, 1)
+    if sw is not None:  # weighted mean square, with the unweighted degrees-of-freedom correction
+        ss = ss / (sw @ obs) * obs.sum(axis=0)
     return means, overall, np.sqrt(ss / dof)
 
 
@@ -449,6 +462,7 @@ def profile(
     *,
     top: int = 5,
     names: Mapping[int, str] | None = None,
+    sample_weight: Any = None,
 ) -> Profiles:
     """Profile each segment by its opportunity scores and give it a draft name.
 
@@ -466,6 +480,8 @@ def profile(
     names : mapping of int to str, optional
         Names that replace the draft name and handle of the given segments (config
         ``[profile] names``).
+    sample_weight : array-like (n,) or Series, optional
+        Survey weights (default: the result's ``sample_weight``); see the module docstring.
 
     Returns
     -------
@@ -513,7 +529,12 @@ def profile(
     unrated = [ids[j] for j in np.flatnonzero(np.isnan(s).all(axis=0))]
     if unrated:
         raise SurveyError(f"Outcomes {format_rows(unrated)} have no scores for the model's respondents.")
-    means, overall, sd = _weighted_profile(s, z)
+    from latentseg.decide.weights import design_shares, is_weighted, resolve_weights
+
+    sw = resolve_weights(result, sample_weight)
+    sh = design_shares(result, sw)
+    means, overall, sd = _weighted_profile(s, z, sw if is_weighted(sw) else None)
+    zn = z if sw is None else z * sw[:, None]
     diff = means - overall[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         eff = np.where(sd[None, :] > 0, diff / sd[None, :], 0.0)
@@ -568,7 +589,7 @@ def profile(
         under_ids = [o for o in defining[j] if m_j[o] >= UNDERSERVED]
         under_ids += [o for o in np.argsort(-m_j, kind="stable") if m_j[o] >= UNDERSERVED and o not in under_ids]
         para = _paragraph(
-            j, handles[j], result, means, overall, eff, defining[j], n_under, n_ext, dominant[j], stmts, ids
+            j, handles[j], result, means, overall, eff, defining[j], n_under, n_ext, dominant[j], stmts, ids, sh, zn, sw is not None
         )
         segments.append(
             SegmentProfile(
@@ -576,11 +597,11 @@ def profile(
                 name=longs[j],
                 handle=handles[j],
                 name_source="config" if (j + 1) in overrides else "draft",
-                share=float(result.shares[j]),
-                share_lower=float(result.share_lower[j]),
-                share_upper=float(result.share_upper[j]),
-                interval_method=str(result.interval_method),
-                expected_n=float(z[:, j].sum()),
+                share=float(sh[0][j]),
+                share_lower=float(sh[1][j]),
+                share_upper=float(sh[2][j]),
+                interval_method=sh[3],
+                expected_n=float(zn[:, j].sum()),
                 defining_outcomes=tuple(ids[o] for o in defining[j]),
                 top_underserved=tuple(ids[o] for o in under_ids[:top]),
                 n_underserved=int(n_under[j]),
@@ -614,13 +635,17 @@ def _paragraph(
     step: str,
     stmts: np.ndarray,
     ids: list[str],
+    sh: tuple[np.ndarray, np.ndarray, np.ndarray, str],
+    zn: np.ndarray,
+    weighted: bool,
 ) -> str:
     k, m = means.shape
-    share, lo, hi = float(result.shares[j]), float(result.share_lower[j]), float(result.share_upper[j])
-    n_j = float(np.asarray(result.memberships)[:, j].sum())
+    share, lo, hi = float(sh[0][j]), float(sh[1][j]), float(sh[2][j])
+    n_j = float(zn[:, j].sum())
+    of = f"{zn.sum():.0f} weighted" if weighted else f"{result.n}"
     parts = [
-        f"{handle}: {share:.0%} of respondents ({result.interval_method} {lo:.0%}-{hi:.0%}; "
-        f"about {n_j:.0f} of {result.n})."
+        f"{handle}: {share:.0%} of {'the population' if weighted else 'respondents'} ({sh[3]} {lo:.0%}-{hi:.0%}; "
+        f"about {n_j:.0f} of {of})."
     ]
     under_def = [o for o in defining if means[j, o] >= UNDERSERVED]
     if under_def:

@@ -24,6 +24,11 @@ Segments are ranked by score (ties: the lower segment number first). Then
 
 So at most ``max_targets`` segments are targets, and only those close to the best.
 
+With survey weights (``sample_weight``, default the result's own) the size is the population
+share (:func:`latentseg.decide.weights.design_shares`), the unmet need comes from the weighted
+profile means (pass profiles built with the same weights) and the current solution is the
+segment's most common value weighted by ``w_i p_ij``.
+
 Users override it with ``rule=``: a mapping ``{segment id: "target" | "monitor" | "deprioritize"}``
 (the named segments are overridden, the others follow the default rule; ``[decide] recommend``),
 a :class:`DefaultRule` with other thresholds, or any callable taking a segment's facts (a dict
@@ -319,7 +324,9 @@ class SegmentMap:
         return "\n".join(lines) + "\n"
 
 
-def _current_solution(result: Any, profile_df: pd.DataFrame, column: str) -> list[tuple[str | None, float]]:
+def _current_solution(
+    result: Any, profile_df: pd.DataFrame, column: str, sw: np.ndarray | None = None
+) -> list[tuple[str | None, float]]:
     if column not in profile_df.columns:
         raise ConfigError(
             f"Current-solution column {column!r} is not in the profile table; it has "
@@ -330,6 +337,8 @@ def _current_solution(result: Any, profile_df: pd.DataFrame, column: str) -> lis
     values = s[ok].map(str).to_numpy()
     cats = sorted(set(values.tolist()))
     z = np.asarray(result.memberships, dtype=float)[ok]
+    if sw is not None:
+        z = z * sw[ok][:, None]
     out: list[tuple[str | None, float]] = []
     if not cats:
         return [(None, float("nan"))] * result.k
@@ -408,6 +417,7 @@ def segment_map(
     top: int | None = None,
     fit: Mapping[int, float] | Sequence[float] | None = None,
     overrides: Mapping[int, str] | None = None,
+    sample_weight: Any = None,
 ) -> SegmentMap:
     """Assemble the segment map.
 
@@ -433,6 +443,9 @@ def segment_map(
         Each segment's fit with the business (the score's third term); 1 where not given.
     overrides : mapping of int to str, optional
         Recommendations set by the user for some segments, applied over whatever ``rule`` says.
+    sample_weight : array-like (n,) or Series, optional
+        Survey weights (default: the result's ``sample_weight``): population shares and a
+        weighted current solution (see the module docstring).
 
     Returns
     -------
@@ -471,8 +484,12 @@ def segment_map(
     bad = [j for j in overrides if not 1 <= j <= k]
     if bad:
         raise ConfigError(f"rule overrides name segments {bad}; the segments are 1..{k}.")
+    from latentseg.decide.weights import design_shares, resolve_weights
+
+    sw = resolve_weights(result, sample_weight)
+    shares, share_lo, share_hi, interval = design_shares(result, sw)
     current = (
-        _current_solution(result, profile_df, current_solution_column)
+        _current_solution(result, profile_df, current_solution_column, sw)
         if current_solution_column is not None and profile_df is not None
         else [(None, float("nan"))] * k
     )
@@ -481,7 +498,7 @@ def segment_map(
     max_under = max(s.n_underserved for s in profiles.segments)
     need = unmet_need(profiles.means).to_numpy(dtype=float)
     fits = _fit_values(fit, k)
-    scores = np.asarray(result.shares, dtype=float) * need * fits
+    scores = shares * need * fits
     order = sorted(range(k), key=lambda j: (-scores[j], j))  # ties: the lower segment number first
     ranks = {j: r + 1 for r, j in enumerate(order)}
     best = float(scores[order[0]])
@@ -491,9 +508,9 @@ def segment_map(
         p = profiles[j]
         facts: dict[str, Any] = {
             "id": j,
-            "share": float(result.shares[j - 1]),
-            "share_lower": float(result.share_lower[j - 1]),
-            "share_upper": float(result.share_upper[j - 1]),
+            "share": float(shares[j - 1]),
+            "share_lower": float(share_lo[j - 1]),
+            "share_upper": float(share_hi[j - 1]),
             "n_underserved": int(p.n_underserved),
             "n_extremely_underserved": int(p.n_extremely_underserved),
             "max_underserved": int(max_under),
@@ -511,7 +528,7 @@ def segment_map(
             "share": facts["share"],
             "share_lower": facts["share_lower"],
             "share_upper": facts["share_upper"],
-            "interval": str(result.interval_method),
+            "interval": interval,
             "count": None,
             "count_lower": None,
             "count_upper": None,

@@ -3,7 +3,11 @@
 Arithmetic (all intervals are 95% unless the result's share interval says otherwise)
 
 - **Share**: the result's share and interval, with the interval's method named (Wilson for EM
-  fits, bootstrap for k-means, posterior credible for Bayesian fits).
+  fits, bootstrap for k-means, posterior credible for Bayesian fits). With survey weights
+  (``sample_weight``, default the result's own) the shares are the population's: the result's
+  own when it was fitted with those weights (its interval is then design-based), else the
+  weighted mean membership with a design-based interval
+  (:func:`latentseg.decide.weights.design_shares`). Counts and revenue follow from them.
 - **Count** ``= share × TAM``. With a fixed TAM the bounds are ``share bounds × TAM`` (exact: the
   TAM is a constant). With an uncertain TAM (``tam_interval=(low, high)``) the bounds are the
   *interval product* ``[share_lower × TAM_low, share_upper × TAM_high]``: if the two intervals
@@ -13,7 +17,8 @@ Arithmetic (all intervals are 95% unless the result's share interval says otherw
 - **ARPU**: a number (every segment), a mapping ``{segment: ARPU}`` (fixed, no interval), or a
   column (``arpu_column`` of ``data``, e.g. plan price): the membership-weighted mean of the
   column within each segment, ``sum_i p_ik x_i / sum_i p_ik``, with a 95% normal interval from
-  the linearisation (sandwich) standard error.
+  the linearisation (sandwich) standard error; with survey weights ``sum_i w_i p_ik x_i /
+  sum_i w_i p_ik`` and its design-based linearisation standard error.
 - **Revenue** ``= count × ARPU``; bounds are the interval product of the count and ARPU intervals
   (the minimum and maximum of the four corner products, so signs are handled).
 
@@ -198,6 +203,7 @@ def size_segments(
     product_fit: Mapping[int, float] | Sequence[float] | None = None,
     profiles: Any = None,
     rules: FlagRules | None = None,
+    sample_weight: Any = None,
 ) -> Sizing:
     """Size segments, extrapolate to a market and revenue with intervals, and flag them.
 
@@ -221,6 +227,8 @@ def size_segments(
         Underserved-outcome counts per segment (from :func:`latentseg.decide.profiling.profile`); needed
         for the growth-opportunity flag.
     rules : FlagRules, optional
+    sample_weight : array-like (n,) or Series, optional
+        Survey weights (default: the result's ``sample_weight``); see the module docstring.
 
     Returns
     -------
@@ -266,28 +274,32 @@ def size_segments(
     if (arpu is not None or arpu_column is not None) and tam is None:
         raise ConfigError("Revenue is count × ARPU: an ARPU needs a tam (the market size) too.")
 
-    share = np.asarray(result.shares, dtype=float)
-    s_lo, s_hi = np.asarray(result.share_lower, dtype=float), np.asarray(result.share_upper, dtype=float)
+    from latentseg.decide.weights import design_shares, is_weighted, resolve_weights, weights_text
+
+    sw = resolve_weights(result, sample_weight)
+    share, s_lo, s_hi, interval = design_shares(result, sw)
     table = pd.DataFrame(
         {
             "label": list(result.segment_labels),
             "share": share,
             "share_lower": s_lo,
             "share_upper": s_hi,
-            "interval": result.interval_method,
+            "interval": interval,
         },
         index=pd.RangeIndex(1, k + 1, name="segment"),
     )
-    methods = {"share": str(result.interval_method)}
+    methods = {"share": interval}
+    if sw is not None:
+        methods["weights"] = str(weights_text(sw))
     if tam is not None:
         table["count"] = share * tam
         if tam_interval is None:
             c_lo, c_hi = s_lo * tam, s_hi * tam
-            methods["count"] = f"share interval ({result.interval_method}) × fixed TAM {tam:g}"
+            methods["count"] = f"share interval ({interval}) × fixed TAM {tam:g}"
         else:
             c_lo, c_hi = interval_product((s_lo, s_hi), tam_interval)
             methods["count"] = (
-                f"interval product: share interval ({result.interval_method}) × TAM interval "
+                f"interval product: share interval ({interval}) × TAM interval "
                 f"[{tam_interval[0]:g}, {tam_interval[1]:g}] (coverage at least 0.95² if independent)"
             )
         table["count_lower"], table["count_upper"] = c_lo, c_hi
@@ -313,12 +325,19 @@ def size_segments(
         y = col.to_numpy(dtype=float, na_value=np.nan)
         if np.isnan(y).any():
             notes.append(f"{arpu_column}: {int(np.isnan(y).sum())} respondents without a value were left out of ARPU.")
-        means, cov, _ = weighted_means(y, np.asarray(result.memberships, dtype=float))
+        zw = np.asarray(result.memberships, dtype=float)
+        if is_weighted(sw):
+            assert sw is not None
+            zw = zw * sw[:, None]
+        means, cov, _ = weighted_means(y, zw)
         a = means[:, 0]
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         a_lo, a_hi = a - _Z95 * se, a + _Z95 * se
         methods["arpu"] = (
             f"membership-weighted mean of {arpu_column!r} per segment, 95% normal interval (sandwich SE)"
+            if not is_weighted(sw)
+            else f"survey- and membership-weighted mean of {arpu_column!r} per segment, 95% normal interval "
+            "(design-based linearisation SE)"
         )
     else:
         a = None

@@ -406,6 +406,8 @@ def result_to_datatree(result: SegmentationResult) -> Any:
     }
     if result.center_intervals is not None:
         data_vars["center_intervals"] = (("segment", "feature", "bound"), np.asarray(result.center_intervals, float))
+    if result.sample_weight is not None:
+        data_vars["sample_weight"] = (("respondent",), np.asarray(result.sample_weight, dtype=float))
     if result.membership_intervals is not None:
         data_vars["membership_intervals"] = (
             ("respondent", "segment", "bound"),
@@ -516,6 +518,7 @@ def result_from_datatree(tree: Any) -> SegmentationResult:
         shared_params=shared,
         center_intervals=root["center_intervals"].values if "center_intervals" in root else None,
         membership_intervals=root["membership_intervals"].values if "membership_intervals" in root else None,
+        sample_weight=root["sample_weight"].values if "sample_weight" in root else None,
         labels=None if labels is None else tuple(labels),
         posterior=posterior,
         extras=extras,

@@ -189,6 +189,14 @@ def _names(saved: Any) -> list[str]:
     return [str(n) for n in saved.result.segment_labels]
 
 
+def weights_note(saved: Any) -> str:
+    """"Shares are weighted by 'weight' (Kish effective n 309 of 400 respondents)." for a model
+    fitted on a weighted survey (its ``meta["weights"]``), else ""."""
+    from latentseg.prepare.core import weights_sentence
+
+    return weights_sentence(saved.meta.get("weights"), quote="'")
+
+
 def _segments(saved: Any) -> list[dict[str, Any]]:
     """The saved segment map's segments (the decide step's), in segment order; [] if not saved."""
     smap = saved.meta.get("segment_map") or {}
@@ -234,8 +242,10 @@ def _segment_map(saved: Any) -> BriefTable | None:
     if has_count:
         formats.update({c: COUNT_FORMAT for c in ("Customers", "Customers lower bound", "Customers upper bound")})
     rule = (saved.meta.get("segment_map") or {}).get("rule", "")
+    weighted = weights_note(saved)
     return BriefTable("segment_map", "Segment map", pd.DataFrame(rows), formats,
-                      f"Shares with their {saved.result.interval_method} interval. Recommendation rule: {rule}")
+                      f"Shares with their {saved.result.interval_method} interval.{' ' + weighted if weighted else ''} "
+                      f"Recommendation rule: {rule}")
 
 
 #: The sizing table's columns: (saved column, header, kind); kind "share", "count" (rounded with
@@ -443,6 +453,7 @@ def _about(saved: Any) -> BriefTable:
         ("Respondents", int(result.n)),
         ("Survey", str((meta.get("data") or {}).get("source") or (meta.get("data") or {}).get("path") or "")),
         ("Share interval", str(result.interval_method)),
+        ("Survey weights", weights_note(saved) or "none: every respondent counts once"),
         ("Market size (TAM)", float(sizing["tam"]) if finite(sizing.get("tam")) else "not given"),
         ("How k was chosen", str((meta.get("selection") or {}).get("rule") or "")),
         ("Recommendation rule", str((meta.get("segment_map") or {}).get("rule") or "")),

@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from latentseg.deliver.briefing import COUNT_FORMAT, BriefTable
+from latentseg.deliver.briefing import COUNT_FORMAT, BriefTable, weights_note
 
 __all__ = ["write_deck", "SLIDE_WIDTH", "SLIDE_HEIGHT", "MARGIN"]
 
@@ -413,6 +413,8 @@ def _title_slide(prs: Any, saved: Any, title: str, smap: BriefTable | None) -> N
     width = SLIDE_WIDTH - 2 * MARGIN
     _textbox(slide, (MARGIN, 2.0, width, 1.9), [_Para(title, True, color=_DARK)], sizes=(40, 36, 32, 28, 24, 20))
     lines = [_Para(f"{result.k} segments of {result.n:,} respondents ({result.model}; shares with {result.interval_method} intervals)")]
+    if weights_note(saved):
+        lines.append(_Para(weights_note(saved), scale=0.8))
     if smap is not None:
         for rec in _REC_ORDER:
             names = [str(n) for n, r in zip(smap.frame["Name"], smap.frame["Recommendation"], strict=True) if r == rec]
@@ -516,6 +518,8 @@ def _sizes_slide(prs: Any, saved: Any, sizes: BriefTable | None, fig: Any = None
     left, top, width, height = _body_box()
     fig_w = width * 0.5 if sizes is not None else width
     caption = [_Para(f"Bars: estimated share; whiskers: {saved.result.interval_method} interval.", color=_GREY)]
+    if weights_note(saved):
+        caption.append(_Para(weights_note(saved), color=_GREY, scale=0.9))
     if sizes is not None and sizes.note:
         caption.append(_Para(sizes.note, color=_GREY, scale=0.9))
     cap_h = min(_height(caption, 11, width), 1.2)

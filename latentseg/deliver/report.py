@@ -377,6 +377,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "k": result.k,
         "n": result.n,
         "interval_method": result.interval_method,
+        "weights_note": _weights_note(meta),
         "source": (meta.get("data") or {}).get("source", ""),
         "selection": meta.get("selection") or {},
         "segments": seg_rows,
@@ -401,6 +402,14 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     # ---
     html = _template().render(**context)
     return atomic_write_text(out, html)
+
+
+def _weights_note(meta: Mapping[str, Any]) -> str:
+    """"Shares are weighted by 'weight' (Kish effective n 309 of 400 respondents)." for a weighted
+    model (``meta["weights"]``, saved by ``run`` and ``fit --save``), else ""."""
+    from latentseg.prepare.core import weights_sentence
+
+    return weights_sentence(meta.get("weights"), "Shares, sizes, profiles and the landscape", quote="'")
 
 
 def _segment_rows(result: Any, names: Sequence[str], smap_segments: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:

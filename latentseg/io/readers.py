@@ -64,7 +64,7 @@ from latentseg.io.validate import (
 )
 from latentseg.io.survey import Scale, Survey
 
-__all__ = ["read_survey", "survey_from_frame", "read_table", "RawTable", "sniff_file", "FileFormat"]
+__all__ = ["read_survey", "survey_from_frame", "read_table", "RawTable", "sniff_file", "FileFormat", "find_weight_column"]
 
 #: Normalised names (lower case, letters and digits only) detected as the id column, in order.
 ID_NAMES = (
@@ -1075,6 +1075,19 @@ def _normalised(names: Sequence[str]) -> dict[str, str]:
     return normalised
 
 
+def find_weight_column(names: Sequence[str], explicit: str | None = None, source: str = "the table") -> str | None:
+    """The survey-weight column of a table with these column names: ``explicit`` (which must be
+    one of them), else the first whose normalised name is in :data:`WEIGHT_NAMES`, else None.
+
+    Examples
+    --------
+    >>> find_weight_column(["id", "imp_a", "Weight"]), find_weight_column(["id", "w2"], "w2"), find_weight_column(["a"])
+    ('Weight', 'w2', None)
+    """
+    names = [str(c) for c in names]
+    return _pick(explicit or None, names, WEIGHT_NAMES, "weight", "weight_column", source)
+
+
 def _pick(
     explicit: str | None, names: Sequence[str], candidates: Sequence[str], what: str, flag: str, source: str,
     normalised: Mapping[str, str] | None = None,
@@ -1449,7 +1462,7 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
         personal=tuple(personal),
         columns={
             "id": id_col, "importance": tuple(rc.importance), "satisfaction": tuple(rc.satisfaction),
-            "labels": labels_used, "layout": raw.layout,
+            "labels": labels_used, "layout": raw.layout, "weight": wt_col,
         },
     )
 

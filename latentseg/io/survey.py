@@ -102,8 +102,9 @@ class Survey:
     columns : mapping
         How the file's columns were read: ``id`` (the id column or None), ``importance`` and
         ``satisfaction`` (the rating columns, in outcome order), ``labels`` (block -> the label
-        set that turned choice text into numbers) and ``layout`` (``plain``, ``qualtrics``,
-        ``surveymonkey``); empty for a survey not read from a table.
+        set that turned choice text into numbers), ``layout`` (``plain``, ``qualtrics``,
+        ``surveymonkey``) and ``weight`` (the weight column's name in the file, or None); empty
+        for a survey not read from a table.
     """
 
     importance: pd.DataFrame

@@ -30,6 +30,7 @@ __all__ = [
     "is_numeric",
     "Columns",
     "numeric_column",
+    "survey_weights",
     "apply_missing_codes",
     "check_rated",
     "column_ranges",
@@ -300,6 +301,75 @@ def numeric_column(s: pd.Series, column: str, what: str, source: str, rows: RowN
             "expected numbers >= 0."
         )
     return pd.Series(values, index=s.index, name=column)
+
+
+def survey_weights(weight: pd.Series, column: str, source: str) -> pd.Series:
+    """Survey weights checked and normalised to mean 1: the weights every fit receives.
+
+    Parameters
+    ----------
+    weight : Series, shape (n,)
+        One weight per respondent that reaches the model, indexed by respondent id (any
+        positive scale: inverse inclusion probabilities, post-stratification weights ...).
+    column : str
+        The weight column's name in the file (for messages).
+    source : str
+        The file (for messages).
+
+    Returns
+    -------
+    Series of float64, shape (n,)
+        ``weight / weight.mean()``, same index: they sum to n, so criteria that count
+        respondents (BIC's ``ln n``) keep n, and a weight of 2 still counts a respondent twice
+        as much as a weight of 1.
+
+    Raises
+    ------
+    SurveyError
+        A weight that is not a number, missing, infinite, zero or negative; the message names the
+        file, the column and up to five respondents.
+
+    Examples
+    --------
+    >>> w = survey_weights(pd.Series([1.0, 3.0], index=["r1", "r2"]), "weight", "s.csv")
+    >>> w.tolist()
+    [0.5, 1.5]
+    >>> survey_weights(pd.Series([1.0, 0.0, None], index=["r1", "r2", "r3"]), "weight", "s.csv")
+    Traceback (most recent call last):
+    ...
+    latentseg.errors.SurveyError: s.csv: column 'weight' (survey weight) has 1 missing value at respondents [r3] and 1 zero value at respondents [r2]; expected a positive number for every respondent (give them a weight, drop them from the file, or pass --no-weights to ignore the weights).
+    """
+    if is_numeric(weight.dtype):
+        values = weight.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        num = pd.to_numeric(weight, errors="coerce")
+        bad = num.isna() & weight.notna()
+        if bad.any():
+            ids = list(weight.index[bad.to_numpy()])
+            ex = ", ".join(repr(str(v)) for v in weight[bad].iloc[:3])
+            raise SurveyError(
+                f"{source}: column '{column}' (survey weight) has {len(ids)} non-numeric values (e.g. {ex}) at "
+                f"respondents {format_rows(ids)}; expected a positive number for every respondent."
+            )
+        values = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    problems = []
+    for what, mask in (
+        ("missing", np.isnan(values)),
+        ("infinite", np.isinf(values)),
+        ("zero", values == 0),
+        ("negative", values < 0),
+    ):
+        if mask.any():
+            ids = list(weight.index[mask])
+            plural = "s" if len(ids) > 1 else ""
+            problems.append(f"{len(ids)} {what} value{plural} at respondents {format_rows(ids)}")
+    if problems:
+        raise SurveyError(
+            f"{source}: column '{column}' (survey weight) has " + " and ".join(problems) + "; expected a positive "
+            "number for every respondent (give them a weight, drop them from the file, or pass --no-weights to "
+            "ignore the weights)."
+        )
+    return pd.Series(values / values.mean(), index=weight.index, name="weight")
 
 
 def apply_missing_codes(block: np.ndarray, codes: Sequence[float]) -> int:

@@ -14,20 +14,30 @@ __all__ = ["information_criteria"]
 
 
 def information_criteria(
-    loglik: float, n_params: int, n: int, memberships: np.ndarray | None = None
+    loglik: float,
+    n_params: int,
+    n: int,
+    memberships: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every likelihood-based criterion latentseg reports, from one log-likelihood.
 
     Parameters
     ----------
     loglik : float
-        Maximised log-likelihood.
+        Maximised log-likelihood (with survey weights: the pseudo-log-likelihood
+        ``sum_i w_i log f(x_i)``).
     n_params : int
         Number of free parameters, counted explicitly by the engine.
     n : int
-        Number of respondents.
+        Number of respondents (rows), also with survey weights (docs/methods.md, "Survey
+        weights (EM)": the penalty counts the respondents interviewed, as StepMix and Latent
+        GOLD do; the pipeline's weights have mean 1, so their sum is this n too).
     memberships : ndarray, shape (n, k), optional
         Posterior membership probabilities; needed for ICL and entropy.
+    sample_weight : ndarray, shape (n,), optional
+        Survey weights: the entropy (and so ICL and relative entropy) is weighted like the
+        pseudo-log-likelihood.
 
     Returns
     -------
@@ -59,8 +69,8 @@ def information_criteria(
         "caic": float(-2 * loglik + p * (np.log(n) + 1)),
     }
     if memberships is not None:
-        e = classification_entropy(memberships)
+        e = classification_entropy(memberships, sample_weight)
         out["entropy"] = e
         out["icl"] = out["bic"] + 2 * e
-        out["relative_entropy"] = relative_entropy(memberships)
+        out["relative_entropy"] = relative_entropy(memberships, sample_weight)
     return out

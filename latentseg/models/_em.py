@@ -35,6 +35,7 @@ from latentseg.models.families import GMM
 
 __all__ = [
     "numeric_matrix",
+    "check_sample_weight",
     "check_k",
     "normalize_log",
     "start_generators",
@@ -158,6 +159,59 @@ def numeric_matrix(
                 "drop them: they cannot separate segments."
             )
     return X, names, ids
+
+
+def check_sample_weight(sample_weight: Any, ids: pd.Index, model: str) -> np.ndarray | None:
+    """Validate survey weights for a fit: ``None``, or positive finite numbers, one per row.
+
+    Engines use the weights as given (never renormalised), so an integer weight 2 on a row fits
+    as that row twice; the pipeline normalises them to mean 1 before.
+
+    Parameters
+    ----------
+    sample_weight : array-like, shape (n,), or None
+    ids : pandas.Index, length n
+        Respondent ids of the rows (named in messages).
+    model : str
+        Used in messages.
+
+    Returns
+    -------
+    ndarray, shape (n,), float64 (a new array), or None
+
+    Raises
+    ------
+    ConfigError
+        Wrong length, non-numeric, missing, infinite, zero or negative weights (naming the rows).
+
+    Examples
+    --------
+    >>> check_sample_weight([1, 2.5], pd.RangeIndex(1, 3), "gmm").tolist()
+    [1.0, 2.5]
+    >>> check_sample_weight([1.0, 0.0], pd.Index(["a", "b"]), "gmm")
+    Traceback (most recent call last):
+    ...
+    latentseg.errors.ConfigError: The gmm model needs positive, finite sample weights; 1 row(s) [b] have zero, negative, infinite or missing weights.
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (pd.Series, pd.Index)):
+        sample_weight = sample_weight.to_numpy()
+    try:
+        w = np.array(sample_weight, dtype=float, copy=True)
+    except (TypeError, ValueError):
+        raise ConfigError(f"The {model} model needs numeric sample weights; got values that are not numbers.") from None
+    if w.shape != (len(ids),):
+        raise ConfigError(
+            f"sample_weight must have one weight per respondent, shape ({len(ids)},); got shape {w.shape}."
+        )
+    bad = np.flatnonzero(~np.isfinite(w) | (w <= 0) | np.isnan(w))
+    if bad.size:
+        raise ConfigError(
+            f"The {model} model needs positive, finite sample weights; {bad.size} row(s) {format_rows(ids[bad])} "
+            "have zero, negative, infinite or missing weights."
+        )
+    return w
 
 
 def _is_numeric_dtype(dtype: Any) -> bool:

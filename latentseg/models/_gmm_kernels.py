@@ -95,9 +95,11 @@ def _coefficients(w, mu, var, chol, full, W):
 
 
 @njit(cache=True, nogil=True)
-def _estep(F, W, T):
-    """Log-likelihood at the coefficients ``W``, and the sufficient statistics ``T`` (k, p): two
-    matrix products (BLAS) around one pass of log-sum-exp."""
+def _estep(F, W, T, sw):
+    """(Pseudo-)log-likelihood at the coefficients ``W``, and the sufficient statistics ``T`` (k, p):
+    two matrix products (BLAS) around one pass of log-sum-exp. ``sw`` (n,): survey weights (ones
+    for an unweighted fit: multiplying by 1.0 is exact, so the results are bit for bit those of
+    the unweighted algorithm)."""
     n = F.shape[0]
     k = W.shape[0]
     L = np.dot(F, np.ascontiguousarray(W.T))  # (n, k)
@@ -112,9 +114,9 @@ def _estep(F, W, T):
             e = math.exp(L[i, j] - m)
             L[i, j] = e
             tot += e
-        ll += m + math.log(tot)
+        ll += sw[i] * (m + math.log(tot))
         for j in range(k):
-            L[i, j] /= tot
+            L[i, j] = L[i, j] / tot * sw[i]
     T[:, :] = np.dot(np.ascontiguousarray(L.T), F)
     return ll
 
@@ -260,9 +262,10 @@ def _relax(aw, amu, avar, achol, ew, emu, evar, echol, eta, full, reg, w, mu, va
 
 
 @njit(cache=True, nogil=True)
-def em_start(F, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, window, eta_growth, eta_max,
+def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, window, eta_growth, eta_max,
              prune_after, prune_margin, prune_factor, collapse):
-    """EM for one start from the sufficient statistics ``T0`` (k, p) of its starting partition.
+    """EM for one start from the sufficient statistics ``T0`` (k, p) of its starting partition;
+    ``sw`` (n,) the survey weights (ones when unweighted) and ``n_total`` their sum.
 
     ``bar``: the best log-likelihood of a finished, non-degenerate start so far (-inf for none),
     below which a start that cannot catch up is pruned. Returns (loglik, n_iter, converged, stopped
@@ -291,7 +294,7 @@ def em_start(F, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, w
     it = 0
     for it in range(1, max_iter + 1):
         _coefficients(w, mu, var, chol, full, W)
-        ll = _estep(F, W, T)
+        ll = _estep(F, W, T, sw)
         gain = ll - acc_ll
         ok = (gain >= -1e-9 * (1.0 + abs(ll)) or plain) and math.isfinite(ll)
         if ok:

@@ -181,6 +181,9 @@ class _Segmenter(ClusterMixin, BaseEstimator):
         -------
         self
         """
+        return self._fit(X, None)
+
+    def _fit(self, X: Any, sample_weight: Any) -> _Segmenter:
         from latentseg.models import fit
 
         k = self._n_components()
@@ -191,7 +194,10 @@ class _Segmenter(ClusterMixin, BaseEstimator):
             raise ConfigError(f"k = {k} segments need at least {k} respondents; got n_samples = {n}.")
         if n < 2:
             raise ConfigError(f"A segmentation needs at least 2 respondents; got n_samples = {n}.")
-        result: SegmentationResult = fit(data, self._model, k, random_seed=seed, **self._options())
+        options = self._options()
+        if sample_weight is not None:  # only when given: an engine without weights keeps working
+            options["sample_weight"] = sample_weight
+        result: SegmentationResult = fit(data, self._model, k, random_seed=seed, **options)
         self.result_ = result
         self.random_seed_ = seed
         self.labels_ = (result.assignment - 1).astype(np.int64)
@@ -215,7 +221,7 @@ class _Segmenter(ClusterMixin, BaseEstimator):
 
     def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
         """Fit and return the training labels (0-based), shape (n,)."""
-        return self.fit(X).labels_
+        return self.fit(X, **kwargs).labels_
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -224,7 +230,25 @@ class _Segmenter(ClusterMixin, BaseEstimator):
 
 
 class _EMSegmenter(_Segmenter):
-    """The EM engines report their iterations."""
+    """The EM engines report their iterations and take survey weights."""
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> _Segmenter:  # type: ignore[override]
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, d)
+        y : ignored
+        sample_weight : array-like, shape (n,), optional
+            Survey weights, passed to the engine as given: positive and finite (a weight of 2
+            counts a respondent twice; zero weights are refused: drop those respondents, as a
+            survey's cleaning report would). Shares and their intervals are then weighted.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, sample_weight)
 
     def _set_learned(self, result: SegmentationResult) -> None:
         self.n_iter_ = int(result.diagnostics.get("n_iter", 0))
@@ -241,18 +265,25 @@ class _LikelihoodSegmenter(_EMSegmenter):
         check_is_fitted(self, "result_")
         return self._loglik(self._validate(X, reset=False))
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean log-likelihood per respondent (higher is better)."""
-        return float(np.mean(self.score_samples(X)))
-
-    def bic(self, X: Any) -> float:
-        """BIC = -2 log L + p ln n on ``X`` (lower is better)."""
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Mean log-likelihood per respondent (higher is better); with ``sample_weight`` the
+        weighted mean (as scikit-learn's and StepMix's ``score``)."""
         ll = self.score_samples(X)
-        return float(-2 * ll.sum() + self.n_params_ * np.log(ll.size))
+        return float(np.mean(ll) if sample_weight is None else np.average(ll, weights=sample_weight))
 
-    def aic(self, X: Any) -> float:
-        """AIC = -2 log L + 2 p on ``X`` (lower is better)."""
-        return float(-2 * self.score_samples(X).sum() + 2 * self.n_params_)
+    def _total(self, X: Any, sample_weight: Any) -> tuple[float, int]:
+        ll = self.score_samples(X)
+        return (float(ll.sum()) if sample_weight is None else float(ll @ np.asarray(sample_weight, float))), ll.size
+
+    def bic(self, X: Any, sample_weight: Any = None) -> float:
+        """BIC = -2 log L + p ln n on ``X`` (lower is better); with ``sample_weight`` log L is the
+        pseudo-log-likelihood and n the number of rows (docs/methods.md, "Survey weights (EM)")."""
+        total, n = self._total(X, sample_weight)
+        return float(-2 * total + self.n_params_ * np.log(n))
+
+    def aic(self, X: Any, sample_weight: Any = None) -> float:
+        """AIC = -2 log L + 2 p on ``X`` (lower is better; pseudo-log-likelihood with weights)."""
+        return float(-2 * self._total(X, sample_weight)[0] + 2 * self.n_params_)
 
     def _set_learned(self, result: SegmentationResult) -> None:
         super()._set_learned(result)

@@ -74,6 +74,7 @@ from latentseg.errors import ConfigError, ConvergenceWarning, FitError
 from latentseg.models._criteria import information_criteria
 from latentseg.models._em import (
     check_k,
+    check_sample_weight,
     hierarchical_partition,
     kmeanspp_partition,
     normalize_log,
@@ -420,6 +421,7 @@ def _batch_em(
     reg: np.ndarray,
     missing: bool,
     chunk_cells: int = 4_000_000,
+    sw: np.ndarray | None = None,
 ) -> list[tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray]]:
     """Run EM for every start at once (the starts are stacked along the segment axis).
 
@@ -437,7 +439,9 @@ def _batch_em(
     log-likelihood was computed at.
 
     ``init_resp`` holds one function per start returning its initial responsibilities (n, k), so
-    that only one start's partition is in memory at a time.
+    that only one start's partition is in memory at a time. ``sw`` (n,): survey weights; every
+    sufficient statistic and the log-likelihood are then weighted sums, and the total weight
+    takes the place of n.
 
     Returns one tuple per start: (loglik, n_iter, converged, weights, means, covariances,
     stopped), the covariances as (k, d) variances or (k, d, d) matrices; ``stopped`` is
@@ -445,10 +449,14 @@ def _batch_em(
     (on the standardised scale, to within ``COLLAPSE_FRACTION``), ``"pruned"`` for one stopped
     because it could not catch up with the best start, ``""`` otherwise.
     """
-    n = FT.shape[1]
+    n_rows = FT.shape[1]
+    n = n_rows if sw is None else float(sw.sum())  # the total weight
     S = len(init_resp)
     full = STRUCTURES[structure][0] == "full"
-    T0 = np.stack([(FT @ make()).T for make in init_resp])  # (S, k, p); one partition at a time
+    if sw is None:
+        T0 = np.stack([(FT @ make()).T for make in init_resp])  # (S, k, p); one partition at a time
+    else:
+        T0 = np.stack([(FT @ (make() * sw[:, None])).T for make in init_resp])
     k = T0.shape[1]
     w, mu, cov = (np.array(a, dtype=float) for a in _mstep(T0, d, n, structure, reg, missing))
     # accepted parameters, their log-likelihood and their EM update
@@ -469,7 +477,7 @@ def _batch_em(
     active = np.arange(S)
     limit = tol * n
     step = max(1, chunk_cells // (S * k))
-    buf = np.empty((S * k, min(step, n)))
+    buf = np.empty((S * k, min(step, n_rows)))
     for it in range(1, max_iter + 1):
         A = active.size
         with np.errstate(divide="ignore"):
@@ -481,11 +489,16 @@ def _batch_em(
         W = W.reshape(A * k, -1)
         ll = np.zeros(A)
         T = np.zeros((A * k, FT.shape[0]))
-        for lo in range(0, n, step):
+        for lo in range(0, n_rows, step):
             Fc = FT[:, lo : lo + step]
             L = np.matmul(W, Fc, out=buf[: A * k, : Fc.shape[1]])
             _, llc = normalize_log(L.reshape(A, k, -1), out=L.reshape(A, k, -1), axis=1)
-            ll += llc.sum(axis=1)
+            if sw is None:
+                ll += llc.sum(axis=1)
+            else:
+                swc = sw[lo : lo + step]
+                ll += llc @ swc
+                L *= swc
             T += L @ Fc.T
         n_iter[active] = it
         gain = ll - acc_ll[active]
@@ -573,8 +586,10 @@ def _compiled_starts(
     max_iter: int,
     tol: float,
     reg: np.ndarray,
+    sw: np.ndarray | None = None,
 ) -> list[tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray, str]]:
-    """:func:`_batch_em`'s algorithm, one start after another in compiled code (complete data).
+    """:func:`_batch_em`'s algorithm, one start after another in compiled code (complete data;
+    ``sw`` survey weights, as in :func:`_batch_em`).
 
     A start is pruned against the best log-likelihood of the starts finished before it (not
     collapsed), so the hierarchical starts, which run first, set the bar early.
@@ -584,13 +599,14 @@ def _compiled_starts(
     family, vary, spherical = STRUCTURES[structure]
     full = family == "full"
     F = np.ascontiguousarray(_design(Z, None, full=full).T)  # (n, p): one respondent per row
-    n = F.shape[0]
+    n = F.shape[0] if sw is None else float(sw.sum())
+    ones = np.ones(F.shape[0]) if sw is None else np.ascontiguousarray(sw, dtype=float)
     bar = -np.inf
     out = []
     for make in init_resp:
-        T0 = np.ascontiguousarray(make().T @ F)
+        T0 = np.ascontiguousarray(make().T @ F if sw is None else (make() * sw[:, None]).T @ F)
         ll, it, conv, stopped, w, mu, var, cov = em_start(
-            F, T0, float(n), vary, spherical, full, max_iter, tol * n, np.ascontiguousarray(reg), bar, _WINDOW,
+            F, ones, T0, float(n), vary, spherical, full, max_iter, tol * n, np.ascontiguousarray(reg), bar, _WINDOW,
             _ETA_GROWTH, _ETA_MAX, _PRUNE_AFTER, _PRUNE_MARGIN, _PRUNE_FACTOR, COLLAPSE_FRACTION,
         )
         if stopped == 0 and np.isfinite(ll):
@@ -669,10 +685,12 @@ def _full_mstep(
     covs: np.ndarray,
     tied: bool,
     reg: np.ndarray,
+    n_total: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """EM M-step for full covariances; unobserved coordinates enter through their conditional
     mean and covariance given the observed ones (old parameters). ``reg`` (d,) is added to the
-    variances."""
+    variances. With survey weights ``R`` holds the weighted responsibilities and ``n_total`` the
+    total weight."""
     n, d = X.shape
     k = R.shape[1]
     eps = 10 * np.finfo(float).eps
@@ -706,6 +724,8 @@ def _full_mstep(
     new_means = Sx / Nk[:, None]
     scatter = Sxx - Nk[:, None, None] * np.einsum("ki,kj->kij", new_means, new_means)
     eye = np.diag(reg)
+    if n_total is not None:
+        n = n_total  # type: ignore[assignment]
     if tied:
         shared = scatter.sum(axis=0) / n
         shared = 0.5 * (shared + shared.T) + eye
@@ -725,15 +745,21 @@ def _full_em(
     max_iter: int,
     tol: float,
     reg: np.ndarray,
+    sw: np.ndarray | None = None,
 ) -> tuple[float, int, bool, np.ndarray, np.ndarray, np.ndarray]:
     """Plain EM for one start of a full-covariance structure (EEE / VVV) with missing values,
-    stopped by :func:`_gains_converged` (complete data go through :func:`_batch_em`)."""
+    stopped by :func:`_gains_converged` (complete data go through :func:`_batch_em`); ``sw``
+    survey weights."""
     n, d = X.shape
     k = R0.shape[1]
     tied = not STRUCTURES[structure][1]
+    total = None if sw is None else float(sw.sum())
+    if sw is not None:
+        n = total  # type: ignore[assignment]
+        R0 = R0 * sw[:, None]
     # initial parameters from the partition (complete-case means for unobserved cells)
     Xf = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
-    w, mu, cov = _full_mstep(Xf, _Patterns(np.ones_like(X, dtype=bool)), R0, None, None, tied, reg)  # type: ignore[arg-type]
+    w, mu, cov = _full_mstep(Xf, _Patterns(np.ones_like(X, dtype=bool)), R0, None, None, tied, reg, total)  # type: ignore[arg-type]
     prev = -np.inf
     gains = np.full((1, _WINDOW), np.inf)
     ll = -np.inf
@@ -745,7 +771,11 @@ def _full_em(
         except np.linalg.LinAlgError:
             return (float("nan"), it, False, w, mu, cov)
         R, llr = normalize_log(L, out=L)
-        ll = float(llr.sum())
+        if sw is None:
+            ll = float(llr.sum())
+        else:
+            ll = float(llr @ sw)
+            R *= sw[:, None]
         gains[0, :-1] = gains[0, 1:]
         gains[0, -1] = abs(ll - prev)
         if _gains_converged(gains, tol * n, np.array([ll]))[0]:
@@ -755,7 +785,7 @@ def _full_em(
             break
         prev = ll
         try:
-            w, mu, cov = _full_mstep(X, patterns, R, mu, cov, tied, reg)
+            w, mu, cov = _full_mstep(X, patterns, R, mu, cov, tied, reg, total)
         except np.linalg.LinAlgError:
             return (float("nan"), it, False, w, mu, cov)
     return (ll, it, converged, w, mu, cov)
@@ -763,7 +793,7 @@ def _full_em(
 
 # ============================================================================ degeneracy
 def _degeneracy(
-    start_cov: np.ndarray, weights: np.ndarray, family: str, col_var: np.ndarray, reg_covar: float, n: int
+    start_cov: np.ndarray, weights: np.ndarray, family: str, col_var: np.ndarray, reg_covar: float, n: float
 ) -> list[str]:
     """Reasons a solution is degenerate: a collapsed variance or an empty segment (0-based)."""
     reasons = []
@@ -796,7 +826,7 @@ FULL_DESIGN_MAX_BYTES = 512 * 2**20
 NEAR_SINGULAR_EIGEN = 1e-3
 
 
-def _near_singular(cov: np.ndarray, weights: np.ndarray, family: str, col_var: np.ndarray, n: int) -> list[dict[str, Any]]:
+def _near_singular(cov: np.ndarray, weights: np.ndarray, family: str, col_var: np.ndarray, n: float) -> list[dict[str, Any]]:
     """Segments (0-based) whose covariance is near-singular relative to the column variances and
     the segment's size.
 
@@ -876,6 +906,7 @@ def fit_gmm(
     tol: float = 1e-6,
     reg_covar: float = 1e-6,
     random_seed: int | None = None,
+    sample_weight: Any = None,
 ) -> SegmentationResult:
     """Fit a Gaussian mixture with ``k`` segments by EM from several starts.
 
@@ -921,6 +952,14 @@ def fit_gmm(
         Added to every variance (diagonal of every covariance) in each M-step, in data units.
     random_seed : int, optional
         The one seed; same seed, same result bit for bit.
+    sample_weight : array-like, shape (n,), optional
+        Survey weights, used as given (a weight of 2 counts a respondent twice): EM maximises the
+        pseudo-log-likelihood ``sum_i w_i log f(x_i)`` (weighted sufficient statistics for every
+        structure, the total weight in place of n in the M-step and in ``tol``); the criteria use
+        the pseudo-log-likelihood with n = the number of respondents; shares are weighted and
+        their intervals design-based (diagonal structures: Wilson at the effective n of the
+        design-based sandwich, :func:`design_share_interval`; EEE, VVV: at the linearised
+        effective n). Starting partitions ignore the weights.
 
     Returns
     -------
@@ -962,22 +1001,24 @@ def fit_gmm(
     """
     if str(covariance).strip().lower() == "auto":
         return _fit_auto(data, k, n_init=n_init, init=init, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                         random_seed=random_seed)
+                         random_seed=random_seed, sample_weight=sample_weight)
     X, names, ids = numeric_matrix(data, allow_missing=True, model=GMM)
+    sw = check_sample_weight(sample_weight, ids, GMM)
     n, d = X.shape
     k, structure, n_init, max_iter = _checked_settings(X, k, covariance, n_init, init, max_iter, tol, reg_covar)
     obs = ~np.isnan(X)
-    starts, center = _run_starts(X, obs, k, structure, n_init, init, max_iter, tol, reg_covar, random_seed)
+    starts, center = _run_starts(X, obs, k, structure, n_init, init, max_iter, tol, reg_covar, random_seed, sw)
     rep, best = _best_start(starts, structure, k)
-    z, loglik, params, shared = _final_fit(X, obs, best, center, structure)
+    z, loglik, params, shared = _final_fit(X, obs, best, center, structure, sw)
     means, weights = params["means"], best.weights
-    criteria = information_criteria(loglik, n_free_params(structure, k, d), n, z)
+    criteria = information_criteria(loglik, n_free_params(structure, k, d), n, z, sw)
 
     # warnings with advice (indices are canonical after ordering by share)
     order = np.lexsort((means[:, 0], -weights))
     canon = {int(j): pos + 1 for pos, j in enumerate(order)}
     messages, converged = _advice(best, starts, canon, structure, k, max_iter)
-    near_singular = _near_singular(best.cov, weights, STRUCTURES[structure][0], _col_var(X, obs), n)
+    near_singular = _near_singular(best.cov, weights, STRUCTURES[structure][0], _col_var(X, obs),
+                                   n if sw is None else float(sw.sum()))
     for entry in near_singular:
         entry["segment"] = canon[entry["segment"]]
     near_singular.sort(key=lambda e: e["segment"])
@@ -1009,11 +1050,114 @@ def fit_gmm(
             "near_singular": near_singular,
             "near_singular_reason": reason,
         },
-        provenance=provenance(random_seed, X, config={"model": GMM, "k": k, **settings}),
+        provenance=provenance(random_seed, *((X,) if sw is None else (X, sw)), config={"model": GMM, "k": k, **settings}),
         settings=settings,
         params=params,
         shared_params=shared,
+        sample_weight=sw,
+        **design_share_interval(X, z, structure, params, shared, sw),
     )
+
+
+#: the sandwich share interval multiplies, per segment, an (n, k - 1 + 2d) score block by itself
+#: and keeps the (n, q) scores; beyond this many multiply-adds in all, or cells of scores, a
+#: weighted fit reports the linearised interval instead
+SANDWICH_MAX_FLOPS = 1e9
+SANDWICH_MAX_CELLS = 20_000_000
+
+
+def design_share_interval(
+    X: np.ndarray,
+    z: np.ndarray,
+    structure: str,
+    params: Mapping[str, np.ndarray],
+    shared: Mapping[str, np.ndarray],
+    sw: np.ndarray | None,
+) -> dict[str, Any]:
+    """``share_interval`` and ``interval_method`` of a weighted fit with a diagonal structure
+    (EII, VII, EEI, VVI): Wilson at each share's effective n from the design-based sandwich
+    covariance of the pseudo-maximum-likelihood estimate; empty (the linearised interval of
+    :meth:`SegmentationResult.from_memberships` stands) when unweighted, for the full structures,
+    too large, or singular.
+
+    Parameters: ``pi_1..pi_{k-1}``, the means and the structure's variance parameters (one per
+    segment and column for VVI, per column for EEI, per segment for VII, one for EII). Bread: the
+    weighted observed information by Louis' (1982) identity, ``sum_i w_i [sum_c z_ic I_c(x_i) -
+    sum_c z_ic S_ic S_ic' + s_i s_i']``, with segment c's complete-data score ``S_ic`` (means
+    ``e / v``, variances ``(e^2 / v^2 - 1 / v) / 2``, ``e = x - mu_c`` over the observed cells)
+    and information ``I_c`` (``1 / v``, ``e / v^2``, ``e^2 / v^3 - 1 / (2 v^2)``), a shared
+    variance summing over the cells it serves; meat ``n / (n - 1)`` times the centred
+    cross-products of ``w_i s_i`` (Binder 1983). docs/methods.md, "Survey weights (EM)".
+    """
+    from latentseg._stats import wilson_each
+
+    family, vary, spherical = STRUCTURES[structure]
+    n, d = X.shape
+    pi = np.asarray(params["weights"], dtype=float)
+    k = pi.size
+    if sw is None or family != "diag" or k < 2:
+        return {}
+    # parameter layout: pi_1..pi_{k-1}, means (k, d), then the variance parameters
+    mean_idx = (k - 1) + np.arange(k * d).reshape(k, d)
+    n_var = (k if vary else 1) * (1 if spherical else d)
+    var_idx = (k - 1 + k * d) + np.arange(n_var).reshape(k if vary else 1, 1 if spherical else d)
+    var_idx = np.broadcast_to(var_idx, (k, d))
+    q = k - 1 + k * d + n_var
+    if n * k * (k - 1 + d + n_var) ** 2 > SANDWICH_MAX_FLOPS or n * q > SANDWICH_MAX_CELLS:
+        return {}
+    mu = np.asarray(params["means"], dtype=float)
+    v = np.asarray(params["variances"] if vary else np.broadcast_to(shared["variances"], (k, d)), dtype=float)
+    obs = ~np.isnan(X)
+    Xz = np.where(obs, X, 0.0)
+    wz = sw[:, None] * z
+    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
+    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
+    P[k - 1] = -1.0 / pi[k - 1]
+    H = np.zeros((q, q))
+    s = np.zeros((n, q))
+    s[:, : k - 1] = z @ P
+    Nc = wz.sum(axis=0)
+    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
+    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    pidx = np.arange(k - 1)
+    for c in range(k):
+        e = np.where(obs, Xz - mu[c], 0.0)
+        g_mu = e / v[c]
+        g_v = obs * (e * e / v[c] ** 2 - 1.0 / v[c]) / 2.0
+        vix, inv = np.unique(var_idx[c], return_inverse=True)  # the variance parameters segment c uses
+        G_v = np.zeros((n, vix.size))
+        np.add.at(G_v.T, inv, g_v.T)
+        Sc = np.concatenate([g_mu, G_v], axis=1)
+        ix = np.concatenate([mean_idx[c], vix])
+        s[:, ix] += z[:, [c]] * Sc
+        # expected complete-data information, weighted by w z
+        wc = wz[:, c]
+        H[mean_idx[c], mean_idx[c]] += (wc @ obs) / v[c]
+        cross = (wc @ e) / v[c] ** 2  # d2 / dmu_cj dv: one per column
+        np.add.at(H, (mean_idx[c], var_idx[c]), cross)
+        np.add.at(H, (var_idx[c], mean_idx[c]), cross)
+        vv = (wc @ (e * e)) / v[c] ** 3 - (wc @ obs) / (2.0 * v[c] ** 2)
+        np.add.at(H, (var_idx[c], var_idx[c]), vv)
+        # minus the conditional second moment of the complete-data score (Louis 1982)
+        Xc = np.sqrt(wc)[:, None] * np.concatenate([np.broadcast_to(P[c], (n, k - 1)), Sc], axis=1)
+        full = np.concatenate([pidx, ix])
+        H[np.ix_(full, full)] -= Xc.T @ Xc
+    H += (s * sw[:, None]).T @ s
+    WS = s * sw[:, None]
+    WS -= WS.mean(axis=0)
+    B = WS.T @ WS * (n / max(n - 1, 1))
+    try:
+        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
+    except np.linalg.LinAlgError:
+        return {}
+    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
+    var = np.diag(L @ (rows @ B @ rows.T) @ L.T)
+    if not np.all(np.isfinite(var)) or np.any(var <= 0):
+        return {}
+    ne = np.clip(pi * (1 - pi) / var, 1.0, None)
+    lo, hi = wilson_each(pi, ne)
+    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
+    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
 
 
 def _checked_settings(
@@ -1061,9 +1205,11 @@ def _run_starts(
     tol: float,
     reg_covar: float,
     random_seed: int | None,
+    sw: np.ndarray | None = None,
 ) -> tuple[list[_Start], np.ndarray]:
     """EM from every start; the starts (parameters on the centred data, in data units) and the
-    centre that was subtracted.
+    centre that was subtracted. ``sw``: survey weights (the starting partitions and the
+    standardisation ignore them: they only choose where EM starts and the units it runs in).
 
     EM runs on standardised data (every column centred and divided by its standard deviation):
     the likelihood only changes by the constant Jacobian, added back, and every sum is well
@@ -1081,27 +1227,29 @@ def _run_starts(
         Z = Z * (scale / math.sqrt(float(np.mean(scale**2))))
         scale = np.full(d, math.sqrt(float(np.mean(scale**2))))
     reg = reg_covar / scale**2
-    jacobian = float((obs.sum(axis=0) * np.log(scale)).sum())  # log |dZ/dX| over observed cells
+    # log |dZ/dX| over observed cells (weighted like the log-likelihood)
+    jacobian = float(((obs.sum(axis=0) if sw is None else sw @ obs) * np.log(scale)).sum())
+    total = n if sw is None else float(sw.sum())
     col_var = _col_var(X, obs)
     with single_threaded():
         full_rows = d * (d + 1) // 2 + d + 1
         p = full_rows if family == "full" else 2 * d + 1
         if not has_missing and n * p <= COMPILED_MAX_CELLS:
-            runs = _compiled_starts(Z, structure, resp0, max_iter=max_iter, tol=tol, reg=reg)
+            runs = _compiled_starts(Z, structure, resp0, max_iter=max_iter, tol=tol, reg=reg, sw=sw)
         elif family == "diag" or (not has_missing and full_rows * n * 8 <= FULL_DESIGN_MAX_BYTES):
             FT = _design(Z, obs if has_missing else None, full=family == "full")
-            runs = _batch_em(FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg=reg, missing=has_missing)
+            runs = _batch_em(FT, d, structure, resp0, max_iter=max_iter, tol=tol, reg=reg, missing=has_missing, sw=sw)
             del FT
         else:
             patterns = _Patterns(obs)
-            runs = [(*_full_em(Z, patterns, structure, make(), max_iter=max_iter, tol=tol, reg=reg), "")
+            runs = [(*_full_em(Z, patterns, structure, make(), max_iter=max_iter, tol=tol, reg=reg, sw=sw), "")
                     for make in resp0]
     starts = []
     outer = scale[:, None] * scale[None, :]
     for kind, (ll, it, conv, w, mu, cov, early) in zip(kinds, runs):
         cov = cov * (scale**2 if family == "diag" else outer)
         ll = ll - jacobian
-        deg = _degeneracy(cov, w, family, col_var, reg_covar, n) if np.isfinite(ll) else ["failed"]
+        deg = _degeneracy(cov, w, family, col_var, reg_covar, total) if np.isfinite(ll) else ["failed"]
         if early == "collapsed" and not deg:  # stopped on the way to a collapse
             deg = [f"collapse:{int(np.argmin(w))}"]
         starts.append(_Start(kind, ll, it, conv, w, mu * scale, cov, deg, early))
@@ -1127,9 +1275,9 @@ def _best_start(starts: list[_Start], structure: str, k: int) -> tuple[dict[str,
 
 
 def _final_fit(
-    X: np.ndarray, obs: np.ndarray, best: _Start, center: np.ndarray, structure: str
+    X: np.ndarray, obs: np.ndarray, best: _Start, center: np.ndarray, structure: str, sw: np.ndarray | None = None
 ) -> tuple[np.ndarray, float, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Memberships, log-likelihood and parameters (in data units) of the chosen start."""
+    """Memberships, (pseudo-)log-likelihood and parameters (in data units) of the chosen start."""
     family, vary, _ = STRUCTURES[structure]
     means = best.means + center
     weights = best.weights
@@ -1140,7 +1288,7 @@ def _final_fit(
         covs = best.cov
         L = _full_log_joint(X, _Patterns(obs), weights, means, covs)
     z, llr = normalize_log(L, out=L)
-    loglik = float(llr.sum())
+    loglik = float(llr.sum()) if sw is None else float(llr @ sw)
 
     params: dict[str, np.ndarray] = {"weights": weights.copy(), "means": means}
     shared: dict[str, np.ndarray] = {}

@@ -16,21 +16,78 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError
-from latentseg.models._em import check_k, numeric_matrix, provenance, single_threaded, start_generators
+from latentseg.models._em import (
+    check_k,
+    check_sample_weight,
+    numeric_matrix,
+    provenance,
+    single_threaded,
+    start_generators,
+)
 from latentseg.result import SegmentationResult
 from latentseg.models.families import KMEANS
 
-__all__ = ["fit_kmeans", "predict_proba", "SILHOUETTE_SAMPLE"]
+__all__ = ["fit_kmeans", "predict_proba", "weighted_silhouette", "SILHOUETTE_SAMPLE"]
 
 #: Above this many respondents the silhouette is computed on a random sample of this size.
 SILHOUETTE_SAMPLE = 10_000
 
 
-def _kmeans(X: np.ndarray, k: int, n_init: int, rng: np.random.Generator, init: Any = "k-means++") -> Any:
+def _kmeans(
+    X: np.ndarray, k: int, n_init: int, rng: np.random.Generator, init: Any = "k-means++", w: np.ndarray | None = None
+) -> Any:
     from sklearn.cluster import KMeans
 
     seed = int(rng.integers(2**31 - 1))
-    return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X)
+    return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed).fit(X, sample_weight=w)
+
+
+def weighted_silhouette(Z: np.ndarray, labels: np.ndarray, w: np.ndarray, chunk: int = 512) -> float:
+    """Mean silhouette width with survey weights.
+
+    Respondent ``i``'s mean distance to a segment is the weighted mean over its members (``i``
+    itself left out of its own segment), and the widths are averaged with the weights, so an
+    integer weight counts a respondent that many times (up to the zero distances between copies).
+
+    Parameters
+    ----------
+    Z : ndarray, shape (n, d)
+    labels : ndarray of int, shape (n,), values 0..k-1
+    w : ndarray, shape (n,)
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from sklearn.metrics import silhouette_score
+    >>> Z = np.array([[0.0], [0.5], [4.0], [5.0], [5.5]]); lab = np.array([0, 0, 1, 1, 1])
+    >>> bool(np.isclose(weighted_silhouette(Z, lab, np.ones(5)), silhouette_score(Z, lab)))
+    True
+    """
+    k = int(labels.max()) + 1
+    onehot = np.zeros((Z.shape[0], k))
+    onehot[np.arange(Z.shape[0]), labels] = w
+    mass = onehot.sum(axis=0)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    widths = np.empty(Z.shape[0])
+    for lo in range(0, Z.shape[0], chunk):
+        rows = slice(lo, lo + chunk)
+        D = np.sqrt(np.maximum(sq[rows, None] - 2.0 * Z[rows] @ Z.T + sq[None, :], 0.0))
+        S = D @ onehot  # weighted distance sums to every segment (c, k)
+        own = labels[rows]
+        idx = np.arange(S.shape[0])
+        own_mass = mass[own] - w[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = np.where(own_mass > 0, S[idx, own] / own_mass, 0.0)
+            other = S / mass
+        other[idx, own] = np.inf
+        b = other.min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s_i = np.where(own_mass > 0, (b - a) / np.maximum(a, b), 0.0)  # a singleton scores 0
+        widths[rows] = s_i
+    return float(w @ widths / w.sum())
 
 
 def fit_kmeans(
@@ -41,6 +98,7 @@ def fit_kmeans(
     random_seed: int | None = None,
     bootstrap: int = 0,
     standardize: bool = False,
+    sample_weight: Any = None,
 ) -> SegmentationResult:
     """k-means with ``k`` segments, the best of ``n_init`` starts (by inertia).
 
@@ -62,6 +120,13 @@ def fit_kmeans(
     standardize : bool, default False
         Cluster on z-scores (each column centred and divided by its standard deviation). Centers
         are reported in the original units either way.
+    sample_weight : array-like, shape (n,), optional
+        Survey weights, used as given (a weight of 2 counts a respondent twice): weighted Lloyd
+        iterations and weighted k-means++ seeding (scikit-learn's ``sample_weight``), weighted
+        centers, inertia, silhouette (each respondent's mean distances and the overall mean
+        weighted) and shares; share intervals are design-based
+        (:meth:`SegmentationResult.from_memberships`), bootstrap resamples keep each respondent's
+        weight. Standardizing uses the unweighted column moments (a change of units only).
 
     Returns
     -------
@@ -84,6 +149,7 @@ def fit_kmeans(
     ([0.6, 0.4], '95% Wilson')
     """
     X, names, ids = numeric_matrix(data, allow_missing=False, model=KMEANS)
+    w = check_sample_weight(sample_weight, ids, KMEANS)
     k = check_k(k, X, KMEANS)
     for name, val, low in (("n_init", n_init, 1), ("bootstrap", bootstrap, 0)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
@@ -99,7 +165,7 @@ def fit_kmeans(
 
     rng_fit, rng_boot = start_generators(random_seed, 2)
     with single_threaded():  # see single_threaded: parallelism belongs across fits
-        return _fit(X, Z, names, ids, k, n_init, bootstrap, standardize, shared, rng_fit, rng_boot, random_seed)
+        return _fit(X, Z, names, ids, k, n_init, bootstrap, standardize, shared, rng_fit, rng_boot, random_seed, w)
 
 
 def _fit(
@@ -115,15 +181,20 @@ def _fit(
     rng_fit: np.random.Generator,
     rng_boot: np.random.Generator,
     random_seed: int | None,
+    w: np.ndarray | None = None,
 ) -> SegmentationResult:
     from sklearn.metrics import silhouette_score
 
     n = X.shape[0]
-    km = _kmeans(Z, k, n_init, rng_fit)
+    km = _kmeans(Z, k, n_init, rng_fit, w=w)
     labels = km.labels_
     fit_centers = km.cluster_centers_
-    counts = np.bincount(labels, minlength=k)
-    centers = np.vstack([X[labels == j].mean(axis=0) for j in range(k)])  # original units
+    if w is None:
+        counts = np.bincount(labels, minlength=k)
+        centers = np.vstack([X[labels == j].mean(axis=0) for j in range(k)])  # original units
+    else:
+        counts = np.bincount(labels, weights=w, minlength=k)
+        centers = np.vstack([np.average(X[labels == j], axis=0, weights=w[labels == j]) for j in range(k)])
     z = np.zeros((n, k))
     z[np.arange(n), labels] = 1.0
     silhouette = float("nan")
@@ -131,17 +202,21 @@ def _fit(
         # exact up to SILHOUETTE_SAMPLE respondents; beyond that (O(n^2) work) on a random sample
         sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
         seed = int(rng_fit.integers(2**31 - 1))
-        silhouette = float(silhouette_score(Z, labels, sample_size=sample, random_state=seed))
+        if w is None:
+            silhouette = float(silhouette_score(Z, labels, sample_size=sample, random_state=seed))
+        else:
+            rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False)) if sample else slice(None)
+            silhouette = weighted_silhouette(Z[rows], labels[rows], w[rows])
     criteria = {
-        "inertia": float(km.inertia_),
+        "inertia": float(km.inertia_),  # scikit-learn weights it by sample_weight
         "silhouette": silhouette,
-        "smallest_share": float(counts.min() / n),
+        "smallest_share": float(counts.min() / counts.sum()),
     }
 
     kwargs: dict[str, Any] = {}
     diagnostics: dict[str, Any] = {"converged": True, "warnings": [], "n_iter": int(km.n_iter_), "n_starts": n_init}
     if bootstrap:
-        lo, hi, c_int, n_failed = _bootstrap(Z, X, k, fit_centers, n_init, bootstrap, rng_boot)
+        lo, hi, c_int, n_failed = _bootstrap(Z, X, k, fit_centers, n_init, bootstrap, rng_boot, w)
         kwargs = {
             "share_interval": (lo, hi),
             "interval_method": "95% bootstrap",
@@ -159,10 +234,11 @@ def _fit(
         respondent_ids=ids,
         criteria=criteria,
         diagnostics=diagnostics,
-        provenance=provenance(random_seed, X, config={"model": KMEANS, "k": k, **settings}),
+        provenance=provenance(random_seed, *((X,) if w is None else (X, w)), config={"model": KMEANS, "k": k, **settings}),
         settings=settings,
         params={"centers": fit_centers.copy()},
         shared_params=shared,
+        sample_weight=w,
         **kwargs,
     )
 
@@ -175,8 +251,10 @@ def _bootstrap(
     n_init: int,
     B: int,
     rng: np.random.Generator,
+    w: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Percentile intervals for shares and centers from B refits on resamples.
+    """Percentile intervals for shares and centers from B refits on resamples (with survey
+    weights ``w``: each resampled respondent keeps its weight, and shares and centers are weighted).
 
     Each refit starts from the full-sample centers (one start: the resample's variability, not
     the search for a better optimum, is what the interval measures, and it is n_init times
@@ -196,16 +274,17 @@ def _bootstrap(
         if np.unique(Zb, axis=0).shape[0] < k:
             failed += 1
             continue
-        km = _kmeans(Zb, k, 1, g, init=ref_centers)
+        wb = None if w is None else w[idx]
+        km = _kmeans(Zb, k, 1, g, init=ref_centers, w=wb)
         cost = ((ref_centers[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
         ref_j, boot_j = linear_sum_assignment(cost)
-        counts = np.bincount(km.labels_, minlength=k)
+        counts = np.bincount(km.labels_, weights=wb, minlength=k)
         Xb = X[idx]
         for r, c in zip(ref_j, boot_j):
-            shares[b, r] = counts[c] / n
+            shares[b, r] = counts[c] / n if wb is None else counts[c] / wb.sum()
             members = km.labels_ == c
             if members.any():
-                centers[b, r] = Xb[members].mean(axis=0)
+                centers[b, r] = Xb[members].mean(axis=0) if wb is None else np.average(Xb[members], axis=0, weights=wb[members])
     lo, hi = np.nanpercentile(shares, [2.5, 97.5], axis=0)
     c_lo, c_hi = np.nanpercentile(centers, [2.5, 97.5], axis=0)
     return lo, hi, np.stack([c_lo, c_hi], axis=-1), failed

@@ -38,7 +38,7 @@ import pandas as pd
 from latentseg._stats import as_rng, check_int
 from latentseg.errors import ConfigError, ConvergenceWarning
 from latentseg.models._criteria import information_criteria
-from latentseg.models._em import check_k, provenance, replication_report
+from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report
 from latentseg.prepare.encoding import EncodedIndicators, categories_frame, encode_indicators, encode_new_indicators
 from latentseg.result import SegmentationResult
 from latentseg.models.families import LCA
@@ -108,11 +108,14 @@ def safe_log(p: np.ndarray) -> np.ndarray:
         return np.maximum(np.log(p), _LOG_FLOOR)
 
 
-def _e_step(design: Any, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _e_step(
+    design: Any, logW: np.ndarray, logpi: np.ndarray, sw: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Batched E-step.
 
-    design: the one-hot design (:class:`OneHot`); logW (S, k, D) log item probabilities; logpi (S, k).
-    Returns the log-likelihood of each start (S,) and the memberships (S, k, n).
+    design: the one-hot design (:class:`OneHot`); logW (S, k, D) log item probabilities; logpi (S, k);
+    sw (n,) survey weights, optional.
+    Returns the (pseudo-)log-likelihood of each start (S,) and the memberships (S, k, n).
     """
     S, k, D = logW.shape
     a = design.log_joint(logW.reshape(S * k, D)).reshape(S, k, -1)
@@ -124,7 +127,7 @@ def _e_step(design: Any, logW: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarra
     a /= s[:, None, :]
     np.log(s, out=s)
     s += m
-    return s.sum(axis=1), a
+    return (s.sum(axis=1) if sw is None else s @ sw), a
 
 
 def _nominal_m_step(
@@ -283,13 +286,24 @@ def run_em(
     rng: np.random.Generator,
     accelerate: bool = True,
     design: Any = None,
+    sample_weight: np.ndarray | None = None,
 ) -> _Fit:
     """EM from ``n_init`` starts in one batch; ``design`` does the products with the one-hot
-    design (default :class:`OneHot`)."""
+    design (default :class:`OneHot`). With ``sample_weight`` (n,) EM maximises the
+    pseudo-log-likelihood ``sum_i w_i log f(x_i)``: the E-step's log-likelihood and the M-step's
+    expected counts are weighted sums, the total weight takes the place of n (class sizes and
+    ``tol``); the starting partitions ignore the weights."""
     offsets = np.r_[0, np.cumsum(enc.n_cat)[:-1]].astype(np.int64)
     if design is None:
         design = OneHot(onehot(enc.codes, enc.n_cat)[0])
     n = enc.codes.shape[0]
+    sw = sample_weight
+    n_tot = n if sw is None else float(sw.sum())  # the total weight
+
+    def weigh(z: np.ndarray) -> np.ndarray:
+        """Memberships (S, k, n) times the survey weights (as they are when unweighted)."""
+        return z if sw is None else z * sw
+
     n_cat = enc.n_cat
     S = n_init
     J, cmax = len(n_cat), int(n_cat.max())
@@ -309,7 +323,7 @@ def run_em(
         else:
             z0 = np.stack([child.random((n, k)).T for child in children])  # (S, k, n)
         z0 /= z0.sum(axis=1, keepdims=True)
-        logW, _ = _nominal_m_step(design, z0, offsets, col_item, col_ncat, prior)
+        logW, _ = _nominal_m_step(design, weigh(z0), offsets, col_item, col_ncat, prior)
     else:
         logW = np.empty((S, k, int(n_cat.sum())))
         for s, child in enumerate(children):
@@ -321,10 +335,11 @@ def run_em(
     if ordinal:
         # project the starts onto the ordinal model (one M-step from their memberships)
         _, z = _e_step(design, logW, logpi)
+        z = weigh(z)
         N = _pad_counts(design.counts(z.reshape(S * k, n)).reshape(S, k, -1), n_cat, offsets) + prior * vpad
         beta, tau = _ordinal_newton(N, beta, tau, valid, steps=10)
         logW = _ordinal_to_flat(_ordinal_logp(beta, tau, valid), n_cat)
-        logpi = safe_log(z.sum(axis=2) / n)
+        logpi = safe_log(z.sum(axis=2) / n_tot)
 
     # ---- the EM map on a batch of starts; parameters are tuples with the start axis first:
     # nominal (log item probabilities (S, k, D), log weights (S, k)); ordinal (locations
@@ -339,8 +354,9 @@ def run_em(
     def em_map(params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """One EM iteration: log-likelihood at ``params`` and the M-step's new parameters."""
         lw, lp = to_logw(params)
-        ll, z = _e_step(design, lw, lp)
-        lp_new = safe_log(z.sum(axis=2) / n)
+        ll, z = _e_step(design, lw, lp, sw)
+        z = weigh(z)
+        lp_new = safe_log(z.sum(axis=2) / n_tot)
         if ordinal:
             N = _pad_counts(design.counts(z.reshape(-1, n)).reshape(z.shape[0], k, -1), n_cat, offsets) + prior * vpad
             b, t = _ordinal_newton(N, params[0], params[1], valid, steps=2)
@@ -378,7 +394,7 @@ def run_em(
         for it in range(1, max_iter + 1):
             ll, cur = em_map(cur)
             iters[active] = it
-            done = np.abs(ll - prev[active]) / n < tol
+            done = np.abs(ll - prev[active]) / n_tot < tol
             prev[active] = ll
             stop = done | (it == max_iter)
             converged[active[done]] = True
@@ -399,7 +415,7 @@ def run_em(
             ll0, p1 = em_map(p0)
             ll1, p2 = em_map(p1)
             iters[active] += 2
-            done = np.abs(ll1 - ll0) / n < tol
+            done = np.abs(ll1 - ll0) / n_tot < tol
             converged[active[done]] = True
             r = [b - a for a, b in zip(p0, p1)]
             v = [c - 2 * b + a for a, b, c in zip(p0, p1, p2)]
@@ -432,9 +448,9 @@ def run_em(
     logW, logpi = to_logw(final)
 
     # final log-likelihood of every start at its final parameters (one batched pass)
-    ll_all, _ = _e_step(design, logW, logpi)
+    ll_all, _ = _e_step(design, logW, logpi, sw)
     best = int(np.argmax(ll_all))
-    ll_best, z_best = _e_step(design, logW[[best]], logpi[[best]])
+    ll_best, z_best = _e_step(design, logW[[best]], logpi[[best]], sw)
     return _Fit(
         logW=logW[best],
         logpi=logpi[best],
@@ -469,6 +485,7 @@ def fit_lca(
     prior: float = 0.0,
     init: str | np.ndarray = "partition",
     accelerate: bool = True,
+    sample_weight: Any = None,
 ) -> SegmentationResult:
     """Fit a latent class model with ``k`` segments by EM from ``n_init`` random starts.
 
@@ -516,6 +533,14 @@ def fit_lca(
         climbs monotonically to a fixed point of EM, in far fewer iterations where EM crawls
         (overfitted k, flat likelihoods). ``False`` runs plain EM (each start then follows the
         same path as StepMix or poLCA from the same starting values).
+    sample_weight : array-like, shape (n,), optional
+        Survey weights, used as given (a weight of 2 counts a respondent twice): EM maximises the
+        pseudo-log-likelihood ``sum_i w_i log f(x_i)`` (weighted expected counts and class
+        sizes; ``tol`` per unit of weight); criteria from the pseudo-log-likelihood with n = the
+        number of respondents; weighted shares with design-based intervals (nominal and binary
+        models: Wilson at the effective n of the design-based sandwich,
+        :func:`design_share_interval`). The log-likelihood equals StepMix's with
+        ``sample_weight`` (tests/test_weights_em.py).
 
     Returns
     -------
@@ -573,6 +598,7 @@ def fit_lca(
         raise ConfigError(f"The 'prior' parameter of fit_lca must be a float >= 0. Got {prior!r} instead.")
     enc = encode_indicators(data, measurement)
     n, J = enc.codes.shape
+    sw = check_sample_weight(sample_weight, enc.ids, LCA)
     codes_f = np.where(enc.codes >= 0, enc.codes, np.nan).astype(float)
     k = check_k(k, codes_f, LCA)
     if isinstance(init, np.ndarray):
@@ -585,7 +611,8 @@ def fit_lca(
             )
 
     rng = as_rng(random_seed)
-    fit = run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng, bool(accelerate))
+    fit = run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), init, rng, bool(accelerate),
+                 sample_weight=sw)
 
     n_cat = enc.n_cat
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
@@ -596,7 +623,7 @@ def fit_lca(
     centers = _centers(probs, enc)
 
     # canonical order (largest share first, ties by first center) before building the tables
-    order = np.lexsort((centers[:, 0], -z.mean(axis=0)))
+    order = np.lexsort((centers[:, 0], -(z.mean(axis=0) if sw is None else sw @ z)))
     z, probs, weights, centers = z[:, order], probs[order], weights[order], centers[order]
     params: dict[str, np.ndarray] = {"weights": weights, "probs": probs}
     shared: dict[str, np.ndarray] = {}
@@ -608,10 +635,11 @@ def fit_lca(
         shared["thresholds"] = thr
 
     p = count_free_params(k, n_cat, measurement)
-    criteria = information_criteria(fit.loglik, p, n, z)
+    criteria = information_criteria(fit.loglik, p, n, z, sw)
     diagnostics = lc_diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
     if not diagnostics["converged"]:
         warnings.warn(diagnostics["warnings"][0], ConvergenceWarning, stacklevel=2)
+    interval = design_share_interval(enc.codes, n_cat, probs, weights, z, sw, measurement)
 
     settings = {
         "measurement": measurement,
@@ -630,12 +658,119 @@ def fit_lca(
         respondent_ids=enc.ids,
         criteria=criteria,
         diagnostics=diagnostics,
-        provenance=provenance(random_seed, codes_f, config={"model": LCA, "k": k, **settings}),
+        provenance=provenance(random_seed, *((codes_f,) if sw is None else (codes_f, sw)),
+                              config={"model": LCA, "k": k, **settings}),
         settings=settings,
         params=params,
         shared_params=shared,
         extras={"item_probs": _item_probs_frame(probs, enc), "categories": categories_frame(enc)},
+        sample_weight=sw,
+        **interval,
     )
+
+
+#: the sandwich share interval multiplies, per segment, an (n, k - 1 + q_c) score block by itself
+#: and keeps the (n, q) scores; beyond this many multiply-adds in all, or cells of scores, a
+#: weighted fit reports the linearised interval instead
+SANDWICH_MAX_FLOPS = 1e9
+SANDWICH_MAX_CELLS = 20_000_000
+#: item probabilities below this are held fixed in the sandwich (boundary estimates)
+_SANDWICH_FIXED = 1e-6
+
+
+def design_share_interval(
+    codes: np.ndarray,
+    n_cat: np.ndarray,
+    probs: np.ndarray,
+    weights: np.ndarray,
+    z: np.ndarray,
+    sw: np.ndarray | None,
+    measurement: str,
+) -> dict[str, Any]:
+    """``share_interval`` and ``interval_method`` of a weighted nominal / binary latent class fit:
+    Wilson at each share's effective n from the design-based sandwich covariance of the
+    pseudo-maximum-likelihood estimate (empty, so that the linearised interval of
+    :meth:`SegmentationResult.from_memberships` stands, when unweighted, ordinal, too large, or
+    singular).
+
+    Parameters ``pi_1..pi_{k-1}`` and, per segment and item, the category probabilities but the
+    largest (the reference; probabilities below ``_SANDWICH_FIXED`` held fixed). Bread: the
+    weighted observed information by Louis' (1982) identity, ``sum_i w_i [sum_c z_ic I_c(x_i) -
+    sum_c z_ic S_ic S_ic' + s_i s_i']`` (``S_ic``, ``I_c`` the complete-data score and information
+    of respondent i in segment c, ``s_i = sum_c z_ic S_ic``); meat: ``n / (n - 1)`` times the
+    centred cross-products of ``w_i s_i`` (with-replacement design, Binder 1983). So the share
+    interval carries how well the segments are told apart, which the linearised interval
+    (memberships taken as known) does not. docs/methods.md, "Survey weights (EM)".
+    """
+    from latentseg._stats import wilson_each
+
+    k = weights.size
+    if sw is None or measurement == "ordinal" or k < 2:
+        return {}
+    n, J = codes.shape
+    pi = weights
+    layout = []  # per segment: (item, free categories, reference, first parameter index)
+    idx_c, firsts = [], []
+    start = k - 1
+    for c in range(k):
+        first, items = start, []
+        firsts.append(first)
+        for j in range(J):
+            th = probs[c, j, : n_cat[j]]
+            r = int(np.argmax(th))
+            free = np.flatnonzero((th >= _SANDWICH_FIXED) & (np.arange(n_cat[j]) != r))
+            items.append((j, free, r, start))
+            start += free.size
+        layout.append(items)
+        idx_c.append(np.arange(first, start))
+    q = start
+    if sum(n * (k - 1 + ix.size) ** 2 for ix in idx_c) > SANDWICH_MAX_FLOPS or n * q > SANDWICH_MAX_CELLS:
+        return {}
+    wz = sw[:, None] * z
+    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
+    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
+    P[k - 1] = -1.0 / pi[k - 1]
+    H = np.zeros((q, q))
+    s = np.zeros((n, q))
+    s[:, : k - 1] = z @ P
+    Nc = wz.sum(axis=0)
+    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
+    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    pidx = np.arange(k - 1)
+    for c in range(k):
+        Sc = np.zeros((n, idx_c[c].size))
+        for j, free, r, off in layout[c]:
+            if not free.size:
+                continue
+            x = codes[:, j]
+            th = probs[c, j]
+            cols = np.arange(off, off + free.size)
+            Sc[:, cols - firsts[c]] = (
+                (x[:, None] == free[None, :]) / th[free] - (x == r)[:, None] / th[r]
+            )
+            N = np.bincount(x[x >= 0], weights=wz[x >= 0, c], minlength=int(n_cat[j]))  # expected counts
+            H[cols, cols] += N[free] / th[free] ** 2
+            H[np.ix_(cols, cols)] += N[r] / th[r] ** 2
+        s[:, idx_c[c]] = z[:, [c]] * Sc
+        Xc = np.sqrt(wz[:, [c]]) * np.concatenate([np.broadcast_to(P[c], (n, k - 1)), Sc], axis=1)
+        ix = np.concatenate([pidx, idx_c[c]])
+        H[np.ix_(ix, ix)] -= Xc.T @ Xc
+    H += (s * sw[:, None]).T @ s
+    WS = s * sw[:, None]
+    WS -= WS.mean(axis=0)
+    B = WS.T @ WS * (n / max(n - 1, 1))
+    try:
+        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
+    except np.linalg.LinAlgError:
+        return {}
+    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
+    v = np.diag(L @ (rows @ B @ rows.T) @ L.T)
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        return {}
+    ne = np.clip(pi * (1 - pi) / v, 1.0, None)
+    lo, hi = wilson_each(pi, ne)
+    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
+    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
 
 
 def _centers(probs: np.ndarray, enc: EncodedIndicators) -> np.ndarray:

@@ -84,10 +84,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg._stats import as_rng, check_int
+from latentseg._stats import as_rng, check_int, effective_n
 from latentseg.errors import ConfigError, ConvergenceWarning
 from latentseg.models._criteria import information_criteria
-from latentseg.models._em import check_k, provenance, replication_report
+from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report
 from latentseg.models.families import RATING_LCA
 from latentseg.prepare.encoding import EncodedIndicators
 from latentseg.prepare.ratings import IMP, SAT, Ratings, rating_column, segment_opportunity
@@ -228,17 +228,19 @@ def _joint_design(r: Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _run_joint_em(
-    r: Ratings, k: int, z0: np.ndarray, max_iter: int, tol: float, prior: float
+    r: Ratings, k: int, z0: np.ndarray, max_iter: int, tol: float, prior: float, sw: np.ndarray | None = None
 ) -> dict[str, Any]:
     """EM (SQUAREM-accelerated, monotone) of the joint cell model from starting memberships z0
     (S, n, k), all starts in a batch. A respondent who rated only one of an outcome's two ratings contributes its margin;
     the M-step shares that respondent's expected count over the row (column) in proportion to
-    the current cell probabilities (the EM step for the missing rating)."""
+    the current cell probabilities (the EM step for the missing rating). ``sw`` (n,): survey
+    weights (weighted counts and log-likelihood, the total weight in place of n)."""
     from latentseg.models.lca import safe_log
 
     Xf, Xi, Xs = _joint_design(r)
     XfT, XiT, XsT = (np.ascontiguousarray(x.T) for x in (Xf, Xi, Xs))
     n, J = r.imp_codes.shape
+    n_tot = n if sw is None else float(sw.sum())
     ci, cs = r.imp_points.size, r.sat_points.size
     S = z0.shape[0]
     z = np.ascontiguousarray(np.transpose(z0, (0, 2, 1)))  # (S, k, n)
@@ -246,6 +248,8 @@ def _run_joint_em(
 
     def m_step(z: np.ndarray, theta: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         B = z.shape[0]
+        if sw is not None:
+            z = z * sw
         zf = z.reshape(B * k, n)
         Nf = (zf @ Xf).reshape(B, k, J, ci, cs)
         Ni = (zf @ Xi).reshape(B, k, J, ci)
@@ -261,7 +265,7 @@ def _run_joint_em(
         tot = cells.sum(axis=(-2, -1), keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             theta_new = np.where(tot > 0, cells / tot, 1.0 / (ci * cs))
-        return theta_new, safe_log(z.sum(axis=2) / n)
+        return theta_new, safe_log(z.sum(axis=2) / n_tot)
 
     def e_step(theta: np.ndarray, logpi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B = theta.shape[0]
@@ -273,7 +277,8 @@ def _run_joint_em(
         np.exp(a - m, out=a)
         tot = a.sum(axis=1, keepdims=True)
         a /= tot
-        return (np.log(tot[:, 0]) + m[:, 0]).sum(axis=1), a
+        lli = np.log(tot[:, 0]) + m[:, 0]
+        return (lli.sum(axis=1) if sw is None else lli @ sw), a
 
     theta, logpi = m_step(z, None)
     final_theta, final_pi = theta.copy(), logpi.copy()
@@ -300,7 +305,7 @@ def _run_joint_em(
         ll0, th1, lp1 = em_map(theta, logpi)
         ll1, th2, lp2 = em_map(th1, lp1)
         iters[active] += 2
-        done = np.abs(ll1 - ll0) / n < tol
+        done = np.abs(ll1 - ll0) / n_tot < tol
         converged[active[done]] = True
         r_t, r_p = th1 - theta, lp1 - logpi
         v_t, v_p = th2 - 2 * th1 + theta, lp2 - 2 * lp1 + logpi
@@ -358,8 +363,10 @@ def _bootstrap(
     rng: np.random.Generator,
     max_iter: int = 200,
     tol: float = 1e-6,
+    sw: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted EM on ``n_boot`` multinomial resamples, started from the estimate (at most
+    """Weighted EM on ``n_boot`` multinomial resamples (times the survey weights ``sw``, when
+    given), started from the estimate (at most
     ``max_iter`` plain EM steps: near the estimate the opportunity settles long before a flat
     likelihood of an over-extracted k does).
 
@@ -385,6 +392,9 @@ def _bootstrap(
     col_item = np.repeat(np.arange(J), n_cat)
     col_ncat = np.repeat(n_cat, n_cat).astype(float)
     w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)  # (B, n), each sums to n
+    if sw is not None:
+        w *= sw
+    n_w = n if sw is None else w.sum(axis=1, keepdims=True)  # each replicate's total weight
     lw = np.repeat(logW[None], n_boot, axis=0)
     lp = np.repeat(logpi[None], n_boot, axis=0)
     ordinal = measurement == "ordinal"
@@ -401,14 +411,14 @@ def _bootstrap(
         a /= s
         ll = ((np.log(s[:, 0]) + m[:, 0]) * w).sum(axis=1)
         a *= w[:, None, :]  # weighted memberships
-        lp = safe_log(a.sum(axis=2) / n)
+        lp = safe_log(a.sum(axis=2) / n_w)
         if ordinal:
             N = _pad_counts(design.counts(a.reshape(-1, n)).reshape(n_boot, k, -1), n_cat, offsets) + prior * vpad
             b, t = _ordinal_newton(N, b, t, valid, steps=2)
             lw = _ordinal_to_flat(_ordinal_logp(b, t, valid), n_cat)
         else:
             lw, _ = _nominal_m_step(design, a, offsets, col_item, col_ncat, prior)
-        if np.all(np.abs(ll - prev) / n < tol):
+        if np.all(np.abs(ll - prev) / np.ravel(n_w) < tol):
             break
         prev = ll
     return lw, lp
@@ -490,6 +500,7 @@ def fit_rating_lca(
     n_boot: int = 100,
     init: str = "kmeans++",
     accelerate: bool = True,
+    sample_weight: Any = None,
 ) -> SegmentationResult:
     """Fit a latent class model with ``k`` segments to raw importance and satisfaction ratings.
 
@@ -525,6 +536,13 @@ def fit_rating_lca(
         ``center_intervals`` is ``None``.
     n_boot : int, default 100
         Bootstrap resamples (``interval="bootstrap"``).
+    sample_weight : array-like, shape (n,), optional
+        Survey weights, used as given (a weight of 2 counts a respondent twice): EM maximises the
+        pseudo-log-likelihood (weighted expected counts, as :func:`~latentseg.models.lca.fit_lca`);
+        criteria with n = the number of respondents; weighted shares with design-based
+        intervals. Opportunity intervals: the delta method's information uses the weighted
+        squared memberships scaled by Kish's effective n over the total weight (a design-effect
+        approximation); the bootstrap multiplies its resampling counts by the weights.
 
     Returns
     -------
@@ -566,6 +584,9 @@ def fit_rating_lca(
     r = Ratings.from_frame(data, where="fit_rating_lca")
     enc, used, informative = _encode(r)
     n = enc.codes.shape[0]
+    sw = check_sample_weight(sample_weight, r.ids, RATING_LCA)
+    # the delta method's information: squared memberships, weighted and scaled to Kish's effective n
+    info_w = None if sw is None else sw * (effective_n(sw) / sw.sum())
     codes_f = np.where(r.codes >= 0, r.codes, np.nan).astype(float)
     k = check_k(k, codes_f, RATING_LCA)
     rng = as_rng(random_seed)
@@ -579,10 +600,10 @@ def fit_rating_lca(
         if init == "dirichlet":
             raise ConfigError("init='dirichlet' is not available for measurement='joint'; use 'kmeans++' or 'partition'.")
         z0 = starts if isinstance(starts, np.ndarray) else _random_starts(n, k, n_init, em_rng)
-        jf = _run_joint_em(r, k, z0, max_iter, float(tol), float(prior))
+        jf = _run_joint_em(r, k, z0, max_iter, float(tol), float(prior), sw)
         z, weights, theta = jf["z"], np.exp(jf["logpi"]), jf["theta"]
         opp = segment_opportunity(None, None, r.imp_0_10, r.sat_0_10, joint=theta)
-        order = np.lexsort((opp[:, 0], -z.mean(axis=0)))
+        order = np.lexsort((opp[:, 0], -(z.mean(axis=0) if sw is None else sw @ z)))
         z, weights, theta, opp = z[:, order], weights[order], theta[order], opp[order]
         theta = np.where(theta < 1e-300, 0.0, theta)
         params = {"weights": weights, "imp_probs": theta.sum(axis=-1), "sat_probs": theta.sum(axis=-2), "joint_probs": theta}
@@ -591,7 +612,8 @@ def fit_rating_lca(
         if interval == "delta":
             from latentseg.prepare.ratings import gap_table
 
-            A = ((z**2).T @ jf["Xf"]).reshape(theta.shape)  # full pairs only (partial ones are left out)
+            z2 = z**2 if info_w is None else z**2 * info_w[:, None]
+            A = (z2.T @ jf["Xf"]).reshape(theta.shape)  # full pairs only (partial ones are left out)
             G = np.broadcast_to(gap_table(r.imp_0_10, r.sat_0_10), theta.shape)
             flat = theta.shape[:2] + (-1,)
             se = np.sqrt(_var_block(theta.reshape(flat), A.reshape(flat), G.reshape(flat)))
@@ -599,7 +621,7 @@ def fit_rating_lca(
         cells = [np.unique(r.imp_codes[:, j][r.imp_codes[:, j] >= 0]).size * np.unique(r.sat_codes[:, j][r.sat_codes[:, j] >= 0]).size
                  for j in range(len(r.outcomes))]
         p = (k - 1) + k * int(sum(c - 1 for c in cells))
-        criteria = information_criteria(jf["loglik"], p, n, z)
+        criteria = information_criteria(jf["loglik"], p, n, z, sw)
         rep = replication_report(jf["start_logliks"])
         conv = bool(jf["start_converged"][jf["best"]])
         msgs = [] if conv else [
@@ -621,9 +643,9 @@ def fit_rating_lca(
             "start_n_iter": [int(i) for i in jf["start_iters"]],
         }
         return _finish(r, used, z, opp, intervals, params, shared, criteria, diagnostics, codes_f, random_seed, k,
-                       measurement, n_init, init, max_iter, tol, prior, interval, n_boot, accelerate)
+                       measurement, n_init, init, max_iter, tol, prior, interval, n_boot, accelerate, sw)
     fit = run_em(enc, k, measurement, n_init, max_iter, float(tol), float(prior), starts, em_rng, bool(accelerate),
-                  design=_design(enc))
+                  design=_design(enc), sample_weight=sw)
 
     n_cat = enc.n_cat
     offsets = np.r_[0, np.cumsum(n_cat)[:-1]].astype(np.int64)
@@ -633,7 +655,7 @@ def fit_rating_lca(
     opp = segment_opportunity(imp_probs, sat_probs, r.imp_0_10, r.sat_0_10)  # (k, J)
     weights = np.exp(fit.logpi)
     z = fit.z
-    order = np.lexsort((opp[:, 0], -z.mean(axis=0)))  # canonical order before the tables
+    order = np.lexsort((opp[:, 0], -(z.mean(axis=0) if sw is None else sw @ z)))  # canonical order before the tables
     z, probs, weights, opp = z[:, order], probs[order], weights[order], opp[order]
     imp_probs, sat_probs = imp_probs[order], sat_probs[order]
     params: dict[str, np.ndarray] = {"weights": weights, "probs": probs, "imp_probs": imp_probs, "sat_probs": sat_probs}
@@ -650,13 +672,13 @@ def fit_rating_lca(
         from latentseg.models.lca import onehot
 
         X, _ = onehot(enc.codes, n_cat)
-        A = (z**2).T @ X  # (k, D): sum of squared memberships per used point
+        A = (z**2 if info_w is None else z**2 * info_w[:, None]).T @ X  # (k, D): squared memberships per used point
         se = _delta_se(probs, flat_to_padded(A, n_cat, offsets), used, informative, r)
         intervals = np.clip(np.stack([opp - _Z95 * se, opp + _Z95 * se], axis=-1), 0.0, 20.0)
     elif interval == "bootstrap":
         beta = None if fit.beta is None else fit.beta[:, order]
         lw_b, _ = _bootstrap(
-            enc, fit.logW[order], fit.logpi[order], beta, fit.tau, measurement, float(prior), n_boot, boot_rng
+            enc, fit.logW[order], fit.logpi[order], beta, fit.tau, measurement, float(prior), n_boot, boot_rng, sw=sw
         )
         pb = flat_to_padded(np.exp(lw_b).reshape(-1, lw_b.shape[-1]), n_cat, offsets).reshape((n_boot, k) + probs.shape[1:])
         ib, sb = _full_probs(pb, used, informative, r)
@@ -667,21 +689,21 @@ def fit_rating_lca(
         intervals = np.clip(np.stack([opp - _Z95 * sd, opp + _Z95 * sd], axis=-1), 0.0, 20.0)
 
     p = count_free_params(k, n_cat, measurement)
-    criteria = information_criteria(fit.loglik, p, n, z)
+    criteria = information_criteria(fit.loglik, p, n, z, sw)
     diagnostics = lc_diagnostics(fit, probs, weights, enc, measurement, p, n_init, max_iter, tol, params, shared)
     diagnostics["uninformative_items"] = [
         n_ for n_, keep in zip([rating_column(IMP, o) for o in r.outcomes] + [rating_column(SAT, o) for o in r.outcomes], informative)
         if not keep
     ]
     return _finish(r, used, z, opp, intervals, params, shared, criteria, diagnostics, codes_f, random_seed, k,
-                   measurement, n_init, init, max_iter, tol, prior, interval, n_boot, accelerate)
+                   measurement, n_init, init, max_iter, tol, prior, interval, n_boot, accelerate, sw)
 
 
 def _finish(
     r: Ratings, used: list[np.ndarray], z: np.ndarray, opp: np.ndarray, intervals: np.ndarray | None,
     params: dict[str, np.ndarray], shared: dict[str, np.ndarray], criteria: dict[str, Any], diagnostics: dict[str, Any],
     codes_f: np.ndarray, random_seed: int | None, k: int, measurement: str, n_init: int, init: str, max_iter: int,
-    tol: float, prior: float, interval: str, n_boot: int, accelerate: bool,
+    tol: float, prior: float, interval: str, n_boot: int, accelerate: bool, sw: np.ndarray | None = None,
 ) -> SegmentationResult:
     """The result of a fit (in canonical order already): settings, tables, provenance."""
     diagnostics["n_missing"] = int((r.codes < 0).sum())
@@ -718,12 +740,14 @@ def _finish(
         respondent_ids=r.ids,
         criteria=criteria,
         diagnostics=diagnostics,
-        provenance=provenance(random_seed, codes_f, config={"model": RATING_LCA, "k": k, **settings}),
+        provenance=provenance(random_seed, *((codes_f,) if sw is None else (codes_f, sw)),
+                              config={"model": RATING_LCA, "k": k, **settings}),
         settings=settings,
         params=params,
         shared_params=shared,
         center_intervals=intervals,
         extras={"scale_points": scale_points, "used_points": used_points},
+        sample_weight=sw,
     )
     from latentseg.prepare.ratings import segment_landscape
 

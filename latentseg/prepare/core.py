@@ -6,7 +6,10 @@ through :func:`prepare`, so they all fit the same data under one config:
 - ``kind="survey"``: read and validate (``[survey]``), clean with a report of every excluded
   respondent (``[cleaning]``), opportunity scores per respondent and outcome (and the aggregate
   landscape); outcomes on which every respondent has the same score are left out, with a note;
-  optionally reduced to factors or job-step composites (``[reduce]``). Families fitted on scores
+  optionally reduced to factors or job-step composites (``[reduce]``). The survey's weight column
+  (``[survey] weight_column``, detected ``weight`` by default; ``use_weights = false`` ignores it)
+  is checked (every weight a positive number) and normalised to mean 1 over the respondents that
+  reach the model, after cleaning: :attr:`Prepared.weights`. Families fitted on scores
   take the (reduced) scores; families fitted on levels take the per-outcome opportunity levels
   of the outcome scores, without outcomes that have one level for everyone (with a note).
   Families fitted on ratings take the raw importance and satisfaction ratings of the same
@@ -16,6 +19,10 @@ through :func:`prepare`, so they all fit the same data under one config:
   and 15), which assumes opportunity scores. A user's table is not edited: constant columns are
   refused with one message.
 - ``kind="indicators"``: any categorical table, for the families fitted on levels only.
+
+A score or indicator table's weight column (the configured one, else one named ``weight`` ...)
+is not a score or an indicator: it is taken out of the model input and, unless weights are
+ignored, becomes :attr:`Prepared.weights` as for a survey.
 
 :attr:`Prepared.spec` records what :mod:`latentseg.deliver.assign` needs to prepare new
 respondents exactly the same way (rating columns, scales, missing codes, the reduction's linear
@@ -55,6 +62,7 @@ __all__ = [
     "reduce_from_config",
     "INPUT_KINDS",
     "ID_COLUMNS",
+    "weights_sentence",
 ]
 
 #: What :func:`prepare` reads: a survey, a numeric score table, a categorical indicator table.
@@ -99,6 +107,12 @@ class Prepared:
         What was left out or assumed, in words.
     spec : dict
         How new respondents are prepared the same way (see :meth:`spec_for`).
+    weights : Series (n,) or None
+        Survey weights of the respondents in the model input (same index, same order),
+        normalised to mean 1 (so they sum to n); ``None`` for an unweighted input or when the
+        weights are ignored (``[survey] use_weights = false``, ``--no-weights``).
+    weight_column : str or None
+        The column they came from.
     """
 
     kind: str
@@ -116,6 +130,8 @@ class Prepared:
     ratings: pd.DataFrame | None = None
     notes: tuple[str, ...] = ()
     spec: dict[str, Any] = field(default_factory=dict)
+    weights: pd.Series | None = None
+    weight_column: str | None = None
 
     @property
     def n(self) -> int:
@@ -130,6 +146,46 @@ class Prepared:
             return self.survey.profile
         index = (self.numeric if self.numeric is not None else self.levels).index  # type: ignore[union-attr]
         return pd.DataFrame(index=index)
+
+    @property
+    def effective_n(self) -> float:
+        """Kish's effective sample size of the weights (:func:`latentseg._stats.effective_n`);
+        ``n`` when unweighted."""
+        from latentseg._stats import effective_n
+
+        return float(self.n) if self.weights is None else effective_n(self.weights.to_numpy())
+
+    def weights_for(self, name: str) -> np.ndarray | None:
+        """The weights aligned with the rows of :meth:`data_for` ``(name)`` as a float array of
+        shape (n,) (what the family's ``sample_weight=`` takes), or ``None`` when unweighted.
+
+        Examples
+        --------
+        >>> p = prepare("examples/weighted_survey.csv", "examples/latentseg.toml", families=["gmm"])
+        >>> w = p.weights_for("gmm")
+        >>> w.shape == (p.n,), round(float(w.mean()), 12), p.weight_column
+        (True, 1.0, 'weight')
+        """
+        if self.weights is None:
+            return None
+        index = self.data_for(name).index
+        return self.weights.reindex(index).to_numpy(dtype=float)
+
+    def weights_info(self) -> dict[str, Any] | None:
+        """The JSON contract's ``"weights"`` block, ``{"column", "effective_n", "n"}``, or ``None``
+        when unweighted."""
+        if self.weights is None:
+            return None
+        return {"column": self.weight_column, "effective_n": round(self.effective_n, 1), "n": self.n}
+
+    def stamp(self, result: Any) -> Any:
+        """``result`` with the weight column recorded in its provenance (``weight_column``) when
+        this input is weighted (what ``"weights"`` in its JSON names); else ``result`` itself."""
+        if self.weights is None:
+            return result
+        import dataclasses
+
+        return dataclasses.replace(result, provenance={**dict(result.provenance), "weight_column": self.weight_column})
 
     @property
     def outcomes(self) -> pd.DataFrame | None:
@@ -346,6 +402,13 @@ def _prepare_survey(
     raw = read_survey(path, config=cfg)
     spec = rating_spec(path, raw, cfg)
     cleaned, cleaning = clean(raw, **cfg["cleaning"])
+    weight_column = (raw.columns or {}).get("weight") or (cfg["survey"]["weight_column"] or "weight")
+    if cleaned.weight is not None and not cfg["survey"]["use_weights"]:
+        import dataclasses
+
+        notes.append(f"the survey weights in column '{weight_column}' are ignored (--no-weights / "
+                     "[survey] use_weights = false): every respondent counts once")
+        cleaned = dataclasses.replace(cleaned, weight=None)  # the landscape and every figure unweighted too
     scores = _pick_columns(opportunity_scores(cleaned), columns, str(path))
     landscape = opportunity_landscape(cleaned)
     kept = _drop_constant(scores, "opportunity score", notes)
@@ -380,6 +443,9 @@ def _prepare_survey(
         ratings = rating_frame(cleaned, [str(c) for c in scores.columns])
         if reduction is not None:
             notes.append("families fitted on ratings use the outcomes' raw ratings (not the factors)")
+    weights = None
+    if cleaned.weight is not None:
+        weights = _weights(cleaned.weight.reindex(numeric.index), weight_column, str(path), notes)
     return Prepared(
         kind="survey",
         source=str(path),
@@ -396,6 +462,8 @@ def _prepare_survey(
         ratings=ratings,
         notes=tuple(notes),
         spec=spec,
+        weights=weights,
+        weight_column=weight_column if weights is not None else None,
     )
 
 
@@ -481,10 +549,11 @@ def _prepare_table(
         if dup.any():
             raise ConfigError(f"{path}: column '{id_col}' has repeated respondent ids {format_rows(frame.loc[dup, id_col].unique())}.")
         frame = frame.set_index(id_col)
+    notes: list[str] = []
+    frame, weights, weight_column = _table_weights(frame, cfg, str(path), notes)
     frame = _pick_columns(frame, columns, str(path))
     spec: dict[str, Any] = {"kind": kind, "data_kind": kind, "path": str(path), "source": path.name,
                             "columns": [str(c) for c in frame.columns]}
-    notes: list[str] = []
     if kind == "indicators":
         numeric_families = [n for n in names if not family(n).categorical]
         if numeric_families:
@@ -493,7 +562,7 @@ def _prepare_table(
                 "a family fitted on levels (lca, bayes-lca), or --data-kind scores."
             )
         return Prepared(kind=kind, source=str(path), description=f"{frame.shape[1]} indicator columns", config=cfg,
-                        levels=frame, notes=(), spec=spec)
+                        levels=frame, notes=tuple(notes), spec=spec, weights=weights, weight_column=weight_column)
     bad = [str(c) for c in frame.columns if not _numeric(frame[c])]
     if bad:
         raise ConfigError(
@@ -511,7 +580,65 @@ def _prepare_table(
         levels = _levels(frame, notes)
         notes.append("latent class families fit the opportunity levels of these scores (cut at 10 and 15)")
     return Prepared(kind=kind, source=str(path), description=f"{frame.shape[1]} score columns", config=cfg,
-                    scores=frame, numeric=frame, levels=levels, notes=tuple(notes), spec=spec)
+                    scores=frame, numeric=frame, levels=levels, notes=tuple(notes), spec=spec, weights=weights,
+                    weight_column=weight_column)
+
+
+# ------------------------------------------------------------------------------------ weights
+def weights_sentence(info: Mapping[str, Any] | None, what: str = "Shares", quote: str = "`") -> str:
+    """The sentence every output uses to say its figures are weighted (empty when unweighted).
+
+    Parameters
+    ----------
+    info : mapping or None
+        :meth:`Prepared.weights_info` (also saved with a model as ``meta["weights"]``).
+    what : str
+        What is weighted.
+    quote : str, default "`"
+        Put around the column's name (``"'"`` outside Markdown).
+
+    Examples
+    --------
+    >>> weights_sentence({"column": "weight", "effective_n": 512.3, "n": 600})
+    'Shares are weighted by `weight` (Kish effective n 512 of 600 respondents).'
+    >>> weights_sentence(None)
+    ''
+    """
+    if not info:
+        return ""
+    n = info.get("n")
+    of = f" of {int(n)} respondents" if n else ""
+    column = f"{quote}{info.get('column') or 'weight'}{quote}"
+    return f"{what} are weighted by {column} (Kish effective n {float(info['effective_n']):.0f}{of})."
+
+
+def _weights(weight: pd.Series, column: str, source: str, notes: list[str]) -> pd.Series:
+    """The respondents' weights checked and normalised to mean 1 (:func:`latentseg.io.validate.survey_weights`),
+    with a note saying so."""
+    from latentseg._stats import effective_n
+    from latentseg.io.validate import survey_weights
+
+    w = survey_weights(weight, column, source)
+    notes.append(
+        f"weighted by column '{column}' (normalised to mean 1 over the {len(w)} respondents that reach the model; "
+        f"Kish effective n {effective_n(w.to_numpy()):.0f} of {len(w)})"
+    )
+    return w
+
+
+def _table_weights(frame: pd.DataFrame, cfg: Mapping[str, Any], source: str,
+                   notes: list[str]) -> tuple[pd.DataFrame, pd.Series | None, str | None]:
+    """(the table without its weight column, the weights or None, the column or None)."""
+    from latentseg.io.readers import find_weight_column
+
+    col = find_weight_column([str(c) for c in frame.columns], cfg["survey"]["weight_column"] or None, source)
+    if col is None:
+        return frame, None, None
+    rest = frame.drop(columns=[col])
+    if not cfg["survey"]["use_weights"]:
+        notes.append(f"column '{col}' holds survey weights, ignored (--no-weights / [survey] use_weights = false)")
+        return rest, None, None
+    return rest, _weights(frame[col], col, source, notes), col
 
 
 # ------------------------------------------------------------------------------------ helpers
