@@ -127,19 +127,27 @@ def softmax_rows(L: np.ndarray, logw: np.ndarray, row_lse: np.ndarray, bits: np.
 
 
 @numba.njit(cache=True, nogil=True)
-def mixture_responsibilities(L: np.ndarray, logw: np.ndarray, cst: np.ndarray) -> float:
+def mixture_responsibilities(L: np.ndarray, logw: np.ndarray, cst: np.ndarray, wt: np.ndarray | None = None) -> float:
     """Turn log component densities into responsibilities, in place.
 
     ``L`` (N, k), C-contiguous, holds ``log p(x_n | segment j)`` (without the constant ``cst``);
     on return it holds ``p(segment j | x_n)``. Returns
-    ``sum_n [cst_n + logsumexp_j(logw_j + L_nj)]``.
+    ``sum_n [cst_n + logsumexp_j(logw_j + L_nj)]``. With survey weights ``wt`` (N,): row n of the
+    responsibilities is multiplied by ``wt_n`` and the sum is ``sum_n wt_n [...]`` (the
+    pseudo-log-likelihood; ``wt=None`` is the unweighted code, unchanged).
     """
     N, k = L.shape
     row_lse = np.empty(N)
     softmax_rows(L, logw, row_lse, np.empty(N * k, dtype=np.int64))
     total = 0.0
-    for n in range(N):
-        total += row_lse[n] + cst[n]
+    if wt is None:
+        for n in range(N):
+            total += row_lse[n] + cst[n]
+    else:
+        for n in range(N):
+            total += wt[n] * (row_lse[n] + cst[n])
+            for j in range(k):
+                L[n, j] *= wt[n]
     return total
 
 
@@ -232,6 +240,7 @@ def gmm_diag_logp(
     logsd_scale: float,
     grad: np.ndarray,
     ks: int = 0,
+    wt: np.ndarray | None = None,
 ) -> float:
     """Diagonal Gaussian mixture.
 
@@ -242,7 +251,9 @@ def gmm_diag_logp(
     mean_scale_d)`` (centred units), ``log sigma_jd ~ Normal(logsd_loc_d, logsd_scale)`` (sigma
     log-normal). ``ks`` is the number of rows of sds: ``k`` (or 0, the default, meaning ``k``)
     for segment-specific sds (mclust VVI), 1 for sds shared by the segments (EEI), whose ``d``
-    log sds then follow the means in ``theta``.
+    log sds then follow the means in ``theta``. ``wt`` (N,): survey weights, used as given: the
+    likelihood is the pseudo-log-likelihood ``sum_n wt_n log p(x_n)`` (an integer weight 2 is the
+    row twice); ``None`` (the default) runs the unweighted code unchanged.
 
     The respondents are the innermost loop everywhere (the layout is segment x respondent), so
     every pass over the data is a contiguous, vectorised loop; for the sizes of a survey
@@ -318,9 +329,17 @@ def gmm_diag_logp(
         for n in range(N):
             tot[n] += row[n]
     lp = 0.0
-    for n in range(N):
-        lp += mx[n] + math.log(tot[n]) + cst[n]
-        tot[n] = 1.0 / tot[n]
+    total = float(N)
+    if wt is None:
+        for n in range(N):
+            lp += mx[n] + math.log(tot[n]) + cst[n]
+            tot[n] = 1.0 / tot[n]
+    else:  # weighted responsibilities wt_n r_nj: every sum below becomes the weighted sum
+        total = 0.0
+        for n in range(N):
+            lp += wt[n] * (mx[n] + math.log(tot[n]) + cst[n])
+            tot[n] = wt[n] / tot[n]
+            total += wt[n]
     for j in range(k):
         row = L[j]
         for n in range(N):
@@ -328,7 +347,7 @@ def gmm_diag_logp(
     S = np.empty((k, m))  # sum_n r x^2, sum_n r x, sum_n r o (the last block only with missing values)
     sumr = np.empty(k)
     _weighted_sums(L, Ft, S, sumr)
-    lp += dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
+    lp += dirichlet_simplex(logw, sumr, total, alpha, grad, 0)
     log_t0 = math.log(logsd_scale)
     shared = ks != k
     gs = grad[a + kd : a + kd + sd_n]
@@ -386,20 +405,23 @@ def lca_categorical_logp(
     alpha: float,
     beta: float,
     grad: np.ndarray,
+    wt: np.ndarray | None = None,
 ) -> float:
     """Nominal latent class model.
 
     ``Y`` (N, C) is the one-hot design (an item's block is all zero where it is missing);
     ``offsets`` / ``ncat`` (J,) locate the item blocks. Item probabilities Dirichlet(beta).
+    ``wt`` (N,): survey weights as in :func:`gmm_diag_logp` (``None``: unweighted).
     """
     N, C = Y.shape
     a = k - 1
     logw = simplex_log(theta[:a], k)
     logpi = categorical_log_probs(theta[a:], offsets, ncat, k)
     L = Y @ logpi.T
-    lp = mixture_responsibilities(L, logw, np.zeros(N))
+    lp = mixture_responsibilities(L, logw, np.zeros(N), wt)
     T = L.T @ Y  # (k, C) expected category counts per segment
-    lp += dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
+    total = float(N) if wt is None else wt.sum()
+    lp += dirichlet_simplex(logw, L.sum(axis=0), total, alpha, grad, 0)
     pos = a
     for j in range(k):
         for b in range(ncat.shape[0]):
@@ -469,11 +491,13 @@ def lca_ordinal_logp(
     location_scale: float,
     threshold_scale: float,
     grad: np.ndarray,
+    wt: np.ndarray | None = None,
 ) -> float:
     """Ordinal latent class model (adjacent-category logit, thresholds shared by the segments).
 
     Priors: locations ``b_ji ~ Normal(0, location_scale)``; every threshold (the free ones and the
-    derived last one) contributes ``Normal(0, threshold_scale)`` (a zero-sum normal).
+    derived last one) contributes ``Normal(0, threshold_scale)`` (a zero-sum normal). ``wt`` (N,):
+    survey weights as in :func:`gmm_diag_logp` (``None``: unweighted).
     """
     N, C = Y.shape
     J = ncat.shape[0]
@@ -484,9 +508,10 @@ def lca_ordinal_logp(
     logw = simplex_log(theta[:a], k)
     logp = ordinal_log_probs(b, tau, offsets, ncat, C)
     L = Y @ logp.T
-    lp = mixture_responsibilities(L, logw, np.zeros(N))
+    lp = mixture_responsibilities(L, logw, np.zeros(N), wt)
     T = L.T @ Y
-    lp += dirichlet_simplex(logw, L.sum(axis=0), float(N), alpha, grad, 0)
+    total = float(N) if wt is None else wt.sum()
+    lp += dirichlet_simplex(logw, L.sum(axis=0), total, alpha, grad, 0)
     gtau = np.zeros(tau.shape)
     log_sb = math.log(location_scale)
     log_st = math.log(threshold_scale)
@@ -537,29 +562,39 @@ C_SIG = numba.types.int64(
     numba.types.CPointer(numba.types.double),
     numba.types.voidptr,
 )
-_GMM_HEADER = 7
-LCA_HEADER = 8
+_GMM_HEADER = 8
+LCA_HEADER = 9
+
+
+def _weights_block(wt: np.ndarray | None) -> list[np.ndarray]:
+    return [] if wt is None else [np.asarray(wt, dtype=np.float64)]
 
 
 def pack_gmm(Ft: np.ndarray, cst: np.ndarray, k: int, alpha: float, mean_loc: np.ndarray, mean_scale: np.ndarray,
-             logsd_loc: np.ndarray, logsd_scale: float, ks: int = 0) -> np.ndarray:
+             logsd_loc: np.ndarray, logsd_scale: float, ks: int = 0, wt: np.ndarray | None = None) -> np.ndarray:
     """The user-data buffer of :func:`gmm_diag_logp`'s C version (``Ft`` (m, N), feature-major;
-    ``ks`` the rows of sds as there: 0 or k segment-specific, 1 shared)."""
+    ``ks`` the rows of sds as there: 0 or k segment-specific, 1 shared; ``wt`` (N,) survey
+    weights, appended at the end, the header's last field saying whether they are there)."""
     m, N = Ft.shape
     d = mean_loc.shape[0]
-    head = np.array([N, d, k, alpha, logsd_scale, m, ks], dtype=np.float64)
-    return np.ascontiguousarray(np.concatenate([head, Ft.ravel(), cst, mean_loc, mean_scale, logsd_loc]))
+    head = np.array([N, d, k, alpha, logsd_scale, m, ks, float(wt is not None)], dtype=np.float64)
+    return np.ascontiguousarray(np.concatenate([head, Ft.ravel(), cst, mean_loc, mean_scale, logsd_loc,
+                                                *_weights_block(wt)]))
 
 
 def pack_lca(Y: np.ndarray, offsets: np.ndarray, ncat: np.ndarray, free_offsets: np.ndarray, k: int, alpha: float,
-             beta: float, location_scale: float, threshold_scale: float, ordinal: bool) -> np.ndarray:
-    """The user-data buffer of the latent class models' C versions (offsets stored as floats)."""
+             beta: float, location_scale: float, threshold_scale: float, ordinal: bool,
+             wt: np.ndarray | None = None) -> np.ndarray:
+    """The user-data buffer of the latent class models' C versions (offsets stored as floats;
+    ``wt`` (N,) survey weights appended at the end, the header's last field saying whether they are
+    there)."""
     N, C = Y.shape
     J = ncat.shape[0]
-    head = np.array([N, C, J, k, alpha, beta if not ordinal else location_scale, threshold_scale, float(ordinal)])
+    head = np.array([N, C, J, k, alpha, beta if not ordinal else location_scale, threshold_scale, float(ordinal),
+                     float(wt is not None)])
     return np.ascontiguousarray(
         np.concatenate([head, Y.ravel(), offsets.astype(np.float64), ncat.astype(np.float64),
-                        free_offsets.astype(np.float64)])
+                        free_offsets.astype(np.float64), *_weights_block(wt)])
     )
 
 
@@ -582,7 +617,8 @@ def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     k = int(head[2])
     m = int(head[5])
     total = _GMM_HEADER + N * m + N + 3 * d
-    buf = numba.carray(user_data_, (total,), np.float64)
+    weighted = head[7] > 0.5
+    buf = numba.carray(user_data_, (total + (N if weighted else 0),), np.float64)
     o = _GMM_HEADER
     Ft = buf[o : o + N * m].reshape((m, N))
     o += N * m
@@ -591,8 +627,12 @@ def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
-    val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d], buf[o + 2 * d : o + 3 * d],
-                        head[4], out, int(head[6]))
+    if weighted:
+        val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d],
+                            buf[o + 2 * d : o + 3 * d], head[4], out, int(head[6]), buf[total : total + N])
+    else:
+        val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d],
+                            buf[o + 2 * d : o + 3 * d], head[4], out, int(head[6]))
     logp[0] = val
     return status_jit(val, out)
 
@@ -604,7 +644,8 @@ def _lca_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     J = int(head[2])
     k = int(head[3])
     total = LCA_HEADER + N * C + 3 * J
-    buf = numba.carray(user_data_, (total,), np.float64)
+    weighted = head[8] > 0.5
+    buf = numba.carray(user_data_, (total + (N if weighted else 0),), np.float64)
     o = LCA_HEADER
     Y = buf[o : o + N * C].reshape((N, C))
     o += N * C
@@ -614,7 +655,13 @@ def _lca_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
-    if head[7] > 0.5:
+    if weighted:
+        wt = buf[total : total + N]
+        if head[7] > 0.5:
+            val = lca_ordinal_logp(x, Y, offsets, ncat, free_offsets, k, head[4], head[5], head[6], out, wt)
+        else:
+            val = lca_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out, wt)
+    elif head[7] > 0.5:
         val = lca_ordinal_logp(x, Y, offsets, ncat, free_offsets, k, head[4], head[5], head[6], out)
     else:
         val = lca_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)

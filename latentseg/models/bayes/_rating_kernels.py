@@ -89,13 +89,16 @@ def rating_categorical_logp(
     alpha: float,
     beta: float,
     grad: np.ndarray,
+    wt: np.ndarray | None = None,
 ) -> float:  # pragma: no cover - compiled
     """Nominal latent class model: the log posterior density, the gradient in ``grad``; the
     arguments and the result as :func:`latentseg.models.bayes._kernels.lca_categorical_logp`.
 
     Layout segment x respondent (respondents innermost, contiguous): the log densities are one
     product ``log P @ Y'`` (k, N), the responsibilities one vectorised exp over (k, N), the
-    expected counts one product ``R @ Y`` (k, C); the log probabilities are written in place."""
+    expected counts one product ``R @ Y`` (k, C); the log probabilities are written in place.
+    ``wt`` (N,): survey weights as in :func:`latentseg.models.bayes._kernels.gmm_diag_logp`
+    (``None``: unweighted)."""
     N, C = Y.shape
     a = k - 1
     logw = simplex_log(theta[:a], k)
@@ -123,9 +126,17 @@ def rating_categorical_logp(
         for n in range(N):
             tot[n] += Lj[n]
     lp = 0.0
-    for n in range(N):
-        lp += mx[n] + math.log(tot[n])
-        tot[n] = 1.0 / tot[n]
+    total = float(N)
+    if wt is None:
+        for n in range(N):
+            lp += mx[n] + math.log(tot[n])
+            tot[n] = 1.0 / tot[n]
+    else:  # weighted responsibilities wt_n r_nj: the counts below become weighted counts
+        total = 0.0
+        for n in range(N):
+            lp += wt[n] * (mx[n] + math.log(tot[n]))
+            tot[n] = wt[n] / tot[n]
+            total += wt[n]
     sumr = np.zeros(k)
     for j in range(k):
         Lj = L[j]
@@ -135,7 +146,7 @@ def rating_categorical_logp(
             acc += Lj[n]
         sumr[j] = acc
     T = L @ Y  # (k, C) expected category counts per segment
-    lp += dirichlet_simplex(logw, sumr, float(N), alpha, grad, 0)
+    lp += dirichlet_simplex(logw, sumr, total, alpha, grad, 0)
     # item probabilities: Dirichlet(beta) with the simplex Jacobian, and the gradient of that and
     # of the counts' multinomial log-likelihood (dirichlet_simplex's terms, in its order; its
     # normalising constant, which depends only on the block size, computed once per size)
@@ -179,7 +190,9 @@ def _rating_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     C = int(head[1])
     J = int(head[2])
     k = int(head[3])
-    buf = numba.carray(user_data_, (LCA_HEADER + N * C + 3 * J,), np.float64)
+    total = LCA_HEADER + N * C + 3 * J
+    weighted = head[8] > 0.5
+    buf = numba.carray(user_data_, (total + (N if weighted else 0),), np.float64)
     o = LCA_HEADER
     Y = buf[o : o + N * C].reshape((N, C))
     o += N * C
@@ -188,7 +201,10 @@ def _rating_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
-    val = rating_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)
+    if weighted:
+        val = rating_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out, buf[total : total + N])
+    else:
+        val = rating_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)
     logp[0] = val
     return status_jit(val, out)
 

@@ -170,6 +170,7 @@ def fit_bayes_gmm(
     cores: int | None = None,
     max_draws: int | None = None,
     random_seed: int | None = None,
+    sample_weight: Any = None,
 ) -> SegmentationResult:
     """Fit a Bayesian Gaussian mixture (latent profile model) with ``k`` segments.
 
@@ -232,6 +233,16 @@ def fit_bayes_gmm(
         it is spent is flagged not converged (``diagnostics["convergence"]["status"]``).
     random_seed : int, optional
         The one seed; same seed, same result.
+    sample_weight : array-like, shape (n,), optional
+        Survey weights (positive, finite, aligned with the rows of ``data``; used as given, so a
+        weight of 2 counts a row twice; the pipeline passes them normalised to mean 1). The model
+        is then the weighted pseudo-posterior (``prod_n p(x_n | theta) ** w_n`` times the prior),
+        whose draws are adjusted after sampling to the design-based (sandwich) covariance
+        (Williams & Savitsky 2021): shares, memberships, centers and all their intervals come
+        from the adjusted draws, ``interval_method`` names the method,
+        ``diagnostics["survey_weights"]`` records the design effect, and LOO / WAIC are the
+        weighted sums of the respondents' terms (``docs/methods.md``, "Survey weights
+        (Bayesian)"). Not for ``covariance="full"``. ``None``: the unweighted model.
 
     Returns
     -------
@@ -301,6 +312,7 @@ def fit_bayes_lca(
     cores: int | None = None,
     max_draws: int | None = None,
     random_seed: int | None = None,
+    sample_weight: Any = None,
 ) -> SegmentationResult:
     """Fit a Bayesian latent class model with ``k`` segments.
 
@@ -316,7 +328,7 @@ def fit_bayes_lca(
         (Dirichlet(item_concentration) prior). ``"ordinal"``: the adjacent-category logit of the
         EM engine, ``P(y = m | j) ∝ exp(m b_ji - sum_{l<m} tau_il)`` with thresholds shared by the
         segments (summing to zero per item) and segment locations ``b``.
-    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws, random_seed
+    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws, random_seed, sample_weight
         As in :func:`fit_bayes_gmm`.
     concentration : float, default 1.0
         Dirichlet concentration of the segment weights.
@@ -596,11 +608,17 @@ def _spec(model: str, args: Mapping[str, Any]) -> tuple[Any, _Settings]:
         from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors
 
         priors: Any = GMMPriors(a["concentration"], a["mean_scale"], a["sd_scale"], a["sd_log_sigma"], a["lkj_eta"])
-        return GaussianFamily(a["data"], a["k"], a["covariance"], priors), settings
-    from latentseg.models.bayes.lca import LCAPriors, LatentClassFamily
+        family: Any = GaussianFamily(a["data"], a["k"], a["covariance"], priors)
+    else:
+        from latentseg.models.bayes.lca import LCAPriors, LatentClassFamily
 
-    priors = LCAPriors(a["concentration"], a["item_concentration"], a["location_scale"], a["threshold_scale"])
-    return LatentClassFamily(a["data"], a["k"], a["measurement"], priors), settings
+        priors = LCAPriors(a["concentration"], a["item_concentration"], a["location_scale"], a["threshold_scale"])
+        family = LatentClassFamily(a["data"], a["k"], a["measurement"], priors)
+    if a.get("sample_weight") is not None:
+        from latentseg.models.bayes._survey import set_weights
+
+        set_weights(family, a["sample_weight"])
+    return family, settings
 
 
 def _family_and_settings(model: str, data: Any, k: int, random_seed: int | None, options: Mapping[str, Any]) -> tuple[Any, _Settings]:
@@ -735,7 +753,17 @@ def _prepare(family: Any, s: _Settings) -> tuple[SegmentationResult, list[str], 
             em_messages.append(str(w.message))
         else:  # not ours to swallow
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return em, em_messages, family.start_params(em), sample_seed, g_init
+    return em, em_messages, _start(family, em), sample_seed, g_init
+
+
+def _start(family: Any, em: SegmentationResult) -> dict[str, np.ndarray]:
+    """The chains' start and reference labelling: the EM solution, for survey weights the
+    pseudo-posterior's mode near it (:func:`latentseg.models.bayes._survey.weighted_start`)."""
+    if getattr(family, "sample_weight", None) is None:
+        return family.start_params(em)
+    from latentseg.models.bayes._survey import weighted_start
+
+    return weighted_start(family, em)
 
 
 def _fit(family: Any, s: _Settings) -> SegmentationResult:
@@ -758,7 +786,7 @@ def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, 
         return _advi_pymc(family, start, s, seed)
     if s.sampler == "nutpie" and family.has_kernel:
         return _nutpie_kernel(family, start, s, seed)[1]()
-    if s.sampler == "numpyro" and family.model == BAYES_GMM and family.has_kernel:
+    if s.sampler == "numpyro" and family.model == BAYES_GMM and family.has_kernel and family.sample_weight is None:
         from latentseg.models.bayes._jax_kernels import sample_numpyro
 
         out = sample_numpyro(family, start, s.draws, s.tune, s.chains, seed, s.target_accept, s.progressbar)
@@ -1258,14 +1286,31 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         mcmc = None
     diag = _sampling_diagnostics(family, params, raw, s, groups, keep, chain_ll, switched, mcmc)
     params, raw = _thinned(params, raw, s.draws, diag)
+    wt = getattr(family, "sample_weight", None)
+    unadjusted = None
+    if wt is not None:  # the pseudo-posterior's draws, moved to the design-based covariance
+        from latentseg.models.bayes._survey import design_adjust
+
+        unadjusted = params["weights"][keep]
+        params, diag["survey_weights"] = design_adjust(family, params, keep, wt)
     ll_plan = _loglik_plan(len(keep), params["weights"].shape[1], n, s.keep_log_likelihood)
     kept = _kept_in_canonical_order(family, params, keep, ll_plan)
     diag["log_likelihood"] = ll_plan.record()
     post_kept = _dataset(family.posterior_variables(kept.pk), family, keep, kept.S)
     w_res = waic(kept.loglik)
     l_res = loo(kept.loglik.reshape(len(keep), ll_plan.draws.size, n), post_kept)
+    if wt is not None:
+        from latentseg.models.bayes._survey import weighted_elpd
+
+        w_res, l_res = weighted_elpd(w_res, l_res, wt)
     w_draws = kept.flat["weights"]
-    shares, share_lo, share_hi, share_summary = _share_summary(w_draws, kept.z_mean)
+    shares, share_lo, share_hi, share_summary = _share_summary(w_draws, kept.z_mean, wt)
+    if unadjusted is not None:  # the unadjusted pseudo-posterior's shares, for comparison (docs/methods.md)
+        u = unadjusted.reshape(-1, family.k)[:, kept.order]
+        lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
+        diag["survey_weights"]["pseudo_posterior_shares"] = {
+            "mean": u.mean(axis=0).tolist(), "lower": np.quantile(u, lo_q, axis=0).tolist(),
+            "upper": np.quantile(u, hi_q, axis=0).tolist()}
     centers, center_int = _center_summary(family.centers(kept.flat))
     empty, empty_cut, diffuse, dups = _degenerate_segments(family, kept, shares, diag)
     diag["reference_order"] = kept.order
@@ -1377,7 +1422,7 @@ def _relabelled(family: Any, em: SegmentationResult, raw: _Draws) -> tuple[dict[
     params = raw.params
     if not np.isfinite(params["weights"]).all():
         raise FitError(f"The {family.model} sampler returned non-finite draws; try sampler='pymc' or a smaller k.")
-    reference = family.start_params(em)
+    reference = _start(family, em)
     if k > 1:
         params, perms = relabel_draws(params, reference, family.relabel_cost, family.segment_keys)
         switched = float(np.mean(np.any(perms != np.arange(k), axis=-1)))
@@ -1469,15 +1514,22 @@ def _kept_in_canonical_order(family: Any, params: Mapping[str, np.ndarray], keep
     )
 
 
-def _share_summary(w_draws: np.ndarray, z_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+def _share_summary(w_draws: np.ndarray, z_mean: np.ndarray,
+                   sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Posterior mean shares, their 95% equal-tailed bounds, and the table of
-    ``extras["share_summary"]`` (mean, median, sd, equal-tailed and HDI bounds, expected counts)."""
+    ``extras["share_summary"]`` (mean, median, sd, equal-tailed and HDI bounds, expected counts;
+    with survey weights the counts are weighted: n is the weights' sum and ``membership_sum``
+    the weighted sum of the memberships)."""
     n, k = z_mean.shape
     lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
     shares = w_draws.mean(axis=0)
     share_lo, share_hi = np.quantile(w_draws, [lo_q, hi_q], axis=0)
     hdi = _hdi(w_draws)
-    counts = z_mean.sum(axis=0)
+    if sample_weight is None:
+        counts = z_mean.sum(axis=0)
+    else:
+        counts = sample_weight @ z_mean
+        n = float(sample_weight.sum())
     table = pd.DataFrame(
         {
             "segment": np.arange(1, k + 1),
@@ -1632,7 +1684,18 @@ def _criteria(family: Any, em: SegmentationResult, z_mean: np.ndarray, w_res: Ma
               l_res: Mapping[str, Any]) -> dict[str, Any]:
     """The likelihood criteria at the EM solution (entropy and ICL with the posterior memberships),
     with WAIC and PSIS-LOO of the posterior."""
-    crit = information_criteria(float(em.criteria["loglik"]), family.n_params(), family.n, z_mean)
+    wt = getattr(family, "sample_weight", None)
+    if wt is None:
+        crit = information_criteria(float(em.criteria["loglik"]), family.n_params(), family.n, z_mean)
+    else:  # the pseudo-log-likelihood at the EM solution (n in BIC: the respondents)
+        import inspect
+
+        from latentseg.models.bayes._survey import weighted_loglik
+
+        ll = weighted_loglik(family, _start(family, em), wt)
+        takes = "sample_weight" in inspect.signature(information_criteria).parameters
+        crit = information_criteria(ll, family.n_params(), family.n, z_mean,
+                                    **({"sample_weight": wt} if takes else {}))
     crit.update(
         {
             "waic": w_res["elpd_waic"],
@@ -1698,6 +1761,14 @@ def _result(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings, kept
     crit = _criteria(family, em, kept.z_mean, w_res, l_res)
     tree = _posterior_tree(family, raw, s, kept, post_kept)
     interval = "95% approximate (ADVI)" if raw.approximate else "95% credible"
+    wt = getattr(family, "sample_weight", None)
+    weight_field: dict[str, Any] = {}
+    if wt is not None:
+        from latentseg.models.bayes._survey import METHOD, METHOD_ADVI
+
+        interval = METHOD_ADVI if raw.approximate else METHOD
+        if "sample_weight" in {f.name for f in dataclasses.fields(SegmentationResult)}:  # issue 16's field
+            weight_field["sample_weight"] = wt
     mean_flat = {key: val.mean(axis=0) for key, val in kept.flat.items()}
     res_params, shared = family.result_params(mean_flat, kept.pk)
     extras: dict[str, Any] = {
@@ -1706,9 +1777,14 @@ def _result(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings, kept
         "elpd_waic_pointwise": w_res["pointwise"],
         "pareto_k": l_res["pareto_k"],
     }
+    if wt is not None:
+        extras["elpd_loo_pointwise_unweighted"] = l_res["pointwise_unweighted"]
+        extras["elpd_waic_pointwise_unweighted"] = w_res["pointwise_unweighted"]
     extras.update(family.extras(kept.flat, PROB))
     settings = {**family.settings(), **s.as_dict()}
-    prov = provenance(s.random_seed, family.data_for_hash(), config={"model": family.model, "k": family.k, **settings})
+    # the weights are part of what was fitted: a weighted fit's data hash differs from the unweighted one's
+    prov = provenance(s.random_seed, family.data_for_hash(), *([wt] if wt is not None else []),
+                      config={"model": family.model, "k": family.k, **settings})
     return SegmentationResult.from_memberships(
         family.model,
         kept.z_mean,
@@ -1728,6 +1804,7 @@ def _result(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings, kept
         membership_intervals=kept.z_int,
         posterior=tree,
         extras=extras,
+        **weight_field,
     )
 
 

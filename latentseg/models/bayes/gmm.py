@@ -148,6 +148,8 @@ class GaussianFamily:
     feature_dim = "outcome"
     #: draws of these parameters carry a segment axis right after (chain, draw)
     segment_keys = ("weights", "means", "sds", "chols")
+    #: survey weights (n,), used as given (the pseudo-likelihood), or None; set by the engine
+    sample_weight: np.ndarray | None = None
 
     def __init__(self, data: Any, k: int, covariance: str, priors: GMMPriors) -> None:
         X, names, ids = numeric_matrix(data, allow_missing=True, model=BAYES_GMM)
@@ -270,7 +272,10 @@ class GaussianFamily:
 
         frame = pd.DataFrame(self.X, columns=list(self.feature_names))
         requested = "auto" if self.covariance == "auto" else COVARIANCES[self.covariance]
-        em = fit_gmm(frame, self.k, covariance=requested, n_init=n_init, random_seed=seed)
+        from latentseg.models.bayes._survey import em_weight_kwargs
+
+        em = fit_gmm(frame, self.k, covariance=requested, n_init=n_init, random_seed=seed,
+                     **em_weight_kwargs(fit_gmm, self.sample_weight))
         if self.covariance == "auto":
             self.structure_bic = dict(em.settings["covariance_bic"])
             self.covariance = OPTIONS[em.settings["covariance"]]
@@ -322,17 +327,22 @@ class GaussianFamily:
 
         F, cst, k, d, ks = self.Ft, self.cst, self.k, self.d, self.sd_rows
         alpha, m0, s0, l0, t0 = self.kernel_priors()
+        wt = self.sample_weight
 
         def logp(theta: np.ndarray, grad: np.ndarray) -> float:
             return gmm_diag_logp(theta, F, cst, k, d, alpha, m0, s0, l0, t0, grad, ks)
 
-        return logp
+        def logp_weighted(theta: np.ndarray, grad: np.ndarray) -> float:
+            return gmm_diag_logp(theta, F, cst, k, d, alpha, m0, s0, l0, t0, grad, ks, wt)
+
+        return logp if wt is None else logp_weighted
 
     def c_kernel(self) -> tuple[str, np.ndarray]:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
         from latentseg.models.bayes._kernels import pack_gmm
 
-        return "gaussian", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows)
+        return "gaussian", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows,
+                                    wt=self.sample_weight)
 
     def kernel_priors(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
         """The priors as every kernel (numba, C, JAX) takes them, in their argument order:
@@ -398,6 +408,8 @@ class GaussianFamily:
                     cols.append(-0.5 * pt.sum(pt.sqr(sol), axis=0) - pt.sum(pt.log(pt.diag(chol))) - 0.5 * d * _LOG_2PI)
                 comp = pt.stack(cols, axis=1)
             ll = pt.logsumexp(comp + logw[None, :], axis=1)
+            if self.sample_weight is not None:  # the pseudo-log-likelihood sum_n w_n log p(x_n)
+                ll = ll * pt.as_tensor(np.asarray(self.sample_weight, dtype=np.float64))
             pm.Potential("loglik", pt.sum(ll))
         return model
 

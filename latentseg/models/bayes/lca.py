@@ -69,6 +69,8 @@ class LatentClassFamily:
     model = BAYES_LCA
     feature_dim = "indicator"
     segment_keys = ("weights", "probs", "locations")
+    #: survey weights (n,), used as given (the pseudo-likelihood), or None; set by the engine
+    sample_weight: np.ndarray | None = None
 
     def __init__(self, data: Any, k: int, measurement: str, priors: LCAPriors) -> None:
         from latentseg.prepare.encoding import encode_indicators
@@ -172,8 +174,11 @@ class LatentClassFamily:
         """The EM latent class fit whose solution starts the chains and labels the draws."""
         from latentseg.models.lca import fit_lca
 
+        from latentseg.models.bayes._survey import em_weight_kwargs
+
         measurement = "ordinal" if self.ordinal else "categorical"
-        return fit_lca(self.data, self.k, measurement=measurement, n_init=n_init, random_seed=seed)
+        return fit_lca(self.data, self.k, measurement=measurement, n_init=n_init, random_seed=seed,
+                       **em_weight_kwargs(fit_lca, self.sample_weight))
 
     def _flat_probs(self, padded: np.ndarray) -> np.ndarray:
         """(..., k, J, Cmax) NaN-padded -> (..., k, C) item blocks side by side."""
@@ -263,6 +268,7 @@ class LatentClassFamily:
         Y, off, nc, k = self.Y, self.offsets, self.ncat, self.k
         pr = self.priors
         alpha = float(pr.concentration)
+        wt = self.sample_weight
         if self.ordinal:
             fo = self.free_offsets
             sb, st = float(pr.location_scale), float(pr.threshold_scale)
@@ -270,13 +276,19 @@ class LatentClassFamily:
             def logp(theta: np.ndarray, grad: np.ndarray) -> float:
                 return lca_ordinal_logp(theta, Y, off, nc, fo, k, alpha, sb, st, grad)
 
-            return logp
+            def logp_weighted(theta: np.ndarray, grad: np.ndarray) -> float:
+                return lca_ordinal_logp(theta, Y, off, nc, fo, k, alpha, sb, st, grad, wt)
+
+            return logp if wt is None else logp_weighted
         beta = float(pr.item_concentration)
 
         def logp_cat(theta: np.ndarray, grad: np.ndarray) -> float:
             return lca_categorical_logp(theta, Y, off, nc, k, alpha, beta, grad)
 
-        return logp_cat
+        def logp_cat_weighted(theta: np.ndarray, grad: np.ndarray) -> float:
+            return lca_categorical_logp(theta, Y, off, nc, k, alpha, beta, grad, wt)
+
+        return logp_cat if wt is None else logp_cat_weighted
 
     def c_kernel(self) -> tuple[str, np.ndarray]:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
@@ -285,7 +297,7 @@ class LatentClassFamily:
         pr = self.priors
         return "categorical", pack_lca(self.Y, self.offsets, self.ncat, self.free_offsets, self.k, float(pr.concentration),
                                float(pr.item_concentration), float(pr.location_scale), float(pr.threshold_scale),
-                               self.ordinal)
+                               self.ordinal, wt=self.sample_weight)
 
     def params_from_theta(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Constrained draws from kernel draws ``theta`` (..., n_free)."""
@@ -373,6 +385,8 @@ class LatentClassFamily:
                 logp = pt.log(pt.concatenate([parts[i] for i in range(J)], axis=1))
             comp = pt.dot(Y, logp.T)
             ll = pt.logsumexp(comp + logw[None, :], axis=1)
+            if self.sample_weight is not None:  # the pseudo-log-likelihood sum_n w_n log p(y_n)
+                ll = ll * pt.as_tensor(np.asarray(self.sample_weight, dtype=np.float64))
             pm.Potential("loglik", pt.sum(ll))
         return model
 

@@ -148,10 +148,11 @@ class RatingClassFamily(LatentClassFamily):
     def em_start(self, seed: int, n_init: int) -> Any:
         """The ``rating-lca`` EM fit of the same model (:func:`latentseg.models.rating_lca.fit_rating_lca`;
         its probabilities are 0 at points no respondent used, which :meth:`start_params` moves off 0)."""
+        from latentseg.models.bayes._survey import em_weight_kwargs
         from latentseg.models.rating_lca import fit_rating_lca
 
         return fit_rating_lca(self.data, self.k, measurement=self.measurement, n_init=n_init, random_seed=seed,
-                              interval="none")
+                              interval="none", **em_weight_kwargs(fit_rating_lca, self.sample_weight))
 
     def start_params(self, em: Any) -> dict[str, np.ndarray]:
         """The EM solution on every scale point (points at 0 moved to 1e-4, then renormalised)."""
@@ -177,11 +178,15 @@ class RatingClassFamily(LatentClassFamily):
 
         Y, off, nc, k = self.Y, self.offsets, self.ncat, self.k
         alpha, beta = float(self.priors.concentration), float(self.priors.item_concentration)
+        wt = self.sample_weight
 
         def logp_cat(theta: np.ndarray, grad: np.ndarray) -> float:
             return rating_categorical_logp(theta, Y, off, nc, k, alpha, beta, grad)
 
-        return logp_cat
+        def logp_cat_weighted(theta: np.ndarray, grad: np.ndarray) -> float:
+            return rating_categorical_logp(theta, Y, off, nc, k, alpha, beta, grad, wt)
+
+        return logp_cat if wt is None else logp_cat_weighted
 
     def c_kernel(self) -> tuple[str, np.ndarray]:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie): ``bayes-lca``'s
@@ -235,14 +240,18 @@ class RatingClassFamily(LatentClassFamily):
         return out
 
 
-def _spec(data: Any, k: int, measurement: str, priors: Mapping[str, float], settings: Mapping[str, Any]) -> tuple[Any, Any]:
+def _spec(data: Any, k: int, measurement: str, priors: Mapping[str, float], settings: Mapping[str, Any],
+          sample_weight: Any = None) -> tuple[Any, Any]:
     from latentseg.models.bayes import engine
+    from latentseg.models.bayes._survey import set_weights
 
     s = engine._settings(settings["draws"], settings["tune"], settings["chains"], settings["sampler"],
                          settings["target_accept"], settings["n_init"], settings["advi_iterations"],
                          settings["keep_log_likelihood"], settings["progressbar"], settings["random_seed"],
                          settings["cores"], settings["max_draws"])
-    return RatingClassFamily(data, k, measurement, LCAPriors(**priors)), s
+    family = RatingClassFamily(data, k, measurement, LCAPriors(**priors))
+    set_weights(family, sample_weight)
+    return family, s
 
 
 _PRIOR_KEYS = ("concentration", "item_concentration", "location_scale", "threshold_scale")
@@ -271,6 +280,7 @@ def fit_bayes_rating_lca(
     cores: int | None = None,
     max_draws: int | None = None,
     random_seed: int | None = None,
+    sample_weight: Any = None,
 ) -> Any:
     """Fit the Bayesian rating latent class model with ``k`` segments.
 
@@ -288,6 +298,10 @@ def fit_bayes_rating_lca(
     draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws, random_seed
         As in :func:`latentseg.models.bayes.engine.fit_bayes_gmm` (chains are extended until they
         converge, within ``max_draws`` per chain; ``max_draws=draws`` never extends).
+    sample_weight : array-like, shape (n,), optional
+        Survey weights, aligned with the respondents (rows) of ``data``: the weighted
+        pseudo-posterior with its design-based adjustment, as in
+        :func:`latentseg.models.bayes.engine.fit_bayes_gmm`.
     concentration, item_concentration, location_scale, threshold_scale : float
         Priors, as in :func:`latentseg.models.bayes.engine.fit_bayes_lca` (``docs/priors.md``).
 
@@ -319,7 +333,8 @@ def fit_bayes_rating_lca(
     from latentseg.models.bayes import engine
 
     a = locals()
-    family, s = _spec(data, k, measurement, {key: a[key] for key in _PRIOR_KEYS}, {key: a[key] for key in _SETTING_KEYS})
+    family, s = _spec(data, k, measurement, {key: a[key] for key in _PRIOR_KEYS}, {key: a[key] for key in _SETTING_KEYS},
+                      sample_weight)
     return _as_rating_result(family, engine._fit(family, s))
 
 
@@ -357,7 +372,8 @@ def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int
         bound = inspect.signature(fit_bayes_rating_lca).bind(data, k, random_seed=random_seed, **options)
         bound.apply_defaults()
         a = bound.arguments
-        specs[k] = _spec(data, k, a["measurement"], {key: a[key] for key in _PRIOR_KEYS}, {key: a[key] for key in _SETTING_KEYS})
+        specs[k] = _spec(data, k, a["measurement"], {key: a[key] for key in _PRIOR_KEYS}, {key: a[key] for key in _SETTING_KEYS},
+                         a["sample_weight"])
     background = all(s.sampler == "nutpie" for _, s in specs.values())
     n_jobs = len(ks) if n_jobs is None else check_int(n_jobs, "n_jobs", low=1)
     families = {k: f for k, (f, _) in specs.items()}
