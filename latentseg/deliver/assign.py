@@ -44,7 +44,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError, SurveyError, format_rows
 from latentseg.io.files import AtomicFile, safe_csv_cell
-from latentseg.models.families import family
+from latentseg.models.families import GMM, family
 
 __all__ = ["Scorer", "AssignSummary", "assign", "assign_file", "assign_dask", "SOURCES"]
 
@@ -98,6 +98,9 @@ class Scorer:
     id_column: str | None = None
     columns: list[str] = field(init=False)
     data_spec: dict[str, Any] = field(init=False)
+    #: (log w, A, B, C) of a diagonal Gaussian mixture, scored by the compiled kernel (False: not
+    #: one; None: not looked at yet)
+    _diag: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.model = _as_model(self.model)
@@ -345,6 +348,43 @@ class Scorer:
             P[start : start + BLOCK_ROWS] = np.asarray(predict_proba(self.result, block), dtype=float)
         return P
 
+    def _diagonal(self) -> Any:
+        """(log w, A, B, C) when the model is a diagonal Gaussian mixture scored on its own features
+        (:meth:`_score_matrix`), else None."""
+        if self._diag is None:
+            terms = None
+            if self.source == "features" and self.result.model == GMM and not self.data_spec.get("impute_means"):
+                from latentseg.models.gmm import diagonal_terms
+
+                terms = diagonal_terms(self.result)
+            self._diag = terms if terms is not None else False
+        return self._diag or None
+
+    def _score_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities, shape (k, n), and modal segment (0-based int8; -1 where a row has nothing
+        observed, its probabilities NaN) of a diagonal Gaussian mixture, by the compiled kernel
+        (:mod:`latentseg.deliver._assign_kernels`): the numbers of the engine's
+        :func:`latentseg.models.gmm.predict_proba` to rounding. Infinite values are refused by the
+        engine's own check, with its message."""
+        from latentseg.deliver._assign_kernels import diag_log_joint, modal_segment
+        from latentseg.models._em import normalize_log
+
+        logw, A, B, C = self._diagonal()
+        X = np.asfortranarray(X, dtype=np.float64)  # columns contiguous: the kernel streams them
+        n = X.shape[0]
+        P = np.empty((self.k, n))
+        nobs = np.empty(n, dtype=np.int32)
+        seg = np.empty(n, dtype=np.int8)
+        for start in range(0, n, BLOCK_ROWS):  # a block's log densities are normalised while in cache
+            stop = min(start + BLOCK_ROWS, n)
+            if diag_log_joint(X, A, B, C, logw, P, nobs, start, stop):
+                self._predict(X[start:stop])  # raises the engine's message on infinite values
+                raise AssertionError("infinite values were not refused")  # pragma: no cover
+            block = P[:, start:stop]
+            normalize_log(block, out=block, axis=0)
+        modal_segment(P, nobs, seg)
+        return P, seg
+
     # ------------------------------------------------------------------ Arrow (files)
     def arrow_ready(self, schema: Any) -> bool:
         """Whether chunks with this Arrow schema can be scored without pandas: the model's own
@@ -373,21 +413,26 @@ class Scorer:
         X = np.empty((n, len(self.columns)), order="F")  # columns contiguous: the engine reads them so
         for j, c in enumerate(self.columns):
             X[:, j] = batch.column(names.index(c)).to_numpy(zero_copy_only=False)
-        nan = np.isnan(X)
-        empty = nan.all(axis=1) if nan.any() else np.zeros(n, dtype=bool)
-        X = self._impute(X)
-        if empty.any():
-            P = np.full((n, self.k), np.nan)
-            if not empty.all():
-                P[~empty] = self._predict(np.asfortranarray(X[~empty]))
+        if self._diagonal() is not None:  # compiled: rows with nothing observed come back as segment -1
+            PT, seg = self._score_matrix(X)
+            scored = seg >= 0
         else:
-            P = self._predict(X) if n else np.empty((0, self.k))
+            nan = np.isnan(X)
+            empty = nan.all(axis=1) if nan.any() else np.zeros(n, dtype=bool)
+            X = self._impute(X)
+            if empty.any():
+                P = np.full((n, self.k), np.nan)
+                if not empty.all():
+                    P[~empty] = self._predict(np.asfortranarray(X[~empty]))
+            else:
+                P = self._predict(X) if n else np.empty((0, self.k))
+            scored = ~empty
+            seg = np.argmax(np.where(scored[:, None], P, -1.0), axis=1) if self.k else np.zeros(n, dtype=np.int64)
+            PT = np.ascontiguousarray(P.T)  # one contiguous row per output column
         if self.id_column in names:
             id_name, ids = str(self.id_column), self._arrow_ids(batch.column(names.index(self.id_column)), row_offset)
         else:
             id_name, ids = "row", pa.array(np.arange(row_offset + 1, row_offset + n + 1, dtype=np.int64))
-        scored = ~empty
-        seg = np.argmax(np.where(scored[:, None], P, -1.0), axis=1) if self.k else np.zeros(n, dtype=np.int64)
         mask = None if scored.all() else ~scored
         columns = {
             id_name: ids,
@@ -396,8 +441,8 @@ class Scorer:
                                                            pa.array(self.names, type=pa.string())),
         }
         for j, col in enumerate(self.probability_columns):
-            columns[col] = pa.array(P[:, j])
-        return pa.table(columns), np.where(scored, seg + 1, 0), P
+            columns[col] = pa.array(PT[j])
+        return pa.table(columns), np.where(scored, seg + 1, 0), PT.T
 
     def _arrow_ids(self, ids: Any, row_offset: int) -> Any:
         """The id column of a batch, refused (naming the lines) where an id is blank."""
@@ -714,8 +759,9 @@ def _arrow_message(exc: Exception, header: Sequence[str]) -> str:
 def _parquet_file(path: Path) -> Any:
     import pyarrow.parquet as pq
 
-    try:
-        return pq.ParquetFile(path)
+    try:  # read as the batches are asked for: pre-buffering whole row groups (meant for remote
+        # stores) held about 300 MB more at 10M x 20, for no speed on a local disk
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except Exception as exc:  # ArrowInvalid / OSError for a damaged file
         raise _unreadable(path, exc) from None
 
@@ -961,8 +1007,10 @@ class _Writer:
                 import pyarrow.parquet as pq
 
                 # dictionary encoding only where it pays (the names); trying it on the
-                # probabilities costs 5x the write time for nothing
-                self.writer = pq.ParquetWriter(self.tmp, table.schema, use_dictionary=["segment_name"])
+                # probabilities costs 5x the write time for nothing. Min / max statistics for the
+                # id and the segment (what a reader filters on), not for the probabilities
+                self.writer = pq.ParquetWriter(self.tmp, table.schema, use_dictionary=["segment_name"],
+                                               write_statistics=table.schema.names[:2])
             else:
                 import pyarrow.csv as pacsv
 
