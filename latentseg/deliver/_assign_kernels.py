@@ -28,11 +28,12 @@ def diag_log_joint(X, A, B, C, logw, L, nobs, start, stop):  # pragma: no cover 
     """``L[j, i] = log w_j + log N(x_i,obs | mu_j, diag var_j)`` and ``nobs[i]``, the values row i
     has observed, for the rows ``start <= i < stop``.
 
-    X: (n, d) float64, column-major for speed; NaN = missing. A, B, C: (k, d); logw: (k,);
-    L: (k, n) float64 out; nobs: (n,) int32 out. Returns the number of infinite values seen (the
-    caller refuses them; L is then not meaningful).
+    X: the d columns, a tuple of (n,) float64 arrays (an Arrow batch's own buffers: no copy into
+    a matrix); NaN = missing. A, B, C: (k, d); logw: (k,); L: (k, n) float64 out; nobs: (n,) int32
+    out. Returns the number of infinite values seen (the caller refuses them; L is then not
+    meaningful).
     """
-    d = X.shape[1]
+    d = len(X)
     k = A.shape[0]
     n_inf = 0
     for t0 in range(start, stop, TILE):
@@ -46,7 +47,7 @@ def diag_log_joint(X, A, B, C, logw, L, nobs, start, stop):  # pragma: no cover 
         for i in range(m):
             cnt[i] = 0
         for a in range(d):
-            x_col = X[t0:t1, a]
+            x_col = X[a][t0:t1]
             odd = False  # any NaN or infinite value in this tile of the column
             for i in range(m):
                 x = x_col[i]

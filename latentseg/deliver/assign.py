@@ -360,25 +360,27 @@ class Scorer:
             self._diag = terms if terms is not None else False
         return self._diag or None
 
-    def _score_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score_matrix(self, X: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities, shape (k, n), and modal segment (0-based int8; -1 where a row has nothing
         observed, its probabilities NaN) of a diagonal Gaussian mixture, by the compiled kernel
         (:mod:`latentseg.deliver._assign_kernels`): the numbers of the engine's
-        :func:`latentseg.models.gmm.predict_proba` to rounding. Infinite values are refused by the
-        engine's own check, with its message."""
+        :func:`latentseg.models.gmm.predict_proba` to rounding. ``X``: shape (n, d), or its d
+        columns. Infinite values are refused by the engine's own check, with its message."""
         from latentseg.deliver._assign_kernels import diag_log_joint, modal_segment
         from latentseg.models._em import normalize_log
 
         logw, A, B, C = self._diagonal()
-        X = np.asfortranarray(X, dtype=np.float64)  # columns contiguous: the kernel streams them
-        n = X.shape[0]
+        if isinstance(X, np.ndarray):
+            X = [X[:, j] for j in range(X.shape[1])]
+        cols = tuple(_read_only(np.ascontiguousarray(x, dtype=np.float64)) for x in X)  # read in place, not copied
+        n = len(cols[0]) if cols else 0
         P = np.empty((self.k, n))
         nobs = np.empty(n, dtype=np.int32)
         seg = np.empty(n, dtype=np.int8)
         for start in range(0, n, BLOCK_ROWS):  # a block's log densities are normalised while in cache
             stop = min(start + BLOCK_ROWS, n)
-            if diag_log_joint(X, A, B, C, logw, P, nobs, start, stop):
-                self._predict(X[start:stop])  # raises the engine's message on infinite values
+            if diag_log_joint(cols, A, B, C, logw, P, nobs, start, stop):
+                self._predict(np.column_stack([x[start:stop] for x in cols]))  # raises the engine's message
                 raise AssertionError("infinite values were not refused")  # pragma: no cover
             block = P[:, start:stop]
             normalize_log(block, out=block, axis=0)
@@ -410,13 +412,14 @@ class Scorer:
 
         n = batch.num_rows
         names = batch.schema.names
-        X = np.empty((n, len(self.columns)), order="F")  # columns contiguous: the engine reads them so
-        for j, c in enumerate(self.columns):
-            X[:, j] = batch.column(names.index(c)).to_numpy(zero_copy_only=False)
+        values = [batch.column(names.index(c)).to_numpy(zero_copy_only=False) for c in self.columns]
         if self._diagonal() is not None:  # compiled: rows with nothing observed come back as segment -1
-            PT, seg = self._score_matrix(X)
+            PT, seg = self._score_matrix(values)
             scored = seg >= 0
         else:
+            X = np.empty((n, len(self.columns)), order="F")  # columns contiguous: the engine reads them so
+            for j, col in enumerate(values):
+                X[:, j] = col
             nan = np.isnan(X)
             empty = nan.all(axis=1) if nan.any() else np.zeros(n, dtype=bool)
             X = self._impute(X)
@@ -501,6 +504,13 @@ class Scorer:
         out = self._frame(id_name, np.array([], dtype=object), np.empty((0, self.k)))
         out[id_name] = out[id_name].astype(id_dtype)
         return out
+
+
+def _read_only(x: np.ndarray) -> np.ndarray:
+    """A read-only view of ``x``: Arrow's buffers are read-only, and the kernel takes one type of column."""
+    v = x.view()
+    v.flags.writeable = False
+    return v
 
 
 def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], where: str) -> np.ndarray:
