@@ -24,30 +24,31 @@ TILE = 512
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def diag_log_joint(X, A, B, C, logw, L, nobs, start, stop):  # pragma: no cover - compiled
-    """``L[j, i] = log w_j + log N(x_i,obs | mu_j, diag var_j)`` and ``nobs[i]``, the values row i
-    has observed, for the rows ``start <= i < stop``.
+def diag_log_joint(X, A, B, C, logw, L, nobs, offset):  # pragma: no cover - compiled
+    """``L[j, offset + i] = log w_j + log N(x_i,obs | mu_j, diag var_j)`` and ``nobs[offset + i]``,
+    the values row i of X has observed, for every row of X (a block of the data).
 
-    X: the d columns, a tuple of (n,) float64 arrays (an Arrow batch's own buffers: no copy into
-    a matrix); NaN = missing. A, B, C: (k, d); logw: (k,); L: (k, n) float64 out; nobs: (n,) int32
-    out. Returns the number of infinite values seen (the caller refuses them; L is then not
-    meaningful).
+    X: (m, d) float64, column-major (a cache-sized block); NaN = missing. A, B, C: (k, d);
+    logw: (k,); L: (k, n) float64 out; nobs: (n,) int32 out. Returns the number of infinite
+    values seen (the caller refuses them; L is then not meaningful).
     """
-    d = len(X)
+    m_all, d = X.shape
     k = A.shape[0]
     n_inf = 0
-    for t0 in range(start, stop, TILE):
-        t1 = min(t0 + TILE, stop)
+    for t0 in range(0, m_all, TILE):
+        t1 = min(t0 + TILE, m_all)
         m = t1 - t0
+        o0 = offset + t0
+        o1 = offset + t1
         for c in range(k):
-            Lc = L[c, t0:t1]
+            Lc = L[c, o0:o1]
             for i in range(m):
                 Lc[i] = logw[c]
-        cnt = nobs[t0:t1]
+        cnt = nobs[o0:o1]
         for i in range(m):
             cnt[i] = 0
         for a in range(d):
-            x_col = X[a][t0:t1]
+            x_col = X[t0:t1, a]
             odd = False  # any NaN or infinite value in this tile of the column
             for i in range(m):
                 x = x_col[i]
@@ -59,7 +60,7 @@ def diag_log_joint(X, A, B, C, logw, L, nobs, start, stop):  # pragma: no cover 
                     aa = A[c, a]
                     bb = B[c, a]
                     cc = C[c, a]
-                    Lc = L[c, t0:t1]
+                    Lc = L[c, o0:o1]
                     for i in range(m):
                         x = x_col[i]
                         Lc[i] += cc + x * (aa * x + bb)
@@ -74,7 +75,7 @@ def diag_log_joint(X, A, B, C, logw, L, nobs, start, stop):  # pragma: no cover 
                     aa = A[c, a]
                     bb = B[c, a]
                     cc = C[c, a]
-                    Lc = L[c, t0:t1]
+                    Lc = L[c, o0:o1]
                     for i in range(m):
                         x = x_col[i]
                         v = cc + x * (aa * x + bb)

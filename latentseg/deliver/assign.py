@@ -372,15 +372,19 @@ class Scorer:
         logw, A, B, C = self._diagonal()
         if isinstance(X, np.ndarray):
             X = [X[:, j] for j in range(X.shape[1])]
-        cols = tuple(_read_only(np.ascontiguousarray(x, dtype=np.float64)) for x in X)  # read in place, not copied
-        n = len(cols[0]) if cols else 0
+        n = len(X[0]) if len(X) else 0
         P = np.empty((self.k, n))
         nobs = np.empty(n, dtype=np.int32)
         seg = np.empty(n, dtype=np.int8)
-        for start in range(0, n, BLOCK_ROWS):  # a block's log densities are normalised while in cache
+        buf = np.empty((min(BLOCK_ROWS, n), len(X)), order="F")
+        for start in range(0, n, BLOCK_ROWS):  # a block is copied, scored and normalised while in cache
             stop = min(start + BLOCK_ROWS, n)
-            if diag_log_joint(cols, A, B, C, logw, P, nobs, start, stop):
-                self._predict(np.column_stack([x[start:stop] for x in cols]))  # raises the engine's message
+            if stop - start < len(buf):
+                buf = np.empty((stop - start, len(X)), order="F")
+            for j, x in enumerate(X):
+                buf[:, j] = x[start:stop]
+            if diag_log_joint(buf, A, B, C, logw, P, nobs, start):
+                self._predict(buf)  # raises the engine's message on infinite values
                 raise AssertionError("infinite values were not refused")  # pragma: no cover
             block = P[:, start:stop]
             normalize_log(block, out=block, axis=0)
@@ -504,13 +508,6 @@ class Scorer:
         out = self._frame(id_name, np.array([], dtype=object), np.empty((0, self.k)))
         out[id_name] = out[id_name].astype(id_dtype)
         return out
-
-
-def _read_only(x: np.ndarray) -> np.ndarray:
-    """A read-only view of ``x``: Arrow's buffers are read-only, and the kernel takes one type of column."""
-    v = x.view()
-    v.flags.writeable = False
-    return v
 
 
 def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], where: str) -> np.ndarray:
