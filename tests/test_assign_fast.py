@@ -109,6 +109,15 @@ def test_files_scored_by_the_kernel_equal_the_engines(models, tmp_path, monkeypa
     np.testing.assert_allclose(fast.expected_shares, slow.expected_shares, rtol=1e-12)
 
 
+def test_row_numbers_as_ids(models, tmp_path):
+    saved, _ = models["VVI"]
+    frame = _frame().drop(columns="respondent_id")
+    frame.to_parquet(tmp_path / "new.parquet")
+    assign_file(saved, tmp_path / "new.parquet", tmp_path / "o.parquet", chunksize=37, source="features")
+    got = pd.read_parquet(tmp_path / "o.parquet")
+    assert got.columns[0] == "row" and got["row"].tolist() == list(range(1, len(frame) + 1))  # delta-encoded, exact
+
+
 def test_infinite_values_are_refused_as_before(models, tmp_path):
     saved, _ = models["VVI"]
     frame = _frame(60)
