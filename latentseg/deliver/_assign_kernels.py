@@ -9,7 +9,7 @@ of rows at a time held in cache, straight into the (k, n) output; the normalisat
 engine's own :func:`latentseg.models._em.normalize_log` (the same exp); then one pass picks the
 modal segment. Every row depends on that row alone, so blocks give the same numbers in any order.
 The result agrees with the reference path to rounding (the sums run in another order: about
-1e-14 in a probability); :func:`tests.test_assign_fast` checks that on awkward data.
+1e-14 in a probability); tests/test_assign_fast.py checks that on awkward data.
 
 Imported lazily by :mod:`latentseg.deliver.assign`; compiled on first use and cached on disk.
 """

@@ -17,7 +17,10 @@ Three inputs are understood (``source=``):
 ``"auto"`` picks ``"ratings"`` for a model fitted on a survey, ``"features"`` otherwise.
 
 Every path goes through one function, :meth:`Scorer.score`, applied to one chunk (a DataFrame)
-at a time, so the in-memory, streamed and Dask results are the same numbers. Files are read as
+at a time, so the in-memory, streamed and Dask results are the same numbers. The one exception is
+a file of a model's own numeric features: it is scored straight from Arrow, and a diagonal
+Gaussian mixture's blocks by a compiled kernel (:mod:`latentseg.deliver._assign_kernels`), which
+gives the same segments and the probabilities to rounding (about 1e-14). Files are read as
 the survey reader reads them (format by content; encoding, delimiter, gzip and the Qualtrics
 layout sniffed by :func:`latentseg.io.readers.sniff_file`) and stream in chunks (delimited text
 through pyarrow's incremental reader, Parquet through ``ParquetFile.iter_batches``); the output
