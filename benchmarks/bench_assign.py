@@ -200,6 +200,7 @@ def main() -> None:
     ap.add_argument("--skip-csv", action="store_true")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update results/assign.json")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON (default results/assign.json)")
     args = ap.parse_args()
 
     load_start = [round(v, 2) for v in os.getloadavg()]
@@ -251,6 +252,7 @@ def main() -> None:
             "platform": platform.platform(),
             "avx512": "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else None,
             "load_average_at_start": load_start,
+            "nice": os.nice(0),
             "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         },
         "targets": {"seconds": TIME_TARGET_S, "peak_mb": MEMORY_TARGET_MB},
@@ -294,8 +296,8 @@ def main() -> None:
     text = json.dumps(summary, indent=2)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text + "\n")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
     if not fast["seconds"] <= TIME_TARGET_S or not fast["peak_mb"] <= MEMORY_TARGET_MB:
         print("Parquet path misses the target.", file=sys.stderr)
 
