@@ -1300,7 +1300,8 @@ def diagonal_terms(result: SegmentationResult) -> tuple[np.ndarray, np.ndarray, 
         logw = np.log(w)
     d = mu.shape[1]
     W = _diag_coefficients(mu, var, logw, True)  # [A | B | C | log w], (k, 3d + 1)
-    return logw, *(np.ascontiguousarray(W[:, s : s + d]) for s in (0, d, 2 * d))  # type: ignore[return-value]
+    A, B, C = (np.ascontiguousarray(W[:, s : s + d]) for s in (0, d, 2 * d))
+    return logw, A, B, C
 
 
 def _new_data(result: SegmentationResult, data: Any) -> np.ndarray:
