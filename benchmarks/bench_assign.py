@@ -2,8 +2,9 @@
 
 Target (issue 18, item 5): at most 6 s and 1 GB peak memory on this machine (issue 7 asked for
 60 s and 2 GB), streaming from a Parquet file and writing the memberships to a Parquet file; CSV
-is reported too. ``--base DIR`` runs an older checkout's ``assign_file`` (e.g. main before issue
-18) on the same file, interleaved with ours, and reports the ratios.
+is reported too. ``--base LABEL=DIR`` (repeatable) runs an older checkout's ``assign_file`` (e.g.
+main at 82e2c74, when issue 18 was filed) on the same file, interleaved with ours, and reports
+the ratios, whether the segments are the same and the largest difference in a probability.
 The peer is the obvious in-memory approach: ``pandas.read_parquet`` of the whole file plus
 scikit-learn's ``GaussianMixture.predict_proba`` with the same parameters, written with
 ``DataFrame.to_parquet``; we report our time and peak memory as ratios to it.
@@ -14,7 +15,8 @@ Each case runs in a fresh subprocess; peak memory is that process's maximum resi
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_assign.py            # full size
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_assign.py --skip-csv --base /tmp/basemain
+    git archive 82e2c74 latentseg cli | tar -x -C /tmp/main82     # an older checkout to compare with
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_assign.py --skip-csv --base main82=/tmp/main82
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_assign.py --rows 1000000 --no-write
 """
 
@@ -108,9 +110,13 @@ def make_data(rows: int, d: int, k: int, seed: int, csv: bool = True) -> tuple[P
 
 _OURS = """
 import sys, json
-from latentseg.deliver.assign import assign_file
+try:
+    from latentseg.deliver.assign import assign_file
+except ImportError:  # a checkout from before the deliver/ layout (82e2c74)
+    from latentseg.assign import assign_file
+import latentseg
 s = assign_file(sys.argv[1], sys.argv[2], sys.argv[3], chunksize=int(sys.argv[4]))
-print(json.dumps(s.to_dict()))
+print(json.dumps({**s.to_dict(), "latentseg": latentseg.__file__}))
 """
 
 _PEER = """
@@ -147,12 +153,14 @@ def base_tree(base: Path) -> str:
 
 def run_case(label: str, code: str, args: list[str], pythonpath: str | None = None) -> dict[str, object]:
     """Run ``code`` in a fresh interpreter; wall time, CPU time and that process's peak RSS."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    if pythonpath is not None:
-        env["PYTHONPATH"] = pythonpath
+    # ``python -c`` puts the working directory first on sys.path: run in the data folder so that
+    # PYTHONPATH decides which checkout is imported (ours unless told otherwise)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+           "PYTHONPATH": pythonpath if pythonpath is not None else str(HERE.parent)}
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=DATA)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     out = proc.stdout.read().decode() if proc.stdout else ""
@@ -164,7 +172,7 @@ def run_case(label: str, code: str, args: list[str], pythonpath: str | None = No
     info = json.loads(out.strip().splitlines()[-1])
     cpu = usage.ru_utime + usage.ru_stime
     row = {"case": label, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "peak_mb": round(peak_mb, 1),
-           "rows": info.get("rows"), "load_before": round(load0, 2)}
+           "rows": info.get("rows"), "load_before": round(load0, 2), "latentseg": info.get("latentseg")}
     print(f"{label:<40} {wall:8.1f} s  (cpu {cpu:6.1f} s)  {peak_mb:8.0f} MB", file=sys.stderr)
     return row
 
@@ -187,26 +195,33 @@ def main() -> None:
     ap.add_argument("--chunksize", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeats", type=int, default=2, help="Parquet -> Parquet runs per side, interleaved; the best counts.")
-    ap.add_argument("--base", type=Path, help="Source checkout of an older latentseg run side by side (e.g. main before issue 18).")
+    ap.add_argument("--base", action="append", default=[], metavar="LABEL=DIR",
+                    help="Source checkout of an older latentseg run side by side, e.g. 'main=/tmp/main' (repeatable).")
     ap.add_argument("--skip-csv", action="store_true")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update results/assign.json")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON (default results/assign.json)")
     args = ap.parse_args()
 
+    load_start = [round(v, 2) for v in os.getloadavg()]
     DATA.mkdir(parents=True, exist_ok=True)
     model = make_model(args.cols, args.k, args.seed)
     pq_path, csv_path = make_data(args.rows, args.cols, args.k, args.seed, csv=not args.skip_csv)
     out = DATA / "out"
     out.mkdir(exist_ok=True)
-    base = base_tree(args.base) if args.base is not None else None
+    bases = []
+    for spec in args.base:
+        label, _, where = spec.rpartition("=")
+        bases.append((label or Path(where).name, Path(where), base_tree(Path(where))))
 
     pq_args = [str(model), str(pq_path), str(out / "a.parquet"), str(args.chunksize)]
-    ours_runs, base_runs = [], []
-    for _ in range(args.repeats):
+    ours_runs: list[dict[str, object]] = []
+    base_runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in bases}
+    for _ in range(args.repeats):  # interleaved, so that a change of load hits every side alike
         ours_runs.append(run_case("latentseg: parquet -> parquet", _OURS, pq_args))
-        if base is not None:
-            base_runs.append(run_case("base: parquet -> parquet", _OURS,
-                                      [str(model), str(pq_path), str(out / "base.parquet"), str(args.chunksize)], base))
+        for b, (label, _, tree) in enumerate(bases):
+            base_runs[label].append(run_case(f"{label}: parquet -> parquet", _OURS,
+                                             [str(model), str(pq_path), str(out / f"base{b}.parquet"), str(args.chunksize)], tree))
     cases = [min(ours_runs, key=lambda r: r["seconds"])]
     if csv_path is not None:
         cases.append(run_case("latentseg: csv -> parquet", _OURS, [str(model), str(csv_path), str(out / "b.parquet"), str(args.chunksize)]))
@@ -235,6 +250,9 @@ def main() -> None:
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "avx512": "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else None,
+            "load_average_at_start": load_start,
+            "nice": os.nice(0),
             "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         },
         "targets": {"seconds": TIME_TARGET_S, "peak_mb": MEMORY_TARGET_MB},
@@ -245,23 +263,32 @@ def main() -> None:
             c["case"]: bool(c["seconds"] <= TIME_TARGET_S and c["peak_mb"] <= MEMORY_TARGET_MB) for c in cases
         },
     }
-    if base_runs:
-        best_base = min(base_runs, key=lambda r: r["seconds"])
+    if bases:
         import pandas as pd
 
-        same = pd.read_parquet(out / "a.parquet", columns=["p_1"])["p_1"].to_numpy()
-        theirs = pd.read_parquet(out / "base.parquet", columns=["p_1"])["p_1"].to_numpy()
-        summary["base"] = {"checkout": str(args.base), "best": best_base, "runs": base_runs,
-                           "max_abs_diff_p1": float(np.abs(same - theirs).max())}
-        summary["ratio_base_over_ours"] = {
-            "time": round(float(best_base["seconds"]) / float(fast["seconds"]), 2),
-            "cpu_time": round(float(best_base["cpu_seconds"]) / float(fast["cpu_seconds"]), 2),
-            "peak_memory": round(float(best_base["peak_mb"]) / float(fast["peak_mb"]), 2),
-        }
+        mine = pd.read_parquet(out / "a.parquet")
+        probs = [c for c in mine.columns if c.startswith("p_")]
+        summary["bases"] = {}
+        for b, (label, where, _) in enumerate(bases):
+            runs = base_runs[label]
+            best_base = min(runs, key=lambda r: r["seconds"])
+            theirs = pd.read_parquet(out / f"base{b}.parquet")
+            summary["bases"][label] = {
+                "checkout": str(where), "best": best_base, "runs": runs,
+                "same_segments": bool(np.array_equal(mine["segment"].to_numpy(dtype=float, na_value=np.nan),
+                                                     theirs["segment"].to_numpy(dtype=float, na_value=np.nan), equal_nan=True)),
+                "max_abs_diff_p": float(np.abs(mine[probs].to_numpy() - theirs[probs].to_numpy()).max()),
+                "ratio_base_over_ours": {
+                    "time": round(float(best_base["seconds"]) / float(fast["seconds"]), 2),
+                    "cpu_time": round(float(best_base["cpu_seconds"]) / float(fast["cpu_seconds"]), 2),
+                    "peak_memory": round(float(best_base["peak_mb"]) / float(fast["peak_mb"]), 2),
+                },
+            }
     if peer is not None:
         summary["ratios_vs_peer"] = {
             c["case"]: {
                 "time": round(float(c["seconds"]) / float(peer["seconds"]), 3),
+                "cpu_time": round(float(c["cpu_seconds"]) / float(peer["cpu_seconds"]), 3),
                 "peak_memory": round(float(c["peak_mb"]) / float(peer["peak_mb"]), 3),
             }
             for c in cases
@@ -269,8 +296,8 @@ def main() -> None:
     text = json.dumps(summary, indent=2)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text + "\n")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
     if not fast["seconds"] <= TIME_TARGET_S or not fast["peak_mb"] <= MEMORY_TARGET_MB:
         print("Parquet path misses the target.", file=sys.stderr)
 

@@ -1428,6 +1428,44 @@ def _params_of(result: SegmentationResult) -> tuple[str, np.ndarray, np.ndarray,
     return family, w, mu, cov
 
 
+def diagonal_terms(result: SegmentationResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The terms of a diagonal mixture's log joint density, for compiled scorers of new data.
+
+    ``log w_j + log N(x | mu_j, diag var_j) = logw[j] + sum_a (C[j, a] + x_a (A[j, a] x_a + B[j, a]))``,
+    a missing ``x_a`` leaving its term out (as :func:`predict_proba` does).
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        From :func:`fit_gmm`.
+
+    Returns
+    -------
+    (logw, A, B, C) or None
+        ``logw`` shape (k,); ``A`` (= -1 / (2 var)), ``B`` (= mu / var) and ``C`` (the per-cell
+        constant) shape (k, d), C-contiguous float64. ``None`` for a full-covariance structure.
+
+    Examples
+    --------
+    >>> X = np.r_[np.zeros((5, 1)), np.ones((5, 1))] + np.linspace(0, 0.1, 10)[:, None]
+    >>> r = fit_gmm(X, 2, random_seed=0)
+    >>> logw, A, B, C = diagonal_terms(r)
+    >>> L = logw + (C + X[:, None, :] * (A * X[:, None, :] + B)).sum(axis=2)
+    >>> bool(np.allclose(np.exp(L - L.max(1, keepdims=True)) / np.exp(L - L.max(1, keepdims=True)).sum(1, keepdims=True),
+    ...                  predict_proba(r, X)))
+    True
+    """
+    family, w, mu, var = _params_of(result)
+    if family != "diag":
+        return None
+    with np.errstate(divide="ignore"):
+        logw = np.log(w)
+    d = mu.shape[1]
+    W = _diag_coefficients(mu, var, logw, True)  # [A | B | C | log w], (k, 3d + 1)
+    A, B, C = (np.ascontiguousarray(W[:, s : s + d]) for s in (0, d, 2 * d))
+    return logw, A, B, C
+
+
 def _new_data(result: SegmentationResult, data: Any) -> np.ndarray:
     names = list(result.feature_names)
     if isinstance(data, pd.DataFrame):
