@@ -171,6 +171,7 @@ def fit_bayes_gmm(
     max_draws: int | None = None,
     random_seed: int | None = None,
     sample_weight: Any = None,
+    covariates: pd.DataFrame | None = None,
 ) -> SegmentationResult:
     """Fit a Bayesian Gaussian mixture (latent profile model) with ``k`` segments.
 
@@ -243,6 +244,16 @@ def fit_bayes_gmm(
         ``diagnostics["survey_weights"]`` records the design effect, and LOO / WAIC are the
         weighted sums of the respondents' terms (``docs/methods.md``, "Survey weights
         (Bayesian)"). Not for ``covariance="full"``. ``None``: the unweighted model.
+    covariates : DataFrame, optional
+        Covariates on membership (one-step latent profile regression): each respondent's segment
+        probabilities are a multinomial logit on these columns (aligned with the rows; categorical
+        columns dummy-coded against their most frequent level), sampled jointly with the mixture
+        with Normal priors on the coefficients (:mod:`latentseg.models.bayes.covariates`,
+        ``docs/priors.md``), the chains started at the EM one-step fit. ``extras["covariates"]``:
+        the coefficients of segments 2..k against segment 1 (posterior mean, posterior sd as
+        ``se``, 95% equal-tailed credible interval, odds ratios); ``settings["covariates_method"]``
+        is ``"one-step"``. Diagonal / EEI covariance only, every covariate observed; not with
+        ``sample_weight`` (use the three-step ``--covariates-method bch``).
 
     Returns
     -------
@@ -288,6 +299,10 @@ def fit_bayes_gmm(
     >>> r.interval_method, r.shares.round(1).tolist()
     ('95% credible', [0.6, 0.4])
     """
+    if covariates is not None:  # one-step covariates on membership: a PyMC model of their own
+        from latentseg.models.bayes.covariates import fit_with_covariates
+
+        return fit_with_covariates(*_spec(BAYES_GMM, {**locals(), "sample_weight": None}), data, covariates, sample_weight)
     return _fit(*_spec(BAYES_GMM, locals()))
 
 
@@ -313,6 +328,7 @@ def fit_bayes_lca(
     max_draws: int | None = None,
     random_seed: int | None = None,
     sample_weight: Any = None,
+    covariates: pd.DataFrame | None = None,
 ) -> SegmentationResult:
     """Fit a Bayesian latent class model with ``k`` segments.
 
@@ -328,8 +344,8 @@ def fit_bayes_lca(
         (Dirichlet(item_concentration) prior). ``"ordinal"``: the adjacent-category logit of the
         EM engine, ``P(y = m | j) ∝ exp(m b_ji - sum_{l<m} tau_il)`` with thresholds shared by the
         segments (summing to zero per item) and segment locations ``b``.
-    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws, random_seed, sample_weight
-        As in :func:`fit_bayes_gmm`.
+    draws, tune, chains, sampler, target_accept, n_init, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws, random_seed, sample_weight, covariates
+        As in :func:`fit_bayes_gmm`. ``covariates``: categorical measurement only.
     concentration : float, default 1.0
         Dirichlet concentration of the segment weights.
     item_concentration : float, default 1.0
@@ -356,6 +372,10 @@ def fit_bayes_lca(
     >>> r.model, r.k
     ('bayes-lca', 2)
     """
+    if covariates is not None:  # one-step covariates on membership: a PyMC model of their own
+        from latentseg.models.bayes.covariates import fit_with_covariates
+
+        return fit_with_covariates(*_spec(BAYES_LCA, {**locals(), "sample_weight": None}), data, covariates, sample_weight)
     return _fit(*_spec(BAYES_LCA, locals()))
 
 
