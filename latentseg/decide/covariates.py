@@ -509,15 +509,25 @@ def apply_covariates(
     """
     import dataclasses
 
-    if method == "one-step":
+    from latentseg.models.families import BAYES_GMM, BAYES_LCA
+
+    bayes = method == "one-step" and result.model in (BAYES_GMM, BAYES_LCA)
+    if bayes:  # the Bayesian one-step: posterior credible intervals, kept as the fit made them
+        from latentseg.models.bayes.covariates import refit_with_covariates
+
+        result = refit_with_covariates(result, data, covariates, columns, sample_weight)
+    elif method == "one-step":
         w = sample_weight if sample_weight is not None else result.sample_weight
         result = one_step(result, data, covariates, columns=columns, sample_weight=w)
     effects = covariate_effects(result, covariates, method, columns=columns, sample_weight=sample_weight)
+    if bayes:
+        effects = dataclasses.replace(effects, coefficients=result.extras["covariates"])
     settings = {**dict(result.settings), "covariates_method": method,
                 "covariates_info": {"reference_segment": effects.reference_segment, "se_method": effects.se_method,
                                     "n": effects.n, "excluded": [str(i) for i in effects.excluded],
                                     "penalised": effects.penalised, "separated": list(effects.separated),
-                                    "weighted": effects.weighted}}
+                                    "weighted": effects.weighted,
+                                    **({"interval": result.settings["covariates_info"]["interval"]} if bayes else {})}}
     extras = {**dict(result.extras), "covariates": effects.coefficients,
               "covariate_marginal_effects": effects.marginal_effects}
     return dataclasses.replace(result, settings=settings, extras=extras), effects
@@ -576,7 +586,7 @@ def covariates_from_config(result: Any, data: Any, profile: pd.DataFrame, cfg: A
 
 def check_covariates_config(cfg: Any, profile: pd.DataFrame, model: str | None = None) -> list[str]:
     """The configured covariate columns, checked before any fitting: each must be a profile
-    column, and ``one-step`` needs a ``gmm`` or ``lca`` model (``model``, when known).
+    column, and ``one-step`` needs a ``gmm``, ``lca``, ``bayes-gmm`` or ``bayes-lca`` model (``model``, when known).
 
     Raises
     ------
@@ -587,7 +597,7 @@ def check_covariates_config(cfg: Any, profile: pd.DataFrame, model: str | None =
     >>> check_covariates_config({"model": {"covariates": ["region"]}}, pd.DataFrame({"region": ["a"]}))
     ['region']
     """
-    from latentseg.models.families import GMM, LCA
+    from latentseg.models.families import BAYES_GMM, BAYES_LCA, GMM, LCA
 
     cols = [str(c) for c in (cfg.get("model", {}).get("covariates") or [])]
     if not cols:
@@ -600,9 +610,11 @@ def check_covariates_config(cfg: Any, profile: pd.DataFrame, model: str | None =
             + (f" (it has {format_rows(have, 12)})" if have else " (it has none)")
             + "; name profile columns in [model] covariates / --covariates."
         )
-    if cfg["model"].get("covariates_method") == "one-step" and model is not None and model not in (GMM, LCA):
+    if cfg["model"].get("covariates_method") == "one-step" and model is not None \
+            and model not in (GMM, LCA, BAYES_GMM, BAYES_LCA):
         raise ConfigError(
-            f"One-step covariates are available for the '{GMM}' and '{LCA}' models; the model is '{model}'. "
+            f"One-step covariates are available for the '{GMM}', '{LCA}', '{BAYES_GMM}' and '{BAYES_LCA}' models; "
+            f"the model is '{model}'. "
             "Use --covariates-method bch or ml."
         )
     return cols

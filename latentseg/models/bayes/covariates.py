@@ -35,7 +35,7 @@ import pandas as pd
 from latentseg.errors import ConfigError, LatentsegWarning
 from latentseg.models.families import BAYES_GMM, BAYES_LCA
 
-__all__ = ["SLOPE_SCALE", "INTERCEPT_SCALE", "fit_with_covariates"]
+__all__ = ["SLOPE_SCALE", "INTERCEPT_SCALE", "fit_with_covariates", "refit_with_covariates"]
 
 #: Prior sd of a slope per two standard deviations of a numeric covariate or per unit of a dummy.
 SLOPE_SCALE = 2.5
@@ -315,8 +315,8 @@ def fit_with_covariates(family: Any, s: Any, data: Any, covariates: Any, sample_
         "covariates_prior": {"intercept": INTERCEPT_SCALE, "slope": SLOPE_SCALE,
                              "slope_unit": "two standard deviations (numeric) or one unit (dummy)"},
     }
-    settings = {**dict(em.settings), **family.settings(), "draws": s.draws, "tune": s.tune, "chains": s.chains,
-                "sampler": s.sampler, "random_seed": s.random_seed, "covariates_method": "one-step",
+    settings = {**dict(em.settings), **family.settings(), **s.as_dict(), "random_seed": s.random_seed,
+                "covariates_method": "one-step",
                 "covariates_info": {"reference_segment": 1, "se_method": "posterior sd", "interval": _INTERVAL,
                                     "n": int(X.shape[0]), "excluded": [], "penalised": False, "separated": [],
                                     "weighted": False}}
@@ -335,6 +335,30 @@ def fit_with_covariates(family: Any, s: Any, data: Any, covariates: Any, sample_
         settings=settings,
         params=params,
         shared_params=shared,
-        extras={**family.extras(chained, 0.95), "covariates": table, "covariate_coef": est, "covariate_vcov": vcov,
+        extras={**family.extras(p, 0.95), "covariates": table, "covariate_coef": est, "covariate_vcov": vcov,
                 "covariate_draws": draws_coef},
     )
+
+
+def refit_with_covariates(result: Any, data: Any, covariates: pd.DataFrame, columns: Any = None,
+                          sample_weight: Any = None) -> Any:
+    """Refit a ``bayes-gmm`` / ``bayes-lca`` result with covariates on membership (one step), with
+    the settings it was fitted with (what ``--covariates-method one-step`` does for these models).
+
+    The seed is the result's ``settings["random_seed"]`` when it has one, else 0 (same input, same
+    draws). ``sample_weight`` (default: the result's own) is refused as in :func:`fit_with_covariates`.
+    """
+    import inspect
+
+    from latentseg.models.bayes.engine import fit_bayes_gmm, fit_bayes_lca
+
+    fit_fn = fit_bayes_gmm if result.model == BAYES_GMM else fit_bayes_lca
+    skip = {"data", "k", "sample_weight", "covariates", "random_seed"}
+    kwargs = {name: result.settings[name] for name in inspect.signature(fit_fn).parameters
+              if name in result.settings and name not in skip}
+    if result.model == BAYES_GMM and "covariance_requested" in result.settings:
+        kwargs["covariance"] = result.settings["covariance_requested"]
+    w = sample_weight if sample_weight is not None else getattr(result, "sample_weight", None)
+    cov = covariates if columns is None else covariates[list(columns)]
+    seed = result.settings.get("random_seed")
+    return fit_fn(data, result.k, covariates=cov, sample_weight=w, random_seed=0 if seed is None else int(seed), **kwargs)
