@@ -160,7 +160,7 @@ def fit(
     ] = None,
     covariates_method: Annotated[
         Literal["one-step", "bch", "ml"] | None,
-        typer.Option("--covariates-method", help=from_config("one-step (in the EM fit; gmm, lca) or bias-adjusted three-step bch / ml.", "model", "covariates_method")),
+        typer.Option("--covariates-method", help=from_config("one-step (in the fit itself; gmm, lca, bayes-gmm, bayes-lca) or bias-adjusted three-step bch / ml.", "model", "covariates_method")),
     ] = None,
     save: Annotated[str | None, typer.Option("--save", help="Save the fitted model as models/NAME.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --save: replace a model already saved as models/NAME.")] = False,

@@ -238,7 +238,7 @@ def run_cmd(
     wait: Annotated[bool, typer.Option("--wait", help="If another process is writing this model, wait for it instead of failing.")] = False,
     all_k: AllKOpt = False,
     covariates: Annotated[str | None, typer.Option("--covariates", help=from_config("Comma-separated profile columns that predict segment membership (text columns dummy-coded).", "model", "covariates", empty="none"))] = None,
-    covariates_method: Annotated[Literal["one-step", "bch", "ml"] | None, typer.Option("--covariates-method", help=from_config("one-step (in the EM fit; gmm, lca) or bias-adjusted three-step bch / ml.", "model", "covariates_method"))] = None,
+    covariates_method: Annotated[Literal["one-step", "bch", "ml"] | None, typer.Option("--covariates-method", help=from_config("one-step (in the fit itself; gmm, lca, bayes-gmm, bayes-lca) or bias-adjusted three-step bch / ml.", "model", "covariates_method"))] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     weights: WeightsOpt = None,

@@ -169,7 +169,7 @@ KEYS: tuple[Key, ...] = (
     Key("model", "tune", "int", 1000, "Tuning steps per chain (Bayesian models).", low=0),
     Key("model", "chains", "int", 2, "MCMC chains (Bayesian models).", low=1),
     Key("model", "covariates", "list[str]", [], "Profile columns that predict segment membership (multinomial logit; text columns dummy-coded against their most frequent level); empty = none. See docs/methods.md, covariates on membership."),
-    Key("model", "covariates_method", "str", "bch", "How covariate effects are estimated: `one-step` (in the EM fit itself; gmm and lca), or bias-adjusted three-step `bch` or `ml` from any fitted model.", choices=("one-step", "bch", "ml")),
+    Key("model", "covariates_method", "str", "bch", "How covariate effects are estimated: `one-step` (in the fit itself: EM for gmm and lca, MCMC with priors on the coefficients for bayes-gmm and bayes-lca), or bias-adjusted three-step `bch` or `ml` from any fitted model.", choices=("one-step", "bch", "ml")),
     Key("model", "sampler", "str", "nutpie", "Sampler for Bayesian models: NUTS by nutpie (default), PyMC or NumPyro (JAX; GPUs), or ADVI (approximate).", choices=("nutpie", "pymc", "numpyro", "advi")),
     # [select]
     Key("select", "models", "list[str]", list(DEFAULT_SWEEP), "Model families compared by `latentseg select`.", choices=MODEL_NAMES),

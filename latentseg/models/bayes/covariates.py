@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg.errors import ConfigError, LatentsegWarning
+from latentseg.errors import ConfigError, LatentsegWarning, format_rows
 from latentseg.models.families import BAYES_GMM, BAYES_LCA
 
 __all__ = ["SLOPE_SCALE", "INTERCEPT_SCALE", "fit_with_covariates", "refit_with_covariates"]
@@ -189,7 +189,8 @@ def fit_with_covariates(family: Any, s: Any, data: Any, covariates: Any, sample_
     design = covariate_design(covariates, em.settings["covariates"]["columns"], respondent_ids=family.respondent_ids)
     if not design.complete.all():
         raise ConfigError(
-            f"{int((~design.complete).sum())} respondent(s) have a missing covariate; the Bayesian one-step model needs "
+            f"{int((~design.complete).sum())} respondent(s) {format_rows(design.excluded)} have a missing covariate "
+            f"({', '.join(design.columns)}); the Bayesian one-step model needs "
             "every covariate observed: impute or drop them, or use --covariates-method bch."
         )
     X = design.X
