@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from latentseg.errors import ConfigError
@@ -133,7 +132,9 @@ def test_full_covariance_and_ordinal_refused():
     sim = simulate_covariate_mixture(60, 2, d=2, random_seed=3)
     with pytest.raises(ConfigError, match="not for 'full'"):
         fit_bayes_gmm(sim.data, 2, covariance="full", covariates=sim.covariates, draws=10, tune=10, chains=1)
-    assert isinstance(sim.covariates, pd.DataFrame)
+    levels = simulate_covariate_mixture(60, 2, kind="levels", d=3, random_seed=3)
+    with pytest.raises(ConfigError, match="not for 'ordinal'"):
+        fit_bayes_lca(levels.data, 2, measurement="ordinal", covariates=levels.covariates, draws=10, tune=10, chains=1)
 
 
 def test_latent_class_one_step_recovers_and_matches_em():
@@ -189,3 +190,11 @@ def test_pipeline_one_step_refits_the_bayesian_model(fitted):
     assert age["upper"] < 0 and age["lower"] < -0.05 < age["upper"]
     with pytest.raises(ConfigError, match="--covariates-method bch"):
         apply_covariates(res, sim.data, sim.covariates, ["age"], "one-step", sample_weight=np.ones(300))
+
+
+def test_missing_covariate_is_an_error_naming_the_rows():
+    sim = simulate_covariate_mixture(120, 2, d=3, random_seed=2)
+    cov = sim.covariates.copy()
+    cov.loc[cov.index[[3, 7]], "age"] = np.nan
+    with pytest.raises(ConfigError, match=r"2 respondent\(s\) \[3, 7\] have a missing covariate \(age, region, noise\)"):
+        fit_bayes_gmm(sim.data, 2, covariates=cov, draws=10, tune=10, chains=1, random_seed=1)

@@ -210,8 +210,6 @@ def fit_with_covariates(family: Any, s: Any, data: Any, covariates: Any, sample_
         logpi = eta - pt.logsumexp(eta, axis=1, keepdims=True)
         pm.Deterministic("weights", pt.mean(pt.exp(logpi), axis=0), dims="segment")
         pm.Potential("loglik", pt.sum(pt.logsumexp(comp + logpi, axis=1)))
-    base = family.pymc_initvals(start)
-    base.pop("weights", None)
     inits = []
     for gen in g_init.spawn(s.chains):
         p = family.pymc_initvals(family.jitter_params(start, gen))
