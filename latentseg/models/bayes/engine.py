@@ -22,7 +22,9 @@ posterior attached as an :class:`xarray.DataTree`. The steps, the same for both 
    and bulk ESS >= 400 for every parameter, one mode); if not, they are continued from their last
    draws (chains in another mode restarted from the EM mode) to the length projected to meet
    the rule, within a budget of ``max_draws`` per chain; ``diagnostics["convergence"]`` records
-   what was done (:func:`_extension`).
+   what was done (:func:`_extension`). A first block whose first quarter of draws already shows
+   empty, diffuse or duplicated segments (k too large) keeps only those draws, and nutpie's
+   chains stop there (:class:`_EarlyStop`).
 3. **Relabelling** every draw to the reference with the Hungarian algorithm
    (:mod:`latentseg.models.bayes._relabel`) before anything is summarised.
 4. **Diagnostics after relabelling**: rank-normalised split R-hat, bulk and tail ESS (ArviZ),
