@@ -152,6 +152,7 @@ class _Draws:
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     last_theta: np.ndarray | None = None  # (C, nd): each chain's last draw, unconstrained (nutpie kernels)
     checked: Any = None  # the convergence check's relabelled draws and diagnostics (_extension_plan)
+    first_judged: tuple[int, str] | None = None  # (n, verdict) of _degenerate_start on the first n draws
 
 
 # ============================================================================ public API
@@ -903,6 +904,7 @@ class _EarlyStop:
         self.n, self.nd, self.C, self.engine = n, nd, C, engine
         self.first: dict[str, np.ndarray] | None = None  # the first n draws of a degenerate fit
         self.judged = False
+        self.verdict = ""
         self._last = 0.0
 
     @property
@@ -919,7 +921,9 @@ class _EarlyStop:
         if arrays is None:  # not every chain is there yet
             return False
         self.judged = True
-        if _degenerate_start(self.family, self.em, _draws_from_arrays(self.family, arrays, self.engine), self.n):
+        self.verdict = _degenerate_start(self.family, self.em, _draws_from_arrays(self.family, arrays, self.engine),
+                                         self.n)
+        if self.verdict:
             self.chains.cancel()
             self.first = arrays
             return True
@@ -934,7 +938,10 @@ class _EarlyStop:
         except BaseException:
             self.chains.cancel()
             raise
-        return _draws_from_arrays(self.family, arrays, self.engine)
+        raw = _draws_from_arrays(self.family, arrays, self.engine)
+        if self.judged:  # the same draws the first-block rule judges: not judged twice
+            raw.first_judged = (self.n, self.verdict)
+        return raw
 
 
 def _early_draws(s: _Settings) -> int:
@@ -971,7 +978,8 @@ def _first_block_rule(family: Any, em: SegmentationResult, raw: _Draws, s: _Sett
     S = raw.params["weights"].shape[1]
     if not n or family.k < 2 or S < n:
         return
-    found = _degenerate_start(family, em, raw, n)
+    judged = raw.first_judged
+    found = judged[1] if judged is not None and judged[0] == n else _degenerate_start(family, em, raw, n)
     if not found:
         return
     if S > n:
