@@ -91,3 +91,21 @@ def test_decide_reports_it_next_to_the_classifier() -> None:
     assert out["covariate_finder"]["method"] == "bch"
     assert set(out["covariate_finder"]["top_traits"]) == {"1", "2", "3"}
     assert d.saved_sections()["covariate_finder"]["accuracy"] == pytest.approx(cf.accuracy)
+
+
+def test_workbook_shows_a_fractional_rao_scott_df_with_one_decimal() -> None:
+    """With survey weights the Rao-Scott df is fractional; the overlay tests sheet must not show
+    1.94 as 2 (deliver/briefing.py), while whole-number df stay whole."""
+    from types import SimpleNamespace
+
+    from latentseg.deliver.briefing import _overlay_tests
+
+    def sheet(dfs: list[float]) -> tuple[list, str]:
+        summary = pd.DataFrame({"kind": "categorical", "test": "chi-square", "statistic": 7.5, "df": dfs,
+                                "p_value": 0.02, "p_method": "asymptotic", "effect": 0.2, "strength": "weak"},
+                               index=pd.Index([f"c{i}" for i in range(len(dfs))], name="column"))
+        t = _overlay_tests(SimpleNamespace(tables={"overlay_summary": summary}, meta={}))
+        return t.frame["Degrees of freedom"].tolist(), t.formats["Degrees of freedom"]
+
+    assert sheet([1.94, 6.0]) == ([1.9, 6.0], "0.0")
+    assert sheet([2.0, 6.0]) == ([2, 6], "0")
