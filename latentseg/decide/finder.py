@@ -28,6 +28,14 @@ Survey weights (``sample_weight``, default the result's own)
     (``P(Beta(a n_eff, (1 - a) n_eff + 1) <= baseline)`` for accuracy ``a``, the binomial tail
     continued to a fractional count). The confusion matrix stays in respondents.
 
+Built on the covariate model (:func:`covariate_finder`, :class:`CovariateFinder`)
+    When the segmentation carries covariate effects (``--covariates``: one-step, BCH or ML), the
+    finder profile is also read off that multinomial logit: per segment, the traits ranked by
+    their average marginal effect on its probability (numeric per SD, a level against the
+    reference level) with odds ratios against the reference segment, and the rule ``argmax
+    softmax(x' B)`` with its (weighted, in-sample) accuracy against the modal segment.
+    :func:`latentseg.decide.core.decide` reports it next to the classifier.
+
 The fitted finder is plain data (``to_dict`` / ``from_dict``: coefficients, categories, imputation
 and scaling statistics, or the tree's arrays), so it is saved with a model as JSON, never pickled,
 and predicts with numpy alone.
