@@ -389,6 +389,10 @@ def _overlay_tests(saved: Any) -> BriefTable | None:
     if summary is None or summary.empty:
         return None
     cols = [c for c in _TEST_COLUMNS if c[0] in summary.columns]
+    if "df" in summary.columns:  # survey weights: the Rao-Scott df is fractional (1.94 is not 2)
+        dfs = pd.to_numeric(summary["df"], errors="coerce").to_numpy(dtype=float)
+        if any(finite(v) and abs(v - round(v)) > 1e-9 for v in dfs):
+            cols = [(key, head, "0.0" if key == "df" else fmt) for key, head, fmt in cols]
     rows = []
     for col, rec in summary.iterrows():
         row: dict[str, Any] = {"Profile column": str(col)}
