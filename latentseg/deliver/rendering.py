@@ -4,24 +4,16 @@ Drawing a figure (:mod:`latentseg.deliver.plots`) is cheap; rendering it is not:
 and slide picture lays the figure out and draws every glyph, about 0.1-0.4 s a file, and the
 report writes some twenty. :func:`render_figures` renders a list of :class:`FigureJob` (a drawn
 figure and the files it goes to) and, on Linux with two or more CPUs available, hands part of
-them to a forked copy of the process, which renders them from its own copy of the figures at the
+them to a forked copy of the process (:class:`latentseg._fork.Forked`), which renders them from its own copy of the figures at the
 same time. Every job is rendered the same way whichever process does it (its files in order,
 the first settling the layout), so the files are the same bytes either way; a worker that fails
 or stalls is stopped and its jobs are rendered again here, so nothing depends on it.
-
-The forked worker only renders and writes its own files; it runs no ``atexit`` handler, writes
-nothing to the parent's stdout or stderr (its own are sent to ``os.devnull``, so no lock held by
-another thread of the parent at the fork can block it) and leaves by :func:`os._exit`.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,14 +73,11 @@ class FigureJob:
 
 
 def default_workers() -> int:
-    """Processes :func:`render_figures` uses by default: 2 on Linux with two or more CPUs available
-    to this process, else 1."""
-    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
-        return 1
-    try:
-        return 2 if len(os.sched_getaffinity(0)) >= 2 else 1
-    except (AttributeError, OSError):  # pragma: no cover - Linux always has it
-        return 1
+    """Processes :func:`render_figures` uses by default (:func:`latentseg._fork.fork_workers`: 2 on
+    Linux with two or more CPUs available to this process, else 1)."""
+    from latentseg._fork import fork_workers
+
+    return fork_workers()
 
 
 def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None) -> None:
@@ -99,8 +88,8 @@ def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None) -> 
     jobs : sequence of FigureJob
     workers : int, optional
         1: render them all here, one after the other. 2: share them with a forked worker process
-        (Linux only; elsewhere, or where forking fails, as with 1). Default
-        :func:`default_workers`. The files are the same either way.
+        (:class:`latentseg._fork.Forked`; Linux only: elsewhere, or where forking fails, as with
+        1). Default :func:`default_workers`. The files are the same either way.
 
     Examples
     --------
@@ -113,36 +102,35 @@ def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None) -> 
     >>> sorted(p.name for p in out.iterdir()), [j.png[:4] for j in jobs]
     (['f0.png', 'f0.svg', 'f1.png', 'f1.svg', 'f2.png', 'f2.svg'], [b'\\x89PNG', b'\\x89PNG', b'\\x89PNG'])
     """
+    from latentseg._fork import Forked
+
     jobs = list(jobs)
     n = default_workers() if workers is None else int(workers)
-    if n < 2 or len(jobs) < 2 or not hasattr(os, "fork"):
+    if n < 2 or len(jobs) < 2:
         for job in jobs:
             job.run()
         return
     mine, theirs = _share(jobs)
-    with tempfile.TemporaryDirectory(prefix="latentseg-render-") as tmp:
-        pid = _fork(theirs, Path(tmp))
-        if pid is None:  # could not fork: all here
-            for job in jobs:
-                job.run()
-            return
-        done = False
-        try:
-            t0 = time.monotonic()
-            for job in mine:
-                job.run()
-            done = _wait(pid, WORKER_GRACE_S + 2.0 * (time.monotonic() - t0))
-            pid = None if done is not None else pid
-        finally:
-            if pid is not None:  # still running (stalled, or this process was interrupted): stop it
-                _kill(pid)
-        if done:
-            for i, job in enumerate(theirs):
-                if job.png_dpi:
-                    job.png = (Path(tmp) / f"{i}.png").read_bytes()
-        else:  # the worker failed or stalled: its share is rendered here (atomic files: nothing half-written)
-            for job in theirs:
-                job.run()
+
+    def work() -> list[bytes | None]:
+        for job in theirs:
+            job.run()
+        return [job.png for job in theirs]
+
+    worker = Forked(work)
+    try:
+        t0 = time.monotonic()
+        for job in mine:
+            job.run()
+        ok, pngs = worker.result(timeout=WORKER_GRACE_S + 2.0 * (time.monotonic() - t0))
+    finally:
+        worker.stop()  # still running (this process was interrupted): stopped
+    if ok:
+        for job, png in zip(theirs, pngs, strict=True):
+            job.png = png
+    else:  # no worker, or it failed or stalled: its share is rendered here (atomic files: nothing half-written)
+        for job in theirs:
+            job.run()
 
 
 def _share(jobs: list[FigureJob]) -> tuple[list[FigureJob], list[FigureJob]]:
@@ -159,57 +147,3 @@ def _share(jobs: list[FigureJob]) -> tuple[list[FigureJob], list[FigureJob]]:
     order = {id(j): n for n, j in enumerate(jobs)}
     mine, theirs = (sorted(p, key=lambda j: order[id(j)]) for p in (piles[1 - heavy], piles[heavy]))
     return mine, theirs
-
-
-def _fork(jobs: list[FigureJob], tmp: Path) -> int | None:
-    """Fork a worker that renders ``jobs`` (in-memory PNGs to ``tmp/<i>.png``) and exits; its pid,
-    or None where forking failed."""
-    try:
-        with warnings.catch_warnings():
-            # Python warns about fork() in a process with other threads (a progress ticker): the
-            # worker touches none of their locks (own stdio, no logging, no imports) and is
-            # stopped and replaced if it ever stalls
-            warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks", category=DeprecationWarning)
-            pid = os.fork()
-    except OSError:
-        return None
-    if pid:
-        return pid
-    code = 1  # the worker: never returns
-    try:
-        devnull = open(os.devnull, "w")  # noqa: SIM115 - closed by os._exit
-        sys.stdout = sys.stderr = devnull
-        warnings.simplefilter("ignore")
-        for i, job in enumerate(jobs):
-            job.run()
-            if job.png is not None:
-                (tmp / f"{i}.png").write_bytes(job.png)
-        code = 0
-    except BaseException:  # noqa: BLE001 - reported by the exit code; the parent renders them again
-        code = 1
-    finally:
-        os._exit(code)
-
-
-def _wait(pid: int, timeout: float) -> bool | None:
-    """True when the worker ended well, False when it failed, None when still running after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status) == 0
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def _kill(pid: int) -> None:
-    import signal
-
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
