@@ -26,19 +26,41 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Forked", "fork_workers"]
+__all__ = ["Forked", "fork_workers", "WORKERS_ENV"]
+
+
+#: Environment variable that caps the processes: ``1`` keeps all work in one process.
+WORKERS_ENV = "LATENTSEG_WORKERS"
 
 
 def fork_workers() -> int:
     """How many processes work may be shared between: 2 on Linux with two or more CPUs available
-    to this process, else 1.
+    to this process, else 1; the environment variable ``LATENTSEG_WORKERS=1`` asks for 1 (the test
+    suite sets it: its own workers already share the CPUs).
+
+    Raises
+    ------
+    ConfigError
+        ``LATENTSEG_WORKERS`` is not a whole number of at least 1.
 
     Examples
     --------
     >>> fork_workers() in (1, 2)
     True
     """
-    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+    from latentseg.errors import ConfigError
+
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    cap = 2
+    if text:
+        try:
+            cap = int(text)
+        except ValueError:
+            cap = 0
+        if cap < 1:
+            raise ConfigError(f"The environment variable {WORKERS_ENV} must be a whole number of at least 1 "
+                              f"(1: everything in one process); got {text!r}.")
+    if cap < 2 or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return 1
     try:
         return 2 if len(os.sched_getaffinity(0)) >= 2 else 1

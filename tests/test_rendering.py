@@ -116,10 +116,6 @@ def test_a_worker_that_fails_or_stalls_leaves_its_figures_to_this_process(cls, s
     assert [j.png for j in jobs] == pngs
 
 
-def test_one_worker_where_forking_is_not_offered(monkeypatch):
-    monkeypatch.setattr(sys, "platform", "darwin")
-    assert rendering.default_workers() == 1
-
 
 # ------------------------------------------------------------------------------ the report
 @pytest.fixture(scope="module")

@@ -98,3 +98,19 @@ def test_the_workers_warnings_are_raised_here(X, serial, monkeypatch, forks):
         two = _select(X, 2, monkeypatch)
     assert len(forks) == 1
     _same(serial, two)
+
+
+def test_the_environment_can_keep_everything_in_one_process(monkeypatch):
+    from latentseg.errors import ConfigError
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("LATENTSEG_WORKERS", "1")
+    assert fork.fork_workers() == 1
+    monkeypatch.setenv("LATENTSEG_WORKERS", "2")
+    assert fork.fork_workers() == (2 if len(os.sched_getaffinity(0)) >= 2 else 1)
+    monkeypatch.setenv("LATENTSEG_WORKERS", "two")
+    with pytest.raises(ConfigError, match="LATENTSEG_WORKERS must be a whole number"):
+        fork.fork_workers()
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.delenv("LATENTSEG_WORKERS")
+    assert fork.fork_workers() == 1
