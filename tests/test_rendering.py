@@ -1,5 +1,5 @@
-"""The report's figures rendered on two processes (latentseg.deliver.rendering): the same bytes as
-on one, and a worker that fails or stalls leaves nothing missing."""
+"""The report's figures rendered on two processes (latentseg.deliver.rendering, latentseg._fork):
+the same bytes as on one, and a worker that fails or stalls leaves nothing missing."""
 
 from __future__ import annotations
 
@@ -115,6 +115,23 @@ def test_a_worker_that_fails_or_stalls_leaves_its_figures_to_this_process(cls, s
     assert _files(tmp_path) == files  # every file, whole: nothing half-written by the worker
     assert [j.png for j in jobs] == pngs
 
+
+
+def test_the_environment_can_keep_everything_in_one_process(monkeypatch):
+    from latentseg._fork import fork_workers
+    from latentseg.errors import ConfigError
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("LATENTSEG_WORKERS", "1")
+    assert fork_workers() == 1
+    monkeypatch.setenv("LATENTSEG_WORKERS", "2")
+    assert fork_workers() == (2 if len(os.sched_getaffinity(0)) >= 2 else 1)
+    monkeypatch.setenv("LATENTSEG_WORKERS", "two")
+    with pytest.raises(ConfigError, match="LATENTSEG_WORKERS must be a whole number"):
+        fork_workers()
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.delenv("LATENTSEG_WORKERS")
+    assert fork_workers() == 1
 
 
 # ------------------------------------------------------------------------------ the report

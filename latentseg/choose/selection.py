@@ -862,7 +862,15 @@ class _Plan:
 
     def run(self) -> tuple[list[FitRecord], dict[int, float]]:
         cheap = [m for m in self.models if not family(m).bayesian]
-        aux = self._cheap_families(cheap)
+        aux: dict[int, float] = {}
+        for model in cheap:
+            for kk in self.ks:
+                self._one(model, kk)
+            # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
+            if family(model).criterion == "elbow":
+                aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq, self.fit_options.get(model, {}))
+            if self.n_sub > 0 and family(model).stability:
+                self._stability_lazily(model, aux)
         bayesian = [m for m in self.models if family(m).bayesian]
         for i, model in enumerate(bayesian):
             why = "" if self.rules.all_k else self._settled(aux, pending=len(bayesian) - i)
@@ -874,66 +882,6 @@ class _Plan:
                 else:
                     self._one(model, kk)
         return [self.done[(m, kk)] for m in self.models for kk in self.ks], aux
-
-    def _family(self, model: str) -> dict[int, float]:
-        """Every k of a family that is not Bayesian, then what its rule needs: the elbow's extra
-        inertia (returned; {} for other families) and stability."""
-        aux: dict[int, float] = {}
-        for kk in self.ks:
-            self._one(model, kk)
-        # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
-        if family(model).criterion == "elbow":
-            aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq, self.fit_options.get(model, {}))
-        if self.n_sub > 0 and family(model).stability:
-            self._stability_lazily(model, aux)
-        return aux
-
-    def _cheap_families(self, cheap: list[str]) -> dict[int, float]:
-        """The families that are not Bayesian (:meth:`_family` each), every second one in a forked
-        worker (:class:`latentseg._fork.Forked`) where two CPUs are there: each fit has its own
-        seed and each family's rules read only its own fits, so the records are the same whichever
-        process fits them. A worker that fails, or runs past ``max(300 s, 20 x)`` this process's
-        share, is stopped and its families fitted here. The elbow family's extra inertia."""
-        from latentseg._fork import Forked, fork_workers
-
-        theirs = cheap[1::2] if len(cheap) >= 2 and fork_workers() >= 2 else []
-        worker = None
-        if theirs:
-            def work() -> dict[str, tuple[dict[int, float], dict[int, FitRecord]]]:
-                self.progress = None  # the parent's progress display is not the worker's to touch
-                return {m: (self._family(m), {kk: self.done[(m, kk)] for kk in self.ks}) for m in theirs}
-
-            worker = Forked(work)
-            theirs = theirs if worker.pid is not None else []
-        auxes: dict[str, dict[int, float]] = {}
-        ok, value = False, None
-        try:
-            t0 = time.perf_counter()
-            for model in cheap:
-                if model not in theirs:
-                    auxes[model] = self._family(model)
-            if worker is not None and theirs:
-                self._tick(f"{', '.join(theirs)} k={self.ks[0]}..{self.ks[-1]} (running)")
-                ok, value = worker.result(timeout=max(300.0, 20.0 * (time.perf_counter() - t0)))
-        finally:
-            if worker is not None:
-                worker.stop()
-        for model in theirs:
-            if ok:
-                auxes[model], recs = value[model]
-                for kk in self.ks:
-                    rec = self.done[(model, kk)] = recs[kk]
-                    status = rec.status or ("loaded" if rec.from_checkpoint else ("failed" if rec.error else "done"))
-                    self._tick(f"{model} k={kk} ({status}{': ' + rec.reason if rec.reason else ''})")
-            else:  # no worker result: fitted here
-                auxes[model] = self._family(model)
-        order = {m: i for i, m in enumerate(self.models)}
-        self.done = dict(sorted(self.done.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])))  # the sweep's order
-        aux: dict[int, float] = {}
-        for model in cheap:
-            if family(model).criterion == "elbow":
-                aux = auxes[model]
-        return aux
 
     # ------------------------------------------------------------------ one fit
     def _one(self, model: str, kk: int) -> None:
