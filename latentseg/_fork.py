@@ -99,10 +99,12 @@ class Forked:
         self.pid: int | None = None
         try:
             with warnings.catch_warnings():
-                # Python warns about fork() in a process with other threads (a progress ticker): the
-                # child takes none of their locks (own stdio, warnings recorded) and is stopped and
-                # replaced if it ever stalls
+                # Python warns about fork() in a process with other threads (a progress ticker), and
+                # JAX when it is loaded (a Bayesian fit through NumPyro): the child takes none of
+                # their locks (own stdio, warnings recorded, no JAX call) and is stopped and replaced
+                # if it ever stalls
                 warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks", category=DeprecationWarning)
+                warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
                 pid = os.fork()
         except OSError:
             self._cleanup()

@@ -83,7 +83,7 @@ class Figure:
     caption: str
     png: Path
     svg: Path | None = None
-    #: the drawn matplotlib figure (the deck places it too, instead of drawing it again); not saved
+    #: the drawn matplotlib figure (rendered to ``png`` and ``svg`` with the others); not saved
     drawn: Any = field(default=None, repr=False, compare=False)
 
     @property
