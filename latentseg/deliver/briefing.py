@@ -497,8 +497,9 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
         The report's HTML file; the two files take its name with ``.xlsx`` and ``.pptx``.
     title : str, optional
         Default: the title saved with the model.
-    figures : mapping of str to Figure, optional
-        Figures of this model already drawn (the HTML report's), passed to
+    figures : mapping of str to Figure or bytes, optional
+        Figures of this model already drawn, or their slide pictures already rendered (the HTML
+        report's), passed to
         :func:`latentseg.deliver.deck.write_deck`, which places them instead of drawing them again.
 
     Returns
