@@ -38,7 +38,7 @@ import pandas as pd
 from latentseg._stats import as_rng, check_int
 from latentseg.errors import ConfigError, ConvergenceWarning
 from latentseg.models._criteria import information_criteria
-from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report
+from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report, sandwich_share_interval
 from latentseg.prepare.encoding import EncodedIndicators, categories_frame, encode_indicators, encode_new_indicators
 from latentseg.result import SegmentationResult
 from latentseg.models.families import LCA
@@ -718,7 +718,6 @@ def design_share_interval(
     interval carries how well the segments are told apart, which the linearised interval
     (memberships taken as known) does not. docs/methods.md, "Survey weights (EM)".
     """
-    from latentseg._stats import wilson_each
 
     k = weights.size
     if sw is None or measurement == "ordinal" or k < 2:
@@ -772,21 +771,7 @@ def design_share_interval(
         ix = np.concatenate([pidx, idx_c[c]])
         H[np.ix_(ix, ix)] -= Xc.T @ Xc
     H += (s * sw[:, None]).T @ s
-    WS = s * sw[:, None]
-    WS -= WS.mean(axis=0)
-    B = WS.T @ WS * (n / max(n - 1, 1))
-    try:
-        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
-    except np.linalg.LinAlgError:
-        return {}
-    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
-    v = np.diag(L @ (rows @ B @ rows.T) @ L.T)
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        return {}
-    ne = np.clip(pi * (1 - pi) / v, 1.0, None)
-    lo, hi = wilson_each(pi, ne)
-    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
-    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
+    return sandwich_share_interval(H, s, sw, pi)
 
 
 def _centers(probs: np.ndarray, enc: EncodedIndicators) -> np.ndarray:
