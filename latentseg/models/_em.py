@@ -37,6 +37,7 @@ __all__ = [
     "numeric_matrix",
     "check_sample_weight",
     "sandwich_share_interval",
+    "share_information",
     "check_k",
     "normalize_log",
     "start_generators",
@@ -266,6 +267,50 @@ def sandwich_share_interval(H: np.ndarray, s: np.ndarray, sw: np.ndarray, pi: np
     lo, hi = wilson_each(pi, ne)
     span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
     return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
+
+
+def share_information(z: np.ndarray, wz: np.ndarray, pi: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mixing proportions' part of a weighted EM fit's information and scores, the start of
+    :func:`sandwich_share_interval`'s inputs (free parameters ``0 .. k-2`` are the shares).
+
+    Parameters
+    ----------
+    z : ndarray, shape (n, k)
+        Memberships.
+    wz : ndarray, shape (n, k)
+        Memberships times the survey weights.
+    pi : ndarray, shape (k,)
+        The weighted shares.
+    q : int
+        Free parameters in all.
+
+    Returns
+    -------
+    P : ndarray, shape (k, k - 1)
+        The complete-data score of the proportions for a member of segment c (row c).
+    H : ndarray, shape (q, q)
+        The information, filled for the proportions.
+    s : ndarray, shape (n, q)
+        The scores, filled for the proportions.
+
+    Examples
+    --------
+    >>> z = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> P, H, s = share_information(z, z, np.array([0.5, 0.5]), 3)
+    >>> float(H[0, 0]), s[:, 0].tolist()
+    (8.0, [2.0, -2.0])
+    """
+    n, k = z.shape
+    P = np.zeros((k, k - 1))
+    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
+    P[k - 1] = -1.0 / pi[k - 1]
+    H = np.zeros((q, q))
+    s = np.zeros((n, q))
+    s[:, : k - 1] = z @ P
+    Nc = wz.sum(axis=0)
+    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
+    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    return P, H, s
 
 def _is_numeric_dtype(dtype: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(dtype)) and not pd.api.types.is_bool_dtype(dtype)

@@ -83,6 +83,7 @@ from latentseg.models._em import (
     random_partition,
     replication_report,
     sandwich_share_interval,
+    share_information,
     single_threaded,
     standardise,
     start_generators,
@@ -1124,15 +1125,7 @@ def design_share_interval(
     obs = ~np.isnan(X)
     Xz = np.where(obs, X, 0.0)
     wz = sw[:, None] * z
-    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
-    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
-    P[k - 1] = -1.0 / pi[k - 1]
-    H = np.zeros((q, q))
-    s = np.zeros((n, q))
-    s[:, : k - 1] = z @ P
-    Nc = wz.sum(axis=0)
-    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
-    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    P, H, s = share_information(z, wz, pi, q)
     pidx = np.arange(k - 1)
     for c in range(k):
         e = np.where(obs, Xz - mu[c], 0.0)

@@ -38,7 +38,7 @@ import pandas as pd
 from latentseg._stats import as_rng, check_int
 from latentseg.errors import ConfigError, ConvergenceWarning
 from latentseg.models._criteria import information_criteria
-from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report, sandwich_share_interval
+from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report, sandwich_share_interval, share_information
 from latentseg.prepare.encoding import EncodedIndicators, categories_frame, encode_indicators, encode_new_indicators
 from latentseg.result import SegmentationResult
 from latentseg.models.families import LCA
@@ -742,15 +742,7 @@ def design_share_interval(
     if sum(n * (k - 1 + ix.size) ** 2 for ix in idx_c) > SANDWICH_MAX_FLOPS or n * q > SANDWICH_MAX_CELLS:
         return {}
     wz = sw[:, None] * z
-    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
-    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
-    P[k - 1] = -1.0 / pi[k - 1]
-    H = np.zeros((q, q))
-    s = np.zeros((n, q))
-    s[:, : k - 1] = z @ P
-    Nc = wz.sum(axis=0)
-    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
-    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    P, H, s = share_information(z, wz, pi, q)
     pidx = np.arange(k - 1)
     for c in range(k):
         Sc = np.zeros((n, idx_c[c].size))
@@ -1051,23 +1043,31 @@ def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarra
     def unpack(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
         probs = flat_to_padded(np.exp(log_probs(t)), n_cat, offsets)
         probs = np.where(probs < 1e-300, 0.0, probs)
-        vals = np.zeros((J, int(n_cat.max())))
-        rows_ = []
-        for j, item in enumerate(result.feature_names):
-            sub = cats[cats["item"] == item].sort_values("code")
-            v = sub["value"].to_numpy(dtype=float)
-            vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
-            for c in range(k):
-                for m, key in enumerate(sub["category"]):
-                    rows_.append((c + 1, item, key, float(probs[c, j, m])))
-        centers = np.nansum(probs * vals[None], axis=2)
-        table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
-        table = table.sort_values("segment", kind="stable").reset_index(drop=True)
+        centers, table = _item_table(result, cats, probs)
         return {"probs": probs}, {}, centers, {"item_probs": table}
 
     n_free = count_free_params(k, n_cat, str(result.settings.get("measurement", "categorical"))) - (k - 1)
     return MeasurementModel(to_theta(logW0), log_density, m_step, scores, n_free, unpack)
 
+
+
+def _item_table(result: SegmentationResult, cats: pd.DataFrame, probs: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Segment centers (expected category value per item) and the long item-probability table
+    (sorted by segment) of padded category probabilities ``probs`` (k, J, C), for the covariate
+    measurement models."""
+    k, J = probs.shape[:2]
+    vals = np.zeros((J, probs.shape[2]))
+    rows_ = []
+    for j, item in enumerate(result.feature_names):
+        sub = cats[cats["item"] == item].sort_values("code")
+        v = sub["value"].to_numpy(dtype=float)
+        vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
+        for c in range(k):
+            for m, key in enumerate(sub["category"]):
+                rows_.append((c + 1, item, key, float(probs[c, j, m])))
+    centers = np.nansum(probs * vals[None], axis=2)
+    table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
+    return centers, table.sort_values("segment", kind="stable").reset_index(drop=True)
 
 def _ordinal_covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarray | None) -> Any:
     """:func:`covariate_measurement` for the ordinal (adjacent-category logit) model."""
@@ -1118,17 +1118,7 @@ def _ordinal_covariate_measurement(result: SegmentationResult, data: Any, rows: 
     def unpack(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
         beta, tau = split(t)
         probs = flat_to_padded(np.exp(log_w(t)), n_cat, offsets)
-        vals = np.zeros((J, cmax))
-        rows_ = []
-        for j, item in enumerate(result.feature_names):
-            sub = cats[cats["item"] == item].sort_values("code")
-            v = sub["value"].to_numpy(dtype=float)
-            vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
-            for c in range(k):
-                for m, key in enumerate(sub["category"]):
-                    rows_.append((c + 1, item, key, float(probs[c, j, m])))
-        centers = np.nansum(probs * vals[None], axis=2)
-        table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
+        centers, table = _item_table(result, cats, probs)
         thr = tau.copy()
         thr[~tvalid] = np.nan
         return ({"probs": probs, "locations": beta.T.copy()}, {"thresholds": thr}, centers,
