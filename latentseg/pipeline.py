@@ -157,6 +157,7 @@ class PipelineResult:
                     "counts": dict(self.cleaning.counts),
                 },
                 **({"covariates": cov} if (cov := covariates_json(self.result)) is not None else {}),
+                **({"covariate_finder": cf} if (cf := self.saved.meta.get("covariate_finder")) else {}),
                 "warnings": list(self.warnings),
                 "seconds": round(self.seconds, 2),
                 "steps": {k: round(v, 2) for k, v in self.steps.items()},

@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# and keep the report's figures on one process (latentseg._fork): the tests of the two-process
+# path (test_rendering.py) ask for it themselves
+os.environ.setdefault("LATENTSEG_WORKERS", "1")
 
 
 @pytest.fixture

@@ -382,6 +382,9 @@ def test_run_cli_puts_covariates_in_the_json_and_the_saved_model(tmp_path: objec
     assert cov["method"] == "ml" and cov["n"] == d["n"]
     assert {c["segment"] for c in cov["coefficients"]} == {2, 3}
     assert any(c["term"].startswith("role[") for c in cov["coefficients"])
+    # the finder built on the covariate model reaches the run's JSON too, with every segment
+    assert d["covariate_finder"]["method"] == "ml"
+    assert set(d["covariate_finder"]["top_traits"]) == {"1", "2", "3"}
     saved = load_model(Path(str(tmp_path)) / "cov").result
     assert saved.settings["covariates_method"] == "ml"
     assert len(saved.extras["covariates"]) == len(cov["coefficients"])

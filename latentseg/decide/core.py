@@ -73,6 +73,9 @@ class Decisions:
         The two dimensions of the 2x2.
     dimensions_why : str
     notes : tuple of str
+    covariate_finder : CovariateFinder or None
+        The finder profile built on the result's covariate model (traits per segment and the
+        softmax rule), when the result carries covariate effects (``--covariates``).
     """
 
     result: Any
@@ -87,6 +90,7 @@ class Decisions:
     chosen_dimensions: list[str]
     dimensions_why: str
     notes: tuple[str, ...] = ()
+    covariate_finder: Any = None
 
     def saved_sections(self) -> dict[str, Any]:
         """The sections a saved model carries (``model.json``; the report reads them)."""
@@ -96,6 +100,7 @@ class Decisions:
             "overlay": None if d.overlays is None else d.overlays.to_dict(),
             "finder": d.finder,
             "finder_summary": None if d.finder is None else d.finder.summary(),
+            "covariate_finder": None if d.covariate_finder is None else d.covariate_finder.to_dict(),
             "distal": None if d.distal is None else d.distal.to_dict(),
             "sizing": d.sizing.to_dict(),
             "segment_map": d.segment_map.to_dict(),
@@ -129,6 +134,7 @@ class Decisions:
             "profiles": self.profiles.to_dict(),
             "overlays": None if self.overlays is None else self.overlays.to_dict(),
             "finder": None if f is None else {**f.summary(), "confusion": f.confusion.to_numpy().tolist()},
+            "covariate_finder": None if self.covariate_finder is None else self.covariate_finder.to_dict(),
             "distal": None if self.distal is None else self.distal.to_dict(),
             "sizing": self.sizing.to_dict(),
             "segment_map": self.segment_map.to_dict(),
@@ -209,6 +215,7 @@ def decide(
         overlays = overlay(result, profile, columns=overlay_cols, weighting=weighting, random_seed=seed, sample_weight=sw)
         notes.extend(f"overlay skipped {c}: {why}" for c, why in overlays.skipped.items())
     finder_model = _finder(result, profile, [c for c in overlay_cols if overlays is None or c in overlays.columns], seed, notes, sw)
+    cov_finder = _covariate_finder(result, profile, notes, sw)
     dist = None
     if distal_cols:
         from latentseg.decide.distal import distal
@@ -249,6 +256,7 @@ def decide(
         chosen_dimensions=chosen,
         dimensions_why=why,
         notes=tuple(notes),
+        covariate_finder=cov_finder,
     )
 
 
@@ -321,6 +329,20 @@ def _finder(result: Any, profile: pd.DataFrame, columns: list[str], seed: int | 
         return finder(result, profile, columns=columns, random_seed=seed, sample_weight=sw)
     except LatentsegError as exc:
         notes.append(f"no finder model: {exc}")
+        return None
+
+
+def _covariate_finder(result: Any, profile: pd.DataFrame, notes: list[str], sw: np.ndarray | None = None) -> Any:
+    """The finder profile built on the result's covariate model, when it has one; one that
+    cannot be built becomes a note."""
+    if result.settings.get("covariates_method") is None or not isinstance(result.extras.get("covariates"), pd.DataFrame):
+        return None
+    from latentseg.decide.finder import covariate_finder
+
+    try:
+        return covariate_finder(result, profile, sample_weight=sw)
+    except LatentsegError as exc:
+        notes.append(f"no finder profile from the covariate model: {exc}")
         return None
 
 

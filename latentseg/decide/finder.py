@@ -28,6 +28,14 @@ Survey weights (``sample_weight``, default the result's own)
     (``P(Beta(a n_eff, (1 - a) n_eff + 1) <= baseline)`` for accuracy ``a``, the binomial tail
     continued to a fractional count). The confusion matrix stays in respondents.
 
+Built on the covariate model (:func:`covariate_finder`, :class:`CovariateFinder`)
+    When the segmentation carries covariate effects (``--covariates``: one-step, BCH or ML), the
+    finder profile is also read off that multinomial logit: per segment, the traits ranked by
+    their average marginal effect on its probability (numeric per SD, a level against the
+    reference level) with odds ratios against the reference segment, and the rule ``argmax
+    softmax(x' B)`` with its (weighted, in-sample) accuracy against the modal segment.
+    :func:`latentseg.decide.core.decide` reports it next to the classifier.
+
 The fitted finder is plain data (``to_dict`` / ``from_dict``: coefficients, categories, imputation
 and scaling statistics, or the tree's arrays), so it is saved with a model as JSON, never pickled,
 and predicts with numpy alone.
@@ -48,7 +56,7 @@ from latentseg._stats import as_rng
 from latentseg.decide.distal import align_to_result
 from latentseg.errors import ConfigError, FitError, LatentsegWarning, SurveyError, format_rows
 
-__all__ = ["Finder", "finder", "FINDER_METHODS", "MISSING_CATEGORY"]
+__all__ = ["CovariateFinder", "Finder", "covariate_finder", "finder", "FINDER_METHODS", "MISSING_CATEGORY"]
 
 FINDER_METHODS = ("logistic", "tree")
 #: The category a missing categorical value is encoded as.
@@ -688,3 +696,250 @@ def _accuracy(pred: np.ndarray, true: np.ndarray, sw: np.ndarray | None) -> floa
     """Share of correct predictions, weighted by ``sw`` when given."""
     hit = pred == true
     return float(np.mean(hit)) if sw is None else float(sw[hit].sum() / sw.sum())
+
+
+# ------------------------------------------------------------------ the finder built on covariates
+@dataclass(frozen=True, eq=False)
+class CovariateFinder:
+    """The finder profile built on the multinomial-logit covariate model of a result.
+
+    When a segmentation carries covariate effects (one-step, or three-step BCH / ML:
+    :func:`latentseg.decide.covariates.apply_covariates`, ``--covariates``), how sales and
+    marketing recognise a segment is read off that model rather than off a separate classifier:
+
+    - **traits**: for each segment, the covariate terms that raise its probability most, ranked
+      by the average marginal effect (AME) on that segment's probability -- per standard
+      deviation for a numeric covariate, the change from the reference level for a level of a
+      categorical one, so the two are comparable -- with the AME's 95% interval and the odds
+      ratio against the reference segment (and its interval; none for the reference segment
+      itself, whose odds are the denominator);
+    - **rule**: predicted segment = ``argmax_c softmax(x' B)_c`` with the fitted coefficients,
+      and its (survey-weighted) in-sample accuracy against the modal assignment, next to the
+      baseline of always guessing the largest segment and the same one-sided test as
+      :func:`finder` (at Kish's effective n when weighted).
+
+    Attributes
+    ----------
+    method : str
+        The covariate estimator: ``"one-step"``, ``"bch"`` or ``"ml"``.
+    k : int
+    reference_segment : int
+    columns : tuple of str
+        Covariate columns.
+    terms : tuple of str
+        Design terms, ``"(intercept)"`` first.
+    levels : dict of str to tuple of str
+        Categorical columns: their levels, the reference level first.
+    coef : ndarray, shape (len(terms), k)
+        Logits per segment (the reference segment's column is zero).
+    traits : DataFrame
+        ``segment, rank, term, change, ame, ame_lower, ame_upper, odds_ratio, or_lower,
+        or_upper, significant``: per segment, the terms with a positive AME, largest first
+        (``change`` says what the AME is per; ``significant``: the AME's interval lies above 0).
+    accuracy : float
+        (Weighted) share of respondents whose rule prediction is their modal segment.
+    baseline_accuracy : float
+    p_value : float
+    n : int
+        Respondents with every covariate (the others are not scored).
+    confusion : DataFrame, shape (k, k)
+        Rows modal segment, columns predicted (respondents, unweighted).
+    labels : tuple of str
+    weighted : bool
+    """
+
+    method: str
+    k: int
+    reference_segment: int
+    columns: tuple[str, ...]
+    terms: tuple[str, ...]
+    levels: dict[str, tuple[str, ...]]
+    coef: np.ndarray
+    traits: pd.DataFrame
+    accuracy: float
+    baseline_accuracy: float
+    p_value: float
+    n: int
+    confusion: pd.DataFrame
+    labels: tuple[str, ...] = ()
+    weighted: bool = False
+
+    @property
+    def beats_baseline(self) -> bool:
+        """Whether the rule beats always guessing the largest segment (p < 0.05)."""
+        return bool(self.p_value < 0.05)
+
+    def top_traits(self, segment: int, n: int = 3) -> pd.DataFrame:
+        """The ``n`` terms that raise ``segment``'s probability most (rows of :attr:`traits`)."""
+        t = self.traits
+        return t[t["segment"] == int(segment)].head(int(n)).reset_index(drop=True)
+
+    def predict_proba(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Segment probabilities ``softmax(x' B)`` for new respondents, shape (n, k); a row with a
+        missing covariate is all NaN.
+
+        Raises
+        ------
+        ConfigError
+            A covariate column is absent, or a level was not seen when the model was fitted.
+        """
+        from latentseg.models._mnlogit import _code
+
+        X, _, _ = _code(df.rename(columns=str), self.columns, self.levels)
+        logits = X @ self.coef
+        logits -= np.nanmax(logits, axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        return pd.DataFrame(p, index=df.index, columns=pd.Index(range(1, self.k + 1), name="segment"))
+
+    def predict(self, df: pd.DataFrame) -> pd.Series:
+        """Predicted segment (1..k; ``<NA>`` where a covariate is missing), indexed like ``df``."""
+        p = self.predict_proba(df).to_numpy()
+        ok = np.isfinite(p).all(axis=1)
+        out = pd.Series(pd.array([pd.NA] * len(df), dtype="Int64"), index=df.index, name="segment")
+        out[ok] = np.argmax(p[ok], axis=1) + 1
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Accuracy against the baseline and each segment's top three traits (JSON-safe)."""
+        from latentseg.io.jsonsafe import json_safe
+
+        return json_safe({
+            "method": self.method,
+            "rule": "predicted segment = argmax of softmax(x' B), the fitted covariate model",
+            "reference_segment": self.reference_segment,
+            "accuracy": self.accuracy,
+            "accuracy_kind": "in-sample, against the modal segment" + (", survey-weighted" if self.weighted else ""),
+            "baseline_accuracy": self.baseline_accuracy,
+            "p_value": self.p_value,
+            "beats_baseline": self.beats_baseline,
+            "n": self.n,
+            "covariates": list(self.columns),
+            "top_traits": {str(s): self.top_traits(s).drop(columns="segment").to_dict(orient="records")
+                           for s in range(1, self.k + 1)},
+        })
+
+    def to_dict(self) -> dict[str, Any]:
+        """:meth:`summary` plus the confusion matrix and every trait (JSON-safe)."""
+        from latentseg.io.jsonsafe import json_safe
+
+        return json_safe({**self.summary(), "confusion": self.confusion.to_numpy().tolist(),
+                          "traits": self.traits.to_dict(orient="records")})
+
+
+def covariate_finder(result: Any, covariates: pd.DataFrame, *, sample_weight: Any = None) -> CovariateFinder:
+    """The finder profile built on the covariate model a result carries.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        With covariate effects (``extras["covariates"]`` and
+        ``extras["covariate_marginal_effects"]``, as :func:`~latentseg.decide.covariates.apply_covariates`
+        and ``--covariates`` leave them).
+    covariates : DataFrame
+        The covariate columns (e.g. the survey's profile), indexed by respondent id.
+    sample_weight : array-like (n,), optional
+        Survey weights (default: the result's own); the accuracy and baseline are weighted.
+
+    Returns
+    -------
+    CovariateFinder
+
+    Raises
+    ------
+    ConfigError
+        The result has no covariate effects, or ``covariates`` lacks their columns or codes
+        them differently.
+
+    Examples
+    --------
+    >>> from latentseg.research.simulate import simulate_covariate_mixture
+    >>> from latentseg.models.gmm import fit_gmm
+    >>> from latentseg.decide.covariates import apply_covariates
+    >>> sim = simulate_covariate_mixture(400, 2, random_seed=2)
+    >>> res, _ = apply_covariates(fit_gmm(sim.data, 2, random_seed=1), sim.data, sim.covariates,
+    ...                           ["age", "region", "noise"], "bch")
+    >>> cf = covariate_finder(res, sim.covariates)
+    >>> cf.top_traits(2)["term"].iloc[0], cf.accuracy > cf.baseline_accuracy
+    ('age', True)
+    """
+    from latentseg.models._mnlogit import INTERCEPT, covariate_design
+
+    table = result.extras.get("covariates")
+    ame = result.extras.get("covariate_marginal_effects")
+    method = result.settings.get("covariates_method")
+    if method is None or not isinstance(table, pd.DataFrame) or not isinstance(ame, pd.DataFrame):
+        raise ConfigError("This segmentation carries no covariate effects; fit it with covariates (--covariates).")
+    k = int(result.k)
+    ref = int(result.settings.get("covariates_info", {}).get("reference_segment", 1))
+    terms = list(dict.fromkeys(str(t) for t in table["term"]))
+    slopes = [t for t in terms if t != INTERCEPT]
+    cols_have = [str(c) for c in covariates.columns]
+    columns = [c for c in cols_have if any(t == c or t.startswith(f"{c}[") for t in slopes)]
+    columns.sort(key=lambda c: next(i for i, t in enumerate(slopes) if t == c or t.startswith(f"{c}[")))
+    if not columns:
+        raise ConfigError(f"The covariates table has none of the model's covariate terms {slopes[:12]}.")
+    design = covariate_design(covariates, columns, respondent_ids=result.respondent_ids)
+    if list(design.terms) != [INTERCEPT, *slopes]:
+        raise ConfigError(f"These covariates code as {list(design.terms)}, but the covariate model has terms "
+                          f"{[INTERCEPT, *slopes]}; pass the covariates it was fitted with.")
+    coef = np.zeros((len(design.terms), k))
+    pos = {t: i for i, t in enumerate(design.terms)}
+    for seg, term, est in zip(table["segment"], table["term"], table["estimate"]):
+        coef[pos[str(term)], int(seg) - 1] = float(est)
+
+    from latentseg.decide.weights import is_weighted, resolve_weights
+
+    sw_given = resolve_weights(result, sample_weight)
+    ok = design.complete
+    X = design.X[ok]
+    y = np.asarray(result.assignment, dtype=int)[ok]
+    sw = None if sw_given is None or not is_weighted(sw_given) else np.asarray(sw_given, dtype=float)[ok]
+    logits = X @ coef
+    pred = np.argmax(logits, axis=1) + 1
+    accuracy = _accuracy(pred, y, sw)
+    w = np.ones(len(y)) if sw is None else sw
+    baseline = float(max(w[y == c].sum() for c in range(1, k + 1)) / w.sum())
+    if sw is None:
+        p_value = float(stats.binom.sf(int((pred == y).sum()) - 1, len(y), baseline))
+    else:
+        from latentseg._stats import effective_n
+
+        n_eff = effective_n(sw)
+        p_value = float(stats.beta.cdf(baseline, max(accuracy * n_eff, 1e-12), (1 - accuracy) * n_eff + 1))
+    conf = np.zeros((k, k), dtype=int)
+    np.add.at(conf, (y - 1, pred - 1), 1)
+    confusion = pd.DataFrame(conf, index=pd.Index(range(1, k + 1), name="true"),
+                             columns=pd.Index(range(1, k + 1), name="predicted"))
+
+    # a numeric covariate's AME per standard deviation (weighted), a level's from the reference level
+    sd: dict[str, float] = {}
+    for c in columns:
+        if c not in design.levels:
+            v = X[:, pos[c]]
+            mu = float(np.average(v, weights=w))
+            sd[c] = float(np.sqrt(np.average((v - mu) ** 2, weights=w)))
+    odds = {(int(s), str(t)): (o, lo, hi) for s, t, o, lo, hi in
+            zip(table["segment"], table["term"], table["odds_ratio"], table["or_lower"], table["or_upper"])}
+    rows = []
+    for s, t, e, lo, hi in zip(ame["segment"], ame["term"], ame["estimate"], ame["lower"], ame["upper"]):
+        t = str(t)
+        if t in sd:
+            f, change = sd[t], f"+1 SD of {t} ({sd[t]:.3g})"
+        else:
+            col = next(c for c in design.levels if t.startswith(f"{c}["))
+            f, change = 1.0, f"{col} = {t[len(col) + 1:-1]} instead of {design.levels[col][0]}"
+        o, olo, ohi = odds.get((int(s), t), (np.nan, np.nan, np.nan))
+        rows.append((int(s), t, change, e * f, lo * f, hi * f, o, olo, ohi))
+    tr = pd.DataFrame(rows, columns=["segment", "term", "change", "ame", "ame_lower", "ame_upper",
+                                     "odds_ratio", "or_lower", "or_upper"])
+    tr = tr[tr["ame"] > 0].sort_values(["segment", "ame"], ascending=[True, False], kind="stable")
+    tr.insert(1, "rank", tr.groupby("segment").cumcount() + 1)
+    tr["significant"] = tr["ame_lower"] > 0
+    labels = tuple(result.labels) if result.labels else tuple(f"segment {j}" for j in range(1, k + 1))
+    return CovariateFinder(
+        method=str(method), k=k, reference_segment=ref, columns=tuple(columns), terms=tuple(design.terms),
+        levels={c: tuple(v) for c, v in design.levels.items()}, coef=coef, traits=tr.reset_index(drop=True),
+        accuracy=accuracy, baseline_accuracy=baseline, p_value=p_value, n=int(ok.sum()), confusion=confusion,
+        labels=labels, weighted=sw is not None,
+    )

@@ -389,6 +389,10 @@ def _overlay_tests(saved: Any) -> BriefTable | None:
     if summary is None or summary.empty:
         return None
     cols = [c for c in _TEST_COLUMNS if c[0] in summary.columns]
+    if "df" in summary.columns:  # survey weights: the Rao-Scott df is fractional (1.94 is not 2)
+        dfs = pd.to_numeric(summary["df"], errors="coerce").to_numpy(dtype=float)
+        if any(finite(v) and abs(v - round(v)) > 1e-9 for v in dfs):
+            cols = [(key, head, "0.0" if key == "df" else fmt) for key, head, fmt in cols]
     rows = []
     for col, rec in summary.iterrows():
         row: dict[str, Any] = {"Profile column": str(col)}
@@ -493,8 +497,9 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
         The report's HTML file; the two files take its name with ``.xlsx`` and ``.pptx``.
     title : str, optional
         Default: the title saved with the model.
-    figures : mapping of str to Figure, optional
-        Figures of this model already drawn (the HTML report's), passed to
+    figures : mapping of str to Figure or bytes, optional
+        Figures of this model already drawn, or their slide pictures already rendered (the HTML
+        report's), passed to
         :func:`latentseg.deliver.deck.write_deck`, which places them instead of drawing them again.
 
     Returns

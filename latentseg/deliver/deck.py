@@ -32,10 +32,13 @@ from typing import Any
 
 from latentseg.deliver.briefing import COUNT_FORMAT, BriefTable, weights_note
 
-__all__ = ["write_deck", "SLIDE_WIDTH", "SLIDE_HEIGHT", "MARGIN"]
+__all__ = ["write_deck", "SLIDE_WIDTH", "SLIDE_HEIGHT", "MARGIN", "FIGURES", "FIGURE_DPI"]
 
 #: Slide size in inches (16:9) and the margin kept free on every side.
 SLIDE_WIDTH, SLIDE_HEIGHT, MARGIN = 13.333, 7.5, 0.45
+#: The report's figures the deck places (by the report's keys), and the resolution of their pictures.
+FIGURES = ("segments_2x2", "opportunity_heatmap", "share_intervals")
+FIGURE_DPI = 200
 _FONT = "Arial"
 _TITLE_TOP, _TITLE_H = 0.3, 0.9
 _BODY_TOP = _TITLE_TOP + _TITLE_H + 0.15
@@ -228,8 +231,10 @@ def _picture(slide: Any, png: bytes, box: tuple[float, float, float, float]) -> 
 
 
 def _png(fig: Any) -> bytes:
+    if isinstance(fig, bytes):  # rendered already, at FIGURE_DPI (the report renders them with its own)
+        return fig
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=200)
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI)
     return buf.getvalue()
 
 
@@ -362,10 +367,11 @@ def write_deck(model: Any, path: str | os.PathLike[str], *, title: str | None = 
         The title slide's title (default: the title saved with the model).
     tables : list of BriefTable, optional
         Default: :func:`latentseg.deliver.briefing.briefing_tables` of ``model``.
-    figures : mapping of str to Figure, optional
-        Figures of this model already drawn, by the HTML report's keys (``segments_2x2``,
-        ``opportunity_heatmap``, ``share_intervals``): placed as they are instead of drawn again
-        (the report passes its own). A key not given is drawn here.
+    figures : mapping of str to Figure or bytes, optional
+        Figures of this model already drawn, by the HTML report's keys (:data:`FIGURES`:
+        ``segments_2x2``, ``opportunity_heatmap``, ``share_intervals``), or their PNG already
+        rendered at :data:`FIGURE_DPI`: placed as they are instead of drawn again (the report
+        passes its own). A key not given is drawn here.
 
     Returns
     -------

@@ -47,6 +47,7 @@ __all__ = [
     "plot_overlay",
     "save_figure",
     "write_selection_figures",
+    "selection_criteria",
     "write_study_figures",
     "SELECTION_CRITERIA",
     "STUDY_METRICS",
@@ -445,12 +446,26 @@ def write_selection_figures(selection: Any, out_dir: str | os.PathLike[str], *, 
     """
     out = Path(out_dir)
     written = []
-    for crit in SELECTION_CRITERIA:
-        if _selection_panels(selection, [crit]):
-            path = out / f"{prefix}_{crit}.png"
-            plot_selection(selection, criterion=crit, path=path)
-            written.append(path)
+    for crit in selection_criteria(selection):
+        path = out / f"{prefix}_{crit}.png"
+        plot_selection(selection, criterion=crit, path=path)
+        written.append(path)
     return written
+
+
+def selection_criteria(selection: Any) -> list[str]:
+    """The criteria among :data:`SELECTION_CRITERIA` that some fit of ``selection`` has, in that
+    order: those :func:`plot_selection` can draw and :func:`write_selection_figures` writes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentseg.choose.selection import select
+    >>> X = np.r_[np.zeros((30, 2)), np.full((30, 2), 6.0)] + np.random.default_rng(0).normal(size=(60, 2))
+    >>> selection_criteria(select(X, models=("kmeans", "gmm"), k=[1, 2, 3], random_seed=1, stability_subsamples=0))
+    ['bic', 'elbow', 'silhouette']
+    """
+    return [crit for crit in SELECTION_CRITERIA if _selection_panels(selection, [crit])]
 
 
 # ------------------------------------------------------------------------------- comparison

@@ -83,7 +83,7 @@ class Figure:
     caption: str
     png: Path
     svg: Path | None = None
-    #: the drawn matplotlib figure (the deck places it too, instead of drawing it again); not saved
+    #: the drawn matplotlib figure (rendered to ``png`` and ``svg`` with the others); not saved
     drawn: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -100,6 +100,8 @@ class _Context:
     tables: list[Path] = field(default_factory=list)
     #: sections left out, each with why (shown in the report instead of disappearing silently)
     missing: list[str] = field(default_factory=list)
+    #: the figures drawn and still to be rendered to their files (all at once, by rendering.render_figures)
+    jobs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fig_dir(self) -> Path:
@@ -112,16 +114,34 @@ class _Context:
 
 # ------------------------------------------------------------------------------ matplotlib
 # The figures are drawn by latentseg.deliver.plots (the public plot functions); the report saves
-# each as PNG (embedded) and SVG beside it, and keeps a caption.
+# each as PNG (embedded) and SVG beside it, and keeps a caption. Drawing is cheap, rendering is
+# not: each figure is drawn here and rendered with all the others at once (_render).
 def _save_fig(ctx: _Context, fig: Any, key: str, title: str, caption: str) -> Figure:
-    from latentseg.deliver.plots import save_figure
+    return _add_figure(ctx, fig, Figure(key, title, caption, ctx.fig_dir / f"{key}.png", ctx.fig_dir / f"{key}.svg", drawn=fig))
 
-    png = save_figure(fig, ctx.fig_dir / f"{key}.png")
-    fig.set_layout_engine("none")  # the layout is settled: the SVG need not solve it again
-    svg = save_figure(fig, ctx.fig_dir / f"{key}.svg")
-    f = Figure(key, title, caption, png, svg, drawn=fig)
-    ctx.figures.append(f)
-    return f
+
+def _add_figure(ctx: _Context, fig: Any, entry: Figure) -> Figure:
+    """Keep ``entry`` (in the report's order) and queue its files: the PNG (which settles the
+    layout), then the SVG."""
+    from latentseg.deliver.rendering import FigureJob
+
+    ctx.figures.append(entry)
+    ctx.jobs[entry.key] = FigureJob(fig, tuple(p for p in (entry.png, entry.svg) if p is not None))
+    return entry
+
+
+def _render(ctx: _Context) -> dict[str, bytes]:
+    """Render every queued figure to its files (shared with a second process where that is safe;
+    the same bytes either way) and the slide deck's pictures with them; those pictures by key."""
+    from latentseg.deliver.deck import FIGURE_DPI, FIGURES
+    from latentseg.deliver.rendering import render_figures
+
+    ctx.fig_dir.mkdir(parents=True, exist_ok=True)
+    for key in FIGURES:
+        if key in ctx.jobs:
+            ctx.jobs[key].png_dpi = FIGURE_DPI
+    render_figures(list(ctx.jobs.values()))
+    return {key: job.png for key, job in ctx.jobs.items() if job.png is not None}
 
 
 def _fig_quadrant(ctx: _Context, result: Any, dims: pd.DataFrame, pair: Sequence[str], why: str) -> Figure | None:
@@ -367,6 +387,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     if not smap_segments:
         ctx.missing.append("segment map (not saved with this model; `latentseg run` saves it)")
     figures = _report_figures(ctx, result, meta, tables, names)
+    deck_pictures = _render(ctx)
     _write_side_tables(ctx, saved, seg_rows, smap_segments, smap_meta)
     context = {
         "title": title or (meta.get("report") or {}).get("title") or f"Segments: {saved.name}",
@@ -398,8 +419,8 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     # --- deliverables for leadership: report.xlsx and report.pptx beside the HTML, from the same saved tables
     from latentseg.deliver.briefing import write_deliverables
 
-    drawn = {f.key: f.drawn for f in ctx.figures if f.drawn is not None}  # the deck reuses them: drawn once
-    ctx.missing.extend(write_deliverables(saved, out, title=context["title"], figures=drawn)[1])  # a library not installed: say so
+    # the deck places the report's figures, rendered with them at its resolution: drawn once
+    ctx.missing.extend(write_deliverables(saved, out, title=context["title"], figures=deck_pictures)[1])  # a library not installed: say so
     # ---
     html = _template().render(**context)
     return atomic_write_text(out, html)
@@ -532,15 +553,15 @@ def _selection_figures(ctx: _Context, sel_meta: Mapping[str, Any], sel_table: pd
     """The k-selection plots (BIC / ICL, LOO, elbow, silhouette) from the saved selection table."""
     selection_figs: list[Figure] = []
     if sel_table is not None:
-        from latentseg.deliver.plots import write_selection_figures
+        from latentseg.deliver.plots import plot_selection, selection_criteria
 
         sel_obj = SimpleNamespace(table=sel_table, per_family=sel_meta.get("per_family") or {}, settings=sel_meta.get("settings") or {},
                                   recommended_k=sel_meta.get("recommended_k"))
-        for p in write_selection_figures(sel_obj, ctx.fig_dir, prefix="selection"):
+        for kind in selection_criteria(sel_obj):  # the files plots.write_selection_figures writes, rendered with the others
+            fig = plot_selection(sel_obj, criterion=kind)
             titles = {"bic": "BIC and ICL by k", "loo": "PSIS-LOO by k", "elbow": "k-means elbow", "silhouette": "k-means silhouette"}
-            kind = p.stem.split("_", 1)[1]
-            ctx.figures.append(Figure(p.stem, titles.get(kind, p.stem), "One panel per family, each on its own scale; the grey band marks the recommended k, a star each family's own pick; open markers are fits that are not admissible.", p))
-            selection_figs.append(ctx.figures[-1])
+            p = ctx.fig_dir / f"selection_{kind}.png"
+            selection_figs.append(_add_figure(ctx, fig, Figure(p.stem, titles.get(kind, p.stem), "One panel per family, each on its own scale; the grey band marks the recommended k, a star each family's own pick; open markers are fits that are not admissible.", p)))
     else:
         ctx.missing.append("k-selection plots (no selection table saved)")
     return selection_figs
@@ -556,10 +577,7 @@ def _comparison_figure(ctx: _Context, cmp_meta: Mapping[str, Any] | None, ct: pd
     cobj = SimpleNamespace(crosstab=ct, name_a=cmp_meta.get("a", "a"), name_b=cmp_meta.get("b", "b"),
                            agreement=float(cmp_meta.get("agreement", float("nan"))), ari=float(cmp_meta.get("ari", float("nan"))))
     p = ctx.fig_dir / "comparison.png"
-    plot_comparison(cobj, path=p)
-    comparison_fig = Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p)
-    ctx.figures.append(comparison_fig)
-    return comparison_fig
+    return _add_figure(ctx, plot_comparison(cobj), Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p))
 
 
 def _overlay_figures(ctx: _Context, tables: Mapping[str, Any], names: Sequence[str]) -> list[Figure]:

@@ -36,6 +36,8 @@ from latentseg.models.families import GMM
 __all__ = [
     "numeric_matrix",
     "check_sample_weight",
+    "sandwich_share_interval",
+    "share_information",
     "check_k",
     "normalize_log",
     "start_generators",
@@ -213,6 +215,102 @@ def check_sample_weight(sample_weight: Any, ids: pd.Index, model: str) -> np.nda
         )
     return w
 
+
+
+def sandwich_share_interval(H: np.ndarray, s: np.ndarray, sw: np.ndarray, pi: np.ndarray) -> dict[str, Any]:
+    """Design-based (sandwich) Wilson intervals on the shares of a weighted EM fit.
+
+    The first ``k - 1`` free parameters are the shares' (``pi_k = 1 - sum``); the variance of
+    the shares is ``L H^-1 B H^-1 L'`` with ``B`` the weighted scores' covariance, and each share's
+    Wilson interval is taken at the effective n that variance implies.
+
+    Parameters
+    ----------
+    H : ndarray, shape (q, q)
+        The weighted observed information of the ``q`` free parameters.
+    s : ndarray, shape (n, q)
+        Each respondent's score (unweighted).
+    sw : ndarray, shape (n,)
+        The survey weights.
+    pi : ndarray, shape (k,)
+        The weighted shares.
+
+    Returns
+    -------
+    dict
+        ``share_interval`` (lower, upper) and ``interval_method``; empty when the information
+        is singular or a variance is not positive (the caller then falls back).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.normal(size=(200, 1)); out = sandwich_share_interval(np.array([[200.0]]), s, np.ones(200), np.array([0.5, 0.5]))
+    >>> out["interval_method"].startswith("95% Wilson, design-based sandwich effective n")
+    True
+    """
+    from latentseg._stats import wilson_each
+
+    n, q = s.shape
+    k = pi.size
+    WS = s * sw[:, None]
+    WS -= WS.mean(axis=0)
+    B = WS.T @ WS * (n / max(n - 1, 1))
+    try:
+        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
+    except np.linalg.LinAlgError:
+        return {}
+    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
+    var = np.diag(L @ (rows @ B @ rows.T) @ L.T)
+    if not np.all(np.isfinite(var)) or np.any(var <= 0):
+        return {}
+    ne = np.clip(pi * (1 - pi) / var, 1.0, None)
+    lo, hi = wilson_each(pi, ne)
+    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
+    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
+
+
+def share_information(z: np.ndarray, wz: np.ndarray, pi: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mixing proportions' part of a weighted EM fit's information and scores, the start of
+    :func:`sandwich_share_interval`'s inputs (free parameters ``0 .. k-2`` are the shares).
+
+    Parameters
+    ----------
+    z : ndarray, shape (n, k)
+        Memberships.
+    wz : ndarray, shape (n, k)
+        Memberships times the survey weights.
+    pi : ndarray, shape (k,)
+        The weighted shares.
+    q : int
+        Free parameters in all.
+
+    Returns
+    -------
+    P : ndarray, shape (k, k - 1)
+        The complete-data score of the proportions for a member of segment c (row c).
+    H : ndarray, shape (q, q)
+        The information, filled for the proportions.
+    s : ndarray, shape (n, q)
+        The scores, filled for the proportions.
+
+    Examples
+    --------
+    >>> z = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> P, H, s = share_information(z, z, np.array([0.5, 0.5]), 3)
+    >>> float(H[0, 0]), s[:, 0].tolist()
+    (8.0, [2.0, -2.0])
+    """
+    n, k = z.shape
+    P = np.zeros((k, k - 1))
+    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
+    P[k - 1] = -1.0 / pi[k - 1]
+    H = np.zeros((q, q))
+    s = np.zeros((n, q))
+    s[:, : k - 1] = z @ P
+    Nc = wz.sum(axis=0)
+    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
+    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    return P, H, s
 
 def _is_numeric_dtype(dtype: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(dtype)) and not pd.api.types.is_bool_dtype(dtype)

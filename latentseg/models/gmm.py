@@ -82,6 +82,8 @@ from latentseg.models._em import (
     provenance,
     random_partition,
     replication_report,
+    sandwich_share_interval,
+    share_information,
     single_threaded,
     standardise,
     start_generators,
@@ -1103,7 +1105,6 @@ def design_share_interval(
     variance summing over the cells it serves; meat ``n / (n - 1)`` times the centred
     cross-products of ``w_i s_i`` (Binder 1983). docs/methods.md, "Survey weights (EM)".
     """
-    from latentseg._stats import wilson_each
 
     family, vary, spherical = STRUCTURES[structure]
     n, d = X.shape
@@ -1124,15 +1125,7 @@ def design_share_interval(
     obs = ~np.isnan(X)
     Xz = np.where(obs, X, 0.0)
     wz = sw[:, None] * z
-    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
-    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
-    P[k - 1] = -1.0 / pi[k - 1]
-    H = np.zeros((q, q))
-    s = np.zeros((n, q))
-    s[:, : k - 1] = z @ P
-    Nc = wz.sum(axis=0)
-    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
-    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    P, H, s = share_information(z, wz, pi, q)
     pidx = np.arange(k - 1)
     for c in range(k):
         e = np.where(obs, Xz - mu[c], 0.0)
@@ -1157,21 +1150,7 @@ def design_share_interval(
         full = np.concatenate([pidx, ix])
         H[np.ix_(full, full)] -= Xc.T @ Xc
     H += (s * sw[:, None]).T @ s
-    WS = s * sw[:, None]
-    WS -= WS.mean(axis=0)
-    B = WS.T @ WS * (n / max(n - 1, 1))
-    try:
-        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
-    except np.linalg.LinAlgError:
-        return {}
-    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
-    var = np.diag(L @ (rows @ B @ rows.T) @ L.T)
-    if not np.all(np.isfinite(var)) or np.any(var <= 0):
-        return {}
-    ne = np.clip(pi * (1 - pi) / var, 1.0, None)
-    lo, hi = wilson_each(pi, ne)
-    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
-    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
+    return sandwich_share_interval(H, s, sw, pi)
 
 
 def _checked_settings(

@@ -38,7 +38,7 @@ import pandas as pd
 from latentseg._stats import as_rng, check_int
 from latentseg.errors import ConfigError, ConvergenceWarning
 from latentseg.models._criteria import information_criteria
-from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report
+from latentseg.models._em import check_k, check_sample_weight, provenance, replication_report, sandwich_share_interval, share_information
 from latentseg.prepare.encoding import EncodedIndicators, categories_frame, encode_indicators, encode_new_indicators
 from latentseg.result import SegmentationResult
 from latentseg.models.families import LCA
@@ -718,7 +718,6 @@ def design_share_interval(
     interval carries how well the segments are told apart, which the linearised interval
     (memberships taken as known) does not. docs/methods.md, "Survey weights (EM)".
     """
-    from latentseg._stats import wilson_each
 
     k = weights.size
     if sw is None or measurement == "ordinal" or k < 2:
@@ -743,15 +742,7 @@ def design_share_interval(
     if sum(n * (k - 1 + ix.size) ** 2 for ix in idx_c) > SANDWICH_MAX_FLOPS or n * q > SANDWICH_MAX_CELLS:
         return {}
     wz = sw[:, None] * z
-    P = np.zeros((k, k - 1))  # complete-data score of the mixing proportions in segment c
-    P[np.arange(k - 1), np.arange(k - 1)] = 1.0 / pi[: k - 1]
-    P[k - 1] = -1.0 / pi[k - 1]
-    H = np.zeros((q, q))
-    s = np.zeros((n, q))
-    s[:, : k - 1] = z @ P
-    Nc = wz.sum(axis=0)
-    H[np.arange(k - 1), np.arange(k - 1)] += Nc[: k - 1] / pi[: k - 1] ** 2
-    H[: k - 1, : k - 1] += Nc[k - 1] / pi[k - 1] ** 2
+    P, H, s = share_information(z, wz, pi, q)
     pidx = np.arange(k - 1)
     for c in range(k):
         Sc = np.zeros((n, idx_c[c].size))
@@ -772,21 +763,7 @@ def design_share_interval(
         ix = np.concatenate([pidx, idx_c[c]])
         H[np.ix_(ix, ix)] -= Xc.T @ Xc
     H += (s * sw[:, None]).T @ s
-    WS = s * sw[:, None]
-    WS -= WS.mean(axis=0)
-    B = WS.T @ WS * (n / max(n - 1, 1))
-    try:
-        rows = np.linalg.solve(H, np.eye(q)[:, : k - 1]).T  # the first k - 1 rows of H^-1
-    except np.linalg.LinAlgError:
-        return {}
-    L = np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
-    v = np.diag(L @ (rows @ B @ rows.T) @ L.T)
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        return {}
-    ne = np.clip(pi * (1 - pi) / v, 1.0, None)
-    lo, hi = wilson_each(pi, ne)
-    span = f"{ne.min():.0f}" if round(ne.min()) == round(ne.max()) else f"{ne.min():.0f}-{ne.max():.0f}"
-    return {"share_interval": (lo, hi), "interval_method": f"95% Wilson, design-based sandwich effective n {span}"}
+    return sandwich_share_interval(H, s, sw, pi)
 
 
 def _centers(probs: np.ndarray, enc: EncodedIndicators) -> np.ndarray:
@@ -1066,23 +1043,31 @@ def covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarra
     def unpack(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
         probs = flat_to_padded(np.exp(log_probs(t)), n_cat, offsets)
         probs = np.where(probs < 1e-300, 0.0, probs)
-        vals = np.zeros((J, int(n_cat.max())))
-        rows_ = []
-        for j, item in enumerate(result.feature_names):
-            sub = cats[cats["item"] == item].sort_values("code")
-            v = sub["value"].to_numpy(dtype=float)
-            vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
-            for c in range(k):
-                for m, key in enumerate(sub["category"]):
-                    rows_.append((c + 1, item, key, float(probs[c, j, m])))
-        centers = np.nansum(probs * vals[None], axis=2)
-        table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
-        table = table.sort_values("segment", kind="stable").reset_index(drop=True)
+        centers, table = _item_table(result, cats, probs)
         return {"probs": probs}, {}, centers, {"item_probs": table}
 
     n_free = count_free_params(k, n_cat, str(result.settings.get("measurement", "categorical"))) - (k - 1)
     return MeasurementModel(to_theta(logW0), log_density, m_step, scores, n_free, unpack)
 
+
+
+def _item_table(result: SegmentationResult, cats: pd.DataFrame, probs: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Segment centers (expected category value per item) and the long item-probability table
+    (sorted by segment) of padded category probabilities ``probs`` (k, J, C), for the covariate
+    measurement models."""
+    k, J = probs.shape[:2]
+    vals = np.zeros((J, probs.shape[2]))
+    rows_ = []
+    for j, item in enumerate(result.feature_names):
+        sub = cats[cats["item"] == item].sort_values("code")
+        v = sub["value"].to_numpy(dtype=float)
+        vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
+        for c in range(k):
+            for m, key in enumerate(sub["category"]):
+                rows_.append((c + 1, item, key, float(probs[c, j, m])))
+    centers = np.nansum(probs * vals[None], axis=2)
+    table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
+    return centers, table.sort_values("segment", kind="stable").reset_index(drop=True)
 
 def _ordinal_covariate_measurement(result: SegmentationResult, data: Any, rows: np.ndarray | None) -> Any:
     """:func:`covariate_measurement` for the ordinal (adjacent-category logit) model."""
@@ -1133,17 +1118,7 @@ def _ordinal_covariate_measurement(result: SegmentationResult, data: Any, rows: 
     def unpack(t: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
         beta, tau = split(t)
         probs = flat_to_padded(np.exp(log_w(t)), n_cat, offsets)
-        vals = np.zeros((J, cmax))
-        rows_ = []
-        for j, item in enumerate(result.feature_names):
-            sub = cats[cats["item"] == item].sort_values("code")
-            v = sub["value"].to_numpy(dtype=float)
-            vals[j, : len(v)] = v if np.all(np.isfinite(v)) else np.arange(len(v))
-            for c in range(k):
-                for m, key in enumerate(sub["category"]):
-                    rows_.append((c + 1, item, key, float(probs[c, j, m])))
-        centers = np.nansum(probs * vals[None], axis=2)
-        table = pd.DataFrame(rows_, columns=["segment", "item", "category", "probability"])
+        centers, table = _item_table(result, cats, probs)
         thr = tau.copy()
         thr[~tvalid] = np.nan
         return ({"probs": probs, "locations": beta.T.copy()}, {"thresholds": thr}, centers,

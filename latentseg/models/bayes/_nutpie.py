@@ -172,6 +172,11 @@ class Chains:
         self._sampler.wait(None)
         return self._sampler.take_results()
 
+    def inspect(self) -> Any:
+        """A copy of the trace so far, while the chains run (nutpie's raw Arrow trace, as
+        :meth:`wait` returns it; tuning draws included)."""
+        return self._sampler.inspect()
+
     def cancel(self) -> None:
         """Stop the chains and discard their draws."""
         self._sampler.abort()

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentseg.errors import ConfigError, format_rows
+from latentseg.errors import ConfigError
 
 __all__ = [
     "METHOD",
@@ -82,29 +82,9 @@ def check_weights(sample_weight: Any, ids: pd.Index, model: str) -> np.ndarray |
     ...     print(str(err).split(";")[0])
     The bayes-gmm model needs positive, finite sample weights
     """
-    try:  # the shared check (issue 16's EM engines); the same rules and message below until it exists
-        from latentseg.models._em import check_sample_weight  # type: ignore[attr-defined]
-    except ImportError:
-        check_sample_weight = None
-    if check_sample_weight is not None:
-        return check_sample_weight(sample_weight, ids, model)
-    if sample_weight is None:
-        return None
-    if isinstance(sample_weight, (pd.Series, pd.Index)):
-        sample_weight = sample_weight.to_numpy()
-    try:
-        w = np.array(sample_weight, dtype=float, copy=True)
-    except (TypeError, ValueError):
-        raise ConfigError(f"The {model} model needs numeric sample weights; got values that are not numbers.") from None
-    if w.shape != (len(ids),):
-        raise ConfigError(f"sample_weight must have one weight per respondent, shape ({len(ids)},); got shape {w.shape}.")
-    bad = np.flatnonzero(~np.isfinite(w) | (w <= 0))
-    if bad.size:
-        raise ConfigError(
-            f"The {model} model needs positive, finite sample weights; {bad.size} row(s) {format_rows(ids[bad])} "
-            "have zero, negative, infinite or missing weights."
-        )
-    return w
+    from latentseg.models._em import check_sample_weight
+
+    return check_sample_weight(sample_weight, ids, model)
 
 
 def set_weights(family: Any, sample_weight: Any) -> None:

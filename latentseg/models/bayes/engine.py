@@ -22,7 +22,9 @@ posterior attached as an :class:`xarray.DataTree`. The steps, the same for both 
    and bulk ESS >= 400 for every parameter, one mode); if not, they are continued from their last
    draws (chains in another mode restarted from the EM mode) to the length projected to meet
    the rule, within a budget of ``max_draws`` per chain; ``diagnostics["convergence"]`` records
-   what was done (:func:`_extension`).
+   what was done (:func:`_extension`). A first block whose first quarter of draws already shows
+   empty, diffuse or duplicated segments (k too large) keeps only those draws, and nutpie's
+   chains stop there (:class:`_EarlyStop`).
 3. **Relabelling** every draw to the reference with the Hungarian algorithm
    (:mod:`latentseg.models.bayes._relabel`) before anything is summarised.
 4. **Diagnostics after relabelling**: rank-normalised split R-hat, bulk and tail ESS (ArviZ),
@@ -86,6 +88,11 @@ EXTEND_MARGIN = 1.25
 EXTEND_MIN_FACTOR = 1.25
 #: at most this many extensions per fit
 EXTEND_ROUNDS = 6
+#: a fit's first block is judged on its first EARLY_FRACTION of draws (at least EARLY_MIN_DRAWS per
+#: chain): when they already show empty, diffuse or duplicated segments (k too large; more draws
+#: do not help) the fit keeps only those draws, and nutpie's chains on our kernels are stopped there
+EARLY_FRACTION = 0.25
+EARLY_MIN_DRAWS = 100
 #: probability of every interval we report
 PROB = 0.95
 #: a segment whose posterior mean share is below max(EMPTY_SHARE, EMPTY_COUNT / n) is "empty"
@@ -145,6 +152,7 @@ class _Draws:
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     last_theta: np.ndarray | None = None  # (C, nd): each chain's last draw, unconstrained (nutpie kernels)
     checked: Any = None  # the convergence check's relabelled draws and diagnostics (_extension_plan)
+    first_judged: tuple[int, str] | None = None  # (n, verdict) of _degenerate_start on the first n draws
 
 
 # ============================================================================ public API
@@ -589,7 +597,7 @@ def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_
                 k = todo.pop(0)
                 family, s = specs[k]
                 em, em_messages, start, sample_seed, _ = _prepare(family, s)
-                sampler, finish = _nutpie_kernel(family, start, s, sample_seed)
+                sampler, finish = _nutpie_kernel(family, start, s, sample_seed, em)
                 running[k] = (sampler, finish, (family, em, em_messages, s, start, sample_seed))
             if finished:
                 k, finish, spec = finished.pop(0)
@@ -788,7 +796,7 @@ def _start(family: Any, em: SegmentationResult) -> dict[str, np.ndarray]:
 
 def _fit(family: Any, s: _Settings) -> SegmentationResult:
     em, em_messages, start, sample_seed, g_init = _prepare(family, s)
-    raw = _sample(family, start, s, sample_seed, g_init)
+    raw = _sample(family, start, s, sample_seed, g_init, em)
     while (step := _extension(family, em, start, s, sample_seed, raw)) is not None:
         raw = step[1]()
     return _summarise(family, em, em_messages, raw, s)
@@ -799,13 +807,22 @@ def _cores(s: _Settings) -> int:
     return max(1, min(s.chains, limit))
 
 
-def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, g_init: np.random.Generator) -> _Draws:
+def _sample(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int, g_init: np.random.Generator,
+            em: SegmentationResult | None = None) -> _Draws:
+    """The first block of a fit's chains (``em``: the reference labelling, for nutpie's early stop
+    of a degenerate fit, :class:`_EarlyStop`)."""
     if s.sampler == "advi":
         if family.has_kernel:
             return _advi_kernel(family, start, s, seed)
         return _advi_pymc(family, start, s, seed)
     if s.sampler == "nutpie" and family.has_kernel:
-        return _nutpie_kernel(family, start, s, seed)[1]()
+        import time
+
+        sampler, finish = _nutpie_kernel(family, start, s, seed, em)
+        if isinstance(sampler, _EarlyStop):  # poll, so that a degenerate fit stops early
+            while not sampler.is_finished:
+                time.sleep(0.01)
+        return finish()
     if s.sampler == "numpyro" and family.model == BAYES_GMM and family.has_kernel and family.sample_weight is None:
         from latentseg.models.bayes._jax_kernels import sample_numpyro
 
@@ -847,7 +864,9 @@ def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws
                                target_accept=s.target_accept, progressbar=s.progressbar)
 
         def read() -> dict[str, np.ndarray]:
-            return _arrow_arrays(sampler.wait(), chains, draws, nd)
+            arrays = _arrow_arrays(sampler.wait(), chains, draws, nd)
+            assert arrays is not None
+            return arrays
 
         engine = "nutpie (numba log density, C callback)"
     else:
@@ -888,7 +907,8 @@ def _draws_from_arrays(family: Any, arrays: Mapping[str, np.ndarray], engine: st
     )
 
 
-def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int) -> tuple[Any, Any]:
+def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int,
+                  em: SegmentationResult | None = None) -> tuple[Any, Any]:
     """nutpie's NUTS on the numba log density (one compiled function for every k and data set),
     the first block of a fit's chains, from the EM start jittered per chain (:func:`_nutpie_run`).
 
@@ -896,8 +916,12 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
     ``_is_finished(sampler)`` says when they are done and ``finish()`` waits for them and returns
     the draws. The progress, if asked for, shows in the notebook inside a Jupyter kernel and as
     nutpie's terminal bar elsewhere (``_nutpie.progress_type``; nutpie's public route decides the
-    same by itself).
+    same by itself). With ``em`` (the reference labelling) on the compiled route, the chains are
+    watched and stopped after their first draws when these show a degenerate fit
+    (:class:`_EarlyStop`).
     """
+    from latentseg.models.bayes._nutpie import Chains
+
     theta0 = family.theta_from_params(start)
 
     def initial_point(chain_seed: int) -> np.ndarray:
@@ -905,7 +929,112 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
 
     sampler, read, engine = _nutpie_run(family, theta0.size, initial_point, s, draws=s.draws, tune=s.tune,
                                         chains=s.chains, cores=_cores(s), seed=seed)
+    n_first = _early_draws(s)
+    if em is not None and n_first and family.k > 1 and isinstance(sampler, Chains):
+        watched = _EarlyStop(sampler, read, family, em, n_first, theta0.size, s.chains, engine)
+        return watched, watched.finish
     return sampler, lambda: _draws_from_arrays(family, read(), engine)
+
+
+class _EarlyStop:
+    """A fit's first block on nutpie's compiled route, watched: once every chain has its first
+    ``n`` draws after tuning (looked at every ``POLL`` seconds through nutpie's copy of the trace
+    so far), they are judged by :func:`_degenerate_start`; a degenerate fit's chains are stopped
+    there and ``finish()`` returns those draws. :func:`_extension` applies the same rule to every
+    first block, on its first ``n`` draws, so the result does not depend on when (or whether)
+    the chains were looked at: this only saves the draws the rule would drop."""
+
+    POLL = 0.05
+
+    def __init__(self, chains: Any, read: Any, family: Any, em: SegmentationResult, n: int, nd: int, C: int,
+                 engine: str) -> None:
+        self.chains, self.read, self.family, self.em = chains, read, family, em
+        self.n, self.nd, self.C, self.engine = n, nd, C, engine
+        self.first: dict[str, np.ndarray] | None = None  # the first n draws of a degenerate fit
+        self.judged = False
+        self.verdict = ""
+        self._last = 0.0
+
+    @property
+    def is_finished(self) -> bool:
+        import time
+
+        if self.first is not None or _is_finished(self.chains):
+            return True
+        now = time.perf_counter()
+        if self.judged or now - self._last < self.POLL:
+            return False
+        self._last = now
+        arrays = _arrow_arrays(self.chains.inspect(), self.C, self.n, self.nd, first=True)
+        if arrays is None:  # not every chain is there yet
+            return False
+        self.judged = True
+        self.verdict = _degenerate_start(self.family, self.em, _draws_from_arrays(self.family, arrays, self.engine),
+                                         self.n)
+        if self.verdict:
+            self.chains.cancel()
+            self.first = arrays
+            return True
+        return False
+
+    def cancel(self) -> None:
+        self.chains.cancel()
+
+    def finish(self) -> _Draws:
+        try:
+            arrays = self.first if self.first is not None else self.read()
+        except BaseException:
+            self.chains.cancel()
+            raise
+        raw = _draws_from_arrays(self.family, arrays, self.engine)
+        if self.judged:  # the same draws the first-block rule judges: not judged twice
+            raw.first_judged = (self.n, self.verdict)
+        return raw
+
+
+def _early_draws(s: _Settings) -> int:
+    """Draws per chain the first-block rule judges (:data:`EARLY_FRACTION`), 0 when the block is
+    too short for it."""
+    n = max(EARLY_MIN_DRAWS, int(math.ceil(EARLY_FRACTION * s.draws)))
+    return n if n < s.draws else 0
+
+
+def _first_draws(raw: _Draws, n: int) -> _Draws:
+    """The first ``n`` draws of every chain (no state to continue from)."""
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[:, :n]
+
+    return dataclasses.replace(raw, params={key: val[:, :n] for key, val in raw.params.items()},
+                               diverging=cut(raw.diverging), energy=cut(raw.energy), tree_depth=cut(raw.tree_depth),
+                               last_theta=None, checked=None)
+
+
+def _degenerate_start(family: Any, em: SegmentationResult, raw: _Draws, n: int) -> str:
+    """Empty, diffuse or duplicated segments (:func:`_degenerate_now`) on the first ``n`` draws of
+    every chain, relabelled, in the kept mode: "" if none, else what was found."""
+    first = _first_draws(raw, n)
+    params, _ = _relabelled(family, em, first)
+    _, keep, _ = _modes(family, params, first)
+    return _degenerate_now(family, params, keep)
+
+
+def _first_block_rule(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings, record: dict[str, Any]) -> None:
+    """The first-block rule: when the first :func:`_early_draws` draws of every chain already show
+    degenerate segments (k too large: more draws do not help), the fit keeps only those draws
+    (``raw`` is cut in place) and ``record["stopped_early"]`` says so."""
+    n = _early_draws(s)
+    S = raw.params["weights"].shape[1]
+    if not n or family.k < 2 or S < n:
+        return
+    judged = raw.first_judged
+    found = judged[1] if judged is not None and judged[0] == n else _degenerate_start(family, em, raw, n)
+    if not found:
+        return
+    if S > n:
+        cut = _first_draws(raw, n)
+        raw.params, raw.diverging, raw.energy, raw.tree_depth = cut.params, cut.diverging, cut.energy, cut.tree_depth
+        raw.last_theta = None
+    record["stopped_early"] = f"{found} in the first {n} draws per chain: the chains were stopped there"
 
 
 # ============================================================================ convergence by design
@@ -957,6 +1086,8 @@ def _extension(family: Any, em: SegmentationResult, start: dict[str, np.ndarray]
     if raw.approximate or s.sampler == "advi":
         record.update(status="not applicable (ADVI)", extended=False)
         return None
+    if not record["rounds"]:
+        _first_block_rule(family, em, raw, s, record)
     plan = _extension_plan(family, em, raw, s, record)
     if plan is None:
         return None
@@ -1079,17 +1210,24 @@ def _merge_blocks(raw: _Draws, blocks: list[_Draws], restart: list[int]) -> _Dra
     )
 
 
-def _arrow_arrays(results: Any, chains: int, draws: int, n_dim: int) -> dict[str, np.ndarray]:
+def _arrow_arrays(results: Any, chains: int, draws: int, n_dim: int, first: bool = False) -> dict[str, np.ndarray] | None:
     """The draws (chains, draws, n_dim) and the sample statistics we use, straight from nutpie's
-    Arrow trace (building its DataTree of every statistic cost about 0.2 s per fit)."""
+    Arrow trace (building its DataTree of every statistic cost about 0.2 s per fit). ``first``:
+    the first ``draws`` of a trace still growing, ``None`` while a chain has fewer."""
     import pyarrow as pa
 
     draw_batches, stat_batches = results.get_arrow_trace()
     if len(draw_batches) != chains:
+        if first:
+            return None
         raise ValueError("unexpected number of chains in the trace")
     out: dict[str, list[np.ndarray]] = {key: [] for key in ("theta", "diverging", "energy", "depth", "step_size")}
     for draw, stat in zip(draw_batches, stat_batches):
         keep = ~np.asarray(pa.array(stat.column("tuning")).to_numpy(zero_copy_only=False), dtype=bool)
+        if first:
+            if keep.sum() < draws:
+                return None
+            keep &= np.cumsum(keep) <= draws
         theta = pa.array(draw.column("theta")).flatten().to_numpy(zero_copy_only=False).reshape(draw.num_rows, n_dim)
         out["theta"].append(theta[keep])
         for key in ("diverging", "energy", "depth", "step_size"):
