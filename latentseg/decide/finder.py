@@ -783,9 +783,9 @@ class CovariateFinder:
         ConfigError
             A covariate column is absent, or a level was not seen when the model was fitted.
         """
-        from latentseg.models._mnlogit import _code
+        from latentseg.models._mnlogit import code_covariates
 
-        X, _, _ = _code(df.rename(columns=str), self.columns, self.levels)
+        X, _, _ = code_covariates(df.rename(columns=str), self.columns, self.levels)
         logits = X @ self.coef
         logits -= np.nanmax(logits, axis=1, keepdims=True)
         p = np.exp(logits)

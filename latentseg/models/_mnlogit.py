@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,7 @@ __all__ = [
     "coefficient_table",
     "one_step",
     "INTERCEPT",
+    "code_covariates",
     "PRIOR_SCALE",
     "SEPARATION_LIMIT",
 ]
@@ -133,7 +134,7 @@ class CovariateDesign:
     def transform(self, covariates: pd.DataFrame) -> np.ndarray:
         """Code new covariates as at fit time, shape (n_new, m); a level not seen at fit time
         is a :class:`ConfigError` naming the column and rows."""
-        return _code(covariates, self.columns, self.levels)[0]
+        return code_covariates(covariates, self.columns, self.levels)[0]
 
 
 def _is_categorical(s: pd.Series) -> bool:
@@ -226,16 +227,43 @@ def covariate_design(
                 f"Covariate column '{c}' in {source} is constant (every respondent with a value has "
                 f"{obs[0]!r}); it cannot predict membership: drop it."
             )
-    X, terms, scale = _code(frame, tuple(cols), levels)
+    X, terms, scale = code_covariates(frame, tuple(cols), levels)
     complete = ~np.isnan(X).any(axis=1)
     X[~complete] = np.nan
     return CovariateDesign(X=X, terms=terms, columns=tuple(cols), levels=levels, complete=complete,
                            respondent_ids=ids, scale=scale)
 
 
-def _code(
+def code_covariates(
     frame: pd.DataFrame, columns: Sequence[str], levels: Mapping[str, Sequence[str]]
 ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """The design matrix of covariate ``columns`` of ``frame``: an intercept, numeric columns as
+    they are, and one dummy per non-reference level of the columns in ``levels``.
+
+    Parameters
+    ----------
+    frame : DataFrame, shape (n, ...)
+    columns : sequence of str
+        The covariates, in order.
+    levels : mapping of str to sequence of str
+        The categorical columns' levels, reference (left out) first.
+
+    Returns
+    -------
+    X : ndarray, shape (n, p)
+    terms : tuple of str, length p
+        :data:`INTERCEPT`, then ``col`` or ``col[level]``.
+    scale : ndarray, shape (p,)
+        Each term's scale for the separation check and the ridge penalty: twice the standard
+        deviation of a numeric column, 1 for the intercept and dummies. A missing value stays
+        NaN in ``X``; a level not in ``levels`` or an infinite value is a ConfigError naming the rows.
+
+    Examples
+    --------
+    >>> X, terms, _ = code_covariates(pd.DataFrame({"region": ["EU", "US", "EU"]}), ["region"], {"region": ["EU", "US"]})
+    >>> X[:, 1].tolist(), terms[1]
+    ([0.0, 1.0, 0.0], 'region[US]')
+    """
     absent = [c for c in columns if c not in frame.columns]
     if absent:
         raise ConfigError(f"The covariates lack the column(s) {format_rows(absent)} of the membership model.")

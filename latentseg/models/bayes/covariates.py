@@ -179,10 +179,10 @@ def fit_with_covariates(family: Any, s: Any, data: Any, covariates: Any, sample_
     import pytensor.tensor as pt
 
     from latentseg.models._mnlogit import INTERCEPT, covariate_design, one_step
-    from latentseg.models.bayes.engine import _prepare
+    from latentseg.models.bayes.engine import prepare_start
 
     _check(family, s, sample_weight)
-    em0, em_messages, _, sample_seed, g_init = _prepare(family, s)
+    em0, em_messages, _, sample_seed, g_init = prepare_start(family, s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatentsegWarning)
         em = one_step(em0, data, covariates)

@@ -596,7 +596,7 @@ def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_
             while todo and len(running) < n_jobs:
                 k = todo.pop(0)
                 family, s = specs[k]
-                em, em_messages, start, sample_seed, _ = _prepare(family, s)
+                em, em_messages, start, sample_seed, _ = prepare_start(family, s)
                 sampler, finish = _nutpie_kernel(family, start, s, sample_seed, em)
                 running[k] = (sampler, finish, (family, em, em_messages, s, start, sample_seed))
             if finished:
@@ -765,7 +765,7 @@ def _budget(draws: Any, max_draws: Any) -> int:
     return max_draws
 
 
-def _prepare(family: Any, s: _Settings) -> tuple[SegmentationResult, list[str], dict[str, np.ndarray], int, np.random.Generator]:
+def prepare_start(family: Any, s: _Settings) -> tuple[SegmentationResult, list[str], dict[str, np.ndarray], int, np.random.Generator]:
     """The EM start of a fit: (EM result, its warnings, starting parameters, sampler seed, the
     generator of the chains' jitter), all derived from ``s.random_seed``."""
     rng = np.random.default_rng(s.random_seed)
@@ -795,7 +795,7 @@ def _start(family: Any, em: SegmentationResult) -> dict[str, np.ndarray]:
 
 
 def _fit(family: Any, s: _Settings) -> SegmentationResult:
-    em, em_messages, start, sample_seed, g_init = _prepare(family, s)
+    em, em_messages, start, sample_seed, g_init = prepare_start(family, s)
     raw = _sample(family, start, s, sample_seed, g_init, em)
     while (step := _extension(family, em, start, s, sample_seed, raw)) is not None:
         raw = step[1]()
