@@ -264,7 +264,8 @@ class SegmentationResult:
         posterior = self.posterior
         if posterior is not None:
             posterior = _permute_posterior(posterior, perm)
-        extras = {key: _permute_extra(val, perm) for key, val in self.extras.items()}
+        extras = _permute_covariates(dict(self.extras), perm)
+        extras = {key: val if key in _COVARIATE_KEYS else _permute_extra(val, perm) for key, val in extras.items()}
         return dataclasses.replace(
             self,
             memberships=take(self.memberships, 1),
@@ -482,6 +483,52 @@ class SegmentationResult:
     def to_json(self, **kwargs: Any) -> str:
         """``json.dumps(self.to_dict())``."""
         return json.dumps(self.to_dict(), **kwargs)
+
+
+#: The extras of a covariate model (:mod:`latentseg.decide.covariates`): coefficients against
+#: segment 1, so a relabelling re-expresses them rather than renumbering them.
+_COVARIATE_KEYS = ("covariates", "covariate_coef", "covariate_vcov", "covariate_draws")
+
+
+def _permute_covariates(extras: dict[str, Any], perm: np.ndarray) -> dict[str, Any]:
+    """Covariate coefficients (log-odds against segment 1) for the new segment order: re-expressed
+    against the new segment 1 with their covariance (:func:`~latentseg.models._mnlogit.rereference`)
+    and their table rebuilt; posterior draws (Bayesian one-step) only when segment 1 stays first.
+
+    Raises
+    ------
+    ValueError
+        The reference segment would change where the coefficients cannot be re-expressed (a
+        table without its covariance, or posterior draws).
+    """
+    if not any(key in extras for key in _COVARIATE_KEYS):
+        return extras
+    coef, vcov, table = extras.get("covariate_coef"), extras.get("covariate_vcov"), extras.get("covariates")
+    cols = perm[1:] - 1  # new free column j (segment j + 2) is old free column cols[j], when perm[0] == 0
+    if perm[0] == 0:
+        out = dict(extras)
+        if coef is not None:
+            m = np.asarray(coef).shape[0]
+            out["covariate_coef"] = np.asarray(coef)[:, cols]
+            if vcov is not None:
+                idx = (cols[:, None] * m + np.arange(m)[None, :]).ravel()
+                out["covariate_vcov"] = np.asarray(vcov)[np.ix_(idx, idx)]
+        if extras.get("covariate_draws") is not None:
+            out["covariate_draws"] = np.asarray(extras["covariate_draws"])[..., cols]
+        if table is not None:
+            out["covariates"] = _permute_extra(table, perm)
+        return out
+    if coef is None or vcov is None or table is None or extras.get("covariate_draws") is not None:
+        raise ValueError(
+            "This result carries covariate coefficients against segment 1 that cannot be re-expressed for a new "
+            "segment 1; relabel before attaching the covariates (apply_covariates), or keep segment 1 first."
+        )
+    from latentseg.models._mnlogit import coefficient_table, rereference
+
+    new_coef, new_vcov = rereference(np.asarray(coef, dtype=float), np.asarray(vcov, dtype=float), perm.tolist())
+    terms = list(dict.fromkeys(str(t) for t in table["term"]))
+    return {**extras, "covariate_coef": new_coef, "covariate_vcov": new_vcov,
+            "covariates": coefficient_table(new_coef, new_vcov, terms)}
 
 
 def _permute_extra(value: Any, perm: np.ndarray) -> Any:

@@ -530,6 +530,8 @@ def apply_covariates(
                                     **({"interval": result.settings["covariates_info"]["interval"]} if bayes else {})}}
     extras = {**dict(result.extras), "covariates": effects.coefficients,
               "covariate_marginal_effects": effects.marginal_effects}
+    if not bayes:  # the coefficients with their covariance, so a relabelling can re-express them
+        extras.update(covariate_coef=np.asarray(effects.coef, dtype=float), covariate_vcov=np.asarray(effects.vcov, dtype=float))
     return dataclasses.replace(result, settings=settings, extras=extras), effects
 
 
