@@ -1002,14 +1002,18 @@ def one_step(
     order = np.lexsort((centers[:, 0], -shares)) if canonical else np.arange(k)
     coef, cov = rereference(fit.coef, fit.coef_cov, order)
     params = {**params, "weights": shares}
-    from latentseg._stats import effective_n, wilson_interval
+    from latentseg._stats import weighted_share_interval, wilson_interval
     from latentseg.models._criteria import information_criteria
 
     n_ok = int(ok.sum())
     n_free = (meas.n_free if meas.n_free is not None else meas.theta.size) + (k - 1) + (design.m - 1) * (k - 1)
-    criteria = information_criteria(fit.loglik, n_free, n_ok, z[ok])
-    n_eff = n_ok if w is None else effective_n(wo)
-    lo, hi = wilson_interval(shares * n_eff, n_eff)
+    criteria = information_criteria(fit.loglik, n_free, n_ok, z[ok], sample_weight=None if w is None else wo)
+    if w is None:
+        lo, hi = wilson_interval(shares * n_ok, n_ok)
+        interval = "95% Wilson (mean membership probability given the covariates)"
+    else:  # design-based: the linearised variance of the weighted share, as the weighted fits without covariates
+        _, lo, hi, label = weighted_share_interval(z[ok], wo, shares)
+        interval = f"{label} (mean membership probability given the covariates)"
     diagnostics = dict(result.diagnostics)
     warns = list(diagnostics.get("warnings", []))
     if fit.penalised:
@@ -1034,7 +1038,7 @@ def one_step(
         shares=shares,
         share_lower=lo,
         share_upper=hi,
-        interval_method="95% Wilson (mean membership probability given the covariates)",
+        interval_method=interval,
         criteria=criteria,
         diagnostics=diagnostics,
         settings=settings,
