@@ -220,6 +220,9 @@ def _fit_and_report(data: Path, cfg: dict[str, Any], chosen: str, k: int, data_k
         info(escape(f"note: {note}."))
     table = prepared.data_for(chosen)
     sample_weight = prepared.weights_for(chosen)
+    from latentseg.decide.covariates import check_one_step_weights
+
+    check_one_step_weights(cfg, chosen, sample_weight is not None)  # before the fit, not after the sampling
     if sample_weight is not None:  # only then: an unweighted fit calls the engine exactly as before
         options = {**options, "sample_weight": sample_weight}
 

@@ -434,7 +434,7 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
         warnings.simplefilter("always", LatentsegWarning)
         with step("prepare"):
             prepared = prepare(survey_path, cfg, families=everyone)
-            check_covariates_config(cfg, prepared.profile, kept)
+            check_covariates_config(cfg, prepared.profile, kept, weighted=prepared.weights is not None)
         notes = list(prepared.notes)
         options = {}
         for fam in everyone:

@@ -512,3 +512,26 @@ def test_relabelling_re_expresses_the_coefficients_against_the_new_segment_1() -
     assert keep[(2, "age")] == pytest.approx(a[(3, "age")], abs=1e-12)
     swap = res.relabel([2, 1, 3]).extras["covariates"].set_index(["segment", "term"])["estimate"]
     assert swap[(3, "age")] == pytest.approx(a[(3, "age")] - a[(2, "age")], abs=1e-12)
+
+
+def test_bayesian_one_step_on_a_weighted_survey_is_refused_before_any_fitting(tmp_path: object) -> None:
+    """The Bayesian one-step cannot adjust its coefficients' intervals for the design: ``fit`` and
+    ``run`` refuse it right after reading the survey (no sampling first), with the way out."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from latentseg.cli.app import app
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    common = ["--covariates", "region", "--covariates-method", "one-step"]
+    fit = CliRunner().invoke(app, ["fit", str(ex / "weighted_survey.csv"), "--config", str(ex / "latentseg.toml"),
+                                   "--model", "bayes-gmm", "--k", "3", *common])
+    run = CliRunner().invoke(app, ["run", str(ex / "weighted_survey.csv"), "-c", str(ex / "latentseg.toml"),
+                                   "--models", "bayes-gmm", "--k", "3", "--no-report", "--models-dir", str(tmp_path),
+                                   "--name", "w", *common])
+    for out in (fit, run):
+        assert out.exit_code == 1, out.output
+        assert "cannot be combined with survey weights in the 'bayes-gmm' model" in out.output
+        assert "--covariates-method bch" in out.output and "Traceback" not in out.output
+        assert "R-hat" not in out.output  # nothing was sampled

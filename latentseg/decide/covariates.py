@@ -55,6 +55,7 @@ __all__ = [
     "CovariateEffects",
     "apply_covariates",
     "check_covariates_config",
+    "check_one_step_weights",
     "covariate_effects",
     "covariates_from_config",
     "covariates_json",
@@ -586,9 +587,11 @@ def covariates_from_config(result: Any, data: Any, profile: pd.DataFrame, cfg: A
     return apply_covariates(result, data, profile, cols, method, sample_weight=sample_weight)
 
 
-def check_covariates_config(cfg: Any, profile: pd.DataFrame, model: str | None = None) -> list[str]:
+def check_covariates_config(cfg: Any, profile: pd.DataFrame, model: str | None = None, *,
+                            weighted: bool = False) -> list[str]:
     """The configured covariate columns, checked before any fitting: each must be a profile
-    column, and ``one-step`` needs a ``gmm``, ``lca``, ``bayes-gmm`` or ``bayes-lca`` model (``model``, when known).
+    column, and ``one-step`` needs a ``gmm``, ``lca``, ``bayes-gmm`` or ``bayes-lca`` model (``model``, when known),
+    and no survey weights (``weighted``) for the Bayesian two (:func:`check_one_step_weights`).
 
     Raises
     ------
@@ -619,4 +622,28 @@ def check_covariates_config(cfg: Any, profile: pd.DataFrame, model: str | None =
             f"the model is '{model}'. "
             "Use --covariates-method bch or ml."
         )
+    check_one_step_weights(cfg, model, weighted)
     return cols
+
+
+def check_one_step_weights(cfg: Any, model: str | None, weighted: bool) -> None:
+    """Refuse, before any fitting, a Bayesian one-step covariate model on a weighted survey (its
+    coefficients would carry unadjusted intervals; the fit itself refuses it too, but only after
+    the sampling).
+
+    Raises
+    ------
+    ConfigError
+
+    Examples
+    --------
+    >>> check_one_step_weights({"model": {"covariates": ["age"], "covariates_method": "one-step"}}, "gmm", True)
+    >>> check_one_step_weights({"model": {"covariates": ["age"], "covariates_method": "bch"}}, "bayes-gmm", True)
+    """
+    from latentseg.models.families import BAYES_GMM, BAYES_LCA
+
+    m = cfg.get("model", {})
+    if weighted and m.get("covariates") and m.get("covariates_method") == "one-step" and model in (BAYES_GMM, BAYES_LCA):
+        from latentseg.models.bayes.covariates import weighted_refusal
+
+        raise ConfigError(weighted_refusal(model))

@@ -44,15 +44,27 @@ INTERCEPT_SCALE = 5.0
 _INTERVAL = "95% equal-tailed posterior credible"
 
 
+def weighted_refusal(model: str) -> str:
+    """Why a Bayesian one-step covariate model is refused with survey weights (checked before any
+    fitting by :func:`latentseg.decide.covariates.check_covariates_config`).
+
+    Examples
+    --------
+    >>> weighted_refusal("bayes-gmm").split(":")[0]
+    "Covariates on membership (one-step) cannot be combined with survey weights in the 'bayes-gmm' model"
+    """
+    return (
+        f"Covariates on membership (one-step) cannot be combined with survey weights in the '{model}' model: "
+        "the design-based adjustment of the weighted pseudo-posterior is not applied to the coefficients, so "
+        "their intervals would be too narrow or too wide. Fit with the weights and estimate the covariate effects "
+        "by the bias-adjusted three-step method (--covariates-method bch), or pass --no-weights."
+    )
+
+
 def _check(family: Any, s: Any, sample_weight: Any) -> None:
     model = family.model
     if sample_weight is not None:
-        raise ConfigError(
-            f"Covariates on membership (one-step) cannot be combined with survey weights in the '{model}' model: "
-            "the design-based adjustment of the weighted pseudo-posterior is not applied to the coefficients, so "
-            "their intervals would be too narrow or too wide. Fit with the weights and estimate the covariate effects "
-            "by the bias-adjusted three-step method (--covariates-method bch)."
-        )
+        raise ConfigError(weighted_refusal(model))
     if family.k < 2:
         raise ConfigError("Covariates on membership need at least two segments.")
     if model == BAYES_GMM and not family.has_kernel:
