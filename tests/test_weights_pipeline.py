@@ -129,6 +129,23 @@ def test_no_weights_ignores_the_column_and_weights_option_names_another(tmp_path
         prepare(path, _cfg(weight_column="nope"), families=["gmm"])
 
 
+def test_no_weights_reads_a_survey_whose_weight_column_is_broken(tmp_path):
+    """The error on a broken weight column offers --no-weights; that way out must work: the column
+    is not read (a note says why) and is not a profile column either."""
+    frame = pd.read_csv(WEIGHTED)
+    frame["weight"] = frame["weight"].astype(object)
+    frame.loc[3, "weight"] = "abc"
+    frame.loc[5, "weight"] = -1.0
+    path = tmp_path / "broken_weights.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(SurveyError, match="non-numeric"):
+        prepare(path, _cfg(), families=["gmm"])
+    p = prepare(path, _cfg(use_weights=False), families=["gmm"])
+    assert p.weights is None and p.n == len(frame)
+    assert "weight" not in p.profile.columns
+    assert any("ignored (--no-weights) and not read" in n for n in p.survey.notes)
+
+
 def test_score_tables_keep_their_weight_column_out_of_the_model_input(tmp_path):
     rng = np.random.default_rng(5)
     table = pd.DataFrame(rng.normal(8, 2, size=(50, 3)), columns=["a", "b", "c"])

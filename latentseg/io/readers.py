@@ -1201,6 +1201,7 @@ class _Options:
     columns: dict[str, dict[str, str]]
     outcomes: dict[str, dict[str, str]]
     labels: dict[str, Any] = field(default_factory=dict)
+    use_weights: bool = True
 
 
 def _options(
@@ -1230,6 +1231,7 @@ def _options(
         columns=dict(s["columns"]),
         outcomes=dict(s["outcomes"]),
         labels=dict(s["labels"]),
+        use_weights=bool(s["use_weights"]),
     )
 
 
@@ -1409,7 +1411,13 @@ def _build(raw: RawTable, opts: _Options, *, stacklevel: int, hint: _Hint | None
     if dur_col is not None:
         duration = numeric_column(cols.series(dur_col), dur_col, "duration", source, rows).set_axis(ids).rename("duration")
     if wt_col is not None:
-        weight = numeric_column(cols.series(wt_col), wt_col, "weight", source, rows).set_axis(ids).rename("weight")
+        try:
+            weight = numeric_column(cols.series(wt_col), wt_col, "weight", source, rows).set_axis(ids).rename("weight")
+        except SurveyError as err:
+            if opts.use_weights:
+                raise
+            # --no-weights ignores the column, so a column it ignores cannot stop the read
+            notes.append(f"weight column '{wt_col}' ignored (--no-weights) and not read: {str(err).split(': ', 1)[-1]}")
 
     personal: list[str] = []
     if opts.profile_columns:
