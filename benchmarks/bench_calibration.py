@@ -126,7 +126,7 @@ def _em_relative_entropy(record: dict[str, Any], draws: int, covariance: str = "
                          simulated: str = "diagonal") -> float:
     """The relative entropy of the EM solution that started a recorded fit (the quantity behind
     ``diagnostics["weak_separation"]``), recomputed for records made before fits reported it."""
-    from latentseg.models.bayes.engine import _family_and_settings, _prepare
+    from latentseg.models.bayes.engine import _family_and_settings, prepare_start
     from latentseg.research.simulate import simulate_gaussian_mixture
 
     X, _ = simulate_gaussian_mixture(record["n"], k=K, d=D, shares=SHARES, separation=record["separation"],
@@ -135,7 +135,7 @@ def _em_relative_entropy(record: dict[str, Any], draws: int, covariance: str = "
                                             {"draws": draws, "tune": draws, "chains": 2, "covariance": covariance})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        em = _prepare(family, settings)[0]
+        em = prepare_start(family, settings)[0]
     return float(em.criteria["relative_entropy"])
 
 

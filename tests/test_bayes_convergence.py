@@ -98,7 +98,7 @@ def test_extension_continues_each_chain_from_its_last_draw(bench_data: tuple[obj
     changed or dropped), started from the first block's last draw; the sample statistics follow."""
     X, _ = bench_data
     fam, s = bayes._family_and_settings("bayes-gmm", X, 4, 1, {"draws": 150, "tune": 300, "chains": 2})
-    em, _, start, seed, g_init = bayes._prepare(fam, s)
+    em, _, start, seed, g_init = bayes.prepare_start(fam, s)
     raw = bayes._sample(fam, start, s, seed, g_init)
     first = {key: val.copy() for key, val in raw.params.items()}
     step = bayes._extension(fam, em, start, s, seed, raw)
@@ -132,7 +132,7 @@ def test_samplers_without_a_continuable_state_rerun_longer(bench_data: tuple[obj
         return dataclasses.replace(raw, last_theta=None, info={"engine": "stand-in for pymc"})
 
     monkeypatch.setattr(bayes, "_sample", fake_sample)
-    em, _, start, seed, g_init = bayes._prepare(fam, s)
+    em, _, start, seed, g_init = bayes.prepare_start(fam, s)
     raw = bayes._sample(fam, start, s, seed, g_init)
     step = bayes._extension(fam, em, start, s, seed, raw)
     assert step is not None and step[0].is_finished

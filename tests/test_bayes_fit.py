@@ -534,11 +534,11 @@ def test_chains_start_without_importing_nutpies_python_package() -> None:
     code = (
         "import sys\n"
         "from latentseg.models.bayes.gmm import GaussianFamily, GMMPriors\n"
-        "from latentseg.models.bayes.engine import _family_and_settings, _prepare, _nutpie_kernel\n"
+        "from latentseg.models.bayes.engine import _family_and_settings, prepare_start, _nutpie_kernel\n"
         "import numpy as np\n"
         "X = np.random.default_rng(0).normal(size=(60, 2))\n"
         "fam, s = _family_and_settings('bayes-gmm', X, 2, 1, {'draws': 30, 'tune': 30, 'chains': 1})\n"
-        "em, _, start, seed, _ = _prepare(fam, s)\n"
+        "em, _, start, seed, _ = prepare_start(fam, s)\n"
         "sampler, finish = _nutpie_kernel(fam, start, s, seed)\n"
         "heavy = sorted(m for m in ('nutpie', 'arviz', 'scipy.stats', 'xarray', 'matplotlib') if m in sys.modules)\n"
         "draws = finish()\n"
