@@ -39,6 +39,7 @@ __all__ = [
     "share_decimals",
     "deliverable_outputs",
     "write_deliverables",
+    "deliverable_title",
     "P_VALUE_FORMAT",
 ]
 
@@ -538,9 +539,7 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
     return written, notes
 
 
-def _table(tables: Sequence[BriefTable], key: str) -> BriefTable | None:
-    return next((t for t in tables if t.key == key), None)
-
-
-def _title(saved: Any, title: str | None) -> str:
+def deliverable_title(saved: Any, title: str | None) -> str:
+    """The title of a saved model's deliverables: ``title`` when given, else the report title its
+    config set, else ``"Segments: <model name>"``."""
     return str(title or (saved.meta.get("report") or {}).get("title") or f"Segments: {saved.name}")

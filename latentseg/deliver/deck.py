@@ -212,6 +212,11 @@ def _cut(paras: Sequence[_Para], pt: float, width: float, height: float) -> list
     return out
 
 
+def _find(tables: Any, key: str) -> Any:
+    """The briefing table ``key`` among ``tables`` (None when absent)."""
+    return next((t for t in tables if t.key == key), None)
+
+
 def _slide_title(slide: Any, text: str) -> None:
     _textbox(slide, (MARGIN, _TITLE_TOP, SLIDE_WIDTH - 2 * MARGIN, _TITLE_H), [_Para(text, True, color=_DARK)],
              sizes=(28, 26, 24, 22, 20, 18))
@@ -385,24 +390,24 @@ def write_deck(model: Any, path: str | os.PathLike[str], *, title: str | None = 
     from pptx import Presentation
 
     from latentseg.deliver.artifacts import SavedModel, load_model
-    from latentseg.deliver.briefing import _table, _title, briefing_tables
+    from latentseg.deliver.briefing import briefing_tables, deliverable_title
     from latentseg.io.files import atomic_write
 
     saved = model if isinstance(model, SavedModel) else load_model(model)
     tables = list(tables) if tables is not None else briefing_tables(saved)
     prs = Presentation()
     prs.slide_width, prs.slide_height = _inches(SLIDE_WIDTH), _inches(SLIDE_HEIGHT)
-    smap = _table(tables, "segment_map")
-    _title_slide(prs, saved, _title(saved, title), smap)
+    smap = _find(tables, "segment_map")
+    _title_slide(prs, saved, deliverable_title(saved, title), smap)
     if smap is not None:
         _segment_map_slide(prs, smap)
     drawn = dict(figures or {})
     _quadrant_slide(prs, saved, drawn.get("segments_2x2"))
     _heatmap_slide(prs, saved, drawn.get("opportunity_heatmap"))
-    _sizes_slide(prs, saved, _table(tables, "sizes"), drawn.get("share_intervals"))
+    _sizes_slide(prs, saved, _find(tables, "sizes"), drawn.get("share_intervals"))
     if smap is not None:
         _recommendation_slide(prs, smap, saved)
-    prs.core_properties.title = _clean(_title(saved, title))[:250]
+    prs.core_properties.title = _clean(deliverable_title(saved, title))[:250]
     prs.core_properties.author = "latentseg"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def write_workbook(model: Any, path: str | os.PathLike[str], *, title: str | Non
     from openpyxl import Workbook
 
     from latentseg.deliver.artifacts import SavedModel, load_model
-    from latentseg.deliver.briefing import _title, briefing_tables
+    from latentseg.deliver.briefing import briefing_tables, deliverable_title
     from latentseg.io.files import atomic_write
 
     saved = model if isinstance(model, SavedModel) else load_model(model)
@@ -66,8 +66,8 @@ def write_workbook(model: Any, path: str | os.PathLike[str], *, title: str | Non
     wb.remove(wb.active)
     for t in tables:
         ws = wb.create_sheet(t.title[:31])
-        _fill_sheet(ws, t, title=_title(saved, title) if t.key == "about" else None)
-    wb.properties.title = _clean(_title(saved, title))
+        _fill_sheet(ws, t, title=deliverable_title(saved, title) if t.key == "about" else None)
+    wb.properties.title = _clean(deliverable_title(saved, title))
     wb.properties.creator = "latentseg"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
