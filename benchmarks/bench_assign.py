@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from _base import base_tree  # benchmarks/_base.py (the script's folder is on sys.path)
+
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -137,18 +139,6 @@ out.insert(0, "segment", P.argmax(axis=1) + 1)
 out.to_parquet(sys.argv[3])
 print(json.dumps({"rows": len(out)}))
 """
-
-
-def base_tree(base: Path) -> str:
-    """An importable copy of an older checkout (its cli/ folder placed as latentseg/cli)."""
-    import shutil
-    import tempfile
-
-    out = Path(tempfile.mkdtemp(prefix="latentseg-base-"))
-    shutil.copytree(base / "latentseg", out / "latentseg", ignore=shutil.ignore_patterns("__pycache__"))
-    if (base / "cli").is_dir() and not (out / "latentseg" / "cli").exists():
-        shutil.copytree(base / "cli", out / "latentseg" / "cli", ignore=shutil.ignore_patterns("__pycache__"))
-    return str(out)
 
 
 def run_case(label: str, code: str, args: list[str], pythonpath: str | None = None) -> dict[str, object]:

@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _base import base_tree  # benchmarks/_base.py (the script's folder is on sys.path)
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -70,15 +72,6 @@ def make_survey() -> Path:
     survey.to_frame().to_csv(tmp, index=False)
     os.replace(tmp, path)
     return path
-
-
-def base_tree(base: Path) -> str:
-    """An importable copy of an older checkout (its cli/ folder placed as latentseg/cli)."""
-    out = Path(tempfile.mkdtemp(prefix="latentseg-base-"))
-    shutil.copytree(base / "latentseg", out / "latentseg", ignore=shutil.ignore_patterns("__pycache__"))
-    if (base / "cli").is_dir() and not (out / "latentseg" / "cli").exists():
-        shutil.copytree(base / "cli", out / "latentseg" / "cli", ignore=shutil.ignore_patterns("__pycache__"))
-    return str(out)
 
 
 def _env(pythonpath: str | None, cache: Path) -> dict[str, str]:

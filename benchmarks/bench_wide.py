@@ -21,12 +21,13 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _base import base_tree  # benchmarks/_base.py (the script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -72,15 +73,6 @@ def run_once(python_path: str | None, survey: Path) -> dict[str, float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     code = os.waitstatus_to_exitcode(status)
     return {"seconds": wall, "peak_mb": usage.ru_maxrss / 1024, "exit_code": code, "stderr_tail": err[-300:]}
-
-
-def base_tree(base: Path) -> str:
-    """An importable copy of an older checkout (its cli/ folder placed as latentseg/cli)."""
-    out = Path(tempfile.mkdtemp(prefix="latentseg-base-"))
-    shutil.copytree(base / "latentseg", out / "latentseg")
-    if (base / "cli").is_dir() and not (out / "latentseg" / "cli").exists():
-        shutil.copytree(base / "cli", out / "latentseg" / "cli")
-    return str(out)
 
 
 def main() -> None:
