@@ -82,6 +82,31 @@ def test_two_processes_write_the_same_bytes_as_one(serial, tmp_path, forks):
     assert pngs[0][:4] == b"\x89PNG" and pngs[1] is None  # the in-memory picture only where asked for
 
 
+def test_figures_drawn_by_whichever_process_renders_them_give_the_same_bytes(serial, tmp_path, forks):
+    """Jobs queued as a way to draw the figure (the report's) are drawn by the process that renders
+    them: the same files as figures drawn beforehand and rendered on one process."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    parent = os.getpid()
+    drawn_in: list[int] = []
+
+    def drawer(i: int):
+        def draw():
+            drawn_in.append(os.getpid())  # only this process's draws are seen here
+            return _figures()[i]
+        return draw
+
+    jobs = [FigureJob(None, (tmp_path / f"f{i}.png", tmp_path / f"f{i}.svg"), png_dpi=60 if i % 2 == 0 else None,
+                      draw=drawer(i), weight=1.0) for i in range(4)]
+    render_figures(jobs, workers=2)
+    assert len(forks) == 1
+    assert drawn_in == [parent, parent]  # half drawn here, the other half in the worker
+    files, pngs = serial
+    assert _files(tmp_path) == files
+    assert [j.png for j in jobs] == pngs
+    with pytest.raises(ValueError, match="needs a weight"):
+        _ = FigureJob(None, (), draw=drawer(0)).cost
+
+
 class _FailsInWorker(FigureJob):
     parent = os.getpid()
 

@@ -1,20 +1,21 @@
 """Rendering the report's figures to files, on two processes where that is safe.
 
-Drawing a figure (:mod:`latentseg.deliver.plots`) is cheap; rendering it is not: each PNG, SVG
-and slide picture lays the figure out and draws every glyph, about 0.1-0.4 s a file, and the
-report writes some twenty. :func:`render_figures` renders a list of :class:`FigureJob` (a drawn
-figure and the files it goes to) and, on Linux with two or more CPUs available, hands part of
-them to a forked copy of the process (:class:`latentseg._fork.Forked`), which renders them from its own copy of the figures at the
-same time. Every job is rendered the same way whichever process does it (its files in order,
+Drawing a figure (:mod:`latentseg.deliver.plots`) takes some time; rendering it takes more: each
+PNG, SVG and slide picture lays the figure out and draws every glyph, about 0.1-0.4 s a file, and
+the report writes some twenty. :func:`render_figures` renders a list of :class:`FigureJob` (a
+figure, drawn already or a way to draw it, and the files it goes to) and, on Linux with two or
+more CPUs available, hands part of them to a forked copy of the process
+(:class:`latentseg._fork.Forked`), which draws (where not drawn yet) and renders them at the same
+time. Every job is drawn and rendered the same way whichever process does it (its files in order,
 the first settling the layout), so the files are the same bytes either way; a worker that fails
-or stalls is stopped and its jobs are rendered again here, so nothing depends on it.
+or stalls is stopped and its jobs are done again here, so nothing depends on it.
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ class FigureJob:
 
     Attributes
     ----------
-    fig : matplotlib Figure
+    fig : matplotlib Figure or None
+        None until drawn by ``draw``.
     files : tuple of Path
         Written in this order (``.png`` or ``.svg``, :func:`latentseg.deliver.plots.save_figure`).
         The first settles the figure's layout; the layout engine is then switched off, so the
@@ -41,16 +43,29 @@ class FigureJob:
         picture); it lands in ``png``.
     png : bytes or None
         That PNG, once rendered.
+    draw : callable, optional
+        Draws the figure (returns it) when ``fig`` is None: called by whichever process renders
+        the job, so the drawing is shared out with the rendering.
+    weight : float, optional
+        The job's rough rendering cost relative to the others (only how jobs are shared out
+        depends on it). Needed for a job not drawn yet; default: from the drawn figure's size.
     """
 
     fig: Any
     files: tuple[Path, ...] = ()
     png_dpi: int | None = None
     png: bytes | None = field(default=None, repr=False)
+    draw: Callable[[], Any] | None = field(default=None, repr=False)
+    weight: float | None = None
 
     @property
     def cost(self) -> float:
-        """A rough relative rendering cost (figure area times the pixels drawn) for sharing work out."""
+        """A rough relative rendering cost for sharing work out: ``weight`` (times 1.7 with the in-memory PNG,
+        as measured for the deck's figures), else the figure's area times the pixels drawn."""
+        if self.weight is not None:
+            return float(self.weight) * (1.7 if self.png_dpi else 1.0)
+        if self.fig is None:
+            raise ValueError("a FigureJob not drawn yet needs a weight")
         w, h = self.fig.get_size_inches()
         dpi = float(self.fig.dpi)
         pixels = sum(dpi * dpi * (0.7 if p.suffix.lower() == ".svg" else 1.0) for p in self.files)
@@ -59,8 +74,13 @@ class FigureJob:
         return float(w * h) * pixels
 
     def run(self) -> None:
-        """Render this job here."""
+        """Draw (where not drawn yet) and render this job here."""
         from latentseg.deliver.plots import save_figure
+
+        if self.fig is None:
+            if self.draw is None:
+                raise ValueError("a FigureJob needs a figure or a way to draw it")
+            self.fig = self.draw()
 
         for i, path in enumerate(self.files):
             if i == 1:

@@ -32,7 +32,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -83,8 +84,6 @@ class Figure:
     caption: str
     png: Path
     svg: Path | None = None
-    #: the drawn matplotlib figure (rendered to ``png`` and ``svg`` with the others); not saved
-    drawn: Any = field(default=None, repr=False, compare=False)
 
     @property
     def data_uri(self) -> str:
@@ -114,20 +113,30 @@ class _Context:
 
 # ------------------------------------------------------------------------------ matplotlib
 # The figures are drawn by latentseg.deliver.plots (the public plot functions); the report saves
-# each as PNG (embedded) and SVG beside it, and keeps a caption. Drawing is cheap, rendering is
-# not: each figure is drawn here and rendered with all the others at once (_render).
-def _save_fig(ctx: _Context, fig: Any, key: str, title: str, caption: str) -> Figure:
-    return _add_figure(ctx, fig, Figure(key, title, caption, ctx.fig_dir / f"{key}.png", ctx.fig_dir / f"{key}.svg", drawn=fig))
+# each as PNG (embedded) and SVG beside it, and keeps a caption. Each figure is queued as a way to
+# draw it, and drawn and rendered with all the others at once (_render), by whichever process
+# renders it.
+def _save_fig(ctx: _Context, draw: Callable[[], Any], key: str, title: str, caption: str, cost: float) -> Figure:
+    return _add_figure(ctx, draw, Figure(key, title, caption, ctx.fig_dir / f"{key}.png", ctx.fig_dir / f"{key}.svg"), cost)
 
 
-def _add_figure(ctx: _Context, fig: Any, entry: Figure) -> Figure:
+def _add_figure(ctx: _Context, draw: Callable[[], Any], entry: Figure, cost: float) -> Figure:
     """Keep ``entry`` (in the report's order) and queue its files: the PNG (which settles the
-    layout), then the SVG."""
+    layout), then the SVG. ``draw()`` draws the figure; it is called by whichever process renders
+    it (:func:`latentseg.deliver.rendering.render_figures`), so drawing is shared out too.
+    ``cost``: its rough rendering time relative to the others (:data:`_COST`)."""
     from latentseg.deliver.rendering import FigureJob
 
     ctx.figures.append(entry)
-    ctx.jobs[entry.key] = FigureJob(fig, tuple(p for p in (entry.png, entry.svg) if p is not None))
+    files = tuple(p for p in (entry.png, entry.svg) if p is not None)
+    ctx.jobs[entry.key] = FigureJob(None, files, draw=draw, weight=cost * (1.0 if entry.svg is not None else 0.6))
     return entry
+
+
+#: Rough seconds to draw a figure of each kind and render its PNG and SVG (measured on a 2-core
+#: Xeon for a 400 x 24 survey at k = 4); only how work is shared between processes depends on it.
+_COST = {"segments_2x2": 0.25, "heatmap_cell": 0.006, "share_intervals": 0.15, "selection": 0.3,
+         "comparison": 0.15, "overlay": 0.2, "opportunity_landscape": 0.3}
 
 
 def _render(ctx: _Context) -> dict[str, bytes]:
@@ -150,9 +159,9 @@ def _fig_quadrant(ctx: _Context, result: Any, dims: pd.DataFrame, pair: Sequence
     if len(pair) != 2 or any(p not in dims.columns for p in pair):
         return None
     return _save_fig(
-        ctx, plot_segment_map(result, dims, pair), "segments_2x2", "Segments on two dimensions",
+        ctx, lambda: plot_segment_map(result, dims, pair), "segments_2x2", "Segments on two dimensions",
         f"Each bubble is a segment at its mean opportunity on {pair[0]!s} and {pair[1]!s}; dashed lines are "
-        f"the sample averages, splitting the plane into four quadrants. Dimensions: {why}.",
+        f"the sample averages, splitting the plane into four quadrants. Dimensions: {why}.", _COST["segments_2x2"],
     )
 
 
@@ -162,18 +171,18 @@ def _fig_heatmap(ctx: _Context, means: pd.DataFrame, outcomes: pd.DataFrame | No
     if means is None or means.empty:
         return None
     return _save_fig(
-        ctx, plot_opportunity_heatmap(means, outcomes=outcomes, names=names), "opportunity_heatmap",
+        ctx, lambda: plot_opportunity_heatmap(means, outcomes=outcomes, names=names), "opportunity_heatmap",
         "Opportunity by segment and outcome",
         "Membership-weighted mean opportunity score of each segment on each outcome; bold cells are "
-        "underserved in the segment (segment mean ≥ 10).",
+        "underserved in the segment (segment mean ≥ 10).", _COST["heatmap_cell"] * means.size + 0.1,
     )
 
 
 def _fig_shares(ctx: _Context, result: Any) -> Figure:
     from latentseg.deliver.plots import plot_shares
 
-    return _save_fig(ctx, plot_shares(result), "share_intervals", "Segment sizes",
-                     f"Bars: estimated share; whiskers: {result.interval_method} interval.")
+    return _save_fig(ctx, lambda: plot_shares(result), "share_intervals", "Segment sizes",
+                     f"Bars: estimated share; whiskers: {result.interval_method} interval.", _COST["share_intervals"])
 
 
 def _fig_landscape(ctx: _Context, landscape: pd.DataFrame) -> Figure | None:
@@ -182,9 +191,10 @@ def _fig_landscape(ctx: _Context, landscape: pd.DataFrame) -> Figure | None:
     need = {"importance", "satisfaction", "opportunity"}
     if landscape is None or not need <= set(landscape.columns):
         return None
-    return _save_fig(ctx, plot_landscape(landscape), "opportunity_landscape", "Opportunity landscape",
+    return _save_fig(ctx, lambda: plot_landscape(landscape), "opportunity_landscape", "Opportunity landscape",
                      "Aggregate (Ulwick, top-2-box, all respondents) importance and satisfaction per outcome; below the dashed "
-                     "line an outcome is underserved in the landscape (aggregate opportunity ≥ 10).")
+                     "line an outcome is underserved in the landscape (aggregate opportunity ≥ 10).",
+                     _COST["opportunity_landscape"])
 
 
 def _fig_overlay(ctx: _Context, column: str, pct: pd.DataFrame, names: Sequence[str], index: int) -> Figure | None:
@@ -192,8 +202,8 @@ def _fig_overlay(ctx: _Context, column: str, pct: pd.DataFrame, names: Sequence[
 
     if pct is None or pct.empty:
         return None
-    return _save_fig(ctx, plot_overlay(pct, column=column, names=names), f"overlay_{index:02d}", f"Overlay: {column}",
-                     f"Distribution of {column} within each segment (row percentages).")
+    return _save_fig(ctx, lambda: plot_overlay(pct, column=column, names=names), f"overlay_{index:02d}", f"Overlay: {column}",
+                     f"Distribution of {column} within each segment (row percentages).", _COST["overlay"])
 
 
 # ------------------------------------------------------------------------------- tables
@@ -558,10 +568,10 @@ def _selection_figures(ctx: _Context, sel_meta: Mapping[str, Any], sel_table: pd
         sel_obj = SimpleNamespace(table=sel_table, per_family=sel_meta.get("per_family") or {}, settings=sel_meta.get("settings") or {},
                                   recommended_k=sel_meta.get("recommended_k"))
         for kind in selection_criteria(sel_obj):  # the files plots.write_selection_figures writes, rendered with the others
-            fig = plot_selection(sel_obj, criterion=kind)
+            draw = functools.partial(plot_selection, sel_obj, criterion=kind)
             titles = {"bic": "BIC and ICL by k", "loo": "PSIS-LOO by k", "elbow": "k-means elbow", "silhouette": "k-means silhouette"}
             p = ctx.fig_dir / f"selection_{kind}.png"
-            selection_figs.append(_add_figure(ctx, fig, Figure(p.stem, titles.get(kind, p.stem), "One panel per family, each on its own scale; the grey band marks the recommended k, a star each family's own pick; open markers are fits that are not admissible.", p)))
+            selection_figs.append(_add_figure(ctx, draw, Figure(p.stem, titles.get(kind, p.stem), "One panel per family, each on its own scale; the grey band marks the recommended k, a star each family's own pick; open markers are fits that are not admissible.", p), _COST["selection"]))
     else:
         ctx.missing.append("k-selection plots (no selection table saved)")
     return selection_figs
@@ -577,7 +587,7 @@ def _comparison_figure(ctx: _Context, cmp_meta: Mapping[str, Any] | None, ct: pd
     cobj = SimpleNamespace(crosstab=ct, name_a=cmp_meta.get("a", "a"), name_b=cmp_meta.get("b", "b"),
                            agreement=float(cmp_meta.get("agreement", float("nan"))), ari=float(cmp_meta.get("ari", float("nan"))))
     p = ctx.fig_dir / "comparison.png"
-    return _add_figure(ctx, plot_comparison(cobj), Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p))
+    return _add_figure(ctx, lambda: plot_comparison(cobj), Figure("comparison", f"{cobj.name_a} versus {cobj.name_b}", "Cross-tabulation of modal segments (row percentages shaded, counts written).", p), _COST["comparison"])
 
 
 def _overlay_figures(ctx: _Context, tables: Mapping[str, Any], names: Sequence[str]) -> list[Figure]:
