@@ -259,6 +259,9 @@ def test_the_deck_places_the_reports_figures_instead_of_drawing_them_again(made,
             calls[_name] = calls.get(_name, 0) + 1
             return _f(*a, **k)
         monkeypatch.setattr(plots, name, counted)
+    from latentseg.deliver import rendering
+
+    monkeypatch.setattr(rendering, "default_workers", lambda: 1)  # every figure drawn here, where it is counted
     html = write_report(saved, tmp_path / "out" / "report.html")
     # each of the deck's three figures is drawn once, for the HTML, and placed in the deck too
     assert calls == {"plot_segment_map": 1, "plot_opportunity_heatmap": 1, "plot_shares": 1}
@@ -511,3 +514,20 @@ def test_a_missing_library_skips_its_file_with_a_note(bare, tmp_path, monkeypatc
     written, notes = write_deliverables(bare / "bare", tmp_path / "r.html")
     assert [p.name for p in written] == ["r.xlsx"] and not (tmp_path / "r.pptx").exists()
     assert notes == ["report.pptx not written: python-pptx is not installed (pip install 'openpyxl>=3.1' 'python-pptx>=1.0.2')"]
+
+
+def test_the_two_files_can_be_written_one_at_a_time(bare, tmp_path):
+    """The HTML report writes the workbook while its figures render and the deck after: each call
+    writes only the part it names; without ``parts`` both are written."""
+    pytest.importorskip("pptx")
+    from latentseg.deliver.briefing import write_deliverables
+
+    written, notes = write_deliverables(bare / "bare", tmp_path / "one" / "r.html", parts=("workbook",))
+    assert [p.name for p in written] == ["r.xlsx"] and not notes
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["r.xlsx"]
+    written, _ = write_deliverables(bare / "bare", tmp_path / "one" / "r.html", parts=("deck",))
+    assert [p.name for p in written] == ["r.pptx"]
+    both, _ = write_deliverables(bare / "bare", tmp_path / "both" / "r.html")
+    assert [p.name for p in both] == ["r.xlsx", "r.pptx"]
+    with pytest.raises(ValueError, match="'workbook' and/or 'deck'"):
+        write_deliverables(bare / "bare", tmp_path / "r.html", parts=("slides",))

@@ -486,7 +486,8 @@ def deliverable_outputs(html: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str | None = None,
-                       figures: Mapping[str, Any] | None = None) -> tuple[list[Path], list[str]]:
+                       figures: Mapping[str, Any] | None = None,
+                       parts: Sequence[str] = ("workbook", "deck")) -> tuple[list[Path], list[str]]:
     """Write the workbook (``.xlsx``) and the slide deck (``.pptx``) beside the HTML report.
 
     A missing library (openpyxl, python-pptx) skips its file with a note saying what to install.
@@ -502,6 +503,9 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
         Figures of this model already drawn, or their slide pictures already rendered (the HTML
         report's), passed to
         :func:`latentseg.deliver.deck.write_deck`, which places them instead of drawing them again.
+    parts : sequence of {"workbook", "deck"}, default both
+        Which of the two files to write (the HTML report writes the workbook while its figures
+        are still being rendered, and the deck once they are).
 
     Returns
     -------
@@ -514,28 +518,33 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
     """
     from latentseg.deliver.artifacts import SavedModel, load_model
 
+    unknown = sorted(set(parts) - {"workbook", "deck"})
+    if unknown:
+        raise ValueError(f"parts must be 'workbook' and/or 'deck'; got {unknown}")
     saved = model if isinstance(model, SavedModel) else load_model(model)
     paths = deliverable_outputs(html)
     written: list[Path] = []
     notes: list[str] = []
     tables = briefing_tables(saved)
-    try:
-        from latentseg.deliver.workbook import write_workbook
+    if "workbook" in parts:
+        try:
+            from latentseg.deliver.workbook import write_workbook
 
-        written.append(write_workbook(saved, paths["the report's workbook"], title=title, tables=tables))
-    except ModuleNotFoundError as exc:
-        if exc.name not in _OPTIONAL:
-            raise
-        notes.append(f"report.xlsx not written: {exc.name} is not installed ({INSTALL_HINT})")
-    try:
-        from latentseg.deliver.deck import write_deck
+            written.append(write_workbook(saved, paths["the report's workbook"], title=title, tables=tables))
+        except ModuleNotFoundError as exc:
+            if exc.name not in _OPTIONAL:
+                raise
+            notes.append(f"report.xlsx not written: {exc.name} is not installed ({INSTALL_HINT})")
+    if "deck" in parts:
+        try:
+            from latentseg.deliver.deck import write_deck
 
-        written.append(write_deck(saved, paths["the report's slide deck"], title=title, tables=tables,
-                                  figures=figures))
-    except ModuleNotFoundError as exc:
-        if exc.name not in _OPTIONAL:
-            raise
-        notes.append(f"report.pptx not written: {'python-pptx' if exc.name == 'pptx' else exc.name} is not installed ({INSTALL_HINT})")
+            written.append(write_deck(saved, paths["the report's slide deck"], title=title, tables=tables,
+                                      figures=figures))
+        except ModuleNotFoundError as exc:
+            if exc.name not in _OPTIONAL:
+                raise
+            notes.append(f"report.pptx not written: {'python-pptx' if exc.name == 'pptx' else exc.name} is not installed ({INSTALL_HINT})")
     return written, notes
 
 

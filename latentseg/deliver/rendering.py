@@ -100,7 +100,8 @@ def default_workers() -> int:
     return fork_workers()
 
 
-def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None) -> None:
+def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None,
+                   meanwhile: Callable[[], None] | None = None) -> None:
     """Render every job (its files written, its in-memory PNG in ``job.png``).
 
     Parameters
@@ -110,6 +111,10 @@ def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None) -> 
         1: render them all here, one after the other. 2: share them with a forked worker process
         (:class:`latentseg._fork.Forked`; Linux only: elsewhere, or where forking fails, as with
         1). Default :func:`default_workers`. The files are the same either way.
+    meanwhile : callable, optional
+        Other work for this process (it must not need the figures), done here once this
+        process's own share is rendered, while the worker may still be rendering its share; on
+        one process, after every job.
 
     Examples
     --------
@@ -129,6 +134,8 @@ def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None) -> 
     if n < 2 or len(jobs) < 2:
         for job in jobs:
             job.run()
+        if meanwhile is not None:
+            meanwhile()
         return
     mine, theirs = _share(jobs)
 
@@ -142,6 +149,8 @@ def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None) -> 
         t0 = time.monotonic()
         for job in mine:
             job.run()
+        if meanwhile is not None:
+            meanwhile()
         ok, pngs = worker.result(timeout=WORKER_GRACE_S + 2.0 * (time.monotonic() - t0))
     finally:
         worker.stop()  # still running (this process was interrupted): stopped

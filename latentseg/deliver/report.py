@@ -139,9 +139,10 @@ _COST = {"segments_2x2": 0.25, "heatmap_cell": 0.006, "share_intervals": 0.15, "
          "comparison": 0.15, "overlay": 0.2, "opportunity_landscape": 0.3}
 
 
-def _render(ctx: _Context) -> dict[str, bytes]:
+def _render(ctx: _Context, meanwhile: Callable[[], None] | None = None) -> dict[str, bytes]:
     """Render every queued figure to its files (shared with a second process where that is safe;
-    the same bytes either way) and the slide deck's pictures with them; those pictures by key."""
+    the same bytes either way) and the slide deck's pictures with them; those pictures by key.
+    ``meanwhile``: work that needs no figure, done while the other process renders."""
     from latentseg.deliver.deck import FIGURE_DPI, FIGURES
     from latentseg.deliver.rendering import render_figures
 
@@ -149,7 +150,7 @@ def _render(ctx: _Context) -> dict[str, bytes]:
     for key in FIGURES:
         if key in ctx.jobs:
             ctx.jobs[key].png_dpi = FIGURE_DPI
-    render_figures(list(ctx.jobs.values()))
+    render_figures(list(ctx.jobs.values()), meanwhile=meanwhile)
     return {key: job.png for key, job in ctx.jobs.items() if job.png is not None}
 
 
@@ -397,10 +398,19 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     if not smap_segments:
         ctx.missing.append("segment map (not saved with this model; `latentseg run` saves it)")
     figures = _report_figures(ctx, result, meta, tables, names)
-    deck_pictures = _render(ctx)
-    _write_side_tables(ctx, saved, seg_rows, smap_segments, smap_meta)
+    title = title or (meta.get("report") or {}).get("title") or f"Segments: {saved.name}"
+    # --- deliverables for leadership: report.xlsx and report.pptx beside the HTML, from the same saved tables
+    from latentseg.deliver.briefing import write_deliverables
+
+    def meanwhile() -> None:  # what needs no figure, while the other process renders its share
+        _write_side_tables(ctx, saved, seg_rows, smap_segments, smap_meta)
+        ctx.missing.extend(write_deliverables(saved, out, title=title, parts=("workbook",))[1])  # a library not installed: say so
+
+    deck_pictures = _render(ctx, meanwhile)
+    # the deck places the report's figures, rendered with them at its resolution: drawn once
+    ctx.missing.extend(write_deliverables(saved, out, title=title, figures=deck_pictures, parts=("deck",))[1])
     context = {
-        "title": title or (meta.get("report") or {}).get("title") or f"Segments: {saved.name}",
+        "title": title,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "model_id": saved.model_id,
         "name": saved.name,
@@ -426,12 +436,6 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
         "error_probe": _ERROR_PROBE,
         "csp_hash": base64.b64encode(hashlib.sha256(_ERROR_PROBE.encode()).digest()).decode(),
     }
-    # --- deliverables for leadership: report.xlsx and report.pptx beside the HTML, from the same saved tables
-    from latentseg.deliver.briefing import write_deliverables
-
-    # the deck places the report's figures, rendered with them at its resolution: drawn once
-    ctx.missing.extend(write_deliverables(saved, out, title=context["title"], figures=deck_pictures)[1])  # a library not installed: say so
-    # ---
     html = _template().render(**context)
     return atomic_write_text(out, html)
 
