@@ -300,6 +300,20 @@ def test_bayesian_gmm_in_a_pipeline_and_covariance_types(small_blobs):
 
 @pytest.mark.xdist_group("bayes")
 @pytest.mark.filterwarnings("ignore::latentseg.errors.LatentsegWarning")
+def test_bayesian_estimators_take_the_chains_budget(small_blobs):
+    """max_draws reaches the engine: the budget recorded with the fit is the one asked for (and
+    30 x draws by default), for both Bayesian estimators."""
+    X, _ = small_blobs
+    budget = lambda est: est.result_.diagnostics["convergence"]["budget_draws_per_chain"]  # noqa: E731
+    assert budget(BayesianGaussianMixtureSegmenter(2, random_state=1, max_draws=20, **TINY).fit(X)) == 20
+    assert budget(BayesianGaussianMixtureSegmenter(2, random_state=1, **TINY).fit(X)) == 30 * TINY["draws"]
+    Y = pd.DataFrame({"q1": list("aabbaabbab" * 6), "q2": list("xxyyxxyyxy" * 6)})
+    assert budget(BayesianLatentClassSegmenter(2, random_state=1, max_draws=25, **TINY).fit(Y)) == 25
+    assert "max_draws" in BayesianLatentClassSegmenter().get_params()
+
+
+@pytest.mark.xdist_group("bayes")
+@pytest.mark.filterwarnings("ignore::latentseg.errors.LatentsegWarning")
 def test_bayesian_latent_class_wrapper():
     Y, truth, _ = simulate_categorical(200, k=2, n_items=6, n_categories=3, separation=0.9, random_seed=4)
     est = BayesianLatentClassSegmenter(n_components=2, random_state=np.random.default_rng(3), **SMALL).fit(Y)

@@ -604,6 +604,7 @@ class _BayesianSegmenter(_Segmenter):
     keep_log_likelihood: bool | None
     progressbar: bool
     cores: int | None
+    max_draws: int | None
 
     def _mcmc_options(self) -> dict[str, Any]:
         return {
@@ -617,6 +618,7 @@ class _BayesianSegmenter(_Segmenter):
             "keep_log_likelihood": self.keep_log_likelihood,
             "progressbar": self.progressbar,
             "cores": self.cores,
+            "max_draws": self.max_draws,
         }
 
     def _set_learned(self, result: SegmentationResult) -> None:
@@ -686,6 +688,10 @@ class BayesianGaussianMixtureSegmenter(_GaussianMixin, _BayesianSegmenter):
     keep_log_likelihood : bool, optional
     progressbar : bool, default False
     cores : int, optional
+    max_draws : int, optional
+        The chains' budget in draws per chain: chains that have not converged (R-hat, bulk ESS)
+        are extended up to it (default 30 x ``draws``; ``max_draws=draws`` never extends;
+        ``docs/priors.md``).
     random_state : None, int, RandomState or Generator, default None
         Turned into the engine's ``random_seed`` (recorded in ``random_seed_``).
     k : int, optional
@@ -741,6 +747,7 @@ class BayesianGaussianMixtureSegmenter(_GaussianMixin, _BayesianSegmenter):
         keep_log_likelihood: bool | None = None,
         progressbar: bool = False,
         cores: int | None = None,
+        max_draws: int | None = None,
         random_state: Any = None,
         k: int | None = None,
         covariance: str | None = None,
@@ -762,6 +769,7 @@ class BayesianGaussianMixtureSegmenter(_GaussianMixin, _BayesianSegmenter):
         self.keep_log_likelihood = keep_log_likelihood
         self.progressbar = progressbar
         self.cores = cores
+        self.max_draws = max_draws
         self.random_state = random_state
         self.k = k
         self.covariance = covariance
@@ -794,7 +802,7 @@ class BayesianLatentClassSegmenter(_CategoricalMixin, _BayesianSegmenter):
     n_components : int, default 3
         Number of segments.
     measurement : {"categorical", "ordinal"}, default "categorical"
-    draws, tune, chains, sampler, target_accept, advi_iterations, keep_log_likelihood, progressbar, cores
+    draws, tune, chains, sampler, target_accept, advi_iterations, keep_log_likelihood, progressbar, cores, max_draws
         As in :class:`BayesianGaussianMixtureSegmenter`.
     concentration, item_concentration : float, default 1.0
     location_scale, threshold_scale : float, default 2.5
@@ -844,6 +852,7 @@ class BayesianLatentClassSegmenter(_CategoricalMixin, _BayesianSegmenter):
         keep_log_likelihood: bool | None = None,
         progressbar: bool = False,
         cores: int | None = None,
+        max_draws: int | None = None,
         random_state: Any = None,
         k: int | None = None,
     ) -> None:
@@ -863,6 +872,7 @@ class BayesianLatentClassSegmenter(_CategoricalMixin, _BayesianSegmenter):
         self.keep_log_likelihood = keep_log_likelihood
         self.progressbar = progressbar
         self.cores = cores
+        self.max_draws = max_draws
         self.random_state = random_state
         self.k = k
 
