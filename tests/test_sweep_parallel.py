@@ -52,15 +52,15 @@ def test_two_processes_give_the_serial_sweep_and_say_every_fit(monkeypatch, seri
     completed: list[str] = []
     finish = selection._SweepWorker.finish
 
-    def spy(self):
-        out = finish(self)
+    def spy(self, *args, **kw):
+        out = finish(self, *args, **kw)
         completed.extend(self.completed)  # the families the second process completed
         return out
 
     monkeypatch.setattr(selection._SweepWorker, "finish", spy)
     seen: list[tuple[int, int, str]] = []
     par = _sweep(monkeypatch, 2, progress=lambda d, t, s: seen.append((d, t, s)))
-    assert completed == ["gmm"]  # the Gaussian mixture was fitted by the second process
+    assert completed[0] == "gmm"  # the Gaussian mixture was fitted by the second process (and maybe lca)
     _same(par, serial)  # bit for bit: every fit has its own seed
     total = len(MODELS) * len(KS)
     ended = [s for _, _, s in seen if not s.endswith("(running)")]
@@ -71,6 +71,32 @@ def test_two_processes_give_the_serial_sweep_and_say_every_fit(monkeypatch, seri
     for i, (_, _, s) in enumerate(seen):
         if s.endswith("(running)"):
             assert s.replace("(running)", "(done)") not in [x for _, _, x in seen[:i]]
+
+
+def test_the_second_process_takes_a_family_this_one_has_not_reached(monkeypatch, serial):
+    import os
+
+    parent = os.getpid()
+    family = selection._Plan._family
+    completed: list[str] = []
+    finish = selection._SweepWorker.finish
+
+    def slow_here(self, model):
+        if os.getpid() == parent and model == "kmeans":  # busy here until the child, done with gmm, takes lca
+            deadline = time.monotonic() + 60
+            while not os.path.exists(os.path.join(self.worker.claims, "lca")) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return family(self, model)
+
+    def spy(self, *args, **kw):
+        out = finish(self, *args, **kw)
+        completed.extend(self.completed)
+        return out
+
+    monkeypatch.setattr(selection._Plan, "_family", slow_here)
+    monkeypatch.setattr(selection._SweepWorker, "finish", spy)
+    _same(_sweep(monkeypatch, 2), serial)
+    assert completed == ["gmm", "lca"]  # lca taken from the back by the child
 
 
 def test_a_failing_second_process_leaves_its_families_to_this_one(monkeypatch, serial):

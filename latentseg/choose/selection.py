@@ -906,11 +906,11 @@ class _Plan:
         aux_of: dict[str, dict[int, float]] = {}
         worker = _SweepWorker.start(self, cheap)
         try:
-            for model in cheap:
-                if worker is None or model not in worker.families:
+            for model in cheap if worker is None else worker.order(here=True):
+                if worker is None or worker.claim(model):
                     aux_of[model] = self._family(model)
             if worker is not None:
-                aux_of.update(worker.finish())
+                aux_of.update(worker.finish(cheap, fitted_here=set(aux_of)))
         finally:
             if worker is not None:
                 worker.stop()
@@ -1114,10 +1114,12 @@ STALL_S = 30.0
 
 
 def sweep_worker_families(families: Sequence[str]) -> list[str]:
-    """The families (not Bayesian, in sweep order) that a second process fits while this one fits
-    the others: the Gaussian mixture (its hierarchical start is the sweep's only compiled kernel,
-    so numba's import, kernel loading and, on a first run, compilation happen there alongside the
-    k-means fits' scikit-learn import here), else the second family; none with fewer than two.
+    """The families (not Bayesian, in sweep order) that a second process starts with while this
+    one fits the others: the Gaussian mixture (its hierarchical start is the sweep's only compiled
+    kernel, so numba's import, kernel loading and, on a first run, compilation happen there
+    alongside the k-means fits' scikit-learn import here), else the second family; none with fewer
+    than two. Then each process takes the next family neither has taken: this one from the
+    front, the second from the back.
 
     Examples
     --------
@@ -1140,14 +1142,19 @@ class _SweepWorker:
     depends on its own fits only, so the records are the ones one process would make. The
     child sends each fit as it starts and ends (this process says them in its progress, and
     counts them) and each family when it is complete; the child writes its fits' checkpoints
-    itself. A family the child has not completed, because it failed or stopped using the CPU
-    (:data:`STALL_S`), is fitted here.
+    itself. Each process takes a family by creating its claim file (``O_EXCL``: one of the two
+    wins), the child first its :func:`sweep_worker_families`, then whichever the other has not
+    taken, from the back. A family the child took but has not completed, because it failed or
+    stopped using the CPU (:data:`STALL_S`), is fitted here.
     """
 
-    def __init__(self, plan: _Plan, families: list[str]) -> None:
+    def __init__(self, plan: _Plan, families: list[str], cheap: Sequence[str]) -> None:
+        import tempfile
+
         from latentseg._fork import Forked
 
-        self.plan, self.families = plan, families
+        self.plan, self.families, self.cheap = plan, families, list(cheap)
+        self.claims = tempfile.mkdtemp(prefix="latentseg-sweep-")
         self.remote: set[tuple[str, int]] = set()  # fits the child has said it finished
         self.completed: dict[str, dict[int, float]] = {}  # families the child completed: their extras
         self.running: tuple[str, int] | None = None  # the child's fit running, as last heard
@@ -1162,7 +1169,7 @@ class _SweepWorker:
         share = sweep_worker_families(families)
         if not share or fork_workers() < 2:
             return None
-        worker = cls(plan, share)
+        worker = cls(plan, share, families)
         if worker.forked.pid is None:  # forking failed: one process
             worker.stop()
             return None
@@ -1179,9 +1186,25 @@ class _SweepWorker:
             send(("running" if status == "(running)" else "finished", model, int(kk), text))
 
         plan.progress = progress
-        for model in self.families:
-            aux = plan._family(model)
-            send(("family", model, [plan.done[(model, kk)] for kk in plan.ks], aux))
+        for model in self.order(here=False):
+            if self.claim(model):
+                aux = plan._family(model)
+                send(("family", model, [plan.done[(model, kk)] for kk in plan.ks], aux))
+        return True
+
+    def order(self, *, here: bool) -> list[str]:
+        """The order in which this process (``here``) or the child tries to take the families."""
+        rest = [m for m in self.cheap if m not in self.families]
+        return rest + self.families if here else self.families + rest[::-1]
+
+    def claim(self, model: str) -> bool:
+        """Take ``model`` for the calling process: False when the other process has taken it."""
+        try:
+            os.close(os.open(os.path.join(self.claims, model), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        except OSError:  # the claims cannot be written: each process fits only its own share
+            return model in self.families if self.plan.worker is None else model not in self.families
         return True
 
     def collect(self) -> None:
@@ -1204,9 +1227,9 @@ class _SweepWorker:
             if plan.progress is not None:
                 plan.progress(plan.finished(), plan.total, text)
 
-    def finish(self) -> dict[str, dict[int, float]]:
+    def finish(self, cheap: Sequence[str], fitted_here: set[str]) -> dict[str, dict[int, float]]:
         """Wait for the child's families (saying its fits meanwhile); a family it does not
-        complete is fitted here. Returns every family's extra inertias."""
+        complete is fitted here. Returns the extra inertias of the families not ``fitted_here``."""
         plan = self.plan
         delay = 0.005
         while True:
@@ -1224,15 +1247,18 @@ class _SweepWorker:
             delay = min(delay * 2, 0.05)
         self.stop()
         out = dict(self.completed)
-        for model in self.families:
-            if model not in out:  # the child failed or stalled: fitted here
+        for model in cheap:
+            if model not in out and model not in fitted_here:  # the child failed or stalled: fitted here
                 self.remote = {key for key in self.remote if key[0] != model}
                 out[model] = plan._family(model)
         return out
 
     def stop(self) -> None:
+        import shutil
+
         self.forked.stop()
         self.plan.worker = None
+        shutil.rmtree(self.claims, ignore_errors=True)
 
 
 def _pointwise(records: Sequence[FitRecord]) -> dict[str, dict[int, np.ndarray]]:
