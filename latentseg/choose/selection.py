@@ -705,10 +705,11 @@ def select(
 
     Notes
     -----
-    On Linux with two CPUs or more, a forked copy of this process fits the Gaussian mixture (of
-    the families that are not Bayesian) while this one fits the others
-    (:func:`sweep_worker_families`); the results are the same bit for bit. The environment
-    variable ``LATENTSEG_WORKERS=1`` keeps the sweep in one process.
+    On Linux with two CPUs or more, the families that are not Bayesian are shared with a forked
+    copy of this process: it starts with the Gaussian mixture while this one starts with k-means,
+    then each takes the next family the other has not (:func:`sweep_worker_families`); the
+    results are the same bit for bit. The environment variable ``LATENTSEG_WORKERS=1`` keeps the
+    sweep in one process.
 
     Examples
     --------
