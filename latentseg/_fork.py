@@ -10,12 +10,16 @@ it), records the warnings it raises for this process to raise again, and leaves 
 or that is still running past a deadline, is stopped and its work done again in this process,
 so that no result depends on it.
 
-The caller (the report's figures, :mod:`latentseg.deliver.rendering`) gives the child work whose
-outcome is the same whichever process does it, so one process or two write the same results.
-Where the child would repeat costly set-up the parent needs anyway it does not pay: the sweep's
-families were tried this way and lost (the child initialised numba and loaded the kernels the
-parent then loaded again, and copied some 300 MB of pages: 2.5-3 s more CPU for a run, against
-at most 1 s of wall time saved on an idle machine).
+With ``stream=True`` the child can also send values while it works (``work(send)``; each sent
+value is pickled to its own file, so the child never waits for the parent to read), and the
+parent collects them as they come with :meth:`Forked.received`; :meth:`Forked.stalled` tells a
+child that has stopped using the CPU (a deadlock) from one that is working.
+
+The callers give the child work whose outcome is the same whichever process does it, so one
+process or two write the same results: the report's figures (:mod:`latentseg.deliver.rendering`)
+and the k sweep's EM families (:mod:`latentseg.choose.selection`; the child takes the families
+whose set-up, numba's import and compiled kernels, the parent's own families do not need).
+Where the child would repeat costly set-up the parent needs anyway it does not pay.
 """
 
 from __future__ import annotations
@@ -79,7 +83,11 @@ class Forked:
     Parameters
     ----------
     work : callable
-        Called with no argument in the child; its return value must pickle.
+        Called in the child, with no argument (or with ``send`` when ``stream``); its return value
+        must pickle.
+    stream : bool, default False
+        Call ``work(send)``: ``send(value)`` hands a picklable value to this process at once
+        (:meth:`received`).
 
     Attributes
     ----------
@@ -91,11 +99,28 @@ class Forked:
     >>> child = Forked(lambda: sum(range(10)))
     >>> child.result(timeout=60) if child.pid else (True, 45)
     (True, 45)
+    >>> def count(send):
+    ...     for i in range(3):
+    ...         send(i)
+    ...     return "done"
+    >>> child = Forked(count, stream=True)
+    >>> if child.pid:
+    ...     ok, value = child.result(timeout=60)
+    ...     sent = child.received()
+    ...     child.stop()
+    ... else:  # forking failed: the work is done here
+    ...     ok, value, sent = True, "done", [0, 1, 2]
+    >>> ok, value, sent
+    (True, 'done', [0, 1, 2])
     """
 
-    def __init__(self, work: Callable[[], Any]) -> None:
+    def __init__(self, work: Callable[..., Any], *, stream: bool = False) -> None:
         self._dir = tempfile.mkdtemp(prefix="latentseg-fork-")
         self._out = Path(self._dir) / "result.pickle"
+        self._stream = stream
+        self._sent = 0  # values sent (in the child)
+        self._read = 0  # values received (in this process)
+        self._cpu: tuple[float, float] | None = None  # (child's CPU seconds, when last seen to grow)
         self.pid: int | None = None
         try:
             with warnings.catch_warnings():
@@ -123,7 +148,7 @@ class Forked:
             sys.stdout = sys.stderr = devnull
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                value = work()
+                value = work(self._send) if self._stream else work()
             raised = [(w.message, w.category, w.filename, w.lineno) for w in caught]
             tmp = self._out.with_suffix(".tmp")
             with open(tmp, "wb") as fh:
@@ -134,6 +159,55 @@ class Forked:
             code = 1
         finally:
             os._exit(code)
+
+    def _send(self, value: Any) -> None:
+        """(In the child) hand ``value`` to the parent: pickled to its own file, renamed into place whole."""
+        path = Path(self._dir) / f"sent-{self._sent:06d}.pickle"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        self._sent += 1
+
+    def received(self) -> list[Any]:
+        """The values the child has sent (``stream=True``) since the last call, in the order sent;
+        also after :meth:`result` (until :meth:`stop`)."""
+        out = []
+        while True:
+            path = Path(self._dir) / f"sent-{self._read:06d}.pickle"
+            try:
+                with open(path, "rb") as fh:
+                    out.append(pickle.load(fh))
+            except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+                return out
+            self._read += 1
+
+    def stalled(self, seconds: float) -> bool:
+        """True when the child still runs but has used no CPU time for ``seconds`` (it waits on
+        something that will not come, such as a lock taken at the fork); False while it works,
+        after it ended, or where the CPU time cannot be read (not Linux)."""
+        if self.pid is None:
+            return False
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return False
+        now = time.monotonic()
+        if self._cpu is None or cpu > self._cpu[0]:
+            self._cpu = (cpu, now)
+            return False
+        return now - self._cpu[1] >= seconds
+
+    def done(self) -> bool:
+        """True when the child has ended (:meth:`result` then returns at once)."""
+        if self.pid is None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
 
     def result(self, timeout: float) -> tuple[bool, Any]:
         """Wait up to ``timeout`` seconds: ``(True, value)`` when the child ended well (the warnings it
@@ -151,13 +225,20 @@ class Forked:
             with open(self._out, "rb") as fh:
                 value, raised = pickle.load(fh)
         finally:
-            self.stop()
+            if self._stream and self.pid is None:
+                self._stop_child()  # the values sent stay readable until stop()
+            else:
+                self.stop()
         for message, category, filename, lineno in raised:
             warnings.warn_explicit(message, category, filename, lineno)
         return True, value
 
     def stop(self) -> None:
         """Stop the child if it still runs (and reap it), and remove its files."""
+        self._stop_child()
+        self._cleanup()
+
+    def _stop_child(self) -> None:
         if self.pid is not None:
             import signal
 
@@ -167,7 +248,6 @@ class Forked:
             except (ProcessLookupError, ChildProcessError):
                 pass
             self.pid = None
-        self._cleanup()
 
     def _cleanup(self) -> None:
         import shutil

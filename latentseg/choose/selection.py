@@ -656,7 +656,8 @@ def select(
         Called when a fit starts (``done`` fits finished so far, description ``"<model> k=<k>
         (running)"``) and after each fit, loaded checkpoint or skip (``done`` counting it,
         description ending ``(done)``, ``(loaded)``, ``(failed)``, ``(skipped: <why>)`` or
-        ``(stopped: <why>)``).
+        ``(stopped: <why>)``). Where the sweep shares its families with a second process (see
+        Notes), that process's fits are said when this one hears of them, between its own.
     checkpoint_dir : path, optional
         Each finished fit is written there at once, atomically: ``<model>-k<k>.json`` (its table row
         and JSON contract) and ``<model>-k<k>.nc`` (the full result, through
@@ -681,7 +682,9 @@ def select(
         (:func:`loo_peaked`); a fit running past :func:`fit_budget` is stopped.
     checkpoint_min_seconds : float, default 2.0
         Only fits that took at least this long are checkpointed: a faster fit is refitted on a
-        resume (same seed, same result) sooner than it is saved and read back.
+        resume (same seed, same result) sooner than it is saved and read back. A family's first
+        fit pays its imports and compiling too: unless it took :data:`FIRST_FIT_FACTOR` (5) times
+        this, it is kept only when the family's next fit also took this long.
     sample_weight : array-like, shape (n,), optional
         Survey weights, one per row of ``data`` (and of ``categorical_data`` / ``rating_data``,
         which share its rows), positive; passed as given to every fit (``sample_weight=``), to
@@ -699,6 +702,14 @@ def select(
     ------
     ConfigError
         An unknown model, an empty or invalid k range, thresholds out of range.
+
+    Notes
+    -----
+    On Linux with two CPUs or more, the families that are not Bayesian are shared with a forked
+    copy of this process: it starts with the Gaussian mixture while this one starts with k-means,
+    then each takes the next family the other has not (:func:`sweep_worker_families`); the
+    results are the same bit for bit. The environment variable ``LATENTSEG_WORKERS=1`` keeps the
+    sweep in one process.
 
     Examples
     --------
@@ -876,23 +887,39 @@ class _Plan:
         self.ckpt, self.progress, self.rules, self.ckpt_min = ckpt, progress, rules, checkpoint_min_seconds
         self.total = len(self.models) * len(ks)
         self.done: dict[tuple[str, int], FitRecord] = {}
+        self.worker: _SweepWorker | None = None  # the second process sharing the families (in the parent)
+        self.fitted: set[str] = set()  # families with a fit made (not loaded) in this process
+        #: per family, its first fit's checkpoint waiting for the next fit's time: (record, key, seed)
+        self.pending: dict[str, tuple[FitRecord, Mapping[str, Any], int]] = {}
 
     def _tick(self, text: str) -> None:
+        if self.worker is not None:
+            self.worker.collect()  # the second process's finished fits, said first
         if self.progress is not None:
-            self.progress(len(self.done), self.total, text)
+            self.progress(self.finished(), self.total, text)
+
+    def finished(self) -> int:
+        """Fits finished so far: this process's and those the second process has said it finished."""
+        return len(self.done) + (len(self.worker.remote - self.done.keys()) if self.worker is not None else 0)
 
     def run(self) -> tuple[list[FitRecord], dict[int, float]]:
         cheap = [m for m in self.models if not family(m).bayesian]
+        aux_of: dict[str, dict[int, float]] = {}
+        worker = _SweepWorker.start(self, cheap)
+        try:
+            for model in cheap if worker is None else worker.order(here=True):
+                if worker is None or worker.claim(model):
+                    aux_of[model] = self._family(model)
+            if worker is not None:
+                aux_of.update(worker.finish(cheap, fitted_here=set(aux_of)))
+        finally:
+            if worker is not None:
+                worker.stop()
+        self.done = {(m, kk): self.done[(m, kk)] for m in cheap for kk in self.ks}  # the serial order
         aux: dict[int, float] = {}
-        for model in cheap:
-            for kk in self.ks:
-                self._one(model, kk)
-            # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
+        for model in cheap:  # the elbow family's extra inertias (the last one's, as one process would have it)
             if family(model).criterion == "elbow":
-                aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq,
-                                   self.inputs.fit_options(self.fit_options.get(model, {})))
-            if self.n_sub > 0 and family(model).stability:
-                self._stability_lazily(model, aux)
+                aux = aux_of[model]
         bayesian = [m for m in self.models if family(m).bayesian]
         for i, model in enumerate(bayesian):
             why = "" if self.rules.all_k else self._settled(aux, pending=len(bayesian) - i)
@@ -903,7 +930,24 @@ class _Plan:
                     self._skip(model, kk, why)
                 else:
                     self._one(model, kk)
+            self._settle(model)
         return [self.done[(m, kk)] for m in self.models for kk in self.ks], aux
+
+    def _family(self, model: str) -> dict[int, float]:
+        """Fit a family that is not Bayesian at every k, then its extras (an elbow family's inertia
+        beyond the range, stability where its rule needs it); returns the extra inertias. A
+        family's outcome depends on its own fits only, so any process may do it."""
+        for kk in self.ks:
+            self._one(model, kk)
+        self._settle(model)
+        aux: dict[int, float] = {}
+        # families chosen by an elbow: inertia one step beyond each end of the range, so the elbow can land on an end
+        if family(model).criterion == "elbow":
+            aux = _aux_inertia(model, self.inputs.complete, self.ks, self.seed_seq,
+                               self.inputs.fit_options(self.fit_options.get(model, {})))
+        if self.n_sub > 0 and family(model).stability:
+            self._stability_lazily(model, aux)
+        return aux
 
     # ------------------------------------------------------------------ one fit
     def _one(self, model: str, kk: int) -> None:
@@ -925,13 +969,43 @@ class _Plan:
             rec = _fit_within(budget, lambda: _fit_one(data, model, kk, seed, opts, 0), model, kk,
                               self._seconds(model))
             if ckpt is not None and rec.status != "stopped":
-                if rec.error is not None or float(rec.row.get("seconds", 0.0)) >= self.ckpt_min:
-                    _save_checkpoint(ckpt, rec, key, fit_seed=seed)
-                else:  # cheaper to refit on a resume than to save: an older checkpoint is not kept either
-                    _drop_checkpoint(ckpt, model, kk)
+                self._keep(ckpt, rec, key, seed)
+        if self.worker is not None:
+            self.worker.collect()  # the second process's fits finished before this one are said first
         self.done[(model, kk)] = rec
         status = rec.status or ("loaded" if rec.from_checkpoint else ("failed" if rec.error else "done"))
         self._tick(f"{model} k={kk} ({status}{': ' + rec.reason if rec.reason else ''})")
+
+    def _keep(self, ckpt: Path, rec: FitRecord, key: Mapping[str, Any], seed: int) -> None:
+        """Checkpoint a finished fit when refitting it on a resume would take at least
+        ``checkpoint_min_seconds``; a failed fit clears the earlier checkpoint. A family's first fit
+        in this process also paid one-off costs (imports, compiling), so unless it took
+        :data:`FIRST_FIT_FACTOR` times that or more, it is judged by the family's next fit too
+        (kept only when both took that long) and written then, or at the family's end."""
+        model, kk = rec.model, rec.k
+        if rec.error is not None:
+            _save_checkpoint(ckpt, rec, key, fit_seed=seed)  # removes an earlier one
+            return
+        sec = float(rec.row.get("seconds", 0.0))
+        first = model not in self.fitted
+        self.fitted.add(model)
+        if first and self.ckpt_min <= sec < FIRST_FIT_FACTOR * self.ckpt_min:
+            self.pending[model] = (rec, key, seed)
+            _drop_checkpoint(ckpt, model, kk)  # not this sweep's fit (it would have been loaded)
+            return
+        held = self.pending.pop(model, None)
+        if held is not None and min(float(held[0].row.get("seconds", 0.0)), sec) >= self.ckpt_min:
+            _save_checkpoint(ckpt, held[0], held[1], fit_seed=held[2])
+        if sec >= self.ckpt_min:
+            _save_checkpoint(ckpt, rec, key, fit_seed=seed)
+        else:  # cheaper to refit on a resume than to save: an older checkpoint is not kept either
+            _drop_checkpoint(ckpt, model, kk)
+
+    def _settle(self, model: str) -> None:
+        """At a family's end: write its first fit's checkpoint if no later fit came to judge it by."""
+        held = self.pending.pop(model, None)
+        if held is not None and self.ckpt is not None:
+            _save_checkpoint(self.ckpt, held[0], held[1], fit_seed=held[2])
 
     def _stability_lazily(self, model: str, aux: Mapping[int, float]) -> None:
         """Subsample stability where the family's rule needs it: measure the fit the rule would
@@ -1027,6 +1101,165 @@ class _Plan:
         se = [float(rec.row.get("loo_se", np.nan)) for _, rec in ok]
         pw = [(rec.result.extras or {}).get("elpd_loo_pointwise") if rec.result is not None else None for _, rec in ok]
         return loo_peaked([k2 for k2, _ in ok], elpd, se, self.rules.loo_se_rule, pw)
+
+
+#: A family's first fit in a process that took less than this many times ``checkpoint_min_seconds``
+#: is checkpointed only if the family's next fit also took ``checkpoint_min_seconds``: the first
+#: pays the family's one-off costs, imports and compiling (scikit-learn alone about 1-2 s), that
+#: its other fits do not (see :meth:`_Plan._keep`).
+FIRST_FIT_FACTOR = 5.0
+
+#: Seconds a second process of the sweep may go without using the CPU before it counts as stuck
+#: (stopped; this process fits its families instead). A fit keeps its process on the CPU.
+STALL_S = 30.0
+
+
+def sweep_worker_families(families: Sequence[str]) -> list[str]:
+    """The families (not Bayesian, in sweep order) that a second process starts with while this
+    one fits the others: the Gaussian mixture (its hierarchical start is the sweep's only compiled
+    kernel, so numba's import, kernel loading and, on a first run, compilation happen there
+    alongside the k-means fits' scikit-learn import here), else the second family; none with fewer
+    than two. Then each process takes the next family neither has taken: this one from the
+    front, the second from the back.
+
+    Examples
+    --------
+    >>> sweep_worker_families(["kmeans", "gmm", "lca"]), sweep_worker_families(["kmeans", "lca"])
+    (['gmm'], ['lca'])
+    >>> sweep_worker_families(["gmm"])
+    []
+    """
+    families = list(families)
+    if len(families) < 2:
+        return []
+    return ["gmm"] if "gmm" in families else [families[1]]
+
+
+class _SweepWorker:
+    """Some of a sweep's families that are not Bayesian, fitted by a forked copy of this process
+    (:class:`latentseg._fork.Forked`) while this one fits the rest.
+
+    Every fit has its own seed and a family's outcome (its fits, elbow extras and stability)
+    depends on its own fits only, so the records are the ones one process would make. The
+    child sends each fit as it starts and ends (this process says them in its progress, and
+    counts them) and each family when it is complete; the child writes its fits' checkpoints
+    itself. Each process takes a family by creating its claim file (``O_EXCL``: one of the two
+    wins), the child first its :func:`sweep_worker_families`, then whichever the other has not
+    taken, from the back. A family the child took but has not completed, because it failed or
+    stopped using the CPU (:data:`STALL_S`), is fitted here.
+    """
+
+    def __init__(self, plan: _Plan, families: list[str], cheap: Sequence[str]) -> None:
+        import tempfile
+
+        from latentseg._fork import Forked
+
+        self.plan, self.families, self.cheap = plan, families, list(cheap)
+        self.claims = tempfile.mkdtemp(prefix="latentseg-sweep-")
+        self.remote: set[tuple[str, int]] = set()  # fits the child has said it finished
+        self.completed: dict[str, dict[int, float]] = {}  # families the child completed: their extras
+        self.running: tuple[str, int] | None = None  # the child's fit running, as last heard
+        self.said: tuple[str, int] | None = None  # the child's running fit last said in the progress
+        plan.worker = self
+        self.forked = Forked(self._work, stream=True)
+
+    @classmethod
+    def start(cls, plan: _Plan, families: Sequence[str]) -> _SweepWorker | None:
+        from latentseg._fork import fork_workers
+
+        share = sweep_worker_families(families)
+        if not share or fork_workers() < 2:
+            return None
+        worker = cls(plan, share, families)
+        if worker.forked.pid is None:  # forking failed: one process
+            worker.stop()
+            return None
+        return worker
+
+    def _work(self, send: Callable[[Any], None]) -> bool:
+        """(In the child.) Fit the families, saying each fit and each complete family."""
+        plan = self.plan
+        plan.worker = None
+
+        def progress(done: int, total: int, text: str) -> None:
+            model, _, rest = text.partition(" k=")
+            kk, _, status = rest.partition(" ")
+            send(("running" if status == "(running)" else "finished", model, int(kk), text))
+
+        plan.progress = progress
+        for model in self.order(here=False):
+            if self.claim(model):
+                aux = plan._family(model)
+                send(("family", model, [plan.done[(model, kk)] for kk in plan.ks], aux))
+        return True
+
+    def order(self, *, here: bool) -> list[str]:
+        """The order in which this process (``here``) or the child tries to take the families."""
+        rest = [m for m in self.cheap if m not in self.families]
+        return rest + self.families if here else self.families + rest[::-1]
+
+    def claim(self, model: str) -> bool:
+        """Take ``model`` for the calling process: False when the other process has taken it."""
+        try:
+            os.close(os.open(os.path.join(self.claims, model), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        except OSError:  # the claims cannot be written: each process fits only its own share
+            return model in self.families if self.plan.worker is None else model not in self.families
+        return True
+
+    def collect(self) -> None:
+        """Take in what the child has sent; say its finished fits (and the one it runs, once)."""
+        plan = self.plan
+        for message in self.forked.received():
+            kind, model = message[0], message[1]
+            if kind == "family":
+                for rec in message[2]:
+                    plan.done[(rec.model, rec.k)] = rec
+                self.completed[model] = message[3]
+                continue
+            key, text = (model, message[2]), message[3]
+            if kind == "running":
+                self.running = key
+                continue
+            self.remote.add(key)
+            if self.running == key:
+                self.running = None
+            if plan.progress is not None:
+                plan.progress(plan.finished(), plan.total, text)
+
+    def finish(self, cheap: Sequence[str], fitted_here: set[str]) -> dict[str, dict[int, float]]:
+        """Wait for the child's families (saying its fits meanwhile); a family it does not
+        complete is fitted here. Returns the extra inertias of the families not ``fitted_here``."""
+        plan = self.plan
+        delay = 0.005
+        while True:
+            self.collect()
+            if self.forked.done():
+                self.forked.result(timeout=5.0)  # reaps it; raises its warnings here
+                self.collect()
+                break
+            if self.forked.stalled(STALL_S):
+                break
+            if self.running is not None and self.running != self.said and plan.progress is not None:
+                self.said = self.running
+                plan.progress(plan.finished(), plan.total, f"{self.running[0]} k={self.running[1]} (running)")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        self.stop()
+        out = dict(self.completed)
+        for model in cheap:
+            if model not in out and model not in fitted_here:  # the child failed or stalled: fitted here
+                self.remote = {key for key in self.remote if key[0] != model}
+                out[model] = plan._family(model)
+        return out
+
+    def stop(self) -> None:
+        import shutil
+
+        self.forked.stop()
+        self.plan.worker = None
+        shutil.rmtree(self.claims, ignore_errors=True)
 
 
 def _pointwise(records: Sequence[FitRecord]) -> dict[str, dict[int, np.ndarray]]:

@@ -145,8 +145,7 @@ def stability(
     >>> st.subsamples, round(st.min, 2)
     (3, 1.0)
     """
-    from sklearn.metrics import adjusted_rand_score
-
+    from latentseg._stats import adjusted_rand_index
     from latentseg.models import fit
 
     if isinstance(subsamples, bool) or not isinstance(subsamples, (int, np.integer)) or subsamples < 1:
@@ -190,7 +189,7 @@ def stability(
                       **_weighted(fit_options, None if weights is None else weights[idx]))
         except LatentsegError as exc:
             raise FitError(f"Stability refit {b + 1} of {subsamples} ({model}, k = {k}) failed: {exc}") from exc
-        ari[b] = adjusted_rand_score(full[idx], sub.assignment)
+        ari[b] = adjusted_rand_index(full[idx], sub.assignment)  # scikit-learn's value, without its import
     return StabilityResult(
         model=str(model),
         k=int(k),

@@ -400,7 +400,6 @@ def _hc_pair(i, j, size, mean, W, tr, term, alpha, beta, Wij, L):
     return _hc_term(nij, Wij, trij, alpha, beta, d, L) - term[i] - term[j], trij
 
 
-@njit(cache=True, nogil=True)
 def hc_vvv(Z, counts, alpha, beta):
     """Greedy VVV agglomeration of the distinct rows of ``Z`` (row ``c`` standing for ``counts[c]``
     identical respondents) down to one cluster.
@@ -411,34 +410,40 @@ def hc_vvv(Z, counts, alpha, beta):
     whose best partner was merged. Exact ties go to the pair mclust's scan would keep: clusters sit
     in slots (first occurrence order; a merge moves the last slot's cluster into the freed one)
     and the tied pair with the highest (higher slot, lower slot) wins.
+
+    The work arrays are made here and the loops compiled (:func:`_hc_vvv_loops`): numpy's array
+    constructors inside a compiled function cost about 3 s of its first compilation.
     """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
     m, d = Z.shape
-    size = counts.astype(np.float64)
-    mean = Z.copy()
-    W = np.zeros((m, d, d))
-    tr = np.zeros(m)
-    term = np.empty(m)
+    out = np.zeros((max(m - 1, 0), 2), dtype=np.int64)
+    _hc_vvv_loops(
+        np.array(counts, dtype=np.float64), Z.copy(), np.zeros((m, d, d)), np.zeros(m), np.empty(m),
+        np.zeros((d, d)), np.zeros((d, d)), np.full((m, m), np.inf), np.ones(m, dtype=np.bool_),
+        np.arange(m, dtype=np.int64), np.arange(m, dtype=np.int64), np.zeros(m, dtype=np.int64),
+        np.full(m, np.inf), out, float(alpha), float(beta),
+    )
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _hc_vvv_loops(size, mean, W, tr, term, Wij, L, D, active, slot, who, best, bval, out, alpha, beta):
+    """:func:`hc_vvv`'s loops on its work arrays (``size`` the counts, ``mean`` a copy of the rows,
+    ``W`` and ``tr`` zeros, ``D`` and ``bval`` infinity, ``active`` True, ``slot`` and ``who``
+    0..m-1); the merges written into ``out``."""
+    m, d = mean.shape
     for c in range(m):
         term[c] = size[c] * math.log(alpha * beta / size[c])
-    Wij = np.zeros((d, d))
-    L = np.zeros((d, d))
-    D = np.full((m, m), np.inf)
     for i in range(m):
         for j in range(i + 1, m):
             c, _ = _hc_pair(i, j, size, mean, W, tr, term, alpha, beta, Wij, L)
             D[i, j] = c
             D[j, i] = c
-    active = np.ones(m, dtype=np.bool_)
-    slot = np.arange(m)
-    who = np.arange(m)
-    best = np.zeros(m, dtype=np.int64)
-    bval = np.full(m, np.inf)
     for i in range(m):
         for j in range(m):
             if j != i and D[i, j] < bval[i]:
                 bval[i] = D[i, j]
                 best[i] = j
-    out = np.zeros((max(m - 1, 0), 2), dtype=np.int64)
     last = m - 1
     for step in range(m - 1):
         v = np.inf
@@ -502,4 +507,3 @@ def hc_vvv(Z, counts, alpha, beta):
             elif D[r, i] < bval[r]:
                 bval[r] = D[r, i]
                 best[r] = i
-    return out
