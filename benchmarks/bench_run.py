@@ -8,6 +8,11 @@ no options: the report included) to be at least 5x faster than main at 82e2c74, 
 chosen k and segments. The survey is ``simulate_survey(n=400, n_outcomes=24, n_segments=4,
 random_seed=20261205)``, written once to ``benchmarks/_data/`` (gitignored).
 
+Run it with the interpreter of an environment installed as the README's Quickstart installs
+(``python3 -m venv /tmp/qs && /tmp/qs/bin/pip install -e .``, no extras), as a new user runs
+``latentseg run``: both sides run on that interpreter (the JSON records it and which optional
+packages it has).
+
 Each measurement is a fresh ``python -m latentseg run SURVEY --models-dir DIR --output DIR
 --json`` process in an empty folder, timed from the outside (wall clock, imports included), with
 its CPU time and peak resident set size (``os.wait4``). "Cold" runs start with empty compile
@@ -27,6 +32,7 @@ the load average.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -207,6 +213,10 @@ def main() -> None:
         # ours shares the report's figures with a forked copy of itself unless this is 1
         "latentseg_workers": os.environ.get("LATENTSEG_WORKERS", "auto (2 processes with 2+ CPUs on Linux)"),
         "python": platform.python_version(),
+        "interpreter": sys.executable,
+        # the README's Quickstart installs no extras; with the [dask] extra installed, writing the
+        # model (xarray's to_netcdf) imports dask and distributed on both sides (~0.3-0.7 s each run)
+        "extras_installed": {m: importlib.util.find_spec(m) is not None for m in ("dask", "distributed", "jax")},
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         "target": f"base / ours >= {TARGET_RATIO:g} (warm and cold), same k and segments",
         "best": best,
