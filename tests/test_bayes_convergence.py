@@ -203,7 +203,9 @@ def test_the_benchmark_k_below_the_truth_converges_in_capped_low_rank_extensions
     30-125; ended at 4000-5834 draws per chain (seeds 1 and 8: 5834 and 5349), R-hat 1.0022-1.0076,
     bulk ESS 435-722 (on the stored draws 1.0050-1.0097 and 416-694). Before (uncapped projection,
     diagonal mass matrix): 4513-19130 draws
-    (seeds 1 and 8: 14032 and 16666), so the threshold of 10,000 fails the old rule at both seeds."""
+    (seeds 1 and 8: 14032 and 16666), so the threshold of 12,000 fails the old rule at both seeds
+    (a further extension from 4000 draws stays within it unless the bulk ESS there is below 167 or
+    R-hat above 1.024: measured 344-557 and at most 1.0117)."""
     import arviz as az
 
     X, _ = bench_data
@@ -215,7 +217,7 @@ def test_the_benchmark_k_below_the_truth_converges_in_capped_low_rank_extensions
     draws = [row["draws_per_chain"] for row in conv["rounds"]]
     assert draws[0] == 1000 and len(draws) >= 2 and conv["extension_mass_matrix"] == "low-rank"
     assert all(b <= bayes.EXTEND_MAX_FACTOR * a for a, b in zip(draws, draws[1:]))
-    assert conv["draws_per_chain"] == draws[-1] <= 10_000
+    assert conv["draws_per_chain"] == draws[-1] <= 12_000
     # honest: ArviZ's own R-hat and bulk ESS on the stored draws too (thinned as far as the rule
     # holds on them: seed 1 keeps 2000 of its 5834 draws per chain, R-hat 1.0097 (1.0114 on 1000),
     # ESS 694; seed 8 1000 of 5349, R-hat 1.0069, ESS 592)
