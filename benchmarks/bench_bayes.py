@@ -5,7 +5,8 @@ What is timed (each in a fresh Python process, imports and compilation included)
 * **ours**: :func:`latentseg.models.bayes.engine.fit_sweep` over k = 2..7 (bayes-gmm, diagonal: VVI, the
   default), 2 chains x
   1000 tuning + 1000 draws as the first block, extended by the convergence rule until R-hat <= 1.01
-  and bulk ESS >= 400 (budget 30 x draws; a first block whose first quarter of draws already
+  and bulk ESS >= 400 (budget 30 x draws; extensions adapt nutpie's low-rank mass matrix and grow at
+  most 4x per round; a first block whose first quarter of draws already
   shows degenerate segments stops there; ``docs/priors.md``), EM starting values, nutpie on our numba log density (one compiled
   function for every k), with fit_sweep's default scheduling (every fit sampling at once in
   nutpie's background threads, largest k first, one core each, summaries overlapping; the chains

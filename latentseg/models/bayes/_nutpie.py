@@ -188,12 +188,14 @@ class Chains:
 
 
 def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, seed: int,
-                 target_accept: float, progressbar: bool) -> Chains:
-    """Start ``chains`` NUTS chains (nutpie's diagonal mass-matrix adaptation, its defaults
-    otherwise) on ``model`` from :func:`kernel_model`, in nutpie's background threads.
+                 target_accept: float, progressbar: bool, low_rank: bool = False) -> Chains:
+    """Start ``chains`` NUTS chains (nutpie's diagonal mass-matrix adaptation, or its low-rank
+    one, its defaults otherwise) on ``model`` from :func:`kernel_model`, in nutpie's background
+    threads.
 
     The settings are the ones ``nutpie.sample(model, draws=, tune=, chains=, cores=, seed=,
-    target_accept=)`` builds; a test checks that both give the same draws.
+    target_accept=, adaptation="diag" | "low_rank")`` builds; a test checks that both give the
+    same draws.
 
     Parameters
     ----------
@@ -210,6 +212,9 @@ def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, 
     progressbar : bool
         Show the progress: in the notebook inside a Jupyter kernel, nutpie's terminal bar (on
         stderr) elsewhere (:func:`progress_type`).
+    low_rank : bool, default False
+        nutpie's low-rank modified mass matrix (a diagonal plus the directions in which the
+        draws' and gradients' covariances differ most) instead of the diagonal one.
 
     Returns
     -------
@@ -229,7 +234,7 @@ def start_chains(model: Any, *, draws: int, tune: int, chains: int, cores: int, 
     True
     """
     lib = nutpie_lib()
-    settings = lib.PyNutsSettings.Diag(seed)
+    settings = lib.PyNutsSettings.LowRank(seed) if low_rank else lib.PyNutsSettings.Diag(seed)
     settings.update({"num_tune": tune, "num_draws": draws, "num_chains": chains, "target_accept": target_accept})
     progress = progress_type(lib, progressbar, cores)
     try:

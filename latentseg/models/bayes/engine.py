@@ -80,12 +80,26 @@ RHAT_MAX = 1.01
 ESS_MIN = 400
 #: the default budget of a fit's chains, in draws per chain: ``max_draws = EXTEND_BUDGET * draws``
 EXTEND_BUDGET = 30
-#: tuning steps of a chain continued from its last draw (it starts in the typical set already)
+#: tuning steps of a chain continued from its last draw (it starts in the typical set already; its
+#: step size and mass matrix, low-rank with EXTEND_LOW_RANK, are learnt afresh in them; 500 instead
+#: gave the same draws per chain on the benchmark's k = 3, seeds 1-8, at more cost)
 EXTEND_TUNE = 200
+#: extensions adapt nutpie's low-rank mass matrix instead of the diagonal one: a fit that needs
+#: them mixes slowly along directions that move several parameters together (e.g. a group of
+#: respondents moving between two segments changes both segments' weights and means), which the
+#: low-rank matrix follows; the first block keeps the diagonal one, cheaper to learn, which
+#: suffices for most fits (docs/priors.md, "Why a k below the truth mixes slowly")
+EXTEND_LOW_RANK = True
 #: an extension aims this much beyond the draws its projection says are needed (ESS is noisy)
 EXTEND_MARGIN = 1.25
 #: and adds at least this fraction of the draws so far
 EXTEND_MIN_FACTOR = 1.25
+#: but goes at most this many times the draws so far in one extension, and checks again: a short
+#: block of a slowly mixing fit has seen few of its slow moves, so its bulk ESS (hence the
+#: projection) is noisy; on the benchmark's k = 3 (seeds 1-8) the first block's ESS per draw was
+#: 0.46-2.2 times that of 2 x 4000 draws, and the uncapped projection went to 4513-19130 draws per
+#: chain, ending at bulk ESS up to 1036, 2.6 times the need (docs/priors.md)
+EXTEND_MAX_FACTOR = 4.0
 #: at most this many extensions per fit
 EXTEND_ROUNDS = 6
 #: a fit's first block is judged on its first EARLY_FRACTION of draws (at least EARLY_MIN_DRAWS per
@@ -841,10 +855,11 @@ def _compiled_route() -> bool:
 
 
 def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws: int, tune: int, chains: int,
-                cores: int, seed: int) -> tuple[Any, Any, str]:
+                cores: int, seed: int, low_rank: bool = False) -> tuple[Any, Any, str]:
     """Start ``chains`` NUTS chains on the numba log density in nutpie's background threads:
     ``(sampler, finish, engine)``; ``finish()`` waits and returns the arrays ``theta`` (chains,
     draws, nd), ``diverging, energy, depth, step_size`` (chains, draws) of the kept draws.
+    ``low_rank``: nutpie's low-rank mass-matrix adaptation instead of the diagonal one.
 
     On a tested nutpie (:func:`_compiled_route`) nutpie's threads call the C version of the log
     density, started through nutpie's compiled extension alone (:mod:`latentseg.models.bayes._nutpie`:
@@ -861,7 +876,7 @@ def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws
         from latentseg.models.bayes._nutpie import start_chains
 
         sampler = start_chains(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                               target_accept=s.target_accept, progressbar=s.progressbar)
+                               target_accept=s.target_accept, progressbar=s.progressbar, low_rank=low_rank)
 
         def read() -> dict[str, np.ndarray]:
             arrays = _arrow_arrays(sampler.wait(), chains, draws, nd)
@@ -874,7 +889,7 @@ def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws
 
         sampler = nutpie.sample(_pyfunc_model(family, nd, initial_point), draws=draws, tune=tune, chains=chains,
                                 cores=cores, seed=seed, progress_bar=s.progressbar, target_accept=s.target_accept,
-                                save_warmup=False, blocking=False)
+                                save_warmup=False, blocking=False, **(_low_rank_option(nutpie) if low_rank else {}))
 
         def read() -> dict[str, np.ndarray]:
             trace = sampler.wait()
@@ -892,6 +907,16 @@ def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws
             raise
 
     return sampler, finish, engine
+
+
+def _low_rank_option(nutpie: Any) -> dict[str, Any]:
+    """``nutpie.sample``'s option for the low-rank mass matrix: ``adaptation="low_rank"`` where it
+    exists, else the older ``low_rank_modified_mass_matrix=True`` (the same settings)."""
+    import inspect
+
+    if "adaptation" in inspect.signature(nutpie.sample).parameters:
+        return {"adaptation": "low_rank"}
+    return {"low_rank_modified_mass_matrix": True}
 
 
 def _draws_from_arrays(family: Any, arrays: Mapping[str, np.ndarray], engine: str) -> _Draws:
@@ -1075,7 +1100,8 @@ def _extension(family: Any, em: SegmentationResult, start: dict[str, np.ndarray]
     (``max_draws`` per chain) or ``EXTEND_ROUNDS`` are spent, every chain is continued from its
     last draw (``EXTEND_TUNE`` tuning steps, then the new draws appended) to the number of draws
     projected to meet the rule (ESS grows with the draws; ``EXTEND_MARGIN`` beyond it, at least
-    ``EXTEND_MIN_FACTOR`` times the draws so far, at most the budget); chains in another mode than
+    ``EXTEND_MIN_FACTOR`` and at most ``EXTEND_MAX_FACTOR`` times the draws so far, at most the
+    budget; nutpie's low-rank mass matrix with ``EXTEND_LOW_RANK``); chains in another mode than
     the best are restarted from the EM mode (full tuning) and replace their old draws. Returns a
     ``(sampler, finish)`` pair as :func:`_nutpie_kernel` does; ``finish()`` gives the draws of all
     blocks together.
@@ -1097,6 +1123,7 @@ def _extension(family: Any, em: SegmentationResult, start: dict[str, np.ndarray]
     seeds = np.random.SeedSequence([seed, rnd]).generate_state(C)
     if s.sampler == "nutpie" and family.has_kernel and raw.last_theta is not None:
         theta0 = family.theta_from_params(start)
+        record["extension_mass_matrix"] = "low-rank" if EXTEND_LOW_RANK else "diagonal"
         samplers, readers = [], []
         engine = ""
         for c in range(C):
@@ -1107,7 +1134,8 @@ def _extension(family: Any, em: SegmentationResult, start: dict[str, np.ndarray]
                 point = raw.last_theta[c]
                 draws, tune = target - S, min(s.tune, EXTEND_TUNE)
             sampler, read, engine = _nutpie_run(family, point.size, lambda _seed, p=point: p.copy(), s, draws=draws,
-                                                tune=tune, chains=1, cores=1, seed=int(seeds[c]))
+                                                tune=tune, chains=1, cores=1, seed=int(seeds[c]),
+                                                low_rank=EXTEND_LOW_RANK)
             samplers.append(sampler)
             readers.append(read)
         group = _Group(samplers)
@@ -1165,6 +1193,7 @@ def _extension_plan(family: Any, em: SegmentationResult, raw: _Draws, s: _Settin
         factor = max(factor, EXTEND_MARGIN * ESS_MIN / max(ess, 1.0))
     if not rhat_ok:  # R-hat - 1 shrinks about as 1 / draws while the chains mix
         factor = max(factor, EXTEND_MARGIN * (rhat - 1.0) / (RHAT_MAX - 1.0))
+    factor = min(factor, EXTEND_MAX_FACTOR)  # a short block's projection overshoots: check again on the way
     target = min(s.max_draws, int(math.ceil(S * factor)))
     if target <= S:
         record["status"] = f"budget spent ({s.max_draws} draws per chain): not converged"
@@ -1443,7 +1472,7 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
         groups, keep, chain_ll = _modes(family, params, raw)
         mcmc = None
     diag = _sampling_diagnostics(family, params, raw, s, groups, keep, chain_ll, switched, mcmc)
-    params, raw = _thinned(params, raw, s.draws, diag)
+    params, raw = _thinned(params, raw, s.draws, diag, family)
     wt = getattr(family, "sample_weight", None)
     unadjusted = None
     if wt is not None:  # the pseudo-posterior's draws, moved to the design-based covariance
@@ -1490,22 +1519,43 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
 
 
 def _thinned(params: dict[str, np.ndarray], raw: _Draws, draws: int,
-             diag: dict[str, Any]) -> tuple[dict[str, np.ndarray], _Draws]:
+             diag: dict[str, Any], family: Any = None) -> tuple[dict[str, np.ndarray], _Draws]:
     """Chains extended beyond ``draws`` per chain, thinned back to ``draws`` evenly spaced draws
     (first and last included; intervals of ``S / draws`` rounded) for the summaries and the stored
     posterior. They were extended because their draws are autocorrelated (ESS well below the
     number of draws), so thinning by less than the autocorrelation time keeps nearly all of the
     information; R-hat, ESS and divergences in ``diag`` are those of the full chains.
-    ``diag["convergence"]["thinned_by"]`` records the mean interval (1: not thinned)."""
+
+    A fit that met the convergence rule meets it on the stored draws too: when the thinned draws
+    of every chain (``family`` given) have an R-hat above ``RHAT_MAX`` or a bulk ESS below
+    ``ESS_MIN`` for some parameter (R-hat estimated from fewer draws is noisier: the benchmark's
+    k = 3 at seed 1 had 1.0076 on its 2 x 5834 draws, 1.0114 on 2 x 1000 of them), twice as many
+    are kept, and so on, up to all of them. ``diag["convergence"]``
+    records ``thinned_by`` (the mean interval; 1: not thinned) and, when thinned, the rule on the
+    stored draws (``stored_rhat_max``, ``stored_ess_bulk_min``)."""
     S = params["weights"].shape[1]
     conv = diag.get("convergence")
     if S <= draws:
         if conv is not None:
             conv["thinned_by"] = 1
         return params, raw
-    idx = np.unique(np.linspace(0, S - 1, draws).round().astype(int))
+    check = family is not None and conv is not None and conv.get("status") == "converged"
+    n_keep = draws
+    while True:
+        idx = np.unique(np.linspace(0, S - 1, min(n_keep, S)).round().astype(int))
+        if not check or idx.size >= S:
+            break
+        rhat, ess = _rule_on(family, {k: v[:, idx] for k, v in params.items()})
+        conv["stored_rhat_max"], conv["stored_ess_bulk_min"] = rhat, ess
+        if rhat <= RHAT_MAX and ess >= ESS_MIN:
+            break
+        n_keep *= 2
     if conv is not None:
         conv["thinned_by"] = round(S / idx.size, 2)
+        if idx.size >= S:
+            conv.pop("stored_rhat_max", None)
+            conv.pop("stored_ess_bulk_min", None)
+            return params, raw
 
     def cut(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[:, idx]
@@ -1513,6 +1563,21 @@ def _thinned(params: dict[str, np.ndarray], raw: _Draws, draws: int,
     thin_raw = dataclasses.replace(raw, params={k: v[:, idx] for k, v in raw.params.items()},
                                    diverging=cut(raw.diverging), energy=cut(raw.energy), tree_depth=cut(raw.tree_depth))
     return {k: v[:, idx] for k, v in params.items()}, thin_raw
+
+
+def _rule_on(family: Any, params: Mapping[str, np.ndarray]) -> tuple[float, float]:
+    """(largest R-hat, smallest bulk ESS) over every parameter of the relabelled draws ``params``
+    of every chain, as the convergence rule computes them (ArviZ's definitions)."""
+    from latentseg.models.bayes._diagnostics import summary_diagnostics
+
+    ds = _dataset(family.diagnostic_variables(params), family, list(range(params["weights"].shape[0])),
+                  params["weights"].shape[1])
+    arrs = [np.asarray(ds[v].values, dtype=float) for v in ds.data_vars]
+    stacked = np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=2)
+    with np.errstate(all="ignore"):
+        res = summary_diagnostics(stacked)
+    rhat, ess = res["rhat"][np.isfinite(res["rhat"])], res["ess_bulk"][np.isfinite(res["ess_bulk"])]
+    return (float(rhat.max()) if rhat.size else float("nan")), (float(ess.min()) if ess.size else float("nan"))
 
 
 @dataclasses.dataclass(frozen=True)
