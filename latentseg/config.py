@@ -180,7 +180,7 @@ KEYS: tuple[Key, ...] = (
     Key("select", "stability_subsamples", "int", 5, "Subsamples used to check that segments are stable (0 = off).", low=0),
     Key("select", "loo_se_rule", "float", 2.0, "A Bayesian model with more segments must beat a simpler one by this many PSIS-LOO standard errors.", low=0.0),
     Key("select", "all_k", "bool", False, "Fit every family at every k, each to the end: no hopeless Bayesian fit skipped, no fit stopped for time (docs/methods.md, skipped and stopped fits)."),
-    Key("select", "checkpoint_min_seconds", "float", 2.0, "`latentseg run` checkpoints only fits that took at least this long (faster ones are refitted on a resume, same seed, same result); 0 = every fit.", low=0.0),
+    Key("select", "checkpoint_min_seconds", "float", 2.0, "`latentseg run` checkpoints only fits that took at least this long (faster ones are refitted on a resume, same seed, same result; a family's first fit, which also pays its imports and compiling, only when it took 5 times this or the family's next fit took this long too); 0 = every fit.", low=0.0),
     # [profile]
     Key("profile", "names", "table", {}, "Segment names, `<segment id> = \"name\"` (e.g. `1 = \"Speed-starved executors\"`)."),
     Key("profile", "overlay", "list[str]", [], "Profile columns cross-tabulated against segments; empty = all."),
