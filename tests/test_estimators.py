@@ -27,7 +27,9 @@ from latentseg.research.simulate import simulate_categorical, simulate_gaussian_
 
 # MCMC settings of the tests below: enough for the plumbing, not for convergence (the fits may warn)
 TINY = {"draws": 20, "tune": 20, "chains": 1, "n_init": 2}
-SMALL = {"draws": 150, "tune": 150, "chains": 2}
+# max_draws = draws: chains are not extended, so the stored posterior is exactly 2 x 150 draws and
+# predict_proba (which thins to at most 500 draws) uses all of them, as the memberships do
+SMALL = {"draws": 150, "tune": 150, "chains": 2, "max_draws": 150}
 
 
 #: the EM estimators take survey weights, which must be positive (issue 16's contract: a respondent

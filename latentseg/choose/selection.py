@@ -888,19 +888,26 @@ class _Plan:
         self.total = len(self.models) * len(ks)
         self.done: dict[tuple[str, int], FitRecord] = {}
         self.worker: _SweepWorker | None = None  # the second process sharing the families (in the parent)
+        self.said = 0  # the highest count of finished fits said in the progress
         self.fitted: set[str] = set()  # families with a fit made (not loaded) in this process
         #: per family, its first fit's checkpoint waiting for the next fit's time: (record, key, seed)
         self.pending: dict[str, tuple[FitRecord, Mapping[str, Any], int]] = {}
 
     def _tick(self, text: str) -> None:
-        if self.worker is not None:
-            self.worker.collect()  # the second process's finished fits, said first
+        # this process's news first (its own fit was added to `done` just now and counted), then the
+        # second process's fits that finished meanwhile: each said with the count one higher
         if self.progress is not None:
             self.progress(self.finished(), self.total, text)
+        if self.worker is not None:
+            self.worker.collect()
 
     def finished(self) -> int:
-        """Fits finished so far: this process's and those the second process has said it finished."""
-        return len(self.done) + (len(self.worker.remote - self.done.keys()) if self.worker is not None else 0)
+        """Fits finished so far: this process's and those the second process has said it finished
+        (never fewer than said before: a family the second process left unfinished and this one
+        fits again does not count down)."""
+        n = len(self.done) + (len(self.worker.remote - self.done.keys()) if self.worker is not None else 0)
+        self.said = max(self.said, n)
+        return self.said
 
     def run(self) -> tuple[list[FitRecord], dict[int, float]]:
         cheap = [m for m in self.models if not family(m).bayesian]
