@@ -77,6 +77,23 @@ def fork_workers() -> int:
         return 1
 
 
+def _die_with(parent: int) -> None:
+    """(In a forked child.) Be killed when the parent dies, however it dies (Linux's parent-death
+    signal): a parent killed by SIGKILL or SIGTERM runs no ``finally`` to stop its child, which
+    would otherwise go on working, holding the files the parent held open (a model's lock). Where
+    that cannot be set, nothing changes; a parent already gone ends the child at once."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux, or no prctl: the parent's own cleanup only
+        return
+    if os.getppid() != parent:  # the parent died before the signal was set
+        os._exit(1)
+
+
 class Forked:
     """``work()`` running in a forked child; :meth:`result` waits for its return value.
 
@@ -122,6 +139,7 @@ class Forked:
         self._read = 0  # values received (in this process)
         self._cpu: tuple[float, float] | None = None  # (child's CPU seconds, when last seen to grow)
         self.pid: int | None = None
+        parent = os.getpid()
         try:
             with warnings.catch_warnings():
                 # Python warns about fork() in a process with other threads (a progress ticker), and
@@ -135,9 +153,12 @@ class Forked:
             self._cleanup()
             return
         if pid == 0:
+            _die_with(parent)
             # the child shares this process's pages until it writes to them; a collection walking
-            # the heap would write to every object: the short-lived child does not collect
-            gc.disable()
+            # the heap would write to every object: a child that only renders does not collect (one
+            # that streams, a sweep's families, runs long enough to need it and collects)
+            if not stream:
+                gc.disable()
             self._child(work)  # never returns
         self.pid = pid
 

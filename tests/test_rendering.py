@@ -205,3 +205,36 @@ def test_the_report_is_the_same_rendered_on_one_process_or_two(saved, tmp_path, 
     assert sum(name.startswith("figures/") for name in one) >= 10
     for name in one:
         assert one[name] == two[name], name
+
+
+def test_a_forked_child_dies_with_its_parent(tmp_path):
+    """A parent killed outright (SIGKILL: no finally runs) takes its forked child with it, so no
+    orphan goes on working and holding the parent's files (a model's lock)."""
+    import signal
+    import subprocess
+    import time
+
+    script = (
+        "import os, signal, sys, time\n"
+        "from latentseg._fork import Forked\n"
+        "child = Forked(lambda: time.sleep(60))\n"
+        "print(child.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LATENTSEG_WORKERS": "2"})
+    assert proc.returncode == -signal.SIGKILL
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10  # the kernel signals the child at once; 10 s of margin for a busy machine
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie (reaped by init soon) counts as gone
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the child outlived its parent")

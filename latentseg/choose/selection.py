@@ -659,7 +659,8 @@ def select(
         ``(stopped: <why>)``). Where the sweep shares its families with a second process (see
         Notes), that process's fits are said when this one hears of them, between its own.
     checkpoint_dir : path, optional
-        Each finished fit is written there at once, atomically: ``<model>-k<k>.json`` (its table row
+        Each finished fit worth keeping (``checkpoint_min_seconds``) is written there, atomically, once
+        it is judged (at once, or a family's first fit with its next): ``<model>-k<k>.json`` (its table row
         and JSON contract) and ``<model>-k<k>.nc`` (the full result, through
         :func:`latentseg.deliver.artifacts.save_result`). A later call with the same data and settings
         loads those fits instead of refitting, so an interrupted sweep resumes.
@@ -889,6 +890,8 @@ class _Plan:
         self.done: dict[tuple[str, int], FitRecord] = {}
         self.worker: _SweepWorker | None = None  # the second process sharing the families (in the parent)
         self.said = 0  # the highest count of finished fits said in the progress
+        #: per family fitted in a sweep's first part, the warnings it raised: (message, category, file, line)
+        self.family_warnings: dict[str, list[tuple[Any, type[Warning], str, int]]] = {}
         self.fitted: set[str] = set()  # families with a fit made (not loaded) in this process
         #: per family, its first fit's checkpoint waiting for the next fit's time: (record, key, seed)
         self.pending: dict[str, tuple[FitRecord, Mapping[str, Any], int]] = {}
@@ -910,10 +913,21 @@ class _Plan:
         return self.said
 
     def run(self) -> tuple[list[FitRecord], dict[int, float]]:
+        try:
+            return self._run()
+        finally:  # interrupted: a first fit held for its family's next fit is kept all the same
+            for model in list(self.pending):
+                try:
+                    self._settle(model)
+                except Exception:  # noqa: BLE001 - never hide the error on its way out
+                    pass
+
+    def _run(self) -> tuple[list[FitRecord], dict[int, float]]:
         cheap = [m for m in self.models if not family(m).bayesian]
         aux_of: dict[str, dict[int, float]] = {}
-        worker = _SweepWorker.start(self, cheap)
+        worker = None
         try:
+            worker = _SweepWorker.start(self, cheap)
             for model in cheap if worker is None else worker.order(here=True):
                 if worker is None or worker.claim(model):
                     aux_of[model] = self._family(model)
@@ -923,6 +937,9 @@ class _Plan:
             if worker is not None:
                 worker.stop()
         self.done = {(m, kk): self.done[(m, kk)] for m in cheap for kk in self.ks}  # the serial order
+        for model in cheap:  # each family's warnings, in the sweep's order whichever process fitted it
+            for message, category, filename, lineno in self.family_warnings.pop(model, ()):
+                warnings.warn_explicit(message, category, filename, lineno)
         aux: dict[int, float] = {}
         for model in cheap:  # the elbow family's extra inertias (the last one's, as one process would have it)
             if family(model).criterion == "elbow":
@@ -943,7 +960,14 @@ class _Plan:
     def _family(self, model: str) -> dict[int, float]:
         """Fit a family that is not Bayesian at every k, then its extras (an elbow family's inertia
         beyond the range, stability where its rule needs it); returns the extra inertias. A
-        family's outcome depends on its own fits only, so any process may do it."""
+        family's outcome depends on its own fits only, so any process may do it. Its warnings are
+        kept in ``family_warnings`` (:meth:`run` raises them again, in the sweep's order)."""
+        with warnings.catch_warnings(record=True) as caught:
+            aux = self._family_fits(model)
+        self.family_warnings[model] = [(w.message, w.category, w.filename, w.lineno) for w in caught]
+        return aux
+
+    def _family_fits(self, model: str) -> dict[int, float]:
         for kk in self.ks:
             self._one(model, kk)
         self._settle(model)
@@ -1168,7 +1192,13 @@ class _SweepWorker:
         self.running: tuple[str, int] | None = None  # the child's fit running, as last heard
         self.said: tuple[str, int] | None = None  # the child's running fit last said in the progress
         plan.worker = self
-        self.forked = Forked(self._work, stream=True)
+        try:
+            self.forked = Forked(self._work, stream=True)
+        except OSError:
+            import shutil
+
+            shutil.rmtree(self.claims, ignore_errors=True)
+            raise
 
     @classmethod
     def start(cls, plan: _Plan, families: Sequence[str]) -> _SweepWorker | None:
@@ -1177,7 +1207,11 @@ class _SweepWorker:
         share = sweep_worker_families(families)
         if not share or fork_workers() < 2:
             return None
-        worker = cls(plan, share, families)
+        try:
+            worker = cls(plan, share, families)
+        except OSError:  # no temporary folder for the claims or the child's values: one process
+            plan.worker = None
+            return None
         if worker.forked.pid is None:  # forking failed: one process
             worker.stop()
             return None
@@ -1197,7 +1231,7 @@ class _SweepWorker:
         for model in self.order(here=False):
             if self.claim(model):
                 aux = plan._family(model)
-                send(("family", model, [plan.done[(model, kk)] for kk in plan.ks], aux))
+                send(("family", model, [plan.done[(model, kk)] for kk in plan.ks], aux, plan.family_warnings.pop(model, [])))
         return True
 
     def order(self, *, here: bool) -> list[str]:
@@ -1224,6 +1258,7 @@ class _SweepWorker:
                 for rec in message[2]:
                     plan.done[(rec.model, rec.k)] = rec
                 self.completed[model] = message[3]
+                plan.family_warnings[model] = message[4]
                 continue
             key, text = (model, message[2]), message[3]
             if kind == "running":
