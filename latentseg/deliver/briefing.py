@@ -511,6 +511,11 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
     -------
     (paths written, notes) : tuple of list of Path and list of str
 
+    Raises
+    ------
+    ValueError
+        ``parts`` names something other than "workbook" and "deck".
+
     Examples
     --------
     >>> write_deliverables("models/project-survey", "out/report.html")  # doctest: +SKIP

@@ -676,7 +676,9 @@ class BayesianGaussianMixtureSegmenter(_GaussianMixin, _BayesianSegmenter):
         (EEI or VVI by BIC); mclust's spellings of these work too. No ``"tied"`` or
         ``"spherical"`` (a ConfigError at fit).
     draws, tune : int, default 1000, 1000
-        Kept draws and warm-up iterations per chain.
+        Draws and warm-up iterations per chain of the first block; chains extended by the
+        convergence rule are stored thinned to ``draws`` per chain, or to 2 or 4 times that where
+        the rule needs it on the stored draws (``docs/priors.md``).
     chains : int, default 4
     sampler : {"nutpie", "pymc", "numpyro", "advi"}, default "nutpie"
     concentration, mean_scale, sd_scale, sd_log_sigma, lkj_eta : float

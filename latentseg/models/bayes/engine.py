@@ -1520,9 +1520,9 @@ def _summarise(family: Any, em: SegmentationResult, em_messages: list[str], raw:
 
 def _thinned(params: dict[str, np.ndarray], raw: _Draws, draws: int,
              diag: dict[str, Any], family: Any = None) -> tuple[dict[str, np.ndarray], _Draws]:
-    """Chains extended beyond ``draws`` per chain, thinned back to ``draws`` evenly spaced draws
-    (first and last included; intervals of ``S / draws`` rounded) for the summaries and the stored
-    posterior. They were extended because their draws are autocorrelated (ESS well below the
+    """Chains extended beyond ``draws`` per chain, thinned back to ``draws`` evenly spaced draws, or
+    more where the rule needs them (below; first and last included; intervals of ``S / kept``
+    rounded) for the summaries and the stored posterior. They were extended because their draws are autocorrelated (ESS well below the
     number of draws), so thinning by less than the autocorrelation time keeps nearly all of the
     information; R-hat, ESS and divergences in ``diag`` are those of the full chains.
 
