@@ -164,3 +164,22 @@ def test_loo_reff_is_arvizs_own() -> None:
         ref = az.loo(tree, pointwise=True, var_name="loglik")
     assert ours["elpd_loo"] == pytest.approx(float(ref.elpd), rel=1e-12)
     np.testing.assert_allclose(ours["pareto_k"], np.asarray(ref.pareto_k, dtype=float), rtol=1e-10)
+
+
+def test_elpd_data_counts_the_draws_the_loo_used() -> None:
+    """az.compare's n_samples is the stored log-likelihood's chains x draws (the convergence rule
+    may store more than ``draws`` per chain, a large N fewer), the settings' only without one."""
+    from types import SimpleNamespace
+
+    from latentseg.models.bayes._loo import elpd_data
+
+    def result(posterior):
+        return SimpleNamespace(criteria={"loo": -10.0, "loo_se": 1.0, "p_loo": 2.0}, diagnostics={},
+                               extras={"elpd_loo_pointwise": [-5.0, -5.0]}, settings={"draws": 100, "chains": 2},
+                               posterior=posterior)
+
+    stored = {"log_likelihood": SimpleNamespace(sizes={"chain": 2, "draw": 400}),
+              "posterior": SimpleNamespace(sizes={"chain": 2, "draw": 400})}
+    assert elpd_data(result(stored)).n_samples == 800
+    assert elpd_data(result({"posterior": SimpleNamespace(sizes={"chain": 2, "draw": 250})})).n_samples == 500
+    assert elpd_data(result(None)).n_samples == 200

@@ -194,6 +194,21 @@ def _degenerate(diag: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _loo_samples(result: Any) -> int:
+    """Chains x draws the fit's PSIS-LOO was computed from: those of its stored log-likelihood (or
+    posterior), which may hold more than ``draws`` per chain (chains the convergence rule extended)
+    or fewer (a thinned log-likelihood at large N); the settings' ``draws x chains`` without one."""
+    tree = getattr(result, "posterior", None)
+    for group in ("log_likelihood", "posterior"):
+        try:
+            sizes = tree[group].sizes
+            return int(sizes["chain"]) * int(sizes["draw"])
+        except (TypeError, KeyError, AttributeError):
+            continue
+    settings = result.settings or {}
+    return int(settings.get("draws", 0)) * int(settings.get("chains", 0))
+
+
 def elpd_data(result: Any) -> Any:
     """A fit's PSIS-LOO as ArviZ's ``ELPDDataLOO`` (what :func:`arviz.loo` returned when the fit
     was summarised, rebuilt from the stored pointwise values), for :func:`arviz.compare`."""
@@ -206,7 +221,7 @@ def elpd_data(result: Any) -> Any:
     settings = result.settings or {}
     return az.ELPDDataLOO(
         elpd=float(c["loo"]), se=float(c["loo_se"]), p=float(c["p_loo"]),
-        n_samples=int(settings.get("draws", 0)) * int(settings.get("chains", 0)), n_data_points=int(pointwise.size),
+        n_samples=_loo_samples(result), n_data_points=int(pointwise.size),
         scale="log", warning=bool(d.get("pareto_k_bad", 0)), good_k=float(d.get("pareto_k_threshold", 0.7)),
         elpd_i=xr.DataArray(pointwise, dims=["respondent"]), pareto_k=xr.DataArray(pareto_k, dims=["respondent"]),
     )
