@@ -218,7 +218,6 @@ def elpd_data(result: Any) -> Any:
     c, d = result.criteria, result.diagnostics
     pointwise = np.asarray(result.extras["elpd_loo_pointwise"], dtype=float)
     pareto_k = np.asarray(result.extras.get("pareto_k", np.full(pointwise.size, np.nan)), dtype=float)
-    settings = result.settings or {}
     return az.ELPDDataLOO(
         elpd=float(c["loo"]), se=float(c["loo_se"]), p=float(c["p_loo"]),
         n_samples=_loo_samples(result), n_data_points=int(pointwise.size),
