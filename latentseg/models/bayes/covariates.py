@@ -77,32 +77,6 @@ def _check(family: Any, s: Any, sample_weight: Any) -> None:
         raise ConfigError("One-step covariates in the Bayesian models need NUTS: sampler 'nutpie', 'pymc' or 'numpyro'.")
 
 
-def _log_component(family: Any, pt: Any, pm: Any) -> Any:
-    """The family's measurement model inside the current PyMC model: (n, k) log densities."""
-    k = family.k
-    if family.model == BAYES_GMM:
-        p = family.priors
-        d = family.d
-        mu = pm.Normal("means", mu=family.center, sigma=family._mean_sd, dims=("segment", "outcome"))
-        muc = mu - family.center
-        if family.covariance == "EEI":
-            sd1 = pm.LogNormal("sds", mu=family._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims="outcome")
-            sd = pt.broadcast_to(sd1[None, :], (k, d))
-        else:
-            sd = pm.LogNormal("sds", mu=family._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims=("segment", "outcome"))
-        inv = 1.0 / pt.sqr(sd)
-        P = pt.concatenate([(-0.5 * inv).T, (muc * inv).T, (-0.5 * pt.sqr(muc) * inv - pt.log(sd)).T], axis=0)
-        return pt.dot(pt.as_tensor(family.F_full), P) + family.cst[:, None]
-    pr = family.priors
-    parts: dict[int, Any] = {}
-    for m, items in family._category_groups().items():
-        var = pm.Dirichlet(f"probs_c{m}", a=np.full(m, pr.item_concentration, dtype=np.float64), shape=(k, len(items), m))
-        for q, i in enumerate(items):
-            parts[i] = var[:, q, :]
-    logp = pt.log(pt.concatenate([parts[i] for i in range(family.J)], axis=1))
-    return pt.dot(pt.as_tensor(family.Y), logp.T)
-
-
 def _standardised(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(Z, center, scale): the non-intercept columns of X centred and divided by twice their sd
     (dummies: centred only), so ``X b = alpha + Z g`` with ``g = b * scale`` and
@@ -215,7 +189,7 @@ def fit_with_covariates(family: Any, s: Any, data: Any, covariates: Any, sample_
     coords = {"segment": np.arange(1, k + 1), "term": list(design.terms), "contrast": np.arange(2, k + 1),
               family.feature_dim: list(family.feature_names)}
     with pm.Model(coords=coords) as model:
-        comp = _log_component(family, pt, pm)
+        comp = family.pymc_components()  # the measurement model, as in the family's own PyMC model
         alpha = pm.Normal("cov_intercept", mu=0.0, sigma=INTERCEPT_SCALE, dims="contrast")
         g = pm.Normal("cov_slopes", mu=0.0, sigma=SLOPE_SCALE, shape=(m - 1, k - 1))
         eta = pt.concatenate([pt.zeros((X.shape[0], 1)), alpha[None, :] + pt.dot(pt.as_tensor(Z), g)], axis=1)

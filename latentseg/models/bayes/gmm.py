@@ -372,7 +372,7 @@ class GaussianFamily:
         import pymc as pm
         import pytensor.tensor as pt
 
-        k, d = self.k, self.d
+        k = self.k
         p = self.priors
         coords = {"segment": np.arange(1, k + 1), "outcome": list(self.feature_names)}
         with pm.Model(coords=coords) as model:
@@ -381,37 +381,48 @@ class GaussianFamily:
                 logw = pt.log(w)
             else:
                 logw = pt.zeros(1)
-            mu = pm.Normal("means", mu=self.center, sigma=self._mean_sd, dims=("segment", "outcome"))
-            muc = mu - self.center
-            if self.has_kernel:
-                if self.covariance == "EEI":
-                    sd1 = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims="outcome")
-                    sd = pt.broadcast_to(sd1[None, :], (k, d))
-                else:
-                    sd = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims=("segment", "outcome"))
-                inv = 1.0 / pt.sqr(sd)
-                P = pt.concatenate([(-0.5 * inv).T, (muc * inv).T, (-0.5 * pt.sqr(muc) * inv - pt.log(sd)).T], axis=0)
-                comp = pt.dot(pt.as_tensor(self.F_full), P) + self.cst[:, None]
-            else:
-                cols = []
-                for j in range(k):
-                    chol, _, _ = pm.LKJCholeskyCov(
-                        f"chol_{j + 1}",
-                        n=d,
-                        eta=np.float64(p.lkj_eta),
-                        sd_dist=pm.LogNormal.dist(mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), shape=d),
-                        compute_corr=True,
-                        store_in_trace=False,
-                    )
-                    diff = pt.as_tensor(self.Xc) - muc[j]
-                    sol = pt.linalg.solve_triangular(chol, diff.T, lower=True)
-                    cols.append(-0.5 * pt.sum(pt.sqr(sol), axis=0) - pt.sum(pt.log(pt.diag(chol))) - 0.5 * d * _LOG_2PI)
-                comp = pt.stack(cols, axis=1)
+            comp = self.pymc_components()
             ll = pt.logsumexp(comp + logw[None, :], axis=1)
             if self.sample_weight is not None:  # the pseudo-log-likelihood sum_n w_n log p(x_n)
                 ll = ll * pt.as_tensor(np.asarray(self.sample_weight, dtype=np.float64))
             pm.Potential("loglik", pt.sum(ll))
         return model
+
+    def pymc_components(self) -> Any:
+        """Inside an open PyMC model (coords ``segment`` and ``outcome``): the segments' free
+        variables (``means``, and ``sds`` or ``chol_1..chol_k``, priors as the kernel's) and every
+        respondent's log density in every segment, a tensor (n, k). :meth:`pymc_model` mixes it
+        with ``weights``; the Bayesian one-step covariate model with its multinomial logit."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        k, d = self.k, self.d
+        p = self.priors
+        mu = pm.Normal("means", mu=self.center, sigma=self._mean_sd, dims=("segment", "outcome"))
+        muc = mu - self.center
+        if self.has_kernel:
+            if self.covariance == "EEI":
+                sd1 = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims="outcome")
+                sd = pt.broadcast_to(sd1[None, :], (k, d))
+            else:
+                sd = pm.LogNormal("sds", mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), dims=("segment", "outcome"))
+            inv = 1.0 / pt.sqr(sd)
+            P = pt.concatenate([(-0.5 * inv).T, (muc * inv).T, (-0.5 * pt.sqr(muc) * inv - pt.log(sd)).T], axis=0)
+            return pt.dot(pt.as_tensor(self.F_full), P) + self.cst[:, None]
+        cols = []
+        for j in range(k):
+            chol, _, _ = pm.LKJCholeskyCov(
+                f"chol_{j + 1}",
+                n=d,
+                eta=np.float64(p.lkj_eta),
+                sd_dist=pm.LogNormal.dist(mu=self._logsd_loc, sigma=np.float64(p.sd_log_sigma), shape=d),
+                compute_corr=True,
+                store_in_trace=False,
+            )
+            diff = pt.as_tensor(self.Xc) - muc[j]
+            sol = pt.linalg.solve_triangular(chol, diff.T, lower=True)
+            cols.append(-0.5 * pt.sum(pt.sqr(sol), axis=0) - pt.sum(pt.log(pt.diag(chol))) - 0.5 * d * _LOG_2PI)
+        return pt.stack(cols, axis=1)
 
     def pymc_initvals(self, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Constrained starting values for the PyMC model from constrained parameters."""

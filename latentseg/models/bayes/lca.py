@@ -334,61 +334,73 @@ class LatentClassFamily:
         import pymc as pm
         import pytensor.tensor as pt
 
-        k, J, C = self.k, self.J, self.C
+        k = self.k
         pr = self.priors
         coords = {"segment": np.arange(1, k + 1), "indicator": list(self.feature_names)}
-        Y = pt.as_tensor(self.Y)
         with pm.Model(coords=coords) as model:
             if k > 1:
                 w = pm.Dirichlet("weights", a=np.full(k, pr.concentration, dtype=np.float64), dims="segment")
                 logw = pt.log(w)
             else:
                 logw = pt.zeros(1)
-            if self.ordinal:
-                b = pm.Normal("locations", mu=np.float64(0.0), sigma=np.float64(pr.location_scale), dims=("segment", "indicator"))
-                nt = J * (self.cmax - 1)
-                A = np.zeros((nt, max(self.n_free_tau, 1)))
-                for i, c in enumerate(self.ncat):
-                    for l in range(c - 2):
-                        A[i * (self.cmax - 1) + l, self.free_offsets[i] + l] = 1.0
-                        A[i * (self.cmax - 1) + c - 2, self.free_offsets[i] + l] = -1.0
-                if self.n_free_tau:
-                    tf = pm.Normal("thresholds_free", mu=np.float64(0.0), sigma=np.float64(pr.threshold_scale), shape=self.n_free_tau)
-                    tau = pt.dot(pt.as_tensor(A), tf)
-                else:
-                    tau = pt.zeros(nt)
-                last = np.array([i * (self.cmax - 1) + c - 2 for i, c in enumerate(self.ncat)])
-                # the derived last threshold of each item gets the same Normal(0, threshold_scale) term
-                pm.Potential(
-                    "thresholds_last_prior",
-                    pt.sum(-0.5 * pt.sqr(tau[last] / pr.threshold_scale)) - J * (math.log(pr.threshold_scale) + _HALF_LOG_2PI),
-                )
-                Mb = np.zeros((J, C))
-                Mt = np.zeros((nt, C))
-                for i, (o, c) in enumerate(zip(self.offsets, self.ncat)):
-                    for m in range(c):
-                        Mb[i, o + m] = m
-                        for l in range(m):
-                            Mt[i * (self.cmax - 1) + l, o + m] = -1.0
-                eta = pt.dot(b, pt.as_tensor(Mb)) + pt.dot(tau, pt.as_tensor(Mt))[None, :]
-                eta = eta - pt.max(eta, axis=1, keepdims=True)
-                norm = pt.log(pt.dot(pt.dot(pt.exp(eta), pt.as_tensor(self.block)), pt.as_tensor(self.block.T)))
-                logp = eta - norm
-            else:
-                parts: dict[int, Any] = {}
-                for m, items in self._category_groups().items():
-                    var = pm.Dirichlet(
-                        f"probs_c{m}", a=np.full(m, pr.item_concentration, dtype=np.float64), shape=(k, len(items), m)
-                    )
-                    for q, i in enumerate(items):
-                        parts[i] = var[:, q, :]
-                logp = pt.log(pt.concatenate([parts[i] for i in range(J)], axis=1))
-            comp = pt.dot(Y, logp.T)
+            comp = self.pymc_components()
             ll = pt.logsumexp(comp + logw[None, :], axis=1)
             if self.sample_weight is not None:  # the pseudo-log-likelihood sum_n w_n log p(y_n)
                 ll = ll * pt.as_tensor(np.asarray(self.sample_weight, dtype=np.float64))
             pm.Potential("loglik", pt.sum(ll))
         return model
+
+    def pymc_components(self) -> Any:
+        """Inside an open PyMC model (coords ``segment`` and ``indicator``): the classes' free
+        variables (``probs_c<m>``, or ``locations`` and ``thresholds_free``; priors as the
+        kernel's) and every respondent's log likelihood in every class, a tensor (n, k).
+        :meth:`pymc_model` mixes it with ``weights``; the Bayesian one-step covariate model with
+        its multinomial logit."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        k, J, C = self.k, self.J, self.C
+        pr = self.priors
+        if self.ordinal:
+            b = pm.Normal("locations", mu=np.float64(0.0), sigma=np.float64(pr.location_scale), dims=("segment", "indicator"))
+            nt = J * (self.cmax - 1)
+            A = np.zeros((nt, max(self.n_free_tau, 1)))
+            for i, c in enumerate(self.ncat):
+                for l in range(c - 2):
+                    A[i * (self.cmax - 1) + l, self.free_offsets[i] + l] = 1.0
+                    A[i * (self.cmax - 1) + c - 2, self.free_offsets[i] + l] = -1.0
+            if self.n_free_tau:
+                tf = pm.Normal("thresholds_free", mu=np.float64(0.0), sigma=np.float64(pr.threshold_scale), shape=self.n_free_tau)
+                tau = pt.dot(pt.as_tensor(A), tf)
+            else:
+                tau = pt.zeros(nt)
+            last = np.array([i * (self.cmax - 1) + c - 2 for i, c in enumerate(self.ncat)])
+            # the derived last threshold of each item gets the same Normal(0, threshold_scale) term
+            pm.Potential(
+                "thresholds_last_prior",
+                pt.sum(-0.5 * pt.sqr(tau[last] / pr.threshold_scale)) - J * (math.log(pr.threshold_scale) + _HALF_LOG_2PI),
+            )
+            Mb = np.zeros((J, C))
+            Mt = np.zeros((nt, C))
+            for i, (o, c) in enumerate(zip(self.offsets, self.ncat)):
+                for m in range(c):
+                    Mb[i, o + m] = m
+                    for l in range(m):
+                        Mt[i * (self.cmax - 1) + l, o + m] = -1.0
+            eta = pt.dot(b, pt.as_tensor(Mb)) + pt.dot(tau, pt.as_tensor(Mt))[None, :]
+            eta = eta - pt.max(eta, axis=1, keepdims=True)
+            norm = pt.log(pt.dot(pt.dot(pt.exp(eta), pt.as_tensor(self.block)), pt.as_tensor(self.block.T)))
+            logp = eta - norm
+        else:
+            parts: dict[int, Any] = {}
+            for m, items in self._category_groups().items():
+                var = pm.Dirichlet(
+                    f"probs_c{m}", a=np.full(m, pr.item_concentration, dtype=np.float64), shape=(k, len(items), m)
+                )
+                for q, i in enumerate(items):
+                    parts[i] = var[:, q, :]
+            logp = pt.log(pt.concatenate([parts[i] for i in range(J)], axis=1))
+        return pt.dot(pt.as_tensor(self.Y), logp.T)
 
     def pymc_initvals(self, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
