@@ -487,7 +487,8 @@ def deliverable_outputs(html: str | os.PathLike[str]) -> dict[str, Path]:
 
 def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str | None = None,
                        figures: Mapping[str, Any] | None = None,
-                       parts: Sequence[str] = ("workbook", "deck")) -> tuple[list[Path], list[str]]:
+                       parts: Sequence[str] = ("workbook", "deck"),
+                       tables: Sequence[BriefTable] | None = None) -> tuple[list[Path], list[str]]:
     """Write the workbook (``.xlsx``) and the slide deck (``.pptx``) beside the HTML report.
 
     A missing library (openpyxl, python-pptx) skips its file with a note saying what to install.
@@ -506,6 +507,9 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
     parts : sequence of {"workbook", "deck"}, default both
         Which of the two files to write (the HTML report writes the workbook while its figures
         are still being rendered, and the deck once they are).
+    tables : sequence of BriefTable, optional
+        :func:`briefing_tables` of this model, when the caller has them already (the report,
+        writing the two files in two calls); default: made here.
 
     Returns
     -------
@@ -530,7 +534,8 @@ def write_deliverables(model: Any, html: str | os.PathLike[str], *, title: str |
     paths = deliverable_outputs(html)
     written: list[Path] = []
     notes: list[str] = []
-    tables = briefing_tables(saved)
+    if tables is None:
+        tables = briefing_tables(saved)
     if "workbook" in parts:
         try:
             from latentseg.deliver.workbook import write_workbook

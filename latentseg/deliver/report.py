@@ -400,15 +400,18 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
     figures = _report_figures(ctx, result, meta, tables, names)
     title = title or (meta.get("report") or {}).get("title") or f"Segments: {saved.name}"
     # --- deliverables for leadership: report.xlsx and report.pptx beside the HTML, from the same saved tables
-    from latentseg.deliver.briefing import write_deliverables
+    from latentseg.deliver.briefing import briefing_tables, write_deliverables
+
+    brief: list[Any] = []
 
     def meanwhile() -> None:  # what needs no figure, while the other process renders its share
         _write_side_tables(ctx, saved, seg_rows, smap_segments, smap_meta)
-        ctx.missing.extend(write_deliverables(saved, out, title=title, parts=("workbook",))[1])  # a library not installed: say so
+        brief.extend(briefing_tables(saved))  # the workbook's and the deck's tables, made once
+        ctx.missing.extend(write_deliverables(saved, out, title=title, parts=("workbook",), tables=brief)[1])  # a library not installed: say so
 
     deck_pictures = _render(ctx, meanwhile)
     # the deck places the report's figures, rendered with them at its resolution: drawn once
-    ctx.missing.extend(write_deliverables(saved, out, title=title, figures=deck_pictures, parts=("deck",))[1])
+    ctx.missing.extend(write_deliverables(saved, out, title=title, figures=deck_pictures, parts=("deck",), tables=brief)[1])
     context = {
         "title": title,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
