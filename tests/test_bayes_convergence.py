@@ -276,6 +276,45 @@ def test_a_degenerate_first_block_stops_early_with_the_same_result(monkeypatch: 
         np.testing.assert_array_equal(early.posterior["posterior"][name].values, whole.posterior["posterior"][name].values)
 
 
+def test_a_degenerate_warm_up_stops_the_chains_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With enough tuning (500 steps), the overfitted k of the test above is already degenerate in
+    its warm-up draws 76-150: the chains are stopped there, before tuning ends, and the fit keeps
+    those warm-up draws, flagged (never a candidate); the result is the one the rules give when the
+    chains are not watched and run the whole block. Measured over seeds 1-3: stopped in the
+    warm-up each time (the first 150 of 900 steps per chain sampled instead of all of them)."""
+    from latentseg.models.bayes.engine import WARMUP_WINDOW
+
+    X, _ = simulate_gaussian_mixture(200, k=2, d=3, separation=4.0, random_seed=11)
+    opts = {"draws": 400, "tune": 500, "chains": 2, "random_seed": 1}
+    lo, hi = int(WARMUP_WINDOW[0] * 500), int(WARMUP_WINDOW[1] * 500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        early = fit_bayes_gmm(X, 4, **opts)
+        monkeypatch.setattr(bayes._EarlyStop, "POLL", float("inf"))  # never looked at: the whole block
+        whole = fit_bayes_gmm(X, 4, **opts)
+    conv = early.diagnostics["convergence"]
+    assert conv["stopped_in_warmup"] and conv["draws_per_chain"] == hi - lo == 75
+    assert f"in warm-up draws {lo + 1}-{hi} of 500 per chain" in conv["stopped_early"]
+    assert conv["status"].startswith("not extended") and not early.diagnostics["converged"]
+    assert early.posterior["posterior"].sizes["draw"] == hi - lo
+    assert conv == whole.diagnostics["convergence"]
+    for name in ("weights", "means", "sds"):
+        np.testing.assert_array_equal(early.posterior["posterior"][name].values, whole.posterior["posterior"][name].values)
+
+
+def test_the_warm_up_check_leaves_the_true_k_alone(bench_data: tuple[object, np.ndarray]) -> None:
+    """At the true k (4 on the benchmark's data) the warm-up draws show no degenerate segment: the
+    chains run their whole block. Measured: no fit at k <= 4 was flagged by the warm-up window on
+    this data and a second data set, seeds 1-4 (engine.WARMUP_WINDOW)."""
+    X, _ = bench_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        r = fit_bayes_gmm(X, 4, draws=250, tune=600, chains=2, random_seed=2)
+    conv = r.diagnostics["convergence"]
+    assert "stopped_early" not in conv and "stopped_in_warmup" not in conv
+    assert conv["draws_per_chain"] >= 250
+
+
 def test_sweep_extends_in_the_background_exactly_as_a_fit_alone(bench_data: tuple[object, np.ndarray]) -> None:
     """fit_sweep's background scheduler runs the extensions while other fits sample; its fit of a k
     is the one fit_bayes_gmm gives (same chains, same record), however the fits interleave."""

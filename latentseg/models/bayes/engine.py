@@ -107,6 +107,17 @@ EXTEND_ROUNDS = 6
 #: do not help) the fit keeps only those draws, and nutpie's chains on our kernels are stopped there
 EARLY_FRACTION = 0.25
 EARLY_MIN_DRAWS = 100
+#: before that, the warm-up check: when every chain's warm-up draws WARMUP_WINDOW (fractions of the
+#: tuning steps: 151-300 of 1000) already show degenerate segments, the chains are stopped there
+#: and the fit keeps those warm-up draws (flagged: not a posterior sample; such a fit is never a
+#: candidate). It runs only with at least WARMUP_MIN_TUNE tuning steps (a window of 75+ draws).
+#: Measured on the benchmark's data (400 x 8, true k = 4) and a second data set (seed 7), seeds
+#: 1-4, k = 2..7: the window never flagged a fit that the first 250 draws after tuning did not
+#: flag (no fit at k <= 4 was flagged by either; k = 6 and 7 were flagged by both every time, k = 5
+#: by both in 3 of 8 and by the later draws alone in the rest). It saves the overfitted fits'
+#: tuning: about 80% of their cost (their trees are the deepest).
+WARMUP_WINDOW = (0.15, 0.30)
+WARMUP_MIN_TUNE = 500
 #: probability of every interval we report
 PROB = 0.95
 #: a segment whose posterior mean share is below max(EMPTY_SHARE, EMPTY_COUNT / n) is "empty"
@@ -167,6 +178,8 @@ class _Draws:
     last_theta: np.ndarray | None = None  # (C, nd): each chain's last draw, unconstrained (nutpie kernels)
     checked: Any = None  # the convergence check's relabelled draws and diagnostics (_extension_plan)
     first_judged: tuple[int, str] | None = None  # (n, verdict) of _degenerate_start on the first n draws
+    warmup: tuple[int, int, _Draws] | None = None  # (lo, hi, draws): each chain's warm-up draws lo..hi - 1
+    warm_judged: tuple[tuple[int, int], str] | None = None  # ((lo, hi), verdict) of the warm-up check
 
 
 # ============================================================================ public API
@@ -855,11 +868,14 @@ def _compiled_route() -> bool:
 
 
 def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws: int, tune: int, chains: int,
-                cores: int, seed: int, low_rank: bool = False) -> tuple[Any, Any, str]:
+                cores: int, seed: int, low_rank: bool = False,
+                window: tuple[int, int] | None = None) -> tuple[Any, Any, str]:
     """Start ``chains`` NUTS chains on the numba log density in nutpie's background threads:
     ``(sampler, finish, engine)``; ``finish()`` waits and returns the arrays ``theta`` (chains,
     draws, nd), ``diverging, energy, depth, step_size`` (chains, draws) of the kept draws.
     ``low_rank``: nutpie's low-rank mass-matrix adaptation instead of the diagonal one.
+    ``window``: also return each chain's warm-up draws ``lo..hi - 1`` (the warm-up check's), as
+    ``arrays["warmup"] = (lo, hi, arrays)``.
 
     On a tested nutpie (:func:`_compiled_route`) nutpie's threads call the C version of the log
     density, started through nutpie's compiled extension alone (:mod:`latentseg.models.bayes._nutpie`:
@@ -878,9 +894,12 @@ def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws
         sampler = start_chains(model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
                                target_accept=s.target_accept, progressbar=s.progressbar, low_rank=low_rank)
 
-        def read() -> dict[str, np.ndarray]:
-            arrays = _arrow_arrays(sampler.wait(), chains, draws, nd)
+        def read() -> dict[str, Any]:
+            batches = sampler.wait().get_arrow_trace()
+            arrays: dict[str, Any] | None = _batch_arrays(batches, chains, draws, nd)
             assert arrays is not None
+            if window is not None:
+                arrays["warmup"] = (*window, _window_arrays(batches, chains, *window, nd))
             return arrays
 
         engine = "nutpie (numba log density, C callback)"
@@ -889,13 +908,22 @@ def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws
 
         sampler = nutpie.sample(_pyfunc_model(family, nd, initial_point), draws=draws, tune=tune, chains=chains,
                                 cores=cores, seed=seed, progress_bar=s.progressbar, target_accept=s.target_accept,
-                                save_warmup=False, blocking=False, **(_low_rank_option(nutpie) if low_rank else {}))
+                                save_warmup=window is not None, blocking=False,
+                                **(_low_rank_option(nutpie) if low_rank else {}))
 
-        def read() -> dict[str, np.ndarray]:
+        def group(trace: Any, warm: bool, rows: slice) -> dict[str, np.ndarray]:
+            post, ss = (trace["warmup_posterior"], trace["warmup_sample_stats"]) if warm else (
+                trace["posterior"], trace["sample_stats"])
+            out = {"theta": np.asarray(post["theta"].values)}
+            out.update({key: np.asarray(ss[key].values) for key in ("diverging", "energy", "depth", "step_size")})
+            return {key: val[:, rows] for key, val in out.items()}
+
+        def read() -> dict[str, Any]:
             trace = sampler.wait()
-            ss = trace["sample_stats"]
-            return {"theta": np.asarray(trace["posterior"]["theta"].values), "diverging": ss["diverging"].values,
-                    "energy": ss["energy"].values, "depth": ss["depth"].values, "step_size": ss["step_size"].values}
+            arrays: dict[str, Any] = group(trace, False, slice(None))
+            if window is not None:
+                arrays["warmup"] = (*window, group(trace, True, slice(*window)))
+            return arrays
 
         engine = "nutpie (numba log density, Python callback)"
 
@@ -919,8 +947,11 @@ def _low_rank_option(nutpie: Any) -> dict[str, Any]:
     return {"low_rank_modified_mass_matrix": True}
 
 
-def _draws_from_arrays(family: Any, arrays: Mapping[str, np.ndarray], engine: str) -> _Draws:
+def _draws_from_arrays(family: Any, arrays: Mapping[str, Any], engine: str) -> _Draws:
+    """The draws of :func:`_arrow_arrays`'s arrays; ``arrays["warmup"]``, when there, is
+    ``(lo, hi, arrays)`` of the warm-up window (:func:`_window_arrays`), kept as ``raw.warmup``."""
     theta = np.asarray(arrays["theta"], dtype=float)
+    window = arrays.get("warmup")
     return _Draws(
         params=family.params_from_theta(theta),
         diverging=np.asarray(arrays["diverging"], dtype=bool),
@@ -929,7 +960,16 @@ def _draws_from_arrays(family: Any, arrays: Mapping[str, np.ndarray], engine: st
         step_size=np.asarray(arrays["step_size"], dtype=float)[:, -1],
         info={"engine": engine},
         last_theta=theta[:, -1].copy(),
+        warmup=None if window is None else (window[0], window[1], _draws_from_arrays(family, window[2], engine)),
     )
+
+
+def _warmup_window(s: _Settings) -> tuple[int, int] | None:
+    """The warm-up draws (rows lo..hi - 1 of each chain) the warm-up check judges
+    (:data:`WARMUP_WINDOW`), ``None`` with fewer than :data:`WARMUP_MIN_TUNE` tuning steps."""
+    if s.tune < WARMUP_MIN_TUNE:
+        return None
+    return int(WARMUP_WINDOW[0] * s.tune), int(WARMUP_WINDOW[1] * s.tune)
 
 
 def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed: int,
@@ -952,33 +992,45 @@ def _nutpie_kernel(family: Any, start: dict[str, np.ndarray], s: _Settings, seed
     def initial_point(chain_seed: int) -> np.ndarray:
         return family.jitter(theta0, np.random.default_rng(chain_seed))
 
+    window = _warmup_window(s) if family.k > 1 else None
     sampler, read, engine = _nutpie_run(family, theta0.size, initial_point, s, draws=s.draws, tune=s.tune,
-                                        chains=s.chains, cores=_cores(s), seed=seed)
+                                        chains=s.chains, cores=_cores(s), seed=seed, window=window)
     n_first = _early_draws(s)
-    if em is not None and n_first and family.k > 1 and isinstance(sampler, Chains):
-        watched = _EarlyStop(sampler, read, family, em, n_first, theta0.size, s.chains, engine)
+    if em is not None and (n_first or window) and family.k > 1 and isinstance(sampler, Chains):
+        watched = _EarlyStop(sampler, read, family, em, n_first, theta0.size, s.chains, engine, tune=s.tune,
+                             window=window)
         return watched, watched.finish
     return sampler, lambda: _draws_from_arrays(family, read(), engine)
 
 
 class _EarlyStop:
-    """A fit's first block on nutpie's compiled route, watched: once every chain has its first
-    ``n`` draws after tuning (looked at every ``POLL`` seconds through nutpie's copy of the trace
-    so far), they are judged by :func:`_degenerate_start`; a degenerate fit's chains are stopped
-    there and ``finish()`` returns those draws. :func:`_extension` applies the same rule to every
-    first block, on its first ``n`` draws, so the result does not depend on when (or whether)
-    the chains were looked at: this only saves the draws the rule would drop."""
+    """A fit's first block on nutpie's compiled route, watched (through nutpie's copy of the trace
+    so far, looked at every ``POLL`` to ``MAX_POLL`` seconds), with two looks: once every chain has
+    its warm-up draws ``window`` (the warm-up check, :data:`WARMUP_WINDOW`), and once every chain
+    has its first ``n`` draws after tuning (the first-block rule, :data:`EARLY_FRACTION`). Each
+    judges its draws by :func:`_degenerate_start`; a degenerate fit's chains are stopped there and
+    ``finish()`` returns those draws. :func:`_extension` applies the same two rules to every first
+    block, on the same draws, so the result does not depend on when (or whether) the chains were
+    looked at: this only saves the draws the rules would drop."""
 
     POLL = 0.05
+    MAX_POLL = 0.5
 
     def __init__(self, chains: Any, read: Any, family: Any, em: SegmentationResult, n: int, nd: int, C: int,
-                 engine: str) -> None:
+                 engine: str, tune: int = 0, window: tuple[int, int] | None = None) -> None:
+        import time
+
         self.chains, self.read, self.family, self.em = chains, read, family, em
         self.n, self.nd, self.C, self.engine = n, nd, C, engine
-        self.first: dict[str, np.ndarray] | None = None  # the first n draws of a degenerate fit
-        self.judged = False
+        self.first: dict[str, Any] | None = None  # the judged draws of a degenerate fit
+        self.window = window
+        self.warm_judged = window is None
+        self.warm_verdict = ""
+        self.judged = not n  # no first-block rule (a block too short for it)
         self.verdict = ""
-        self._last = 0.0
+        self.tune = tune
+        self._t0 = time.perf_counter()
+        self._next = self._t0 + self.POLL
 
     @property
     def is_finished(self) -> bool:
@@ -987,20 +1039,54 @@ class _EarlyStop:
         if self.first is not None or _is_finished(self.chains):
             return True
         now = time.perf_counter()
-        if self.judged or now - self._last < self.POLL:
+        if (self.judged and self.warm_judged) or now < self._next:
             return False
-        self._last = now
-        arrays = _arrow_arrays(self.chains.inspect(), self.C, self.n, self.nd, first=True)
-        if arrays is None:  # not every chain is there yet
+        batches = self.chains.inspect().get_arrow_trace()  # a copy of the trace so far: a few ms
+        rows = [batch.num_rows for batch in batches[0]]
+        if not self.warm_judged:
+            assert self.window is not None
+            lo, hi = self.window
+            window = _window_arrays(batches, self.C, lo, hi, self.nd)
+            if window is None:  # not every chain is there yet: look again when they should be
+                self._next = now + self._wait(rows, now, hi)
+                return False
+            self.warm_judged = True
+            self.warm_verdict = _degenerate_start(self.family, self.em,
+                                                  _draws_from_arrays(self.family, window, self.engine), hi - lo)
+            if self.warm_verdict:
+                self.chains.cancel()
+                self.first = {**window, "warmup": (lo, hi, window)}
+                return True
+        if self.judged:
+            return False
+        arrays = _batch_arrays(batches, self.C, self.n, self.nd, first=True)
+        if arrays is None:
+            self._next = now + self._wait(rows, now, self.tune + self.n)
             return False
         self.judged = True
         self.verdict = _degenerate_start(self.family, self.em, _draws_from_arrays(self.family, arrays, self.engine),
                                          self.n)
         if self.verdict:
             self.chains.cancel()
+            if self.window is not None:
+                lo, hi = self.window
+                arrays["warmup"] = (lo, hi, _window_arrays(batches, self.C, lo, hi, self.nd))
             self.first = arrays
             return True
         return False
+
+    def _wait(self, rows: list[int], now: float, target: int) -> float:
+        """Seconds to the next look: half the time the chains should still need for ``target``
+        rows each (``rows``: each chain's so far), at their pace so far, between ``POLL`` and
+        ``MAX_POLL``. The trace is copied a dozen times per fit rather than every ``POLL``; the
+        estimate is a lower bound (chains that share a core run one after the other and need more
+        rows), so a ready chain waits at most ``MAX_POLL`` to be looked at."""
+        have = sum(rows)
+        if have <= 0 or len(rows) != self.C:
+            return self.POLL
+        rate = (now - self._t0) / have  # seconds per row, the chains together
+        need = sum(max(0, target - r) for r in rows)
+        return min(self.MAX_POLL, max(self.POLL, 0.5 * rate * need))
 
     def cancel(self) -> None:
         self.chains.cancel()
@@ -1012,7 +1098,10 @@ class _EarlyStop:
             self.chains.cancel()
             raise
         raw = _draws_from_arrays(self.family, arrays, self.engine)
-        if self.judged:  # the same draws the first-block rule judges: not judged twice
+        # the draws the rules judge: not judged twice
+        if self.window is not None and self.warm_judged:
+            raw.warm_judged = (self.window, self.warm_verdict)
+        if self.n and self.judged:
             raw.first_judged = (self.n, self.verdict)
         return raw
 
@@ -1047,6 +1136,19 @@ def _first_block_rule(family: Any, em: SegmentationResult, raw: _Draws, s: _Sett
     """The first-block rule: when the first :func:`_early_draws` draws of every chain already show
     degenerate segments (k too large: more draws do not help), the fit keeps only those draws
     (``raw`` is cut in place) and ``record["stopped_early"]`` says so."""
+    if raw.warmup is not None and family.k > 1:  # the warm-up check, first
+        lo, hi, window = raw.warmup
+        judged_w = raw.warm_judged
+        found = judged_w[1] if judged_w is not None and judged_w[0] == (lo, hi) else _degenerate_start(
+            family, em, window, hi - lo)
+        if found:
+            raw.params, raw.diverging, raw.energy = window.params, window.diverging, window.energy
+            raw.tree_depth, raw.last_theta = window.tree_depth, None
+            record["stopped_early"] = (f"{found} in warm-up draws {lo + 1}-{hi} of {s.tune} per chain: the chains "
+                                       "were stopped there, and the draws kept are those warm-up draws (not a "
+                                       "posterior sample)")
+            record["stopped_in_warmup"] = True
+            return
     n = _early_draws(s)
     S = raw.params["weights"].shape[1]
     if not n or family.k < 2 or S < n:
@@ -1243,9 +1345,15 @@ def _arrow_arrays(results: Any, chains: int, draws: int, n_dim: int, first: bool
     """The draws (chains, draws, n_dim) and the sample statistics we use, straight from nutpie's
     Arrow trace (building its DataTree of every statistic cost about 0.2 s per fit). ``first``:
     the first ``draws`` of a trace still growing, ``None`` while a chain has fewer."""
+    return _batch_arrays(results.get_arrow_trace(), chains, draws, n_dim, first)
+
+
+def _batch_arrays(batches: tuple[Any, Any], chains: int, draws: int, n_dim: int,
+                  first: bool = False) -> dict[str, np.ndarray] | None:
+    """:func:`_arrow_arrays` on the trace's (draw, statistics) record batches, one per chain."""
     import pyarrow as pa
 
-    draw_batches, stat_batches = results.get_arrow_trace()
+    draw_batches, stat_batches = batches
     if len(draw_batches) != chains:
         if first:
             return None
@@ -1265,6 +1373,25 @@ def _arrow_arrays(results: Any, chains: int, draws: int, n_dim: int, first: bool
     if arrays["theta"].shape != (chains, draws, n_dim):
         raise ValueError("unexpected shape of the draws in the trace")
     return arrays
+
+
+def _window_arrays(batches: tuple[Any, Any], chains: int, lo: int, hi: int, n_dim: int) -> dict[str, np.ndarray] | None:
+    """Each chain's warm-up rows ``lo..hi - 1`` (theta and the statistics :func:`_batch_arrays`
+    reads) from the trace's record batches; ``None`` while a chain has fewer than ``hi`` rows."""
+    import pyarrow as pa
+
+    draw_batches, stat_batches = batches
+    if len(draw_batches) != chains or any(batch.num_rows < hi for batch in draw_batches):
+        return None
+    out: dict[str, list[np.ndarray]] = {key: [] for key in ("theta", "diverging", "energy", "depth", "step_size")}
+    for draw, stat in zip(draw_batches, stat_batches):
+        part, sp = draw.slice(lo, hi - lo), stat.slice(lo, hi - lo)
+        if not np.asarray(pa.array(sp.column("tuning")).to_numpy(zero_copy_only=False), dtype=bool).all():
+            raise ValueError("the warm-up window reaches past the tuning steps")
+        out["theta"].append(pa.array(part.column("theta")).flatten().to_numpy(zero_copy_only=False).reshape(hi - lo, n_dim))
+        for key in ("diverging", "energy", "depth", "step_size"):
+            out[key].append(np.asarray(pa.array(sp.column(key)).to_numpy(zero_copy_only=False)))
+    return {key: np.stack(val) for key, val in out.items()}
 
 
 def _pyfunc_model(family: Any, nd: int, initial_point: Any) -> Any:
