@@ -292,14 +292,18 @@ def test_a_degenerate_warm_up_stops_the_chains_with_the_same_result(monkeypatch:
         early = fit_bayes_gmm(X, 4, **opts)
         monkeypatch.setattr(bayes._EarlyStop, "POLL", float("inf"))  # never looked at: the whole block
         whole = fit_bayes_gmm(X, 4, **opts)
+        monkeypatch.setattr(bayes, "USE_C_CALLBACK", False)  # nutpie's public route keeps its warm-up draws
+        public = fit_bayes_gmm(X, 4, **opts)
+    assert public.diagnostics["engine"].endswith("Python callback)")
     conv = early.diagnostics["convergence"]
     assert conv["stopped_in_warmup"] and conv["draws_per_chain"] == hi - lo == 75
     assert f"in warm-up draws {lo + 1}-{hi} of 500 per chain" in conv["stopped_early"]
     assert conv["status"].startswith("not extended") and not early.diagnostics["converged"]
     assert early.posterior["posterior"].sizes["draw"] == hi - lo
-    assert conv == whole.diagnostics["convergence"]
+    assert conv == whole.diagnostics["convergence"] == public.diagnostics["convergence"]
     for name in ("weights", "means", "sds"):
         np.testing.assert_array_equal(early.posterior["posterior"][name].values, whole.posterior["posterior"][name].values)
+        np.testing.assert_array_equal(early.posterior["posterior"][name].values, public.posterior["posterior"][name].values)
 
 
 def test_the_warm_up_check_leaves_the_true_k_alone(bench_data: tuple[object, np.ndarray]) -> None:
