@@ -51,6 +51,7 @@ import pandas as pd
 from latentseg._stats import pair_overlap
 from latentseg.config import DEFAULT_CONFIG
 from latentseg.errors import ConfigError, LatentsegError, LatentsegWarning
+from latentseg.models._em import single_threaded
 from latentseg.models.families import FAMILIES, check_names, family
 from latentseg.prepare.core import mean_impute
 from latentseg.io.files import atomic_write_text
@@ -925,17 +926,23 @@ class _Plan:
     def _run(self) -> tuple[list[FitRecord], dict[int, float]]:
         cheap = [m for m in self.models if not family(m).bayesian]
         aux_of: dict[str, dict[int, float]] = {}
-        worker = None
-        try:
-            worker = _SweepWorker.start(self, cheap)
-            for model in cheap if worker is None else worker.order(here=True):
-                if worker is None or worker.claim(model):
-                    aux_of[model] = self._family(model)
-            if worker is not None:
-                aux_of.update(worker.finish(cheap, fitted_here=set(aux_of)))
-        finally:
-            if worker is not None:
-                worker.stop()
+        # BLAS on one thread in both processes (the child inherits the limit when forked): the
+        # second process already uses the other core, and OpenBLAS threads waiting for a core
+        # they do not get spin (measured on 2 cores without OMP_NUM_THREADS=1: the default run's
+        # select took 3x the time and twice the CPU). The engines already run single-threaded;
+        # this covers what runs around them (stability, final fits), with or without the worker.
+        with single_threaded():
+            worker = None
+            try:
+                worker = _SweepWorker.start(self, cheap)
+                for model in cheap if worker is None else worker.order(here=True):
+                    if worker is None or worker.claim(model):
+                        aux_of[model] = self._family(model)
+                if worker is not None:
+                    aux_of.update(worker.finish(cheap, fitted_here=set(aux_of)))
+            finally:
+                if worker is not None:
+                    worker.stop()
         self.done = {(m, kk): self.done[(m, kk)] for m in cheap for kk in self.ks}  # the serial order
         for model in cheap:  # each family's warnings, in the sweep's order whichever process fitted it
             for message, category, filename, lineno in self.family_warnings.pop(model, ()):
