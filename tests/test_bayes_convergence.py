@@ -334,6 +334,37 @@ def test_sweep_extends_in_the_background_exactly_as_a_fit_alone(bench_data: tupl
         np.testing.assert_array_equal(swept.posterior["posterior"][name].values, alone.posterior["posterior"][name].values)
 
 
+def test_sweep_compiles_the_samplers_kernels_in_a_forked_copy_with_the_same_result(
+        bench_data: tuple[object, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two processes allowed, fit_sweep forks a copy that compiles (or loads) the sampler's
+    and the summaries' kernels while this process runs the EM start: the fits are the ones of a
+    sweep in one process, draw for draw."""
+    from latentseg._fork import fork_workers
+
+    X, _ = bench_data
+    opts = {"draws": 150, "tune": 150, "chains": 2, "random_seed": 3}
+    started = []
+    real_start = bayes._KernelWarmer.start
+
+    def spy(family: object, s: object) -> object:
+        warmer = real_start(family, s)
+        started.append(warmer is not None)
+        return warmer
+
+    monkeypatch.setattr(bayes._KernelWarmer, "start", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatentsegWarning)
+        monkeypatch.setenv("LATENTSEG_WORKERS", "1")
+        alone = fit_sweep(X, [2, 3], **opts)
+        monkeypatch.setenv("LATENTSEG_WORKERS", "2")
+        two = fit_sweep(X, [2, 3], **opts)
+    assert started == [False, fork_workers() >= 2]
+    for a, b in zip(alone, two):
+        assert a.diagnostics["convergence"] == b.diagnostics["convergence"]
+        for name in ("weights", "means", "sds"):
+            np.testing.assert_array_equal(a.posterior["posterior"][name].values, b.posterior["posterior"][name].values)
+
+
 # ----------------------------------------------------------------------------- log-likelihood at any N
 def test_log_likelihood_is_kept_thinned_and_float32_beyond_the_memory_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """A survey too large for the whole log-likelihood (the cell limit lowered to make this one

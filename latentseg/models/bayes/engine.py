@@ -614,6 +614,7 @@ def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_
     running: dict[int, tuple[Any, Any, tuple]] = {}
     finished: list[tuple[int, Any, tuple]] = []
     results: dict[int, SegmentationResult] = {}
+    warmer = _KernelWarmer.start(*specs[todo[0]])
     try:
         while todo or running or finished:
             for k in [k for k, (sampler, _, _) in running.items() if _is_finished(sampler)]:
@@ -624,6 +625,9 @@ def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_
                 k = todo.pop(0)
                 family, s = specs[k]
                 em, em_messages, start, sample_seed, _ = prepare_start(family, s)
+                if warmer is not None:  # the sampler's kernels are compiled (or loaded) there
+                    warmer.wait()
+                    warmer = None
                 sampler, finish = _nutpie_kernel(family, start, s, sample_seed, em)
                 running[k] = (sampler, finish, (family, em, em_messages, s, start, sample_seed))
             if finished:
@@ -641,7 +645,70 @@ def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_
         for sampler, _, _ in running.values():
             sampler.cancel()
         raise
+    finally:
+        if warmer is not None:
+            warmer.stop()
     return [results[k] for k in ks]
+
+
+class _KernelWarmer:
+    """A forked copy of this process that compiles (or loads from numba's disk cache) the
+    sampler's C log density and the summaries' kernel while this process compiles (or loads) the
+    EM start's: on an empty cache, two compilations of several seconds each run side by side
+    instead of one after the other. The copy only fills the cache: what this process then loads
+    from it is what it would have compiled itself, so the results do not depend on the copy (one
+    that fails or stalls is stopped, and this process compiles what is missing). Only where forking
+    may be shared (:func:`latentseg._fork.fork_workers`: Linux, two CPUs or more). The copy takes
+    no lock another thread may hold at the fork (an idle sampler's pool from an earlier sweep,
+    OpenBLAS's workers): it only imports, compiles and writes numba's cache files."""
+
+    #: seconds without CPU use after which the copy is taken for stuck (compiling keeps it busy)
+    STALL_S = 5.0
+
+    def __init__(self, forked: Any) -> None:
+        self.forked = forked
+
+    @classmethod
+    def start(cls, family: Any, s: _Settings) -> _KernelWarmer | None:
+        from latentseg._fork import Forked, fork_workers
+
+        if s.sampler != "nutpie" or not getattr(family, "has_kernel", False) or not hasattr(family, "c_kernel"):
+            return None
+        if not _compiled_route():
+            return None
+        try:
+            if fork_workers() < 2:
+                return None
+        except ConfigError:
+            return None
+        forked = Forked(lambda: _warm_kernels(family))
+        return cls(forked) if forked.pid is not None else None
+
+    def wait(self) -> None:
+        """Wait for the copy (it is stopped if it stalls): its kernels are then in the cache."""
+        import time
+
+        delay = 0.002
+        while not self.forked.done() and not self.forked.stalled(self.STALL_S):
+            time.sleep(delay)
+            delay = min(2 * delay, 0.02)
+        self.stop()
+
+    def stop(self) -> None:
+        self.forked.stop()
+
+
+def _warm_kernels(family: Any) -> bool:
+    """(In :class:`_KernelWarmer`'s copy.) Compile or load the family's C log density, nutpie's
+    copy callback and the membership summary, with the types the fits will call them with."""
+    from latentseg.models.bayes._kernels import cfunc
+
+    name, _ = family.c_kernel()
+    cfunc(name)
+    cfunc("copy")
+    flat = family.sample_prior(np.random.default_rng(0), 2)
+    _memberships(family, {key: np.asarray(val) for key, val in flat.items()})
+    return True
 
 
 def _is_finished(sampler: Any) -> bool:
@@ -822,7 +889,14 @@ def _start(family: Any, em: SegmentationResult) -> dict[str, np.ndarray]:
 
 
 def _fit(family: Any, s: _Settings) -> SegmentationResult:
-    em, em_messages, start, sample_seed, g_init = prepare_start(family, s)
+    warmer = _KernelWarmer.start(family, s)  # the sampler's kernels, while the EM start runs here
+    try:
+        em, em_messages, start, sample_seed, g_init = prepare_start(family, s)
+        if warmer is not None:
+            warmer.wait()
+    finally:
+        if warmer is not None:
+            warmer.stop()
     raw = _sample(family, start, s, sample_seed, g_init, em)
     while (step := _extension(family, em, start, s, sample_seed, raw)) is not None:
         raw = step[1]()
