@@ -16,8 +16,10 @@ longer provides it, from the S x n matrix ``ll[s, n]``::
     elpd_waic_n = lppd_n - p_waic_n
     elpd_waic   = sum_n elpd_waic_n,   SE = sqrt(n * Var_n(elpd_waic_n))
 
-PSIS-LOO comes from :func:`arviz.loo` (Pareto-smoothed importance sampling, Vehtari et al. 2017,
-2024), with its Pareto-k diagnostics passed on.
+PSIS-LOO (Pareto-smoothed importance sampling, Vehtari et al. 2017, 2024) is ArviZ's definition,
+that of :func:`arviz.loo` with its Pareto-k diagnostics, computed vectorised over the respondents
+by :mod:`latentseg.models.bayes._psis` (tested equal to ArviZ's to ~1e-14 in ``tests/test_psis.py``;
+ArviZ loops over the respondents in Python and costs more to import than to run).
 """
 
 from __future__ import annotations
@@ -96,48 +98,58 @@ def waic(loglik: np.ndarray) -> dict[str, Any]:
 
 
 def loo(loglik: np.ndarray, posterior: Any | None = None) -> dict[str, Any]:
-    """PSIS-LOO through :func:`arviz.loo`.
+    """PSIS-LOO as :func:`arviz.loo` computes it (:func:`latentseg.models.bayes._psis.psis_loo`).
 
     Parameters
     ----------
     loglik : ndarray, shape (C, S, n)
+        float64, or float32 (large surveys; computed in float64 block by block).
     posterior : xarray.Dataset, optional
-        The posterior draws (chain, draw, ...); ArviZ uses them for the relative efficiency
-        (``reff``, the mean relative ESS). Without them ``reff = 1`` (independent draws).
+        The posterior draws (chain, draw, ...); they give the relative efficiency (``reff``, the
+        mean relative ESS, as ArviZ computes it), which sets PSIS's tail length. Without them
+        ``reff = 1`` (independent draws).
 
     Returns
     -------
     dict
         ``elpd_loo, se, p_loo`` (floats), ``pointwise`` (n,), ``pareto_k`` (n,),
         ``k_threshold`` (ArviZ's sample-size dependent threshold, at most 0.7), ``n_bad_k``
-        (respondents above it) and ``warning`` (ArviZ's flag).
+        (respondents above it) and ``warning`` (ArviZ's flag: any Pareto k above the
+        threshold). Where PSIS cannot fit a tail (fewer than 5 tail draws, or a respondent whose
+        tail draws are all equal: where ArviZ raises ``ValueError``), truncated importance
+        sampling instead, with ``method`` saying so.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> mu = rng.normal(0.0, 0.1, (2, 300))  # 2 chains of draws of a normal mean
+    >>> y = rng.normal(size=40)
+    >>> r = loo(-0.5 * np.log(2 * np.pi) - 0.5 * (y - mu[..., None]) ** 2)
+    >>> r["pointwise"].shape, r["n_bad_k"], r["warning"]
+    ((40,), 0, False)
     """
-    import arviz as az
-    import xarray as xr
+    from latentseg.models.bayes._psis import PSISError, psis_loo
 
     ll = np.asarray(loglik)
     if ll.dtype not in (np.float32, np.float64):  # a float32 log-likelihood (large surveys) stays float32
         ll = ll.astype(float)
     if ll.ndim != 3:
         raise ConfigError(f"loo needs a (chains, draws, respondents) array; got shape {ll.shape}.")
-    tree = xr.DataTree.from_dict({"log_likelihood": xr.Dataset({"loglik": (("chain", "draw", "respondent"), ll)})})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # passed on below as our own message
-        try:
-            res = az.loo(tree, pointwise=True, var_name="loglik", reff=_reff(posterior, ll.shape[0] * ll.shape[1]))
-        except ValueError as exc:  # e.g. "All tail values are the same": chains that did not move
-            return _tis_loo(ll, reason=str(exc))
-    pk = np.asarray(res.pareto_k, dtype=float)
-    thr = float(res.good_k) if getattr(res, "good_k", None) is not None else 0.7
+    try:
+        res = psis_loo(ll, reff=_reff(posterior, ll.shape[0] * ll.shape[1]))
+    except PSISError as exc:  # where arviz.loo raises ValueError: too few draws, or chains that did not move
+        return _tis_loo(ll, reason=str(exc))
+    pk = res["pareto_k"]
+    thr = res["good_k"]
     return {
-        "elpd_loo": float(res.elpd),
-        "se": float(res.se),
-        "p_loo": float(res.p),
-        "pointwise": np.asarray(res.elpd_i, dtype=float),
+        "elpd_loo": res["elpd"],
+        "se": res["se"],
+        "p_loo": res["p"],
+        "pointwise": res["elpd_i"],
         "pareto_k": pk,
         "k_threshold": thr,
         "n_bad_k": int((pk > thr).sum()),
-        "warning": bool(res.warning),
+        "warning": res["warning"],
     }
 
 
