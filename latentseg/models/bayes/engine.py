@@ -2416,16 +2416,18 @@ def _verdict(diag: dict[str, Any], raw: _Draws, groups: list[list[int]], keep: l
 
 
 def _hdi(draws: np.ndarray, prob: float = PROB) -> np.ndarray:
-    """Highest-density interval of each column of ``draws`` (T, k): the shortest interval holding
-    ``m = ceil(prob * T)`` of the draws, by :func:`arviz.hdi` (method "nearest"). ArviZ's interval
-    holds ``floor(p * T) + 1`` draws for a probability ``p``, one more than ``m`` when ``prob * T`` is
-    a whole number (e.g. 3800 of 4000 draws); asking it for ``p = (m - 0.5) / T`` gives exactly
-    ``m``, so the bounds are those of the shortest interval of ``m`` draws, as before (tested)."""
-    import arviz as az
-
-    T = draws.shape[0]
-    m = max(1, int(math.ceil(prob * T)))
-    return np.asarray(az.hdi(np.asarray(draws, dtype=float), prob=(m - 0.5) / T, axis=0), dtype=float)
+    """Highest-density interval of each column of ``draws`` (T, k), shape (k, 2): the shortest
+    interval holding ``m = ceil(prob * T)`` of the draws (the first such, on ties). This is
+    :func:`arviz.hdi`'s method "nearest" asked for ``p = (m - 0.5) / T`` (ArviZ's interval holds
+    ``floor(p * T) + 1`` draws, one more than ``m`` when ``prob * T`` is whole), computed for every
+    column at once without importing ArviZ; equal to it (tested)."""
+    x = np.sort(np.asarray(draws, dtype=float), axis=0)
+    T = x.shape[0]
+    inc = max(1, int(math.ceil(prob * T))) - 1  # the interval spans draws i .. i + inc
+    width = x[inc:] - x[: T - inc]
+    first = np.argmin(width, axis=0)
+    cols = np.arange(x.shape[1])
+    return np.stack([x[first, cols], x[first + inc, cols]], axis=1)
 
 
 def _scoring_family(result: SegmentationResult, data: Any) -> Any:
