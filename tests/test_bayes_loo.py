@@ -1,4 +1,4 @@
-"""WAIC (ours) against a direct computation; PSIS-LOO through ArviZ; the comparison across k."""
+"""WAIC (ours) against a direct computation; PSIS-LOO; the comparison across k, against az.compare."""
 
 from __future__ import annotations
 
@@ -68,19 +68,24 @@ def test_loo_agrees_with_waic_for_a_regular_posterior() -> None:
     assert r["p_loo"] == pytest.approx(1.0, abs=0.3)  # one parameter
 
 
-def _fake(k: int, pointwise: np.ndarray, converged: bool = True, data_hash: str = "abc") -> SegmentationResult:
+def _fake(k: int, pointwise: np.ndarray, converged: bool = True, data_hash: str = "abc", loo: float | None = None,
+          p_loo: float = 1.0, pareto_k: np.ndarray | None = None, k_threshold: float | None = None) -> SegmentationResult:
     n = pointwise.size
     z = np.full((n, k), 1.0 / k)
+    diagnostics = {"converged": converged, "pareto_k_bad": 0 if pareto_k is None else int((pareto_k > 0.7).sum())}
+    if k_threshold is not None:
+        diagnostics["pareto_k_threshold"] = k_threshold
+    extras = {"elpd_loo_pointwise": pointwise} if pareto_k is None else {"elpd_loo_pointwise": pointwise, "pareto_k": pareto_k}
     return SegmentationResult.from_memberships(
         "bayes-gmm",
         z,
         centers=np.arange(k, dtype=float)[:, None],
         feature_names=("x",),
-        criteria={"loo": float(pointwise.sum()), "loo_se": float(math.sqrt(n * pointwise.var())), "p_loo": 1.0,
-                  "waic": float(pointwise.sum()), "waic_se": 1.0, "p_waic": 1.0},
-        diagnostics={"converged": converged, "pareto_k_bad": 0},
+        criteria={"loo": float(pointwise.sum()) if loo is None else loo, "loo_se": float(math.sqrt(n * pointwise.var())),
+                  "p_loo": p_loo, "waic": float(pointwise.sum()), "waic_se": 1.0, "p_waic": 1.0},
+        diagnostics=diagnostics,
         provenance={"data_hash": data_hash},
-        extras={"elpd_loo_pointwise": pointwise},
+        extras=extras,
     )
 
 
@@ -183,3 +188,99 @@ def test_elpd_data_counts_the_draws_the_loo_used() -> None:
     assert elpd_data(result(stored)).n_samples == 800
     assert elpd_data(result({"posterior": SimpleNamespace(sizes={"chain": 2, "draw": 250})})).n_samples == 500
     assert elpd_data(result(None)).n_samples == 200
+
+
+# ------------------------------------------------------------------ compare_k's table is az.compare's
+def _compare_sets() -> dict[str, list[SegmentationResult]]:
+    """Fitted-like results: pointwise elpd around a shared base (the respondents' difficulty), as
+    fits of one survey give them."""
+    rng = np.random.default_rng(11)
+    n = 240
+    base = rng.normal(-4.0, 1.2, n)
+    pk = rng.uniform(0.0, 0.9, n)  # some above 0.7: ArviZ's diag_elpd counts them
+    six = [_fake(k, base - rng.uniform(0.0, 0.6 / k, n) + rng.normal(0.0, 0.05, n), p_loo=3.0 * k + 0.5,
+                 pareto_k=pk if k % 2 else None, k_threshold=0.68 if k == 5 else None, converged=k != 6)
+           for k in range(2, 8)]
+    small = rng.normal(-3.0, 1.0, 60)  # n < 100: ArviZ's "N < 100"
+    return {
+        "two models": [_fake(2, base - 0.4), _fake(3, base + rng.normal(0.0, 0.3, n))],
+        "six models": six,
+        # k = 3 and 4 identical (an empty extra segment), k = 5 the same elpd from other pointwise values
+        "ties": [_fake(2, base - 0.2), _fake(3, base), _fake(4, base.copy()),
+                 _fake(5, base[::-1] + rng.normal(0.0, 0.2, n), loo=float(base.sum()))],
+        # k = 3 predicts every respondent better: all the weight
+        "one dominates": [_fake(2, base - 1.0), _fake(3, base), _fake(4, base - 0.5 - rng.uniform(0, 0.5, n))],
+        "near identical": [_fake(k, base + rng.normal(0.0, 1e-6, n)) for k in (2, 3, 4)],
+        "n < 100": [_fake(2, small - 0.05), _fake(3, small), _fake(4, small + rng.normal(0.0, 0.1, 60))],
+        "one model": [_fake(2, base)],
+        # a respondent whose LOO is not finite (PSIS gives NaN for a non-finite log-likelihood)
+        "non-finite": [_fake(2, np.r_[base[:-1], np.nan], loo=float("nan")), _fake(3, base - 0.01)],
+    }
+
+
+_SETS = _compare_sets()
+
+
+@pytest.mark.parametrize("case", list(_SETS))
+def test_compare_k_table_is_az_compare(case: str) -> None:
+    """compare_k computes ArviZ's table without ArviZ: az.compare(method="stacking") on the same
+    stored LOO (elpd_data, what compare_k passed it before) gives the same index, the same dtypes
+    and every number exactly; the stacking weights too (the same SLSQP from the same start: 0.0
+    difference on these sets and 20 random ones of 1-7 models; tolerance 1e-9)."""
+    import warnings
+
+    import arviz as az
+
+    from latentseg.models.bayes._loo import ARVIZ_COMPARE_COLUMNS, elpd_data
+
+    fits = _SETS[case]
+    table = compare_k(fits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = az.compare({f"k={r.k}": elpd_data(r) for r in fits}, method="stacking", round_to="none")
+    ours = table[list(ARVIZ_COMPARE_COLUMNS)]
+    assert list(ref.columns) == list(ARVIZ_COMPARE_COLUMNS)
+    pd.testing.assert_frame_equal(ours.drop(columns="weight"), ref.drop(columns="weight"), check_exact=True)
+    np.testing.assert_allclose(ours["weight"], ref["weight"], rtol=0, atol=1e-9)
+    # what each set is there for
+    w = table["weight"]
+    if case == "ties":
+        assert table.index.tolist()[:3] == ["k=3", "k=4", "k=5"]  # equal elpd: ArviZ keeps the given order
+        assert table.loc["k=4", "elpd_diff"] == 0.0 and np.isnan(table.loc["k=4", "p_worse"])
+        assert table.loc["k=5", "elpd_diff"] != 0.0  # its pointwise values differ
+    if case == "one dominates":
+        assert w["k=3"] == pytest.approx(1.0, abs=1e-6) and w.drop("k=3").max() < 1e-6
+    if case == "near identical":
+        assert (table["diag_diff"].iloc[1:] == "|elpd_diff| < 4").all()
+    if case == "n < 100":
+        assert table["diag_diff"].tolist() == ["", "N < 100", "N < 100"]
+    if case == "six models":
+        assert table["diag_elpd"].str.contains("k̂ > 0.68").sum() == 1 and table["diag_elpd"].eq("").sum() == 3
+    if case == "non-finite":  # listed as ArviZ lists it, not recommended
+        assert table.attrs["recommended_k"] == 3 and not table.loc["k=2", "within_rule"]
+    else:
+        assert w.sum() == pytest.approx(1.0, abs=1e-6) and (w > -1e-9).all()
+
+
+def test_compare_k_imports_neither_arviz_nor_xarray() -> None:
+    """compare_k on stored fits loads no ArviZ, xarray or scipy.stats (about 1.8 s of a k sweep)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from latentseg.result import SegmentationResult\n"
+        "from latentseg.models.bayes._loo import compare_k\n"
+        "rng = np.random.default_rng(0)\n"
+        "def fake(k, e):\n"
+        "    return SegmentationResult.from_memberships('bayes-gmm', np.full((e.size, k), 1 / k), centers=np.zeros((k, 1)),\n"
+        "        feature_names=('x',), criteria={'loo': e.sum(), 'loo_se': 1.0, 'p_loo': 2.0 * k},\n"
+        "        diagnostics={'converged': True}, provenance={'data_hash': 'h'}, extras={'elpd_loo_pointwise': e})\n"
+        "base = rng.normal(-2.0, 0.5, 200)\n"
+        "t = compare_k([fake(k, base - rng.uniform(0, 0.1, 200)) for k in range(2, 8)])\n"
+        "assert t.shape[0] == 6\n"
+        "heavy = ('arviz', 'arviz_stats', 'arviz_base', 'xarray', 'scipy.stats')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,12 +20,14 @@ PSIS-LOO (Pareto-smoothed importance sampling, Vehtari et al. 2017, 2024) is Arv
 that of :func:`arviz.loo` with its Pareto-k diagnostics, computed vectorised over the respondents
 by :mod:`latentseg.models.bayes._psis` (tested equal to ArviZ's to ~1e-14 in ``tests/test_psis.py``;
 ArviZ loops over the respondents in Python and costs more to import than to run).
+
+:func:`compare_k`'s table is :func:`arviz.compare`'s (stacking weights), computed without ArviZ by
+:mod:`latentseg.models.bayes._compare` (tested equal to ``az.compare`` in ``tests/test_bayes_loo.py``).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from latentseg.errors import ConfigError
+from latentseg.models.bayes._compare import COMPARE_COLUMNS
 from latentseg.models.families import BAYES_GMM
 
 __all__ = ["waic", "loo", "compare_k", "elpd_data", "WAIC_P_WARN", "ARVIZ_COMPARE_COLUMNS", "COMPARE_K_COLUMNS"]
@@ -239,13 +242,23 @@ def elpd_data(result: Any) -> Any:
 
 
 def _arviz_compare(results: Sequence[Any], names: Sequence[str]) -> pd.DataFrame:
-    """:func:`arviz.compare` of the fits (stacking weights, numbers not rounded), from their stored
-    PSIS-LOO (:func:`elpd_data`), indexed by ``names`` and ordered best first, as ArviZ returns it."""
-    import arviz as az
+    """:func:`arviz.compare`'s table of the fits (stacking weights, numbers not rounded), from their
+    stored PSIS-LOO, indexed by ``names`` and ordered best first, as ArviZ returns it for
+    :func:`elpd_data` of each, but computed without ArviZ
+    (:func:`latentseg.models.bayes._compare.compare_elpd`, tested equal to ``az.compare``)."""
+    from latentseg.models.bayes._compare import compare_elpd
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pareto-k warnings are the fits' own, already reported
-        return az.compare({name: elpd_data(r) for name, r in zip(names, results)}, method="stacking", round_to="none")
+    pointwise = [np.asarray(r.extras["elpd_loo_pointwise"], dtype=float) for r in results]
+    return compare_elpd(
+        names,
+        pointwise,
+        elpd=[float(r.criteria["loo"]) for r in results],
+        se=[float(r.criteria["loo_se"]) for r in results],
+        p=[float(r.criteria["p_loo"]) for r in results],
+        pareto_k=[np.asarray(r.extras.get("pareto_k", np.full(e.size, np.nan)), dtype=float)
+                  for r, e in zip(results, pointwise)],
+        good_k=[float(r.diagnostics.get("pareto_k_threshold", 0.7)) for r in results],
+    )
 
 
 def _structure(result: Any) -> str:
@@ -273,7 +286,7 @@ def _model_names(ks: Sequence[int], structures: Sequence[str]) -> list[str]:
 
 
 #: the columns :func:`arviz.compare` returns (ArviZ 1.x), in its order: :func:`compare_k` starts with them
-ARVIZ_COMPARE_COLUMNS = ("rank", "elpd_diff", "dse", "p_worse", "diag_diff", "diag_elpd", "p", "elpd", "se", "weight")
+ARVIZ_COMPARE_COLUMNS = COMPARE_COLUMNS
 #: :func:`compare_k`'s own columns, after ArviZ's
 COMPARE_K_COLUMNS = ("k", "structure", "n_params", "converged", "elpd_waic", "waic_se", "p_waic", "n_bad_pareto_k",
                      "degenerate_segments", "rule_elpd_diff", "rule_dse", "within_rule", "recommended")
@@ -311,7 +324,8 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
         Shaped as :func:`arviz.compare` returns it, so that ``az.plot_compare(table)`` draws it:
         indexed by model name (``"k=2"``; ``"k=2 (VVI)"`` where the fits have several structures),
         ordered best first, with ArviZ's columns (:data:`ARVIZ_COMPARE_COLUMNS`, the very numbers
-        ``az.compare`` gives with ``method="stacking"``, not rounded): ``rank`` (0 is the best),
+        ``az.compare`` gives with ``method="stacking"``, not rounded, computed without importing
+        ArviZ by :func:`latentseg.models.bayes._compare.compare_elpd`): ``rank`` (0 is the best),
         ``elpd_diff`` (this fit minus the best, <= 0), ``dse`` (its SE), ``p_worse``,
         ``diag_diff``, ``diag_elpd``, ``p`` (p_loo), ``elpd`` (elpd_loo), ``se`` and ``weight``
         (stacking: how a predictive average would weigh the fits, not a probability that k is
@@ -383,12 +397,14 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
         raise ConfigError("compare_k needs fits of the same respondents; the fits have different n.")
     names = _model_names(ours["k"].tolist(), ours["structure"].tolist())
     ours.index = pd.Index(names)
-    eligible = ours["converged"].to_numpy()
+    elpd = np.array([float(r.criteria.get("loo", np.nan)) for r in results])
+    finite = np.isfinite(elpd)  # a respondent with a non-finite log-likelihood makes elpd_loo NaN
+    eligible = ours["converged"].to_numpy() & finite
     note = ""
     if not eligible.any():
-        eligible = np.ones(len(ours), dtype=bool)
-        note = " No fit converged, so all were compared; treat the choice as provisional."
-    elpd = np.array([float(r.criteria.get("loo", np.nan)) for r in results])
+        eligible = finite if finite.any() else np.ones(len(ours), dtype=bool)
+        note = (" No fit converged, so all were compared; treat the choice as provisional." if not ours["converged"].any()
+                else " No converged fit has a finite elpd_loo, so all were compared; treat the choice as provisional.")
     best = int(np.flatnonzero(eligible)[np.argmax(elpd[eligible])])
     diff = elpd[best] - elpd
     diff_se = np.array([float(np.sqrt(p.size * np.var(pointwise[best] - p))) for p in pointwise])
@@ -396,7 +412,7 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     ours["rule_elpd_diff"] = elpd - elpd[best]
     ours["rule_dse"] = diff_se
     ours["within_rule"] = within
-    candidates = np.flatnonzero(within)
+    candidates = np.flatnonzero(within) if within.any() else np.array([best])  # no finite elpd_loo at all
     # parsimony in k; between structures of that k, the better predictive fit
     chosen_pos = int(min(candidates, key=lambda i: (ours["k"].iloc[i], -elpd[i])))
     ours["recommended"] = np.arange(len(ours)) == chosen_pos
