@@ -529,11 +529,14 @@ def fit_sweep(
     Every fit gets the same ``random_seed``, so ``fit_sweep(X, [2, 3], random_seed=1)[1]`` is
     ``fit_bayes_gmm(X, 3, random_seed=1)``, whatever ``n_jobs``. With nutpie on our numba kernels
     (the default sampler; diagonal Gaussian or latent class) the fits sample in nutpie's
-    background threads of this process, up to ``n_jobs`` at once (default: all of them), largest
-    k first (overfitted fits take longest), each fit's chains one after another unless ``cores``
-    is given, while this thread computes the next EM start and summarises the fits that are done:
-    sampling and summaries overlap on every core and nothing is pickled. (On the benchmark sweep,
-    k = 2..7 on 2 cores, this was faster than giving each fit both cores.) Other samplers run the
+    background threads of this process, up to ``n_jobs`` at once (default: enough fits for every
+    core to run a chain, and at least 2, so that one fit samples while another is summarised),
+    smallest k first (a k below the truth mixes slowly and is extended most; overfitted fits are
+    mostly stopped in their warm-up), each fit's chains at once (so that a degenerate fit's
+    chains all stop at the warm-up check), while this thread computes the next EM start and
+    summarises the fits that are done: sampling and summaries overlap and nothing is pickled.
+    (On the benchmark sweep, k = 2..7 on 2 cores, two fits at once used about 15% less CPU than
+    all six, whose twelve chains oversubscribe the cores.) Other samplers run the
     k values one by one, or in ``n_jobs`` worker processes (chains on ``cores // n_jobs`` cores
     unless ``cores`` is given), whose warnings are raised again here. Every fit in flight holds
     its own copy of the data (about five times its size in float64): for surveys of millions of
@@ -570,11 +573,14 @@ def fit_sweep(
     specs = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
     # the fits that nutpie samples on our kernels (the same test as _sample's) can share one process
     background = all(s.sampler == "nutpie" and family.has_kernel for family, s in specs.values())
-    n_jobs = (len(ks) if background else 1) if n_jobs is None else check_int(n_jobs, "n_jobs", low=1)
+    if n_jobs is None:
+        n_jobs = _fits_in_flight(len(ks), max(s.chains for _, s in specs.values())) if background else 1
+    else:
+        n_jobs = check_int(n_jobs, "n_jobs", low=1)
     if n_jobs == 1 or len(ks) == 1:
         return [_fit(*specs.pop(k)) for k in ks]  # each family released once fitted
     if background:
-        return _sweep_background(ks, specs, n_jobs, options.get("cores") is not None)
+        return _sweep_background(ks, specs, n_jobs)
     del specs  # the worker processes build their own
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -600,17 +606,21 @@ def fit_sweep(
     return [results[k] for k in ks]
 
 
-def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int,
-                      cores_given: bool) -> list[SegmentationResult]:
+def _fits_in_flight(n_fits: int, chains: int) -> int:
+    """Fits sampling at once by default in :func:`_sweep_background`: one chain per core, at least
+    two fits (one samples while this thread summarises another), at most ``n_fits``."""
+    return max(1, min(n_fits, max(2, -(-(os.cpu_count() or 1) // max(1, chains)))))
+
+
+def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int) -> list[SegmentationResult]:
     """The sweep with nutpie on our kernels, in one process: up to ``n_jobs`` fits sample at once
-    in nutpie's background threads (largest k first: overfitted fits take longest) while this
-    thread starts the next EM solution and summarises the fits that are done. ``specs`` holds
-    each k's (family, settings); each fit is exactly what ``_fit`` gives for them."""
+    in nutpie's background threads, each with its chains at once, smallest k first (the slowest
+    to mix), while this thread starts the next EM solution and summarises the fits that are done.
+    ``specs`` holds each k's (family, settings); each fit is exactly what ``_fit`` gives for them
+    (``cores``, when given, only says how many of a fit's chains sample at once)."""
     import time
 
-    if not cores_given:  # one core per fit: fits in flight share the cores (measured fastest)
-        specs = {k: (f, dataclasses.replace(s, cores=1)) for k, (f, s) in specs.items()}
-    todo = sorted(ks, reverse=True)
+    todo = sorted(ks)
     running: dict[int, tuple[Any, Any, tuple]] = {}
     finished: list[tuple[int, Any, tuple]] = []
     results: dict[int, SegmentationResult] = {}

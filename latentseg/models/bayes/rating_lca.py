@@ -341,14 +341,14 @@ def fit_bayes_rating_lca(
 def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int | None = None, **options: Any) -> list[Any]:
     """Fit :func:`fit_bayes_rating_lca` for every k in ``ks``, as
     :func:`latentseg.models.bayes.engine.fit_sweep` does for the other Bayesian families (nutpie's
-    background threads, largest k first, summaries overlapping the sampling).
+    background threads, smallest k first, summaries overlapping the sampling).
 
     Parameters
     ----------
     data : DataFrame or Survey
     ks : iterable of int
     n_jobs : int, optional
-        Fits sampling at the same time (default: all).
+        Fits sampling at the same time (default: a chain per core, at least two fits).
     random_seed : int, optional
         The same seed for every k: ``fit_sweep(s, [2, 3], random_seed=1)[1]`` equals
         ``fit_bayes_rating_lca(s, 3, random_seed=1)``.
@@ -375,11 +375,14 @@ def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int
         specs[k] = _spec(data, k, a["measurement"], {key: a[key] for key in _PRIOR_KEYS}, {key: a[key] for key in _SETTING_KEYS},
                          a["sample_weight"])
     background = all(s.sampler == "nutpie" for _, s in specs.values())
-    n_jobs = len(ks) if n_jobs is None else check_int(n_jobs, "n_jobs", low=1)
+    if n_jobs is None:  # as engine.fit_sweep: a chain per core, at least two fits at once
+        n_jobs = engine._fits_in_flight(len(ks), max(s.chains for _, s in specs.values()))
+    else:
+        n_jobs = check_int(n_jobs, "n_jobs", low=1)
     families = {k: f for k, (f, _) in specs.items()}
     if not background or n_jobs == 1 or len(ks) == 1:
         return [_as_rating_result(families[k], engine._fit(*specs.pop(k))) for k in ks]
-    fits = engine._sweep_background(ks, specs, n_jobs, options.get("cores") is not None)
+    fits = engine._sweep_background(ks, specs, n_jobs)
     return [_as_rating_result(families[k], r) for k, r in zip(ks, fits)]
 
 
