@@ -22,6 +22,7 @@ unchanged: they work on any ``(n, k)`` array of log joint densities.
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -733,15 +734,20 @@ def single_threaded() -> Any:
     >>> with single_threaded():
     ...     pass
     """
-    global _CONTROLLER
-    if _CONTROLLER is None:  # finding the libraries reads /proc/self/maps: ~1 ms, once is enough
+    global _CONTROLLER, _CONTROLLER_MODULES
+    # finding the libraries reads /proc/self/maps (~1 ms): done again only after imports, which
+    # is when a thread pool can appear (scikit-learn brings OpenMP: a controller made before it was
+    # imported would leave k-means on two OpenMP threads spinning against the sweep's other process)
+    if _CONTROLLER is None or _CONTROLLER_MODULES != len(sys.modules):
         from threadpoolctl import ThreadpoolController
 
         _CONTROLLER = ThreadpoolController()
+        _CONTROLLER_MODULES = len(sys.modules)
     return _CONTROLLER.limit(limits=1)
 
 
 _CONTROLLER: Any = None
+_CONTROLLER_MODULES = 0
 
 
 # ---------------------------------------------------------------------------------------- report
