@@ -6,11 +6,13 @@ What is timed (each in a fresh Python process, imports and compilation included)
   default), 2 chains x
   1000 tuning + 1000 draws as the first block, extended by the convergence rule until R-hat <= 1.01
   and bulk ESS >= 400 (budget 30 x draws; extensions adapt nutpie's low-rank mass matrix and grow at
-  most 4x per round; a first block whose first quarter of draws already
-  shows degenerate segments stops there; ``docs/priors.md``), EM starting values, nutpie on our numba log density (one compiled
-  function for every k), with fit_sweep's default scheduling (every fit sampling at once in
-  nutpie's background threads, largest k first, one core each, summaries overlapping; the chains
-  are started through nutpie's compiled extension, before ArviZ and SciPy load), and the same
+  most 4x per round; a fit whose warm-up draws 151-300, or first quarter of draws, already
+  show degenerate segments stops there; ``docs/priors.md``), EM starting values, nutpie on our
+  numba log density (one compiled function for every k; on an empty cache compiled in a forked
+  copy while the EM start's kernel compiles), with fit_sweep's default scheduling (fits sampling
+  in nutpie's background threads, a chain per core and at least two fits at once, each fit's
+  chains at once, smallest k first, summaries overlapping; the chains are started through
+  nutpie's compiled extension; PSIS-LOO and the comparison without ArviZ), and the same
   sweep one fit after another (``n_jobs=1``, both chains of a fit in parallel); and the default
   scheduling with ``covariance="auto"`` (two EM fits per k, then EEI or VVI by BIC);
 * **baseline**: the plain approach, one ``pm.sample`` per k with PyMC 6's defaults (nutpie through
