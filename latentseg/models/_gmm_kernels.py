@@ -20,11 +20,13 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 @njit(cache=True, nogil=True)
-def _chol(A: np.ndarray, floor: float) -> np.ndarray:
-    """Lower Cholesky factor of a symmetric matrix; a pivot below ``floor`` (rounding) is raised to it."""
+def _chol(A: np.ndarray, floor: float, L: np.ndarray) -> None:
+    """Lower Cholesky factor of a symmetric matrix, written into ``L`` (zeros above the diagonal);
+    a pivot below ``floor`` (rounding) is raised to it."""
     d = A.shape[0]
-    L = np.zeros((d, d))
     for j in range(d):
+        for m in range(j + 1, d):
+            L[j, m] = 0.0
         s = A[j, j]
         for m in range(j):
             s -= L[j, m] * L[j, m]
@@ -36,7 +38,6 @@ def _chol(A: np.ndarray, floor: float) -> np.ndarray:
             for m in range(j):
                 t -= L[i, m] * L[j, m]
             L[i, j] = t / L[j, j]
-    return L
 
 
 @njit(cache=True, nogil=True)
@@ -117,7 +118,7 @@ def _estep(F, W, T, sw):
         ll += sw[i] * (m + math.log(tot))
         for j in range(k):
             L[i, j] = L[i, j] / tot * sw[i]
-    T[:, :] = np.dot(np.ascontiguousarray(L.T), F)
+    np.dot(np.ascontiguousarray(L.T), F, T)
     return ll
 
 
@@ -195,11 +196,14 @@ def _mstep(T, n, vary, spherical, full, reg, w, mu, var, cov, chol):
                     s += S[j, a, b]
                 for j in range(k):
                     cov[j, a, b] = s / n
-    floor = reg.min()
+    floor = reg[0]
+    for a in range(1, d):
+        if reg[a] < floor:
+            floor = reg[a]
     for j in range(k):
         for a in range(d):
             cov[j, a, a] += reg[a]
-        chol[j] = _chol(cov[j], floor)
+        _chol(cov[j], floor, chol[j])
 
 
 @njit(cache=True, nogil=True)
@@ -262,6 +266,21 @@ def _relax(aw, amu, avar, achol, ew, emu, evar, echol, eta, full, reg, w, mu, va
 
 
 @njit(cache=True, nogil=True)
+def _copy_params(w, mu, var, cov, chol, w_to, mu_to, var_to, cov_to, chol_to):
+    """Copy one set of parameters into another of the same shapes (loops: a slice assignment
+    such as ``w_to[:] = w`` compiles numba's shape-mismatch error message, seconds on a cold cache)."""
+    k, d = mu.shape
+    for j in range(k):
+        w_to[j] = w[j]
+        for a in range(d):
+            mu_to[j, a] = mu[j, a]
+            var_to[j, a] = var[j, a]
+            for b in range(d):
+                cov_to[j, a, b] = cov[j, a, b]
+                chol_to[j, a, b] = chol[j, a, b]
+
+
+@njit(cache=True, nogil=True)
 def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, window, eta_growth, eta_max,
              prune_after, prune_margin, prune_factor, collapse):
     """EM for one start from the sufficient statistics ``T0`` (k, p) of its starting partition;
@@ -298,11 +317,7 @@ def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, ba
         gain = ll - acc_ll
         ok = (gain >= -1e-9 * (1.0 + abs(ll)) or plain) and math.isfinite(ll)
         if ok:
-            aw[:] = w
-            amu[:, :] = mu
-            avar[:, :] = var
-            acov[:, :, :] = cov
-            achol[:, :, :] = chol
+            _copy_params(w, mu, var, cov, chol, aw, amu, avar, acov, achol)
             acc_ll = ll
             for m in range(window - 1):
                 gains[m] = gains[m + 1]
@@ -342,11 +357,7 @@ def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, ba
             plain = False
         else:
             eta = 1.0
-            w[:] = ew
-            mu[:, :] = emu
-            var[:, :] = evar
-            cov[:, :, :] = ecov
-            chol[:, :, :] = echol
+            _copy_params(ew, emu, evar, ecov, echol, w, mu, var, cov, chol)
             plain = True
     return acc_ll, it, converged, stopped, aw, amu, avar, acov
 
