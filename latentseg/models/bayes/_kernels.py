@@ -160,11 +160,19 @@ def simplex_log(y: np.ndarray, m: int) -> np.ndarray:
         u[i] = y[i]
         s += y[i]
     u[m - 1] = -s
-    mx = u.max()
+    mx = u[0]  # loops, not u.max() and u - c: those cost about 0.5 s of a cold compile
+    for i in range(1, m):
+        if u[i] > mx or math.isnan(u[i]):
+            mx = u[i]
+            if math.isnan(mx):
+                break
     tot = 0.0
     for i in range(m):
         tot += math.exp(u[i] - mx)
-    return u - (mx + math.log(tot))
+    c = mx + math.log(tot)
+    for i in range(m):
+        u[i] -= c
+    return u
 
 
 @numba.njit(cache=True, nogil=True)
@@ -273,7 +281,9 @@ def gmm_diag_logp(
             grad[:] = 0.0
             return -np.inf
     logw = simplex_log(theta[:a], k)
-    inv = np.exp(-2.0 * ls)
+    inv = np.empty(sd_n)
+    for i in range(sd_n):
+        inv[i] = math.exp(-2.0 * ls[i])
     complete = m == 2 * d
     # L[j, n] = log w_j + log p(x_n | j) - cst_n
     L = np.empty((k, N))
