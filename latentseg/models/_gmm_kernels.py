@@ -42,9 +42,10 @@ def _chol(A: np.ndarray, floor: float, L: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True)
 def _coefficients(w, mu, var, chol, full, W):
-    """Coefficient rows ``W`` (k, p): ``W @ f(x)`` = log w_j + log N(x | mu_j, S_j)."""
+    """Coefficient rows ``W`` (k, p): ``W @ f(x)`` = log w_j + log N(x | mu_j, S_j). ``full``:
+    None for the diagonal families, True for full covariances (see :func:`em_start`)."""
     k, d = mu.shape
-    if not full:
+    if full is None:
         for j in range(k):
             c = math.log(w[j]) if w[j] > 0 else -np.inf
             for a in range(d):
@@ -125,14 +126,15 @@ def _estep(F, W, T, sw):
 @njit(cache=True, nogil=True)
 def _mstep(T, n, vary, spherical, full, reg, w, mu, var, cov, chol):
     """Closed-form M-step from the sufficient statistics (in place). Returns True when a variance
-    (a Cholesky pivot, for full covariances) is within ``collapse`` of its floor."""
+    (a Cholesky pivot, for full covariances) is within ``collapse`` of its floor. ``full``: None
+    or True, as in :func:`em_start`."""
     k, d = mu.shape
     eps = 10 * 2.220446049250313e-16
     Nk = np.empty(k)
     for j in range(k):
         Nk[j] = T[j, T.shape[1] - 1] + eps
         w[j] = Nk[j] / n
-    if not full:
+    if full is None:
         dev = np.empty((k, d))
         for j in range(k):
             for a in range(d):
@@ -208,12 +210,17 @@ def _mstep(T, n, vary, spherical, full, reg, w, mu, var, cov, chol):
 
 @njit(cache=True, nogil=True)
 def _collapsed(var, chol, full, reg, collapse):
-    k = chol.shape[0] if full else var.shape[0]
+    """Whether a variance (a squared Cholesky pivot) is within ``collapse`` of its floor."""
     d = reg.shape[0]
-    for j in range(k):
+    if full is None:
+        for j in range(var.shape[0]):
+            for a in range(d):
+                if var[j, a] - reg[a] <= collapse:
+                    return True
+        return False
+    for j in range(chol.shape[0]):
         for a in range(d):
-            spread = (chol[j, a, a] * chol[j, a, a] if full else var[j, a]) - reg[a]
-            if spread <= collapse:
+            if chol[j, a, a] * chol[j, a, a] - reg[a] <= collapse:
                 return True
     return False
 
@@ -221,7 +228,8 @@ def _collapsed(var, chol, full, reg, collapse):
 @njit(cache=True, nogil=True)
 def _relax(aw, amu, avar, achol, ew, emu, evar, echol, eta, full, reg, w, mu, var, cov, chol):
     """Step from the accepted parameters past their EM update by ``eta`` (in place into w, mu,
-    var / cov, chol): log weights, means, log variances or Cholesky factors with log diagonals."""
+    var / cov, chol): log weights, means, log variances or Cholesky factors with log diagonals.
+    ``full``: None or True, as in :func:`em_start`."""
     k, d = amu.shape
     top = -np.inf
     lw = np.empty(k)
@@ -240,7 +248,7 @@ def _relax(aw, amu, avar, achol, ew, emu, evar, echol, eta, full, reg, w, mu, va
         w[j] /= tot
         for a in range(d):
             mu[j, a] = amu[j, a] + eta * (emu[j, a] - amu[j, a])
-    if not full:
+    if full is None:
         for j in range(k):
             for a in range(d):
                 v = math.exp(math.log(avar[j, a]) + eta * (math.log(evar[j, a]) - math.log(avar[j, a])))
@@ -280,7 +288,6 @@ def _copy_params(w, mu, var, cov, chol, w_to, mu_to, var_to, cov_to, chol_to):
                 chol_to[j, a, b] = chol[j, a, b]
 
 
-@njit(cache=True, nogil=True)
 def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, window, eta_growth, eta_max,
              prune_after, prune_margin, prune_factor, collapse):
     """EM for one start from the sufficient statistics ``T0`` (k, p) of its starting partition;
@@ -289,7 +296,20 @@ def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, ba
     ``bar``: the best log-likelihood of a finished, non-degenerate start so far (-inf for none),
     below which a start that cannot catch up is pruned. Returns (loglik, n_iter, converged, stopped
     (0 no, 1 collapsed, 2 pruned), weights, means, variances (k, d), covariances (k, d, d)).
+
+    The compiled loops (:func:`_em_start`) get ``full`` as None for the diagonal families and True
+    for full covariances: numba drops the branches of an ``is None`` test on an argument before
+    compiling, so the diagonal families never compile the full-covariance code (a third of the
+    compile time on an empty cache) and the full ones not the diagonal code.
     """
+    return _em_start(F, sw, T0, n_total, vary, spherical, True if full else None, max_iter, limit, reg, bar, window,
+                     eta_growth, eta_max, prune_after, prune_margin, prune_factor, collapse)
+
+
+@njit(cache=True, nogil=True)
+def _em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, window, eta_growth, eta_max,
+              prune_after, prune_margin, prune_factor, collapse):
+    """:func:`em_start`'s loops; ``full`` None (diagonal families) or True (full covariances)."""
     n, p = F.shape
     k = T0.shape[0]
     d = reg.shape[0]
