@@ -97,14 +97,18 @@ def _coefficients(w, mu, var, chol, full, W):
 
 
 @njit(cache=True, nogil=True)
-def _estep(F, W, T, sw):
+def _estep(F, W, T, sw, Wt, L, Lt):
     """(Pseudo-)log-likelihood at the coefficients ``W``, and the sufficient statistics ``T`` (k, p):
     two matrix products (BLAS) around one pass of log-sum-exp. ``sw`` (n,): survey weights (ones
     for an unweighted fit: multiplying by 1.0 is exact, so the results are bit for bit those of
-    the unweighted algorithm)."""
-    n = F.shape[0]
+    the unweighted algorithm). ``Wt`` (p, k), ``L`` (n, k), ``Lt`` (k, n): scratch (the products
+    are written into them with ``np.dot(a, b, out)``, the one form of np.dot compiled here)."""
+    n, p = F.shape
     k = W.shape[0]
-    L = np.dot(F, np.ascontiguousarray(W.T))  # (n, k)
+    for j in range(k):
+        for c in range(p):
+            Wt[c, j] = W[j, c]
+    np.dot(F, Wt, L)  # (n, k)
     ll = 0.0
     for i in range(n):
         m = -np.inf
@@ -119,7 +123,10 @@ def _estep(F, W, T, sw):
         ll += sw[i] * (m + math.log(tot))
         for j in range(k):
             L[i, j] = L[i, j] / tot * sw[i]
-    np.dot(np.ascontiguousarray(L.T), F, T)
+    for i in range(n):
+        for j in range(k):
+            Lt[j, i] = L[i, j]
+    np.dot(Lt, F, T)
     return ll
 
 
@@ -323,6 +330,9 @@ def _em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, b
     ew, emu, evar, ecov, echol = w.copy(), mu.copy(), var.copy(), cov.copy(), chol.copy()
     W = np.empty((k, p))
     T = np.empty((k, p))
+    Wt = np.empty((p, k))
+    L = np.empty((n, k))
+    Lt = np.empty((k, n))
     gains = np.full(window, np.inf)
     acc_ll = -np.inf
     eta = 1.0
@@ -333,7 +343,7 @@ def _em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, b
     it = 0
     for it in range(1, max_iter + 1):
         _coefficients(w, mu, var, chol, full, W)
-        ll = _estep(F, W, T, sw)
+        ll = _estep(F, W, T, sw, Wt, L, Lt)
         gain = ll - acc_ll
         ok = (gain >= -1e-9 * (1.0 + abs(ll)) or plain) and math.isfinite(ll)
         if ok:
