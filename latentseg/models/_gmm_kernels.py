@@ -7,6 +7,12 @@ catch up with the best start so far), written as loops so that a start costs a f
 per iteration on small data instead of numpy's fixed cost per call (about 0.5-1 ms per iteration
 for all starts together). Imported lazily by :mod:`latentseg.models.gmm`; compiled on first use
 and cached on disk by numba.
+
+Written for a short first compilation (with an empty cache it is part of the first Bayesian fit's
+time): arrays are copied by loops, not slice assignments (``a[:] = b`` compiles numba's
+shape-mismatch message, seconds), matrix products use ``np.dot(a, b, out)`` only, and the
+full-covariance code sits in branches pruned at compile time for the diagonal families
+(:func:`em_start`).
 """
 
 from __future__ import annotations
@@ -132,9 +138,8 @@ def _estep(F, W, T, sw, Wt, L, Lt):
 
 @njit(cache=True, nogil=True)
 def _mstep(T, n, vary, spherical, full, reg, w, mu, var, cov, chol):
-    """Closed-form M-step from the sufficient statistics (in place). Returns True when a variance
-    (a Cholesky pivot, for full covariances) is within ``collapse`` of its floor. ``full``: None
-    or True, as in :func:`em_start`."""
+    """Closed-form M-step from the sufficient statistics, in place (:func:`_collapsed` then says
+    whether a variance collapsed). ``full``: None or True, as in :func:`em_start`."""
     k, d = mu.shape
     eps = 10 * 2.220446049250313e-16
     Nk = np.empty(k)
