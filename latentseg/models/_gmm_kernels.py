@@ -7,6 +7,12 @@ catch up with the best start so far), written as loops so that a start costs a f
 per iteration on small data instead of numpy's fixed cost per call (about 0.5-1 ms per iteration
 for all starts together). Imported lazily by :mod:`latentseg.models.gmm`; compiled on first use
 and cached on disk by numba.
+
+Written for a short first compilation (with an empty cache it is part of the first Bayesian fit's
+time): arrays are copied by loops, not slice assignments (``a[:] = b`` compiles numba's
+shape-mismatch message, seconds), matrix products use ``np.dot(a, b, out)`` only, and the
+full-covariance code sits in branches pruned at compile time for the diagonal families
+(:func:`em_start`).
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 @njit(cache=True, nogil=True)
-def _chol(A: np.ndarray, floor: float) -> np.ndarray:
-    """Lower Cholesky factor of a symmetric matrix; a pivot below ``floor`` (rounding) is raised to it."""
+def _chol(A: np.ndarray, floor: float, L: np.ndarray) -> None:
+    """Lower Cholesky factor of a symmetric matrix, written into ``L`` (zeros above the diagonal);
+    a pivot below ``floor`` (rounding) is raised to it."""
     d = A.shape[0]
-    L = np.zeros((d, d))
     for j in range(d):
+        for m in range(j + 1, d):
+            L[j, m] = 0.0
         s = A[j, j]
         for m in range(j):
             s -= L[j, m] * L[j, m]
@@ -36,14 +44,14 @@ def _chol(A: np.ndarray, floor: float) -> np.ndarray:
             for m in range(j):
                 t -= L[i, m] * L[j, m]
             L[i, j] = t / L[j, j]
-    return L
 
 
 @njit(cache=True, nogil=True)
 def _coefficients(w, mu, var, chol, full, W):
-    """Coefficient rows ``W`` (k, p): ``W @ f(x)`` = log w_j + log N(x | mu_j, S_j)."""
+    """Coefficient rows ``W`` (k, p): ``W @ f(x)`` = log w_j + log N(x | mu_j, S_j). ``full``:
+    None for the diagonal families, True for full covariances (see :func:`em_start`)."""
     k, d = mu.shape
-    if not full:
+    if full is None:
         for j in range(k):
             c = math.log(w[j]) if w[j] > 0 else -np.inf
             for a in range(d):
@@ -95,14 +103,18 @@ def _coefficients(w, mu, var, chol, full, W):
 
 
 @njit(cache=True, nogil=True)
-def _estep(F, W, T, sw):
+def _estep(F, W, T, sw, Wt, L, Lt):
     """(Pseudo-)log-likelihood at the coefficients ``W``, and the sufficient statistics ``T`` (k, p):
     two matrix products (BLAS) around one pass of log-sum-exp. ``sw`` (n,): survey weights (ones
     for an unweighted fit: multiplying by 1.0 is exact, so the results are bit for bit those of
-    the unweighted algorithm)."""
-    n = F.shape[0]
+    the unweighted algorithm). ``Wt`` (p, k), ``L`` (n, k), ``Lt`` (k, n): scratch (the products
+    are written into them with ``np.dot(a, b, out)``, the one form of np.dot compiled here)."""
+    n, p = F.shape
     k = W.shape[0]
-    L = np.dot(F, np.ascontiguousarray(W.T))  # (n, k)
+    for j in range(k):
+        for c in range(p):
+            Wt[c, j] = W[j, c]
+    np.dot(F, Wt, L)  # (n, k)
     ll = 0.0
     for i in range(n):
         m = -np.inf
@@ -117,21 +129,24 @@ def _estep(F, W, T, sw):
         ll += sw[i] * (m + math.log(tot))
         for j in range(k):
             L[i, j] = L[i, j] / tot * sw[i]
-    T[:, :] = np.dot(np.ascontiguousarray(L.T), F)
+    for i in range(n):
+        for j in range(k):
+            Lt[j, i] = L[i, j]
+    np.dot(Lt, F, T)
     return ll
 
 
 @njit(cache=True, nogil=True)
 def _mstep(T, n, vary, spherical, full, reg, w, mu, var, cov, chol):
-    """Closed-form M-step from the sufficient statistics (in place). Returns True when a variance
-    (a Cholesky pivot, for full covariances) is within ``collapse`` of its floor."""
+    """Closed-form M-step from the sufficient statistics, in place (:func:`_collapsed` then says
+    whether a variance collapsed). ``full``: None or True, as in :func:`em_start`."""
     k, d = mu.shape
     eps = 10 * 2.220446049250313e-16
     Nk = np.empty(k)
     for j in range(k):
         Nk[j] = T[j, T.shape[1] - 1] + eps
         w[j] = Nk[j] / n
-    if not full:
+    if full is None:
         dev = np.empty((k, d))
         for j in range(k):
             for a in range(d):
@@ -195,21 +210,29 @@ def _mstep(T, n, vary, spherical, full, reg, w, mu, var, cov, chol):
                     s += S[j, a, b]
                 for j in range(k):
                     cov[j, a, b] = s / n
-    floor = reg.min()
+    floor = reg[0]
+    for a in range(1, d):
+        if reg[a] < floor:
+            floor = reg[a]
     for j in range(k):
         for a in range(d):
             cov[j, a, a] += reg[a]
-        chol[j] = _chol(cov[j], floor)
+        _chol(cov[j], floor, chol[j])
 
 
 @njit(cache=True, nogil=True)
 def _collapsed(var, chol, full, reg, collapse):
-    k = chol.shape[0] if full else var.shape[0]
+    """Whether a variance (a squared Cholesky pivot) is within ``collapse`` of its floor."""
     d = reg.shape[0]
-    for j in range(k):
+    if full is None:
+        for j in range(var.shape[0]):
+            for a in range(d):
+                if var[j, a] - reg[a] <= collapse:
+                    return True
+        return False
+    for j in range(chol.shape[0]):
         for a in range(d):
-            spread = (chol[j, a, a] * chol[j, a, a] if full else var[j, a]) - reg[a]
-            if spread <= collapse:
+            if chol[j, a, a] * chol[j, a, a] - reg[a] <= collapse:
                 return True
     return False
 
@@ -217,7 +240,8 @@ def _collapsed(var, chol, full, reg, collapse):
 @njit(cache=True, nogil=True)
 def _relax(aw, amu, avar, achol, ew, emu, evar, echol, eta, full, reg, w, mu, var, cov, chol):
     """Step from the accepted parameters past their EM update by ``eta`` (in place into w, mu,
-    var / cov, chol): log weights, means, log variances or Cholesky factors with log diagonals."""
+    var / cov, chol): log weights, means, log variances or Cholesky factors with log diagonals.
+    ``full``: None or True, as in :func:`em_start`."""
     k, d = amu.shape
     top = -np.inf
     lw = np.empty(k)
@@ -236,7 +260,7 @@ def _relax(aw, amu, avar, achol, ew, emu, evar, echol, eta, full, reg, w, mu, va
         w[j] /= tot
         for a in range(d):
             mu[j, a] = amu[j, a] + eta * (emu[j, a] - amu[j, a])
-    if not full:
+    if full is None:
         for j in range(k):
             for a in range(d):
                 v = math.exp(math.log(avar[j, a]) + eta * (math.log(evar[j, a]) - math.log(avar[j, a])))
@@ -262,6 +286,20 @@ def _relax(aw, amu, avar, achol, ew, emu, evar, echol, eta, full, reg, w, mu, va
 
 
 @njit(cache=True, nogil=True)
+def _copy_params(w, mu, var, cov, chol, w_to, mu_to, var_to, cov_to, chol_to):
+    """Copy one set of parameters into another of the same shapes (loops: a slice assignment
+    such as ``w_to[:] = w`` compiles numba's shape-mismatch error message, seconds on a cold cache)."""
+    k, d = mu.shape
+    for j in range(k):
+        w_to[j] = w[j]
+        for a in range(d):
+            mu_to[j, a] = mu[j, a]
+            var_to[j, a] = var[j, a]
+            for b in range(d):
+                cov_to[j, a, b] = cov[j, a, b]
+                chol_to[j, a, b] = chol[j, a, b]
+
+
 def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, window, eta_growth, eta_max,
              prune_after, prune_margin, prune_factor, collapse):
     """EM for one start from the sufficient statistics ``T0`` (k, p) of its starting partition;
@@ -270,7 +308,20 @@ def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, ba
     ``bar``: the best log-likelihood of a finished, non-degenerate start so far (-inf for none),
     below which a start that cannot catch up is pruned. Returns (loglik, n_iter, converged, stopped
     (0 no, 1 collapsed, 2 pruned), weights, means, variances (k, d), covariances (k, d, d)).
+
+    The compiled loops (:func:`_em_start`) get ``full`` as None for the diagonal families and True
+    for full covariances: numba drops the branches of an ``is None`` test on an argument before
+    compiling, so the diagonal families never compile the full-covariance code (a third of the
+    compile time on an empty cache) and the full ones not the diagonal code.
     """
+    return _em_start(F, sw, T0, n_total, vary, spherical, True if full else None, max_iter, limit, reg, bar, window,
+                     eta_growth, eta_max, prune_after, prune_margin, prune_factor, collapse)
+
+
+@njit(cache=True, nogil=True)
+def _em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, bar, window, eta_growth, eta_max,
+              prune_after, prune_margin, prune_factor, collapse):
+    """:func:`em_start`'s loops; ``full`` None (diagonal families) or True (full covariances)."""
     n, p = F.shape
     k = T0.shape[0]
     d = reg.shape[0]
@@ -284,6 +335,9 @@ def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, ba
     ew, emu, evar, ecov, echol = w.copy(), mu.copy(), var.copy(), cov.copy(), chol.copy()
     W = np.empty((k, p))
     T = np.empty((k, p))
+    Wt = np.empty((p, k))
+    L = np.empty((n, k))
+    Lt = np.empty((k, n))
     gains = np.full(window, np.inf)
     acc_ll = -np.inf
     eta = 1.0
@@ -294,15 +348,11 @@ def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, ba
     it = 0
     for it in range(1, max_iter + 1):
         _coefficients(w, mu, var, chol, full, W)
-        ll = _estep(F, W, T, sw)
+        ll = _estep(F, W, T, sw, Wt, L, Lt)
         gain = ll - acc_ll
         ok = (gain >= -1e-9 * (1.0 + abs(ll)) or plain) and math.isfinite(ll)
         if ok:
-            aw[:] = w
-            amu[:, :] = mu
-            avar[:, :] = var
-            acov[:, :, :] = cov
-            achol[:, :, :] = chol
+            _copy_params(w, mu, var, cov, chol, aw, amu, avar, acov, achol)
             acc_ll = ll
             for m in range(window - 1):
                 gains[m] = gains[m + 1]
@@ -342,11 +392,7 @@ def em_start(F, sw, T0, n_total, vary, spherical, full, max_iter, limit, reg, ba
             plain = False
         else:
             eta = 1.0
-            w[:] = ew
-            mu[:, :] = emu
-            var[:, :] = evar
-            cov[:, :, :] = ecov
-            chol[:, :, :] = echol
+            _copy_params(ew, emu, evar, ecov, echol, w, mu, var, cov, chol)
             plain = True
     return acc_ll, it, converged, stopped, aw, amu, avar, acov
 

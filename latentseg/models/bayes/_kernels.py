@@ -160,11 +160,19 @@ def simplex_log(y: np.ndarray, m: int) -> np.ndarray:
         u[i] = y[i]
         s += y[i]
     u[m - 1] = -s
-    mx = u.max()
+    mx = u[0]  # loops, not u.max() and u - c: those cost about 0.5 s of a cold compile
+    for i in range(1, m):
+        if u[i] > mx or math.isnan(u[i]):
+            mx = u[i]
+            if math.isnan(mx):
+                break
     tot = 0.0
     for i in range(m):
         tot += math.exp(u[i] - mx)
-    return u - (mx + math.log(tot))
+    c = mx + math.log(tot)
+    for i in range(m):
+        u[i] -= c
+    return u
 
 
 @numba.njit(cache=True, nogil=True)
@@ -273,7 +281,9 @@ def gmm_diag_logp(
             grad[:] = 0.0
             return -np.inf
     logw = simplex_log(theta[:a], k)
-    inv = np.exp(-2.0 * ls)
+    inv = np.empty(sd_n)
+    for i in range(sd_n):
+        inv[i] = math.exp(-2.0 * ls[i])
     complete = m == 2 * d
     # L[j, n] = log w_j + log p(x_n | j) - cst_n
     L = np.empty((k, N))
@@ -382,6 +392,27 @@ def gmm_diag_logp(
 
 
 @numba.njit(cache=True, nogil=True)
+def _column_sums(L: np.ndarray) -> np.ndarray:
+    """``L.sum(axis=0)`` (the same additions in the same order) without compiling numpy's axis
+    checks and their error messages."""
+    N, k = L.shape
+    out = np.zeros(k)
+    for n in range(N):
+        for j in range(k):
+            out[j] += L[n, j]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _total(w: np.ndarray) -> float:
+    """``w.sum()`` (the same additions in the same order) for a 1-d array."""
+    s = 0.0
+    for i in range(w.shape[0]):
+        s += w[i]
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
 def categorical_log_probs(coords: np.ndarray, offsets: np.ndarray, ncat: np.ndarray, k: int) -> np.ndarray:
     """log P (k, C) from the simplex coordinates of every segment and item, in layout order."""
     C = offsets[-1] + ncat[-1]
@@ -390,7 +421,9 @@ def categorical_log_probs(coords: np.ndarray, offsets: np.ndarray, ncat: np.ndar
     for j in range(k):
         for b in range(ncat.shape[0]):
             c = ncat[b]
-            out[j, offsets[b] : offsets[b] + c] = simplex_log(coords[pos : pos + c - 1], c)
+            lp = simplex_log(coords[pos : pos + c - 1], c)
+            for m in range(c):  # a loop: a slice assignment compiles numba's shape-mismatch message
+                out[j, offsets[b] + m] = lp[m]
             pos += c - 1
     return out
 
@@ -420,8 +453,8 @@ def lca_categorical_logp(
     L = Y @ logpi.T
     lp = mixture_responsibilities(L, logw, np.zeros(N), wt)
     T = L.T @ Y  # (k, C) expected category counts per segment
-    total = float(N) if wt is None else wt.sum()
-    lp += dirichlet_simplex(logw, L.sum(axis=0), total, alpha, grad, 0)
+    total = float(N) if wt is None else _total(wt)
+    lp += dirichlet_simplex(logw, _column_sums(L), total, alpha, grad, 0)
     pos = a
     for j in range(k):
         for b in range(ncat.shape[0]):
@@ -439,7 +472,10 @@ def lca_categorical_logp(
 def ordinal_thresholds(free: np.ndarray, ncat: np.ndarray, free_offsets: np.ndarray) -> np.ndarray:
     """Full thresholds (J, Cmax - 1), zero-padded: the free ones, then minus their sum."""
     J = ncat.shape[0]
-    cmax = ncat.max()
+    cmax = ncat[0]
+    for b in range(1, J):
+        if ncat[b] > cmax:
+            cmax = ncat[b]
     tau = np.zeros((J, cmax - 1))
     for b in range(J):
         nf = ncat[b] - 2
@@ -510,8 +546,8 @@ def lca_ordinal_logp(
     L = Y @ logp.T
     lp = mixture_responsibilities(L, logw, np.zeros(N), wt)
     T = L.T @ Y
-    total = float(N) if wt is None else wt.sum()
-    lp += dirichlet_simplex(logw, L.sum(axis=0), total, alpha, grad, 0)
+    total = float(N) if wt is None else _total(wt)
+    lp += dirichlet_simplex(logw, _column_sums(L), total, alpha, grad, 0)
     gtau = np.zeros(tau.shape)
     log_sb = math.log(location_scale)
     log_st = math.log(threshold_scale)
@@ -566,35 +602,37 @@ _GMM_HEADER = 8
 LCA_HEADER = 9
 
 
-def _weights_block(wt: np.ndarray | None) -> list[np.ndarray]:
-    return [] if wt is None else [np.asarray(wt, dtype=np.float64)]
-
-
 def pack_gmm(Ft: np.ndarray, cst: np.ndarray, k: int, alpha: float, mean_loc: np.ndarray, mean_scale: np.ndarray,
              logsd_loc: np.ndarray, logsd_scale: float, ks: int = 0, wt: np.ndarray | None = None) -> np.ndarray:
     """The user-data buffer of :func:`gmm_diag_logp`'s C version (``Ft`` (m, N), feature-major;
     ``ks`` the rows of sds as there: 0 or k segment-specific, 1 shared; ``wt`` (N,) survey
-    weights, appended at the end, the header's last field saying whether they are there)."""
+    weights, appended at the end (ones without them), the header's last field saying whether they
+    were given)."""
     m, N = Ft.shape
     d = mean_loc.shape[0]
     head = np.array([N, d, k, alpha, logsd_scale, m, ks, float(wt is not None)], dtype=np.float64)
-    return np.ascontiguousarray(np.concatenate([head, Ft.ravel(), cst, mean_loc, mean_scale, logsd_loc,
-                                                *_weights_block(wt)]))
+    # without survey weights, weights of one: the C version then calls the one (weighted)
+    # specialisation of gmm_diag_logp, compiled once instead of twice (1.5-3 s on a cold cache), and
+    # its results are bit for bit the unweighted code's (1.0 * x and sums of 1.0 are exact)
+    weights = np.ones(N) if wt is None else np.asarray(wt, dtype=np.float64)
+    return np.ascontiguousarray(np.concatenate([head, Ft.ravel(), cst, mean_loc, mean_scale, logsd_loc, weights]))
 
 
 def pack_lca(Y: np.ndarray, offsets: np.ndarray, ncat: np.ndarray, free_offsets: np.ndarray, k: int, alpha: float,
              beta: float, location_scale: float, threshold_scale: float, ordinal: bool,
              wt: np.ndarray | None = None) -> np.ndarray:
     """The user-data buffer of the latent class models' C versions (offsets stored as floats;
-    ``wt`` (N,) survey weights appended at the end, the header's last field saying whether they are
-    there)."""
+    ``wt`` (N,) survey weights appended at the end, ones without them (as in :func:`pack_gmm`: one
+    specialisation of each kernel in the callback), the header's last field saying whether they
+    were given)."""
     N, C = Y.shape
     J = ncat.shape[0]
     head = np.array([N, C, J, k, alpha, beta if not ordinal else location_scale, threshold_scale, float(ordinal),
                      float(wt is not None)])
+    weights = np.ones(N) if wt is None else np.asarray(wt, dtype=np.float64)
     return np.ascontiguousarray(
         np.concatenate([head, Y.ravel(), offsets.astype(np.float64), ncat.astype(np.float64),
-                        free_offsets.astype(np.float64), *_weights_block(wt)])
+                        free_offsets.astype(np.float64), weights])
     )
 
 
@@ -617,8 +655,7 @@ def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     k = int(head[2])
     m = int(head[5])
     total = _GMM_HEADER + N * m + N + 3 * d
-    weighted = head[7] > 0.5
-    buf = numba.carray(user_data_, (total + (N if weighted else 0),), np.float64)
+    buf = numba.carray(user_data_, (total + N,), np.float64)
     o = _GMM_HEADER
     Ft = buf[o : o + N * m].reshape((m, N))
     o += N * m
@@ -627,12 +664,9 @@ def _gmm_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
-    if weighted:
-        val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d],
-                            buf[o + 2 * d : o + 3 * d], head[4], out, int(head[6]), buf[total : total + N])
-    else:
-        val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d],
-                            buf[o + 2 * d : o + 3 * d], head[4], out, int(head[6]))
+    # the weights are always there (ones when unweighted: see pack_gmm)
+    val = gmm_diag_logp(x, Ft, cst, k, d, head[3], buf[o : o + d], buf[o + d : o + 2 * d],
+                        buf[o + 2 * d : o + 3 * d], head[4], out, int(head[6]), buf[total : total + N])
     logp[0] = val
     return status_jit(val, out)
 
@@ -644,8 +678,7 @@ def _lca_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     J = int(head[2])
     k = int(head[3])
     total = LCA_HEADER + N * C + 3 * J
-    weighted = head[8] > 0.5
-    buf = numba.carray(user_data_, (total + (N if weighted else 0),), np.float64)
+    buf = numba.carray(user_data_, (total + N,), np.float64)
     o = LCA_HEADER
     Y = buf[o : o + N * C].reshape((N, C))
     o += N * C
@@ -655,16 +688,11 @@ def _lca_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
-    if weighted:
-        wt = buf[total : total + N]
-        if head[7] > 0.5:
-            val = lca_ordinal_logp(x, Y, offsets, ncat, free_offsets, k, head[4], head[5], head[6], out, wt)
-        else:
-            val = lca_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out, wt)
-    elif head[7] > 0.5:
-        val = lca_ordinal_logp(x, Y, offsets, ncat, free_offsets, k, head[4], head[5], head[6], out)
+    wt = buf[total : total + N]  # always there (ones when unweighted: see pack_lca)
+    if head[7] > 0.5:
+        val = lca_ordinal_logp(x, Y, offsets, ncat, free_offsets, k, head[4], head[5], head[6], out, wt)
     else:
-        val = lca_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)
+        val = lca_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out, wt)
     logp[0] = val
     return status_jit(val, out)
 
