@@ -262,16 +262,18 @@ def test_compare_k_table_is_az_compare(case: str) -> None:
         assert w.sum() == pytest.approx(1.0, abs=1e-6) and (w > -1e-9).all()
 
 
-def test_compare_k_imports_neither_arviz_nor_xarray() -> None:
-    """compare_k on stored fits loads no ArviZ, xarray or scipy.stats (about 1.8 s of a k sweep)."""
+def test_loo_and_compare_k_import_neither_arviz_nor_xarray() -> None:
+    """loo() without a posterior (_psis.py) and compare_k on stored fits (_compare.py) load no
+    ArviZ, xarray or scipy.stats: importing them was about 1.8 s of a k sweep."""
     import subprocess
     import sys
 
     code = (
         "import sys, numpy as np\n"
         "from latentseg.result import SegmentationResult\n"
-        "from latentseg.models.bayes._loo import compare_k\n"
+        "from latentseg.models.bayes._loo import compare_k, loo\n"
         "rng = np.random.default_rng(0)\n"
+        "loo(rng.normal(-2.0, 0.3, (2, 200, 10)))\n"
         "def fake(k, e):\n"
         "    return SegmentationResult.from_memberships('bayes-gmm', np.full((e.size, k), 1 / k), centers=np.zeros((k, 1)),\n"
         "        feature_names=('x',), criteria={'loo': e.sum(), 'loo_se': 1.0, 'p_loo': 2.0 * k},\n"

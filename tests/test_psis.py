@@ -213,19 +213,3 @@ def test_a_non_finite_loglik_gives_nan_for_that_respondent_only() -> None:
     keep = [0, 1, 3, 4]
     assert _rel(res["elpd_i"][keep], ref.elpd_i.values[keep]) <= RTOL
     assert _rel(res["pareto_k"][keep], ref.pareto_k.values[keep]) <= RTOL
-
-
-def test_loo_imports_neither_arviz_nor_xarray() -> None:
-    """The point of the module: loo() without a posterior loads no ArviZ, xarray or scipy.stats."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, numpy as np\n"
-        "from latentseg.models.bayes._loo import loo\n"
-        "loo(np.random.default_rng(0).normal(-2.0, 0.3, (2, 200, 10)))\n"
-        "heavy = ('arviz', 'arviz_stats', 'arviz_base', 'xarray', 'scipy.stats')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
