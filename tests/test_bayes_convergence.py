@@ -393,8 +393,11 @@ def test_log_likelihood_is_kept_thinned_and_float32_beyond_the_memory_rule(monke
         warnings.simplefilter("ignore")
         res = az.loo(r.posterior, var_name="loglik")
         table = az.compare({"thinned": r.posterior, "whole": whole.posterior})
-    assert float(res.elpd) == pytest.approx(r.criteria["loo"], rel=1e-9)
-    assert float(res.se) == pytest.approx(r.criteria["loo_se"], rel=1e-9)
+    # ArviZ computes on the stored float32 values in float32, the fit's own LOO (latentseg's PSIS)
+    # in float64: they differ by float32 rounding only (measured 5.6e-9 relative on elpd; the
+    # tolerance, 1e-6, is about 8 float32 epsilons)
+    assert float(res.elpd) == pytest.approx(r.criteria["loo"], rel=1e-6)
+    assert float(res.se) == pytest.approx(r.criteria["loo_se"], rel=1e-6)
     assert set(table.index) == {"thinned", "whole"}
     # the same draws, all of them in float64: thinning moves elpd_loo by Monte Carlo noise only
     assert whole.diagnostics["log_likelihood"]["thinned"] is False
