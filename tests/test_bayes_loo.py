@@ -286,3 +286,17 @@ def test_loo_and_compare_k_import_neither_arviz_nor_xarray() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_fit_stopped_in_warm_up_is_not_chosen_when_no_fit_converged() -> None:
+    """Without a converged fit every fit is compared, except one stopped in its warm-up (its draws
+    are warm-up draws, not a posterior sample), even when its elpd_loo is the best."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(-2.0, 0.4, 150)
+    fits = [_fake(2, base - 0.3, converged=False), _fake(3, base - 0.1, converged=False), _fake(4, base, converged=False)]
+    fits[2].diagnostics["convergence"] = {"stopped_in_warmup": True, "stopped_early": "diffuse segments [4] in warm-up"}
+    table = compare_k(fits)
+    assert table.attrs["recommended_k"] == 3  # k = 4 has the best elpd_loo (0.1 per respondent) but is not eligible
+    assert "No fit converged" in table.attrs["rule"]
+    fits[2].diagnostics["convergence"] = {}
+    assert compare_k(fits).attrs["recommended_k"] == 4  # the same fit, not stopped in its warm-up

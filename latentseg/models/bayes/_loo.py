@@ -400,9 +400,14 @@ def compare_k(results: Sequence[Any], se_rule: float = 2.0, small_diff: float = 
     elpd = np.array([float(r.criteria.get("loo", np.nan)) for r in results])
     finite = np.isfinite(elpd)  # a respondent with a non-finite log-likelihood makes elpd_loo NaN
     eligible = ours["converged"].to_numpy() & finite
+    # a fit stopped in its warm-up holds warm-up draws, not a posterior sample: never a candidate
+    # while another fit can be (engine.WARMUP_WINDOW)
+    posterior = ~np.array([bool(((getattr(r, "diagnostics", None) or {}).get("convergence") or {})
+                                .get("stopped_in_warmup")) for r in results])
     note = ""
     if not eligible.any():
-        eligible = finite if finite.any() else np.ones(len(ours), dtype=bool)
+        fallback = finite & posterior
+        eligible = fallback if fallback.any() else (finite if finite.any() else np.ones(len(ours), dtype=bool))
         note = (" No fit converged, so all were compared; treat the choice as provisional." if not ours["converged"].any()
                 else " No converged fit has a finite elpd_loo, so all were compared; treat the choice as provisional.")
     best = int(np.flatnonzero(eligible)[np.argmax(elpd[eligible])])

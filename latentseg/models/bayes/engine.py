@@ -1225,9 +1225,9 @@ def _first_block_rule(family: Any, em: SegmentationResult, raw: _Draws, s: _Sett
         judged_w = raw.warm_judged
         found = judged_w[1] if judged_w is not None and judged_w[0] == (lo, hi) else _degenerate_start(
             family, em, window, hi - lo)
-        if found:
+        if found:  # the window's draws and statistics, whether or not the watcher stopped the chains there
             raw.params, raw.diverging, raw.energy = window.params, window.diverging, window.energy
-            raw.tree_depth, raw.last_theta = window.tree_depth, None
+            raw.tree_depth, raw.step_size, raw.last_theta = window.tree_depth, window.step_size, None
             record["stopped_early"] = (f"{found} in warm-up draws {lo + 1}-{hi} of {s.tune} per chain: the chains "
                                        "were stopped there, and the draws kept are those warm-up draws (not a "
                                        "posterior sample)")
@@ -1361,6 +1361,11 @@ def _extension_plan(family: Any, em: SegmentationResult, raw: _Draws, s: _Settin
     record["extended"] = len(record["rounds"]) > 1
     rhat_ok = not (np.isfinite(rhat) and rhat > RHAT_MAX)
     ess_ok = not (np.isfinite(ess) and ess < ESS_MIN)
+    if record.get("stopped_early"):  # judged degenerate on its first draws: never converged, whatever R-hat says
+        # the draws kept are the ones the rule judged, so this finds what it found
+        found = _degenerate_now(family, params, keep) or "degenerate segments"
+        record["status"] = f"not extended: {found} (k is probably too large; more draws do not help)"
+        return None
     if d["divergences"]:  # checked first: a fit with divergences is not converged, whatever R-hat says
         record["status"] = "not extended: divergent transitions (more draws do not remove them; raise target_accept)"
         return None
@@ -2383,7 +2388,12 @@ def _verdict(diag: dict[str, Any], raw: _Draws, groups: list[list[int]], keep: l
                 f"ADVI did not converge in {raw.info.get('advi_iterations')} steps; raise advi_iterations."
             )
         return ok
-    ok = True
+    conv = diag.get("convergence") or {}
+    if conv.get("stopped_in_warmup"):  # warm-up draws: their R-hat, divergences and E-BFMI say nothing of a posterior
+        messages.append(f"Stopped in the warm-up: {conv['stopped_early']}. k is probably too large; this fit is "
+                        "not a candidate for k (its R-hat, divergences and intervals are those of warm-up draws).")
+        return False
+    ok = not conv.get("stopped_early")  # judged degenerate on its first draws: never converged
     rhat = diag.get("rhat_max")
     if rhat is not None and np.isfinite(rhat) and rhat > RHAT_MAX:
         ok = False
@@ -2416,7 +2426,6 @@ def _verdict(diag: dict[str, Any], raw: _Draws, groups: list[list[int]], keep: l
             f"Bulk ESS {ess:.0f} < {ESS_MIN} for some parameter: too few effective draws for R-hat and the "
             "intervals to be reliable."
         )
-    conv = diag.get("convergence")
     if not ok and conv:
         status = conv.get("status", "")
         messages.append(f"Convergence rule: {status} after {conv.get('draws_per_chain')} draws per chain"
