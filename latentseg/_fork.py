@@ -18,8 +18,10 @@ child that has stopped using the CPU (a deadlock) from one that is working.
 The callers give the child work whose outcome is the same whichever process does it, so one
 process or two write the same results: the report's figures (:mod:`latentseg.deliver.rendering`)
 and the k sweep's EM families (:mod:`latentseg.choose.selection`; the child takes the families
-whose set-up, numba's import and compiled kernels, the parent's own families do not need).
-Where the child would repeat costly set-up the parent needs anyway it does not pay.
+whose set-up, numba's import and compiled kernels, the parent's own families do not need), and
+a Bayesian fit's compiled kernels (:mod:`latentseg.models.bayes.engine`, ``_KernelWarmer``: the
+child fills numba's disk cache with the sampler's kernel while the parent compiles the EM
+start's). Where the child would repeat costly set-up the parent needs anyway it does not pay.
 """
 
 from __future__ import annotations

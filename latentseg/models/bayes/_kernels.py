@@ -726,6 +726,11 @@ def add_cfunc(name: str, py: object) -> object:
     return _CFUNCS[name]
 
 
+def cfunc_ready(name: str) -> bool:
+    """Whether :func:`cfunc` ``(name)`` is compiled (or loaded) in this process already."""
+    return name in _CFUNCS
+
+
 def cfunc(name: str) -> object:
     """The compiled C callback ``"gaussian"``, ``"categorical"`` or ``"copy"`` (compiled on first use)."""
     if name not in _CFUNCS:

@@ -114,8 +114,9 @@ EARLY_MIN_DRAWS = 100
 #: Measured on the benchmark's data (400 x 8, true k = 4) and a second data set (seed 7), seeds
 #: 1-4, k = 2..7: the window never flagged a fit that the first 250 draws after tuning did not
 #: flag (no fit at k <= 4 was flagged by either; k = 6 and 7 were flagged by both every time, k = 5
-#: by both in 3 of 8 and by the later draws alone in the rest). It saves the overfitted fits'
-#: tuning: about 80% of their cost (their trees are the deepest).
+#: by both in 3 of 8 and by the later draws alone in the rest); on unequal shares (0.55, 0.25, 0.14,
+#: 0.06; both data sets, seeds 1-3, k = 2..6) the two checks agreed on every fit. It saves the
+#: overfitted fits' tuning: about 80% of their cost (their trees are the deepest).
 WARMUP_WINDOW = (0.15, 0.30)
 WARMUP_MIN_TUNE = 500
 #: probability of every interval we report
@@ -574,7 +575,7 @@ def fit_sweep(
     # the fits that nutpie samples on our kernels (the same test as _sample's) can share one process
     background = all(s.sampler == "nutpie" and family.has_kernel for family, s in specs.values())
     if n_jobs is None:
-        n_jobs = _fits_in_flight(len(ks), max(s.chains for _, s in specs.values())) if background else 1
+        n_jobs = fits_in_flight(len(ks), max(s.chains for _, s in specs.values())) if background else 1
     else:
         n_jobs = check_int(n_jobs, "n_jobs", low=1)
     if n_jobs == 1 or len(ks) == 1:
@@ -606,10 +607,10 @@ def fit_sweep(
     return [results[k] for k in ks]
 
 
-def _fits_in_flight(n_fits: int, chains: int) -> int:
+def fits_in_flight(n_fits: int, chains: int) -> int:
     """Fits sampling at once by default in :func:`_sweep_background`: one chain per core, at least
     two fits (one samples while this thread summarises another), at most ``n_fits``."""
-    return max(1, min(n_fits, max(2, -(-(os.cpu_count() or 1) // max(1, chains)))))
+    return max(1, min(n_fits, max(2, -(-_cpus() // max(1, chains)))))
 
 
 def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int) -> list[SegmentationResult]:
@@ -667,13 +668,17 @@ class _KernelWarmer:
     EM start's: on an empty cache, two compilations of several seconds each run side by side
     instead of one after the other. The copy only fills the cache: what this process then loads
     from it is what it would have compiled itself, so the results do not depend on the copy (one
-    that fails or stalls is stopped, and this process compiles what is missing). Only where forking
-    may be shared (:func:`latentseg._fork.fork_workers`: Linux, two CPUs or more). The copy takes
-    no lock another thread may hold at the fork (an idle sampler's pool from an earlier sweep,
-    OpenBLAS's workers): it only imports, compiles and writes numba's cache files."""
+    that fails, stalls or overruns ``DEADLINE_S`` is stopped, and this process compiles what is
+    missing). Only where work may be shared (:func:`latentseg._fork.fork_workers`: Linux, two
+    CPUs or more) and while those kernels are not compiled in this process yet (the first fit of
+    a session). The copy takes no lock another thread may hold at the fork (an idle sampler's
+    pool from an earlier sweep, OpenBLAS's workers): it only imports, compiles and writes numba's
+    cache files."""
 
     #: seconds without CPU use after which the copy is taken for stuck (compiling keeps it busy)
     STALL_S = 5.0
+    #: seconds after which the copy is stopped whatever it does (a cold compilation takes 5-10 s)
+    DEADLINE_S = 120.0
 
     def __init__(self, forked: Any) -> None:
         self.forked = forked
@@ -681,11 +686,15 @@ class _KernelWarmer:
     @classmethod
     def start(cls, family: Any, s: _Settings) -> _KernelWarmer | None:
         from latentseg._fork import Forked, fork_workers
+        from latentseg.models.bayes import _kernels
 
         if s.sampler != "nutpie" or not getattr(family, "has_kernel", False) or not hasattr(family, "c_kernel"):
             return None
         if not _compiled_route():
             return None
+        name = getattr(family, "c_kernel_name", None)
+        if name is not None and _kernels.cfunc_ready(name) and _kernels.membership_summary.signatures:
+            return None  # compiled here already: nothing to gain
         try:
             if fork_workers() < 2:
                 return None
@@ -695,11 +704,12 @@ class _KernelWarmer:
         return cls(forked) if forked.pid is not None else None
 
     def wait(self) -> None:
-        """Wait for the copy (it is stopped if it stalls): its kernels are then in the cache."""
+        """Wait for the copy (stopped if it stalls or overruns): its kernels are then in the cache."""
         import time
 
+        deadline = time.monotonic() + self.DEADLINE_S
         delay = 0.002
-        while not self.forked.done() and not self.forked.stalled(self.STALL_S):
+        while not self.forked.done() and not self.forked.stalled(self.STALL_S) and time.monotonic() < deadline:
             time.sleep(delay)
             delay = min(2 * delay, 0.02)
         self.stop()
@@ -710,14 +720,16 @@ class _KernelWarmer:
 
 def _warm_kernels(family: Any) -> bool:
     """(In :class:`_KernelWarmer`'s copy.) Compile or load the family's C log density, nutpie's
-    copy callback and the membership summary, with the types the fits will call them with."""
-    from latentseg.models.bayes._kernels import cfunc
+    copy callback and the membership summary, with the types the fits call them with (the
+    summary's arrays as :func:`_memberships` passes them: float64, C-contiguous)."""
+    from latentseg.models.bayes._kernels import cfunc, membership_summary
 
-    name, _ = family.c_kernel()
+    name = getattr(family, "c_kernel_name", None) or family.c_kernel()[0]
     cfunc(name)
     cfunc("copy")
-    flat = family.sample_prior(np.random.default_rng(0), 2)
-    _memberships(family, {key: np.asarray(val) for key, val in flat.items()})
+    T, B, k = 2, 3, 2
+    membership_summary(np.zeros((T, B, k)), np.zeros((T, k)), 0.025, 0.975, np.empty((T, B)), np.empty((B, k)),
+                       np.empty((B, k, 2)), True)
     return True
 
 
@@ -913,8 +925,17 @@ def _fit(family: Any, s: _Settings) -> SegmentationResult:
     return _summarise(family, em, em_messages, raw, s)
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, e.g. under taskset or
+    a container's CPU set), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _cores(s: _Settings) -> int:
-    limit = s.cores if s.cores is not None else (os.cpu_count() or 1)
+    limit = s.cores if s.cores is not None else _cpus()
     return max(1, min(s.chains, limit))
 
 

@@ -145,6 +145,8 @@ class GaussianFamily:
     """
 
     model = BAYES_GMM
+    #: the name of :meth:`c_kernel`'s compiled C log density (what the forked warmer compiles)
+    c_kernel_name = "gaussian"
     feature_dim = "outcome"
     #: draws of these parameters carry a segment axis right after (chain, draw)
     segment_keys = ("weights", "means", "sds", "chols")

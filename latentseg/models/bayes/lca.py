@@ -67,6 +67,8 @@ class LatentClassFamily:
     """Everything the fitting loop needs to know about a latent class model on one data set."""
 
     model = BAYES_LCA
+    #: the name of :meth:`c_kernel`'s compiled C log density (what the forked warmer compiles)
+    c_kernel_name = "categorical"
     feature_dim = "indicator"
     segment_keys = ("weights", "probs", "locations")
     #: survey weights (n,), used as given (the pseudo-likelihood), or None; set by the engine

@@ -188,6 +188,9 @@ class RatingClassFamily(LatentClassFamily):
 
         return logp_cat if wt is None else logp_cat_weighted
 
+    #: depends on the measurement (the forked warmer asks :meth:`c_kernel`)
+    c_kernel_name = None
+
     def c_kernel(self) -> tuple[str, np.ndarray]:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie): ``bayes-lca``'s
         buffer, read by the C version of :func:`~latentseg.models.bayes._rating_kernels.rating_categorical_logp`."""
@@ -376,7 +379,7 @@ def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int
                          a["sample_weight"])
     background = all(s.sampler == "nutpie" for _, s in specs.values())
     if n_jobs is None:  # as engine.fit_sweep: a chain per core, at least two fits at once
-        n_jobs = engine._fits_in_flight(len(ks), max(s.chains for _, s in specs.values()))
+        n_jobs = engine.fits_in_flight(len(ks), max(s.chains for _, s in specs.values()))
     else:
         n_jobs = check_int(n_jobs, "n_jobs", low=1)
     families = {k: f for k, (f, _) in specs.items()}
