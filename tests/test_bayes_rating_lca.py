@@ -158,6 +158,21 @@ def test_rating_kernel_is_bayes_lcas_density_and_gradient(k):
         assert lp1 == pytest.approx(lp2, rel=1e-10) and lp3[0] == pytest.approx(lp2, rel=1e-10)
         np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(g3, g2, rtol=1e-9, atol=1e-9)
+        # the C version always runs the weighted kernel (weights of one without survey weights, so
+        # that it compiles one specialisation): bit for bit the unweighted kernel
+        assert lp3[0] == lp1
+        np.testing.assert_array_equal(g3, g1)
+    from latentseg.models.bayes._survey import set_weights
+
+    set_weights(fam, rng.uniform(0.5, 2.0, fam.n))  # survey weights: the C version is the weighted kernel
+    weighted, (name, pack) = fam.kernel(), fam.c_kernel()
+    for _ in range(2):
+        theta = rng.normal(scale=0.8, size=nd)
+        g1, g3, lp3 = np.empty(nd), np.empty(nd), np.empty(1)
+        lp1 = weighted(theta, g1)
+        assert c_fn(nd, theta.ctypes.data, g3.ctypes.data, lp3.ctypes.data, pack.ctypes.data) == 0
+        assert lp3[0] == lp1
+        np.testing.assert_array_equal(g3, g1)
     # the ordinal model keeps bayes-lca's kernel
     ordinal = RatingClassFamily(sim.data, k, "ordinal", LCAPriors())
     assert ordinal.c_kernel()[0] == LatentClassFamily.c_kernel(ordinal)[0]

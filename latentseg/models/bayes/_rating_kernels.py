@@ -191,8 +191,7 @@ def _rating_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     J = int(head[2])
     k = int(head[3])
     total = LCA_HEADER + N * C + 3 * J
-    weighted = head[8] > 0.5
-    buf = numba.carray(user_data_, (total + (N if weighted else 0),), np.float64)
+    buf = numba.carray(user_data_, (total + N,), np.float64)  # weights always there: ones when unweighted
     o = LCA_HEADER
     Y = buf[o : o + N * C].reshape((N, C))
     o += N * C
@@ -201,10 +200,9 @@ def _rating_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     logp = numba.carray(logp_, (1,))
-    if weighted:
-        val = rating_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out, buf[total : total + N])
-    else:
-        val = rating_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out)
+    # one specialisation of the kernel (the weighted one: weights of one give the unweighted
+    # values bit for bit, as in _kernels._lca_c), so the callback compiles it once
+    val = rating_categorical_logp(x, Y, offsets, ncat, k, head[4], head[5], out, buf[total : total + N])
     logp[0] = val
     return status_jit(val, out)
 
