@@ -160,7 +160,7 @@ def test_direct_chains_equal_nutpies_public_sample() -> None:
     long_run.cancel()
     args = {"draws": 60, "tune": 50, "chains": 2, "cores": 1, "seed": 1, "target_accept": 0.9}
     run = start_chains(kernel_model(fam, theta0.size, start), progressbar=False, **args)
-    ours = bayes._arrow_arrays(run.wait(), 2, 60, theta0.size)
+    ours = bayes._batch_arrays(run.wait().get_arrow_trace(), 2, 60, theta0.size)
     assert run.is_finished
     trace = nutpie.sample(bayes._pyfunc_model(fam, theta0.size, start), progress_bar=False, save_warmup=False,
                           **args)

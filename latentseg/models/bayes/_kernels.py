@@ -726,9 +726,10 @@ def add_cfunc(name: str, py: object) -> object:
     return _CFUNCS[name]
 
 
-def cfunc_ready(name: str) -> bool:
-    """Whether :func:`cfunc` ``(name)`` is compiled (or loaded) in this process already."""
-    return name in _CFUNCS
+def compiled_here(name: str) -> bool:
+    """Whether the C callback :func:`cfunc` ``(name)`` and :func:`membership_summary` are compiled
+    (or loaded from the disk cache) in this process already."""
+    return name in _CFUNCS and bool(membership_summary.signatures)
 
 
 def cfunc(name: str) -> object:

@@ -47,7 +47,7 @@ import importlib.util
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -686,14 +686,14 @@ class _KernelWarmer:
     @classmethod
     def start(cls, family: Any, s: _Settings) -> _KernelWarmer | None:
         from latentseg._fork import Forked, fork_workers
-        from latentseg.models.bayes import _kernels
+        from latentseg.models.bayes._kernels import compiled_here
 
         if s.sampler != "nutpie" or not getattr(family, "has_kernel", False) or not hasattr(family, "c_kernel"):
             return None
         if not _compiled_route():
             return None
         name = getattr(family, "c_kernel_name", None)
-        if name is not None and _kernels.cfunc_ready(name) and _kernels.membership_summary.signatures:
+        if name is not None and compiled_here(name):
             return None  # compiled here already: nothing to gain
         try:
             if fork_workers() < 2:
@@ -1053,7 +1053,7 @@ def _low_rank_option(nutpie: Any) -> dict[str, Any]:
 
 
 def _draws_from_arrays(family: Any, arrays: Mapping[str, Any], engine: str) -> _Draws:
-    """The draws of :func:`_arrow_arrays`'s arrays; ``arrays["warmup"]``, when there, is
+    """The draws of :func:`_batch_arrays`'s arrays; ``arrays["warmup"]``, when there, is
     ``(lo, hi, arrays)`` of the warm-up window (:func:`_window_arrays`), kept as ``raw.warmup``."""
     theta = np.asarray(arrays["theta"], dtype=float)
     window = arrays.get("warmup")
@@ -1451,57 +1451,67 @@ def _merge_blocks(raw: _Draws, blocks: list[_Draws], restart: list[int]) -> _Dra
     )
 
 
-def _arrow_arrays(results: Any, chains: int, draws: int, n_dim: int, first: bool = False) -> dict[str, np.ndarray] | None:
-    """The draws (chains, draws, n_dim) and the sample statistics we use, straight from nutpie's
-    Arrow trace (building its DataTree of every statistic cost about 0.2 s per fit). ``first``:
-    the first ``draws`` of a trace still growing, ``None`` while a chain has fewer."""
-    return _batch_arrays(results.get_arrow_trace(), chains, draws, n_dim, first)
+#: the sample statistics read from nutpie's trace besides the draws
+_TRACE_STATS = ("diverging", "energy", "depth", "step_size")
 
 
-def _batch_arrays(batches: tuple[Any, Any], chains: int, draws: int, n_dim: int,
-                  first: bool = False) -> dict[str, np.ndarray] | None:
-    """:func:`_arrow_arrays` on the trace's (draw, statistics) record batches, one per chain."""
+def _trace_rows(batches: tuple[Any, Any], chains: int, n_dim: int,
+                rows: Callable[[np.ndarray], Any]) -> dict[str, np.ndarray] | None:
+    """Draws ``theta`` (chains, m, n_dim) and the statistics we use (chains, m), straight from
+    nutpie's Arrow trace (its (draw, statistics) record batches, one per chain; building its
+    DataTree of every statistic cost about 0.2 s per fit), on the rows ``rows(tuning)`` picks in
+    each chain from its tuning flags (a mask or a slice; ``None``: not there yet). ``None`` while
+    a chain is missing or ``rows`` says so."""
     import pyarrow as pa
 
     draw_batches, stat_batches = batches
     if len(draw_batches) != chains:
-        if first:
-            return None
-        raise ValueError("unexpected number of chains in the trace")
-    out: dict[str, list[np.ndarray]] = {key: [] for key in ("theta", "diverging", "energy", "depth", "step_size")}
+        return None
+    out: dict[str, list[np.ndarray]] = {key: [] for key in ("theta", *_TRACE_STATS)}
     for draw, stat in zip(draw_batches, stat_batches):
-        keep = ~np.asarray(pa.array(stat.column("tuning")).to_numpy(zero_copy_only=False), dtype=bool)
+        keep = rows(np.asarray(pa.array(stat.column("tuning")).to_numpy(zero_copy_only=False), dtype=bool))
+        if keep is None:
+            return None
+        theta = pa.array(draw.column("theta")).flatten().to_numpy(zero_copy_only=False).reshape(draw.num_rows, n_dim)
+        out["theta"].append(theta[keep])
+        for key in _TRACE_STATS:
+            out[key].append(np.asarray(pa.array(stat.column(key)).to_numpy(zero_copy_only=False))[keep])
+    return {key: np.stack(val) for key, val in out.items()}
+
+
+def _batch_arrays(batches: tuple[Any, Any], chains: int, draws: int, n_dim: int,
+                  first: bool = False) -> dict[str, np.ndarray] | None:
+    """The kept draws (after tuning) of every chain (:func:`_trace_rows`). ``first``: the first
+    ``draws`` of a trace still growing, ``None`` while a chain has fewer."""
+    def rows(tuning: np.ndarray) -> np.ndarray | None:
+        keep = ~tuning
         if first:
             if keep.sum() < draws:
                 return None
             keep &= np.cumsum(keep) <= draws
-        theta = pa.array(draw.column("theta")).flatten().to_numpy(zero_copy_only=False).reshape(draw.num_rows, n_dim)
-        out["theta"].append(theta[keep])
-        for key in ("diverging", "energy", "depth", "step_size"):
-            out[key].append(np.asarray(pa.array(stat.column(key)).to_numpy(zero_copy_only=False))[keep])
-    arrays = {key: np.stack(val) for key, val in out.items()}
+        return keep
+
+    arrays = _trace_rows(batches, chains, n_dim, rows)
+    if arrays is None:
+        if first:
+            return None
+        raise ValueError("unexpected number of chains in the trace")
     if arrays["theta"].shape != (chains, draws, n_dim):
         raise ValueError("unexpected shape of the draws in the trace")
     return arrays
 
 
 def _window_arrays(batches: tuple[Any, Any], chains: int, lo: int, hi: int, n_dim: int) -> dict[str, np.ndarray] | None:
-    """Each chain's warm-up rows ``lo..hi - 1`` (theta and the statistics :func:`_batch_arrays`
-    reads) from the trace's record batches; ``None`` while a chain has fewer than ``hi`` rows."""
-    import pyarrow as pa
-
-    draw_batches, stat_batches = batches
-    if len(draw_batches) != chains or any(batch.num_rows < hi for batch in draw_batches):
-        return None
-    out: dict[str, list[np.ndarray]] = {key: [] for key in ("theta", "diverging", "energy", "depth", "step_size")}
-    for draw, stat in zip(draw_batches, stat_batches):
-        part, sp = draw.slice(lo, hi - lo), stat.slice(lo, hi - lo)
-        if not np.asarray(pa.array(sp.column("tuning")).to_numpy(zero_copy_only=False), dtype=bool).all():
+    """Each chain's warm-up rows ``lo..hi - 1`` (:func:`_trace_rows`); ``None`` while a chain has
+    fewer than ``hi`` rows."""
+    def rows(tuning: np.ndarray) -> slice | None:
+        if tuning.size < hi:
+            return None
+        if not tuning[lo:hi].all():
             raise ValueError("the warm-up window reaches past the tuning steps")
-        out["theta"].append(pa.array(part.column("theta")).flatten().to_numpy(zero_copy_only=False).reshape(hi - lo, n_dim))
-        for key in ("diverging", "energy", "depth", "step_size"):
-            out[key].append(np.asarray(pa.array(sp.column(key)).to_numpy(zero_copy_only=False)))
-    return {key: np.stack(val) for key, val in out.items()}
+        return slice(lo, hi)
+
+    return _trace_rows(batches, chains, n_dim, rows)
 
 
 def _pyfunc_model(family: Any, nd: int, initial_point: Any) -> Any:
