@@ -29,6 +29,7 @@ with the model and shown in the report's appendix; they are returned, not re-rai
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 import warnings
@@ -442,7 +443,8 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
             options[fam] = eo.options
             notes.extend(eo.notes)
         with step("select"):
-            selection = _sweep(prepared, sweep, ks, seed, options, model_dir, step)
+            selection = _sweep(prepared, sweep, ks, seed, options, model_dir, step,
+                               while_waiting=functools.partial(_import_later_steps, bool(report)))
         with step("fit"):
             chosen_k = selection.recommended_k
             if chosen_k is None:
@@ -492,8 +494,9 @@ def _run_locked(survey_path: Path, cfg: dict[str, Any], cfg_source: str, kept: s
 
 
 def _sweep(prepared: Any, sweep: list[str], ks: list[int], seed: int | None, options: Mapping[str, Any],
-           model_dir: Path, step: _Steps) -> Any:
-    """The k sweep over the configured families, checkpointed under ``model_dir``."""
+           model_dir: Path, step: _Steps, while_waiting: Callable[[Callable[[], bool]], None] | None = None) -> Any:
+    """The k sweep over the configured families, checkpointed under ``model_dir``; ``while_waiting``:
+    :func:`latentseg.choose.selection.select`'s."""
     from latentseg.choose.selection import select
     from latentseg.config import select_options
 
@@ -509,7 +512,35 @@ def _sweep(prepared: Any, sweep: list[str], ks: list[int], seed: int | None, opt
         categorical_data=prepared.levels if any(family(m).categorical for m in sweep) else None,
         rating_data=prepared.ratings,
         sample_weight=None if prepared.weights is None else prepared.weights.to_numpy(dtype=float),
+        while_waiting=while_waiting,
     )
+
+
+#: What the steps after the sweep import (decide, compare, save, the report), most time saved
+#: first, imported ahead by :func:`_import_later_steps`; the report's only with a report.
+_LATER_MODULES = ("latentseg.decide.profiling", "latentseg.decide.overlay", "latentseg.decide.finder",
+                  "latentseg.decide.sizing", "latentseg.decide.segmap", "latentseg.choose.comparison",
+                  "xarray", "h5netcdf")
+
+
+def _import_later_steps(report: bool, still_waiting: Callable[[], bool]) -> None:
+    """Import the modules of the steps after the sweep, one by one while ``still_waiting()``:
+    while this process waits for the sweep's second process, imports that would otherwise come
+    after the sweep, on one core while the other idles (the report's matplotlib alone takes
+    about 0.3 s). Only time depends on it: a module not imported here is imported by the step
+    that needs it, which says what fails."""
+    import importlib
+
+    from latentseg.deliver.report import IMPORTED_AS_IT_GOES
+
+    names = (IMPORTED_AS_IT_GOES if report else ()) + _LATER_MODULES
+    for name in names:
+        if not still_waiting():
+            return
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
 
 def _deliverables(cfg: Mapping[str, Any], cfg_source: str, survey_path: Path, models_dir: str | Path, prepared: Any,

@@ -130,6 +130,64 @@ def test_checkpoints_of_two_processes_resume(monkeypatch, serial, tmp_path):
     _same(first, serial)
 
 
+def test_the_idle_work_runs_here_before_the_childs_families_and_changes_nothing(monkeypatch, serial):
+    """``while_waiting`` runs once, in this process, once its own family (kmeans) is done and before
+    it takes one of the child's: working until the child is done leaves lca to the child."""
+    import os
+
+    parent = os.getpid()
+    calls: list[tuple[int, bool]] = []
+    completed: list[str] = []
+    finish = selection._SweepWorker.finish
+
+    def spy(self, *args, **kw):
+        out = finish(self, *args, **kw)
+        completed.extend(self.completed)
+        return out
+
+    def idle(still_waiting):
+        calls.append((os.getpid(), still_waiting()))
+        deadline = time.monotonic() + 120
+        while still_waiting() and time.monotonic() < deadline:  # turns False once the child is done
+            time.sleep(0.01)
+        assert time.monotonic() < deadline
+
+    monkeypatch.setattr(selection._SweepWorker, "finish", spy)
+    par = _sweep(monkeypatch, 2, while_waiting=idle)
+    assert calls == [(parent, True)]
+    assert completed == ["gmm", "lca"]  # this process waited instead of taking lca
+    _same(par, serial)
+
+
+def test_idle_work_that_fails_or_no_second_process(monkeypatch, serial):
+    def broken(still_waiting):
+        raise RuntimeError("the caller's own step does it again")
+
+    _same(_sweep(monkeypatch, 2, while_waiting=broken), serial)
+    calls: list[int] = []
+    _same(_sweep(monkeypatch, 1, while_waiting=lambda w: calls.append(1)), serial)
+    assert calls == []  # without a second process there is no idle time to fill
+
+
+def test_the_run_imports_its_later_steps_only_while_waiting(monkeypatch):
+    import importlib
+    import importlib.util
+
+    from latentseg import pipeline
+    from latentseg.deliver.report import IMPORTED_AS_IT_GOES
+
+    tried: list[str] = []
+    monkeypatch.setattr(importlib, "import_module", lambda name: tried.append(name))
+    budget = iter([True, True, True, False])
+    pipeline._import_later_steps(True, lambda: next(budget))
+    assert tried == list(IMPORTED_AS_IT_GOES[:3])  # the report's matplotlib first, then stops when told
+    tried.clear()
+    pipeline._import_later_steps(False, lambda: True)
+    assert tried == list(pipeline._LATER_MODULES)  # no report: none of its modules
+    for name in IMPORTED_AS_IT_GOES + pipeline._LATER_MODULES:  # every name is a real module
+        assert importlib.util.find_spec(name) is not None, name
+
+
 def _timed_fits(monkeypatch, seconds: dict[int, float]) -> None:
     """Every fit reports the time given for its k (0 for the others), whatever it really took: the
     rule is judged on those times alone, on any machine and with a cold or warm numba cache."""

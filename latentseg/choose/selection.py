@@ -623,6 +623,7 @@ def select(
     all_k: bool = False,
     checkpoint_min_seconds: float = 2.0,
     sample_weight: Any = None,
+    while_waiting: Callable[[Callable[[], bool]], None] | None = None,
 ) -> Selection:
     """Fit every family at every k and recommend a k, with the rule written out.
 
@@ -695,6 +696,15 @@ def select(
         (:attr:`latentseg.prepare.core.Prepared.weights`). Their hash is part of every
         checkpoint's key, so a checkpoint of an unweighted sweep is never reused for a weighted
         one (nor one of other weights). ``None``: unweighted, every fit exactly as without it.
+    while_waiting : callable(still_waiting), optional
+        Called at most once in this process when it has no family left to fit while the second
+        process (see Notes) still fits its own: time that would otherwise pass idle, for work the
+        caller needs later (:func:`latentseg.run` imports the modules of its later steps there).
+        ``still_waiting()`` says whether the second process is still fitting: do the work in
+        short pieces and return once it says False, so the sweep does not wait for it. Not
+        called without a second process. It must not touch the sweep's inputs; an exception it
+        raises is not raised here (only the caller's later step depends on what it did, and
+        does it again).
 
     Returns
     -------
@@ -749,6 +759,7 @@ def select(
     rules = _Rules(float(min_share), float(silhouette_min), float(stability_min), float(loo_se_rule), bool(all_k))
     plan = _Plan(inputs, models, ks, seed_seq, random_seed, fit_options, int(stability_subsamples), ckpt, progress,
                  rules, float(checkpoint_min_seconds))
+    plan.while_waiting = while_waiting
     records, aux_inertia = plan.run()
     table, per_family = _recommend(
         _build_table(records),
@@ -896,6 +907,8 @@ class _Plan:
         self.fitted: set[str] = set()  # families with a fit made (not loaded) in this process
         #: per family, its first fit's checkpoint waiting for the next fit's time: (record, key, seed)
         self.pending: dict[str, tuple[FitRecord, Mapping[str, Any], int]] = {}
+        #: the caller's work for this process's idle time while the second process fits (``select``)
+        self.while_waiting: Callable[[Callable[[], bool]], None] | None = None
 
     def _tick(self, text: str) -> None:
         # this process's news first (its own fit was added to `done` just now and counted), then the
@@ -936,6 +949,10 @@ class _Plan:
             try:
                 worker = _SweepWorker.start(self, cheap)
                 for model in cheap if worker is None else worker.order(here=True):
+                    if worker is not None and model in worker.families:
+                        # this process's own share is done: the caller's idle work comes before
+                        # taking one of the child's (the child takes it if it gets there first)
+                        worker.idle()
                     if worker is None or worker.claim(model):
                         aux_of[model] = self._family(model)
                 if worker is not None:
@@ -1281,6 +1298,7 @@ class _SweepWorker:
         """Wait for the child's families (saying its fits meanwhile); a family it does not
         complete is fitted here. Returns the extra inertias of the families not ``fitted_here``."""
         plan = self.plan
+        self.idle()
         delay = 0.005
         while True:
             self.collect()
@@ -1302,6 +1320,17 @@ class _SweepWorker:
                 self.remote = {key for key in self.remote if key[0] != model}
                 out[model] = plan._family(model)
         return out
+
+    def idle(self) -> None:
+        """The caller's work for this process's idle time (``select``'s ``while_waiting``), once,
+        while the child is still fitting."""
+        work, self.plan.while_waiting = self.plan.while_waiting, None
+        if work is None or self.forked.done():
+            return
+        try:
+            work(lambda: not self.forked.done())
+        except Exception:  # noqa: BLE001 - the caller's own later step does it again and says what fails
+            pass
 
     def stop(self) -> None:
         import shutil

@@ -137,6 +137,10 @@ def render_figures(jobs: Sequence[FigureJob], *, workers: int | None = None,
         if meanwhile is not None:
             meanwhile()
         return
+    import importlib
+
+    importlib.import_module("latentseg.deliver._figure")  # matplotlib imported once, here, not in each process
+
     mine, theirs = _share(jobs)
 
     def work() -> list[bytes | None]:

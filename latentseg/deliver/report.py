@@ -111,6 +111,13 @@ class _Context:
         return self.out_dir / "tables"
 
 
+#: The modules :func:`write_report` imports as it goes (matplotlib first, the costliest), for a
+#: caller with time to spare before it to import ahead (:func:`latentseg.run`, while its k sweep's
+#: second process finishes).
+IMPORTED_AS_IT_GOES = ("latentseg.deliver._figure", "latentseg.deliver.plots", "jinja2", "latentseg.deliver.briefing",
+                       "latentseg.deliver.workbook", "openpyxl", "latentseg.deliver.deck", "pptx")
+
+
 # ------------------------------------------------------------------------------ matplotlib
 # The figures are drawn by latentseg.deliver.plots (the public plot functions); the report saves
 # each as PNG (embedded) and SVG beside it, and keeps a caption. Each figure is queued as a way to
