@@ -131,8 +131,8 @@ def test_checkpoints_of_two_processes_resume(monkeypatch, serial, tmp_path):
 
 
 def test_the_idle_work_runs_here_before_the_childs_families_and_changes_nothing(monkeypatch, serial):
-    """``while_waiting`` runs once, in this process, once its own family (kmeans) is done and before
-    it takes one of the child's: working until the child is done leaves lca to the child."""
+    """``while_waiting`` runs once, in this process, once its first family (kmeans) is done and
+    before it takes another: working until the child is done leaves lca to the child."""
     import os
 
     parent = os.getpid()

@@ -697,9 +697,11 @@ def select(
         checkpoint's key, so a checkpoint of an unweighted sweep is never reused for a weighted
         one (nor one of other weights). ``None``: unweighted, every fit exactly as without it.
     while_waiting : callable(still_waiting), optional
-        Called at most once in this process when it has no family left to fit while the second
-        process (see Notes) still fits its own: time that would otherwise pass idle, for work the
-        caller needs later (:func:`latentseg.run` imports the modules of its later steps there).
+        Called at most once in this process, after its first family and before it takes another
+        (or, having no other, while it waits), while the second process (see Notes) still fits:
+        for work the caller needs later and would otherwise do after the sweep on one core
+        (:func:`latentseg.run` imports the modules of its later steps there); the second
+        process takes the families it gets to meanwhile.
         ``still_waiting()`` says whether the second process is still fitting: do the work in
         short pieces and return once it says False, so the sweep does not wait for it. Not
         called without a second process. It must not touch the sweep's inputs; an exception it
@@ -949,9 +951,10 @@ class _Plan:
             try:
                 worker = _SweepWorker.start(self, cheap)
                 for model in cheap if worker is None else worker.order(here=True):
-                    if worker is not None and model in worker.families:
-                        # this process's own share is done: the caller's idle work comes before
-                        # taking one of the child's (the child takes it if it gets there first)
+                    if worker is not None and aux_of:
+                        # after this process's first family, the caller's work for later comes
+                        # before taking more: done now while the child fits, it is not done
+                        # later on one core (the child takes the families it gets to first)
                         worker.idle()
                     if worker is None or worker.claim(model):
                         aux_of[model] = self._family(model)
