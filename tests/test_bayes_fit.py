@@ -113,6 +113,27 @@ def test_predict_proba_scores_new_respondents(small_fit: object, small_gmm: tupl
         predict_proba(small_fit, X[["x1", "x2"]])
 
 
+@pytest.mark.xdist_group("bayes")
+def test_membership_summaries_are_the_same_on_two_threads(small_fit: object, small_gmm: tuple[pd.DataFrame, np.ndarray],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of respondents summarised on two threads give the one-thread numbers bit for bit
+    (pointwise log-likelihood, mean memberships, their intervals)."""
+    from latentseg.models.bayes import engine
+
+    X, _ = small_gmm
+    many = pd.concat([X] * 5, ignore_index=True)  # 750 respondents: several blocks
+    family = engine._scoring_family(small_fit, many)
+    p = family.params_from_result(small_fit, 4000)
+    assert family.block_size(p["weights"].shape[0]) < len(many)
+    monkeypatch.setattr(engine, "_cpus", lambda: 2)
+    out = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(engine, "MEMBERSHIP_THREADS", threads)
+        out[threads] = engine._memberships(family, p)
+    for one, two in zip(out[1], out[2], strict=True):
+        np.testing.assert_array_equal(one, two)
+
+
 @pytest.mark.parametrize("model", ["bayes-gmm", "bayes-lca"])
 def test_c_callback_and_python_callback_give_identical_draws(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """nutpie calls our log density through a C callback (nutpie internals, pinned version) or

@@ -76,6 +76,9 @@ __all__ = [
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 #: a fit with a larger rank-normalised R-hat (any parameter) is not converged
 RHAT_MAX = 1.01
+#: threads summarising memberships over the draws (blocks of respondents at once, where there are
+#: several blocks and CPUs): the same numbers with any count
+MEMBERSHIP_THREADS = 2
 #: nor one with a smaller bulk ESS (any parameter; Vehtari et al. 2021: 400 for R-hat to be reliable)
 ESS_MIN = 400
 #: the default budget of a fit's chains, in draws per chain: ``max_draws = EXTEND_BUDGET * draws``
@@ -2298,13 +2301,25 @@ def _memberships(
     z_int = np.empty((n, k, 2)) if intervals else np.empty((0, k, 2))
     lo_q, hi_q = (1 - PROB) / 2, 1 - (1 - PROB) / 2
     step = family.block_size(T)
-    for start in range(0, n, step):
-        rows = slice(start, min(n, start + step))
+    blocks = [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+    def block(rows: slice) -> None:
         L = np.ascontiguousarray(family.log_component(flat, rows), dtype=float)
         ll = np.empty((T, L.shape[1]))
         membership_summary(L, logw, lo_q, hi_q, ll, z_mean[rows], z_int[rows] if intervals else z_int, intervals)
         if loglik is not None:
             loglik[:, rows] = ll if loglik_rows is None else ll[loglik_rows]
+
+    threads = min(MEMBERSHIP_THREADS, _cpus(), len(blocks))
+    if threads < 2:
+        for rows in blocks:
+            block(rows)
+    else:  # blocks write disjoint rows; the kernel and numpy's products release the GIL
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(block, blocks):
+                pass
     return loglik, z_mean, (z_int if intervals else None)
 
 
