@@ -1375,7 +1375,7 @@ def _extension_plan(family: Any, em: SegmentationResult, raw: _Draws, s: _Settin
     params, switched = _relabelled(family, em, raw)
     groups, keep, chain_ll = _modes(family, params, raw)
     C, S = params["weights"].shape[:2]
-    d = _mcmc_diagnostics(_dataset(family.diagnostic_variables(params), family, list(range(C)), S), raw, C)
+    d = _mcmc_diagnostics(_diagnostic_arrays(family, params), raw, C)
     raw.checked = (params, switched, groups, keep, chain_ll, d)  # _summarise reuses them
     rhat, ess = d["rhat_max"], d["ess_bulk_min"]
     row: dict[str, Any] = {"draws_per_chain": S, "rhat_max": rhat, "ess_bulk_min": ess, "modes": len(groups),
@@ -1820,9 +1820,7 @@ def _rule_on(family: Any, params: Mapping[str, np.ndarray]) -> tuple[float, floa
     of every chain, as the convergence rule computes them (ArviZ's definitions)."""
     from latentseg.models.bayes._diagnostics import summary_diagnostics
 
-    ds = _dataset(family.diagnostic_variables(params), family, list(range(params["weights"].shape[0])),
-                  params["weights"].shape[1])
-    arrs = [np.asarray(ds[v].values, dtype=float) for v in ds.data_vars]
+    arrs = list(_diagnostic_arrays(family, params).values())
     stacked = np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=2)
     with np.errstate(all="ignore"):
         res = summary_diagnostics(stacked)
@@ -1932,7 +1930,7 @@ def _sampling_diagnostics(family: Any, params: Mapping[str, np.ndarray], raw: _D
     diag: dict[str, Any] = {"approximate": raw.approximate, "sampler": s.sampler, **raw.info}
     if not raw.approximate:
         if mcmc is None:
-            mcmc = _mcmc_diagnostics(_dataset(family.diagnostic_variables(params), family, list(range(C)), S), raw, C)
+            mcmc = _mcmc_diagnostics(_diagnostic_arrays(family, params), raw, C)
         diag.update(mcmc)
     else:
         diag.update({"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None, "divergences": None})
@@ -2373,8 +2371,15 @@ def _stats_dataset(raw: _Draws, keep: list[int], S: int) -> Any:
     return xr.Dataset(data, coords={"chain": list(keep), "draw": np.arange(S)})
 
 
-def _mcmc_diagnostics(ds: Any, raw: _Draws, C: int) -> dict[str, Any]:
-    """R-hat (rank-normalised, split), bulk / tail ESS, divergences, E-BFMI, tree depth.
+def _diagnostic_arrays(family: Any, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The variables R-hat and ESS are computed on (``family.diagnostic_variables``), each
+    (chains, draws, ...) as float, by name."""
+    return {name: np.asarray(val, dtype=float) for name, (_, val) in family.diagnostic_variables(params).items()}
+
+
+def _mcmc_diagnostics(variables: Mapping[str, np.ndarray], raw: _Draws, C: int) -> dict[str, Any]:
+    """R-hat (rank-normalised, split), bulk / tail ESS, divergences, E-BFMI, tree depth of the
+    ``variables`` (:func:`_diagnostic_arrays`).
 
     R-hat and ESS are ArviZ's definitions (``az.rhat(method="rank")``, ``az.ess(method="bulk")``,
     ``az.ess(method="tail")``), computed for every parameter at once by
@@ -2382,8 +2387,8 @@ def _mcmc_diagnostics(ds: Any, raw: _Draws, C: int) -> dict[str, Any]:
     """
     from latentseg.models.bayes._diagnostics import summary_diagnostics
 
-    names = list(ds.data_vars)
-    arrs = [np.asarray(ds[v].values, dtype=float) for v in names]
+    names = list(variables)
+    arrs = [variables[v] for v in names]
     stacked = np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=2)
     with np.errstate(all="ignore"):
         res = summary_diagnostics(stacked)
