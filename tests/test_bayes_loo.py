@@ -300,3 +300,17 @@ def test_a_fit_stopped_in_warm_up_is_not_chosen_when_no_fit_converged() -> None:
     assert "No fit converged" in table.attrs["rule"]
     fits[2].diagnostics["convergence"] = {}
     assert compare_k(fits).attrs["recommended_k"] == 4  # the same fit, not stopped in its warm-up
+
+
+def test_unreliable_loo_is_said_with_its_count_and_threshold() -> None:
+    """The PSIS-LOO advice (ignored by the suite's warning filter, where it depends on the CPU's
+    last bits) names how many respondents have a Pareto k above the threshold."""
+    from latentseg.models.bayes.engine import _loo_waic_advice
+
+    messages: list[str] = []
+    diag: dict = {}
+    _loo_waic_advice({"n_bad_k": 3, "k_threshold": 0.7}, {"warning": False}, diag, messages)
+    assert messages == [messages[0]] and messages[0].startswith("PSIS-LOO is unreliable for 3 respondent(s) (Pareto k above 0.70)")
+    messages.clear()
+    _loo_waic_advice({"n_bad_k": 0, "k_threshold": 0.7}, {"warning": True, "n_high_p": 2}, diag, messages)
+    assert messages == [] and diag["notes"][-1].startswith("WAIC may be unreliable: 2 respondent(s)")

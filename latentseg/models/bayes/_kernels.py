@@ -41,6 +41,7 @@ __all__ = [
     "lca_ordinal_logp",
     "mixture_responsibilities",
     "simplex_log",
+    "simplex_log_into",
     "categorical_log_probs",
 ]
 
@@ -152,26 +153,32 @@ def mixture_responsibilities(L: np.ndarray, logw: np.ndarray, cst: np.ndarray, w
 
 
 @numba.njit(cache=True, nogil=True)
-def simplex_log(y: np.ndarray, m: int) -> np.ndarray:
-    """log p (m,) from simplex coordinates y (m - 1,): ``u = (y, -sum y)``, ``log softmax(u)``."""
-    u = np.empty(m)
+def simplex_log_into(y: np.ndarray, m: int, out: np.ndarray, at: int) -> None:
+    """:func:`simplex_log` written to ``out[at : at + m]`` (no temporary array)."""
     s = 0.0
     for i in range(m - 1):
-        u[i] = y[i]
+        out[at + i] = y[i]
         s += y[i]
-    u[m - 1] = -s
-    mx = u[0]  # loops, not u.max() and u - c: those cost about 0.5 s of a cold compile
+    out[at + m - 1] = -s
+    mx = out[at]  # loops, not u.max() and u - c: those cost about 0.5 s of a cold compile
     for i in range(1, m):
-        if u[i] > mx or math.isnan(u[i]):
-            mx = u[i]
+        if out[at + i] > mx or math.isnan(out[at + i]):
+            mx = out[at + i]
             if math.isnan(mx):
                 break
     tot = 0.0
     for i in range(m):
-        tot += math.exp(u[i] - mx)
+        tot += math.exp(out[at + i] - mx)
     c = mx + math.log(tot)
     for i in range(m):
-        u[i] -= c
+        out[at + i] -= c
+
+
+@numba.njit(cache=True, nogil=True)
+def simplex_log(y: np.ndarray, m: int) -> np.ndarray:
+    """log p (m,) from simplex coordinates y (m - 1,): ``u = (y, -sum y)``, ``log softmax(u)``."""
+    u = np.empty(m)
+    simplex_log_into(y, m, u, 0)
     return u
 
 
@@ -419,11 +426,10 @@ def categorical_log_probs(coords: np.ndarray, offsets: np.ndarray, ncat: np.ndar
     out = np.empty((k, C))
     pos = 0
     for j in range(k):
+        row = out[j]
         for b in range(ncat.shape[0]):
             c = ncat[b]
-            lp = simplex_log(coords[pos : pos + c - 1], c)
-            for m in range(c):  # a loop: a slice assignment compiles numba's shape-mismatch message
-                out[j, offsets[b] + m] = lp[m]
+            simplex_log_into(coords[pos : pos + c - 1], c, row, offsets[b])
             pos += c - 1
     return out
 

@@ -43,40 +43,19 @@ import math
 import numba
 import numpy as np
 
-from latentseg.models.bayes._kernels import LCA_HEADER, dirichlet_simplex, exp_inplace, simplex_log, status_jit
+from latentseg.models.bayes._kernels import (
+    LCA_HEADER,
+    categorical_log_probs,
+    dirichlet_simplex,
+    exp_inplace,
+    simplex_log,
+    status_jit,
+)
 
 __all__ = ["rating_categorical_logp", "register_cfunc", "CFUNC_NAME"]
 
 #: The name under which :func:`register_cfunc` puts the C callback among the shared kernels' ones.
 CFUNC_NAME = "rating-categorical"
-
-
-@numba.njit(cache=True, nogil=True)
-def _log_probs(theta: np.ndarray, offsets: np.ndarray, ncat: np.ndarray, k: int, out: np.ndarray) -> None:
-    """``out[j]`` (C,) = log P of segment j over the item blocks from the simplex coordinates
-    (as :func:`latentseg.models.bayes._kernels.categorical_log_probs`, without temporaries)."""
-    pos = 0
-    for j in range(k):
-        row = out[j]
-        for b in range(ncat.shape[0]):
-            o = offsets[b]
-            c = ncat[b]
-            s = 0.0
-            for m in range(c - 1):
-                row[o + m] = theta[pos + m]
-                s += theta[pos + m]
-            row[o + c - 1] = -s
-            mx = row[o]
-            for m in range(1, c):
-                if row[o + m] > mx:
-                    mx = row[o + m]
-            tot = 0.0
-            for m in range(c):
-                tot += math.exp(row[o + m] - mx)
-            lse = mx + math.log(tot)
-            for m in range(c):
-                row[o + m] -= lse
-            pos += c - 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -102,8 +81,7 @@ def rating_categorical_logp(
     N, C = Y.shape
     a = k - 1
     logw = simplex_log(theta[:a], k)
-    logp = np.empty((k, C))
-    _log_probs(theta[a:], offsets, ncat, k, logp)
+    logp = categorical_log_probs(theta[a:], offsets, ncat, k)
     L = logp @ Y.T  # (k, N)
     for j in range(k):
         Lj = L[j]
