@@ -342,7 +342,7 @@ def fit_bayes_gmm(
         from latentseg.models.bayes.covariates import fit_with_covariates
 
         return fit_with_covariates(*_spec(BAYES_GMM, {**locals(), "sample_weight": None}), data, covariates, sample_weight)
-    return _fit(*_spec(BAYES_GMM, locals()))
+    return fit_family(*_spec(BAYES_GMM, locals()))
 
 
 def fit_bayes_lca(
@@ -415,7 +415,7 @@ def fit_bayes_lca(
         from latentseg.models.bayes.covariates import fit_with_covariates
 
         return fit_with_covariates(*_spec(BAYES_LCA, {**locals(), "sample_weight": None}), data, covariates, sample_weight)
-    return _fit(*_spec(BAYES_LCA, locals()))
+    return fit_family(*_spec(BAYES_LCA, locals()))
 
 
 def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500) -> np.ndarray:
@@ -446,8 +446,7 @@ def predict_proba(result: SegmentationResult, data: Any, *, max_draws: int = 500
     [[0.0, 1.0]]
     """
     family = _scoring_family(result, data)
-    p = family.params_from_result(result, max_draws)
-    return _memberships(family, p, keep_loglik=False, intervals=False)[1]
+    return mean_memberships(family, family.params_from_result(result, max_draws))
 
 
 def prior_predictive_check(
@@ -582,9 +581,9 @@ def fit_sweep(
     else:
         n_jobs = check_int(n_jobs, "n_jobs", low=1)
     if n_jobs == 1 or len(ks) == 1:
-        return [_fit(*specs.pop(k)) for k in ks]  # each family released once fitted
+        return [fit_family(*specs.pop(k)) for k in ks]  # each family released once fitted
     if background:
-        return _sweep_background(ks, specs, n_jobs)
+        return sweep_families(ks, specs, n_jobs)
     del specs  # the worker processes build their own
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -611,17 +610,34 @@ def fit_sweep(
 
 
 def fits_in_flight(n_fits: int, chains: int) -> int:
-    """Fits sampling at once by default in :func:`_sweep_background`: one chain per core, at least
+    """Fits sampling at once by default in :func:`sweep_families`: one chain per core, at least
     two fits (one samples while this thread summarises another), at most ``n_fits``."""
     return max(1, min(n_fits, max(2, -(-_cpus() // max(1, chains)))))
 
 
-def _sweep_background(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int) -> list[SegmentationResult]:
+def sweep_families(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int) -> list[SegmentationResult]:
     """The sweep with nutpie on our kernels, in one process: up to ``n_jobs`` fits sample at once
     in nutpie's background threads, each with its chains at once, smallest k first (the slowest
     to mix), while this thread starts the next EM solution and summarises the fits that are done.
-    ``specs`` holds each k's (family, settings); each fit is exactly what ``_fit`` gives for them
-    (``cores``, when given, only says how many of a fit's chains sample at once)."""
+
+    Part of the engine's interface for family objects (with :func:`fit_family`,
+    :func:`sampler_settings` and :func:`mean_memberships`), through which a family defined in its
+    own module (:mod:`latentseg.models.bayes.rating_lca`) is fitted as this module's are.
+
+    Parameters
+    ----------
+    ks : list of int
+    specs : dict of k to (family, settings)
+        Each k's family object and :func:`sampler_settings`; every sampler "nutpie".
+    n_jobs : int
+        Fits sampling at once (:func:`fits_in_flight` by default in the callers).
+
+    Returns
+    -------
+    list of SegmentationResult, in the order of ``ks``
+        Each exactly what :func:`fit_family` gives for its spec (``cores``, when given, only
+        says how many of a fit's chains sample at once).
+    """
     import time
 
     todo = sorted(ks)
@@ -748,7 +764,7 @@ def _spec(model: str, args: Mapping[str, Any]) -> tuple[Any, _Settings]:
     """(family, settings) of ``fit_bayes_gmm`` / ``fit_bayes_lca`` from their arguments (``args``
     holds every parameter of the function, as its ``locals()`` do on entry)."""
     a = args
-    settings = _settings(a["draws"], a["tune"], a["chains"], a["sampler"], a["target_accept"], a["n_init"],
+    settings = sampler_settings(a["draws"], a["tune"], a["chains"], a["sampler"], a["target_accept"], a["n_init"],
                          a["advi_iterations"], a["keep_log_likelihood"], a["progressbar"], a["random_seed"], a["cores"],
                          a["max_draws"])
     if model == BAYES_GMM:
@@ -832,7 +848,7 @@ def _warm_kernel(model: str, data: Any, k: int, options: Mapping[str, Any]) -> N
 
 
 # ============================================================================ fitting loop
-def _settings(
+def sampler_settings(
     draws: Any,
     tune: Any,
     chains: Any,
@@ -846,6 +862,15 @@ def _settings(
     cores: Any = None,
     max_draws: Any = None,
 ) -> _Settings:
+    """The sampling settings of a fit, each checked (one clear error for a bad value): the
+    arguments of :func:`fit_bayes_gmm` of the same names (the engine's interface for family
+    objects: see :func:`sweep_families`).
+
+    Raises
+    ------
+    ConfigError
+        A value out of range, an unknown sampler, or numpyro without its extra installed.
+    """
     if sampler not in SAMPLERS:
         raise ConfigError(f"The 'sampler' parameter must be one of {', '.join(SAMPLERS)}. Got {sampler!r} instead.")
     if not (isinstance(target_accept, (int, float)) and 0 < target_accept < 1):
@@ -913,7 +938,23 @@ def _start(family: Any, em: SegmentationResult) -> dict[str, np.ndarray]:
     return weighted_start(family, em)
 
 
-def _fit(family: Any, s: _Settings) -> SegmentationResult:
+def fit_family(family: Any, s: _Settings) -> SegmentationResult:
+    """One Bayesian fit of a family object: the EM start, the chains, their extensions by the
+    convergence rule, and the summary (the engine's interface for family objects: see
+    :func:`sweep_families`).
+
+    Parameters
+    ----------
+    family : family object
+        A model at one k on its data (:class:`latentseg.models.bayes.gmm.GaussianFamily` and the
+        like: log density, EM start, relabelling, summaries).
+    s : settings
+        From :func:`sampler_settings`.
+
+    Returns
+    -------
+    SegmentationResult
+    """
     warmer = _KernelWarmer.start(family, s)  # the sampler's kernels, while the EM start runs here
     try:
         em, em_messages, start, sample_seed, g_init = prepare_start(family, s)
@@ -2277,6 +2318,13 @@ def _result(family: Any, em: SegmentationResult, raw: _Draws, s: _Settings, kept
         extras=extras,
         **weight_field,
     )
+
+
+def mean_memberships(family: Any, params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Posterior mean memberships (n, k) of ``family``'s respondents over the parameter draws
+    ``params`` (T, ...): the mean over draws of ``softmax_j(log w_j + log p(x | j))`` (the
+    engine's interface for family objects: see :func:`sweep_families`)."""
+    return _memberships(family, params, keep_loglik=False, intervals=False)[1]
 
 
 def _memberships(

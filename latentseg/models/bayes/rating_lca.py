@@ -248,7 +248,7 @@ def _spec(data: Any, k: int, measurement: str, priors: Mapping[str, float], sett
     from latentseg.models.bayes import engine
     from latentseg.models.bayes._survey import set_weights
 
-    s = engine._settings(settings["draws"], settings["tune"], settings["chains"], settings["sampler"],
+    s = engine.sampler_settings(settings["draws"], settings["tune"], settings["chains"], settings["sampler"],
                          settings["target_accept"], settings["n_init"], settings["advi_iterations"],
                          settings["keep_log_likelihood"], settings["progressbar"], settings["random_seed"],
                          settings["cores"], settings["max_draws"])
@@ -338,7 +338,7 @@ def fit_bayes_rating_lca(
     a = locals()
     family, s = _spec(data, k, measurement, {key: a[key] for key in _PRIOR_KEYS}, {key: a[key] for key in _SETTING_KEYS},
                       sample_weight)
-    return _as_rating_result(family, engine._fit(family, s))
+    return _as_rating_result(family, engine.fit_family(family, s))
 
 
 def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int | None = None, **options: Any) -> list[Any]:
@@ -384,8 +384,8 @@ def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int
         n_jobs = check_int(n_jobs, "n_jobs", low=1)
     families = {k: f for k, (f, _) in specs.items()}
     if not background or n_jobs == 1 or len(ks) == 1:
-        return [_as_rating_result(families[k], engine._fit(*specs.pop(k))) for k in ks]
-    fits = engine._sweep_background(ks, specs, n_jobs)
+        return [_as_rating_result(families[k], engine.fit_family(*specs.pop(k))) for k in ks]
+    fits = engine.sweep_families(ks, specs, n_jobs)
     return [_as_rating_result(families[k], r) for k, r in zip(ks, fits)]
 
 
@@ -424,6 +424,5 @@ def predict_proba(result: Any, data: Any, *, max_draws: int = 500) -> np.ndarray
     if result.model != BAYES_RATING_LCA:
         raise ConfigError(f"predict_proba of {__name__} needs a {BAYES_RATING_LCA} result; got {result.model!r}.")
     family = RatingClassFamily.for_scoring(result, data)
-    p = family.params_from_result(result, max_draws)
-    return engine._memberships(family, p, keep_loglik=False, intervals=False)[1]
+    return engine.mean_memberships(family, family.params_from_result(result, max_draws))
 
