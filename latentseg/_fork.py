@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Forked", "fork_workers", "WORKERS_ENV"]
+__all__ = ["Forked", "fork_workers", "workers_cap", "WORKERS_ENV"]
 
 
 #: Environment variable that caps the processes: ``1`` keeps all work in one process.
@@ -59,24 +59,42 @@ def fork_workers() -> int:
     >>> fork_workers() in (1, 2)
     True
     """
-    from latentseg.errors import ConfigError
-
-    text = os.environ.get(WORKERS_ENV, "").strip()
-    cap = 2
-    if text:
-        try:
-            cap = int(text)
-        except ValueError:
-            cap = 0
-        if cap < 1:
-            raise ConfigError(f"The environment variable {WORKERS_ENV} must be a whole number of at least 1 "
-                              f"(1: everything in one process); got {text!r}.")
-    if cap < 2 or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+    if workers_cap() < 2 or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return 1
     try:
         return 2 if len(os.sched_getaffinity(0)) >= 2 else 1
     except (AttributeError, OSError):  # pragma: no cover - Linux always has it
         return 1
+
+
+def workers_cap(default: int = 2) -> int:
+    """The cap ``LATENTSEG_WORKERS`` puts on the processes or threads that share a piece of work
+    (``default`` where it is not set): the test suite sets 1, as its own workers already share
+    the CPUs.
+
+    Raises
+    ------
+    ConfigError
+        ``LATENTSEG_WORKERS`` is not a whole number of at least 1.
+
+    Examples
+    --------
+    >>> workers_cap(default=2) >= 1
+    True
+    """
+    from latentseg.errors import ConfigError
+
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return default
+    try:
+        cap = int(text)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ConfigError(f"The environment variable {WORKERS_ENV} must be a whole number of at least 1 "
+                          f"(1: everything in one process); got {text!r}.")
+    return cap
 
 
 def _die_with(parent: int) -> None:

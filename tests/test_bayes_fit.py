@@ -126,10 +126,18 @@ def test_membership_summaries_are_the_same_on_two_threads(small_fit: object, sma
     p = family.params_from_result(small_fit, 4000)
     assert family.block_size(p["weights"].shape[0]) < len(many)
     monkeypatch.setattr(engine, "_cpus", lambda: 2)
+    monkeypatch.setenv("LATENTSEG_WORKERS", "2")  # the suite's 1 would keep it to one thread
     out = {}
     for threads in (1, 2):
         monkeypatch.setattr(engine, "MEMBERSHIP_THREADS", threads)
-        out[threads] = engine._memberships(family, p)
+        assert engine._membership_threads(10) == threads
+        with np.errstate(all="raise"):  # the caller's error state reaches the threads, and nothing trips it
+            out[threads] = engine._memberships(family, p)
+    token = engine._SAMPLING_ELSEWHERE.set(True)
+    try:
+        assert engine._membership_threads(10) == 1  # other fits sampling: one thread
+    finally:
+        engine._SAMPLING_ELSEWHERE.reset(token)
     for one, two in zip(out[1], out[2], strict=True):
         np.testing.assert_array_equal(one, two)
 

@@ -1,7 +1,7 @@
 """Vectorised R-hat / bulk ESS / tail ESS against ArviZ (arviz_stats), the reference they copy.
 
-Every comparison goes through ``az.rhat`` / ``az.ess`` on an ``xarray.DataTree`` built as
-``latentseg.models.bayes.engine._mcmc_diagnostics`` builds it, and asserts agreement to ``rtol=1e-8``
+Every comparison goes through ``az.rhat`` / ``az.ess`` on an ``xarray.DataTree`` of the same draws
+that ``latentseg.models.bayes.engine._mcmc_diagnostics`` reads as arrays, and asserts agreement to ``rtol=1e-8``
 with the same NaN / inf pattern. Only rounding can differ: the FFT is padded to a different
 length and the chain average is taken before the inverse transform.
 

@@ -150,23 +150,47 @@ def test_the_idle_work_runs_here_before_the_childs_families_and_changes_nothing(
         deadline = time.monotonic() + 120
         while still_waiting() and time.monotonic() < deadline:  # turns False once the child is done
             time.sleep(0.01)
-        assert time.monotonic() < deadline
+        calls.append((os.getpid(), time.monotonic() < deadline))  # (the hook's own errors are swallowed)
 
     monkeypatch.setattr(selection._SweepWorker, "finish", spy)
     par = _sweep(monkeypatch, 2, while_waiting=idle)
-    assert calls == [(parent, True)]
+    assert calls == [(parent, True), (parent, True)]  # called once, here, and released before the deadline
     assert completed == ["gmm", "lca"]  # this process waited instead of taking lca
     _same(par, serial)
 
 
+def test_idle_work_is_released_when_the_child_stalls(monkeypatch, serial):
+    def stuck(self, send):
+        time.sleep(120)  # no CPU used: a deadlock, as far as the parent can tell
+
+    monkeypatch.setattr(selection._SweepWorker, "_work", stuck)
+    monkeypatch.setattr(selection, "STALL_S", 0.5)
+    waited: list[float] = []
+
+    def idle(still_waiting):
+        t0 = time.monotonic()
+        while still_waiting() and time.monotonic() - t0 < 60:
+            time.sleep(0.01)
+        waited.append(time.monotonic() - t0)
+
+    _same(_sweep(monkeypatch, 2, while_waiting=idle), serial)
+    assert len(waited) == 1 and waited[0] < 30  # released by the stall rule (0.5 s here), not the 60 s cap
+
+
 def test_idle_work_that_fails_or_no_second_process(monkeypatch, serial):
+    raised: list[int] = []
+
     def broken(still_waiting):
+        raised.append(1)
         raise RuntimeError("the caller's own step does it again")
 
     _same(_sweep(monkeypatch, 2, while_waiting=broken), serial)
+    assert raised == [1]
     calls: list[int] = []
     _same(_sweep(monkeypatch, 1, while_waiting=lambda w: calls.append(1)), serial)
     assert calls == []  # without a second process there is no idle time to fill
+    with pytest.raises(TypeError, match="while_waiting must be a callable"):
+        _sweep(monkeypatch, 2, while_waiting="imports")
 
 
 def test_the_run_imports_its_later_steps_only_while_waiting(monkeypatch):

@@ -702,8 +702,9 @@ def select(
         for work the caller needs later and would otherwise do after the sweep on one core
         (:func:`latentseg.run` imports the modules of its later steps there); the second
         process takes the families it gets to meanwhile.
-        ``still_waiting()`` says whether the second process is still fitting: do the work in
-        short pieces and return once it says False, so the sweep does not wait for it. Not
+        ``still_waiting()`` says whether the second process is still fitting (not done, and not
+        stalled), and says that process's fits in the progress: do the work in short pieces and
+        return once it says False, so the sweep does not wait for it. Not
         called without a second process. It must not touch the sweep's inputs; an exception it
         raises is not raised here (only the caller's later step depends on what it did, and
         does it again).
@@ -761,6 +762,8 @@ def select(
     rules = _Rules(float(min_share), float(silhouette_min), float(stability_min), float(loo_se_rule), bool(all_k))
     plan = _Plan(inputs, models, ks, seed_seq, random_seed, fit_options, int(stability_subsamples), ckpt, progress,
                  rules, float(checkpoint_min_seconds))
+    if while_waiting is not None and not callable(while_waiting):
+        raise TypeError(f"while_waiting must be a callable taking one argument; got {while_waiting!r}")
     plan.while_waiting = while_waiting
     records, aux_inertia = plan.run()
     table, per_family = _recommend(
@@ -1331,9 +1334,14 @@ class _SweepWorker:
         if work is None or self.forked.done():
             return
         try:
-            work(lambda: not self.forked.done())
+            work(self._still_fitting)
         except Exception:  # noqa: BLE001 - the caller's own later step does it again and says what fails
             pass
+
+    def _still_fitting(self) -> bool:
+        """Whether the child is still fitting (not done, not stalled); says its news meanwhile."""
+        self.collect()
+        return not self.forked.done() and not self.forked.stalled(STALL_S)
 
     def stop(self) -> None:
         import shutil

@@ -4,10 +4,9 @@ The model and the parameter vector are ``bayes-lca``'s
 (:func:`latentseg.models.bayes._kernels.lca_categorical_logp`); rating items have every point of
 their scale as a category (5 on 1-5, 10 on 1-10), so there are many more categories and item
 blocks per respondent than on binned levels, and the parts of the shared kernel that scale with
-them dominate. This kernel computes the same density and gradient with
+them dominate. This kernel computes the same density and gradient (the log probabilities from the same
+:func:`~latentseg.models.bayes._kernels.categorical_log_probs`, which writes them in place) with
 
-- the log probabilities written in place (the shared kernel builds two temporary arrays per
-  segment and item block);
 - the segment x respondent layout (respondents innermost, contiguous): the log densities are one
   product ``log P @ Y'`` (k, N) and the responsibilities one vectorised exp over (k, N)
   (:func:`~latentseg.models.bayes._kernels.exp_inplace`), instead of short rows of k.

@@ -42,6 +42,7 @@ Segments are then put in the canonical order (largest posterior mean share first
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib.util
 import math
@@ -77,7 +78,7 @@ SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 #: a fit with a larger rank-normalised R-hat (any parameter) is not converged
 RHAT_MAX = 1.01
 #: threads summarising memberships over the draws (blocks of respondents at once, where there are
-#: several blocks and CPUs): the same numbers with any count
+#: several blocks and CPUs; see _membership_threads): the same numbers with any count
 MEMBERSHIP_THREADS = 2
 #: nor one with a smaller bulk ESS (any parameter; Vehtari et al. 2021: 400 for R-hat to be reliable)
 ESS_MIN = 400
@@ -628,7 +629,7 @@ def sweep_families(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_job
     ----------
     ks : list of int
     specs : dict of k to (family, settings)
-        Each k's family object and :func:`sampler_settings`; every sampler "nutpie".
+        Each k's family object and :func:`sampler_settings` (see Notes).
     n_jobs : int
         Fits sampling at once (:func:`fits_in_flight` by default in the callers).
 
@@ -637,6 +638,11 @@ def sweep_families(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_job
     list of SegmentationResult, in the order of ``ks``
         Each exactly what :func:`fit_family` gives for its spec (``cores``, when given, only
         says how many of a fit's chains sample at once).
+
+    Notes
+    -----
+    Only for families nutpie samples on our kernels: every sampler "nutpie" and every family's
+    ``has_kernel`` (not a full-covariance Gaussian mixture), as :func:`fit_sweep` checks.
     """
     import time
 
@@ -668,7 +674,11 @@ def sweep_families(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_job
                 if step is not None:  # not converged yet: the next block samples while others run
                     running[k] = (step[0], step[1], spec)
                     continue
-                results[k] = _summarise(family, em, em_messages, raw, s)
+                token = _SAMPLING_ELSEWHERE.set(bool(running))  # their chains have the cores
+                try:
+                    results[k] = _summarise(family, em, em_messages, raw, s)
+                finally:
+                    _SAMPLING_ELSEWHERE.reset(token)
             elif running:
                 time.sleep(0.005)
     except BaseException:
@@ -821,6 +831,7 @@ def _n_threads() -> int:
 
 def _sweep_worker(model: str, data: Any, k: int, seed: int | None, options: dict[str, Any]) -> tuple[Any, list]:
     fit_fn = fit_bayes_gmm if model == BAYES_GMM else fit_bayes_lca
+    _SAMPLING_ELSEWHERE.set(True)  # (a worker process of its own) the other workers sample meanwhile
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = fit_fn(data, k, random_seed=seed, **options)
@@ -2333,7 +2344,9 @@ def _memberships(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Pointwise log-likelihood (T, n), posterior mean memberships (n, k) and their 95%
     intervals (n, k, 2) over draws ``flat`` (T, ...), computed in blocks of respondents (all
-    draws at once per block); the log-likelihood and the intervals only when asked for (``None``
+    draws at once per block; ``family.block_size`` bounds a block's memory, and up to
+    :func:`_membership_threads` blocks are in memory at once, on as many threads; the same
+    blocks, so the same numbers, on any count); the log-likelihood and the intervals only when asked for (``None``
     otherwise: scoring millions of new respondents needs neither), the log-likelihood only on the
     draws ``loglik_rows`` (default all) and in ``loglik_dtype``."""
     from latentseg.models.bayes._kernels import membership_summary
@@ -2356,17 +2369,32 @@ def _memberships(
         if loglik is not None:
             loglik[:, rows] = ll if loglik_rows is None else ll[loglik_rows]
 
-    threads = min(MEMBERSHIP_THREADS, _cpus(), len(blocks))
+    threads = _membership_threads(len(blocks))
     if threads < 2:
         for rows in blocks:
             block(rows)
     else:  # blocks write disjoint rows; the kernel and numpy's products release the GIL
         from concurrent.futures import ThreadPoolExecutor
 
+        here = contextvars.copy_context()  # numpy's error state, as the caller set it, in every task
         with ThreadPoolExecutor(threads) as pool:
-            for _ in pool.map(block, blocks):
+            for _ in pool.map(lambda rows: here.copy().run(block, rows), blocks):
                 pass
     return loglik, z_mean, (z_int if intervals else None)
+
+
+#: Set while other fits sample (:func:`sweep_families`): summaries then keep to one thread.
+_SAMPLING_ELSEWHERE: contextvars.ContextVar[bool] = contextvars.ContextVar("latentseg_sampling_elsewhere", default=False)
+
+
+def _membership_threads(n_blocks: int) -> int:
+    """Threads :func:`_memberships` uses for ``n_blocks`` blocks: up to :data:`MEMBERSHIP_THREADS`,
+    the CPUs this process may use and ``LATENTSEG_WORKERS``; one while other fits sample."""
+    from latentseg._fork import workers_cap
+
+    if _SAMPLING_ELSEWHERE.get():
+        return 1
+    return max(1, min(MEMBERSHIP_THREADS, _cpus(), workers_cap(), n_blocks))
 
 
 def _chain_loglik(family: Any, params: Mapping[str, np.ndarray], per_chain: int = 100) -> np.ndarray:
