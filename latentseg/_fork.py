@@ -46,16 +46,9 @@ WORKERS_ENV = "LATENTSEG_WORKERS"
 
 def fork_workers() -> int:
     """How many processes work may be shared between: 2 on Linux with two or more CPUs available
-    to this process, else 1; the environment variable ``LATENTSEG_WORKERS=1`` asks for 1 (the test
-    suite sets it: its own workers already share the CPUs).
+    to this process, else 1; ``LATENTSEG_WORKERS=1`` asks for 1 (:func:`workers_cap`, which
+    raises ConfigError for a value that is not a whole number of at least 1).
 
-    Raises
-    ------
-    ConfigError
-        ``LATENTSEG_WORKERS`` is not a whole number of at least 1.
-
-    Examples
-    --------
     >>> fork_workers() in (1, 2)
     True
     """
