@@ -25,7 +25,6 @@ round trip gives back equal values.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import importlib
@@ -823,35 +822,26 @@ def _remove_stale_staging(target: Path) -> None:
 
 def _close_open_files(folder: Path) -> None:
     """Close the HDF5 files still open under ``folder`` (a failed netCDF write can leave one open;
-    removing it, then letting the handle be closed later, must not crash the process)."""
+    removing it, then letting the handle be closed later, must not crash the process), through
+    h5py's public ``File(file_id).close()``, which closes the file's objects and then the file."""
     import sys
 
-    h5f, h5i = sys.modules.get("h5py.h5f"), sys.modules.get("h5py.h5i")
-    if h5f is None or h5i is None:  # h5py was never loaded: nothing can be open
+    h5f = sys.modules.get("h5py.h5f")
+    if h5f is None:  # h5py was never loaded: nothing can be open
         return
+    import h5py
+
     top = os.path.realpath(folder) + os.sep
     try:
         ids = h5f.get_obj_ids(types=h5f.OBJ_FILE)
     except Exception:  # noqa: BLE001 - best effort; never mask the error being handled
         return
-    closed = False
     for fid in ids:
         try:
-            if not fid.valid or not os.path.realpath(os.fsdecode(fid.name)).startswith(top):
-                continue
-            # as h5py.File.close does: the file's datasets and groups first, then every reference to the file
-            for oid in h5f.get_obj_ids(fid, ~h5f.OBJ_FILE):
-                while oid.valid:
-                    h5i.dec_ref(oid)
-            fid._close_open_objects(h5f.OBJ_LOCAL | h5f.OBJ_FILE)
-            while fid.valid:
-                h5i.dec_ref(fid)
-            closed = True
+            if fid.valid and os.path.realpath(os.fsdecode(fid.name)).startswith(top):
+                h5py.File(fid).close()
         except Exception:  # noqa: BLE001,S112 - best effort
             continue
-    if closed:
-        with contextlib.suppress(Exception):
-            sys.modules["h5py._objects"].nonlocal_close()
 
 
 def model_lock(model_dir: str | os.PathLike[str], *, wait: bool = False, on_wait: Any = None,
