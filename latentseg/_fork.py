@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Forked", "fork_workers", "workers_cap", "WORKERS_ENV"]
+__all__ = ["Forked", "fork_workers", "workers_cap", "available_cpus", "WORKERS_ENV"]
 
 
 #: Environment variable that caps the processes: ``1`` keeps all work in one process.
@@ -54,16 +54,25 @@ def fork_workers() -> int:
     """
     if workers_cap() < 2 or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return 1
+    return 2 if available_cpus() >= 2 else 1
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one (under taskset or a
+    container's CPU set), not the machine's count.
+
+    >>> available_cpus() >= 1
+    True
+    """
     try:
-        return 2 if len(os.sched_getaffinity(0)) >= 2 else 1
-    except (AttributeError, OSError):  # pragma: no cover - Linux always has it
-        return 1
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
 
 
-def workers_cap(default: int = 2) -> int:
+def workers_cap() -> int:
     """The cap ``LATENTSEG_WORKERS`` puts on the processes or threads that share a piece of work
-    (``default`` where it is not set): the test suite sets 1, as its own workers already share
-    the CPUs.
+    (2 where it is not set): the test suite sets 1, as its own workers already share the CPUs.
 
     Raises
     ------
@@ -72,14 +81,14 @@ def workers_cap(default: int = 2) -> int:
 
     Examples
     --------
-    >>> workers_cap(default=2) >= 1
+    >>> workers_cap() >= 1
     True
     """
     from latentseg.errors import ConfigError
 
     text = os.environ.get(WORKERS_ENV, "").strip()
     if not text:
-        return default
+        return 2
     try:
         cap = int(text)
     except ValueError:

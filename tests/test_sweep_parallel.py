@@ -130,7 +130,25 @@ def test_checkpoints_of_two_processes_resume(monkeypatch, serial, tmp_path):
     _same(first, serial)
 
 
-def test_the_idle_work_runs_here_before_the_childs_families_and_changes_nothing(monkeypatch, serial):
+def _child_waits_for(monkeypatch, marker) -> None:
+    """The child starts its families only once ``marker`` exists (made by the hook), so the hook
+    finds the child still fitting on any machine, however fast the child's families are."""
+    import os
+
+    parent = os.getpid()
+    family = selection._Plan._family
+
+    def held(self, model):
+        if os.getpid() != parent:
+            deadline = time.monotonic() + 60
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return family(self, model)
+
+    monkeypatch.setattr(selection._Plan, "_family", held)
+
+
+def test_the_idle_work_runs_here_before_the_childs_families_and_changes_nothing(monkeypatch, serial, tmp_path):
     """``while_waiting`` runs once, in this process, once its first family (kmeans) is done and
     before it takes another: working until the child is done leaves lca to the child."""
     import os
@@ -147,12 +165,14 @@ def test_the_idle_work_runs_here_before_the_childs_families_and_changes_nothing(
 
     def idle(still_waiting):
         calls.append((os.getpid(), still_waiting()))
+        (tmp_path / "hook").touch()
         deadline = time.monotonic() + 120
         while still_waiting() and time.monotonic() < deadline:  # turns False once the child is done
             time.sleep(0.01)
         calls.append((os.getpid(), time.monotonic() < deadline))  # (the hook's own errors are swallowed)
 
     monkeypatch.setattr(selection._SweepWorker, "finish", spy)
+    _child_waits_for(monkeypatch, tmp_path / "hook")
     par = _sweep(monkeypatch, 2, while_waiting=idle)
     assert calls == [(parent, True), (parent, True)]  # called once, here, and released before the deadline
     assert completed == ["gmm", "lca"]  # this process waited instead of taking lca
@@ -177,14 +197,17 @@ def test_idle_work_is_released_when_the_child_stalls(monkeypatch, serial):
     assert len(waited) == 1 and waited[0] < 30  # released by the stall rule (0.5 s here), not the 60 s cap
 
 
-def test_idle_work_that_fails_or_no_second_process(monkeypatch, serial):
+def test_idle_work_that_fails_or_no_second_process(monkeypatch, serial, tmp_path):
     raised: list[int] = []
 
     def broken(still_waiting):
         raised.append(1)
+        (tmp_path / "hook").touch()
         raise RuntimeError("the caller's own step does it again")
 
-    _same(_sweep(monkeypatch, 2, while_waiting=broken), serial)
+    with monkeypatch.context() as held:
+        _child_waits_for(held, tmp_path / "hook")
+        _same(_sweep(monkeypatch, 2, while_waiting=broken), serial)
     assert raised == [1]
     calls: list[int] = []
     _same(_sweep(monkeypatch, 1, while_waiting=lambda w: calls.append(1)), serial)

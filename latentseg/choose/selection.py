@@ -740,6 +740,8 @@ def select(
     if not float(checkpoint_min_seconds) >= 0:
         raise ConfigError(f"checkpoint_min_seconds must be 0 or more; got {checkpoint_min_seconds}.")
     fit_options = _check_fit_options(fit_options)
+    if while_waiting is not None and not callable(while_waiting):
+        raise TypeError(f"while_waiting must be a callable taking one argument; got {while_waiting!r}")
     inputs = _SweepInputs.build(data, models, categorical_data, rating_data, sample_weight)
     seed_seq = np.random.SeedSequence(random_seed)
     settings: dict[str, Any] = {
@@ -761,10 +763,7 @@ def select(
         ckpt.mkdir(parents=True, exist_ok=True)
     rules = _Rules(float(min_share), float(silhouette_min), float(stability_min), float(loo_se_rule), bool(all_k))
     plan = _Plan(inputs, models, ks, seed_seq, random_seed, fit_options, int(stability_subsamples), ckpt, progress,
-                 rules, float(checkpoint_min_seconds))
-    if while_waiting is not None and not callable(while_waiting):
-        raise TypeError(f"while_waiting must be a callable taking one argument; got {while_waiting!r}")
-    plan.while_waiting = while_waiting
+                 rules, float(checkpoint_min_seconds), while_waiting)
     records, aux_inertia = plan.run()
     table, per_family = _recommend(
         _build_table(records),
@@ -899,7 +898,7 @@ class _Plan:
     def __init__(self, inputs: _SweepInputs, models: Sequence[str], ks: list[int], seed_seq: np.random.SeedSequence,
                  random_seed: int | None, fit_options: Mapping[str, Mapping[str, Any]], stability_subsamples: int,
                  ckpt: Path | None, progress: ProgressCallback | None, rules: _Rules,
-                 checkpoint_min_seconds: float) -> None:
+                 checkpoint_min_seconds: float, while_waiting: Callable[[Callable[[], bool]], None] | None = None) -> None:
         self.inputs, self.models, self.ks, self.seed_seq = inputs, list(models), ks, seed_seq
         self.random_seed, self.fit_options, self.n_sub = random_seed, fit_options, stability_subsamples
         self.ckpt, self.progress, self.rules, self.ckpt_min = ckpt, progress, rules, checkpoint_min_seconds
@@ -913,7 +912,7 @@ class _Plan:
         #: per family, its first fit's checkpoint waiting for the next fit's time: (record, key, seed)
         self.pending: dict[str, tuple[FitRecord, Mapping[str, Any], int]] = {}
         #: the caller's work for this process's idle time while the second process fits (``select``)
-        self.while_waiting: Callable[[Callable[[], bool]], None] | None = None
+        self.while_waiting = while_waiting
 
     def _tick(self, text: str) -> None:
         # this process's news first (its own fit was added to `done` just now and counted), then the
@@ -947,8 +946,9 @@ class _Plan:
         # BLAS on one thread in both processes (the child inherits the limit when forked): the
         # second process already uses the other core, and OpenBLAS threads waiting for a core
         # they do not get spin (measured on 2 cores without OMP_NUM_THREADS=1: the default run's
-        # select took 3x the time and twice the CPU). The engines already run single-threaded;
-        # this covers what runs around them (stability, final fits), with or without the worker.
+        # select took 3x the time and twice the CPU). The k-means and Gaussian mixture engines
+        # also set it themselves; this covers the others and what runs around them (stability,
+        # final fits), with or without the worker.
         with single_threaded():
             worker = None
             try:
@@ -1306,19 +1306,12 @@ class _SweepWorker:
         plan = self.plan
         self.idle()
         delay = 0.005
-        while True:
-            self.collect()
-            if self.forked.done():
-                self.forked.result(timeout=5.0)  # reaps it; raises its warnings here
-                self.collect()
-                break
-            if self.forked.stalled(STALL_S):
-                break
-            if self.running is not None and self.running != self.said and plan.progress is not None:
-                self.said = self.running
-                plan.progress(plan.finished(), plan.total, f"{self.running[0]} k={self.running[1]} (running)")
+        while self._still_fitting():
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+        if self.forked.done():
+            self.forked.result(timeout=5.0)  # reaps it; raises its warnings here
+            self.collect()
         self.stop()
         out = dict(self.completed)
         for model in cheap:
@@ -1339,9 +1332,15 @@ class _SweepWorker:
             pass
 
     def _still_fitting(self) -> bool:
-        """Whether the child is still fitting (not done, not stalled); says its news meanwhile."""
+        """Whether the child is still fitting (not done, not stalled); says its news meanwhile:
+        its finished fits, and the fit it runs, once."""
         self.collect()
-        return not self.forked.done() and not self.forked.stalled(STALL_S)
+        busy = not self.forked.done() and not self.forked.stalled(STALL_S)
+        plan = self.plan
+        if busy and self.running is not None and self.running != self.said and plan.progress is not None:
+            self.said = self.running
+            plan.progress(plan.finished(), plan.total, f"{self.running[0]} k={self.running[1]} (running)")
+        return busy
 
     def stop(self) -> None:
         import shutil

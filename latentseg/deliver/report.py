@@ -418,7 +418,7 @@ def write_report(model: Any, out: str | os.PathLike[str] = "latentseg_output/rep
 
     deck_pictures = _render(ctx, meanwhile)
     # the deck places the report's figures, rendered with them at its resolution: drawn once
-    ctx.missing.extend(write_deliverables(saved, out, title=title, figures=deck_pictures, parts=("deck",), tables=brief)[1])
+    ctx.missing.extend(write_deliverables(saved, out, title=title, figures=deck_pictures, parts=("deck",), tables=brief or None)[1])
     context = {
         "title": title,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

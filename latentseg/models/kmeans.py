@@ -164,6 +164,11 @@ def fit_kmeans(
         shared = {"scale_mean": mean, "scale_sd": sd}
 
     rng_fit, rng_boot = start_generators(random_seed, 2)
+    # scikit-learn loads its OpenMP and SciPy's OpenBLAS when imported: imported first, so that the
+    # limit below finds their thread pools on the first fit too
+    import sklearn.cluster  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+
     with single_threaded():  # see single_threaded: parallelism belongs across fits
         return _fit(X, Z, names, ids, k, n_init, bootstrap, standardize, shared, rng_fit, rng_boot, random_seed, w)
 

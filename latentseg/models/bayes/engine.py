@@ -590,7 +590,7 @@ def fit_sweep(
     from concurrent.futures import ProcessPoolExecutor
 
     opts = dict(options)
-    opts.setdefault("cores", max(1, (os.cpu_count() or 1) // n_jobs))
+    opts.setdefault("cores", max(1, _cpus() // n_jobs))
     if opts.get("sampler") == "advi":  # the one sampler on this path that runs our numba kernel
         _warm_kernel(model, data, min(ks), opts)
     # fork is fast (nothing to import again) but unsafe once threads exist (e.g. after a sampler ran)
@@ -981,12 +981,10 @@ def fit_family(family: Any, s: _Settings) -> SegmentationResult:
 
 
 def _cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one, e.g. under taskset or
-    a container's CPU set), not the machine's count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    """CPUs this process may use (:func:`latentseg._fork.available_cpus`)."""
+    from latentseg._fork import available_cpus
+
+    return available_cpus()
 
 
 def _cores(s: _Settings) -> int:
@@ -1479,7 +1477,7 @@ def _degenerate_now(family: Any, params: Mapping[str, np.ndarray], keep: list[in
     S = params["weights"].shape[1]
     idx = np.unique(np.linspace(0, S - 1, min(S, per_chain)).astype(int))
     sub = {key: val[:, idx] for key, val in params.items()}
-    kept = _kept_in_canonical_order(family, sub, keep)
+    kept = _kept_in_canonical_order(family, sub, keep, means_only=True)
     empty, _, diffuse, dups = _degenerate_segments(family, kept, kept.flat["weights"].mean(axis=0), {})
     found = [f"{name} segments {val}" for name, val in (("empty", empty), ("diffuse", diffuse), ("duplicated", dups))
              if val]
@@ -1870,12 +1868,7 @@ def _thinned(params: dict[str, np.ndarray], raw: _Draws, draws: int,
 def _rule_on(family: Any, params: Mapping[str, np.ndarray]) -> tuple[float, float]:
     """(largest R-hat, smallest bulk ESS) over every parameter of the relabelled draws ``params``
     of every chain, as the convergence rule computes them (ArviZ's definitions)."""
-    from latentseg.models.bayes._diagnostics import summary_diagnostics
-
-    arrs = list(_diagnostic_arrays(family, params).values())
-    stacked = np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=2)
-    with np.errstate(all="ignore"):
-        res = summary_diagnostics(stacked)
+    res, _ = _rank_diagnostics(_diagnostic_arrays(family, params))
     rhat, ess = res["rhat"][np.isfinite(res["rhat"])], res["ess_bulk"][np.isfinite(res["ess_bulk"])]
     return (float(rhat.max()) if rhat.size else float("nan")), (float(ess.min()) if ess.size else float("nan"))
 
@@ -2002,10 +1995,12 @@ def _sampling_diagnostics(family: Any, params: Mapping[str, np.ndarray], raw: _D
 
 
 def _kept_in_canonical_order(family: Any, params: Mapping[str, np.ndarray], keep: list[int],
-                             ll_plan: _LoglikPlan | None = None) -> _Kept:
+                             ll_plan: _LoglikPlan | None = None, *, means_only: bool = False) -> _Kept:
     """The kept chains' draws, pooled, with their memberships, put in the canonical order: largest
     posterior mean share first (ties: first center), as :class:`~latentseg.SegmentationResult`;
-    the pointwise log-likelihood on the draws ``ll_plan`` names (default: all, float64)."""
+    the pointwise log-likelihood on the draws ``ll_plan`` names (default: all, float64).
+    ``means_only``: the mean memberships alone (``loglik`` and ``z_int`` left empty), for a check
+    that reads nothing else."""
     S = params["weights"].shape[1]
     pk = {key: val[keep] for key, val in params.items()}
     Ck = len(keep)
@@ -2016,7 +2011,10 @@ def _kept_in_canonical_order(family: Any, params: Mapping[str, np.ndarray], keep
         rows = (np.arange(Ck)[:, None] * S + ll_plan.draws[None, :]).ravel()
     if ll_plan is not None:
         dtype = ll_plan.dtype
-    loglik, z_mean, z_int = _memberships(family, flat, loglik_rows=rows, loglik_dtype=dtype)
+    loglik, z_mean, z_int = _memberships(family, flat, loglik_rows=rows, loglik_dtype=dtype,
+                                         keep_loglik=not means_only, intervals=not means_only)
+    if means_only:
+        loglik, z_int = np.empty((0, z_mean.shape[0])), np.full(z_mean.shape + (2,), np.nan)
     assert loglik is not None and z_int is not None
 
     w_draws = flat["weights"]
@@ -2453,6 +2451,18 @@ def _diagnostic_arrays(family: Any, params: Mapping[str, np.ndarray]) -> dict[st
     return {name: np.asarray(val, dtype=float) for name, (_, val) in family.diagnostic_variables(params).items()}
 
 
+def _rank_diagnostics(variables: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Rank-normalised R-hat, bulk and tail ESS of every scalar of ``variables`` (each (chains,
+    draws, ...)), flattened in their order, and where each variable's scalars start and end."""
+    from latentseg.models.bayes._diagnostics import summary_diagnostics
+
+    arrs = list(variables.values())
+    stacked = np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=2)
+    with np.errstate(all="ignore"):
+        res = summary_diagnostics(stacked)
+    return res, np.cumsum([0] + [a[0, 0].size for a in arrs])
+
+
 def _mcmc_diagnostics(variables: Mapping[str, np.ndarray], raw: _Draws, C: int) -> dict[str, Any]:
     """R-hat (rank-normalised, split), bulk / tail ESS, divergences, E-BFMI, tree depth of the
     ``variables`` (:func:`_diagnostic_arrays`).
@@ -2461,14 +2471,8 @@ def _mcmc_diagnostics(variables: Mapping[str, np.ndarray], raw: _Draws, C: int) 
     ``az.ess(method="tail")``), computed for every parameter at once by
     :mod:`latentseg.models.bayes._diagnostics` (equal to ArviZ's to 1e-14, tested; about 10 times faster).
     """
-    from latentseg.models.bayes._diagnostics import summary_diagnostics
-
     names = list(variables)
-    arrs = [variables[v] for v in names]
-    stacked = np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=2)
-    with np.errstate(all="ignore"):
-        res = summary_diagnostics(stacked)
-    edges = np.cumsum([0] + [a[0, 0].size for a in arrs])
+    res, edges = _rank_diagnostics(variables)
     per_var = {key: {v: val[edges[i] : edges[i + 1]] for i, v in enumerate(names)} for key, val in res.items()}
     out: dict[str, Any] = {}
 
