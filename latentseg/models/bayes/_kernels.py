@@ -721,15 +721,17 @@ def _copy_c(dim, expanded, x_, out_, user_data_):  # pragma: no cover - compiled
 
 
 _CFUNCS: dict[str, object] = {}
+#: C callbacks of families outside this module, by name: (function, signature), compiled by
+#: :func:`cfunc` on first use (:func:`declare_cfunc`)
+_DECLARED: dict[str, tuple[object, object]] = {}
 
 
-def add_cfunc(name: str, py: object) -> object:
-    """Compile ``py`` (a function of signature :data:`C_SIG`) as a C callback, once (cached on
-    disk), and make it available as ``cfunc(name)``: how a family outside this module (the rating
-    model's kernel) gives nutpie's compiled route its own density."""
-    if name not in _CFUNCS:
-        _CFUNCS[name] = numba.cfunc(C_SIG, cache=True, nogil=True)(py)
-    return _CFUNCS[name]
+def declare_cfunc(name: str, py: object) -> str:
+    """Make ``py`` (a function of signature :data:`C_SIG`) available as ``cfunc(name)``, compiled
+    on first use (cached on disk): how a family outside this module (the rating model's kernel)
+    gives nutpie's compiled route its own density. Returns ``name``."""
+    _DECLARED.setdefault(name, (py, C_SIG))
+    return name
 
 
 def compiled_here(name: str) -> bool:
@@ -739,9 +741,11 @@ def compiled_here(name: str) -> bool:
 
 
 def cfunc(name: str) -> object:
-    """The compiled C callback ``"gaussian"``, ``"categorical"`` or ``"copy"`` (compiled on first use)."""
+    """The compiled C callback ``"gaussian"``, ``"categorical"``, ``"copy"`` or one declared by
+    :func:`declare_cfunc` (compiled on first use)."""
     if name not in _CFUNCS:
-        py, sig = {"gaussian": (_gmm_c, C_SIG), "categorical": (_lca_c, C_SIG), "copy": (_copy_c, _EXPAND_SIG)}[name]
+        builtin = {"gaussian": (_gmm_c, C_SIG), "categorical": (_lca_c, C_SIG), "copy": (_copy_c, _EXPAND_SIG)}
+        py, sig = builtin[name] if name in builtin else _DECLARED[name]
         _CFUNCS[name] = numba.cfunc(sig, cache=True, nogil=True)(py)
     return _CFUNCS[name]
 

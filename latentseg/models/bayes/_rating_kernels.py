@@ -18,8 +18,9 @@ was slower at these sizes (the BLAS products run many times faster per operation
 loads). The result equals the shared kernel's up to the order of floating-point additions
 (``tests/test_bayes_rating_lca.py``).
 
-nutpie calls the C version, registered by :func:`register_cfunc`; it reads the shared kernels'
-buffer (:func:`latentseg.models.bayes._kernels.pack_lca`).
+nutpie calls the C version, declared by :func:`register_cfunc` when this module is imported
+(compiled on first use); it reads the shared kernels' buffer
+(:func:`latentseg.models.bayes._kernels.pack_lca`).
 
 Examples
 --------
@@ -45,6 +46,7 @@ import numpy as np
 from latentseg.models.bayes._kernels import (
     LCA_HEADER,
     categorical_log_probs,
+    declare_cfunc,
     dirichlet_simplex,
     exp_inplace,
     simplex_log,
@@ -185,9 +187,10 @@ def _rating_c(dim, x_, out_, logp_, user_data_):  # pragma: no cover - compiled
 
 
 def register_cfunc() -> str:
-    """Compile the C callback (once, cached on disk) and make it available to nutpie's route
-    under :data:`CFUNC_NAME` (``latentseg.models.bayes._kernels.cfunc(CFUNC_NAME)``)."""
-    from latentseg.models.bayes._kernels import add_cfunc
+    """Make the C callback available to nutpie's route under :data:`CFUNC_NAME`
+    (``latentseg.models.bayes._kernels.cfunc(CFUNC_NAME)`` compiles it on first use, cached on
+    disk); done when this module is imported. Returns the name."""
+    return declare_cfunc(CFUNC_NAME, _rating_c)
 
-    add_cfunc(CFUNC_NAME, _rating_c)
-    return CFUNC_NAME
+
+register_cfunc()

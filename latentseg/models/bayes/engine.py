@@ -721,8 +721,7 @@ class _KernelWarmer:
             return None
         if not _compiled_route():
             return None
-        name = getattr(family, "c_kernel_name", None)
-        if name is not None and compiled_here(name):
+        if compiled_here(family.c_kernel_name):
             return None  # compiled here already: nothing to gain
         try:
             if fork_workers() < 2:
@@ -753,8 +752,7 @@ def _warm_kernels(family: Any) -> bool:
     summary's arrays as :func:`_memberships` passes them: float64, C-contiguous)."""
     from latentseg.models.bayes._kernels import cfunc, membership_summary
 
-    name = getattr(family, "c_kernel_name", None) or family.c_kernel()[0]
-    cfunc(name)
+    cfunc(family.c_kernel_name)
     cfunc("copy")
     T, B, k = 2, 3, 2
     membership_summary(np.zeros((T, B, k)), np.zeros((T, k)), 0.025, 0.975, np.empty((T, B)), np.empty((B, k)),

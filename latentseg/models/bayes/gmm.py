@@ -343,7 +343,7 @@ class GaussianFamily:
         """Name and data buffer of the C version of :meth:`kernel` (for nutpie)."""
         from latentseg.models.bayes._kernels import pack_gmm
 
-        return "gaussian", pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows,
+        return self.c_kernel_name, pack_gmm(self.Ft, self.cst, self.k, *self.kernel_priors(), ks=self.sd_rows,
                                     wt=self.sample_weight)
 
     def kernel_priors(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:

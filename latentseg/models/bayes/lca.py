@@ -297,7 +297,7 @@ class LatentClassFamily:
         from latentseg.models.bayes._kernels import pack_lca
 
         pr = self.priors
-        return "categorical", pack_lca(self.Y, self.offsets, self.ncat, self.free_offsets, self.k, float(pr.concentration),
+        return LatentClassFamily.c_kernel_name, pack_lca(self.Y, self.offsets, self.ncat, self.free_offsets, self.k, float(pr.concentration),
                                float(pr.item_concentration), float(pr.location_scale), float(pr.threshold_scale),
                                self.ordinal, wt=self.sample_weight)
 

@@ -188,18 +188,21 @@ class RatingClassFamily(LatentClassFamily):
 
         return logp_cat if wt is None else logp_cat_weighted
 
-    #: depends on the measurement (the forked warmer asks :meth:`c_kernel`)
-    c_kernel_name = None
+    @property
+    def c_kernel_name(self) -> str:  # type: ignore[override]
+        """The C callback of :meth:`kernel`: ``bayes-lca``'s for the ordinal measurement, else the
+        C version of :func:`~latentseg.models.bayes._rating_kernels.rating_categorical_logp`, which
+        reads ``bayes-lca``'s data buffer (:meth:`c_kernel`)."""
+        if self.ordinal:
+            return super().c_kernel_name
+        from latentseg.models.bayes._rating_kernels import CFUNC_NAME
+
+        return CFUNC_NAME
 
     def c_kernel(self) -> tuple[str, np.ndarray]:
-        """Name and data buffer of the C version of :meth:`kernel` (for nutpie): ``bayes-lca``'s
-        buffer, read by the C version of :func:`~latentseg.models.bayes._rating_kernels.rating_categorical_logp`."""
-        name, pack = super().c_kernel()
-        if self.ordinal:
-            return name, pack
-        from latentseg.models.bayes._rating_kernels import register_cfunc
-
-        return register_cfunc(), pack
+        """Name (:attr:`c_kernel_name`) and data buffer (``bayes-lca``'s) of the C version of
+        :meth:`kernel` (for nutpie)."""
+        return self.c_kernel_name, super().c_kernel()[1]
 
     def n_params(self) -> int:
         """Free parameters as ``rating-lca`` counts them (for BIC at its EM solution): over the
