@@ -575,16 +575,9 @@ def fit_sweep(
     if not ks or len(set(ks)) != len(ks):
         raise ConfigError(f"fit_sweep needs distinct values of k; got {ks}.")
     specs = {k: _family_and_settings(model, data, k, random_seed, options) for k in ks}
-    # the fits that nutpie samples on our kernels (the same test as _sample's) can share one process
-    background = all(s.sampler == "nutpie" and family.has_kernel for family, s in specs.values())
-    if n_jobs is None:
-        n_jobs = fits_in_flight(len(ks), max(s.chains for _, s in specs.values())) if background else 1
-    else:
-        n_jobs = check_int(n_jobs, "n_jobs", low=1)
-    if n_jobs == 1 or len(ks) == 1:
-        return [fit_family(*specs.pop(k)) for k in ks]  # each family released once fitted
-    if background:
-        return sweep_families(ks, specs, n_jobs)
+    n_jobs = None if n_jobs is None else check_int(n_jobs, "n_jobs", low=1)
+    if _shares_a_process(specs) or len(ks) == 1 or n_jobs in (None, 1):  # (other samplers: one at a time by default)
+        return fit_specs(ks, specs, n_jobs)
     del specs  # the worker processes build their own
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -614,6 +607,27 @@ def fits_in_flight(n_fits: int, chains: int) -> int:
     """Fits sampling at once by default in :func:`sweep_families`: one chain per core, at least
     two fits (one samples while this thread summarises another), at most ``n_fits``."""
     return max(1, min(n_fits, max(2, -(-_cpus() // max(1, chains)))))
+
+
+def _shares_a_process(specs: Mapping[int, tuple[Any, _Settings]]) -> bool:
+    """Whether every fit is one nutpie samples on our kernels (the same test as ``_sample``'s): such
+    fits can share one process (:func:`sweep_families`)."""
+    return all(s.sampler == "nutpie" and family.has_kernel for family, s in specs.values())
+
+
+def fit_specs(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int | None) -> list[SegmentationResult]:
+    """The fits of ``specs`` (k to (family, settings)) in this process, in the order of ``ks``:
+    :func:`sweep_families` where every fit can share the process and more than one is to run at
+    once (``n_jobs``, default :func:`fits_in_flight`), else one after another (each family
+    released once fitted). The engine's interface for family objects: see :func:`sweep_families`."""
+    background = _shares_a_process(specs)
+    if n_jobs is None:
+        n_jobs = fits_in_flight(len(ks), max(s.chains for _, s in specs.values())) if background else 1
+    else:
+        n_jobs = check_int(n_jobs, "n_jobs", low=1)
+    if not background or n_jobs == 1 or len(ks) == 1:
+        return [fit_family(*specs.pop(k)) for k in ks]
+    return sweep_families(ks, specs, n_jobs)
 
 
 def sweep_families(ks: list[int], specs: dict[int, tuple[Any, _Settings]], n_jobs: int) -> list[SegmentationResult]:

@@ -380,16 +380,8 @@ def fit_sweep(data: Any, ks: Any, *, n_jobs: int | None = None, random_seed: int
         a = bound.arguments
         specs[k] = _spec(data, k, a["measurement"], {key: a[key] for key in _PRIOR_KEYS}, {key: a[key] for key in _SETTING_KEYS},
                          a["sample_weight"])
-    background = all(s.sampler == "nutpie" for _, s in specs.values())
-    if n_jobs is None:  # as engine.fit_sweep: a chain per core, at least two fits at once
-        n_jobs = engine.fits_in_flight(len(ks), max(s.chains for _, s in specs.values()))
-    else:
-        n_jobs = check_int(n_jobs, "n_jobs", low=1)
     families = {k: f for k, (f, _) in specs.items()}
-    if not background or n_jobs == 1 or len(ks) == 1:
-        return [_as_rating_result(families[k], engine.fit_family(*specs.pop(k))) for k in ks]
-    fits = engine.sweep_families(ks, specs, n_jobs)
-    return [_as_rating_result(families[k], r) for k, r in zip(ks, fits)]
+    return [_as_rating_result(families[k], r) for k, r in zip(ks, engine.fit_specs(ks, specs, n_jobs), strict=True)]
 
 
 def _as_rating_result(family: RatingClassFamily, result: Any) -> Any:
