@@ -81,6 +81,31 @@ class GMMPriors:
                 raise ConfigError(f"The '{name}' prior parameter of bayes-gmm must be a number > 0. Got {val!r} instead.")
 
 
+def pymc_mixture_model(family: Any) -> Any:
+    """The PyMC model of a mixture family (the Gaussian mixture's, the latent class model's):
+    ``weights`` Dirichlet(``family.priors.concentration``) over the segments (none at k = 1), the
+    segment marginalised by a hand-written log-sum-exp over ``family.pymc_components()`` (the
+    (n, k) log densities, whose variables it creates) in a ``Potential``, each respondent's term
+    times its survey weight where there are any (the pseudo-log-likelihood). Coordinates:
+    ``segment`` and ``family.feature_dim``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    k = family.k
+    coords = {"segment": np.arange(1, k + 1), family.feature_dim: list(family.feature_names)}
+    with pm.Model(coords=coords) as model:
+        if k > 1:
+            w = pm.Dirichlet("weights", a=np.full(k, family.priors.concentration, dtype=np.float64), dims="segment")
+            logw = pt.log(w)
+        else:
+            logw = pt.zeros(1)
+        ll = pt.logsumexp(family.pymc_components() + logw[None, :], axis=1)
+        if family.sample_weight is not None:  # the pseudo-log-likelihood sum_n w_n log p(x_n)
+            ll = ll * pt.as_tensor(np.asarray(family.sample_weight, dtype=np.float64))
+        pm.Potential("loglik", pt.sum(ll))
+    return model
+
+
 def simplex_coords(p: np.ndarray) -> np.ndarray:
     """PyMC's simplex coordinates of probability vectors (..., m): the first m - 1 centred logs."""
     lp = np.log(p)
@@ -371,24 +396,7 @@ class GaussianFamily:
         (EEI), or
         ``chol_1..chol_k`` (packed Cholesky factors, LKJCholeskyCov) for the full model.
         """
-        import pymc as pm
-        import pytensor.tensor as pt
-
-        k = self.k
-        p = self.priors
-        coords = {"segment": np.arange(1, k + 1), "outcome": list(self.feature_names)}
-        with pm.Model(coords=coords) as model:
-            if k > 1:
-                w = pm.Dirichlet("weights", a=np.full(k, p.concentration, dtype=np.float64), dims="segment")
-                logw = pt.log(w)
-            else:
-                logw = pt.zeros(1)
-            comp = self.pymc_components()
-            ll = pt.logsumexp(comp + logw[None, :], axis=1)
-            if self.sample_weight is not None:  # the pseudo-log-likelihood sum_n w_n log p(x_n)
-                ll = ll * pt.as_tensor(np.asarray(self.sample_weight, dtype=np.float64))
-            pm.Potential("loglik", pt.sum(ll))
-        return model
+        return pymc_mixture_model(self)
 
     def pymc_components(self) -> Any:
         """Inside an open PyMC model (coords ``segment`` and ``outcome``): the segments' free

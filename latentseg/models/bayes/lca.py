@@ -25,7 +25,7 @@ import pandas as pd
 
 from latentseg.errors import ConfigError
 from latentseg.models._em import check_k
-from latentseg.models.bayes.gmm import simplex_coords, simplex_probs
+from latentseg.models.bayes.gmm import pymc_mixture_model, simplex_coords, simplex_probs
 from latentseg.models.families import BAYES_LCA
 
 __all__ = ["LCAPriors", "LatentClassFamily", "MEASUREMENTS"]
@@ -333,24 +333,7 @@ class LatentClassFamily:
         number of categories m (categorical), or ``locations`` (k, J) and ``thresholds_free``
         (sum_i (C_i - 2),) (ordinal).
         """
-        import pymc as pm
-        import pytensor.tensor as pt
-
-        k = self.k
-        pr = self.priors
-        coords = {"segment": np.arange(1, k + 1), "indicator": list(self.feature_names)}
-        with pm.Model(coords=coords) as model:
-            if k > 1:
-                w = pm.Dirichlet("weights", a=np.full(k, pr.concentration, dtype=np.float64), dims="segment")
-                logw = pt.log(w)
-            else:
-                logw = pt.zeros(1)
-            comp = self.pymc_components()
-            ll = pt.logsumexp(comp + logw[None, :], axis=1)
-            if self.sample_weight is not None:  # the pseudo-log-likelihood sum_n w_n log p(y_n)
-                ll = ll * pt.as_tensor(np.asarray(self.sample_weight, dtype=np.float64))
-            pm.Potential("loglik", pt.sum(ll))
-        return model
+        return pymc_mixture_model(self)
 
     def pymc_components(self) -> Any:
         """Inside an open PyMC model (coords ``segment`` and ``indicator``): the classes' free
