@@ -1085,7 +1085,7 @@ def _nutpie_run(family: Any, nd: int, initial_point: Any, s: _Settings, *, draws
             post, ss = (trace["warmup_posterior"], trace["warmup_sample_stats"]) if warm else (
                 trace["posterior"], trace["sample_stats"])
             out = {"theta": np.asarray(post["theta"].values)}
-            out.update({key: np.asarray(ss[key].values) for key in ("diverging", "energy", "depth", "step_size")})
+            out.update({key: np.asarray(ss[key].values) for key in _TRACE_STATS})
             return {key: val[:, rows] for key, val in out.items()}
 
         def read() -> dict[str, Any]:
